@@ -1,0 +1,2 @@
+//! stackform: YAML stack files → resource graph → plan → apply, against Azure or the built-in local cloud.
+pub mod cli;
