@@ -1,6 +1,62 @@
-//! Command-line entry point: clap definitions and the single user-facing error type.
+//! Command-line entry point: the clap definitions (one file per command) and the single user-facing
+//! error type that knows its exit code. This is the only layer that turns library errors into text.
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+mod error;
+
+pub use error::CliError;
+
+/// Declarative infrastructure for the Azure ML online-endpoint stack, on Azure or the built-in local cloud.
+#[derive(Debug, Parser)]
+#[command(name = "stackform", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Print debug logs (HTTP calls, retries) to stderr. Secrets are never logged.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Parses arguments, runs the command and maps its result to an exit code exactly once.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout with exit 0, usage errors to stderr; usage errors exit 1.
+            let _ = err.print();
+            return if err.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => err.report(),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "stackform=debug,warn",
+        _ => "stackform=trace,debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STACKFORM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs one parsed command. Each command returns the exit code of its success case (0, or 2 for
+/// "changes present" style results) or a [`CliError`].
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {}
 }
