@@ -2,4 +2,5 @@
 pub mod cli;
 pub mod diag;
 pub mod specs;
+pub mod stack;
 pub mod yaml;
