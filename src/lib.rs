@@ -1,6 +1,7 @@
 //! stackform: YAML stack files → resource graph → plan → apply, against Azure or the built-in local cloud.
 pub mod cli;
 pub mod diag;
+pub mod graph;
 pub mod specs;
 pub mod stack;
 pub mod yaml;
