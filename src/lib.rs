@@ -4,4 +4,5 @@ pub mod diag;
 pub mod graph;
 pub mod specs;
 pub mod stack;
+pub mod state;
 pub mod yaml;
