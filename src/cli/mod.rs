@@ -30,7 +30,11 @@ pub fn main() -> ExitCode {
         Err(err) => {
             // clap prints help/version to stdout with exit 0, usage errors to stderr; usage errors exit 1.
             let _ = err.print();
-            return if err.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return if err.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     init_logging(cli.verbose);
