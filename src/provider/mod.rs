@@ -13,10 +13,10 @@
 //! This module must never import `crate::cloud`, never print, and never let a token, key or secret reach
 //! a log line, an error or an [`Observed`].
 
-// pub mod arm;
+pub mod arm;
 // pub mod azure;
-// pub mod blob;
-// pub mod config;
+pub mod blob;
+pub mod config;
 pub mod credential;
 pub mod error;
 pub mod ids;
@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+pub use config::{CloudConfig, CloudKind};
 pub use error::{ErrorKind, ProviderError};
 
 /// Result of every provider call.
