@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod error;
+mod schema;
 
 pub use error::CliError;
 
@@ -21,7 +22,9 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    Schema(schema::Args),
+}
 
 /// Parses arguments, runs the command and maps its result to an exit code exactly once.
 pub fn main() -> ExitCode {
@@ -62,5 +65,7 @@ fn init_logging(verbose: u8) {
 /// Runs one parsed command. Each command returns the exit code of its success case (0, or 2 for
 /// "changes present" style results) or a [`CliError`].
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    match cli.command {}
+    match cli.command {
+        Command::Schema(args) => schema::run(args),
+    }
 }
