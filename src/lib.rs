@@ -2,6 +2,7 @@
 pub mod cli;
 pub mod diag;
 pub mod graph;
+pub mod provider;
 pub mod specs;
 pub mod stack;
 pub mod state;
