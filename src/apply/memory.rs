@@ -170,6 +170,14 @@ impl MemoryProvider {
         self.lock().log.clone()
     }
 
+    /// Forgets the logged calls and counts (not the objects).
+    pub fn clear_log(&self) {
+        let mut inner = self.lock();
+        inner.log.clear();
+        inner.counts.clear();
+        inner.max_in_flight = 0;
+    }
+
     /// Addresses of the calls of `kind` that started, in order.
     pub fn started(&self, kind: CallKind) -> Vec<String> {
         self.lock()
@@ -192,7 +200,11 @@ impl MemoryProvider {
 
     /// The deterministic id of a resource: `mem:/<type>/<name>` (the address when there is no
     /// `name` input).
-    pub fn id_for(resource_type: ResourceType, address: &str, inputs: &Map<String, Value>) -> String {
+    pub fn id_for(
+        resource_type: ResourceType,
+        address: &str,
+        inputs: &Map<String, Value>,
+    ) -> String {
         let name = inputs
             .get("name")
             .and_then(Value::as_str)
@@ -326,9 +338,10 @@ impl Provider for MemoryProvider {
     fn read<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<Observed>> {
         Box::pin(async move {
             let failure = self.begin(CallKind::Read, req);
-            let id = req.cloud_id.clone().unwrap_or_else(|| {
-                Self::id_for(req.resource_type, &req.address, &req.inputs)
-            });
+            let id = req
+                .cloud_id
+                .clone()
+                .unwrap_or_else(|| Self::id_for(req.resource_type, &req.address, &req.inputs));
             let found = self.get(&id);
             self.end(CallKind::Read, req);
             match failure {
@@ -360,9 +373,10 @@ impl Provider for MemoryProvider {
                 self.end(CallKind::Delete, req);
                 return Err(f.error);
             }
-            let id = req.cloud_id.clone().unwrap_or_else(|| {
-                Self::id_for(req.resource_type, &req.address, &req.inputs)
-            });
+            let id = req
+                .cloud_id
+                .clone()
+                .unwrap_or_else(|| Self::id_for(req.resource_type, &req.address, &req.inputs));
             self.remove(&id);
             if self.stalls(CallKind::Delete, &req.address) {
                 std::future::pending::<()>().await;

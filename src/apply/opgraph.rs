@@ -54,7 +54,9 @@ pub enum PlanShapeError {
     MissingPrior { address: String, action: String },
     #[error("`{address}` is planned twice")]
     Duplicate { address: String },
-    #[error("the planned replacements wait for each other (involving {addresses:?}); plan them in one order")]
+    #[error(
+        "the planned replacements wait for each other (involving {addresses:?}); plan them in one order"
+    )]
     Cycle { addresses: Vec<String> },
 }
 

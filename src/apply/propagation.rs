@@ -47,7 +47,9 @@ impl Default for PropagationPolicy {
 impl PropagationPolicy {
     /// The wait before attempt `attempt` (1-based retry count).
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         self.initial_backoff
             .saturating_mul(factor)
             .min(self.max_backoff)
@@ -65,7 +67,10 @@ pub fn is_authorization_failure(err: &ProviderError) -> bool {
     match err.kind {
         // The deployment's operation failed; its message carries the container's error text.
         ErrorKind::Failed => {
-            names_denial || text.split(|c: char| !c.is_ascii_digit()).any(|w| w == "403")
+            names_denial
+                || text
+                    .split(|c: char| !c.is_ascii_digit())
+                    .any(|w| w == "403")
         }
         // A 403 straight from ARM is our own credential's problem unless it names a data denial.
         ErrorKind::Auth => names_denial,

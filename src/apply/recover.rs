@@ -144,9 +144,12 @@ async fn settle(
     });
     let record_key = match intent.action {
         JournalAction::Create | JournalAction::Replace => key_with_target.cloned(),
-        JournalAction::Update | JournalAction::Delete => key_with_target
-            .cloned()
-            .or_else(|| state.resources.contains_key(address).then(|| address.to_owned())),
+        JournalAction::Update | JournalAction::Delete => key_with_target.cloned().or_else(|| {
+            state
+                .resources
+                .contains_key(address)
+                .then(|| address.to_owned())
+        }),
     };
     let record = record_key.as_ref().and_then(|k| state.resources.get(k));
     let cloud_id = if intent.target.is_empty() {
@@ -197,7 +200,10 @@ fn record_observed(
     observed: Observed,
 ) -> ResourceStatus {
     let address = intent.address.as_str();
-    let existing = record_key.as_ref().and_then(|k| state.resources.get(k)).cloned();
+    let existing = record_key
+        .as_ref()
+        .and_then(|k| state.resources.get(k))
+        .cloned();
     if action == JournalAction::Delete {
         // The delete did not happen (or not yet): keep the record, trusting it only if the cloud
         // still matches it.

@@ -16,7 +16,9 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::engine::{Done, Shared};
-use super::event::{ApplyEvent, Compensation, NotRestored, RollbackRecord, StepFailure, StepResult};
+use super::event::{
+    ApplyEvent, Compensation, NotRestored, RollbackRecord, StepFailure, StepResult,
+};
 use super::persist::{Persistence, write_intent};
 use super::step::{delete_with_drain, observed_of};
 use super::steps::deposed_key;
@@ -178,9 +180,17 @@ async fn compensate(
                 return Ok(None);
             };
             let rt = resource_type(address, &current)?;
-            let step = intent(persist, address, &current, JournalAction::Delete, &current.id).await?;
-            let req = ResourceRequest::new(rt, address.clone(), super::values::as_map(&current.inputs))
-                .with_cloud_id(current.id.clone());
+            let step = intent(
+                persist,
+                address,
+                &current,
+                JournalAction::Delete,
+                &current.id,
+            )
+            .await?;
+            let req =
+                ResourceRequest::new(rt, address.clone(), super::values::as_map(&current.inputs))
+                    .with_cloud_id(current.id.clone());
             let observed = observed_of(&current);
             let result = delete_with_drain(provider, sink.as_ref(), Some(&observed), &req).await;
             match result {
@@ -213,8 +223,9 @@ async fn compensate(
             }
             let rt = resource_type(address, prior)?;
             let step = intent(persist, address, prior, JournalAction::Update, &current.id).await?;
-            let req = ResourceRequest::new(rt, address.clone(), super::values::as_map(&prior.inputs))
-                .with_cloud_id(current.id.clone());
+            let req =
+                ResourceRequest::new(rt, address.clone(), super::values::as_map(&prior.inputs))
+                    .with_cloud_id(current.id.clone());
             match provider.update(&observed_of(&current), &req).await {
                 Ok(observed) => {
                     let mut record = prior.clone();
@@ -244,7 +255,8 @@ async fn compensate(
             }
             let rt = resource_type(address, prior)?;
             let step = intent(persist, address, prior, JournalAction::Create, &prior.id).await?;
-            let req = ResourceRequest::new(rt, address.clone(), super::values::as_map(&prior.inputs));
+            let req =
+                ResourceRequest::new(rt, address.clone(), super::values::as_map(&prior.inputs));
             // Where the re-created object is recorded: its old key if free, else beside the object
             // that now holds the address (a create-before-delete replacement, undone next).
             let key = if state.resources.contains_key(address) {

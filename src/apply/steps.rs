@@ -121,10 +121,7 @@ impl ApplyPlan {
     ) -> Self {
         let mut steps = Vec::with_capacity(stack.resources.len() + actions.len());
         for (address, resource) in &stack.resources {
-            let action = actions
-                .get(address)
-                .copied()
-                .unwrap_or(PlannedAction::NoOp);
+            let action = actions.get(address).copied().unwrap_or(PlannedAction::NoOp);
             let prior = state.resources.get(address);
             steps.push(PlannedStep {
                 address: address.clone(),
