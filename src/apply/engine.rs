@@ -246,6 +246,7 @@ impl Run<'_> {
                                 if let Some(i) = i {
                                     finished.push((i, JobDone {
                                         step: None,
+                                        inputs: Map::new(),
                                         duration: Duration::ZERO,
                                         result: Err(JobFailure {
                                             error: StepFailure::local(format!("the step's task stopped unexpectedly: {err}")),
@@ -281,11 +282,14 @@ impl Run<'_> {
         let mut not_restored: Vec<NotRestored> = Vec::new();
         let outcome = if aborted {
             Outcome::Aborted
+        } else if seen_level >= 1 {
+            // The user asked to stop: keep what was done, roll nothing back.
+            Outcome::Interrupted
+        } else if self.persistence_error.is_some() {
+            // Nothing can be compensated if it cannot be recorded; the journal lists the rest.
+            Outcome::Failed
         } else if self.failure.is_some() {
-            if self.shared.options.no_rollback
-                || self.persistence_error.is_some()
-                || seen_level >= 1
-            {
+            if self.shared.options.no_rollback {
                 Outcome::Failed
             } else {
                 let failed = self
@@ -314,8 +318,6 @@ impl Run<'_> {
                     Outcome::RolledBack
                 }
             }
-        } else if seen_level >= 1 {
-            Outcome::Interrupted
         } else {
             self.record_outputs().await;
             Outcome::Succeeded
@@ -328,6 +330,7 @@ impl Run<'_> {
             rollback: rollback_records,
             not_restored,
             not_started,
+            persistence_error: self.persistence_error.clone(),
             duration: begun.elapsed(),
         };
         self.shared
@@ -430,12 +433,12 @@ impl Run<'_> {
             steps.extend(done.step);
             let result = match done.result {
                 Ok(observed) => {
-                    self.record_success(i, observed);
+                    self.record_success(i, observed, done.inputs);
                     released.push(i);
                     StepResult::Succeeded
                 }
                 Err(failure) => {
-                    self.record_failure(i, failure.leftover);
+                    self.record_failure(i, failure.leftover, done.inputs);
                     if self.failure.is_none() {
                         self.failure = Some(FailureRecord {
                             address: op.address.clone(),
@@ -463,9 +466,7 @@ impl Run<'_> {
                 result,
             });
         }
-        let state = std::mem::replace(&mut self.state, StateFile::new(""));
-        let (state, written) = self.persist.commit(state, steps).await;
-        self.state = state;
+        let written = self.persist.commit(&mut self.state, steps).await;
         for event in events {
             self.shared.events.emit(event);
         }
@@ -479,15 +480,17 @@ impl Run<'_> {
         Some(released)
     }
 
-    fn record_success(&mut self, i: usize, observed: Option<Observed>) {
+    fn record_success(&mut self, i: usize, observed: Option<Observed>, sent: Map<String, Value>) {
         let op = self.graph.ops[i].clone();
         let step = &self.plan.steps[op.step];
         match (op.kind, observed) {
             (StepKind::Create | StepKind::Update, Some(observed)) => {
                 let desired = step.desired.as_ref();
-                let inputs = desired
-                    .and_then(|d| self.known.resolve(d).ok())
-                    .unwrap_or_else(|| observed.inputs.clone());
+                let inputs = if desired.is_some() {
+                    sent
+                } else {
+                    observed.inputs.clone()
+                };
                 let mut record = ResourceState::new(
                     step.resource_type.clone(),
                     observed.id.clone(),
@@ -545,7 +548,7 @@ impl Run<'_> {
         }
     }
 
-    fn record_failure(&mut self, i: usize, leftover: Option<Observed>) {
+    fn record_failure(&mut self, i: usize, leftover: Option<Observed>, sent: Map<String, Value>) {
         let op = self.graph.ops[i].clone();
         let step = &self.plan.steps[op.step];
         match op.kind {
@@ -558,11 +561,7 @@ impl Run<'_> {
                 {
                     self.state.record(deposed_key(&op.address), old);
                 }
-                let inputs = step
-                    .desired
-                    .as_ref()
-                    .and_then(|d| self.known.resolve(d).ok())
-                    .unwrap_or(left.inputs);
+                let inputs = if sent.is_empty() { left.inputs } else { sent };
                 let mut record = ResourceState::new(
                     step.resource_type.clone(),
                     left.id,
@@ -609,10 +608,7 @@ impl Run<'_> {
             return;
         }
         self.state.outputs = outputs;
-        let state = std::mem::replace(&mut self.state, StateFile::new(""));
-        let (state, written) = self.persist.commit(state, Vec::new()).await;
-        self.state = state;
-        if let Err(e) = written {
+        if let Err(e) = self.persist.commit(&mut self.state, Vec::new()).await {
             self.persistence_error.get_or_insert(e);
         }
     }

@@ -109,8 +109,7 @@ pub enum Outcome {
     /// A step failed and the run's completed steps were compensated (see the report for anything
     /// that could not be restored).
     RolledBack,
-    /// A step failed; with `no_rollback`, or because state could not be written, partial progress
-    /// was kept.
+    /// A step failed with `no_rollback`, or state could not be written: partial progress was kept.
     Failed,
     /// Stopped by a first interrupt: in-flight steps finished and were recorded.
     Interrupted,
@@ -184,6 +183,9 @@ pub struct Summary {
     pub not_restored: Vec<NotRestored>,
     /// Steps that were planned but never started (stopped by a failure or an interrupt).
     pub not_started: Vec<String>,
+    /// Set when state or the journal could not be written; the run stopped and the next run must
+    /// recover the journaled steps first.
+    pub persistence_error: Option<String>,
     #[serde(serialize_with = "secs")]
     pub duration: Duration,
 }

@@ -13,17 +13,18 @@ use crate::state::{Journal, JournalError, NewIntent, StateFile, StateStore, Step
 pub struct Persistence {
     store: Option<Arc<StateStore>>,
     journal: Option<Arc<Journal>>,
-    serial: Option<u64>,
 }
 
 impl Persistence {
-    /// Records into `store` (whose file currently has serial `on_disk_serial`, `None` when there is
-    /// no state file yet) and journals into `journal`. The caller holds the stack's lock.
-    pub fn durable(store: StateStore, journal: Journal, on_disk_serial: Option<u64>) -> Self {
+    /// Records into `store` and journals into `journal`; the caller holds the stack's lock.
+    ///
+    /// The compare-and-write guard uses the serial of the [`StateFile`] being recorded: the state
+    /// the run starts from must be the one read from `store` (serial 0, from `StateFile::new`,
+    /// means "there is no state file yet": every written file has a serial of at least 1).
+    pub fn durable(store: StateStore, journal: Journal) -> Self {
         Self {
             store: Some(Arc::new(store)),
             journal: Some(Arc::new(journal)),
-            serial: on_disk_serial,
         }
     }
 
@@ -32,13 +33,7 @@ impl Persistence {
         Self {
             store: None,
             journal: None,
-            serial: None,
         }
-    }
-
-    /// The serial of the state file as last written (or as given).
-    pub fn serial(&self) -> Option<u64> {
-        self.serial
     }
 
     /// The journal, for steps that write their own intent from their task.
@@ -58,23 +53,22 @@ impl Persistence {
         }
     }
 
-    /// Writes `state` and then marks `done` steps as finished. Returns the state (with its new
-    /// serial) and the first error, as a message.
+    /// Writes `state` and then marks `done` steps as finished; on success `state` carries the new
+    /// serial. Returns the first error, as a message.
     pub(crate) async fn commit(
         &mut self,
-        state: StateFile,
+        state: &mut StateFile,
         done: Vec<StepId>,
-    ) -> (StateFile, Result<(), String>) {
+    ) -> Result<(), String> {
         let Some(store) = self.store.clone() else {
-            return (state, Ok(()));
+            return Ok(());
         };
         let journal = self.journal.clone();
-        let expected = self.serial;
-        let fallback = state.clone();
+        let expected = (state.serial > 0).then_some(state.serial);
+        let mut copy = state.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let mut state = state;
             let written = store
-                .write(&mut state, expected)
+                .write(&mut copy, expected)
                 .map_err(|e| format!("could not record the step in state: {e}"));
             let marked = match (&written, &journal) {
                 (Ok(_), Some(journal)) => done.into_iter().try_for_each(|step| {
@@ -84,20 +78,17 @@ impl Persistence {
                 }),
                 _ => Ok(()),
             };
-            (state, written, marked)
+            (copy, written, marked)
         })
         .await;
         match joined {
-            Ok((state, written, marked)) => {
-                if let Ok(serial) = &written {
-                    self.serial = Some(*serial);
+            Ok((copy, written, marked)) => {
+                if written.is_ok() {
+                    *state = copy;
                 }
-                (state, written.and(marked))
+                written.and(marked)
             }
-            Err(join) => (
-                fallback,
-                Err(format!("state writer stopped unexpectedly: {join}")),
-            ),
+            Err(join) => Err(format!("state writer stopped unexpectedly: {join}")),
         }
     }
 }

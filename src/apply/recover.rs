@@ -88,10 +88,10 @@ pub async fn recover(
     if done.is_empty() {
         return Ok(report);
     }
-    let taken = std::mem::replace(state, StateFile::new(""));
-    let (back, written) = persistence.commit(taken, done).await;
-    *state = back;
-    written.map_err(RecoveryError)?;
+    persistence
+        .commit(state, done)
+        .await
+        .map_err(RecoveryError)?;
     Ok(report)
 }
 

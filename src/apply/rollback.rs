@@ -338,8 +338,8 @@ async fn commit(
     state: &mut StateFile,
     step: Option<crate::state::StepId>,
 ) -> Result<(), Failure> {
-    let taken = std::mem::replace(state, StateFile::new(""));
-    let (back, written) = persist.commit(taken, step.into_iter().collect()).await;
-    *state = back;
-    written.map_err(Failure::Persistence)
+    persist
+        .commit(state, step.into_iter().collect())
+        .await
+        .map_err(Failure::Persistence)
 }

@@ -44,6 +44,8 @@ pub(crate) struct Job {
 /// How a step ended.
 pub(crate) struct JobDone {
     pub step: Option<StepId>,
+    /// The inputs the step sent (resolved desired inputs for creates and updates).
+    pub inputs: Map<String, Value>,
     pub duration: Duration,
     pub result: Result<Option<Observed>, JobFailure>,
 }
@@ -59,6 +61,7 @@ impl Job {
     fn fail(&self, started: Instant, step: Option<StepId>, message: String) -> JobDone {
         JobDone {
             step,
+            inputs: Map::new(),
             duration: started.elapsed(),
             result: Err(JobFailure {
                 error: StepFailure::local(message),
@@ -91,7 +94,7 @@ impl Job {
         req
     }
 
-    pub async fn run(self) -> JobDone {
+    pub async fn run(mut self) -> JobDone {
         let started = Instant::now();
         if let Some(message) = &self.unresolved {
             return self.fail(started, None, message.clone());
@@ -111,7 +114,8 @@ impl Job {
             kind: self.kind,
             replace: self.replace,
         });
-        let req = self.request(self.inputs.clone());
+        let inputs = std::mem::take(&mut self.inputs);
+        let req = self.request(inputs);
         let result = match self.kind {
             StepKind::Create | StepKind::Update => self.put(&req).await.map(Some),
             StepKind::Delete => delete_with_drain(
@@ -141,6 +145,7 @@ impl Job {
         JobDone {
             step,
             duration: started.elapsed(),
+            inputs: req.inputs,
             result,
         }
     }

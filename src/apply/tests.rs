@@ -817,7 +817,7 @@ async fn second_interrupt_abandons_in_flight_steps_and_keeps_the_journal() {
     let report = apply(
         &plan,
         StateFile::new("t"),
-        Persistence::durable(store.clone(), journal, None),
+        Persistence::durable(store.clone(), journal),
         provider.clone(),
         options(1),
         Arc::new(sink),
@@ -846,7 +846,7 @@ async fn a_durable_run_records_every_step_and_clears_its_journal() {
     let report = apply(
         &plan,
         StateFile::new("t"),
-        Persistence::durable(store.clone(), journal, None),
+        Persistence::durable(store.clone(), journal),
         provider.clone(),
         options(3),
         Arc::new(NoEvents),
@@ -879,7 +879,7 @@ async fn recovery_after_a_crash_records_what_exists_and_drops_what_does_not() {
             apply(
                 &plan,
                 StateFile::new("t"),
-                Persistence::durable(store, journal, None),
+                Persistence::durable(store, journal),
                 provider,
                 options(1),
                 Arc::new(NoEvents),
@@ -924,8 +924,7 @@ async fn recovery_after_a_crash_records_what_exists_and_drops_what_does_not() {
         .read()
         .expect("read")
         .unwrap_or_else(|| StateFile::new("t"));
-    let serial = store.read().expect("read").map(|s| s.serial);
-    let mut persistence = Persistence::durable(store.clone(), opened.journal, serial);
+    let mut persistence = Persistence::durable(store.clone(), opened.journal);
     let expected = expected_from_plan(&plan, &state);
     let report = recover(provider.as_ref(), &mut state, &mut persistence, &expected)
         .await
@@ -986,7 +985,7 @@ async fn recovery_taints_an_object_that_differs_from_the_step() {
         },
     );
     let mut state = StateFile::new("t");
-    let mut persistence = Persistence::durable(store.clone(), opened.journal, None);
+    let mut persistence = Persistence::durable(store.clone(), opened.journal);
     let report = recover(&provider, &mut state, &mut persistence, &expected)
         .await
         .expect("recovered");
@@ -1098,4 +1097,38 @@ async fn unknown_resource_types_are_refused() {
     .await
     .expect_err("unknown type");
     assert!(matches!(err, ApplyError::UnknownType { .. }));
+}
+
+#[tokio::test]
+async fn a_state_file_that_moved_stops_the_run_and_keeps_the_journal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::for_stack(dir.path(), "t").expect("name");
+    let mut stale = StateFile::new("t");
+    store.write(&mut stale, None).expect("first write");
+    let mut newer = stale.clone();
+    store
+        .write(&mut newer, Some(stale.serial))
+        .expect("someone else writes");
+    let journal = store.open_journal().expect("journal").journal;
+    let provider = Arc::new(MemoryProvider::new());
+    let plan = plan_of(reference_stack(PlannedAction::Create, "none"));
+    let report = apply(
+        &plan,
+        stale,
+        Persistence::durable(store.clone(), journal),
+        provider.clone(),
+        options(1),
+        Arc::new(NoEvents),
+        Interrupt::new(),
+    )
+    .await
+    .expect("valid");
+    assert_eq!(report.summary.outcome, Outcome::Failed);
+    let error = report.persistence_error.expect("write refused");
+    assert!(error.contains("could not record"), "{error}");
+    assert!(!report.journal_cleared);
+    // The one step that ran is still listed for recovery; nothing else was started.
+    let reopened = store.open_journal().expect("journal");
+    assert_eq!(reopened.unfinished.len(), 1);
+    assert_eq!(provider.count(CallKind::Create), 1);
 }
