@@ -2,6 +2,8 @@
 pub mod cli;
 pub mod diag;
 pub mod graph;
+pub mod plan;
+pub mod report;
 pub mod specs;
 pub mod stack;
 pub mod state;
