@@ -198,7 +198,7 @@ fn walk(
                 None => leaf(ctx, &path, here, f, &n, o.as_ref(), out),
             },
             FieldType::Map if is_map_like(&n) => {
-                map_entries(ctx, &path, here, f, &n, o.as_ref(), out)
+                map_entries(ctx, &path, here, f, &n, o.as_ref(), st, out)
             }
             _ => leaf(ctx, &path, here, f, &n, o.as_ref(), out),
         }
@@ -270,6 +270,10 @@ fn shown(cmp: Comparison, v: &Value, dir: &Path) -> Value {
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "both sides, the record and the context"
+)]
 fn map_entries(
     ctx: &DiffCtx<'_>,
     path: &str,
@@ -277,6 +281,7 @@ fn map_entries(
     f: &FieldSpec,
     n: &PlanValue,
     o: Option<&Value>,
+    stored: Option<&Value>,
     out: &mut Vec<Diffed>,
 ) {
     let new_keys: Vec<String> = match n {
@@ -294,8 +299,13 @@ fn map_entries(
         let nv = n.get(key).unwrap_or_else(PlanValue::null);
         let sensitive = ctx.sensitive.is_sensitive(&entry_path);
         let ov = old_map.get(key);
-        let changed = match (nv.known(), ov) {
-            (Some(a), Some(b)) => !equal(Comparison::Exact, a, b, ctx.dir),
+        let recorded = present(stored.and_then(|s| s.get(key)));
+        let changed = match (nv.known(), ov, recorded) {
+            (Some(a), _, Some(rec)) if sensitive => match ctx.lineage {
+                Some(lineage) => !stored_matches(&lineage, rec, a),
+                None => !equal(Comparison::Exact, a, rec, ctx.dir),
+            },
+            (Some(a), Some(b), _) => !equal(Comparison::Exact, a, b, ctx.dir),
             _ => true,
         };
         if changed && !(sensitive && ctx.owner == Owner::State) {

@@ -30,6 +30,8 @@ pub mod snapshot;
 pub mod value;
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, HashSet};
