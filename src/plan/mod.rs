@@ -221,7 +221,7 @@ impl<'a> Planner<'a> {
                 .get(&r.resource)
                 .map_or(PlanValue::Unknown, |p| p.value_of(&r.path))
         };
-        eval(expr, &self.desired.dir, &lookup)
+        eval(expr, &lookup)
     }
 
     fn plan_resource(&mut self, name: &str) -> Option<Change> {
@@ -335,8 +335,16 @@ impl<'a> Planner<'a> {
                     address: name.to_string(),
                     type_name: res.type_name.clone(),
                     action,
-                    before: Some(hide(&PlanValue::Known(current.clone()))),
-                    after: Some(hide(&inputs)),
+                    before: Some(hide(&PlanValue::Known(shown_paths(
+                        current,
+                        &spec.fields,
+                        &self.desired.dir,
+                    )))),
+                    after: Some(hide(&shown_paths_planned(
+                        &inputs,
+                        &spec.fields,
+                        &self.desired.dir,
+                    ))),
                     attributes: diffs.into_iter().map(|d| d.change).collect(),
                     reasons,
                     dependencies,
@@ -448,7 +456,11 @@ impl<'a> Planner<'a> {
             type_name: spec.type_name.clone(),
             action: Action::Create,
             before: None,
-            after: Some(hide_sensitive(inputs, sensitive, "")),
+            after: Some(hide_sensitive(
+                &shown_paths_planned(inputs, &spec.fields, &self.desired.dir),
+                sensitive,
+                "",
+            )),
             attributes,
             reasons,
             dependencies,
@@ -655,6 +667,63 @@ fn hide_sensitive(v: &PlanValue, sensitive: &SensitivePaths, prefix: &str) -> Pl
     )
 }
 
+/// A recorded or live value with its path fields shown relative to the stack folder.
+fn shown_paths(
+    value: &Value,
+    fields: &IndexMap<String, crate::specs::FieldSpec>,
+    dir: &std::path::Path,
+) -> Value {
+    let Value::Object(map) = value else {
+        return value.clone();
+    };
+    let mut out = map.clone();
+    for (name, f) in fields {
+        let Some(v) = out.get_mut(name) else {
+            continue;
+        };
+        match (f.kind, &f.fields, &*v) {
+            (FieldType::Path, _, Value::String(s)) => {
+                *v = Value::String(normalize::normal_path(s, dir));
+            }
+            (_, Some(nested), Value::Object(_)) => *v = shown_paths(v, nested, dir),
+            _ => {}
+        }
+    }
+    Value::Object(out)
+}
+
+/// [`shown_paths`] for a value that may hold unknown parts.
+fn shown_paths_planned(
+    value: &PlanValue,
+    fields: &IndexMap<String, crate::specs::FieldSpec>,
+    dir: &std::path::Path,
+) -> PlanValue {
+    match value {
+        PlanValue::Known(v) => PlanValue::Known(shown_paths(v, fields, dir)),
+        PlanValue::Map(entries) => PlanValue::Map(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let shown = match (fields.get(k), v) {
+                        (Some(f), PlanValue::Known(Value::String(s)))
+                            if f.kind == FieldType::Path =>
+                        {
+                            PlanValue::Known(Value::String(normalize::normal_path(s, dir)))
+                        }
+                        (Some(f), _) => match &f.fields {
+                            Some(nested) => shown_paths_planned(v, nested, dir),
+                            None => v.clone(),
+                        },
+                        (None, _) => v.clone(),
+                    };
+                    (k.clone(), shown)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Sensitive paths of a resource: those the state recorded and those whose configured values come
 /// from sensitive variables.
 fn sensitive_paths(res: &Resource, prior: Option<&ResourceState>) -> SensitivePaths {
@@ -802,7 +871,15 @@ fn removed_changes(state: Option<&StateFile>, desired: &Stack, registry: &Regist
         .destroy_order()
         .into_iter()
         .filter(|a| !desired.resources.contains_key(a))
-        .filter_map(|a| deletion(state, &a, ActionReason::RemovedFromConfig, registry))
+        .filter_map(|a| {
+            deletion(
+                state,
+                &a,
+                ActionReason::RemovedFromConfig,
+                registry,
+                &desired.dir,
+            )
+        })
         .collect()
 }
 
@@ -810,9 +887,14 @@ fn deletion(
     state: &StateFile,
     address: &str,
     reason: ActionReason,
-    _registry: &Registry,
+    registry: &Registry,
+    dir: &std::path::Path,
 ) -> Option<Change> {
     let r = state.resources.get(address)?;
+    let inputs = match registry.get(&r.resource_type) {
+        Some(spec) => shown_paths(&r.inputs, &spec.fields, dir),
+        None => r.inputs.clone(),
+    };
     let mut sensitive = SensitivePaths::default();
     for p in &r.sensitive {
         sensitive.add(&p.to_string());
@@ -821,11 +903,7 @@ fn deletion(
         address: address.to_string(),
         type_name: r.resource_type.clone(),
         action: Action::Delete,
-        before: Some(hide_sensitive(
-            &PlanValue::Known(r.inputs.clone()),
-            &sensitive,
-            "",
-        )),
+        before: Some(hide_sensitive(&PlanValue::Known(inputs), &sensitive, "")),
         after: None,
         attributes: Vec::new(),
         reasons: vec![reason],
@@ -841,11 +919,18 @@ fn destroy_changes(
     let Some(state) = state else {
         return (Vec::new(), Vec::new());
     };
-    let _ = desired;
     let changes = state
         .destroy_order()
         .into_iter()
-        .filter_map(|a| deletion(state, &a, ActionReason::DestroyRequested, registry))
+        .filter_map(|a| {
+            deletion(
+                state,
+                &a,
+                ActionReason::DestroyRequested,
+                registry,
+                &desired.dir,
+            )
+        })
         .collect();
     let outputs = state
         .outputs

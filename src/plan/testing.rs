@@ -512,3 +512,30 @@ pub(crate) fn refreshed(state: &StateFile) -> Snapshot {
         live,
     }
 }
+
+/// The scenario with the endpoint switched to a user-assigned identity (its identity cannot change in
+/// place).
+pub(crate) fn uai_endpoint_scenario() -> StackBuilder {
+    let mut b = scenario();
+    b = b.res(
+        "endpoint",
+        "online_endpoint",
+        vec![
+            ("name", s("my-sai-endpoint-7f3a")),
+            ("auth_mode", s("key")),
+            (
+                "identity",
+                map(vec![
+                    ("type", s("user_assigned")),
+                    (
+                        "user_assigned_identities",
+                        ExprKind::List(vec![e(s(
+                            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/demo-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ep-identity",
+                        ))]),
+                    ),
+                ]),
+            ),
+        ],
+    );
+    b
+}

@@ -227,31 +227,6 @@ fn endpoint_identity_change_replaces_it_and_knocks_on() {
     assert_eq!(scoring.action, Action::Update);
 }
 
-pub(crate) fn uai_endpoint_scenario() -> StackBuilder {
-    let mut b = scenario();
-    b = b.res(
-        "endpoint",
-        "online_endpoint",
-        vec![
-            ("name", s("my-sai-endpoint-7f3a")),
-            ("auth_mode", s("key")),
-            (
-                "identity",
-                map(vec![
-                    ("type", s("user_assigned")),
-                    (
-                        "user_assigned_identities",
-                        crate::stack::ExprKind::List(vec![e(s(
-                            "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/demo-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/ep-identity",
-                        ))]),
-                    ),
-                ]),
-            ),
-        ],
-    );
-    b
-}
-
 #[test]
 fn renaming_the_storage_account_creates_the_new_one_first_and_replaces_its_children() {
     let (_, extras, state) = applied();

@@ -155,7 +155,7 @@ pub fn display_path(dir: &Path, path: &Path) -> String {
 }
 
 /// Evaluates an expression. `lookup` gives the value of a reference (possibly unknown).
-pub(crate) fn eval(expr: &Expr, dir: &Path, lookup: &dyn Fn(&Reference) -> PlanValue) -> PlanValue {
+pub(crate) fn eval(expr: &Expr, lookup: &dyn Fn(&Reference) -> PlanValue) -> PlanValue {
     match &expr.kind {
         ExprKind::Null => PlanValue::null(),
         ExprKind::Bool(b) => PlanValue::Known(Value::Bool(*b)),
@@ -164,14 +164,13 @@ pub(crate) fn eval(expr: &Expr, dir: &Path, lookup: &dyn Fn(&Reference) -> PlanV
             PlanValue::Known(serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number))
         }
         ExprKind::String(s) => PlanValue::Known(Value::String(s.clone())),
-        ExprKind::Path(p) => PlanValue::Known(Value::String(display_path(dir, p))),
-        ExprKind::List(items) => {
-            PlanValue::list(items.iter().map(|e| eval(e, dir, lookup)).collect())
-        }
+        // The same string apply resolves (absolute); plans show it relative (see `normal_path`).
+        ExprKind::Path(p) => PlanValue::Known(Value::String(p.display().to_string())),
+        ExprKind::List(items) => PlanValue::list(items.iter().map(|e| eval(e, lookup)).collect()),
         ExprKind::Map(entries) => PlanValue::map(
             entries
                 .iter()
-                .map(|(k, e)| (k.clone(), eval(e, dir, lookup)))
+                .map(|(k, e)| (k.clone(), eval(e, lookup)))
                 .collect(),
         ),
         ExprKind::Ref(r) => lookup(r),
