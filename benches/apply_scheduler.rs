@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use stackform::apply::memory::MemoryProvider;
 use stackform::apply::{
-    ApplyOptions, ApplyPlan, Desired, Interrupt, NoEvents, Outcome, Persistence, PlannedAction,
-    PlannedStep, apply,
+    ApplyOptions, ApplyPlan, Desired, Interrupt, NoEvents, Outcome, Persistence, PlannedStep, apply,
 };
+use stackform::plan::Action;
 use stackform::state::StateFile;
 
 /// One synthetic resource: its name and what it depends on.
@@ -70,7 +70,7 @@ fn plan(nodes: &[Node]) -> ApplyPlan {
             PlannedStep {
                 address: n.name.clone(),
                 resource_type: String::from("blob_container"),
-                action: PlannedAction::Create,
+                action: Action::Create,
                 desired: Some(Desired::from_json(
                     inputs,
                     n.deps.iter().map(|&d| nodes[d].name.clone()).collect(),

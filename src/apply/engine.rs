@@ -23,8 +23,9 @@ use super::persist::Persistence;
 use super::propagation::PropagationPolicy;
 use super::rollback;
 use super::step::{Job, JobDone, JobFailure, observed_of};
-use super::steps::{ApplyPlan, ReplaceOrder, deposed_key};
+use super::steps::{ApplyPlan, deposed_key};
 use super::values::{Known, KnownValues};
+use crate::plan::ReplaceOrder;
 use crate::provider::{Observed, Provider, ResourceType};
 use crate::state::{ResourceState, ResourceStatus, StateFile, StepId};
 

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::provider::{
     ErrorKind, Observed, Provider, ProviderError, ProviderFuture, ResourceRequest, ResourceType,
 };
+use crate::specs::Registry;
 
 /// A provider operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,6 +67,7 @@ pub struct MemoryProvider {
     inner: Mutex<Inner>,
     latency: Duration,
     log_calls: bool,
+    registry: Option<Registry>,
 }
 
 impl MemoryProvider {
@@ -75,6 +77,7 @@ impl MemoryProvider {
             inner: Mutex::new(Inner::default()),
             latency: Duration::ZERO,
             log_calls: true,
+            registry: Registry::embedded().ok(),
         }
     }
 
@@ -212,28 +215,34 @@ impl MemoryProvider {
         format!("mem:/{resource_type}/{name}")
     }
 
-    fn outputs(resource_type: ResourceType, id: &str) -> Map<String, Value> {
+    /// Computed outputs: every attribute the type's spec declares (nested for dotted names),
+    /// derived from the id so they are the same each time the object is created. `content_sha256`
+    /// is left out (the in-memory cloud keeps no content).
+    fn outputs(&self, resource_type: ResourceType, id: &str) -> Map<String, Value> {
         let tag: String = id
             .bytes()
             .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
             .to_string();
-        let value = match resource_type {
-            ResourceType::OnlineEndpoint => json!({
-                "id": id,
-                "identity": { "principal_id": format!("principal-{tag}") },
-                "scoring_uri": format!("https://{tag}.local/score"),
-            }),
-            ResourceType::StorageAccount => json!({
-                "id": id,
-                "primary_blob_endpoint": format!("https://{tag}.blob.local/"),
-            }),
-            ResourceType::UserAssignedIdentity => json!({
-                "id": id,
-                "principal_id": format!("principal-{tag}"),
-            }),
-            _ => json!({ "id": id }),
-        };
-        match value {
+        let mut out = Value::Object(Map::new());
+        let names: Vec<String> = self
+            .registry
+            .as_ref()
+            .and_then(|r| r.get(resource_type.as_str()))
+            .map(|spec| spec.attributes.keys().cloned().collect())
+            .unwrap_or_else(|| vec![String::from("id")]);
+        for name in names {
+            let value = match name.as_str() {
+                "id" => json!(id),
+                "content_sha256" => continue,
+                "provisioning_state" => json!("Succeeded"),
+                n if n.ends_with("uri") || n.ends_with("url") || n.ends_with("endpoint") => {
+                    json!(format!("https://{tag}.local/{n}"))
+                }
+                n => json!(format!("{n}-{tag}")),
+            };
+            set_path(&mut out, &name, value);
+        }
+        match out {
             Value::Object(m) => m,
             _ => Map::new(),
         }
@@ -298,7 +307,7 @@ impl MemoryProvider {
         let object = Observed {
             id: id.clone(),
             inputs: req.inputs.clone(),
-            outputs: Self::outputs(req.resource_type, &id),
+            outputs: self.outputs(req.resource_type, &id),
         };
         if let Some(f) = &failure {
             if f.leave_behind {
@@ -384,5 +393,23 @@ impl Provider for MemoryProvider {
             self.end(CallKind::Delete, req);
             Ok(())
         })
+    }
+}
+
+/// Sets `value` at a dotted path, creating objects on the way.
+fn set_path(target: &mut Value, path: &str, value: Value) {
+    let mut cur = target;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let Value::Object(map) = cur else {
+            return;
+        };
+        if parts.peek().is_none() {
+            map.insert(part.to_owned(), value);
+            return;
+        }
+        cur = map
+            .entry(part.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
     }
 }

@@ -55,6 +55,8 @@ mod steps;
 mod values;
 
 #[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
 mod tests;
 
 pub use engine::{ApplyError, ApplyOptions, ApplyReport, CloudIdFn, apply};
@@ -69,7 +71,5 @@ pub use propagation::{PropagationPolicy, is_authorization_failure};
 pub use recover::{
     Expected, RecoveryError, RecoveryOutcome, RecoveryReport, expected_from_plan, recover,
 };
-pub use refresh::{Live, RefreshError, Snapshot, refresh};
-pub use steps::{
-    ApplyPlan, Desired, PlannedAction, PlannedStep, ReplaceOrder, deposed_key, literal_expr,
-};
+pub use refresh::{RefreshError, refresh};
+pub use steps::{ApplyPlan, Desired, PlannedStep, deposed_key, literal_expr};

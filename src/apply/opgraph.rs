@@ -16,7 +16,8 @@
 use std::collections::HashMap;
 
 use super::event::StepKind;
-use super::steps::{ApplyPlan, PlannedAction, ReplaceOrder, deposed_key};
+use super::steps::{ApplyPlan, deposed_key};
+use crate::plan::{Action, ReplaceOrder};
 use crate::state::StateFile;
 
 /// One cloud operation.
@@ -76,7 +77,7 @@ pub(crate) fn build(plan: &ApplyPlan, state: &StateFile) -> Result<OpGraph, Plan
         let action_name = format!("{:?}", step.action).to_lowercase();
         let needs_desired = matches!(
             step.action,
-            PlannedAction::Create | PlannedAction::Update | PlannedAction::Replace(_)
+            Action::Create | Action::Update | Action::Replace(_)
         );
         if needs_desired && step.desired.is_none() {
             return Err(PlanShapeError::MissingDesired {
@@ -86,7 +87,7 @@ pub(crate) fn build(plan: &ApplyPlan, state: &StateFile) -> Result<OpGraph, Plan
         }
         let needs_prior = matches!(
             step.action,
-            PlannedAction::Update | PlannedAction::Replace(_) | PlannedAction::Delete
+            Action::Update | Action::Replace(_) | Action::Delete
         );
         if needs_prior && !state.resources.contains_key(address) {
             return Err(PlanShapeError::MissingPrior {
@@ -105,17 +106,17 @@ pub(crate) fn build(plan: &ApplyPlan, state: &StateFile) -> Result<OpGraph, Plan
             ops.len() - 1
         };
         match step.action {
-            PlannedAction::NoOp => {}
-            PlannedAction::Create => {
+            Action::NoOp => {}
+            Action::Create => {
                 produce.insert(address, push(StepKind::Create, None, address.to_owned()));
             }
-            PlannedAction::Update => {
+            Action::Update => {
                 produce.insert(address, push(StepKind::Update, None, address.to_owned()));
             }
-            PlannedAction::Delete => {
+            Action::Delete => {
                 remove.insert(address, push(StepKind::Delete, None, address.to_owned()));
             }
-            PlannedAction::Replace(order) => {
+            Action::Replace(order) => {
                 let old_key = match order {
                     ReplaceOrder::DeleteBeforeCreate => address.to_owned(),
                     ReplaceOrder::CreateBeforeDelete => deposed_key(address),
@@ -154,15 +155,15 @@ pub(crate) fn build(plan: &ApplyPlan, state: &StateFile) -> Result<OpGraph, Plan
                 }
                 if let Some(&old) = remove.get(dep.as_str())
                     && plan.steps[seen[dep.as_str()]].action
-                        == PlannedAction::Replace(ReplaceOrder::CreateBeforeDelete)
+                        == Action::Replace(ReplaceOrder::CreateBeforeDelete)
                 {
                     edge(own, old, &mut successors); // rule 5
                 }
             }
-            if step.action == PlannedAction::Update {
+            if step.action == Action::Update {
                 for dep in prior_deps {
                     if let Some(&old) = remove.get(dep.as_str())
-                        && plan.steps[seen[dep.as_str()]].action == PlannedAction::Delete
+                        && plan.steps[seen[dep.as_str()]].action == Action::Delete
                         && !desired_deps.contains(dep)
                     {
                         edge(own, old, &mut successors); // rule 3
@@ -176,9 +177,7 @@ pub(crate) fn build(plan: &ApplyPlan, state: &StateFile) -> Result<OpGraph, Plan
                     edge(own_delete, dep_delete, &mut successors); // rule 2
                 }
             }
-            if let (Some(&create), PlannedAction::Replace(order)) =
-                (produce.get(address), step.action)
-            {
+            if let (Some(&create), Action::Replace(order)) = (produce.get(address), step.action) {
                 match order {
                     ReplaceOrder::DeleteBeforeCreate => edge(own_delete, create, &mut successors), // rule 4
                     ReplaceOrder::CreateBeforeDelete => edge(create, own_delete, &mut successors), // rule 5

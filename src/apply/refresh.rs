@@ -1,5 +1,5 @@
 //! Refresh: read every resource recorded in state from the cloud, in parallel (at most
-//! `parallelism` reads at once), into a [`Snapshot`] the planner compares against.
+//! `parallelism` reads at once), into the planner's [`Snapshot`].
 //!
 //! A 404 is an answer ("gone"), not an error. Any other failure is collected; refresh reports every
 //! failed read together rather than the first. It never writes state and never prints.
@@ -7,36 +7,24 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::collections::HashMap;
+
 use futures::StreamExt;
 use indexmap::IndexMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::event::{ApplyEvent, EventSink, RefreshStatus, StepFailure};
 use super::values::as_map;
+use crate::plan::{Live, Snapshot};
 use crate::provider::{Provider, ResourceRequest, ResourceType};
 use crate::state::StateFile;
-
-/// What the cloud has for one recorded resource.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Live {
-    Present {
-        id: String,
-        inputs: Map<String, Value>,
-        outputs: Map<String, Value>,
-    },
-    /// The cloud answered 404: deleted outside stackform.
-    Gone,
-}
-
-/// Live values by address, in state order.
-pub type Snapshot = IndexMap<String, Live>;
 
 /// Reads that failed for another reason than "not found".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("could not read {} resource(s) from the cloud: {}", .failures.len(), describe(.failures))]
 pub struct RefreshError {
     pub failures: Vec<(String, StepFailure)>,
-    /// Whether every other resource was read (the partial snapshot is not returned).
+    /// How many resources were read successfully (the partial snapshot is not returned).
     pub read: usize,
 }
 
@@ -48,8 +36,10 @@ fn describe(failures: &[(String, StepFailure)]) -> String {
         .join("; ")
 }
 
-/// Reads every resource in `state`. Events: `RefreshStarted`, then one `ResourceRefreshed` per
-/// resource as its read finishes.
+/// Reads every resource in `state` and returns the snapshot to plan against (with a copy of
+/// `state`). Events: `RefreshStarted`, then one `ResourceRefreshed` per resource as its read
+/// finishes. Blob contents are not read (`content` stays empty; the planner then compares the
+/// recorded content hash).
 pub async fn refresh(
     provider: Arc<dyn Provider>,
     state: &StateFile,
@@ -74,11 +64,11 @@ pub async fn refresh(
                     "resource type `{resource_type}` is not one stackform manages"
                 ))),
                 Some(req) => match provider.read(&req).await {
-                    Ok(Some(o)) => Ok(Live::Present {
-                        id: o.id,
-                        inputs: o.inputs,
-                        outputs: o.outputs,
-                    }),
+                    Ok(Some(o)) => Ok(Live::present(
+                        o.id,
+                        Value::Object(o.inputs),
+                        Value::Object(o.outputs),
+                    )),
                     Ok(None) => Ok(Live::Gone),
                     Err(e) if e.is_not_found() => Ok(Live::Gone),
                     Err(e) => Err(StepFailure::from(&e)),
@@ -93,7 +83,7 @@ pub async fn refresh(
     while let Some((address, result, duration)) = stream.next().await {
         let status = match &result {
             Ok(Live::Present { .. }) => RefreshStatus::Present,
-            Ok(Live::Gone) => RefreshStatus::Gone,
+            Ok(_) => RefreshStatus::Gone,
             Err(_) => RefreshStatus::Failed,
         };
         events.emit(ApplyEvent::ResourceRefreshed {
@@ -103,23 +93,26 @@ pub async fn refresh(
         });
         results.insert(address, result);
     }
-    let mut snapshot = Snapshot::with_capacity(results.len());
+    let mut live = HashMap::with_capacity(results.len());
     let mut failures = Vec::new();
-    // State order, not completion order, so output is stable.
+    // State order, not completion order, so errors are listed stably.
     for address in state.resources.keys() {
         match results.shift_remove(address) {
-            Some(Ok(live)) => {
-                snapshot.insert(address.clone(), live);
+            Some(Ok(found)) => {
+                live.insert(address.clone(), found);
             }
             Some(Err(e)) => failures.push((address.clone(), e)),
             None => {}
         }
     }
     if failures.is_empty() {
-        Ok(snapshot)
+        Ok(Snapshot {
+            state: Some(state.clone()),
+            live,
+        })
     } else {
         Err(RefreshError {
-            read: snapshot.len(),
+            read: live.len(),
             failures,
         })
     }

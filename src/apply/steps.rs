@@ -9,35 +9,10 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::diag::{SourceFile, Span};
-use crate::graph::ResourceGraph;
-use crate::stack::{Expr, ExprKind, Loc, Stack};
+use crate::plan::{Action, DesiredExtras, Plan, PlanMode, content_hash_record};
+use crate::specs::Registry;
+use crate::stack::{Expr, ExprKind, Loc, Resource, Stack};
 use crate::state::{FieldPath, StateFile};
-
-/// In which order the two halves of a replacement run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReplaceOrder {
-    /// Delete the old object (after its dependents' deletes), then create the new one. Needed when
-    /// both would have the same cloud name.
-    DeleteBeforeCreate,
-    /// Create the new object, let dependents move to it, then delete the old one.
-    CreateBeforeDelete,
-}
-
-/// The planned action for one resource (mirrors the planner's `Action`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PlannedAction {
-    NoOp,
-    Create,
-    Update,
-    Replace(ReplaceOrder),
-    Delete,
-}
-
-impl PlannedAction {
-    pub fn is_replace(self) -> bool {
-        matches!(self, PlannedAction::Replace(_))
-    }
-}
 
 /// The desired side of a resource: its inputs as written (references unresolved) and what it
 /// depends on in the desired graph.
@@ -74,7 +49,8 @@ pub struct PlannedStep {
     pub address: String,
     /// Type name as in `specs/`.
     pub resource_type: String,
-    pub action: PlannedAction,
+    /// The planner's action; a replacement runs as its two halves in the planned order.
+    pub action: Action,
     /// Required for `Create`, `Update` and `Replace`; unused for `Delete`. For `NoOp` it is optional.
     pub desired: Option<Desired>,
 }
@@ -101,7 +77,7 @@ impl ApplyPlan {
                 .map(|(address, r)| PlannedStep {
                     address: address.clone(),
                     resource_type: r.resource_type.clone(),
-                    action: PlannedAction::Delete,
+                    action: Action::Delete,
                     desired: None,
                 })
                 .collect(),
@@ -110,60 +86,100 @@ impl ApplyPlan {
         }
     }
 
-    /// Builds the steps for `actions` (address → action) from the loaded stack and its graph.
-    /// Addresses that are not in the stack (resources removed from the file) take their type from
-    /// `state` and must be `Delete`s. Stack resources missing from `actions` are `NoOp`.
-    pub fn from_stack(
+    /// The steps of a plan made by [`crate::plan::plan`] for `stack` (its desired inputs, still as
+    /// expressions), with the content hashes of the files it names (`extras`, as given to the
+    /// planner) and the sensitive paths of the specs in `registry`.
+    pub fn from_plan(
+        plan: &Plan,
         stack: &Stack,
-        graph: &ResourceGraph,
-        state: &StateFile,
-        actions: &IndexMap<String, PlannedAction>,
+        registry: &Registry,
+        extras: &DesiredExtras,
     ) -> Self {
-        let mut steps = Vec::with_capacity(stack.resources.len() + actions.len());
-        for (address, resource) in &stack.resources {
-            let action = actions.get(address).copied().unwrap_or(PlannedAction::NoOp);
-            let prior = state.resources.get(address);
-            steps.push(PlannedStep {
-                address: address.clone(),
-                resource_type: resource.type_name.clone(),
-                action,
-                desired: Some(Desired {
-                    inputs: resource.inputs.clone(),
-                    dependencies: graph
-                        .dependencies(address)
-                        .into_iter()
-                        .map(str::to_owned)
-                        .collect(),
-                    content_hash: prior.and_then(|p| p.content_hash.clone()),
-                    sensitive: prior.map(|p| p.sensitive.clone()).unwrap_or_default(),
-                }),
-            });
-        }
-        for (address, action) in actions {
-            if stack.resources.contains_key(address) {
-                continue;
-            }
-            if let Some(record) = state.resources.get(address) {
-                steps.push(PlannedStep {
-                    address: address.clone(),
-                    resource_type: record.resource_type.clone(),
-                    action: *action,
-                    desired: None,
-                });
-            }
-        }
-        let outputs = stack
-            .outputs
+        let steps = plan
+            .changes
             .iter()
-            .filter(|(_, o)| !o.sensitive && !o.value.is_sensitive())
-            .map(|(k, o)| (k.clone(), o.value.clone()))
+            .map(|change| {
+                let desired = stack.resources.get(&change.address).map(|res| Desired {
+                    inputs: res.inputs.clone(),
+                    dependencies: change.dependencies.clone(),
+                    content_hash: extras
+                        .resources
+                        .get(&change.address)
+                        .and_then(content_hash_record),
+                    sensitive: sensitive_paths(res, registry),
+                });
+                PlannedStep {
+                    address: change.address.clone(),
+                    resource_type: change.type_name.clone(),
+                    action: change.action,
+                    desired,
+                }
+            })
             .collect();
+        let destroy = plan.mode == PlanMode::Destroy;
+        let outputs = if destroy {
+            IndexMap::new()
+        } else {
+            stack
+                .outputs
+                .iter()
+                .filter(|(_, o)| !o.sensitive && !o.value.is_sensitive())
+                .map(|(k, o)| (k.clone(), o.value.clone()))
+                .collect()
+        };
         Self {
             steps,
             outputs,
-            destroy: false,
+            destroy,
         }
     }
+}
+
+/// Paths of a resource whose values are secret: fields its spec marks sensitive (nested too) and
+/// values that come from sensitive variables.
+fn sensitive_paths(res: &Resource, registry: &Registry) -> Vec<FieldPath> {
+    fn from_spec(
+        fields: &IndexMap<String, crate::specs::FieldSpec>,
+        prefix: &str,
+        out: &mut Vec<String>,
+    ) {
+        for (name, f) in fields {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            if f.sensitive {
+                out.push(path);
+            } else if let Some(nested) = &f.fields {
+                from_spec(nested, &path, out);
+            }
+        }
+    }
+    fn from_expr(expr: &Expr, path: &str, out: &mut Vec<String>) {
+        if expr.sensitive {
+            out.push(path.to_owned());
+        } else if let ExprKind::Map(entries) = &expr.kind {
+            for (k, e) in entries {
+                from_expr(e, &format!("{path}.{k}"), out);
+            }
+        } else if expr.is_sensitive() {
+            out.push(path.to_owned());
+        }
+    }
+    let mut paths = Vec::new();
+    if let Some(spec) = registry.get(&res.type_name) {
+        from_spec(&spec.fields, "", &mut paths);
+    }
+    for (name, expr) in &res.inputs {
+        from_expr(expr, name, &mut paths);
+    }
+    paths.sort();
+    paths.dedup();
+    paths
+        .iter()
+        .filter_map(|p| FieldPath::parse(p).ok())
+        .collect()
 }
 
 /// The state key under which the old object of a create-before-delete replacement is kept while
