@@ -15,9 +15,11 @@
 //!   (the graph's inferred edge makes every assignment to the endpoint's identity a dependency),
 //!
 //! then the failure is taken as "not propagated yet": the engine emits `WaitingForPropagation`
-//! and sends the same request again after an exponential backoff, until it succeeds, fails for
-//! another reason, or [`PropagationPolicy::timeout`] has passed (then the last error stands and
-//! the run rolls back as for any failure). A 403 when no assignment was made in this run is a real
+//! and, after an exponential backoff, redeploys with the same inputs (an update of the failed
+//! deployment, which still exists; a create if it does not), until it succeeds, fails for another
+//! reason, or [`PropagationPolicy::timeout`] has passed (then the last error stands and the run
+//! rolls back as for any failure). A readiness probe of effective access was not chosen: only the
+//! deployment's own identity can make that read, from inside its container. A 403 when no assignment was made in this run is a real
 //! permission problem and fails at once. A first interrupt ends the wait.
 
 use std::time::Duration;

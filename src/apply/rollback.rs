@@ -20,7 +20,7 @@ use super::event::{
     ApplyEvent, Compensation, NotRestored, RollbackRecord, StepFailure, StepResult,
 };
 use super::persist::{Persistence, write_intent};
-use super::step::{delete_with_drain, observed_of};
+use super::step::{delete_gone_ok, observed_of};
 use super::steps::deposed_key;
 use super::values::{Known, KnownValues, has_marker};
 use crate::provider::{ResourceRequest, ResourceType};
@@ -173,7 +173,6 @@ async fn compensate(
     done: &Done,
 ) -> Result<Option<String>, Failure> {
     let provider = shared.provider.as_ref();
-    let sink = shared.events.clone();
     match done {
         Done::Created { address } => {
             let Some(current) = state.resources.get(address).cloned() else {
@@ -191,8 +190,7 @@ async fn compensate(
             let req =
                 ResourceRequest::new(rt, address.clone(), super::values::as_map(&current.inputs))
                     .with_cloud_id(current.id.clone());
-            let observed = observed_of(&current);
-            let result = delete_with_drain(provider, sink.as_ref(), Some(&observed), &req).await;
+            let result = delete_gone_ok(provider, &req).await;
             match result {
                 Ok(()) => {
                     state.resources.shift_remove(address);

@@ -118,14 +118,9 @@ impl Job {
         let req = self.request(inputs);
         let result = match self.kind {
             StepKind::Create | StepKind::Update => self.put(&req).await.map(Some),
-            StepKind::Delete => delete_with_drain(
-                self.provider.as_ref(),
-                self.events.as_ref(),
-                self.prior.as_ref(),
-                &req,
-            )
-            .await
-            .map(|()| None),
+            StepKind::Delete => delete_gone_ok(self.provider.as_ref(), &req)
+                .await
+                .map(|()| None),
         };
         let result = match result {
             Ok(observed) => Ok(observed),
@@ -181,9 +176,18 @@ impl Job {
                 () = tokio::time::sleep(retry_in) => {}
                 () = self.interrupt.reached(1) => break,
             }
-            result = self.put_once(req).await;
+            result = self.redeploy(req).await;
         }
         result
+    }
+
+    /// A retry: the failed object usually exists (a deployment in `Failed` state), so it is updated
+    /// in place, which redeploys it; if it does not, it is created.
+    async fn redeploy(&self, req: &ResourceRequest) -> Result<Observed, ProviderError> {
+        match self.provider.read(req).await? {
+            Some(current) => self.provider.update(&current, req).await,
+            None => self.provider.create(req).await,
+        }
     }
 
     async fn put_once(&self, req: &ResourceRequest) -> Result<Observed, ProviderError> {
@@ -194,44 +198,17 @@ impl Job {
     }
 }
 
-/// Deletes a resource; an online deployment that still receives traffic is first set to 0 %
-/// (Azure refuses to delete a deployment with traffic). Already gone is success.
-pub(crate) async fn delete_with_drain(
+/// Deletes a resource; already gone (404) is success. An online deployment's delete moves its
+/// traffic share to 0 on the endpoint first — the provider does that inside `delete`, so the engine
+/// only has to order the deployment's delete before the endpoint's.
+pub(crate) async fn delete_gone_ok(
     provider: &dyn Provider,
-    events: &dyn EventSink,
-    prior: Option<&Observed>,
     req: &ResourceRequest,
 ) -> Result<(), ProviderError> {
-    if let Some(prior) = prior
-        && needs_drain(req.resource_type, &req.inputs)
-    {
-        events.emit(ApplyEvent::StepProgress {
-            address: req.address.clone(),
-            status: String::from("setting traffic to 0"),
-        });
-        let mut drained = req.clone();
-        drained
-            .inputs
-            .insert(String::from("traffic"), Value::from(0));
-        match provider.update(prior, &drained).await {
-            Ok(_) => {}
-            Err(err) if err.is_not_found() => return Ok(()),
-            Err(err) => return Err(err),
-        }
-    }
     match provider.delete(req).await {
         Err(err) if err.is_not_found() => Ok(()),
         other => other,
     }
-}
-
-/// An online deployment with a traffic share above 0.
-pub(crate) fn needs_drain(resource_type: ResourceType, inputs: &Map<String, Value>) -> bool {
-    resource_type == ResourceType::OnlineDeployment
-        && inputs
-            .get("traffic")
-            .and_then(Value::as_f64)
-            .is_some_and(|t| t > 0.0)
 }
 
 /// A state record seen as an observed object.
