@@ -199,10 +199,7 @@ pub async fn wait(
 
     // Rule 3 (and a final check for the other patterns): wait for a terminal provisioningState.
     let mut current = final_body;
-    loop {
-        let Some(state) = provisioning_state(&current).map(str::to_owned) else {
-            break;
-        };
+    while let Some(state) = provisioning_state(&current).map(str::to_owned) {
         if is_terminal(&state) {
             if !is_success_state(&state) {
                 return Err(operation_failed(&state, &current, &initial).with_context(what));
