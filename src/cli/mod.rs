@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod cloud;
 mod error;
 
 pub use error::CliError;
@@ -21,7 +22,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run and manage the built-in local cloud (an offline Azure emulator).
+    Cloud(cloud::Args),
+}
 
 /// Parses arguments, runs the command and maps its result to an exit code exactly once.
 pub fn main() -> ExitCode {
@@ -30,7 +34,11 @@ pub fn main() -> ExitCode {
         Err(err) => {
             // clap prints help/version to stdout with exit 0, usage errors to stderr; usage errors exit 1.
             let _ = err.print();
-            return if err.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return if err.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     init_logging(cli.verbose);
@@ -58,5 +66,7 @@ fn init_logging(verbose: u8) {
 /// Runs one parsed command. Each command returns the exit code of its success case (0, or 2 for
 /// "changes present" style results) or a [`CliError`].
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
-    match cli.command {}
+    match cli.command {
+        Command::Cloud(args) => cloud::run(args),
+    }
 }
