@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod cloud;
 mod error;
 mod schema;
 
@@ -24,6 +25,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Schema(schema::Args),
+    /// Run and manage the built-in local cloud (an offline Azure emulator).
+    Cloud(cloud::Args),
 }
 
 /// Parses arguments, runs the command and maps its result to an exit code exactly once.
@@ -67,5 +70,6 @@ fn init_logging(verbose: u8) {
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Schema(args) => schema::run(args),
+        Command::Cloud(args) => cloud::run(args),
     }
 }
