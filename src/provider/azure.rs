@@ -122,6 +122,11 @@ impl AzureProvider {
         &self.credential
     }
 
+    /// The shared ARM client (for calls no resource type covers).
+    pub fn arm(&self) -> &Arm {
+        &self.ctx.arm
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &CloudConfig {
         &self.ctx.config

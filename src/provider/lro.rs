@@ -235,7 +235,9 @@ struct Poller<'a> {
 impl Poller<'_> {
     async fn wait(&self, last: &HttpResponse, state: &str) -> Result<()> {
         let clock = self.pipeline.clock();
+        // A zero `Retry-After` is no hint at all: polling back-to-back would only spin.
         let delay = retry_after(&last.headers, clock.now_utc())
+            .filter(|d| !d.is_zero())
             .unwrap_or(self.options.default_poll)
             .min(self.options.max_poll);
         let now = clock.elapsed();
