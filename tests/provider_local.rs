@@ -335,6 +335,46 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
         .expect("re-creating the same assignment is idempotent");
     assert_eq!(again.id, ra.id);
 
+    // RoleAssignmentExists: the same grant made elsewhere under a random name is adopted, not duplicated.
+    let uai_principal = s(&uai, "principal_id");
+    let random = uuid::Uuid::new_v4().to_string();
+    let raw_path = format!(
+        "{}/providers/Microsoft.Authorization/roleAssignments/{random}",
+        store.id
+    );
+    let raw_body = json!({"properties": {
+        "roleDefinitionId": format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7", p.config().subscription_id),
+        "principalId": uai_principal, "principalType": "ServicePrincipal"}});
+    p.arm()
+        .put(&raw_path, "2022-04-01", &raw_body, &p.config().lro, &|_| {})
+        .await
+        .expect("out-of-band assignment");
+    let adopt_inputs = obj(
+        json!({"principal_id": uai_principal, "role": "Reader", "scope": store.id, "principal_type": "ServicePrincipal"}),
+    );
+    let adopt = req(
+        ResourceType::RoleAssignment,
+        "uai-reader",
+        adopt_inputs.clone(),
+    );
+    let adopted = p
+        .create(&adopt)
+        .await
+        .expect("adopts the existing assignment");
+    assert!(
+        adopted.id.ends_with(&random),
+        "adopted {} instead of {random}",
+        adopted.id
+    );
+    let adopt = adopt.with_cloud_id(adopted.id.clone());
+    let read_back = p
+        .read(&adopt)
+        .await
+        .unwrap()
+        .expect("adopted assignment reads by its id");
+    assert_reads_back("uai-reader", &adopt_inputs, &read_back);
+    delete_gone(p, &adopt).await;
+
     // online_deployment
     let d_inputs = obj(json!({
         "name": "blue", "endpoint": endpoint,
@@ -367,7 +407,20 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
     // Scale only: PATCH of sku.capacity; asset ids unchanged.
     let mut d2 = d_inputs.clone();
     d2.insert("instance_count".into(), json!(2));
-    let dep2 = update_read(p, &dep, &req(ResourceType::OnlineDeployment, "blue", d2)).await;
+    let dep2 = update_read(
+        p,
+        &dep,
+        &req(ResourceType::OnlineDeployment, "blue", d2).with_progress(progress.clone()),
+    )
+    .await;
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.address == "blue" && e.status == "Scaling"),
+        "a change of instance_count alone is a scale (PATCH), not a redeploy"
+    );
     assert_eq!(s(&dep2, "model_id"), s(&dep, "model_id"));
     assert_eq!(s(&dep2, "code_id"), s(&dep, "code_id"));
     // Keys are secrets; the endpoint answers with them.

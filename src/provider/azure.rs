@@ -183,9 +183,10 @@ impl AzureProvider {
         }
     }
 
-    async fn do_create(&self, req: &ResourceRequest) -> Result<Observed> {
+    /// Create-or-replace by PUT: creating and updating are the same call for every type but the
+    /// deployment (whose update may be a scale or a traffic change only).
+    async fn do_put(&self, req: &ResourceRequest) -> Result<Observed> {
         let ctx = &self.ctx;
-        req.report("Creating");
         match req.resource_type {
             ResourceType::StorageAccount => resources::storage_account::put(ctx, req).await,
             ResourceType::BlobContainer | ResourceType::UserAssignedIdentity => {
@@ -196,32 +197,22 @@ impl AzureProvider {
             ResourceType::RoleAssignment => resources::role_assignment::create(ctx, req).await,
             ResourceType::OnlineDeployment => resources::online_deployment::put(ctx, req).await,
         }
+    }
+
+    async fn do_create(&self, req: &ResourceRequest) -> Result<Observed> {
+        req.report("Creating");
+        self.do_put(req).await
     }
 
     async fn do_update(&self, prior: &Observed, req: &ResourceRequest) -> Result<Observed> {
-        let ctx = &self.ctx;
         req.report("Updating");
         match req.resource_type {
             ResourceType::OnlineDeployment => {
-                resources::online_deployment::update(ctx, prior, req).await
+                resources::online_deployment::update(&self.ctx, prior, req).await
             }
-            // Role assignments cannot change in place; the planner replaces them. A PUT of the same
-            // (deterministic) assignment is still a correct, idempotent update.
-            _ => self.do_create_quiet(req).await,
-        }
-    }
-
-    async fn do_create_quiet(&self, req: &ResourceRequest) -> Result<Observed> {
-        let ctx = &self.ctx;
-        match req.resource_type {
-            ResourceType::StorageAccount => resources::storage_account::put(ctx, req).await,
-            ResourceType::BlobContainer | ResourceType::UserAssignedIdentity => {
-                resources::generic_put(ctx, req).await
-            }
-            ResourceType::Blob => resources::blob::put(ctx, req).await,
-            ResourceType::OnlineEndpoint => resources::online_endpoint::put(ctx, req).await,
-            ResourceType::RoleAssignment => resources::role_assignment::create(ctx, req).await,
-            ResourceType::OnlineDeployment => resources::online_deployment::put(ctx, req).await,
+            // Role assignments cannot change in place (the planner replaces them); a PUT of the same
+            // deterministic assignment is still a correct, idempotent update.
+            _ => self.do_put(req).await,
         }
     }
 

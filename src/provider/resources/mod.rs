@@ -412,6 +412,101 @@ pub(crate) mod tests {
         Registry::embedded().unwrap()
     }
 
+    /// A context over a scripted transport and a fake clock.
+    pub(crate) fn ctx_with(
+        config: CloudConfig,
+        t: &std::sync::Arc<crate::provider::pipeline::fake::FakeTransport>,
+        c: &std::sync::Arc<crate::provider::pipeline::fake::FakeClock>,
+    ) -> Ctx {
+        let p = crate::provider::pipeline::fake::pipeline(t, c, config.retry.clone());
+        let arm = Arm::new(p, config.arm_endpoint.clone(), config.arm_scope());
+        Ctx::new(config, arm, registry())
+    }
+
+    pub(crate) fn azure_config() -> CloudConfig {
+        CloudConfig::azure(
+            crate::provider::CloudKind::Azure,
+            "sub",
+            "rg",
+            "ws",
+            "eastus",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn api_versions_come_from_specs_with_overrides() {
+        let t = crate::provider::pipeline::fake::FakeTransport::new(vec![]);
+        let c = std::sync::Arc::new(crate::provider::pipeline::fake::FakeClock::default());
+        let mut config = azure_config();
+        config
+            .api_versions
+            .insert("Microsoft.Storage".into(), "2026-09-01".into());
+        config
+            .api_versions
+            .insert("blob_container".into(), "2025-08-01".into());
+        let ctx = ctx_with(config, &t, &c);
+        assert_eq!(
+            ctx.api_version(ResourceType::RoleAssignment).unwrap(),
+            "2022-04-01"
+        );
+        assert_eq!(
+            ctx.api_version(ResourceType::StorageAccount).unwrap(),
+            "2026-09-01"
+        );
+        assert_eq!(
+            ctx.api_version(ResourceType::BlobContainer).unwrap(),
+            "2025-08-01"
+        );
+        let mut inputs = Map::new();
+        inputs.insert("account".into(), json!("acct"));
+        inputs.insert("name".into(), json!("c1"));
+        assert_eq!(
+            ctx.path(ResourceType::BlobContainer, &inputs).unwrap(),
+            "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct/blobServices/default/containers/c1"
+        );
+    }
+
+    #[test]
+    fn spec_body_and_observe_round_trip() {
+        let t = crate::provider::pipeline::fake::FakeTransport::new(vec![]);
+        let c = std::sync::Arc::new(crate::provider::pipeline::fake::FakeClock::default());
+        let ctx = ctx_with(azure_config(), &t, &c);
+        let spec = ctx.spec(ResourceType::StorageAccount).unwrap();
+        let mut inputs = Map::new();
+        inputs.insert("name".into(), json!("acct"));
+        inputs.insert("access_tier".into(), json!("Cool"));
+        let body = spec_body(&ctx, spec, &inputs, &[]);
+        assert_eq!(body["location"], "eastus");
+        assert_eq!(body["sku"]["name"], "Standard_LRS");
+        assert_eq!(body["kind"], "StorageV2");
+        assert_eq!(body["properties"]["accessTier"], "Cool");
+        assert_eq!(body["properties"]["allowSharedKeyAccess"], true);
+        assert!(body.get("name").is_none(), "the name travels in the path");
+        // What ARM sends back (different casing, extra read-only fields) reads as the same inputs.
+        let mut live = body.clone();
+        live["name"] = json!("ACCT");
+        live["location"] = json!("EastUS");
+        live["id"] = json!(
+            "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct"
+        );
+        live["properties"]["minimumTlsVersion"] = json!("tls1_2");
+        live["properties"]["primaryEndpoints"] =
+            json!({"blob": "https://acct.blob.core.windows.net/"});
+        live["properties"]["provisioningState"] = json!("Succeeded");
+        let obs = spec_observe(&ctx, spec, &inputs, &live, &[]);
+        assert_eq!(obs.inputs["name"], "acct");
+        assert_eq!(obs.inputs["location"], "eastus");
+        assert_eq!(obs.inputs["access_tier"], "Cool");
+        assert_eq!(obs.inputs["minimum_tls_version"], "TLS1_2");
+        assert_eq!(
+            obs.outputs["primary_blob_endpoint"],
+            "https://acct.blob.core.windows.net/"
+        );
+        assert_eq!(obs.outputs["provisioning_state"], "Succeeded");
+        assert_eq!(obs.id, live["id"]);
+    }
+
     #[test]
     fn templates_fill_and_refuse_unsafe_values() {
         let p = fill_template("/a/{x}/b/{y}", |n| Some(format!("v{n}"))).unwrap();

@@ -258,3 +258,131 @@ pub async fn delete(ctx: &Ctx, req: &ResourceRequest) -> Result<()> {
         .delete(&path, &ctx.api_version(T)?, &ctx.config.lro_for(T), &|_| {})
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::pipeline::Clock;
+    use crate::provider::pipeline::fake::{FakeClock, FakeTransport, reply};
+    use crate::provider::resources::tests::{azure_config, ctx_with};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const SCOPE: &str =
+        "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct";
+    const READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
+
+    fn request() -> ResourceRequest {
+        let inputs = serde_json::from_value(json!({
+            "principal_id": "P-1", "role": "Storage Blob Data Reader", "scope": SCOPE,
+        }))
+        .unwrap();
+        ResourceRequest::new(T, "reader", inputs)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn created(name: &str) -> String {
+        json!({"id": format!("{SCOPE}/providers/Microsoft.Authorization/roleAssignments/{name}"), "name": name,
+            "properties": {"roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{READER}"),
+            "principalId": "p-1", "principalType": "ServicePrincipal", "scope": SCOPE}})
+        .to_string()
+    }
+
+    const NOT_FOUND: &str = r#"{"error":{"code":"PrincipalNotFound","message":"not replicated"}}"#;
+
+    #[test]
+    fn put_uses_the_deterministic_name_and_service_principal_type() {
+        let name = role_assignment_name(SCOPE, READER, "p-1").to_string();
+        let t = FakeTransport::new(vec![reply(201, &[], &created(&name))]);
+        let c = Arc::new(FakeClock::default());
+        let ctx = ctx_with(azure_config(), &t, &c);
+        let obs = rt().block_on(create(&ctx, &request())).unwrap();
+        let sent = &t.requests()[0];
+        assert!(
+            sent.url
+                .path()
+                .ends_with(&format!("/roleAssignments/{name}")),
+            "{}",
+            sent.url
+        );
+        let body: Value = serde_json::from_slice(&sent.body).unwrap();
+        assert_eq!(body["properties"]["principalType"], "ServicePrincipal");
+        assert_eq!(
+            body["properties"]["roleDefinitionId"],
+            format!(
+                "/subscriptions/sub/providers/Microsoft.Authorization/roleDefinitions/{READER}"
+            )
+        );
+        // The service normalised the role id and lowercased the principal: still the requested inputs.
+        assert_eq!(obs.inputs["role"], "Storage Blob Data Reader");
+        assert_eq!(obs.inputs["principal_id"], "P-1");
+        assert_eq!(obs.outputs["name"], json!(name));
+    }
+
+    #[test]
+    fn principal_not_found_is_retried_until_it_replicates() {
+        let name = role_assignment_name(SCOPE, READER, "p-1").to_string();
+        let t = FakeTransport::new(vec![
+            reply(400, &[], NOT_FOUND),
+            reply(400, &[], NOT_FOUND),
+            reply(201, &[], &created(&name)),
+        ]);
+        let c = Arc::new(FakeClock::default());
+        let ctx = ctx_with(azure_config(), &t, &c);
+        rt().block_on(create(&ctx, &request())).unwrap();
+        assert_eq!(t.requests().len(), 3);
+        assert_eq!(c.sleeps().len(), 2);
+    }
+
+    #[test]
+    fn principal_not_found_gives_up_after_the_wait() {
+        let t = FakeTransport::new((0..500).map(|_| reply(400, &[], NOT_FOUND)).collect());
+        let c = Arc::new(FakeClock::default());
+        let mut config = azure_config();
+        config.principal_wait = Duration::from_secs(120);
+        let ctx = ctx_with(config, &t, &c);
+        let e = rt().block_on(create(&ctx, &request())).unwrap_err();
+        assert!(e.has_code("PrincipalNotFound"), "{e}");
+        assert_eq!(e.kind, ErrorKind::UserError);
+        assert!(c.elapsed() <= Duration::from_secs(120));
+        assert!(t.remaining() > 0, "stopped before the script ran out");
+    }
+
+    #[test]
+    fn role_assignment_exists_adopts_the_identical_one() {
+        let other = "11111111-2222-3333-4444-555555555555";
+        let list = json!({"value": [
+            {"id": "x", "name": "y", "properties": {"roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7", "principalId": "p-1", "scope": SCOPE}},
+            serde_json::from_str::<Value>(&created(other)).unwrap(),
+        ]})
+        .to_string();
+        let t = FakeTransport::new(vec![
+            reply(
+                409,
+                &[],
+                r#"{"error":{"code":"RoleAssignmentExists","message":"The role assignment already exists."}}"#,
+            ),
+            reply(200, &[], &list),
+        ]);
+        let c = Arc::new(FakeClock::default());
+        let ctx = ctx_with(azure_config(), &t, &c);
+        let obs = rt().block_on(create(&ctx, &request())).unwrap();
+        assert!(obs.id.ends_with(other), "{}", obs.id);
+        let listed = &t.requests()[1];
+        assert!(
+            listed
+                .url
+                .query()
+                .unwrap_or_default()
+                .contains("principalId+eq+%27P-1%27"),
+            "{}",
+            listed.url
+        );
+    }
+}
