@@ -404,6 +404,15 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
         p.traffic(&endpoint).await.unwrap().unwrap().get("blue"),
         Some(&100)
     );
+    // An endpoint update keeps the traffic the deployments set.
+    let mut e3 = e2.clone();
+    e3.insert("tags".into(), json!({"stage": "demo"}));
+    update_read(p, &ep, &req(ResourceType::OnlineEndpoint, "endpoint", e3)).await;
+    assert_eq!(
+        p.traffic(&endpoint).await.unwrap().unwrap().get("blue"),
+        Some(&100),
+        "endpoint update moved traffic"
+    );
     // Scale only: PATCH of sku.capacity; asset ids unchanged.
     let mut d2 = d_inputs.clone();
     d2.insert("instance_count".into(), json!(2));

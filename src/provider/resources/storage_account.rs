@@ -83,8 +83,9 @@ pub async fn list_keys(ctx: &Ctx, account: &str) -> Result<Vec<Secret>> {
 }
 
 /// The blob endpoint of `account` and how to authenticate there. SharedKey from `listKeys` when the
-/// account allows shared-key access (works without any data role), else Bearer for the storage audience
-/// (the deploying principal then needs a blob data role). Cached per account.
+/// account allows shared-key access and the caller may list keys (works without any data role), else
+/// Bearer for the storage audience (the deploying principal then needs a blob data role). Cached per
+/// account.
 pub async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)> {
     let key = account.to_ascii_lowercase();
     if let Some(found) = ctx.account_access.lock().await.get(&key) {
@@ -124,12 +125,19 @@ pub async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)> {
         .pointer("/properties/allowSharedKeyAccess")
         .and_then(Value::as_bool)
         != Some(false);
+    let bearer = || Auth::Bearer(ctx.config.storage_scope.clone());
     let auth = if shared_key_allowed {
-        let keys = list_keys(ctx, account).await?;
-        let cred = SharedKeyCredential::new(account, keys[0].expose())?;
-        Auth::SharedKey(Arc::new(cred))
+        match list_keys(ctx, account).await {
+            Ok(keys) => Auth::SharedKey(Arc::new(SharedKeyCredential::new(
+                account,
+                keys[0].expose(),
+            )?)),
+            // A principal may hold a blob data role without the right to list keys.
+            Err(e) if e.is_auth() => bearer(),
+            Err(e) => return Err(e),
+        }
     } else {
-        Auth::Bearer(ctx.config.storage_scope.clone())
+        bearer()
     };
     ctx.account_access
         .lock()
