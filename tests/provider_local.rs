@@ -531,3 +531,74 @@ async fn every_type_round_trips_with_injected_faults() {
     lifecycle(&local, "f1", &faults).await;
     local.stop().await;
 }
+
+/// The failure users meet in Azure when the role assignment is missing: the scoring script's `init()`
+/// gets 403 reading the blob, the deployment ends `Failed`, and the error carries the log tail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_without_its_role_fails_with_the_log_tail() {
+    let local = start(Faults {
+        retry_after_s: 0,
+        ..Faults::default()
+    })
+    .await;
+    let p = &local.provider;
+    let account = "sfnorole1";
+    let sa = req(
+        ResourceType::StorageAccount,
+        "store",
+        obj(json!({"name": account})),
+    );
+    let store = p.create(&sa).await.unwrap();
+    p.create(&req(
+        ResourceType::BlobContainer,
+        "data",
+        obj(json!({"account": account, "name": "hello"})),
+    ))
+    .await
+    .unwrap();
+    let blob = obj(
+        json!({"account": account, "container": "hello", "name": "hello.txt", "content": "Hello world!"}),
+    );
+    p.create(&req(ResourceType::Blob, "greeting", blob))
+        .await
+        .unwrap();
+    let e = req(
+        ResourceType::OnlineEndpoint,
+        "endpoint",
+        obj(json!({"name": "sf-norole", "auth_mode": "key"})),
+    );
+    p.create(&e).await.unwrap();
+    let d = req(
+        ResourceType::OnlineDeployment,
+        "blue",
+        obj(json!({
+            "name": "blue", "endpoint": "sf-norole",
+            "model": {"path": example("model")},
+            "code_configuration": {"code": example("onlinescoring"), "scoring_script": "score.py"},
+            "environment": {"conda_file": example("environment/conda.yaml")},
+            "instance_count": 1, "traffic": 100,
+            "environment_variables": {
+                "STORAGE_ACCOUNT_NAME": account, "STORAGE_BLOB_ENDPOINT": s(&store, "primary_blob_endpoint"),
+                "STORAGE_CONTAINER_NAME": "hello", "FILE_NAME": "hello.txt",
+            },
+        })),
+    );
+    let err = p
+        .create(&d)
+        .await
+        .expect_err("init() cannot read the blob without a data role");
+    assert_eq!(err.kind, stackform::provider::ErrorKind::Failed, "{err}");
+    assert!(!err.is_retryable());
+    let text = err.to_string();
+    assert!(text.contains("online_deployment blue"), "{text}");
+    assert!(text.contains("deployment log (tail)"), "{text}");
+    assert!(
+        text.contains("403") || text.contains("AuthorizationPermissionMismatch"),
+        "{text}"
+    );
+    // The failed deployment exists (Failed) and can be deleted.
+    p.delete(&d).await.unwrap();
+    p.delete(&e).await.unwrap();
+    p.delete(&sa).await.unwrap();
+    local.stop().await;
+}
