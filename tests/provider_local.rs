@@ -382,6 +382,8 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
         "code_configuration": {"code": example("onlinescoring"), "scoring_script": "score.py"},
         "environment": {"conda_file": example("environment/conda.yaml"), "image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"},
         "instance_type": "Standard_DS3_v2", "instance_count": 1, "traffic": 100,
+        "request_settings": {"request_timeout_ms": 3000, "max_concurrent_requests_per_instance": 2, "max_queue_wait_ms": 500},
+        "liveness_probe": {"initial_delay": 5, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 3},
         "environment_variables": {
             "STORAGE_ACCOUNT_NAME": account, "STORAGE_BLOB_ENDPOINT": s(&store, "primary_blob_endpoint"),
             "STORAGE_CONTAINER_NAME": "hello", "FILE_NAME": "hello.txt",

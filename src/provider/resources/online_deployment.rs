@@ -530,6 +530,54 @@ const REQUEST_DEFAULTS: &[(&str, i64)] = &[
     ("max_queue_wait_ms", 500),
 ];
 
+const PROBES: &[(&str, &str)] = &[
+    ("liveness_probe", "livenessProbe"),
+    ("readiness_probe", "readinessProbe"),
+];
+
+/// A settings object (probe, request settings) in ARM spelling: durations converted by `to_iso`.
+fn settings_to_wire(
+    settings: &Map<String, Value>,
+    fields: &[(&str, &str, bool)],
+    to_iso: fn(&Value) -> Option<Value>,
+) -> Value {
+    let mut out = Map::new();
+    for (stack, wire, duration) in fields {
+        let v = settings.get(*stack).and_then(|v| {
+            if *duration {
+                to_iso(v)
+            } else {
+                Some(v.clone())
+            }
+        });
+        if let Some(v) = v {
+            out.insert((*wire).into(), v);
+        }
+    }
+    Value::Object(out)
+}
+
+/// A settings object read back in stack spelling (durations × `scale` from seconds), defaults filled.
+fn settings_from_wire(
+    live: &Value,
+    fields: &[(&str, &str, bool)],
+    defaults: &[(&str, i64)],
+    scale: f64,
+) -> Value {
+    let mut out = Map::new();
+    for ((stack, wire, duration), (_, default)) in fields.iter().zip(defaults) {
+        let v = live.get(*wire).and_then(|v| {
+            if *duration {
+                iso_to_number(v, scale)
+            } else {
+                Some(v.clone())
+            }
+        });
+        out.insert((*stack).into(), v.unwrap_or(json!(default)));
+    }
+    Value::Object(out)
+}
+
 fn int(inputs: &Map<String, Value>, name: &str, default: i64) -> i64 {
     inputs.get(name).and_then(Value::as_i64).unwrap_or(default)
 }
@@ -565,40 +613,11 @@ fn deployment_body(
         props["description"] = json!(d);
     }
     if let Some(rs) = i.get("request_settings").and_then(Value::as_object) {
-        let mut out = Map::new();
-        for (stack, wire, duration) in REQUEST_FIELDS {
-            if let Some(v) = rs.get(*stack) {
-                let v = if *duration {
-                    ms_to_iso(v)
-                } else {
-                    Some(v.clone())
-                };
-                if let Some(v) = v {
-                    out.insert((*wire).into(), v);
-                }
-            }
-        }
-        props["requestSettings"] = Value::Object(out);
+        props["requestSettings"] = settings_to_wire(rs, REQUEST_FIELDS, ms_to_iso);
     }
-    for (stack, wire) in [
-        ("liveness_probe", "livenessProbe"),
-        ("readiness_probe", "readinessProbe"),
-    ] {
-        if let Some(p) = i.get(stack).and_then(Value::as_object) {
-            let mut out = Map::new();
-            for (s, w, duration) in PROBE_FIELDS {
-                if let Some(v) = p.get(*s) {
-                    let v = if *duration {
-                        secs_to_iso(v)
-                    } else {
-                        Some(v.clone())
-                    };
-                    if let Some(v) = v {
-                        out.insert((*w).into(), v);
-                    }
-                }
-            }
-            props[wire] = Value::Object(out);
+    for (stack, wire) in PROBES {
+        if let Some(p) = i.get(*stack).and_then(Value::as_object) {
+            props[*wire] = settings_to_wire(p, PROBE_FIELDS, secs_to_iso);
         }
     }
     let mut body = json!({
@@ -661,37 +680,18 @@ fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value, traffic: u32) -> Resu
     // Settings objects are reported only when the stack manages them (the service fills its defaults).
     if d.contains_key("request_settings") {
         let live = p("requestSettings").cloned().unwrap_or(Value::Null);
-        let mut out = Map::new();
-        for ((stack, wire, duration), (_, default)) in REQUEST_FIELDS.iter().zip(REQUEST_DEFAULTS) {
-            let v = live.get(*wire).and_then(|v| {
-                if *duration {
-                    iso_to_number(v, 1000.0)
-                } else {
-                    Some(v.clone())
-                }
-            });
-            out.insert((*stack).into(), v.unwrap_or(json!(default)));
-        }
-        inputs.insert("request_settings".into(), Value::Object(out));
+        inputs.insert(
+            "request_settings".into(),
+            settings_from_wire(&live, REQUEST_FIELDS, REQUEST_DEFAULTS, 1000.0),
+        );
     }
-    for (stack, wire) in [
-        ("liveness_probe", "livenessProbe"),
-        ("readiness_probe", "readinessProbe"),
-    ] {
-        if d.contains_key(stack) {
+    for (stack, wire) in PROBES {
+        if d.contains_key(*stack) {
             let live = p(wire).cloned().unwrap_or(Value::Null);
-            let mut out = Map::new();
-            for ((s, w, duration), (_, default)) in PROBE_FIELDS.iter().zip(PROBE_DEFAULTS) {
-                let v = live.get(*w).and_then(|v| {
-                    if *duration {
-                        iso_to_number(v, 1.0)
-                    } else {
-                        Some(v.clone())
-                    }
-                });
-                out.insert((*s).into(), v.unwrap_or(json!(default)));
-            }
-            inputs.insert(stack.into(), Value::Object(out));
+            inputs.insert(
+                (*stack).into(),
+                settings_from_wire(&live, PROBE_FIELDS, PROBE_DEFAULTS, 1.0),
+            );
         }
     }
     // Assets: the request's own form when the live ids are the ones it produces, else the live ids.
@@ -1013,6 +1013,38 @@ mod tests {
         assert_ne!(
             LocalAsset::load(root.to_str().unwrap()).unwrap().version(),
             a.version()
+        );
+    }
+
+    #[test]
+    fn settings_round_trip_through_arm_spelling() {
+        let probe = serde_json::from_value::<Map<String, Value>>(
+            json!({"initial_delay": 5, "period": 10, "failure_threshold": 3}),
+        )
+        .unwrap();
+        let wire = settings_to_wire(&probe, PROBE_FIELDS, secs_to_iso);
+        assert_eq!(
+            wire,
+            json!({"initialDelay": "PT5S", "period": "PT10S", "failureThreshold": 3})
+        );
+        let back = settings_from_wire(&wire, PROBE_FIELDS, PROBE_DEFAULTS, 1.0);
+        assert_eq!(
+            back,
+            json!({"initial_delay": 5, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 3})
+        );
+        let rs = serde_json::from_value::<Map<String, Value>>(
+            json!({"request_timeout_ms": 1500, "max_concurrent_requests_per_instance": 2}),
+        )
+        .unwrap();
+        let wire = settings_to_wire(&rs, REQUEST_FIELDS, ms_to_iso);
+        assert_eq!(
+            wire,
+            json!({"requestTimeout": "PT1.5S", "maxConcurrentRequestsPerInstance": 2})
+        );
+        let back = settings_from_wire(&wire, REQUEST_FIELDS, REQUEST_DEFAULTS, 1000.0);
+        assert_eq!(
+            back,
+            json!({"request_timeout_ms": 1500, "max_concurrent_requests_per_instance": 2, "max_queue_wait_ms": 500})
         );
     }
 

@@ -19,14 +19,10 @@ use crate::provider::{Observed, ResourceRequest, ResourceType, Result, Secret};
 
 const T: ResourceType = ResourceType::OnlineEndpoint;
 
-/// The identity block of the PUT body.
-fn identity_body(inputs: &Map<String, Value>) -> Result<Value> {
-    let identity = inputs.get("identity").filter(|v| !v.is_null());
-    let kind = identity
-        .and_then(|i| i.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("system_assigned");
-    let ids: Vec<String> = identity
+/// The user-assigned identity ids the inputs list.
+fn requested_uais(inputs: &Map<String, Value>) -> Vec<String> {
+    inputs
+        .get("identity")
         .and_then(|i| i.get("user_assigned_identities"))
         .and_then(Value::as_array)
         .map(|a| {
@@ -35,7 +31,17 @@ fn identity_body(inputs: &Map<String, Value>) -> Result<Value> {
                 .map(str::to_owned)
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The identity block of the PUT body.
+fn identity_body(inputs: &Map<String, Value>) -> Result<Value> {
+    let identity = inputs.get("identity").filter(|v| !v.is_null());
+    let kind = identity
+        .and_then(|i| i.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("system_assigned");
+    let ids = requested_uais(inputs);
     match kind {
         "system_assigned" if ids.is_empty() => Ok(json!({"type": "SystemAssigned"})),
         "system_assigned" => {
@@ -73,17 +79,7 @@ fn identity_observed(body: &Value, desired: &Map<String, Value>) -> Value {
         .and_then(Value::as_object)
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    let wanted: Vec<String> = desired
-        .get("identity")
-        .and_then(|i| i.get("user_assigned_identities"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let wanted = requested_uais(desired);
     let same_set =
         live.len() == wanted.len() && live.iter().all(|l| wanted.iter().any(|w| same_id(l, w)));
     let ids = if same_set { wanted } else { live };
