@@ -168,6 +168,19 @@ pub(crate) fn endpoint_path(ctx: &Ctx, endpoint: &str) -> Result<String> {
     ctx.path(T, &inputs)
 }
 
+/// The endpoint's path, api-version and current body; not-found when it does not exist.
+async fn existing(ctx: &Ctx, endpoint: &str) -> Result<(String, String, Value)> {
+    let path = endpoint_path(ctx, endpoint)?;
+    let api = ctx.api_version(T)?;
+    match ctx.arm.get(&path, &api).await? {
+        Some(current) => Ok((path, api, current)),
+        None => Err(ProviderError::new(
+            ErrorKind::NotFound,
+            format!("online endpoint {endpoint} does not exist"),
+        )),
+    }
+}
+
 /// The writable part of a GET body, for a full PUT that changes only what the caller changes.
 fn writable(current: &Value) -> Value {
     let mut body = json!({ "location": current.get("location").cloned().unwrap_or(Value::Null) });
@@ -215,14 +228,7 @@ pub async fn set_traffic(
     traffic: &BTreeMap<String, u32>,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<()> {
-    let path = endpoint_path(ctx, endpoint)?;
-    let api = ctx.api_version(T)?;
-    let current = ctx.arm.get(&path, &api).await?.ok_or_else(|| {
-        ProviderError::new(
-            ErrorKind::NotFound,
-            format!("online endpoint {endpoint} does not exist"),
-        )
-    })?;
+    let (path, api, current) = existing(ctx, endpoint).await?;
     let mut body = writable(&current);
     let map: Map<String, Value> = traffic
         .iter()
@@ -294,14 +300,7 @@ pub async fn invoke(
     request_body: &[u8],
     deployment: Option<&str>,
 ) -> Result<ScoreResponse> {
-    let path = endpoint_path(ctx, endpoint)?;
-    let api = ctx.api_version(T)?;
-    let current = ctx.arm.get(&path, &api).await?.ok_or_else(|| {
-        ProviderError::new(
-            ErrorKind::NotFound,
-            format!("online endpoint {endpoint} does not exist"),
-        )
-    })?;
+    let (path, api, current) = existing(ctx, endpoint).await?;
     let uri = current
         .pointer("/properties/scoringUri")
         .and_then(Value::as_str)
