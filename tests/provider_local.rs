@@ -598,7 +598,25 @@ async fn deployment_without_its_role_fails_with_the_log_tail() {
         text.contains("403") || text.contains("AuthorizationPermissionMismatch"),
         "{text}"
     );
-    // The failed deployment exists (Failed) and can be deleted.
+    // The failed deployment exists; once the role is granted, an update with the same inputs redeploys it.
+    let failed = p
+        .read(&d)
+        .await
+        .unwrap()
+        .expect("a failed deployment still exists");
+    assert_eq!(s(&failed, "provisioning_state"), "Failed");
+    let principal = s(&p.read(&e).await.unwrap().unwrap(), "identity.principal_id");
+    let role = obj(
+        json!({"principal_id": principal, "role": "Storage Blob Data Reader", "scope": store.id}),
+    );
+    p.create(&req(ResourceType::RoleAssignment, "reader", role))
+        .await
+        .unwrap();
+    let fixed = p
+        .update(&failed, &d)
+        .await
+        .expect("redeploys after the role is granted");
+    assert_eq!(s(&fixed, "provisioning_state"), "Succeeded");
     p.delete(&d).await.unwrap();
     p.delete(&e).await.unwrap();
     p.delete(&sa).await.unwrap();

@@ -847,18 +847,26 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     observe(ctx, req, &done, traffic)
 }
 
-/// Update: traffic only → endpoint PUT; instance count only → PATCH `sku.capacity`; else a full PUT.
+/// Update, decided against the live deployment (not `prior`): traffic only → endpoint PUT; instance
+/// count only → PATCH `sku.capacity`; anything else, or a deployment that is not `Succeeded` → a full PUT.
 pub async fn update(ctx: &Ctx, prior: &Observed, req: &ResourceRequest) -> Result<Observed> {
-    let mut before = prior.inputs.clone();
+    let _ = prior;
     let mut after = req.inputs.clone();
     for k in ["instance_count", "traffic"] {
-        before.remove(k);
         after.remove(k);
     }
     // Compare the rest as the cloud would read it back.
     let current = read(ctx, req).await?;
+    // A deployment that is not healthy (e.g. `Failed` while a role assignment propagated) is always
+    // redeployed, even when its inputs already match.
     let same_rest = match &current {
-        Some(obs) => {
+        Some(obs)
+            if obs
+                .outputs
+                .get("provisioning_state")
+                .and_then(Value::as_str)
+                == Some("Succeeded") =>
+        {
             let mut live = obs.inputs.clone();
             live.remove("instance_count");
             live.remove("traffic");
@@ -866,7 +874,7 @@ pub async fn update(ctx: &Ctx, prior: &Observed, req: &ResourceRequest) -> Resul
                 .iter()
                 .all(|(k, v)| v.is_null() || live.get(k) == Some(v))
         }
-        None => false,
+        _ => false,
     };
     if !same_rest {
         return put(ctx, req).await;
