@@ -257,6 +257,11 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
     // A changed local file no longer matches the live blob: `source` is not echoed (the planner sees a change).
     let drifted = p.read(&b).await.unwrap().unwrap();
     assert_eq!(drifted.inputs.get("source"), None);
+    assert_eq!(
+        s(&drifted, "content_sha256"),
+        first_sha,
+        "the live hash is still the old content's"
+    );
     let blob2 = update_read(p, &blob, &b).await;
     assert_ne!(s(&blob2, "content_sha256"), first_sha);
     assert_ne!(s(&blob2, "etag"), s(&blob, "etag"));

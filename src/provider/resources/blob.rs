@@ -16,6 +16,9 @@ use crate::provider::blob::{BlobClient, BlobProperties, content_md5};
 use crate::provider::error::ProviderError;
 use crate::provider::{Observed, ResourceRequest, Result};
 
+/// Live blobs up to this size are downloaded and hashed when they differ from the local content.
+const MAX_HASHED_BYTES: u64 = 64 << 20;
+
 /// The desired content, from `source` or `content`.
 async fn desired_content(inputs: &Map<String, Value>) -> Result<Bytes> {
     match (
@@ -68,11 +71,14 @@ async fn client(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<BlobClient> {
     ))
 }
 
+/// Builds the observed blob. `live_sha256` is the SHA-256 of the live content when the caller had to
+/// compute it (the live blob differs from the local content).
 fn observe(
     req: &ResourceRequest,
     url: &str,
     props: &BlobProperties,
     desired: Option<&Bytes>,
+    live_sha256: Option<String>,
 ) -> Observed {
     let mut inputs = Map::new();
     for k in ["account", "container", "name"] {
@@ -105,7 +111,7 @@ fn observe(
             "content_sha256".into(),
             json!(hex::encode(Sha256::digest(data))),
         );
-    } else if let Some(sha) = props.metadata.get("stackform_sha256") {
+    } else if let Some(sha) = live_sha256 {
         outputs.insert("content_sha256".into(), json!(sha));
     }
     Observed {
@@ -128,7 +134,27 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
     };
     let desired = desired_content(&req.inputs).await.ok();
     let url = blobs.url(container, Some(name))?;
-    Ok(Some(observe(req, url.as_str(), &props, desired.as_ref())))
+    let matches = match (&desired, &props.content_md5) {
+        (Some(d), Some(md5)) => content_md5(d) == *md5,
+        _ => false,
+    };
+    // When the live blob is not the local content, hash what is live so drift shows as a content
+    // change (small blobs only; a larger one is reported without a hash).
+    let live_sha256 = if matches || props.content_length > MAX_HASHED_BYTES {
+        None
+    } else {
+        match blobs.get_blob(container, name).await? {
+            Some((bytes, _)) => Some(hex::encode(Sha256::digest(&bytes))),
+            None => return Ok(None),
+        }
+    };
+    Ok(Some(observe(
+        req,
+        url.as_str(),
+        &props,
+        desired.as_ref(),
+        live_sha256,
+    )))
 }
 
 /// Create and update are the same Put Blob.
@@ -152,7 +178,7 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
         .await?;
     props.content_type = Some(content_type.to_owned());
     let url = blobs.url(container, Some(name))?;
-    Ok(observe(req, url.as_str(), &props, Some(&data)))
+    Ok(observe(req, url.as_str(), &props, Some(&data), None))
 }
 
 pub async fn delete(ctx: &Ctx, req: &ResourceRequest) -> Result<()> {
