@@ -96,7 +96,8 @@ fn what(kind: AmlFileKind) -> &'static str {
 }
 
 /// Loads the base named by a `file:` node. Returns its absolute path and its entries under stack field
-/// names, or `None` after reporting why it cannot be used.
+/// names (keys it refused are reported and left out, so the rest is still checked), or `None` after
+/// reporting why the file cannot be read at all.
 pub(crate) fn load_base(
     ctx: &mut Ctx<'_>,
     kind: AmlFileKind,
@@ -168,7 +169,6 @@ pub(crate) fn load_base(
         AmlFileKind::ManagedOnlineDeployment => DEPLOYMENT_KEYS,
     };
     let mut out = Vec::new();
-    let mut ok = true;
     for (key, node) in entries {
         let Some((_, rule)) = rules.iter().find(|(k, _)| *k == key.name) else {
             let help =
@@ -188,7 +188,6 @@ pub(crate) fn load_base(
                 .label(format!("not a {} key", schema_name(kind)))
                 .help(help),
             );
-            ok = false;
             continue;
         };
         match rule {
@@ -211,7 +210,6 @@ pub(crate) fn load_base(
                     .label("refused")
                     .help(*why),
                 );
-                ok = false;
             }
             KeyRule::ScaleSettings => {
                 let is_default = node
@@ -228,7 +226,6 @@ pub(crate) fn load_base(
                         )
                         .label("unsupported scale settings"),
                     );
-                    ok = false;
                 }
             }
             KeyRule::Field(field) => {
@@ -250,7 +247,7 @@ pub(crate) fn load_base(
         }
     }
     let path = std::fs::canonicalize(&absolute).unwrap_or(absolute);
-    ok.then_some((path, out))
+    Some((path, out))
 }
 
 /// A `$schema` naming the other Azure ML schema means the wrong file was named.

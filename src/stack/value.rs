@@ -130,7 +130,11 @@ impl Val {
 /// The byte offset in `src` of the first character of a scalar's value, when the value is written
 /// verbatim (plain, or quoted without escapes), so positions inside it map onto the file exactly.
 fn value_base(src: &SourceFile, span: Span, value: &str) -> Option<usize> {
-    let raw = src.text.get(span.start..span.end)?;
+    // Scanners may include trailing blanks in a flow scalar's span.
+    let raw = src
+        .text
+        .get(span.start..span.end)?
+        .trim_end_matches([' ', '\t']);
     if raw == value {
         return Some(span.start);
     }
