@@ -49,12 +49,10 @@ fn parse_case(path: &Path) -> Result<Case, String> {
         if let Some(rest) = comment.strip_prefix("expect:") {
             let rest = rest.trim();
             // `<command line>` contains a space; every other location does not.
-            let split_at = if rest.starts_with("<command line>") {
-                rest["<command line>".len()..]
-                    .find(' ')
-                    .map(|i| i + "<command line>".len())
-            } else {
-                rest.find(' ')
+            const CMD: &str = "<command line>";
+            let split_at = match rest.strip_prefix(CMD) {
+                Some(tail) => tail.find(' ').map(|i| i + CMD.len()),
+                None => rest.find(' '),
             };
             let (loc, fragment) = split_at
                 .map(|i| rest.split_at(i))
@@ -184,9 +182,7 @@ fn every_bad_stack_reports_exactly_its_expected_diagnostics() {
 fn diagnostics_are_sorted_by_location() {
     let registry = Registry::embedded().expect("embedded specs");
     let path = bad_dir().join("several-errors.yaml");
-    let diags = stack::load(&path, &LoadOptions::default(), &registry)
-        .err()
-        .expect("errors");
+    let diags = stack::load(&path, &LoadOptions::default(), &registry).expect_err("errors");
     let positions: Vec<usize> = diags.iter().map(|d| d.span.start).collect();
     let mut sorted = positions.clone();
     sorted.sort_unstable();

@@ -260,7 +260,7 @@ fn sensitive_values_are_not_echoed_in_errors() {
     let d = Dir::new(&format!(
         "{HEAD}  store:\n    type: storage_account\n    name: ${{var.secret}}\nvariables:\n  secret: {{ default: TopSecretValue, sensitive: true }}\n"
     ));
-    let errs = d.load(&LoadOptions::default()).err().expect("errors");
+    let errs = d.load(&LoadOptions::default()).expect_err("errors");
     let text = diag::render(&errs, diag::Style::default());
     assert!(text.contains("(sensitive)"), "{text}");
     // The variable reference is shown (it is in the file); the value is not.
@@ -343,7 +343,7 @@ fn base_file_problems_point_into_the_base_file() {
         "ep.yml",
         "name: e1x\nauth_mod: key\ntraffic: { blue: 100 }\n",
     );
-    let errs = d.load(&LoadOptions::default()).err().expect("errors");
+    let errs = d.load(&LoadOptions::default()).expect_err("errors");
     let got: Vec<String> = errs
         .iter()
         .map(|e| {
@@ -384,7 +384,7 @@ fn base_file_of_the_wrong_kind_is_refused() {
         "{HEAD}  ep:\n    type: online_endpoint\n    file: d.yml\n    name: abc\n"
     ))
     .file("d.yml", "$schema: https://azuremlschemas.azureedge.net/latest/managedOnlineDeployment.schema.json\n");
-    let errs = d.load(&LoadOptions::default()).err().expect("errors");
+    let errs = d.load(&LoadOptions::default()).expect_err("errors");
     assert_eq!(errs.len(), 1);
     assert_eq!(
         errs[0].message,
@@ -431,7 +431,7 @@ fn references_are_checked_with_suggestions() {
     let d = Dir::new(&format!(
         "{HEAD}  store:\n    type: storage_account\n    name: abc\n  data:\n    type: blob_container\n    account: ${{stor.name}}\n    name: ${{store.nme}}\n"
     ));
-    let errs = d.load(&LoadOptions::default()).err().expect("errors");
+    let errs = d.load(&LoadOptions::default()).expect_err("errors");
     assert_eq!(errs.len(), 2);
     assert_eq!(
         errs[0].message,
@@ -504,8 +504,7 @@ fn an_unreadable_stack_file_is_a_diagnostic() {
         &LoadOptions::default(),
         &registry(),
     )
-    .err()
-    .expect("error");
+    .expect_err("error");
     assert_eq!(
         errs[0].message,
         "cannot read stack file /nonexistent/stack.yaml: no such file"
