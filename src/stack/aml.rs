@@ -11,8 +11,8 @@
 //! online_deployment's own `traffic:` and silently dropping a traffic map would route nothing.
 use std::path::PathBuf;
 
-use super::read_source;
 use super::value::{Ctx, RefPolicy, VKey, Val, ValKind};
+use super::{a_kind, read_source};
 use crate::diag::{Diagnostic, SourceFile, did_you_mean};
 use crate::specs::AmlFileKind;
 use crate::yaml::{self, Budget, Node};
@@ -158,7 +158,7 @@ pub(crate) fn load_base(
             Diagnostic::new(
                 &src,
                 root.span,
-                format!("an {} is a mapping, found {}", what(kind), root.kind()),
+                format!("an {} is a mapping, found {}", what(kind), a_kind(&root)),
             )
             .label("not a mapping"),
         );

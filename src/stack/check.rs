@@ -108,11 +108,13 @@ impl Ctx<'_> {
             }
         }
         for members in groups.values() {
-            let given: Vec<&str> = members
+            // In file order, so "first" and "second" read as the user wrote them.
+            let mut given: Vec<(&str, usize)> = members
                 .iter()
-                .copied()
-                .filter(|m| present.contains_key(*m))
+                .filter_map(|m| present.get(*m).map(|(k, _)| (*m, k.loc.span.start)))
                 .collect();
+            given.sort_by_key(|(_, at)| *at);
+            let given: Vec<&str> = given.into_iter().map(|(m, _)| m).collect();
             let names = members
                 .iter()
                 .map(|m| format!("`{}`", join(prefix, m)))
@@ -382,12 +384,17 @@ impl Ctx<'_> {
                         if pat.is_match(&form.pattern, &s) {
                             make(ExprKind::String(s))
                         } else {
+                            let shown = if sensitive {
+                                "the value".to_string()
+                            } else {
+                                format!("`{s}`")
+                            };
                             self.error(
                                 Diagnostic::new(
                                     &loc.source,
                                     loc.span,
                                     format!(
-                                        "invalid `{path}` in {owner}: `{s}` is not {}",
+                                        "invalid `{path}` in {owner}: {shown} is not {}",
                                         form.help
                                     ),
                                 )

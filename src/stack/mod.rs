@@ -113,6 +113,19 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// A node's kind with its article, for "found ..." in messages.
+pub(crate) fn a_kind(node: &Node) -> &'static str {
+    match node.value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Int(_) => "an integer",
+        Value::Float(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Seq(_) => "a list",
+        Value::Map(_) => "a mapping",
+    }
+}
+
 fn valid_resource_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars
@@ -165,7 +178,7 @@ pub fn load(
                 Diagnostic::new(
                     &src,
                     root.span,
-                    format!("a stack file is a mapping, found {}", root.kind()),
+                    format!("a stack file is a mapping, found {}", a_kind(&root)),
                 )
                 .label("not a mapping")
                 .help("a stack file has `stack:`, `cloud:`, `variables:`, `resources:` and `outputs:`"),
@@ -272,7 +285,7 @@ fn stack_name(src: &SourceFile, root: &Node, errors: &mut Vec<Diagnostic>) -> Op
                 node.span,
                 format!(
                     "wrong type for `stack`: expected a string, found {}",
-                    node.kind()
+                    a_kind(node)
                 ),
             )
             .label("not a string"),
@@ -303,7 +316,7 @@ fn cloud_section(ctx: &mut Ctx<'_>, src: &SourceFile, node: Option<&Node>) -> Cl
                 Diagnostic::new(
                     src,
                     node.span,
-                    format!("`cloud` must be a mapping, found {}", node.kind()),
+                    format!("`cloud` must be a mapping, found {}", a_kind(node)),
                 )
                 .label("not a mapping")
                 .help("e.g. `cloud: { kind: local }`"),
@@ -398,7 +411,7 @@ fn resources(
                     node.span,
                     format!(
                         "`resources` must be a mapping of name to resource, found {}",
-                        node.kind()
+                        a_kind(node)
                     ),
                 )
                 .label("not a mapping")
@@ -547,7 +560,7 @@ fn resource_type(
                 body.span,
                 format!(
                     "resource `{name}` must be a mapping with a `type:`, found {}",
-                    body.kind()
+                    a_kind(body)
                 ),
             )
             .label("not a mapping")
@@ -573,7 +586,7 @@ fn resource_type(
                 t.span,
                 format!(
                     "wrong type for `type` in resource `{name}`: expected a string, found {}",
-                    t.kind()
+                    a_kind(t)
                 ),
             )
             .label("not a type name"),
@@ -607,7 +620,7 @@ fn depends(ctx: &mut Ctx<'_>, src: &SourceFile, me: &str, node: &Node) -> Vec<(S
                     node.span,
                     format!(
                         "`depends_on` must be a list of resource names, found {}",
-                        node.kind()
+                        a_kind(node)
                     ),
                 )
                 .label("not a list")
@@ -623,7 +636,7 @@ fn depends(ctx: &mut Ctx<'_>, src: &SourceFile, me: &str, node: &Node) -> Vec<(S
                 Diagnostic::new(
                     src,
                     item.span,
-                    format!("`depends_on` lists resource names, found {}", item.kind()),
+                    format!("`depends_on` lists resource names, found {}", a_kind(item)),
                 )
                 .label("not a name"),
             );
@@ -683,7 +696,7 @@ fn outputs(
                     node.span,
                     format!(
                         "`outputs` must be a mapping of name to value, found {}",
-                        node.kind()
+                        a_kind(node)
                     ),
                 )
                 .label("not a mapping")
@@ -720,7 +733,7 @@ fn outputs(
                             None => {
                                 ok = false;
                                 ctx.error(
-                                    Diagnostic::new(src, v.span, format!("wrong type for `description` of output `{}`: expected a string, found {}", key.name, v.kind()))
+                                    Diagnostic::new(src, v.span, format!("wrong type for `description` of output `{}`: expected a string, found {}", key.name, a_kind(v)))
                                         .label("not a string"),
                                 );
                             }
@@ -730,7 +743,7 @@ fn outputs(
                             _ => {
                                 ok = false;
                                 ctx.error(
-                                    Diagnostic::new(src, v.span, format!("wrong type for `sensitive` of output `{}`: expected true or false, found {}", key.name, v.kind()))
+                                    Diagnostic::new(src, v.span, format!("wrong type for `sensitive` of output `{}`: expected true or false, found {}", key.name, a_kind(v)))
                                         .label("not a boolean"),
                                 );
                             }

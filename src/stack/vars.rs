@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use super::interp::{self, Segment};
 use super::model::{Variable, VariableOrigin};
 use super::value::VarEntry;
-use super::{LoadOptions, read_source};
+use super::{LoadOptions, a_kind, read_source};
 use crate::diag::{Diagnostic, SourceFile, Span, did_you_mean};
 use crate::yaml::{self, Budget, Node, Value};
 
@@ -305,7 +305,7 @@ fn declarations(
                     node.span,
                     format!(
                         "`variables` must be a mapping of name to declaration, found {}",
-                        node.kind()
+                        a_kind(node)
                     ),
                 )
                 .label("not a mapping"),
@@ -337,7 +337,7 @@ fn declarations(
             Value::Map(m) => m,
             _ => {
                 errors.push(
-                    Diagnostic::new(src, body.span, format!("variable `{name}` must be a mapping such as `{{ default: ... }}`, found {}", body.kind()))
+                    Diagnostic::new(src, body.span, format!("variable `{name}` must be a mapping such as `{{ default: ... }}`, found {}", a_kind(body)))
                         .label("not a mapping")
                         .help(format!("write `{name}: {{ default: ... }}`")),
                 );
@@ -353,7 +353,7 @@ fn declarations(
                 None => {
                     let shown = t
                         .as_str()
-                        .map_or_else(|| t.kind().to_string(), |s| format!("`{s}`"));
+                        .map_or_else(|| a_kind(t).to_string(), |s| format!("`{s}`"));
                     errors.push(
                         Diagnostic::new(
                             src,
@@ -378,14 +378,14 @@ fn declarations(
                 "description" => match v.as_str() {
                     Some(s) => decl.description = Some(s.to_string()),
                     None => errors.push(
-                        Diagnostic::new(src, v.span, format!("wrong type for `description` of variable `{name}`: expected a string, found {}", v.kind()))
+                        Diagnostic::new(src, v.span, format!("wrong type for `description` of variable `{name}`: expected a string, found {}", a_kind(v)))
                             .label("not a string"),
                     ),
                 },
                 "sensitive" => match v.value {
                     Value::Bool(b) => decl.sensitive = b,
                     _ => errors.push(
-                        Diagnostic::new(src, v.span, format!("wrong type for `sensitive` of variable `{name}`: expected true or false, found {}", v.kind()))
+                        Diagnostic::new(src, v.span, format!("wrong type for `sensitive` of variable `{name}`: expected true or false, found {}", a_kind(v)))
                             .label("not a boolean"),
                     ),
                 },
@@ -491,7 +491,7 @@ fn var_file(
                     node.span,
                     format!(
                         "a variable file is a mapping of variable name to value, found {}",
-                        node.kind()
+                        a_kind(&node)
                     ),
                 )
                 .label("not a mapping"),
