@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod common;
 mod error;
+mod graph;
 mod schema;
+mod validate;
 
 pub use error::CliError;
 
@@ -23,6 +26,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Validate(validate::Args),
+    Graph(graph::Args),
     Schema(schema::Args),
 }
 
@@ -66,6 +71,8 @@ fn init_logging(verbose: u8) {
 /// "changes present" style results) or a [`CliError`].
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Graph(args) => graph::run(args),
         Command::Schema(args) => schema::run(args),
     }
 }
