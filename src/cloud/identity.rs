@@ -24,7 +24,7 @@ fn entra_error(status: StatusCode, error: &str, code: u32, text: &str) -> Respon
         "timestamp": now_rfc3339(),
         "trace_id": trace,
         "correlation_id": trace,
-        "error_uri": "https://login.microsoftonline.com/error?code={code}",
+        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
     });
     (status, axum::Json(body)).into_response()
 }
