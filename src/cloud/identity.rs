@@ -225,7 +225,7 @@ async fn msi_token(
             "the resource parameter is required",
         );
     };
-    if q.get("api-version").is_none() {
+    if !q.contains_key("api-version") {
         return msi_error(
             StatusCode::BAD_REQUEST,
             "the api-version parameter is required",

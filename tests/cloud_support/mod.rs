@@ -39,7 +39,10 @@ pub struct Answer {
 
 impl Answer {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 }
 
@@ -72,7 +75,11 @@ impl Cloud {
             .args(extra)
             .output()
             .expect("run stackform");
-        assert!(out.status.success(), "cloud up failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cloud up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let status = std::process::Command::new(binary())
             .args(["cloud", "status", "--json", "--data-dir"])
             .arg(dir.path())
@@ -81,7 +88,13 @@ impl Cloud {
         assert!(status.status.success());
         let info: CloudInfo = serde_json::from_slice(&status.stdout).expect("status json");
         let http = client(&info);
-        Cloud { info, http, dir, running: None, binary: true }
+        Cloud {
+            info,
+            http,
+            dir,
+            running: None,
+            binary: true,
+        }
     }
 
     /// In this process, on a free port (needs a multi-thread tokio runtime).
@@ -101,7 +114,13 @@ impl Cloud {
         .expect("start cloud");
         let info = running.info.clone();
         let http = client(&info);
-        Cloud { info, http, dir, running: Some(running), binary: false }
+        Cloud {
+            info,
+            http,
+            dir,
+            running: Some(running),
+            binary: false,
+        }
     }
 
     /// Stops the cloud and hands back its data folder (for restart tests).
@@ -113,8 +132,7 @@ impl Cloud {
             self.down();
             self.binary = false;
         }
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
     fn down(&self) {
@@ -146,7 +164,10 @@ impl Cloud {
             .expect("token call");
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.expect("token json");
-        v["access_token"].as_str().expect("access_token").to_string()
+        v["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     pub async fn token(&self) -> String {
@@ -162,19 +183,35 @@ impl Cloud {
     }
 
     pub fn ws(&self) -> String {
-        format!("{}/providers/Microsoft.MachineLearningServices/workspaces/{}", self.rg(), self.info.workspace)
+        format!(
+            "{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
+            self.rg(),
+            self.info.workspace
+        )
     }
 
     /// An ARM call with the given token; `api-version=2025-01-01` is added when the path has none.
-    pub async fn arm_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let mut url = if path.starts_with("https://") { path.to_string() } else { self.url(path) };
+    pub async fn arm_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let mut url = if path.starts_with("https://") {
+            path.to_string()
+        } else {
+            self.url(path)
+        };
         if !url.contains("api-version=") {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str("api-version=2025-01-01");
         }
         let mut req = self.http.request(method, url).bearer_auth(token);
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         answer(req.send().await.expect("arm call")).await
     }
@@ -186,7 +223,10 @@ impl Cloud {
 
     /// Creates a storage account through pattern A and returns its final body.
     pub async fn create_storage(&self, name: &str) -> Value {
-        let path = format!("{}/providers/Microsoft.Storage/storageAccounts/{name}", self.rg());
+        let path = format!(
+            "{}/providers/Microsoft.Storage/storageAccounts/{name}",
+            self.rg()
+        );
         let a = self
             .arm(Method::PUT, &path, Some(json!({"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}})))
             .await;
@@ -200,7 +240,10 @@ impl Cloud {
                 return p.body;
             }
             assert_eq!(p.status, 202, "{}", p.text);
-            assert!(Instant::now() < deadline, "storage account creation did not finish");
+            assert!(
+                Instant::now() < deadline,
+                "storage account creation did not finish"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -215,7 +258,11 @@ impl Cloud {
             if ["Succeeded", "Failed", "Canceled"].contains(&s.as_str()) {
                 return p.body;
             }
-            assert!(Instant::now() < deadline, "operation {url} did not finish: {}", p.text);
+            assert!(
+                Instant::now() < deadline,
+                "operation {url} did not finish: {}",
+                p.text
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -235,60 +282,143 @@ impl Cloud {
 
     pub async fn account_key(&self, account: &str) -> String {
         let a = self
-            .arm(Method::POST, &format!("{}/providers/Microsoft.Storage/storageAccounts/{account}/listKeys", self.rg()), None)
+            .arm(
+                Method::POST,
+                &format!(
+                    "{}/providers/Microsoft.Storage/storageAccounts/{account}/listKeys",
+                    self.rg()
+                ),
+                None,
+            )
             .await;
         assert_eq!(a.status, 200, "{}", a.text);
-        a.body["keys"][0]["value"].as_str().expect("key").to_string()
+        a.body["keys"][0]["value"]
+            .as_str()
+            .expect("key")
+            .to_string()
     }
 
     pub fn blob_url(&self, account: &str, rest: &str) -> String {
-        format!("{}{rest}", self.info.blob_endpoint_template.replace("{account}", account))
+        format!(
+            "{}{rest}",
+            self.info
+                .blob_endpoint_template
+                .replace("{account}", account)
+        )
     }
 
     /// A blob request signed with SharedKey.
-    pub async fn blob_shared_key(&self, method: Method, account: &str, key: &str, rest: &str, body: Vec<u8>, extra: &[(&str, &str)]) -> Answer {
+    pub async fn blob_shared_key(
+        &self,
+        method: Method,
+        account: &str,
+        key: &str,
+        rest: &str,
+        body: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) -> Answer {
         let url = self.blob_url(account, rest);
         let parsed = url::Url::parse(&url).expect("url");
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-        let mut headers: Vec<(String, String)> = vec![("x-ms-date".into(), date), ("x-ms-version".into(), "2025-11-05".into())];
+        let mut headers: Vec<(String, String)> = vec![
+            ("x-ms-date".into(), date),
+            ("x-ms-version".into(), "2025-11-05".into()),
+        ];
         for (k, v) in extra {
             headers.push((k.to_string(), v.to_string()));
         }
-        let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone()).unwrap_or_default();
-        let len = if body.is_empty() { String::new() } else { body.len().to_string() };
-        let mut sts = [method.as_str().to_string(), get("content-encoding"), get("content-language"), len, get("content-md5"), get("content-type"), String::new(), get("if-modified-since"), get("if-match"), get("if-none-match"), get("if-unmodified-since"), get("range")].join("\n");
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let len = if body.is_empty() {
+            String::new()
+        } else {
+            body.len().to_string()
+        };
+        let mut sts = [
+            method.as_str().to_string(),
+            get("content-encoding"),
+            get("content-language"),
+            len,
+            get("content-md5"),
+            get("content-type"),
+            String::new(),
+            get("if-modified-since"),
+            get("if-match"),
+            get("if-none-match"),
+            get("if-unmodified-since"),
+            get("range"),
+        ]
+        .join("\n");
         sts.push('\n');
-        let mut xms: Vec<(String, String)> = headers.iter().filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-ms-")).map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+        let mut xms: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-ms-"))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
         xms.sort();
         for (k, v) in xms {
             sts.push_str(&format!("{k}:{v}\n"));
         }
         sts.push_str(&format!("/{account}{}", parsed.path()));
-        let mut q: Vec<(String, String)> = parsed.query_pairs().map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned())).collect();
+        let mut q: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
+            .collect();
         q.sort();
         for (k, v) in q {
             sts.push_str(&format!("\n{k}:{v}"));
         }
-        let mut mac = Hmac::<Sha256>::new_from_slice(&B64.decode(key).expect("key b64")).expect("hmac");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&B64.decode(key).expect("key b64")).expect("hmac");
         mac.update(sts.as_bytes());
         let sig = B64.encode(mac.finalize().into_bytes());
-        let mut req = self.http.request(method, url).header("authorization", format!("SharedKey {account}:{sig}"));
+        let mut req = self
+            .http
+            .request(method, url)
+            .header("authorization", format!("SharedKey {account}:{sig}"));
         for (k, v) in &headers {
             req = req.header(k.as_str(), v.as_str());
         }
         answer(req.body(body).send().await.expect("blob call")).await
     }
 
-    pub async fn put_blob(&self, account: &str, key: &str, container: &str, name: &str, bytes: Vec<u8>) {
+    pub async fn put_blob(
+        &self,
+        account: &str,
+        key: &str,
+        container: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) {
         let a = self
-            .blob_shared_key(Method::PUT, account, key, &format!("{container}/{name}"), bytes, &[("x-ms-blob-type", "BlockBlob")])
+            .blob_shared_key(
+                Method::PUT,
+                account,
+                key,
+                &format!("{container}/{name}"),
+                bytes,
+                &[("x-ms-blob-type", "BlockBlob")],
+            )
             .await;
         assert_eq!(a.status, 201, "{}", a.text);
     }
 
     pub async fn set_faults(&self, faults: Value) -> Answer {
         let t = self.token().await;
-        let r = self.http.post(self.url("/_admin/faults")).bearer_auth(t).header("content-type", "application/json").body(faults.to_string()).send().await.expect("faults");
+        let r = self
+            .http
+            .post(self.url("/_admin/faults"))
+            .bearer_auth(t)
+            .header("content-type", "application/json")
+            .body(faults.to_string())
+            .send()
+            .await
+            .expect("faults");
         answer(r).await
     }
 }
@@ -306,23 +436,58 @@ pub async fn answer(r: reqwest::Response) -> Answer {
     let headers = r.headers().clone();
     let text = r.text().await.unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Answer { status, headers, body, text }
+    Answer {
+        status,
+        headers,
+        body,
+        text,
+    }
 }
 
 /// Uploads every file of a local folder under `prefix/` of the workspace default datastore.
 pub async fn upload_folder(c: &Cloud, local: &Path, prefix: &str) {
-    let ds = c.arm(Method::GET, &format!("{}/datastores/workspaceblobstore", c.ws()), None).await;
+    let ds = c
+        .arm(
+            Method::GET,
+            &format!("{}/datastores/workspaceblobstore", c.ws()),
+            None,
+        )
+        .await;
     assert_eq!(ds.status, 200, "{}", ds.text);
-    let account = ds.body["properties"]["accountName"].as_str().expect("accountName").to_string();
-    let container = ds.body["properties"]["containerName"].as_str().expect("containerName").to_string();
-    let secrets = c.arm(Method::POST, &format!("{}/datastores/workspaceblobstore/listSecrets", c.ws()), None).await;
+    let account = ds.body["properties"]["accountName"]
+        .as_str()
+        .expect("accountName")
+        .to_string();
+    let container = ds.body["properties"]["containerName"]
+        .as_str()
+        .expect("containerName")
+        .to_string();
+    let secrets = c
+        .arm(
+            Method::POST,
+            &format!("{}/datastores/workspaceblobstore/listSecrets", c.ws()),
+            None,
+        )
+        .await;
     let key = secrets.body["key"].as_str().expect("key").to_string();
     for entry in walkdir::WalkDir::new(local) {
         let entry = entry.expect("walk");
         if entry.file_type().is_file() {
-            let rel = entry.path().strip_prefix(local).expect("rel").to_string_lossy().replace('\\', "/");
+            let rel = entry
+                .path()
+                .strip_prefix(local)
+                .expect("rel")
+                .to_string_lossy()
+                .replace('\\', "/");
             let bytes = std::fs::read(entry.path()).expect("read");
-            c.put_blob(&account, &key, &container, &format!("{prefix}/{rel}"), bytes).await;
+            c.put_blob(
+                &account,
+                &key,
+                &container,
+                &format!("{prefix}/{rel}"),
+                bytes,
+            )
+            .await;
         }
     }
 }
