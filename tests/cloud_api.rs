@@ -189,14 +189,12 @@ async fn arm_envelope_api_version_casing_and_headers() {
     assert_eq!(bad.body["error"]["code"], "InvalidApiVersionParameter");
     let r = c
         .http
-        .get(
-            c.url(&format!(
+        .get(c.url(&format!(
                 "{}?api-version=2025-01-01",
                 c.rg()
                     .to_uppercase()
                     .replace("/SUBSCRIPTIONS", "/subscriptions")
-            )),
-        )
+            )))
         .bearer_auth(&t)
         .header("x-ms-client-request-id", "abc-123")
         .send()

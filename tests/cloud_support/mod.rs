@@ -80,12 +80,21 @@ impl Cloud {
             "cloud up failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        Self::attach(dir)
+    }
+
+    /// Attaches to the instance running in `dir` (from `cloud status --json`); it is stopped on drop.
+    pub fn attach(dir: tempfile::TempDir) -> Cloud {
         let status = std::process::Command::new(binary())
             .args(["cloud", "status", "--json", "--data-dir"])
             .arg(dir.path())
             .output()
             .expect("status");
-        assert!(status.status.success());
+        assert!(
+            status.status.success(),
+            "{}",
+            String::from_utf8_lossy(&status.stdout)
+        );
         let info: CloudInfo = serde_json::from_slice(&status.stdout).expect("status json");
         let http = client(&info);
         Cloud {
@@ -104,9 +113,14 @@ impl Cloud {
     }
 
     pub async fn start_in_process_in(dir: tempfile::TempDir) -> Cloud {
+        Self::start_in_process_on(dir, 0).await
+    }
+
+    /// In this process on a given port (a restart keeps URLs stored in deployments valid).
+    pub async fn start_in_process_on(dir: tempfile::TempDir, port: u16) -> Cloud {
         let running = stackform::cloud::start(CloudOptions {
             data_dir: dir.path().to_path_buf(),
-            port: 0,
+            port,
             faults: Default::default(),
             log_file: None,
         })
