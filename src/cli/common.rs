@@ -11,7 +11,12 @@ use crate::stack::{self, LoadOptions, Stack};
 #[derive(Debug, Clone, clap::Args)]
 pub struct StackArgs {
     /// The stack file.
-    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "stack.yaml")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "stack.yaml"
+    )]
     pub file: PathBuf,
 
     /// Set a variable (repeatable): --var suffix=abc1. Typed by the variable's declared type.
@@ -36,11 +41,15 @@ pub fn use_color() -> bool {
 pub fn diagnostics(mut diags: Vec<Diagnostic>) -> CliError {
     diag::sort(&mut diags);
     let rendered = diag::render(&diags, diag::Style { color: use_color() });
-    CliError::Diagnostics { count: diags.len(), rendered }
+    CliError::Diagnostics {
+        count: diags.len(),
+        rendered,
+    }
 }
 
 pub fn registry() -> Result<Registry, CliError> {
-    Registry::embedded().map_err(|e| CliError::message(format!("internal error in the embedded specs: {e}")))
+    Registry::embedded()
+        .map_err(|e| CliError::message(format!("internal error in the embedded specs: {e}")))
 }
 
 /// Loads and checks the stack file named by the arguments.
@@ -51,14 +60,24 @@ pub fn load_stack(args: &StackArgs, registry: &Registry) -> Result<Stack, CliErr
         } else {
             ""
         };
-        return Err(CliError::message(format!("stack file {} not found{hint}", args.file.display())));
+        return Err(CliError::message(format!(
+            "stack file {} not found{hint}",
+            args.file.display()
+        )));
     }
-    let opts = LoadOptions { vars: args.vars.clone(), var_files: args.var_files.clone(), ..LoadOptions::with_process_env() };
+    let opts = LoadOptions {
+        vars: args.vars.clone(),
+        var_files: args.var_files.clone(),
+        ..LoadOptions::with_process_env()
+    };
     stack::load(&args.file, &opts, registry).map_err(diagnostics)
 }
 
 /// Loads the stack and builds its graph: every problem in the file is reported together.
-pub fn load_graph(args: &StackArgs, registry: &Registry) -> Result<(Stack, crate::graph::ResourceGraph), CliError> {
+pub fn load_graph(
+    args: &StackArgs,
+    registry: &Registry,
+) -> Result<(Stack, crate::graph::ResourceGraph), CliError> {
     let stack = load_stack(args, registry)?;
     let graph = crate::graph::build(&stack).map_err(diagnostics)?;
     Ok((stack, graph))

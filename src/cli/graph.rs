@@ -32,7 +32,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     match args.format {
         Format::Dot => print!("{}", graph.to_dot(&stack.name)),
         Format::Json => {
-            let json = serde_json::to_string_pretty(&graph.to_json(&stack.name)).map_err(|e| CliError::message(e.to_string()))?;
+            let json = serde_json::to_string_pretty(&graph.to_json(&stack.name))
+                .map_err(|e| CliError::message(e.to_string()))?;
             println!("{json}");
         }
     }

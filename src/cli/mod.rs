@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod cloud;
 mod common;
 mod error;
 mod graph;
@@ -29,6 +30,8 @@ pub enum Command {
     Validate(validate::Args),
     Graph(graph::Args),
     Schema(schema::Args),
+    /// Run and manage the built-in local cloud (an offline Azure emulator).
+    Cloud(cloud::Args),
 }
 
 /// Parses arguments, runs the command and maps its result to an exit code exactly once.
@@ -74,5 +77,6 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Validate(args) => validate::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Cloud(args) => cloud::run(args),
     }
 }
