@@ -6,4 +6,5 @@ pub mod graph;
 pub mod provider;
 pub mod specs;
 pub mod stack;
+pub mod state;
 pub mod yaml;

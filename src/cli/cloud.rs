@@ -178,7 +178,29 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     if a.detach {
         let exe = std::env::current_exe()
             .map_err(|e| CliError::message(format!("cannot find the stackform executable: {e}")))?;
-        let info = instance::spawn_detached(&exe, &dir, a.port).map_err(cli_err)?;
+        let mut extra = Vec::new();
+        let flags: [(&str, Option<String>); 7] = [
+            ("--latency-ms", a.latency_ms.map(|v| v.to_string())),
+            ("--lro-ms", a.lro_ms.map(|v| v.to_string())),
+            ("--retry-after-s", a.retry_after_s.map(|v| v.to_string())),
+            ("--error-rate", a.error_rate.map(|v| v.to_string())),
+            ("--throttle-rate", a.throttle_rate.map(|v| v.to_string())),
+            (
+                "--role-propagation-s",
+                a.role_propagation_s.map(|v| v.to_string()),
+            ),
+            (
+                "--principal-replication-s",
+                a.principal_replication_s.map(|v| v.to_string()),
+            ),
+        ];
+        for (flag, value) in flags {
+            if let Some(v) = value {
+                extra.push(flag.to_string());
+                extra.push(v);
+            }
+        }
+        let info = instance::spawn_detached(&exe, &dir, a.port, &extra).map_err(cli_err)?;
         println!(
             "the local cloud is running in the background (pid {}) at {}",
             info.pid, info.arm_endpoint

@@ -5,8 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod cloud;
+mod common;
 mod error;
+mod graph;
 mod schema;
+mod validate;
 
 pub use error::CliError;
 
@@ -24,6 +27,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Validate(validate::Args),
+    Graph(graph::Args),
     Schema(schema::Args),
     /// Run and manage the built-in local cloud (an offline Azure emulator).
     Cloud(cloud::Args),
@@ -69,6 +74,8 @@ fn init_logging(verbose: u8) {
 /// "changes present" style results) or a [`CliError`].
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Graph(args) => graph::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Cloud(args) => cloud::run(args),
     }

@@ -5,14 +5,14 @@
 use serde::{Deserialize, Serialize};
 
 /// The fault settings. Every field is optional in the admin API's JSON; missing fields keep their value.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Faults {
     /// Milliseconds added before every ARM and blob request is handled.
     pub latency_ms: u64,
     /// How long long-running operations stay in progress, in milliseconds.
     pub lro_ms: u64,
-    /// `Retry-After` seconds advertised on LRO responses (0 is sent as 0).
+    /// `Retry-After` seconds advertised on LRO responses (default 1; not a fault, a pacing hint).
     pub retry_after_s: u64,
     /// Fraction (0..=1) of ARM/blob requests answered with 500 or 503.
     pub error_rate: f64,
@@ -24,6 +24,21 @@ pub struct Faults {
     pub role_propagation_s: f64,
     /// Seconds during which a new identity's principal is unknown to role assignments.
     pub principal_replication_s: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency_ms: 0,
+            lro_ms: 0,
+            retry_after_s: 1,
+            error_rate: 0.0,
+            throttle_rate: 0.0,
+            throttle_retry_after_s: 1,
+            role_propagation_s: 0.0,
+            principal_replication_s: 0.0,
+        }
+    }
 }
 
 /// A partial update, as sent to the admin API.

@@ -24,7 +24,7 @@ fn entra_error(status: StatusCode, error: &str, code: u32, text: &str) -> Respon
         "timestamp": now_rfc3339(),
         "trace_id": trace,
         "correlation_id": trace,
-        "error_uri": "https://login.microsoftonline.com/error?code={code}",
+        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
     });
     (status, axum::Json(body)).into_response()
 }
@@ -225,7 +225,7 @@ async fn msi_token(
             "the resource parameter is required",
         );
     };
-    if q.get("api-version").is_none() {
+    if !q.contains_key("api-version") {
         return msi_error(
             StatusCode::BAD_REQUEST,
             "the api-version parameter is required",

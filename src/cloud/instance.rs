@@ -158,9 +158,14 @@ async fn healthy(info: &CloudInfo) -> Result<(), CloudError> {
     }
 }
 
-/// Starts `exe cloud up --data-dir dir [--port port]` detached (own process group, output to
+/// Starts `exe cloud up --data-dir dir [--port port] [extra_args]` detached (own process group, output to
 /// `cloud.log`) and waits until it answers, for up to 60 s.
-pub fn spawn_detached(exe: &Path, dir: &Path, port: Option<u16>) -> Result<CloudInfo, CloudError> {
+pub fn spawn_detached(
+    exe: &Path,
+    dir: &Path,
+    port: Option<u16>,
+    extra_args: &[String],
+) -> Result<CloudInfo, CloudError> {
     std::fs::create_dir_all(dir).map_err(|source| CloudError::Io {
         path: dir.to_path_buf(),
         source,
@@ -189,6 +194,7 @@ pub fn spawn_detached(exe: &Path, dir: &Path, port: Option<u16>) -> Result<Cloud
     if let Some(p) = port {
         cmd.arg("--port").arg(p.to_string());
     }
+    cmd.args(extra_args);
     cmd.stdin(std::process::Stdio::null())
         .stdout(log)
         .stderr(log2);
@@ -249,7 +255,7 @@ pub fn ensure_running_with(exe: &Path, data_dir: &Path) -> Result<CloudInfo, Clo
         "starting the local cloud in the background (data: {})",
         data_dir.display()
     );
-    spawn_detached(exe, data_dir, None)
+    spawn_detached(exe, data_dir, None, &[])
 }
 
 /// Gets a management token for the seeded service principal of a running instance.

@@ -337,21 +337,23 @@ async fn health() -> Response {
 }
 
 /// Admin calls need the seeded service principal's ARM token.
-fn admin_auth(st: &Shared, req_headers: &axum::http::HeaderMap) -> Result<(), Response> {
+fn admin_auth(st: &Shared, req_headers: &axum::http::HeaderMap) -> Option<Response> {
     match arm::authenticate(st, req_headers) {
-        Ok(c) if c.oid.eq_ignore_ascii_case(&st.seed().sp_object_id) => Ok(()),
-        Ok(_) => Err(arm::ArmError::new(
-            StatusCode::FORBIDDEN,
-            "AuthorizationFailed",
-            "only the seeded service principal may use the admin api",
-        )
-        .into_response()),
-        Err(e) => Err(e.into_response()),
+        Ok(c) if c.oid.eq_ignore_ascii_case(&st.seed().sp_object_id) => None,
+        Ok(_) => Some(
+            arm::ArmError::new(
+                StatusCode::FORBIDDEN,
+                "AuthorizationFailed",
+                "only the seeded service principal may use the admin api",
+            )
+            .into_response(),
+        ),
+        Err(e) => Some(e.into_response()),
     }
 }
 
 async fn get_faults(State(st): State<CloudState>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(r) = admin_auth(&st, &headers) {
+    if let Some(r) = admin_auth(&st, &headers) {
         return r;
     }
     axum::Json(st.faults()).into_response()
@@ -362,7 +364,7 @@ async fn set_faults(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = admin_auth(&st, &headers) {
+    if let Some(r) = admin_auth(&st, &headers) {
         return r;
     }
     let patch: super::faults::FaultsPatch = match serde_json::from_slice(&body) {
@@ -388,7 +390,7 @@ async fn set_faults(
 }
 
 async fn shutdown(State(st): State<CloudState>, headers: axum::http::HeaderMap) -> Response {
-    if let Err(r) = admin_auth(&st, &headers) {
+    if let Some(r) = admin_auth(&st, &headers) {
         return r;
     }
     st.shutdown.notify_one();
