@@ -4,8 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod cloud;
+mod common;
 mod error;
+mod graph;
 mod schema;
+mod validate;
 
 pub use error::CliError;
 
@@ -23,7 +27,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Validate(validate::Args),
+    Graph(graph::Args),
     Schema(schema::Args),
+    /// Run and manage the built-in local cloud (an offline Azure emulator).
+    Cloud(cloud::Args),
 }
 
 /// Parses arguments, runs the command and maps its result to an exit code exactly once.
@@ -66,6 +74,9 @@ fn init_logging(verbose: u8) {
 /// "changes present" style results) or a [`CliError`].
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Graph(args) => graph::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Cloud(args) => cloud::run(args),
     }
 }

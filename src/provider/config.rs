@@ -65,15 +65,6 @@ impl CloudKind {
     }
 }
 
-/// API versions per ARM namespace and for the blob service.
-pub const DEFAULT_API_VERSIONS: &[(&str, &str)] = &[
-    ("Microsoft.Storage", "2025-01-01"),
-    ("Microsoft.MachineLearningServices", "2025-04-01"),
-    ("Microsoft.Authorization", "2022-04-01"),
-    ("Microsoft.ManagedIdentity", "2023-01-31"),
-    ("blob", "2025-11-05"),
-];
-
 /// Everything the provider needs to know about its cloud.
 #[derive(Debug, Clone)]
 pub struct CloudConfig {
@@ -94,8 +85,8 @@ pub struct CloudConfig {
     pub client_secret: Option<Secret>,
     /// Extra CA certificate (PEM) to trust, e.g. the local cloud's.
     pub ca_cert_pem: Option<PathBuf>,
-    /// API version overrides keyed by ARM namespace (`Microsoft.Storage`), resource type name
-    /// (`storage_account`) or `blob` for the data plane `x-ms-version`.
+    /// API version overrides of the specs' defaults, keyed by resource type name (`storage_account`,
+    /// `blob` for the data plane `x-ms-version`) or by ARM namespace (`Microsoft.Storage`).
     pub api_versions: BTreeMap<String, String>,
     /// Scope for ARM tokens; defaults to `{arm_endpoint}/.default`.
     pub arm_scope: Option<String>,
@@ -220,22 +211,6 @@ impl CloudConfig {
             lro_timeouts: BTreeMap::new(),
             principal_wait: Duration::from_secs(300),
         }
-    }
-
-    /// The API version for `namespace` (`Microsoft.Storage`, …, or `blob`), with the per-type override
-    /// `type_name` taking precedence.
-    pub fn api_version(&self, namespace: &str, type_name: Option<&str>) -> String {
-        type_name
-            .and_then(|t| self.api_versions.get(t))
-            .or_else(|| self.api_versions.get(namespace))
-            .cloned()
-            .or_else(|| {
-                DEFAULT_API_VERSIONS
-                    .iter()
-                    .find(|(n, _)| *n == namespace)
-                    .map(|(_, v)| (*v).to_owned())
-            })
-            .unwrap_or_else(|| "2022-09-01".to_owned())
     }
 
     /// The ARM token scope.
@@ -393,24 +368,8 @@ mod tests {
     }
 
     #[test]
-    fn api_versions_and_scopes() {
-        let mut c = CloudConfig::azure(CloudKind::Azure, "s", "rg", "ws", "eastus").unwrap();
-        assert_eq!(
-            c.api_version("Microsoft.Authorization", Some("role_assignment")),
-            "2022-04-01"
-        );
-        c.api_versions
-            .insert("Microsoft.Storage".into(), "2026-09-01".into());
-        c.api_versions
-            .insert("blob_container".into(), "2025-08-01".into());
-        assert_eq!(
-            c.api_version("Microsoft.Storage", Some("storage_account")),
-            "2026-09-01"
-        );
-        assert_eq!(
-            c.api_version("Microsoft.Storage", Some("blob_container")),
-            "2025-08-01"
-        );
+    fn named_clouds_and_scopes() {
+        let c = CloudConfig::azure(CloudKind::Azure, "s", "rg", "ws", "eastus").unwrap();
         assert_eq!(c.arm_scope(), "https://management.azure.com/.default");
         assert_eq!(
             c.authority_host.as_ref().unwrap().as_str(),

@@ -300,6 +300,76 @@ mod tests {
         assert_eq!(choose_credential(&MapEnv(vec![])), CredentialKind::AzureCli);
     }
 
+    /// Counts calls; hands out a token expiring after `lifetime`.
+    #[derive(Debug)]
+    struct Counting {
+        calls: std::sync::atomic::AtomicUsize,
+        lifetime: time::Duration,
+    }
+
+    // `TokenCredential` is declared with `async_trait`; this is its expanded form.
+    impl TokenCredential for Counting {
+        fn get_token<'a, 'b, 'c, 'd, 'e>(
+            &'a self,
+            _scopes: &'b [&'c str],
+            _options: Option<azure_core::credentials::TokenRequestOptions<'d>>,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<
+                        Output = azure_core::Result<azure_core::credentials::AccessToken>,
+                    > + Send
+                    + 'e,
+            >,
+        >
+        where
+            'a: 'e,
+            'b: 'e,
+            'c: 'e,
+            'd: 'e,
+            Self: 'e,
+        {
+            Box::pin(async move {
+                let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(azure_core::credentials::AccessToken::new(
+                    format!("token-{n}"),
+                    time::OffsetDateTime::now_utc() + self.lifetime,
+                ))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_are_cached_per_scope_until_near_expiry() {
+        let long = Arc::new(Counting {
+            calls: Default::default(),
+            lifetime: time::Duration::hours(1),
+        });
+        let tokens = IdentityTokens::new(long.clone(), "test");
+        assert_eq!(
+            tokens.token("a/.default").await.unwrap().expose(),
+            "token-0"
+        );
+        assert_eq!(
+            tokens.token("a/.default").await.unwrap().expose(),
+            "token-0"
+        );
+        assert_eq!(
+            tokens.token("b/.default").await.unwrap().expose(),
+            "token-1"
+        );
+        assert_eq!(long.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A token inside the refresh margin is fetched again.
+        let short = Arc::new(Counting {
+            calls: Default::default(),
+            lifetime: time::Duration::seconds(60),
+        });
+        let tokens = IdentityTokens::new(short.clone(), "test");
+        tokens.token("a/.default").await.unwrap();
+        tokens.token("a/.default").await.unwrap();
+        assert_eq!(short.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(!format!("{tokens:?}").contains("token-"));
+    }
+
     #[test]
     fn client_secret_credential_builds_for_a_custom_https_authority() {
         let http = crate::provider::pipeline::build_http_client(None).unwrap();

@@ -199,10 +199,7 @@ pub async fn wait(
 
     // Rule 3 (and a final check for the other patterns): wait for a terminal provisioningState.
     let mut current = final_body;
-    loop {
-        let Some(state) = provisioning_state(&current).map(str::to_owned) else {
-            break;
-        };
+    while let Some(state) = provisioning_state(&current).map(str::to_owned) {
         if is_terminal(&state) {
             if !is_success_state(&state) {
                 return Err(operation_failed(&state, &current, &initial).with_context(what));
@@ -238,7 +235,9 @@ struct Poller<'a> {
 impl Poller<'_> {
     async fn wait(&self, last: &HttpResponse, state: &str) -> Result<()> {
         let clock = self.pipeline.clock();
+        // A zero `Retry-After` is no hint at all: polling back-to-back would only spin.
         let delay = retry_after(&last.headers, clock.now_utc())
+            .filter(|d| !d.is_zero())
             .unwrap_or(self.options.default_poll)
             .min(self.options.max_poll);
         let now = clock.elapsed();

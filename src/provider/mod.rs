@@ -14,7 +14,7 @@
 //! a log line, an error or an [`Observed`].
 
 pub mod arm;
-// pub mod azure;
+pub mod azure;
 pub mod blob;
 pub mod config;
 pub mod credential;
@@ -22,7 +22,7 @@ pub mod error;
 pub mod ids;
 pub mod lro;
 pub mod pipeline;
-// pub mod resources;
+pub mod resources;
 pub mod retry;
 pub mod shared_key;
 #[cfg(test)]
@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+pub use azure::AzureProvider;
 pub use config::{CloudConfig, CloudKind};
 pub use error::{ErrorKind, ProviderError};
 

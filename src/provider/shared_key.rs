@@ -97,7 +97,7 @@ pub(crate) fn string_to_sign(
     } else {
         h("date")
     };
-    let mut lines = vec![
+    let mut lines = [
         method.as_str().to_owned(),
         h("content-encoding"),
         h("content-language"),

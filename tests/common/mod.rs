@@ -45,6 +45,16 @@ impl Cmd {
         self
     }
 
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn arg_path(mut self, path: impl AsRef<Path>) -> Self {
+        self.command.arg(path.as_ref());
+        self
+    }
+
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.command.env(key, value);
         self

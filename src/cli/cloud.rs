@@ -1,0 +1,262 @@
+//! `stackform cloud up|down|status|reset`: run and manage the built-in local cloud.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::cli::CliError;
+use crate::cloud::faults::{Faults, FaultsPatch};
+use crate::cloud::instance::{self, CloudError};
+use crate::cloud::{CloudOptions, default_data_dir};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: CloudCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CloudCommand {
+    /// Start the local cloud (in the foreground, or in the background with --detach).
+    Up(UpArgs),
+    /// Stop the running local cloud and its scoring processes.
+    Down(DirArgs),
+    /// Show the running local cloud's endpoints and credentials.
+    Status(StatusArgs),
+    /// Delete the local cloud's resources and blobs (keeps its CA and Python environment cache).
+    Reset(DirArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DirArgs {
+    /// Data folder [default: $STACKFORM_CLOUD_DIR or <data dir>/stackform/cloud].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// Print the connection facts as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// Run in the background and return once it answers.
+    #[arg(long)]
+    pub detach: bool,
+    /// HTTPS port on 127.0.0.1 (0 picks a free one) [default: the last port used, else 48443].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Where a detached instance writes its log (set by --detach).
+    #[arg(long, hide = true)]
+    pub log_file: Option<PathBuf>,
+    /// Fault: milliseconds added to every ARM and blob request.
+    #[arg(long)]
+    pub latency_ms: Option<u64>,
+    /// Fault: how long long-running operations take, in milliseconds.
+    #[arg(long)]
+    pub lro_ms: Option<u64>,
+    /// Fault: Retry-After seconds on long-running operations.
+    #[arg(long)]
+    pub retry_after_s: Option<u64>,
+    /// Fault: fraction (0-1) of ARM/blob requests answered 500/503.
+    #[arg(long)]
+    pub error_rate: Option<f64>,
+    /// Fault: fraction (0-1) of ARM/blob requests answered 429 with Retry-After.
+    #[arg(long)]
+    pub throttle_rate: Option<f64>,
+    /// Fault: seconds a new role assignment takes to reach the blob data plane.
+    #[arg(long)]
+    pub role_propagation_s: Option<f64>,
+    /// Fault: seconds a new identity stays unknown to role assignments (PrincipalNotFound).
+    #[arg(long)]
+    pub principal_replication_s: Option<f64>,
+}
+
+fn cli_err(e: CloudError) -> CliError {
+    CliError::message(e.to_string())
+}
+
+fn dir_of(d: &DirArgs) -> Result<PathBuf, CliError> {
+    match &d.data_dir {
+        Some(p) => Ok(p.clone()),
+        None => default_data_dir().map_err(cli_err),
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    match args.command {
+        CloudCommand::Up(a) => up(a),
+        CloudCommand::Down(d) => {
+            let dir = dir_of(&d)?;
+            match instance::stop(&dir) {
+                Ok(_) => {
+                    println!("the local cloud stopped (data: {})", dir.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(CloudError::NotRunning(_)) => {
+                    println!("the local cloud is not running (data: {})", dir.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Err(cli_err(e)),
+            }
+        }
+        CloudCommand::Status(s) => {
+            let dir = dir_of(&s.dir)?;
+            match instance::status(&dir) {
+                Some(info) if s.json => {
+                    let mut v = serde_json::to_value(&info)
+                        .map_err(|e| CliError::message(e.to_string()))?;
+                    v["running"] = true.into();
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(info) => {
+                    println!("the local cloud is running (pid {})", info.pid);
+                    println!("  arm endpoint:   {}", info.arm_endpoint);
+                    println!("  tenant:         {}", info.tenant_id);
+                    println!("  subscription:   {}", info.subscription_id);
+                    println!("  resource group: {}", info.resource_group);
+                    println!("  workspace:      {}", info.workspace);
+                    println!("  client id:      {}", info.client_id);
+                    println!("  ca certificate: {}", info.ca_cert.display());
+                    println!("  data folder:    {}", info.data_dir.display());
+                    println!("(cloud status --json also shows the local client secret)");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None if s.json => {
+                    println!("{}", serde_json::json!({"running": false, "data_dir": dir}));
+                    Ok(ExitCode::from(1))
+                }
+                None => Err(CliError::message(format!(
+                    "the local cloud is not running (data: {})",
+                    dir.display()
+                ))),
+            }
+        }
+        CloudCommand::Reset(d) => {
+            let dir = dir_of(&d)?;
+            if instance::status(&dir).is_some() {
+                instance::stop(&dir).map_err(cli_err)?;
+                println!("stopped the running local cloud");
+            }
+            instance::reset(&dir).map_err(cli_err)?;
+            println!(
+                "the local cloud's state was deleted (data: {})",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn faults(a: &UpArgs) -> Result<Faults, CliError> {
+    let mut f = Faults::from_env().map_err(CliError::message)?;
+    f.apply(FaultsPatch {
+        latency_ms: a.latency_ms,
+        lro_ms: a.lro_ms,
+        retry_after_s: a.retry_after_s,
+        error_rate: a.error_rate,
+        throttle_rate: a.throttle_rate,
+        throttle_retry_after_s: None,
+        role_propagation_s: a.role_propagation_s,
+        principal_replication_s: a.principal_replication_s,
+    })
+    .map_err(CliError::message)?;
+    Ok(f)
+}
+
+const DEFAULT_PORT: u16 = 48443;
+
+fn up(a: UpArgs) -> Result<ExitCode, CliError> {
+    let dir = dir_of(&a.dir)?;
+    let faults = faults(&a)?;
+    if a.detach {
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::message(format!("cannot find the stackform executable: {e}")))?;
+        let mut extra = Vec::new();
+        let flags: [(&str, Option<String>); 7] = [
+            ("--latency-ms", a.latency_ms.map(|v| v.to_string())),
+            ("--lro-ms", a.lro_ms.map(|v| v.to_string())),
+            ("--retry-after-s", a.retry_after_s.map(|v| v.to_string())),
+            ("--error-rate", a.error_rate.map(|v| v.to_string())),
+            ("--throttle-rate", a.throttle_rate.map(|v| v.to_string())),
+            (
+                "--role-propagation-s",
+                a.role_propagation_s.map(|v| v.to_string()),
+            ),
+            (
+                "--principal-replication-s",
+                a.principal_replication_s.map(|v| v.to_string()),
+            ),
+        ];
+        for (flag, value) in flags {
+            if let Some(v) = value {
+                extra.push(flag.to_string());
+                extra.push(v);
+            }
+        }
+        let info = instance::spawn_detached(&exe, &dir, a.port, &extra).map_err(cli_err)?;
+        println!(
+            "the local cloud is running in the background (pid {}) at {}",
+            info.pid, info.arm_endpoint
+        );
+        println!(
+            "data: {}  log: {}",
+            dir.display(),
+            dir.join(instance::LOG_FILE).display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let explicit = a.port.is_some();
+    let port = a.port.unwrap_or_else(|| {
+        std::fs::read_to_string(dir.join("last_port"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or(DEFAULT_PORT)
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::message(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async move {
+        let opts = CloudOptions {
+            data_dir: dir.clone(),
+            port,
+            faults: faults.clone(),
+            log_file: a.log_file.clone(),
+        };
+        let running = match crate::cloud::start(opts).await {
+            Err(CloudError::Start(_)) if !explicit && port != 0 => {
+                crate::cloud::start(CloudOptions {
+                    data_dir: dir.clone(),
+                    port: 0,
+                    faults,
+                    log_file: a.log_file,
+                })
+                .await
+            }
+            other => other,
+        }
+        .map_err(cli_err)?;
+        println!(
+            "the local cloud is listening on {} (data: {})",
+            running.info.arm_endpoint,
+            dir.display()
+        );
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| CliError::message(format!("cannot install a signal handler: {e}")))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+            _ = running.shutdown_requested() => {}
+        }
+        running.shutdown().await;
+        println!("the local cloud stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,279 @@
+//! Identity surfaces of the local cloud: the Entra-style client-credentials token endpoint with its
+//! error JSON, OIDC discovery, the cloud metadata document, and the plain-HTTP managed-identity
+//! endpoint (`MSI_ENDPOINT` + `MSI_SECRET`, api-version 2017-09-01) given to scoring processes.
+//!
+//! Secrets are compared, never logged or echoed.
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::auth::{Claims, ML_AUDIENCE, STORAGE_AUDIENCE, same_audience};
+use super::server::CloudState;
+use super::store::{now_ms, now_rfc3339};
+
+fn entra_error(status: StatusCode, error: &str, code: u32, text: &str) -> Response {
+    let trace = uuid::Uuid::new_v4().to_string();
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {text} Trace ID: {trace} Correlation ID: {trace} Timestamp: {}", now_rfc3339()),
+        "error_codes": [code],
+        "timestamp": now_rfc3339(),
+        "trace_id": trace,
+        "correlation_id": trace,
+        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Resources a token may be issued for: scope without `/.default`.
+fn resource_for_scope(st: &CloudState, scope: &str) -> Option<String> {
+    let scope = scope
+        .split_whitespace()
+        .find(|s| s.ends_with("/.default"))?;
+    let resource = scope.strip_suffix(".default")?;
+    let allowed = [
+        "https://management.azure.com/",
+        "https://management.core.windows.net/",
+        STORAGE_AUDIENCE,
+        ML_AUDIENCE,
+        &format!("{}/", st.arm_url),
+    ];
+    // `https://management.core.windows.net//.default` keeps its double slash: the resource is the
+    // audience with its trailing slash.
+    let trimmed = resource.trim_end_matches('/');
+    allowed
+        .iter()
+        .find(|a| same_audience(a, trimmed))
+        .map(|a| (*a).to_string())
+}
+
+/// `POST /{tenant}/oauth2/v2.0/token` (client credentials).
+pub async fn token(
+    State(st): State<CloudState>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = super::arm::parse_query(Some(&String::from_utf8_lossy(&body)));
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let seed = st.seed();
+    if !tenant.eq_ignore_ascii_case(&seed.tenant_id) {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+        );
+    }
+    if get("grant_type") != Some("client_credentials") {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type; only client_credentials is supported by the local cloud.",
+        );
+    }
+    let Some(client_id) = get("client_id") else {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        );
+    };
+    if !client_id.eq_ignore_ascii_case(&seed.client_id) {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!("Application with identifier '{client_id}' was not found in the directory."),
+        );
+    }
+    if get("client_assertion").is_some() {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50027,
+            "Client assertions are not supported by the local cloud; use the client secret.",
+        );
+    }
+    let secret_ok = get("client_secret")
+        .is_some_and(|s| constant_time_eq(s.as_bytes(), seed.client_secret.as_bytes()));
+    if !secret_ok {
+        return entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+        );
+    }
+    let Some(resource) = get("scope").and_then(|s| resource_for_scope(&st, s)) else {
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+            "The provided value for the input parameter 'scope' is not valid.",
+        );
+    };
+    let now = now_ms() / 1000;
+    let token = st.signer.sign(&Claims {
+        aud: resource,
+        iss: format!("{}/{}/v2.0", st.arm_url, seed.tenant_id),
+        oid: seed.sp_object_id.clone(),
+        tid: seed.tenant_id.clone(),
+        appid: seed.client_id.clone(),
+        iat: now,
+        nbf: now,
+        exp: now + 3599,
+    });
+    axum::Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})).into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
+pub async fn openid(State(st): State<CloudState>, Path(tenant): Path<String>) -> Response {
+    let base = format!("{}/{tenant}", st.arm_url);
+    axum::Json(json!({
+        "issuer": format!("{base}/v2.0"),
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+        "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+        "response_types_supported": ["token"],
+        "grant_types_supported": ["client_credentials"],
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "stackform.local",
+    }))
+    .into_response()
+}
+
+/// `GET /metadata/endpoints?api-version=2022-09-01`: one cloud object pointing at this emulator.
+pub async fn metadata(State(st): State<CloudState>) -> Response {
+    let arm = format!("{}/", st.arm_url);
+    axum::Json(json!({
+        "name": "StackformLocal",
+        "portal": arm,
+        "resourceManager": arm,
+        "authentication": {
+            "loginEndpoint": st.arm_url,
+            "audiences": ["https://management.core.windows.net/", "https://management.azure.com/", arm],
+            "tenant": "common",
+            "identityProvider": "AAD"
+        },
+        "media": arm, "graphAudience": "https://graph.windows.net/", "graph": "https://graph.windows.net/",
+        "sqlManagement": arm, "batch": arm,
+        "microsoftGraphResourceId": "https://graph.microsoft.com/",
+        "activeDirectoryDataLake": arm, "vmImageAliasDoc": "",
+        "appInsightsResourceId": arm, "appInsightsTelemetryChannelResourceId": arm,
+        "attestationResourceId": arm, "synapseAnalyticsResourceId": arm,
+        "logAnalyticsResourceId": arm, "ossrDbmsResourceId": arm,
+        "suffixes": {
+            "storage": "core.windows.net", "keyVaultDns": "vault.azure.net", "acrLoginServer": "azurecr.io",
+            "sqlServerHostname": "database.windows.net", "storageSyncEndpointSuffix": "afs.azure.net",
+            "mhsmDns": "managedhsm.azure.net", "azureDataLakeStoreFileSystem": "azuredatalakestore.net",
+            "azureDataLakeAnalyticsCatalogAndJob": "azuredatalakeanalytics.net",
+            "azureFrontDoorEndpointSuffix": "azurefd.net", "mysqlServerEndpoint": "mysql.database.azure.com",
+            "postgresqlServerEndpoint": "postgres.database.azure.com", "mariadbServerEndpoint": "mariadb.database.azure.com",
+            "synapseAnalytics": "dev.azuresynapse.net", "attestationEndpoint": "attest.azure.net"
+        }
+    }))
+    .into_response()
+}
+
+/// Router of the plain-HTTP managed-identity endpoint.
+pub fn msi_router(state: CloudState) -> Router {
+    Router::new()
+        .route("/msi/token", get(msi_token))
+        .with_state(state)
+}
+
+fn msi_error(status: StatusCode, msg: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": "invalid_request", "error_description": msg})),
+    )
+        .into_response()
+}
+
+/// `GET /msi/token?api-version=2017-09-01&resource=...[&clientid=...]` with header `secret`.
+async fn msi_token(
+    State(st): State<CloudState>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let secret = headers
+        .get("secret")
+        .or_else(|| headers.get("x-identity-header"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(endpoint_key) = st.procs.endpoint_for_secret(secret) else {
+        return msi_error(
+            StatusCode::UNAUTHORIZED,
+            "the secret header is missing or does not match this compute",
+        );
+    };
+    let Some(resource) = q.get("resource").filter(|r| !r.is_empty()) else {
+        return msi_error(
+            StatusCode::BAD_REQUEST,
+            "the resource parameter is required",
+        );
+    };
+    if !q.contains_key("api-version") {
+        return msi_error(
+            StatusCode::BAD_REQUEST,
+            "the api-version parameter is required",
+        );
+    }
+    let endpoint = st.store.read(|d| d.resources.get(&endpoint_key).cloned());
+    let Some(ep) = endpoint else {
+        return msi_error(
+            StatusCode::BAD_REQUEST,
+            "the endpoint of this compute no longer exists",
+        );
+    };
+    let wanted = q.get("clientid").or_else(|| q.get("client_id"));
+    let principal = match wanted {
+        Some(cid) => ep
+            .pointer("/identity/userAssignedIdentities")
+            .and_then(Value::as_object)
+            .and_then(|m| {
+                m.values().find(|v| {
+                    v["clientId"]
+                        .as_str()
+                        .is_some_and(|c| c.eq_ignore_ascii_case(cid))
+                })
+            })
+            .and_then(|v| v["principalId"].as_str().map(str::to_string)),
+        None => ep
+            .pointer("/identity/principalId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    let Some(oid) = principal else {
+        return msi_error(
+            StatusCode::BAD_REQUEST,
+            "no managed identity matches the request (is the identity assigned to the endpoint?)",
+        );
+    };
+    let seed = st.seed();
+    let now = now_ms() / 1000;
+    let exp = now + 3599;
+    let token = st.signer.sign(&Claims {
+        aud: resource.clone(),
+        iss: format!("{}/{}/v2.0", st.arm_url, seed.tenant_id),
+        oid,
+        tid: seed.tenant_id.clone(),
+        appid: wanted.cloned().unwrap_or_default(),
+        iat: now,
+        nbf: now,
+        exp,
+    });
+    axum::Json(json!({"access_token": token, "expires_on": exp.to_string(), "resource": resource, "token_type": "Bearer"})).into_response()
+}
