@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::provider::{
-    ErrorKind, Observed, Provider, ProviderError, ProviderFuture, ResourceRequest, ResourceType,
+    ErrorKind, Observed, ProgressEvent, Provider, ProviderError, ProviderFuture, ResourceRequest,
+    ResourceType,
 };
 use crate::specs::Registry;
 
@@ -297,6 +298,16 @@ impl MemoryProvider {
 
     async fn put(&self, kind: CallKind, req: &ResourceRequest) -> Result<Observed, ProviderError> {
         let failure = self.begin(kind, req);
+        if let Some(sink) = &req.progress {
+            sink(ProgressEvent {
+                address: req.address.clone(),
+                status: String::from(if kind == CallKind::Create {
+                    "Creating"
+                } else {
+                    "Updating"
+                }),
+            });
+        }
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }

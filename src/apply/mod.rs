@@ -19,20 +19,34 @@
 //!
 //! # Destroy order
 //!
-//! Deletes run in reverse dependency order, using the dependencies recorded in state. For the
-//! reference stack (arrows point from a resource to what must be deleted after it):
+//! Deletes run in reverse dependency order, from the dependencies recorded in state (so a resource
+//! removed from the stack file is still deleted in order). For the reference stack — an arrow means
+//! "is deleted before":
 //!
 //! ```text
-//!   blue (deployment) ──► reader (role assignment) ──► endpoint
-//!    │  traffic → 0 first        │                 └──► store
-//!    ├──► endpoint               │
+//!   blue (deployment)
+//!    ├──► reader (role assignment) ──┬──► endpoint
+//!    │                               └──► store
+//!    ├──► endpoint
 //!    ├──► greeting (blob) ──► data (container) ──► store (storage account)
-//!    └──► data, store
+//!    ├──► data
+//!    └──► store
 //! ```
 //!
-//! so the deployment's traffic goes to 0 and it is deleted first; then the role assignment (before
-//! the identity and scope it names) and the blob; then the endpoint and the container; the storage
-//! account last. A 404 on delete means "already gone" and counts as success.
+//! The deployment goes first; its delete moves its traffic share to 0 on the endpoint before
+//! deleting it (the provider's deployment delete does that). Then the role assignment (before the
+//! identity and the scope it names) and the blob; then the endpoint and the container; the storage
+//! account last. Independent deletes run in parallel. A 404 on delete means "already gone" and
+//! counts as success.
+//!
+//! # Entry points
+//!
+//! * [`recover`] — settle the journal of a run that died, before planning;
+//! * [`refresh`] — read every recorded resource into the planner's snapshot;
+//! * [`ApplyPlan::from_plan`] then [`apply`] — execute a plan (`PlanMode::Destroy` plans make
+//!   destroy; [`ApplyPlan::destroy`] builds one from state alone);
+//! * [`Interrupt`] — the token the CLI's Ctrl-C handler signals;
+//! * [`ApplyEvent`] / [`EventSink`] — what the reporter receives.
 //!
 //! # What this module must never do
 //!
@@ -48,7 +62,7 @@ mod opgraph;
 mod persist;
 mod propagation;
 mod recover;
-pub mod refresh;
+mod refresh;
 mod rollback;
 mod step;
 mod steps;

@@ -1139,3 +1139,74 @@ async fn a_state_file_that_moved_stops_the_run_and_keeps_the_journal() {
     assert_eq!(reopened.unfinished.len(), 1);
     assert_eq!(provider.count(CallKind::Create), 1);
 }
+
+#[tokio::test]
+async fn every_step_reports_start_progress_and_finish_and_the_summary_comes_last() {
+    let provider = Arc::new(MemoryProvider::new());
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let (report, events) = run_with(&plan, StateFile::new("t"), &provider, options(3)).await;
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    assert!(matches!(
+        events.first(),
+        Some(ApplyEvent::ApplyStarted {
+            steps: 6,
+            parallelism: 3
+        })
+    ));
+    for address in ["store", "data", "greeting", "endpoint", "reader", "blue"] {
+        let at = |want: fn(&ApplyEvent, &str) -> bool| {
+            events
+                .iter()
+                .position(|e| want(e, address))
+                .unwrap_or_else(|| panic!("missing event for {address}: {events:?}"))
+        };
+        let started =
+            at(|e, a| matches!(e, ApplyEvent::StepStarted { address, .. } if address == a));
+        let progress = at(
+            |e, a| matches!(e, ApplyEvent::StepProgress { address, status } if address == a && status == "Creating"),
+        );
+        let finished = at(
+            |e, a| matches!(e, ApplyEvent::StepFinished { address, result: StepResult::Succeeded, .. } if address == a),
+        );
+        assert!(started < progress && progress < finished, "{address}");
+    }
+    assert!(matches!(events.last(), Some(ApplyEvent::Summary(s)) if s.steps.len() == 6));
+}
+
+#[test]
+fn events_serialize_as_tagged_json_with_seconds() {
+    let event = ApplyEvent::StepFinished {
+        address: String::from("blue"),
+        kind: StepKind::Create,
+        replace: false,
+        duration: Duration::from_millis(1500),
+        result: StepResult::Failed {
+            error: StepFailure {
+                message: String::from("operation failed"),
+                code: Some(String::from("DeploymentFailed")),
+                status: None,
+                request_id: Some(String::from("r-1")),
+            },
+        },
+    };
+    let json = serde_json::to_value(&event).expect("serializes");
+    assert_eq!(
+        json,
+        json!({
+            "event": "step_finished",
+            "address": "blue",
+            "kind": "create",
+            "replace": false,
+            "duration": 1.5,
+            "result": {
+                "status": "failed",
+                "error": {
+                    "message": "operation failed",
+                    "code": "DeploymentFailed",
+                    "status": null,
+                    "request_id": "r-1"
+                }
+            }
+        })
+    );
+}
