@@ -225,15 +225,14 @@ fn record_observed(
         state.record(key, record);
         return status;
     }
-    let ready = hint.is_some_and(|h| matches(&observed.inputs, &h.inputs));
-    let status = if ready {
-        ResourceStatus::Ready
-    } else {
-        ResourceStatus::Tainted
-    };
-    let inputs = match hint {
-        Some(h) if ready => h.inputs.clone(),
-        _ => observed.inputs.clone(),
+    // What the step asked for: the configuration's inputs, else (an update of a resource the
+    // configuration no longer describes) the inputs recorded before it.
+    let asked = hint
+        .map(|h| h.inputs.clone())
+        .or_else(|| existing.as_ref().map(|r| as_map(&r.inputs)));
+    let (status, inputs) = match asked {
+        Some(asked) if matches(&observed.inputs, &asked) => (ResourceStatus::Ready, asked),
+        _ => (ResourceStatus::Tainted, observed.inputs.clone()),
     };
     let mut record = ResourceState::new(
         intent.resource_type.clone(),

@@ -1210,3 +1210,59 @@ fn events_serialize_as_tagged_json_with_seconds() {
         })
     );
 }
+
+#[tokio::test]
+async fn recovery_removes_what_a_delete_took_and_keeps_what_an_update_never_changed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::for_stack(dir.path(), "t").expect("name");
+    let (provider, mut state) = created_reference_stack().await;
+    store.write(&mut state, None).expect("state on disk");
+    let opened = store.open_journal().expect("journal");
+    let greeting_id = state.resources["greeting"].id.clone();
+    let data_id = state.resources["data"].id.clone();
+    // The process died after sending the blob's delete (which happened) and the container's
+    // update (which never reached the cloud).
+    for (address, action, target) in [
+        (
+            "greeting",
+            crate::state::JournalAction::Delete,
+            &greeting_id,
+        ),
+        ("data", crate::state::JournalAction::Update, &data_id),
+    ] {
+        opened
+            .journal
+            .intent(crate::state::NewIntent {
+                address: address.to_owned(),
+                resource_type: state.resources[address].resource_type.clone(),
+                action,
+                target: target.clone(),
+            })
+            .expect("intent");
+    }
+    provider.remove(&greeting_id);
+    let mut persistence = Persistence::durable(store.clone(), opened.journal);
+    let report = recover(
+        provider.as_ref(),
+        &mut state,
+        &mut persistence,
+        &std::collections::HashMap::new(),
+    )
+    .await
+    .expect("recovered");
+    assert_eq!(
+        report
+            .resolved
+            .iter()
+            .map(|(a, _, o)| (a.as_str(), o.clone()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("greeting", RecoveryOutcome::Removed),
+            ("data", RecoveryOutcome::Recorded(ResourceStatus::Ready)),
+        ]
+    );
+    let on_disk = store.read().expect("read").expect("state");
+    assert!(!on_disk.resources.contains_key("greeting"));
+    assert_eq!(on_disk.resources["data"].status, ResourceStatus::Ready);
+    assert!(persistence.finish().expect("finish"));
+}
