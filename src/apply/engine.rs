@@ -114,7 +114,16 @@ pub(crate) struct Shared {
     pub options: ApplyOptions,
 }
 
-/// Executes `plan` starting from `state`. See the module documentation of [`crate::apply`].
+/// Executes `plan` starting from `state`, recording through `persistence`, and reports how it
+/// went. See the module documentation of [`crate::apply`] for the order, rollback and interrupts.
+///
+/// Step failures, interrupts and state-write failures are outcomes in the returned report, not
+/// errors.
+///
+/// # Errors
+///
+/// [`ApplyError`] when the plan cannot be executed at all (it does not match `state`, names an
+/// unknown type, or its replacement orders wait for each other); nothing was sent then.
 pub async fn apply(
     plan: &ApplyPlan,
     state: StateFile,

@@ -42,7 +42,12 @@ impl Persistence {
     }
 
     /// Ends the run: removes the journal when no step is left unfinished (a clean or fully
-    /// recorded run), keeps it otherwise. Returns whether it was removed.
+    /// recorded run), keeps it otherwise. Returns whether it was removed. [`apply`](super::apply)
+    /// calls it; call it yourself after [`recover`](super::recover) when nothing is applied next.
+    ///
+    /// # Errors
+    ///
+    /// [`JournalError`] when the journal file cannot be removed.
     pub fn finish(self) -> Result<bool, JournalError> {
         let Some(journal) = self.journal else {
             return Ok(true);

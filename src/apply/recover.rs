@@ -59,7 +59,13 @@ pub struct RecoveryError(pub String);
 
 /// Settles every unfinished intent in `persistence`'s journal (see the module doc) and writes the
 /// result to state. `expected` holds, per address, what the configuration wants (see
-/// [`expected_from_plan`]); without it an existing object is recorded `Tainted`.
+/// [`expected_from_plan`]); without it an existing object is recorded `Tainted` unless it matches
+/// its previous record. Call it, holding the stack's lock, before refreshing and planning; apply
+/// only when [`RecoveryReport::is_complete`].
+///
+/// # Errors
+///
+/// [`RecoveryError`] when the settled steps could not be written to state (the journal keeps them).
 pub async fn recover(
     provider: &dyn Provider,
     state: &mut StateFile,

@@ -40,6 +40,10 @@ fn describe(failures: &[(String, StepFailure)]) -> String {
 /// `state`). Events: `RefreshStarted`, then one `ResourceRefreshed` per resource as its read
 /// finishes. Blob contents are not read (`content` stays empty; the planner then compares the
 /// recorded content hash).
+///
+/// # Errors
+///
+/// [`RefreshError`] listing every read that failed for another reason than "not found".
 pub async fn refresh(
     provider: Arc<dyn Provider>,
     state: &StateFile,

@@ -57,19 +57,20 @@ pub(crate) struct JobFailure {
     pub leftover: Option<Observed>,
 }
 
-impl Job {
-    fn fail(&self, started: Instant, step: Option<StepId>, message: String) -> JobDone {
-        JobDone {
-            step,
-            inputs: Map::new(),
-            duration: started.elapsed(),
-            result: Err(JobFailure {
-                error: StepFailure::local(message),
-                leftover: None,
-            }),
-        }
+/// A step that failed before reaching the cloud.
+fn not_sent(started: Instant, message: String) -> JobDone {
+    JobDone {
+        step: None,
+        inputs: Map::new(),
+        duration: started.elapsed(),
+        result: Err(JobFailure {
+            error: StepFailure::local(message),
+            leftover: None,
+        }),
     }
+}
 
+impl Job {
     fn journal_action(&self) -> JournalAction {
         match self.kind {
             StepKind::Create => JournalAction::Create,
@@ -97,7 +98,7 @@ impl Job {
     pub async fn run(mut self) -> JobDone {
         let started = Instant::now();
         if let Some(message) = &self.unresolved {
-            return self.fail(started, None, message.clone());
+            return not_sent(started, message.clone());
         }
         let intent = NewIntent {
             address: self.address.clone(),
@@ -107,7 +108,7 @@ impl Job {
         };
         let step = match write_intent(self.journal.clone(), intent).await {
             Ok(step) => step,
-            Err(message) => return self.fail(started, None, message),
+            Err(message) => return not_sent(started, message),
         };
         self.events.emit(ApplyEvent::StepStarted {
             address: self.address.clone(),
@@ -163,7 +164,9 @@ impl Job {
                 break;
             }
             attempt += 1;
-            let retry_in = policy.backoff(attempt).min(policy.timeout - waited);
+            let retry_in = policy
+                .backoff(attempt)
+                .min(policy.timeout.saturating_sub(waited));
             self.events.emit(ApplyEvent::WaitingForPropagation {
                 address: self.address.clone(),
                 waiting_for: self.waiting_for.clone(),
