@@ -3,6 +3,7 @@ pub mod cli;
 pub mod cloud;
 pub mod diag;
 pub mod graph;
+pub mod provider;
 pub mod specs;
 pub mod stack;
 pub mod state;
