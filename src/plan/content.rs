@@ -66,7 +66,7 @@ pub fn desired_extras(
 }
 
 /// Every `(field path, local path)` among the inputs, in spec order.
-fn path_exprs(
+pub(crate) fn path_exprs(
     fields: &IndexMap<String, FieldSpec>,
     prefix: &str,
     inputs: &IndexMap<String, Expr>,

@@ -95,9 +95,10 @@ impl Planned<'_> {
         if let Some(v) = self.outputs.as_ref().and_then(|o| lookup_output(o, path)) {
             return PlanValue::Known(v.clone());
         }
+        // A kept resource's attribute the cloud did not report is null, as apply would resolve it.
         match (path, &self.id) {
             ("id", Some(id)) => PlanValue::Known(Value::String(id.clone())),
-            _ => PlanValue::Unknown,
+            _ => PlanValue::null(),
         }
     }
 }

@@ -459,3 +459,198 @@ fn json_form_is_versioned_and_marks_unknowns() {
     assert!(j["prior_state"].is_null());
     let _: &Value = &j["summary"];
 }
+
+mod property {
+    //! For any stack, planning against the state its own apply would record gives no changes.
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::specs::{FieldSpec, FieldType};
+    use crate::stack::ExprKind;
+
+    /// A deterministic stream of choices drawn by proptest.
+    struct Choices<'a> {
+        values: &'a [u32],
+        at: usize,
+    }
+
+    impl Choices<'_> {
+        fn next(&mut self) -> u32 {
+            let v = self
+                .values
+                .get(self.at % self.values.len().max(1))
+                .copied()
+                .unwrap_or(0);
+            self.at += 1;
+            v.wrapping_add(self.at as u32 * 7919)
+        }
+    }
+
+    /// A string value: a literal, a reference to an earlier resource's attribute or string field,
+    /// or a template around one.
+    fn string_value(c: &mut Choices<'_>, earlier: &[(String, Vec<String>)]) -> ExprKind {
+        if !earlier.is_empty() && c.next().is_multiple_of(3) {
+            let (res, names) = &earlier[c.next() as usize % earlier.len()];
+            let attr = names[c.next() as usize % names.len()].clone();
+            if c.next().is_multiple_of(2) {
+                return r(res, &attr);
+            }
+            return tpl(&[("pre-", Some((res, &attr))), ("-post", None)]);
+        }
+        s(&format!("v{}", c.next() % 1000))
+    }
+
+    fn value(
+        f: &FieldSpec,
+        c: &mut Choices<'_>,
+        earlier: &[(String, Vec<String>)],
+    ) -> Option<ExprKind> {
+        Some(match f.kind {
+            FieldType::String => match &f.allowed {
+                Some(words) => s(&words[c.next() as usize % words.len()]),
+                None => string_value(c, earlier),
+            },
+            FieldType::Integer => {
+                let lo = f.minimum.unwrap_or(0);
+                let hi = f.maximum.unwrap_or(lo + 50);
+                int(lo + i64::from(c.next()) % (hi - lo + 1))
+            }
+            FieldType::Number => ExprKind::Float(f64::from(c.next() % 100) / 4.0),
+            FieldType::Boolean => ExprKind::Bool(c.next().is_multiple_of(2)),
+            FieldType::Path => path(&format!("files/f{}", c.next() % 5)),
+            FieldType::Map => map((0..c.next() % 3)
+                .map(|i| {
+                    let key: &'static str = ["A", "B", "C"][i as usize];
+                    (key, string_value(c, earlier))
+                })
+                .collect()),
+            FieldType::List => ExprKind::List(
+                (0..c.next() % 3)
+                    .map(|_| e(string_value(c, earlier)))
+                    .collect(),
+            ),
+            FieldType::Object => {
+                if f.string_form.is_some() && c.next().is_multiple_of(4) {
+                    s(&format!("azureml:thing:{}", c.next() % 9))
+                } else {
+                    let nested = f.fields.as_ref()?;
+                    let mut entries = Vec::new();
+                    for (name, nf) in nested {
+                        if (nf.required || c.next().is_multiple_of(2))
+                            && let Some(v) = value(nf, c, earlier)
+                        {
+                            entries.push((name.as_str(), v));
+                        }
+                    }
+                    map(entries)
+                }
+            }
+        })
+    }
+
+    fn random_stack(blocks: &[(usize, Vec<u32>)]) -> (Stack, DesiredExtras) {
+        let registry = registry();
+        let types: Vec<&str> = registry.type_names().collect();
+        let mut b = StackBuilder::new();
+        let mut earlier: Vec<(String, Vec<String>)> = Vec::new();
+        for (i, (t, values)) in blocks.iter().enumerate() {
+            let type_name = types[t % types.len()];
+            let spec = registry.get(type_name).expect("known type");
+            let mut c = Choices { values, at: 0 };
+            let mut inputs = Vec::new();
+            let mut string_fields = Vec::new();
+            for (name, f) in &spec.fields {
+                if (f.required || c.next().is_multiple_of(2))
+                    && let Some(v) = value(f, &mut c, &earlier)
+                {
+                    if f.kind == FieldType::String {
+                        string_fields.push(name.clone());
+                    }
+                    inputs.push((name.as_str(), v));
+                }
+            }
+            let name = format!("r{i}");
+            b = b.res(&name, type_name, inputs);
+            let mut names: Vec<String> = spec.attributes.keys().cloned().collect();
+            names.extend(string_fields);
+            earlier.push((name, names));
+        }
+        let stack = b.build();
+        let mut extras = DesiredExtras::default();
+        for (address, res) in &stack.resources {
+            let spec = registry.get(&res.type_name).expect("known type");
+            let mut found = Vec::new();
+            content::path_exprs(&spec.fields, "", &res.inputs, &mut found);
+            let files: IndexMap<String, FileContent> = found
+                .into_iter()
+                .map(|(field, p)| (field, text_content(&p.display().to_string())))
+                .collect();
+            if !files.is_empty() {
+                extras.resources.insert(address.clone(), files);
+            }
+        }
+        (stack, extras)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn planning_against_its_own_applied_state_changes_nothing(
+            blocks in proptest::collection::vec(
+                (0usize..7, proptest::collection::vec(any::<u32>(), 1..24)),
+                1..9,
+            )
+        ) {
+            let (stack, extras) = random_stack(&blocks);
+            let state = applied_state(&stack, &extras);
+            for snapshot in [
+                refreshed(&state),
+                Snapshot { state: Some(state.clone()), live: Default::default() },
+            ] {
+                let p = plan_of(&stack, &snapshot, &extras, PlanMode::Normal);
+                let changed: Vec<&Change> =
+                    p.changes.iter().filter(|c| !c.action.is_noop()).collect();
+                prop_assert!(changed.is_empty(), "{:#?}", changed);
+                prop_assert!(p.drift.is_empty(), "{:#?}", p.drift);
+                prop_assert!(!p.has_changes(), "{:#?}", p.outputs);
+            }
+            // And against nothing, everything is created.
+            let fresh = plan_of(&stack, &Snapshot::default(), &extras, PlanMode::Normal);
+            prop_assert_eq!(fresh.summary.add, stack.resources.len());
+        }
+    }
+}
+
+/// Regression: a kept resource's computed attribute that the cloud reported as null was treated as
+/// unknown, so an immutable field referring to it forced a replacement on every plan.
+#[test]
+fn a_null_attribute_of_a_kept_resource_is_known() {
+    let stack = StackBuilder::new()
+        .res(
+            "b0",
+            "blob",
+            vec![
+                ("account", s("acct")),
+                ("container", s("c")),
+                ("name", s("a.txt")),
+                ("content", s("inline")),
+            ],
+        )
+        .res(
+            "b1",
+            "blob",
+            vec![
+                ("account", s("acct")),
+                ("container", r("b0", "content_sha256")),
+                ("name", s("b.txt")),
+                ("content", s("inline")),
+            ],
+        )
+        .build();
+    let extras = DesiredExtras::default();
+    let state = applied_state(&stack, &extras);
+    assert_eq!(state.resources["b0"].outputs["content_sha256"], Value::Null);
+    let p = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Normal);
+    assert!(!p.has_changes(), "{:#?}", p.changes);
+}
