@@ -218,6 +218,16 @@ impl Lock {
     /// one, the lock is polled until the deadline, then [`LockError::Timeout`]. A lock file left by a
     /// dead holder is taken over and reported in [`Acquired::notice`].
     pub fn acquire(path: impl Into<PathBuf>, request: &LockRequest) -> Result<Acquired, LockError> {
+        Self::acquire_with(path, request, |_| {})
+    }
+
+    /// Like [`acquire`](Self::acquire), and calls `on_wait` once, with the holder's record, when the
+    /// lock was found held and a timeout lets it wait (so the CLI can say whom it is waiting for).
+    pub fn acquire_with(
+        path: impl Into<PathBuf>,
+        request: &LockRequest,
+        mut on_wait: impl FnMut(Option<&LockInfo>),
+    ) -> Result<Acquired, LockError> {
         let path = path.into();
         let io_err = |source| LockError::Io {
             path: path.clone(),
@@ -234,6 +244,7 @@ impl Lock {
         }
         let started = Instant::now();
         let deadline = request.timeout.map(|t| started + t);
+        let mut announced = false;
         loop {
             match try_once(&path).map_err(io_err)? {
                 Attempt::Got { mut file, previous } => {
@@ -262,6 +273,10 @@ impl Lock {
                     let now = Instant::now();
                     match deadline {
                         Some(deadline) if now < deadline => {
+                            if !announced {
+                                announced = true;
+                                on_wait(Self::holder(&path).unwrap_or(None).as_ref());
+                            }
                             std::thread::sleep(POLL_INTERVAL.min(deadline - now));
                         }
                         Some(_) => {
