@@ -98,6 +98,42 @@ fn a_loose_existing_mode_is_not_inherited() {
     fs::set_permissions(store.path(), fs::Permissions::from_mode(0o644)).expect("chmod");
     store.write(&mut state, Some(1)).expect("write");
     assert_eq!(mode(store.path()), 0o600);
+    assert_eq!(mode(&store.backup_path()), 0o600, "backup of a 0644 file");
+}
+
+#[test]
+fn a_symlinked_state_file_stays_a_symlink() {
+    let (dir, store) = store();
+    let elsewhere = dir.path().join("vault");
+    fs::create_dir_all(&elsewhere).expect("mkdir");
+    let real = elsewhere.join("real.json");
+    let mut state = scenario();
+    StateStore::new(&real)
+        .write(&mut state, None)
+        .expect("seed");
+    fs::create_dir_all(store.path().parent().expect("dir")).expect("mkdir");
+    std::os::unix::fs::symlink(&real, store.path()).expect("symlink");
+
+    store
+        .write(&mut state, Some(1))
+        .expect("write through link");
+    assert!(
+        fs::symlink_metadata(store.path())
+            .expect("meta")
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        StateStore::new(&real)
+            .read()
+            .expect("read")
+            .map(|s| s.serial),
+        Some(2)
+    );
+    assert_eq!(
+        store.read_backup().expect("backup").map(|s| s.serial),
+        Some(1)
+    );
 }
 
 #[test]

@@ -256,22 +256,24 @@ impl StateStore {
             .map_err(|e| self.write_error(io::Error::other(e)))?;
         bytes.push(b'\n');
 
-        let dir = parent_dir(&self.path);
+        // A symlinked state file (kept elsewhere on purpose) stays a symlink: write its target.
+        let target = resolve_symlink(&self.path);
+        let dir = parent_dir(&target);
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)
             .map_err(|e| self.write_error(e))?;
-        let temp = temp_path(&self.path);
+        let temp = temp_path(&target);
         let result = (|| {
             write_synced(&temp, &bytes, fail)?;
             if current.is_some() {
-                self.keep_backup()?;
+                self.keep_backup(&target)?;
             }
             if fail == Some(FailPoint::BeforeRename) {
                 return Err(io::Error::other("injected failure before rename"));
             }
-            fs::rename(&temp, &self.path)?;
+            fs::rename(&temp, &target)?;
             sync_dir(&dir)
         })();
         if let Err(err) = result {
@@ -286,18 +288,22 @@ impl StateStore {
 
     /// Makes `<file>.backup` a copy of the current file, atomically (hard link, else copy, then
     /// rename over the old backup).
-    fn keep_backup(&self) -> io::Result<()> {
+    fn keep_backup(&self, current: &Path) -> io::Result<()> {
         let backup = self.backup_path();
         let temp = temp_path(&backup);
-        if fs::hard_link(&self.path, &temp).is_err() {
-            let bytes = fs::read(&self.path)?;
-            write_synced(&temp, &bytes, None)?;
-        }
-        if let Err(err) = fs::rename(&temp, &backup) {
+        let result = (|| {
+            if fs::hard_link(current, &temp).is_err() {
+                let bytes = fs::read(current)?;
+                write_synced(&temp, &bytes, None)?;
+            }
+            // A linked old file keeps its mode, which a user may have loosened.
+            fs::set_permissions(&temp, fs::Permissions::from_mode(STATE_FILE_MODE))?;
+            fs::rename(&temp, &backup)
+        })();
+        if result.is_err() {
             let _ = fs::remove_file(&temp);
-            return Err(err);
         }
-        Ok(())
+        result
     }
 
     fn write_error(&self, source: io::Error) -> StateError {
@@ -424,6 +430,17 @@ fn write_synced(path: &Path, bytes: &[u8], fail: Option<FailPoint>) -> io::Resul
 /// Makes a completed rename durable.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// The file a symlink points to (following chains), or `path` itself if it is not a symlink or
+/// its target cannot be resolved.
+fn resolve_symlink(path: &Path) -> PathBuf {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+        }
+        _ => path.to_owned(),
+    }
 }
 
 fn parent_dir(path: &Path) -> PathBuf {
