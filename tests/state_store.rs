@@ -91,6 +91,21 @@ fn round_trip_serial_backup_and_mode() {
 }
 
 #[test]
+fn read_or_new_gives_the_serial_to_write_with() {
+    let (_dir, store) = store();
+    let (mut state, expected) = store.read_or_new("managed-identity").expect("new");
+    assert_eq!(
+        (expected, state.serial, state.resources.len()),
+        (None, 0, 0)
+    );
+    store.write(&mut state, expected).expect("first write");
+    let (mut again, expected) = store.read_or_new("managed-identity").expect("existing");
+    assert_eq!(expected, Some(1));
+    assert_eq!(again.lineage, state.lineage);
+    assert_eq!(store.write(&mut again, expected).expect("second write"), 2);
+}
+
+#[test]
 fn a_loose_existing_mode_is_not_inherited() {
     let (_dir, store) = store();
     let mut state = scenario();
@@ -460,4 +475,34 @@ proptest! {
         let read = store.read().expect("read").expect("present");
         prop_assert_eq!(read, state);
     }
+}
+
+/// Benchmark, not a check: prints how long a 100,000-resource state takes to write and read.
+#[test]
+#[ignore = "benchmark; run with `cargo test --release --test state_store -- --ignored --nocapture`"]
+fn bench_large_state() {
+    let (_dir, store) = store();
+    let mut state = StateFile::new("big");
+    for i in 0..100_000 {
+        let mut r = ResourceState::new(
+            "blob",
+            format!("https://acct.blob.core.windows.net/c/blob-{i}"),
+            json!({ "account": "acct", "container": "c", "name": format!("blob-{i}"), "source": "./f" }),
+            json!({ "etag": format!("0x{i:016x}") }),
+        );
+        r.dependencies = vec![String::from("store")];
+        state.resources.insert(format!("blob{i}"), r);
+    }
+    let started = std::time::Instant::now();
+    store.write(&mut state, None).expect("write");
+    let wrote = started.elapsed();
+    let started = std::time::Instant::now();
+    let read = store.read().expect("read").expect("present");
+    let read_time = started.elapsed();
+    let bytes = fs::metadata(store.path()).expect("meta").len();
+    println!(
+        "100000 resources, {:.1} MiB: write {wrote:?}, read {read_time:?}",
+        bytes as f64 / 1_048_576.0
+    );
+    assert_eq!(read.resources.len(), 100_000);
 }

@@ -275,7 +275,7 @@ impl Lock {
                         notice,
                     });
                 }
-                Attempt::Stale => continue,
+                Attempt::Stale => {}
                 Attempt::Busy => {
                     let now = Instant::now();
                     match deadline {

@@ -200,6 +200,18 @@ impl StateStore {
         Ok(state)
     }
 
+    /// The state to work on and the serial to pass to [`write`](Self::write): the file's state, or a
+    /// new empty state for `stack` (fresh lineage) with `None` when there is no file yet.
+    pub fn read_or_new(&self, stack: &str) -> Result<(StateFile, Option<u64>), StateError> {
+        Ok(match self.read()? {
+            Some(state) => {
+                let serial = state.serial;
+                (state, Some(serial))
+            }
+            None => (StateFile::new(stack), None),
+        })
+    }
+
     /// Reads the backup (the version before the last write), or `None` if there is none.
     pub fn read_backup(&self) -> Result<Option<StateFile>, StateError> {
         read_state(&self.backup_path(), "")
@@ -329,6 +341,12 @@ impl StateStore {
     }
 }
 
+/// The part of a state file read first: only its format version.
+#[derive(Deserialize)]
+struct Probe {
+    version: Option<u64>,
+}
+
 /// Reads and parses a state file without modifying it. `remedy` ends messages about damage.
 fn read_state(path: &Path, remedy: &str) -> Result<Option<StateFile>, StateError> {
     let bytes = match fs::read(path) {
@@ -351,10 +369,6 @@ fn read_state(path: &Path, remedy: &str) -> Result<Option<StateFile>, StateError
     }
 
     // First only the version, so a newer format is reported as such rather than as a parse error.
-    #[derive(Deserialize)]
-    struct Probe {
-        version: Option<u64>,
-    }
     let probe: Probe =
         serde_json::from_slice(&bytes).map_err(|e| parse_error(path, &e, remedy.clone()))?;
     match probe.version {
