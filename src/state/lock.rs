@@ -250,7 +250,12 @@ impl Lock {
                 .map_err(io_err)?;
         }
         let started = Instant::now();
-        let deadline = request.timeout.map(|t| started + t);
+        // A timeout too large to add to the clock means "wait as good as forever".
+        let deadline = request.timeout.map(|t| {
+            started
+                .checked_add(t)
+                .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600))
+        });
         let mut announced = false;
         loop {
             match try_once(&path).map_err(io_err)? {
@@ -505,6 +510,16 @@ mod tests {
             again.notice.is_none(),
             "a clean release leaves nothing to take over"
         );
+    }
+
+    #[test]
+    fn a_huge_timeout_does_not_overflow_the_clock() {
+        let (_dir, path) = lock_path();
+        let acquired = Lock::acquire(
+            &path,
+            &LockRequest::new("apply").with_timeout(Duration::MAX),
+        );
+        assert!(acquired.is_ok());
     }
 
     #[test]

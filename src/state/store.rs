@@ -258,7 +258,13 @@ impl StateStore {
                 found: found_serial,
             });
         }
-        let serial = found_serial.unwrap_or(0).max(state.serial) + 1;
+        let Some(serial) = found_serial.unwrap_or(0).max(state.serial).checked_add(1) else {
+            return Err(StateError::Invalid {
+                path: self.path.clone(),
+                detail: String::from("its serial is at the largest possible value"),
+                remedy: self.remedy(),
+            });
+        };
 
         let mut on_disk = state.clone();
         on_disk.version = FORMAT_VERSION;
@@ -516,6 +522,16 @@ mod tests {
             ),
         );
         state
+    }
+
+    #[test]
+    fn a_serial_at_its_maximum_is_an_error_not_an_overflow() {
+        let (_dir, store) = store();
+        let mut state = sample();
+        state.serial = u64::MAX;
+        let err = store.write(&mut state, None).expect_err("no room");
+        assert!(err.to_string().contains("largest possible"), "{err}");
+        assert!(!store.path().exists());
     }
 
     #[test]
