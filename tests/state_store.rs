@@ -310,6 +310,10 @@ fn wrong_shape_is_a_clear_error_and_untouched() {
     damaged(br#"{"serial": 3}"#, |err| {
         assert!(err.to_string().contains("no `version` field"), "{err}");
     });
+    damaged(b"[1, 2]", |err| {
+        assert!(matches!(err, StateError::Invalid { .. }), "{err:?}");
+        assert!(err.to_string().contains("it is not a JSON object"), "{err}");
+    });
     damaged(br#"{"version": 0}"#, |err| {
         assert!(
             matches!(err, StateError::UnsupportedVersion { found: 0, .. }),

@@ -349,6 +349,7 @@ impl StateStore {
 
 /// The part of a state file read first: only its format version.
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object with a `version` field")]
 struct Probe {
     version: Option<u64>,
 }
@@ -374,6 +375,14 @@ fn read_state(path: &Path, remedy: &str) -> Result<Option<StateFile>, StateError
         });
     }
 
+    // serde would also accept a state as a positional array; a state file is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(StateError::Invalid {
+            path: path.to_owned(),
+            detail: String::from("it is not a JSON object"),
+            remedy,
+        });
+    }
     // First only the version, so a newer format is reported as such rather than as a parse error.
     let probe: Probe =
         serde_json::from_slice(&bytes).map_err(|e| parse_error(path, &e, remedy.clone()))?;
