@@ -105,6 +105,40 @@ fn read_or_new_gives_the_serial_to_write_with() {
     assert_eq!(store.write(&mut again, expected).expect("second write"), 2);
 }
 
+/// The CLI's `state rm` / `state import` flow: lock, read, change, compare-and-write.
+#[test]
+fn surgery_under_the_lock_persists() {
+    let (_dir, store) = store();
+    let mut state = scenario();
+    store.write(&mut state, None).expect("seed");
+
+    let acquired = store
+        .lock(&stackform::state::LockRequest::new("state rm"))
+        .expect("lock");
+    let (mut state, expected) = store.read_or_new("managed-identity").expect("read");
+    let err = state
+        .remove("store", false)
+        .expect_err("greeting depends on store");
+    assert!(err.to_string().contains("`greeting`"), "{err}");
+    state.remove("greeting", false).expect("leaf");
+    let mut uai = ResourceState::new(
+        "user_assigned_identity",
+        "/id/uai",
+        json!({ "name": "uai" }),
+        json!({}),
+    );
+    uai.dependencies = vec![String::from("store")];
+    state.import("uai", uai).expect("import");
+    store.write(&mut state, expected).expect("write");
+    acquired.guard.release().expect("unlock");
+
+    let read = store.read().expect("read").expect("present");
+    let addresses: Vec<&str> = read.list().iter().map(|r| r.address).collect();
+    assert_eq!(addresses, vec!["store", "uai"]);
+    assert_eq!(read.destroy_order(), vec!["uai", "store"]);
+    assert!(!store.lock_path().exists());
+}
+
 #[test]
 fn a_loose_existing_mode_is_not_inherited() {
     let (_dir, store) = store();
