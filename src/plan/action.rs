@@ -133,7 +133,12 @@ pub enum ActionReason {
         upstream_recreated: bool,
     },
     /// The resource lives in a parent that is replaced; deleting the parent deletes it.
-    ParentReplaced { parent: String, child_type: String },
+    ParentReplaced {
+        parent: String,
+        child_type: String,
+        /// The parent is created anew (it was gone, or its address changed) rather than replaced.
+        parent_created: bool,
+    },
     /// A previous apply failed halfway through creating or updating it.
     Tainted,
     /// It is in state but the cloud no longer has it.
@@ -191,8 +196,20 @@ impl ActionReason {
                     "replaced"
                 }
             ),
-            ActionReason::ParentReplaced { parent, child_type } => format!(
+            ActionReason::ParentReplaced {
+                parent,
+                child_type,
+                parent_created: false,
+            } => format!(
                 "`{parent}` is replaced, and deleting it deletes the {}s in it",
+                child_type.replace('_', " ")
+            ),
+            ActionReason::ParentReplaced {
+                parent,
+                child_type,
+                parent_created: true,
+            } => format!(
+                "`{parent}` is created anew, so the {}s in it are created again",
                 child_type.replace('_', " ")
             ),
             ActionReason::Tainted => {

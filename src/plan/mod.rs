@@ -23,7 +23,7 @@
 pub mod action;
 pub mod content;
 mod diff;
-mod json;
+pub mod json;
 pub mod model;
 pub mod normalize;
 pub mod snapshot;
@@ -258,7 +258,6 @@ impl<'a> Planner<'a> {
         let change = match (prior, live) {
             (None, _) => self.creation(
                 name,
-                res,
                 spec,
                 &inputs,
                 &sensitive,
@@ -268,7 +267,6 @@ impl<'a> Planner<'a> {
             (Some(p), _) if p.resource_type != res.type_name => {
                 let mut c = self.creation(
                     name,
-                    res,
                     spec,
                     &inputs,
                     &sensitive,
@@ -284,7 +282,6 @@ impl<'a> Planner<'a> {
             }
             (Some(_), Live::Gone) => self.creation(
                 name,
-                res,
                 spec,
                 &inputs,
                 &sensitive,
@@ -292,7 +289,7 @@ impl<'a> Planner<'a> {
                 dependencies,
             ),
             (Some(p), live) => {
-                let (current, current_content) = self.current(name, spec, p, live);
+                let (current, current_content) = self.current(spec, p, live);
                 let ctx = DiffCtx {
                     type_name: &res.type_name,
                     dir: &self.desired.dir,
@@ -308,14 +305,12 @@ impl<'a> Planner<'a> {
                     reasons.push(ActionReason::Tainted);
                 }
                 for parent in parents(self.desired, res, spec) {
-                    if self
-                        .planned
-                        .get(&parent)
-                        .is_some_and(|pl| pl.action.creates())
-                    {
+                    let parent_action = self.planned.get(&parent).map(|pl| pl.action);
+                    if parent_action.is_some_and(Action::creates) {
                         reasons.push(ActionReason::ParentReplaced {
                             parent,
                             child_type: res.type_name.clone(),
+                            parent_created: parent_action == Some(Action::Create),
                         });
                     }
                 }
@@ -374,12 +369,10 @@ impl<'a> Planner<'a> {
     /// their path fields.
     fn current(
         &self,
-        name: &str,
         spec: &ResourceSpec,
         prior: &'a ResourceState,
         live: &'a Live,
     ) -> (&'a Value, IndexMap<String, FileContent>) {
-        let _ = name;
         match live {
             Live::Present {
                 inputs,
@@ -409,11 +402,9 @@ impl<'a> Planner<'a> {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the parts of a creation")]
     fn creation(
         &self,
         name: &str,
-        res: &Resource,
         spec: &ResourceSpec,
         inputs: &PlanValue,
         sensitive: &SensitivePaths,
@@ -451,7 +442,6 @@ impl<'a> Planner<'a> {
             a.computed = true;
             attributes.push(a);
         }
-        let _ = res;
         Change {
             address: name.to_string(),
             type_name: spec.type_name.clone(),

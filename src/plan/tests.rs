@@ -209,7 +209,8 @@ fn endpoint_identity_change_replaces_it_and_knocks_on() {
     assert!(blue.action.is_replace());
     assert!(blue.reasons.contains(&ActionReason::ParentReplaced {
         parent: "endpoint".into(),
-        child_type: "online_deployment".into()
+        child_type: "online_deployment".into(),
+        parent_created: false,
     }));
     for untouched in ["store", "data", "greeting"] {
         assert_eq!(p.change(untouched).map(|c| c.action), Some(Action::NoOp));
@@ -322,6 +323,17 @@ fn gone_resources_are_created_again_and_reported_as_drift() {
     let reader = p.change("reader").expect("planned");
     assert_eq!(reader.action, Action::Create);
     assert_eq!(reader.reasons, vec![ActionReason::GoneFromCloud]);
+    // A parent found gone is created again, and what lived in it with it.
+    let mut snapshot = refreshed(&state);
+    snapshot.live.insert("data".into(), Live::Gone);
+    let p = plan_of(&stack, &snapshot, &extras, PlanMode::Normal);
+    assert_eq!(p.change("data").map(|c| c.action), Some(Action::Create));
+    let greeting = p.change("greeting").expect("planned");
+    assert!(greeting.action.is_replace());
+    assert_eq!(
+        greeting.reasons[0].message(),
+        "`data` is created anew, so the blobs in it are created again"
+    );
     assert_eq!(p.drift.len(), 1);
     assert!(p.drift[0].gone);
     assert_eq!(p.change("blue").map(|c| c.action), Some(Action::NoOp));

@@ -150,3 +150,30 @@ fn values_render_unknowns_and_secrets() {
     let list = PlanValue::list(vec![PlanValue::Known(json!("a")), PlanValue::Unknown]);
     assert_eq!(value_text(&list), "[\"a\", (known after apply)]");
 }
+
+#[test]
+fn content_changes_without_text_show_hashes() {
+    let (stack, _, state) = applied();
+    let snapshot = Snapshot {
+        state: Some(state),
+        live: Default::default(),
+    };
+    let p = make(
+        &stack,
+        &snapshot,
+        &scenario_extras("new text\n"),
+        PlanMode::Normal,
+    );
+    let greeting = p.change("greeting").expect("planned");
+    let text = render_change(greeting, &RenderOptions::default());
+    let old = sha(HELLO);
+    let new = sha("new text\n");
+    assert!(
+        text.contains(&format!("sha256 {} → {}", &old[..12], &new[..12])),
+        "{text}"
+    );
+    assert!(
+        text.contains("source: \"./hello.txt\" (content changed)"),
+        "{text}"
+    );
+}
