@@ -290,13 +290,14 @@ impl<'a> Planner<'a> {
             ),
             (Some(p), live) => {
                 let (current, current_content) = self.current(spec, p, live);
+                let no_content = IndexMap::new();
                 let ctx = DiffCtx {
                     type_name: &res.type_name,
                     dir: &self.desired.dir,
                     owner: Owner::Config,
                     lineage: state.map(|s| s.lineage),
                     sensitive: &sensitive,
-                    new_content: self.extras.resources.get(name).unwrap_or(&EMPTY_CONTENT),
+                    new_content: self.extras.resources.get(name).unwrap_or(&no_content),
                     old_content: &current_content,
                 };
                 let diffs = diff::diff(&ctx, &spec.fields, &inputs, current, Some(&p.inputs));
@@ -580,9 +581,6 @@ impl<'a> Planner<'a> {
         out
     }
 }
-
-static EMPTY_CONTENT: std::sync::LazyLock<IndexMap<String, FileContent>> =
-    std::sync::LazyLock::new(IndexMap::new);
 
 fn dedup(reasons: &mut Vec<ActionReason>) {
     let mut seen = HashSet::new();
