@@ -539,7 +539,12 @@ impl<'a> Planner<'a> {
             let after = self.eval(&output.value);
             let sensitive = output.sensitive || output.value.is_sensitive();
             let before = recorded.and_then(|r| r.get(name)).cloned();
+            let applied_before = self.snapshot.state.is_some();
             let action = match (&before, after.known()) {
+                // The state never records a sensitive output, so "not recorded" says nothing:
+                // it changes only when what it is made of does.
+                (None, Some(_)) if sensitive && applied_before => Action::NoOp,
+                (None, None) if sensitive && applied_before => Action::Update,
                 (None, _) => Action::Create,
                 (Some(_), None) => Action::Update,
                 (Some(b), Some(a)) if normalize::json_eq(b, a) => Action::NoOp,

@@ -666,3 +666,29 @@ fn a_null_attribute_of_a_kept_resource_is_known() {
     let p = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Normal);
     assert!(!p.has_changes(), "{:#?}", p.changes);
 }
+
+#[test]
+fn sensitive_outputs_are_hidden_and_not_a_perpetual_change() {
+    let mut b = scenario();
+    b = b.output("storage", r("store", "name"));
+    let mut stack = b.build();
+    if let Some(o) = stack.outputs.get_mut("storage") {
+        o.sensitive = true;
+    }
+    let extras = scenario_extras(HELLO);
+    let mut state = applied_state(&stack, &extras);
+    state.outputs.shift_remove("storage");
+    let p = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Normal);
+    assert!(!p.has_changes(), "{:#?}", p.outputs);
+    let fresh = plan_of(&stack, &Snapshot::default(), &extras, PlanMode::Normal);
+    let storage = fresh
+        .outputs
+        .iter()
+        .find(|o| o.name == "storage")
+        .expect("planned");
+    assert_eq!(storage.action, Action::Create);
+    assert_eq!(storage.after, PlanValue::Sensitive);
+    let j = fresh.to_json();
+    assert_eq!(j["outputs"][3]["name"], json!("storage"));
+    assert_eq!(j["outputs"][3]["after"], json!("(sensitive)"));
+}
