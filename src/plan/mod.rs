@@ -175,6 +175,7 @@ pub fn plan(
                 snapshot,
                 extras,
                 planned: HashMap::new(),
+                named: named_index(desired),
                 errors: Vec::new(),
             };
             let mut changes = removed_changes(state, desired, registry);
@@ -212,6 +213,8 @@ struct Planner<'a> {
     snapshot: &'a Snapshot,
     extras: &'a DesiredExtras,
     planned: HashMap<String, Planned<'a>>,
+    /// `(type, literal name)` → addresses, to find a parent named by a literal.
+    named: HashMap<(&'a str, &'a str), Vec<&'a str>>,
     errors: Vec<PlanError>,
 }
 
@@ -277,7 +280,7 @@ impl<'a> Planner<'a> {
                     dependencies,
                 );
                 c.action = Action::Replace(ReplaceOrder::DeleteBeforeCreate);
-                c.before = Some(PlanValue::Known(p.inputs.clone()));
+                c.before = Some(hide(&PlanValue::Known(p.inputs.clone())));
                 c
             }
             (Some(_), Live::Gone) => self.creation(
@@ -305,7 +308,7 @@ impl<'a> Planner<'a> {
                 if p.status == ResourceStatus::Tainted {
                     reasons.push(ActionReason::Tainted);
                 }
-                for parent in parents(self.desired, res, spec) {
+                for parent in parents(self.desired, &self.named, res, spec) {
                     let parent_action = self.planned.get(&parent).map(|pl| pl.action);
                     if parent_action.is_some_and(Action::creates) {
                         reasons.push(ActionReason::ParentReplaced {
@@ -746,8 +749,27 @@ fn sensitive_paths(res: &Resource, prior: Option<&ResourceState>) -> SensitivePa
     s
 }
 
+/// Resources whose `name` is a literal, by `(type, name)`.
+fn named_index(stack: &Stack) -> HashMap<(&str, &str), Vec<&str>> {
+    let mut index: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+    for (address, r) in &stack.resources {
+        if let Some(ExprKind::String(n)) = r.inputs.get("name").map(|e| &e.kind) {
+            index
+                .entry((r.type_name.as_str(), n.as_str()))
+                .or_default()
+                .push(address.as_str());
+        }
+    }
+    index
+}
+
 /// The resources named by the `parent_ref` fields of `res`: by reference or by literal name.
-fn parents(stack: &Stack, res: &Resource, spec: &ResourceSpec) -> Vec<String> {
+fn parents(
+    stack: &Stack,
+    named: &HashMap<(&str, &str), Vec<&str>>,
+    res: &Resource,
+    spec: &ResourceSpec,
+) -> Vec<String> {
     let mut out = Vec::new();
     for (field, f) in &spec.fields {
         let Some(parent_type) = &f.parent_ref else {
@@ -769,12 +791,9 @@ fn parents(stack: &Stack, res: &Resource, spec: &ResourceSpec) -> Vec<String> {
             .collect();
         if found.is_empty()
             && let ExprKind::String(literal) = &expr.kind
+            && let Some(addresses) = named.get(&(parent_type.as_str(), literal.as_str()))
         {
-            found.extend(stack.resources.iter().filter_map(|(key, p)| {
-                let named = &p.type_name == parent_type
-                    && matches!(p.inputs.get("name").map(|e| &e.kind), Some(ExprKind::String(n)) if n == literal);
-                named.then(|| key.clone())
-            }));
+            found.extend(addresses.iter().map(|a| (*a).to_string()));
         }
         for p in found {
             if !out.contains(&p) {

@@ -692,3 +692,66 @@ fn sensitive_outputs_are_hidden_and_not_a_perpetual_change() {
     assert_eq!(j["outputs"][3]["name"], json!("storage"));
     assert_eq!(j["outputs"][3]["after"], json!("(sensitive)"));
 }
+
+/// Prints how long planning a large stack takes (creates, then no changes). A benchmark, not a test
+/// of speed: run with `cargo test --release --lib plan_scale -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark; prints figures"]
+fn plan_scale() {
+    let n: usize = std::env::var("PLAN_SCALE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let mut b =
+        StackBuilder::new().res("store", "storage_account", vec![("name", s("mistore7f3a"))]);
+    for i in 0..n {
+        let c = format!("c{i}");
+        b = b
+            .res(
+                &c,
+                "blob_container",
+                vec![
+                    ("account", r("store", "name")),
+                    ("name", s(&format!("c{i}"))),
+                ],
+            )
+            .res(
+                &format!("b{i}"),
+                "blob",
+                vec![
+                    ("account", s("mistore7f3a")),
+                    ("container", r(&c, "name")),
+                    ("name", s("x.txt")),
+                    ("content", s("hello")),
+                ],
+            );
+    }
+    let stack = b.build();
+    let extras = DesiredExtras::default();
+    let started = std::time::Instant::now();
+    let graph = graph_of(&stack);
+    let built = started.elapsed();
+    let reg = registry();
+    let started = std::time::Instant::now();
+    let fresh = plan(
+        &stack,
+        &graph,
+        &reg,
+        &Snapshot::default(),
+        &extras,
+        PlanMode::Normal,
+    )
+    .expect("plans");
+    let create = started.elapsed();
+    let state = applied_state(&stack, &extras);
+    let snapshot = refreshed(&state);
+    let started = std::time::Instant::now();
+    let again = plan(&stack, &graph, &reg, &snapshot, &extras, PlanMode::Normal).expect("plans");
+    let noop = started.elapsed();
+    assert_eq!(fresh.summary.add, 2 * n + 1);
+    assert!(!again.has_changes());
+    println!(
+        "{} resources: graph {built:?}, plan from nothing {create:?}, plan with no changes {noop:?}",
+        2 * n + 1
+    );
+}
