@@ -40,7 +40,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 pub use action::{Action, ActionReason, PlanMode, ReplaceOrder};
-pub use json::PLAN_JSON_SCHEMA_VERSION;
+pub use json::{PLAN_JSON_SCHEMA_VERSION, SavedPlanError, SavedPlanHeader, read_saved_header};
 pub use model::{
     AttributeChange, Change, ContentChange, Drift, OutputChange, Plan, StateRef, Summary,
 };
