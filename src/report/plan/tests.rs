@@ -177,3 +177,33 @@ fn content_changes_without_text_show_hashes() {
         "{text}"
     );
 }
+
+#[test]
+fn inline_multiline_text_is_diffed_line_by_line() {
+    let blob = |text: &str| {
+        scenario()
+            .res(
+                "greeting",
+                "blob",
+                vec![
+                    ("account", r("store", "name")),
+                    ("container", r("data", "name")),
+                    ("name", s("config.yaml")),
+                    ("content", s(text)),
+                ],
+            )
+            .build()
+    };
+    let extras = DesiredExtras::default();
+    let before = blob("threshold: 0.5\nlabels:\n  - cat\n  - dog\n");
+    let state = applied_state(&before, &extras);
+    let after = blob("threshold: 0.7\nlabels:\n  - cat\n  - dog\n");
+    let p = make(&after, &refreshed(&state), &extras, PlanMode::Normal);
+    let greeting = p.change("greeting").expect("planned");
+    assert_eq!(greeting.action, crate::plan::Action::Update);
+    let text = render_change(greeting, &RenderOptions::default());
+    assert_eq!(
+        text,
+        "  ~ resource \"greeting\" (blob)\n      content: (text changed)\n        - threshold: 0.5\n        + threshold: 0.7\n          labels:\n            - cat\n            - dog\n"
+    );
+}
