@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use super::testing::*;
 use super::*;
-use crate::state::{ResourceStatus, sensitive};
+use crate::state::{ResourceStatus, StateFile, sensitive};
 
 fn registry() -> Registry {
     Registry::embedded().expect("embedded specs load")
