@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use super::testing::*;
 use super::*;
-use crate::state::{ResourceStatus, sensitive};
+use crate::state::{ResourceStatus, StateFile, sensitive};
 
 fn registry() -> Registry {
     Registry::embedded().expect("embedded specs load")
@@ -209,7 +209,8 @@ fn endpoint_identity_change_replaces_it_and_knocks_on() {
     assert!(blue.action.is_replace());
     assert!(blue.reasons.contains(&ActionReason::ParentReplaced {
         parent: "endpoint".into(),
-        child_type: "online_deployment".into()
+        child_type: "online_deployment".into(),
+        parent_created: false,
     }));
     for untouched in ["store", "data", "greeting"] {
         assert_eq!(p.change(untouched).map(|c| c.action), Some(Action::NoOp));
@@ -322,6 +323,17 @@ fn gone_resources_are_created_again_and_reported_as_drift() {
     let reader = p.change("reader").expect("planned");
     assert_eq!(reader.action, Action::Create);
     assert_eq!(reader.reasons, vec![ActionReason::GoneFromCloud]);
+    // A parent found gone is created again, and what lived in it with it.
+    let mut snapshot = refreshed(&state);
+    snapshot.live.insert("data".into(), Live::Gone);
+    let p = plan_of(&stack, &snapshot, &extras, PlanMode::Normal);
+    assert_eq!(p.change("data").map(|c| c.action), Some(Action::Create));
+    let greeting = p.change("greeting").expect("planned");
+    assert!(greeting.action.is_replace());
+    assert_eq!(
+        greeting.reasons[0].message(),
+        "`data` is created anew, so the blobs in it are created again"
+    );
     assert_eq!(p.drift.len(), 1);
     assert!(p.drift[0].gone);
     assert_eq!(p.change("blue").map(|c| c.action), Some(Action::NoOp));
@@ -653,4 +665,93 @@ fn a_null_attribute_of_a_kept_resource_is_known() {
     assert_eq!(state.resources["b0"].outputs["content_sha256"], Value::Null);
     let p = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Normal);
     assert!(!p.has_changes(), "{:#?}", p.changes);
+}
+
+#[test]
+fn sensitive_outputs_are_hidden_and_not_a_perpetual_change() {
+    let mut b = scenario();
+    b = b.output("storage", r("store", "name"));
+    let mut stack = b.build();
+    if let Some(o) = stack.outputs.get_mut("storage") {
+        o.sensitive = true;
+    }
+    let extras = scenario_extras(HELLO);
+    let mut state = applied_state(&stack, &extras);
+    state.outputs.shift_remove("storage");
+    let p = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Normal);
+    assert!(!p.has_changes(), "{:#?}", p.outputs);
+    let fresh = plan_of(&stack, &Snapshot::default(), &extras, PlanMode::Normal);
+    let storage = fresh
+        .outputs
+        .iter()
+        .find(|o| o.name == "storage")
+        .expect("planned");
+    assert_eq!(storage.action, Action::Create);
+    assert_eq!(storage.after, PlanValue::Sensitive);
+    let j = fresh.to_json();
+    assert_eq!(j["outputs"][3]["name"], json!("storage"));
+    assert_eq!(j["outputs"][3]["after"], json!("(sensitive)"));
+}
+
+/// Prints how long planning a large stack takes (creates, then no changes). A benchmark, not a test
+/// of speed: run with `cargo test --release --lib plan_scale -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark; prints figures"]
+fn plan_scale() {
+    let n: usize = std::env::var("PLAN_SCALE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let mut b =
+        StackBuilder::new().res("store", "storage_account", vec![("name", s("mistore7f3a"))]);
+    for i in 0..n {
+        let c = format!("c{i}");
+        b = b
+            .res(
+                &c,
+                "blob_container",
+                vec![
+                    ("account", r("store", "name")),
+                    ("name", s(&format!("c{i}"))),
+                ],
+            )
+            .res(
+                &format!("b{i}"),
+                "blob",
+                vec![
+                    ("account", s("mistore7f3a")),
+                    ("container", r(&c, "name")),
+                    ("name", s("x.txt")),
+                    ("content", s("hello")),
+                ],
+            );
+    }
+    let stack = b.build();
+    let extras = DesiredExtras::default();
+    let started = std::time::Instant::now();
+    let graph = graph_of(&stack);
+    let built = started.elapsed();
+    let reg = registry();
+    let started = std::time::Instant::now();
+    let fresh = plan(
+        &stack,
+        &graph,
+        &reg,
+        &Snapshot::default(),
+        &extras,
+        PlanMode::Normal,
+    )
+    .expect("plans");
+    let create = started.elapsed();
+    let state = applied_state(&stack, &extras);
+    let snapshot = refreshed(&state);
+    let started = std::time::Instant::now();
+    let again = plan(&stack, &graph, &reg, &snapshot, &extras, PlanMode::Normal).expect("plans");
+    let noop = started.elapsed();
+    assert_eq!(fresh.summary.add, 2 * n + 1);
+    assert!(!again.has_changes());
+    println!(
+        "{} resources: graph {built:?}, plan from nothing {create:?}, plan with no changes {noop:?}",
+        2 * n + 1
+    );
 }
