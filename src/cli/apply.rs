@@ -198,10 +198,10 @@ impl Flow {
     }
 
     async fn run_locked(&self, loaded: &Loaded) -> Result<ExitCode, CliError> {
-        let (mut state, _) = loaded
-            .store
-            .read_or_new(&loaded.stack.name)
-            .map_err(|e| CliError::message(e.to_string()))?;
+        let existing = engine::read_state(&loaded.store)?;
+        let mut state = existing
+            .clone()
+            .unwrap_or_else(|| crate::state::StateFile::new(&loaded.stack.name));
         let journal_open = loaded
             .store
             .open_journal()
@@ -253,9 +253,11 @@ impl Flow {
             }
         }
 
+        // A stack never applied plans against no state (so a plan saved then still matches).
+        let prior = (existing.is_some() || !state.resources.is_empty()).then(|| state.clone());
         let snapshot = engine::snapshot(
             Some(dyn_provider.clone()),
-            Some(state.clone()),
+            prior,
             self.target.parallelism.into(),
             reporter.as_ref(),
         )
