@@ -512,6 +512,12 @@ async fn every_type_round_trips_against_the_local_cloud() {
     ] {
         assert!(logs.contains(needle), "debug log lacks {needle}");
     }
+    // The server's x-ms-request-id is logged (not just our client request id).
+    let server_ids = logs
+        .lines()
+        .filter(|l| l.contains(" request_id=") && !l.contains(" request_id=- "))
+        .count();
+    assert!(server_ids > 0, "no x-ms-request-id in the debug log");
     for secret in [
         client_secret.as_str(),
         "Bearer ",
