@@ -36,6 +36,8 @@ pub struct Ctx {
     /// Blob endpoint and data-plane auth per storage account (SharedKey from `listKeys`, or Bearer when
     /// shared-key access is disabled).
     pub(crate) account_access: Mutex<HashMap<String, (url::Url, Auth)>>,
+    /// The ML workspace's region, read once.
+    workspace_location: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -53,7 +55,34 @@ impl Ctx {
             arm,
             registry,
             account_access: Mutex::new(HashMap::new()),
+            workspace_location: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The ML workspace's region (endpoints and deployments must be created in it); the cloud's
+    /// default location when the workspace does not say.
+    pub async fn workspace_location(&self) -> Result<String> {
+        self.workspace_location
+            .get_or_try_init(|| async {
+                let api = self.api_version(ResourceType::OnlineEndpoint)?;
+                let ws = self
+                    .arm
+                    .get(&self.config.workspace_id(), &api)
+                    .await?
+                    .ok_or_else(|| {
+                        ProviderError::new(
+                            ErrorKind::NotFound,
+                            format!("ml workspace {} does not exist", self.config.workspace),
+                        )
+                    })?;
+                Ok(ws
+                    .get("location")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| self.config.location.clone()))
+            })
+            .await
+            .cloned()
     }
 
     /// The spec of a type (the embedded specs cover all seven).

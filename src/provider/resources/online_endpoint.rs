@@ -136,6 +136,8 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let spec = ctx.spec(T)?;
     let mut body = spec_body(ctx, spec, &req.inputs, &["identity"]);
     body["identity"] = identity_body(&req.inputs)?;
+    // Endpoints live in their workspace's region.
+    body["location"] = json!(ctx.workspace_location().await?);
     if let Some(current) = arm_get(ctx, T, req).await?
         && let Some(traffic) = current
             .pointer("/properties/traffic")
