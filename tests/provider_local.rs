@@ -540,8 +540,25 @@ async fn every_type_round_trips_with_injected_faults() {
         principal_replication_s: 5.0,
         ..Faults::default()
     };
+    capture_logs();
     let local = start(faults.clone()).await;
     lifecycle(&local, "f1", &faults).await;
+    // The faults were met and absorbed by retries (log lines of this test name its `f1` resources).
+    let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
+    let retries: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("http retry") && l.contains("f1"))
+        .collect();
+    assert!(
+        retries.iter().any(|l| l.contains("status=429")),
+        "no 429 was retried"
+    );
+    assert!(
+        retries
+            .iter()
+            .any(|l| l.contains("status=503") || l.contains("status=500")),
+        "no 5xx was retried"
+    );
     local.stop().await;
 }
 
