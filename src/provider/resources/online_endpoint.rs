@@ -343,14 +343,7 @@ pub async fn invoke(
         req = req.header("azureml-model-deployment", d)?;
     }
     let how = match auth {
-        Some(secret) => {
-            let mut r = req.header("authorization", &format!("Bearer {}", secret.expose()))?;
-            if let Some(v) = r.headers.get_mut("authorization") {
-                v.set_sensitive(true);
-            }
-            req = r;
-            Auth::None
-        }
+        Some(secret) => Auth::Secret(secret),
         None => Auth::Bearer("https://ml.azure.com/.default".into()),
     };
     let resp = ctx.arm.pipeline().send(req, &how).await?;
