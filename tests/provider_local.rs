@@ -283,6 +283,17 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
     )
     .await;
 
+    // online_endpoint (user-assigned): the identity's client id is an output for UAI_CLIENT_ID.
+    let ue_inputs = obj(json!({
+        "name": format!("sf-uep-{suffix}"), "auth_mode": "aml_token",
+        "identity": {"type": "user_assigned", "user_assigned_identities": [uai.id.to_uppercase()]},
+    }));
+    let ue = req(ResourceType::OnlineEndpoint, "uai-endpoint", ue_inputs);
+    let uep = create_read(p, &ue).await;
+    assert_eq!(s(&uep, "identity.client_id"), s(&uai, "client_id"));
+    assert_eq!(s(&uep, "identity.principal_id"), s(&uai, "principal_id"));
+    delete_gone(p, &ue).await;
+
     // online_endpoint (system-assigned)
     let endpoint = format!("sf-ep-{suffix}");
     let e_inputs = obj(json!({
