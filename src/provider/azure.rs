@@ -6,6 +6,8 @@
 //! credential (the local cloud's client secret, or the environment → workload identity → managed
 //! identity → Azure CLI chain) and assembles the pipeline. [`AzureProvider::from_parts`] takes a
 //! transport, clock and token source directly (tests).
+//!
+//! It never imports the local cloud: a local cloud is only a [`CloudConfig`] of kind `Local`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

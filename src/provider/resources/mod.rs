@@ -9,6 +9,9 @@
 //! Special cases live beside: `storage_account` (keys, blob endpoint), `online_endpoint` (identity,
 //! traffic, keys), `role_assignment` (deterministic name, adoption, replication retries), `blob` (data
 //! plane), `online_deployment` (asset upload and registration, scale by PATCH, logs).
+//!
+//! Nothing here sends a request except through [`Arm`] or the blob client, so every call is retried,
+//! authenticated and logged the same way; no secret is ever put into an [`Observed`].
 
 pub mod blob;
 pub mod online_deployment;
