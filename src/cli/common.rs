@@ -55,7 +55,7 @@ pub fn registry() -> Result<Registry, CliError> {
 /// Loads and checks the stack file named by the arguments.
 pub fn load_stack(args: &StackArgs, registry: &Registry) -> Result<Stack, CliError> {
     if !args.file.exists() {
-        let hint = if args.file == PathBuf::from("stack.yaml") {
+        let hint = if args.file.as_os_str() == "stack.yaml" {
             " (no stack.yaml in the current folder; name one with -f FILE)"
         } else {
             ""
