@@ -818,16 +818,7 @@ async fn apply_traffic(ctx: &Ctx, req: &ResourceRequest) -> Result<u32> {
 /// Full create or redeploy: assets, then the deployment PUT, then traffic.
 pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let ids = prepare_assets(ctx, req).await?;
-    let ws = ctx
-        .arm
-        .get(&ctx.config.workspace_id(), &ctx.api_version(T)?)
-        .await?;
-    let location = ws
-        .as_ref()
-        .and_then(|w| w.get("location"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| ctx.config.location.clone());
+    let location = ctx.workspace_location().await?;
     let body = deployment_body(ctx, req, &location, &ids)?;
     let p = path(ctx, &req.inputs)?;
     let api = ctx.api_version(T)?;
