@@ -66,17 +66,12 @@ impl Stack {
                 v["value"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str().map(str::to_string)).collect()
             };
             let sa = c
-                .arm(Method::GET, &format!("/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Storage/storageAccounts?api-version=2025-01-01", c.sub(), c.rg()), None)
+                .arm(Method::GET, &format!("{}/providers/Microsoft.Storage/storageAccounts?api-version=2025-01-01", c.rg()), None)
                 .await;
             let ep = c
                 .arm(
                     Method::GET,
-                    &format!(
-                        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}/onlineEndpoints?api-version=2025-12-01",
-                        c.sub(),
-                        c.rg(),
-                        c.ws()
-                    ),
+                    &format!("{}/onlineEndpoints?api-version=2025-12-01", c.ws()),
                     None,
                 )
                 .await;
@@ -184,12 +179,7 @@ fn invoke_of_a_failing_run_exits_1_with_the_log_tail_and_never_prints_the_key() 
     assert!(out.stderr.contains("run() is broken"), "{}", out.stderr);
     assert!(out.stderr.contains("last lines of deployment `blue`'s log"), "{}", out.stderr);
     let keys = s.rest(async |c: &Cloud| {
-        let path = format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}/onlineEndpoints/my-sai-endpoint-7f3a/listKeys?api-version=2025-12-01",
-            c.sub(),
-            c.rg(),
-            c.ws()
-        );
+        let path = format!("{}/onlineEndpoints/my-sai-endpoint-7f3a/listKeys?api-version=2025-12-01", c.ws());
         c.arm(Method::POST, &path, None).await.body
     });
     let key = keys["primaryKey"].as_str().expect("a key");
