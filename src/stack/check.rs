@@ -214,6 +214,23 @@ impl Ctx<'_> {
         {
             d = d.help("quote the value to make it a string");
         }
+        let quoted = val
+            .loc
+            .source
+            .text
+            .get(val.span().start..val.span().end)
+            .is_some_and(|raw| raw.starts_with(['"', '\'']));
+        if let (ValKind::String(s), true) = (&val.kind, quoted) {
+            let parses = match expected {
+                FieldType::Integer => s.trim().parse::<i64>().is_ok(),
+                FieldType::Number => s.trim().parse::<f64>().is_ok(),
+                FieldType::Boolean => matches!(s.trim(), "true" | "false"),
+                _ => false,
+            };
+            if parses {
+                d = d.help("remove the quotes: a quoted value is a string");
+            }
+        }
         self.error(d);
     }
 

@@ -5,6 +5,24 @@
 //! YAML syntax error or an exceeded budget stops a file early. It never panics on any input.
 //!
 //! Entry point: [`load`]. Reference cycles are not checked here; the graph module does that.
+//!
+//! What a successful [`load`] guarantees (later stages may rely on it):
+//! * every resource has a known type and every input was checked against that type's spec, with absent
+//!   optional fields filled from the spec's defaults (nested object defaults too, when the object is given);
+//! * every [`Reference`] names a resource in [`Stack::resources`] and a path its type exports, and every
+//!   `depends_on` entry names another resource in the stack;
+//! * `${var.x}` and `${env.X}` are gone: only resource references remain symbolic, as [`ExprKind::Ref`]
+//!   (a whole value, which keeps the referenced type) or [`ExprKind::Template`] parts (inside a string);
+//! * every `type: path` input is an absolute [`ExprKind::Path`] that existed at load time, resolved
+//!   against the folder of the file that wrote it (the stack file, or the `file:` base);
+//! * an object with a string form (`model`, `environment`) is either a [`ExprKind::Map`] of its fields or
+//!   the [`ExprKind::String`] `azureml:NAME:VERSION`;
+//! * values derived from a sensitive variable are marked `sensitive`, and no error message shows them.
+//!
+//! Decisions: variable values (defaults, `--var-file`, `--var`) are literal — a `${` in a default is an
+//! error, values from files and flags are never re-interpolated. A string variable accepts a number or a
+//! boolean as its text. `${env.X}` of an unset variable is an error, and an environment value is always a
+//! string. The `cloud` section, `file:`, `depends_on` and paths cannot refer to resources.
 use std::collections::HashMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

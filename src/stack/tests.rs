@@ -529,3 +529,42 @@ fn env_values_are_substituted_from_the_injected_map() {
     assert_eq!(input(&s, "store", "name"), "\"abcx\"");
     assert_eq!(s.cloud.kind, CloudKind::Azure);
 }
+
+#[test]
+fn a_quoted_number_gets_an_unquote_hint_but_a_string_variable_does_not() {
+    let d = Dir::new(&format!(
+        "{HEAD}  blue:\n    type: online_deployment\n    name: blue\n    endpoint: ep\n    model: azureml:m:1\n    environment: azureml:e:1\n    code_configuration: {{ code: ., scoring_script: s.py }}\n    instance_count: \"2\"\n    traffic: ${{var.t}}\nvariables:\n  t: {{ default: \"5\" }}\n"
+    ));
+    let errs = d.load(&LoadOptions::default()).expect_err("errors");
+    assert_eq!(errs.len(), 2);
+    assert_eq!(
+        errs[0].help.as_deref(),
+        Some("remove the quotes: a quoted value is a string")
+    );
+    assert_eq!(errs[1].help, None);
+    assert_eq!(
+        errs[1].message,
+        "wrong type for `traffic` in online_deployment `blue`: expected an integer, found a string"
+    );
+}
+
+#[test]
+fn process_env_options_copy_the_environment() {
+    let opts = LoadOptions::with_process_env();
+    for (k, v) in std::env::vars() {
+        assert_eq!(opts.env.get(&k), Some(&v));
+    }
+}
+
+#[test]
+fn outputs_may_be_scalars_lists_or_long_form() {
+    let d = Dir::new(&format!(
+        "{HEAD}  store:\n    type: storage_account\n    name: abc\noutputs:\n  a: 1\n  b: [x, \"${{store.id}}\"]\n  c: {{ value: {{ k: v }}, sensitive: true, description: d }}\n"
+    ));
+    let s = d.ok(&LoadOptions::default());
+    assert_eq!(show(&s.outputs["a"].value), "1");
+    assert_eq!(show(&s.outputs["b"].value), "[\"x\", ${store.id}]");
+    assert_eq!(show(&s.outputs["c"].value), "{k: \"v\"}");
+    assert!(s.outputs["c"].sensitive);
+    assert!(!s.outputs["a"].sensitive);
+}
