@@ -45,8 +45,8 @@ pub use model::*;
 use check::Patterns;
 use value::{Ctx, RefPolicy, VKey, Val, ValKind};
 
-/// Where variable values and the environment come from.
-#[derive(Debug, Clone, Default)]
+/// Where variable values and the environment come from. `Debug` shows names only: values may be secrets.
+#[derive(Clone, Default)]
 pub struct LoadOptions {
     /// `--var k=v` flags in command-line order; a later one wins.
     pub vars: Vec<(String, String)>,
@@ -55,6 +55,17 @@ pub struct LoadOptions {
     pub var_files: Vec<PathBuf>,
     /// The environment `${env.X}` reads. Injected so tests never touch the process environment.
     pub env: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.vars.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("LoadOptions")
+            .field("vars", &names)
+            .field("var_files", &self.var_files)
+            .field("env", &format_args!("({} variables)", self.env.len()))
+            .finish()
+    }
 }
 
 impl LoadOptions {

@@ -568,3 +568,43 @@ fn outputs_may_be_scalars_lists_or_long_form() {
     assert!(s.outputs["c"].sensitive);
     assert!(!s.outputs["a"].sensitive);
 }
+
+#[test]
+fn debug_output_hides_sensitive_values_and_flag_values() {
+    let d = Dir::new(&format!(
+        "{HEAD}  store:\n    type: storage_account\n    name: abc\n    tags: {{ k: \"${{var.secret}}\" }}\nvariables:\n  secret: {{ sensitive: true }}\n"
+    ));
+    let s = d.ok(&LoadOptions {
+        vars: vec![("secret".into(), "hunter2hunter2".into())],
+        ..LoadOptions::default()
+    });
+    let text = format!("{s:?}");
+    assert!(!text.contains("hunter2hunter2"), "{text}");
+    assert!(text.contains("(sensitive)"));
+    assert!(text.contains("Loc("), "locations print as path:line:col");
+    let opts = LoadOptions {
+        vars: vec![("password".into(), "s3cret-value".into())],
+        env: [("TOKEN".into(), "tok-value".into())].into_iter().collect(),
+        ..LoadOptions::default()
+    };
+    let text = format!("{opts:?}");
+    assert!(
+        !text.contains("s3cret-value") && !text.contains("tok-value"),
+        "{text}"
+    );
+    assert!(text.contains("password"));
+}
+
+#[test]
+fn values_from_variables_get_no_quoting_hint() {
+    let d = Dir::new(&format!(
+        "{HEAD}  store:\n    type: storage_account\n    name: ${{var.n}}\n    tags: {{ a: 1 }}\nvariables:\n  n: {{ type: integer, default: 5 }}\n"
+    ));
+    let errs = d.load(&LoadOptions::default()).expect_err("errors");
+    assert_eq!(errs.len(), 2);
+    assert_eq!(errs[0].help, None);
+    assert_eq!(
+        errs[1].help.as_deref(),
+        Some("quote the value to make it a string")
+    );
+}
