@@ -35,6 +35,7 @@ use crate::yaml::{self, Budget, Node, Value};
 
 mod aml;
 mod check;
+mod cross;
 mod interp;
 mod model;
 mod value;
@@ -267,6 +268,7 @@ pub fn load(
             IndexMap::new()
         }
     };
+    cross::check(registry, &resources, &mut ctx.errors);
     let outputs = match root.get("outputs") {
         Some(node) => outputs(&mut ctx, &src, node, key_span("outputs")),
         None => IndexMap::new(),
