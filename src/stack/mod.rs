@@ -490,6 +490,7 @@ fn resources(
         let Some(fields) = body.as_map() else {
             continue;
         };
+        let fields = ctx.merge_keys(src, fields);
         let key_loc = Loc {
             source: src.clone(),
             span: key.span,
@@ -601,7 +602,21 @@ fn resource_type(
         );
         return None;
     };
-    let Some((_, t)) = entries.iter().find(|(k, _)| k.name == "type") else {
+    // `type:` written here, or brought in by a merge key (`<<: *anchor`).
+    let merged = entries
+        .iter()
+        .filter(|(k, _)| k.name == "<<")
+        .flat_map(|(_, v)| match &v.value {
+            Value::Seq(items) => items.iter().collect::<Vec<_>>(),
+            _ => vec![v],
+        })
+        .filter_map(|n| n.get("type"));
+    let Some(t) = entries
+        .iter()
+        .find(|(k, _)| k.name == "type")
+        .map(|(_, v)| v)
+        .or_else(|| merged.into_iter().next())
+    else {
         let types: Vec<&str> = ctx.registry.type_names().collect();
         ctx.error(
             Diagnostic::new(src, key_span, format!("resource `{name}` has no `type:`"))
@@ -698,6 +713,10 @@ fn depends(ctx: &mut Ctx<'_>, src: &SourceFile, me: &str, node: &Node) -> Vec<(S
                 .label("no resource with this name")
                 .help(help),
             );
+            continue;
+        }
+        // A repeated name adds nothing; the first one is kept.
+        if out.iter().any(|(n, _): &(String, Loc)| n == name) {
             continue;
         }
         out.push((

@@ -608,3 +608,46 @@ fn values_from_variables_get_no_quoting_hint() {
         Some("quote the value to make it a string")
     );
 }
+
+#[test]
+fn merge_keys_share_settings_between_resources() {
+    let d = Dir::new(&format!(
+        "{HEAD}  a: &sa {{ type: storage_account, name: abc, sku: Standard_GRS, tags: {{ team: ml }} }}\n  b:\n    <<: *sa\n    name: def\n  c:\n    type: blob_container\n    account: abc\n    name: hello\n    metadata:\n      <<: [{{ a: \"1\" }}, {{ a: \"2\", b: \"2\" }}]\n      c: \"3\"\n"
+    ));
+    let s = d.ok(&LoadOptions::default());
+    assert_eq!(s.resources["b"].type_name, "storage_account");
+    assert_eq!(input(&s, "b", "name"), "\"def\"");
+    assert_eq!(input(&s, "b", "sku"), "\"Standard_GRS\"");
+    assert_eq!(input(&s, "b", "tags"), "{team: \"ml\"}");
+    assert_eq!(input(&s, "c", "metadata"), "{c: \"3\", a: \"1\", b: \"2\"}");
+
+    let bad = Dir::new(&format!(
+        "{HEAD}  a:\n    type: storage_account\n    name: abc\n    <<: 5\n"
+    ));
+    assert_eq!(
+        bad.errs(&LoadOptions::default()),
+        ["6:5 `<<` merges a mapping into this one"]
+    );
+}
+
+#[test]
+fn depends_on_keeps_each_name_once_in_order() {
+    let d = Dir::new(&format!(
+        "{HEAD}  a: {{ type: storage_account, name: abc }}\n  b: {{ type: storage_account, name: abd }}\n  c:\n    type: storage_account\n    name: abe\n    depends_on: [b, a, b]\n"
+    ));
+    let s = d.ok(&LoadOptions::default());
+    let deps: Vec<&str> = s.resources["c"]
+        .depends_on
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(deps, ["b", "a"]);
+    assert_eq!(
+        s.resources["c"].depends_on[0]
+            .1
+            .location()
+            .rsplit(':')
+            .next(),
+        Some("18")
+    );
+}
