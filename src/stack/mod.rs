@@ -231,12 +231,6 @@ pub fn load(
             );
         }
     }
-    let key_span = |name: &str| {
-        entries
-            .iter()
-            .find(|(k, _)| k.name == name)
-            .map(|(k, _)| k.span)
-    };
     let name = stack_name(&src, &root, &mut errors);
 
     let cmd = vars::CommandLine::new(opts);
@@ -270,7 +264,7 @@ pub fn load(
     };
     cross::check(registry, &resources, &mut ctx.errors);
     let outputs = match root.get("outputs") {
-        Some(node) => outputs(&mut ctx, &src, node, key_span("outputs")),
+        Some(node) => outputs(&mut ctx, &src, node),
         None => IndexMap::new(),
     };
 
@@ -730,12 +724,7 @@ fn depends(ctx: &mut Ctx<'_>, src: &SourceFile, me: &str, node: &Node) -> Vec<(S
     out
 }
 
-fn outputs(
-    ctx: &mut Ctx<'_>,
-    src: &SourceFile,
-    node: &Node,
-    _key: Option<Span>,
-) -> IndexMap<String, Output> {
+fn outputs(ctx: &mut Ctx<'_>, src: &SourceFile, node: &Node) -> IndexMap<String, Output> {
     let entries = match &node.value {
         Value::Null => return IndexMap::new(),
         Value::Map(m) => m,
