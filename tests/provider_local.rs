@@ -283,6 +283,17 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
     )
     .await;
 
+    // online_endpoint (user-assigned): the identity's client id is an output for UAI_CLIENT_ID.
+    let ue_inputs = obj(json!({
+        "name": format!("sf-uep-{suffix}"), "auth_mode": "aml_token",
+        "identity": {"type": "user_assigned", "user_assigned_identities": [uai.id.to_uppercase()]},
+    }));
+    let ue = req(ResourceType::OnlineEndpoint, "uai-endpoint", ue_inputs);
+    let uep = create_read(p, &ue).await;
+    assert_eq!(s(&uep, "identity.client_id"), s(&uai, "client_id"));
+    assert_eq!(s(&uep, "identity.principal_id"), s(&uai, "principal_id"));
+    delete_gone(p, &ue).await;
+
     // online_endpoint (system-assigned)
     let endpoint = format!("sf-ep-{suffix}");
     let e_inputs = obj(json!({
@@ -512,6 +523,12 @@ async fn every_type_round_trips_against_the_local_cloud() {
     ] {
         assert!(logs.contains(needle), "debug log lacks {needle}");
     }
+    // The server's x-ms-request-id is logged (not just our client request id).
+    let server_ids = logs
+        .lines()
+        .filter(|l| l.contains(" request_id=") && !l.contains(" request_id=- "))
+        .count();
+    assert!(server_ids > 0, "no x-ms-request-id in the debug log");
     for secret in [
         client_secret.as_str(),
         "Bearer ",
@@ -534,8 +551,25 @@ async fn every_type_round_trips_with_injected_faults() {
         principal_replication_s: 5.0,
         ..Faults::default()
     };
+    capture_logs();
     let local = start(faults.clone()).await;
     lifecycle(&local, "f1", &faults).await;
+    // The faults were met and absorbed by retries (log lines of this test name its `f1` resources).
+    let logs = String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned();
+    let retries: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("http retry") && l.contains("f1"))
+        .collect();
+    assert!(
+        retries.iter().any(|l| l.contains("status=429")),
+        "no 429 was retried"
+    );
+    assert!(
+        retries
+            .iter()
+            .any(|l| l.contains("status=503") || l.contains("status=500")),
+        "no 5xx was retried"
+    );
     local.stop().await;
 }
 

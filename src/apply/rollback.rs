@@ -221,9 +221,8 @@ async fn compensate(
             }
             let rt = resource_type(address, prior)?;
             let step = intent(persist, address, prior, JournalAction::Update, &current.id).await?;
-            let req =
-                ResourceRequest::new(rt, address.clone(), super::values::as_map(&prior.inputs))
-                    .with_cloud_id(current.id.clone());
+            let req = ResourceRequest::new(rt, address.clone(), restore_inputs(prior))
+                .with_cloud_id(current.id.clone());
             match provider.update(&observed_of(&current), &req).await {
                 Ok(observed) => {
                     let mut record = prior.clone();
@@ -253,8 +252,7 @@ async fn compensate(
             }
             let rt = resource_type(address, prior)?;
             let step = intent(persist, address, prior, JournalAction::Create, &prior.id).await?;
-            let req =
-                ResourceRequest::new(rt, address.clone(), super::values::as_map(&prior.inputs));
+            let req = ResourceRequest::new(rt, address.clone(), restore_inputs(prior));
             // Where the re-created object is recorded: its old key if free, else beside the object
             // that now holds the address (a create-before-delete replacement, undone next).
             let key = if state.resources.contains_key(address) {
@@ -300,6 +298,39 @@ async fn compensate(
             }
         }
     }
+}
+
+/// The inputs that bring a resource back to what `prior` records. A deployment's code, model and
+/// environment are named by the versions it ran before (immutable in the workspace), not by the local
+/// folders: those may have changed since, and re-uploading them would deploy the new content again.
+fn restore_inputs(prior: &ResourceState) -> serde_json::Map<String, Value> {
+    let mut inputs = super::values::as_map(&prior.inputs);
+    if prior.resource_type != "online_deployment" {
+        return inputs;
+    }
+    let registered = |key: &str| -> Option<Value> {
+        // `.../workspaces/{ws}/{kind}/{name}/versions/{version}` → `azureml:{name}:{version}`
+        let id = prior.outputs.get(key)?.as_str()?;
+        let parts: Vec<&str> = id.trim_end_matches('/').rsplit('/').take(4).collect();
+        match parts.as_slice() {
+            [version, "versions", name, _] => {
+                Some(Value::String(format!("azureml:{name}:{version}")))
+            }
+            _ => None,
+        }
+    };
+    if let Some(model) = registered("model_id") {
+        inputs.insert("model".into(), model);
+    }
+    if let Some(env) = registered("environment_id") {
+        inputs.insert("environment".into(), env);
+    }
+    if let (Some(code), Some(Value::Object(cc))) =
+        (registered("code_id"), inputs.get_mut("code_configuration"))
+    {
+        cc.insert("code".into(), code);
+    }
+    inputs
 }
 
 fn resource_type(address: &str, record: &ResourceState) -> Result<ResourceType, Failure> {

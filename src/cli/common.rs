@@ -37,6 +37,11 @@ pub fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
+/// Whether output on stdout may use colour.
+pub fn use_color_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
 /// Turns located problems into the CLI error that prints them.
 pub fn diagnostics(mut diags: Vec<Diagnostic>) -> CliError {
     diag::sort(&mut diags);
@@ -55,7 +60,7 @@ pub fn registry() -> Result<Registry, CliError> {
 /// Loads and checks the stack file named by the arguments.
 pub fn load_stack(args: &StackArgs, registry: &Registry) -> Result<Stack, CliError> {
     if !args.file.exists() {
-        let hint = if args.file == PathBuf::from("stack.yaml") {
+        let hint = if args.file.as_os_str() == "stack.yaml" {
             " (no stack.yaml in the current folder; name one with -f FILE)"
         } else {
             ""

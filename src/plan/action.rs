@@ -133,7 +133,12 @@ pub enum ActionReason {
         upstream_recreated: bool,
     },
     /// The resource lives in a parent that is replaced; deleting the parent deletes it.
-    ParentReplaced { parent: String, child_type: String },
+    ParentReplaced {
+        parent: String,
+        child_type: String,
+        /// The parent is created anew (it was gone, or its address changed) rather than replaced.
+        parent_created: bool,
+    },
     /// A previous apply failed halfway through creating or updating it.
     Tainted,
     /// It is in state but the cloud no longer has it.
@@ -191,8 +196,20 @@ impl ActionReason {
                     "replaced"
                 }
             ),
-            ActionReason::ParentReplaced { parent, child_type } => format!(
+            ActionReason::ParentReplaced {
+                parent,
+                child_type,
+                parent_created: false,
+            } => format!(
                 "`{parent}` is replaced, and deleting it deletes the {}s in it",
+                child_type.replace('_', " ")
+            ),
+            ActionReason::ParentReplaced {
+                parent,
+                child_type,
+                parent_created: true,
+            } => format!(
+                "`{parent}` is created anew, so the {}s in it are created again",
                 child_type.replace('_', " ")
             ),
             ActionReason::Tainted => {
@@ -217,4 +234,64 @@ impl fmt::Display for ActionReason {
 /// The default explanation of an immutable field that has no `immutable_reason` in its spec.
 pub fn default_immutable_reason(field: &str) -> String {
     format!("changing `{field}` forces replacement")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_words_and_predicates() {
+        let dbc = Action::Replace(ReplaceOrder::DeleteBeforeCreate);
+        let cbd = Action::Replace(ReplaceOrder::CreateBeforeDelete);
+        let table = [
+            (Action::NoOp, " ", "no-op"),
+            (Action::Create, "+", "create"),
+            (Action::Update, "~", "update"),
+            (dbc, "-/+", "replace"),
+            (cbd, "+/-", "replace"),
+            (Action::Delete, "-", "delete"),
+        ];
+        for (action, symbol, word) in table {
+            assert_eq!(action.symbol(), symbol);
+            assert_eq!(action.to_string(), word);
+        }
+        assert!(dbc.is_replace() && dbc.creates() && dbc.deletes());
+        assert!(Action::Create.creates() && !Action::Create.deletes());
+        assert!(Action::Delete.deletes() && !Action::Delete.creates());
+        assert!(Action::NoOp.is_noop() && !Action::Update.is_noop());
+        assert_eq!(PlanMode::default(), PlanMode::Normal);
+        assert_eq!(PlanMode::RefreshOnly.as_str(), "refresh-only");
+    }
+
+    #[test]
+    fn reasons_explain_themselves() {
+        let knock_on = ActionReason::KnockOn {
+            upstream: "endpoint".into(),
+            attribute: "identity.principal_id".into(),
+            field: "principal_id".into(),
+            reason: "a role assignment cannot change its principal".into(),
+            upstream_recreated: false,
+        };
+        assert_eq!(
+            knock_on.message(),
+            "`endpoint` is replaced, so its `identity.principal_id` will be new; a role assignment cannot change its principal"
+        );
+        assert!(knock_on.forces_replacement());
+        assert_eq!(knock_on.kind(), "knock_on");
+        let parent = ActionReason::ParentReplaced {
+            parent: "endpoint".into(),
+            child_type: "online_deployment".into(),
+            parent_created: false,
+        };
+        assert_eq!(
+            parent.message(),
+            "`endpoint` is replaced, and deleting it deletes the online deployments in it"
+        );
+        assert!(!ActionReason::NotInState.forces_replacement());
+        assert_eq!(
+            default_immutable_reason("kind"),
+            "changing `kind` forces replacement"
+        );
+    }
 }

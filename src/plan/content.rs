@@ -66,7 +66,7 @@ pub fn desired_extras(
 }
 
 /// Every `(field path, local path)` among the inputs, in spec order.
-fn path_exprs(
+pub(crate) fn path_exprs(
     fields: &IndexMap<String, FieldSpec>,
     prefix: &str,
     inputs: &IndexMap<String, Expr>,
@@ -184,5 +184,66 @@ mod tests {
         std::fs::write(&binary, [0xff, 0xfe, 0x00]).expect("write");
         assert!(path_content(&binary).expect("read").text.is_none());
         assert!(path_content(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn extras_cover_every_path_field_and_report_every_missing_one() {
+        use crate::plan::testing::{StackBuilder, map, s};
+        use crate::stack::ExprKind;
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("hello.txt"), "hi\n").expect("write");
+        std::fs::create_dir_all(dir.path().join("code")).expect("mkdir");
+        std::fs::write(dir.path().join("code/score.py"), "def run(): pass\n").expect("write");
+        let p = |rel: &str| ExprKind::Path(dir.path().join(rel));
+        let stack = StackBuilder::new()
+            .res(
+                "greeting",
+                "blob",
+                vec![
+                    ("account", s("a")),
+                    ("container", s("c")),
+                    ("name", s("hello.txt")),
+                    ("source", p("hello.txt")),
+                ],
+            )
+            .res(
+                "blue",
+                "online_deployment",
+                vec![
+                    ("name", s("blue")),
+                    ("endpoint", s("ep")),
+                    ("model", s("azureml:model:1")),
+                    (
+                        "code_configuration",
+                        map(vec![("code", p("code")), ("scoring_script", s("score.py"))]),
+                    ),
+                    ("environment", map(vec![("conda_file", p("missing.yaml"))])),
+                ],
+            )
+            .build();
+        let registry = Registry::embedded().expect("specs");
+        let errors = desired_extras(&stack, &registry).expect_err("conda file is missing");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "environment.conda_file");
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("named by `blue.environment.conda_file`")
+        );
+
+        std::fs::write(dir.path().join("missing.yaml"), "name: env\n").expect("write");
+        let extras = desired_extras(&stack, &registry).expect("all present");
+        assert_eq!(
+            extras
+                .content("greeting", "source")
+                .and_then(|c| c.text.as_deref()),
+            Some("hi\n")
+        );
+        let blue = &extras.resources["blue"];
+        assert_eq!(
+            blue.keys().collect::<Vec<_>>(),
+            vec!["code_configuration.code", "environment.conda_file"]
+        );
     }
 }

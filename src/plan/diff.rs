@@ -157,7 +157,6 @@ fn walk(
                     ctx,
                     &path,
                     here,
-                    f,
                     Some(before),
                     PlanValue::null(),
                     sensitive,
@@ -187,7 +186,7 @@ fn walk(
                 } else {
                     PlanValue::Sensitive
                 };
-                push(out, ctx, &path, here, f, before, after, true);
+                push(out, ctx, &path, here, before, after, true);
             }
             continue;
         }
@@ -198,7 +197,7 @@ fn walk(
                 None => leaf(ctx, &path, here, f, &n, o.as_ref(), out),
             },
             FieldType::Map if is_map_like(&n) => {
-                map_entries(ctx, &path, here, f, &n, o.as_ref(), st, out)
+                map_entries(ctx, &path, here, &n, o.as_ref(), st, out)
             }
             _ => leaf(ctx, &path, here, f, &n, o.as_ref(), out),
         }
@@ -209,16 +208,11 @@ fn is_map_like(v: &PlanValue) -> bool {
     matches!(v, PlanValue::Known(Value::Object(_)) | PlanValue::Map(_))
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one place builds every difference"
-)]
 fn push(
     out: &mut Vec<Diffed>,
     ctx: &DiffCtx<'_>,
     path: &str,
     here: Inherited<'_>,
-    _f: &FieldSpec,
     before: Option<PlanValue>,
     after: PlanValue,
     sensitive: bool,
@@ -258,7 +252,7 @@ fn leaf(
             PlanValue::Known(v) => PlanValue::Known(shown(cmp, v, ctx.dir)),
             other => other.clone(),
         };
-        push(out, ctx, path, here, f, before, after, false);
+        push(out, ctx, path, here, before, after, false);
     }
 }
 
@@ -270,15 +264,10 @@ fn shown(cmp: Comparison, v: &Value, dir: &Path) -> Value {
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "both sides, the record and the context"
-)]
 fn map_entries(
     ctx: &DiffCtx<'_>,
     path: &str,
     here: Inherited<'_>,
-    f: &FieldSpec,
     n: &PlanValue,
     o: Option<&Value>,
     stored: Option<&Value>,
@@ -314,7 +303,7 @@ fn map_entries(
             } else {
                 (ov.cloned().map(PlanValue::Known), nv)
             };
-            push(out, ctx, &entry_path, here, f, before, after, sensitive);
+            push(out, ctx, &entry_path, here, before, after, sensitive);
         }
     }
     for (key, ov) in old_map {
@@ -336,7 +325,6 @@ fn map_entries(
             ctx,
             &entry_path,
             here,
-            f,
             Some(before),
             PlanValue::null(),
             sensitive,
@@ -373,7 +361,7 @@ fn content_or_path(
                 (Owner::State, Some(b)) => b.clone(),
                 _ => shown_new,
             };
-            push(out, ctx, path, here, f, before, after, false);
+            push(out, ctx, path, here, before, after, false);
             if let Some(last) = out.last_mut() {
                 last.change.content = Some(ContentChange {
                     before_sha256: Some(oc.sha256.clone()),

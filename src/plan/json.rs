@@ -36,10 +36,14 @@
 //! `destroy_requested`, `immutable_field` (+ `field`), `knock_on` (+ `upstream`, `attribute`,
 //! `field`), `parent_replaced` (+ `parent`), `tainted`, `gone_from_cloud`, `type_changed`
 //! (+ `from`, `to`). File text is never included, only content hashes.
+//!
+//! A saved plan is checked before use with [`read_saved_header`]: its `stack` and `prior_state`
+//! (lineage and serial) must match the current state.
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
-use super::action::{Action, ActionReason};
-use super::model::{AttributeChange, Change, Drift, OutputChange, Plan};
+use super::action::{Action, ActionReason, PlanMode};
+use super::model::{AttributeChange, Change, Drift, OutputChange, Plan, StateRef};
 use super::value::PlanValue;
 
 /// The `schema_version` of the JSON this build writes.
@@ -154,4 +158,118 @@ fn output_json(o: &OutputChange) -> Value {
         "after": o.after.to_json(),
         "sensitive": o.sensitive,
     })
+}
+
+/// What a saved plan (`-o plan.json`) was made for: enough to refuse it when the state moved since
+/// (compare `prior_state` with the current state's lineage and serial) or when it is another stack's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedPlanHeader {
+    pub stack: String,
+    pub mode: PlanMode,
+    pub prior_state: Option<StateRef>,
+}
+
+/// A saved plan that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error(
+        "the plan file has schema_version {found}; this stackform reads version {PLAN_JSON_SCHEMA_VERSION}"
+    )]
+    Version { found: String },
+    #[error("the plan file has no valid `{field}`")]
+    Field { field: &'static str },
+}
+
+/// Reads the header of a saved plan's JSON.
+pub fn read_saved_header(value: &Value) -> Result<SavedPlanHeader, SavedPlanError> {
+    match value.get("schema_version").and_then(Value::as_u64) {
+        Some(v) if v == u64::from(PLAN_JSON_SCHEMA_VERSION) => {}
+        _ => {
+            return Err(SavedPlanError::Version {
+                found: value
+                    .get("schema_version")
+                    .map_or_else(|| "(none)".to_string(), Value::to_string),
+            });
+        }
+    }
+    let stack = value
+        .get("stack")
+        .and_then(Value::as_str)
+        .ok_or(SavedPlanError::Field { field: "stack" })?
+        .to_string();
+    let mode = match value.get("mode").and_then(Value::as_str) {
+        Some("normal") => PlanMode::Normal,
+        Some("destroy") => PlanMode::Destroy,
+        Some("refresh-only") => PlanMode::RefreshOnly,
+        _ => return Err(SavedPlanError::Field { field: "mode" }),
+    };
+    let prior_state = match value.get("prior_state") {
+        None | Some(Value::Null) => None,
+        Some(prior) => {
+            let lineage = prior
+                .get("lineage")
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or(SavedPlanError::Field {
+                    field: "prior_state.lineage",
+                })?;
+            let serial =
+                prior
+                    .get("serial")
+                    .and_then(Value::as_u64)
+                    .ok_or(SavedPlanError::Field {
+                        field: "prior_state.serial",
+                    })?;
+            Some(StateRef { lineage, serial })
+        }
+    };
+    Ok(SavedPlanHeader {
+        stack,
+        mode,
+        prior_state,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_header_round_trips_and_rejects_other_versions() {
+        let plan = Plan {
+            mode: PlanMode::Destroy,
+            stack: "demo".into(),
+            prior_state: Some(StateRef {
+                lineage: Uuid::from_u128(7),
+                serial: 12,
+            }),
+            changes: Vec::new(),
+            drift: Vec::new(),
+            outputs: Vec::new(),
+            summary: Default::default(),
+        };
+        let header = read_saved_header(&plan.to_json()).expect("valid");
+        assert_eq!(
+            header,
+            SavedPlanHeader {
+                stack: "demo".into(),
+                mode: PlanMode::Destroy,
+                prior_state: plan.prior_state,
+            }
+        );
+        let mut j = plan.to_json();
+        j["schema_version"] = json!(2);
+        assert_eq!(
+            read_saved_header(&j).expect_err("newer").to_string(),
+            "the plan file has schema_version 2; this stackform reads version 1"
+        );
+        let mut j = plan.to_json();
+        j["prior_state"]["serial"] = json!("x");
+        assert_eq!(
+            read_saved_header(&j),
+            Err(SavedPlanError::Field {
+                field: "prior_state.serial"
+            })
+        );
+    }
 }

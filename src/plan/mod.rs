@@ -19,14 +19,25 @@
 //! * in state but not in the stack file → delete, dependents before their prerequisites.
 //!
 //! Values are compared after normalisation ([`normalize`]), against the live inputs when refreshed,
-//! else against the state. Drift (state versus live) is reported separately from changes.
+//! else against the state. Only fields the spec defines and the configuration sets are compared
+//! (service-added values are never a change); a field the configuration stops setting is removed
+//! when the state recorded it, which relies on the state's `inputs` being the inputs stackform
+//! applied (not the values read back). Path fields compare by the content they name (hashes from
+//! [`DesiredExtras`], the live read, or the state's `content_hash` as written by
+//! [`content_hash_record`]). Drift (state versus live) is reported separately from changes.
+//!
+//! `changes` come in apply order: deletions of removed resources first (dependents before their
+//! prerequisites), then every stack resource in topological order, no-ops included.
 pub mod action;
 pub mod content;
+mod destroy;
 mod diff;
-mod json;
+mod drift;
+pub mod json;
 pub mod model;
 pub mod normalize;
 pub mod snapshot;
+mod support;
 pub mod value;
 
 #[cfg(test)]
@@ -40,7 +51,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 pub use action::{Action, ActionReason, PlanMode, ReplaceOrder};
-pub use json::PLAN_JSON_SCHEMA_VERSION;
+pub use json::{PLAN_JSON_SCHEMA_VERSION, SavedPlanError, SavedPlanHeader, read_saved_header};
 pub use model::{
     AttributeChange, Change, ContentChange, Drift, OutputChange, Plan, StateRef, Summary,
 };
@@ -49,14 +60,20 @@ pub use snapshot::{
 };
 pub use value::{PlanValue, SENSITIVE_TEXT, UNKNOWN_MARKER_KEY};
 
+use destroy::{destroy_changes, removed_changes};
 use diff::{DiffCtx, Diffed, Owner, SensitivePaths};
+use drift::drift_of;
 use normalize::{comparison, equal};
+use support::{
+    flatten, hide_sensitive, identity_fields, named_index, parents, recorded_content,
+    sensitive_paths, shown_paths, shown_paths_planned, single_path_field,
+};
 use value::eval;
 
 use crate::graph::ResourceGraph;
-use crate::specs::{FieldType, Registry, ResourceSpec};
-use crate::stack::{Expr, ExprKind, Reference, Resource, Stack};
-use crate::state::{ResourceState, ResourceStatus, StateFile};
+use crate::specs::{Registry, ResourceSpec};
+use crate::stack::{Expr, Reference, Resource, Stack};
+use crate::state::{ResourceState, ResourceStatus};
 
 /// Something that makes planning impossible (the inputs contradict each other).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,9 +112,10 @@ impl Planned<'_> {
         if let Some(v) = self.outputs.as_ref().and_then(|o| lookup_output(o, path)) {
             return PlanValue::Known(v.clone());
         }
+        // A kept resource's attribute the cloud did not report is null, as apply would resolve it.
         match (path, &self.id) {
             ("id", Some(id)) => PlanValue::Known(Value::String(id.clone())),
-            _ => PlanValue::Unknown,
+            _ => PlanValue::null(),
         }
     }
 }
@@ -174,6 +192,7 @@ pub fn plan(
                 snapshot,
                 extras,
                 planned: HashMap::new(),
+                named: named_index(desired),
                 errors: Vec::new(),
             };
             let mut changes = removed_changes(state, desired, registry);
@@ -211,6 +230,8 @@ struct Planner<'a> {
     snapshot: &'a Snapshot,
     extras: &'a DesiredExtras,
     planned: HashMap<String, Planned<'a>>,
+    /// `(type, literal name)` → addresses, to find a parent named by a literal.
+    named: HashMap<(&'a str, &'a str), Vec<&'a str>>,
     errors: Vec<PlanError>,
 }
 
@@ -257,7 +278,6 @@ impl<'a> Planner<'a> {
         let change = match (prior, live) {
             (None, _) => self.creation(
                 name,
-                res,
                 spec,
                 &inputs,
                 &sensitive,
@@ -267,7 +287,6 @@ impl<'a> Planner<'a> {
             (Some(p), _) if p.resource_type != res.type_name => {
                 let mut c = self.creation(
                     name,
-                    res,
                     spec,
                     &inputs,
                     &sensitive,
@@ -278,12 +297,11 @@ impl<'a> Planner<'a> {
                     dependencies,
                 );
                 c.action = Action::Replace(ReplaceOrder::DeleteBeforeCreate);
-                c.before = Some(PlanValue::Known(p.inputs.clone()));
+                c.before = Some(hide(&PlanValue::Known(p.inputs.clone())));
                 c
             }
             (Some(_), Live::Gone) => self.creation(
                 name,
-                res,
                 spec,
                 &inputs,
                 &sensitive,
@@ -291,14 +309,15 @@ impl<'a> Planner<'a> {
                 dependencies,
             ),
             (Some(p), live) => {
-                let (current, current_content) = self.current(name, spec, p, live);
+                let (current, current_content) = self.current(spec, p, live);
+                let no_content = IndexMap::new();
                 let ctx = DiffCtx {
                     type_name: &res.type_name,
                     dir: &self.desired.dir,
                     owner: Owner::Config,
                     lineage: state.map(|s| s.lineage),
                     sensitive: &sensitive,
-                    new_content: self.extras.resources.get(name).unwrap_or(&EMPTY_CONTENT),
+                    new_content: self.extras.resources.get(name).unwrap_or(&no_content),
                     old_content: &current_content,
                 };
                 let diffs = diff::diff(&ctx, &spec.fields, &inputs, current, Some(&p.inputs));
@@ -306,15 +325,13 @@ impl<'a> Planner<'a> {
                 if p.status == ResourceStatus::Tainted {
                     reasons.push(ActionReason::Tainted);
                 }
-                for parent in parents(self.desired, res, spec) {
-                    if self
-                        .planned
-                        .get(&parent)
-                        .is_some_and(|pl| pl.action.creates())
-                    {
+                for parent in parents(self.desired, &self.named, res, spec) {
+                    let parent_action = self.planned.get(&parent).map(|pl| pl.action);
+                    if parent_action.is_some_and(Action::creates) {
                         reasons.push(ActionReason::ParentReplaced {
                             parent,
                             child_type: res.type_name.clone(),
+                            parent_created: parent_action == Some(Action::Create),
                         });
                     }
                 }
@@ -373,12 +390,10 @@ impl<'a> Planner<'a> {
     /// their path fields.
     fn current(
         &self,
-        name: &str,
         spec: &ResourceSpec,
         prior: &'a ResourceState,
         live: &'a Live,
     ) -> (&'a Value, IndexMap<String, FileContent>) {
-        let _ = name;
         match live {
             Live::Present {
                 inputs,
@@ -408,11 +423,9 @@ impl<'a> Planner<'a> {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the parts of a creation")]
     fn creation(
         &self,
         name: &str,
-        res: &Resource,
         spec: &ResourceSpec,
         inputs: &PlanValue,
         sensitive: &SensitivePaths,
@@ -450,7 +463,6 @@ impl<'a> Planner<'a> {
             a.computed = true;
             attributes.push(a);
         }
-        let _ = res;
         Change {
             address: name.to_string(),
             type_name: spec.type_name.clone(),
@@ -547,7 +559,12 @@ impl<'a> Planner<'a> {
             let after = self.eval(&output.value);
             let sensitive = output.sensitive || output.value.is_sensitive();
             let before = recorded.and_then(|r| r.get(name)).cloned();
+            let applied_before = self.snapshot.state.is_some();
             let action = match (&before, after.known()) {
+                // The state never records a sensitive output, so "not recorded" says nothing:
+                // it changes only when what it is made of does.
+                (None, Some(_)) if sensitive && applied_before => Action::NoOp,
+                (None, None) if sensitive && applied_before => Action::Update,
                 (None, _) => Action::Create,
                 (Some(_), None) => Action::Update,
                 (Some(b), Some(a)) if normalize::json_eq(b, a) => Action::NoOp,
@@ -590,444 +607,7 @@ impl<'a> Planner<'a> {
     }
 }
 
-static EMPTY_CONTENT: std::sync::LazyLock<IndexMap<String, FileContent>> =
-    std::sync::LazyLock::new(IndexMap::new);
-
 fn dedup(reasons: &mut Vec<ActionReason>) {
     let mut seen = HashSet::new();
     reasons.retain(|r| seen.insert(r.message()));
-}
-
-/// Walks the set inputs of a resource in spec order, calling `f(path, value, is_path_field)` for each
-/// leaf (scalars, lists, map entries, nested object fields).
-fn flatten(
-    fields: &IndexMap<String, crate::specs::FieldSpec>,
-    prefix: &str,
-    value: &PlanValue,
-    f: &mut dyn FnMut(&str, &PlanValue, bool),
-) {
-    for (name, spec) in fields {
-        let Some(v) = value.get(name).filter(|v| !v.is_null()) else {
-            continue;
-        };
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        let map_like = matches!(v, PlanValue::Known(Value::Object(_)) | PlanValue::Map(_));
-        match (spec.kind, &spec.fields) {
-            (FieldType::Object, Some(nested)) if map_like => flatten(nested, &path, &v, f),
-            (FieldType::Map, _) if map_like => {
-                let keys: Vec<String> = match &v {
-                    PlanValue::Known(Value::Object(m)) => m.keys().cloned().collect(),
-                    PlanValue::Map(m) => m.keys().cloned().collect(),
-                    _ => Vec::new(),
-                };
-                for key in keys {
-                    if let Some(entry) = v.get(&key) {
-                        f(&format!("{path}.{key}"), &entry, false);
-                    }
-                }
-            }
-            _ => f(&path, &v, spec.kind == FieldType::Path),
-        }
-    }
-}
-
-/// Replaces the sensitive parts of a value with [`PlanValue::Sensitive`].
-fn hide_sensitive(v: &PlanValue, sensitive: &SensitivePaths, prefix: &str) -> PlanValue {
-    if sensitive.is_empty() {
-        return v.clone();
-    }
-    if !prefix.is_empty() && sensitive.is_sensitive(prefix) {
-        return PlanValue::Sensitive;
-    }
-    let entries: Vec<(String, PlanValue)> = match v {
-        PlanValue::Known(Value::Object(m)) => m
-            .iter()
-            .map(|(k, x)| (k.clone(), PlanValue::Known(x.clone())))
-            .collect(),
-        PlanValue::Map(m) => m.iter().map(|(k, x)| (k.clone(), x.clone())).collect(),
-        other => return other.clone(),
-    };
-    PlanValue::map(
-        entries
-            .into_iter()
-            .map(|(k, x)| {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                let hidden = hide_sensitive(&x, sensitive, &path);
-                (k, hidden)
-            })
-            .collect(),
-    )
-}
-
-/// A recorded or live value with its path fields shown relative to the stack folder.
-fn shown_paths(
-    value: &Value,
-    fields: &IndexMap<String, crate::specs::FieldSpec>,
-    dir: &std::path::Path,
-) -> Value {
-    let Value::Object(map) = value else {
-        return value.clone();
-    };
-    let mut out = map.clone();
-    for (name, f) in fields {
-        let Some(v) = out.get_mut(name) else {
-            continue;
-        };
-        match (f.kind, &f.fields, &*v) {
-            (FieldType::Path, _, Value::String(s)) => {
-                *v = Value::String(normalize::normal_path(s, dir));
-            }
-            (_, Some(nested), Value::Object(_)) => *v = shown_paths(v, nested, dir),
-            _ => {}
-        }
-    }
-    Value::Object(out)
-}
-
-/// [`shown_paths`] for a value that may hold unknown parts.
-fn shown_paths_planned(
-    value: &PlanValue,
-    fields: &IndexMap<String, crate::specs::FieldSpec>,
-    dir: &std::path::Path,
-) -> PlanValue {
-    match value {
-        PlanValue::Known(v) => PlanValue::Known(shown_paths(v, fields, dir)),
-        PlanValue::Map(entries) => PlanValue::Map(
-            entries
-                .iter()
-                .map(|(k, v)| {
-                    let shown = match (fields.get(k), v) {
-                        (Some(f), PlanValue::Known(Value::String(s)))
-                            if f.kind == FieldType::Path =>
-                        {
-                            PlanValue::Known(Value::String(normalize::normal_path(s, dir)))
-                        }
-                        (Some(f), _) => match &f.fields {
-                            Some(nested) => shown_paths_planned(v, nested, dir),
-                            None => v.clone(),
-                        },
-                        (None, _) => v.clone(),
-                    };
-                    (k.clone(), shown)
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// Sensitive paths of a resource: those the state recorded and those whose configured values come
-/// from sensitive variables.
-fn sensitive_paths(res: &Resource, prior: Option<&ResourceState>) -> SensitivePaths {
-    let mut s = SensitivePaths::default();
-    if let Some(p) = prior {
-        for path in &p.sensitive {
-            s.add(&path.to_string());
-        }
-    }
-    fn visit(expr: &Expr, path: &str, s: &mut SensitivePaths) {
-        if expr.sensitive {
-            s.add(path);
-            return;
-        }
-        if let ExprKind::Map(m) = &expr.kind {
-            for (k, e) in m {
-                visit(e, &format!("{path}.{k}"), s);
-            }
-        } else if expr.is_sensitive() {
-            s.add(path);
-        }
-    }
-    for (k, e) in &res.inputs {
-        visit(e, k, &mut s);
-    }
-    s
-}
-
-/// The resources named by the `parent_ref` fields of `res`: by reference or by literal name.
-fn parents(stack: &Stack, res: &Resource, spec: &ResourceSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    for (field, f) in &spec.fields {
-        let Some(parent_type) = &f.parent_ref else {
-            continue;
-        };
-        let Some(expr) = res.inputs.get(field) else {
-            continue;
-        };
-        let mut found: Vec<String> = expr
-            .references()
-            .into_iter()
-            .filter(|r| {
-                stack
-                    .resources
-                    .get(&r.resource)
-                    .is_some_and(|p| &p.type_name == parent_type)
-            })
-            .map(|r| r.resource.clone())
-            .collect();
-        if found.is_empty()
-            && let ExprKind::String(literal) = &expr.kind
-        {
-            found.extend(stack.resources.iter().filter_map(|(key, p)| {
-                let named = &p.type_name == parent_type
-                    && matches!(p.inputs.get("name").map(|e| &e.kind), Some(ExprKind::String(n)) if n == literal);
-                named.then(|| key.clone())
-            }));
-        }
-        for p in found {
-            if !out.contains(&p) {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The fields a type's cloud id is built from: the `{placeholders}` of its ARM path that name fields.
-fn identity_fields(spec: &ResourceSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = spec.arm.path.as_str();
-    while let Some(start) = rest.find('{') {
-        let Some(len) = rest[start..].find('}') else {
-            break;
-        };
-        let inner = &rest[start + 1..start + len];
-        for word in inner.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if spec.fields.contains_key(word) && !out.iter().any(|w| w == word) {
-                out.push(word.to_string());
-            }
-        }
-        rest = &rest[start + len + 1..];
-    }
-    out
-}
-
-/// The only path field of a type, when it has exactly one (a blob's `source`).
-fn single_path_field(spec: &ResourceSpec) -> Option<String> {
-    let mut paths = Vec::new();
-    collect_path_fields(&spec.fields, "", &mut paths);
-    (paths.len() == 1).then(|| paths.remove(0))
-}
-
-fn collect_path_fields(
-    fields: &IndexMap<String, crate::specs::FieldSpec>,
-    prefix: &str,
-    out: &mut Vec<String>,
-) {
-    for (name, f) in fields {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        if f.kind == FieldType::Path {
-            out.push(path.clone());
-        }
-        if let Some(nested) = &f.fields {
-            collect_path_fields(nested, &path, out);
-        }
-    }
-}
-
-/// The content hashes the state recorded, by field path.
-fn recorded_content(spec: &ResourceSpec, prior: &ResourceState) -> IndexMap<String, FileContent> {
-    let Some(record) = &prior.content_hash else {
-        return IndexMap::new();
-    };
-    let single = single_path_field(spec);
-    parse_content_hash(record)
-        .into_iter()
-        .filter_map(|(field, sha)| {
-            let field = if field.is_empty() {
-                single.clone()?
-            } else {
-                field
-            };
-            Some((
-                field,
-                FileContent {
-                    sha256: sha,
-                    text: None,
-                },
-            ))
-        })
-        .collect()
-}
-
-/// Deletions of resources in state but not in the stack, dependents first.
-fn removed_changes(state: Option<&StateFile>, desired: &Stack, registry: &Registry) -> Vec<Change> {
-    let Some(state) = state else {
-        return Vec::new();
-    };
-    state
-        .destroy_order()
-        .into_iter()
-        .filter(|a| !desired.resources.contains_key(a))
-        .filter_map(|a| {
-            deletion(
-                state,
-                &a,
-                ActionReason::RemovedFromConfig,
-                registry,
-                &desired.dir,
-            )
-        })
-        .collect()
-}
-
-fn deletion(
-    state: &StateFile,
-    address: &str,
-    reason: ActionReason,
-    registry: &Registry,
-    dir: &std::path::Path,
-) -> Option<Change> {
-    let r = state.resources.get(address)?;
-    let inputs = match registry.get(&r.resource_type) {
-        Some(spec) => shown_paths(&r.inputs, &spec.fields, dir),
-        None => r.inputs.clone(),
-    };
-    let mut sensitive = SensitivePaths::default();
-    for p in &r.sensitive {
-        sensitive.add(&p.to_string());
-    }
-    Some(Change {
-        address: address.to_string(),
-        type_name: r.resource_type.clone(),
-        action: Action::Delete,
-        before: Some(hide_sensitive(&PlanValue::Known(inputs), &sensitive, "")),
-        after: None,
-        attributes: Vec::new(),
-        reasons: vec![reason],
-        dependencies: r.dependencies.clone(),
-    })
-}
-
-fn destroy_changes(
-    state: Option<&StateFile>,
-    registry: &Registry,
-    desired: &Stack,
-) -> (Vec<Change>, Vec<OutputChange>) {
-    let Some(state) = state else {
-        return (Vec::new(), Vec::new());
-    };
-    let changes = state
-        .destroy_order()
-        .into_iter()
-        .filter_map(|a| {
-            deletion(
-                state,
-                &a,
-                ActionReason::DestroyRequested,
-                registry,
-                &desired.dir,
-            )
-        })
-        .collect();
-    let outputs = state
-        .outputs
-        .iter()
-        .map(|(name, value)| OutputChange {
-            name: name.clone(),
-            action: Action::Delete,
-            before: Some(PlanValue::Known(value.clone())),
-            after: PlanValue::null(),
-            sensitive: false,
-        })
-        .collect();
-    (changes, outputs)
-}
-
-/// Drift: for every recorded resource the refresh read, the recorded inputs against the live ones.
-fn drift_of(
-    state: &StateFile,
-    snapshot: &Snapshot,
-    registry: &Registry,
-    desired: &Stack,
-    extras: &DesiredExtras,
-) -> Vec<Drift> {
-    let mut out = Vec::new();
-    for (address, r) in &state.resources {
-        let Some(live) = snapshot.live.get(address) else {
-            continue;
-        };
-        match live {
-            Live::NotRefreshed => {}
-            Live::Gone => out.push(Drift {
-                address: address.clone(),
-                type_name: r.resource_type.clone(),
-                gone: true,
-                attributes: Vec::new(),
-            }),
-            Live::Present {
-                inputs,
-                outputs,
-                content,
-                ..
-            } => {
-                let Some(spec) = registry.get(&r.resource_type) else {
-                    continue;
-                };
-                let mut recorded = recorded_content(spec, r);
-                // The recorded side has no text; the local file does when it still matches.
-                for (field, c) in recorded.iter_mut() {
-                    if let Some(local) = extras.content(address, field)
-                        && local.sha256 == c.sha256
-                    {
-                        c.text.clone_from(&local.text);
-                    }
-                }
-                let mut live_content = content.clone();
-                if let Some(field) = single_path_field(spec)
-                    && !live_content.contains_key(&field)
-                    && let Some(Value::String(sha)) = outputs.get("content_sha256")
-                {
-                    live_content.insert(
-                        field,
-                        FileContent {
-                            sha256: sha.to_ascii_lowercase(),
-                            text: None,
-                        },
-                    );
-                }
-                let mut sensitive = SensitivePaths::default();
-                for p in &r.sensitive {
-                    sensitive.add(&p.to_string());
-                }
-                let ctx = DiffCtx {
-                    type_name: &r.resource_type,
-                    dir: &desired.dir,
-                    owner: Owner::State,
-                    lineage: Some(state.lineage),
-                    sensitive: &sensitive,
-                    new_content: &live_content,
-                    old_content: &recorded,
-                };
-                let diffs = diff::diff(
-                    &ctx,
-                    &spec.fields,
-                    &PlanValue::Known(inputs.clone()),
-                    &r.inputs,
-                    None,
-                );
-                if !diffs.is_empty() {
-                    out.push(Drift {
-                        address: address.clone(),
-                        type_name: r.resource_type.clone(),
-                        gone: false,
-                        attributes: diffs.into_iter().map(|d| d.change).collect(),
-                    });
-                }
-            }
-        }
-    }
-    out
 }

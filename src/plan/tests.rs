@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use super::testing::*;
 use super::*;
-use crate::state::{ResourceStatus, sensitive};
+use crate::state::{ResourceStatus, StateFile, sensitive};
 
 fn registry() -> Registry {
     Registry::embedded().expect("embedded specs load")
@@ -209,7 +209,8 @@ fn endpoint_identity_change_replaces_it_and_knocks_on() {
     assert!(blue.action.is_replace());
     assert!(blue.reasons.contains(&ActionReason::ParentReplaced {
         parent: "endpoint".into(),
-        child_type: "online_deployment".into()
+        child_type: "online_deployment".into(),
+        parent_created: false,
     }));
     for untouched in ["store", "data", "greeting"] {
         assert_eq!(p.change(untouched).map(|c| c.action), Some(Action::NoOp));
@@ -322,6 +323,17 @@ fn gone_resources_are_created_again_and_reported_as_drift() {
     let reader = p.change("reader").expect("planned");
     assert_eq!(reader.action, Action::Create);
     assert_eq!(reader.reasons, vec![ActionReason::GoneFromCloud]);
+    // A parent found gone is created again, and what lived in it with it.
+    let mut snapshot = refreshed(&state);
+    snapshot.live.insert("data".into(), Live::Gone);
+    let p = plan_of(&stack, &snapshot, &extras, PlanMode::Normal);
+    assert_eq!(p.change("data").map(|c| c.action), Some(Action::Create));
+    let greeting = p.change("greeting").expect("planned");
+    assert!(greeting.action.is_replace());
+    assert_eq!(
+        greeting.reasons[0].message(),
+        "`data` is created anew, so the blobs in it are created again"
+    );
     assert_eq!(p.drift.len(), 1);
     assert!(p.drift[0].gone);
     assert_eq!(p.change("blue").map(|c| c.action), Some(Action::NoOp));
@@ -458,4 +470,288 @@ fn json_form_is_versioned_and_marks_unknowns() {
     assert_eq!(j["outputs"][0]["after"], json!({"$unknown": true}));
     assert!(j["prior_state"].is_null());
     let _: &Value = &j["summary"];
+}
+
+mod property {
+    //! For any stack, planning against the state its own apply would record gives no changes.
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::specs::{FieldSpec, FieldType};
+    use crate::stack::ExprKind;
+
+    /// A deterministic stream of choices drawn by proptest.
+    struct Choices<'a> {
+        values: &'a [u32],
+        at: usize,
+    }
+
+    impl Choices<'_> {
+        fn next(&mut self) -> u32 {
+            let v = self
+                .values
+                .get(self.at % self.values.len().max(1))
+                .copied()
+                .unwrap_or(0);
+            self.at += 1;
+            v.wrapping_add(self.at as u32 * 7919)
+        }
+    }
+
+    /// A string value: a literal, a reference to an earlier resource's attribute or string field,
+    /// or a template around one.
+    fn string_value(c: &mut Choices<'_>, earlier: &[(String, Vec<String>)]) -> ExprKind {
+        if !earlier.is_empty() && c.next().is_multiple_of(3) {
+            let (res, names) = &earlier[c.next() as usize % earlier.len()];
+            let attr = names[c.next() as usize % names.len()].clone();
+            if c.next().is_multiple_of(2) {
+                return r(res, &attr);
+            }
+            return tpl(&[("pre-", Some((res, &attr))), ("-post", None)]);
+        }
+        s(&format!("v{}", c.next() % 1000))
+    }
+
+    fn value(
+        f: &FieldSpec,
+        c: &mut Choices<'_>,
+        earlier: &[(String, Vec<String>)],
+    ) -> Option<ExprKind> {
+        Some(match f.kind {
+            FieldType::String => match &f.allowed {
+                Some(words) => s(&words[c.next() as usize % words.len()]),
+                None => string_value(c, earlier),
+            },
+            FieldType::Integer => {
+                let lo = f.minimum.unwrap_or(0);
+                let hi = f.maximum.unwrap_or(lo + 50);
+                int(lo + i64::from(c.next()) % (hi - lo + 1))
+            }
+            FieldType::Number => ExprKind::Float(f64::from(c.next() % 100) / 4.0),
+            FieldType::Boolean => ExprKind::Bool(c.next().is_multiple_of(2)),
+            FieldType::Path => path(&format!("files/f{}", c.next() % 5)),
+            FieldType::Map => map((0..c.next() % 3)
+                .map(|i| {
+                    let key: &'static str = ["A", "B", "C"][i as usize];
+                    (key, string_value(c, earlier))
+                })
+                .collect()),
+            FieldType::List => ExprKind::List(
+                (0..c.next() % 3)
+                    .map(|_| e(string_value(c, earlier)))
+                    .collect(),
+            ),
+            FieldType::Object => {
+                if f.string_form.is_some() && c.next().is_multiple_of(4) {
+                    s(&format!("azureml:thing:{}", c.next() % 9))
+                } else {
+                    let nested = f.fields.as_ref()?;
+                    let mut entries = Vec::new();
+                    for (name, nf) in nested {
+                        if (nf.required || c.next().is_multiple_of(2))
+                            && let Some(v) = value(nf, c, earlier)
+                        {
+                            entries.push((name.as_str(), v));
+                        }
+                    }
+                    map(entries)
+                }
+            }
+        })
+    }
+
+    fn random_stack(blocks: &[(usize, Vec<u32>)]) -> (Stack, DesiredExtras) {
+        let registry = registry();
+        let types: Vec<&str> = registry.type_names().collect();
+        let mut b = StackBuilder::new();
+        let mut earlier: Vec<(String, Vec<String>)> = Vec::new();
+        for (i, (t, values)) in blocks.iter().enumerate() {
+            let type_name = types[t % types.len()];
+            let spec = registry.get(type_name).expect("known type");
+            let mut c = Choices { values, at: 0 };
+            let mut inputs = Vec::new();
+            let mut string_fields = Vec::new();
+            for (name, f) in &spec.fields {
+                if (f.required || c.next().is_multiple_of(2))
+                    && let Some(v) = value(f, &mut c, &earlier)
+                {
+                    if f.kind == FieldType::String {
+                        string_fields.push(name.clone());
+                    }
+                    inputs.push((name.as_str(), v));
+                }
+            }
+            let name = format!("r{i}");
+            b = b.res(&name, type_name, inputs);
+            let mut names: Vec<String> = spec.attributes.keys().cloned().collect();
+            names.extend(string_fields);
+            earlier.push((name, names));
+        }
+        let stack = b.build();
+        let mut extras = DesiredExtras::default();
+        for (address, res) in &stack.resources {
+            let spec = registry.get(&res.type_name).expect("known type");
+            let mut found = Vec::new();
+            content::path_exprs(&spec.fields, "", &res.inputs, &mut found);
+            let files: IndexMap<String, FileContent> = found
+                .into_iter()
+                .map(|(field, p)| (field, text_content(&p.display().to_string())))
+                .collect();
+            if !files.is_empty() {
+                extras.resources.insert(address.clone(), files);
+            }
+        }
+        (stack, extras)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn planning_against_its_own_applied_state_changes_nothing(
+            blocks in proptest::collection::vec(
+                (0usize..7, proptest::collection::vec(any::<u32>(), 1..24)),
+                1..9,
+            )
+        ) {
+            let (stack, extras) = random_stack(&blocks);
+            let state = applied_state(&stack, &extras);
+            for snapshot in [
+                refreshed(&state),
+                Snapshot { state: Some(state.clone()), live: Default::default() },
+            ] {
+                let p = plan_of(&stack, &snapshot, &extras, PlanMode::Normal);
+                let changed: Vec<&Change> =
+                    p.changes.iter().filter(|c| !c.action.is_noop()).collect();
+                prop_assert!(changed.is_empty(), "{:#?}", changed);
+                prop_assert!(p.drift.is_empty(), "{:#?}", p.drift);
+                prop_assert!(!p.has_changes(), "{:#?}", p.outputs);
+            }
+            // And against nothing, everything is created.
+            let fresh = plan_of(&stack, &Snapshot::default(), &extras, PlanMode::Normal);
+            prop_assert_eq!(fresh.summary.add, stack.resources.len());
+        }
+    }
+}
+
+/// Regression: a kept resource's computed attribute that the cloud reported as null was treated as
+/// unknown, so an immutable field referring to it forced a replacement on every plan.
+#[test]
+fn a_null_attribute_of_a_kept_resource_is_known() {
+    let stack = StackBuilder::new()
+        .res(
+            "b0",
+            "blob",
+            vec![
+                ("account", s("acct")),
+                ("container", s("c")),
+                ("name", s("a.txt")),
+                ("content", s("inline")),
+            ],
+        )
+        .res(
+            "b1",
+            "blob",
+            vec![
+                ("account", s("acct")),
+                ("container", r("b0", "content_sha256")),
+                ("name", s("b.txt")),
+                ("content", s("inline")),
+            ],
+        )
+        .build();
+    let extras = DesiredExtras::default();
+    let state = applied_state(&stack, &extras);
+    assert_eq!(state.resources["b0"].outputs["content_sha256"], Value::Null);
+    let p = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Normal);
+    assert!(!p.has_changes(), "{:#?}", p.changes);
+}
+
+#[test]
+fn sensitive_outputs_are_hidden_and_not_a_perpetual_change() {
+    let mut b = scenario();
+    b = b.output("storage", r("store", "name"));
+    let mut stack = b.build();
+    if let Some(o) = stack.outputs.get_mut("storage") {
+        o.sensitive = true;
+    }
+    let extras = scenario_extras(HELLO);
+    let mut state = applied_state(&stack, &extras);
+    state.outputs.shift_remove("storage");
+    let p = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Normal);
+    assert!(!p.has_changes(), "{:#?}", p.outputs);
+    let fresh = plan_of(&stack, &Snapshot::default(), &extras, PlanMode::Normal);
+    let storage = fresh
+        .outputs
+        .iter()
+        .find(|o| o.name == "storage")
+        .expect("planned");
+    assert_eq!(storage.action, Action::Create);
+    assert_eq!(storage.after, PlanValue::Sensitive);
+    let j = fresh.to_json();
+    assert_eq!(j["outputs"][3]["name"], json!("storage"));
+    assert_eq!(j["outputs"][3]["after"], json!("(sensitive)"));
+}
+
+/// Prints how long planning a large stack takes (creates, then no changes). A benchmark, not a test
+/// of speed: run with `cargo test --release --lib plan_scale -- --ignored --nocapture`.
+#[test]
+#[ignore = "benchmark; prints figures"]
+fn plan_scale() {
+    let n: usize = std::env::var("PLAN_SCALE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let mut b =
+        StackBuilder::new().res("store", "storage_account", vec![("name", s("mistore7f3a"))]);
+    for i in 0..n {
+        let c = format!("c{i}");
+        b = b
+            .res(
+                &c,
+                "blob_container",
+                vec![
+                    ("account", r("store", "name")),
+                    ("name", s(&format!("c{i}"))),
+                ],
+            )
+            .res(
+                &format!("b{i}"),
+                "blob",
+                vec![
+                    ("account", s("mistore7f3a")),
+                    ("container", r(&c, "name")),
+                    ("name", s("x.txt")),
+                    ("content", s("hello")),
+                ],
+            );
+    }
+    let stack = b.build();
+    let extras = DesiredExtras::default();
+    let started = std::time::Instant::now();
+    let graph = graph_of(&stack);
+    let built = started.elapsed();
+    let reg = registry();
+    let started = std::time::Instant::now();
+    let fresh = plan(
+        &stack,
+        &graph,
+        &reg,
+        &Snapshot::default(),
+        &extras,
+        PlanMode::Normal,
+    )
+    .expect("plans");
+    let create = started.elapsed();
+    let state = applied_state(&stack, &extras);
+    let snapshot = refreshed(&state);
+    let started = std::time::Instant::now();
+    let again = plan(&stack, &graph, &reg, &snapshot, &extras, PlanMode::Normal).expect("plans");
+    let noop = started.elapsed();
+    assert_eq!(fresh.summary.add, 2 * n + 1);
+    assert!(!again.has_changes());
+    println!(
+        "{} resources: graph {built:?}, plan from nothing {create:?}, plan with no changes {noop:?}",
+        2 * n + 1
+    );
 }

@@ -3,6 +3,8 @@
 //! through here; only what is truly special per type lives in `resources/`.
 //!
 //! Conventions: a 404 on GET is `Ok(None)`; a 404 or 204 on DELETE is success (already gone).
+//! It never builds a URL from a path with `?`, `#` or an empty segment, and never retries a write on its
+//! own (the pipeline decides what is safe to repeat).
 
 use reqwest::Method;
 use serde_json::Value;

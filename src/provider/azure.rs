@@ -6,6 +6,8 @@
 //! credential (the local cloud's client secret, or the environment → workload identity → managed
 //! identity → Azure CLI chain) and assembles the pipeline. [`AzureProvider::from_parts`] takes a
 //! transport, clock and token source directly (tests).
+//!
+//! It never imports the local cloud: a local cloud is only a [`CloudConfig`] of kind `Local`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -272,3 +274,93 @@ pub const CREDENTIAL_ORDER: [CredentialKind; 4] = [
     CredentialKind::ManagedIdentity,
     CredentialKind::AzureCli,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::pipeline::fake::{FakeClock, FakeTransport, StaticTokens, reply};
+    use crate::provider::resources::tests::azure_config;
+    use serde_json::json;
+
+    fn provider(t: &Arc<FakeTransport>) -> AzureProvider {
+        let c = Arc::new(FakeClock::default());
+        AzureProvider::from_parts(
+            azure_config(),
+            t.clone(),
+            c,
+            Arc::new(StaticTokens("tok")),
+            "static",
+        )
+        .unwrap()
+    }
+
+    fn store() -> ResourceRequest {
+        ResourceRequest::new(
+            ResourceType::StorageAccount,
+            "store",
+            serde_json::from_value(json!({"name": "acct"})).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn gone_is_none_and_failures_name_the_resource() {
+        let t = FakeTransport::new(vec![
+            reply(
+                404,
+                &[],
+                r#"{"error":{"code":"ResourceNotFound","message":"no"}}"#,
+            ),
+            reply(
+                409,
+                &[("x-ms-request-id", "r9")],
+                r#"{"error":{"code":"StorageAccountAlreadyTaken","message":"taken"}}"#,
+            ),
+        ]);
+        let p = provider(&t);
+        assert_eq!(p.read(&store()).await.unwrap(), None);
+        let e = p.create(&store()).await.unwrap_err();
+        assert!(e.is_conflict());
+        assert!(e.has_code("StorageAccountAlreadyTaken"));
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "storage_account store: PUT https://management.azure.com/subscriptions/sub/"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("[request id r9]"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn storage_account_create_follows_pattern_a() {
+        let loc = "https://management.azure.com/subscriptions/sub/providers/Microsoft.Storage/locations/eastus/asyncoperations/1";
+        let done = json!({"id": "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct",
+            "name": "acct", "location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"},
+            "properties": {"provisioningState": "Succeeded", "primaryEndpoints": {"blob": "https://acct.blob.core.windows.net/"}}});
+        let t = FakeTransport::new(vec![
+            reply(202, &[("location", loc), ("retry-after", "1")], ""),
+            reply(202, &[("location", loc)], ""),
+            reply(200, &[], &done.to_string()),
+        ]);
+        let p = provider(&t);
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let req = store().with_progress(Arc::new(move |e| sink.lock().unwrap().push(e.status)));
+        let obs = p.create(&req).await.unwrap();
+        assert_eq!(
+            obs.outputs["primary_blob_endpoint"],
+            "https://acct.blob.core.windows.net/"
+        );
+        assert_eq!(obs.inputs["location"], "eastus");
+        let sent: serde_json::Value = serde_json::from_slice(&t.requests()[0].body).unwrap();
+        assert_eq!(sent["properties"]["supportsHttpsTrafficOnly"], true);
+        assert_eq!(
+            sent["location"], "eastus",
+            "location defaults to the cloud's"
+        );
+        assert_eq!(
+            events.lock().unwrap().first().map(String::as_str),
+            Some("Creating")
+        );
+    }
+}

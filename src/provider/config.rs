@@ -94,7 +94,7 @@ pub struct CloudConfig {
     pub storage_scope: String,
     /// Retry policy for every call.
     pub retry: RetryPolicy,
-    /// Polling defaults (the timeout is overridden per type by [`CloudConfig::lro_timeout`]).
+    /// Polling defaults (the timeout is overridden per type by [`CloudConfig::lro_for`]).
     pub lro: LroOptions,
     /// Per-type timeouts overriding the built-in ones.
     pub lro_timeouts: BTreeMap<ResourceType, Duration>,

@@ -2,7 +2,7 @@
 //!
 //! [`TokenSource`] is what the pipeline asks for a token per scope. [`IdentityTokens`] adapts any
 //! `azure_identity` credential and caches each scope's token until five minutes before it expires
-//! (the Azure CLI credential does not cache on its own). [`CredentialChain`] picks the credential for real
+//! (the Azure CLI credential does not cache on its own). [`azure_credential`] picks the credential for real
 //! Azure in the usual order — environment client secret, workload identity, managed identity, Azure CLI —
 //! and says which one it chose; [`local_cloud_credential`] builds the client-secret credential for a
 //! custom authority (the local cloud) over the shared `reqwest::Client`.

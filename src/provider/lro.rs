@@ -9,6 +9,7 @@
 //! Waits come from `Retry-After` (capped) or a default, through the pipeline's clock; the whole operation
 //! is bounded by a per-type timeout (and by `x-ms-async-operation-timeout` when the service sends one).
 //! A `Failed`/`Canceled` outcome is an error carrying the operation's error code and message.
+//! It never sleeps except through the pipeline's clock, and never polls without a deadline.
 
 use std::time::Duration;
 

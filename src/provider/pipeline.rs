@@ -25,11 +25,11 @@ use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use super::Result;
 use super::credential::TokenSource;
 use super::error::{ErrorKind, ProviderError};
 use super::retry::{RetryPolicy, is_retryable_status, retry_after};
 use super::shared_key::SharedKeyCredential;
+use super::{Result, Secret};
 
 /// A boxed `Send` future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -341,6 +341,9 @@ pub enum Auth {
     Bearer(String),
     /// Azure Storage SharedKey.
     SharedKey(Arc<SharedKeyCredential>),
+    /// `Authorization: Bearer` with a credential the caller already holds (an endpoint key or AML
+    /// token for scoring).
+    Secret(Secret),
 }
 
 /// The layered pipeline. Cheap to clone.
@@ -511,6 +514,7 @@ impl Pipeline {
             Auth::SharedKey(cred) => {
                 cred.authorization(&req.method, &req.url, &req.headers, req.body.len())?
             }
+            Auth::Secret(secret) => format!("Bearer {}", secret.expose()),
         };
         let mut v = HeaderValue::from_str(&value).map_err(|_| {
             ProviderError::new(ErrorKind::Auth, "credential is not a valid header value")

@@ -3,3 +3,4 @@
 //! and the functions here render them as pure `String`s that the CLI prints. Nothing here decides
 //! anything, reads state or talks to the cloud; colour is used only when the caller says so.
 pub mod plan;
+pub mod progress;

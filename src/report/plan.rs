@@ -227,7 +227,8 @@ fn render_attributes(attrs: &[AttributeChange], action: Action, p: &Painter) -> 
             continue;
         }
         let value = match (&a.before, action) {
-            (None, _) | (_, Action::Create) => value_text(&a.after),
+            (_, Action::Create) => value_text(&a.after),
+            (None, _) => format!("null → {}", value_text(&a.after)),
             (Some(before), _) => format!("{} → {}", value_text(before), value_text(&a.after)),
         };
         let suffix = if a.forces_replacement && action.is_replace() {

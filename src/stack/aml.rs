@@ -164,6 +164,12 @@ pub(crate) fn load_base(
         );
         return None;
     };
+    // The wrong kind of file would give one error per key; say it once instead.
+    if let Some(schema) = root.get("$schema")
+        && !check_schema(ctx, &src, kind, schema)
+    {
+        return None;
+    }
     let rules = match kind {
         AmlFileKind::ManagedOnlineEndpoint => ENDPOINT_KEYS,
         AmlFileKind::ManagedOnlineDeployment => DEPLOYMENT_KEYS,
@@ -191,11 +197,7 @@ pub(crate) fn load_base(
             continue;
         };
         match rule {
-            KeyRule::Ignore => {
-                if key.name == "$schema" {
-                    check_schema(ctx, &src, kind, node);
-                }
-            }
+            KeyRule::Ignore => {}
             KeyRule::Refuse(why) => {
                 ctx.error(
                     Diagnostic::new(
@@ -250,16 +252,15 @@ pub(crate) fn load_base(
     Some((path, out))
 }
 
-/// A `$schema` naming the other Azure ML schema means the wrong file was named.
-fn check_schema(ctx: &mut Ctx<'_>, src: &SourceFile, kind: AmlFileKind, node: &Node) {
-    let Some(url) = node.as_str() else {
-        return;
-    };
-    let Some(file) = url.rsplit('/').next() else {
-        return;
-    };
-    let Some(name) = file.strip_suffix(".schema.json") else {
-        return;
+/// A `$schema` naming another Azure ML schema means the wrong file was named; reports it and returns
+/// false. Anything else in `$schema` is ignored.
+fn check_schema(ctx: &mut Ctx<'_>, src: &SourceFile, kind: AmlFileKind, node: &Node) -> bool {
+    let Some(name) = node
+        .as_str()
+        .and_then(|url| url.rsplit('/').next())
+        .and_then(|file| file.strip_suffix(".schema.json"))
+    else {
+        return true;
     };
     if name != schema_name(kind) {
         ctx.error(
@@ -281,7 +282,9 @@ fn check_schema(ctx: &mut Ctx<'_>, src: &SourceFile, kind: AmlFileKind, node: &N
                 }
             }),
         );
+        return false;
     }
+    true
 }
 
 /// `user_assigned_identities: [{ resource_id: X }]` → `[X]`.

@@ -206,13 +206,29 @@ impl Ctx<'_> {
             ),
         )
         .label(format!("this is {}", val.describe()));
-        if matches!(expected, FieldType::String | FieldType::Path)
+        // Hints about quoting only fit values written literally, not ones that came from a variable.
+        let raw = val.loc.source.text.get(val.span().start..val.span().end);
+        let literal = raw.is_some_and(|r| !r.contains("${"));
+        if literal
+            && matches!(expected, FieldType::String | FieldType::Path)
             && matches!(
                 val.kind,
                 ValKind::Int(_) | ValKind::Float(_) | ValKind::Bool(_)
             )
         {
             d = d.help("quote the value to make it a string");
+        }
+        let quoted = literal && raw.is_some_and(|r| r.starts_with(['"', '\'']));
+        if let (ValKind::String(s), true) = (&val.kind, quoted) {
+            let parses = match expected {
+                FieldType::Integer => s.trim().parse::<i64>().is_ok(),
+                FieldType::Number => s.trim().parse::<f64>().is_ok(),
+                FieldType::Boolean => matches!(s.trim(), "true" | "false"),
+                _ => false,
+            };
+            if parses {
+                d = d.help("remove the quotes: a quoted value is a string");
+            }
         }
         self.error(d);
     }

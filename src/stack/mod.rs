@@ -5,6 +5,24 @@
 //! YAML syntax error or an exceeded budget stops a file early. It never panics on any input.
 //!
 //! Entry point: [`load`]. Reference cycles are not checked here; the graph module does that.
+//!
+//! What a successful [`load`] guarantees (later stages may rely on it):
+//! * every resource has a known type and every input was checked against that type's spec, with absent
+//!   optional fields filled from the spec's defaults (nested object defaults too, when the object is given);
+//! * every [`Reference`] names a resource in [`Stack::resources`] and a path its type exports, and every
+//!   `depends_on` entry names another resource in the stack;
+//! * `${var.x}` and `${env.X}` are gone: only resource references remain symbolic, as [`ExprKind::Ref`]
+//!   (a whole value, which keeps the referenced type) or [`ExprKind::Template`] parts (inside a string);
+//! * every `type: path` input is an absolute [`ExprKind::Path`] that existed at load time, resolved
+//!   against the folder of the file that wrote it (the stack file, or the `file:` base);
+//! * an object with a string form (`model`, `environment`) is either a [`ExprKind::Map`] of its fields or
+//!   the [`ExprKind::String`] `azureml:NAME:VERSION`;
+//! * values derived from a sensitive variable are marked `sensitive`, and no error message shows them.
+//!
+//! Decisions: variable values (defaults, `--var-file`, `--var`) are literal — a `${` in a default is an
+//! error, values from files and flags are never re-interpolated. A string variable accepts a number or a
+//! boolean as its text. `${env.X}` of an unset variable is an error, and an environment value is always a
+//! string. The `cloud` section, `file:`, `depends_on` and paths cannot refer to resources.
 use std::collections::HashMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -17,6 +35,7 @@ use crate::yaml::{self, Budget, Node, Value};
 
 mod aml;
 mod check;
+mod cross;
 mod interp;
 mod model;
 mod value;
@@ -27,8 +46,8 @@ pub use model::*;
 use check::Patterns;
 use value::{Ctx, RefPolicy, VKey, Val, ValKind};
 
-/// Where variable values and the environment come from.
-#[derive(Debug, Clone, Default)]
+/// Where variable values and the environment come from. `Debug` shows names only: values may be secrets.
+#[derive(Clone, Default)]
 pub struct LoadOptions {
     /// `--var k=v` flags in command-line order; a later one wins.
     pub vars: Vec<(String, String)>,
@@ -37,6 +56,17 @@ pub struct LoadOptions {
     pub var_files: Vec<PathBuf>,
     /// The environment `${env.X}` reads. Injected so tests never touch the process environment.
     pub env: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.vars.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("LoadOptions")
+            .field("vars", &names)
+            .field("var_files", &self.var_files)
+            .field("env", &format_args!("({} variables)", self.env.len()))
+            .finish()
+    }
 }
 
 impl LoadOptions {
@@ -201,12 +231,6 @@ pub fn load(
             );
         }
     }
-    let key_span = |name: &str| {
-        entries
-            .iter()
-            .find(|(k, _)| k.name == name)
-            .map(|(k, _)| k.span)
-    };
     let name = stack_name(&src, &root, &mut errors);
 
     let cmd = vars::CommandLine::new(opts);
@@ -238,8 +262,9 @@ pub fn load(
             IndexMap::new()
         }
     };
+    cross::check(registry, &resources, &mut ctx.errors);
     let outputs = match root.get("outputs") {
-        Some(node) => outputs(&mut ctx, &src, node, key_span("outputs")),
+        Some(node) => outputs(&mut ctx, &src, node),
         None => IndexMap::new(),
     };
 
@@ -459,6 +484,7 @@ fn resources(
         let Some(fields) = body.as_map() else {
             continue;
         };
+        let fields = ctx.merge_keys(src, fields);
         let key_loc = Loc {
             source: src.clone(),
             span: key.span,
@@ -570,7 +596,21 @@ fn resource_type(
         );
         return None;
     };
-    let Some((_, t)) = entries.iter().find(|(k, _)| k.name == "type") else {
+    // `type:` written here, or brought in by a merge key (`<<: *anchor`).
+    let merged = entries
+        .iter()
+        .filter(|(k, _)| k.name == "<<")
+        .flat_map(|(_, v)| match &v.value {
+            Value::Seq(items) => items.iter().collect::<Vec<_>>(),
+            _ => vec![v],
+        })
+        .filter_map(|n| n.get("type"));
+    let Some(t) = entries
+        .iter()
+        .find(|(k, _)| k.name == "type")
+        .map(|(_, v)| v)
+        .or_else(|| merged.into_iter().next())
+    else {
         let types: Vec<&str> = ctx.registry.type_names().collect();
         ctx.error(
             Diagnostic::new(src, key_span, format!("resource `{name}` has no `type:`"))
@@ -669,6 +709,10 @@ fn depends(ctx: &mut Ctx<'_>, src: &SourceFile, me: &str, node: &Node) -> Vec<(S
             );
             continue;
         }
+        // A repeated name adds nothing; the first one is kept.
+        if out.iter().any(|(n, _): &(String, Loc)| n == name) {
+            continue;
+        }
         out.push((
             name.to_string(),
             Loc {
@@ -680,12 +724,7 @@ fn depends(ctx: &mut Ctx<'_>, src: &SourceFile, me: &str, node: &Node) -> Vec<(S
     out
 }
 
-fn outputs(
-    ctx: &mut Ctx<'_>,
-    src: &SourceFile,
-    node: &Node,
-    _key: Option<Span>,
-) -> IndexMap<String, Output> {
+fn outputs(ctx: &mut Ctx<'_>, src: &SourceFile, node: &Node) -> IndexMap<String, Output> {
     let entries = match &node.value {
         Value::Null => return IndexMap::new(),
         Value::Map(m) => m,

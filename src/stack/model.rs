@@ -9,10 +9,25 @@ use indexmap::IndexMap;
 use crate::diag::{SourceFile, Span};
 
 /// Where a value was written.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Loc {
     pub source: SourceFile,
     pub span: Span,
+}
+
+impl Loc {
+    /// `path:line:col` of the start of the value.
+    pub fn location(&self) -> String {
+        let (line, col) = self.source.line_col(self.span.start);
+        format!("{}:{line}:{col}", self.source.display_path())
+    }
+}
+
+/// Shows `path:line:col` rather than the whole source text.
+impl std::fmt::Debug for Loc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Loc({})", self.location())
+    }
 }
 
 /// A validated stack.
@@ -86,13 +101,28 @@ pub struct CloudSection {
     pub authority_host: Option<String>,
 }
 
-/// A variable's final value and where it came from.
-#[derive(Debug, Clone)]
+/// A variable's final value and where it came from. `Debug` hides the value of a sensitive variable.
+#[derive(Clone)]
 pub struct Variable {
     pub value: serde_json::Value,
     pub sensitive: bool,
     pub description: Option<String>,
     pub origin: VariableOrigin,
+}
+
+impl std::fmt::Debug for Variable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Variable");
+        if self.sensitive {
+            d.field("value", &"(sensitive)");
+        } else {
+            d.field("value", &self.value);
+        }
+        d.field("sensitive", &self.sensitive)
+            .field("description", &self.description)
+            .field("origin", &self.origin)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,13 +158,27 @@ pub struct Output {
     pub loc: Loc,
 }
 
-/// A value that may still contain references to other resources.
-#[derive(Debug, Clone)]
+/// A value that may still contain references to other resources. `Debug` hides a sensitive value.
+#[derive(Clone)]
 pub struct Expr {
     pub kind: ExprKind,
     pub loc: Loc,
     /// Derived from a sensitive variable (or a sensitive field): never printed.
     pub sensitive: bool,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Expr");
+        if self.sensitive {
+            d.field("kind", &"(sensitive)");
+        } else {
+            d.field("kind", &self.kind);
+        }
+        d.field("loc", &self.loc)
+            .field("sensitive", &self.sensitive)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -529,3 +529,125 @@ fn env_values_are_substituted_from_the_injected_map() {
     assert_eq!(input(&s, "store", "name"), "\"abcx\"");
     assert_eq!(s.cloud.kind, CloudKind::Azure);
 }
+
+#[test]
+fn a_quoted_number_gets_an_unquote_hint_but_a_string_variable_does_not() {
+    let d = Dir::new(&format!(
+        "{HEAD}  blue:\n    type: online_deployment\n    name: blue\n    endpoint: ep\n    model: azureml:m:1\n    environment: azureml:e:1\n    code_configuration: {{ code: ., scoring_script: s.py }}\n    instance_count: \"2\"\n    traffic: ${{var.t}}\nvariables:\n  t: {{ default: \"5\" }}\n"
+    ));
+    let errs = d.load(&LoadOptions::default()).expect_err("errors");
+    assert_eq!(errs.len(), 2);
+    assert_eq!(
+        errs[0].help.as_deref(),
+        Some("remove the quotes: a quoted value is a string")
+    );
+    assert_eq!(errs[1].help, None);
+    assert_eq!(
+        errs[1].message,
+        "wrong type for `traffic` in online_deployment `blue`: expected an integer, found a string"
+    );
+}
+
+#[test]
+fn process_env_options_copy_the_environment() {
+    let opts = LoadOptions::with_process_env();
+    for (k, v) in std::env::vars() {
+        assert_eq!(opts.env.get(&k), Some(&v));
+    }
+}
+
+#[test]
+fn outputs_may_be_scalars_lists_or_long_form() {
+    let d = Dir::new(&format!(
+        "{HEAD}  store:\n    type: storage_account\n    name: abc\noutputs:\n  a: 1\n  b: [x, \"${{store.id}}\"]\n  c: {{ value: {{ k: v }}, sensitive: true, description: d }}\n"
+    ));
+    let s = d.ok(&LoadOptions::default());
+    assert_eq!(show(&s.outputs["a"].value), "1");
+    assert_eq!(show(&s.outputs["b"].value), "[\"x\", ${store.id}]");
+    assert_eq!(show(&s.outputs["c"].value), "{k: \"v\"}");
+    assert!(s.outputs["c"].sensitive);
+    assert!(!s.outputs["a"].sensitive);
+}
+
+#[test]
+fn debug_output_hides_sensitive_values_and_flag_values() {
+    let d = Dir::new(&format!(
+        "{HEAD}  store:\n    type: storage_account\n    name: abc\n    tags: {{ k: \"${{var.secret}}\" }}\nvariables:\n  secret: {{ sensitive: true }}\n"
+    ));
+    let s = d.ok(&LoadOptions {
+        vars: vec![("secret".into(), "hunter2hunter2".into())],
+        ..LoadOptions::default()
+    });
+    let text = format!("{s:?}");
+    assert!(!text.contains("hunter2hunter2"), "{text}");
+    assert!(text.contains("(sensitive)"));
+    assert!(text.contains("Loc("), "locations print as path:line:col");
+    let opts = LoadOptions {
+        vars: vec![("password".into(), "s3cret-value".into())],
+        env: [("TOKEN".into(), "tok-value".into())].into_iter().collect(),
+        ..LoadOptions::default()
+    };
+    let text = format!("{opts:?}");
+    assert!(
+        !text.contains("s3cret-value") && !text.contains("tok-value"),
+        "{text}"
+    );
+    assert!(text.contains("password"));
+}
+
+#[test]
+fn values_from_variables_get_no_quoting_hint() {
+    let d = Dir::new(&format!(
+        "{HEAD}  store:\n    type: storage_account\n    name: ${{var.n}}\n    tags: {{ a: 1 }}\nvariables:\n  n: {{ type: integer, default: 5 }}\n"
+    ));
+    let errs = d.load(&LoadOptions::default()).expect_err("errors");
+    assert_eq!(errs.len(), 2);
+    assert_eq!(errs[0].help, None);
+    assert_eq!(
+        errs[1].help.as_deref(),
+        Some("quote the value to make it a string")
+    );
+}
+
+#[test]
+fn merge_keys_share_settings_between_resources() {
+    let d = Dir::new(&format!(
+        "{HEAD}  a: &sa {{ type: storage_account, name: abc, sku: Standard_GRS, tags: {{ team: ml }} }}\n  b:\n    <<: *sa\n    name: def\n  c:\n    type: blob_container\n    account: abc\n    name: hello\n    metadata:\n      <<: [{{ a: \"1\" }}, {{ a: \"2\", b: \"2\" }}]\n      c: \"3\"\n"
+    ));
+    let s = d.ok(&LoadOptions::default());
+    assert_eq!(s.resources["b"].type_name, "storage_account");
+    assert_eq!(input(&s, "b", "name"), "\"def\"");
+    assert_eq!(input(&s, "b", "sku"), "\"Standard_GRS\"");
+    assert_eq!(input(&s, "b", "tags"), "{team: \"ml\"}");
+    assert_eq!(input(&s, "c", "metadata"), "{c: \"3\", a: \"1\", b: \"2\"}");
+
+    let bad = Dir::new(&format!(
+        "{HEAD}  a:\n    type: storage_account\n    name: abc\n    <<: 5\n"
+    ));
+    assert_eq!(
+        bad.errs(&LoadOptions::default()),
+        ["6:5 `<<` merges a mapping into this one"]
+    );
+}
+
+#[test]
+fn depends_on_keeps_each_name_once_in_order() {
+    let d = Dir::new(&format!(
+        "{HEAD}  a: {{ type: storage_account, name: abc }}\n  b: {{ type: storage_account, name: abd }}\n  c:\n    type: storage_account\n    name: abe\n    depends_on: [b, a, b]\n"
+    ));
+    let s = d.ok(&LoadOptions::default());
+    let deps: Vec<&str> = s.resources["c"]
+        .depends_on
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(deps, ["b", "a"]);
+    assert_eq!(
+        s.resources["c"].depends_on[0]
+            .1
+            .location()
+            .rsplit(':')
+            .next(),
+        Some("18")
+    );
+}

@@ -185,29 +185,71 @@ impl Ctx<'_> {
             Value::Seq(items) => {
                 ValKind::List(items.iter().map(|n| self.convert(src, n, refs)).collect())
             }
-            Value::Map(entries) => ValKind::Map(
-                entries
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            VKey {
-                                name: k.name.clone(),
-                                loc: Loc {
-                                    source: src.clone(),
-                                    span: k.span,
+            Value::Map(entries) => {
+                let entries = self.merge_keys(src, entries);
+                ValKind::Map(
+                    entries
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                VKey {
+                                    name: k.name.clone(),
+                                    loc: Loc {
+                                        source: src.clone(),
+                                        span: k.span,
+                                    },
                                 },
-                            },
-                            self.convert(src, v, refs),
-                        )
-                    })
-                    .collect(),
-            ),
+                                self.convert(src, v, refs),
+                            )
+                        })
+                        .collect(),
+                )
+            }
         };
         Val {
             kind,
             loc,
             sensitive: false,
         }
+    }
+
+    /// Applies YAML merge keys: `<<: *anchor` (or a list of them) adds the anchored mapping's entries that
+    /// the mapping does not set itself; earlier sources win over later ones. Anything else under `<<` is
+    /// reported and dropped.
+    pub fn merge_keys<'n>(
+        &mut self,
+        src: &SourceFile,
+        entries: &'n [(crate::yaml::Key, Node)],
+    ) -> Vec<&'n (crate::yaml::Key, Node)> {
+        if !entries.iter().any(|(k, _)| k.name == "<<") {
+            return entries.iter().collect();
+        }
+        let mut out: Vec<&(crate::yaml::Key, Node)> =
+            entries.iter().filter(|(k, _)| k.name != "<<").collect();
+        for (key, value) in entries.iter().filter(|(k, _)| k.name == "<<") {
+            let sources: Vec<&Node> = match &value.value {
+                Value::Map(_) => vec![value],
+                Value::Seq(items) if items.iter().all(|n| matches!(n.value, Value::Map(_))) => {
+                    items.iter().collect()
+                }
+                _ => {
+                    self.error(
+                        Diagnostic::new(src, key.span, "`<<` merges a mapping into this one")
+                            .label("not a mapping or a list of mappings")
+                            .help("write `<<: *anchor` where `&anchor` marks a mapping"),
+                    );
+                    continue;
+                }
+            };
+            for source in sources {
+                for entry in source.as_map().unwrap_or_default() {
+                    if entry.0.name != "<<" && !out.iter().any(|(k, _)| k.name == entry.0.name) {
+                        out.push(entry);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Substitutes variables and environment values in a string scalar and keeps resource references.

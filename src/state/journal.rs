@@ -284,8 +284,15 @@ impl Journal {
             target: intent.target.clone(),
             at: intent.at.clone(),
         };
+        let next = inner
+            .next_step
+            .checked_add(1)
+            .ok_or_else(|| JournalError::Io {
+                path: self.path.clone(),
+                source: io::Error::other("step ids are exhausted; resolve and remove the journal"),
+            })?;
         self.append(&mut inner.file, &record)?;
-        inner.next_step += 1;
+        inner.next_step = next;
         let step = intent.step;
         inner.pending.insert(step, intent);
         Ok(step)
@@ -431,7 +438,8 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, JournalError> {
     }
     Ok(Parsed {
         pending,
-        next_step: max_step + 1,
+        // A step id of u64::MAX can only come from a hand-edited file; `intent` then refuses.
+        next_step: max_step.saturating_add(1),
         notes,
         good_len,
     })
@@ -599,6 +607,20 @@ mod tests {
             "{err}"
         );
         assert_eq!(fs::read(&path).expect("read"), bytes);
+    }
+
+    #[test]
+    fn the_largest_step_id_does_not_overflow() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("demo.journal");
+        let line = format!("{{\"kind\":\"done\",\"step\":{},\"at\":\"t\"}}\n", u64::MAX);
+        fs::write(&path, line).expect("write");
+        let opened = Journal::open(&path).expect("open");
+        let err = opened
+            .journal
+            .intent(step("a", JournalAction::Create))
+            .expect_err("no ids left");
+        assert!(err.to_string().contains("exhausted"), "{err}");
     }
 
     #[test]

@@ -137,37 +137,44 @@ impl fmt::Display for TakeoverNotice {
 pub enum LockError {
     #[error(
         "state is locked by {} ({}){}. Wait for it to finish, retry with a lock timeout, or, if that process is certainly gone, run `stackform state unlock --force`",
-        HolderDisplay(.holder.as_deref()), .path.display(), dead_note(.holder)
+        HolderDisplay(.holder.as_deref()), .path.display(), dead_note(*.recorded_pid_dead)
     )]
     Held {
         path: PathBuf,
         holder: Option<Box<LockInfo>>,
+        /// The record names a pid on this host that is not running: the lock is held by some other
+        /// process than the one recorded.
+        recorded_pid_dead: bool,
     },
 
     #[error(
         "state is still locked by {} ({}) after waiting {:.1}s{}. Try again later, or, if that process is certainly gone, run `stackform state unlock --force`",
-        HolderDisplay(.holder.as_deref()), .path.display(), .waited.as_secs_f64(), dead_note(.holder)
+        HolderDisplay(.holder.as_deref()), .path.display(), .waited.as_secs_f64(), dead_note(*.recorded_pid_dead)
     )]
     Timeout {
         path: PathBuf,
         waited: Duration,
         holder: Option<Box<LockInfo>>,
+        recorded_pid_dead: bool,
     },
 
     #[error("cannot use lock file {}: {source}", .path.display())]
     Io { path: PathBuf, source: io::Error },
 }
 
-/// A remark for a lock whose OS lock is held although its recorded process looks dead.
-fn dead_note(holder: &Option<Box<LockInfo>>) -> &'static str {
-    match holder {
-        Some(info)
-            if info.host == host::hostname() && host::liveness(info.pid) == Liveness::Dead =>
-        {
-            "; the recorded pid is not running, so another process holds the file lock"
-        }
-        _ => "",
+fn dead_note(recorded_pid_dead: bool) -> &'static str {
+    if recorded_pid_dead {
+        "; the recorded pid is not running, so another process holds the file lock"
+    } else {
+        ""
     }
+}
+
+/// Whether a record names a process on this host that is not running.
+fn recorded_pid_dead(holder: Option<&LockInfo>) -> bool {
+    holder.is_some_and(|info| {
+        info.host == host::hostname() && host::liveness(info.pid) == Liveness::Dead
+    })
 }
 
 /// A held lock; released when dropped (or explicitly, to see errors, with [`LockGuard::release`]).
@@ -218,6 +225,16 @@ impl Lock {
     /// one, the lock is polled until the deadline, then [`LockError::Timeout`]. A lock file left by a
     /// dead holder is taken over and reported in [`Acquired::notice`].
     pub fn acquire(path: impl Into<PathBuf>, request: &LockRequest) -> Result<Acquired, LockError> {
+        Self::acquire_with(path, request, |_| {})
+    }
+
+    /// Like [`acquire`](Self::acquire), and calls `on_wait` once, with the holder's record, when the
+    /// lock was found held and a timeout lets it wait (so the CLI can say whom it is waiting for).
+    pub fn acquire_with(
+        path: impl Into<PathBuf>,
+        request: &LockRequest,
+        mut on_wait: impl FnMut(Option<&LockInfo>),
+    ) -> Result<Acquired, LockError> {
         let path = path.into();
         let io_err = |source| LockError::Io {
             path: path.clone(),
@@ -233,7 +250,13 @@ impl Lock {
                 .map_err(io_err)?;
         }
         let started = Instant::now();
-        let deadline = request.timeout.map(|t| started + t);
+        // A timeout too large to add to the clock means "wait as good as forever".
+        let deadline = request.timeout.map(|t| {
+            started
+                .checked_add(t)
+                .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600))
+        });
+        let mut announced = false;
         loop {
             match try_once(&path).map_err(io_err)? {
                 Attempt::Got { mut file, previous } => {
@@ -257,24 +280,33 @@ impl Lock {
                         notice,
                     });
                 }
-                Attempt::Stale => continue,
+                Attempt::Stale => {}
                 Attempt::Busy => {
                     let now = Instant::now();
                     match deadline {
                         Some(deadline) if now < deadline => {
+                            if !announced {
+                                announced = true;
+                                on_wait(Self::holder(&path).unwrap_or(None).as_ref());
+                            }
                             std::thread::sleep(POLL_INTERVAL.min(deadline - now));
                         }
                         Some(_) => {
-                            let holder = Self::holder(&path).unwrap_or(None).map(Box::new);
+                            let holder = Self::holder(&path).unwrap_or(None);
                             return Err(LockError::Timeout {
                                 path,
                                 waited: now - started,
-                                holder,
+                                recorded_pid_dead: recorded_pid_dead(holder.as_ref()),
+                                holder: holder.map(Box::new),
                             });
                         }
                         None => {
-                            let holder = Self::holder(&path).unwrap_or(None).map(Box::new);
-                            return Err(LockError::Held { path, holder });
+                            let holder = Self::holder(&path).unwrap_or(None);
+                            return Err(LockError::Held {
+                                path,
+                                recorded_pid_dead: recorded_pid_dead(holder.as_ref()),
+                                holder: holder.map(Box::new),
+                            });
                         }
                     }
                 }
@@ -481,6 +513,16 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_timeout_does_not_overflow_the_clock() {
+        let (_dir, path) = lock_path();
+        let acquired = Lock::acquire(
+            &path,
+            &LockRequest::new("apply").with_timeout(Duration::MAX),
+        );
+        assert!(acquired.is_ok());
+    }
+
+    #[test]
     fn release_removes_the_file() {
         let (_dir, path) = lock_path();
         let acquired = Lock::acquire(&path, &LockRequest::new("apply")).expect("acquire");
@@ -538,6 +580,33 @@ mod tests {
         assert_eq!(
             Lock::holder(&path).expect("read").as_ref(),
             Some(acquired.guard.info())
+        );
+    }
+
+    #[test]
+    fn held_lock_with_a_dead_recorded_pid_says_so() {
+        let (_dir, path) = lock_path();
+        let _held = Lock::acquire(&path, &LockRequest::new("apply")).expect("acquire");
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let dead_pid = child.id();
+        child.wait().expect("wait");
+        let mut record = Lock::holder(&path).expect("read").expect("record");
+        record.pid = dead_pid;
+        fs::write(&path, serde_json::to_vec(&record).expect("json")).expect("rewrite record");
+        let err = Lock::acquire(&path, &LockRequest::new("plan")).expect_err("still held");
+        assert!(
+            matches!(
+                err,
+                LockError::Held {
+                    recorded_pid_dead: true,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("recorded pid is not running"),
+            "{err}"
         );
     }
 

@@ -33,7 +33,7 @@ pub struct StateFile {
     /// Resources by address (their key in the stack file), in the order they were recorded.
     #[serde(deserialize_with = "unique_keys")]
     pub resources: IndexMap<String, ResourceState>,
-    /// The stack's outputs as last applied. Must hold no secrets (the engine omits sensitive outputs).
+    /// The stack's outputs as last applied; sensitive ones are markers (set them with [`StateFile::set_output`]).
     #[serde(deserialize_with = "unique_keys")]
     pub outputs: IndexMap<String, Value>,
 }
@@ -134,6 +134,17 @@ impl StateFile {
     ) -> Option<ResourceState> {
         resource.redact(&self.lineage);
         self.resources.insert(address.into(), resource)
+    }
+
+    /// Sets a stack output; a sensitive one is stored as a marker (the `output` command shows it as
+    /// `(sensitive)`, see [`super::sensitive::is_redacted`]).
+    pub fn set_output(&mut self, name: impl Into<String>, value: Value, sensitive: bool) {
+        let value = if sensitive && !value.is_null() {
+            super::sensitive::redacted(&self.lineage, &value)
+        } else {
+            value
+        };
+        self.outputs.insert(name.into(), value);
     }
 
     /// Marks a recorded resource `Tainted`; false if there is no such address.
@@ -266,6 +277,17 @@ mod tests {
             !text.contains("AAA-secret") && !text.contains("BBB-secret"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn sensitive_outputs_are_stored_as_markers() {
+        let mut state = StateFile::new("s");
+        state.set_output("key", json!("primary-key-secret"), true);
+        state.set_output("uri", json!("https://x/score"), false);
+        assert!(crate::state::sensitive::is_redacted(&state.outputs["key"]));
+        assert_eq!(state.outputs["uri"], "https://x/score");
+        let text = serde_json::to_string(&state).expect("serialize");
+        assert!(!text.contains("primary-key-secret"), "{text}");
     }
 
     #[test]

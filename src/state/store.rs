@@ -200,6 +200,18 @@ impl StateStore {
         Ok(state)
     }
 
+    /// The state to work on and the serial to pass to [`write`](Self::write): the file's state, or a
+    /// new empty state for `stack` (fresh lineage) with `None` when there is no file yet.
+    pub fn read_or_new(&self, stack: &str) -> Result<(StateFile, Option<u64>), StateError> {
+        Ok(match self.read()? {
+            Some(state) => {
+                let serial = state.serial;
+                (state, Some(serial))
+            }
+            None => (StateFile::new(stack), None),
+        })
+    }
+
     /// Reads the backup (the version before the last write), or `None` if there is none.
     pub fn read_backup(&self) -> Result<Option<StateFile>, StateError> {
         read_state(&self.backup_path(), "")
@@ -246,7 +258,13 @@ impl StateStore {
                 found: found_serial,
             });
         }
-        let serial = found_serial.unwrap_or(0).max(state.serial) + 1;
+        let Some(serial) = found_serial.unwrap_or(0).max(state.serial).checked_add(1) else {
+            return Err(StateError::Invalid {
+                path: self.path.clone(),
+                detail: String::from("its serial is at the largest possible value"),
+                remedy: self.remedy(),
+            });
+        };
 
         let mut on_disk = state.clone();
         on_disk.version = FORMAT_VERSION;
@@ -256,22 +274,24 @@ impl StateStore {
             .map_err(|e| self.write_error(io::Error::other(e)))?;
         bytes.push(b'\n');
 
-        let dir = parent_dir(&self.path);
+        // A symlinked state file (kept elsewhere on purpose) stays a symlink: write its target.
+        let target = resolve_symlink(&self.path);
+        let dir = parent_dir(&target);
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&dir)
             .map_err(|e| self.write_error(e))?;
-        let temp = temp_path(&self.path);
+        let temp = temp_path(&target);
         let result = (|| {
             write_synced(&temp, &bytes, fail)?;
             if current.is_some() {
-                self.keep_backup()?;
+                self.keep_backup(&target)?;
             }
             if fail == Some(FailPoint::BeforeRename) {
                 return Err(io::Error::other("injected failure before rename"));
             }
-            fs::rename(&temp, &self.path)?;
+            fs::rename(&temp, &target)?;
             sync_dir(&dir)
         })();
         if let Err(err) = result {
@@ -286,18 +306,22 @@ impl StateStore {
 
     /// Makes `<file>.backup` a copy of the current file, atomically (hard link, else copy, then
     /// rename over the old backup).
-    fn keep_backup(&self) -> io::Result<()> {
+    fn keep_backup(&self, current: &Path) -> io::Result<()> {
         let backup = self.backup_path();
         let temp = temp_path(&backup);
-        if fs::hard_link(&self.path, &temp).is_err() {
-            let bytes = fs::read(&self.path)?;
-            write_synced(&temp, &bytes, None)?;
-        }
-        if let Err(err) = fs::rename(&temp, &backup) {
+        let result = (|| {
+            if fs::hard_link(current, &temp).is_err() {
+                let bytes = fs::read(current)?;
+                write_synced(&temp, &bytes, None)?;
+            }
+            // A linked old file keeps its mode, which a user may have loosened.
+            fs::set_permissions(&temp, fs::Permissions::from_mode(STATE_FILE_MODE))?;
+            fs::rename(&temp, &backup)
+        })();
+        if result.is_err() {
             let _ = fs::remove_file(&temp);
-            return Err(err);
         }
-        Ok(())
+        result
     }
 
     fn write_error(&self, source: io::Error) -> StateError {
@@ -323,6 +347,13 @@ impl StateStore {
     }
 }
 
+/// The part of a state file read first: only its format version.
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object with a `version` field")]
+struct Probe {
+    version: Option<u64>,
+}
+
 /// Reads and parses a state file without modifying it. `remedy` ends messages about damage.
 fn read_state(path: &Path, remedy: &str) -> Result<Option<StateFile>, StateError> {
     let bytes = match fs::read(path) {
@@ -344,11 +375,15 @@ fn read_state(path: &Path, remedy: &str) -> Result<Option<StateFile>, StateError
         });
     }
 
-    // First only the version, so a newer format is reported as such rather than as a parse error.
-    #[derive(Deserialize)]
-    struct Probe {
-        version: Option<u64>,
+    // serde would also accept a state as a positional array; a state file is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(StateError::Invalid {
+            path: path.to_owned(),
+            detail: String::from("it is not a JSON object"),
+            remedy,
+        });
     }
+    // First only the version, so a newer format is reported as such rather than as a parse error.
     let probe: Probe =
         serde_json::from_slice(&bytes).map_err(|e| parse_error(path, &e, remedy.clone()))?;
     match probe.version {
@@ -426,6 +461,17 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The file a symlink points to (following chains), or `path` itself if it is not a symlink or
+/// its target cannot be resolved.
+fn resolve_symlink(path: &Path) -> PathBuf {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+        }
+        _ => path.to_owned(),
+    }
+}
+
 fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -485,6 +531,16 @@ mod tests {
             ),
         );
         state
+    }
+
+    #[test]
+    fn a_serial_at_its_maximum_is_an_error_not_an_overflow() {
+        let (_dir, store) = store();
+        let mut state = sample();
+        state.serial = u64::MAX;
+        let err = store.write(&mut state, None).expect_err("no room");
+        assert!(err.to_string().contains("largest possible"), "{err}");
+        assert!(!store.path().exists());
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub struct Removed {
 /// Why a surgery was refused. The state is unchanged in every case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SurgeryError {
-    #[error("no resource `{address}` in state{}", did_you_mean(.suggestion))]
+    #[error("no resource `{address}` in state{}", did_you_mean(.suggestion.as_deref()))]
     NotFound {
         address: String,
         suggestion: Option<String>,
@@ -71,9 +71,8 @@ pub enum SurgeryError {
     InputsNotObject { address: String },
 }
 
-fn did_you_mean(suggestion: &Option<String>) -> String {
+fn did_you_mean(suggestion: Option<&str>) -> String {
     suggestion
-        .as_ref()
         .map(|s| format!("; did you mean `{s}`?"))
         .unwrap_or_default()
 }

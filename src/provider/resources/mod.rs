@@ -9,6 +9,9 @@
 //! Special cases live beside: `storage_account` (keys, blob endpoint), `online_endpoint` (identity,
 //! traffic, keys), `role_assignment` (deterministic name, adoption, replication retries), `blob` (data
 //! plane), `online_deployment` (asset upload and registration, scale by PATCH, logs).
+//!
+//! Nothing here sends a request except through [`Arm`] or the blob client, so every call is retried,
+//! authenticated and logged the same way; no secret is ever put into an [`Observed`].
 
 pub mod blob;
 pub mod online_deployment;
@@ -36,6 +39,8 @@ pub struct Ctx {
     /// Blob endpoint and data-plane auth per storage account (SharedKey from `listKeys`, or Bearer when
     /// shared-key access is disabled).
     pub(crate) account_access: Mutex<HashMap<String, (url::Url, Auth)>>,
+    /// The ML workspace's region, read once.
+    workspace_location: tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -53,7 +58,34 @@ impl Ctx {
             arm,
             registry,
             account_access: Mutex::new(HashMap::new()),
+            workspace_location: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The ML workspace's region (endpoints and deployments must be created in it); the cloud's
+    /// default location when the workspace does not say.
+    pub async fn workspace_location(&self) -> Result<String> {
+        self.workspace_location
+            .get_or_try_init(|| async {
+                let api = self.api_version(ResourceType::OnlineEndpoint)?;
+                let ws = self
+                    .arm
+                    .get(&self.config.workspace_id(), &api)
+                    .await?
+                    .ok_or_else(|| {
+                        ProviderError::new(
+                            ErrorKind::NotFound,
+                            format!("ml workspace {} does not exist", self.config.workspace),
+                        )
+                    })?;
+                Ok(ws
+                    .get("location")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| self.config.location.clone()))
+            })
+            .await
+            .cloned()
     }
 
     /// The spec of a type (the embedded specs cover all seven).

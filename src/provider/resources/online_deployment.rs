@@ -322,6 +322,15 @@ fn model_path(inputs: &Map<String, Value>) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// `code_configuration.code` given as a registered version (`azureml:NAME:VERSION`), as a rollback
+/// restores a deployment to the code it ran before even when the local folder has changed since.
+fn code_ref(inputs: &Map<String, Value>) -> Option<(String, String)> {
+    inputs
+        .get("code_configuration")
+        .and_then(|c| c.get("code"))
+        .and_then(registered)
+}
+
 fn code_path(inputs: &Map<String, Value>) -> Result<&str> {
     inputs
         .get("code_configuration")
@@ -377,14 +386,17 @@ fn expected_ids(ctx: &Ctx, inputs: &Map<String, Value>) -> ExpectedIds {
                     .map(|n| asset_id(ctx, "models", &n, &a.version()))
             }),
     };
-    let code = code_path(inputs)
-        .ok()
-        .and_then(|p| LocalAsset::load(p).ok())
-        .and_then(|a| {
-            asset_name(inputs, "code")
-                .ok()
-                .map(|n| asset_id(ctx, "codes", &n, &a.version()))
-        });
+    let code = match code_ref(inputs) {
+        Some((n, ver)) => Some(asset_id(ctx, "codes", &n, &ver)),
+        None => code_path(inputs)
+            .ok()
+            .and_then(|p| LocalAsset::load(p).ok())
+            .and_then(|a| {
+                asset_name(inputs, "code")
+                    .ok()
+                    .map(|n| asset_id(ctx, "codes", &n, &a.version()))
+            }),
+    };
     let environment = match inputs.get("environment") {
         Some(v) if registered(v).is_some() => {
             registered(v).map(|(n, ver)| asset_id(ctx, "environments", &n, &ver))
@@ -408,7 +420,10 @@ fn expected_ids(ctx: &Ctx, inputs: &Map<String, Value>) -> ExpectedIds {
 /// Uploads and registers what the inputs reference; returns (model id, code id, environment id).
 async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<(String, String, String)> {
     let inputs = &req.inputs;
-    let code = LocalAsset::load(code_path(inputs)?)?;
+    let code = match code_ref(inputs) {
+        Some(_) => None,
+        None => Some(LocalAsset::load(code_path(inputs)?)?),
+    };
     let model_local = match inputs.get("model") {
         Some(v) if registered(v).is_some() => None,
         _ => Some(LocalAsset::load(model_path(inputs).ok_or_else(|| {
@@ -417,19 +432,29 @@ async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<(String, Str
     };
     req.report("UploadingAssets");
     let ds = datastore(ctx).await?;
-    upload(&ds, &code).await?;
-    let code_id = ensure_version(
-        ctx,
-        "codes",
-        &asset_name(inputs, "code")?,
-        &code.version(),
-        json!({"properties": {
-            "codeUri": format!("{}/{}", ds.container_url.trim_end_matches('/'), code.prefix()),
-            "isAnonymous": false,
-            "properties": {"hash_sha256": code.hash, "hash_version": "stackform-1"},
-        }}),
-    )
-    .await?;
+    let code_id = match (&code, code_ref(inputs)) {
+        (_, Some((n, v))) => asset_id(ctx, "codes", &n, &v),
+        (Some(code), None) => {
+            upload(&ds, code).await?;
+            ensure_version(
+                ctx,
+                "codes",
+                &asset_name(inputs, "code")?,
+                &code.version(),
+                json!({"properties": {
+                    "codeUri": format!("{}/{}", ds.container_url.trim_end_matches('/'), code.prefix()),
+                    "isAnonymous": false,
+                    "properties": {"hash_sha256": code.hash, "hash_version": "stackform-1"},
+                }}),
+            )
+            .await?
+        }
+        (None, None) => {
+            return Err(ProviderError::invalid(
+                "missing required input `code_configuration.code`",
+            ));
+        }
+    };
     let model_id = match (&model_local, inputs.get("model").and_then(registered)) {
         (_, Some((n, v))) => asset_id(ctx, "models", &n, &v),
         (Some(model), None) => {
@@ -818,16 +843,7 @@ async fn apply_traffic(ctx: &Ctx, req: &ResourceRequest) -> Result<u32> {
 /// Full create or redeploy: assets, then the deployment PUT, then traffic.
 pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let ids = prepare_assets(ctx, req).await?;
-    let ws = ctx
-        .arm
-        .get(&ctx.config.workspace_id(), &ctx.api_version(T)?)
-        .await?;
-    let location = ws
-        .as_ref()
-        .and_then(|w| w.get("location"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| ctx.config.location.clone());
+    let location = ctx.workspace_location().await?;
     let body = deployment_body(ctx, req, &location, &ids)?;
     let p = path(ctx, &req.inputs)?;
     let api = ctx.api_version(T)?;

@@ -136,6 +136,8 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let spec = ctx.spec(T)?;
     let mut body = spec_body(ctx, spec, &req.inputs, &["identity"]);
     body["identity"] = identity_body(&req.inputs)?;
+    // Endpoints live in their workspace's region.
+    body["location"] = json!(ctx.workspace_location().await?);
     if let Some(current) = arm_get(ctx, T, req).await?
         && let Some(traffic) = current
             .pointer("/properties/traffic")
@@ -341,14 +343,7 @@ pub async fn invoke(
         req = req.header("azureml-model-deployment", d)?;
     }
     let how = match auth {
-        Some(secret) => {
-            let mut r = req.header("authorization", &format!("Bearer {}", secret.expose()))?;
-            if let Some(v) = r.headers.get_mut("authorization") {
-                v.set_sensitive(true);
-            }
-            req = r;
-            Auth::None
-        }
+        Some(secret) => Auth::Secret(secret),
         None => Auth::Bearer("https://ml.azure.com/.default".into()),
     };
     let resp = ctx.arm.pipeline().send(req, &how).await?;

@@ -3,6 +3,7 @@
 //! is retried with backoff for a bounded time; `RoleAssignmentExists` (the same grant under another name)
 //! is resolved by listing the scope's assignments for the principal and adopting the identical one.
 //! Role definitions compare by their trailing GUID, ids and principals case-insensitively.
+//! It never creates a second assignment for a grant that already exists.
 
 use serde_json::{Map, Value, json};
 

@@ -150,3 +150,60 @@ fn values_render_unknowns_and_secrets() {
     let list = PlanValue::list(vec![PlanValue::Known(json!("a")), PlanValue::Unknown]);
     assert_eq!(value_text(&list), "[\"a\", (known after apply)]");
 }
+
+#[test]
+fn content_changes_without_text_show_hashes() {
+    let (stack, _, state) = applied();
+    let snapshot = Snapshot {
+        state: Some(state),
+        live: Default::default(),
+    };
+    let p = make(
+        &stack,
+        &snapshot,
+        &scenario_extras("new text\n"),
+        PlanMode::Normal,
+    );
+    let greeting = p.change("greeting").expect("planned");
+    let text = render_change(greeting, &RenderOptions::default());
+    let old = sha(HELLO);
+    let new = sha("new text\n");
+    assert!(
+        text.contains(&format!("sha256 {} → {}", &old[..12], &new[..12])),
+        "{text}"
+    );
+    assert!(
+        text.contains("source: \"./hello.txt\" (content changed)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn inline_multiline_text_is_diffed_line_by_line() {
+    let blob = |text: &str| {
+        scenario()
+            .res(
+                "greeting",
+                "blob",
+                vec![
+                    ("account", r("store", "name")),
+                    ("container", r("data", "name")),
+                    ("name", s("config.yaml")),
+                    ("content", s(text)),
+                ],
+            )
+            .build()
+    };
+    let extras = DesiredExtras::default();
+    let before = blob("threshold: 0.5\nlabels:\n  - cat\n  - dog\n");
+    let state = applied_state(&before, &extras);
+    let after = blob("threshold: 0.7\nlabels:\n  - cat\n  - dog\n");
+    let p = make(&after, &refreshed(&state), &extras, PlanMode::Normal);
+    let greeting = p.change("greeting").expect("planned");
+    assert_eq!(greeting.action, crate::plan::Action::Update);
+    let text = render_change(greeting, &RenderOptions::default());
+    assert_eq!(
+        text,
+        "  ~ resource \"greeting\" (blob)\n      content: (text changed)\n        - threshold: 0.5\n        + threshold: 0.7\n          labels:\n            - cat\n            - dog\n"
+    );
+}
