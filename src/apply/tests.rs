@@ -1274,3 +1274,128 @@ async fn recovery_removes_what_a_delete_took_and_keeps_what_an_update_never_chan
     assert_eq!(on_disk.resources["data"].status, ResourceStatus::Ready);
     assert!(persistence.finish().expect("finish"));
 }
+
+#[tokio::test]
+async fn a_resource_is_deleted_only_after_its_former_dependents_stopped_using_it() {
+    // Before: a ◄── b (b uses a). After: b no longer uses a, a is removed from the stack.
+    let provider = Arc::new(MemoryProvider::new());
+    let before = plan_of(vec![
+        step(
+            "a",
+            "blob_container",
+            Action::Create,
+            vec![("name", lit(json!("aaa")))],
+            &[],
+        ),
+        step(
+            "b",
+            "blob_container",
+            Action::Create,
+            vec![("name", reference("a", "name"))],
+            &["a"],
+        ),
+    ]);
+    let (created, _) = run_with(&before, StateFile::new("t"), &provider, options(4)).await;
+    provider.clear_log();
+    let mut a = step("a", "blob_container", Action::Delete, vec![], &[]);
+    a.desired = None;
+    let after = plan_of(vec![
+        a,
+        step(
+            "b",
+            "blob_container",
+            Action::Update,
+            vec![("name", lit(json!("aaa")))],
+            &[],
+        ),
+    ]);
+    let (report, _) = run_with(&after, created.state, &provider, options(4)).await;
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    let log = provider.log();
+    assert!(ended_before(
+        &log,
+        CallKind::Update,
+        "b",
+        CallKind::Delete,
+        "a"
+    ));
+    assert!(report.state.resources["b"].dependencies.is_empty());
+}
+
+mod properties {
+    //! Random graphs, random limits, a random failing step: order, limit and rollback hold.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Node `i` may depend on any node before it.
+    fn graphs() -> impl Strategy<Value = Vec<Vec<usize>>> {
+        (1usize..24).prop_flat_map(|n| {
+            (0..n)
+                .map(|i| proptest::collection::vec(0..i.max(1), 0..=i.min(3)))
+                .collect::<Vec<_>>()
+                .prop_map(|deps| {
+                    deps.into_iter()
+                        .enumerate()
+                        .map(|(i, mut d)| {
+                            d.retain(|&x| x < i);
+                            d.sort_unstable();
+                            d.dedup();
+                            d
+                        })
+                        .collect()
+                })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn creates_respect_dependencies_and_limits_and_failures_roll_back(
+            graph in graphs(),
+            limit in 1usize..6,
+            fail_at in proptest::option::of(0usize..24),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let names: Vec<String> = (0..graph.len()).map(|i| format!("n{i:02}")).collect();
+            let steps: Vec<PlannedStep> = graph
+                .iter()
+                .enumerate()
+                .map(|(i, deps)| {
+                    let deps: Vec<&str> = deps.iter().map(|&d| names[d].as_str()).collect();
+                    step(&names[i], "blob_container", Action::Create, vec![("name", lit(json!(names[i])))], &deps)
+                })
+                .collect();
+            let provider = Arc::new(MemoryProvider::new().with_latency(Duration::from_micros(200)));
+            let failing = fail_at.filter(|&f| f < graph.len()).map(|f| names[f].clone());
+            if let Some(f) = &failing {
+                provider.fail(CallKind::Create, f, cloud_error("Boom"));
+            }
+            let (report, _) = runtime.block_on(run_with(&plan_of(steps), StateFile::new("t"), &provider, options(limit)));
+            let log = provider.log();
+            for (i, deps) in graph.iter().enumerate() {
+                if !log.iter().any(|c| c.start && c.kind == CallKind::Create && c.address == names[i]) {
+                    continue;
+                }
+                for &d in deps {
+                    prop_assert!(ended_before(&log, CallKind::Create, &names[d], CallKind::Create, &names[i]));
+                }
+            }
+            prop_assert!(provider.max_in_flight() <= limit);
+            match failing {
+                None => {
+                    prop_assert_eq!(report.summary.outcome, Outcome::Succeeded);
+                    prop_assert_eq!(report.state.resources.len(), graph.len());
+                }
+                Some(_) => {
+                    prop_assert_eq!(report.summary.outcome, Outcome::RolledBack);
+                    prop_assert!(report.state.resources.is_empty());
+                    prop_assert!(provider.objects().is_empty());
+                }
+            }
+        }
+    }
+}
