@@ -202,18 +202,24 @@ impl MemoryProvider {
         self.lock().max_in_flight
     }
 
-    /// The deterministic id of a resource: `mem:/<type>/<name>` (the address when there is no
-    /// `name` input).
+    /// The deterministic id of a resource: `mem:/<type>/<name>`, or, for a type without a `name`
+    /// input (a role assignment), `mem:/<type>/<address>-<digest of the inputs>` — like Azure's
+    /// role-assignment names, which are derived from scope, role and principal.
     pub fn id_for(
         resource_type: ResourceType,
         address: &str,
         inputs: &Map<String, Value>,
     ) -> String {
-        let name = inputs
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or(address);
-        format!("mem:/{resource_type}/{name}")
+        match inputs.get("name").and_then(Value::as_str) {
+            Some(name) => format!("mem:/{resource_type}/{name}"),
+            None => {
+                let digest = Value::Object(inputs.clone())
+                    .to_string()
+                    .bytes()
+                    .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+                format!("mem:/{resource_type}/{address}-{digest:08x}")
+            }
+        }
     }
 
     /// Computed outputs: every attribute the type's spec declares (nested for dotted names),

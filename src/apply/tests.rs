@@ -1399,3 +1399,40 @@ mod properties {
         }
     }
 }
+
+#[tokio::test]
+async fn a_failed_create_before_delete_replacement_puts_the_old_objects_back_under_their_addresses()
+{
+    let (provider, state) = created_reference_stack().await;
+    let cloud_before: Vec<String> = provider.objects().into_iter().map(|o| o.id).collect();
+    let mut steps = reference_stack(Action::NoOp, "none");
+    steps[3].action = Action::Replace(ReplaceOrder::CreateBeforeDelete); // endpoint
+    if let Some(d) = &mut steps[3].desired {
+        d.inputs
+            .insert(String::from("name"), lit(json!("my-new-endpoint")));
+    }
+    steps[4].action = Action::Replace(ReplaceOrder::CreateBeforeDelete); // reader
+    steps[5].action = Action::Update; // blue
+    provider.fail_times(CallKind::Update, "blue", cloud_error("DeploymentFailed"), 1);
+    let (report, _) = run_with(&plan_of(steps), state.clone(), &provider, options(4)).await;
+    assert_eq!(
+        report.summary.outcome,
+        Outcome::RolledBack,
+        "{:?}",
+        report.summary
+    );
+    assert!(
+        report.summary.not_restored.is_empty(),
+        "{:?}",
+        report.summary.not_restored
+    );
+    let ids = |s: &StateFile| {
+        s.resources
+            .iter()
+            .map(|(a, r)| (a.clone(), (r.id.clone(), r.inputs.to_string())))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(ids(&report.state), ids(&state));
+    let cloud_after: Vec<String> = provider.objects().into_iter().map(|o| o.id).collect();
+    assert_eq!(cloud_after, cloud_before);
+}
