@@ -222,7 +222,8 @@ pub enum ApplyEvent {
     /// A long-running operation reported a status (`Creating`, `Succeeded`, ...), or the engine
     /// reports a sub-step (`setting traffic to 0`).
     StepProgress { address: String, status: String },
-    /// A step ended and its result is recorded in state.
+    /// A step ended and its result is recorded in state. A step that failed before reaching the
+    /// cloud (an input with no value, a journal that cannot be written) has no `StepStarted`.
     StepFinished {
         address: String,
         kind: StepKind,
