@@ -73,6 +73,11 @@ impl KnownValues {
         let mut out = Map::with_capacity(desired.inputs.len());
         for (name, expr) in &desired.inputs {
             match expr.resolve(&lookup) {
+                Some(value) if has_marker(&value) => {
+                    return Err(format!(
+                        "input `{name}` refers to a secret that state keeps only as a digest, so it cannot be sent"
+                    ));
+                }
                 Some(value) => {
                     out.insert(name.clone(), value);
                 }
@@ -119,5 +124,85 @@ pub(crate) fn as_map(value: &Value) -> Map<String, Value> {
     match value {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::apply::steps::Desired;
+    use crate::diag::{SourceFile, Span};
+    use crate::stack::{Expr, ExprKind, Loc};
+
+    fn reference(resource: &str, path: &str) -> Expr {
+        let loc = Loc {
+            source: SourceFile::new("t", ""),
+            span: Span::new(0, 0),
+        };
+        Expr {
+            kind: ExprKind::Ref(Reference {
+                resource: resource.to_owned(),
+                path: path.to_owned(),
+                loc: loc.clone(),
+            }),
+            loc,
+            sensitive: false,
+        }
+    }
+
+    fn known() -> KnownValues {
+        let mut k = KnownValues::default();
+        k.set(
+            "store",
+            Known {
+                id: String::from("/s/store"),
+                inputs: json!({"name": "mistore", "key": {"$sensitive": "hmac-sha256:ab"}}),
+                outputs: json!({"primary_blob_endpoint": "https://b/", "identity": {"principal_id": "p-1"}}),
+            },
+        );
+        k
+    }
+
+    fn desired(name: &str, expr: Expr) -> Desired {
+        let mut d = Desired::from_json(serde_json::Map::new(), Vec::new());
+        d.inputs.insert(name.to_owned(), expr);
+        d
+    }
+
+    #[test]
+    fn references_read_the_id_outputs_then_inputs() {
+        let k = known();
+        let get = |path: &str| {
+            k.lookup(&match reference("store", path).kind {
+                ExprKind::Ref(r) => r,
+                _ => unreachable!("built as a reference"),
+            })
+        };
+        assert_eq!(get("id"), Some(json!("/s/store")));
+        assert_eq!(get("identity.principal_id"), Some(json!("p-1")));
+        assert_eq!(get("name"), Some(json!("mistore")));
+        assert_eq!(get("missing"), None);
+    }
+
+    #[test]
+    fn unknown_values_and_secret_markers_are_refused_by_name() {
+        let k = known();
+        let err = k
+            .resolve(&desired("scope", reference("store", "nope")))
+            .expect_err("no value");
+        assert!(err.contains("${store.nope}"), "{err}");
+        let err = k
+            .resolve(&desired("secret", reference("store", "key")))
+            .expect_err("marker");
+        assert!(err.contains("digest"), "{err}");
+        let ok = k
+            .resolve(&desired(
+                "endpoint",
+                reference("store", "primary_blob_endpoint"),
+            ))
+            .expect("resolves");
+        assert_eq!(ok["endpoint"], json!("https://b/"));
     }
 }
