@@ -47,7 +47,7 @@ impl std::fmt::Display for StepKind {
 /// id as separate fields (for JSON output and support tickets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StepFailure {
-    /// Reads after "failed to <action> <address>: ".
+    /// The whole error text (the provider names the operation, status, code and request id).
     pub message: String,
     /// The cloud's error code (`DeploymentFailed`, `AuthorizationPermissionMismatch`, ...).
     pub code: Option<String>,
