@@ -450,3 +450,40 @@ fn saved_plan_applies_and_is_refused_once_stale() {
     );
     s.run(&["destroy", "--auto-approve"]).code(0);
 }
+
+#[test]
+fn a_create_never_takes_over_an_object_another_stack_owns() {
+    // Two copies of the example share resource names: the second must refuse, and the first stack's
+    // objects must survive the second's rollback.
+    let s = Stack::new(&[]);
+    s.apply().code(0);
+    let other = tempfile::tempdir().unwrap();
+    copy_dir(&repo_root().join("examples/managed-identity"), other.path());
+    let out = Cmd::new()
+        .current_dir(other.path())
+        .env("STACKFORM_CLOUD_DIR", s.cloud.dir.path())
+        .args(["apply", "--auto-approve"])
+        .run()
+        .code(1);
+    assert!(
+        out.stderr.contains("already exists in the cloud"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("stackform state import"),
+        "{}",
+        out.stderr
+    );
+    s.run(&["plan", "--detailed-exitcode"]).code(0);
+    let answer = s
+        .run(&[
+            "invoke",
+            "endpoint",
+            "--request-file",
+            "sample-request.json",
+        ])
+        .code(0);
+    assert!(answer.stdout.starts_with('['));
+    s.run(&["destroy", "--auto-approve"]).code(0);
+}

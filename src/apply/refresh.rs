@@ -28,12 +28,20 @@ pub struct RefreshError {
     pub read: usize,
 }
 
+/// One line per failed read; past three, the rest are counted (they usually share one cause, such
+/// as a credential for another subscription, and a wall of repeats hides it).
 fn describe(failures: &[(String, StepFailure)]) -> String {
-    failures
+    const SHOWN: usize = 3;
+    let mut lines: Vec<String> = failures
         .iter()
-        .map(|(a, e)| format!("`{a}`: {e}"))
-        .collect::<Vec<_>>()
-        .join("; ")
+        .take(SHOWN)
+        .map(|(a, e)| format!("\n  `{a}`: {e}"))
+        .collect();
+    if failures.len() > SHOWN {
+        let rest: Vec<&str> = failures[SHOWN..].iter().map(|(a, _)| a.as_str()).collect();
+        lines.push(format!("\n  and {} more: {}", rest.len(), rest.join(", ")));
+    }
+    lines.concat()
 }
 
 /// Reads every resource in `state` and returns the snapshot to plan against (with a copy of

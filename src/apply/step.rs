@@ -13,9 +13,14 @@ use super::interrupt::Interrupt;
 use super::persist::write_intent;
 use super::propagation::{PropagationPolicy, is_authorization_failure};
 use crate::provider::{
-    Observed, ProgressEvent, ProgressSink, Provider, ProviderError, ResourceRequest, ResourceType,
+    ErrorKind, Observed, ProgressEvent, ProgressSink, Provider, ProviderError, ResourceRequest,
+    ResourceType,
 };
 use crate::state::{Journal, JournalAction, NewIntent, ResourceState, StepId};
+
+/// The error code of a create refused because the object exists outside this stack's state; such a
+/// failure left nothing behind, so the existing object is never recorded or rolled back.
+const EXISTS_OUTSIDE_STATE: &str = "StackformAlreadyExists";
 
 /// Everything a step needs, owned, so it can run in its own task.
 pub(crate) struct Job {
@@ -126,7 +131,8 @@ impl Job {
         let result = match result {
             Ok(observed) => Ok(observed),
             Err(err) => {
-                let leftover = if self.kind == StepKind::Create {
+                let refused = err.code.as_deref() == Some(EXISTS_OUTSIDE_STATE);
+                let leftover = if self.kind == StepKind::Create && !refused {
                     // A create that failed halfway may have left an object; never forget it.
                     self.provider.read(&req).await.ok().flatten()
                 } else {
@@ -196,7 +202,35 @@ impl Job {
     async fn put_once(&self, req: &ResourceRequest) -> Result<Observed, ProviderError> {
         match (self.kind, &self.prior) {
             (StepKind::Update, Some(prior)) => self.provider.update(prior, req).await,
-            _ => self.provider.create(req).await,
+            _ => {
+                self.refuse_existing(req).await?;
+                self.provider.create(req).await
+            }
+        }
+    }
+
+    /// A create must not take over an object that this stack's state does not know: a PUT would
+    /// silently adopt (and a rollback then delete) something another stack or person owns. What a
+    /// crashed run of this stack created is settled from the journal before any step runs, so an
+    /// object found here belongs to someone else. Role assignments are exempt: their names are derived
+    /// from what they grant, so an existing one is the same grant and is adopted, as ARM does.
+    async fn refuse_existing(&self, req: &ResourceRequest) -> Result<(), ProviderError> {
+        if req.resource_type == ResourceType::RoleAssignment {
+            return Ok(());
+        }
+        match self.provider.read(req).await? {
+            None => Ok(()),
+            Some(found) => {
+                let mut err = ProviderError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "{} `{}` already exists in the cloud ({}) but is not in this stack's state; adopt it with `stackform state import {} {}` or give it another name",
+                        req.resource_type, req.address, found.id, req.address, found.id
+                    ),
+                );
+                err.code = Some(EXISTS_OUTSIDE_STATE.to_owned());
+                Err(err)
+            }
         }
     }
 }

@@ -1291,11 +1291,15 @@ async fn a_resource_is_deleted_only_after_its_former_dependents_stopped_using_it
             "b",
             "blob_container",
             Action::Create,
-            vec![("name", reference("a", "name"))],
+            vec![
+                ("name", lit(json!("bbb"))),
+                ("account", reference("a", "name")),
+            ],
             &["a"],
         ),
     ]);
     let (created, _) = run_with(&before, StateFile::new("t"), &provider, options(4)).await;
+    assert_eq!(created.summary.outcome, Outcome::Succeeded);
     provider.clear_log();
     let mut a = step("a", "blob_container", Action::Delete, vec![], &[]);
     a.desired = None;
@@ -1305,7 +1309,7 @@ async fn a_resource_is_deleted_only_after_its_former_dependents_stopped_using_it
             "b",
             "blob_container",
             Action::Update,
-            vec![("name", lit(json!("aaa")))],
+            vec![("name", lit(json!("bbb"))), ("account", lit(json!("aaa")))],
             &[],
         ),
     ]);

@@ -183,6 +183,7 @@ fn describe_state(v: Option<&Value>) -> String {
 fn config_hash(loaded: &Loaded, args: &StackArgs, extras: &DesiredExtras) -> String {
     let mut h = Sha256::new();
     let mut feed = |label: &str, bytes: &[u8]| {
+        tracing::trace!(label, sha = %hex::encode(Sha256::digest(bytes)), "config hash input");
         h.update(label.as_bytes());
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(bytes);
@@ -201,7 +202,10 @@ fn config_hash(loaded: &Loaded, args: &StackArgs, extras: &DesiredExtras) -> Str
             feed(name, var.value.to_string().as_bytes());
         }
     }
-    for (address, files) in &extras.resources {
+    // Sorted: the map's own order differs between runs.
+    let mut resources: Vec<_> = extras.resources.iter().collect();
+    resources.sort_by(|a, b| a.0.cmp(b.0));
+    for (address, files) in resources {
         if let Some(record) = content_hash_record(files) {
             feed(address, record.as_bytes());
         }

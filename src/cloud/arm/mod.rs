@@ -801,7 +801,14 @@ pub async fn settle_due(st: &Shared) -> Result<(), ArmError> {
                 .operations
                 .values()
                 .filter(|o| {
-                    o.status == "InProgress" && o.ready_ms <= now && o.kind != "deployment-put"
+                    // A PUT registers its operation just before it stores the resource: settling in
+                    // that gap would finish the operation and leave the resource `Creating` forever.
+                    let stored =
+                        !o.kind.ends_with("-put") || d.resources.contains_key(&o.resource_key);
+                    o.status == "InProgress"
+                        && o.ready_ms <= now
+                        && o.kind != "deployment-put"
+                        && stored
                 })
                 .map(|o| o.id.clone())
                 .collect();
