@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::event::{ApplyEvent, EventSink, RefreshStatus, StepFailure};
 use super::values::as_map;
-use crate::plan::{Live, Snapshot};
+use crate::plan::{FileContent, Live, Snapshot};
 use crate::provider::{Provider, ResourceRequest, ResourceType};
 use crate::state::StateFile;
 
@@ -42,6 +42,32 @@ fn describe(failures: &[(String, StepFailure)]) -> String {
         lines.push(format!("\n  and {} more: {}", rest.len(), rest.join(", ")));
     }
     lines.concat()
+}
+
+/// For a blob whose live body no longer matches its local `source` file, the live text (when small
+/// UTF-8), so the plan can show the change as a line diff. Best effort: a failure only loses the diff.
+async fn live_text(
+    provider: &dyn Provider,
+    req: &ResourceRequest,
+    observed: &crate::provider::Observed,
+) -> IndexMap<String, FileContent> {
+    let mut content = IndexMap::new();
+    let differs = req.inputs.contains_key("source") && !observed.inputs.contains_key("source");
+    if req.resource_type == ResourceType::Blob
+        && differs
+        && let Ok(Some(text)) = provider.read_text(req).await
+    {
+        use sha2::Digest as _;
+        let sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+        content.insert(
+            "source".to_owned(),
+            FileContent {
+                sha256,
+                text: Some(text),
+            },
+        );
+    }
+    content
 }
 
 /// Reads every resource in `state` and returns the snapshot to plan against (with a copy of
@@ -76,11 +102,15 @@ pub async fn refresh(
                     "resource type `{resource_type}` is not one stackform manages"
                 ))),
                 Some(req) => match provider.read(&req).await {
-                    Ok(Some(o)) => Ok(Live::present(
-                        o.id,
-                        Value::Object(o.inputs),
-                        Value::Object(o.outputs),
-                    )),
+                    Ok(Some(o)) => {
+                        let content = live_text(provider.as_ref(), &req, &o).await;
+                        Ok(Live::Present {
+                            id: o.id,
+                            inputs: Value::Object(o.inputs),
+                            outputs: Value::Object(o.outputs),
+                            content,
+                        })
+                    }
                     Ok(None) => Ok(Live::Gone),
                     Err(e) if e.is_not_found() => Ok(Live::Gone),
                     Err(e) => Err(StepFailure::from(&e)),

@@ -85,6 +85,9 @@ pub fn build(stack: &Stack) -> Result<ResourceGraph, Vec<Diagnostic>> {
         index.insert(name.clone(), ix);
     }
     let mut errors = Vec::new();
+    // petgraph's `find_edge` scans a node's edges; a hub such as the storage account has thousands in
+    // large stacks, so existing edges are looked up here instead.
+    let mut edge_of: HashMap<(NodeIndex, NodeIndex), petgraph::graph::EdgeIndex> = HashMap::new();
     let mut add = |graph: &mut DiGraph<Node, Edge>,
                    from: &str,
                    to: &str,
@@ -103,14 +106,14 @@ pub fn build(stack: &Stack) -> Result<ResourceGraph, Vec<Diagnostic>> {
             }
             return;
         }
-        match graph.find_edge(a, b) {
+        match edge_of.get(&(a, b)).copied() {
             Some(e) => {
                 if !graph[e].why.contains(&kind) {
                     graph[e].why.push(kind);
                 }
             }
             None => {
-                graph.add_edge(
+                let e = graph.add_edge(
                     a,
                     b,
                     Edge {
@@ -118,6 +121,7 @@ pub fn build(stack: &Stack) -> Result<ResourceGraph, Vec<Diagnostic>> {
                         loc: loc.clone(),
                     },
                 );
+                edge_of.insert((a, b), e);
             }
         }
     };

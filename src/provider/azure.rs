@@ -265,6 +265,17 @@ impl Provider for AzureProvider {
     fn delete<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, ()> {
         Box::pin(async move { self.do_delete(req).await.map_err(|e| at(req, e)) })
     }
+
+    fn read_text<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<String>> {
+        Box::pin(async move {
+            match req.resource_type {
+                ResourceType::Blob => resources::blob::read_text(&self.ctx, req)
+                    .await
+                    .map_err(|e| at(req, e)),
+                _ => Ok(None),
+            }
+        })
+    }
 }
 
 /// Which credential kinds exist, for documentation and `--help` text.

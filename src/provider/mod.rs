@@ -201,6 +201,12 @@ pub trait Provider: Send + Sync {
     ) -> ProviderFuture<'a, Observed>;
     /// Deletes a resource and waits until it is gone; a resource that is already gone is success.
     fn delete<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, ()>;
+    /// The text a resource holds in the cloud (a blob's body), when it is small UTF-8: plans show a
+    /// changed file as a line diff against it. `Ok(None)` when there is no such text (too large, not
+    /// UTF-8, gone, or a type without content). Never logged.
+    fn read_text<'a>(&'a self, _req: &'a ResourceRequest) -> ProviderFuture<'a, Option<String>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// A secret string (a key, a token). `Debug` and `Display` never show it; call [`Secret::expose`] at the

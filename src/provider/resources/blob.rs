@@ -121,6 +121,28 @@ fn observe(
     }
 }
 
+/// Live blobs up to this size are offered as text for line diffs.
+const MAX_TEXT_BYTES: u64 = 64 * 1024;
+
+/// The live blob's body when it is small UTF-8 text; `None` otherwise (or when it is gone).
+pub async fn read_text(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<String>> {
+    let container = required_str(&req.inputs, "container")?;
+    let name = required_str(&req.inputs, "name")?;
+    let blobs = match client(ctx, &req.inputs).await {
+        Ok(c) => c,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match blobs.head_blob(container, name).await? {
+        Some(props) if props.content_length <= MAX_TEXT_BYTES => {}
+        _ => return Ok(None),
+    }
+    Ok(blobs
+        .get_blob(container, name)
+        .await?
+        .and_then(|(body, _)| String::from_utf8(body.to_vec()).ok()))
+}
+
 pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
     let container = required_str(&req.inputs, "container")?;
     let name = required_str(&req.inputs, "name")?;
