@@ -1,32 +1,52 @@
 #!/usr/bin/env bash
-# The main job, from a fresh clone: build stackform and walk the reference stack
-# (examples/managed-identity): validate it and show its dependency graph.
-# (Planning and applying it against the local cloud arrive with the plan/apply work; see README.)
+# The main job in one command, on a fresh machine: build stackform, start the local cloud when it is not
+# running, and bring examples/managed-identity up: the plan, the apply with progress, the outputs, the
+# endpoint invoked with the sample request (one prediction per row), and the log lines where the scoring
+# script's init() read the blob through the endpoint's managed identity. Running it again is quick and
+# reports no changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stackform/target}"
-echo "== building stackform (first build takes a few minutes)"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say() { printf '\033[2m$ %s\033[0m\n' "$*"; }
+
+step "building stackform (the first build takes a few minutes)"
 cargo build --release --quiet
-bin="$CARGO_TARGET_DIR/release/stackform"
+sf="$CARGO_TARGET_DIR/release/stackform"
 stack=examples/managed-identity/stack.yaml
-echo
-echo "== stackform validate -f $stack"
-"$bin" validate -f "$stack"
-echo
-echo "== stackform graph -f $stack --format json (order and layers)"
-"$bin" graph -f "$stack" --format json | python3 -c '
-import json, sys
-g = json.load(sys.stdin)
-print("apply order:", " → ".join(g["order"]))
-for i, layer in enumerate(g["layers"]):
-    print(f"  layer {i}: {", ".join(layer)}")
-for e in g["edges"]:
-    if e["inferred"]:
-        print(f"  inferred: {e["from"]} ┄▶ {e["to"]}: {e["reasons"][0]["reason"]}")
-'
-echo
-echo "== stackform graph -f $stack (Graphviz DOT; pipe it to \`dot -Tsvg\` to draw it)"
-"$bin" graph -f "$stack"
-echo
-echo "Next: try a mistake and see the diagnostic, e.g."
-echo "  $bin validate -f $stack --var suffix=Not_Valid"
+started=$(date +%s)
+
+step "the local cloud"
+say "stackform cloud up --detach"
+"$sf" cloud up --detach
+"$sf" cloud status
+
+step "plan: what apply would do"
+say "stackform plan -f $stack"
+"$sf" plan -f "$stack"
+
+step "apply: storage, blob, endpoint with its identity, role assignment, deployment"
+say "stackform apply -f $stack --auto-approve"
+"$sf" apply -f "$stack" --auto-approve
+
+step "invoke the endpoint with the sample request (one prediction per row)"
+say "stackform invoke endpoint -f $stack --request-file examples/managed-identity/sample-request.json"
+"$sf" invoke endpoint -f "$stack" --request-file examples/managed-identity/sample-request.json
+
+step "the deployment's log: init() read the blob through the endpoint's managed identity"
+say "stackform logs blue -f $stack | grep 'read blob'"
+"$sf" logs blue -f "$stack" | grep 'read blob'
+
+printf '\nDone in %ss (after the build).\n' "$(( $(date +%s) - started ))"
+cat <<NEXT
+
+Next, try:
+  $sf plan -f $stack                  # no changes; edit examples/managed-identity/hello.txt and see the line diff
+  $sf invoke endpoint -f $stack --request-file examples/managed-identity/sample-request.json
+  $sf logs -f $stack --tail 20        # the scoring container's log
+  $sf drift -f $stack                 # what changed outside stackform (exit 2 when something did)
+  $sf graph -f $stack                 # the dependency graph (Graphviz DOT)
+  $sf destroy -f $stack --auto-approve
+  $sf cloud down                      # stop the local cloud
+NEXT
