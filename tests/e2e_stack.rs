@@ -487,3 +487,65 @@ fn a_create_never_takes_over_an_object_another_stack_owns() {
     assert!(answer.stdout.starts_with('['));
     s.run(&["destroy", "--auto-approve"]).code(0);
 }
+
+#[test]
+fn drift_made_out_of_band_is_reported_then_restored_by_apply() {
+    let s = Stack::new(&[]);
+    s.apply().code(0);
+    s.run(&["drift"]).code(0);
+    // Out of band: rewrite the blob with the account key, delete the role assignment.
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path("state/managed-identity.json")).unwrap(),
+    )
+    .unwrap();
+    let reader_id = state["resources"]["reader"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.rest(async |c: &Cloud| {
+        let key = c.account_key("mistore7f3a").await;
+        c.put_blob(
+            "mistore7f3a",
+            &key,
+            "hello",
+            "hello.txt",
+            b"Changed by hand\n".to_vec(),
+        )
+        .await;
+        let a = c
+            .arm(
+                Method::DELETE,
+                &format!("{reader_id}?api-version=2022-04-01"),
+                None,
+            )
+            .await;
+        assert!(a.status.is_success(), "{}", a.text);
+    });
+    let out = s.run(&["drift"]).code(2);
+    assert!(out.stdout.contains("greeting"), "{}", out.stdout);
+    assert!(out.stdout.contains("reader"), "{}", out.stdout);
+    let json: Value = serde_json::from_str(&s.run(&["drift", "--json"]).code(2).stdout).unwrap();
+    let drifted: Vec<&str> = json["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["address"].as_str().unwrap())
+        .collect();
+    assert!(
+        drifted.contains(&"greeting") && drifted.contains(&"reader"),
+        "{drifted:?}"
+    );
+    // The plan restores both; the blob's change is shown as a line diff against the live text.
+    let plan = s.run(&["plan", "--detailed-exitcode"]).code(2);
+    assert!(plan.stdout.contains("- Changed by hand"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("+ resource \"reader\" (role_assignment)"),
+        "{}",
+        plan.stdout
+    );
+    s.apply().code(0);
+    s.run(&["drift"]).code(0);
+    s.run(&["plan", "--detailed-exitcode"]).code(0);
+    s.run(&["destroy", "--auto-approve"]).code(0);
+}

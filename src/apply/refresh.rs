@@ -102,8 +102,18 @@ pub async fn refresh(
                     "resource type `{resource_type}` is not one stackform manages"
                 ))),
                 Some(req) => match provider.read(&req).await {
-                    Ok(Some(o)) => {
+                    Ok(Some(mut o)) => {
                         let content = live_text(provider.as_ref(), &req, &o).await;
+                        // The live body differs from the local file: keep the path so the planner
+                        // compares the two by content (live text or `content_sha256`), which is how a
+                        // blob rewritten out of band shows as drift.
+                        if let Some(source) = req.inputs.get("source")
+                            && req.resource_type == ResourceType::Blob
+                            && !o.inputs.contains_key("source")
+                            && (!content.is_empty() || o.outputs.contains_key("content_sha256"))
+                        {
+                            o.inputs.insert("source".to_owned(), source.clone());
+                        }
                         Ok(Live::Present {
                             id: o.id,
                             inputs: Value::Object(o.inputs),
