@@ -549,3 +549,152 @@ fn drift_made_out_of_band_is_reported_then_restored_by_apply() {
     s.run(&["plan", "--detailed-exitcode"]).code(0);
     s.run(&["destroy", "--auto-approve"]).code(0);
 }
+
+#[test]
+fn state_surgery_list_show_rm_import() {
+    let s = Stack::new(&[]);
+    s.apply().code(0);
+    let list = s.state_list();
+    assert_eq!(list.lines().count(), 6, "{list}");
+    let show: Value =
+        serde_json::from_str(&s.run(&["state", "show", "reader"]).code(0).stdout).unwrap();
+    assert_eq!(show["type"], "role_assignment");
+    assert_eq!(show["inputs"]["role"], "Storage Blob Data Reader");
+    let out = s.run(&["state", "show", "reeder"]).code(1);
+    assert!(
+        out.stderr.contains("did you mean `reader`?"),
+        "{}",
+        out.stderr
+    );
+    // `greeting` is used by `blue`: removing it needs --force.
+    let out = s.run(&["state", "rm", "greeting"]).code(1);
+    assert!(out.stderr.contains("blue"), "{}", out.stderr);
+    let blue_id = show_id(&s, "blue");
+    let out = s.run(&["state", "rm", "blue"]).code(0);
+    assert!(
+        out.stdout.contains("still exists in the cloud"),
+        "{}",
+        out.stdout
+    );
+    // Forgotten but still there: apply refuses to create it over the live one, and import adopts it.
+    let plan = s.run(&["plan", "--detailed-exitcode"]).code(2);
+    assert!(
+        plan.stdout.contains("+ resource \"blue\""),
+        "{}",
+        plan.stdout
+    );
+    let out = s.apply().code(1);
+    assert!(
+        out.stderr.contains("already exists in the cloud"),
+        "{}",
+        out.stderr
+    );
+    s.run(&["state", "import", "blue", &blue_id]).code(0);
+    let out = s.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.run(&["destroy", "--auto-approve"]).code(0);
+}
+
+fn show_id(s: &Stack, address: &str) -> String {
+    let show: Value =
+        serde_json::from_str(&s.run(&["state", "show", address]).code(0).stdout).unwrap();
+    show["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn damaged_state_is_an_error_and_is_left_untouched() {
+    let s = Stack::new(&[]);
+    std::fs::create_dir_all(s.path("state")).unwrap();
+    for (what, text) in [
+        ("corrupt", "{ this is not json"),
+        ("truncated", "{\"version\": 1, \"lineage\": \"6f1e"),
+        (
+            "future",
+            "{\"version\": 99, \"lineage\": \"6f1e8f5e-8d43-4c1c-9d55-7e0b4a0c8a11\", \"serial\": 3, \"stack\": \"managed-identity\", \"resources\": {}, \"outputs\": {}}",
+        ),
+    ] {
+        std::fs::write(s.path("state/managed-identity.json"), text).unwrap();
+        for args in [
+            &["plan", "--detailed-exitcode"][..],
+            &["apply", "--auto-approve"][..],
+            &["destroy", "--auto-approve"][..],
+        ] {
+            let out = s.run(args).code(1);
+            assert!(
+                out.stderr.contains("managed-identity.json"),
+                "{what} {args:?}: {}",
+                out.stderr
+            );
+            assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+            assert_eq!(
+                std::fs::read_to_string(s.path("state/managed-identity.json")).unwrap(),
+                text,
+                "{what}: the file changed"
+            );
+        }
+    }
+    assert_eq!(
+        s.cloud_inventory(),
+        (vec![], vec![]),
+        "nothing may be created from a damaged state"
+    );
+}
+
+#[test]
+fn target_limits_plan_and_apply_to_a_resource_and_its_dependencies() {
+    let s = Stack::new(&[]);
+    let out = s.run(&["plan", "--target", "data"]).code(0);
+    assert!(
+        out.stdout
+            .contains("Plan: 2 to add, 0 to change, 0 to destroy."),
+        "{}",
+        out.stdout
+    );
+    s.run(&["apply", "--auto-approve", "--target", "data"])
+        .code(0);
+    assert_eq!(s.state_list().lines().count(), 2);
+    let out = s.run(&["plan", "--target", "dta"]).code(1);
+    assert!(
+        out.stderr.contains("did you mean `data`?"),
+        "{}",
+        out.stderr
+    );
+    s.run(&["destroy", "--auto-approve"]).code(0);
+}
+
+#[test]
+fn ctrl_c_stops_scheduling_saves_state_and_exits_130() {
+    let s = Stack::new(&["--lro-ms", "2500"]);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stackform"))
+        .args(["apply", "--auto-approve"])
+        .current_dir(s.dir.path())
+        .env("STACKFORM_CLOUD_DIR", s.cloud.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the run has journaled its first steps.
+    let journal = s.path("state/managed-identity.journal");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(&journal).map_or(0, |m| m.len()) == 0 {
+        assert!(Instant::now() < deadline, "the apply never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stderr.contains("stackform apply` to continue"), "{stderr}");
+    // What finished is recorded; a second apply completes the stack.
+    s.apply().code(0);
+    s.run(&["plan", "--detailed-exitcode"]).code(0);
+    s.run(&["destroy", "--auto-approve"]).code(0);
+}

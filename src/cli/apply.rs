@@ -198,6 +198,34 @@ impl Flow {
     }
 
     async fn run_locked(&self, loaded: &Loaded) -> Result<ExitCode, CliError> {
+        // Ctrl-C from the start: before the apply begins it stops the run with nothing changed; during
+        // the apply the engine stops scheduling (first) or stops at once (second).
+        let interrupt = Interrupt::new();
+        let signals = interrupt.clone();
+        let sig_task = tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                signals.signal();
+            }
+        });
+        let result = self.run_interruptible(loaded, &interrupt).await;
+        sig_task.abort();
+        result
+    }
+
+    fn stop_if_interrupted(interrupt: &Interrupt) -> Result<(), CliError> {
+        if interrupt.level() > 0 {
+            return Err(CliError::Interrupted(
+                "stopped before anything was changed".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn run_interruptible(
+        &self,
+        loaded: &Loaded,
+        interrupt: &Interrupt,
+    ) -> Result<ExitCode, CliError> {
         let existing = engine::read_state(&loaded.store)?;
         let mut state = existing
             .clone()
@@ -282,6 +310,7 @@ impl Flow {
             return Ok(ExitCode::from(1));
         }
 
+        Self::stop_if_interrupted(interrupt)?;
         let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras);
         let options = ApplyOptions {
             parallelism: self.target.parallelism.into(),
@@ -289,13 +318,6 @@ impl Flow {
             propagation: propagation_policy(&loaded.stack, &self.target),
             cloud_id: None,
         };
-        let interrupt = Interrupt::new();
-        let signals = interrupt.clone();
-        let sig_task = tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
-                signals.signal();
-            }
-        });
         let sink: Arc<dyn EventSink> = reporter.clone();
         let report = apply::apply(
             &apply_plan,
@@ -304,11 +326,10 @@ impl Flow {
             dyn_provider,
             options,
             sink,
-            interrupt,
+            interrupt.clone(),
         )
         .await
         .map_err(|e| CliError::message(format!("cannot apply this plan: {e}")))?;
-        sig_task.abort();
         reporter.finish();
         if self.json {
             let line = serde_json::json!({ "event": "outputs", "outputs": report.state.outputs });

@@ -165,11 +165,21 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 .store
                 .read_or_new(&loaded.stack.name)
                 .map_err(|e| CliError::message(e.to_string()))?;
-            // Inputs that are literal in the stack file help the provider find the object; the id decides.
+            // The stack file's inputs (references resolved from what state records) help the provider
+            // find the object; the id decides.
+            let lookup = |r: &crate::stack::Reference| -> Option<Value> {
+                let rec = state.resources.get(&r.resource)?;
+                let at = |v: &Value| {
+                    r.path
+                        .split('.')
+                        .try_fold(v.clone(), |cur, k| cur.get(k).cloned())
+                };
+                at(&rec.outputs).or_else(|| at(&rec.inputs))
+            };
             let inputs: serde_json::Map<String, Value> = res
                 .inputs
                 .iter()
-                .filter_map(|(k, e)| Some((k.clone(), e.resolve(&|_| None)?)))
+                .filter_map(|(k, e)| Some((k.clone(), e.resolve(&lookup)?)))
                 .collect();
             let request =
                 ResourceRequest::new(rtype, resource.clone(), inputs).with_cloud_id(id.clone());
