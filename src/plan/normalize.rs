@@ -3,34 +3,15 @@
 //! case-insensitively, numbers compare by value, and local paths compare relative to the stack folder.
 //! Spec defaults and "only fields the config sets" are applied by the differ, which calls this.
 //!
-//! The built-in role table lives here, public, so the provider resolves role names from the same data.
+//! The built-in role table lives in `specs::roles`, shared with the provider.
 //! Pure functions only.
 use std::path::Path;
 
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::specs::{FieldSpec, FieldType};
 
-/// Built-in Azure role definitions by name; their GUIDs are identical in every tenant (contract 8.2).
-pub const BUILTIN_ROLES: &[(&str, &str)] = &[
-    (
-        "Storage Blob Data Reader",
-        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
-    ),
-    (
-        "Storage Blob Data Contributor",
-        "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
-    ),
-    (
-        "Storage Blob Data Owner",
-        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
-    ),
-    ("AcrPull", "7f951dda-4ed3-4680-a7ca-43fe172d538d"),
-    ("Contributor", "b24988ac-6180-42a0-ab88-20f7382dd24c"),
-    ("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7"),
-    ("Owner", "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"),
-];
+pub use crate::specs::roles::{BUILTIN_ROLES, role_guid};
 
 /// Fields holding ARM ids or GUIDs, by (resource type, field path): compared case-insensitively.
 /// Lists among them compare as sets (ARM returns user-assigned identities as an unordered map).
@@ -42,24 +23,6 @@ pub const ID_FIELDS: &[(&str, &str)] = &[
 
 /// Fields naming a role definition (a built-in name, a GUID, or a full id): compared by GUID.
 pub const ROLE_FIELDS: &[(&str, &str)] = &[("role_assignment", "role")];
-
-/// The lowercase role definition GUID named by a built-in role name (any case), a bare GUID, or a
-/// full `roleDefinitionId`. `None` for anything else.
-pub fn role_guid(role: &str) -> Option<String> {
-    let role = role.trim();
-    if let Some((_, guid)) = BUILTIN_ROLES
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(role))
-    {
-        return Some((*guid).to_string());
-    }
-    let tail = role
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(role);
-    Uuid::parse_str(tail).ok().map(|u| u.to_string())
-}
 
 /// Two ARM ids (or GUIDs) name the same thing: ASCII case-insensitive, ignoring a trailing slash.
 pub fn same_id(a: &str, b: &str) -> bool {

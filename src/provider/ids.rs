@@ -27,48 +27,7 @@ pub fn same_role_definition(a: &str, b: &str) -> bool {
     last_segment(a).eq_ignore_ascii_case(last_segment(b))
 }
 
-/// Built-in roles this stack uses, by name.
-pub const BUILTIN_ROLES: &[(&str, &str)] = &[
-    (
-        "Storage Blob Data Reader",
-        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
-    ),
-    (
-        "Storage Blob Data Contributor",
-        "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
-    ),
-    (
-        "Storage Blob Data Owner",
-        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
-    ),
-    ("AcrPull", "7f951dda-4ed3-4680-a7ca-43fe172d538d"),
-    ("Contributor", "b24988ac-6180-42a0-ab88-20f7382dd24c"),
-    ("Reader", "acdd72a7-3385-48ef-bd42-f606fba81ae7"),
-    ("Owner", "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"),
-];
-
-/// The role GUID for a built-in role name (case-insensitive), a bare GUID, or a full role definition id.
-pub fn role_guid(role: &str) -> Option<String> {
-    let role = role.trim();
-    if let Some((_, guid)) = BUILTIN_ROLES
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(role))
-    {
-        return Some((*guid).to_owned());
-    }
-    let tail = last_segment(role);
-    Uuid::parse_str(tail)
-        .ok()
-        .map(|u| u.hyphenated().to_string())
-}
-
-/// The built-in role name for a GUID, when it is one we know.
-pub fn role_name(guid: &str) -> Option<&'static str> {
-    BUILTIN_ROLES
-        .iter()
-        .find(|(_, g)| g.eq_ignore_ascii_case(guid))
-        .map(|(n, _)| *n)
-}
+pub use crate::specs::roles::{BUILTIN_ROLES, role_guid, role_name};
 
 /// The deterministic role-assignment name: UUID v5 of `lower(scope)|role guid|lower(principal)`.
 pub fn role_assignment_name(scope: &str, role_guid: &str, principal_id: &str) -> Uuid {

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::diag::SourceFile;
 use crate::yaml;
 
+pub mod roles;
 mod schema;
 
 pub use schema::stack_json_schema;
