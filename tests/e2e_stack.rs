@@ -105,8 +105,39 @@ impl Stack {
         })
     }
 
+    /// `apply --auto-approve` in the background (output captured), for tests that interrupt it.
+    fn spawn_apply(&self) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stackform"))
+            .args(["apply", "--auto-approve"])
+            .current_dir(self.dir.path())
+            .env("STACKFORM_CLOUD_DIR", self.cloud.dir.path())
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Resources recorded in the state file so far (0 when there is none yet).
+    fn recorded(&self) -> usize {
+        std::fs::read_to_string(self.path("state/managed-identity.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["resources"].as_object().map(serde_json::Map::len))
+            .unwrap_or(0)
+    }
+
     fn state_list(&self) -> String {
         self.run(&["state", "list"]).code(0).stdout
+    }
+}
+
+/// Polls `cond` until it holds; fails the test after a minute.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -360,25 +391,12 @@ fn apply_waits_for_role_propagation_without_user_sleeps() {
 #[test]
 fn a_second_apply_fails_at_once_naming_the_holder_or_waits_with_a_timeout() {
     let s = Stack::new(&["--lro-ms", "3000"]);
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_stackform"))
-        .args(["apply", "--auto-approve"])
-        .current_dir(s.dir.path())
-        .env("STACKFORM_CLOUD_DIR", s.cloud.dir.path())
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = s.spawn_apply();
     // Wait until the first run holds the lock (its lock file records it).
     let lock = s.path("state/managed-identity.lock");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("apply")) {
-        assert!(
-            Instant::now() < deadline,
-            "the first apply never took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the first apply holds the lock", || {
+        std::fs::read_to_string(&lock).is_ok_and(|t| t.contains("apply"))
+    });
     let out = s.apply().code(1);
     assert!(out.stderr.contains("apply"), "{}", out.stderr);
     assert!(
@@ -397,16 +415,18 @@ fn a_second_apply_fails_at_once_naming_the_holder_or_waits_with_a_timeout() {
 #[test]
 fn kill_9_during_apply_then_apply_again_converges_with_nothing_untracked() {
     let s = Stack::new(&["--lro-ms", "1500"]);
-    for delay_ms in [300, 1800] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stackform"))
-            .args(["apply", "--auto-approve"])
-            .current_dir(s.dir.path())
-            .env("STACKFORM_CLOUD_DIR", s.cloud.dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+    // Killed once right after the first steps were journaled (nothing recorded yet), once in the
+    // middle (some recorded, others in flight), each followed by a run that is killed again or converges.
+    let journal = s.path("state/managed-identity.journal");
+    let points: [(&str, &dyn Fn() -> bool); 2] = [
+        ("the first steps are journaled", &|| {
+            std::fs::metadata(&journal).map_or(0, |m| m.len()) > 0
+        }),
+        ("three resources are recorded", &|| s.recorded() >= 3),
+    ];
+    for (what, point) in points {
+        let mut child = s.spawn_apply();
+        wait_until(what, point);
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
     }
@@ -665,21 +685,12 @@ fn target_limits_plan_and_apply_to_a_resource_and_its_dependencies() {
 #[test]
 fn ctrl_c_stops_scheduling_saves_state_and_exits_130() {
     let s = Stack::new(&["--lro-ms", "2500"]);
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stackform"))
-        .args(["apply", "--auto-approve"])
-        .current_dir(s.dir.path())
-        .env("STACKFORM_CLOUD_DIR", s.cloud.dir.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = s.spawn_apply();
     // Interrupt once the run has journaled its first steps.
     let journal = s.path("state/managed-identity.journal");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(&journal).map_or(0, |m| m.len()) == 0 {
-        assert!(Instant::now() < deadline, "the apply never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the first steps are journaled", || {
+        std::fs::metadata(&journal).map_or(0, |m| m.len()) > 0
+    });
     let pid = child.id().to_string();
     assert!(
         std::process::Command::new("kill")
