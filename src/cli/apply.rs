@@ -33,17 +33,7 @@ pub struct Args {
     pub plan_file: Option<PathBuf>,
 
     #[command(flatten)]
-    pub stack: StackArgs,
-
-    #[command(flatten)]
-    pub target: TargetArgs,
-
-    #[command(flatten)]
-    pub lock: LockArgs,
-
-    /// Do not ask for confirmation.
-    #[arg(long)]
-    pub auto_approve: bool,
+    pub run: RunArgs,
 
     /// On failure keep what was done instead of rolling it back.
     #[arg(long)]
@@ -52,10 +42,6 @@ pub struct Args {
     /// Only these resources (and what they depend on). Repeatable.
     #[arg(long = "target", value_name = "RESOURCE")]
     pub targets: Vec<String>,
-
-    /// Print progress as JSON lines on stdout instead of human output.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Remove everything the stack created, in reverse dependency order.
@@ -66,6 +52,17 @@ pub struct Args {
 #[derive(Debug, clap::Args)]
 pub struct DestroyArgs {
     #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Only these resources (and what depends on them). Repeatable.
+    #[arg(long = "target", value_name = "RESOURCE")]
+    pub targets: Vec<String>,
+}
+
+/// What apply and destroy share: the stack, where it goes, the lock, confirmation and output.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
     pub stack: StackArgs,
 
     #[command(flatten)]
@@ -77,10 +74,6 @@ pub struct DestroyArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub auto_approve: bool,
-
-    /// Only these resources (and what depends on them). Repeatable.
-    #[arg(long = "target", value_name = "RESOURCE")]
-    pub targets: Vec<String>,
 
     /// Print progress as JSON lines on stdout instead of human output.
     #[arg(long)]
@@ -93,8 +86,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         None => None,
     };
     let stack_args = match &saved {
-        Some(s) => s.stack_args(&args.stack)?,
-        None => args.stack.clone(),
+        Some(s) => s.stack_args(&args.run.stack)?,
+        None => args.run.stack.clone(),
     };
     let mode = match &saved {
         Some(s) => s.mode()?,
@@ -112,12 +105,12 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         },
         mode,
         stack: stack_args,
-        target: args.target,
-        lock: args.lock,
-        auto_approve: args.auto_approve || saved.is_some(),
+        target: args.run.target,
+        lock: args.run.lock,
+        auto_approve: args.run.auto_approve || saved.is_some(),
         no_rollback: args.no_rollback,
         targets,
-        json: args.json,
+        json: args.run.json,
         saved,
     };
     flow.run()
@@ -127,13 +120,13 @@ pub fn run_destroy(args: DestroyArgs) -> Result<ExitCode, CliError> {
     Flow {
         verb: "Destroy",
         mode: PlanMode::Destroy,
-        stack: args.stack,
-        target: args.target,
-        lock: args.lock,
-        auto_approve: args.auto_approve,
+        stack: args.run.stack,
+        target: args.run.target,
+        lock: args.run.lock,
+        auto_approve: args.run.auto_approve,
         no_rollback: false,
         targets: args.targets,
-        json: args.json,
+        json: args.run.json,
         saved: None,
     }
     .run()
