@@ -18,8 +18,11 @@ stack=examples/managed-identity/stack.yaml
 started=$(date +%s)
 
 step "the local cloud"
-say "stackform cloud up --detach"
-"$sf" cloud up --detach
+if ! "$sf" cloud status >/dev/null 2>&1; then
+  say "stackform cloud up --detach"
+  "$sf" cloud up --detach
+fi
+say "stackform cloud status"
 "$sf" cloud status
 
 step "plan: what apply would do"
@@ -41,12 +44,12 @@ say "stackform logs blue -f $stack | grep 'read blob'"
 printf '\nDone in %ss (after the build).\n' "$(( $(date +%s) - started ))"
 cat <<NEXT
 
-Next, try:
-  $sf plan -f $stack                  # no changes; edit examples/managed-identity/hello.txt and see the line diff
-  $sf invoke endpoint -f $stack --request-file examples/managed-identity/sample-request.json
-  $sf logs -f $stack --tail 20        # the scoring container's log
-  $sf drift -f $stack                 # what changed outside stackform (exit 2 when something did)
-  $sf graph -f $stack                 # the dependency graph (Graphviz DOT)
-  $sf destroy -f $stack --auto-approve
-  $sf cloud down                      # stop the local cloud
+Next, try (stackform is $sf):
+  stackform plan -f $stack       # no changes; edit examples/managed-identity/hello.txt to see a line diff
+  stackform invoke endpoint -f $stack --request-file examples/managed-identity/sample-request.json
+  stackform logs -f $stack --tail 20
+  stackform drift -f $stack      # changes made outside stackform (exit 2 when there are any)
+  stackform graph -f $stack      # the dependency graph (Graphviz DOT)
+  stackform destroy -f $stack --auto-approve
+  stackform cloud down
 NEXT
