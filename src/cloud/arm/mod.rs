@@ -425,6 +425,15 @@ fn authorize(cx: &Ctx) -> Result<(), ArmError> {
     if cx.segs.len() <= 1 {
         return Ok(()); // `GET /subscriptions` filters by permission itself
     }
+    // Built-in role definitions are readable by every authenticated caller, at any scope.
+    if cx.method == Method::GET
+        && cx
+            .segs
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case("roleDefinitions"))
+    {
+        return Ok(());
+    }
     let have = cx
         .st
         .store
