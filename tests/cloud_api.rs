@@ -106,6 +106,20 @@ async fn token_endpoint_follows_entra_shapes() {
     .await;
     assert_eq!(oidc.body["token_endpoint"], url.as_str());
     assert!(oidc.body["issuer"].is_string() && oidc.body["authorization_endpoint"].is_string());
+    let disc = answer(
+        c.http
+            .get(c.url("/common/discovery/instance?api-version=1.1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        disc.body["tenant_discovery_endpoint"].is_string(),
+        "{} {}",
+        disc.status,
+        disc.text
+    );
     let meta = answer(c.http.get(&c.info.metadata_endpoint).send().await.unwrap()).await;
     assert_eq!(meta.body["resourceManager"], c.info.arm_endpoint.as_str());
     assert!(meta.body["authentication"]["audiences"].is_array());

@@ -361,9 +361,18 @@ async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(
             "init() failed; see the traceback above".into(),
         ));
     };
-    if lock(&st.procs.generations).get(dep_key).copied() != Some(generation) {
+    let superseded = lock(&st.procs.generations).get(dep_key).copied() != Some(generation);
+    let deleted = !st.store.read(|d| d.resources.contains_key(dep_key));
+    if superseded || deleted {
+        lock(&st.procs.secrets).remove(&secret);
         let _ = child.start_kill();
-        return Err("superseded by a newer deployment".into());
+        let _ = child.wait().await;
+        return Err(if deleted {
+            "the deployment was deleted while starting"
+        } else {
+            "superseded by a newer deployment"
+        }
+        .into());
     }
     append(
         &logs.inference,

@@ -309,6 +309,10 @@ pub fn app(state: CloudState) -> Router {
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(identity::openid),
         )
+        .route(
+            "/{tenant}/discovery/instance",
+            get(identity::instance_discovery),
+        )
         .fallback(dispatch)
         .with_state(state)
 }
@@ -509,5 +513,44 @@ pub fn request_id_headers(resp: &mut Response, client_request_id: Option<&Header
     }
     if let Some(c) = client_request_id {
         h.insert("x-ms-client-request-id", c.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn the_router_answers_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = CloudState::open(
+            dir.path(),
+            "https://127.0.0.1:1".into(),
+            "http://127.0.0.1:2".into(),
+            Faults::default(),
+        )
+        .unwrap();
+        let meta = app(st.clone())
+            .oneshot(
+                Request::get("/metadata/endpoints?api-version=2022-09-01")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(meta.status(), StatusCode::OK);
+        let sub = st.seed().subscription_id;
+        let arm = app(st)
+            .oneshot(
+                Request::get(format!("/subscriptions/{sub}?api-version=2022-12-01"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(arm.status(), StatusCode::UNAUTHORIZED);
+        assert!(arm.headers().contains_key("www-authenticate"));
+        assert!(arm.headers().contains_key("x-ms-request-id"));
     }
 }
