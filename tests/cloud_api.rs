@@ -774,6 +774,28 @@ async fn blob_data_plane_auth_roles_and_semantics() {
     .await;
     assert_eq!(del.status, 202);
     assert_eq!(get(storage.clone()).await.status, 404);
+    // allowSharedKeyAccess: false refuses SharedKey on the data plane (listKeys still works).
+    let acct_body = json!({"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}, "properties": {"allowSharedKeyAccess": false}});
+    assert_eq!(
+        c.arm(Method::PUT, &acct_id, Some(acct_body)).await.status,
+        200
+    );
+    let key_now = c.account_key("blobacct").await;
+    let refused = c
+        .blob_shared_key(
+            Method::GET,
+            "blobacct",
+            &key_now,
+            "box/top.txt",
+            vec![],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        refused.header("x-ms-error-code").as_deref(),
+        Some("KeyBasedAuthenticationNotPermitted")
+    );
     c.stop().await;
 }
 
@@ -915,6 +937,19 @@ async fn deployments_traffic_scale_logs_and_cascading_delete() {
     assert_eq!(scale.status, 202);
     let done = c.wait_location(&scale.header("location").unwrap()).await;
     assert_eq!(done.body["sku"]["capacity"], 3);
+    // A full PUT with a changed environment variable redeploys: 200, Updating, then Succeeded.
+    let mut body = c.arm(Method::GET, &dep, None).await.body;
+    body["properties"]["environmentVariables"]["EXTRA"] = "1".into();
+    let update = c.arm(Method::PUT, &dep, Some(body)).await;
+    assert_eq!(update.status, 200, "{}", update.text);
+    assert_eq!(update.body["properties"]["provisioningState"], "Updating");
+    let op = c
+        .wait_async(
+            &update.header("azure-asyncoperation").unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(op["status"], "Succeeded");
     let tail = c
         .arm(
             Method::POST,
@@ -968,6 +1003,16 @@ async fn deployments_traffic_scale_logs_and_cascading_delete() {
     );
     let list = c.arm(Method::GET, &format!("{ep}/deployments"), None).await;
     assert_eq!(list.body["value"].as_array().unwrap().len(), 1);
+    let eps = c
+        .arm(Method::GET, &format!("{}/onlineEndpoints", c.ws()), None)
+        .await;
+    assert!(
+        eps.body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"].as_str() == ep.rsplit('/').next())
+    );
     let del = c.arm(Method::DELETE, &ep, None).await;
     assert_eq!(del.status, 202);
     c.wait_location(&del.header("location").unwrap()).await;

@@ -411,6 +411,13 @@ pub struct RunningCloud {
 }
 
 impl RunningCloud {
+    /// Changes fault settings at run time (the in-process equivalent of `POST /_admin/faults`).
+    pub fn set_faults(&self, patch: super::faults::FaultsPatch) -> Result<Faults, String> {
+        let mut guard = self.state.faults.write().unwrap_or_else(|p| p.into_inner());
+        guard.apply(patch)?;
+        Ok(guard.clone())
+    }
+
     /// Resolves when an admin shutdown was requested.
     pub async fn shutdown_requested(&self) {
         self.state.shutdown.notified().await;
