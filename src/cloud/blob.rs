@@ -24,16 +24,52 @@ use super::store::{BlobMeta, now_ms, now_rfc3339};
 
 const DEFAULT_VERSION: &str = "2025-11-05";
 
+/// Blob service error codes this cloud answers with; each variant's name is the string on the wire.
+macro_rules! blob_codes {
+    ($($code:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum BlobCode { $($code),* }
+        impl BlobCode {
+            /// The `x-ms-error-code` string.
+            pub fn as_str(self) -> &'static str {
+                match self { $(BlobCode::$code => stringify!($code)),* }
+            }
+        }
+    };
+}
+
+blob_codes!(
+    AuthenticationFailed,
+    AuthorizationPermissionMismatch,
+    BlobAlreadyExists,
+    BlobNotFound,
+    ConditionNotMet,
+    ContainerAlreadyExists,
+    ContainerNotFound,
+    InternalError,
+    InvalidAuthenticationInfo,
+    InvalidRange,
+    InvalidResourceName,
+    KeyBasedAuthenticationNotPermitted,
+    Md5Mismatch,
+    MissingRequiredHeader,
+    NoAuthenticationInformation,
+    NotImplemented,
+    RequestBodyTooLarge,
+    ResourceNotFound,
+    ServerBusy,
+);
+
 /// A blob-service error.
 struct BlobError {
     status: StatusCode,
-    code: &'static str,
+    code: BlobCode,
     message: String,
     detail: Option<String>,
     headers: Vec<(&'static str, String)>,
 }
 
-fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> BlobError {
+fn err(status: StatusCode, code: BlobCode, message: impl Into<String>) -> BlobError {
     BlobError {
         status,
         code,
@@ -56,7 +92,7 @@ impl BlobError {
         let id = uuid::Uuid::new_v4();
         let mut xml = format!(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{}</Code><Message>{}\nRequestId:{id}\nTime:{}</Message>",
-            self.code,
+            self.code.as_str(),
             xml_escape(&self.message),
             now_rfc3339()
         );
@@ -70,7 +106,10 @@ impl BlobError {
         let body = if head { Body::empty() } else { Body::from(xml) };
         let mut r = (self.status, body).into_response();
         let h = r.headers_mut();
-        h.insert("x-ms-error-code", HeaderValue::from_static(self.code));
+        h.insert(
+            "x-ms-error-code",
+            HeaderValue::from_static(self.code.as_str()),
+        );
         if !head {
             h.insert("content-type", HeaderValue::from_static("application/xml"));
         }
@@ -135,7 +174,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         Injected::Throttle(s) => {
             let mut e = err(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "ServerBusy",
+                BlobCode::ServerBusy,
                 "injected throttling: the server is busy",
             );
             if s > 0 {
@@ -148,9 +187,9 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
             return Err(err(
                 StatusCode::from_u16(c).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 if c == 503 {
-                    "ServerBusy"
+                    BlobCode::ServerBusy
                 } else {
-                    "InternalError"
+                    BlobCode::InternalError
                 },
                 "injected transient failure",
             ));
@@ -180,14 +219,14 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
     let Some((acct_key, acct_body)) = acct else {
         return Err(err(
             StatusCode::NOT_FOUND,
-            "ResourceNotFound",
+            BlobCode::ResourceNotFound,
             format!("The storage account {account} does not exist."),
         ));
     };
     if q("sig").is_some() {
         return Err(err(
             StatusCode::FORBIDDEN,
-            "AuthenticationFailed",
+            BlobCode::AuthenticationFailed,
             "shared access signatures are not supported by the local cloud; use a bearer token or SharedKey",
         ));
     }
@@ -204,7 +243,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
     if header(&parts.headers, "x-ms-version").is_none() {
         return Err(err(
             StatusCode::BAD_REQUEST,
-            "MissingRequiredHeader",
+            BlobCode::MissingRequiredHeader,
             "An HTTP header that's mandatory for this request is not specified: x-ms-version.",
         ));
     }
@@ -236,7 +275,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         if level < needed {
             return Err(err(
                 StatusCode::FORBIDDEN,
-                "AuthorizationPermissionMismatch",
+                BlobCode::AuthorizationPermissionMismatch,
                 "This request is not authorized to perform this operation using this permission.",
             ));
         }
@@ -246,7 +285,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         .map_err(|_| {
             err(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestBodyTooLarge",
+                BlobCode::RequestBodyTooLarge,
                 "The request body is too large.",
             )
         })?;
@@ -277,7 +316,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         }
         _ => Err(err(
             StatusCode::NOT_IMPLEMENTED,
-            "NotImplemented",
+            BlobCode::NotImplemented,
             format!(
                 "the local cloud does not implement {} {} with these query parameters",
                 m, raw_path
@@ -303,7 +342,7 @@ fn authenticate(
     let Some(auth) = header(h, "authorization") else {
         return Err(err(
             StatusCode::UNAUTHORIZED,
-            "NoAuthenticationInformation",
+            BlobCode::NoAuthenticationInformation,
             "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
         ));
     };
@@ -319,7 +358,7 @@ fn authenticate(
             .map_err(|e| {
                 let mut be = err(
                     StatusCode::UNAUTHORIZED,
-                    "InvalidAuthenticationInfo",
+                    BlobCode::InvalidAuthenticationInfo,
                     match e {
                         TokenError::Expired => {
                             "Server failed to authenticate the request. The token is expired."
@@ -338,7 +377,7 @@ fn authenticate(
     let Some(rest) = auth.strip_prefix("SharedKey ") else {
         let mut be = err(
             StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationInfo",
+            BlobCode::InvalidAuthenticationInfo,
             "Authentication information is not given in the correct format.",
         );
         be.headers.push(("WWW-Authenticate", challenge));
@@ -349,14 +388,14 @@ fn authenticate(
     {
         return Err(err(
             StatusCode::FORBIDDEN,
-            "KeyBasedAuthenticationNotPermitted",
+            BlobCode::KeyBasedAuthenticationNotPermitted,
             "Key based authentication is not permitted on this storage account.",
         ));
     }
     let fail = |detail: &str| {
         let mut be = err(
             StatusCode::FORBIDDEN,
-            "AuthenticationFailed",
+            BlobCode::AuthenticationFailed,
             "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
         );
         be.detail = Some(detail.to_string());
@@ -503,7 +542,7 @@ fn container_exists(st: &Shared, t: &Target) -> Result<serde_json::Value, BlobEr
         .ok_or_else(|| {
             err(
                 StatusCode::NOT_FOUND,
-                "ContainerNotFound",
+                BlobCode::ContainerNotFound,
                 "The specified container does not exist.",
             )
         })
@@ -519,7 +558,7 @@ async fn create_container(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
     {
         return Err(err(
             StatusCode::BAD_REQUEST,
-            "InvalidResourceName",
+            BlobCode::InvalidResourceName,
             "The specified resource name contains invalid characters.",
         ));
     }
@@ -563,14 +602,14 @@ async fn create_container(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
         .map_err(|e| {
             err(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                BlobCode::InternalError,
                 e.to_string(),
             )
         })?;
     let Some(tag) = created else {
         return Err(err(
             StatusCode::CONFLICT,
-            "ContainerAlreadyExists",
+            BlobCode::ContainerAlreadyExists,
             "The specified container already exists.",
         ));
     };
@@ -616,7 +655,7 @@ async fn delete_container(st: &Shared, t: &Target) -> BResult {
         .map_err(|e| {
             err(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                BlobCode::InternalError,
                 e.to_string(),
             )
         })?;
@@ -751,13 +790,13 @@ fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(
         if read {
             err(
                 StatusCode::NOT_MODIFIED,
-                "ConditionNotMet",
+                BlobCode::ConditionNotMet,
                 "The condition specified using HTTP conditional header(s) is not met.",
             )
         } else {
             err(
                 StatusCode::PRECONDITION_FAILED,
-                "ConditionNotMet",
+                BlobCode::ConditionNotMet,
                 "The condition specified using HTTP conditional header(s) is not met.",
             )
         }
@@ -765,7 +804,7 @@ fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(
     let precondition = || {
         err(
             StatusCode::PRECONDITION_FAILED,
-            "ConditionNotMet",
+            BlobCode::ConditionNotMet,
             "The condition specified using HTTP conditional header(s) is not met.",
         )
     };
@@ -784,7 +823,7 @@ fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(
         if inm.trim() == "*" && !read {
             return Err(err(
                 StatusCode::CONFLICT,
-                "BlobAlreadyExists",
+                BlobCode::BlobAlreadyExists,
                 "The specified blob already exists.",
             ));
         }
@@ -815,7 +854,7 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
         None => {
             return Err(err(
                 StatusCode::BAD_REQUEST,
-                "MissingRequiredHeader",
+                BlobCode::MissingRequiredHeader,
                 "An HTTP header that's mandatory for this request is not specified: x-ms-blob-type.",
             ));
         }
@@ -823,7 +862,7 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
         Some(other) => {
             return Err(err(
                 StatusCode::NOT_IMPLEMENTED,
-                "NotImplemented",
+                BlobCode::NotImplemented,
                 format!("the local cloud only implements BlockBlob, not {other}"),
             ));
         }
@@ -834,7 +873,7 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
     {
         return Err(err(
             StatusCode::BAD_REQUEST,
-            "Md5Mismatch",
+            BlobCode::Md5Mismatch,
             "The MD5 value specified in the request did not match with the MD5 value calculated by the server.",
         ));
     }
@@ -844,7 +883,7 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
     let file = st.store.write_blob_file(&body).map_err(|e| {
         err(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
+            BlobCode::InternalError,
             e.to_string(),
         )
     })?;
@@ -897,7 +936,7 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
         .map_err(|e| {
             err(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                BlobCode::InternalError,
                 e.to_string(),
             )
         })?;
@@ -942,7 +981,7 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
     let Some(m) = st.store.read(|d| d.blobs.get(&key).cloned()) else {
         return Err(err(
             StatusCode::NOT_FOUND,
-            "BlobNotFound",
+            BlobCode::BlobNotFound,
             "The specified blob does not exist.",
         ));
     };
@@ -975,7 +1014,7 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
         st.store.read_blob_file(&m.file).map_err(|e| {
             err(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                BlobCode::InternalError,
                 e.to_string(),
             )
         })?
@@ -985,7 +1024,7 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
             let invalid = || {
                 let mut e = err(
                     StatusCode::RANGE_NOT_SATISFIABLE,
-                    "InvalidRange",
+                    BlobCode::InvalidRange,
                     "The range specified is invalid for the current size of the resource.",
                 );
                 e.headers
@@ -1038,7 +1077,7 @@ async fn delete_blob(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
     let Some(m) = existing else {
         return Err(err(
             StatusCode::NOT_FOUND,
-            "BlobNotFound",
+            BlobCode::BlobNotFound,
             "The specified blob does not exist.",
         ));
     };
@@ -1049,7 +1088,7 @@ async fn delete_blob(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
         .map_err(|e| {
             err(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                BlobCode::InternalError,
                 e.to_string(),
             )
         })?;

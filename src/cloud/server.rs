@@ -18,6 +18,7 @@ use axum::routing::{any, get, post};
 use rand::Rng;
 use tokio::sync::Notify;
 
+use super::arm::ArmCode;
 use super::auth::Signer;
 use super::faults::Faults;
 use super::instance::{CloudError, CloudInfo};
@@ -347,7 +348,7 @@ fn admin_auth(st: &Shared, req_headers: &axum::http::HeaderMap) -> Option<Respon
         Ok(_) => Some(
             arm::ArmError::new(
                 StatusCode::FORBIDDEN,
-                "AuthorizationFailed",
+                ArmCode::AuthorizationFailed,
                 "only the seeded service principal may use the admin api",
             )
             .into_response(),
@@ -376,7 +377,7 @@ async fn set_faults(
         Err(e) => {
             return arm::ArmError::new(
                 StatusCode::BAD_REQUEST,
-                "InvalidRequestContent",
+                ArmCode::InvalidRequestContent,
                 &format!("invalid faults: {e}"),
             )
             .into_response();
@@ -387,7 +388,7 @@ async fn set_faults(
         Err(p) => p.into_inner(),
     };
     if let Err(e) = guard.apply(patch) {
-        return arm::ArmError::new(StatusCode::BAD_REQUEST, "InvalidRequestContent", &e)
+        return arm::ArmError::new(StatusCode::BAD_REQUEST, ArmCode::InvalidRequestContent, &e)
             .into_response();
     }
     axum::Json(guard.clone()).into_response()

@@ -1,6 +1,6 @@
 //! Shared helpers of the local-cloud integration tests: start a cloud (the real binary detached, or
 //! in-process on port 0) in a throw-away data folder, get tokens, call ARM and blob REST, poll LROs.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test crate uses a subset of these helpers")]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

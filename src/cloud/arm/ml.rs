@@ -5,7 +5,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{
-    ArmError, ArmResult, Ctx, empty, json_response, list_children, matches, new_operation,
+    ArmCode, ArmError, ArmResult, Ctx, empty, json_response, list_children, matches, new_operation,
     new_principal,
 };
 use crate::cloud::runner;
@@ -74,7 +74,7 @@ pub async fn route_operation(cx: &Ctx) -> ArmResult {
     let op = cx.st.store.read(|d| d.operations.get(&op_id).cloned());
     let Some(op) = op else {
         return Err(ArmError::not_found(
-            "NotFound",
+            ArmCode::NotFound,
             "The operation was not found.",
         ));
     };
@@ -116,7 +116,7 @@ pub async fn route_operation(cx: &Ctx) -> ArmResult {
         return match body {
             Some(b) => Ok(json_response(StatusCode::OK, render(cx, b))),
             None => Err(ArmError::not_found(
-                "NotFound",
+                ArmCode::NotFound,
                 "The resource no longer exists.",
             )),
         };
@@ -140,7 +140,7 @@ fn render(cx: &Ctx, mut b: Value) -> Value {
 }
 
 fn user_error(status: StatusCode, msg: &str) -> ArmError {
-    ArmError::new(status, "UserError", msg)
+    ArmError::new(status, ArmCode::UserError, msg)
 }
 
 pub async fn route(cx: &Ctx) -> ArmResult {
@@ -151,7 +151,7 @@ pub async fn route(cx: &Ctx) -> ArmResult {
         || !s[3].eq_ignore_ascii_case(&seed.resource_group)
     {
         return Err(ArmError::not_found(
-            "ResourceNotFound",
+            ArmCode::ResourceNotFound,
             &format!(
                 "The Resource 'Microsoft.MachineLearningServices/workspaces/{}' under resource group '{}' was not found.",
                 s[7], s[3]
@@ -563,7 +563,7 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
             }
             let Some(loc) = req.get("location").and_then(Value::as_str) else {
                 return Err(ArmError::bad_request(
-                    "LocationRequired",
+                    ArmCode::LocationRequired,
                     "The location property is required for this definition.",
                 ));
             };
@@ -685,7 +685,7 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
                         u["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
                     }) else {
                         return Err(ArmError::bad_request(
-                            "InvalidUserAssignedIdentity",
+                            ArmCode::InvalidUserAssignedIdentity,
                             &format!("Resource '{uai_id}' was not found."),
                         ));
                     };
@@ -888,7 +888,7 @@ async fn deployment(cx: &Ctx) -> ArmResult {
             }
             let Some(loc) = req.get("location").and_then(Value::as_str) else {
                 return Err(ArmError::bad_request(
-                    "LocationRequired",
+                    ArmCode::LocationRequired,
                     "The location property is required for this definition.",
                 ));
             };
