@@ -1028,3 +1028,47 @@ async fn deployments_traffic_scale_logs_and_cascading_delete() {
     assert_eq!(gone.status(), 404);
     c.stop().await;
 }
+
+/// The Rust `azure_identity` crate (what the provider uses) gets tokens from the local cloud through a
+/// custom authority host and a transport that trusts the local CA; a wrong secret surfaces AADSTS7000215.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_identity_client_secret_credential_works_against_the_local_cloud() {
+    use std::sync::Arc;
+
+    use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+    use azure_core::credentials::{Secret, TokenCredential};
+    use azure_core::http::{ClientOptions, Transport};
+    use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
+
+    let c = Cloud::start_in_process().await;
+    let credential = |secret: &str| {
+        let mut custom = CustomConfiguration::default();
+        custom.authority_host = c.info.authority_host.clone();
+        let client_options = ClientOptions {
+            cloud: Some(Arc::new(CloudConfiguration::Custom(custom))),
+            transport: Some(Transport::new(Arc::new(c.http.clone()))),
+            ..Default::default()
+        };
+        ClientSecretCredential::new(
+            &c.info.tenant_id,
+            c.info.client_id.clone(),
+            Secret::new(secret.to_string()),
+            Some(ClientSecretCredentialOptions { client_options }),
+        )
+        .unwrap()
+    };
+    let token = credential(&c.info.client_secret)
+        .get_token(&["https://management.azure.com/.default"], None)
+        .await
+        .unwrap();
+    let rg = c
+        .arm_as(token.token.secret(), Method::GET, &c.rg(), None)
+        .await;
+    assert_eq!(rg.status, 200);
+    let err = credential("wrong")
+        .get_token(&["https://management.azure.com/.default"], None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("AADSTS7000215"), "{err}");
+    c.stop().await;
+}
