@@ -97,11 +97,19 @@ fn main() {
         measure("ARM GET resource group", move |_| {
             let (c, t, u) = (c.clone(), t.clone(), u.clone());
             async move {
-                c.get(u)
-                    .bearer_auth(t)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status() == 200)
+                match c.get(u).bearer_auth(t).send().await {
+                    // Read the body: dropping it unread resets the HTTP/2 stream, and too many
+                    // resets make the client's own h2 library close the connection.
+                    Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                    Ok(r) => {
+                        eprintln!("GET answered {}", r.status());
+                        false
+                    }
+                    Err(e) => {
+                        eprintln!("GET failed: {:?}", std::error::Error::source(&e));
+                        false
+                    }
+                }
             }
         })
         .await;
@@ -117,13 +125,24 @@ fn main() {
                     i % names
                 );
                 async move {
-                    c.put(u)
+                    match c
+                        .put(u)
                         .bearer_auth(t)
                         .header("content-type", "application/json")
                         .body("{}")
                         .send()
                         .await
-                        .is_ok_and(|r| r.status().is_success())
+                    {
+                        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                        Ok(r) => {
+                            eprintln!("PUT answered {}", r.status());
+                            false
+                        }
+                        Err(e) => {
+                            eprintln!("PUT failed: {:?}", std::error::Error::source(&e));
+                            false
+                        }
+                    }
                 }
             })
             .await;
