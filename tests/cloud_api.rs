@@ -129,6 +129,10 @@ async fn token_endpoint_follows_entra_shapes() {
         subs.body["value"][0]["subscriptionId"],
         c.info.subscription_id.as_str()
     );
+    let rgs = c
+        .arm(Method::GET, &format!("{}/resourcegroups", c.sub()), None)
+        .await;
+    assert_eq!(rgs.body["value"][0]["name"], c.info.resource_group.as_str());
     let sub = c.arm(Method::GET, &c.sub(), None).await;
     assert_eq!(sub.body["tenantId"], c.info.tenant_id.as_str());
     c.stop().await;
@@ -579,6 +583,20 @@ async fn blob_data_plane_auth_roles_and_semantics() {
     let storage = c.token_for(STORAGE_SCOPE).await;
     let nover = answer(c.http.get(&url).bearer_auth(&storage).send().await.unwrap()).await;
     assert_eq!(nover.status, 400);
+    let old_version = answer(
+        c.http
+            .get(&url)
+            .bearer_auth(&storage)
+            .header("x-ms-version", "2015-02-21")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        old_version.header("x-ms-error-code").as_deref(),
+        Some("InvalidHeaderValue")
+    );
 
     // ARM Owner is not a data role; Reader reads but cannot write; Contributor on the RG writes.
     let get = |t: String| {

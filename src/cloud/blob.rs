@@ -48,6 +48,7 @@ blob_codes!(
     ContainerNotFound,
     InternalError,
     InvalidAuthenticationInfo,
+    InvalidHeaderValue,
     InvalidRange,
     InvalidResourceName,
     KeyBasedAuthenticationNotPermitted,
@@ -245,6 +246,15 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
             StatusCode::BAD_REQUEST,
             BlobCode::MissingRequiredHeader,
             "An HTTP header that's mandatory for this request is not specified: x-ms-version.",
+        ));
+    }
+    if matches!(caller, Caller::Principal(_))
+        && header(&parts.headers, "x-ms-version").is_some_and(|v| v < "2017-11-09")
+    {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            BlobCode::InvalidHeaderValue,
+            "Bearer authentication needs x-ms-version 2017-11-09 or later.",
         ));
     }
     let t = Target {

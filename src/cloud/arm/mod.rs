@@ -552,6 +552,10 @@ async fn route(cx: &Ctx) -> ArmResult {
     ) {
         return ml::route_operation(cx).await;
     }
+    if matches(s, &["subscriptions", "*", "resourceGroups"]).is_some() && cx.method == Method::GET {
+        let list = list_children(&cx.st, &cx.id(2), "resourceGroups");
+        return Ok(json_response(StatusCode::OK, json!({ "value": list })));
+    }
     if !starts(s, &["subscriptions", "*", "resourceGroups", "*"]) {
         return Err(ArmError::not_implemented(&format!(
             "{} {}",
