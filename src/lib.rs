@@ -1,3 +1,13 @@
 //! stackform: YAML stack files → resource graph → plan → apply, against Azure or the built-in local cloud.
+pub mod apply;
 pub mod cli;
 pub mod cloud;
+pub mod diag;
+pub mod graph;
+pub mod plan;
+pub mod provider;
+pub mod report;
+pub mod specs;
+pub mod stack;
+pub mod state;
+pub mod yaml;

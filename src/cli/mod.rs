@@ -4,8 +4,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod apply;
 pub mod cloud;
+mod common;
+mod engine;
 mod error;
+mod graph;
+mod invoke;
+mod output;
+mod plan;
+mod saved_plan;
+mod schema;
+mod state_cmd;
+mod validate;
 
 pub use error::CliError;
 
@@ -23,6 +34,17 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Validate(validate::Args),
+    Plan(plan::Args),
+    Apply(apply::Args),
+    Destroy(apply::DestroyArgs),
+    Drift(plan::DriftArgs),
+    Output(output::Args),
+    Invoke(invoke::Args),
+    Logs(invoke::LogsArgs),
+    State(state_cmd::Args),
+    Graph(graph::Args),
+    Schema(schema::Args),
     /// Run and manage the built-in local cloud (an offline Azure emulator).
     Cloud(cloud::Args),
 }
@@ -67,6 +89,17 @@ fn init_logging(verbose: u8) {
 /// "changes present" style results) or a [`CliError`].
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Destroy(args) => apply::run_destroy(args),
+        Command::Drift(args) => plan::run_drift(args),
+        Command::Output(args) => output::run(args),
+        Command::Invoke(args) => invoke::run(args),
+        Command::Logs(args) => invoke::run_logs(args),
+        Command::State(args) => state_cmd::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Schema(args) => schema::run(args),
         Command::Cloud(args) => cloud::run(args),
     }
 }

@@ -1,0 +1,616 @@
+//! The scheduler: walks the operation graph with in-degree counters and a bounded number of steps
+//! in flight, records each result in state as it lands, stops on the first failure, and hands the
+//! completed steps to the rollback.
+//!
+//! Only this coordinator mutates the state and the known values; step tasks receive owned inputs
+//! and send back results, so no mutable state is shared between tasks.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use tokio::task::JoinSet;
+
+use super::event::{
+    ApplyEvent, EventSink, FailureRecord, NotRestored, Outcome, RollbackRecord, StepFailure,
+    StepKind, StepRecord, StepResult, Summary,
+};
+use super::interrupt::Interrupt;
+use super::opgraph::{self, OpGraph, PlanShapeError};
+use super::persist::Persistence;
+use super::propagation::PropagationPolicy;
+use super::rollback;
+use super::step::{Job, JobDone, JobFailure, observed_of};
+use super::steps::{ApplyPlan, deposed_key};
+use super::values::{Known, KnownValues};
+use crate::plan::ReplaceOrder;
+use crate::provider::{Observed, Provider, ResourceType};
+use crate::state::{ResourceState, ResourceStatus, StateFile, StepId};
+
+/// Computes the deterministic cloud id a create will produce, for the journal (optional: without
+/// it, recovery finds new objects through their inputs).
+pub type CloudIdFn = Arc<dyn Fn(ResourceType, &Map<String, Value>) -> Option<String> + Send + Sync>;
+
+/// How to run.
+#[derive(Clone)]
+pub struct ApplyOptions {
+    /// Most steps in flight at once (at least 1).
+    pub parallelism: usize,
+    /// Keep partial progress on failure instead of rolling back.
+    pub no_rollback: bool,
+    pub propagation: PropagationPolicy,
+    pub cloud_id: Option<CloudIdFn>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            parallelism: 10,
+            no_rollback: false,
+            propagation: PropagationPolicy::default(),
+            cloud_id: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ApplyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyOptions")
+            .field("parallelism", &self.parallelism)
+            .field("no_rollback", &self.no_rollback)
+            .field("propagation", &self.propagation)
+            .field("cloud_id", &self.cloud_id.is_some())
+            .finish()
+    }
+}
+
+/// Problems found before anything is sent; nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Plan(#[from] PlanShapeError),
+    #[error("`{address}` has resource type `{type_name}`, which stackform does not manage")]
+    UnknownType { address: String, type_name: String },
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct ApplyReport {
+    pub summary: Summary,
+    /// The state as recorded at the end (also on disk with durable persistence).
+    pub state: StateFile,
+    /// Set when state or journal could not be written; the journal then lists unrecorded steps.
+    pub persistence_error: Option<String>,
+    /// Whether the journal was removed (false after an abort or a persistence failure: the next
+    /// run must call [`super::recover`] first).
+    pub journal_cleared: bool,
+}
+
+/// A completed (or half-completed) step, remembered for the rollback.
+#[derive(Debug, Clone)]
+pub(crate) enum Done {
+    /// A new object exists under `address` (a create, or what a failed create left behind).
+    Created { address: String },
+    /// The object at `address` was changed (or a failed update left it unknown); `prior` is the
+    /// record before.
+    Updated {
+        address: String,
+        prior: ResourceState,
+    },
+    /// The object recorded under `state_key` was deleted.
+    Deleted {
+        address: String,
+        state_key: String,
+        prior: ResourceState,
+    },
+}
+
+pub(crate) struct Shared {
+    pub provider: Arc<dyn Provider>,
+    pub events: Arc<dyn EventSink>,
+    pub interrupt: Interrupt,
+    pub options: ApplyOptions,
+}
+
+/// Executes `plan` starting from `state`. See the module documentation of [`crate::apply`].
+pub async fn apply(
+    plan: &ApplyPlan,
+    state: StateFile,
+    persistence: Persistence,
+    provider: Arc<dyn Provider>,
+    options: ApplyOptions,
+    events: Arc<dyn EventSink>,
+    interrupt: Interrupt,
+) -> Result<ApplyReport, ApplyError> {
+    let graph = opgraph::build(plan, &state)?;
+    let mut types = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let Some(t) = ResourceType::parse(&step.resource_type) else {
+            return Err(ApplyError::UnknownType {
+                address: step.address.clone(),
+                type_name: step.resource_type.clone(),
+            });
+        };
+        types.push(t);
+    }
+    let shared = Shared {
+        provider,
+        events,
+        interrupt,
+        options,
+    };
+    let run = Run {
+        plan,
+        known: KnownValues::from_state(&state),
+        priors: state.resources.clone().into_iter().collect(),
+        state,
+        persist: persistence,
+        types,
+        history: Vec::new(),
+        records: Vec::new(),
+        failure: None,
+        persistence_error: None,
+        changed: HashSet::new(),
+        started: vec![false; graph.ops.len()],
+        graph,
+        shared,
+    };
+    Ok(run.execute().await)
+}
+
+struct Run<'a> {
+    plan: &'a ApplyPlan,
+    graph: OpGraph,
+    state: StateFile,
+    known: KnownValues,
+    /// Records as the run found them, by state key.
+    priors: HashMap<String, ResourceState>,
+    persist: Persistence,
+    types: Vec<ResourceType>,
+    history: Vec<Done>,
+    records: Vec<StepRecord>,
+    failure: Option<FailureRecord>,
+    persistence_error: Option<String>,
+    /// Addresses created or updated successfully in this run.
+    changed: HashSet<String>,
+    started: Vec<bool>,
+    shared: Shared,
+}
+
+impl Run<'_> {
+    async fn execute(mut self) -> ApplyReport {
+        let begun = Instant::now();
+        let parallelism = self.shared.options.parallelism.max(1);
+        self.shared.events.emit(ApplyEvent::ApplyStarted {
+            steps: self.graph.ops.len(),
+            parallelism,
+        });
+        let mut indegree = self.graph.indegree.clone();
+        let mut ready: BinaryHeap<(u32, Reverse<usize>)> = (0..self.graph.ops.len())
+            .filter(|&i| indegree[i] == 0)
+            .map(|i| (self.graph.priority[i], Reverse(i)))
+            .collect();
+        let mut tasks: JoinSet<(usize, JobDone)> = JoinSet::new();
+        let mut task_ops: HashMap<tokio::task::Id, usize> = HashMap::new();
+        let mut stopping = false;
+        let mut seen_level = self.shared.interrupt.level();
+        let mut aborted = false;
+        if seen_level >= 1 {
+            stopping = true;
+        }
+        loop {
+            if !stopping {
+                while tasks.len() < parallelism {
+                    let Some((_, Reverse(i))) = ready.pop() else {
+                        break;
+                    };
+                    let job = self.job(i);
+                    self.started[i] = true;
+                    let handle = tasks.spawn(async move { (i, job.run().await) });
+                    task_ops.insert(handle.id(), i);
+                }
+            }
+            if tasks.is_empty() {
+                break;
+            }
+            let interrupt = self.shared.interrupt.clone();
+            tokio::select! {
+                () = interrupt.reached(seen_level + 1) => {
+                    seen_level = interrupt.level();
+                    self.shared.events.emit(ApplyEvent::Interrupted {
+                        level: seen_level,
+                        in_flight: tasks.len(),
+                    });
+                    stopping = true;
+                    if seen_level >= 2 {
+                        tasks.abort_all();
+                        aborted = true;
+                        break;
+                    }
+                }
+                Some(first) = tasks.join_next_with_id() => {
+                    let mut batch = vec![first];
+                    while let Some(more) = tasks.try_join_next_with_id() {
+                        batch.push(more);
+                    }
+                    let mut finished = Vec::with_capacity(batch.len());
+                    for joined in batch {
+                        match joined {
+                            Ok((id, (i, done))) => {
+                                task_ops.remove(&id);
+                                finished.push((i, done));
+                            }
+                            Err(err) => {
+                                let i = task_ops.remove(&err.id());
+                                if let Some(i) = i {
+                                    finished.push((i, JobDone {
+                                        step: None,
+                                        inputs: Map::new(),
+                                        duration: Duration::ZERO,
+                                        result: Err(JobFailure {
+                                            error: StepFailure::local(format!("the step's task stopped unexpectedly: {err}")),
+                                            leftover: None,
+                                        }),
+                                    }));
+                                }
+                            }
+                        }
+                    }
+                    let released = self.record_batch(finished).await;
+                    if released.is_none() {
+                        stopping = true;
+                    }
+                    for i in released.unwrap_or_default() {
+                        for &next in &self.graph.successors[i] {
+                            indegree[next] -= 1;
+                            if indegree[next] == 0 {
+                                ready.push((self.graph.priority[next], Reverse(next)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        drop(tasks);
+
+        let not_started: Vec<String> = (0..self.graph.ops.len())
+            .filter(|&i| !self.started[i])
+            .map(|i| self.graph.ops[i].address.clone())
+            .collect();
+        let mut rollback_records: Vec<RollbackRecord> = Vec::new();
+        let mut not_restored: Vec<NotRestored> = Vec::new();
+        let outcome = if aborted {
+            Outcome::Aborted
+        } else if seen_level >= 1 {
+            // The user asked to stop: keep what was done, roll nothing back.
+            Outcome::Interrupted
+        } else if self.persistence_error.is_some() {
+            // Nothing can be compensated if it cannot be recorded; the journal lists the rest.
+            Outcome::Failed
+        } else if self.failure.is_some() {
+            if self.shared.options.no_rollback {
+                Outcome::Failed
+            } else {
+                let failed = self
+                    .failure
+                    .as_ref()
+                    .map(|f| f.address.clone())
+                    .unwrap_or_default();
+                let history = std::mem::take(&mut self.history);
+                let result = rollback::run(
+                    &self.shared,
+                    &mut self.state,
+                    &mut self.known,
+                    &mut self.persist,
+                    &failed,
+                    history,
+                )
+                .await;
+                rollback_records = result.records;
+                not_restored = result.not_restored;
+                if let Some(e) = result.persistence_error {
+                    self.persistence_error.get_or_insert(e);
+                }
+                if result.aborted {
+                    Outcome::Aborted
+                } else {
+                    Outcome::RolledBack
+                }
+            }
+        } else {
+            self.record_outputs().await;
+            Outcome::Succeeded
+        };
+
+        let summary = Summary {
+            outcome,
+            steps: self.records,
+            failure: self.failure,
+            rollback: rollback_records,
+            not_restored,
+            not_started,
+            persistence_error: self.persistence_error.clone(),
+            duration: begun.elapsed(),
+        };
+        self.shared
+            .events
+            .emit(ApplyEvent::Summary(summary.clone()));
+        let journal_cleared = if outcome == Outcome::Aborted || self.persistence_error.is_some() {
+            false
+        } else {
+            match self.persist.finish() {
+                Ok(cleared) => cleared,
+                Err(e) => {
+                    self.persistence_error = Some(e.to_string());
+                    false
+                }
+            }
+        };
+        ApplyReport {
+            summary,
+            state: self.state,
+            persistence_error: self.persistence_error,
+            journal_cleared,
+        }
+    }
+
+    /// The job for op `i`, with its inputs resolved from the values known right now.
+    fn job(&self, i: usize) -> Job {
+        let op = &self.graph.ops[i];
+        let step = &self.plan.steps[op.step];
+        let resource_type = self.types[op.step];
+        let prior_record = match op.kind {
+            StepKind::Create => None,
+            StepKind::Update | StepKind::Delete => self.state.resources.get(&op.state_key),
+        };
+        let mut unresolved = None;
+        let inputs = match (op.kind, &step.desired) {
+            (StepKind::Delete, _) => prior_record
+                .map(|r| super::values::as_map(&r.inputs))
+                .unwrap_or_default(),
+            (_, Some(desired)) => self.known.resolve(desired).unwrap_or_else(|e| {
+                unresolved = Some(e);
+                Map::new()
+            }),
+            (_, None) => Map::new(),
+        };
+        let target = match (op.kind, prior_record) {
+            (StepKind::Create, _) => self
+                .shared
+                .options
+                .cloud_id
+                .as_ref()
+                .and_then(|f| f(resource_type, &inputs))
+                .unwrap_or_default(),
+            (_, Some(r)) => r.id.clone(),
+            (_, None) => String::new(),
+        };
+        let waiting_for = if op.kind == StepKind::Delete {
+            Vec::new()
+        } else {
+            step.desired
+                .iter()
+                .flat_map(|d| d.dependencies.iter())
+                .filter(|dep| {
+                    self.changed.contains(dep.as_str())
+                        && self
+                            .state
+                            .resources
+                            .get(dep.as_str())
+                            .is_some_and(|r| r.resource_type == "role_assignment")
+                })
+                .cloned()
+                .collect()
+        };
+        Job {
+            kind: op.kind,
+            replace: op.replace.is_some(),
+            address: op.address.clone(),
+            resource_type,
+            inputs,
+            prior: prior_record.map(observed_of),
+            target,
+            waiting_for,
+            propagation: self.shared.options.propagation,
+            provider: self.shared.provider.clone(),
+            events: self.shared.events.clone(),
+            journal: self.persist.journal(),
+            interrupt: self.shared.interrupt.clone(),
+            unresolved,
+        }
+    }
+
+    /// Records finished steps in state (one write for the batch), then emits their events.
+    /// Returns the ops whose successors may start, or `None` when the run must stop because the
+    /// state could not be written.
+    async fn record_batch(&mut self, finished: Vec<(usize, JobDone)>) -> Option<Vec<usize>> {
+        let mut released = Vec::new();
+        let mut steps: Vec<StepId> = Vec::new();
+        let mut events = Vec::with_capacity(finished.len());
+        for (i, done) in finished {
+            let op = self.graph.ops[i].clone();
+            steps.extend(done.step);
+            let result = match done.result {
+                Ok(observed) => {
+                    self.record_success(i, observed, done.inputs);
+                    released.push(i);
+                    StepResult::Succeeded
+                }
+                Err(failure) => {
+                    self.record_failure(i, failure.leftover, done.inputs);
+                    if self.failure.is_none() {
+                        self.failure = Some(FailureRecord {
+                            address: op.address.clone(),
+                            kind: op.kind,
+                            error: failure.error.clone(),
+                        });
+                    }
+                    StepResult::Failed {
+                        error: failure.error,
+                    }
+                }
+            };
+            self.records.push(StepRecord {
+                address: op.address.clone(),
+                kind: op.kind,
+                replace: op.replace.is_some(),
+                duration: done.duration,
+                result: result.clone(),
+            });
+            events.push(ApplyEvent::StepFinished {
+                address: op.address,
+                kind: op.kind,
+                replace: op.replace.is_some(),
+                duration: done.duration,
+                result,
+            });
+        }
+        let written = self.persist.commit(&mut self.state, steps).await;
+        for event in events {
+            self.shared.events.emit(event);
+        }
+        if let Err(e) = written {
+            self.persistence_error.get_or_insert(e);
+            return None;
+        }
+        if self.failure.is_some() {
+            released.clear();
+        }
+        Some(released)
+    }
+
+    fn record_success(&mut self, i: usize, observed: Option<Observed>, sent: Map<String, Value>) {
+        let op = self.graph.ops[i].clone();
+        let step = &self.plan.steps[op.step];
+        match (op.kind, observed) {
+            (StepKind::Create | StepKind::Update, Some(observed)) => {
+                let desired = step.desired.as_ref();
+                let inputs = if desired.is_some() {
+                    sent
+                } else {
+                    observed.inputs.clone()
+                };
+                let mut record = ResourceState::new(
+                    step.resource_type.clone(),
+                    observed.id.clone(),
+                    Value::Object(inputs.clone()),
+                    Value::Object(observed.outputs.clone()),
+                );
+                if let Some(d) = desired {
+                    record.dependencies = d.dependencies.clone();
+                    record.content_hash = d.content_hash.clone();
+                    record.sensitive = d.sensitive.clone();
+                }
+                if op.replace == Some(ReplaceOrder::CreateBeforeDelete)
+                    && let Some(old) = self.state.resources.shift_remove(&op.address)
+                {
+                    self.state.record(deposed_key(&op.address), old);
+                }
+                let prior = self.state.resources.get(&op.address).cloned();
+                self.state.record(op.address.clone(), record);
+                self.known.set(
+                    &op.address,
+                    Known {
+                        id: observed.id,
+                        inputs: Value::Object(inputs),
+                        outputs: Value::Object(observed.outputs),
+                    },
+                );
+                self.changed.insert(op.address.clone());
+                self.history.push(match (op.kind, prior) {
+                    (StepKind::Update, Some(prior)) => Done::Updated {
+                        address: op.address,
+                        prior,
+                    },
+                    _ => Done::Created {
+                        address: op.address,
+                    },
+                });
+            }
+            (StepKind::Delete, _) | (_, None) => {
+                let prior = self
+                    .state
+                    .resources
+                    .shift_remove(&op.state_key)
+                    .or_else(|| self.priors.get(&op.state_key).cloned());
+                if op.replace.is_none() {
+                    self.known.remove(&op.address);
+                }
+                if let Some(prior) = prior {
+                    self.history.push(Done::Deleted {
+                        address: op.address,
+                        state_key: op.state_key,
+                        prior,
+                    });
+                }
+            }
+        }
+    }
+
+    fn record_failure(&mut self, i: usize, leftover: Option<Observed>, sent: Map<String, Value>) {
+        let op = self.graph.ops[i].clone();
+        let step = &self.plan.steps[op.step];
+        match op.kind {
+            StepKind::Create => {
+                let Some(left) = leftover else {
+                    return;
+                };
+                if op.replace == Some(ReplaceOrder::CreateBeforeDelete)
+                    && let Some(old) = self.state.resources.shift_remove(&op.address)
+                {
+                    self.state.record(deposed_key(&op.address), old);
+                }
+                let inputs = if sent.is_empty() { left.inputs } else { sent };
+                let mut record = ResourceState::new(
+                    step.resource_type.clone(),
+                    left.id,
+                    Value::Object(inputs),
+                    Value::Object(left.outputs),
+                );
+                record.status = ResourceStatus::Tainted;
+                if let Some(d) = &step.desired {
+                    record.dependencies = d.dependencies.clone();
+                    record.content_hash = d.content_hash.clone();
+                    record.sensitive = d.sensitive.clone();
+                }
+                self.state.record(op.address.clone(), record);
+                self.history.push(Done::Created {
+                    address: op.address,
+                });
+            }
+            StepKind::Update => {
+                if let Some(prior) = self.state.resources.get(&op.address).cloned() {
+                    self.state.taint(&op.address);
+                    self.history.push(Done::Updated {
+                        address: op.address,
+                        prior,
+                    });
+                }
+            }
+            // The object is still recorded as it was; a later plan deletes it again.
+            StepKind::Delete => {}
+        }
+    }
+
+    /// Records the stack's outputs (those whose values are known) after a successful run.
+    async fn record_outputs(&mut self) {
+        let mut outputs = indexmap::IndexMap::new();
+        if !self.plan.destroy {
+            for (name, expr) in &self.plan.outputs {
+                let lookup = |r: &crate::stack::Reference| self.known.lookup(r);
+                if let Some(value) = expr.resolve(&lookup) {
+                    outputs.insert(name.clone(), value);
+                }
+            }
+        }
+        if outputs == self.state.outputs {
+            return;
+        }
+        self.state.outputs = outputs;
+        if let Err(e) = self.persist.commit(&mut self.state, Vec::new()).await {
+            self.persistence_error.get_or_insert(e);
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! An in-memory cloud behind the [`Provider`] trait, for the engine's tests and benchmarks.
+//!
+//! Objects live in a map keyed by a deterministic id (`mem:/<type>/<name>`); computed outputs are
+//! derived from the id, so a re-created object gets the same values. Latency, failures at chosen
+//! addresses, half-finished creates, steps that never answer (to simulate a crash), and a
+//! deployment that is denied storage access for its first attempts can all be configured. Every
+//! call is logged with its start and end so tests can check order and parallelism.
+//!
+//! It is a test double: it never touches the network or the disk and must never be used to
+//! manage real resources.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::provider::{
+    ErrorKind, Observed, Provider, ProviderError, ProviderFuture, ResourceRequest, ResourceType,
+};
+use crate::specs::Registry;
+
+/// A provider operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallKind {
+    Read,
+    Create,
+    Update,
+    Delete,
+}
+
+/// One logged call boundary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub kind: CallKind,
+    pub address: String,
+    /// True for the start of the call, false for its end.
+    pub start: bool,
+    /// The inputs the call was given.
+    pub inputs: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+struct Failure {
+    error: ProviderError,
+    /// How many more times to fail (`None`: always).
+    remaining: Option<u32>,
+    /// For creates: store the object before failing (a create that failed halfway).
+    leave_behind: bool,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    objects: HashMap<String, Observed>,
+    failures: HashMap<(CallKind, String), Failure>,
+    stall: HashSet<(CallKind, String)>,
+    deny: HashMap<String, u32>,
+    log: Vec<Call>,
+    in_flight: usize,
+    max_in_flight: usize,
+    counts: HashMap<CallKind, usize>,
+}
+
+/// The in-memory cloud.
+#[derive(Debug, Default)]
+pub struct MemoryProvider {
+    inner: Mutex<Inner>,
+    latency: Duration,
+    log_calls: bool,
+    registry: Option<Registry>,
+}
+
+impl MemoryProvider {
+    /// No latency; calls are logged.
+    pub fn new() -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            latency: Duration::ZERO,
+            log_calls: true,
+            registry: Registry::embedded().ok(),
+        }
+    }
+
+    /// Every create, update and delete takes `latency` (reads take none).
+    #[must_use]
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Stops logging call boundaries (benchmarks with many calls).
+    #[must_use]
+    pub fn without_log(mut self) -> Self {
+        self.log_calls = false;
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `kind` on `address` fails with `error` every time.
+    pub fn fail(&self, kind: CallKind, address: &str, error: ProviderError) {
+        self.add_failure(kind, address, error, None, false);
+    }
+
+    /// `kind` on `address` fails with `error` the next `times` times.
+    pub fn fail_times(&self, kind: CallKind, address: &str, error: ProviderError, times: u32) {
+        self.add_failure(kind, address, error, Some(times), false);
+    }
+
+    /// A create of `address` stores the object and then fails (a create that failed halfway).
+    pub fn fail_after_create(&self, address: &str, error: ProviderError) {
+        self.add_failure(CallKind::Create, address, error, None, true);
+    }
+
+    fn add_failure(
+        &self,
+        kind: CallKind,
+        address: &str,
+        error: ProviderError,
+        remaining: Option<u32>,
+        leave_behind: bool,
+    ) {
+        self.lock().failures.insert(
+            (kind, address.to_owned()),
+            Failure {
+                error,
+                remaining,
+                leave_behind,
+            },
+        );
+    }
+
+    /// `kind` on `address` does its work in the cloud and then never answers (the process
+    /// "dies" while waiting for it).
+    pub fn stall(&self, kind: CallKind, address: &str) {
+        self.lock().stall.insert((kind, address.to_owned()));
+    }
+
+    /// The first `attempts` creates of the deployment at `address` end `Failed` because its
+    /// identity is denied storage access (a role assignment that has not propagated).
+    pub fn deny_storage_until(&self, address: &str, attempts: u32) {
+        self.lock().deny.insert(address.to_owned(), attempts);
+    }
+
+    /// Puts an object in the cloud directly.
+    pub fn insert(&self, object: Observed) {
+        self.lock().objects.insert(object.id.clone(), object);
+    }
+
+    /// Removes an object from the cloud directly (an out-of-band delete).
+    pub fn remove(&self, id: &str) -> Option<Observed> {
+        self.lock().objects.remove(id)
+    }
+
+    /// The object with this id.
+    pub fn get(&self, id: &str) -> Option<Observed> {
+        self.lock().objects.get(id).cloned()
+    }
+
+    /// Every object, sorted by id.
+    pub fn objects(&self) -> Vec<Observed> {
+        let mut v: Vec<Observed> = self.lock().objects.values().cloned().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Every call boundary, in order.
+    pub fn log(&self) -> Vec<Call> {
+        self.lock().log.clone()
+    }
+
+    /// Forgets the logged calls and counts (not the objects).
+    pub fn clear_log(&self) {
+        let mut inner = self.lock();
+        inner.log.clear();
+        inner.counts.clear();
+        inner.max_in_flight = 0;
+    }
+
+    /// Addresses of the calls of `kind` that started, in order.
+    pub fn started(&self, kind: CallKind) -> Vec<String> {
+        self.lock()
+            .log
+            .iter()
+            .filter(|c| c.start && c.kind == kind)
+            .map(|c| c.address.clone())
+            .collect()
+    }
+
+    /// How many calls of `kind` were made.
+    pub fn count(&self, kind: CallKind) -> usize {
+        self.lock().counts.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// The most create/update/delete calls that were running at the same moment.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
+    }
+
+    /// The deterministic id of a resource: `mem:/<type>/<name>` (the address when there is no
+    /// `name` input).
+    pub fn id_for(
+        resource_type: ResourceType,
+        address: &str,
+        inputs: &Map<String, Value>,
+    ) -> String {
+        let name = inputs
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(address);
+        format!("mem:/{resource_type}/{name}")
+    }
+
+    /// Computed outputs: every attribute the type's spec declares (nested for dotted names),
+    /// derived from the id so they are the same each time the object is created. `content_sha256`
+    /// is left out (the in-memory cloud keeps no content).
+    fn outputs(&self, resource_type: ResourceType, id: &str) -> Map<String, Value> {
+        let tag: String = id
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+            .to_string();
+        let mut out = Value::Object(Map::new());
+        let names: Vec<String> = self
+            .registry
+            .as_ref()
+            .and_then(|r| r.get(resource_type.as_str()))
+            .map(|spec| spec.attributes.keys().cloned().collect())
+            .unwrap_or_else(|| vec![String::from("id")]);
+        for name in names {
+            let value = match name.as_str() {
+                "id" => json!(id),
+                "content_sha256" => continue,
+                "provisioning_state" => json!("Succeeded"),
+                n if n.ends_with("uri") || n.ends_with("url") || n.ends_with("endpoint") => {
+                    json!(format!("https://{tag}.local/{n}"))
+                }
+                n => json!(format!("{n}-{tag}")),
+            };
+            set_path(&mut out, &name, value);
+        }
+        match out {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    fn begin(&self, kind: CallKind, req: &ResourceRequest) -> Option<Failure> {
+        let mut inner = self.lock();
+        *inner.counts.entry(kind).or_default() += 1;
+        if kind != CallKind::Read {
+            inner.in_flight += 1;
+            inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
+        }
+        if self.log_calls {
+            inner.log.push(Call {
+                kind,
+                address: req.address.clone(),
+                start: true,
+                inputs: req.inputs.clone(),
+            });
+        }
+        let key = (kind, req.address.clone());
+        let failure = inner.failures.get(&key).cloned();
+        if let Some(f) = inner.failures.get_mut(&key)
+            && let Some(n) = &mut f.remaining
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inner.failures.remove(&key);
+            }
+        }
+        failure
+    }
+
+    fn end(&self, kind: CallKind, req: &ResourceRequest) {
+        let mut inner = self.lock();
+        if kind != CallKind::Read {
+            inner.in_flight = inner.in_flight.saturating_sub(1);
+        }
+        if self.log_calls {
+            inner.log.push(Call {
+                kind,
+                address: req.address.clone(),
+                start: false,
+                inputs: Map::new(),
+            });
+        }
+    }
+
+    fn stalls(&self, kind: CallKind, address: &str) -> bool {
+        self.lock().stall.contains(&(kind, address.to_owned()))
+    }
+
+    async fn put(&self, kind: CallKind, req: &ResourceRequest) -> Result<Observed, ProviderError> {
+        let failure = self.begin(kind, req);
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        let id = match (&req.cloud_id, kind) {
+            (Some(id), CallKind::Update) => id.clone(),
+            _ => Self::id_for(req.resource_type, &req.address, &req.inputs),
+        };
+        let object = Observed {
+            id: id.clone(),
+            inputs: req.inputs.clone(),
+            outputs: self.outputs(req.resource_type, &id),
+        };
+        if let Some(f) = &failure {
+            if f.leave_behind {
+                self.insert(object);
+            }
+            self.end(kind, req);
+            return Err(f.error.clone());
+        }
+        let denied = {
+            let mut inner = self.lock();
+            match inner.deny.get_mut(&req.address) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            }
+        };
+        self.insert(object.clone());
+        if denied {
+            self.end(kind, req);
+            return Err(ProviderError::new(
+                ErrorKind::Failed,
+                "init() failed: 403 AuthorizationPermissionMismatch: this request is not authorized to perform this operation using this permission",
+            )
+            .with_code("DeploymentFailed"));
+        }
+        if self.stalls(kind, &req.address) {
+            std::future::pending::<()>().await;
+        }
+        self.end(kind, req);
+        Ok(object)
+    }
+}
+
+impl Provider for MemoryProvider {
+    fn read<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<Observed>> {
+        Box::pin(async move {
+            let failure = self.begin(CallKind::Read, req);
+            let id = req
+                .cloud_id
+                .clone()
+                .unwrap_or_else(|| Self::id_for(req.resource_type, &req.address, &req.inputs));
+            let found = self.get(&id);
+            self.end(CallKind::Read, req);
+            match failure {
+                Some(f) => Err(f.error),
+                None => Ok(found),
+            }
+        })
+    }
+
+    fn create<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Observed> {
+        Box::pin(self.put(CallKind::Create, req))
+    }
+
+    fn update<'a>(
+        &'a self,
+        _prior: &'a Observed,
+        req: &'a ResourceRequest,
+    ) -> ProviderFuture<'a, Observed> {
+        Box::pin(self.put(CallKind::Update, req))
+    }
+
+    fn delete<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, ()> {
+        Box::pin(async move {
+            let failure = self.begin(CallKind::Delete, req);
+            if !self.latency.is_zero() {
+                tokio::time::sleep(self.latency).await;
+            }
+            if let Some(f) = failure {
+                self.end(CallKind::Delete, req);
+                return Err(f.error);
+            }
+            let id = req
+                .cloud_id
+                .clone()
+                .unwrap_or_else(|| Self::id_for(req.resource_type, &req.address, &req.inputs));
+            self.remove(&id);
+            if self.stalls(CallKind::Delete, &req.address) {
+                std::future::pending::<()>().await;
+            }
+            self.end(CallKind::Delete, req);
+            Ok(())
+        })
+    }
+}
+
+/// Sets `value` at a dotted path, creating objects on the way.
+fn set_path(target: &mut Value, path: &str, value: Value) {
+    let mut cur = target;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let Value::Object(map) = cur else {
+            return;
+        };
+        if parts.peek().is_none() {
+            map.insert(part.to_owned(), value);
+            return;
+        }
+        cur = map
+            .entry(part.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+}

@@ -1,0 +1,75 @@
+//! Executing a plan against the cloud: the scheduler, crash safety, rollback, destroy (a plan mode,
+//! not a second engine), propagation waits, recovery of an interrupted run, and refresh.
+//!
+//! # How a run goes
+//!
+//! The planned changes become cloud operations in an operation graph (see `opgraph` for the edge
+//! rules). A node starts the moment all its predecessors have finished — in-degree counters and a
+//! ready queue fed by completion events, never waves — with at most `parallelism` steps in flight;
+//! among ready steps the one with the longest chain behind it goes first. A step's expressions are
+//! resolved when it starts, from the values recorded so far, so ids, `principal_id` or
+//! `scoring_uri` computed by the cloud a moment ago flow into the steps that use them.
+//!
+//! Each step is journaled (fsync'd intent) before it is sent; its result is written to state
+//! (compare-and-write on the serial) and then marked done. A killed process therefore loses
+//! nothing: [`recover`] resolves unfinished intents by reading the cloud. A failed step stops new
+//! steps, lets in-flight ones finish, and rolls back what the run completed, in reverse order
+//! (unless `no_rollback`). An [`Interrupt`] stops scheduling at the first signal and abandons
+//! in-flight steps at the second.
+//!
+//! # Destroy order
+//!
+//! Deletes run in reverse dependency order, using the dependencies recorded in state. For the
+//! reference stack (arrows point from a resource to what must be deleted after it):
+//!
+//! ```text
+//!   blue (deployment) ──► reader (role assignment) ──► endpoint
+//!    │  traffic → 0 first        │                 └──► store
+//!    ├──► endpoint               │
+//!    ├──► greeting (blob) ──► data (container) ──► store (storage account)
+//!    └──► data, store
+//! ```
+//!
+//! so the deployment's traffic goes to 0 and it is deleted first; then the role assignment (before
+//! the identity and scope it names) and the blob; then the endpoint and the container; the storage
+//! account last. A 404 on delete means "already gone" and counts as success.
+//!
+//! # What this module must never do
+//!
+//! Print (it emits [`ApplyEvent`]s to an [`EventSink`]); leave an object it created or touched
+//! untracked by state; let step tasks share mutable state (only the scheduler records results);
+//! put inputs or secrets in the journal or in events.
+
+mod engine;
+mod event;
+mod interrupt;
+pub mod memory;
+mod opgraph;
+mod persist;
+mod propagation;
+mod recover;
+pub mod refresh;
+mod rollback;
+mod step;
+mod steps;
+mod values;
+
+#[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
+mod tests;
+
+pub use engine::{ApplyError, ApplyOptions, ApplyReport, CloudIdFn, apply};
+pub use event::{
+    ApplyEvent, Compensation, EventLog, EventSink, FailureRecord, NoEvents, NotRestored, Outcome,
+    RefreshStatus, RollbackRecord, StepFailure, StepKind, StepRecord, StepResult, Summary,
+};
+pub use interrupt::Interrupt;
+pub use opgraph::PlanShapeError;
+pub use persist::Persistence;
+pub use propagation::{PropagationPolicy, is_authorization_failure};
+pub use recover::{
+    Expected, RecoveryError, RecoveryOutcome, RecoveryReport, expected_from_plan, recover,
+};
+pub use refresh::{RefreshError, refresh};
+pub use steps::{ApplyPlan, Desired, PlannedStep, deposed_key, literal_expr};

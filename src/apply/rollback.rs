@@ -1,0 +1,376 @@
+//! Rollback: after a failed step, the steps this run completed are compensated one at a time, in
+//! reverse order of completion (which is a reverse dependency order):
+//!
+//! * created (or left half-created by the failure) → deleted;
+//! * updated (or left unknown by a failed update) → updated back to the previous inputs;
+//! * deleted → created again from the previous inputs, unless they hold a secret the state keeps
+//!   only as a digest.
+//!
+//! Each compensation is journaled and recorded like any step. One that fails is named in the
+//! report, state records the truth (the object stays recorded, `Tainted` when its condition is
+//! unknown), and nothing it still depends on is deleted afterwards.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::engine::{Done, Shared};
+use super::event::{
+    ApplyEvent, Compensation, NotRestored, RollbackRecord, StepFailure, StepResult,
+};
+use super::persist::{Persistence, write_intent};
+use super::step::{delete_with_drain, observed_of};
+use super::steps::deposed_key;
+use super::values::{Known, KnownValues, has_marker};
+use crate::provider::{ResourceRequest, ResourceType};
+use crate::state::{JournalAction, NewIntent, ResourceState, ResourceStatus, StateFile};
+
+pub(crate) struct RollbackResult {
+    pub records: Vec<RollbackRecord>,
+    pub not_restored: Vec<NotRestored>,
+    pub persistence_error: Option<String>,
+    pub aborted: bool,
+}
+
+fn compensation_of(done: &Done) -> (String, Compensation) {
+    match done {
+        Done::Created { address } => (address.clone(), Compensation::DeleteCreated),
+        Done::Updated { address, .. } => (address.clone(), Compensation::RestorePrevious),
+        Done::Deleted { address, .. } => (address.clone(), Compensation::Recreate),
+    }
+}
+
+pub(crate) async fn run(
+    shared: &Shared,
+    state: &mut StateFile,
+    known: &mut KnownValues,
+    persist: &mut Persistence,
+    failed: &str,
+    history: Vec<Done>,
+) -> RollbackResult {
+    let plan: Vec<Done> = history.into_iter().rev().collect();
+    shared.events.emit(ApplyEvent::RollbackStarted {
+        failed: failed.to_owned(),
+        steps: plan.iter().map(compensation_of).collect(),
+    });
+    let mut out = RollbackResult {
+        records: Vec::new(),
+        not_restored: Vec::new(),
+        persistence_error: None,
+        aborted: false,
+    };
+    // Addresses left in place; what they depend on must stay too.
+    let mut kept: HashSet<String> = HashSet::new();
+    for done in plan {
+        if shared.interrupt.level() >= 2 {
+            out.aborted = true;
+            break;
+        }
+        let (address, compensation) = compensation_of(&done);
+        if compensation == Compensation::DeleteCreated
+            && let Some(user) = kept.iter().find(|k| {
+                state
+                    .resources
+                    .get(k.as_str())
+                    .is_some_and(|r| r.dependencies.contains(&address))
+            })
+        {
+            out.not_restored.push(NotRestored {
+                address: address.clone(),
+                reason: format!(
+                    "kept, because `{user}`, which depends on it, could not be rolled back"
+                ),
+            });
+            kept.insert(address);
+            continue;
+        }
+        shared.events.emit(ApplyEvent::RollbackStepStarted {
+            address: address.clone(),
+            compensation,
+        });
+        let started = Instant::now();
+        let result = compensate(shared, state, known, persist, &done).await;
+        let duration = started.elapsed();
+        let step_result = match result {
+            Ok(note) => {
+                if let Some(reason) = note {
+                    out.not_restored.push(NotRestored {
+                        address: address.clone(),
+                        reason,
+                    });
+                }
+                StepResult::Succeeded
+            }
+            Err(Failure::Cloud(error)) => {
+                kept.insert(address.clone());
+                out.not_restored.push(NotRestored {
+                    address: address.clone(),
+                    reason: format!("could not {compensation}: {error}"),
+                });
+                StepResult::Failed { error }
+            }
+            Err(Failure::Refused(reason)) => {
+                kept.insert(address.clone());
+                out.not_restored.push(NotRestored {
+                    address: address.clone(),
+                    reason: reason.clone(),
+                });
+                StepResult::Failed {
+                    error: StepFailure::local(reason),
+                }
+            }
+            Err(Failure::Persistence(e)) => {
+                out.persistence_error = Some(e.clone());
+                out.records.push(RollbackRecord {
+                    address: address.clone(),
+                    compensation,
+                    duration,
+                    result: StepResult::Failed {
+                        error: StepFailure::local(e.clone()),
+                    },
+                });
+                shared.events.emit(ApplyEvent::RollbackStepFinished {
+                    address,
+                    compensation,
+                    duration,
+                    result: StepResult::Failed {
+                        error: StepFailure::local(e),
+                    },
+                });
+                break;
+            }
+        };
+        out.records.push(RollbackRecord {
+            address: address.clone(),
+            compensation,
+            duration,
+            result: step_result.clone(),
+        });
+        shared.events.emit(ApplyEvent::RollbackStepFinished {
+            address,
+            compensation,
+            duration,
+            result: step_result,
+        });
+    }
+    out
+}
+
+enum Failure {
+    Cloud(StepFailure),
+    Refused(String),
+    Persistence(String),
+}
+
+/// Runs one compensation and records its result. `Ok(Some(note))` means done, with something the
+/// user must know (new computed values after a re-create).
+async fn compensate(
+    shared: &Shared,
+    state: &mut StateFile,
+    known: &mut KnownValues,
+    persist: &mut Persistence,
+    done: &Done,
+) -> Result<Option<String>, Failure> {
+    let provider = shared.provider.as_ref();
+    let sink = shared.events.clone();
+    match done {
+        Done::Created { address } => {
+            let Some(current) = state.resources.get(address).cloned() else {
+                return Ok(None);
+            };
+            let rt = resource_type(address, &current)?;
+            let step = intent(
+                persist,
+                address,
+                &current,
+                JournalAction::Delete,
+                &current.id,
+            )
+            .await?;
+            let req =
+                ResourceRequest::new(rt, address.clone(), super::values::as_map(&current.inputs))
+                    .with_cloud_id(current.id.clone());
+            let observed = observed_of(&current);
+            let result = delete_with_drain(provider, sink.as_ref(), Some(&observed), &req).await;
+            match result {
+                Ok(()) => {
+                    state.resources.shift_remove(address);
+                    known.remove(address);
+                    if let Some(old) = state.resources.shift_remove(&deposed_key(address)) {
+                        known.set(address, Known::from(&old));
+                        state.record(address.clone(), old);
+                    }
+                    commit(persist, state, step).await?;
+                    Ok(None)
+                }
+                Err(err) => {
+                    commit(persist, state, step).await?;
+                    Err(Failure::Cloud(StepFailure::from(&err)))
+                }
+            }
+        }
+        Done::Updated { address, prior } => {
+            let Some(current) = state.resources.get(address).cloned() else {
+                return Err(Failure::Refused(String::from(
+                    "it is no longer recorded in state, so it cannot be restored",
+                )));
+            };
+            if has_marker(&prior.inputs) {
+                return Err(Failure::Refused(String::from(
+                    "its previous inputs include a secret that state keeps only as a digest; apply the previous configuration to restore it",
+                )));
+            }
+            let rt = resource_type(address, prior)?;
+            let step = intent(persist, address, prior, JournalAction::Update, &current.id).await?;
+            let req = ResourceRequest::new(rt, address.clone(), restore_inputs(prior))
+                .with_cloud_id(current.id.clone());
+            match provider.update(&observed_of(&current), &req).await {
+                Ok(observed) => {
+                    let mut record = prior.clone();
+                    record.id = observed.id;
+                    record.outputs = Value::Object(observed.outputs);
+                    known.set(address, Known::from(&record));
+                    state.record(address.clone(), record);
+                    commit(persist, state, step).await?;
+                    Ok(None)
+                }
+                Err(err) => {
+                    state.taint(address);
+                    commit(persist, state, step).await?;
+                    Err(Failure::Cloud(StepFailure::from(&err)))
+                }
+            }
+        }
+        Done::Deleted {
+            address,
+            state_key,
+            prior,
+        } => {
+            if has_marker(&prior.inputs) {
+                return Err(Failure::Refused(String::from(
+                    "it was deleted and its inputs include a secret that state keeps only as a digest, so it cannot be re-created; apply the previous configuration to create it again",
+                )));
+            }
+            let rt = resource_type(address, prior)?;
+            let step = intent(persist, address, prior, JournalAction::Create, &prior.id).await?;
+            let req = ResourceRequest::new(rt, address.clone(), restore_inputs(prior));
+            // Where the re-created object is recorded: its old key if free, else beside the object
+            // that now holds the address (a create-before-delete replacement, undone next).
+            let key = if state.resources.contains_key(address) {
+                if state_key == address {
+                    deposed_key(address)
+                } else {
+                    state_key.clone()
+                }
+            } else {
+                address.clone()
+            };
+            match provider.create(&req).await {
+                Ok(observed) => {
+                    let mut record = prior.clone();
+                    record.status = ResourceStatus::Ready;
+                    let note = (observed.id != prior.id
+                        || Value::Object(observed.outputs.clone()) != prior.outputs)
+                        .then(|| {
+                            String::from(
+                                "re-created, but the cloud gave it new computed values (id or outputs); resources that use them will show changes in the next plan",
+                            )
+                        });
+                    record.id = observed.id;
+                    record.outputs = Value::Object(observed.outputs);
+                    if key == *address {
+                        known.set(address, Known::from(&record));
+                    }
+                    state.record(key, record);
+                    commit(persist, state, step).await?;
+                    Ok(note)
+                }
+                Err(err) => {
+                    if let Ok(Some(left)) = provider.read(&req).await {
+                        let mut record = prior.clone();
+                        record.status = ResourceStatus::Tainted;
+                        record.id = left.id;
+                        record.outputs = Value::Object(left.outputs);
+                        state.record(key, record);
+                    }
+                    commit(persist, state, step).await?;
+                    Err(Failure::Cloud(StepFailure::from(&err)))
+                }
+            }
+        }
+    }
+}
+
+/// The inputs that bring a resource back to what `prior` records. A deployment's code, model and
+/// environment are named by the versions it ran before (immutable in the workspace), not by the local
+/// folders: those may have changed since, and re-uploading them would deploy the new content again.
+fn restore_inputs(prior: &ResourceState) -> serde_json::Map<String, Value> {
+    let mut inputs = super::values::as_map(&prior.inputs);
+    if prior.resource_type != "online_deployment" {
+        return inputs;
+    }
+    let registered = |key: &str| -> Option<Value> {
+        // `.../workspaces/{ws}/{kind}/{name}/versions/{version}` → `azureml:{name}:{version}`
+        let id = prior.outputs.get(key)?.as_str()?;
+        let parts: Vec<&str> = id.trim_end_matches('/').rsplit('/').take(4).collect();
+        match parts.as_slice() {
+            [version, "versions", name, _] => {
+                Some(Value::String(format!("azureml:{name}:{version}")))
+            }
+            _ => None,
+        }
+    };
+    if let Some(model) = registered("model_id") {
+        inputs.insert("model".into(), model);
+    }
+    if let Some(env) = registered("environment_id") {
+        inputs.insert("environment".into(), env);
+    }
+    if let (Some(code), Some(Value::Object(cc))) =
+        (registered("code_id"), inputs.get_mut("code_configuration"))
+    {
+        cc.insert("code".into(), code);
+    }
+    inputs
+}
+
+fn resource_type(address: &str, record: &ResourceState) -> Result<ResourceType, Failure> {
+    ResourceType::parse(&record.resource_type).ok_or_else(|| {
+        Failure::Refused(format!(
+            "`{address}` has resource type `{}`, which stackform does not manage",
+            record.resource_type
+        ))
+    })
+}
+
+async fn intent(
+    persist: &Persistence,
+    address: &str,
+    record: &ResourceState,
+    action: JournalAction,
+    target: &str,
+) -> Result<Option<crate::state::StepId>, Failure> {
+    write_intent(
+        persist.journal(),
+        NewIntent {
+            address: address.to_owned(),
+            resource_type: record.resource_type.clone(),
+            action,
+            target: target.to_owned(),
+        },
+    )
+    .await
+    .map_err(Failure::Persistence)
+}
+
+async fn commit(
+    persist: &mut Persistence,
+    state: &mut StateFile,
+    step: Option<crate::state::StepId>,
+) -> Result<(), Failure> {
+    persist
+        .commit(state, step.into_iter().collect())
+        .await
+        .map_err(Failure::Persistence)
+}

@@ -1,0 +1,1135 @@
+//! Engine tests against the in-memory provider.
+//!
+//! Most use the reference stack (arrows: "is needed by"):
+//!
+//! ```text
+//!   store ──► data ──► greeting ──┐
+//!     │  └──────────────┴────────►│
+//!     ├──► reader ◄── endpoint    ▼
+//!     │      └───────────┴─────► blue
+//!     └────────────────────────► blue
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+
+use super::memory::{CallKind, MemoryProvider};
+use super::*;
+use crate::diag::{SourceFile, Span};
+use crate::plan::{Action, ReplaceOrder};
+use crate::provider::{ErrorKind, Provider, ProviderError};
+use crate::stack::{Expr, ExprKind, Loc, Reference, TemplatePart};
+use crate::state::{ResourceStatus, StateFile, StateStore};
+
+fn loc() -> Loc {
+    Loc {
+        source: SourceFile::new("test.yaml", ""),
+        span: Span::new(0, 0),
+    }
+}
+
+fn lit(v: Value) -> Expr {
+    literal_expr(&v)
+}
+
+fn reference(resource: &str, path: &str) -> Expr {
+    Expr {
+        kind: ExprKind::Ref(Reference {
+            resource: resource.to_owned(),
+            path: path.to_owned(),
+            loc: loc(),
+        }),
+        loc: loc(),
+        sensitive: false,
+    }
+}
+
+fn template(prefix: &str, resource: &str, path: &str) -> Expr {
+    Expr {
+        kind: ExprKind::Template(vec![
+            TemplatePart::Text(prefix.to_owned()),
+            TemplatePart::Ref(Reference {
+                resource: resource.to_owned(),
+                path: path.to_owned(),
+                loc: loc(),
+            }),
+        ]),
+        loc: loc(),
+        sensitive: false,
+    }
+}
+
+fn step(
+    address: &str,
+    resource_type: &str,
+    action: Action,
+    inputs: Vec<(&str, Expr)>,
+    deps: &[&str],
+) -> PlannedStep {
+    PlannedStep {
+        address: address.to_owned(),
+        resource_type: resource_type.to_owned(),
+        action,
+        desired: Some(Desired {
+            inputs: inputs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            dependencies: deps.iter().map(|d| (*d).to_owned()).collect(),
+            content_hash: None,
+            sensitive: Vec::new(),
+        }),
+    }
+}
+
+/// The reference stack, every resource with `action` (the container's `public_access` varies so
+/// tests can plan an update of it).
+fn reference_stack(action: Action, access: &str) -> Vec<PlannedStep> {
+    vec![
+        step(
+            "store",
+            "storage_account",
+            action,
+            vec![
+                ("name", lit(json!("mistore7f3a"))),
+                ("sku", lit(json!("Standard_LRS"))),
+            ],
+            &[],
+        ),
+        step(
+            "data",
+            "blob_container",
+            action,
+            vec![
+                ("account", reference("store", "name")),
+                ("name", lit(json!("hello"))),
+                ("public_access", lit(json!(access))),
+            ],
+            &["store"],
+        ),
+        step(
+            "greeting",
+            "blob",
+            action,
+            vec![
+                ("account", reference("store", "name")),
+                ("container", reference("data", "name")),
+                ("name", lit(json!("hello.txt"))),
+            ],
+            &["store", "data"],
+        ),
+        step(
+            "endpoint",
+            "online_endpoint",
+            action,
+            vec![
+                ("name", lit(json!("my-sai-endpoint"))),
+                ("auth_mode", lit(json!("key"))),
+            ],
+            &[],
+        ),
+        step(
+            "reader",
+            "role_assignment",
+            action,
+            vec![
+                (
+                    "principal_id",
+                    reference("endpoint", "identity.principal_id"),
+                ),
+                ("role", lit(json!("Storage Blob Data Reader"))),
+                ("scope", reference("store", "id")),
+            ],
+            &["endpoint", "store"],
+        ),
+        step(
+            "blue",
+            "online_deployment",
+            action,
+            vec![
+                ("name", lit(json!("blue"))),
+                ("endpoint", reference("endpoint", "name")),
+                ("traffic", lit(json!(100))),
+                (
+                    "environment_variables",
+                    Expr {
+                        kind: ExprKind::Map(IndexMap::from([
+                            (
+                                String::from("STORAGE_ACCOUNT_NAME"),
+                                reference("store", "name"),
+                            ),
+                            (
+                                String::from("STORAGE_BLOB_ENDPOINT"),
+                                reference("store", "primary_blob_endpoint"),
+                            ),
+                            (
+                                String::from("BLOB_URL"),
+                                template("blob at ", "greeting", "id"),
+                            ),
+                        ])),
+                        loc: loc(),
+                        sensitive: false,
+                    },
+                ),
+            ],
+            &["endpoint", "store", "data", "greeting", "reader"],
+        ),
+    ]
+}
+
+fn plan_of(steps: Vec<PlannedStep>) -> ApplyPlan {
+    ApplyPlan {
+        steps,
+        outputs: IndexMap::from([(
+            String::from("scoring_uri"),
+            reference("endpoint", "scoring_uri"),
+        )]),
+        destroy: false,
+    }
+}
+
+fn options(parallelism: usize) -> ApplyOptions {
+    ApplyOptions {
+        parallelism,
+        propagation: PropagationPolicy {
+            timeout: Duration::from_secs(30),
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(4),
+        },
+        ..ApplyOptions::default()
+    }
+}
+
+async fn run_with(
+    plan: &ApplyPlan,
+    state: StateFile,
+    provider: &Arc<MemoryProvider>,
+    options: ApplyOptions,
+) -> (ApplyReport, Vec<ApplyEvent>) {
+    let log = EventLog::new();
+    let report = apply(
+        plan,
+        state,
+        Persistence::in_memory(),
+        provider.clone(),
+        options,
+        Arc::new(log.clone()),
+        Interrupt::new(),
+    )
+    .await
+    .expect("plan is valid");
+    (report, log.events())
+}
+
+/// Applies the whole reference stack and returns the provider and the state.
+async fn created_reference_stack() -> (Arc<MemoryProvider>, StateFile) {
+    let provider = Arc::new(MemoryProvider::new());
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let (report, _) = run_with(&plan, StateFile::new("t"), &provider, options(4)).await;
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    provider.clear_log();
+    (provider, report.state)
+}
+
+fn position(log: &[memory::Call], kind: CallKind, address: &str, start: bool) -> usize {
+    log.iter()
+        .position(|c| c.kind == kind && c.address == address && c.start == start)
+        .unwrap_or_else(|| panic!("no {kind:?} {address} start={start} in {log:?}"))
+}
+
+/// `first`'s call of `kind` ended before `then`'s call of `then_kind` started.
+fn ended_before(
+    log: &[memory::Call],
+    kind: CallKind,
+    first: &str,
+    then_kind: CallKind,
+    then: &str,
+) -> bool {
+    position(log, kind, first, false) < position(log, then_kind, then, true)
+}
+
+fn cloud_error(code: &str) -> ProviderError {
+    let mut e = ProviderError::new(ErrorKind::Failed, "the operation failed").with_code(code);
+    e.request_id = Some(String::from("req-42"));
+    e
+}
+
+/// The inputs every resource of `plan` should have in state, resolved against `state`.
+fn assert_state_matches(plan: &ApplyPlan, state: &StateFile) {
+    let expected = expected_from_plan(plan, state);
+    assert_eq!(
+        state.resources.len(),
+        plan.steps.len(),
+        "extra or missing records: {:?}",
+        state.resources.keys().collect::<Vec<_>>()
+    );
+    for s in &plan.steps {
+        let record = &state.resources[&s.address];
+        assert_eq!(record.status, ResourceStatus::Ready, "{}", s.address);
+        assert_eq!(
+            record.inputs,
+            Value::Object(expected[&s.address].inputs.clone()),
+            "{}",
+            s.address
+        );
+    }
+}
+
+#[tokio::test]
+async fn creates_follow_dependencies_and_use_values_computed_by_the_cloud() {
+    let provider = Arc::new(MemoryProvider::new());
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let (report, _) = run_with(&plan, StateFile::new("t"), &provider, options(4)).await;
+    let state = report.state;
+    let log = provider.log();
+    use CallKind::Create as C;
+    for (dep, user) in [
+        ("store", "data"),
+        ("store", "greeting"),
+        ("data", "greeting"),
+        ("endpoint", "reader"),
+        ("store", "reader"),
+        ("reader", "blue"),
+        ("greeting", "blue"),
+        ("endpoint", "blue"),
+    ] {
+        assert!(ended_before(&log, C, dep, C, user), "{dep} before {user}");
+    }
+    let endpoint = &state.resources["endpoint"];
+    let principal = endpoint.outputs["identity"]["principal_id"].clone();
+    assert!(
+        principal.as_str().is_some_and(|p| !p.is_empty()),
+        "{principal}"
+    );
+    assert_eq!(state.resources["reader"].inputs["principal_id"], principal);
+    assert_eq!(
+        state.resources["reader"].inputs["scope"],
+        json!(state.resources["store"].id)
+    );
+    let blue = &state.resources["blue"];
+    assert_eq!(
+        blue.inputs["environment_variables"]["STORAGE_BLOB_ENDPOINT"],
+        state.resources["store"].outputs["primary_blob_endpoint"]
+    );
+    assert_eq!(
+        blue.inputs["environment_variables"]["BLOB_URL"],
+        json!(format!("blob at {}", state.resources["greeting"].id))
+    );
+    assert_eq!(
+        blue.dependencies,
+        vec!["endpoint", "store", "data", "greeting", "reader"]
+    );
+    assert_eq!(
+        state.outputs["scoring_uri"],
+        endpoint.outputs["scoring_uri"]
+    );
+    assert_eq!(provider.objects().len(), 6);
+}
+
+#[tokio::test]
+async fn independent_steps_run_in_parallel_up_to_the_limit() {
+    let provider = Arc::new(MemoryProvider::new().with_latency(Duration::from_millis(5)));
+    let steps: Vec<PlannedStep> = (0..24)
+        .map(|i| {
+            step(
+                &format!("c{i}"),
+                "blob_container",
+                Action::Create,
+                vec![("name", lit(json!(format!("c{i}"))))],
+                &[],
+            )
+        })
+        .collect();
+    let (report, _) = run_with(&plan_of(steps), StateFile::new("t"), &provider, options(4)).await;
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    assert_eq!(provider.count(CallKind::Create), 24);
+    let max = provider.max_in_flight();
+    assert!(max <= 4, "limit exceeded: {max}");
+    assert!(max > 1, "steps never overlapped");
+}
+
+#[tokio::test]
+async fn a_step_starts_as_soon_as_its_own_dependencies_finish() {
+    // slow ──► after_slow        fast ──► after_fast
+    // after_fast must not wait for `slow` (no layer-by-layer waves).
+    let provider = Arc::new(MemoryProvider::new());
+    provider.stall(CallKind::Create, "slow");
+    let steps = vec![
+        step("slow", "blob_container", Action::Create, vec![], &[]),
+        step(
+            "after_slow",
+            "blob_container",
+            Action::Create,
+            vec![],
+            &["slow"],
+        ),
+        step("fast", "blob_container", Action::Create, vec![], &[]),
+        step(
+            "after_fast",
+            "blob_container",
+            Action::Create,
+            vec![],
+            &["fast"],
+        ),
+    ];
+    let plan = plan_of(steps);
+    let provider2 = provider.clone();
+    let task =
+        tokio::spawn(
+            async move { run_with(&plan, StateFile::new("t"), &provider2, options(4)).await },
+        );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !provider
+        .started(CallKind::Create)
+        .contains(&String::from("after_fast"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after_fast never started"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        !provider
+            .started(CallKind::Create)
+            .contains(&String::from("after_slow"))
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn failure_rolls_back_completed_steps_in_reverse_order() {
+    let provider = Arc::new(MemoryProvider::new());
+    provider.fail(CallKind::Create, "blue", cloud_error("DeploymentFailed"));
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let (report, events) = run_with(&plan, StateFile::new("t"), &provider, options(1)).await;
+    let summary = &report.summary;
+    assert_eq!(summary.outcome, Outcome::RolledBack);
+    let failure = summary.failure.as_ref().expect("failure recorded");
+    assert_eq!(failure.address, "blue");
+    assert_eq!(failure.error.code.as_deref(), Some("DeploymentFailed"));
+    assert_eq!(failure.error.request_id.as_deref(), Some("req-42"));
+    // Completed in order store, data, greeting, endpoint, reader (parallelism 1, file order among
+    // equals is not promised, so compare with the actual completion order).
+    let completed: Vec<&str> = summary
+        .steps
+        .iter()
+        .filter(|s| s.result.is_success())
+        .map(|s| s.address.as_str())
+        .collect();
+    let undone: Vec<&str> = summary
+        .rollback
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    let mut reversed = completed.clone();
+    reversed.reverse();
+    assert_eq!(undone, reversed);
+    assert!(summary.rollback.iter().all(|r| r.result.is_success()));
+    assert!(
+        summary.not_restored.is_empty(),
+        "{:?}",
+        summary.not_restored
+    );
+    assert!(
+        report.state.resources.is_empty(),
+        "{:?}",
+        report.state.resources
+    );
+    assert!(provider.objects().is_empty(), "{:?}", provider.objects());
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ApplyEvent::RollbackStarted { failed, .. } if failed == "blue"))
+    );
+    assert!(matches!(events.last(), Some(ApplyEvent::Summary(_))));
+}
+
+#[tokio::test]
+async fn after_a_rolled_back_apply_the_previous_configuration_has_no_changes() {
+    // v1: the reference stack. v2: update `data`, delete `greeting`, replace `endpoint` (and with
+    // it its dependents), add `extra`; `extra` fails late.
+    let (provider, v1_state) = created_reference_stack().await;
+    let v1 = plan_of(reference_stack(Action::NoOp, "none"));
+    assert_state_matches(&v1, &v1_state);
+    let cloud_before = provider.objects();
+
+    let mut v2 = reference_stack(Action::NoOp, "blob");
+    for s in &mut v2 {
+        s.action = match s.address.as_str() {
+            "data" => Action::Update,
+            "greeting" => Action::Delete,
+            "blue" => Action::Update,
+            _ => Action::NoOp,
+        };
+        if let Some(d) = &mut s.desired {
+            d.dependencies.retain(|x| x != "greeting");
+        }
+        if s.address == "blue"
+            && let Some(d) = &mut s.desired
+        {
+            d.inputs.shift_remove("environment_variables");
+        }
+    }
+    v2.push(step(
+        "extra",
+        "blob_container",
+        Action::Create,
+        vec![("name", lit(json!("extra")))],
+        &["data"],
+    ));
+    provider.fail(CallKind::Create, "extra", cloud_error("Conflict"));
+    let (report, _) = run_with(&plan_of(v2), v1_state.clone(), &provider, options(2)).await;
+    assert_eq!(report.summary.outcome, Outcome::RolledBack);
+    assert!(
+        report.summary.not_restored.is_empty(),
+        "{:?}",
+        report.summary.not_restored
+    );
+    assert_state_matches(&v1, &report.state);
+    for (address, record) in &v1_state.resources {
+        assert_eq!(report.state.resources[address].id, record.id, "{address}");
+    }
+    let inputs = |v: Vec<crate::provider::Observed>| {
+        v.into_iter().map(|o| (o.id, o.inputs)).collect::<Vec<_>>()
+    };
+    assert_eq!(inputs(provider.objects()), inputs(cloud_before));
+}
+
+#[tokio::test]
+async fn no_rollback_keeps_partial_progress() {
+    let provider = Arc::new(MemoryProvider::new());
+    provider.fail(CallKind::Create, "blue", cloud_error("DeploymentFailed"));
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let mut opts = options(3);
+    opts.no_rollback = true;
+    let (report, _) = run_with(&plan, StateFile::new("t"), &provider, opts).await;
+    assert_eq!(report.summary.outcome, Outcome::Failed);
+    assert!(report.summary.rollback.is_empty());
+    let mut kept: Vec<&str> = report.state.resources.keys().map(String::as_str).collect();
+    kept.sort_unstable();
+    assert_eq!(
+        kept,
+        vec!["data", "endpoint", "greeting", "reader", "store"]
+    );
+    assert_eq!(provider.objects().len(), 5);
+}
+
+#[tokio::test]
+async fn a_half_failed_create_is_recorded_tainted_with_its_id() {
+    let provider = Arc::new(MemoryProvider::new());
+    provider.fail_after_create("blue", cloud_error("DeploymentFailed"));
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let mut opts = options(3);
+    opts.no_rollback = true;
+    let (report, _) = run_with(&plan, StateFile::new("t"), &provider, opts).await;
+    let blue = &report.state.resources["blue"];
+    assert_eq!(blue.status, ResourceStatus::Tainted);
+    assert!(
+        provider.get(&blue.id).is_some(),
+        "id {} is the cloud's",
+        blue.id
+    );
+
+    // With rollback, the leftover is deleted like everything else.
+    let provider = Arc::new(MemoryProvider::new());
+    provider.fail_after_create("blue", cloud_error("DeploymentFailed"));
+    let (report, _) = run_with(&plan, StateFile::new("t"), &provider, options(3)).await;
+    assert_eq!(report.summary.outcome, Outcome::RolledBack);
+    assert_eq!(report.summary.rollback[0].address, "blue");
+    assert!(provider.objects().is_empty());
+    assert!(report.state.resources.is_empty());
+}
+
+#[tokio::test]
+async fn a_compensation_that_fails_is_named_and_what_it_needs_is_kept() {
+    let provider = Arc::new(MemoryProvider::new());
+    provider.fail(CallKind::Create, "blue", cloud_error("DeploymentFailed"));
+    provider.fail(CallKind::Delete, "greeting", cloud_error("LeaseIdMissing"));
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let (report, _) = run_with(&plan, StateFile::new("t"), &provider, options(1)).await;
+    assert_eq!(report.summary.outcome, Outcome::RolledBack);
+    let named: Vec<&str> = report
+        .summary
+        .not_restored
+        .iter()
+        .map(|n| n.address.as_str())
+        .collect();
+    // greeting could not be deleted; data and store, which it needs, are kept for it.
+    assert!(
+        named.contains(&"greeting") && named.contains(&"data") && named.contains(&"store"),
+        "{named:?}"
+    );
+    assert!(
+        report.summary.not_restored[0]
+            .reason
+            .contains("LeaseIdMissing")
+    );
+    for kept in ["greeting", "data", "store"] {
+        assert!(
+            report.state.resources.contains_key(kept),
+            "{kept} must stay in state"
+        );
+    }
+    assert!(!report.state.resources.contains_key("endpoint"));
+    assert_eq!(provider.objects().len(), 3);
+}
+
+#[tokio::test]
+async fn destroy_goes_in_reverse_dependency_order_and_drains_traffic_first() {
+    let (provider, state) = created_reference_stack().await;
+    let plan = ApplyPlan::destroy(&state);
+    let (report, events) = run_with(&plan, state, &provider, options(4)).await;
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    assert!(report.state.resources.is_empty() && report.state.outputs.is_empty());
+    assert!(provider.objects().is_empty());
+    let log = provider.log();
+    use CallKind::{Delete as D, Update as U};
+    // Traffic to 0 before the deployment is deleted.
+    assert!(ended_before(&log, U, "blue", D, "blue"));
+    let update = log
+        .iter()
+        .find(|c| c.kind == U && c.start)
+        .expect("drain update");
+    assert_eq!(update.inputs["traffic"], json!(0));
+    assert!(events.iter().any(|e| matches!(e, ApplyEvent::StepProgress { address, status } if address == "blue" && status.contains("traffic"))));
+    for (first, then) in [
+        ("blue", "endpoint"),
+        ("blue", "reader"),
+        ("reader", "endpoint"),
+        ("reader", "store"),
+        ("greeting", "data"),
+        ("data", "store"),
+        ("greeting", "store"),
+    ] {
+        assert!(
+            ended_before(&log, D, first, D, then),
+            "{first} before {then}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleting_what_is_already_gone_succeeds() {
+    let (provider, state) = created_reference_stack().await;
+    provider.fail(
+        CallKind::Delete,
+        "greeting",
+        ProviderError::new(ErrorKind::NotFound, "gone"),
+    );
+    let plan = ApplyPlan::destroy(&state);
+    let (report, _) = run_with(&plan, state, &provider, options(4)).await;
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    assert!(report.state.resources.is_empty());
+}
+
+#[tokio::test]
+async fn replacements_run_in_the_planned_order() {
+    // delete-before-create: the old object goes first (after its dependents' deletes).
+    let (provider, state) = created_reference_stack().await;
+    let mut steps = reference_stack(Action::NoOp, "none");
+    steps[1].action = Action::Replace(ReplaceOrder::DeleteBeforeCreate); // data
+    steps[2].action = Action::Replace(ReplaceOrder::DeleteBeforeCreate); // greeting
+    steps[5].action = Action::Update; // blue
+    let (report, _) = run_with(&plan_of(steps), state, &provider, options(4)).await;
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    let log = provider.log();
+    use CallKind::{Create as C, Delete as D, Update as U};
+    assert!(ended_before(&log, D, "greeting", D, "data"));
+    assert!(ended_before(&log, D, "data", C, "data"));
+    assert!(ended_before(&log, C, "data", C, "greeting"));
+    assert!(ended_before(&log, C, "greeting", U, "blue"));
+    assert!(!report.state.resources.contains_key(&deposed_key("data")));
+
+    // create-before-delete: new object, then dependents, then the old one.
+    let (provider, state) = created_reference_stack().await;
+    let mut steps = reference_stack(Action::NoOp, "none");
+    steps[3].action = Action::Replace(ReplaceOrder::CreateBeforeDelete); // endpoint
+    if let Some(d) = &mut steps[3].desired {
+        d.inputs
+            .insert(String::from("name"), lit(json!("my-new-endpoint")));
+    }
+    steps[4].action = Action::Replace(ReplaceOrder::CreateBeforeDelete); // reader
+    steps[5].action = Action::Update; // blue
+    let old_endpoint = state.resources["endpoint"].id.clone();
+    let (report, _) = run_with(&plan_of(steps), state, &provider, options(4)).await;
+    assert_eq!(
+        report.summary.outcome,
+        Outcome::Succeeded,
+        "{:?}",
+        report.summary
+    );
+    let log = provider.log();
+    assert!(ended_before(&log, C, "endpoint", C, "reader"));
+    assert!(ended_before(&log, C, "reader", U, "blue"));
+    assert!(ended_before(&log, U, "blue", D, "endpoint"));
+    assert!(provider.get(&old_endpoint).is_none());
+    assert!(
+        report
+            .state
+            .resources
+            .keys()
+            .all(|k| !k.ends_with("#deposed"))
+    );
+    assert_eq!(
+        report.state.resources["blue"].inputs["endpoint"],
+        json!("my-new-endpoint")
+    );
+}
+
+#[tokio::test]
+async fn a_reference_without_a_value_fails_the_step_before_sending_it() {
+    let provider = Arc::new(MemoryProvider::new());
+    let steps = vec![
+        step(
+            "a",
+            "blob_container",
+            Action::Create,
+            vec![("name", lit(json!("a")))],
+            &[],
+        ),
+        step(
+            "b",
+            "blob_container",
+            Action::Create,
+            vec![("name", reference("a", "no_such_output"))],
+            &["a"],
+        ),
+    ];
+    let (report, _) = run_with(&plan_of(steps), StateFile::new("t"), &provider, options(2)).await;
+    let failure = report.summary.failure.expect("b fails");
+    assert_eq!(failure.address, "b");
+    assert!(
+        failure.error.message.contains("${a.no_such_output}"),
+        "{}",
+        failure.error.message
+    );
+    assert_eq!(provider.count(CallKind::Create), 1);
+    assert_eq!(report.summary.outcome, Outcome::RolledBack);
+}
+
+#[tokio::test]
+async fn a_deployment_waits_for_a_new_role_assignment_to_propagate() {
+    let provider = Arc::new(MemoryProvider::new());
+    provider.deny_storage_until("blue", 2);
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let (report, events) = run_with(&plan, StateFile::new("t"), &provider, options(4)).await;
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    let waits: Vec<(u32, Vec<String>)> = events
+        .iter()
+        .filter_map(|e| match e {
+            ApplyEvent::WaitingForPropagation {
+                attempt,
+                waiting_for,
+                address,
+                ..
+            } if address == "blue" => Some((*attempt, waiting_for.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        vec![
+            (1, vec![String::from("reader")]),
+            (2, vec![String::from("reader")])
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_403_without_a_new_role_assignment_fails_at_once() {
+    let (provider, state) = created_reference_stack().await;
+    provider.deny_storage_until("blue", 1);
+    let mut steps = reference_stack(Action::NoOp, "none");
+    steps[5].action = Action::Update;
+    let (report, events) = run_with(&plan_of(steps), state, &provider, options(4)).await;
+    assert_eq!(report.summary.outcome, Outcome::RolledBack);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ApplyEvent::WaitingForPropagation { .. }))
+    );
+}
+
+#[tokio::test]
+async fn propagation_wait_gives_up_after_its_timeout() {
+    let provider = Arc::new(MemoryProvider::new());
+    provider.deny_storage_until("blue", u32::MAX);
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let mut opts = options(4);
+    opts.propagation.timeout = Duration::from_millis(20);
+    let (report, _) = run_with(&plan, StateFile::new("t"), &provider, opts).await;
+    assert_eq!(report.summary.outcome, Outcome::RolledBack);
+    let failure = report.summary.failure.expect("blue fails");
+    assert!(
+        failure
+            .error
+            .message
+            .contains("AuthorizationPermissionMismatch")
+    );
+}
+
+#[tokio::test]
+async fn first_interrupt_finishes_in_flight_steps_and_starts_no_more() {
+    let provider = Arc::new(MemoryProvider::new().with_latency(Duration::from_millis(2)));
+    let interrupt = Interrupt::new();
+    let signal = interrupt.clone();
+    let sink = move |e: ApplyEvent| {
+        if matches!(&e, ApplyEvent::StepStarted { address, .. } if address == "store") {
+            signal.signal();
+        }
+    };
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let report = apply(
+        &plan,
+        StateFile::new("t"),
+        Persistence::in_memory(),
+        provider.clone(),
+        options(1),
+        Arc::new(sink),
+        interrupt,
+    )
+    .await
+    .expect("valid");
+    assert_eq!(report.summary.outcome, Outcome::Interrupted);
+    let recorded: Vec<&String> = report.state.resources.keys().collect();
+    assert_eq!(recorded, vec!["store"]);
+    assert_eq!(provider.count(CallKind::Create), 1);
+    assert_eq!(report.summary.not_started.len(), 5);
+}
+
+#[tokio::test]
+async fn second_interrupt_abandons_in_flight_steps_and_keeps_the_journal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::for_stack(dir.path(), "t").expect("name");
+    let journal = store.open_journal().expect("journal").journal;
+    let provider = Arc::new(MemoryProvider::new());
+    provider.stall(CallKind::Create, "store");
+    let interrupt = Interrupt::new();
+    let signal = interrupt.clone();
+    let sink = move |e: ApplyEvent| {
+        if matches!(&e, ApplyEvent::StepStarted { address, .. } if address == "store") {
+            signal.signal();
+            signal.signal();
+        }
+    };
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let report = apply(
+        &plan,
+        StateFile::new("t"),
+        Persistence::durable(store.clone(), journal),
+        provider.clone(),
+        options(1),
+        Arc::new(sink),
+        interrupt,
+    )
+    .await
+    .expect("valid");
+    assert_eq!(report.summary.outcome, Outcome::Aborted);
+    assert!(!report.journal_cleared);
+    let reopened = store.open_journal().expect("journal");
+    let pending: Vec<&str> = reopened
+        .unfinished
+        .iter()
+        .map(|i| i.address.as_str())
+        .collect();
+    assert_eq!(pending, vec!["store"]);
+}
+
+#[tokio::test]
+async fn a_durable_run_records_every_step_and_clears_its_journal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::for_stack(dir.path(), "t").expect("name");
+    let journal = store.open_journal().expect("journal").journal;
+    let provider = Arc::new(MemoryProvider::new());
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let report = apply(
+        &plan,
+        StateFile::new("t"),
+        Persistence::durable(store.clone(), journal),
+        provider.clone(),
+        options(3),
+        Arc::new(NoEvents),
+        Interrupt::new(),
+    )
+    .await
+    .expect("valid");
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    assert!(report.journal_cleared);
+    assert!(!store.journal_path().exists());
+    let on_disk = store.read().expect("read").expect("state exists");
+    assert_eq!(on_disk.resources, report.state.resources);
+    assert_eq!(on_disk.serial, report.state.serial);
+}
+
+#[tokio::test]
+async fn recovery_after_a_crash_records_what_exists_and_drops_what_does_not() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::for_stack(dir.path(), "t").expect("name");
+    let journal = store.open_journal().expect("journal").journal;
+    let provider = Arc::new(MemoryProvider::new());
+    // The endpoint is created in the cloud but the answer never comes; the process "dies".
+    provider.stall(CallKind::Create, "endpoint");
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let run = {
+        let plan = plan.clone();
+        let provider = provider.clone();
+        let store = store.clone();
+        tokio::spawn(async move {
+            apply(
+                &plan,
+                StateFile::new("t"),
+                Persistence::durable(store, journal),
+                provider,
+                options(1),
+                Arc::new(NoEvents),
+                Interrupt::new(),
+            )
+            .await
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while provider
+        .get("mem:/online_endpoint/my-sai-endpoint")
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "endpoint never created"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    run.abort();
+    let _ = run.await;
+
+    // Next run: the lock holder opens the journal and resolves it before planning.
+    let opened = store.open_journal().expect("journal");
+    let pending: Vec<&str> = opened
+        .unfinished
+        .iter()
+        .map(|i| i.address.as_str())
+        .collect();
+    assert_eq!(pending, vec!["endpoint"]);
+    // Also a step that was journaled but never reached the cloud.
+    opened
+        .journal
+        .intent(crate::state::NewIntent {
+            address: String::from("ghost"),
+            resource_type: String::from("blob_container"),
+            action: crate::state::JournalAction::Create,
+            target: String::from("mem:/blob_container/ghost"),
+        })
+        .expect("intent");
+    let mut state = store
+        .read()
+        .expect("read")
+        .unwrap_or_else(|| StateFile::new("t"));
+    let mut persistence = Persistence::durable(store.clone(), opened.journal);
+    let expected = expected_from_plan(&plan, &state);
+    let report = recover(provider.as_ref(), &mut state, &mut persistence, &expected)
+        .await
+        .expect("recovered");
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(
+        report.resolved,
+        vec![
+            (
+                String::from("endpoint"),
+                crate::state::JournalAction::Create,
+                RecoveryOutcome::Recorded(ResourceStatus::Ready)
+            ),
+            (
+                String::from("ghost"),
+                crate::state::JournalAction::Create,
+                RecoveryOutcome::Dropped
+            ),
+        ]
+    );
+    let endpoint = &state.resources["endpoint"];
+    assert_eq!(endpoint.id, "mem:/online_endpoint/my-sai-endpoint");
+    assert!(endpoint.outputs["identity"]["principal_id"].is_string());
+    assert!(persistence.finish().expect("finish"), "journal cleared");
+    let on_disk = store.read().expect("read").expect("state");
+    assert!(on_disk.resources.contains_key("endpoint"));
+}
+
+#[tokio::test]
+async fn recovery_taints_an_object_that_differs_from_the_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::for_stack(dir.path(), "t").expect("name");
+    let opened = store.open_journal().expect("journal");
+    let provider = MemoryProvider::new();
+    provider.insert(crate::provider::Observed {
+        id: String::from("mem:/blob_container/half"),
+        inputs: serde_json::Map::from_iter([(String::from("name"), json!("half"))]),
+        outputs: serde_json::Map::new(),
+    });
+    opened
+        .journal
+        .intent(crate::state::NewIntent {
+            address: String::from("half"),
+            resource_type: String::from("blob_container"),
+            action: crate::state::JournalAction::Create,
+            target: String::new(),
+        })
+        .expect("intent");
+    let mut expected = std::collections::HashMap::new();
+    expected.insert(
+        String::from("half"),
+        Expected {
+            inputs: serde_json::Map::from_iter([
+                (String::from("name"), json!("half")),
+                (String::from("public_access"), json!("blob")),
+            ]),
+            dependencies: vec![],
+        },
+    );
+    let mut state = StateFile::new("t");
+    let mut persistence = Persistence::durable(store.clone(), opened.journal);
+    let report = recover(&provider, &mut state, &mut persistence, &expected)
+        .await
+        .expect("recovered");
+    assert_eq!(
+        report.resolved[0].2,
+        RecoveryOutcome::Recorded(ResourceStatus::Tainted)
+    );
+    assert_eq!(state.resources["half"].status, ResourceStatus::Tainted);
+}
+
+#[tokio::test]
+async fn refresh_reads_everything_and_treats_404_as_gone() {
+    let (provider, state) = created_reference_stack().await;
+    provider.remove(&state.resources["greeting"].id);
+    let log = EventLog::new();
+    let snapshot = refresh(provider.clone(), &state, 3, &log)
+        .await
+        .expect("refresh");
+    assert_eq!(snapshot.live.len(), 6);
+    assert_eq!(snapshot.state.as_ref(), Some(&state));
+    assert_eq!(snapshot.live["greeting"], crate::plan::Live::Gone);
+    assert!(
+        matches!(&snapshot.live["store"], crate::plan::Live::Present { id, .. } if *id == state.resources["store"].id)
+    );
+    let refreshed = log
+        .events()
+        .iter()
+        .filter(|e| matches!(e, ApplyEvent::ResourceRefreshed { .. }))
+        .count();
+    assert_eq!(refreshed, 6);
+
+    provider.fail(CallKind::Read, "data", cloud_error("InternalError"));
+    provider.fail(
+        CallKind::Read,
+        "blue",
+        ProviderError::new(ErrorKind::NotFound, "gone"),
+    );
+    let err = refresh(provider.clone(), &state, 3, &NoEvents)
+        .await
+        .expect_err("one read fails");
+    assert_eq!(err.failures.len(), 1);
+    assert_eq!(err.failures[0].0, "data");
+    assert_eq!(err.read, 5);
+}
+
+#[test]
+fn conflicting_replace_orders_are_refused_before_anything_runs() {
+    // `b` (create-before-delete) needs `a` (delete-before-create): a's delete waits for b's old
+    // delete, which waits for b's new create, which waits for a's create, which waits for a's delete.
+    let mut state = StateFile::new("t");
+    state.record(
+        "a",
+        crate::state::ResourceState::new("blob_container", "id-a", json!({}), json!({})),
+    );
+    let mut b = crate::state::ResourceState::new("blob_container", "id-b", json!({}), json!({}));
+    b.dependencies = vec![String::from("a")];
+    state.record("b", b);
+    let plan = plan_of(vec![
+        step(
+            "a",
+            "blob_container",
+            Action::Replace(ReplaceOrder::DeleteBeforeCreate),
+            vec![],
+            &[],
+        ),
+        step(
+            "b",
+            "blob_container",
+            Action::Replace(ReplaceOrder::CreateBeforeDelete),
+            vec![],
+            &["a"],
+        ),
+    ]);
+    let err = opgraph::build(&plan, &state).expect_err("cycle");
+    assert!(matches!(err, PlanShapeError::Cycle { .. }), "{err}");
+}
+
+#[test]
+fn plans_that_do_not_match_state_are_refused() {
+    let plan = plan_of(vec![step(
+        "a",
+        "blob_container",
+        Action::Update,
+        vec![],
+        &[],
+    )]);
+    let err = opgraph::build(&plan, &StateFile::new("t")).expect_err("no prior");
+    assert!(matches!(err, PlanShapeError::MissingPrior { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_resource_types_are_refused() {
+    let provider: Arc<dyn Provider> = Arc::new(MemoryProvider::new());
+    let plan = plan_of(vec![step(
+        "vm",
+        "virtual_machine",
+        Action::Create,
+        vec![],
+        &[],
+    )]);
+    let err = apply(
+        &plan,
+        StateFile::new("t"),
+        Persistence::in_memory(),
+        provider,
+        options(1),
+        Arc::new(NoEvents),
+        Interrupt::new(),
+    )
+    .await
+    .expect_err("unknown type");
+    assert!(matches!(err, ApplyError::UnknownType { .. }));
+}
+
+#[tokio::test]
+async fn a_state_file_that_moved_stops_the_run_and_keeps_the_journal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::for_stack(dir.path(), "t").expect("name");
+    let mut stale = StateFile::new("t");
+    store.write(&mut stale, None).expect("first write");
+    let mut newer = stale.clone();
+    store
+        .write(&mut newer, Some(stale.serial))
+        .expect("someone else writes");
+    let journal = store.open_journal().expect("journal").journal;
+    let provider = Arc::new(MemoryProvider::new());
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let report = apply(
+        &plan,
+        stale,
+        Persistence::durable(store.clone(), journal),
+        provider.clone(),
+        options(1),
+        Arc::new(NoEvents),
+        Interrupt::new(),
+    )
+    .await
+    .expect("valid");
+    assert_eq!(report.summary.outcome, Outcome::Failed);
+    let error = report.persistence_error.expect("write refused");
+    assert!(error.contains("could not record"), "{error}");
+    assert!(!report.journal_cleared);
+    // The one step that ran is still listed for recovery; nothing else was started.
+    let reopened = store.open_journal().expect("journal");
+    assert_eq!(reopened.unfinished.len(), 1);
+    assert_eq!(provider.count(CallKind::Create), 1);
+}

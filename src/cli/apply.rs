@@ -1,0 +1,379 @@
+//! `stackform apply` and `stackform destroy`: take the stack's lock, resolve an interrupted earlier run
+//! from its journal, refresh, plan, confirm, and execute with progress, rollback and a summary.
+//! Destroy is the same flow with the destroy plan mode.
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::CliError;
+use super::common::StackArgs;
+use super::engine::{self, Loaded, LockArgs, TargetArgs};
+use super::saved_plan::SavedPlan;
+use crate::apply::{
+    self, ApplyOptions, ApplyPlan, EventSink, Interrupt, Outcome, Persistence, PropagationPolicy,
+};
+use crate::plan::PlanMode;
+use crate::provider::Provider;
+use crate::report::plan::{RenderOptions, render_plan};
+use crate::report::progress::{ProgressMode, Reporter, render_summary};
+use crate::stack::CloudKind;
+use crate::state::LockRequest;
+
+/// Create or update the stack's resources so the cloud matches the stack file.
+///
+/// Shows the plan and asks for confirmation (unless --auto-approve), then applies it in dependency
+/// order, in parallel. When a step fails, the steps this run completed are undone in reverse order
+/// (unless --no-rollback). Ctrl-C stops scheduling and saves state; a second Ctrl-C stops at once.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Apply a plan saved with `stackform plan -o FILE` (refused if the state or the stack changed since).
+    #[arg(value_name = "PLAN_FILE")]
+    pub plan_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// On failure keep what was done instead of rolling it back.
+    #[arg(long)]
+    pub no_rollback: bool,
+
+    /// Only these resources (and what they depend on). Repeatable.
+    #[arg(long = "target", value_name = "RESOURCE")]
+    pub targets: Vec<String>,
+
+    /// Print progress as JSON lines on stdout instead of human output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Remove everything the stack created, in reverse dependency order.
+///
+/// Traffic goes to 0 before deployments are deleted, deployments before their endpoint, role
+/// assignments before the identity and scope they name, blobs before containers before the storage
+/// account. Resources already gone count as deleted.
+#[derive(Debug, clap::Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// Only these resources (and what depends on them). Repeatable.
+    #[arg(long = "target", value_name = "RESOURCE")]
+    pub targets: Vec<String>,
+
+    /// Print progress as JSON lines on stdout instead of human output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    let saved = match &args.plan_file {
+        Some(path) => Some(SavedPlan::read(path)?),
+        None => None,
+    };
+    let stack_args = match &saved {
+        Some(s) => s.stack_args(&args.stack)?,
+        None => args.stack.clone(),
+    };
+    let mode = match &saved {
+        Some(s) => s.mode()?,
+        None => PlanMode::Normal,
+    };
+    let targets = match &saved {
+        Some(s) => s.targets.clone(),
+        None => args.targets.clone(),
+    };
+    let flow = Flow {
+        verb: if mode == PlanMode::Destroy {
+            "Destroy"
+        } else {
+            "Apply"
+        },
+        mode,
+        stack: stack_args,
+        target: args.target,
+        lock: args.lock,
+        auto_approve: args.auto_approve || saved.is_some(),
+        no_rollback: args.no_rollback,
+        targets,
+        json: args.json,
+        saved,
+    };
+    flow.run()
+}
+
+pub fn run_destroy(args: DestroyArgs) -> Result<ExitCode, CliError> {
+    Flow {
+        verb: "Destroy",
+        mode: PlanMode::Destroy,
+        stack: args.stack,
+        target: args.target,
+        lock: args.lock,
+        auto_approve: args.auto_approve,
+        no_rollback: false,
+        targets: args.targets,
+        json: args.json,
+        saved: None,
+    }
+    .run()
+}
+
+struct Flow {
+    verb: &'static str,
+    mode: PlanMode,
+    stack: StackArgs,
+    target: TargetArgs,
+    lock: LockArgs,
+    auto_approve: bool,
+    no_rollback: bool,
+    targets: Vec<String>,
+    json: bool,
+    saved: Option<SavedPlan>,
+}
+
+impl Flow {
+    fn run(self) -> Result<ExitCode, CliError> {
+        let loaded = engine::load(&self.stack, &self.target)?;
+        if let Some(parent) = loaded.store.path().parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                CliError::message(format!(
+                    "cannot create the state folder {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let mut request = LockRequest::new(if self.mode == PlanMode::Destroy {
+            "destroy"
+        } else {
+            "apply"
+        });
+        if let Some(t) = self.lock.lock_timeout {
+            request = request.with_timeout(t);
+        }
+        let acquired = loaded
+            .store
+            .lock(&request)
+            .map_err(|e| CliError::message(e.to_string()))?;
+        if let Some(notice) = &acquired.notice {
+            eprintln!("note: {notice}");
+        }
+        let _guard = acquired.guard;
+        let rt = engine::runtime()?;
+        rt.block_on(self.run_locked(&loaded))
+    }
+
+    fn progress_mode(&self) -> ProgressMode {
+        if self.json {
+            ProgressMode::Json
+        } else if std::io::stderr().is_terminal() {
+            ProgressMode::Bars {
+                color: super::common::use_color(),
+            }
+        } else {
+            ProgressMode::Lines
+        }
+    }
+
+    async fn run_locked(&self, loaded: &Loaded) -> Result<ExitCode, CliError> {
+        let existing = engine::read_state(&loaded.store)?;
+        let mut state = existing
+            .clone()
+            .unwrap_or_else(|| crate::state::StateFile::new(&loaded.stack.name));
+        let journal_open = loaded
+            .store
+            .open_journal()
+            .map_err(|e| CliError::message(e.to_string()))?;
+        for note in &journal_open.notes {
+            eprintln!(
+                "note: journal {}: {note:?}",
+                engine::shown(&loaded.store.journal_path())
+            );
+        }
+        let provider = engine::connect(&loaded.stack, &self.target).await?;
+        let dyn_provider: Arc<dyn Provider> = provider.clone();
+        let reporter = Arc::new(Reporter::new(self.progress_mode()));
+        let extras = engine::extras(loaded)?;
+        let mut persistence = Persistence::durable(loaded.store.clone(), journal_open.journal);
+
+        if !journal_open.unfinished.is_empty() {
+            reporter.println(&format!(
+                "An earlier run was interrupted with {} step(s) unfinished; resolving them by reading the cloud.",
+                journal_open.unfinished.len()
+            ));
+            let snapshot = engine::snapshot(None, Some(state.clone()), 1, &apply::NoEvents).await?;
+            let prelim = engine::make_plan(loaded, &snapshot, &extras, PlanMode::Normal)?;
+            let expected = apply::expected_from_plan(
+                &ApplyPlan::from_plan(&prelim, &loaded.stack, &loaded.registry, &extras),
+                &state,
+            );
+            let report = apply::recover(
+                dyn_provider.as_ref(),
+                &mut state,
+                &mut persistence,
+                &expected,
+            )
+            .await
+            .map_err(|e| CliError::message(e.to_string()))?;
+            for (address, action, outcome) in &report.resolved {
+                reporter.println(&format!("  recovered {address} ({action:?}): {outcome:?}"));
+            }
+            if !report.is_complete() {
+                let lines: Vec<String> = report
+                    .unresolved
+                    .iter()
+                    .map(|(a, _, why)| format!("{a}: {why}"))
+                    .collect();
+                return Err(CliError::message(format!(
+                    "could not resolve the interrupted run's steps; nothing else was done:\n  {}",
+                    lines.join("\n  ")
+                )));
+            }
+        }
+
+        // A stack never applied plans against no state (so a plan saved then still matches).
+        let prior = (existing.is_some() || !state.resources.is_empty()).then(|| state.clone());
+        let snapshot = engine::snapshot(
+            Some(dyn_provider.clone()),
+            prior,
+            self.target.parallelism.into(),
+            reporter.as_ref(),
+        )
+        .await?;
+        reporter.finish();
+        let mut plan = engine::make_plan(loaded, &snapshot, &extras, self.mode)?;
+        engine::restrict(&mut plan, &self.targets)?;
+        if let Some(saved) = &self.saved {
+            saved.check(loaded, &self.stack, &extras, &plan)?;
+        }
+        let render = RenderOptions {
+            color: super::common::use_color_stdout(),
+        };
+        if !self.json {
+            print!("{}", render_plan(&plan, &render));
+        }
+        if !plan.has_changes() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !self.auto_approve && !confirm(self.verb)? {
+            eprintln!("{} cancelled; nothing was changed.", self.verb);
+            return Ok(ExitCode::from(1));
+        }
+
+        let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras);
+        let options = ApplyOptions {
+            parallelism: self.target.parallelism.into(),
+            no_rollback: self.no_rollback,
+            propagation: propagation_policy(&loaded.stack, &self.target),
+            cloud_id: None,
+        };
+        let interrupt = Interrupt::new();
+        let signals = interrupt.clone();
+        let sig_task = tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                signals.signal();
+            }
+        });
+        let sink: Arc<dyn EventSink> = reporter.clone();
+        let report = apply::apply(
+            &apply_plan,
+            state,
+            persistence,
+            dyn_provider,
+            options,
+            sink,
+            interrupt,
+        )
+        .await
+        .map_err(|e| CliError::message(format!("cannot apply this plan: {e}")))?;
+        sig_task.abort();
+        reporter.finish();
+        if self.json {
+            let line = serde_json::json!({ "event": "outputs", "outputs": report.state.outputs });
+            println!("{line}");
+        } else {
+            eprint!("{}", render_summary(&report.summary, self.verb));
+            if report.summary.outcome == Outcome::Succeeded
+                && self.mode != PlanMode::Destroy
+                && !report.state.outputs.is_empty()
+            {
+                println!("\nOutputs:");
+                for (name, value) in &report.state.outputs {
+                    println!("  {name} = {}", super::output::show_value(value));
+                }
+            }
+        }
+        Ok(match report.summary.outcome {
+            Outcome::Succeeded => ExitCode::SUCCESS,
+            Outcome::Interrupted | Outcome::Aborted => {
+                eprintln!(
+                    "Run `stackform apply` to continue, or `stackform destroy` to remove what was created."
+                );
+                ExitCode::from(130)
+            }
+            Outcome::RolledBack | Outcome::Failed => ExitCode::from(1),
+        })
+    }
+}
+
+/// Role assignments take effect in Azure after minutes; the local cloud's delay is what its fault knob
+/// says, so it is polled more often.
+fn propagation_policy(stack: &crate::stack::Stack, target: &TargetArgs) -> PropagationPolicy {
+    let kind = target
+        .cloud
+        .as_deref()
+        .and_then(CloudKind::parse)
+        .unwrap_or(stack.cloud.kind);
+    if kind == CloudKind::Local {
+        PropagationPolicy {
+            timeout: Duration::from_secs(5 * 60),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(3),
+        }
+    } else {
+        PropagationPolicy::default()
+    }
+}
+
+/// Asks "yes" on the terminal; refuses to prompt when stdin is not one.
+fn confirm(verb: &str) -> Result<bool, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::message(format!(
+            "refusing to ask for confirmation: standard input is not a terminal; pass --auto-approve to {} without asking",
+            verb.to_lowercase()
+        )));
+    }
+    eprint!(
+        "\nDo you want to {} these changes? Only 'yes' will be accepted: ",
+        verb.to_lowercase()
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::message(format!("cannot read the answer: {e}")))?;
+    Ok(answer.trim() == "yes")
+}

@@ -1,0 +1,89 @@
+//! Arguments and steps shared by the commands that read a stack file.
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use super::CliError;
+use crate::diag::{self, Diagnostic};
+use crate::specs::Registry;
+use crate::stack::{self, LoadOptions, Stack};
+
+/// Which stack file to read and the variables to give it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StackArgs {
+    /// The stack file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "stack.yaml"
+    )]
+    pub file: PathBuf,
+
+    /// Set a variable (repeatable): --var suffix=abc1. Typed by the variable's declared type.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+
+    /// Read variables from a YAML file of NAME: VALUE pairs (repeatable; later files win, --var wins over all).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    stack::parse_var_arg(s)
+}
+
+/// Whether diagnostics and plans may use colour: a terminal on stderr and no `NO_COLOR`.
+pub fn use_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Whether output on stdout may use colour.
+pub fn use_color_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// Turns located problems into the CLI error that prints them.
+pub fn diagnostics(mut diags: Vec<Diagnostic>) -> CliError {
+    diag::sort(&mut diags);
+    let rendered = diag::render(&diags, diag::Style { color: use_color() });
+    CliError::Diagnostics {
+        count: diags.len(),
+        rendered,
+    }
+}
+
+pub fn registry() -> Result<Registry, CliError> {
+    Registry::embedded()
+        .map_err(|e| CliError::message(format!("internal error in the embedded specs: {e}")))
+}
+
+/// Loads and checks the stack file named by the arguments.
+pub fn load_stack(args: &StackArgs, registry: &Registry) -> Result<Stack, CliError> {
+    if !args.file.exists() {
+        let hint = if args.file.as_os_str() == "stack.yaml" {
+            " (no stack.yaml in the current folder; name one with -f FILE)"
+        } else {
+            ""
+        };
+        return Err(CliError::message(format!(
+            "stack file {} not found{hint}",
+            args.file.display()
+        )));
+    }
+    let opts = LoadOptions {
+        vars: args.vars.clone(),
+        var_files: args.var_files.clone(),
+        ..LoadOptions::with_process_env()
+    };
+    stack::load(&args.file, &opts, registry).map_err(diagnostics)
+}
+
+/// Loads the stack and builds its graph: every problem in the file is reported together.
+pub fn load_graph(
+    args: &StackArgs,
+    registry: &Registry,
+) -> Result<(Stack, crate::graph::ResourceGraph), CliError> {
+    let stack = load_stack(args, registry)?;
+    let graph = crate::graph::build(&stack).map_err(diagnostics)?;
+    Ok((stack, graph))
+}

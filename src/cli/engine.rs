@@ -1,0 +1,333 @@
+//! What the commands that talk to a cloud share: the flags that choose the cloud and the state file,
+//! connecting the provider (starting the local cloud when needed), refresh, and planning.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::CliError;
+use super::common::{self, StackArgs};
+use crate::apply::{self, EventSink};
+use crate::graph::ResourceGraph;
+use crate::plan::{self, DesiredExtras, Live, Plan, PlanMode, Snapshot};
+use crate::provider::{AzureProvider, CloudConfig, CloudKind as ProviderCloud, Provider, Secret};
+use crate::specs::Registry;
+use crate::stack::{CloudKind, Stack};
+use crate::state::{StateFile, StateStore};
+
+/// Flags that choose where the stack goes and where its state lives.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// Override the stack's `cloud.kind`: local, azure, azure_china, azure_us_government or custom.
+    #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(CloudKind::ALL))]
+    pub cloud: Option<String>,
+
+    /// Folder of the state files (`<folder>/<stack>.json`).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "state",
+        env = "STACKFORM_STATE_DIR"
+    )]
+    pub state_dir: PathBuf,
+
+    /// Use exactly this state file instead of `<state-dir>/<stack>.json`.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Data folder of the local cloud (started in the background when it is not running).
+    #[arg(long, value_name = "DIR", env = "STACKFORM_CLOUD_DIR")]
+    pub cloud_dir: Option<PathBuf>,
+
+    /// Most cloud operations in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+}
+
+/// Flags of the commands that take the stack's write lock.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LockArgs {
+    /// Wait up to this long for another run's lock (e.g. 30s, 5m) instead of failing at once.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: Option<Duration>,
+}
+
+/// Parses `90`, `90s`, `5m`, `1h`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a duration such as 30s or 5m, found `{s}`"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" | "" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{s}` (use ms, s, m or h)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// A loaded stack with its graph and state store.
+pub struct Loaded {
+    pub registry: Registry,
+    pub stack: Stack,
+    pub graph: ResourceGraph,
+    pub store: StateStore,
+}
+
+/// Loads and checks the stack and finds its state file. No cloud calls.
+pub fn load(stack_args: &StackArgs, target: &TargetArgs) -> Result<Loaded, CliError> {
+    let registry = common::registry()?;
+    let (stack, graph) = common::load_graph(stack_args, &registry)?;
+    let store = state_store(&stack.name, target)?;
+    Ok(Loaded {
+        registry,
+        stack,
+        graph,
+        store,
+    })
+}
+
+pub fn state_store(stack_name: &str, target: &TargetArgs) -> Result<StateStore, CliError> {
+    match &target.state {
+        Some(path) => Ok(StateStore::new(path)),
+        None => StateStore::for_stack(&target.state_dir, stack_name)
+            .map_err(|e| CliError::message(e.to_string())),
+    }
+}
+
+pub fn read_state(store: &StateStore) -> Result<Option<StateFile>, CliError> {
+    store.read().map_err(|e| CliError::message(e.to_string()))
+}
+
+/// A current-thread-free runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::message(format!("cannot start the async runtime: {e}")))
+}
+
+fn kind_of(stack: &Stack, target: &TargetArgs) -> CloudKind {
+    target
+        .cloud
+        .as_deref()
+        .and_then(CloudKind::parse)
+        .unwrap_or(stack.cloud.kind)
+}
+
+/// Builds the provider configuration for the stack's cloud. For the local cloud this starts it in the
+/// background when it is not running (and says so on stderr).
+pub fn cloud_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CliError> {
+    let c = &stack.cloud;
+    match kind_of(stack, target) {
+        CloudKind::Local => {
+            let dir = match &target.cloud_dir {
+                Some(d) => d.clone(),
+                None => crate::cloud::default_data_dir()
+                    .map_err(|e| CliError::message(e.to_string()))?,
+            };
+            let info = crate::cloud::ensure_running(&dir)
+                .map_err(|e| CliError::message(format!("cannot start the local cloud: {e}")))?;
+            let arm = url::Url::parse(&info.arm_endpoint).map_err(|e| {
+                CliError::message(format!("the local cloud reported a bad endpoint: {e}"))
+            })?;
+            // The stack may name its own resource group, workspace and location; the local cloud
+            // serves the ones it seeded, so those are used unless the stack says otherwise.
+            Ok(CloudConfig::local(
+                arm,
+                info.ca_cert.clone(),
+                &info.tenant_id,
+                &info.client_id,
+                Secret::new(info.client_secret.clone()),
+                c.subscription.as_deref().unwrap_or(&info.subscription_id),
+                c.resource_group.as_deref().unwrap_or(&info.resource_group),
+                c.workspace.as_deref().unwrap_or(&info.workspace),
+                c.location.as_deref().unwrap_or(&info.location),
+            ))
+        }
+        kind => {
+            let need = |v: &Option<String>, field: &str, env: &str| -> Result<String, CliError> {
+                v.clone().or_else(|| std::env::var(env).ok().filter(|s| !s.is_empty())).ok_or_else(|| {
+                    CliError::message(format!(
+                        "the {} cloud needs `cloud.{field}` in the stack file or {env} in the environment",
+                        kind.as_str()
+                    ))
+                })
+            };
+            let subscription = need(&c.subscription, "subscription", "AZURE_SUBSCRIPTION_ID")?;
+            let resource_group = need(&c.resource_group, "resource_group", "AZURE_RESOURCE_GROUP")?;
+            let workspace = need(&c.workspace, "workspace", "AZUREML_WORKSPACE")?;
+            let location = need(&c.location, "location", "AZURE_LOCATION")?;
+            let mut config = if kind == CloudKind::Custom {
+                let arm = c.arm_endpoint.as_deref().ok_or_else(|| {
+                    CliError::message("a custom cloud needs `cloud.arm_endpoint` in the stack file")
+                })?;
+                let arm = url::Url::parse(arm).map_err(|e| {
+                    CliError::message(format!("bad cloud.arm_endpoint `{arm}`: {e}"))
+                })?;
+                CloudConfig::custom(arm, &subscription, &resource_group, &workspace, &location)
+            } else {
+                let pk = match kind {
+                    CloudKind::AzureChina => ProviderCloud::AzureChina,
+                    CloudKind::AzureUsGovernment => ProviderCloud::AzureUSGovernment,
+                    _ => ProviderCloud::Azure,
+                };
+                CloudConfig::azure(pk, &subscription, &resource_group, &workspace, &location)
+                    .map_err(|e| CliError::message(e.to_string()))?
+            };
+            if let Some(host) = &c.authority_host {
+                config.authority_host =
+                    Some(url::Url::parse(host).map_err(|e| {
+                        CliError::message(format!("bad cloud.authority_host: {e}"))
+                    })?);
+            }
+            config.tenant_id = c.tenant.clone().or(config.tenant_id);
+            Ok(config)
+        }
+    }
+}
+
+/// Connects the provider for the stack's cloud.
+pub async fn connect(stack: &Stack, target: &TargetArgs) -> Result<Arc<AzureProvider>, CliError> {
+    // Starting the local cloud blocks (and runs its own small runtime): keep it off the async workers.
+    let config = tokio::task::block_in_place(|| cloud_config(stack, target))?;
+    let provider = AzureProvider::connect(config)
+        .await
+        .map_err(|e| CliError::message(format!("cannot connect to the cloud: {e}")))?;
+    tracing::debug!(credential = provider.credential_name(), "connected");
+    Ok(Arc::new(provider))
+}
+
+/// Reads every resource in state (when there is any and `refresh` is on); otherwise plans against the
+/// recorded state alone.
+pub async fn snapshot(
+    provider: Option<Arc<dyn Provider>>,
+    state: Option<StateFile>,
+    parallelism: usize,
+    events: &dyn EventSink,
+) -> Result<Snapshot, CliError> {
+    match (provider, state) {
+        (Some(provider), Some(state)) if !state.resources.is_empty() => {
+            apply::refresh(provider, &state, parallelism, events)
+                .await
+                .map_err(|e| CliError::message(format!("refresh failed: {e}")))
+        }
+        (_, state) => {
+            let live = state
+                .iter()
+                .flat_map(|s| s.resources.keys())
+                .map(|a| (a.clone(), Live::NotRefreshed))
+                .collect();
+            Ok(Snapshot { state, live })
+        }
+    }
+}
+
+/// Hashes the local files the stack names (blob sources, code and model folders).
+pub fn extras(loaded: &Loaded) -> Result<DesiredExtras, CliError> {
+    plan::content::desired_extras(&loaded.stack, &loaded.registry).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        CliError::message(format!(
+            "cannot read the files the stack names:\n  {}",
+            lines.join("\n  ")
+        ))
+    })
+}
+
+/// Runs the pure planner.
+pub fn make_plan(
+    loaded: &Loaded,
+    snapshot: &Snapshot,
+    extras: &DesiredExtras,
+    mode: PlanMode,
+) -> Result<Plan, CliError> {
+    plan::plan(
+        &loaded.stack,
+        &loaded.graph,
+        &loaded.registry,
+        snapshot,
+        extras,
+        mode,
+    )
+    .map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        CliError::message(format!("cannot plan:\n  {}", lines.join("\n  ")))
+    })
+}
+
+/// Keeps only the changes of `targets` and what they need: their dependencies for a normal plan, their
+/// dependents for a destroy (a resource cannot be removed before what uses it). Unknown targets are
+/// errors with a suggestion.
+pub fn restrict(plan: &mut Plan, targets: &[String]) -> Result<(), CliError> {
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+    for t in targets {
+        if !known.contains(&t.as_str()) {
+            let hint = crate::diag::did_you_mean(t, known.iter().copied())
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
+            return Err(CliError::message(format!(
+                "--target `{t}` is not a resource of this stack or its state{hint}"
+            )));
+        }
+    }
+    let mut keep: std::collections::HashSet<String> = targets.iter().cloned().collect();
+    let mut frontier: Vec<String> = targets.to_vec();
+    while let Some(addr) = frontier.pop() {
+        let next: Vec<String> = if plan.mode == PlanMode::Destroy {
+            plan.changes
+                .iter()
+                .filter(|c| c.dependencies.contains(&addr))
+                .map(|c| c.address.clone())
+                .collect()
+        } else {
+            plan.change(&addr)
+                .map(|c| c.dependencies.clone())
+                .unwrap_or_default()
+        };
+        for n in next {
+            if keep.insert(n.clone()) {
+                frontier.push(n);
+            }
+        }
+    }
+    plan.changes.retain(|c| keep.contains(&c.address));
+    plan.drift.retain(|d| keep.contains(&d.address));
+    plan.summary = crate::plan::Summary::of(&plan.changes, &plan.drift, &plan.outputs);
+    Ok(())
+}
+
+/// Whether the state has resources that need the cloud to refresh.
+pub fn needs_cloud(state: Option<&StateFile>) -> bool {
+    state.is_some_and(|s| !s.resources.is_empty())
+}
+
+/// `path` relative to the current folder when it is inside it.
+pub fn shown(path: &Path) -> String {
+    crate::diag::display_path(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

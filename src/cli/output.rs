@@ -1,0 +1,96 @@
+//! `stackform output`: the stack's outputs as last applied, from state (no cloud calls, no lock).
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use super::CliError;
+use super::common::StackArgs;
+use super::engine::{self, TargetArgs};
+use crate::state::sensitive::is_redacted;
+
+/// Print the stack's outputs as recorded by the last apply (all of them, or one by name).
+///
+/// Strings are printed bare (handy in scripts: `curl "$(stackform output scoring_uri)"`); --json prints
+/// JSON. Sensitive outputs show as (sensitive).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// One output to print.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A value as `output` shows it: strings bare, sensitive markers hidden, anything else as JSON.
+pub fn show_value(value: &Value) -> String {
+    if is_redacted(value) {
+        return "(sensitive)".to_string();
+    }
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn hide(value: &Value) -> Value {
+    if is_redacted(value) {
+        Value::String("(sensitive)".into())
+    } else {
+        value.clone()
+    }
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    let loaded = engine::load(&args.stack, &args.target)?;
+    let state = engine::read_state(&loaded.store)?.ok_or_else(|| {
+        CliError::message(format!(
+            "no state for stack `{}` at {}: run `stackform apply` first",
+            loaded.stack.name,
+            engine::shown(loaded.store.path())
+        ))
+    })?;
+    match &args.name {
+        Some(name) => {
+            let value = state.outputs.get(name).ok_or_else(|| {
+                let hint =
+                    crate::diag::did_you_mean(name, state.outputs.keys().map(String::as_str))
+                        .map(|h| format!("; {h}"))
+                        .unwrap_or_default();
+                CliError::message(format!("no output named `{name}` in state{hint}"))
+            })?;
+            if args.json {
+                println!("{}", hide(value));
+            } else {
+                println!("{}", show_value(value));
+            }
+        }
+        None if args.json => {
+            let all: serde_json::Map<String, Value> = state
+                .outputs
+                .iter()
+                .map(|(k, v)| (k.clone(), hide(v)))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&all).map_err(|e| CliError::message(e.to_string()))?
+            );
+        }
+        None => {
+            if state.outputs.is_empty() {
+                println!("No outputs recorded.");
+            }
+            for (name, value) in &state.outputs {
+                println!("{name} = {}", show_value(value));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

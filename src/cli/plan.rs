@@ -1,0 +1,215 @@
+//! `stackform plan` and `stackform drift`: refresh, then show what apply would change (or, for drift,
+//! what changed in the cloud outside stackform).
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::CliError;
+use super::common::{StackArgs, use_color_stdout};
+use super::engine::{self, Loaded, TargetArgs};
+use super::saved_plan::SavedPlan;
+use crate::apply::{EventSink, NoEvents};
+use crate::plan::{Plan, PlanMode};
+use crate::provider::Provider;
+use crate::report::plan::{RenderOptions, render_drift, render_plan};
+use crate::report::progress::{ProgressMode, Reporter};
+use crate::state::LockRequest;
+
+/// Show what apply would do: refresh what is live, compare with the stack file, and print the changes.
+///
+/// Read-only: changes nothing in the cloud or the state. With -o the plan is saved for
+/// `stackform apply FILE`, which refuses it if the state or the stack changed in between.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Save the plan to this file, for `stackform apply FILE`.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Print the plan as JSON (a stable, documented format) instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Read the live cloud before planning (--refresh=false plans against the recorded state alone).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub refresh: bool,
+
+    /// Plan to destroy everything in state instead.
+    #[arg(long)]
+    pub destroy: bool,
+
+    /// Only these resources (and what they depend on). Repeatable.
+    #[arg(long = "target", value_name = "RESOURCE")]
+    pub targets: Vec<String>,
+}
+
+/// Report what changed in the cloud outside stackform since the last apply (for CI).
+///
+/// Refreshes every resource in state and compares it with what was last applied. Exit codes: 0 no
+/// drift, 2 drift found, 1 error.
+#[derive(Debug, clap::Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub stack: StackArgs,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Print the drift report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn progress(json: bool) -> Box<dyn EventSink> {
+    if json {
+        Box::new(NoEvents)
+    } else if std::io::stderr().is_terminal() {
+        Box::new(Reporter::new(ProgressMode::Bars {
+            color: super::common::use_color(),
+        }))
+    } else {
+        Box::new(Reporter::new(ProgressMode::Lines))
+    }
+}
+
+/// Refreshes (when asked and there is something to read) and plans. No lock: reads only.
+fn refresh_and_plan(
+    loaded: &Loaded,
+    target: &TargetArgs,
+    refresh: bool,
+    mode: PlanMode,
+    json: bool,
+) -> Result<(Plan, crate::plan::DesiredExtras), CliError> {
+    let state = engine::read_state(&loaded.store)?;
+    if let Ok(unfinished) = crate::state::Journal::read_unfinished(loaded.store.journal_path())
+        && !unfinished.0.is_empty()
+    {
+        eprintln!(
+            "warning: an earlier apply was interrupted with {} step(s) unfinished; the next `stackform apply` resolves them first",
+            unfinished.0.len()
+        );
+    }
+    let extras = engine::extras(loaded)?;
+    let rt = engine::runtime()?;
+    let snapshot = rt.block_on(async {
+        let provider: Option<std::sync::Arc<dyn Provider>> =
+            if refresh && engine::needs_cloud(state.as_ref()) {
+                Some(engine::connect(&loaded.stack, target).await?)
+            } else {
+                None
+            };
+        let sink = progress(json);
+        let snap =
+            engine::snapshot(provider, state, target.parallelism.into(), sink.as_ref()).await;
+        drop(sink);
+        snap
+    })?;
+    let plan = engine::make_plan(loaded, &snapshot, &extras, mode)?;
+    Ok((plan, extras))
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    let loaded = engine::load(&args.stack, &args.target)?;
+    // Saving a plan records the state's serial: hold the lock so it is read consistently.
+    let _guard = match &args.out {
+        Some(_) => Some(
+            loaded
+                .store
+                .lock(&LockRequest::new("plan -o"))
+                .map_err(|e| CliError::message(e.to_string()))?
+                .guard,
+        ),
+        None => None,
+    };
+    let mode = if args.destroy {
+        PlanMode::Destroy
+    } else {
+        PlanMode::Normal
+    };
+    let (mut plan, extras) =
+        refresh_and_plan(&loaded, &args.target, args.refresh, mode, args.json)?;
+    engine::restrict(&mut plan, &args.targets)?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&plan.to_json())
+            .map_err(|e| CliError::message(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!(
+            "{}",
+            render_plan(
+                &plan,
+                &RenderOptions {
+                    color: use_color_stdout()
+                }
+            )
+        );
+    }
+    if let Some(out) = &args.out {
+        SavedPlan::new(&loaded, &args.stack, &extras, &args.targets, &plan)?.write(out)?;
+        if !args.json {
+            println!(
+                "\nSaved the plan to {}. Apply exactly this plan with:\n  stackform apply {}",
+                engine::shown(out),
+                engine::shown(out)
+            );
+        }
+    }
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
+    let loaded = engine::load(&args.stack, &args.target)?;
+    let (plan, _) = refresh_and_plan(
+        &loaded,
+        &args.target,
+        true,
+        PlanMode::RefreshOnly,
+        args.json,
+    )?;
+    if args.json {
+        let json = plan.to_json();
+        let report = serde_json::json!({
+            "schema_version": json["schema_version"],
+            "stack": json["stack"],
+            "prior_state": json["prior_state"],
+            "drift": json["drift"],
+        });
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|e| CliError::message(e.to_string()))?;
+        println!("{text}");
+    } else if plan.has_drift() {
+        print!(
+            "{}",
+            render_drift(
+                &plan.drift,
+                &RenderOptions {
+                    color: use_color_stdout()
+                }
+            )
+        );
+        println!(
+            "\nDrift: {} resource(s) changed outside stackform. `stackform plan` shows how apply would restore them.",
+            plan.drift.len()
+        );
+    } else {
+        println!("No drift: the cloud matches what was last applied.");
+    }
+    Ok(if plan.has_drift() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

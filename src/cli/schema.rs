@@ -1,0 +1,32 @@
+//! `stackform schema`: the JSON Schema of the stack file, generated from the resource specs.
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::CliError;
+use crate::specs::{Registry, stack_json_schema};
+
+/// Print the JSON Schema of the stack file (draft 2020-12), generated from the resource specs.
+///
+/// Point an editor's YAML language server at it for completion and checks while typing, e.g. with a
+/// first line `# yaml-language-server: $schema=path/to/stack.schema.json`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Write the schema to this file instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    let registry =
+        Registry::embedded().map_err(|e| CliError::message(format!("internal error: {e}")))?;
+    let schema = stack_json_schema(&registry);
+    let mut text =
+        serde_json::to_string_pretty(&schema).map_err(|e| CliError::message(e.to_string()))?;
+    text.push('\n');
+    match args.output {
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|e| CliError::message(format!("cannot write {}: {e}", path.display())))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,32 @@
+//! `stackform validate`: parse, resolve and type-check a stack file; no cloud calls.
+use std::process::ExitCode;
+
+use super::CliError;
+use super::common::{self, StackArgs};
+
+/// Check a stack file: YAML, fields against the resource specs, variables, references, cycles.
+///
+/// Makes no cloud calls and changes nothing. Every problem found is reported with its file:line:col;
+/// the exit code is 1 when there is any.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, CliError> {
+    let registry = common::registry()?;
+    let (stack, graph) = common::load_graph(&args.stack, &registry)?;
+    let edges = graph.edges();
+    let inferred = edges.iter().filter(|(_, _, e)| e.is_inferred()).count();
+    println!(
+        "{} is valid: stack `{}`, {} resource(s), {} dependencies ({} inferred), {} output(s).",
+        crate::diag::display_path(&args.stack.file),
+        stack.name,
+        graph.len(),
+        edges.len(),
+        inferred,
+        stack.outputs.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

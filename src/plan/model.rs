@@ -1,0 +1,182 @@
+//! The plan's data: [`Plan`], its [`Change`]s, [`Drift`] and [`OutputChange`]s. Plain values that the
+//! apply engine executes and `report/` renders; nothing here formats for people.
+use uuid::Uuid;
+
+use super::action::{Action, ActionReason, PlanMode};
+use super::value::PlanValue;
+
+/// The result of planning: what applying would do, in apply order, and what drifted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub mode: PlanMode,
+    /// The `stack:` name.
+    pub stack: String,
+    /// The state the plan was made against; a saved plan is stale once the state's serial moves.
+    pub prior_state: Option<StateRef>,
+    /// One entry per resource in the stack or in state, in an order that respects dependencies:
+    /// deletions of resources removed from the stack first (dependents before what they depend on),
+    /// then every stack resource in topological order. No-op entries are included.
+    pub changes: Vec<Change>,
+    /// Differences between the state and the live cloud (out-of-band changes), per resource.
+    pub drift: Vec<Drift>,
+    /// The stack outputs as they will be after apply.
+    pub outputs: Vec<OutputChange>,
+    pub summary: Summary,
+}
+
+/// Identifies the state a plan was made against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateRef {
+    pub lineage: Uuid,
+    pub serial: u64,
+}
+
+/// What happens to one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The resource's key in the stack file (and in state).
+    pub address: String,
+    pub type_name: String,
+    /// What apply does. Decisions are made from this alone.
+    pub action: Action,
+    /// The inputs as they are now (live when refreshed, else as recorded), normalised; `None` when
+    /// the resource does not exist yet. Sensitive parts are [`PlanValue::Sensitive`].
+    pub before: Option<PlanValue>,
+    /// The inputs as they will be; `None` for a deletion. May hold unknown parts.
+    pub after: Option<PlanValue>,
+    /// Attribute-level differences: for a creation every set input (and computed attributes as
+    /// unknown); for an update or replacement the inputs that differ.
+    pub attributes: Vec<AttributeChange>,
+    /// Why: for display only, never for decisions.
+    pub reasons: Vec<ActionReason>,
+    /// Prerequisites: from the graph for stack resources, from state for deletions.
+    pub dependencies: Vec<String>,
+}
+
+/// One attribute that differs (or, for a creation, is set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeChange {
+    /// Dotted path: `sku`, `identity.type`, `environment_variables.FILE_NAME`.
+    pub path: String,
+    /// `None` when there was no value (a creation, or a newly set map key).
+    pub before: Option<PlanValue>,
+    /// `Known(Null)` when the value is removed.
+    pub after: PlanValue,
+    /// The values are hidden ([`PlanValue::Sensitive`]) here and everywhere the plan is shown.
+    pub sensitive: bool,
+    /// This difference alone forces the resource to be replaced.
+    pub forces_replacement: bool,
+    /// A computed attribute (set by the cloud), listed for a creation.
+    pub computed: bool,
+    /// For a path field: the content of the file or folder it names changed.
+    pub content: Option<ContentChange>,
+}
+
+impl AttributeChange {
+    pub(crate) fn new(
+        path: impl Into<String>,
+        before: Option<PlanValue>,
+        after: PlanValue,
+    ) -> Self {
+        AttributeChange {
+            path: path.into(),
+            before,
+            after,
+            sensitive: false,
+            forces_replacement: false,
+            computed: false,
+            content: None,
+        }
+    }
+}
+
+/// The content behind a path field, before and after (hashes always when known; text when it is a
+/// small UTF-8 file, so it can be diffed line by line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentChange {
+    pub before_sha256: Option<String>,
+    pub after_sha256: Option<String>,
+    pub before_text: Option<String>,
+    pub after_text: Option<String>,
+}
+
+/// What changed in the cloud since the last apply, outside stackform.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drift {
+    pub address: String,
+    pub type_name: String,
+    /// The resource was deleted.
+    pub gone: bool,
+    /// `before` is the recorded value, `after` the live one.
+    pub attributes: Vec<AttributeChange>,
+}
+
+/// A stack output after apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputChange {
+    pub name: String,
+    /// `Create` (new), `Update`, `NoOp` or `Delete` (no longer in the stack file).
+    pub action: Action,
+    /// The value recorded in state (hidden when sensitive).
+    pub before: Option<PlanValue>,
+    pub after: PlanValue,
+    pub sensitive: bool,
+}
+
+/// Counts, as people read them: a replacement is one to add and one to destroy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+    /// Of which replacements (counted in both `add` and `destroy`).
+    pub replace: usize,
+    pub drifted: usize,
+    pub outputs_changed: usize,
+}
+
+impl Summary {
+    pub(crate) fn of(changes: &[Change], drift: &[Drift], outputs: &[OutputChange]) -> Summary {
+        let mut s = Summary {
+            drifted: drift.len(),
+            outputs_changed: outputs.iter().filter(|o| !o.action.is_noop()).count(),
+            ..Summary::default()
+        };
+        for c in changes {
+            match c.action {
+                Action::NoOp => {}
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace(_) => {
+                    s.add += 1;
+                    s.destroy += 1;
+                    s.replace += 1;
+                }
+                Action::Delete => s.destroy += 1,
+            }
+        }
+        s
+    }
+}
+
+impl Plan {
+    /// Whether applying would change anything (a resource or an output). Drift alone is not a change.
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| !c.action.is_noop())
+            || self.outputs.iter().any(|o| !o.action.is_noop())
+    }
+
+    /// Whether the resources (not only outputs) would change.
+    pub fn has_resource_changes(&self) -> bool {
+        self.changes.iter().any(|c| !c.action.is_noop())
+    }
+
+    pub fn has_drift(&self) -> bool {
+        !self.drift.is_empty()
+    }
+
+    /// The change for one address.
+    pub fn change(&self, address: &str) -> Option<&Change> {
+        self.changes.iter().find(|c| c.address == address)
+    }
+}

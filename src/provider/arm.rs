@@ -1,0 +1,332 @@
+//! The shared ARM client: GET/PUT/PATCH/POST/DELETE on ARM paths with the api-version, the Bearer token
+//! for the ARM audience, long-running-operation completion and list paging. Every resource type goes
+//! through here; only what is truly special per type lives in `resources/`.
+//!
+//! Conventions: a 404 on GET is `Ok(None)`; a 404 or 204 on DELETE is success (already gone).
+//! It never builds a URL from a path with `?`, `#` or an empty segment, and never retries a write on its
+//! own (the pipeline decides what is safe to repeat).
+
+use reqwest::Method;
+use serde_json::Value;
+use url::Url;
+
+use super::Result;
+use super::error::ProviderError;
+use super::lro::{self, LroOptions};
+use super::pipeline::{Auth, HttpRequest, Pipeline};
+
+/// An ARM endpoint plus the pipeline and token scope to reach it.
+#[derive(Debug, Clone)]
+pub struct Arm {
+    pipeline: Pipeline,
+    base: Url,
+    auth: Auth,
+}
+
+/// A progress callback for operation status words.
+pub type StatusFn<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+fn no_status(_: &str) {}
+
+impl Arm {
+    /// An ARM client at `base` authenticating with tokens for `scope`.
+    pub fn new(pipeline: Pipeline, base: Url, scope: String) -> Self {
+        Self {
+            pipeline,
+            base,
+            auth: Auth::Bearer(scope),
+        }
+    }
+
+    /// The pipeline (shared with the blob data plane).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// `{base}{path}?api-version=…&extra…`. `path` is an ARM id-like path starting with `/`.
+    pub fn url(&self, path: &str, api_version: &str, extra: &[(&str, &str)]) -> Result<Url> {
+        if !path.starts_with('/') || path.contains(['?', '#']) || path.contains("//") {
+            return Err(ProviderError::invalid(format!("invalid arm path {path:?}")));
+        }
+        let mut url = Url::parse(&format!(
+            "{}{path}",
+            self.base.as_str().trim_end_matches('/')
+        ))
+        .map_err(|e| ProviderError::invalid(format!("invalid arm path {path:?}: {e}")))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("api-version", api_version);
+            for (k, v) in extra {
+                q.append_pair(k, v);
+            }
+        }
+        Ok(url)
+    }
+
+    /// GET; `Ok(None)` on 404.
+    pub async fn get(&self, path: &str, api_version: &str) -> Result<Option<Value>> {
+        let url = self.url(path, api_version, &[])?;
+        self.get_url(url).await
+    }
+
+    /// GET of a full URL; `Ok(None)` on 404.
+    pub async fn get_url(&self, url: Url) -> Result<Option<Value>> {
+        let req = HttpRequest::new(Method::GET, url);
+        let what = req.describe();
+        let resp = self.pipeline.send(req, &self.auth).await?;
+        match resp.status {
+            404 => Ok(None),
+            _ if resp.is_success() => resp.json().map(Some),
+            _ => Err(resp.error().with_context(what)),
+        }
+    }
+
+    /// PUT `body`, then wait for the operation; returns the final resource.
+    pub async fn put(
+        &self,
+        path: &str,
+        api_version: &str,
+        body: &Value,
+        lro: &LroOptions,
+        status: StatusFn<'_>,
+    ) -> Result<Value> {
+        self.write(Method::PUT, path, api_version, Some(body), lro, status)
+            .await
+    }
+
+    /// PATCH `body`, then wait for the operation; returns the final resource.
+    pub async fn patch(
+        &self,
+        path: &str,
+        api_version: &str,
+        body: &Value,
+        lro: &LroOptions,
+        status: StatusFn<'_>,
+    ) -> Result<Value> {
+        self.write(Method::PATCH, path, api_version, Some(body), lro, status)
+            .await
+    }
+
+    async fn write(
+        &self,
+        method: Method,
+        path: &str,
+        api_version: &str,
+        body: Option<&Value>,
+        lro: &LroOptions,
+        status: StatusFn<'_>,
+    ) -> Result<Value> {
+        let url = self.url(path, api_version, &[])?;
+        let mut req = HttpRequest::new(method.clone(), url.clone());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let what = req.describe();
+        let first = self.pipeline.send(req, &self.auth).await?;
+        if !first.is_success() {
+            return Err(first.error().with_context(what));
+        }
+        // The resource URL for polling is the request URL (api-version included).
+        let done = lro::wait(
+            &self.pipeline,
+            &self.auth,
+            &method,
+            &url,
+            first,
+            lro,
+            status,
+        )
+        .await?;
+        match done {
+            Some(v) if !v.is_null() => Ok(v),
+            _ => self.get_url(url).await?.ok_or_else(|| {
+                ProviderError::new(
+                    super::ErrorKind::NotFound,
+                    "resource missing right after it was written",
+                )
+                .with_context(what)
+            }),
+        }
+    }
+
+    /// DELETE and wait until gone; 404/204 are success.
+    pub async fn delete(
+        &self,
+        path: &str,
+        api_version: &str,
+        lro: &LroOptions,
+        status: StatusFn<'_>,
+    ) -> Result<()> {
+        let url = self.url(path, api_version, &[])?;
+        let req = HttpRequest::new(Method::DELETE, url.clone());
+        let what = req.describe();
+        let first = self.pipeline.send(req, &self.auth).await?;
+        if first.status == 404 || first.status == 204 {
+            return Ok(());
+        }
+        if !first.is_success() {
+            return Err(first.error().with_context(what));
+        }
+        lro::wait(
+            &self.pipeline,
+            &self.auth,
+            &Method::DELETE,
+            &url,
+            first,
+            lro,
+            status,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A synchronous POST action (`listKeys`, `listSecrets`, `getLogs`, `token`): read-only, so retried.
+    pub async fn post(&self, path: &str, api_version: &str, body: Option<&Value>) -> Result<Value> {
+        let url = self.url(path, api_version, &[])?;
+        let mut req = HttpRequest::new(Method::POST, url);
+        req = match body {
+            Some(b) => req.json(b),
+            None => req.header("content-length", "0")?,
+        };
+        let what = req.describe();
+        let resp = self
+            .pipeline
+            .send_ok(req, &self.auth)
+            .await
+            .map_err(|e| e.with_context(what))?;
+        resp.json()
+    }
+
+    /// GET a list, following `nextLink`.
+    pub async fn list(
+        &self,
+        path: &str,
+        api_version: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Vec<Value>> {
+        let mut url = Some(self.url(path, api_version, extra)?);
+        let mut out = Vec::new();
+        let mut pages = 0;
+        while let Some(u) = url.take() {
+            pages += 1;
+            if pages > 1000 {
+                break;
+            }
+            let req = HttpRequest::new(Method::GET, u);
+            let what = req.describe();
+            let page = self
+                .pipeline
+                .send_ok(req, &self.auth)
+                .await
+                .map_err(|e| e.with_context(what))?
+                .json()?;
+            if let Some(items) = page.get("value").and_then(Value::as_array) {
+                out.extend(items.iter().cloned());
+            }
+            url = page
+                .get("nextLink")
+                .and_then(Value::as_str)
+                .and_then(|s| Url::parse(s).ok());
+        }
+        Ok(out)
+    }
+
+    /// A status callback that ignores everything.
+    pub fn quiet() -> StatusFn<'static> {
+        &no_status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::pipeline::fake::*;
+    use crate::provider::retry::RetryPolicy;
+    use std::sync::Arc;
+
+    fn arm(t: &Arc<FakeTransport>) -> Arm {
+        let c = Arc::new(FakeClock::default());
+        Arm::new(
+            pipeline(t, &c, RetryPolicy::none()),
+            Url::parse("https://arm.test/").unwrap(),
+            "s/.default".into(),
+        )
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn get_404_is_none_and_other_errors_are_errors() {
+        let t = FakeTransport::new(vec![
+            reply(
+                404,
+                &[],
+                r#"{"error":{"code":"ResourceNotFound","message":"x"}}"#,
+            ),
+            reply(
+                403,
+                &[],
+                r#"{"error":{"code":"AuthorizationFailed","message":"no"}}"#,
+            ),
+        ]);
+        let a = arm(&t);
+        assert_eq!(
+            rt().block_on(a.get("/subscriptions/s/x", "1")).unwrap(),
+            None
+        );
+        let e = rt().block_on(a.get("/subscriptions/s/x", "1")).unwrap_err();
+        assert!(e.is_auth());
+        assert!(
+            e.to_string()
+                .contains("GET https://arm.test/subscriptions/s/x?api-version=1"),
+            "{e}"
+        );
+        assert_eq!(
+            t.requests()[0].headers.get("authorization").unwrap(),
+            "Bearer tok-SECRET-123"
+        );
+    }
+
+    #[test]
+    fn delete_treats_404_and_204_as_gone_and_list_follows_next_link() {
+        let t = FakeTransport::new(vec![
+            reply(204, &[], ""),
+            reply(404, &[], ""),
+            reply(
+                200,
+                &[],
+                r#"{"value":[{"id":"a"}],"nextLink":"https://arm.test/next?api-version=1&page=2"}"#,
+            ),
+            reply(200, &[], r#"{"value":[{"id":"b"}]}"#),
+        ]);
+        let a = arm(&t);
+        let lro = LroOptions::default();
+        rt().block_on(a.delete("/x", "1", &lro, Arm::quiet()))
+            .unwrap();
+        rt().block_on(a.delete("/x", "1", &lro, Arm::quiet()))
+            .unwrap();
+        let items = rt()
+            .block_on(a.list("/x", "1", &[("$filter", "principalId eq 'p'")]))
+            .unwrap();
+        assert_eq!(items.len(), 2);
+        assert!(
+            t.requests()[2]
+                .url
+                .as_str()
+                .contains("%24filter=principalId+eq+%27p%27")
+        );
+    }
+
+    #[test]
+    fn rejects_odd_paths() {
+        let t = FakeTransport::new(vec![]);
+        let a = arm(&t);
+        assert!(a.url("no-slash", "1", &[]).is_err());
+        assert!(a.url("/a?b", "1", &[]).is_err());
+    }
+}

@@ -1,0 +1,366 @@
+//! [`AzureProvider`]: the [`Provider`] implementation for Azure and for the local cloud, plus the
+//! operations the CLI needs beyond the trait (traffic, keys, logs, invoke).
+//!
+//! Building one: [`AzureProvider::connect`] reads the CA file, builds the one shared `reqwest::Client`,
+//! discovers the login endpoint from `{arm}/metadata/endpoints` when it is not given, picks the
+//! credential (the local cloud's client secret, or the environment → workload identity → managed
+//! identity → Azure CLI chain) and assembles the pipeline. [`AzureProvider::from_parts`] takes a
+//! transport, clock and token source directly (tests).
+//!
+//! It never imports the local cloud: a local cloud is only a [`CloudConfig`] of kind `Local`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use url::Url;
+
+use super::arm::Arm;
+use super::config::{CloudConfig, CloudKind, discover};
+use super::credential::{
+    CredentialKind, ProcessEnv, TokenSource, azure_credential, local_cloud_credential,
+};
+use super::error::ProviderError;
+use super::pipeline::{
+    Clock, Pipeline, ReqwestTransport, SystemClock, Transport, build_http_client,
+};
+use super::resources::online_endpoint::{EndpointKeys, ScoreResponse};
+use super::resources::{self, Ctx};
+use super::{Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result};
+use crate::specs::Registry;
+
+/// The one Azure client.
+#[derive(Debug, Clone)]
+pub struct AzureProvider {
+    ctx: Arc<Ctx>,
+    credential: String,
+}
+
+impl AzureProvider {
+    /// Connects to the cloud `config` describes: builds the HTTP client (trusting `ca_cert_pem`),
+    /// discovers the authority host when missing, and sets up the credential. Makes at most one
+    /// unauthenticated call (metadata); tokens are fetched on first use.
+    pub async fn connect(mut config: CloudConfig) -> Result<Self> {
+        let ca = match &config.ca_cert_pem {
+            Some(path) => Some(tokio::fs::read(path).await.map_err(|e| {
+                ProviderError::invalid(format!(
+                    "cannot read ca certificate {}: {e}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
+        let http = build_http_client(ca.as_deref())?;
+        let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new(http.clone()));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+        if config.authority_host.is_none() {
+            let bare = Pipeline::new(transport.clone(), clock.clone(), config.retry.clone(), None);
+            let endpoints = discover(&bare, &config.arm_endpoint).await?;
+            config.authority_host = Some(endpoints.login_endpoint);
+        }
+        let authority = config
+            .authority_host
+            .as_ref()
+            .map(|u| u.as_str().trim_end_matches('/').to_owned());
+        let (tokens, name): (Arc<dyn TokenSource>, String) = match config.kind {
+            CloudKind::Local => {
+                let missing =
+                    |what: &str| ProviderError::invalid(format!("the local cloud needs a {what}"));
+                let tenant = config
+                    .tenant_id
+                    .clone()
+                    .ok_or_else(|| missing("tenant id"))?;
+                let client = config
+                    .client_id
+                    .clone()
+                    .ok_or_else(|| missing("client id"))?;
+                let secret = config
+                    .client_secret
+                    .clone()
+                    .ok_or_else(|| missing("client secret"))?;
+                let host = authority.clone().ok_or_else(|| missing("login endpoint"))?;
+                let t = local_cloud_credential(&http, &host, &tenant, &client, &secret)?;
+                let n = t.name().to_owned();
+                (Arc::new(t), n)
+            }
+            CloudKind::Azure => {
+                let (t, kind) =
+                    azure_credential(&http, None, config.tenant_id.as_deref(), &ProcessEnv)?;
+                (Arc::new(t), kind.as_str().to_owned())
+            }
+            _ => {
+                let (t, kind) = azure_credential(
+                    &http,
+                    authority.as_deref(),
+                    config.tenant_id.as_deref(),
+                    &ProcessEnv,
+                )?;
+                (Arc::new(t), kind.as_str().to_owned())
+            }
+        };
+        Self::from_parts(config, transport, clock, tokens, name)
+    }
+
+    /// Assembles a provider from explicit parts (used by tests with a scripted transport).
+    pub fn from_parts(
+        config: CloudConfig,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+        tokens: Arc<dyn TokenSource>,
+        credential_name: impl Into<String>,
+    ) -> Result<Self> {
+        let registry = Registry::embedded()
+            .map_err(|e| ProviderError::invalid(format!("internal error: {e}")))?;
+        let pipeline = Pipeline::new(transport, clock, config.retry.clone(), Some(tokens));
+        let arm = Arm::new(pipeline, config.arm_endpoint.clone(), config.arm_scope());
+        Ok(Self {
+            ctx: Arc::new(Ctx::new(config, arm, registry)),
+            credential: credential_name.into(),
+        })
+    }
+
+    /// Which credential is in use ("environment client secret …", "Azure CLI login", …), for a
+    /// "using … credentials" line.
+    pub fn credential_name(&self) -> &str {
+        &self.credential
+    }
+
+    /// The shared ARM client (for calls no resource type covers).
+    pub fn arm(&self) -> &Arm {
+        &self.ctx.arm
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &CloudConfig {
+        &self.ctx.config
+    }
+
+    /// Sets an endpoint's traffic split (deployment name → percent; zeros are dropped).
+    pub async fn set_traffic(&self, endpoint: &str, traffic: &BTreeMap<String, u32>) -> Result<()> {
+        resources::online_endpoint::set_traffic(&self.ctx, endpoint, traffic, &|_| {}).await
+    }
+
+    /// The live traffic split of an endpoint, `None` if it does not exist.
+    pub async fn traffic(&self, endpoint: &str) -> Result<Option<BTreeMap<String, u32>>> {
+        resources::online_endpoint::traffic(&self.ctx, endpoint).await
+    }
+
+    /// An endpoint's keys (secrets; their `Debug` is redacted).
+    pub async fn list_keys(&self, endpoint: &str) -> Result<EndpointKeys> {
+        resources::online_endpoint::list_keys(&self.ctx, endpoint).await
+    }
+
+    /// The last `tail` lines of a deployment's inference-server log.
+    pub async fn get_logs(&self, endpoint: &str, deployment: &str, tail: u32) -> Result<String> {
+        resources::online_deployment::get_logs(&self.ctx, endpoint, deployment, tail).await
+    }
+
+    /// Calls an endpoint's scoring URI with `body`, like `az ml online-endpoint invoke`.
+    pub async fn invoke(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+        deployment: Option<&str>,
+    ) -> Result<ScoreResponse> {
+        resources::online_endpoint::invoke(&self.ctx, endpoint, body, deployment).await
+    }
+
+    /// The blob endpoint of a storage account (its `primaryEndpoints.blob`).
+    pub async fn blob_endpoint(&self, account: &str) -> Result<Url> {
+        Ok(resources::storage_account::blob_access(&self.ctx, account)
+            .await?
+            .0)
+    }
+
+    async fn do_read(&self, req: &ResourceRequest) -> Result<Option<Observed>> {
+        let ctx = &self.ctx;
+        match req.resource_type {
+            ResourceType::StorageAccount => resources::storage_account::read(ctx, req).await,
+            ResourceType::BlobContainer | ResourceType::UserAssignedIdentity => {
+                resources::generic_read(ctx, req).await
+            }
+            ResourceType::Blob => resources::blob::read(ctx, req).await,
+            ResourceType::OnlineEndpoint => resources::online_endpoint::read(ctx, req).await,
+            ResourceType::RoleAssignment => resources::role_assignment::read(ctx, req).await,
+            ResourceType::OnlineDeployment => resources::online_deployment::read(ctx, req).await,
+        }
+    }
+
+    /// Create-or-replace by PUT: creating and updating are the same call for every type but the
+    /// deployment (whose update may be a scale or a traffic change only).
+    async fn do_put(&self, req: &ResourceRequest) -> Result<Observed> {
+        let ctx = &self.ctx;
+        match req.resource_type {
+            ResourceType::StorageAccount => resources::storage_account::put(ctx, req).await,
+            ResourceType::BlobContainer | ResourceType::UserAssignedIdentity => {
+                resources::generic_put(ctx, req).await
+            }
+            ResourceType::Blob => resources::blob::put(ctx, req).await,
+            ResourceType::OnlineEndpoint => resources::online_endpoint::put(ctx, req).await,
+            ResourceType::RoleAssignment => resources::role_assignment::create(ctx, req).await,
+            ResourceType::OnlineDeployment => resources::online_deployment::put(ctx, req).await,
+        }
+    }
+
+    async fn do_create(&self, req: &ResourceRequest) -> Result<Observed> {
+        req.report("Creating");
+        self.do_put(req).await
+    }
+
+    async fn do_update(&self, prior: &Observed, req: &ResourceRequest) -> Result<Observed> {
+        req.report("Updating");
+        match req.resource_type {
+            ResourceType::OnlineDeployment => {
+                resources::online_deployment::update(&self.ctx, prior, req).await
+            }
+            // Role assignments cannot change in place (the planner replaces them); a PUT of the same
+            // deterministic assignment is still a correct, idempotent update.
+            _ => self.do_put(req).await,
+        }
+    }
+
+    async fn do_delete(&self, req: &ResourceRequest) -> Result<()> {
+        let ctx = &self.ctx;
+        req.report("Deleting");
+        match req.resource_type {
+            ResourceType::StorageAccount => resources::storage_account::delete(ctx, req).await,
+            ResourceType::BlobContainer
+            | ResourceType::UserAssignedIdentity
+            | ResourceType::OnlineEndpoint => {
+                resources::arm_delete(ctx, req.resource_type, req).await
+            }
+            ResourceType::Blob => resources::blob::delete(ctx, req).await,
+            ResourceType::RoleAssignment => resources::role_assignment::delete(ctx, req).await,
+            ResourceType::OnlineDeployment => resources::online_deployment::delete(ctx, req).await,
+        }
+    }
+}
+
+/// Adds the resource's address to an error that lacks context.
+fn at(req: &ResourceRequest, e: ProviderError) -> ProviderError {
+    let prefix = format!("{} {}", req.resource_type, req.address);
+    let context = match &e.context {
+        Some(c) => format!("{prefix}: {c}"),
+        None => prefix,
+    };
+    e.with_context(context)
+}
+
+impl Provider for AzureProvider {
+    fn read<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<Observed>> {
+        Box::pin(async move { self.do_read(req).await.map_err(|e| at(req, e)) })
+    }
+
+    fn create<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Observed> {
+        Box::pin(async move { self.do_create(req).await.map_err(|e| at(req, e)) })
+    }
+
+    fn update<'a>(
+        &'a self,
+        prior: &'a Observed,
+        req: &'a ResourceRequest,
+    ) -> ProviderFuture<'a, Observed> {
+        Box::pin(async move { self.do_update(prior, req).await.map_err(|e| at(req, e)) })
+    }
+
+    fn delete<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, ()> {
+        Box::pin(async move { self.do_delete(req).await.map_err(|e| at(req, e)) })
+    }
+}
+
+/// Which credential kinds exist, for documentation and `--help` text.
+pub const CREDENTIAL_ORDER: [CredentialKind; 4] = [
+    CredentialKind::ClientSecret,
+    CredentialKind::WorkloadIdentity,
+    CredentialKind::ManagedIdentity,
+    CredentialKind::AzureCli,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::pipeline::fake::{FakeClock, FakeTransport, StaticTokens, reply};
+    use crate::provider::resources::tests::azure_config;
+    use serde_json::json;
+
+    fn provider(t: &Arc<FakeTransport>) -> AzureProvider {
+        let c = Arc::new(FakeClock::default());
+        AzureProvider::from_parts(
+            azure_config(),
+            t.clone(),
+            c,
+            Arc::new(StaticTokens("tok")),
+            "static",
+        )
+        .unwrap()
+    }
+
+    fn store() -> ResourceRequest {
+        ResourceRequest::new(
+            ResourceType::StorageAccount,
+            "store",
+            serde_json::from_value(json!({"name": "acct"})).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn gone_is_none_and_failures_name_the_resource() {
+        let t = FakeTransport::new(vec![
+            reply(
+                404,
+                &[],
+                r#"{"error":{"code":"ResourceNotFound","message":"no"}}"#,
+            ),
+            reply(
+                409,
+                &[("x-ms-request-id", "r9")],
+                r#"{"error":{"code":"StorageAccountAlreadyTaken","message":"taken"}}"#,
+            ),
+        ]);
+        let p = provider(&t);
+        assert_eq!(p.read(&store()).await.unwrap(), None);
+        let e = p.create(&store()).await.unwrap_err();
+        assert!(e.is_conflict());
+        assert!(e.has_code("StorageAccountAlreadyTaken"));
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "storage_account store: PUT https://management.azure.com/subscriptions/sub/"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("[request id r9]"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn storage_account_create_follows_pattern_a() {
+        let loc = "https://management.azure.com/subscriptions/sub/providers/Microsoft.Storage/locations/eastus/asyncoperations/1";
+        let done = json!({"id": "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct",
+            "name": "acct", "location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"},
+            "properties": {"provisioningState": "Succeeded", "primaryEndpoints": {"blob": "https://acct.blob.core.windows.net/"}}});
+        let t = FakeTransport::new(vec![
+            reply(202, &[("location", loc), ("retry-after", "1")], ""),
+            reply(202, &[("location", loc)], ""),
+            reply(200, &[], &done.to_string()),
+        ]);
+        let p = provider(&t);
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let req = store().with_progress(Arc::new(move |e| sink.lock().unwrap().push(e.status)));
+        let obs = p.create(&req).await.unwrap();
+        assert_eq!(
+            obs.outputs["primary_blob_endpoint"],
+            "https://acct.blob.core.windows.net/"
+        );
+        assert_eq!(obs.inputs["location"], "eastus");
+        let sent: serde_json::Value = serde_json::from_slice(&t.requests()[0].body).unwrap();
+        assert_eq!(sent["properties"]["supportsHttpsTrafficOnly"], true);
+        assert_eq!(
+            sent["location"], "eastus",
+            "location defaults to the cloud's"
+        );
+        assert_eq!(
+            events.lock().unwrap().first().map(String::as_str),
+            Some("Creating")
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! The blob service data plane (contract section 5): create container, Put Blob (with `Content-MD5`),
+//! Get, Head, Delete and List, on an account's blob endpoint (host-style in Azure, path-style
+//! `http://127.0.0.1:port/account/` in emulators), authenticated by a Bearer token for the storage
+//! audience or by SharedKey.
+//!
+//! Bodies and keys never reach a log; only the pipeline's redacted call lines do.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use md5::{Digest as _, Md5};
+use reqwest::Method;
+use url::Url;
+
+use super::Result;
+use super::error::{ErrorKind, ProviderError, xml_element, xml_unescape};
+use super::pipeline::{Auth, HttpRequest, HttpResponse, Pipeline};
+use super::shared_key::SharedKeyCredential;
+
+/// Properties of a stored blob.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlobProperties {
+    /// Quoted ETag as the service sent it.
+    pub etag: String,
+    /// Base64 MD5 of the content, when the service has one.
+    pub content_md5: Option<String>,
+    pub content_length: u64,
+    pub content_type: Option<String>,
+    /// `x-ms-meta-*` values, names lowercased.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One entry of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobItem {
+    pub name: String,
+    pub content_md5: Option<String>,
+    pub content_length: u64,
+}
+
+/// A client for one account's blob endpoint.
+#[derive(Debug, Clone)]
+pub struct BlobClient {
+    pipeline: Pipeline,
+    endpoint: Url,
+    auth: Auth,
+    version: String,
+}
+
+/// Base64 MD5 of `data`, as `Content-MD5` carries it.
+pub fn content_md5(data: &[u8]) -> String {
+    B64.encode(Md5::digest(data))
+}
+
+impl BlobClient {
+    /// A client for `endpoint` (the account's `primaryEndpoints.blob`), sending `x-ms-version: version`.
+    pub fn new(pipeline: Pipeline, endpoint: Url, auth: Auth, version: impl Into<String>) -> Self {
+        Self {
+            pipeline,
+            endpoint,
+            auth,
+            version: version.into(),
+        }
+    }
+
+    /// With SharedKey auth.
+    pub fn with_shared_key(
+        pipeline: Pipeline,
+        endpoint: Url,
+        key: SharedKeyCredential,
+        version: impl Into<String>,
+    ) -> Self {
+        Self::new(pipeline, endpoint, Auth::SharedKey(Arc::new(key)), version)
+    }
+
+    /// The URL of a container (no blob) or a blob; each `/`-separated part of the blob name is
+    /// percent-encoded on its own.
+    pub fn url(&self, container: &str, blob: Option<&str>) -> Result<Url> {
+        let mut url = self.endpoint.clone();
+        {
+            let mut segs = url.path_segments_mut().map_err(|()| {
+                ProviderError::invalid(format!(
+                    "blob endpoint {} cannot have a path",
+                    self.endpoint
+                ))
+            })?;
+            segs.pop_if_empty();
+            segs.push(container);
+            if let Some(name) = blob {
+                for part in name.split('/') {
+                    segs.push(part);
+                }
+            }
+        }
+        Ok(url)
+    }
+
+    fn request(&self, method: Method, url: Url) -> Result<HttpRequest> {
+        HttpRequest::new(method, url).header("x-ms-version", &self.version)
+    }
+
+    async fn send(&self, req: HttpRequest) -> Result<(HttpResponse, String)> {
+        let what = req.describe();
+        let resp = self.pipeline.send(req, &self.auth).await?;
+        Ok((resp, what))
+    }
+
+    /// Create Container. `Ok(false)` when it already existed.
+    pub async fn create_container(&self, container: &str) -> Result<bool> {
+        let mut url = self.url(container, None)?;
+        url.query_pairs_mut().append_pair("restype", "container");
+        let (resp, what) = self.send(self.request(Method::PUT, url)?).await?;
+        match resp.status {
+            201 => Ok(true),
+            409 if resp.error().has_code("ContainerAlreadyExists") => Ok(false),
+            _ if resp.is_success() => Ok(true),
+            _ => Err(resp.error().with_context(what)),
+        }
+    }
+
+    /// Put Blob (block blob) with `Content-MD5`, so the service verifies what it stored.
+    pub async fn put_blob(
+        &self,
+        container: &str,
+        name: &str,
+        data: Bytes,
+        content_type: Option<&str>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<BlobProperties> {
+        let url = self.url(container, Some(name))?;
+        let md5 = content_md5(&data);
+        let mut req = self
+            .request(Method::PUT, url)?
+            .header("x-ms-blob-type", "BlockBlob")?
+            .header("content-md5", &md5)?
+            .header(
+                "content-type",
+                content_type.unwrap_or("application/octet-stream"),
+            )?;
+        for (k, v) in metadata {
+            req = req.header(&format!("x-ms-meta-{k}"), v)?;
+        }
+        let (resp, what) = self.send(req.body(data)).await?;
+        if !resp.is_success() {
+            return Err(resp.error().with_context(what));
+        }
+        let mut props = properties(&resp);
+        props.content_md5 = props.content_md5.or(Some(md5));
+        Ok(props)
+    }
+
+    /// Get Blob: content and properties; `Ok(None)` when the blob (or its container) does not exist.
+    pub async fn get_blob(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<(Bytes, BlobProperties)>> {
+        let url = self.url(container, Some(name))?;
+        let (resp, what) = self.send(self.request(Method::GET, url)?).await?;
+        match resp.status {
+            404 => Ok(None),
+            _ if resp.is_success() => Ok(Some((resp.body.clone(), properties(&resp)))),
+            _ => Err(resp.error().with_context(what)),
+        }
+    }
+
+    /// Get Blob Properties (HEAD); `Ok(None)` when missing.
+    pub async fn head_blob(&self, container: &str, name: &str) -> Result<Option<BlobProperties>> {
+        let url = self.url(container, Some(name))?;
+        let (resp, what) = self.send(self.request(Method::HEAD, url)?).await?;
+        match resp.status {
+            404 => Ok(None),
+            _ if resp.is_success() => Ok(Some(properties(&resp))),
+            _ => Err(resp.error().with_context(what)),
+        }
+    }
+
+    /// Delete Blob; `Ok(false)` when it was already gone.
+    pub async fn delete_blob(&self, container: &str, name: &str) -> Result<bool> {
+        let url = self.url(container, Some(name))?;
+        let req = self
+            .request(Method::DELETE, url)?
+            .header("x-ms-delete-snapshots", "include")?;
+        let (resp, what) = self.send(req).await?;
+        match resp.status {
+            404 => Ok(false),
+            _ if resp.is_success() => Ok(true),
+            _ => Err(resp.error().with_context(what)),
+        }
+    }
+
+    /// List Blobs under `prefix`, following `NextMarker`. A missing container is an error
+    /// (`ContainerNotFound`).
+    pub async fn list_blobs(&self, container: &str, prefix: Option<&str>) -> Result<Vec<BlobItem>> {
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..10_000 {
+            let mut url = self.url(container, None)?;
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("restype", "container")
+                    .append_pair("comp", "list");
+                if let Some(p) = prefix {
+                    q.append_pair("prefix", p);
+                }
+                if let Some(m) = &marker {
+                    q.append_pair("marker", m);
+                }
+            }
+            let (resp, what) = self.send(self.request(Method::GET, url)?).await?;
+            if !resp.is_success() {
+                return Err(resp.error().with_context(what));
+            }
+            let text = String::from_utf8_lossy(&resp.body).into_owned();
+            out.extend(parse_listing(&text));
+            marker = xml_element(&text, "NextMarker").filter(|m| !m.is_empty());
+            if marker.is_none() {
+                return Ok(out);
+            }
+        }
+        Err(ProviderError::new(
+            ErrorKind::Failed,
+            "blob listing did not end",
+        ))
+    }
+}
+
+fn properties(resp: &HttpResponse) -> BlobProperties {
+    let metadata = resp
+        .headers
+        .iter()
+        .filter_map(|(n, v)| {
+            let name = n.as_str().strip_prefix("x-ms-meta-")?;
+            Some((name.to_owned(), v.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    BlobProperties {
+        etag: resp.header("etag").unwrap_or_default().to_owned(),
+        content_md5: resp.header("content-md5").map(str::to_owned),
+        content_length: resp
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(resp.body.len() as u64),
+        content_type: resp.header("content-type").map(str::to_owned),
+        metadata,
+    }
+}
+
+/// The `<Blob>` entries of a List Blobs document.
+fn parse_listing(text: &str) -> Vec<BlobItem> {
+    let mut items = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<Blob>") {
+        let after = &rest[start + "<Blob>".len()..];
+        let Some(end) = after.find("</Blob>") else {
+            break;
+        };
+        let entry = &after[..end];
+        if let Some(name) = xml_element(entry, "Name") {
+            items.push(BlobItem {
+                name,
+                content_md5: xml_element(entry, "Content-MD5").filter(|s| !s.is_empty()),
+                content_length: xml_element(entry, "Content-Length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            });
+        }
+        rest = &after[end..];
+    }
+    let _ = xml_unescape;
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_parse() {
+        let xml = r#"<?xml version="1.0"?><EnumerationResults><Blobs><Blob><Name>a&amp;b.txt</Name><Properties><Content-Length>12</Content-Length><Content-MD5>abc==</Content-MD5></Properties></Blob><BlobPrefix><Name>dir/</Name></BlobPrefix><Blob><Name>c</Name><Properties><Content-Length>0</Content-Length><Content-MD5 /></Properties></Blob></Blobs><NextMarker /></EnumerationResults>"#;
+        let items = parse_listing(xml);
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].name, "a&b.txt");
+        assert_eq!(items[0].content_md5.as_deref(), Some("abc=="));
+        assert_eq!(items[1].content_length, 0);
+        assert_eq!(xml_element(xml, "NextMarker"), None);
+    }
+
+    #[test]
+    fn urls_encode_each_segment() {
+        let t = crate::provider::pipeline::fake::FakeTransport::new(vec![]);
+        let c = std::sync::Arc::new(crate::provider::pipeline::fake::FakeClock::default());
+        let p = crate::provider::pipeline::fake::pipeline(
+            &t,
+            &c,
+            crate::provider::retry::RetryPolicy::none(),
+        );
+        let b = BlobClient::new(
+            p,
+            Url::parse("http://127.0.0.1:1/devstoreaccount1").unwrap(),
+            Auth::None,
+            "v",
+        );
+        assert_eq!(
+            b.url("c", Some("dir/a b#.txt")).unwrap().as_str(),
+            "http://127.0.0.1:1/devstoreaccount1/c/dir/a%20b%23.txt"
+        );
+        let b = BlobClient::new(
+            b.pipeline.clone(),
+            Url::parse("https://acct.blob.core.windows.net/").unwrap(),
+            Auth::None,
+            "v",
+        );
+        assert_eq!(
+            b.url("c", None).unwrap().as_str(),
+            "https://acct.blob.core.windows.net/c"
+        );
+        assert_eq!(content_md5(b"Hello world!"), "hvsmnRkNLIX24EaM7KQqIA==");
+    }
+}

@@ -1,0 +1,393 @@
+//! Where the provider points: which cloud (public, sovereign, custom or the local cloud), its ARM and
+//! login endpoints (given, or discovered from `{arm}/metadata/endpoints`), the subscription, resource
+//! group, ML workspace and default location, the API versions, and the retry/polling settings.
+//!
+//! Nothing here is specific to the local cloud beyond values: it is a URL, a CA file and credentials.
+//! A client secret held here is a [`Secret`] and is never printed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+use url::Url;
+
+use super::error::{ErrorKind, ProviderError};
+use super::lro::LroOptions;
+use super::pipeline::{Auth, HttpRequest, Pipeline};
+use super::retry::RetryPolicy;
+use super::{ResourceType, Result, Secret};
+
+/// Which cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudKind {
+    /// The public cloud (`management.azure.com`).
+    Azure,
+    AzureChina,
+    AzureUSGovernment,
+    /// Any other ARM endpoint (Azure Stack, a sovereign cloud not listed here); endpoints discovered.
+    Custom,
+    /// stackform's built-in local cloud: an HTTPS endpoint with its own CA and a client secret.
+    Local,
+}
+
+impl CloudKind {
+    /// Parses `azure`, `azure-china`/`azurechina`, `azure-us-government`/`azureusgovernment`, `custom`, `local`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "azure" | "azurecloud" | "azurepublic" => Some(Self::Azure),
+            "azurechina" | "azurechinacloud" => Some(Self::AzureChina),
+            "azureusgovernment" | "azureusgov" | "azuregovernment" => Some(Self::AzureUSGovernment),
+            "custom" => Some(Self::Custom),
+            "local" => Some(Self::Local),
+            _ => None,
+        }
+    }
+
+    /// The well-known ARM endpoint and authority host of a named cloud.
+    pub fn known_endpoints(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::Azure => Some((
+                "https://management.azure.com",
+                "https://login.microsoftonline.com",
+            )),
+            Self::AzureChina => Some((
+                "https://management.chinacloudapi.cn",
+                "https://login.chinacloudapi.cn",
+            )),
+            Self::AzureUSGovernment => Some((
+                "https://management.usgovcloudapi.net",
+                "https://login.microsoftonline.us",
+            )),
+            Self::Custom | Self::Local => None,
+        }
+    }
+}
+
+/// Everything the provider needs to know about its cloud.
+#[derive(Debug, Clone)]
+pub struct CloudConfig {
+    pub kind: CloudKind,
+    /// ARM base URL, e.g. `https://management.azure.com`.
+    pub arm_endpoint: Url,
+    /// Entra authority host, e.g. `https://login.microsoftonline.com`; discovered when `None`.
+    pub authority_host: Option<Url>,
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub workspace: String,
+    /// Default location for tracked resources that do not name one.
+    pub location: String,
+    /// Tenant to authenticate in (required for the local cloud; optional for Azure).
+    pub tenant_id: Option<String>,
+    /// Client id and secret for the local cloud (Azure reads its own from the environment).
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// Extra CA certificate (PEM) to trust, e.g. the local cloud's.
+    pub ca_cert_pem: Option<PathBuf>,
+    /// API version overrides of the specs' defaults, keyed by resource type name (`storage_account`,
+    /// `blob` for the data plane `x-ms-version`) or by ARM namespace (`Microsoft.Storage`).
+    pub api_versions: BTreeMap<String, String>,
+    /// Scope for ARM tokens; defaults to `{arm_endpoint}/.default`.
+    pub arm_scope: Option<String>,
+    /// Scope for blob data-plane tokens.
+    pub storage_scope: String,
+    /// Retry policy for every call.
+    pub retry: RetryPolicy,
+    /// Polling defaults (the timeout is overridden per type by [`CloudConfig::lro_for`]).
+    pub lro: LroOptions,
+    /// Per-type timeouts overriding the built-in ones.
+    pub lro_timeouts: BTreeMap<ResourceType, Duration>,
+    /// How long to keep retrying `PrincipalNotFound` on a role assignment.
+    pub principal_wait: Duration,
+}
+
+impl CloudConfig {
+    /// A named cloud (Azure, China, US Government) with its well-known endpoints.
+    pub fn azure(
+        kind: CloudKind,
+        subscription_id: &str,
+        resource_group: &str,
+        workspace: &str,
+        location: &str,
+    ) -> Result<Self> {
+        let (arm, login) = kind.known_endpoints().ok_or_else(|| {
+            ProviderError::invalid("a custom or local cloud needs an explicit arm endpoint")
+        })?;
+        let mut c = Self::base(
+            kind,
+            parse_url(arm)?,
+            subscription_id,
+            resource_group,
+            workspace,
+            location,
+        );
+        c.authority_host = Some(parse_url(login)?);
+        Ok(c)
+    }
+
+    /// A custom cloud: ARM endpoint given, login endpoint discovered from its metadata.
+    pub fn custom(
+        arm_endpoint: Url,
+        subscription_id: &str,
+        resource_group: &str,
+        workspace: &str,
+        location: &str,
+    ) -> Self {
+        Self::base(
+            CloudKind::Custom,
+            arm_endpoint,
+            subscription_id,
+            resource_group,
+            workspace,
+            location,
+        )
+    }
+
+    /// The local cloud: its HTTPS endpoint, its CA, and the client credentials it issued. Short retry and
+    /// polling intervals, since it answers at once.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a plain constructor of the local cloud's settings"
+    )]
+    pub fn local(
+        arm_endpoint: Url,
+        ca_cert_pem: PathBuf,
+        tenant_id: &str,
+        client_id: &str,
+        client_secret: Secret,
+        subscription_id: &str,
+        resource_group: &str,
+        workspace: &str,
+        location: &str,
+    ) -> Self {
+        let mut c = Self::base(
+            CloudKind::Local,
+            arm_endpoint,
+            subscription_id,
+            resource_group,
+            workspace,
+            location,
+        );
+        c.ca_cert_pem = Some(ca_cert_pem);
+        c.tenant_id = Some(tenant_id.to_owned());
+        c.client_id = Some(client_id.to_owned());
+        c.client_secret = Some(client_secret);
+        c.retry = RetryPolicy::fast();
+        c.lro = LroOptions {
+            timeout: Duration::from_secs(300),
+            default_poll: Duration::from_millis(200),
+            max_poll: Duration::from_secs(2),
+        };
+        c.principal_wait = Duration::from_secs(60);
+        c
+    }
+
+    fn base(
+        kind: CloudKind,
+        arm_endpoint: Url,
+        subscription_id: &str,
+        resource_group: &str,
+        workspace: &str,
+        location: &str,
+    ) -> Self {
+        Self {
+            kind,
+            arm_endpoint,
+            authority_host: None,
+            subscription_id: subscription_id.to_owned(),
+            resource_group: resource_group.to_owned(),
+            workspace: workspace.to_owned(),
+            location: location.to_owned(),
+            tenant_id: None,
+            client_id: None,
+            client_secret: None,
+            ca_cert_pem: None,
+            api_versions: BTreeMap::new(),
+            arm_scope: None,
+            storage_scope: "https://storage.azure.com/.default".to_owned(),
+            retry: RetryPolicy::default(),
+            lro: LroOptions::default(),
+            lro_timeouts: BTreeMap::new(),
+            principal_wait: Duration::from_secs(300),
+        }
+    }
+
+    /// The ARM token scope.
+    pub fn arm_scope(&self) -> String {
+        self.arm_scope.clone().unwrap_or_else(|| {
+            format!(
+                "{}/.default",
+                self.arm_endpoint.as_str().trim_end_matches('/')
+            )
+        })
+    }
+
+    /// Long-running-operation options for a type: deployments take longest.
+    pub fn lro_for(&self, t: ResourceType) -> LroOptions {
+        let default_timeout = match t {
+            ResourceType::OnlineDeployment => Duration::from_secs(90 * 60),
+            ResourceType::OnlineEndpoint => Duration::from_secs(30 * 60),
+            _ => Duration::from_secs(10 * 60),
+        };
+        // The local cloud finishes quickly: its single configured timeout applies to every type.
+        let fallback = if self.kind == CloudKind::Local {
+            self.lro.timeout
+        } else {
+            default_timeout
+        };
+        let timeout = self.lro_timeouts.get(&t).copied().unwrap_or(fallback);
+        LroOptions {
+            timeout,
+            ..self.lro.clone()
+        }
+    }
+
+    /// `/subscriptions/{sub}/resourceGroups/{rg}`.
+    pub fn resource_group_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}",
+            self.subscription_id, self.resource_group
+        )
+    }
+
+    /// The ML workspace's ARM id.
+    pub fn workspace_id(&self) -> String {
+        format!(
+            "{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
+            self.resource_group_id(),
+            self.workspace
+        )
+    }
+}
+
+fn parse_url(s: &str) -> Result<Url> {
+    Url::parse(s).map_err(|e| ProviderError::invalid(format!("invalid url {s}: {e}")))
+}
+
+/// What a cloud's metadata document says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudEndpoints {
+    /// `resourceManager`.
+    pub resource_manager: Option<Url>,
+    /// `authentication.loginEndpoint`.
+    pub login_endpoint: Url,
+    /// `authentication.audiences`.
+    pub audiences: Vec<String>,
+    /// `suffixes.storage`.
+    pub storage_suffix: Option<String>,
+}
+
+/// Reads `GET {arm}/metadata/endpoints?api-version=2022-09-01` (no auth). Newer versions answer one
+/// object; older ones an array of clouds, from which the one whose `resourceManager` is `arm` is taken.
+pub async fn discover(pipeline: &Pipeline, arm: &Url) -> Result<CloudEndpoints> {
+    let mut url = arm
+        .join("/metadata/endpoints")
+        .map_err(|e| ProviderError::invalid(format!("bad arm endpoint: {e}")))?;
+    url.query_pairs_mut()
+        .append_pair("api-version", "2022-09-01");
+    let resp = pipeline
+        .send_ok(HttpRequest::new(Method::GET, url), &Auth::None)
+        .await?;
+    parse_metadata(&resp.json()?, arm).map_err(|e| e.with_context("reading cloud metadata"))
+}
+
+/// Parses a metadata document (object or array form).
+pub fn parse_metadata(doc: &Value, arm: &Url) -> Result<CloudEndpoints> {
+    let same_host = |v: &Value| {
+        v.get("resourceManager")
+            .and_then(Value::as_str)
+            .and_then(|s| Url::parse(s).ok())
+            .is_some_and(|u| {
+                u.host_str() == arm.host_str()
+                    && u.port_or_known_default() == arm.port_or_known_default()
+            })
+    };
+    let cloud = match doc {
+        Value::Array(items) => items
+            .iter()
+            .find(|v| same_host(v))
+            .or_else(|| items.first())
+            .ok_or_else(|| ProviderError::new(ErrorKind::Failed, "metadata lists no cloud"))?,
+        other => other,
+    };
+    let login = cloud
+        .pointer("/authentication/loginEndpoint")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Failed,
+                "metadata has no authentication.loginEndpoint",
+            )
+        })?;
+    let login_endpoint = Url::parse(login)
+        .map_err(|e| ProviderError::new(ErrorKind::Failed, format!("bad login endpoint: {e}")))?;
+    let audiences = cloud
+        .pointer("/authentication/audiences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(CloudEndpoints {
+        resource_manager: cloud
+            .get("resourceManager")
+            .and_then(Value::as_str)
+            .and_then(|s| Url::parse(s).ok()),
+        login_endpoint,
+        audiences,
+        storage_suffix: cloud
+            .pointer("/suffixes/storage")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn metadata_object_and_array() {
+        let arm = Url::parse("https://127.0.0.1:8443").unwrap();
+        let obj = json!({"name":"Local","resourceManager":"https://127.0.0.1:8443/","authentication":{"loginEndpoint":"https://127.0.0.1:8443/login","audiences":["https://127.0.0.1:8443/"]},"suffixes":{"storage":"blob.local"}});
+        let e = parse_metadata(&obj, &arm).unwrap();
+        assert_eq!(e.login_endpoint.as_str(), "https://127.0.0.1:8443/login");
+        assert_eq!(e.storage_suffix.as_deref(), Some("blob.local"));
+        let arr = json!([
+            {"resourceManager":"https://management.azure.com/","authentication":{"loginEndpoint":"https://login.microsoftonline.com"}},
+            obj
+        ]);
+        let e = parse_metadata(&arr, &arm).unwrap();
+        assert_eq!(e.login_endpoint.host_str(), Some("127.0.0.1"));
+        assert!(parse_metadata(&json!({"name":"x"}), &arm).is_err());
+    }
+
+    #[test]
+    fn named_clouds_and_scopes() {
+        let c = CloudConfig::azure(CloudKind::Azure, "s", "rg", "ws", "eastus").unwrap();
+        assert_eq!(c.arm_scope(), "https://management.azure.com/.default");
+        assert_eq!(
+            c.authority_host.as_ref().unwrap().as_str(),
+            "https://login.microsoftonline.com/"
+        );
+        assert_eq!(
+            c.workspace_id(),
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws"
+        );
+        assert!(
+            c.lro_for(ResourceType::OnlineDeployment).timeout
+                > c.lro_for(ResourceType::StorageAccount).timeout
+        );
+        assert_eq!(
+            CloudKind::parse("azure-us-government"),
+            Some(CloudKind::AzureUSGovernment)
+        );
+        assert_eq!(CloudKind::parse("LOCAL"), Some(CloudKind::Local));
+        assert!(CloudConfig::azure(CloudKind::Local, "s", "rg", "ws", "l").is_err());
+    }
+}

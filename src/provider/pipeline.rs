@@ -1,0 +1,947 @@
+//! The HTTP pipeline every provider call goes through, as ordered layers with one job each:
+//!
+//! 1. per call: an `x-ms-client-request-id`, and one debug log line per try (method, redacted URL,
+//!    status, duration, `x-ms-request-id`);
+//! 2. retry: exponential backoff with full jitter on 408/429/5xx and connection errors, honouring
+//!    `Retry-After`, bounded in count and total time ([`RetryPolicy`]);
+//! 3. per try: authentication (a Bearer token for the call's audience, or a SharedKey signature over the
+//!    request as it is about to be sent, with a fresh `x-ms-date`);
+//! 4. transport: one shared `reqwest::Client` (keep-alive, connection reuse, the extra CA of a local
+//!    cloud).
+//!
+//! The transport and the clock are traits so retry and long-running-operation logic can be tested with a
+//! scripted transport and a clock that never really sleeps.
+//!
+//! Never log a header value, a request body or a query-string secret from here.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use reqwest::Method;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use super::credential::TokenSource;
+use super::error::{ErrorKind, ProviderError};
+use super::retry::{RetryPolicy, is_retryable_status, retry_after};
+use super::shared_key::SharedKeyCredential;
+use super::{Result, Secret};
+
+/// A boxed `Send` future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An outgoing request. The body is held in memory (the stack's blobs and assets are small files).
+#[derive(Clone)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// False for calls that must not be repeated once the server may have seen them (a scoring POST);
+    /// those are retried only when the connection could not be made.
+    pub idempotent: bool,
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header names only: values can be tokens or signatures.
+        let names: Vec<&str> = self.headers.keys().map(HeaderName::as_str).collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &redact_url(&self.url))
+            .field("headers", &names)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+impl HttpRequest {
+    /// A request with no headers and an empty body.
+    pub fn new(method: Method, url: Url) -> Self {
+        Self {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            idempotent: true,
+        }
+    }
+
+    /// Adds a header; invalid names or values are a local error.
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self> {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ProviderError::invalid(format!("invalid header name {name:?}")))?;
+        let v = HeaderValue::from_str(value)
+            .map_err(|_| ProviderError::invalid(format!("invalid value for header {name}")))?;
+        self.headers.insert(n, v);
+        Ok(self)
+    }
+
+    /// Sets a JSON body and `Content-Type: application/json`.
+    #[must_use]
+    pub fn json(mut self, value: &serde_json::Value) -> Self {
+        self.body = Bytes::from(value.to_string());
+        self.headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        self
+    }
+
+    /// Sets a raw body.
+    #[must_use]
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Marks the request as not safe to repeat.
+    #[must_use]
+    pub fn not_idempotent(mut self) -> Self {
+        self.idempotent = false;
+        self
+    }
+
+    /// `METHOD url` with the URL redacted, for error context.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.method, redact_url(&self.url))
+    }
+}
+
+/// A response, body fully read.
+#[derive(Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+impl HttpResponse {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON; an empty body is `null`.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ProviderError::new(
+                ErrorKind::Failed,
+                format!("response body is not valid json: {e}"),
+            )
+            .with_status(self.status)
+            .with_request_id(self.header("x-ms-request-id"))
+        })
+    }
+
+    /// The error this (non-success) response stands for.
+    pub fn error(&self) -> ProviderError {
+        ProviderError::from_response(self.status, &self.headers, &self.body)
+    }
+}
+
+impl ProviderError {
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_request_id(mut self, id: Option<&str>) -> Self {
+        self.request_id = id.map(str::to_owned);
+        self
+    }
+}
+
+/// Why a request could not be sent or its response read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportError {
+    /// Redaction-safe description.
+    pub message: String,
+}
+
+/// Sends one request, once. No retries, no auth: the pipeline does those.
+pub trait Transport: Send + Sync {
+    fn send(
+        &self,
+        req: HttpRequest,
+    ) -> BoxFuture<'static, std::result::Result<HttpResponse, TransportError>>;
+}
+
+/// Monotonic time, wall time, sleeping and the jitter source, injectable for tests.
+pub trait Clock: Send + Sync {
+    /// Monotonic time since an arbitrary origin.
+    fn elapsed(&self) -> Duration;
+    /// Wall-clock time (for `x-ms-date` and HTTP-date `Retry-After`).
+    fn now_utc(&self) -> SystemTime;
+    /// Waits for `d`.
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()>;
+    /// A uniformly random number in `[0, 1)` for full jitter.
+    fn random_unit(&self) -> f64;
+}
+
+/// The real clock: tokio sleeping, `rand` jitter.
+#[derive(Debug)]
+pub struct SystemClock {
+    origin: Instant,
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Clock for SystemClock {
+    fn elapsed(&self) -> Duration {
+        self.origin.elapsed()
+    }
+    fn now_utc(&self) -> SystemTime {
+        SystemTime::now()
+    }
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+    fn random_unit(&self) -> f64 {
+        rand::random::<f64>()
+    }
+}
+
+/// Builds the one shared `reqwest::Client`: keep-alive and connection reuse, bounded connect and read
+/// times, and, for a local cloud, its CA added to the trusted roots (verification is never turned off).
+pub fn build_http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(16)
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(120))
+        .user_agent(concat!("stackform/", env!("CARGO_PKG_VERSION")));
+    if let Some(pem) = extra_ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| ProviderError::invalid(format!("cannot read ca certificate: {e}")))?;
+        if certs.is_empty() {
+            return Err(ProviderError::invalid(
+                "ca certificate file holds no certificate",
+            ));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
+        .build()
+        .map_err(|e| ProviderError::invalid(format!("cannot build http client: {e}")))
+}
+
+/// [`Transport`] over a shared `reqwest::Client`.
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    pub fn new(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+
+    /// The underlying client (shared with the credential's token calls).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+impl Transport for ReqwestTransport {
+    fn send(
+        &self,
+        req: HttpRequest,
+    ) -> BoxFuture<'static, std::result::Result<HttpResponse, TransportError>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let described = req.describe();
+            let fail = |e: reqwest::Error| TransportError {
+                message: format!("{described}: {}", error_chain(&e)),
+            };
+            let resp = client
+                .request(req.method, req.url)
+                .headers(req.headers)
+                .body(req.body)
+                .send()
+                .await
+                .map_err(&fail)?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.map_err(&fail)?;
+            Ok(HttpResponse {
+                status,
+                headers,
+                body,
+            })
+        })
+    }
+}
+
+/// The error and its sources, without the URL reqwest adds (ours is redacted already).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.without_url_ref().to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let kind = if self.is_connect() {
+            "connection failed"
+        } else if self.is_timeout() {
+            "timed out"
+        } else if self.is_body() || self.is_decode() {
+            "reading the response failed"
+        } else {
+            "request failed"
+        };
+        kind.to_owned()
+    }
+}
+
+/// How a request authenticates (the per-try layer).
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// Anonymous (metadata discovery).
+    None,
+    /// `Authorization: Bearer` with a token for this scope (e.g. `https://management.azure.com/.default`).
+    Bearer(String),
+    /// Azure Storage SharedKey.
+    SharedKey(Arc<SharedKeyCredential>),
+    /// `Authorization: Bearer` with a credential the caller already holds (an endpoint key or AML
+    /// token for scoring).
+    Secret(Secret),
+}
+
+/// The layered pipeline. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+    tokens: Option<Arc<dyn TokenSource>>,
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline over `transport`, sleeping with `clock`, retrying per `retry`, getting Bearer tokens
+    /// from `tokens`.
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+        retry: RetryPolicy,
+        tokens: Option<Arc<dyn TokenSource>>,
+    ) -> Self {
+        Self {
+            transport,
+            clock,
+            retry,
+            tokens,
+        }
+    }
+
+    /// The pipeline's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The pipeline's retry policy.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Sends `req` through the layers and returns the final response, whatever its status (a
+    /// retryable status is returned once the retry budget is spent). `Err` means no response at all:
+    /// connection failures after retries, or no token.
+    pub async fn send(&self, mut req: HttpRequest, auth: &Auth) -> Result<HttpResponse> {
+        // Per call: one client request id for all tries, so server logs tie them together.
+        let client_request_id = match req
+            .headers
+            .get("x-ms-client-request-id")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(id) => id.to_owned(),
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                if let Ok(v) = HeaderValue::from_str(&id) {
+                    req.headers.insert("x-ms-client-request-id", v);
+                }
+                id
+            }
+        };
+        let start = self.clock.elapsed();
+        let mut retry = 0u32;
+        loop {
+            let attempt = retry + 1;
+            let mut try_req = req.clone();
+            self.authorize(&mut try_req, auth).await?;
+            let t0 = self.clock.elapsed();
+            let result = self.transport.send(try_req).await;
+            let duration_ms = self.clock.elapsed().saturating_sub(t0).as_millis();
+            let url = redact_url(&req.url);
+            let server_wait = match &result {
+                Ok(resp) => {
+                    tracing::debug!(
+                        method = %req.method,
+                        url = %url,
+                        status = resp.status,
+                        duration_ms = duration_ms as u64,
+                        request_id = %resp.header("x-ms-request-id").unwrap_or("-"),
+                        client_request_id = %client_request_id,
+                        attempt,
+                        "http"
+                    );
+                    if !(is_retryable_status(resp.status) && req.idempotent) {
+                        return Ok(resp.clone());
+                    }
+                    retry_after(&resp.headers, self.clock.now_utc())
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        method = %req.method,
+                        url = %url,
+                        error = %e.message,
+                        duration_ms = duration_ms as u64,
+                        client_request_id = %client_request_id,
+                        attempt,
+                        "http transport error"
+                    );
+                    None
+                }
+            };
+            let give_up = |reason: &str| {
+                tracing::debug!(method = %req.method, url = %url, attempt, reason, "http giving up");
+            };
+            if retry >= self.retry.max_retries {
+                give_up("retry count exhausted");
+                return finish(result);
+            }
+            let delay = match server_wait {
+                Some(wait) if wait > self.retry.max_retry_after => {
+                    give_up("retry-after too long");
+                    return finish(result);
+                }
+                Some(wait) => wait,
+                None => self.retry.jittered(retry, self.clock.random_unit()),
+            };
+            let spent = self.clock.elapsed().saturating_sub(start);
+            if spent + delay > self.retry.max_total {
+                give_up("retry time exhausted");
+                return finish(result);
+            }
+            tracing::debug!(
+                method = %req.method,
+                url = %url,
+                attempt,
+                next_attempt = attempt + 1,
+                delay_ms = delay.as_millis() as u64,
+                status = result.as_ref().map(|r| r.status).unwrap_or(0),
+                "http retry"
+            );
+            self.clock.sleep(delay).await;
+            retry += 1;
+        }
+    }
+
+    /// Sends and turns any non-2xx into an error carrying the cloud's code and request id.
+    pub async fn send_ok(&self, req: HttpRequest, auth: &Auth) -> Result<HttpResponse> {
+        let described = req.describe();
+        let resp = self.send(req, auth).await?;
+        if resp.is_success() {
+            Ok(resp)
+        } else {
+            Err(resp.error().with_context(described))
+        }
+    }
+
+    async fn authorize(&self, req: &mut HttpRequest, auth: &Auth) -> Result<()> {
+        // Storage requests (they carry x-ms-version) need a fresh x-ms-date on every try.
+        if req.headers.contains_key("x-ms-version") {
+            let date = httpdate::fmt_http_date(self.clock.now_utc());
+            if let Ok(v) = HeaderValue::from_str(&date) {
+                req.headers.insert("x-ms-date", v);
+            }
+        }
+        let value = match auth {
+            Auth::None => return Ok(()),
+            Auth::Bearer(scope) => {
+                let tokens = self.tokens.as_ref().ok_or_else(|| {
+                    ProviderError::new(ErrorKind::Auth, "no credential configured for bearer auth")
+                })?;
+                let token = tokens.token(scope).await?;
+                format!("Bearer {}", token.expose())
+            }
+            Auth::SharedKey(cred) => {
+                cred.authorization(&req.method, &req.url, &req.headers, req.body.len())?
+            }
+            Auth::Secret(secret) => format!("Bearer {}", secret.expose()),
+        };
+        let mut v = HeaderValue::from_str(&value).map_err(|_| {
+            ProviderError::new(ErrorKind::Auth, "credential is not a valid header value")
+        })?;
+        v.set_sensitive(true);
+        req.headers.insert(reqwest::header::AUTHORIZATION, v);
+        Ok(())
+    }
+}
+
+fn finish(result: std::result::Result<HttpResponse, TransportError>) -> Result<HttpResponse> {
+    result.map_err(|e| ProviderError::new(ErrorKind::Transport, e.message))
+}
+
+/// Query parameters whose values are never shown (SAS signatures, codes, secrets).
+const SECRET_QUERY_KEYS: &[&str] = &[
+    "sig",
+    "signature",
+    "code",
+    "client_secret",
+    "secret",
+    "token",
+    "access_token",
+    "key",
+];
+
+/// The URL with secret query values replaced by `REDACTED`, and any user info dropped.
+pub fn redact_url(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = SECRET_QUERY_KEYS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                (
+                    k.into_owned(),
+                    if secret {
+                        "REDACTED".to_owned()
+                    } else {
+                        v.into_owned()
+                    },
+                )
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod fake {
+    //! A scripted transport and a clock that only pretends to sleep.
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    /// A scripted reply.
+    pub(crate) enum Reply {
+        Status(u16, Vec<(&'static str, String)>, String),
+        ConnectError,
+    }
+
+    pub(crate) fn reply(status: u16, headers: &[(&'static str, &str)], body: &str) -> Reply {
+        Reply::Status(
+            status,
+            headers.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+            body.to_owned(),
+        )
+    }
+
+    /// Answers from a queue (or a handler), records every request.
+    #[derive(Default)]
+    pub(crate) struct FakeTransport {
+        pub(crate) replies: Mutex<VecDeque<Reply>>,
+        pub(crate) requests: Mutex<Vec<HttpRequest>>,
+    }
+
+    impl FakeTransport {
+        pub(crate) fn new(replies: Vec<Reply>) -> Arc<Self> {
+            Arc::new(Self {
+                replies: Mutex::new(replies.into()),
+                requests: Mutex::default(),
+            })
+        }
+        pub(crate) fn requests(&self) -> Vec<HttpRequest> {
+            self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+        }
+        pub(crate) fn remaining(&self) -> usize {
+            self.replies.lock().map(|r| r.len()).unwrap_or_default()
+        }
+    }
+
+    impl Transport for FakeTransport {
+        fn send(
+            &self,
+            req: HttpRequest,
+        ) -> BoxFuture<'static, std::result::Result<HttpResponse, TransportError>> {
+            if let Ok(mut r) = self.requests.lock() {
+                r.push(req);
+            }
+            let next = self.replies.lock().ok().and_then(|mut q| q.pop_front());
+            Box::pin(async move {
+                match next {
+                    Some(Reply::Status(status, headers, body)) => {
+                        let mut h = HeaderMap::new();
+                        for (k, v) in headers {
+                            h.insert(
+                                k,
+                                HeaderValue::from_str(&v).map_err(|_| TransportError {
+                                    message: "bad header".into(),
+                                })?,
+                            );
+                        }
+                        Ok(HttpResponse {
+                            status,
+                            headers: h,
+                            body: Bytes::from(body),
+                        })
+                    }
+                    Some(Reply::ConnectError) => Err(TransportError {
+                        message: "connection refused".into(),
+                    }),
+                    None => Err(TransportError {
+                        message: "script exhausted".into(),
+                    }),
+                }
+            })
+        }
+    }
+
+    /// Time advances only when someone sleeps; sleeps are recorded.
+    #[derive(Default)]
+    pub(crate) struct FakeClock {
+        pub(crate) now: Mutex<Duration>,
+        pub(crate) sleeps: Mutex<Vec<Duration>>,
+    }
+
+    impl FakeClock {
+        pub(crate) fn sleeps(&self) -> Vec<Duration> {
+            self.sleeps.lock().map(|s| s.clone()).unwrap_or_default()
+        }
+    }
+
+    impl Clock for FakeClock {
+        fn elapsed(&self) -> Duration {
+            self.now.lock().map(|n| *n).unwrap_or_default()
+        }
+        fn now_utc(&self) -> SystemTime {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000) + self.elapsed()
+        }
+        fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+            if let Ok(mut n) = self.now.lock() {
+                *n += d;
+            }
+            if let Ok(mut s) = self.sleeps.lock() {
+                s.push(d);
+            }
+            Box::pin(async {})
+        }
+        fn random_unit(&self) -> f64 {
+            0.5
+        }
+    }
+
+    /// A token source that hands out a fixed token.
+    pub(crate) struct StaticTokens(pub(crate) &'static str);
+
+    impl TokenSource for StaticTokens {
+        fn token<'a>(&'a self, _scope: &'a str) -> BoxFuture<'a, Result<crate::provider::Secret>> {
+            Box::pin(async move { Ok(crate::provider::Secret::new(self.0)) })
+        }
+        fn name(&self) -> &str {
+            "static"
+        }
+    }
+
+    pub(crate) fn pipeline(
+        t: &Arc<FakeTransport>,
+        c: &Arc<FakeClock>,
+        retry: RetryPolicy,
+    ) -> Pipeline {
+        Pipeline::new(
+            t.clone(),
+            c.clone(),
+            retry,
+            Some(Arc::new(StaticTokens("tok-SECRET-123"))),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::*;
+    use super::*;
+
+    fn get(url: &str) -> HttpRequest {
+        HttpRequest::new(Method::GET, Url::parse(url).unwrap())
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 4,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+            max_total: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn retries_each_transient_status_then_succeeds() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            let t = FakeTransport::new(vec![reply(status, &[], ""), reply(200, &[], "{}")]);
+            let c = Arc::new(FakeClock::default());
+            let resp = rt()
+                .block_on(pipeline(&t, &c, policy()).send(get("https://arm.test/x"), &Auth::None))
+                .unwrap();
+            assert_eq!(resp.status, 200, "status {status}");
+            assert_eq!(t.requests().len(), 2);
+            // Full jitter with the fake's 0.5: half of the first ceiling (100 ms).
+            assert_eq!(c.sleeps(), vec![Duration::from_millis(50)]);
+        }
+    }
+
+    #[test]
+    fn does_not_retry_client_errors() {
+        for status in [400, 401, 403, 404, 409] {
+            let t = FakeTransport::new(vec![reply(status, &[], "")]);
+            let c = Arc::new(FakeClock::default());
+            let resp = rt()
+                .block_on(pipeline(&t, &c, policy()).send(get("https://arm.test/x"), &Auth::None))
+                .unwrap();
+            assert_eq!(resp.status, status);
+            assert!(c.sleeps().is_empty());
+        }
+    }
+
+    #[test]
+    fn honours_retry_after_seconds() {
+        let t = FakeTransport::new(vec![
+            reply(429, &[("retry-after", "7")], ""),
+            reply(200, &[], ""),
+        ]);
+        let c = Arc::new(FakeClock::default());
+        rt().block_on(pipeline(&t, &c, policy()).send(get("https://arm.test/x"), &Auth::None))
+            .unwrap();
+        assert_eq!(c.sleeps(), vec![Duration::from_secs(7)]);
+    }
+
+    #[test]
+    fn retry_count_is_bounded_and_last_response_returned() {
+        let replies = (0..10).map(|_| reply(503, &[], "")).collect();
+        let t = FakeTransport::new(replies);
+        let c = Arc::new(FakeClock::default());
+        let resp = rt()
+            .block_on(pipeline(&t, &c, policy()).send(get("https://arm.test/x"), &Auth::None))
+            .unwrap();
+        assert_eq!(resp.status, 503);
+        assert_eq!(t.requests().len(), 5, "1 try + 4 retries");
+        // Exponential ceilings 100, 200, 400, 800 ms, halved by the pinned jitter.
+        let expected: Vec<Duration> = [50, 100, 200, 400]
+            .into_iter()
+            .map(Duration::from_millis)
+            .collect();
+        assert_eq!(c.sleeps(), expected);
+        let err = resp.error();
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn total_time_is_bounded() {
+        let replies = (0..10)
+            .map(|_| reply(429, &[("retry-after", "25")], ""))
+            .collect();
+        let t = FakeTransport::new(replies);
+        let c = Arc::new(FakeClock::default());
+        let resp = rt()
+            .block_on(pipeline(&t, &c, policy()).send(get("https://arm.test/x"), &Auth::None))
+            .unwrap();
+        assert_eq!(resp.status, 429);
+        // 25 s + 25 s = 50 s; a third wait would pass the 60 s budget.
+        assert_eq!(c.sleeps().len(), 2);
+    }
+
+    #[test]
+    fn too_long_retry_after_fails_fast() {
+        let t = FakeTransport::new(vec![reply(429, &[("retry-after", "3600")], "")]);
+        let c = Arc::new(FakeClock::default());
+        let resp = rt()
+            .block_on(pipeline(&t, &c, policy()).send(get("https://arm.test/x"), &Auth::None))
+            .unwrap();
+        assert_eq!(resp.status, 429);
+        assert!(c.sleeps().is_empty());
+    }
+
+    #[test]
+    fn connection_errors_are_retried_then_reported_as_transport() {
+        let t = FakeTransport::new(vec![Reply::ConnectError, reply(200, &[], "")]);
+        let c = Arc::new(FakeClock::default());
+        let resp = rt()
+            .block_on(pipeline(&t, &c, policy()).send(get("https://arm.test/x"), &Auth::None))
+            .unwrap();
+        assert_eq!(resp.status, 200);
+        let t = FakeTransport::new((0..10).map(|_| Reply::ConnectError).collect());
+        let err = rt()
+            .block_on(pipeline(&t, &c, policy()).send(get("https://arm.test/x"), &Auth::None))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transport);
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn non_idempotent_requests_are_not_repeated_after_a_response() {
+        let t = FakeTransport::new(vec![reply(503, &[], ""), reply(200, &[], "")]);
+        let c = Arc::new(FakeClock::default());
+        let req = get("https://arm.test/score").not_idempotent();
+        let resp = rt()
+            .block_on(pipeline(&t, &c, policy()).send(req, &Auth::None))
+            .unwrap();
+        assert_eq!(resp.status, 503);
+        assert_eq!(t.remaining(), 1);
+    }
+
+    #[test]
+    fn bearer_is_added_per_try_and_client_request_id_is_stable() {
+        let t = FakeTransport::new(vec![reply(500, &[], ""), reply(200, &[], "")]);
+        let c = Arc::new(FakeClock::default());
+        let auth = Auth::Bearer("https://management.azure.com/.default".into());
+        rt().block_on(pipeline(&t, &c, policy()).send(get("https://arm.test/x"), &auth))
+            .unwrap();
+        let reqs = t.requests();
+        assert_eq!(reqs.len(), 2);
+        for r in &reqs {
+            assert_eq!(
+                r.headers.get("authorization").unwrap(),
+                "Bearer tok-SECRET-123"
+            );
+        }
+        assert_eq!(
+            reqs[0].headers.get("x-ms-client-request-id"),
+            reqs[1].headers.get("x-ms-client-request-id")
+        );
+        assert!(reqs[0].headers.get("x-ms-client-request-id").is_some());
+        // Debug never shows header values.
+        assert!(!format!("{:?}", reqs[0]).contains("tok-SECRET"));
+    }
+
+    use crate::provider::testlog::capture_logs;
+
+    #[test]
+    fn debug_log_has_call_details_and_no_secrets() {
+        let t = FakeTransport::new(vec![
+            reply(503, &[("x-ms-request-id", "rid-1")], ""),
+            reply(201, &[("x-ms-request-id", "rid-2")], ""),
+        ]);
+        let c = Arc::new(FakeClock::default());
+        let logs = capture_logs(|| {
+            let req = HttpRequest::new(
+                Method::PUT,
+                Url::parse("https://acct.blob.test/c/b?sv=1&sig=SIGSECRET").unwrap(),
+            )
+            .header("x-ms-version", "2025-11-05")
+            .unwrap()
+            .body("payload");
+            let key = SharedKeyCredential::new("acct", "S0VZU0VDUkVU").unwrap();
+            rt().block_on(pipeline(&t, &c, policy()).send(req, &Auth::SharedKey(Arc::new(key))))
+                .unwrap();
+            let bearer = Auth::Bearer("scope".into());
+            let t2 = FakeTransport::new(vec![reply(200, &[("x-ms-request-id", "rid-3")], "")]);
+            rt().block_on(
+                pipeline(&t2, &c, policy()).send(get("https://arm.test/y?api-version=1"), &bearer),
+            )
+            .unwrap();
+        });
+        for needle in [
+            "method=PUT",
+            "url=https://acct.blob.test/c/b",
+            "status=503",
+            "status=201",
+            "duration_ms=",
+            "request_id=rid-1",
+            "request_id=rid-2",
+            "request_id=rid-3",
+            "attempt=2",
+            "http retry",
+            "client_request_id=",
+        ] {
+            assert!(logs.contains(needle), "missing {needle} in:\n{logs}");
+        }
+        let auth_header = t.requests()[0]
+            .headers
+            .get("authorization")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let signature = auth_header.rsplit(':').next().unwrap().to_owned();
+        for secret in [
+            "SIGSECRET",
+            "S0VZU0VDUkVU",
+            "tok-SECRET-123",
+            signature.as_str(),
+            "SharedKey",
+            "Bearer",
+        ] {
+            assert!(!logs.contains(secret), "{secret} leaked into logs:\n{logs}");
+        }
+    }
+
+    #[test]
+    fn redacts_query_secrets() {
+        let u =
+            Url::parse("https://a.blob.test/c/b?sv=2020&sig=abc%2B&api-version=1&client_secret=s")
+                .unwrap();
+        let r = redact_url(&u);
+        assert!(r.contains("sig=REDACTED"), "{r}");
+        assert!(r.contains("client_secret=REDACTED"));
+        assert!(r.contains("api-version=1"));
+        assert!(!r.contains("abc"));
+    }
+}

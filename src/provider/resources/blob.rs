@@ -1,0 +1,194 @@
+//! The `blob` resource: a block blob written through the data plane from a local file (`source`) or
+//! inline text (`content`). The content's MD5 (which the service computes and reports) decides whether
+//! the live blob matches the inputs; its SHA-256 is an output so a changed file shows as an update.
+//!
+//! The content itself is never logged or returned.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
+
+use super::storage_account::blob_access;
+use super::{Ctx, required_str};
+use crate::provider::blob::{BlobClient, BlobProperties, content_md5};
+use crate::provider::error::ProviderError;
+use crate::provider::{Observed, ResourceRequest, Result};
+
+/// Live blobs up to this size are downloaded and hashed when they differ from the local content.
+const MAX_HASHED_BYTES: u64 = 64 << 20;
+
+/// The desired content, from `source` or `content`.
+async fn desired_content(inputs: &Map<String, Value>) -> Result<Bytes> {
+    match (
+        inputs.get("source").and_then(Value::as_str),
+        inputs.get("content").and_then(Value::as_str),
+    ) {
+        (Some(path), None) => tokio::fs::read(path)
+            .await
+            .map(Bytes::from)
+            .map_err(|e| ProviderError::invalid(format!("cannot read blob source {path}: {e}"))),
+        (None, Some(text)) => Ok(Bytes::from(text.to_owned())),
+        (Some(_), Some(_)) => Err(ProviderError::invalid(
+            "a blob takes either `source` or `content`, not both",
+        )),
+        (None, None) => Err(ProviderError::invalid("a blob needs `source` or `content`")),
+    }
+}
+
+/// A content type from the file extension when none is given.
+fn guess_content_type(inputs: &Map<String, Value>) -> &'static str {
+    let name = inputs
+        .get("source")
+        .or_else(|| inputs.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let ext = name
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "txt" | "md" | "csv" => "text/plain",
+        "json" => "application/json",
+        "yaml" | "yml" => "application/yaml",
+        "html" => "text/html",
+        _ if inputs.get("content").is_some() => "text/plain",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn client(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<BlobClient> {
+    let account = required_str(inputs, "account")?;
+    let (endpoint, auth) = blob_access(ctx, account).await?;
+    let version = ctx.api_version(crate::provider::ResourceType::Blob)?;
+    Ok(BlobClient::new(
+        ctx.arm.pipeline().clone(),
+        endpoint,
+        auth,
+        version,
+    ))
+}
+
+/// Builds the observed blob. `live_sha256` is the SHA-256 of the live content when the caller had to
+/// compute it (the live blob differs from the local content).
+fn observe(
+    req: &ResourceRequest,
+    url: &str,
+    props: &BlobProperties,
+    desired: Option<&Bytes>,
+    live_sha256: Option<String>,
+) -> Observed {
+    let mut inputs = Map::new();
+    for k in ["account", "container", "name"] {
+        if let Some(v) = req.inputs.get(k) {
+            inputs.insert(k.into(), v.clone());
+        }
+    }
+    if req.inputs.contains_key("content_type")
+        && let Some(ct) = &props.content_type
+    {
+        inputs.insert("content_type".into(), json!(ct));
+    }
+    let mut outputs = Map::new();
+    outputs.insert("id".into(), json!(url));
+    outputs.insert("url".into(), json!(url));
+    outputs.insert("etag".into(), json!(props.etag));
+    if let Some(md5) = &props.content_md5 {
+        outputs.insert("content_md5".into(), json!(md5));
+    }
+    // The local content is echoed only when the live blob holds exactly it.
+    if let (Some(data), Some(live_md5)) = (desired, &props.content_md5)
+        && content_md5(data) == *live_md5
+    {
+        for k in ["source", "content"] {
+            if let Some(v) = req.inputs.get(k) {
+                inputs.insert(k.into(), v.clone());
+            }
+        }
+        outputs.insert(
+            "content_sha256".into(),
+            json!(hex::encode(Sha256::digest(data))),
+        );
+    } else if let Some(sha) = live_sha256 {
+        outputs.insert("content_sha256".into(), json!(sha));
+    }
+    Observed {
+        id: url.to_owned(),
+        inputs,
+        outputs,
+    }
+}
+
+pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
+    let container = required_str(&req.inputs, "container")?;
+    let name = required_str(&req.inputs, "name")?;
+    let blobs = match client(ctx, &req.inputs).await {
+        Ok(c) => c,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(props) = blobs.head_blob(container, name).await? else {
+        return Ok(None);
+    };
+    let desired = desired_content(&req.inputs).await.ok();
+    let url = blobs.url(container, Some(name))?;
+    let matches = match (&desired, &props.content_md5) {
+        (Some(d), Some(md5)) => content_md5(d) == *md5,
+        _ => false,
+    };
+    // When the live blob is not the local content, hash what is live so drift shows as a content
+    // change (small blobs only; a larger one is reported without a hash).
+    let live_sha256 = if matches || props.content_length > MAX_HASHED_BYTES {
+        None
+    } else {
+        match blobs.get_blob(container, name).await? {
+            Some((bytes, _)) => Some(hex::encode(Sha256::digest(&bytes))),
+            None => return Ok(None),
+        }
+    };
+    Ok(Some(observe(
+        req,
+        url.as_str(),
+        &props,
+        desired.as_ref(),
+        live_sha256,
+    )))
+}
+
+/// Create and update are the same Put Blob.
+pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
+    let container = required_str(&req.inputs, "container")?;
+    let name = required_str(&req.inputs, "name")?;
+    let data = desired_content(&req.inputs).await?;
+    let blobs = client(ctx, &req.inputs).await?;
+    let content_type = req
+        .inputs
+        .get("content_type")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| guess_content_type(&req.inputs));
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "stackform_sha256".to_owned(),
+        hex::encode(Sha256::digest(&data)),
+    );
+    let mut props = blobs
+        .put_blob(container, name, data.clone(), Some(content_type), &meta)
+        .await?;
+    props.content_type = Some(content_type.to_owned());
+    let url = blobs.url(container, Some(name))?;
+    Ok(observe(req, url.as_str(), &props, Some(&data), None))
+}
+
+pub async fn delete(ctx: &Ctx, req: &ResourceRequest) -> Result<()> {
+    let container = required_str(&req.inputs, "container")?;
+    let name = required_str(&req.inputs, "name")?;
+    let blobs = match client(ctx, &req.inputs).await {
+        Ok(c) => c,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    blobs.delete_blob(container, name).await?;
+    Ok(())
+}

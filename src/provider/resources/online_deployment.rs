@@ -1,0 +1,1087 @@
+//! What is special about online deployments: the local code and model folders are uploaded to the
+//! workspace's default datastore under `LocalUpload/{content hash}/{folder}/…` (skipped when already
+//! there) and registered as code/model/environment versions named after the deployment, with the short
+//! content hash as version — a changed folder gives a new version, unchanged content reuses it. Then the
+//! deployment is PUT (pattern B); a `Failed` deployment's error carries the tail of its log. A change of
+//! `instance_count` alone is a PATCH of `sku.capacity` (pattern C); `traffic` is applied on the endpoint.
+//!
+//! Datastore secrets are only used to sign uploads; they are never logged or returned.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
+use url::Url;
+
+use super::online_endpoint;
+use super::{Ctx, get_path, required_str, spec_outputs};
+use crate::provider::blob::{BlobClient, content_md5};
+use crate::provider::error::{ErrorKind, ProviderError};
+use crate::provider::ids::same_id;
+use crate::provider::lro::parse_iso_duration;
+use crate::provider::pipeline::Auth;
+use crate::provider::shared_key::SharedKeyCredential;
+use crate::provider::{Observed, ResourceRequest, ResourceType, Result};
+
+const T: ResourceType = ResourceType::OnlineDeployment;
+const DATASTORE: &str = "workspaceblobstore";
+const DEFAULT_IMAGE: &str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest";
+
+// ---------------------------------------------------------------------------------------------------
+// Local content: hashing folders
+
+/// Files of a folder (or a single file), relative paths with `/`, sorted. `__pycache__` and `.git` are
+/// skipped.
+fn collect_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let meta = std::fs::metadata(root)
+        .map_err(|e| ProviderError::invalid(format!("cannot read {}: {e}", root.display())))?;
+    if meta.is_file() {
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Ok(vec![(name, root.to_path_buf())]);
+    }
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let n = e.file_name().to_string_lossy();
+            n != "__pycache__" && n != ".git"
+        })
+    {
+        let entry = entry
+            .map_err(|e| ProviderError::invalid(format!("cannot read {}: {e}", root.display())))?;
+        if entry.file_type().is_file() {
+            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            out.push((rel, entry.path().to_path_buf()));
+        }
+    }
+    Ok(out)
+}
+
+/// A local folder (or file) and its content hash.
+#[derive(Debug, Clone)]
+struct LocalAsset {
+    /// The folder's (or file's) own name, kept in the upload path.
+    folder: String,
+    files: Vec<(String, PathBuf)>,
+    hash: String,
+    is_file: bool,
+}
+
+impl LocalAsset {
+    fn load(root: &str) -> Result<Self> {
+        let root = PathBuf::from(root);
+        let files = collect_files(&root)?;
+        let mut h = Sha256::new();
+        for (rel, path) in &files {
+            let data = std::fs::read(path).map_err(|e| {
+                ProviderError::invalid(format!("cannot read {}: {e}", path.display()))
+            })?;
+            h.update(rel.as_bytes());
+            h.update([0]);
+            h.update((data.len() as u64).to_le_bytes());
+            h.update(&data);
+        }
+        let folder = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "root".into());
+        let is_file = root.is_file();
+        Ok(Self {
+            folder,
+            files,
+            hash: hex::encode(h.finalize()),
+            is_file,
+        })
+    }
+
+    /// The version derived from the content.
+    fn version(&self) -> String {
+        self.hash[..12].to_owned()
+    }
+
+    /// `LocalUpload/{hash}/{folder}` — the folder (or file) path in the datastore container.
+    fn prefix(&self) -> String {
+        format!("LocalUpload/{}/{}", &self.hash[..32], self.folder)
+    }
+
+    fn blob_name(&self, rel: &str) -> String {
+        if self.is_file {
+            self.prefix()
+        } else {
+            format!("{}/{rel}", self.prefix())
+        }
+    }
+}
+
+/// `azureml:NAME:VERSION` → (name, version).
+fn registered(value: &Value) -> Option<(String, String)> {
+    let s = value.as_str()?.strip_prefix("azureml:")?;
+    let (name, version) = s.rsplit_once(':')?;
+    (!name.is_empty() && !version.is_empty()).then(|| (name.to_owned(), version.to_owned()))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The workspace datastore
+
+struct Datastore {
+    blobs: BlobClient,
+    container: String,
+    /// `https://…/{container}` (for code URIs).
+    container_url: String,
+}
+
+async fn datastore(ctx: &Ctx) -> Result<Datastore> {
+    let ml_api = ctx.api_version(ResourceType::OnlineEndpoint)?;
+    let ws = ctx.config.workspace_id();
+    let ds_path = format!("{ws}/datastores/{DATASTORE}");
+    let ds = ctx.arm.get(&ds_path, &ml_api).await?.ok_or_else(|| {
+        ProviderError::new(
+            ErrorKind::NotFound,
+            format!("workspace datastore {DATASTORE} not found"),
+        )
+    })?;
+    let prop = |k: &str| {
+        ds.pointer(&format!("/properties/{k}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let account = prop("accountName");
+    let container = prop("containerName");
+    if account.is_empty() || container.is_empty() {
+        return Err(ProviderError::new(
+            ErrorKind::Failed,
+            format!("datastore {DATASTORE} has no account or container"),
+        ));
+    }
+    let endpoint = blob_endpoint(ctx, &account, &prop("endpoint"), &prop("protocol")).await?;
+    let creds = ds
+        .pointer("/properties/credentials/credentialsType")
+        .and_then(Value::as_str)
+        .unwrap_or("None");
+    let auth = if creds.eq_ignore_ascii_case("AccountKey") {
+        let secrets = ctx
+            .arm
+            .post(&format!("{ds_path}/listSecrets"), &ml_api, Some(&json!({})))
+            .await?;
+        let key = secrets.get("key").and_then(Value::as_str).ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Failed,
+                format!("datastore {DATASTORE} returned no account key"),
+            )
+        })?;
+        Auth::SharedKey(Arc::new(SharedKeyCredential::new(&account, key)?))
+    } else {
+        Auth::Bearer(ctx.config.storage_scope.clone())
+    };
+    let blobs = BlobClient::new(
+        ctx.arm.pipeline().clone(),
+        endpoint,
+        auth,
+        ctx.api_version(ResourceType::Blob)?,
+    );
+    let container_url = blobs.url(&container, None)?.to_string();
+    Ok(Datastore {
+        blobs,
+        container,
+        container_url,
+    })
+}
+
+/// The blob endpoint of the workspace's storage account: its `primaryEndpoints.blob` when the workspace
+/// names it (right for any cloud, including path-style emulators), else `{protocol}://{account}.blob.{suffix}/`.
+async fn blob_endpoint(ctx: &Ctx, account: &str, suffix: &str, protocol: &str) -> Result<Url> {
+    let ws = ctx
+        .arm
+        .get(
+            &ctx.config.workspace_id(),
+            &ctx.api_version(ResourceType::OnlineEndpoint)?,
+        )
+        .await?;
+    if let Some(sa_id) = ws
+        .as_ref()
+        .and_then(|w| w.pointer("/properties/storageAccount"))
+        .and_then(Value::as_str)
+        && crate::provider::ids::last_segment(sa_id).eq_ignore_ascii_case(account)
+        && let Some(sa) = ctx
+            .arm
+            .get(sa_id, &ctx.api_version(ResourceType::StorageAccount)?)
+            .await?
+        && let Some(ep) = sa
+            .pointer("/properties/primaryEndpoints/blob")
+            .and_then(Value::as_str)
+        && let Ok(url) = Url::parse(ep)
+    {
+        return Ok(url);
+    }
+    let protocol = if protocol.is_empty() {
+        "https"
+    } else {
+        protocol
+    };
+    let suffix = if suffix.is_empty() {
+        "core.windows.net"
+    } else {
+        suffix
+    };
+    Url::parse(&format!("{protocol}://{account}.blob.{suffix}/"))
+        .map_err(|e| ProviderError::new(ErrorKind::Failed, format!("bad datastore endpoint: {e}")))
+}
+
+/// Uploads the asset unless every file is already there with the same MD5.
+async fn upload(ds: &Datastore, asset: &LocalAsset) -> Result<()> {
+    let existing: BTreeMap<String, Option<String>> = match ds
+        .blobs
+        .list_blobs(&ds.container, Some(&asset.prefix()))
+        .await
+    {
+        Ok(items) => items.into_iter().map(|i| (i.name, i.content_md5)).collect(),
+        Err(e) if e.is_not_found() => BTreeMap::new(),
+        Err(e) => return Err(e),
+    };
+    for (rel, path) in &asset.files {
+        let data =
+            Bytes::from(tokio::fs::read(path).await.map_err(|e| {
+                ProviderError::invalid(format!("cannot read {}: {e}", path.display()))
+            })?);
+        let name = asset.blob_name(rel);
+        if existing.get(&name).and_then(Option::as_deref) == Some(content_md5(&data).as_str()) {
+            continue;
+        }
+        ds.blobs
+            .put_blob(&ds.container, &name, data, None, &BTreeMap::new())
+            .await?;
+    }
+    Ok(())
+}
+
+/// PUTs an asset version unless it exists (versions are immutable; the same content gives the same
+/// version). Returns its ARM id.
+async fn ensure_version(
+    ctx: &Ctx,
+    kind: &str,
+    name: &str,
+    version: &str,
+    body: Value,
+) -> Result<String> {
+    let api = ctx.api_version(ResourceType::OnlineEndpoint)?;
+    let path = format!(
+        "{}/{kind}/{name}/versions/{version}",
+        ctx.config.workspace_id()
+    );
+    if let Some(existing) = ctx.arm.get(&path, &api).await? {
+        return Ok(existing
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or(path));
+    }
+    let done = ctx
+        .arm
+        .put(&path, &api, &body, &ctx.config.lro_for(T), &|_| {})
+        .await?;
+    Ok(done
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or(path))
+}
+
+fn asset_id(ctx: &Ctx, kind: &str, name: &str, version: &str) -> String {
+    format!(
+        "{}/{kind}/{name}/versions/{version}",
+        ctx.config.workspace_id()
+    )
+}
+
+/// Asset names: `{endpoint}-{deployment}-{code|model|env}`.
+fn asset_name(inputs: &Map<String, Value>, suffix: &str) -> Result<String> {
+    Ok(format!(
+        "{}-{}-{suffix}",
+        required_str(inputs, "endpoint")?,
+        required_str(inputs, "name")?
+    ))
+}
+
+fn model_path(inputs: &Map<String, Value>) -> Option<&str> {
+    inputs
+        .get("model")
+        .and_then(|m| m.get("path"))
+        .and_then(Value::as_str)
+}
+
+/// `code_configuration.code` given as a registered version (`azureml:NAME:VERSION`), as a rollback
+/// restores a deployment to the code it ran before even when the local folder has changed since.
+fn code_ref(inputs: &Map<String, Value>) -> Option<(String, String)> {
+    inputs
+        .get("code_configuration")
+        .and_then(|c| c.get("code"))
+        .and_then(registered)
+}
+
+fn code_path(inputs: &Map<String, Value>) -> Result<&str> {
+    inputs
+        .get("code_configuration")
+        .and_then(|c| c.get("code"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProviderError::invalid("missing required input `code_configuration.code`"))
+}
+
+/// The environment's image and conda text, and the version derived from them.
+fn environment_content(
+    inputs: &Map<String, Value>,
+) -> Result<Option<(String, Option<String>, String)>> {
+    let Some(env) = inputs.get("environment").filter(|e| e.is_object()) else {
+        return Ok(None);
+    };
+    let image = env
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_IMAGE)
+        .to_owned();
+    let conda = match env.get("conda_file").and_then(Value::as_str) {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| ProviderError::invalid(format!("cannot read conda file {p}: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut h = Sha256::new();
+    h.update(image.as_bytes());
+    h.update([0]);
+    h.update(conda.as_deref().unwrap_or_default().as_bytes());
+    let version = hex::encode(h.finalize())[..12].to_owned();
+    Ok(Some((image, conda, version)))
+}
+
+/// The asset ids the inputs stand for, computed without any call (for diffing on read).
+struct ExpectedIds {
+    model: Option<String>,
+    code: Option<String>,
+    environment: Option<String>,
+}
+
+fn expected_ids(ctx: &Ctx, inputs: &Map<String, Value>) -> ExpectedIds {
+    let model = match inputs.get("model") {
+        Some(v) if registered(v).is_some() => {
+            registered(v).map(|(n, ver)| asset_id(ctx, "models", &n, &ver))
+        }
+        _ => model_path(inputs)
+            .and_then(|p| LocalAsset::load(p).ok())
+            .and_then(|a| {
+                asset_name(inputs, "model")
+                    .ok()
+                    .map(|n| asset_id(ctx, "models", &n, &a.version()))
+            }),
+    };
+    let code = match code_ref(inputs) {
+        Some((n, ver)) => Some(asset_id(ctx, "codes", &n, &ver)),
+        None => code_path(inputs)
+            .ok()
+            .and_then(|p| LocalAsset::load(p).ok())
+            .and_then(|a| {
+                asset_name(inputs, "code")
+                    .ok()
+                    .map(|n| asset_id(ctx, "codes", &n, &a.version()))
+            }),
+    };
+    let environment = match inputs.get("environment") {
+        Some(v) if registered(v).is_some() => {
+            registered(v).map(|(n, ver)| asset_id(ctx, "environments", &n, &ver))
+        }
+        _ => environment_content(inputs)
+            .ok()
+            .flatten()
+            .and_then(|(_, _, v)| {
+                asset_name(inputs, "env")
+                    .ok()
+                    .map(|n| asset_id(ctx, "environments", &n, &v))
+            }),
+    };
+    ExpectedIds {
+        model,
+        code,
+        environment,
+    }
+}
+
+/// Uploads and registers what the inputs reference; returns (model id, code id, environment id).
+async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<(String, String, String)> {
+    let inputs = &req.inputs;
+    let code = match code_ref(inputs) {
+        Some(_) => None,
+        None => Some(LocalAsset::load(code_path(inputs)?)?),
+    };
+    let model_local = match inputs.get("model") {
+        Some(v) if registered(v).is_some() => None,
+        _ => Some(LocalAsset::load(model_path(inputs).ok_or_else(|| {
+            ProviderError::invalid("missing required input `model`")
+        })?)?),
+    };
+    req.report("UploadingAssets");
+    let ds = datastore(ctx).await?;
+    let code_id = match (&code, code_ref(inputs)) {
+        (_, Some((n, v))) => asset_id(ctx, "codes", &n, &v),
+        (Some(code), None) => {
+            upload(&ds, code).await?;
+            ensure_version(
+                ctx,
+                "codes",
+                &asset_name(inputs, "code")?,
+                &code.version(),
+                json!({"properties": {
+                    "codeUri": format!("{}/{}", ds.container_url.trim_end_matches('/'), code.prefix()),
+                    "isAnonymous": false,
+                    "properties": {"hash_sha256": code.hash, "hash_version": "stackform-1"},
+                }}),
+            )
+            .await?
+        }
+        (None, None) => {
+            return Err(ProviderError::invalid(
+                "missing required input `code_configuration.code`",
+            ));
+        }
+    };
+    let model_id = match (&model_local, inputs.get("model").and_then(registered)) {
+        (_, Some((n, v))) => asset_id(ctx, "models", &n, &v),
+        (Some(model), None) => {
+            upload(&ds, model).await?;
+            let c = &ctx.config;
+            let uri = format!(
+                "azureml://subscriptions/{}/resourceGroups/{}/workspaces/{}/datastores/{DATASTORE}/paths/{}",
+                c.subscription_id,
+                c.resource_group,
+                c.workspace,
+                model.prefix()
+            );
+            ensure_version(
+                ctx,
+                "models",
+                &asset_name(inputs, "model")?,
+                &model.version(),
+                json!({"properties": {"modelUri": uri, "modelType": "custom_model", "flavors": {}, "isAnonymous": false}}),
+            )
+            .await?
+        }
+        (None, None) => return Err(ProviderError::invalid("missing required input `model`")),
+    };
+    let env_id = match inputs.get("environment").and_then(registered) {
+        Some((n, v)) => asset_id(ctx, "environments", &n, &v),
+        None => {
+            let (image, conda, version) = environment_content(inputs)?
+                .ok_or_else(|| ProviderError::invalid("missing required input `environment`"))?;
+            let mut props = json!({"image": image, "osType": "Linux", "isAnonymous": false});
+            if let Some(c) = conda {
+                props["condaFile"] = json!(c);
+            }
+            ensure_version(
+                ctx,
+                "environments",
+                &asset_name(inputs, "env")?,
+                &version,
+                json!({ "properties": props }),
+            )
+            .await?
+        }
+    };
+    Ok((model_id, code_id, env_id))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Body and read-back
+
+fn iso_seconds(secs: f64) -> String {
+    let s = format!("{secs}");
+    format!("PT{s}S")
+}
+
+fn ms_to_iso(v: &Value) -> Option<Value> {
+    v.as_f64().map(|ms| json!(iso_seconds(ms / 1000.0)))
+}
+
+fn secs_to_iso(v: &Value) -> Option<Value> {
+    v.as_f64().map(|s| json!(iso_seconds(s)))
+}
+
+fn iso_to_number(v: &Value, scale: f64) -> Option<Value> {
+    let d = parse_iso_duration(v.as_str()?)?;
+    let n = d.as_secs_f64() * scale;
+    Some(if n.fract() == 0.0 {
+        json!(n as i64)
+    } else {
+        json!(n)
+    })
+}
+
+const PROBE_FIELDS: &[(&str, &str, bool)] = &[
+    ("initial_delay", "initialDelay", true),
+    ("period", "period", true),
+    ("timeout", "timeout", true),
+    ("success_threshold", "successThreshold", false),
+    ("failure_threshold", "failureThreshold", false),
+];
+const PROBE_DEFAULTS: &[(&str, i64)] = &[
+    ("initial_delay", 10),
+    ("period", 10),
+    ("timeout", 2),
+    ("success_threshold", 1),
+    ("failure_threshold", 30),
+];
+const REQUEST_FIELDS: &[(&str, &str, bool)] = &[
+    ("request_timeout_ms", "requestTimeout", true),
+    (
+        "max_concurrent_requests_per_instance",
+        "maxConcurrentRequestsPerInstance",
+        false,
+    ),
+    ("max_queue_wait_ms", "maxQueueWait", true),
+];
+const REQUEST_DEFAULTS: &[(&str, i64)] = &[
+    ("request_timeout_ms", 5000),
+    ("max_concurrent_requests_per_instance", 1),
+    ("max_queue_wait_ms", 500),
+];
+
+const PROBES: &[(&str, &str)] = &[
+    ("liveness_probe", "livenessProbe"),
+    ("readiness_probe", "readinessProbe"),
+];
+
+/// A settings object (probe, request settings) in ARM spelling: durations converted by `to_iso`.
+fn settings_to_wire(
+    settings: &Map<String, Value>,
+    fields: &[(&str, &str, bool)],
+    to_iso: fn(&Value) -> Option<Value>,
+) -> Value {
+    let mut out = Map::new();
+    for (stack, wire, duration) in fields {
+        let v = settings.get(*stack).and_then(|v| {
+            if *duration {
+                to_iso(v)
+            } else {
+                Some(v.clone())
+            }
+        });
+        if let Some(v) = v {
+            out.insert((*wire).into(), v);
+        }
+    }
+    Value::Object(out)
+}
+
+/// A settings object read back in stack spelling (durations × `scale` from seconds), defaults filled.
+fn settings_from_wire(
+    live: &Value,
+    fields: &[(&str, &str, bool)],
+    defaults: &[(&str, i64)],
+    scale: f64,
+) -> Value {
+    let mut out = Map::new();
+    for ((stack, wire, duration), (_, default)) in fields.iter().zip(defaults) {
+        let v = live.get(*wire).and_then(|v| {
+            if *duration {
+                iso_to_number(v, scale)
+            } else {
+                Some(v.clone())
+            }
+        });
+        out.insert((*stack).into(), v.unwrap_or(json!(default)));
+    }
+    Value::Object(out)
+}
+
+fn int(inputs: &Map<String, Value>, name: &str, default: i64) -> i64 {
+    inputs.get(name).and_then(Value::as_i64).unwrap_or(default)
+}
+
+fn deployment_body(
+    ctx: &Ctx,
+    req: &ResourceRequest,
+    location: &str,
+    ids: &(String, String, String),
+) -> Result<Value> {
+    let i = &req.inputs;
+    let scoring_script = i
+        .get("code_configuration")
+        .and_then(|c| c.get("scoring_script"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ProviderError::invalid("missing required input `code_configuration.scoring_script`")
+        })?;
+    let mut props = json!({
+        "endpointComputeType": "Managed",
+        "instanceType": i.get("instance_type").and_then(Value::as_str).unwrap_or("Standard_DS3_v2"),
+        "model": ids.0,
+        "codeConfiguration": {"codeId": ids.1, "scoringScript": scoring_script},
+        "environmentId": ids.2,
+        "appInsightsEnabled": i.get("app_insights_enabled").and_then(Value::as_bool).unwrap_or(false),
+        "scaleSettings": {"scaleType": "Default"},
+        "egressPublicNetworkAccess": if i.get("egress_public_network_access").and_then(Value::as_str) == Some("disabled") { "Disabled" } else { "Enabled" },
+    });
+    if let Some(env) = i.get("environment_variables").filter(|v| v.is_object()) {
+        props["environmentVariables"] = env.clone();
+    }
+    if let Some(d) = i.get("description").and_then(Value::as_str) {
+        props["description"] = json!(d);
+    }
+    if let Some(rs) = i.get("request_settings").and_then(Value::as_object) {
+        props["requestSettings"] = settings_to_wire(rs, REQUEST_FIELDS, ms_to_iso);
+    }
+    for (stack, wire) in PROBES {
+        if let Some(p) = i.get(*stack).and_then(Value::as_object) {
+            props[*wire] = settings_to_wire(p, PROBE_FIELDS, secs_to_iso);
+        }
+    }
+    let mut body = json!({
+        "location": location,
+        "sku": {"name": "Default", "capacity": int(i, "instance_count", 1)},
+        "properties": props,
+    });
+    if let Some(tags) = i.get("tags").filter(|v| v.is_object()) {
+        body["tags"] = tags.clone();
+    }
+    let _ = ctx;
+    Ok(body)
+}
+
+fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value, traffic: u32) -> Result<Observed> {
+    let spec = ctx.spec(T)?;
+    let d = &req.inputs;
+    let mut inputs = Map::new();
+    for k in ["name", "endpoint"] {
+        if let Some(v) = d.get(k) {
+            inputs.insert(k.into(), v.clone());
+        }
+    }
+    let p = |k: &str| get_path(body, &format!("properties.{k}"));
+    if let Some(v) = p("instanceType") {
+        inputs.insert("instance_type".into(), v.clone());
+    }
+    inputs.insert(
+        "instance_count".into(),
+        body.pointer("/sku/capacity").cloned().unwrap_or(json!(1)),
+    );
+    inputs.insert("traffic".into(), json!(traffic));
+    inputs.insert(
+        "app_insights_enabled".into(),
+        p("appInsightsEnabled").cloned().unwrap_or(json!(false)),
+    );
+    let egress = p("egressPublicNetworkAccess")
+        .and_then(Value::as_str)
+        .unwrap_or("Enabled")
+        .to_ascii_lowercase();
+    inputs.insert("egress_public_network_access".into(), json!(egress));
+    if let Some(env) =
+        p("environmentVariables").filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+    {
+        inputs.insert("environment_variables".into(), env.clone());
+    } else if d.contains_key("environment_variables") {
+        inputs.insert("environment_variables".into(), json!({}));
+    }
+    if let Some(desc) = p("description") {
+        inputs.insert("description".into(), desc.clone());
+    }
+    if let Some(tags) = body
+        .get("tags")
+        .filter(|t| t.as_object().is_some_and(|m| !m.is_empty()))
+    {
+        inputs.insert("tags".into(), tags.clone());
+    } else if d.contains_key("tags") {
+        inputs.insert("tags".into(), json!({}));
+    }
+    // Settings objects are reported only when the stack manages them (the service fills its defaults).
+    if d.contains_key("request_settings") {
+        let live = p("requestSettings").cloned().unwrap_or(Value::Null);
+        inputs.insert(
+            "request_settings".into(),
+            settings_from_wire(&live, REQUEST_FIELDS, REQUEST_DEFAULTS, 1000.0),
+        );
+    }
+    for (stack, wire) in PROBES {
+        if d.contains_key(*stack) {
+            let live = p(wire).cloned().unwrap_or(Value::Null);
+            inputs.insert(
+                (*stack).into(),
+                settings_from_wire(&live, PROBE_FIELDS, PROBE_DEFAULTS, 1.0),
+            );
+        }
+    }
+    // Assets: the request's own form when the live ids are the ones it produces, else the live ids.
+    let expected = expected_ids(ctx, d);
+    let live_id = |path: &str| {
+        get_path(body, path)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let as_ref = |id: &str| {
+        let parts: Vec<&str> = id.trim_end_matches('/').rsplit('/').collect();
+        match parts.as_slice() {
+            [version, "versions", name, ..] => json!(format!("azureml:{name}:{version}")),
+            _ => json!(id),
+        }
+    };
+    let pick = |live: Option<String>, want: &Option<String>, desired: Option<&Value>| match (
+        live, want, desired,
+    ) {
+        (Some(l), Some(w), Some(dv)) if same_id(&l, w) => Some(dv.clone()),
+        (Some(l), _, _) => Some(as_ref(&l)),
+        _ => None,
+    };
+    if let Some(m) = pick(live_id("properties.model"), &expected.model, d.get("model")) {
+        inputs.insert("model".into(), m);
+    }
+    if let Some(e) = pick(
+        live_id("properties.environmentId"),
+        &expected.environment,
+        d.get("environment"),
+    ) {
+        inputs.insert("environment".into(), e);
+    }
+    let script = live_id("properties.codeConfiguration.scoringScript").unwrap_or_default();
+    let code_same = matches!((live_id("properties.codeConfiguration.codeId"), &expected.code), (Some(l), Some(w)) if same_id(&l, w));
+    let code = if code_same {
+        d.get("code_configuration")
+            .and_then(|c| c.get("code"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    } else {
+        live_id("properties.codeConfiguration.codeId")
+            .map(|l| as_ref(&l))
+            .unwrap_or(Value::Null)
+    };
+    inputs.insert(
+        "code_configuration".into(),
+        json!({"code": code, "scoring_script": script}),
+    );
+    let outputs = spec_outputs(spec, body);
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Observed {
+        id,
+        inputs,
+        outputs,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Operations
+
+fn path(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<String> {
+    ctx.path(T, inputs)
+}
+
+async fn endpoint_traffic(
+    ctx: &Ctx,
+    inputs: &Map<String, Value>,
+) -> Result<(BTreeMap<String, u32>, u32)> {
+    let endpoint = required_str(inputs, "endpoint")?;
+    let name = required_str(inputs, "name")?;
+    let map = online_endpoint::traffic(ctx, endpoint)
+        .await?
+        .unwrap_or_default();
+    let mine = map
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+        .unwrap_or(0);
+    Ok((map, mine))
+}
+
+pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
+    let p = match &req.cloud_id {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => path(ctx, &req.inputs)?,
+    };
+    let Some(body) = ctx.arm.get(&p, &ctx.api_version(T)?).await? else {
+        return Ok(None);
+    };
+    let (_, traffic) = endpoint_traffic(ctx, &req.inputs).await?;
+    observe(ctx, req, &body, traffic).map(Some)
+}
+
+/// Sets this deployment's share on its endpoint when it differs from the live one. When the share is
+/// 100, every other deployment goes to 0; otherwise the other shares are left as they are.
+async fn apply_traffic(ctx: &Ctx, req: &ResourceRequest) -> Result<u32> {
+    let want = req
+        .inputs
+        .get("traffic")
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as u32;
+    let (mut map, live) = endpoint_traffic(ctx, &req.inputs).await?;
+    if want == live {
+        return Ok(live);
+    }
+    let name = required_str(&req.inputs, "name")?.to_owned();
+    map.retain(|k, _| !k.eq_ignore_ascii_case(&name));
+    if want == 100 {
+        map.clear();
+    }
+    map.insert(name, want);
+    req.report("SettingTraffic");
+    let report = |s: &str| req.report(s);
+    online_endpoint::set_traffic(ctx, required_str(&req.inputs, "endpoint")?, &map, &report)
+        .await?;
+    Ok(want)
+}
+
+/// Full create or redeploy: assets, then the deployment PUT, then traffic.
+pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
+    let ids = prepare_assets(ctx, req).await?;
+    let location = ctx.workspace_location().await?;
+    let body = deployment_body(ctx, req, &location, &ids)?;
+    let p = path(ctx, &req.inputs)?;
+    let api = ctx.api_version(T)?;
+    let report = |s: &str| req.report(s);
+    let done = match ctx
+        .arm
+        .put(&p, &api, &body, &ctx.config.lro_for(T), &report)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) if e.kind == ErrorKind::Failed => {
+            return Err(with_log_tail(ctx, &req.inputs, e).await);
+        }
+        Err(e) => return Err(e),
+    };
+    let traffic = apply_traffic(ctx, req).await?;
+    observe(ctx, req, &done, traffic)
+}
+
+/// Update, decided against the live deployment (not `prior`): traffic only → endpoint PUT; instance
+/// count only → PATCH `sku.capacity`; anything else, or a deployment that is not `Succeeded` → a full PUT.
+pub async fn update(ctx: &Ctx, prior: &Observed, req: &ResourceRequest) -> Result<Observed> {
+    let _ = prior;
+    let mut after = req.inputs.clone();
+    for k in ["instance_count", "traffic"] {
+        after.remove(k);
+    }
+    // Compare the rest as the cloud would read it back.
+    let current = read(ctx, req).await?;
+    // A deployment that is not healthy (e.g. `Failed` while a role assignment propagated) is always
+    // redeployed, even when its inputs already match.
+    let same_rest = match &current {
+        Some(obs)
+            if obs
+                .outputs
+                .get("provisioning_state")
+                .and_then(Value::as_str)
+                == Some("Succeeded") =>
+        {
+            let mut live = obs.inputs.clone();
+            live.remove("instance_count");
+            live.remove("traffic");
+            after
+                .iter()
+                .all(|(k, v)| v.is_null() || live.get(k) == Some(v))
+        }
+        _ => false,
+    };
+    if !same_rest {
+        return put(ctx, req).await;
+    }
+    let want_count = req
+        .inputs
+        .get("instance_count")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let live_count = current
+        .as_ref()
+        .and_then(|o| o.inputs.get("instance_count"))
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
+    let p = path(ctx, &req.inputs)?;
+    let api = ctx.api_version(T)?;
+    let body = if want_count != live_count {
+        let report = |s: &str| req.report(s);
+        req.report("Scaling");
+        let patch = json!({"sku": {"name": "Default", "capacity": want_count}});
+        match ctx
+            .arm
+            .patch(&p, &api, &patch, &ctx.config.lro_for(T), &report)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::Failed => {
+                return Err(with_log_tail(ctx, &req.inputs, e).await);
+            }
+            Err(e) => return Err(e),
+        }
+        ctx.arm.get(&p, &api).await?.ok_or_else(|| {
+            ProviderError::new(ErrorKind::NotFound, "deployment vanished after scaling")
+        })?
+    } else {
+        ctx.arm
+            .get(&p, &api)
+            .await?
+            .ok_or_else(|| ProviderError::new(ErrorKind::NotFound, "deployment does not exist"))?
+    };
+    let traffic = apply_traffic(ctx, req).await?;
+    observe(ctx, req, &body, traffic)
+}
+
+/// Moves traffic off the deployment, then deletes it (pattern C).
+pub async fn delete(ctx: &Ctx, req: &ResourceRequest) -> Result<()> {
+    let endpoint = required_str(&req.inputs, "endpoint")?;
+    let name = required_str(&req.inputs, "name")?;
+    if let Some(map) = online_endpoint::traffic(ctx, endpoint).await? {
+        if map
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case(name) && *v > 0)
+        {
+            let rest: BTreeMap<String, u32> = map
+                .into_iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case(name))
+                .collect();
+            req.report("RemovingTraffic");
+            online_endpoint::set_traffic(ctx, endpoint, &rest, &|_| {}).await?;
+        }
+    } else {
+        // The endpoint is gone, and with it every deployment.
+        return Ok(());
+    }
+    let p = match &req.cloud_id {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => path(ctx, &req.inputs)?,
+    };
+    let report = |s: &str| req.report(s);
+    ctx.arm
+        .delete(&p, &ctx.api_version(T)?, &ctx.config.lro_for(T), &report)
+        .await
+}
+
+/// The deployment's container log (`getLogs`), the last `tail` lines.
+pub async fn get_logs(ctx: &Ctx, endpoint: &str, deployment: &str, tail: u32) -> Result<String> {
+    let mut inputs = Map::new();
+    inputs.insert("endpoint".into(), json!(endpoint));
+    inputs.insert("name".into(), json!(deployment));
+    let p = format!("{}/getLogs", path(ctx, &inputs)?);
+    let body = ctx
+        .arm
+        .post(
+            &p,
+            &ctx.api_version(T)?,
+            Some(&json!({"containerType": "InferenceServer", "tail": tail})),
+        )
+        .await?;
+    Ok(body
+        .get("content")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Adds the tail of the deployment log to a `Failed` error (best effort).
+async fn with_log_tail(
+    ctx: &Ctx,
+    inputs: &Map<String, Value>,
+    mut e: ProviderError,
+) -> ProviderError {
+    let (Ok(endpoint), Ok(name)) = (
+        required_str(inputs, "endpoint"),
+        required_str(inputs, "name"),
+    ) else {
+        return e;
+    };
+    if let Ok(log) = get_logs(ctx, endpoint, name, 30).await
+        && !log.trim().is_empty()
+    {
+        e.message.push_str("\n--- deployment log (tail) ---\n");
+        e.message.push_str(log.trim_end());
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_hash_is_stable_and_content_sensitive() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("model/sub")).unwrap();
+        std::fs::write(dir.path().join("model/a.txt"), "one").unwrap();
+        std::fs::write(dir.path().join("model/sub/b.txt"), "two").unwrap();
+        std::fs::create_dir_all(dir.path().join("model/__pycache__")).unwrap();
+        std::fs::write(dir.path().join("model/__pycache__/x.pyc"), "junk").unwrap();
+        let root = dir.path().join("model");
+        let a = LocalAsset::load(root.to_str().unwrap()).unwrap();
+        assert_eq!(
+            a.files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(),
+            vec!["a.txt", "sub/b.txt"]
+        );
+        assert_eq!(a.folder, "model");
+        assert!(a.prefix().starts_with("LocalUpload/") && a.prefix().ends_with("/model"));
+        assert_eq!(
+            a.blob_name("sub/b.txt"),
+            format!("{}/sub/b.txt", a.prefix())
+        );
+        let again = LocalAsset::load(root.to_str().unwrap()).unwrap();
+        assert_eq!(a.version(), again.version());
+        std::fs::write(dir.path().join("model/a.txt"), "changed").unwrap();
+        assert_ne!(
+            LocalAsset::load(root.to_str().unwrap()).unwrap().version(),
+            a.version()
+        );
+    }
+
+    #[test]
+    fn settings_round_trip_through_arm_spelling() {
+        let probe = serde_json::from_value::<Map<String, Value>>(
+            json!({"initial_delay": 5, "period": 10, "failure_threshold": 3}),
+        )
+        .unwrap();
+        let wire = settings_to_wire(&probe, PROBE_FIELDS, secs_to_iso);
+        assert_eq!(
+            wire,
+            json!({"initialDelay": "PT5S", "period": "PT10S", "failureThreshold": 3})
+        );
+        let back = settings_from_wire(&wire, PROBE_FIELDS, PROBE_DEFAULTS, 1.0);
+        assert_eq!(
+            back,
+            json!({"initial_delay": 5, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 3})
+        );
+        let rs = serde_json::from_value::<Map<String, Value>>(
+            json!({"request_timeout_ms": 1500, "max_concurrent_requests_per_instance": 2}),
+        )
+        .unwrap();
+        let wire = settings_to_wire(&rs, REQUEST_FIELDS, ms_to_iso);
+        assert_eq!(
+            wire,
+            json!({"requestTimeout": "PT1.5S", "maxConcurrentRequestsPerInstance": 2})
+        );
+        let back = settings_from_wire(&wire, REQUEST_FIELDS, REQUEST_DEFAULTS, 1000.0);
+        assert_eq!(
+            back,
+            json!({"request_timeout_ms": 1500, "max_concurrent_requests_per_instance": 2, "max_queue_wait_ms": 500})
+        );
+    }
+
+    #[test]
+    fn registered_refs_and_durations() {
+        assert_eq!(
+            registered(&json!("azureml:m:3")),
+            Some(("m".into(), "3".into()))
+        );
+        assert_eq!(registered(&json!("m:3")), None);
+        assert_eq!(ms_to_iso(&json!(5000)), Some(json!("PT5S")));
+        assert_eq!(ms_to_iso(&json!(500)), Some(json!("PT0.5S")));
+        assert_eq!(iso_to_number(&json!("PT0.5S"), 1000.0), Some(json!(500)));
+        assert_eq!(iso_to_number(&json!("PT10S"), 1.0), Some(json!(10)));
+    }
+}

@@ -1,0 +1,389 @@
+//! What is special about role assignments: the name is a UUID v5 of (scope, role GUID, principal) so
+//! re-runs and rollbacks find the same object; `PrincipalNotFound` (a new identity not yet replicated)
+//! is retried with backoff for a bounded time; `RoleAssignmentExists` (the same grant under another name)
+//! is resolved by listing the scope's assignments for the principal and adopting the identical one.
+//! Role definitions compare by their trailing GUID, ids and principals case-insensitively.
+//! It never creates a second assignment for a grant that already exists.
+
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, required_str};
+use crate::provider::error::{ErrorKind, ProviderError};
+use crate::provider::ids::{
+    last_segment, role_assignment_name, role_guid, role_name, same_id, same_role_definition,
+};
+use crate::provider::{Observed, ResourceRequest, ResourceType, Result};
+
+const T: ResourceType = ResourceType::RoleAssignment;
+
+/// The parts of an assignment request.
+struct Parts {
+    scope: String,
+    principal_id: String,
+    guid: String,
+    role_definition_id: String,
+    path: String,
+}
+
+fn parts(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<Parts> {
+    let scope = required_str(inputs, "scope")?
+        .trim_end_matches('/')
+        .to_owned();
+    if !scope.starts_with('/') {
+        return Err(ProviderError::invalid(format!(
+            "role assignment scope {scope:?} must be an ARM id starting with /"
+        )));
+    }
+    let principal_id = required_str(inputs, "principal_id")?.to_owned();
+    let role = required_str(inputs, "role")?;
+    let guid = role_guid(role).ok_or_else(|| {
+        ProviderError::invalid(format!(
+            "unknown role {role:?}: use a built-in role name, a role definition GUID or id"
+        ))
+    })?;
+    let role_definition_id = if role.contains("/roleDefinitions/") {
+        role.to_owned()
+    } else {
+        format!(
+            "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{guid}",
+            ctx.config.subscription_id
+        )
+    };
+    let name = role_assignment_name(&scope, &guid, &principal_id);
+    let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
+    Ok(Parts {
+        scope,
+        principal_id,
+        guid,
+        role_definition_id,
+        path,
+    })
+}
+
+fn observe(req: &ResourceRequest, body: &Value) -> Observed {
+    let props = body.get("properties").cloned().unwrap_or(Value::Null);
+    let s = |k: &str| {
+        props
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let desired = |k: &str| {
+        req.inputs
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut inputs = Map::new();
+    let principal = s("principalId");
+    inputs.insert(
+        "principal_id".into(),
+        json!(
+            if principal.eq_ignore_ascii_case(&desired("principal_id")) {
+                desired("principal_id")
+            } else {
+                principal
+            }
+        ),
+    );
+    let role_def = s("roleDefinitionId");
+    let wanted_role = desired("role");
+    let role = match role_guid(&wanted_role) {
+        Some(g) if same_role_definition(&g, &role_def) => wanted_role,
+        _ => role_name(last_segment(&role_def))
+            .map(str::to_owned)
+            .unwrap_or_else(|| role_def.clone()),
+    };
+    inputs.insert("role".into(), json!(role));
+    let scope = s("scope");
+    inputs.insert(
+        "scope".into(),
+        json!(if same_id(&scope, &desired("scope")) || scope.is_empty() {
+            desired("scope")
+        } else {
+            scope
+        }),
+    );
+    let ptype = s("principalType");
+    inputs.insert(
+        "principal_type".into(),
+        json!(if ptype.is_empty() {
+            "ServicePrincipal".to_owned()
+        } else {
+            ptype
+        }),
+    );
+    let description = s("description");
+    if !description.is_empty() {
+        inputs.insert("description".into(), json!(description));
+    }
+    let mut outputs = Map::new();
+    let id = body
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    outputs.insert("id".into(), json!(id));
+    outputs.insert(
+        "name".into(),
+        body.get("name").cloned().unwrap_or(Value::Null),
+    );
+    outputs.insert("role_definition_id".into(), json!(role_def));
+    Observed {
+        id,
+        inputs,
+        outputs,
+    }
+}
+
+pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
+    let path = match &req.cloud_id {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => parts(ctx, &req.inputs)?.path,
+    };
+    Ok(ctx
+        .arm
+        .get(&path, &ctx.api_version(T)?)
+        .await?
+        .map(|b| observe(req, &b)))
+}
+
+/// PUT the assignment; retry `PrincipalNotFound` while the principal replicates; adopt an identical
+/// assignment on `RoleAssignmentExists`.
+pub async fn create(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
+    let p = parts(ctx, &req.inputs)?;
+    let api = ctx.api_version(T)?;
+    let principal_type = req
+        .inputs
+        .get("principal_type")
+        .and_then(Value::as_str)
+        .unwrap_or("ServicePrincipal");
+    let mut properties = json!({
+        "roleDefinitionId": p.role_definition_id,
+        "principalId": p.principal_id,
+        "principalType": principal_type,
+    });
+    if let Some(d) = req.inputs.get("description").and_then(Value::as_str) {
+        properties["description"] = json!(d);
+    }
+    let body = json!({ "properties": properties });
+    let clock = ctx.arm.pipeline().clock().clone();
+    let start = clock.elapsed();
+    let mut attempt = 0u32;
+    loop {
+        match ctx
+            .arm
+            .put(&p.path, &api, &body, &ctx.config.lro_for(T), &|_| {})
+            .await
+        {
+            Ok(done) => return Ok(observe(req, &done)),
+            Err(e) if e.has_code("RoleAssignmentExists") => return adopt(ctx, req, &p, &api).await,
+            Err(e) if e.has_code("PrincipalNotFound") => {
+                let delay = ctx
+                    .config
+                    .retry
+                    .backoff_ceiling(attempt)
+                    .max(ctx.config.retry.initial_delay);
+                if clock.elapsed().saturating_sub(start) + delay > ctx.config.principal_wait {
+                    return Err(e.with_context(format!(
+                        "principal {} still not found after {}s",
+                        p.principal_id,
+                        ctx.config.principal_wait.as_secs()
+                    )));
+                }
+                tracing::debug!(
+                    attempt = attempt + 1,
+                    delay_ms = delay.as_millis() as u64,
+                    "principal not replicated yet; retrying role assignment"
+                );
+                req.report("WaitingForPrincipal");
+                clock.sleep(delay).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Finds the assignment with the same scope, role and principal under another name.
+async fn adopt(ctx: &Ctx, req: &ResourceRequest, p: &Parts, api: &str) -> Result<Observed> {
+    let filter = format!("principalId eq '{}'", p.principal_id);
+    let list = ctx
+        .arm
+        .list(
+            &format!(
+                "{}/providers/Microsoft.Authorization/roleAssignments",
+                p.scope
+            ),
+            api,
+            &[("$filter", &filter)],
+        )
+        .await?;
+    let found = list.into_iter().find(|a| {
+        let prop = |k: &str| {
+            a.pointer(&format!("/properties/{k}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        same_role_definition(&prop("roleDefinitionId"), &p.guid)
+            && prop("principalId").eq_ignore_ascii_case(&p.principal_id)
+            && (prop("scope").is_empty() || same_id(&prop("scope"), &p.scope))
+    });
+    match found {
+        Some(a) => {
+            let id = a
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            tracing::debug!(id = %id, "adopting existing role assignment");
+            Ok(observe(req, &a))
+        }
+        None => Err(ProviderError::new(
+            ErrorKind::Conflict,
+            "role assignment exists under another name but was not found at the scope",
+        )
+        .with_code("RoleAssignmentExists")),
+    }
+}
+
+pub async fn delete(ctx: &Ctx, req: &ResourceRequest) -> Result<()> {
+    let path = match &req.cloud_id {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => parts(ctx, &req.inputs)?.path,
+    };
+    ctx.arm
+        .delete(&path, &ctx.api_version(T)?, &ctx.config.lro_for(T), &|_| {})
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::pipeline::Clock;
+    use crate::provider::pipeline::fake::{FakeClock, FakeTransport, reply};
+    use crate::provider::resources::tests::{azure_config, ctx_with};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const SCOPE: &str =
+        "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct";
+    const READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
+
+    fn request() -> ResourceRequest {
+        let inputs = serde_json::from_value(json!({
+            "principal_id": "P-1", "role": "Storage Blob Data Reader", "scope": SCOPE,
+        }))
+        .unwrap();
+        ResourceRequest::new(T, "reader", inputs)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn created(name: &str) -> String {
+        json!({"id": format!("{SCOPE}/providers/Microsoft.Authorization/roleAssignments/{name}"), "name": name,
+            "properties": {"roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{READER}"),
+            "principalId": "p-1", "principalType": "ServicePrincipal", "scope": SCOPE}})
+        .to_string()
+    }
+
+    const NOT_FOUND: &str = r#"{"error":{"code":"PrincipalNotFound","message":"not replicated"}}"#;
+
+    #[test]
+    fn put_uses_the_deterministic_name_and_service_principal_type() {
+        let name = role_assignment_name(SCOPE, READER, "p-1").to_string();
+        let t = FakeTransport::new(vec![reply(201, &[], &created(&name))]);
+        let c = Arc::new(FakeClock::default());
+        let ctx = ctx_with(azure_config(), &t, &c);
+        let obs = rt().block_on(create(&ctx, &request())).unwrap();
+        let sent = &t.requests()[0];
+        assert!(
+            sent.url
+                .path()
+                .ends_with(&format!("/roleAssignments/{name}")),
+            "{}",
+            sent.url
+        );
+        let body: Value = serde_json::from_slice(&sent.body).unwrap();
+        assert_eq!(body["properties"]["principalType"], "ServicePrincipal");
+        assert_eq!(
+            body["properties"]["roleDefinitionId"],
+            format!(
+                "/subscriptions/sub/providers/Microsoft.Authorization/roleDefinitions/{READER}"
+            )
+        );
+        // The service normalised the role id and lowercased the principal: still the requested inputs.
+        assert_eq!(obs.inputs["role"], "Storage Blob Data Reader");
+        assert_eq!(obs.inputs["principal_id"], "P-1");
+        assert_eq!(obs.outputs["name"], json!(name));
+    }
+
+    #[test]
+    fn principal_not_found_is_retried_until_it_replicates() {
+        let name = role_assignment_name(SCOPE, READER, "p-1").to_string();
+        let t = FakeTransport::new(vec![
+            reply(400, &[], NOT_FOUND),
+            reply(400, &[], NOT_FOUND),
+            reply(201, &[], &created(&name)),
+        ]);
+        let c = Arc::new(FakeClock::default());
+        let ctx = ctx_with(azure_config(), &t, &c);
+        rt().block_on(create(&ctx, &request())).unwrap();
+        assert_eq!(t.requests().len(), 3);
+        assert_eq!(c.sleeps().len(), 2);
+    }
+
+    #[test]
+    fn principal_not_found_gives_up_after_the_wait() {
+        let t = FakeTransport::new((0..500).map(|_| reply(400, &[], NOT_FOUND)).collect());
+        let c = Arc::new(FakeClock::default());
+        let mut config = azure_config();
+        config.principal_wait = Duration::from_secs(120);
+        let ctx = ctx_with(config, &t, &c);
+        let e = rt().block_on(create(&ctx, &request())).unwrap_err();
+        assert!(e.has_code("PrincipalNotFound"), "{e}");
+        assert_eq!(e.kind, ErrorKind::UserError);
+        assert!(c.elapsed() <= Duration::from_secs(120));
+        assert!(t.remaining() > 0, "stopped before the script ran out");
+    }
+
+    #[test]
+    fn role_assignment_exists_adopts_the_identical_one() {
+        let other = "11111111-2222-3333-4444-555555555555";
+        let list = json!({"value": [
+            {"id": "x", "name": "y", "properties": {"roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7", "principalId": "p-1", "scope": SCOPE}},
+            serde_json::from_str::<Value>(&created(other)).unwrap(),
+        ]})
+        .to_string();
+        let t = FakeTransport::new(vec![
+            reply(
+                409,
+                &[],
+                r#"{"error":{"code":"RoleAssignmentExists","message":"The role assignment already exists."}}"#,
+            ),
+            reply(200, &[], &list),
+        ]);
+        let c = Arc::new(FakeClock::default());
+        let ctx = ctx_with(azure_config(), &t, &c);
+        let obs = rt().block_on(create(&ctx, &request())).unwrap();
+        assert!(obs.id.ends_with(other), "{}", obs.id);
+        let listed = &t.requests()[1];
+        assert!(
+            listed
+                .url
+                .query()
+                .unwrap_or_default()
+                .contains("principalId+eq+%27P-1%27"),
+            "{}",
+            listed.url
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! What is special about storage accounts: HTTPS-only is always requested, the account keys
+//! (`listKeys`), and how the blob data plane of an account is reached (its `primaryEndpoints.blob`, and
+//! SharedKey when the account allows it, else a Bearer token for the storage audience).
+//!
+//! Keys are [`Secret`]s: never logged, never returned in an [`Observed`].
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use super::{Ctx, arm_delete, arm_get, arm_put, set_path, spec_body, spec_observe};
+use crate::provider::error::{ErrorKind, ProviderError};
+use crate::provider::pipeline::Auth;
+use crate::provider::shared_key::SharedKeyCredential;
+use crate::provider::{Observed, ResourceRequest, ResourceType, Result, Secret};
+
+const T: ResourceType = ResourceType::StorageAccount;
+
+pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
+    let spec = ctx.spec(T)?;
+    Ok(arm_get(ctx, T, req)
+        .await?
+        .map(|b| spec_observe(ctx, spec, &req.inputs, &b, &[])))
+}
+
+/// Create and update are the same PUT (pattern A).
+pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
+    let spec = ctx.spec(T)?;
+    let mut body = spec_body(ctx, spec, &req.inputs, &[]);
+    set_path(
+        &mut body,
+        "properties.supportsHttpsTrafficOnly",
+        json!(true),
+    );
+    let done = arm_put(ctx, T, req, &body).await?;
+    if let Some(name) = req.inputs.get("name").and_then(Value::as_str) {
+        ctx.account_access
+            .lock()
+            .await
+            .remove(&name.to_ascii_lowercase());
+    }
+    Ok(spec_observe(ctx, spec, &req.inputs, &done, &[]))
+}
+
+pub async fn delete(ctx: &Ctx, req: &ResourceRequest) -> Result<()> {
+    if let Some(name) = req.inputs.get("name").and_then(Value::as_str) {
+        ctx.account_access
+            .lock()
+            .await
+            .remove(&name.to_ascii_lowercase());
+    }
+    arm_delete(ctx, T, req).await
+}
+
+fn account_path(ctx: &Ctx, account: &str) -> Result<String> {
+    let mut inputs = Map::new();
+    inputs.insert("name".into(), Value::String(account.to_owned()));
+    ctx.path(T, &inputs)
+}
+
+/// The account's keys (`listKeys`), key1 first.
+pub async fn list_keys(ctx: &Ctx, account: &str) -> Result<Vec<Secret>> {
+    let path = format!("{}/listKeys", account_path(ctx, account)?);
+    let body = ctx.arm.post(&path, &ctx.api_version(T)?, None).await?;
+    let keys: Vec<Secret> = body
+        .get("keys")
+        .and_then(Value::as_array)
+        .map(|ks| {
+            ks.iter()
+                .filter_map(|k| k.get("value").and_then(Value::as_str))
+                .map(Secret::new)
+                .collect()
+        })
+        .unwrap_or_default();
+    if keys.is_empty() {
+        return Err(ProviderError::new(
+            ErrorKind::Failed,
+            format!("listKeys of storage account {account} returned no key"),
+        ));
+    }
+    Ok(keys)
+}
+
+/// The blob endpoint of `account` and how to authenticate there. SharedKey from `listKeys` when the
+/// account allows shared-key access and the caller may list keys (works without any data role), else
+/// Bearer for the storage audience (the deploying principal then needs a blob data role). Cached per
+/// account.
+pub async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)> {
+    let key = account.to_ascii_lowercase();
+    if let Some(found) = ctx.account_access.lock().await.get(&key) {
+        return Ok(found.clone());
+    }
+    let path = account_path(ctx, account)?;
+    let body = ctx
+        .arm
+        .get(&path, &ctx.api_version(T)?)
+        .await?
+        .ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                format!("storage account {account} does not exist"),
+            )
+        })?;
+    let endpoint = body
+        .pointer("/properties/primaryEndpoints/blob")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::Failed,
+                format!("storage account {account} has no blob endpoint"),
+            )
+        })?;
+    let mut endpoint = Url::parse(endpoint).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::Failed,
+            format!("bad blob endpoint of {account}: {e}"),
+        )
+    })?;
+    if !endpoint.path().ends_with('/') {
+        let p = format!("{}/", endpoint.path());
+        endpoint.set_path(&p);
+    }
+    let shared_key_allowed = body
+        .pointer("/properties/allowSharedKeyAccess")
+        .and_then(Value::as_bool)
+        != Some(false);
+    let bearer = || Auth::Bearer(ctx.config.storage_scope.clone());
+    let auth = if shared_key_allowed {
+        match list_keys(ctx, account).await {
+            Ok(keys) => Auth::SharedKey(Arc::new(SharedKeyCredential::new(
+                account,
+                keys[0].expose(),
+            )?)),
+            // A principal may hold a blob data role without the right to list keys.
+            Err(e) if e.is_auth() => bearer(),
+            Err(e) => return Err(e),
+        }
+    } else {
+        bearer()
+    };
+    ctx.account_access
+        .lock()
+        .await
+        .insert(key, (endpoint.clone(), auth.clone()));
+    Ok((endpoint, auth))
+}

@@ -1,0 +1,150 @@
+//! Retry policy: which responses are retried, how long to wait (exponential backoff with full jitter,
+//! or the server's `Retry-After`), and the bounds on attempts and total time.
+//!
+//! Pure functions and a small policy value; the pipeline does the sleeping through its injected clock,
+//! so nothing here ever waits.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::HeaderMap;
+
+/// Bounds and base delays for retrying one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first try (so at most `max_retries + 1` tries).
+    pub max_retries: u32,
+    /// Base of the exponential backoff.
+    pub initial_delay: Duration,
+    /// Ceiling of one computed backoff delay.
+    pub max_delay: Duration,
+    /// Give up when the next wait would end after this much time since the first try.
+    pub max_total: Duration,
+    /// A `Retry-After` above this is not waited for: the call fails instead.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Sensible for real Azure: 8 retries, 0.8 s base, 30 s ceiling, 3 min total.
+    fn default() -> Self {
+        Self {
+            max_retries: 8,
+            initial_delay: Duration::from_millis(800),
+            max_delay: Duration::from_secs(30),
+            max_total: Duration::from_secs(180),
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A quick policy for a local cloud: many cheap retries, short waits.
+    pub fn fast() -> Self {
+        Self {
+            max_retries: 10,
+            initial_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(500),
+            max_total: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+
+    /// No retries at all.
+    pub fn none() -> Self {
+        Self {
+            max_retries: 0,
+            ..Self::fast()
+        }
+    }
+
+    /// The upper bound of the full-jitter backoff before retry number `retry` (0-based):
+    /// `min(max_delay, initial_delay * 2^retry)`.
+    pub fn backoff_ceiling(&self, retry: u32) -> Duration {
+        let factor = 1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX);
+        self.initial_delay
+            .saturating_mul(factor)
+            .min(self.max_delay)
+    }
+
+    /// Full jitter: a uniformly random delay in `[0, ceiling]`, with `unit` in `[0, 1)` supplied by the
+    /// caller (so tests can pin it).
+    pub fn jittered(&self, retry: u32, unit: f64) -> Duration {
+        self.backoff_ceiling(retry).mul_f64(unit.clamp(0.0, 1.0))
+    }
+}
+
+/// Statuses that are retried: 408, 429, 500, 502, 503, 504.
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// How long the server asked us to wait: `retry-after-ms` / `x-ms-retry-after-ms` (milliseconds), or
+/// `Retry-After` as seconds or an HTTP date (relative to `now`).
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
+    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = get(name).and_then(|v| v.parse::<u64>().ok()) {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    let value = get("retry-after")?;
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(p.backoff_ceiling(0), Duration::from_millis(100));
+        assert_eq!(p.backoff_ceiling(1), Duration::from_millis(200));
+        assert_eq!(p.backoff_ceiling(3), Duration::from_millis(800));
+        assert_eq!(p.backoff_ceiling(4), Duration::from_secs(1));
+        assert_eq!(p.backoff_ceiling(60), Duration::from_secs(1));
+        assert_eq!(p.jittered(2, 0.5), Duration::from_millis(200));
+        assert_eq!(p.jittered(2, 0.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h, now), None);
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        h.insert("retry-after", HeaderValue::from_str(&date).unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert("retry-after-ms", HeaderValue::from_static("250"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_millis(250)));
+        let mut bad = HeaderMap::new();
+        bad.insert("retry-after", HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&bad, now), None);
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(is_retryable_status(s));
+        }
+        for s in [200, 400, 401, 403, 404, 409, 501] {
+            assert!(!is_retryable_status(s));
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! Reading and atomically writing one state file, with a compare-and-write guard and one backup.
+//!
+//! A write goes to a temporary file in the same folder, is fsync'd, replaces the old file by `rename`,
+//! and the folder is fsync'd, so after a crash the file is either the old or the new version, never a
+//! mix. The previous version is kept as `<file>.backup`. Reading never modifies anything: a damaged,
+//! truncated, future-version or foreign file is reported with a typed error and left byte-for-byte
+//! as it was. The compare-and-write check (lineage and serial) is only race-free while the caller
+//! holds the stack's [`super::Lock`]; this module never takes the lock itself.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::journal::{Journal, JournalError, JournalOpen};
+use super::lock::{Acquired, Lock, LockError, LockRequest};
+use super::model::{FORMAT_VERSION, StateFile};
+
+/// Permission bits of state files and their backups: owner read/write only.
+pub const STATE_FILE_MODE: u32 = 0o600;
+
+/// Everything that can go wrong reading or writing a state file. Each message names the file, says
+/// what is wrong and what to do; none ever contains a value from the state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read state file {}: {source}", .path.display())]
+    Read { path: PathBuf, source: io::Error },
+
+    #[error("cannot write state file {}: {source}; the previous state file is unchanged", .path.display())]
+    Write { path: PathBuf, source: io::Error },
+
+    #[error("state file {} is truncated ({detail}); it was not changed. {remedy}", .path.display())]
+    Truncated {
+        path: PathBuf,
+        detail: String,
+        remedy: String,
+    },
+
+    #[error("state file {} is not valid JSON ({detail}); it was not changed. {remedy}", .path.display())]
+    Corrupt {
+        path: PathBuf,
+        detail: String,
+        remedy: String,
+    },
+
+    #[error("state file {} does not have the shape of a stackform state ({detail}); it was not changed. {remedy}", .path.display())]
+    Invalid {
+        path: PathBuf,
+        detail: String,
+        remedy: String,
+    },
+
+    #[error(
+        "state file {} uses format version {found}, newer than this stackform understands (up to {supported}); it was not changed. Upgrade stackform to work with this stack",
+        .path.display()
+    )]
+    FutureVersion {
+        path: PathBuf,
+        found: u64,
+        supported: u32,
+    },
+
+    #[error("state file {} has format version {found}, which no stackform release wrote; it was not changed. {remedy}", .path.display())]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u64,
+        remedy: String,
+    },
+
+    #[error(
+        "state file {} belongs to a different state history (lineage {found}, expected {expected}); it was not changed. Check that --state/--state-dir and the stack name point at this stack's state",
+        .path.display()
+    )]
+    LineageMismatch {
+        path: PathBuf,
+        expected: Uuid,
+        found: Uuid,
+    },
+
+    #[error(
+        "state file {} changed since it was read (expected {}, found {}); it was not overwritten. Another run wrote it: plan again against the current state",
+        .path.display(), SerialDisplay(*.expected), SerialDisplay(*.found)
+    )]
+    Moved {
+        path: PathBuf,
+        expected: Option<u64>,
+        found: Option<u64>,
+    },
+
+    #[error("invalid stack name `{name}` for a state file: {reason}")]
+    InvalidStackName { name: String, reason: &'static str },
+}
+
+/// Renders an optional serial as `serial 3` or `no state file`.
+struct SerialDisplay(Option<u64>);
+
+impl fmt::Display for SerialDisplay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(serial) => write!(f, "serial {serial}"),
+            None => f.write_str("no state file"),
+        }
+    }
+}
+
+/// Where one stack's state lives: the state file and, beside it, its backup, lock and journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateStore {
+    path: PathBuf,
+}
+
+/// Test-only places where a write can be made to fail, to prove the old file survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailPoint {
+    /// After the temporary file was written but before it was synced.
+    AfterTempWrite,
+    /// After the backup was made, just before the rename.
+    BeforeRename,
+}
+
+impl StateStore {
+    /// A store for an explicit state file path (`--state FILE`).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    /// The store for `stack` in `dir`: `dir/<stack>.json`. The stack name becomes a file name, so it
+    /// must be non-empty and free of path separators and leading dots.
+    pub fn for_stack(dir: impl AsRef<Path>, stack: &str) -> Result<Self, StateError> {
+        let invalid = |reason| StateError::InvalidStackName {
+            name: stack.to_owned(),
+            reason,
+        };
+        if stack.is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        if stack.starts_with('.') {
+            return Err(invalid("it starts with a dot"));
+        }
+        if stack
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+        {
+            return Err(invalid("it contains a path separator or control character"));
+        }
+        Ok(Self::new(dir.as_ref().join(format!("{stack}.json"))))
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `<state file>.backup`: the version before the last write.
+    pub fn backup_path(&self) -> PathBuf {
+        sibling(&self.path, ".backup", false)
+    }
+
+    /// `<stack>.lock` beside the state file (`x.json` → `x.lock`).
+    pub fn lock_path(&self) -> PathBuf {
+        sibling(&self.path, ".lock", true)
+    }
+
+    /// `<stack>.journal` beside the state file (`x.json` → `x.journal`).
+    pub fn journal_path(&self) -> PathBuf {
+        sibling(&self.path, ".journal", true)
+    }
+
+    /// Takes this stack's lock (see [`Lock::acquire`]).
+    pub fn lock(&self, request: &LockRequest) -> Result<Acquired, LockError> {
+        Lock::acquire(self.lock_path(), request)
+    }
+
+    /// Opens this stack's apply journal (see [`Journal::open`]).
+    pub fn open_journal(&self) -> Result<JournalOpen, JournalError> {
+        Journal::open(self.journal_path())
+    }
+
+    /// Reads the state, or `None` if there is no state file yet. Never modifies any file.
+    pub fn read(&self) -> Result<Option<StateFile>, StateError> {
+        read_state(&self.path, &self.remedy())
+    }
+
+    /// Like [`read`](Self::read), but a state of another lineage is an error.
+    pub fn read_expecting(&self, lineage: Uuid) -> Result<Option<StateFile>, StateError> {
+        let state = self.read()?;
+        if let Some(found) = &state
+            && found.lineage != lineage
+        {
+            return Err(StateError::LineageMismatch {
+                path: self.path.clone(),
+                expected: lineage,
+                found: found.lineage,
+            });
+        }
+        Ok(state)
+    }
+
+    /// The state to work on and the serial to pass to [`write`](Self::write): the file's state, or a
+    /// new empty state for `stack` (fresh lineage) with `None` when there is no file yet.
+    pub fn read_or_new(&self, stack: &str) -> Result<(StateFile, Option<u64>), StateError> {
+        Ok(match self.read()? {
+            Some(state) => {
+                let serial = state.serial;
+                (state, Some(serial))
+            }
+            None => (StateFile::new(stack), None),
+        })
+    }
+
+    /// Reads the backup (the version before the last write), or `None` if there is none.
+    pub fn read_backup(&self) -> Result<Option<StateFile>, StateError> {
+        read_state(&self.backup_path(), "")
+    }
+
+    /// Writes `state` atomically if the file on disk is still the one the caller read.
+    ///
+    /// `expected_serial` is the serial the caller read (`None`: "there was no state file"). The write
+    /// fails with [`StateError::Moved`] if the file on disk has another serial (or appeared or
+    /// vanished), with [`StateError::LineageMismatch`] if it belongs to another lineage, and with the
+    /// read errors if it is damaged; in all those cases nothing is changed. On success the new
+    /// serial (greater than both the old one and `state.serial`) is stored in `state.serial` and
+    /// returned, sensitive paths are redacted in the written copy, and the previous file is kept
+    /// as the backup. Callers must hold the stack's lock for the check to be race-free.
+    pub fn write(
+        &self,
+        state: &mut StateFile,
+        expected_serial: Option<u64>,
+    ) -> Result<u64, StateError> {
+        self.write_inner(state, expected_serial, None)
+    }
+
+    pub(crate) fn write_inner(
+        &self,
+        state: &mut StateFile,
+        expected_serial: Option<u64>,
+        fail: Option<FailPoint>,
+    ) -> Result<u64, StateError> {
+        let current = self.read()?;
+        if let Some(found) = &current
+            && found.lineage != state.lineage
+        {
+            return Err(StateError::LineageMismatch {
+                path: self.path.clone(),
+                expected: state.lineage,
+                found: found.lineage,
+            });
+        }
+        let found_serial = current.as_ref().map(|s| s.serial);
+        if found_serial != expected_serial {
+            return Err(StateError::Moved {
+                path: self.path.clone(),
+                expected: expected_serial,
+                found: found_serial,
+            });
+        }
+        let Some(serial) = found_serial.unwrap_or(0).max(state.serial).checked_add(1) else {
+            return Err(StateError::Invalid {
+                path: self.path.clone(),
+                detail: String::from("its serial is at the largest possible value"),
+                remedy: self.remedy(),
+            });
+        };
+
+        let mut on_disk = state.clone();
+        on_disk.version = FORMAT_VERSION;
+        on_disk.serial = serial;
+        on_disk.redact_all();
+        let mut bytes = serde_json::to_vec_pretty(&on_disk)
+            .map_err(|e| self.write_error(io::Error::other(e)))?;
+        bytes.push(b'\n');
+
+        // A symlinked state file (kept elsewhere on purpose) stays a symlink: write its target.
+        let target = resolve_symlink(&self.path);
+        let dir = parent_dir(&target);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| self.write_error(e))?;
+        let temp = temp_path(&target);
+        let result = (|| {
+            write_synced(&temp, &bytes, fail)?;
+            if current.is_some() {
+                self.keep_backup(&target)?;
+            }
+            if fail == Some(FailPoint::BeforeRename) {
+                return Err(io::Error::other("injected failure before rename"));
+            }
+            fs::rename(&temp, &target)?;
+            sync_dir(&dir)
+        })();
+        if let Err(err) = result {
+            let _ = fs::remove_file(&temp);
+            return Err(self.write_error(err));
+        }
+        state.version = FORMAT_VERSION;
+        state.serial = serial;
+        state.redact_all();
+        Ok(serial)
+    }
+
+    /// Makes `<file>.backup` a copy of the current file, atomically (hard link, else copy, then
+    /// rename over the old backup).
+    fn keep_backup(&self, current: &Path) -> io::Result<()> {
+        let backup = self.backup_path();
+        let temp = temp_path(&backup);
+        let result = (|| {
+            if fs::hard_link(current, &temp).is_err() {
+                let bytes = fs::read(current)?;
+                write_synced(&temp, &bytes, None)?;
+            }
+            // A linked old file keeps its mode, which a user may have loosened.
+            fs::set_permissions(&temp, fs::Permissions::from_mode(STATE_FILE_MODE))?;
+            fs::rename(&temp, &backup)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+
+    fn write_error(&self, source: io::Error) -> StateError {
+        StateError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// What to tell a user whose state file is damaged.
+    fn remedy(&self) -> String {
+        let backup = self.backup_path();
+        if backup.exists() {
+            format!(
+                "Repair it, or restore the previous version from {} (copy it over the state file)",
+                backup.display()
+            )
+        } else {
+            String::from(
+                "Repair it by hand, or move it aside and import the resources again with `stackform state import`",
+            )
+        }
+    }
+}
+
+/// The part of a state file read first: only its format version.
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object with a `version` field")]
+struct Probe {
+    version: Option<u64>,
+}
+
+/// Reads and parses a state file without modifying it. `remedy` ends messages about damage.
+fn read_state(path: &Path, remedy: &str) -> Result<Option<StateFile>, StateError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let remedy = remedy.to_owned();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(StateError::Truncated {
+            path: path.to_owned(),
+            detail: String::from("the file is empty"),
+            remedy,
+        });
+    }
+
+    // serde would also accept a state as a positional array; a state file is an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(StateError::Invalid {
+            path: path.to_owned(),
+            detail: String::from("it is not a JSON object"),
+            remedy,
+        });
+    }
+    // First only the version, so a newer format is reported as such rather than as a parse error.
+    let probe: Probe =
+        serde_json::from_slice(&bytes).map_err(|e| parse_error(path, &e, remedy.clone()))?;
+    match probe.version {
+        None => {
+            return Err(StateError::Invalid {
+                path: path.to_owned(),
+                detail: String::from("there is no `version` field"),
+                remedy,
+            });
+        }
+        Some(found) if found > u64::from(FORMAT_VERSION) => {
+            return Err(StateError::FutureVersion {
+                path: path.to_owned(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Some(0) => {
+            return Err(StateError::UnsupportedVersion {
+                path: path.to_owned(),
+                found: 0,
+                remedy,
+            });
+        }
+        Some(_) => {}
+    }
+    serde_json::from_slice::<StateFile>(&bytes)
+        .map(Some)
+        .map_err(|e| parse_error(path, &e, remedy))
+}
+
+fn parse_error(path: &Path, err: &serde_json::Error, remedy: String) -> StateError {
+    use serde_json::error::Category;
+    let path = path.to_owned();
+    let detail = err.to_string();
+    match err.classify() {
+        Category::Eof => StateError::Truncated {
+            path,
+            detail: format!("it ends early, {detail}"),
+            remedy,
+        },
+        Category::Syntax | Category::Io => StateError::Corrupt {
+            path,
+            detail,
+            remedy,
+        },
+        Category::Data => StateError::Invalid {
+            path,
+            detail,
+            remedy,
+        },
+    }
+}
+
+/// Writes `bytes` to a new file at `path` with mode 0600 and syncs it to disk.
+fn write_synced(path: &Path, bytes: &[u8], fail: Option<FailPoint>) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(STATE_FILE_MODE)
+        .open(path)?;
+    // The umask may only have removed bits; make the mode exact anyway.
+    file.set_permissions(fs::Permissions::from_mode(STATE_FILE_MODE))?;
+    file.write_all(bytes)?;
+    if fail == Some(FailPoint::AfterTempWrite) {
+        return Err(io::Error::other(
+            "injected failure after writing the temporary file",
+        ));
+    }
+    file.sync_all()
+}
+
+/// Makes a completed rename durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The file a symlink points to (following chains), or `path` itself if it is not a symlink or
+/// its target cannot be resolved.
+fn resolve_symlink(path: &Path) -> PathBuf {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+        }
+        _ => path.to_owned(),
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A unique hidden temporary name in the same folder as `path`, so `rename` stays atomic.
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let unique = Uuid::new_v4().simple().to_string();
+    parent_dir(path).join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        &unique[..12]
+    ))
+}
+
+/// `x.json` + `.lock` → `x.lock` (when `replace_json`), `x.json` + `.backup` → `x.json.backup`.
+fn sibling(path: &Path, suffix: &str, replace_json: bool) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| String::from("state"));
+    let stem = match name.strip_suffix(".json") {
+        Some(stem) if replace_json && !stem.is_empty() => stem.to_owned(),
+        _ => name,
+    };
+    parent_dir(path).join(format!("{stem}{suffix}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::state::model::ResourceState;
+
+    fn store() -> (tempfile::TempDir, StateStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = StateStore::for_stack(dir.path(), "demo").expect("valid name");
+        (dir, store)
+    }
+
+    fn sample() -> StateFile {
+        let mut state = StateFile::new("demo");
+        state.record(
+            "store",
+            ResourceState::new(
+                "storage_account",
+                "/sub/x/storageAccounts/s",
+                json!({"name": "s"}),
+                json!({}),
+            ),
+        );
+        state
+    }
+
+    #[test]
+    fn a_serial_at_its_maximum_is_an_error_not_an_overflow() {
+        let (_dir, store) = store();
+        let mut state = sample();
+        state.serial = u64::MAX;
+        let err = store.write(&mut state, None).expect_err("no room");
+        assert!(err.to_string().contains("largest possible"), "{err}");
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn sibling_paths() {
+        let s = StateStore::new("state/demo.json");
+        assert_eq!(s.backup_path(), PathBuf::from("state/demo.json.backup"));
+        assert_eq!(s.lock_path(), PathBuf::from("state/demo.lock"));
+        assert_eq!(s.journal_path(), PathBuf::from("state/demo.journal"));
+        let odd = StateStore::new("plain");
+        assert_eq!(odd.lock_path(), PathBuf::from("./plain.lock"));
+    }
+
+    #[test]
+    fn stack_names_that_are_not_file_names_are_refused() {
+        for bad in ["", "../x", "a/b", ".hidden", "a\nb"] {
+            assert!(
+                matches!(
+                    StateStore::for_stack("d", bad),
+                    Err(StateError::InvalidStackName { .. })
+                ),
+                "{bad:?} accepted"
+            );
+        }
+    }
+
+    /// A failure at any point of a write leaves the previous state file and backup as they were and no
+    /// temporary files behind.
+    #[test]
+    fn failed_write_leaves_old_file_intact() {
+        for point in [FailPoint::AfterTempWrite, FailPoint::BeforeRename] {
+            let (dir, store) = store();
+            let mut state = sample();
+            store.write(&mut state, None).expect("first write");
+            store.write(&mut state, Some(1)).expect("second write");
+            let before = fs::read(store.path()).expect("read state");
+            let backup_before = fs::read(store.backup_path()).expect("read backup");
+
+            state.outputs.insert(String::from("new"), json!(1));
+            let err = store
+                .write_inner(&mut state, Some(2), Some(point))
+                .expect_err("injected failure");
+            assert!(matches!(err, StateError::Write { .. }), "{err}");
+            assert!(
+                err.to_string().contains("previous state file is unchanged"),
+                "{err}"
+            );
+            assert_eq!(
+                fs::read(store.path()).expect("read state"),
+                before,
+                "{point:?}"
+            );
+            assert_eq!(state.serial, 2, "serial must not move on failure");
+            let names: Vec<String> = fs::read_dir(dir.path())
+                .expect("list")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+            if point == FailPoint::AfterTempWrite {
+                assert_eq!(
+                    fs::read(store.backup_path()).expect("read backup"),
+                    backup_before
+                );
+            }
+            // The store still works after the failure.
+            assert_eq!(
+                store
+                    .write(&mut state, Some(2))
+                    .expect("write after failure"),
+                3
+            );
+        }
+    }
+}
