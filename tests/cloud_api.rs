@@ -1090,3 +1090,62 @@ async fn azure_identity_client_secret_credential_works_against_the_local_cloud()
     assert!(err.to_string().contains("AADSTS7000215"), "{err}");
     c.stop().await;
 }
+
+/// Regression: an endpoint PUT stored its operation before its body, so a concurrent request could
+/// settle the operation first and leave the endpoint `Creating` for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_created_under_concurrent_traffic_all_settle() {
+    let c = Cloud::start_in_process().await;
+    let token = c.token().await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (http, url, tok) = (
+            c.http.clone(),
+            c.url(&format!(
+                "{}/onlineEndpoints/busy-ep-{i}?api-version=2025-12-01",
+                c.ws()
+            )),
+            token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"location": "eastus", "identity": {"type": "SystemAssigned"}, "properties": {"authMode": "Key"}});
+            let r = http.put(&url).bearer_auth(&tok).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+            let _ = r.bytes().await;
+        }));
+        let (http, url, tok) = (
+            c.http.clone(),
+            c.url(&format!("{}?api-version=2025-01-01", c.rg())),
+            token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                let _ = http
+                    .get(&url)
+                    .bearer_auth(&tok)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for i in 0..24 {
+        let ep = c
+            .arm(
+                Method::GET,
+                &format!("{}/onlineEndpoints/busy-ep-{i}", c.ws()),
+                None,
+            )
+            .await;
+        assert_eq!(
+            ep.body["properties"]["provisioningState"], "Succeeded",
+            "busy-ep-{i}"
+        );
+    }
+    c.stop().await;
+}

@@ -488,11 +488,13 @@ fn location_headers(cx: &Ctx, loc: &str, op: &str) -> Vec<(&'static str, String)
 }
 
 /// The op URL of a running operation on this resource, if one is in progress.
-fn busy(cx: &Ctx, key: &str) -> bool {
+/// The running operation on this resource, if any, as `kind id`.
+fn busy(cx: &Ctx, key: &str) -> Option<String> {
     cx.st.store.read(|d| {
         d.operations
             .values()
-            .any(|o| o.status == "InProgress" && o.resource_key == key)
+            .find(|o| o.status == "InProgress" && o.resource_key == key)
+            .map(|o| format!("{} {}", o.kind, o.id))
     })
 }
 
@@ -583,10 +585,10 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
                     ));
                 }
             };
-            if busy(cx, &key) {
+            if let Some(op) = busy(cx, &key) {
                 return Err(user_error(
                     StatusCode::CONFLICT,
-                    "Conflict: another operation is in progress on this endpoint",
+                    &format!("Conflict: another operation ({op}) is in progress on this endpoint"),
                 ));
             }
             // Traffic must name existing deployments and sum to 100 (or be empty / all zero).
@@ -722,7 +724,8 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
             if props.get("publicNetworkAccess").is_none() {
                 props["publicNetworkAccess"] = "Enabled".into();
             }
-            let op = new_operation(&cx.st, "endpoint-put", &key, cx.st.faults().lro_ms).await?;
+            let op_record = super::operation_record("endpoint-put", &key, cx.st.faults().lro_ms);
+            let op = op_record.id.clone();
             let headers = async_headers(cx, loc, &op);
             let mut extra = props
                 .get("properties")
@@ -750,9 +753,14 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
                 crate::cloud::server::random_key(),
                 crate::cloud::server::random_key(),
             );
-            cx.st
+            let raced = cx
+                .st
                 .store
                 .mutate(|d| {
+                    // Two PUTs of a new endpoint at once: the second one loses.
+                    if created && d.resources.contains_key(&key) {
+                        return true;
+                    }
                     if let Some(p) = new_principal_rec {
                         d.principals.insert(p.object_id.clone(), p);
                     }
@@ -761,8 +769,16 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
                         d.secrets.insert(format!("{key}#secondary"), k2);
                     }
                     d.resources.insert(key.clone(), b2);
+                    d.operations.insert(op_record.id.clone(), op_record);
+                    false
                 })
                 .await?;
+            if raced {
+                return Err(user_error(
+                    StatusCode::CONFLICT,
+                    "Conflict: the endpoint is being created by another request",
+                ));
+            }
             let resp = json_response(
                 if created {
                     StatusCode::CREATED
@@ -911,10 +927,12 @@ async fn deployment(cx: &Ctx) -> ArmResult {
                     ));
                 }
             }
-            if busy(cx, &key) {
+            if let Some(op) = busy(cx, &key) {
                 return Err(user_error(
                     StatusCode::CONFLICT,
-                    "Conflict: another operation is in progress on this deployment",
+                    &format!(
+                        "Conflict: another operation ({op}) is in progress on this deployment"
+                    ),
                 ));
             }
             if let Some(old) = &existing

@@ -831,9 +831,20 @@ pub async fn new_operation(
     resource_key: &str,
     delay_ms: u64,
 ) -> Result<String, ArmError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let op = Operation {
-        id: id.clone(),
+    let op = operation_record(kind, resource_key, delay_ms);
+    let id = op.id.clone();
+    st.store
+        .mutate(|d| d.operations.insert(id.clone(), op))
+        .await?;
+    Ok(id)
+}
+
+/// A new in-progress operation record, to be stored in the same mutation as the resource it works
+/// on: stored apart, a settle could finish it before the resource shows `Creating`, leaving the
+/// resource `Creating` for ever.
+pub fn operation_record(kind: &str, resource_key: &str, delay_ms: u64) -> Operation {
+    Operation {
+        id: uuid::Uuid::new_v4().to_string(),
         kind: kind.into(),
         resource_key: resource_key.into(),
         started: now_rfc3339(),
@@ -841,11 +852,7 @@ pub async fn new_operation(
         status: "InProgress".into(),
         error: None,
         ended: None,
-    };
-    st.store
-        .mutate(|d| d.operations.insert(id.clone(), op))
-        .await?;
-    Ok(id)
+    }
 }
 
 /// Finishes time-based operations whose delay has passed (storage account creation, endpoint PUT,
