@@ -1149,3 +1149,58 @@ async fn endpoints_created_under_concurrent_traffic_all_settle() {
     }
     c.stop().await;
 }
+
+/// Conditional writes are atomic: of many concurrent create-only (`If-None-Match: *`) Put Blobs, exactly
+/// one wins, so a blob can serve as a lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_create_only_puts_have_one_winner() {
+    let c = Cloud::start_in_process().await;
+    c.create_storage("lockacct").await;
+    let key = c.account_key("lockacct").await;
+    assert_eq!(
+        c.blob_shared_key(
+            Method::PUT,
+            "lockacct",
+            &key,
+            "locks?restype=container",
+            vec![],
+            &[]
+        )
+        .await
+        .status,
+        201
+    );
+    let c = std::sync::Arc::new(c);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (c, key) = (c.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            c.blob_shared_key(
+                Method::PUT,
+                "lockacct",
+                &key,
+                "locks/state.lock",
+                format!("holder {i}").into_bytes(),
+                &[("x-ms-blob-type", "BlockBlob"), ("if-none-match", "*")],
+            )
+            .await
+            .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        15,
+        "{statuses:?}"
+    );
+    let c = std::sync::Arc::try_unwrap(c).ok().expect("sole owner");
+    c.stop().await;
+}

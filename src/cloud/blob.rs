@@ -932,15 +932,19 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0),
     };
-    let (tag, old) = st
+    let new_file = meta_base.file.clone();
+    let outcome = st
         .store
         .mutate(|d| {
+            // Conditions are evaluated again under the store's lock, so two conditional writers
+            // (e.g. `If-None-Match: *` used as a lock) cannot both win.
+            check_conditions(h, d.blobs.get(&key), false)?;
             d.etag_counter += 1;
             let mut m = meta_base;
             m.etag = etag(d.etag_counter);
             let tag = m.etag.clone();
             let old = d.blobs.insert(key, m).map(|o| o.file);
-            (tag, old)
+            Ok::<_, BlobError>((tag, old))
         })
         .await
         .map_err(|e| {
@@ -950,6 +954,13 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
                 e.to_string(),
             )
         })?;
+    let (tag, old) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            st.store.remove_blob_files(&[new_file]);
+            return Err(e);
+        }
+    };
     if let Some(old) = old {
         st.store.remove_blob_files(&[old]);
     }
@@ -1083,17 +1094,20 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
 async fn delete_blob(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
     container_exists(st, t)?;
     let key = blob_key(t);
-    let existing = st.store.read(|d| d.blobs.get(&key).cloned());
-    let Some(m) = existing else {
-        return Err(err(
-            StatusCode::NOT_FOUND,
-            BlobCode::BlobNotFound,
-            "The specified blob does not exist.",
-        ));
-    };
-    check_conditions(h, Some(&m), false)?;
-    st.store
-        .mutate(|d| d.blobs.remove(&key))
+    let removed = st
+        .store
+        .mutate(|d| {
+            let Some(m) = d.blobs.get(&key) else {
+                return Err(err(
+                    StatusCode::NOT_FOUND,
+                    BlobCode::BlobNotFound,
+                    "The specified blob does not exist.",
+                ));
+            };
+            // Checked under the store's lock, like writes.
+            check_conditions(h, Some(m), false)?;
+            Ok(d.blobs.remove(&key).map(|m| m.file))
+        })
         .await
         .map_err(|e| {
             err(
@@ -1101,8 +1115,10 @@ async fn delete_blob(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
                 BlobCode::InternalError,
                 e.to_string(),
             )
-        })?;
-    st.store.remove_blob_files(&[m.file]);
+        })??;
+    if let Some(file) = removed {
+        st.store.remove_blob_files(&[file]);
+    }
     Ok(with(
         StatusCode::ACCEPTED,
         Body::empty(),
