@@ -106,6 +106,20 @@ async fn token_endpoint_follows_entra_shapes() {
     .await;
     assert_eq!(oidc.body["token_endpoint"], url.as_str());
     assert!(oidc.body["issuer"].is_string() && oidc.body["authorization_endpoint"].is_string());
+    let disc = answer(
+        c.http
+            .get(c.url("/common/discovery/instance?api-version=1.1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        disc.body["tenant_discovery_endpoint"].is_string(),
+        "{} {}",
+        disc.status,
+        disc.text
+    );
     let meta = answer(c.http.get(&c.info.metadata_endpoint).send().await.unwrap()).await;
     assert_eq!(meta.body["resourceManager"], c.info.arm_endpoint.as_str());
     assert!(meta.body["authentication"]["audiences"].is_array());
@@ -115,6 +129,10 @@ async fn token_endpoint_follows_entra_shapes() {
         subs.body["value"][0]["subscriptionId"],
         c.info.subscription_id.as_str()
     );
+    let rgs = c
+        .arm(Method::GET, &format!("{}/resourcegroups", c.sub()), None)
+        .await;
+    assert_eq!(rgs.body["value"][0]["name"], c.info.resource_group.as_str());
     let sub = c.arm(Method::GET, &c.sub(), None).await;
     assert_eq!(sub.body["tenantId"], c.info.tenant_id.as_str());
     c.stop().await;
@@ -565,6 +583,20 @@ async fn blob_data_plane_auth_roles_and_semantics() {
     let storage = c.token_for(STORAGE_SCOPE).await;
     let nover = answer(c.http.get(&url).bearer_auth(&storage).send().await.unwrap()).await;
     assert_eq!(nover.status, 400);
+    let old_version = answer(
+        c.http
+            .get(&url)
+            .bearer_auth(&storage)
+            .header("x-ms-version", "2015-02-21")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        old_version.header("x-ms-error-code").as_deref(),
+        Some("InvalidHeaderValue")
+    );
 
     // ARM Owner is not a data role; Reader reads but cannot write; Contributor on the RG writes.
     let get = |t: String| {
@@ -760,6 +792,28 @@ async fn blob_data_plane_auth_roles_and_semantics() {
     .await;
     assert_eq!(del.status, 202);
     assert_eq!(get(storage.clone()).await.status, 404);
+    // allowSharedKeyAccess: false refuses SharedKey on the data plane (listKeys still works).
+    let acct_body = json!({"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}, "properties": {"allowSharedKeyAccess": false}});
+    assert_eq!(
+        c.arm(Method::PUT, &acct_id, Some(acct_body)).await.status,
+        200
+    );
+    let key_now = c.account_key("blobacct").await;
+    let refused = c
+        .blob_shared_key(
+            Method::GET,
+            "blobacct",
+            &key_now,
+            "box/top.txt",
+            vec![],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        refused.header("x-ms-error-code").as_deref(),
+        Some("KeyBasedAuthenticationNotPermitted")
+    );
     c.stop().await;
 }
 
@@ -901,6 +955,19 @@ async fn deployments_traffic_scale_logs_and_cascading_delete() {
     assert_eq!(scale.status, 202);
     let done = c.wait_location(&scale.header("location").unwrap()).await;
     assert_eq!(done.body["sku"]["capacity"], 3);
+    // A full PUT with a changed environment variable redeploys: 200, Updating, then Succeeded.
+    let mut body = c.arm(Method::GET, &dep, None).await.body;
+    body["properties"]["environmentVariables"]["EXTRA"] = "1".into();
+    let update = c.arm(Method::PUT, &dep, Some(body)).await;
+    assert_eq!(update.status, 200, "{}", update.text);
+    assert_eq!(update.body["properties"]["provisioningState"], "Updating");
+    let op = c
+        .wait_async(
+            &update.header("azure-asyncoperation").unwrap(),
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(op["status"], "Succeeded");
     let tail = c
         .arm(
             Method::POST,
@@ -954,6 +1021,16 @@ async fn deployments_traffic_scale_logs_and_cascading_delete() {
     );
     let list = c.arm(Method::GET, &format!("{ep}/deployments"), None).await;
     assert_eq!(list.body["value"].as_array().unwrap().len(), 1);
+    let eps = c
+        .arm(Method::GET, &format!("{}/onlineEndpoints", c.ws()), None)
+        .await;
+    assert!(
+        eps.body["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"].as_str() == ep.rsplit('/').next())
+    );
     let del = c.arm(Method::DELETE, &ep, None).await;
     assert_eq!(del.status, 202);
     c.wait_location(&del.header("location").unwrap()).await;
@@ -967,5 +1044,163 @@ async fn deployments_traffic_scale_logs_and_cascading_delete() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 404);
+    c.stop().await;
+}
+
+/// The Rust `azure_identity` crate (what the provider uses) gets tokens from the local cloud through a
+/// custom authority host and a transport that trusts the local CA; a wrong secret surfaces AADSTS7000215.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_identity_client_secret_credential_works_against_the_local_cloud() {
+    use std::sync::Arc;
+
+    use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
+    use azure_core::credentials::{Secret, TokenCredential};
+    use azure_core::http::{ClientOptions, Transport};
+    use azure_identity::{ClientSecretCredential, ClientSecretCredentialOptions};
+
+    let c = Cloud::start_in_process().await;
+    let credential = |secret: &str| {
+        let mut custom = CustomConfiguration::default();
+        custom.authority_host = c.info.authority_host.clone();
+        let client_options = ClientOptions {
+            cloud: Some(Arc::new(CloudConfiguration::Custom(custom))),
+            transport: Some(Transport::new(Arc::new(c.http.clone()))),
+            ..Default::default()
+        };
+        ClientSecretCredential::new(
+            &c.info.tenant_id,
+            c.info.client_id.clone(),
+            Secret::new(secret.to_string()),
+            Some(ClientSecretCredentialOptions { client_options }),
+        )
+        .unwrap()
+    };
+    let token = credential(&c.info.client_secret)
+        .get_token(&["https://management.azure.com/.default"], None)
+        .await
+        .unwrap();
+    let rg = c
+        .arm_as(token.token.secret(), Method::GET, &c.rg(), None)
+        .await;
+    assert_eq!(rg.status, 200);
+    let err = credential("wrong")
+        .get_token(&["https://management.azure.com/.default"], None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("AADSTS7000215"), "{err}");
+    c.stop().await;
+}
+
+/// Regression: an endpoint PUT stored its operation before its body, so a concurrent request could
+/// settle the operation first and leave the endpoint `Creating` for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_created_under_concurrent_traffic_all_settle() {
+    let c = Cloud::start_in_process().await;
+    let token = c.token().await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (http, url, tok) = (
+            c.http.clone(),
+            c.url(&format!(
+                "{}/onlineEndpoints/busy-ep-{i}?api-version=2025-12-01",
+                c.ws()
+            )),
+            token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"location": "eastus", "identity": {"type": "SystemAssigned"}, "properties": {"authMode": "Key"}});
+            let r = http.put(&url).bearer_auth(&tok).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+            let _ = r.bytes().await;
+        }));
+        let (http, url, tok) = (
+            c.http.clone(),
+            c.url(&format!("{}?api-version=2025-01-01", c.rg())),
+            token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..5 {
+                let _ = http
+                    .get(&url)
+                    .bearer_auth(&tok)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for i in 0..24 {
+        let ep = c
+            .arm(
+                Method::GET,
+                &format!("{}/onlineEndpoints/busy-ep-{i}", c.ws()),
+                None,
+            )
+            .await;
+        assert_eq!(
+            ep.body["properties"]["provisioningState"], "Succeeded",
+            "busy-ep-{i}"
+        );
+    }
+    c.stop().await;
+}
+
+/// Conditional writes are atomic: of many concurrent create-only (`If-None-Match: *`) Put Blobs, exactly
+/// one wins, so a blob can serve as a lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_create_only_puts_have_one_winner() {
+    let c = Cloud::start_in_process().await;
+    c.create_storage("lockacct").await;
+    let key = c.account_key("lockacct").await;
+    assert_eq!(
+        c.blob_shared_key(
+            Method::PUT,
+            "lockacct",
+            &key,
+            "locks?restype=container",
+            vec![],
+            &[]
+        )
+        .await
+        .status,
+        201
+    );
+    let c = std::sync::Arc::new(c);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (c, key) = (c.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            c.blob_shared_key(
+                Method::PUT,
+                "lockacct",
+                &key,
+                "locks/state.lock",
+                format!("holder {i}").into_bytes(),
+                &[("x-ms-blob-type", "BlockBlob"), ("if-none-match", "*")],
+            )
+            .await
+            .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        15,
+        "{statuses:?}"
+    );
+    let c = std::sync::Arc::try_unwrap(c).ok().expect("sole owner");
     c.stop().await;
 }

@@ -224,3 +224,30 @@ fn ensure_running_starts_the_cloud_once() {
     stackform::cloud::instance::stop(dir.path()).unwrap();
     assert!(stackform::cloud::status(dir.path()).is_none());
 }
+
+#[test]
+fn foreground_up_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(binary())
+        .args(["cloud", "up", "--port", "0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stackform::cloud::status(dir.path()).is_none() {
+        assert!(child.try_wait().unwrap().is_none(), "cloud up exited early");
+        assert!(Instant::now() < deadline, "cloud up did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!dir.path().join("cloud.json").exists());
+    assert!(stackform::cloud::status(dir.path()).is_none());
+}

@@ -5,7 +5,7 @@ mod cloud_support;
 
 use std::time::Duration;
 
-use cloud_support::{Cloud, invoke, logs, walk};
+use cloud_support::{Cloud, invoke, logs, walk, walk_with};
 use reqwest::Method;
 use serde_json::json;
 
@@ -79,4 +79,30 @@ async fn microsoft_python_sdks_read_the_blob_through_msi() {
     );
     let out = invoke(&c, &w.endpoint).await;
     assert_eq!(out, json!({"greeting": "Hello world!", "rows": 2}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_assigned_identity_reads_the_blob_by_client_id() {
+    let c = Cloud::start_in_process().await;
+    let w = walk_with(
+        &c,
+        "code",
+        "conda.yaml",
+        true,
+        true,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert_eq!(
+        w.deployment_status["status"],
+        "Succeeded",
+        "{}",
+        logs(&c, &w.endpoint).await
+    );
+    assert!(
+        logs(&c, &w.endpoint)
+            .await
+            .contains("read blob hello.txt: Hello world!")
+    );
+    c.stop().await;
 }

@@ -248,15 +248,24 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
             running.info.arm_endpoint,
             dir.display()
         );
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| CliError::message(format!("cannot install a signal handler: {e}")))?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = terminated() => {}
             _ = running.shutdown_requested() => {}
         }
         running.shutdown().await;
         println!("the local cloud stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Resolves on SIGTERM (never on platforms without it).
+async fn terminated() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        term.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await;
 }

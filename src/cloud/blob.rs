@@ -24,16 +24,53 @@ use super::store::{BlobMeta, now_ms, now_rfc3339};
 
 const DEFAULT_VERSION: &str = "2025-11-05";
 
+/// Blob service error codes this cloud answers with; each variant's name is the string on the wire.
+macro_rules! blob_codes {
+    ($($code:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum BlobCode { $($code),* }
+        impl BlobCode {
+            /// The `x-ms-error-code` string.
+            pub fn as_str(self) -> &'static str {
+                match self { $(BlobCode::$code => stringify!($code)),* }
+            }
+        }
+    };
+}
+
+blob_codes!(
+    AuthenticationFailed,
+    AuthorizationPermissionMismatch,
+    BlobAlreadyExists,
+    BlobNotFound,
+    ConditionNotMet,
+    ContainerAlreadyExists,
+    ContainerNotFound,
+    InternalError,
+    InvalidAuthenticationInfo,
+    InvalidHeaderValue,
+    InvalidRange,
+    InvalidResourceName,
+    KeyBasedAuthenticationNotPermitted,
+    Md5Mismatch,
+    MissingRequiredHeader,
+    NoAuthenticationInformation,
+    NotImplemented,
+    RequestBodyTooLarge,
+    ResourceNotFound,
+    ServerBusy,
+);
+
 /// A blob-service error.
 struct BlobError {
     status: StatusCode,
-    code: &'static str,
+    code: BlobCode,
     message: String,
     detail: Option<String>,
     headers: Vec<(&'static str, String)>,
 }
 
-fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> BlobError {
+fn err(status: StatusCode, code: BlobCode, message: impl Into<String>) -> BlobError {
     BlobError {
         status,
         code,
@@ -56,7 +93,7 @@ impl BlobError {
         let id = uuid::Uuid::new_v4();
         let mut xml = format!(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{}</Code><Message>{}\nRequestId:{id}\nTime:{}</Message>",
-            self.code,
+            self.code.as_str(),
             xml_escape(&self.message),
             now_rfc3339()
         );
@@ -70,7 +107,10 @@ impl BlobError {
         let body = if head { Body::empty() } else { Body::from(xml) };
         let mut r = (self.status, body).into_response();
         let h = r.headers_mut();
-        h.insert("x-ms-error-code", HeaderValue::from_static(self.code));
+        h.insert(
+            "x-ms-error-code",
+            HeaderValue::from_static(self.code.as_str()),
+        );
         if !head {
             h.insert("content-type", HeaderValue::from_static("application/xml"));
         }
@@ -135,7 +175,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         Injected::Throttle(s) => {
             let mut e = err(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "ServerBusy",
+                BlobCode::ServerBusy,
                 "injected throttling: the server is busy",
             );
             if s > 0 {
@@ -148,9 +188,9 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
             return Err(err(
                 StatusCode::from_u16(c).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 if c == 503 {
-                    "ServerBusy"
+                    BlobCode::ServerBusy
                 } else {
-                    "InternalError"
+                    BlobCode::InternalError
                 },
                 "injected transient failure",
             ));
@@ -180,14 +220,14 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
     let Some((acct_key, acct_body)) = acct else {
         return Err(err(
             StatusCode::NOT_FOUND,
-            "ResourceNotFound",
+            BlobCode::ResourceNotFound,
             format!("The storage account {account} does not exist."),
         ));
     };
     if q("sig").is_some() {
         return Err(err(
             StatusCode::FORBIDDEN,
-            "AuthenticationFailed",
+            BlobCode::AuthenticationFailed,
             "shared access signatures are not supported by the local cloud; use a bearer token or SharedKey",
         ));
     }
@@ -204,8 +244,17 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
     if header(&parts.headers, "x-ms-version").is_none() {
         return Err(err(
             StatusCode::BAD_REQUEST,
-            "MissingRequiredHeader",
+            BlobCode::MissingRequiredHeader,
             "An HTTP header that's mandatory for this request is not specified: x-ms-version.",
+        ));
+    }
+    if matches!(caller, Caller::Principal(_))
+        && header(&parts.headers, "x-ms-version").is_some_and(|v| v < "2017-11-09")
+    {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            BlobCode::InvalidHeaderValue,
+            "Bearer authentication needs x-ms-version 2017-11-09 or later.",
         ));
     }
     let t = Target {
@@ -236,7 +285,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         if level < needed {
             return Err(err(
                 StatusCode::FORBIDDEN,
-                "AuthorizationPermissionMismatch",
+                BlobCode::AuthorizationPermissionMismatch,
                 "This request is not authorized to perform this operation using this permission.",
             ));
         }
@@ -246,7 +295,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         .map_err(|_| {
             err(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestBodyTooLarge",
+                BlobCode::RequestBodyTooLarge,
                 "The request body is too large.",
             )
         })?;
@@ -277,7 +326,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         }
         _ => Err(err(
             StatusCode::NOT_IMPLEMENTED,
-            "NotImplemented",
+            BlobCode::NotImplemented,
             format!(
                 "the local cloud does not implement {} {} with these query parameters",
                 m, raw_path
@@ -303,7 +352,7 @@ fn authenticate(
     let Some(auth) = header(h, "authorization") else {
         return Err(err(
             StatusCode::UNAUTHORIZED,
-            "NoAuthenticationInformation",
+            BlobCode::NoAuthenticationInformation,
             "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
         ));
     };
@@ -319,7 +368,7 @@ fn authenticate(
             .map_err(|e| {
                 let mut be = err(
                     StatusCode::UNAUTHORIZED,
-                    "InvalidAuthenticationInfo",
+                    BlobCode::InvalidAuthenticationInfo,
                     match e {
                         TokenError::Expired => {
                             "Server failed to authenticate the request. The token is expired."
@@ -338,7 +387,7 @@ fn authenticate(
     let Some(rest) = auth.strip_prefix("SharedKey ") else {
         let mut be = err(
             StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationInfo",
+            BlobCode::InvalidAuthenticationInfo,
             "Authentication information is not given in the correct format.",
         );
         be.headers.push(("WWW-Authenticate", challenge));
@@ -349,14 +398,14 @@ fn authenticate(
     {
         return Err(err(
             StatusCode::FORBIDDEN,
-            "KeyBasedAuthenticationNotPermitted",
+            BlobCode::KeyBasedAuthenticationNotPermitted,
             "Key based authentication is not permitted on this storage account.",
         ));
     }
     let fail = |detail: &str| {
         let mut be = err(
             StatusCode::FORBIDDEN,
-            "AuthenticationFailed",
+            BlobCode::AuthenticationFailed,
             "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
         );
         be.detail = Some(detail.to_string());
@@ -503,7 +552,7 @@ fn container_exists(st: &Shared, t: &Target) -> Result<serde_json::Value, BlobEr
         .ok_or_else(|| {
             err(
                 StatusCode::NOT_FOUND,
-                "ContainerNotFound",
+                BlobCode::ContainerNotFound,
                 "The specified container does not exist.",
             )
         })
@@ -519,7 +568,7 @@ async fn create_container(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
     {
         return Err(err(
             StatusCode::BAD_REQUEST,
-            "InvalidResourceName",
+            BlobCode::InvalidResourceName,
             "The specified resource name contains invalid characters.",
         ));
     }
@@ -563,14 +612,14 @@ async fn create_container(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
         .map_err(|e| {
             err(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                BlobCode::InternalError,
                 e.to_string(),
             )
         })?;
     let Some(tag) = created else {
         return Err(err(
             StatusCode::CONFLICT,
-            "ContainerAlreadyExists",
+            BlobCode::ContainerAlreadyExists,
             "The specified container already exists.",
         ));
     };
@@ -616,7 +665,7 @@ async fn delete_container(st: &Shared, t: &Target) -> BResult {
         .map_err(|e| {
             err(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                BlobCode::InternalError,
                 e.to_string(),
             )
         })?;
@@ -751,13 +800,13 @@ fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(
         if read {
             err(
                 StatusCode::NOT_MODIFIED,
-                "ConditionNotMet",
+                BlobCode::ConditionNotMet,
                 "The condition specified using HTTP conditional header(s) is not met.",
             )
         } else {
             err(
                 StatusCode::PRECONDITION_FAILED,
-                "ConditionNotMet",
+                BlobCode::ConditionNotMet,
                 "The condition specified using HTTP conditional header(s) is not met.",
             )
         }
@@ -765,7 +814,7 @@ fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(
     let precondition = || {
         err(
             StatusCode::PRECONDITION_FAILED,
-            "ConditionNotMet",
+            BlobCode::ConditionNotMet,
             "The condition specified using HTTP conditional header(s) is not met.",
         )
     };
@@ -784,7 +833,7 @@ fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(
         if inm.trim() == "*" && !read {
             return Err(err(
                 StatusCode::CONFLICT,
-                "BlobAlreadyExists",
+                BlobCode::BlobAlreadyExists,
                 "The specified blob already exists.",
             ));
         }
@@ -815,7 +864,7 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
         None => {
             return Err(err(
                 StatusCode::BAD_REQUEST,
-                "MissingRequiredHeader",
+                BlobCode::MissingRequiredHeader,
                 "An HTTP header that's mandatory for this request is not specified: x-ms-blob-type.",
             ));
         }
@@ -823,7 +872,7 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
         Some(other) => {
             return Err(err(
                 StatusCode::NOT_IMPLEMENTED,
-                "NotImplemented",
+                BlobCode::NotImplemented,
                 format!("the local cloud only implements BlockBlob, not {other}"),
             ));
         }
@@ -834,7 +883,7 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
     {
         return Err(err(
             StatusCode::BAD_REQUEST,
-            "Md5Mismatch",
+            BlobCode::Md5Mismatch,
             "The MD5 value specified in the request did not match with the MD5 value calculated by the server.",
         ));
     }
@@ -844,7 +893,7 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
     let file = st.store.write_blob_file(&body).map_err(|e| {
         err(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
+            BlobCode::InternalError,
             e.to_string(),
         )
     })?;
@@ -883,24 +932,35 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0),
     };
-    let (tag, old) = st
+    let new_file = meta_base.file.clone();
+    let outcome = st
         .store
         .mutate(|d| {
+            // Conditions are evaluated again under the store's lock, so two conditional writers
+            // (e.g. `If-None-Match: *` used as a lock) cannot both win.
+            check_conditions(h, d.blobs.get(&key), false)?;
             d.etag_counter += 1;
             let mut m = meta_base;
             m.etag = etag(d.etag_counter);
             let tag = m.etag.clone();
             let old = d.blobs.insert(key, m).map(|o| o.file);
-            (tag, old)
+            Ok::<_, BlobError>((tag, old))
         })
         .await
         .map_err(|e| {
             err(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                BlobCode::InternalError,
                 e.to_string(),
             )
         })?;
+    let (tag, old) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            st.store.remove_blob_files(&[new_file]);
+            return Err(e);
+        }
+    };
     if let Some(old) = old {
         st.store.remove_blob_files(&[old]);
     }
@@ -942,7 +1002,7 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
     let Some(m) = st.store.read(|d| d.blobs.get(&key).cloned()) else {
         return Err(err(
             StatusCode::NOT_FOUND,
-            "BlobNotFound",
+            BlobCode::BlobNotFound,
             "The specified blob does not exist.",
         ));
     };
@@ -975,7 +1035,7 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
         st.store.read_blob_file(&m.file).map_err(|e| {
             err(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                BlobCode::InternalError,
                 e.to_string(),
             )
         })?
@@ -985,7 +1045,7 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
             let invalid = || {
                 let mut e = err(
                     StatusCode::RANGE_NOT_SATISFIABLE,
-                    "InvalidRange",
+                    BlobCode::InvalidRange,
                     "The range specified is invalid for the current size of the resource.",
                 );
                 e.headers
@@ -1034,26 +1094,31 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
 async fn delete_blob(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
     container_exists(st, t)?;
     let key = blob_key(t);
-    let existing = st.store.read(|d| d.blobs.get(&key).cloned());
-    let Some(m) = existing else {
-        return Err(err(
-            StatusCode::NOT_FOUND,
-            "BlobNotFound",
-            "The specified blob does not exist.",
-        ));
-    };
-    check_conditions(h, Some(&m), false)?;
-    st.store
-        .mutate(|d| d.blobs.remove(&key))
+    let removed = st
+        .store
+        .mutate(|d| {
+            let Some(m) = d.blobs.get(&key) else {
+                return Err(err(
+                    StatusCode::NOT_FOUND,
+                    BlobCode::BlobNotFound,
+                    "The specified blob does not exist.",
+                ));
+            };
+            // Checked under the store's lock, like writes.
+            check_conditions(h, Some(m), false)?;
+            Ok(d.blobs.remove(&key).map(|m| m.file))
+        })
         .await
         .map_err(|e| {
             err(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
+                BlobCode::InternalError,
                 e.to_string(),
             )
-        })?;
-    st.store.remove_blob_files(&[m.file]);
+        })??;
+    if let Some(file) = removed {
+        st.store.remove_blob_files(&[file]);
+    }
     Ok(with(
         StatusCode::ACCEPTED,
         Body::empty(),

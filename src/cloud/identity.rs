@@ -154,6 +154,20 @@ pub async fn openid(State(st): State<CloudState>, Path(tenant): Path<String>) ->
     .into_response()
 }
 
+/// `GET /{tenant}/discovery/instance`: MSAL's instance discovery, answered for this authority only.
+pub async fn instance_discovery(
+    State(st): State<CloudState>,
+    Path(tenant): Path<String>,
+) -> Response {
+    let host = st.arm_url.trim_start_matches("https://").to_string();
+    axum::Json(json!({
+        "tenant_discovery_endpoint": format!("{}/{tenant}/v2.0/.well-known/openid-configuration", st.arm_url),
+        "api-version": "1.1",
+        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}]
+    }))
+    .into_response()
+}
+
 /// `GET /metadata/endpoints?api-version=2022-09-01`: one cloud object pointing at this emulator.
 pub async fn metadata(State(st): State<CloudState>) -> Response {
     let arm = format!("{}/", st.arm_url);

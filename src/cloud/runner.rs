@@ -44,6 +44,8 @@ pub struct Procs {
     secrets: Mutex<HashMap<String, String>>,
     generations: Mutex<HashMap<String, u64>>,
     env_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Set on shutdown: processes that finish starting afterwards are stopped at once.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,6 +91,9 @@ pub async fn stop(st: &Shared, dep_key: &str) {
 
 /// Stops every scoring process (on shutdown).
 pub async fn stop_all(st: &Shared) {
+    st.procs
+        .closed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let keys: Vec<String> = lock(&st.procs.running).keys().cloned().collect();
     for k in keys {
         stop(st, &k).await;
@@ -141,7 +146,8 @@ pub fn deploy(st: CloudState, dep_key: String, op_id: Option<String>) {
     tokio::spawn(async move {
         let result = run_deploy(&st, &dep_key, generation).await;
         let current = lock(&st.procs.generations).get(&dep_key).copied() == Some(generation);
-        if !current {
+        // A shutdown interrupts starts; they are not failures, and run again at the next start.
+        if !current || st.procs.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
         if let Some(op) = &op_id {
@@ -361,9 +367,21 @@ async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(
             "init() failed; see the traceback above".into(),
         ));
     };
-    if lock(&st.procs.generations).get(dep_key).copied() != Some(generation) {
+    let superseded = lock(&st.procs.generations).get(dep_key).copied() != Some(generation);
+    let deleted = !st.store.read(|d| d.resources.contains_key(dep_key));
+    let closed = st.procs.closed.load(std::sync::atomic::Ordering::SeqCst);
+    if superseded || deleted || closed {
+        lock(&st.procs.secrets).remove(&secret);
         let _ = child.start_kill();
-        return Err("superseded by a newer deployment".into());
+        let _ = child.wait().await;
+        return Err(if closed {
+            "the local cloud is shutting down"
+        } else if deleted {
+            "the deployment was deleted while starting"
+        } else {
+            "superseded by a newer deployment"
+        }
+        .into());
     }
     append(
         &logs.inference,

@@ -18,6 +18,7 @@ use axum::routing::{any, get, post};
 use rand::Rng;
 use tokio::sync::Notify;
 
+use super::arm::ArmCode;
 use super::auth::Signer;
 use super::faults::Faults;
 use super::instance::{CloudError, CloudInfo};
@@ -309,6 +310,10 @@ pub fn app(state: CloudState) -> Router {
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(identity::openid),
         )
+        .route(
+            "/{tenant}/discovery/instance",
+            get(identity::instance_discovery),
+        )
         .fallback(dispatch)
         .with_state(state)
 }
@@ -343,7 +348,7 @@ fn admin_auth(st: &Shared, req_headers: &axum::http::HeaderMap) -> Option<Respon
         Ok(_) => Some(
             arm::ArmError::new(
                 StatusCode::FORBIDDEN,
-                "AuthorizationFailed",
+                ArmCode::AuthorizationFailed,
                 "only the seeded service principal may use the admin api",
             )
             .into_response(),
@@ -372,7 +377,7 @@ async fn set_faults(
         Err(e) => {
             return arm::ArmError::new(
                 StatusCode::BAD_REQUEST,
-                "InvalidRequestContent",
+                ArmCode::InvalidRequestContent,
                 &format!("invalid faults: {e}"),
             )
             .into_response();
@@ -383,7 +388,7 @@ async fn set_faults(
         Err(p) => p.into_inner(),
     };
     if let Err(e) = guard.apply(patch) {
-        return arm::ArmError::new(StatusCode::BAD_REQUEST, "InvalidRequestContent", &e)
+        return arm::ArmError::new(StatusCode::BAD_REQUEST, ArmCode::InvalidRequestContent, &e)
             .into_response();
     }
     axum::Json(guard.clone()).into_response()
@@ -407,6 +412,13 @@ pub struct RunningCloud {
 }
 
 impl RunningCloud {
+    /// Changes fault settings at run time (the in-process equivalent of `POST /_admin/faults`).
+    pub fn set_faults(&self, patch: super::faults::FaultsPatch) -> Result<Faults, String> {
+        let mut guard = self.state.faults.write().unwrap_or_else(|p| p.into_inner());
+        guard.apply(patch)?;
+        Ok(guard.clone())
+    }
+
     /// Resolves when an admin shutdown was requested.
     pub async fn shutdown_requested(&self) {
         self.state.shutdown.notified().await;
@@ -509,5 +521,44 @@ pub fn request_id_headers(resp: &mut Response, client_request_id: Option<&Header
     }
     if let Some(c) = client_request_id {
         h.insert("x-ms-client-request-id", c.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn the_router_answers_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = CloudState::open(
+            dir.path(),
+            "https://127.0.0.1:1".into(),
+            "http://127.0.0.1:2".into(),
+            Faults::default(),
+        )
+        .unwrap();
+        let meta = app(st.clone())
+            .oneshot(
+                Request::get("/metadata/endpoints?api-version=2022-09-01")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(meta.status(), StatusCode::OK);
+        let sub = st.seed().subscription_id;
+        let arm = app(st)
+            .oneshot(
+                Request::get(format!("/subscriptions/{sub}?api-version=2022-12-01"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(arm.status(), StatusCode::UNAUTHORIZED);
+        assert!(arm.headers().contains_key("www-authenticate"));
+        assert!(arm.headers().contains_key("x-ms-request-id"));
     }
 }

@@ -290,7 +290,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), Stor
     let _ = private;
     let mut f = opts.open(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
+    f.sync_data().map_err(err)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(err)?;
     if let Some(parent) = path.parent()

@@ -1,6 +1,6 @@
 //! Shared helpers of the local-cloud integration tests: start a cloud (the real binary detached, or
 //! in-process on port 0) in a throw-away data folder, get tokens, call ARM and blob REST, poll LROs.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test crate uses a subset of these helpers")]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -516,6 +516,19 @@ pub struct Walk {
 /// token → storage account → container → Put Blob hello.txt → endpoint → (role assignment) → assets →
 /// deployment. Returns the endpoint path and the deployment's terminal operation status.
 pub async fn walk(c: &Cloud, code: &str, conda: &str, with_role: bool, limit: Duration) -> Walk {
+    walk_with(c, code, conda, with_role, false, limit).await
+}
+
+/// [`walk`], optionally with a user-assigned identity on the endpoint (its client id is passed to the
+/// deployment as `UAI_CLIENT_ID`, as in the guide's second half).
+pub async fn walk_with(
+    c: &Cloud,
+    code: &str,
+    conda: &str,
+    with_role: bool,
+    uai: bool,
+    limit: Duration,
+) -> Walk {
     let account = format!("walk{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let acct = c.create_storage(&account).await;
     let blob_endpoint = acct["properties"]["primaryEndpoints"]["blob"]
@@ -542,8 +555,35 @@ pub async fn walk(c: &Cloud, code: &str, conda: &str, with_role: bool, limit: Du
     .await;
 
     let endpoint = format!("{}/onlineEndpoints/ep-{}", c.ws(), &account[4..]);
+    let mut identity = json!({"type": "SystemAssigned"});
+    let mut uai_client = None;
+    if uai {
+        let u = c
+            .arm(
+                Method::PUT,
+                &format!(
+                    "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-{}",
+                    c.rg(),
+                    &account[4..]
+                ),
+                Some(json!({"location": "eastus"})),
+            )
+            .await;
+        assert_eq!(u.status, 201, "{}", u.text);
+        uai_client = Some((
+            u.body["properties"]["clientId"]
+                .as_str()
+                .expect("clientId")
+                .to_string(),
+            u.body["properties"]["principalId"]
+                .as_str()
+                .expect("principalId")
+                .to_string(),
+        ));
+        identity = json!({"type": "UserAssigned", "userAssignedIdentities": {u.body["id"].as_str().expect("id"): {}}});
+    }
     let ep = c
-        .arm(Method::PUT, &endpoint, Some(json!({"location": "eastus", "identity": {"type": "SystemAssigned"}, "properties": {"authMode": "Key"}})))
+        .arm(Method::PUT, &endpoint, Some(json!({"location": "eastus", "identity": identity, "properties": {"authMode": "Key"}})))
         .await;
     assert_eq!(ep.status, 201, "{}", ep.text);
     let op = c
@@ -555,11 +595,14 @@ pub async fn walk(c: &Cloud, code: &str, conda: &str, with_role: bool, limit: Du
         .await;
     assert_eq!(op["status"], "Succeeded");
     let got = c.arm(Method::GET, &endpoint, None).await;
-    let principal = got.body["identity"]["principalId"]
-        .as_str()
-        .expect("principalId")
-        .to_string();
     assert_eq!(got.body["identity"]["tenantId"], c.info.tenant_id.as_str());
+    let principal = match &uai_client {
+        Some((_, p)) => p.clone(),
+        None => got.body["identity"]["principalId"]
+            .as_str()
+            .expect("principalId")
+            .to_string(),
+    };
 
     if with_role {
         let ra = format!(
@@ -650,7 +693,8 @@ pub async fn walk(c: &Cloud, code: &str, conda: &str, with_role: bool, limit: Du
                     "codeConfiguration": {"codeId": code_id, "scoringScript": "score.py"},
                     "environmentVariables": {
                         "STORAGE_ACCOUNT_NAME": account, "STORAGE_BLOB_ENDPOINT": blob_endpoint,
-                        "STORAGE_CONTAINER_NAME": "hello", "FILE_NAME": "hello.txt"
+                        "STORAGE_CONTAINER_NAME": "hello", "FILE_NAME": "hello.txt",
+                        "UAI_CLIENT_ID": uai_client.as_ref().map(|(c, _)| c.clone()).unwrap_or_default()
                     }
                 }
             })),

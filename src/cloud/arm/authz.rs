@@ -4,7 +4,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::{ArmError, ArmResult, Ctx, empty, json_response};
+use super::{ArmCode, ArmError, ArmResult, Ctx, empty, json_response};
 use crate::cloud::auth::{DataLevel, ROLES, RoleDef, role, role_guid, scope_covers};
 use crate::cloud::store::{RoleAssignment, now_ms, now_rfc3339};
 
@@ -92,7 +92,7 @@ pub async fn route(cx: &Ctx, pos: usize) -> ArmResult {
             match role(guid) {
                 Some(r) => Ok(json_response(StatusCode::OK, definition_body(r, &scope))),
                 None => Err(ArmError::not_found(
-                    "RoleDefinitionDoesNotExist",
+                    ArmCode::RoleDefinitionDoesNotExist,
                     "The specified role definition does not exist.",
                 )),
             }
@@ -138,7 +138,7 @@ pub async fn route(cx: &Ctx, pos: usize) -> ArmResult {
                         Ok(json_response(StatusCode::OK, b))
                     }
                     None => Err(ArmError::not_found(
-                        "RoleAssignmentNotFound",
+                        ArmCode::RoleAssignmentNotFound,
                         "The role assignment does not exist.",
                     )),
                 },
@@ -178,7 +178,7 @@ async fn put_assignment(
     let sub = cx.st.seed().subscription_id;
     if uuid::Uuid::parse_str(name).is_err() {
         return Err(ArmError::bad_request(
-            "InvalidRoleAssignmentId",
+            ArmCode::InvalidRoleAssignmentId,
             &format!(
                 "The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
             ),
@@ -189,7 +189,7 @@ async fn put_assignment(
         .and_then(Value::as_str)
     else {
         return Err(ArmError::bad_request(
-            "InvalidRequestContent",
+            ArmCode::InvalidRequestContent,
             "properties.roleDefinitionId is required.",
         ));
     };
@@ -198,20 +198,20 @@ async fn put_assignment(
         .and_then(Value::as_str)
     else {
         return Err(ArmError::bad_request(
-            "InvalidRequestContent",
+            ArmCode::InvalidRequestContent,
             "properties.principalId is required.",
         ));
     };
     let guid = role_guid(role_def);
     if role(&guid).is_none() {
         return Err(ArmError::bad_request(
-            "RoleDefinitionDoesNotExist",
+            ArmCode::RoleDefinitionDoesNotExist,
             "The specified role definition with ID does not exist.",
         ));
     }
     if scope.is_empty() || !scope_exists(cx, scope) {
         return Err(ArmError::not_found(
-            "ResourceNotFound",
+            ArmCode::ResourceNotFound,
             &format!("The scope '{scope}' does not exist."),
         ));
     }
@@ -223,7 +223,7 @@ async fn put_assignment(
     });
     if known != Some(true) {
         return Err(ArmError::bad_request(
-            "PrincipalNotFound",
+            ArmCode::PrincipalNotFound,
             &format!(
                 "Principal {} does not exist in the directory {}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay.",
                 principal.replace('-', ""),
@@ -240,7 +240,7 @@ async fn put_assignment(
             return Ok(json_response(StatusCode::OK, b));
         }
         return Err(ArmError::bad_request(
-            "RoleAssignmentUpdateNotPermitted",
+            ArmCode::RoleAssignmentUpdateNotPermitted,
             "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
         ));
     }
@@ -253,7 +253,7 @@ async fn put_assignment(
     });
     if duplicate {
         return Err(ArmError::conflict(
-            "RoleAssignmentExists",
+            ArmCode::RoleAssignmentExists,
             "The role assignment already exists.",
         ));
     }

@@ -5,7 +5,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{
-    ArmError, ArmResult, Ctx, empty, json_response, list_children, matches, new_operation,
+    ArmCode, ArmError, ArmResult, Ctx, empty, json_response, list_children, matches, new_operation,
     new_principal,
 };
 use crate::cloud::runner;
@@ -74,7 +74,7 @@ pub async fn route_operation(cx: &Ctx) -> ArmResult {
     let op = cx.st.store.read(|d| d.operations.get(&op_id).cloned());
     let Some(op) = op else {
         return Err(ArmError::not_found(
-            "NotFound",
+            ArmCode::NotFound,
             "The operation was not found.",
         ));
     };
@@ -116,7 +116,7 @@ pub async fn route_operation(cx: &Ctx) -> ArmResult {
         return match body {
             Some(b) => Ok(json_response(StatusCode::OK, render(cx, b))),
             None => Err(ArmError::not_found(
-                "NotFound",
+                ArmCode::NotFound,
                 "The resource no longer exists.",
             )),
         };
@@ -140,7 +140,7 @@ fn render(cx: &Ctx, mut b: Value) -> Value {
 }
 
 fn user_error(status: StatusCode, msg: &str) -> ArmError {
-    ArmError::new(status, "UserError", msg)
+    ArmError::new(status, ArmCode::UserError, msg)
 }
 
 pub async fn route(cx: &Ctx) -> ArmResult {
@@ -151,7 +151,7 @@ pub async fn route(cx: &Ctx) -> ArmResult {
         || !s[3].eq_ignore_ascii_case(&seed.resource_group)
     {
         return Err(ArmError::not_found(
-            "ResourceNotFound",
+            ArmCode::ResourceNotFound,
             &format!(
                 "The Resource 'Microsoft.MachineLearningServices/workspaces/{}' under resource group '{}' was not found.",
                 s[7], s[3]
@@ -488,11 +488,13 @@ fn location_headers(cx: &Ctx, loc: &str, op: &str) -> Vec<(&'static str, String)
 }
 
 /// The op URL of a running operation on this resource, if one is in progress.
-fn busy(cx: &Ctx, key: &str) -> bool {
+/// The running operation on this resource, if any, as `kind id`.
+fn busy(cx: &Ctx, key: &str) -> Option<String> {
     cx.st.store.read(|d| {
         d.operations
             .values()
-            .any(|o| o.status == "InProgress" && o.resource_key == key)
+            .find(|o| o.status == "InProgress" && o.resource_key == key)
+            .map(|o| format!("{} {}", o.kind, o.id))
     })
 }
 
@@ -563,7 +565,7 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
             }
             let Some(loc) = req.get("location").and_then(Value::as_str) else {
                 return Err(ArmError::bad_request(
-                    "LocationRequired",
+                    ArmCode::LocationRequired,
                     "The location property is required for this definition.",
                 ));
             };
@@ -583,10 +585,10 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
                     ));
                 }
             };
-            if busy(cx, &key) {
+            if let Some(op) = busy(cx, &key) {
                 return Err(user_error(
                     StatusCode::CONFLICT,
-                    "Conflict: another operation is in progress on this endpoint",
+                    &format!("Conflict: another operation ({op}) is in progress on this endpoint"),
                 ));
             }
             // Traffic must name existing deployments and sum to 100 (or be empty / all zero).
@@ -685,7 +687,7 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
                         u["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
                     }) else {
                         return Err(ArmError::bad_request(
-                            "InvalidUserAssignedIdentity",
+                            ArmCode::InvalidUserAssignedIdentity,
                             &format!("Resource '{uai_id}' was not found."),
                         ));
                     };
@@ -722,7 +724,8 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
             if props.get("publicNetworkAccess").is_none() {
                 props["publicNetworkAccess"] = "Enabled".into();
             }
-            let op = new_operation(&cx.st, "endpoint-put", &key, cx.st.faults().lro_ms).await?;
+            let op_record = super::operation_record("endpoint-put", &key, cx.st.faults().lro_ms);
+            let op = op_record.id.clone();
             let headers = async_headers(cx, loc, &op);
             let mut extra = props
                 .get("properties")
@@ -750,9 +753,14 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
                 crate::cloud::server::random_key(),
                 crate::cloud::server::random_key(),
             );
-            cx.st
+            let raced = cx
+                .st
                 .store
                 .mutate(|d| {
+                    // Two PUTs of a new endpoint at once: the second one loses.
+                    if created && d.resources.contains_key(&key) {
+                        return true;
+                    }
                     if let Some(p) = new_principal_rec {
                         d.principals.insert(p.object_id.clone(), p);
                     }
@@ -761,8 +769,16 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
                         d.secrets.insert(format!("{key}#secondary"), k2);
                     }
                     d.resources.insert(key.clone(), b2);
+                    d.operations.insert(op_record.id.clone(), op_record);
+                    false
                 })
                 .await?;
+            if raced {
+                return Err(user_error(
+                    StatusCode::CONFLICT,
+                    "Conflict: the endpoint is being created by another request",
+                ));
+            }
             let resp = json_response(
                 if created {
                     StatusCode::CREATED
@@ -888,7 +904,7 @@ async fn deployment(cx: &Ctx) -> ArmResult {
             }
             let Some(loc) = req.get("location").and_then(Value::as_str) else {
                 return Err(ArmError::bad_request(
-                    "LocationRequired",
+                    ArmCode::LocationRequired,
                     "The location property is required for this definition.",
                 ));
             };
@@ -911,10 +927,12 @@ async fn deployment(cx: &Ctx) -> ArmResult {
                     ));
                 }
             }
-            if busy(cx, &key) {
+            if let Some(op) = busy(cx, &key) {
                 return Err(user_error(
                     StatusCode::CONFLICT,
-                    "Conflict: another operation is in progress on this deployment",
+                    &format!(
+                        "Conflict: another operation ({op}) is in progress on this deployment"
+                    ),
                 ));
             }
             if let Some(old) = &existing

@@ -19,37 +19,86 @@ use super::faults::Injected;
 use super::server::{CloudState, MAX_BODY, Shared, request_id_headers};
 use super::store::{Operation, Principal, StoreError, now_ms, now_rfc3339};
 
+/// ARM error codes this cloud answers with; each variant's name is the string on the wire.
+macro_rules! arm_codes {
+    ($($code:ident),* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ArmCode { $($code),* }
+        impl ArmCode {
+            /// The `error.code` string.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ArmCode::$code => stringify!($code)),* }
+            }
+        }
+    };
+}
+
+arm_codes!(
+    AccountNameInvalid,
+    AuthenticationFailed,
+    AuthorizationFailed,
+    ContainerNotFound,
+    ContainerOperationFailure,
+    ExpiredAuthenticationToken,
+    InternalServerError,
+    InvalidApiVersionParameter,
+    InvalidAuthenticationToken,
+    InvalidAuthenticationTokenAudience,
+    InvalidRequestContent,
+    InvalidRoleAssignmentId,
+    InvalidUserAssignedIdentity,
+    LocationRequired,
+    MissingApiVersionParameter,
+    NotFound,
+    NotImplemented,
+    ParentResourceNotFound,
+    PrincipalNotFound,
+    RequestEntityTooLarge,
+    ResourceGroupNotFound,
+    ResourceNotFound,
+    RoleAssignmentExists,
+    RoleAssignmentNotFound,
+    RoleAssignmentUpdateNotPermitted,
+    RoleDefinitionDoesNotExist,
+    ServiceUnavailable,
+    StorageAccountAlreadyExists,
+    StorageAccountAlreadyTaken,
+    SubscriptionNotFound,
+    TooManyRequests,
+    UserError,
+);
+
 /// An ARM error answer: status, `error.code`, `error.message`, extra headers.
 #[derive(Debug)]
 pub struct ArmError {
     pub status: StatusCode,
-    pub code: String,
+    pub code: ArmCode,
     pub message: String,
     pub headers: Vec<(&'static str, String)>,
 }
 
 impl ArmError {
-    pub fn new(status: StatusCode, code: &str, message: &str) -> Self {
+    pub fn new(status: StatusCode, code: ArmCode, message: &str) -> Self {
         ArmError {
             status,
-            code: code.into(),
+            code,
             message: message.into(),
             headers: Vec::new(),
         }
     }
-    pub fn bad_request(code: &str, message: &str) -> Self {
+    pub fn bad_request(code: ArmCode, message: &str) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
-    pub fn not_found(code: &str, message: &str) -> Self {
+    pub fn not_found(code: ArmCode, message: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
-    pub fn conflict(code: &str, message: &str) -> Self {
+    pub fn conflict(code: ArmCode, message: &str) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
     pub fn not_implemented(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_IMPLEMENTED,
-            "NotImplemented",
+            ArmCode::NotImplemented,
             &format!("the local cloud does not implement {what}"),
         )
     }
@@ -63,7 +112,7 @@ impl From<StoreError> for ArmError {
     fn from(e: StoreError) -> Self {
         ArmError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServerError",
+            ArmCode::InternalServerError,
             &e.to_string(),
         )
     }
@@ -71,7 +120,7 @@ impl From<StoreError> for ArmError {
 
 impl IntoResponse for ArmError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message, "details": [], "additionalInfo": []}});
+        let body = json!({"error": {"code": self.code.as_str(), "message": self.message, "details": [], "additionalInfo": []}});
         let mut resp = (self.status, axum::Json(body)).into_response();
         for (k, v) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&v) {
@@ -118,13 +167,13 @@ fn www_authenticate(st: &Shared, tenant: &str) -> String {
 /// Checks the bearer token of an ARM request.
 pub fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<Claims, ArmError> {
     let tenant = st.seed().tenant_id;
-    let unauth = |code: &str, msg: &str| {
+    let unauth = |code: ArmCode, msg: &str| {
         ArmError::new(StatusCode::UNAUTHORIZED, code, msg)
             .header("WWW-Authenticate", www_authenticate(st, &tenant))
     };
     let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return Err(unauth(
-            "AuthenticationFailed",
+            ArmCode::AuthenticationFailed,
             "Authentication failed. The 'Authorization' header is missing.",
         ));
     };
@@ -133,7 +182,7 @@ pub fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<Claims, ArmError
         .or_else(|| value.strip_prefix("bearer "))
     else {
         return Err(unauth(
-            "AuthenticationFailed",
+            ArmCode::AuthenticationFailed,
             "Authentication failed. The 'Authorization' header is provided in an invalid format.",
         ));
     };
@@ -143,14 +192,17 @@ pub fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<Claims, ArmError
         .verify(token.trim(), &auds, now_ms() / 1000)
         .map_err(|e| match e {
             TokenError::Expired => unauth(
-                "ExpiredAuthenticationToken",
+                ArmCode::ExpiredAuthenticationToken,
                 "The access token expiry UTC time is earlier than current UTC time.",
             ),
             TokenError::WrongAudience => unauth(
-                "InvalidAuthenticationTokenAudience",
+                ArmCode::InvalidAuthenticationTokenAudience,
                 "The access token has been obtained for wrong audience or resource.",
             ),
-            _ => unauth("InvalidAuthenticationToken", "The access token is invalid."),
+            _ => unauth(
+                ArmCode::InvalidAuthenticationToken,
+                "The access token is invalid.",
+            ),
         })
 }
 
@@ -184,13 +236,13 @@ impl Ctx {
         }
         let v: Value = serde_json::from_slice(&self.body).map_err(|e| {
             ArmError::bad_request(
-                "InvalidRequestContent",
+                ArmCode::InvalidRequestContent,
                 &format!("The request content was invalid and could not be deserialized: {e}"),
             )
         })?;
         if !v.is_object() {
             return Err(ArmError::bad_request(
-                "InvalidRequestContent",
+                ArmCode::InvalidRequestContent,
                 "The request content must be a JSON object.",
             ));
         }
@@ -282,7 +334,7 @@ fn valid_api_version(v: &str) -> bool {
 /// 404 for paths no layer owns.
 pub fn not_found_route(req: &Request) -> Response {
     ArmError::not_found(
-        "NotFound",
+        ArmCode::NotFound,
         &format!("no route for {} {}", req.method(), req.uri().path()),
     )
     .into_response()
@@ -332,7 +384,7 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
         Injected::Throttle(s) => {
             return Err(ArmError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
+                ArmCode::TooManyRequests,
                 "injected throttling; retry after the given time",
             )
             .header("Retry-After", s.to_string()));
@@ -342,9 +394,9 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
             return Err(ArmError::new(
                 status,
                 if code == 503 {
-                    "ServiceUnavailable"
+                    ArmCode::ServiceUnavailable
                 } else {
-                    "InternalServerError"
+                    ArmCode::InternalServerError
                 },
                 "injected transient failure",
             ));
@@ -358,13 +410,13 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
     {
         None => {
             return Err(ArmError::bad_request(
-                "MissingApiVersionParameter",
+                ArmCode::MissingApiVersionParameter,
                 "The api-version query parameter (?api-version=) is required for all requests.",
             ));
         }
         Some((_, v)) if !valid_api_version(v) => {
             return Err(ArmError::bad_request(
-                "InvalidApiVersionParameter",
+                ArmCode::InvalidApiVersionParameter,
                 &format!(
                     "The api-version '{v}' is invalid. The supported versions look like 'YYYY-MM-DD' or 'YYYY-MM-DD-preview'."
                 ),
@@ -376,7 +428,7 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
     let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         ArmError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
+            ArmCode::RequestEntityTooLarge,
             "the request body exceeds 16 MiB",
         )
     })?;
@@ -425,6 +477,15 @@ fn authorize(cx: &Ctx) -> Result<(), ArmError> {
     if cx.segs.len() <= 1 {
         return Ok(()); // `GET /subscriptions` filters by permission itself
     }
+    // Built-in role definitions are readable by every authenticated caller, at any scope.
+    if cx.method == Method::GET
+        && cx
+            .segs
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case("roleDefinitions"))
+    {
+        return Ok(());
+    }
     let have = cx
         .st
         .store
@@ -434,7 +495,7 @@ fn authorize(cx: &Ctx) -> Result<(), ArmError> {
     } else {
         Err(ArmError::new(
             StatusCode::FORBIDDEN,
-            "AuthorizationFailed",
+            ArmCode::AuthorizationFailed,
             &format!(
                 "The client with object id '{}' does not have authorization to perform action '{} {}' over scope '{}' or the scope is invalid.",
                 cx.caller.oid, cx.method, path, path
@@ -464,11 +525,11 @@ async fn route(cx: &Ctx) -> ArmResult {
         )));
     }
     if s.len() < 2 {
-        return Err(ArmError::not_found("NotFound", "unknown path"));
+        return Err(ArmError::not_found(ArmCode::NotFound, "unknown path"));
     }
     if !s[1].eq_ignore_ascii_case(&seed.subscription_id) {
         return Err(ArmError::not_found(
-            "SubscriptionNotFound",
+            ArmCode::SubscriptionNotFound,
             &format!("The subscription '{}' could not be found.", s[1]),
         ));
     }
@@ -491,6 +552,10 @@ async fn route(cx: &Ctx) -> ArmResult {
     ) {
         return ml::route_operation(cx).await;
     }
+    if matches(s, &["subscriptions", "*", "resourceGroups"]).is_some() && cx.method == Method::GET {
+        let list = list_children(&cx.st, &cx.id(2), "resourceGroups");
+        return Ok(json_response(StatusCode::OK, json!({ "value": list })));
+    }
     if !starts(s, &["subscriptions", "*", "resourceGroups", "*"]) {
         return Err(ArmError::not_implemented(&format!(
             "{} {}",
@@ -508,7 +573,7 @@ async fn route(cx: &Ctx) -> ArmResult {
         .read(|d| d.resources.contains_key(&rg_id.to_ascii_lowercase()))
     {
         return Err(ArmError::not_found(
-            "ResourceGroupNotFound",
+            ArmCode::ResourceGroupNotFound,
             &format!("Resource group '{}' could not be found.", s[3]),
         ));
     }
@@ -604,7 +669,7 @@ async fn resource_group(cx: &Ctx, id: &str) -> ArmResult {
                 Ok(json_response(StatusCode::OK, b))
             }
             None => Err(ArmError::not_found(
-                "ResourceGroupNotFound",
+                ArmCode::ResourceGroupNotFound,
                 &format!("Resource group '{}' could not be found.", cx.segs[3]),
             )),
         },
@@ -612,7 +677,7 @@ async fn resource_group(cx: &Ctx, id: &str) -> ArmResult {
             let body = cx.json()?;
             let Some(loc) = body.get("location").and_then(Value::as_str) else {
                 return Err(ArmError::bad_request(
-                    "LocationRequired",
+                    ArmCode::LocationRequired,
                     "The location property is required for this definition.",
                 ));
             };
@@ -682,7 +747,7 @@ async fn user_assigned_identity(cx: &Ctx) -> ArmResult {
                 Ok(json_response(StatusCode::OK, b))
             }
             None => Err(ArmError::not_found(
-                "ResourceNotFound",
+                ArmCode::ResourceNotFound,
                 &format!(
                     "The Resource 'Microsoft.ManagedIdentity/userAssignedIdentities/{}' under resource group '{}' was not found.",
                     s[7], s[3]
@@ -693,7 +758,7 @@ async fn user_assigned_identity(cx: &Ctx) -> ArmResult {
             let body = cx.json()?;
             let Some(loc) = body.get("location").and_then(Value::as_str) else {
                 return Err(ArmError::bad_request(
-                    "LocationRequired",
+                    ArmCode::LocationRequired,
                     "The location property is required for this definition.",
                 ));
             };
@@ -766,9 +831,20 @@ pub async fn new_operation(
     resource_key: &str,
     delay_ms: u64,
 ) -> Result<String, ArmError> {
-    let id = uuid::Uuid::new_v4().to_string();
-    let op = Operation {
-        id: id.clone(),
+    let op = operation_record(kind, resource_key, delay_ms);
+    let id = op.id.clone();
+    st.store
+        .mutate(|d| d.operations.insert(id.clone(), op))
+        .await?;
+    Ok(id)
+}
+
+/// A new in-progress operation record, to be stored in the same mutation as the resource it works
+/// on: stored apart, a settle could finish it before the resource shows `Creating`, leaving the
+/// resource `Creating` for ever.
+pub fn operation_record(kind: &str, resource_key: &str, delay_ms: u64) -> Operation {
+    Operation {
+        id: uuid::Uuid::new_v4().to_string(),
         kind: kind.into(),
         resource_key: resource_key.into(),
         started: now_rfc3339(),
@@ -776,11 +852,7 @@ pub async fn new_operation(
         status: "InProgress".into(),
         error: None,
         ended: None,
-    };
-    st.store
-        .mutate(|d| d.operations.insert(id.clone(), op))
-        .await?;
-    Ok(id)
+    }
 }
 
 /// Finishes time-based operations whose delay has passed (storage account creation, endpoint PUT,
@@ -801,8 +873,8 @@ pub async fn settle_due(st: &Shared) -> Result<(), ArmError> {
                 .operations
                 .values()
                 .filter(|o| {
-                    // A PUT registers its operation just before it stores the resource: settling in
-                    // that gap would finish the operation and leave the resource `Creating` forever.
+                    // Never settle a PUT whose resource is not stored: the resource would then stay
+                    // `Creating` for ever (PUTs store both together; this guards any that do not).
                     let stored =
                         !o.kind.ends_with("-put") || d.resources.contains_key(&o.resource_key);
                     o.status == "InProgress"

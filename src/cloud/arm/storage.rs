@@ -5,7 +5,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::{
-    ArmError, ArmResult, Ctx, empty, json_response, list_children, matches, new_operation,
+    ArmCode, ArmError, ArmResult, Ctx, empty, json_response, list_children, matches, new_operation,
     remove_tree,
 };
 use crate::cloud::server::{RESERVED, random_key};
@@ -141,7 +141,7 @@ pub async fn route_subscription(cx: &Ctx) -> ArmResult {
         let op = cx.st.store.read(|d| d.operations.get(&op_id).cloned());
         let Some(op) = op else {
             return Err(ArmError::not_found(
-                "ResourceNotFound",
+                ArmCode::ResourceNotFound,
                 "The operation was not found.",
             ));
         };
@@ -170,7 +170,7 @@ pub async fn route_subscription(cx: &Ctx) -> ArmResult {
                 render_account(&cx.st.arm_url, b),
             )),
             None => Err(ArmError::not_found(
-                "ResourceNotFound",
+                ArmCode::ResourceNotFound,
                 "The storage account no longer exists.",
             )),
         };
@@ -224,7 +224,7 @@ pub async fn route(cx: &Ctx) -> ArmResult {
     let existing = cx.st.store.read(|d| d.resources.get(&acct_key).cloned());
     let not_found = || {
         ArmError::not_found(
-            "ResourceNotFound",
+            ArmCode::ResourceNotFound,
             &format!(
                 "The Resource 'Microsoft.Storage/storageAccounts/{}' under resource group '{}' was not found.",
                 name, s[3]
@@ -282,7 +282,7 @@ pub async fn route(cx: &Ctx) -> ArmResult {
         _ if s.len() >= 10 && matches(&s[8..10], &["blobServices", "default"]).is_some() => {
             if existing.is_none() {
                 return Err(ArmError::not_found(
-                    "ParentResourceNotFound",
+                    ArmCode::ParentResourceNotFound,
                     &format!(
                         "Can not perform requested operation on nested resource. Parent resource '{name}' not found."
                     ),
@@ -302,7 +302,7 @@ async fn put_account(cx: &Ctx, id: &str, name: &str, existing: Option<Value>) ->
     let req = cx.json()?;
     if !valid_account_name(name) {
         return Err(ArmError::bad_request(
-            "AccountNameInvalid",
+            ArmCode::AccountNameInvalid,
             &format!(
                 "{name} is not a valid storage account name. Storage account name must be between 3 and 24 characters in length and use numbers and lower-case letters only."
             ),
@@ -310,19 +310,19 @@ async fn put_account(cx: &Ctx, id: &str, name: &str, existing: Option<Value>) ->
     }
     if req.get("location").and_then(Value::as_str).is_none() {
         return Err(ArmError::bad_request(
-            "LocationRequired",
+            ArmCode::LocationRequired,
             "The location property is required for this definition.",
         ));
     }
     if req.pointer("/sku/name").and_then(Value::as_str).is_none() {
         return Err(ArmError::bad_request(
-            "InvalidRequestContent",
+            ArmCode::InvalidRequestContent,
             "The sku.name property is required.",
         ));
     }
     if req.get("kind").and_then(Value::as_str).is_none() {
         return Err(ArmError::bad_request(
-            "InvalidRequestContent",
+            ArmCode::InvalidRequestContent,
             "The kind property is required.",
         ));
     }
@@ -351,13 +351,13 @@ async fn put_account(cx: &Ctx, id: &str, name: &str, existing: Option<Value>) ->
     }
     if is_taken_elsewhere(name) {
         return Err(ArmError::conflict(
-            "StorageAccountAlreadyTaken",
+            ArmCode::StorageAccountAlreadyTaken,
             &format!("The storage account named {name} is already taken."),
         ));
     }
     if find_account(cx, name).is_some() {
         return Err(ArmError::conflict(
-            "StorageAccountAlreadyExists",
+            ArmCode::StorageAccountAlreadyExists,
             &format!("The storage account named {name} already exists under the subscription."),
         ));
     }
@@ -413,7 +413,7 @@ async fn container(cx: &Ctx, acct_id: &str) -> ArmResult {
                 Ok(json_response(StatusCode::OK, b))
             }
             None => Err(ArmError::not_found(
-                "ContainerNotFound",
+                ArmCode::ContainerNotFound,
                 "The specified container does not exist.",
             )),
         },
@@ -421,7 +421,7 @@ async fn container(cx: &Ctx, acct_id: &str) -> ArmResult {
             let req = cx.json()?;
             if !valid_container_name(&name) {
                 return Err(ArmError::bad_request(
-                    "ContainerOperationFailure",
+                    ArmCode::ContainerOperationFailure,
                     "The specified resource name contains invalid characters or length.",
                 ));
             }
