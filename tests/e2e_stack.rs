@@ -709,3 +709,25 @@ fn ctrl_c_stops_scheduling_saves_state_and_exits_130() {
     s.run(&["plan", "--detailed-exitcode"]).code(0);
     s.run(&["destroy", "--auto-approve"]).code(0);
 }
+
+#[test]
+fn api_version_overrides_in_the_stack_reach_the_wire() {
+    let s = Stack::new(&[]);
+    let text = std::fs::read_to_string(s.path("stack.yaml")).unwrap();
+    let text = text.replacen(
+        "  kind: local",
+        "  kind: local\n  api_versions: { storage_account: \"2024-01-01\" }",
+        1,
+    );
+    std::fs::write(s.path("stack.yaml"), text).unwrap();
+    s.run(&["apply", "--auto-approve", "--target", "store"])
+        .code(0);
+    let out = s.run(&["-v", "plan", "--target", "store"]).code(0);
+    assert!(
+        out.stderr
+            .contains("storageAccounts/mistore7f3a?api-version=2024-01-01"),
+        "{}",
+        out.stderr
+    );
+    s.run(&["destroy", "--auto-approve"]).code(0);
+}

@@ -126,6 +126,12 @@ fn kind_of(stack: &Stack, target: &TargetArgs) -> CloudKind {
 /// Builds the provider configuration for the stack's cloud. For the local cloud this starts it in the
 /// background when it is not running (and says so on stderr).
 pub fn cloud_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CliError> {
+    let mut config = kind_config(stack, target)?;
+    config.api_versions.extend(stack.cloud.api_versions.clone());
+    Ok(config)
+}
+
+fn kind_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CliError> {
     let c = &stack.cloud;
     match kind_of(stack, target) {
         CloudKind::Local => {

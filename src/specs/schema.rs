@@ -95,7 +95,12 @@ fn cloud_schema() -> Value {
             "location": text("Default region of tracked resources."),
             "tenant": text("Entra tenant id (optional; taken from the credential when absent)."),
             "arm_endpoint": text("ARM endpoint of a custom cloud (its metadata endpoint is read from it)."),
-            "authority_host": text("Login endpoint of a custom cloud.")
+            "authority_host": text("Login endpoint of a custom cloud."),
+            "api_versions": {
+                "type": "object",
+                "description": "api-version overrides, by resource type (storage_account) or ARM namespace (Microsoft.Storage).",
+                "additionalProperties": { "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$" }
+            }
         }
     })
 }

@@ -103,7 +103,7 @@ const TOP_KEYS: [&str; 6] = [
     "resources",
     "outputs",
 ];
-const CLOUD_KEYS: [&str; 8] = [
+const CLOUD_KEYS: [&str; 9] = [
     "kind",
     "subscription",
     "resource_group",
@@ -112,6 +112,7 @@ const CLOUD_KEYS: [&str; 8] = [
     "tenant",
     "arm_endpoint",
     "authority_host",
+    "api_versions",
 ];
 const OUTPUT_KEYS: [&str; 3] = ["value", "description", "sensitive"];
 /// Names a resource may not take: they start `${var.x}` and `${env.X}`.
@@ -364,6 +365,10 @@ fn cloud_section(ctx: &mut Ctx<'_>, src: &SourceFile, node: Option<&Node>) -> Cl
             );
             continue;
         }
+        if key.name == "api_versions" {
+            cloud.api_versions = api_versions(ctx, src, value);
+            continue;
+        }
         let val = ctx.convert(src, value, RefPolicy::Forbidden("the `cloud` section"));
         let text = match val.kind {
             ValKind::Invalid => continue,
@@ -418,6 +423,75 @@ fn cloud_section(ctx: &mut Ctx<'_>, src: &SourceFile, node: Option<&Node>) -> Cl
         }
     }
     cloud
+}
+
+/// `cloud.api_versions`: resource type (`storage_account`) or ARM namespace (`Microsoft.Storage`) →
+/// api-version (`2025-01-01`, optionally `-preview`), overriding the specs' defaults.
+fn api_versions(
+    ctx: &mut Ctx<'_>,
+    src: &SourceFile,
+    node: &Node,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(entries) = node.as_map() else {
+        ctx.error(
+            Diagnostic::new(src, node.span, format!("`cloud.api_versions` must be a mapping, found {}", a_kind(node)))
+                .label("not a mapping")
+                .help("e.g. `api_versions: { storage_account: \"2025-01-01\", Microsoft.MachineLearningServices: \"2025-04-01\" }`"),
+        );
+        return out;
+    };
+    let types: Vec<&str> = ctx.registry.type_names().collect();
+    let namespaces: Vec<String> = ctx
+        .registry
+        .iter()
+        .filter_map(|s| s.arm.resource_type.split('/').next().map(str::to_string))
+        .collect();
+    for (key, value) in entries {
+        let known = types.contains(&key.name.as_str())
+            || namespaces.iter().any(|n| n.eq_ignore_ascii_case(&key.name));
+        if !known {
+            let mut candidates: Vec<&str> = types.clone();
+            candidates.extend(namespaces.iter().map(String::as_str));
+            let help = did_you_mean(&key.name, candidates.iter().copied()).unwrap_or_else(|| {
+                format!(
+                    "keys are resource types ({}) or ARM namespaces",
+                    types.join(", ")
+                )
+            });
+            ctx.error(
+                Diagnostic::new(
+                    src,
+                    key.span,
+                    format!("`{}` is not a resource type or ARM namespace", key.name),
+                )
+                .label("unknown")
+                .help(help),
+            );
+            continue;
+        }
+        let well_formed = |v: &str| {
+            let date = v.strip_suffix("-preview").unwrap_or(v);
+            let b = date.as_bytes();
+            b.len() == 10
+                && b[4] == b'-'
+                && b[7] == b'-'
+                && b.iter()
+                    .enumerate()
+                    .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        };
+        match value.as_str() {
+            Some(v) if well_formed(v) => {
+                out.insert(key.name.clone(), v.to_string());
+            }
+            _ => ctx.error(
+                Diagnostic::new(src, value.span, format!("invalid api-version for `{}`", key.name))
+                    .label("not YYYY-MM-DD")
+                    .help("an api-version is a date such as \"2025-01-01\", optionally ending in -preview; quote it"),
+            ),
+        }
+    }
+    out
 }
 
 fn resources(

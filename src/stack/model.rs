@@ -99,6 +99,8 @@ pub struct CloudSection {
     pub tenant: Option<String>,
     pub arm_endpoint: Option<String>,
     pub authority_host: Option<String>,
+    /// api-version overrides by resource type or ARM namespace (the specs give the defaults).
+    pub api_versions: std::collections::BTreeMap<String, String>,
 }
 
 /// A variable's final value and where it came from. `Debug` hides the value of a sensitive variable.
