@@ -366,7 +366,7 @@ fn invoke_of_a_failing_run_exits_1_with_the_log_tail_and_never_prints_the_key() 
 
 #[test]
 fn apply_waits_for_role_propagation_without_user_sleeps() {
-    let s = Stack::new(&["--role-propagation-s", "4"]);
+    let s = Stack::new(&["--role-propagation-s", "8"]);
     let start = Instant::now();
     let out = s.apply();
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -375,7 +375,7 @@ fn apply_waits_for_role_propagation_without_user_sleeps() {
         "{}",
         out.stderr
     );
-    assert!(start.elapsed() >= Duration::from_secs(4));
+    assert!(start.elapsed() >= Duration::from_secs(8));
     let answer = s
         .run(&[
             "invoke",
