@@ -544,16 +544,7 @@ async fn endpoint(cx: &Ctx) -> ArmResult {
                     "changing an endpoint's identity with PATCH",
                 ));
             }
-            let b2 = b.clone();
-            cx.st
-                .store
-                .mutate(|d| d.resources.insert(key.clone(), b2))
-                .await?;
-            let op = new_operation(&cx.st, "endpoint-patch", &key, cx.st.faults().lro_ms).await?;
-            Ok(empty(
-                StatusCode::ACCEPTED,
-                &location_headers(cx, &seed.location, &op),
-            ))
+            store_patched(cx, &key, b, "endpoint-patch", &seed.location).await
         }
         Method::PUT => {
             let req = cx.json()?;
@@ -883,16 +874,7 @@ async fn deployment(cx: &Ctx) -> ArmResult {
             if let Some(t) = req.get("tags") {
                 b["tags"] = t.clone();
             }
-            let b2 = b.clone();
-            cx.st
-                .store
-                .mutate(|d| d.resources.insert(key.clone(), b2))
-                .await?;
-            let op = new_operation(&cx.st, "deployment-patch", &key, cx.st.faults().lro_ms).await?;
-            Ok(empty(
-                StatusCode::ACCEPTED,
-                &location_headers(cx, &seed.location, &op),
-            ))
+            store_patched(cx, &key, b, "deployment-patch", &seed.location).await
         }
         Method::PUT => {
             let req = cx.json()?;
@@ -1034,4 +1016,23 @@ async fn deployment(cx: &Ctx) -> ArmResult {
             cx.method
         ))),
     }
+}
+
+/// Stores a PATCHed body and answers 202 with a `Location` operation to poll (pattern C).
+async fn store_patched(
+    cx: &Ctx,
+    key: &str,
+    body: Value,
+    kind: &str,
+    location: &str,
+) -> Result<axum::response::Response, ArmError> {
+    cx.st
+        .store
+        .mutate(|d| d.resources.insert(key.to_owned(), body))
+        .await?;
+    let op = new_operation(&cx.st, kind, key, cx.st.faults().lro_ms).await?;
+    Ok(empty(
+        StatusCode::ACCEPTED,
+        &location_headers(cx, location, &op),
+    ))
 }
