@@ -548,7 +548,9 @@ async fn every_type_round_trips_with_injected_faults() {
         error_rate: 0.3,
         throttle_rate: 0.1,
         throttle_retry_after_s: 0,
-        principal_replication_s: 5.0,
+        // Long enough that the role assignment is always attempted inside it, even when retries
+        // of the injected errors slow the steps before it on a loaded machine.
+        principal_replication_s: 15.0,
         ..Faults::default()
     };
     capture_logs();
