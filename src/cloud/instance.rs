@@ -295,29 +295,33 @@ pub fn stop(dir: &Path) -> Result<CloudInfo, CloudError> {
         .enable_all()
         .build()
         .map_err(|e| CloudError::Start(e.to_string()))?;
-    rt.block_on(async {
-        let client = super::tls::client(&info.ca_cert)?;
-        let token = admin_token(&client, &info).await?;
-        let r = client
+    let client = super::tls::client(&info.ca_cert)?;
+    let token = rt.block_on(admin_token(&client, &info))?;
+    // The server may close the connection as it shuts down, before its answer arrives: a transport
+    // error is therefore not a failure as long as the instance then lets go of its data folder.
+    let answered = rt.block_on(async {
+        client
             .post(format!("{}_admin/shutdown", info.arm_endpoint))
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|e| CloudError::Unreachable(e.to_string()))?;
-        if !r.status().is_success() {
-            return Err(CloudError::Unreachable(format!(
-                "shutdown answered {}",
-                r.status()
-            )));
-        }
-        Ok::<(), CloudError>(())
-    })?;
+            .map(|r| r.status())
+            .map_err(|e| CloudError::Unreachable(e.to_string()))
+    });
+    if let Ok(status) = &answered
+        && !status.is_success()
+    {
+        return Err(CloudError::Unreachable(format!(
+            "shutdown answered {status}"
+        )));
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     while is_locked(dir) {
         if Instant::now() > deadline {
-            return Err(CloudError::Unreachable(
-                "the local cloud did not stop within 30 s".into(),
-            ));
+            return Err(match answered {
+                Err(e) => e,
+                Ok(_) => CloudError::Unreachable("the local cloud did not stop within 30 s".into()),
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
