@@ -158,7 +158,10 @@ fn missing_stack_file_and_bad_flags_exit_1() {
 #[test]
 fn help_is_complete() {
     let out = Cmd::new().args(["--help"]).run().code(0);
-    for cmd in ["validate", "graph", "schema"] {
+    for cmd in [
+        "validate", "plan", "apply", "destroy", "drift", "output", "invoke", "logs", "state",
+        "graph", "schema", "cloud",
+    ] {
         assert!(out.stdout.contains(cmd), "{cmd} missing from --help");
     }
     let out = Cmd::new().args(["graph", "--help"]).run().code(0);
