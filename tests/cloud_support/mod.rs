@@ -118,14 +118,28 @@ impl Cloud {
 
     /// In this process on a given port (a restart keeps URLs stored in deployments valid).
     pub async fn start_in_process_on(dir: tempfile::TempDir, port: u16) -> Cloud {
-        let running = stackform::cloud::start(CloudOptions {
-            data_dir: dir.path().to_path_buf(),
-            port,
-            faults: Default::default(),
-            log_file: None,
-        })
-        .await
-        .expect("start cloud");
+        // A fixed port may still be held for a moment by the instance that just stopped (or taken by
+        // another test's port-0 listener in between): retry for a while before giving up.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let running = loop {
+            let started = stackform::cloud::start(CloudOptions {
+                data_dir: dir.path().to_path_buf(),
+                port,
+                faults: Default::default(),
+                log_file: None,
+            })
+            .await;
+            match started {
+                Err(e)
+                    if port != 0
+                        && e.to_string().contains("in use")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other.expect("start cloud"),
+            }
+        };
         let info = running.info.clone();
         let http = client(&info);
         Cloud {
