@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stackform/target}"
+# The demo's local cloud lives in this clone, like its state (state/): another clone's demo objects can
+# never collide with this one's.
+export STACKFORM_CLOUD_DIR="${STACKFORM_CLOUD_DIR:-$PWD/.stackform/cloud}"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 say() { printf '\033[2m$ %s\033[0m\n' "$*"; }
@@ -20,7 +23,8 @@ started=$(date +%s)
 step "the local cloud"
 if ! "$sf" cloud status >/dev/null 2>&1; then
   say "stackform cloud up --detach"
-  "$sf" cloud up --detach
+  # Its usual port may be taken by another clone's cloud: then any free port will do.
+  "$sf" cloud up --detach 2>/dev/null || "$sf" cloud up --detach --port 0
 fi
 say "stackform cloud status"
 "$sf" cloud status
@@ -44,7 +48,8 @@ say "stackform logs blue -f $stack | grep 'read blob'"
 printf '\nDone in %ss (after the build).\n' "$(( $(date +%s) - started ))"
 cat <<NEXT
 
-Next, try (stackform is $sf):
+Next, try (stackform is $sf; this demo's local cloud is in $STACKFORM_CLOUD_DIR):
+  export STACKFORM_CLOUD_DIR=$STACKFORM_CLOUD_DIR
   stackform plan -f $stack       # no changes; edit examples/managed-identity/hello.txt to see a line diff
   stackform invoke endpoint -f $stack --request-file examples/managed-identity/sample-request.json
   stackform logs -f $stack --tail 20
