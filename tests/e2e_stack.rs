@@ -105,6 +105,30 @@ impl Stack {
         })
     }
 
+    /// Calls the endpoint with the example's sample request.
+    fn invoke(&self) -> Output {
+        self.run(&[
+            "invoke",
+            "endpoint",
+            "--request-file",
+            "sample-request.json",
+        ])
+    }
+
+    /// Asserts the endpoint answers the sample request with a JSON list.
+    fn assert_answers(&self) {
+        assert!(self.invoke().code(0).stdout.starts_with('['));
+    }
+
+    /// Replaces `from` by `to` in the scoring script; returns the script as it was.
+    fn edit_score(&self, from: &str, to: &str) -> String {
+        let path = self.path("onlinescoring/score.py");
+        let good = std::fs::read_to_string(&path).unwrap();
+        assert!(good.contains(from), "score.py has no `{from}`");
+        std::fs::write(&path, good.replace(from, to)).unwrap();
+        good
+    }
+
     /// `apply --auto-approve` in the background (output captured), for tests that interrupt it.
     fn spawn_apply(&self) -> std::process::Child {
         std::process::Command::new(env!("CARGO_BIN_EXE_stackform"))
@@ -175,14 +199,7 @@ fn reference_stack_applies_answers_and_destroys_to_nothing() {
         out.stdout
     );
 
-    let out = s
-        .run(&[
-            "invoke",
-            "endpoint",
-            "--request-file",
-            "sample-request.json",
-        ])
-        .code(0);
+    let out = s.invoke().code(0);
     let answer: Vec<f64> = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(answer, expected_predictions());
 
@@ -247,15 +264,10 @@ fn failed_update_rolls_back_to_exactly_the_previous_state() {
     let s = Stack::new(&[]);
     s.apply().code(0);
     // Break init() and change an environment variable: the deployment update fails.
-    let good = std::fs::read_to_string(s.path("onlinescoring/score.py")).unwrap();
-    std::fs::write(
-        s.path("onlinescoring/score.py"),
-        good.replace(
-            "    model = _load_model()",
-            "    raise RuntimeError('broken on purpose')",
-        ),
-    )
-    .unwrap();
+    let good = s.edit_score(
+        "    model = _load_model()",
+        "    raise RuntimeError('broken on purpose')",
+    );
     let out = s.apply().code(1);
     assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
     assert!(
@@ -267,30 +279,17 @@ fn failed_update_rolls_back_to_exactly_the_previous_state() {
     std::fs::write(s.path("onlinescoring/score.py"), good).unwrap();
     let out = s.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let answer = s
-        .run(&[
-            "invoke",
-            "endpoint",
-            "--request-file",
-            "sample-request.json",
-        ])
-        .code(0);
-    assert!(answer.stdout.starts_with('['));
+    s.assert_answers();
     s.run(&["destroy", "--auto-approve"]).code(0);
 }
 
 #[test]
 fn no_rollback_keeps_partial_progress_recorded() {
     let s = Stack::new(&[]);
-    let good = std::fs::read_to_string(s.path("onlinescoring/score.py")).unwrap();
-    std::fs::write(
-        s.path("onlinescoring/score.py"),
-        good.replace(
-            "    model = _load_model()",
-            "    raise RuntimeError('broken on purpose')",
-        ),
-    )
-    .unwrap();
+    let good = s.edit_score(
+        "    model = _load_model()",
+        "    raise RuntimeError('broken on purpose')",
+    );
     let out = s.run(&["apply", "--auto-approve", "--no-rollback"]).code(1);
     assert!(
         out.stderr.contains("partial progress is kept"),
@@ -315,24 +314,12 @@ fn no_rollback_keeps_partial_progress_recorded() {
 #[test]
 fn invoke_of_a_failing_run_exits_1_with_the_log_tail_and_never_prints_the_key() {
     let s = Stack::new(&[]);
-    let good = std::fs::read_to_string(s.path("onlinescoring/score.py")).unwrap();
-    std::fs::write(
-        s.path("onlinescoring/score.py"),
-        good.replace(
-            "    rows = json.loads(raw_data)[\"data\"]",
-            "    raise ValueError('run() is broken')",
-        ),
-    )
-    .unwrap();
+    s.edit_score(
+        "    rows = json.loads(raw_data)[\"data\"]",
+        "    raise ValueError('run() is broken')",
+    );
     s.apply().code(0);
-    let out = s
-        .run(&[
-            "invoke",
-            "endpoint",
-            "--request-file",
-            "sample-request.json",
-        ])
-        .code(1);
+    let out = s.invoke().code(1);
     assert!(out.stderr.contains("run() is broken"), "{}", out.stderr);
     assert!(
         out.stderr.contains("last lines of deployment `blue`'s log"),
@@ -376,15 +363,7 @@ fn apply_waits_for_role_propagation_without_user_sleeps() {
         out.stderr
     );
     assert!(start.elapsed() >= Duration::from_secs(8));
-    let answer = s
-        .run(&[
-            "invoke",
-            "endpoint",
-            "--request-file",
-            "sample-request.json",
-        ])
-        .code(0);
-    assert!(answer.stdout.starts_with('['));
+    s.assert_answers();
     s.run(&["destroy", "--auto-approve"]).code(0);
 }
 
@@ -496,15 +475,7 @@ fn a_create_never_takes_over_an_object_another_stack_owns() {
         out.stderr
     );
     s.run(&["plan", "--detailed-exitcode"]).code(0);
-    let answer = s
-        .run(&[
-            "invoke",
-            "endpoint",
-            "--request-file",
-            "sample-request.json",
-        ])
-        .code(0);
-    assert!(answer.stdout.starts_with('['));
+    s.assert_answers();
     s.run(&["destroy", "--auto-approve"]).code(0);
 }
 
