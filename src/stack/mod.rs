@@ -157,6 +157,29 @@ pub(crate) fn a_kind(node: &Node) -> &'static str {
     }
 }
 
+/// "`<what>` must be <expected>, found <kind>", marked "not a mapping"/"not a list", with an example:
+/// the diagnostic of every section or value that has the wrong shape.
+fn wrong_shape(
+    src: &SourceFile,
+    node: &Node,
+    what: &str,
+    expected: &str,
+    example: &str,
+) -> Diagnostic {
+    let label = if expected.starts_with("a list") {
+        "not a list"
+    } else {
+        "not a mapping"
+    };
+    Diagnostic::new(
+        src,
+        node.span,
+        format!("{what} must be {expected}, found {}", a_kind(node)),
+    )
+    .label(label)
+    .help(format!("e.g. {example}"))
+}
+
 fn valid_resource_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars
@@ -338,15 +361,13 @@ fn cloud_section(ctx: &mut Ctx<'_>, src: &SourceFile, node: Option<&Node>) -> Cl
         Value::Null => return cloud,
         Value::Map(m) => m,
         _ => {
-            ctx.error(
-                Diagnostic::new(
-                    src,
-                    node.span,
-                    format!("`cloud` must be a mapping, found {}", a_kind(node)),
-                )
-                .label("not a mapping")
-                .help("e.g. `cloud: { kind: local }`"),
-            );
+            ctx.error(wrong_shape(
+                src,
+                node,
+                "`cloud`",
+                "a mapping",
+                "`cloud: { kind: local }`",
+            ));
             return cloud;
         }
     };
@@ -434,11 +455,13 @@ fn api_versions(
 ) -> std::collections::BTreeMap<String, String> {
     let mut out = std::collections::BTreeMap::new();
     let Some(entries) = node.as_map() else {
-        ctx.error(
-            Diagnostic::new(src, node.span, format!("`cloud.api_versions` must be a mapping, found {}", a_kind(node)))
-                .label("not a mapping")
-                .help("e.g. `api_versions: { storage_account: \"2025-01-01\", Microsoft.MachineLearningServices: \"2025-04-01\" }`"),
-        );
+        ctx.error(wrong_shape(
+            src,
+            node,
+            "`cloud.api_versions`",
+            "a mapping",
+            "`api_versions: { storage_account: \"2025-01-01\", Microsoft.MachineLearningServices: \"2025-04-01\" }`",
+        ));
         return out;
     };
     let types: Vec<&str> = ctx.registry.type_names().collect();
@@ -504,18 +527,13 @@ fn resources(
         Value::Null => return IndexMap::new(),
         Value::Map(m) => m,
         _ => {
-            ctx.error(
-                Diagnostic::new(
-                    src,
-                    node.span,
-                    format!(
-                        "`resources` must be a mapping of name to resource, found {}",
-                        a_kind(node)
-                    ),
-                )
-                .label("not a mapping")
-                .help("e.g. `resources: { store: { type: storage_account, name: mystore } }`"),
-            );
+            ctx.error(wrong_shape(
+                src,
+                node,
+                "`resources`",
+                "a mapping of name to resource",
+                "`resources: { store: { type: storage_account, name: mystore } }`",
+            ));
             return IndexMap::new();
         }
     };
@@ -728,18 +746,13 @@ fn depends(ctx: &mut Ctx<'_>, src: &SourceFile, me: &str, node: &Node) -> Vec<(S
         Value::Seq(items) => items.as_slice(),
         Value::Null => return Vec::new(),
         _ => {
-            ctx.error(
-                Diagnostic::new(
-                    src,
-                    node.span,
-                    format!(
-                        "`depends_on` must be a list of resource names, found {}",
-                        a_kind(node)
-                    ),
-                )
-                .label("not a list")
-                .help("e.g. `depends_on: [store, reader]`"),
-            );
+            ctx.error(wrong_shape(
+                src,
+                node,
+                "`depends_on`",
+                "a list of resource names",
+                "`depends_on: [store, reader]`",
+            ));
             return Vec::new();
         }
     };
@@ -803,18 +816,13 @@ fn outputs(ctx: &mut Ctx<'_>, src: &SourceFile, node: &Node) -> IndexMap<String,
         Value::Null => return IndexMap::new(),
         Value::Map(m) => m,
         _ => {
-            ctx.error(
-                Diagnostic::new(
-                    src,
-                    node.span,
-                    format!(
-                        "`outputs` must be a mapping of name to value, found {}",
-                        a_kind(node)
-                    ),
-                )
-                .label("not a mapping")
-                .help("e.g. `outputs: { scoring_uri: ${endpoint.scoring_uri} }`"),
-            );
+            ctx.error(wrong_shape(
+                src,
+                node,
+                "`outputs`",
+                "a mapping of name to value",
+                "`outputs: { scoring_uri: ${endpoint.scoring_uri} }`",
+            ));
             return IndexMap::new();
         }
     };
