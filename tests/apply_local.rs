@@ -4,6 +4,9 @@
 //! deployment is rolled back to the previous configuration; a role assignment that propagates late
 //! is waited for.
 
+#[path = "local_support/mod.rs"]
+mod local_support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,15 +15,14 @@ use stackform::apply::{
     self, ApplyEvent, ApplyOptions, ApplyPlan, ApplyReport, EventLog, Interrupt, NoEvents, Outcome,
     Persistence, PropagationPolicy,
 };
+use stackform::cloud::RunningCloud;
 use stackform::cloud::faults::Faults;
-use stackform::cloud::{CloudOptions, RunningCloud};
 use stackform::graph;
 use stackform::plan::{self, Plan, PlanMode, Snapshot};
-use stackform::provider::{AzureProvider, CloudConfig, Provider, Secret};
+use stackform::provider::{AzureProvider, Provider};
 use stackform::specs::Registry;
 use stackform::stack::{self, LoadOptions, Stack};
 use stackform::state::StateFile;
-use url::Url;
 
 struct Local {
     cloud: Option<RunningCloud>,
@@ -41,35 +43,11 @@ fn faults() -> Faults {
 }
 
 async fn start(faults: Faults) -> Local {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let cloud = stackform::cloud::start(CloudOptions {
-        data_dir: dir.path().join("cloud"),
-        port: 0,
-        faults,
-        log_file: None,
-    })
-    .await
-    .expect("local cloud starts");
-    let i = &cloud.info;
-    let mut config = CloudConfig::local(
-        Url::parse(&i.arm_endpoint).expect("arm url"),
-        i.ca_cert.clone(),
-        &i.tenant_id,
-        &i.client_id,
-        Secret::new(i.client_secret.clone()),
-        &i.subscription_id,
-        &i.resource_group,
-        &i.workspace,
-        &i.location,
-    );
-    config.lro.default_poll = Duration::from_millis(50);
-    let provider = AzureProvider::connect(config)
-        .await
-        .expect("provider connects");
+    let s = local_support::start_local(faults).await;
     Local {
-        cloud: Some(cloud),
-        provider: Arc::new(provider),
-        _dir: dir,
+        cloud: Some(s.cloud),
+        provider: Arc::new(s.provider),
+        _dir: s.dir,
     }
 }
 

@@ -4,19 +4,19 @@
 //! property). The same lifecycle runs again with 30 % 5xx and 10 % 429 injected and a principal that
 //! replicates late, which the provider must absorb through its retries.
 
+#[path = "local_support/mod.rs"]
+mod local_support;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use stackform::cloud::RunningCloud;
 use stackform::cloud::faults::Faults;
-use stackform::cloud::{CloudOptions, RunningCloud};
 use stackform::provider::ids::role_assignment_name;
 use stackform::provider::{
-    AzureProvider, CloudConfig, Observed, ProgressEvent, Provider, ResourceRequest, ResourceType,
-    Secret,
+    AzureProvider, Observed, ProgressEvent, Provider, ResourceRequest, ResourceType,
 };
-use url::Url;
 
 /// Everything logged at debug level by this test binary (all threads).
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -63,35 +63,11 @@ struct Local {
 }
 
 async fn start(faults: Faults) -> Local {
-    let dir = tempfile::tempdir().unwrap();
-    let cloud = stackform::cloud::start(CloudOptions {
-        data_dir: dir.path().join("cloud"),
-        port: 0,
-        faults,
-        log_file: None,
-    })
-    .await
-    .expect("local cloud starts");
-    let i = &cloud.info;
-    let mut config = CloudConfig::local(
-        Url::parse(&i.arm_endpoint).unwrap(),
-        i.ca_cert.clone(),
-        &i.tenant_id,
-        &i.client_id,
-        Secret::new(i.client_secret.clone()),
-        &i.subscription_id,
-        &i.resource_group,
-        &i.workspace,
-        &i.location,
-    );
-    config.lro.default_poll = Duration::from_millis(50);
-    let provider = AzureProvider::connect(config)
-        .await
-        .expect("provider connects");
+    let s = local_support::start_local(faults).await;
     Local {
-        cloud: Some(cloud),
-        provider,
-        _dir: dir,
+        cloud: Some(s.cloud),
+        provider: s.provider,
+        _dir: s.dir,
     }
 }
 
