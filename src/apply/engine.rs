@@ -396,23 +396,22 @@ impl Run<'_> {
             (_, Some(r)) => r.id.clone(),
             (_, None) => String::new(),
         };
-        let waiting_for = if op.kind == StepKind::Delete {
-            Vec::new()
-        } else {
-            step.desired
-                .iter()
-                .flat_map(|d| d.dependencies.iter())
-                .filter(|dep| {
-                    self.changed.contains(dep.as_str())
-                        && self
-                            .state
-                            .resources
-                            .get(dep.as_str())
-                            .is_some_and(|r| r.resource_type == "role_assignment")
-                })
-                .cloned()
-                .collect()
-        };
+        let waiting_for =
+            if op.kind == StepKind::Delete {
+                Vec::new()
+            } else {
+                step.desired
+                    .iter()
+                    .flat_map(|d| d.dependencies.iter())
+                    .filter(|dep| {
+                        self.changed.contains(dep.as_str())
+                            && self.state.resources.get(dep.as_str()).is_some_and(|r| {
+                                crate::specs::waits_for_propagation(&r.resource_type)
+                            })
+                    })
+                    .cloned()
+                    .collect()
+            };
         Job {
             kind: op.kind,
             replace: op.replace.is_some(),

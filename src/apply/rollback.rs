@@ -300,37 +300,15 @@ async fn compensate(
     }
 }
 
-/// The inputs that bring a resource back to what `prior` records. A deployment's code, model and
-/// environment are named by the versions it ran before (immutable in the workspace), not by the local
-/// folders: those may have changed since, and re-uploading them would deploy the new content again.
+/// The inputs that bring a resource back to what `prior` records: fields whose spec names a
+/// `restore_from` attribute (a deployment's code, model and environment) become the registered versions
+/// it ran before, not the local folders, which may have changed since.
 fn restore_inputs(prior: &ResourceState) -> serde_json::Map<String, Value> {
-    let mut inputs = super::values::as_map(&prior.inputs);
-    if prior.resource_type != "online_deployment" {
-        return inputs;
-    }
-    let registered = |key: &str| -> Option<Value> {
-        // `.../workspaces/{ws}/{kind}/{name}/versions/{version}` → `azureml:{name}:{version}`
-        let id = prior.outputs.get(key)?.as_str()?;
-        let parts: Vec<&str> = id.trim_end_matches('/').rsplit('/').take(4).collect();
-        match parts.as_slice() {
-            [version, "versions", name, _] => {
-                Some(Value::String(format!("azureml:{name}:{version}")))
-            }
-            _ => None,
-        }
-    };
-    if let Some(model) = registered("model_id") {
-        inputs.insert("model".into(), model);
-    }
-    if let Some(env) = registered("environment_id") {
-        inputs.insert("environment".into(), env);
-    }
-    if let (Some(code), Some(Value::Object(cc))) =
-        (registered("code_id"), inputs.get_mut("code_configuration"))
-    {
-        cc.insert("code".into(), code);
-    }
-    inputs
+    crate::specs::restore_inputs(
+        &prior.resource_type,
+        super::values::as_map(&prior.inputs),
+        &prior.outputs,
+    )
 }
 
 fn resource_type(address: &str, record: &ResourceState) -> Result<ResourceType, Failure> {

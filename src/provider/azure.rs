@@ -206,11 +206,11 @@ impl AzureProvider {
         self.do_put(req).await
     }
 
-    async fn do_update(&self, prior: &Observed, req: &ResourceRequest) -> Result<Observed> {
+    async fn do_update(&self, _prior: &Observed, req: &ResourceRequest) -> Result<Observed> {
         req.report("Updating");
         match req.resource_type {
             ResourceType::OnlineDeployment => {
-                resources::online_deployment::update(&self.ctx, prior, req).await
+                resources::online_deployment::update(&self.ctx, req).await
             }
             // Role assignments cannot change in place (the planner replaces them); a PUT of the same
             // deterministic assignment is still a correct, idempotent update.
