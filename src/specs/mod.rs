@@ -403,6 +403,10 @@ pub struct AttributeSpec {
     pub description: String,
     #[serde(default)]
     pub arm: Option<String>,
+    /// Where to read the value when the response has nothing at `arm` (e.g. the principal of the first
+    /// attached identity when there is no own one).
+    #[serde(default)]
+    pub arm_fallback: Option<String>,
     /// The object id of the principal of the resource's identity (what role grants name).
     #[serde(default)]
     pub principal: bool,

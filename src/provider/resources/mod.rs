@@ -402,11 +402,13 @@ fn read_fields(
     inputs
 }
 
-/// Computed outputs from the attributes' `arm:` paths; dotted attribute names nest.
+/// Computed outputs from the attributes' `arm:` paths (or their `arm_fallback`); dotted attribute
+/// names nest.
 pub fn spec_outputs(spec: &ResourceSpec, body: &Value) -> Map<String, Value> {
     let mut outputs = Value::Object(Map::new());
     for (name, attr) in &spec.attributes {
-        if let Some(v) = attr.arm.as_deref().and_then(|p| get_path(body, p)) {
+        let at = |path: &Option<String>| path.as_deref().and_then(|p| get_path(body, p));
+        if let Some(v) = at(&attr.arm).or_else(|| at(&attr.arm_fallback)) {
             set_path(&mut outputs, name, v.clone());
         }
     }

@@ -19,7 +19,7 @@ use url::Url;
 use super::online_endpoint;
 use super::{
     Ctx, arm_path, bad_input, failed, get_path, input_or_default, required_str, set_path,
-    spec_body, spec_observe,
+    spec_body, spec_observe, spec_outputs,
 };
 use crate::provider::blob::{BlobClient, content_md5};
 use crate::provider::error::{ErrorKind, ProviderError};
@@ -218,8 +218,8 @@ async fn blob_endpoint(ctx: &Ctx, account: &str, suffix: &str, protocol: &str) -
             .arm
             .get(sa_id, &ctx.api_version(ResourceType::StorageAccount)?)
             .await?
-        && let Some(ep) = sa
-            .pointer("/properties/primaryEndpoints/blob")
+        && let Some(ep) = spec_outputs(ctx.spec(ResourceType::StorageAccount)?, &sa)
+            .get("primary_blob_endpoint")
             .and_then(Value::as_str)
         && let Ok(url) = Url::parse(ep)
     {

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::{
     Ctx, arm_delete, arm_get, arm_path, failed, get_path, input_or_default, set_path, spec_body,
-    spec_observe,
+    spec_observe, spec_outputs,
 };
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::pipeline::{Auth, HttpRequest};
@@ -150,21 +150,6 @@ fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value) -> Result<Observed> {
         "identity".into(),
         IdentitySpec::of(spec)?.observed(body, &req.inputs),
     );
-    // A user-assigned-only endpoint has no top-level principal: report the (first) attached identity's.
-    let identity = obs.outputs.entry("identity").or_insert_with(|| json!({}));
-    if identity.get("principal_id").is_none()
-        && let Some(p) = body
-            .pointer("/identity/userAssignedIdentities")
-            .and_then(Value::as_object)
-            .and_then(|m| m.values().next())
-        && let Some(obj) = identity.as_object_mut()
-    {
-        for (from, to) in [("principalId", "principal_id"), ("clientId", "client_id")] {
-            if let Some(v) = p.get(from).filter(|v| !v.is_null()) {
-                obj.entry(to).or_insert(v.clone());
-            }
-        }
-    }
     if let Some(traffic) = body
         .pointer("/properties/traffic")
         .filter(|t| t.is_object())
@@ -365,12 +350,12 @@ pub async fn invoke(
     deployment: Option<&str>,
 ) -> Result<ScoreResponse> {
     let (path, api, current) = existing(ctx, endpoint).await?;
-    let uri = current
-        .pointer("/properties/scoringUri")
+    let spec = ctx.spec(T)?;
+    let uri = spec_outputs(spec, &current)
+        .get("scoring_uri")
         .and_then(Value::as_str)
         .and_then(|u| Url::parse(u).ok())
         .ok_or_else(|| failed(format!("endpoint {endpoint} has no scoring uri yet")))?;
-    let spec = ctx.spec(T)?;
     let auth_mode = spec
         .field("auth_mode")
         .ok_or_else(|| ProviderError::invalid("the spec has no `auth_mode`"))?;

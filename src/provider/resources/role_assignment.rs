@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, arm_path, required_str, set_path, spec_body, spec_observe};
+use super::{Ctx, arm_path, get_path, required_str, set_path, spec_body, spec_observe};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::ids::{
     last_segment, role_assignment_name, role_guid, role_name, same_id, same_role_definition,
@@ -60,18 +60,21 @@ pub(super) fn parts(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<Parts> {
     })
 }
 
+/// The string at an ARM path of a body, empty when there is none.
+fn live_str(body: &Value, path: &str) -> String {
+    get_path(body, path)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The assignment as read back: the spec's mapping (principal kept in the requested spelling, the
 /// principal type's default), and the role and scope, which the body does not carry as the stack
 /// writes them: each kept in the requested form when it names the same thing.
 fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value) -> Result<Observed> {
     let spec = ctx.spec(T)?;
     let mut obs = spec_observe(ctx, spec, &req.inputs, body);
-    let live = |k: &str| {
-        body.pointer(&format!("/properties/{k}"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let live = |field: &str| -> Result<String> { Ok(live_str(body, &arm_path(spec, field)?)) };
     let desired = |k: &str| {
         req.inputs
             .get(k)
@@ -79,7 +82,7 @@ fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value) -> Result<Observed> {
             .unwrap_or_default()
             .to_owned()
     };
-    let role_def = live("roleDefinitionId");
+    let role_def = live("role")?;
     let wanted_role = desired("role");
     let role = match role_guid(&wanted_role) {
         Some(g) if same_role_definition(&g, &role_def) => wanted_role,
@@ -88,7 +91,7 @@ fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value) -> Result<Observed> {
             .unwrap_or_else(|| role_def.clone()),
     };
     obs.inputs.insert("role".into(), json!(role));
-    let scope = live("scope");
+    let scope = live("scope")?;
     obs.inputs.insert(
         "scope".into(),
         json!(if same_id(&scope, &desired("scope")) || scope.is_empty() {
@@ -183,16 +186,17 @@ async fn adopt(ctx: &Ctx, req: &ResourceRequest, p: &Parts, api: &str) -> Result
             &[("$filter", &filter)],
         )
         .await?;
+    let spec = ctx.spec(T)?;
+    let (role, principal, scope) = (
+        arm_path(spec, "role")?,
+        arm_path(spec, "principal_id")?,
+        arm_path(spec, "scope")?,
+    );
     let found = list.into_iter().find(|a| {
-        let prop = |k: &str| {
-            a.pointer(&format!("/properties/{k}"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        same_role_definition(&prop("roleDefinitionId"), &p.guid)
-            && prop("principalId").eq_ignore_ascii_case(&p.principal_id)
-            && (prop("scope").is_empty() || same_id(&prop("scope"), &p.scope))
+        let live_scope = live_str(a, &scope);
+        same_role_definition(&live_str(a, &role), &p.guid)
+            && live_str(a, &principal).eq_ignore_ascii_case(&p.principal_id)
+            && (live_scope.is_empty() || same_id(&live_scope, &p.scope))
     });
     match found {
         Some(a) => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::{Ctx, arm_delete, failed, generic_put, generic_read};
+use super::{Ctx, arm_delete, failed, generic_put, generic_read, spec_observe};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::pipeline::Auth;
 use crate::provider::shared_key::SharedKeyCredential;
@@ -92,8 +92,11 @@ pub async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)> {
                 format!("storage account {account} does not exist"),
             )
         })?;
-    let endpoint = body
-        .pointer("/properties/primaryEndpoints/blob")
+    // Read through the spec: the blob endpoint attribute, and shared-key access with its default.
+    let live = spec_observe(ctx, ctx.spec(T)?, &Map::new(), &body);
+    let endpoint = live
+        .outputs
+        .get("primary_blob_endpoint")
         .and_then(Value::as_str)
         .ok_or_else(|| failed(format!("storage account {account} has no blob endpoint")))?;
     let mut endpoint =
@@ -102,10 +105,8 @@ pub async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)> {
         let p = format!("{}/", endpoint.path());
         endpoint.set_path(&p);
     }
-    let shared_key_allowed = body
-        .pointer("/properties/allowSharedKeyAccess")
-        .and_then(Value::as_bool)
-        != Some(false);
+    let shared_key_allowed =
+        live.inputs.get("allow_shared_key_access") != Some(&Value::Bool(false));
     let bearer = || Auth::Bearer(ctx.config.storage_scope.clone());
     let auth = if shared_key_allowed {
         match list_keys(ctx, account).await {
