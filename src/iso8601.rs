@@ -50,13 +50,23 @@ mod tests {
 
     #[test]
     fn parses_the_forms_azure_sends() {
-        assert_eq!(parse("PT1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse("PT5S"), Some(Duration::from_secs(5)));
-        assert_eq!(parse("PT0.5S"), Some(Duration::from_millis(500)));
-        assert_eq!(parse("P1DT2M"), Some(Duration::from_secs(86400 + 120)));
-        assert_eq!(parse_seconds("PT1M30S"), Some(90.0));
-        assert_eq!(parse_seconds("pt10s"), Some(10.0));
-        assert_eq!(parse_seconds(" P1W "), Some(604_800.0));
+        for (text, seconds) in [
+            ("PT1H", 3600.0),
+            ("PT5S", 5.0),
+            ("PT0.5S", 0.5),
+            ("P1DT2M", 86_520.0),
+            ("PT1M30S", 90.0),
+            ("pt10s", 10.0),
+            (" P1W ", 604_800.0),
+        ] {
+            assert_eq!(parse_seconds(text), Some(seconds), "{text:?}");
+            assert_eq!(
+                parse(text),
+                Some(Duration::from_secs_f64(seconds)),
+                "{text:?}"
+            );
+        }
+        assert_eq!(parse("PT99999999999999999999999S"), None);
     }
 
     #[test]
@@ -68,10 +78,14 @@ mod tests {
 
     #[test]
     fn formats_seconds_and_reads_them_back() {
-        assert_eq!(format_seconds(5.0), "PT5S");
-        assert_eq!(format_seconds(1.5), "PT1.5S");
-        assert_eq!(format_seconds(0.5), "PT0.5S");
-        assert_eq!(format_seconds(0.0), "PT0S");
+        for (seconds, text) in [
+            (5.0, "PT5S"),
+            (1.5, "PT1.5S"),
+            (0.5, "PT0.5S"),
+            (0.0, "PT0S"),
+        ] {
+            assert_eq!(format_seconds(seconds), text);
+        }
         for s in [0.0, 0.5, 1.0, 2.25, 30.0, 180.0, 86_400.0] {
             assert_eq!(parse_seconds(&format_seconds(s)), Some(s));
         }

@@ -484,15 +484,23 @@ impl ResourceSpec {
         Some(field)
     }
 
-    /// A field to change by dotted path, for tests.
+    /// Changes the default of a field (by dotted path), for tests that prove a spec change reaches
+    /// every consumer. Whether the field exists.
     #[cfg(test)]
-    pub(crate) fn field_mut(&mut self, path: &str) -> Option<&mut FieldSpec> {
-        let mut parts = path.split('.');
-        let mut field = self.fields.get_mut(parts.next()?)?;
-        for part in parts {
-            field = field.fields.as_mut()?.get_mut(part)?;
+    pub(crate) fn set_default(&mut self, path: &str, value: Value) -> bool {
+        fn walk(fields: &mut IndexMap<String, FieldSpec>, path: &str, value: Value) -> bool {
+            match path.split_once('.') {
+                None => fields
+                    .get_mut(path)
+                    .map(|f| f.default = Some(value))
+                    .is_some(),
+                Some((head, rest)) => fields
+                    .get_mut(head)
+                    .and_then(|f| f.fields.as_mut())
+                    .is_some_and(|nested| walk(nested, rest, value)),
+            }
         }
-        Some(field)
+        walk(&mut self.fields, path, value)
     }
 
     /// Every field, nested ones after their object, with its dotted path, in spec order.

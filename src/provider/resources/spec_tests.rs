@@ -179,11 +179,6 @@ fn a_changed_spec_default_changes_what_is_sent() {
     let reg = registry();
     for spec in reg.iter() {
         for (path, arm, default) in placed_defaults(spec) {
-            let mut copy = reg.clone();
-            let field = copy
-                .get_mut(&spec.type_name)
-                .and_then(|s| s.field_mut(&path))
-                .expect("walked field");
             // A field under an object whose own default sets it follows that default instead.
             let parent_default = path
                 .rsplit_once('.')
@@ -191,10 +186,15 @@ fn a_changed_spec_default_changes_what_is_sent() {
             if parent_default.is_some() {
                 continue;
             }
+            let field = spec.field(&path).expect("walked field");
             let new = changed(field, &default);
             assert_ne!(new, default, "{}.{path}", spec.type_name);
-            field.default = Some(new.clone());
             let wire = field.to_wire(&new);
+            let mut copy = reg.clone();
+            assert!(
+                copy.get_mut(&spec.type_name)
+                    .is_some_and(|s| s.set_default(&path, new.clone()))
+            );
             let ctx = ctx_over(copy);
             let changed_spec = ctx.registry.get(&spec.type_name).expect("spec");
             let body =
@@ -213,9 +213,9 @@ fn a_changed_spec_default_changes_what_is_sent() {
 fn defaults_the_deployment_code_decides_from_follow_the_spec() {
     let mut reg = registry();
     let dep = reg.get_mut("online_deployment").expect("spec");
-    dep.field_mut("traffic").expect("traffic").default = Some(json!(40));
-    dep.field_mut("environment.image").expect("image").default = Some(json!("example.io/other:1"));
-    dep.field_mut("instance_count").expect("count").default = Some(json!(3));
+    assert!(dep.set_default("traffic", json!(40)));
+    assert!(dep.set_default("environment.image", json!("example.io/other:1")));
+    assert!(dep.set_default("instance_count", json!(3)));
     let ctx = ctx_over(reg);
     let mut inputs = minimal_inputs(ctx.registry.get("online_deployment").expect("spec"));
     assert_eq!(
@@ -246,8 +246,8 @@ fn a_changed_default_read_back_from_the_cloud_plans_as_no_change() {
     };
     let mut reg = registry();
     let sa = reg.get_mut("storage_account").expect("spec");
-    sa.field_mut("access_tier").expect("tier").default = Some(json!("Cool"));
-    sa.field_mut("minimum_tls_version").expect("tls").default = Some(json!("TLS1_1"));
+    assert!(sa.set_default("access_tier", json!("Cool")));
+    assert!(sa.set_default("minimum_tls_version", json!("TLS1_1")));
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("stack.yaml");
     std::fs::write(
