@@ -108,12 +108,11 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
         Some(id) if !id.is_empty() => id.clone(),
         _ => parts(ctx, &req.inputs)?.path,
     };
-    Ok(ctx
-        .arm
+    ctx.arm
         .get(&path, &ctx.api_version(T)?)
         .await?
         .map(|b| observe(ctx, req, &b))
-        .transpose()?)
+        .transpose()
 }
 
 /// The PUT body: the spec's mapping, and the role as the full definition id.
