@@ -5,6 +5,9 @@
 //! deployment is PUT (pattern B); a `Failed` deployment's error carries the tail of its log. A change of
 //! `instance_count` alone is a PATCH of `sku.capacity` (pattern C); `traffic` is applied on the endpoint.
 //!
+//! Everything else about the body — defaults, wire spellings, the request settings and probes with their
+//! ISO 8601 durations, the fixed `sku.name` and compute type — is the spec's, placed and read back by the
+//! common path; this file only fills the fields the spec marks `custom` (the asset ids, the traffic share).
 //! Datastore secrets are only used to sign uploads; they are never logged or returned.
 
 use std::collections::BTreeMap;
