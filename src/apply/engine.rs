@@ -27,6 +27,7 @@ use super::steps::{ApplyPlan, deposed_key};
 use super::values::{Known, KnownValues};
 use crate::plan::ReplaceOrder;
 use crate::provider::{Observed, Provider, ResourceType};
+use crate::specs::waits_for_propagation;
 use crate::state::{ResourceState, ResourceStatus, StateFile, StepId};
 
 /// Computes the deterministic cloud id a create will produce, for the journal (optional: without
@@ -396,22 +397,23 @@ impl Run<'_> {
             (_, Some(r)) => r.id.clone(),
             (_, None) => String::new(),
         };
-        let waiting_for =
-            if op.kind == StepKind::Delete {
-                Vec::new()
-            } else {
-                step.desired
-                    .iter()
-                    .flat_map(|d| d.dependencies.iter())
-                    .filter(|dep| {
-                        self.changed.contains(dep.as_str())
-                            && self.state.resources.get(dep.as_str()).is_some_and(|r| {
-                                crate::specs::waits_for_propagation(&r.resource_type)
-                            })
-                    })
-                    .cloned()
-                    .collect()
-            };
+        let waiting_for = if op.kind == StepKind::Delete {
+            Vec::new()
+        } else {
+            step.desired
+                .iter()
+                .flat_map(|d| d.dependencies.iter())
+                .filter(|dep| {
+                    self.changed.contains(dep.as_str())
+                        && self
+                            .state
+                            .resources
+                            .get(dep.as_str())
+                            .is_some_and(|r| waits_for_propagation(&r.resource_type))
+                })
+                .cloned()
+                .collect()
+        };
         Job {
             kind: op.kind,
             replace: op.replace.is_some(),
