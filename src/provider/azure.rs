@@ -206,7 +206,7 @@ impl AzureProvider {
         self.do_put(req).await
     }
 
-    async fn do_update(&self, _prior: &Observed, req: &ResourceRequest) -> Result<Observed> {
+    async fn do_update(&self, req: &ResourceRequest) -> Result<Observed> {
         req.report("Updating");
         match req.resource_type {
             ResourceType::OnlineDeployment => {
@@ -254,12 +254,13 @@ impl Provider for AzureProvider {
         Box::pin(async move { self.do_create(req).await.map_err(|e| at(req, e)) })
     }
 
+    /// Azure decides an update against the live resource, which it reads, not against `prior`.
     fn update<'a>(
         &'a self,
-        prior: &'a Observed,
+        _prior: &'a Observed,
         req: &'a ResourceRequest,
     ) -> ProviderFuture<'a, Observed> {
-        Box::pin(async move { self.do_update(prior, req).await.map_err(|e| at(req, e)) })
+        Box::pin(async move { self.do_update(req).await.map_err(|e| at(req, e)) })
     }
 
     fn delete<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, ()> {
