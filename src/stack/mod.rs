@@ -82,17 +82,27 @@ impl LoadOptions {
 }
 
 /// Parses one `--var NAME=VALUE` argument (the value may contain `=`).
-pub fn parse_var_arg(s: &str) -> Result<(String, String), String> {
+pub fn parse_var_arg(s: &str) -> Result<(String, String), VarArgError> {
     let Some((name, value)) = s.split_once('=') else {
-        return Err(format!("expected NAME=VALUE, found `{s}`"));
+        return Err(VarArgError::NoEquals(s.to_string()));
     };
     let name = name.trim();
     if !vars::valid_name(name) {
-        return Err(format!(
-            "invalid variable name `{name}`: names are letters, digits and underscores, starting with a letter or underscore"
-        ));
+        return Err(VarArgError::InvalidName(name.to_string()));
     }
     Ok((name.to_string(), value.to_string()))
+}
+
+/// A `--var` argument that is not `NAME=VALUE` with a valid name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VarArgError {
+    /// There is no `=`, so the argument holds no value (it is shown whole).
+    #[error("expected NAME=VALUE, found `{0}`")]
+    NoEquals(String),
+    #[error(
+        "invalid variable name `{0}`: names are letters, digits and underscores, starting with a letter or underscore"
+    )]
+    InvalidName(String),
 }
 
 const TOP_KEYS: [&str; 6] = [
@@ -118,22 +128,36 @@ const OUTPUT_KEYS: [&str; 3] = ["value", "description", "sensitive"];
 /// Names a resource may not take: they start `${var.x}` and `${env.X}`.
 const RESERVED: [&str; 2] = ["var", "env"];
 
-/// Reads a text file within the YAML size budget. The error is a lowercase fragment.
-pub(crate) fn read_source(path: &Path) -> Result<SourceFile, String> {
+/// Reads a text file within the YAML size budget.
+pub(crate) fn read_source(path: &Path) -> Result<SourceFile, ReadSourceError> {
     let max = Budget::default().max_bytes;
-    let file = std::fs::File::open(path).map_err(|e| io_reason(&e))?;
+    let file = std::fs::File::open(path).map_err(ReadSourceError::Io)?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err("it is a folder, not a file".to_string());
+        return Err(ReadSourceError::Folder);
     }
     let mut bytes = Vec::new();
     file.take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| io_reason(&e))?;
+        .map_err(ReadSourceError::Io)?;
     if bytes.len() > max {
-        return Err(format!("file is larger than the {max}-byte limit"));
+        return Err(ReadSourceError::TooLarge { max });
     }
-    let text = String::from_utf8(bytes).map_err(|_| "file is not UTF-8 text".to_string())?;
+    let text = String::from_utf8(bytes).map_err(|_| ReadSourceError::NotUtf8)?;
     Ok(SourceFile::new(path, text))
+}
+
+/// Why a stack file, `file:` base or variable file cannot be read. Messages are lowercase fragments
+/// for "cannot read stack file X: …".
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReadSourceError {
+    #[error("{}", io_reason(.0))]
+    Io(#[source] std::io::Error),
+    #[error("it is a folder, not a file")]
+    Folder,
+    #[error("file is larger than the {max}-byte limit")]
+    TooLarge { max: usize },
+    #[error("file is not UTF-8 text")]
+    NotUtf8,
 }
 
 fn io_reason(e: &std::io::Error) -> String {
