@@ -8,7 +8,6 @@
 //! | 1    | [`ERROR`]       | an error: bad input, a failed or rolled-back apply, a cancelled confirmation, a usage error |
 //! | 2    | [`CHANGES`]     | only `plan --detailed-exitcode` (the plan has changes) and `drift` (drift was found) |
 //! | 130  | [`INTERRUPTED`] | apply or destroy stopped by Ctrl-C (128 + SIGINT, as shells report it) |
-use std::process::ExitCode;
 
 /// The command succeeded; for `plan --detailed-exitcode` and `drift`, there is nothing to change.
 pub const SUCCESS: u8 = 0;
@@ -24,8 +23,3 @@ pub const CHANGES: u8 = 2;
 /// `apply` or `destroy` was stopped by Ctrl-C (before it changed anything, or after finishing or
 /// abandoning the steps in flight).
 pub const INTERRUPTED: u8 = 130;
-
-/// The [`ExitCode`] of one of the codes above.
-pub fn code(code: u8) -> ExitCode {
-    ExitCode::from(code)
-}

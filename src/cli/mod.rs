@@ -10,7 +10,7 @@ pub mod cloud;
 mod common;
 mod engine;
 mod error;
-pub mod exit;
+pub(crate) mod exit;
 mod graph;
 mod invoke;
 mod output;
