@@ -23,7 +23,7 @@ use crate::state::{JournalAction, JournalError, LockError, LockInfo, StateError,
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// Located problems in user input (stack files, variables); rendered with source snippets.
-    #[error("{count} error(s) found")]
+    #[error("{count} problem(s) found; nothing was changed")]
     Diagnostics { count: usize, rendered: String },
 
     /// The command was interrupted (Ctrl-C) before the apply began; nothing was changed.
@@ -177,12 +177,11 @@ impl CliError {
         }
     }
 
-    /// Everything the user sees on stderr for this error, newline included.
+    /// Everything the user sees on stderr for this error, newline included: its message after
+    /// `error: ` (`interrupted: ` for Ctrl-C), below the located snippets of diagnostics.
     pub fn render(&self) -> String {
         match self {
-            CliError::Diagnostics { count, rendered } => {
-                format!("{rendered}error: {count} problem(s) found; nothing was changed\n")
-            }
+            CliError::Diagnostics { rendered, .. } => format!("{rendered}error: {self}\n"),
             CliError::Interrupted => format!("interrupted: {self}\n"),
             _ => format!("error: {self}\n"),
         }
