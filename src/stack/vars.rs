@@ -3,16 +3,52 @@
 //! default is refused, and values from files or flags are never re-interpolated. Problems with flags point
 //! at a synthetic `<command line>` source so they render like any other diagnostic. A message about a
 //! sensitive variable never shows its value.
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
 use super::interp::{self, Segment};
 use super::model::{Variable, VariableOrigin};
+use super::source::{a_kind, read_source};
 use super::value::VarEntry;
-use super::{LoadOptions, a_kind, read_source};
 use crate::diag::{Diagnostic, SourceFile, Span, did_you_mean};
 use crate::yaml::{self, Budget, Node, Value};
+
+/// Where variable values and the environment come from. `Debug` shows names only: values may be secrets.
+#[derive(Clone, Default)]
+pub struct LoadOptions {
+    /// `--var k=v` flags in command-line order; a later one wins.
+    pub vars: Vec<(String, String)>,
+    /// `--var-file` paths in command-line order; `--var` flags win over them, a later file over an
+    /// earlier one.
+    pub var_files: Vec<PathBuf>,
+    /// The environment `${env.X}` reads. Injected so tests never touch the process environment.
+    pub env: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.vars.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("LoadOptions")
+            .field("vars", &names)
+            .field("var_files", &self.var_files)
+            .field("env", &format_args!("({} variables)", self.env.len()))
+            .finish()
+    }
+}
+
+impl LoadOptions {
+    /// Options with the process environment (variables that are not valid UTF-8 are skipped).
+    pub fn with_process_env() -> LoadOptions {
+        LoadOptions {
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+            ..LoadOptions::default()
+        }
+    }
+}
 
 /// The declared type of a variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
