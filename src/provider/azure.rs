@@ -16,12 +16,10 @@ use url::Url;
 
 use super::arm::Arm;
 use super::config::{CloudConfig, CloudKind, discover};
-use super::credential::{
-    CredentialKind, ProcessEnv, TokenSource, azure_credential, local_cloud_credential,
-};
+use super::credential::{CredentialKind, ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
 use super::pipeline::{
-    Clock, Pipeline, ReqwestTransport, SystemClock, Transport, build_http_client,
+    Clock, Pipeline, ReqwestTransport, SystemClock, TokenSource, Transport, build_http_client,
 };
 use super::resources::online_endpoint::{EndpointKeys, ScoreResponse};
 use super::resources::{self, Ctx};
