@@ -16,6 +16,7 @@ use stackform::cloud::CloudOptions;
 use stackform::cloud::faults::Faults;
 use stackform::plan::Action;
 use stackform::provider::{AzureProvider, CloudConfig, Secret};
+use stackform::specs::Registry;
 use stackform::state::StateFile;
 use url::Url;
 
@@ -90,6 +91,7 @@ async fn run(latency_ms: u64, containers: usize, parallelism: usize) -> Result<(
         StateFile::new("bench"),
         Persistence::in_memory(),
         provider,
+        &Registry::embedded().map_err(|e| e.to_string())?,
         ApplyOptions {
             parallelism,
             ..ApplyOptions::default()

@@ -14,6 +14,7 @@ use stackform::apply::{
     ApplyOptions, ApplyPlan, Desired, Interrupt, NoEvents, Outcome, Persistence, PlannedStep, apply,
 };
 use stackform::plan::Action;
+use stackform::specs::Registry;
 use stackform::state::StateFile;
 
 /// One synthetic resource: its name and what it depends on.
@@ -110,6 +111,10 @@ async fn case(label: &str, nodes: &[Node], latency: Duration, parallelism: usize
     let ops = nodes.len();
     let path = critical_path(nodes);
     let provider = Arc::new(MemoryProvider::new().with_latency(latency).without_log());
+    let Ok(registry) = Registry::embedded() else {
+        println!("{label}: the embedded specs do not load");
+        return;
+    };
     let options = ApplyOptions {
         parallelism,
         ..ApplyOptions::default()
@@ -120,6 +125,7 @@ async fn case(label: &str, nodes: &[Node], latency: Duration, parallelism: usize
         StateFile::new("bench"),
         Persistence::in_memory(),
         provider.clone(),
+        &registry,
         options,
         Arc::new(NoEvents),
         Interrupt::new(),

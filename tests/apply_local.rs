@@ -93,7 +93,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 fn plan_for(stack: &Stack, snapshot: &Snapshot, mode: PlanMode) -> (Plan, ApplyPlan) {
     let registry = registry();
-    let graph = graph::build(stack).expect("no cycles");
+    let graph = graph::build(stack, &registry).expect("no cycles");
     let extras = plan::content::desired_extras(stack, &registry).expect("content hashes");
     let planned = plan::plan(stack, &graph, &registry, snapshot, &extras, mode)
         .unwrap_or_else(|e| panic!("plan: {e:?}"));
@@ -103,7 +103,7 @@ fn plan_for(stack: &Stack, snapshot: &Snapshot, mode: PlanMode) -> (Plan, ApplyP
 
 async fn refreshed(provider: &Arc<AzureProvider>, state: &StateFile) -> Snapshot {
     let p: Arc<dyn Provider> = provider.clone();
-    apply::refresh(p, state, 4, &NoEvents)
+    apply::refresh(p, state, &registry(), 4, &NoEvents)
         .await
         .unwrap_or_else(|e| panic!("refresh: {e}"))
 }
@@ -131,6 +131,7 @@ async fn run(
         state,
         Persistence::in_memory(),
         provider.clone(),
+        &registry(),
         options(),
         Arc::new(events.clone()),
         Interrupt::new(),

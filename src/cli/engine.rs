@@ -227,16 +227,17 @@ pub async fn connect(stack: &Stack, target: &TargetArgs) -> Result<Arc<AzureProv
 }
 
 /// Reads every resource in state (when there is any and `refresh` is on); otherwise plans against the
-/// recorded state alone.
+/// recorded state alone. `registry` holds the specs of the recorded types.
 pub async fn snapshot(
     provider: Option<Arc<dyn Provider>>,
     state: Option<StateFile>,
+    registry: &Registry,
     parallelism: usize,
     events: &dyn EventSink,
 ) -> Result<Snapshot, CliError> {
     match (provider, state) {
         (Some(provider), Some(state)) if !state.resources.is_empty() => {
-            Ok(apply::refresh(provider, &state, parallelism, events).await?)
+            Ok(apply::refresh(provider, &state, registry, parallelism, events).await?)
         }
         (_, state) => {
             let live = state

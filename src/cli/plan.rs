@@ -110,8 +110,14 @@ fn refresh_and_plan(
                 None
             };
         let sink = progress(json);
-        let snap =
-            engine::snapshot(provider, state, target.parallelism.into(), sink.as_ref()).await;
+        let snap = engine::snapshot(
+            provider,
+            state,
+            &loaded.registry,
+            target.parallelism.into(),
+            sink.as_ref(),
+        )
+        .await;
         drop(sink);
         snap
     })?;

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::diff::{self, DiffCtx, Owner, SensitivePaths};
 use super::model::Drift;
 use super::snapshot::{DesiredExtras, FileContent, Live, Snapshot};
-use super::support::{recorded_content, single_path_field};
+use super::support::recorded_content;
 use super::value::PlanValue;
 use crate::specs::Registry;
 use crate::stack::Stack;
@@ -52,12 +52,12 @@ pub(super) fn drift_of(
                     }
                 }
                 let mut live_content = content.clone();
-                if let Some(field) = single_path_field(spec)
-                    && !live_content.contains_key(&field)
-                    && let Some(Value::String(sha)) = outputs.get("content_sha256")
+                if let Some((field, attr)) = spec.stored_content()
+                    && !live_content.contains_key(field)
+                    && let Some(Value::String(sha)) = outputs.get(attr)
                 {
                     live_content.insert(
-                        field,
+                        field.to_owned(),
                         FileContent {
                             sha256: sha.to_ascii_lowercase(),
                             text: None,

@@ -66,7 +66,7 @@ use drift::drift_of;
 use normalize::{comparison, equal};
 use support::{
     flatten, hide_sensitive, identity_fields, named_index, parents, recorded_content,
-    sensitive_paths, shown_paths, shown_paths_planned, single_path_field,
+    sensitive_paths, shown_paths, shown_paths_planned,
 };
 use value::eval;
 
@@ -401,12 +401,12 @@ impl<'a> Planner<'a> {
                 ..
             } => {
                 let mut c = content.clone();
-                if let Some(field) = single_path_field(spec)
-                    && !c.contains_key(&field)
-                    && let Some(Value::String(sha)) = outputs.get("content_sha256")
+                if let Some((field, attr)) = spec.stored_content()
+                    && !c.contains_key(field)
+                    && let Some(Value::String(sha)) = outputs.get(attr)
                 {
                     c.insert(
-                        field,
+                        field.to_owned(),
                         FileContent {
                             sha256: sha.to_ascii_lowercase(),
                             text: None,

@@ -242,7 +242,7 @@ pub(super) fn identity_fields(spec: &ResourceSpec) -> Vec<String> {
 }
 
 /// The only path field of a type, when it has exactly one (a blob's `source`).
-pub(super) fn single_path_field(spec: &ResourceSpec) -> Option<String> {
+fn single_path_field(spec: &ResourceSpec) -> Option<String> {
     let mut paths: Vec<String> = spec
         .all_fields()
         .into_iter()

@@ -152,6 +152,11 @@ pub struct ArmMapping {
     /// wait according to the apply's propagation policy.
     #[serde(default)]
     pub propagation: Option<Propagation>,
+    /// The resource's name is derived from its identifying inputs (a `{uuid5(…)}` last path segment),
+    /// so an object found at that name is this very resource: a create adopts it, as ARM does, instead
+    /// of refusing to take over an object the state does not know.
+    #[serde(default)]
+    pub adopt_existing: bool,
 }
 
 /// A change the cloud applies only after replication.
@@ -328,6 +333,11 @@ pub struct FieldSpec {
     /// The principal a grant (a type with `arm.propagation: role`) gives its role to.
     #[serde(default)]
     pub grantee: bool,
+    /// For a `path` field whose bytes the cloud stores (a blob's `source`): the attribute holding the
+    /// hex SHA-256 of what the cloud holds. Refresh reads the live text when it no longer matches the
+    /// file, and the planner compares the file with the live bytes by that hash.
+    #[serde(default)]
+    pub content_hash: Option<String>,
 }
 
 impl FieldSpec {
@@ -465,6 +475,43 @@ impl ResourceSpec {
                 format!("`restore_from: {missing}` names no attribute"),
             ));
         }
+        let stored: Vec<(String, &str)> = spec
+            .all_fields()
+            .into_iter()
+            .filter_map(|(path, f)| f.content_hash.as_deref().map(|a| (path, a)))
+            .collect();
+        if let Some((path, attr)) = stored.iter().find(|(path, _)| path.contains('.')) {
+            return Err(invalid(
+                file,
+                format!("`{path}`: `content_hash: {attr}` is only for a top-level field"),
+            ));
+        }
+        if let Some((path, attr)) = stored
+            .iter()
+            .find(|(_, attr)| !spec.attributes.contains_key(*attr))
+        {
+            return Err(invalid(
+                file,
+                format!("`{path}`: `content_hash: {attr}` names no attribute"),
+            ));
+        }
+        if stored.len() > 1 {
+            return Err(invalid(
+                file,
+                "only one field may name a `content_hash` (the cloud keeps one body per resource)"
+                    .to_string(),
+            ));
+        }
+        if spec.arm.adopt_existing {
+            let last = spec.arm.path.rsplit('/').next().unwrap_or_default();
+            if !(last.starts_with('{') && last.contains('(')) {
+                return Err(invalid(
+                    file,
+                    "`adopt_existing` is for a type whose name is derived from its inputs (a `{fn(…)}` last path segment)"
+                        .to_string(),
+                ));
+            }
+        }
         if !spec.attributes.contains_key("id") {
             return Err(invalid(
                 file,
@@ -593,6 +640,19 @@ impl ResourceSpec {
         inputs
     }
 
+    /// Whether resources that depend on a changed resource of this type wait for its propagation.
+    pub fn waits_for_propagation(&self) -> bool {
+        self.arm.propagation.is_some()
+    }
+
+    /// The field whose bytes the cloud stores and the attribute holding their SHA-256, when the type
+    /// has one (`content_hash`).
+    pub fn stored_content(&self) -> Option<(&str, &str)> {
+        self.fields
+            .iter()
+            .find_map(|(name, f)| f.content_hash.as_deref().map(|attr| (name.as_str(), attr)))
+    }
+
     /// Whether `path` is a computed attribute (known only after apply).
     pub fn is_computed(&self, path: &str) -> bool {
         self.attributes.contains_key(path)
@@ -606,36 +666,6 @@ pub fn registered_version(id: &str) -> Option<String> {
     match parts.as_slice() {
         [version, "versions", name, _] => Some(format!("azureml:{name}:{version}")),
         _ => None,
-    }
-}
-
-/// The specs embedded in the binary, loaded once, for the few places that decide by a type's spec
-/// without a registry at hand (the apply engine's propagation waits and rollback). Immutable data, the
-/// same for every caller; `None` only if an embedded spec were broken, which this module's tests rule out.
-pub fn embedded() -> Option<&'static Registry> {
-    static EMBEDDED_REGISTRY: std::sync::OnceLock<Option<Registry>> = std::sync::OnceLock::new();
-    EMBEDDED_REGISTRY
-        .get_or_init(|| Registry::embedded().ok())
-        .as_ref()
-}
-
-/// Whether resources that depend on a changed resource of this type wait for its propagation.
-pub fn waits_for_propagation(type_name: &str) -> bool {
-    embedded()
-        .and_then(|r| r.get(type_name))
-        .is_some_and(|s| s.arm.propagation.is_some())
-}
-
-/// The inputs that bring a resource of this type back to what it ran before: see
-/// [`ResourceSpec::restore_inputs`]; unchanged for a type stackform does not know.
-pub fn restore_inputs(
-    type_name: &str,
-    inputs: Map<String, Value>,
-    outputs: &Value,
-) -> Map<String, Value> {
-    match embedded().and_then(|r| r.get(type_name)) {
-        Some(spec) => spec.restore_inputs(inputs, outputs),
-        None => inputs,
     }
 }
 
@@ -699,6 +729,11 @@ fn check_field(file: &str, name: &str, f: &FieldSpec) -> Result<(), SpecError> {
     }
     if f.attached_identities && !(f.kind == FieldType::List && f.items == Some(FieldType::String)) {
         return Err(err("`attached_identities` is for a list of ids".into()));
+    }
+    if f.content_hash.is_some() && f.kind != FieldType::Path {
+        return Err(err(
+            "`content_hash` is for a `path` field whose bytes the cloud stores".into(),
+        ));
     }
     if f.grantee && f.kind != FieldType::String {
         return Err(err("a `grantee` is a principal id (a string)".into()));
@@ -853,32 +888,45 @@ mod tests {
             "code_id": format!("{ws}/codes/ep-blue-code/versions/def/"),
             "environment_id": "not-a-version-id",
         });
-        let restored = restore_inputs("online_deployment", inputs.clone(), &outputs);
+        let reg = Registry::embedded().unwrap();
+        let restore = |t: &str, inputs: Map<String, Value>| {
+            reg.get(t).unwrap().restore_inputs(inputs, &outputs)
+        };
+        let restored = restore("online_deployment", inputs.clone());
         assert_eq!(restored["model"], "azureml:ep-blue-model:abc");
         assert_eq!(
             restored["code_configuration"],
             json!({"code": "azureml:ep-blue-code:def", "scoring_script": "score.py"})
         );
         assert_eq!(restored["environment"], inputs["environment"]);
-        assert_eq!(
-            restore_inputs("storage_account", inputs.clone(), &outputs),
-            inputs
-        );
-        assert_eq!(
-            restore_inputs("no_such_type", inputs.clone(), &outputs),
-            inputs
-        );
+        assert_eq!(restore("storage_account", inputs.clone()), inputs);
     }
 
     #[test]
     fn only_role_grants_wait_for_propagation() {
         let reg = Registry::embedded().unwrap();
         let waiting: Vec<&str> = reg
-            .type_names()
-            .filter(|t| waits_for_propagation(t))
+            .iter()
+            .filter(|s| s.waits_for_propagation())
+            .map(|s| s.type_name.as_str())
             .collect();
         assert_eq!(waiting, ["role_assignment"]);
-        assert!(!waits_for_propagation("no_such_type"));
+    }
+
+    #[test]
+    fn only_role_grants_adopt_an_existing_object_and_only_blobs_store_a_file() {
+        let reg = Registry::embedded().unwrap();
+        let adopting: Vec<&str> = reg
+            .iter()
+            .filter(|s| s.arm.adopt_existing)
+            .map(|s| s.type_name.as_str())
+            .collect();
+        assert_eq!(adopting, ["role_assignment"]);
+        let stored: Vec<(&str, (&str, &str))> = reg
+            .iter()
+            .filter_map(|s| s.stored_content().map(|c| (s.type_name.as_str(), c)))
+            .collect();
+        assert_eq!(stored, [("blob", ("source", "content_sha256"))]);
     }
 
     #[test]
@@ -890,11 +938,33 @@ mod tests {
             ("enum: [a], wire: {b: B}", "which `enum` does not list"),
             ("custom: why, restore_from: nothing", "names no attribute"),
             ("restore_from: id", "`custom`"),
+            ("content_hash: id", "is for a `path` field"),
         ] {
             let text = base.replace("EXTRA", extra);
             let err = ResourceSpec::parse("x", &text).unwrap_err();
             assert!(err.to_string().contains(complaint), "{extra}: {err}");
         }
+        let path_field = base.replace("type: string", "type: path");
+        for (extra, complaint) in [
+            ("content_hash: nothing", "names no attribute"),
+            ("content_hash: id", ""),
+        ] {
+            let text = path_field.replace("EXTRA", extra);
+            match ResourceSpec::parse("x", &text) {
+                Err(err) => assert!(
+                    !complaint.is_empty() && err.to_string().contains(complaint),
+                    "{extra}: {err}"
+                ),
+                Ok(spec) => assert!(complaint.is_empty() && spec.stored_content().is_some()),
+            }
+        }
+        let adopting = base
+            .replace("tracked: false}", "tracked: false, adopt_existing: true}")
+            .replace(", EXTRA", "");
+        let err = ResourceSpec::parse("x", &adopting).unwrap_err();
+        assert!(err.to_string().contains("derived from its inputs"), "{err}");
+        let derived = adopting.replace("path: c,", "\"path\": \"/a/{uuid5(n)}\",");
+        assert!(ResourceSpec::parse("x", &derived).is_ok());
         let fine = base.replace("EXTRA", "enum: [a], wire: {a: A}, compare: word");
         assert!(ResourceSpec::parse("x", &fine).is_ok());
     }

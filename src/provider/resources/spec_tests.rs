@@ -290,7 +290,7 @@ fn a_changed_default_read_back_from_the_cloud_plans_as_no_change() {
             .into_iter()
             .collect(),
     };
-    let graph = crate::graph::build(&stack).expect("a graph");
+    let graph = crate::graph::build(&stack, &reg).expect("a graph");
     let plan = crate::plan::plan(
         &stack,
         &graph,
