@@ -16,14 +16,15 @@ use url::Url;
 
 use super::arm::Arm;
 use super::config::{CloudConfig, CloudKind, discover};
+use super::contract::{Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result};
 use super::credential::{CredentialKind, ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
 use super::pipeline::{
     Clock, Pipeline, ReqwestTransport, SystemClock, TokenSource, Transport, build_http_client,
 };
+use super::resources;
+use super::resources::common::{self, Ctx};
 use super::resources::online_endpoint::{EndpointKeys, ScoreResponse};
-use super::resources::{self, Ctx};
-use super::{Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result};
 use crate::specs::Registry;
 
 /// The one Azure client.
@@ -174,7 +175,7 @@ impl AzureProvider {
         match req.resource_type {
             ResourceType::StorageAccount => resources::storage_account::read(ctx, req).await,
             ResourceType::BlobContainer | ResourceType::UserAssignedIdentity => {
-                resources::generic_read(ctx, req).await
+                common::generic_read(ctx, req).await
             }
             ResourceType::Blob => resources::blob::read(ctx, req).await,
             ResourceType::OnlineEndpoint => resources::online_endpoint::read(ctx, req).await,
@@ -190,7 +191,7 @@ impl AzureProvider {
         match req.resource_type {
             ResourceType::StorageAccount => resources::storage_account::put(ctx, req).await,
             ResourceType::BlobContainer | ResourceType::UserAssignedIdentity => {
-                resources::generic_put(ctx, req).await
+                common::generic_put(ctx, req).await
             }
             ResourceType::Blob => resources::blob::put(ctx, req).await,
             ResourceType::OnlineEndpoint => resources::online_endpoint::put(ctx, req).await,
@@ -223,9 +224,7 @@ impl AzureProvider {
             ResourceType::StorageAccount => resources::storage_account::delete(ctx, req).await,
             ResourceType::BlobContainer
             | ResourceType::UserAssignedIdentity
-            | ResourceType::OnlineEndpoint => {
-                resources::arm_delete(ctx, req.resource_type, req).await
-            }
+            | ResourceType::OnlineEndpoint => common::arm_delete(ctx, req.resource_type, req).await,
             ResourceType::Blob => resources::blob::delete(ctx, req).await,
             ResourceType::RoleAssignment => resources::role_assignment::delete(ctx, req).await,
             ResourceType::OnlineDeployment => resources::online_deployment::delete(ctx, req).await,
@@ -289,7 +288,7 @@ pub const CREDENTIAL_ORDER: [CredentialKind; 4] = [
 mod tests {
     use super::*;
     use crate::provider::pipeline::fake::{FakeClock, FakeTransport, StaticTokens, reply};
-    use crate::provider::resources::tests::azure_config;
+    use crate::provider::resources::common::tests::azure_config;
     use serde_json::json;
 
     fn provider(t: &Arc<FakeTransport>) -> AzureProvider {
