@@ -226,7 +226,7 @@ impl Flow {
                 engine::shown(&loaded.store.journal_path())
             );
         }
-        let provider = engine::connect(&loaded.stack, &self.target).await?;
+        let provider = engine::connect(&loaded.stack, &loaded.registry, &self.target).await?;
         let dyn_provider: Arc<dyn Provider> = provider.clone();
         let reporter = Arc::new(Reporter::new(self.progress_mode()));
         let extras = engine::extras(loaded)?;

@@ -105,7 +105,7 @@ fn refresh_and_plan(
     let snapshot = rt.block_on(async {
         let provider: Option<std::sync::Arc<dyn Provider>> =
             if refresh && engine::needs_cloud(state.as_ref()) {
-                Some(engine::connect(&loaded.stack, target).await?)
+                Some(engine::connect(&loaded.stack, &loaded.registry, target).await?)
             } else {
                 None
             };

@@ -35,10 +35,19 @@ pub struct AzureProvider {
 }
 
 impl AzureProvider {
-    /// Connects to the cloud `config` describes: builds the HTTP client (trusting `ca_cert_pem`),
-    /// discovers the authority host when missing, and sets up the credential. Makes at most one
-    /// unauthenticated call (metadata); tokens are fetched on first use.
-    pub async fn connect(mut config: CloudConfig) -> Result<Self> {
+    /// Connects to the cloud `config` describes with the specs embedded in the binary: see
+    /// [`AzureProvider::connect_with`].
+    pub async fn connect(config: CloudConfig) -> Result<Self> {
+        let registry = Registry::embedded()
+            .map_err(|e| ProviderError::invalid(format!("internal error: {e}")))?;
+        Self::connect_with(config, Arc::new(registry)).await
+    }
+
+    /// Connects to the cloud `config` describes, mapping each type as `registry`'s specs say (the
+    /// registry the stack was loaded and planned with): builds the HTTP client (trusting
+    /// `ca_cert_pem`), discovers the authority host when missing, and sets up the credential. Makes
+    /// at most one unauthenticated call (metadata); tokens are fetched on first use.
+    pub async fn connect_with(mut config: CloudConfig, registry: Arc<Registry>) -> Result<Self> {
         let ca = match &config.ca_cert_pem {
             Some(path) => Some(tokio::fs::read(path).await.map_err(|e| {
                 ProviderError::invalid(format!(
@@ -96,19 +105,18 @@ impl AzureProvider {
                 (Arc::new(t), kind.as_str().to_owned())
             }
         };
-        Self::from_parts(config, transport, clock, tokens, name)
+        Self::from_parts(config, registry, transport, clock, tokens, name)
     }
 
     /// Assembles a provider from explicit parts (used by tests with a scripted transport).
     pub fn from_parts(
         config: CloudConfig,
+        registry: Arc<Registry>,
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
         tokens: Arc<dyn TokenSource>,
         credential_name: impl Into<String>,
     ) -> Result<Self> {
-        let registry = Registry::embedded()
-            .map_err(|e| ProviderError::invalid(format!("internal error: {e}")))?;
         let pipeline = Pipeline::new(transport, clock, config.retry.clone(), Some(tokens));
         let arm = Arm::new(pipeline, config.arm_endpoint.clone(), config.arm_scope());
         Ok(Self {
@@ -295,6 +303,7 @@ mod tests {
         let c = Arc::new(FakeClock::default());
         AzureProvider::from_parts(
             azure_config(),
+            Arc::new(crate::provider::resources::common::tests::registry()),
             t.clone(),
             c,
             Arc::new(StaticTokens("tok")),

@@ -1,6 +1,7 @@
-//! The registry of resource types: the spec files embedded in the binary, loaded and checked once per
-//! run by whoever needs them (the CLI), and handed to every consumer by reference. It does no I/O
-//! beyond the embedded text and never names a resource type in its logic.
+//! The registry of resource types: the spec files embedded in the binary, loaded and checked by the
+//! CLI once per command and handed to every consumer (loader, graph, planner, apply engine, provider)
+//! by reference, so a registry given to one is the one they all decide by. There is deliberately no
+//! global copy. It does no I/O beyond the embedded text and never names a resource type in its logic.
 use indexmap::IndexMap;
 
 use super::spec::{ResourceSpec, SpecError};

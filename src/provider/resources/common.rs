@@ -5,6 +5,7 @@
 //! It sends requests only through [`Arm`], and never puts a secret into an [`Observed`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
@@ -21,7 +22,7 @@ use crate::specs::{FieldSpec, FieldType, Registry, ResourceSpec};
 pub struct Ctx {
     pub config: CloudConfig,
     pub arm: Arm,
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     /// Blob endpoint and data-plane auth per storage account (SharedKey from `listKeys`, or Bearer when
     /// shared-key access is disabled).
     pub(crate) account_access: Mutex<HashMap<String, (url::Url, Auth)>>,
@@ -38,7 +39,7 @@ impl std::fmt::Debug for Ctx {
 }
 
 impl Ctx {
-    pub fn new(config: CloudConfig, arm: Arm, registry: Registry) -> Self {
+    pub fn new(config: CloudConfig, arm: Arm, registry: Arc<Registry>) -> Self {
         Self {
             config,
             arm,
@@ -485,7 +486,7 @@ pub(crate) mod tests {
     ) -> Ctx {
         let p = crate::provider::pipeline::fake::pipeline(t, c, config.retry.clone());
         let arm = Arm::new(p, config.arm_endpoint.clone(), config.arm_scope());
-        Ctx::new(config, arm, registry())
+        Ctx::new(config, arm, std::sync::Arc::new(registry()))
     }
 
     pub(crate) fn azure_config() -> CloudConfig {

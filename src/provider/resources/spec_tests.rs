@@ -21,7 +21,7 @@ fn ctx_over(registry: Registry) -> Ctx {
     let t = FakeTransport::new(vec![]);
     let c = Arc::new(FakeClock::default());
     let mut ctx = super::common::tests::ctx_with(azure_config(), &t, &c);
-    ctx.registry = registry;
+    ctx.registry = Arc::new(registry);
     ctx
 }
 
