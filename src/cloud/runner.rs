@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::http::percent_decode;
+use super::http::{percent_decode, with_headers};
 use super::procs::{Proc, lock};
 use super::state::{CloudState, Shared};
 use super::store::{now_ms, now_rfc3339};
@@ -571,6 +571,27 @@ pub(crate) fn pip_dependencies(conda: &str) -> Result<Vec<String>, CondaError> {
     Ok(out)
 }
 
+/// Runs `cmd` to completion with its output appended to `log`.
+async fn run_logged(
+    mut cmd: tokio::process::Command,
+    program: &'static str,
+    log: &Path,
+) -> Result<std::process::ExitStatus, DeployError> {
+    let out_log = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    };
+    cmd.stdout(out_log())
+        .stderr(out_log())
+        .status()
+        .await
+        .map_err(|source| DeployError::Run { program, source })
+}
+
 /// The python interpreter for a set of pip dependencies, creating the venv on first use.
 async fn prepare_env(st: &Shared, pip: &[String], log: &Path) -> Result<PathBuf, DeployError> {
     if pip.is_empty() {
@@ -608,46 +629,24 @@ async fn prepare_env(st: &Shared, pip: &[String], log: &Path) -> Result<PathBuf,
             sorted.join(" ")
         ),
     );
-    let out_log = || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map(Stdio::from)
-            .unwrap_or_else(|_| Stdio::null())
-    };
-    let status = tokio::process::Command::new("python3")
-        .args(["-m", "venv", "--system-site-packages"])
-        .arg(&env_dir)
-        .stdout(out_log())
-        .stderr(out_log())
-        .status()
-        .await
-        .map_err(|source| DeployError::Run {
-            program: "python3 -m venv",
-            source,
-        })?;
+    let mut venv = tokio::process::Command::new("python3");
+    venv.args(["-m", "venv", "--system-site-packages"])
+        .arg(&env_dir);
+    let status = run_logged(venv, "python3 -m venv", log).await?;
     if !status.success() {
         return Err(DeployError::VenvFailed(status));
     }
-    let status = tokio::process::Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "-q",
-        ])
-        .args(&sorted)
-        .stdout(out_log())
-        .stderr(out_log())
-        .status()
-        .await
-        .map_err(|source| DeployError::Run {
-            program: "pip",
-            source,
-        })?;
+    let mut pip = tokio::process::Command::new(&python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-q",
+    ])
+    .args(&sorted);
+    let status = run_logged(pip, "pip", log).await?;
     if !status.success() {
         return Err(DeployError::PipFailed(status));
     }
@@ -682,6 +681,25 @@ pub(crate) fn read_logs(
 
 fn score_error(status: StatusCode, msg: &str) -> Response {
     (status, axum::Json(json!({"message": msg}))).into_response()
+}
+
+/// `424 Failed Dependency` from the model: its status and reason in the `ms-azureml-model-error-*`
+/// headers, as Azure ML reports them (the reason is reduced to printable ASCII).
+fn model_error(msg: &str, model_status: u16, reason: &str) -> Response {
+    let printable: String = reason
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .collect();
+    with_headers(
+        score_error(StatusCode::FAILED_DEPENDENCY, msg),
+        &[
+            (
+                "ms-azureml-model-error-statuscode",
+                model_status.to_string(),
+            ),
+            ("ms-azureml-model-error-reason", printable),
+        ],
+    )
 }
 
 /// `POST /inference/{endpoint}/score`: authenticates with the endpoint key (or token), picks a
@@ -787,19 +805,11 @@ pub(crate) async fn score(
             .pointer("/properties/provisioningState")
             .and_then(Value::as_str)
             .unwrap_or("Unknown");
-        let mut r = score_error(
-            StatusCode::FAILED_DEPENDENCY,
+        return model_error(
             &format!("deployment {chosen} is not serving (provisioningState {state})"),
+            503,
+            "model not ready",
         );
-        r.headers_mut().insert(
-            "ms-azureml-model-error-statuscode",
-            HeaderValue::from_static("503"),
-        );
-        r.headers_mut().insert(
-            "ms-azureml-model-error-reason",
-            HeaderValue::from_static("model not ready"),
-        );
-        return r;
     };
     let timeout = dep
         .pointer("/properties/requestSettings/requestTimeout")
@@ -829,19 +839,11 @@ pub(crate) async fn score(
             );
         }
         Err(_) => {
-            let mut r = score_error(
-                StatusCode::FAILED_DEPENDENCY,
+            return model_error(
                 "the model container did not answer",
+                502,
+                "connection failed",
             );
-            r.headers_mut().insert(
-                "ms-azureml-model-error-statuscode",
-                HeaderValue::from_static("502"),
-            );
-            r.headers_mut().insert(
-                "ms-azureml-model-error-reason",
-                HeaderValue::from_static("connection failed"),
-            );
-            return r;
         }
     };
     let status = resp.status();
@@ -854,23 +856,11 @@ pub(crate) async fn score(
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or_else(|| "model error".into());
-        let mut r = score_error(
-            StatusCode::FAILED_DEPENDENCY,
+        model_error(
             &format!("the model answered {}: {reason}", status.as_u16()),
-        );
-        if let Ok(v) = HeaderValue::from_str(&status.as_u16().to_string()) {
-            r.headers_mut()
-                .insert("ms-azureml-model-error-statuscode", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(
-            &reason
-                .chars()
-                .filter(|c| c.is_ascii() && !c.is_ascii_control())
-                .collect::<String>(),
-        ) {
-            r.headers_mut().insert("ms-azureml-model-error-reason", v);
-        }
-        r
+            status.as_u16(),
+            &reason,
+        )
     };
     if status.is_success()
         && let Some(c) = ctype

@@ -163,24 +163,18 @@ pub(crate) async fn put_assignment(cx: &Ctx, scope: &str, name: &str, id: &str) 
             ),
         ));
     }
-    let Some(role_def) = body
-        .pointer("/properties/roleDefinitionId")
-        .and_then(Value::as_str)
-    else {
-        return Err(ArmError::bad_request(
-            ArmCode::InvalidRequestContent,
-            "properties.roleDefinitionId is required.",
-        ));
+    let required = |field: &str| {
+        body.pointer(&format!("/properties/{field}"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ArmError::bad_request(
+                    ArmCode::InvalidRequestContent,
+                    &format!("properties.{field} is required."),
+                )
+            })
     };
-    let Some(principal) = body
-        .pointer("/properties/principalId")
-        .and_then(Value::as_str)
-    else {
-        return Err(ArmError::bad_request(
-            ArmCode::InvalidRequestContent,
-            "properties.principalId is required.",
-        ));
-    };
+    let role_def = required("roleDefinitionId")?;
+    let principal = required("principalId")?;
     let guid = role_guid(role_def);
     if role(&guid).is_none() {
         return Err(ArmError::bad_request(

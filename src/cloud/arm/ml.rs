@@ -44,45 +44,47 @@ pub(crate) fn render(cx: &Ctx, mut b: Value) -> Value {
     b
 }
 
-/// `Azure-AsyncOperation` headers of a PUT (pattern B).
-pub(crate) fn async_headers(
-    cx: &Ctx,
-    sub: &str,
-    loc: &str,
-    op: &str,
-) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "Azure-AsyncOperation",
-            format!(
-                "{}/mfeOperationsStatus/{op}?api-version={}",
-                cx.op_base(sub, "Microsoft.MachineLearningServices", loc),
-                cx.api_version
-            ),
-        ),
-        ("x-ms-async-operation-timeout", "PT1H".into()),
-    ]
+/// The status URL of an ML operation: `kind` is `mfeOperationsStatus` or `mfeOperationResults`.
+fn operation_url(cx: &Ctx, sub: &str, loc: &str, kind: &str, op: &str) -> String {
+    format!(
+        "{}/{kind}/{op}?api-version={}",
+        cx.op_base(sub, "Microsoft.MachineLearningServices", loc),
+        cx.api_version
+    )
 }
 
-/// `Location` headers of a PATCH or DELETE (pattern C).
-pub(crate) fn location_headers(
+/// The long-running-operation patterns of Azure ML.
+#[derive(Clone, Copy)]
+pub(crate) enum Lro {
+    /// PUT: poll `Azure-AsyncOperation` (`mfeOperationsStatus`).
+    B,
+    /// PATCH and DELETE: poll `Location` (`mfeOperationResults`) after `Retry-After`.
+    C,
+}
+
+/// The headers of an accepted ML operation `op` in `loc`.
+pub(crate) fn operation_headers(
     cx: &Ctx,
     sub: &str,
     loc: &str,
     op: &str,
+    pattern: Lro,
 ) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "Location",
-            format!(
-                "{}/mfeOperationResults/{op}?api-version={}",
-                cx.op_base(sub, "Microsoft.MachineLearningServices", loc),
-                cx.api_version
+    let mut h = match pattern {
+        Lro::B => vec![(
+            "Azure-AsyncOperation",
+            operation_url(cx, sub, loc, "mfeOperationsStatus", op),
+        )],
+        Lro::C => vec![
+            (
+                "Location",
+                operation_url(cx, sub, loc, "mfeOperationResults", op),
             ),
-        ),
-        ("Retry-After", cx.retry_after()),
-        ("x-ms-async-operation-timeout", "PT1H".into()),
-    ]
+            ("Retry-After", cx.retry_after()),
+        ],
+    };
+    h.push(("x-ms-async-operation-timeout", "PT1H".into()));
+    h
 }
 
 /// Pattern B/C status URLs: `mfeOperationsStatus/{op}` (status JSON) and `mfeOperationResults/{op}`
@@ -110,19 +112,10 @@ pub(crate) fn get_operation(cx: &Ctx, kind: &str, op_id: &str) -> ArmResult {
         return Ok(json_response(StatusCode::OK, b));
     }
     if op.status == "InProgress" {
-        return Ok(empty(
-            StatusCode::ACCEPTED,
-            &[
-                (
-                    "Location",
-                    format!(
-                        "{}{}?api-version={}",
-                        cx.st.arm_url, cx.path, cx.api_version
-                    ),
-                ),
-                ("Retry-After", cx.retry_after()),
-            ],
-        ));
+        return Ok(cx.poll_again(format!(
+            "{}{}?api-version={}",
+            cx.st.arm_url, cx.path, cx.api_version
+        )));
     }
     if op.kind.ends_with("delete") {
         return Ok(empty(StatusCode::OK, &[]));
@@ -231,13 +224,12 @@ pub(crate) fn get_asset_version(
     kind: AssetKind,
     v: &ChildRef<ChildRef<ResRef>>,
 ) -> ArmResult {
-    let mut b = cx.st.store.resource(&v.key()).ok_or_else(|| {
+    let b = cx.stored(&v.key(), &v.id).ok_or_else(|| {
         user_error(
             StatusCode::NOT_FOUND,
             &format!("{} {}:{} not found", kind.as_str(), v.parent.name, v.name),
         )
     })?;
-    b["id"] = v.id.clone().into();
     Ok(json_response(StatusCode::OK, b))
 }
 

@@ -202,7 +202,7 @@ fn require(cx: &Ctx, scope: &Scope) -> Result<(), ArmError> {
         Scope::Subscription(sub) => subscription(sub),
         Scope::ResourceGroup(rg) => group(rg),
         Scope::StorageAccount(account) => {
-            group(&account.rg)?;
+            group(&account.parent)?;
             if cx.st.store.has_resource(&account.key()) {
                 Ok(())
             } else {
@@ -216,7 +216,7 @@ fn require(cx: &Ctx, scope: &Scope) -> Result<(), ArmError> {
             }
         }
         Scope::Workspace(ws) => {
-            group(&ws.rg)?;
+            group(&ws.parent)?;
             workspace(cx, ws)
         }
     }
@@ -226,7 +226,7 @@ fn require(cx: &Ctx, scope: &Scope) -> Result<(), ArmError> {
 fn workspace(cx: &Ctx, ws: &ResRef) -> Result<(), ArmError> {
     let seed = cx.st.seed();
     if ws.name.eq_ignore_ascii_case(&seed.workspace)
-        && ws.rg.name.eq_ignore_ascii_case(&seed.resource_group)
+        && ws.parent.name.eq_ignore_ascii_case(&seed.resource_group)
     {
         return Ok(());
     }
@@ -234,7 +234,7 @@ fn workspace(cx: &Ctx, ws: &ResRef) -> Result<(), ArmError> {
         ArmCode::ResourceNotFound,
         &format!(
             "The Resource 'Microsoft.MachineLearningServices/workspaces/{}' under resource group '{}' was not found.",
-            ws.name, ws.rg.name
+            ws.name, ws.parent.name
         ),
     ))
 }

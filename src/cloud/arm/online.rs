@@ -7,13 +7,14 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::ml::{async_headers, location_headers, render, user_error};
+use super::ml::{Lro, operation_headers, render, user_error};
 use super::protocol::{ArmCode, ArmError, ArmResult, Ctx, location, new_principal};
 use super::route::{DeploymentRef, EndpointRef, ResRef};
 use crate::cloud::auth::Claims;
 use crate::cloud::http::{empty, json_response, with_headers};
 use crate::cloud::runner;
-use crate::cloud::store::{EndpointWrite, Principal, now_ms, random_key};
+use crate::cloud::store::ops::EndpointWrite;
+use crate::cloud::store::{Principal, now_ms, random_key};
 
 fn endpoint_not_found(ep: &EndpointRef) -> ArmError {
     user_error(
@@ -22,10 +23,20 @@ fn endpoint_not_found(ep: &EndpointRef) -> ArmError {
     )
 }
 
-fn valid_ml_name(n: &str) -> bool {
-    (3..=32).contains(&n.len())
+/// Endpoint and deployment names: 3-32 letters, digits and hyphens, starting with a letter.
+fn check_ml_name(what: &str, n: &str) -> Result<(), ArmError> {
+    if (3..=32).contains(&n.len())
         && n.starts_with(|c: char| c.is_ascii_alphabetic())
         && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Ok(());
+    }
+    Err(user_error(
+        StatusCode::BAD_REQUEST,
+        &format!(
+            "{what} names are 3-32 characters, start with a letter, and use letters, digits and hyphens"
+        ),
+    ))
 }
 
 /// The running operation on a resource, if any, as `kind id`.
@@ -38,7 +49,7 @@ fn busy(cx: &Ctx, key: &str) -> Option<String> {
 
 /// The subscription of an endpoint's route.
 fn sub(ep: &EndpointRef) -> &str {
-    &ep.parent.rg.sub
+    &ep.parent.parent.sub
 }
 
 pub(crate) fn list_endpoints(cx: &Ctx, ws: &ResRef) -> axum::response::Response {
@@ -53,12 +64,9 @@ pub(crate) fn list_endpoints(cx: &Ctx, ws: &ResRef) -> axum::response::Response 
 }
 
 pub(crate) fn get_endpoint(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
-    let mut b = cx
-        .st
-        .store
-        .resource(&ep.key())
+    let b = cx
+        .stored(&ep.key(), &ep.id)
         .ok_or_else(|| endpoint_not_found(ep))?;
-    b["id"] = ep.id.clone().into();
     Ok(json_response(StatusCode::OK, render(cx, b)))
 }
 
@@ -84,7 +92,7 @@ pub(crate) async fn delete_endpoint(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
     cx.st.store.add_operation(op).await?;
     Ok(empty(
         StatusCode::ACCEPTED,
-        &location_headers(cx, sub(ep), &cx.st.seed().location, &op_id),
+        &operation_headers(cx, sub(ep), &cx.st.seed().location, &op_id, Lro::C),
     ))
 }
 
@@ -239,12 +247,7 @@ pub(crate) async fn put_endpoint(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
     let key = ep.key();
     let existing = cx.st.store.resource(&key);
     let req = cx.json()?;
-    if !valid_ml_name(&ep.name) {
-        return Err(user_error(
-            StatusCode::BAD_REQUEST,
-            "endpoint names are 3-32 characters, start with a letter, and use letters, digits and hyphens",
-        ));
-    }
+    check_ml_name("endpoint", &ep.name)?;
     let loc = location(&req)?;
     let auth_mode = match req
         .pointer("/properties/authMode")
@@ -289,7 +292,7 @@ pub(crate) async fn put_endpoint(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
         props["publicNetworkAccess"] = "Enabled".into();
     }
     let operation = cx.operation("endpoint-put", &key);
-    let headers = async_headers(cx, sub(ep), loc, &operation.id);
+    let headers = operation_headers(cx, sub(ep), loc, &operation.id, Lro::B);
     let mut extra = props
         .get("properties")
         .cloned()
@@ -419,8 +422,9 @@ pub(crate) async fn deployment(cx: &Ctx, dep: &DeploymentRef) -> ArmResult {
     let existing = cx.st.store.resource(&dep.key());
     match cx.method {
         Method::GET => {
-            let mut b = existing.ok_or_else(|| deployment_not_found(dep))?;
-            b["id"] = dep.id.clone().into();
+            let b = cx
+                .stored(&dep.key(), &dep.id)
+                .ok_or_else(|| deployment_not_found(dep))?;
             Ok(json_response(StatusCode::OK, b))
         }
         Method::DELETE if existing.is_none() => Ok(empty(StatusCode::NO_CONTENT, &[])),
@@ -466,7 +470,7 @@ async fn delete_deployment(cx: &Ctx, dep: &DeploymentRef, ep: &Value) -> ArmResu
     cx.st.store.add_operation(op).await?;
     Ok(empty(
         StatusCode::ACCEPTED,
-        &location_headers(cx, sub(&dep.parent), &cx.st.seed().location, &op_id),
+        &operation_headers(cx, sub(&dep.parent), &cx.st.seed().location, &op_id, Lro::C),
     ))
 }
 
@@ -564,12 +568,7 @@ fn check_deployment(
 async fn put_deployment(cx: &Ctx, dep: &DeploymentRef, existing: Option<Value>) -> ArmResult {
     let key = dep.key();
     let req = cx.json()?;
-    if !valid_ml_name(&dep.name) {
-        return Err(user_error(
-            StatusCode::BAD_REQUEST,
-            "deployment names are 3-32 characters, start with a letter, and use letters, digits and hyphens",
-        ));
-    }
+    check_ml_name("deployment", &dep.name)?;
     let loc = location(&req)?;
     let mut props = req
         .get("properties")
@@ -609,7 +608,7 @@ async fn put_deployment(cx: &Ctx, dep: &DeploymentRef, existing: Option<Value>) 
     runner::deploy(cx.st.clone(), key, Some(op_id.clone()));
     Ok(with_headers(
         cx.created_or_ok(create, body),
-        &async_headers(cx, sub(&dep.parent), &cx.st.seed().location, &op_id),
+        &operation_headers(cx, sub(&dep.parent), &cx.st.seed().location, &op_id, Lro::B),
     ))
 }
 
@@ -623,6 +622,6 @@ async fn store_patched(cx: &Ctx, sub: &str, key: &str, body: Value, kind: &str) 
         .await?;
     Ok(empty(
         StatusCode::ACCEPTED,
-        &location_headers(cx, sub, &cx.st.seed().location, &op_id),
+        &operation_headers(cx, sub, &cx.st.seed().location, &op_id, Lro::C),
     ))
 }

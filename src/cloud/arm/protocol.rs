@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::cloud::auth::{Claims, TokenError};
-use crate::cloud::http::{Query, json_response};
+use crate::cloud::http::{Query, empty, json_response};
 use crate::cloud::state::{CloudState, Shared};
 use crate::cloud::store::{Operation, Principal, StoreError, now_ms, now_rfc3339};
 
@@ -253,6 +253,21 @@ impl Ctx {
                 StatusCode::OK
             },
             body,
+        )
+    }
+
+    /// A stored resource's body with `id` as the request spelled it (ARM echoes the client's casing).
+    pub(crate) fn stored(&self, key: &str, id: &str) -> Option<Value> {
+        let mut b = self.st.store.resource(key)?;
+        b["id"] = id.into();
+        Some(b)
+    }
+
+    /// `202 Accepted` telling the client to poll `url` again after the advertised delay.
+    pub(crate) fn poll_again(&self, url: String) -> Response {
+        empty(
+            StatusCode::ACCEPTED,
+            &[("Location", url), ("Retry-After", self.retry_after())],
         )
     }
 

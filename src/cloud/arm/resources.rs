@@ -66,12 +66,9 @@ fn group_not_found(rg: &RgRef) -> ArmError {
 }
 
 pub(crate) fn get_resource_group(cx: &Ctx, rg: &RgRef) -> ArmResult {
-    let mut b = cx
-        .st
-        .store
-        .resource(&rg.id.to_ascii_lowercase())
+    let b = cx
+        .stored(&rg.id.to_ascii_lowercase(), &rg.id)
         .ok_or_else(|| group_not_found(rg))?;
-    b["id"] = rg.id.clone().into();
     Ok(json_response(StatusCode::OK, b))
 }
 
@@ -96,16 +93,15 @@ pub(crate) fn list_identities(cx: &Ctx, rg: &RgRef) -> axum::response::Response 
 }
 
 pub(crate) fn get_identity(cx: &Ctx, id: &ResRef) -> ArmResult {
-    let Some(mut b) = cx.st.store.resource(&id.key()) else {
+    let Some(b) = cx.stored(&id.key(), &id.id) else {
         return Err(ArmError::not_found(
             ArmCode::ResourceNotFound,
             &format!(
                 "The Resource 'Microsoft.ManagedIdentity/userAssignedIdentities/{}' under resource group '{}' was not found.",
-                id.name, id.rg.name
+                id.name, id.parent.name
             ),
         ));
     };
-    b["id"] = id.id.clone().into();
     Ok(json_response(StatusCode::OK, b))
 }
 

@@ -17,21 +17,6 @@ pub(crate) struct RgRef {
     pub(crate) name: String,
 }
 
-/// A resource directly under a provider in a resource group (storage account, identity, workspace).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ResRef {
-    pub(crate) rg: RgRef,
-    pub(crate) id: String,
-    pub(crate) name: String,
-}
-
-impl ResRef {
-    /// Lowercase id: the store's key.
-    pub(crate) fn key(&self) -> String {
-        self.id.to_ascii_lowercase()
-    }
-}
-
 /// A resource below another one (endpoint below workspace, deployment below endpoint, ...).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ChildRef<P> {
@@ -47,6 +32,9 @@ impl<P> ChildRef<P> {
     }
 }
 
+/// A resource directly under a provider in a resource group (storage account, identity, workspace);
+/// its parent is the resource group.
+pub(crate) type ResRef = ChildRef<RgRef>;
 pub(crate) type EndpointRef = ChildRef<ResRef>;
 pub(crate) type DeploymentRef = ChildRef<EndpointRef>;
 
@@ -246,7 +234,7 @@ impl ArmRoute {
             R::ResourceGroup(rg) => Scope::Subscription(rg.sub.clone()),
             R::StorageAccounts { rg } | R::Identities { rg } => Scope::ResourceGroup(rg.clone()),
             R::StorageAccount(a) | R::StorageAccountKeys(a) | R::Identity(a) => {
-                Scope::ResourceGroup(a.rg.clone())
+                Scope::ResourceGroup(a.parent.clone())
             }
             R::Containers(a) => Scope::StorageAccount(a.clone()),
             R::Container(c) => Scope::StorageAccount(c.parent.clone()),
@@ -377,7 +365,7 @@ impl ArmRoute {
             return ArmRoute::ResourceGroup(rg);
         }
         let res = |rg: &RgRef| ResRef {
-            rg: rg.clone(),
+            parent: rg.clone(),
             id: id(s, 8),
             name: s[7].clone(),
         };
@@ -435,7 +423,7 @@ impl ArmRoute {
                 }
             }
             _ => ArmRoute::Unimplemented {
-                scope: Scope::ResourceGroup(account.rg),
+                scope: Scope::ResourceGroup(account.parent),
             },
         }
     }
@@ -523,7 +511,7 @@ mod tests {
 
     fn res(id: &str, name: &str) -> ResRef {
         ResRef {
-            rg: rg(),
+            parent: rg(),
             id: id.into(),
             name: name.into(),
         }

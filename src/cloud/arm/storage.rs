@@ -66,19 +66,10 @@ pub(crate) fn get_operation(cx: &Ctx, sub: &str, location: &str, op_id: &str) ->
         ));
     };
     if op.status == "InProgress" {
-        return Ok(empty(
-            StatusCode::ACCEPTED,
-            &[
-                (
-                    "Location",
-                    format!(
-                        "{}/subscriptions/{sub}/providers/Microsoft.Storage/locations/{location}/asyncoperations/{op_id}?monitor=true&api-version={}",
-                        cx.st.arm_url, cx.api_version
-                    ),
-                ),
-                ("Retry-After", cx.retry_after()),
-            ],
-        ));
+        return Ok(cx.poll_again(format!(
+            "{}/subscriptions/{sub}/providers/Microsoft.Storage/locations/{location}/asyncoperations/{op_id}?monitor=true&api-version={}",
+            cx.st.arm_url, cx.api_version
+        )));
     }
     match cx.st.store.resource(&op.resource_key) {
         Some(b) => Ok(json_response(
@@ -122,18 +113,15 @@ fn account_not_found(a: &ResRef) -> ArmError {
         ArmCode::ResourceNotFound,
         &format!(
             "The Resource 'Microsoft.Storage/storageAccounts/{}' under resource group '{}' was not found.",
-            a.name, a.rg.name
+            a.name, a.parent.name
         ),
     )
 }
 
 pub(crate) fn get_account(cx: &Ctx, a: &ResRef) -> ArmResult {
-    let mut b = cx
-        .st
-        .store
-        .resource(&a.key())
+    let b = cx
+        .stored(&a.key(), &a.id)
         .ok_or_else(|| account_not_found(a))?;
-    b["id"] = a.id.clone().into();
     Ok(json_response(
         StatusCode::OK,
         render_account(&cx.st.arm_url, b),
@@ -244,7 +232,7 @@ pub(crate) async fn put_account(cx: &Ctx, a: &ResRef) -> ArmResult {
                 "Location",
                 format!(
                     "{}/asyncoperations/{op_id}?monitor=true&api-version={}",
-                    cx.op_base(&a.rg.sub, "Microsoft.Storage", &loc),
+                    cx.op_base(&a.parent.sub, "Microsoft.Storage", &loc),
                     cx.api_version
                 ),
             ),
@@ -262,13 +250,12 @@ pub(crate) fn list_containers(cx: &Ctx, a: &ResRef) -> Response {
 }
 
 pub(crate) fn get_container(cx: &Ctx, c: &ChildRef<ResRef>) -> ArmResult {
-    let mut b = cx.st.store.resource(&c.key()).ok_or_else(|| {
+    let b = cx.stored(&c.key(), &c.id).ok_or_else(|| {
         ArmError::not_found(
             ArmCode::ContainerNotFound,
             "The specified container does not exist.",
         )
     })?;
-    b["id"] = c.id.clone().into();
     Ok(json_response(StatusCode::OK, b))
 }
 

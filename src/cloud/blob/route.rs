@@ -199,48 +199,40 @@ mod tests {
     fn every_route() {
         use BlobRoute as B;
         let c = || container("c");
-        assert_eq!(
-            route(Method::PUT, "/acct/c?restype=container"),
-            B::CreateContainer(c())
-        );
-        assert_eq!(
-            route(Method::DELETE, "/acct/c?restype=Container"),
-            B::DeleteContainer(c())
-        );
-        assert_eq!(
-            route(Method::GET, "/acct/c?restype=container"),
-            B::ContainerProperties(c())
-        );
-        assert_eq!(
-            route(Method::HEAD, "/acct/c?restype=container"),
-            B::ContainerProperties(c())
-        );
-        assert_eq!(
-            route(Method::GET, "/acct/c?restype=container&comp=list&prefix=a"),
-            B::ListBlobs(c())
-        );
-        assert_eq!(
-            route(Method::PUT, "/acct/c/a/b"),
-            B::PutBlob(blob("c", "a/b"))
-        );
-        assert_eq!(
-            route(Method::GET, "/acct/c/a"),
-            B::GetBlob {
-                blob: blob("c", "a"),
-                head: false
-            }
-        );
-        assert_eq!(
-            route(Method::HEAD, "/acct/c/a"),
-            B::GetBlob {
-                blob: blob("c", "a"),
-                head: true
-            }
-        );
-        assert_eq!(
-            route(Method::DELETE, "/acct/c/a"),
-            B::DeleteBlob(blob("c", "a"))
-        );
+        let cases = [
+            ("PUT /acct/c?restype=container", B::CreateContainer(c())),
+            ("DELETE /acct/c?restype=Container", B::DeleteContainer(c())),
+            ("GET /acct/c?restype=container", B::ContainerProperties(c())),
+            (
+                "HEAD /acct/c?restype=container",
+                B::ContainerProperties(c()),
+            ),
+            (
+                "GET /acct/c?restype=container&comp=list&prefix=a",
+                B::ListBlobs(c()),
+            ),
+            ("PUT /acct/c/a/b", B::PutBlob(blob("c", "a/b"))),
+            (
+                "GET /acct/c/a",
+                B::GetBlob {
+                    blob: blob("c", "a"),
+                    head: false,
+                },
+            ),
+            (
+                "HEAD /acct/c/a",
+                B::GetBlob {
+                    blob: blob("c", "a"),
+                    head: true,
+                },
+            ),
+            ("DELETE /acct/c/a", B::DeleteBlob(blob("c", "a"))),
+        ];
+        for (request, want) in cases {
+            let (m, target) = request.split_once(' ').unwrap();
+            let m = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(route(m, target), want, "{request}");
+        }
     }
 
     #[test]

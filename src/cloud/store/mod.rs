@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
-mod ops;
-
-pub(crate) use ops::EndpointWrite;
+pub(crate) mod ops;
 
 /// Failure to read or write the store.
 #[derive(Debug, thiserror::Error)]
