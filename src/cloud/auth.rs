@@ -103,12 +103,12 @@ pub(crate) fn same_audience(a: &str, b: &str) -> bool {
 }
 
 /// The storage data-plane audience.
-pub const STORAGE_AUDIENCE: &str = "https://storage.azure.com/";
+pub(crate) const STORAGE_AUDIENCE: &str = "https://storage.azure.com/";
 /// The Azure ML scoring audience.
-pub const ML_AUDIENCE: &str = "https://ml.azure.com/";
+pub(crate) const ML_AUDIENCE: &str = "https://ml.azure.com/";
 
 /// Built-in role definitions: (GUID, name, ARM actions, data actions).
-pub struct RoleDef {
+pub(crate) struct RoleDef {
     pub guid: &'static str,
     pub name: &'static str,
     pub arm: ArmLevel,
@@ -116,7 +116,7 @@ pub struct RoleDef {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub enum ArmLevel {
+pub(crate) enum ArmLevel {
     None,
     Read,
     /// Everything except granting roles.
@@ -126,13 +126,13 @@ pub enum ArmLevel {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub enum DataLevel {
+pub(crate) enum DataLevel {
     None,
     Read,
     Write,
 }
 
-pub const ROLES: &[RoleDef] = &[
+pub(crate) const ROLES: &[RoleDef] = &[
     RoleDef {
         guid: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
         name: "Owner",

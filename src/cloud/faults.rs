@@ -1,7 +1,8 @@
 //! Fault injection for testing clients against an unreliable cloud: added latency, LRO duration,
 //! random 500/503 and 429 answers, role-assignment propagation delay and principal replication delay.
 //! Set from `cloud up` flags/env at start and changed at run time through `POST /_admin/faults`.
-//! Defaults inject nothing. This module only decides; the protocol layers apply the decisions.
+//! Defaults inject nothing. This module only decides; the protocol layers apply the decisions: it
+//! must never sleep, answer a request or touch the store.
 use serde::{Deserialize, Serialize};
 
 /// The fault settings. Every field is optional in the admin API's JSON; missing fields keep their value.
@@ -72,7 +73,7 @@ pub enum FaultsError {
 
 /// What the protocol layer must do with one request.
 #[derive(Debug, PartialEq)]
-pub enum Injected {
+pub(crate) enum Injected {
     None,
     ServerError(u16),
     Throttle(u64),
@@ -118,7 +119,7 @@ impl Faults {
     }
 
     /// Draws the fault for one request.
-    pub fn draw(&self, roll: f64) -> Injected {
+    pub(crate) fn draw(&self, roll: f64) -> Injected {
         if roll < self.throttle_rate {
             Injected::Throttle(self.throttle_retry_after_s.max(1))
         } else if roll < self.throttle_rate + self.error_rate {

@@ -26,6 +26,22 @@ pub(crate) const RESERVED: &[&str] = &[
     "health",
 ];
 
+/// Declares an enum of error codes whose variant names are the strings on the wire, with `as_str`.
+macro_rules! wire_codes {
+    ($(#[$doc:meta])* $name:ident, $($code:ident),* $(,)?) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum $name { $($code),* }
+        impl $name {
+            /// The code as sent on the wire.
+            pub(crate) fn as_str(self) -> &'static str {
+                match self { $($name::$code => stringify!($code)),* }
+            }
+        }
+    };
+}
+pub(crate) use wire_codes;
+
 /// Adds the request-id headers every HTTPS answer carries, echoing the client's own request id.
 pub(crate) fn request_id_headers(resp: &mut Response, client_request_id: Option<&HeaderValue>) {
     let id = uuid::Uuid::new_v4().to_string();

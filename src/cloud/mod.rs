@@ -53,7 +53,7 @@ pub mod instance;
 pub(crate) mod procs;
 pub(crate) mod runner;
 pub(crate) mod seed;
-pub mod server;
+pub(crate) mod server;
 pub(crate) mod state;
 pub(crate) mod store;
 pub(crate) mod tls;

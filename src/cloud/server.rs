@@ -348,7 +348,7 @@ mod tests {
             ("GET", format!("{sub}{v}"), StatusCode::OK, ""),
             (
                 "GET",
-                format!("{sub}"),
+                sub.clone(),
                 StatusCode::BAD_REQUEST,
                 "MissingApiVersionParameter",
             ),

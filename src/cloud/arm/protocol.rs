@@ -10,25 +10,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::cloud::auth::{Claims, TokenError};
-use crate::cloud::http::{Query, empty, json_response};
+use crate::cloud::http::{Query, empty, json_response, wire_codes};
 use crate::cloud::state::{CloudState, Shared};
 use crate::cloud::store::{Operation, Principal, StoreError, now_ms, now_rfc3339};
 
-/// ARM error codes this cloud answers with; each variant's name is the string on the wire.
-macro_rules! arm_codes {
-    ($($code:ident),* $(,)?) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub(crate) enum ArmCode { $($code),* }
-        impl ArmCode {
-            /// The `error.code` string.
-            pub(crate) fn as_str(self) -> &'static str {
-                match self { $(ArmCode::$code => stringify!($code)),* }
-            }
-        }
-    };
-}
-
-arm_codes!(
+wire_codes!(
+    /// ARM error codes this cloud answers with (`error.code`); each variant's name is the string on
+    /// the wire.
+    ArmCode,
     AccountNameInvalid,
     AuthenticationFailed,
     AuthorizationFailed,

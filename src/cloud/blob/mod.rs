@@ -23,28 +23,17 @@ use sha2::Sha256;
 use super::auth::{DataLevel, STORAGE_AUDIENCE, TokenError, data_level};
 use super::bodies::container_body;
 use super::faults::Injected;
-use super::http::{MAX_BLOB_BODY, Query, answer, header, request_id_headers};
+use super::http::{MAX_BLOB_BODY, Query, answer, header, request_id_headers, wire_codes};
 use super::state::{CloudState, Shared};
 use super::store::{BlobMeta, StoreError, now_ms, now_rfc3339};
 use route::{BlobPath, BlobRef, BlobRoute, Container};
 
 const DEFAULT_VERSION: &str = "2025-11-05";
 
-/// Blob service error codes this cloud answers with; each variant's name is the string on the wire.
-macro_rules! blob_codes {
-    ($($code:ident),* $(,)?) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub(crate) enum BlobCode { $($code),* }
-        impl BlobCode {
-            /// The `x-ms-error-code` string.
-            pub(crate) fn as_str(self) -> &'static str {
-                match self { $(BlobCode::$code => stringify!($code)),* }
-            }
-        }
-    };
-}
-
-blob_codes!(
+wire_codes!(
+    /// Blob service error codes this cloud answers with (`x-ms-error-code`); each variant's name is
+    /// the string on the wire.
+    BlobCode,
     AuthenticationFailed,
     AuthorizationPermissionMismatch,
     BlobAlreadyExists,

@@ -45,7 +45,7 @@ pub enum StoreError {
 
 /// Fixed identities created when a data folder is first used.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Seed {
+pub(crate) struct Seed {
     pub tenant_id: String,
     pub subscription_id: String,
     pub client_id: String,
@@ -62,7 +62,7 @@ pub struct Seed {
 
 /// A principal the emulated directory knows: the seeded service principal or a managed identity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Principal {
+pub(crate) struct Principal {
     pub object_id: String,
     pub client_id: String,
     pub kind: String,
@@ -72,7 +72,7 @@ pub struct Principal {
 
 /// A role assignment, stored by its full id (scope + GUID).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RoleAssignment {
+pub(crate) struct RoleAssignment {
     pub id: String,
     pub name: String,
     pub scope: String,
@@ -86,9 +86,10 @@ pub struct RoleAssignment {
 
 /// A long-running operation's record, polled through a status URL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Operation {
+pub(crate) struct Operation {
     pub id: String,
-    /// `storage-create`, `ml-put`, `ml-delete`, `ml-patch`.
+    /// `storage-create`, `endpoint-put`, `endpoint-patch`, `endpoint-delete`, `deployment-put`,
+    /// `deployment-patch`, `deployment-delete`.
     pub kind: String,
     /// Lowercase key of the resource the operation works on.
     pub resource_key: String,
@@ -102,7 +103,7 @@ pub struct Operation {
 
 /// Metadata of one blob; its bytes live in `blobs/{file}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BlobMeta {
+pub(crate) struct BlobMeta {
     pub file: String,
     pub len: u64,
     pub etag: String,
