@@ -7,6 +7,11 @@ use serde_json::{Value, json};
 
 use super::store::Seed;
 
+/// The string at `pointer` (`/properties/...`) of a body, if it is a string.
+pub(crate) fn str_at<'a>(body: &'a Value, pointer: &str) -> Option<&'a str> {
+    body.pointer(pointer).and_then(Value::as_str)
+}
+
 /// A resource group.
 pub(crate) fn resource_group_body(id: &str, name: &str, location: &str) -> Value {
     json!({"id": id, "name": name, "type": "Microsoft.Resources/resourceGroups", "location": location, "properties": {"provisioningState": "Succeeded"}})

@@ -116,6 +116,13 @@ pub(crate) fn with_headers(mut resp: Response, headers: &[(&'static str, String)
     resp
 }
 
+/// The status of an injected server error (`code` is 500 or 503) and the protocol's error code for
+/// it: `unavailable` for 503, `internal` otherwise.
+pub(crate) fn injected_server_error<C>(code: u16, unavailable: C, internal: C) -> (StatusCode, C) {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, if code == 503 { unavailable } else { internal })
+}
+
 /// An answer with a status, a body and headers.
 pub(crate) fn answer(
     status: StatusCode,

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::bodies::str_at;
 use super::http::{percent_decode, with_headers};
 use super::procs::{Proc, lock};
 use super::state::{CloudState, Shared};
@@ -263,14 +264,10 @@ async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(
     };
     let props = &dep["properties"];
     // Storage initializer: code and model.
-    let code_ref = props
-        .pointer("/codeConfiguration/codeId")
-        .and_then(Value::as_str)
+    let code_ref = str_at(props, "/codeConfiguration/codeId")
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let script = props
-        .pointer("/codeConfiguration/scoringScript")
-        .and_then(Value::as_str)
+    let script = str_at(props, "/codeConfiguration/scoringScript")
         .unwrap_or("score.py")
         .to_string();
     let code_uri = asset_uri(st, &code_ref, "/properties/codeUri").ok_or_else(|| {
@@ -729,10 +726,7 @@ pub(crate) async fn score(
         .map(str::trim)
         .unwrap_or_default()
         .to_string();
-    let mode = ep
-        .pointer("/properties/authMode")
-        .and_then(Value::as_str)
-        .unwrap_or("Key");
+    let mode = str_at(&ep, "/properties/authMode").unwrap_or("Key");
     let authorised = match mode {
         "Key" => ["primary", "secondary"]
             .iter()

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::auth::{ArmLevel, arm_level};
 use super::faults::Injected;
-use super::http::{MAX_BODY, Query, percent_decode, request_id_headers};
+use super::http::{MAX_BODY, Query, injected_server_error, percent_decode, request_id_headers};
 use super::state::CloudState;
 use super::store::now_ms;
 use protocol::{ArmCode, ArmError, ArmResult, Ctx, authenticate, valid_api_version};
@@ -63,15 +63,14 @@ fn injected(i: Injected) -> Result<(), ArmError> {
             "injected throttling; retry after the given time",
         )
         .header("Retry-After", s.to_string())),
-        Injected::ServerError(code) => Err(ArmError::new(
-            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            if code == 503 {
-                ArmCode::ServiceUnavailable
-            } else {
-                ArmCode::InternalServerError
-            },
-            "injected transient failure",
-        )),
+        Injected::ServerError(code) => {
+            let (status, code) = injected_server_error(
+                code,
+                ArmCode::ServiceUnavailable,
+                ArmCode::InternalServerError,
+            );
+            Err(ArmError::new(status, code, "injected transient failure"))
+        }
     }
 }
 

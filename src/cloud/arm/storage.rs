@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::protocol::{ArmCode, ArmError, ArmResult, Ctx};
 use super::route::{ChildRef, ResRef, RgRef};
-use crate::cloud::bodies::{account_body, container_body};
+use crate::cloud::bodies::{account_body, container_body, str_at};
 use crate::cloud::http::{RESERVED, empty, json_response};
 use crate::cloud::store::{now_rfc3339, random_key};
 
@@ -187,9 +187,7 @@ pub(crate) async fn put_account(cx: &Ctx, a: &ResRef) -> ArmResult {
     let key = a.key();
     if let Some(mut b) = existing {
         // Update in place: owned fields are replaced, computed ones kept.
-        let created = b
-            .pointer("/properties/creationTime")
-            .and_then(Value::as_str)
+        let created = str_at(&b, "/properties/creationTime")
             .unwrap_or_default()
             .to_string();
         let state = b

@@ -23,7 +23,9 @@ use sha2::Sha256;
 use super::auth::{DataLevel, STORAGE_AUDIENCE, TokenError, data_level};
 use super::bodies::container_body;
 use super::faults::Injected;
-use super::http::{MAX_BLOB_BODY, Query, answer, header, request_id_headers, wire_codes};
+use super::http::{
+    MAX_BLOB_BODY, Query, answer, header, injected_server_error, request_id_headers, wire_codes,
+};
 use super::state::{CloudState, Shared};
 use super::store::{BlobMeta, StoreError, now_ms, now_rfc3339};
 use route::{BlobPath, BlobRef, BlobRoute, Container};
@@ -169,15 +171,9 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
             return Err(e);
         }
         Injected::ServerError(c) => {
-            return Err(err(
-                StatusCode::from_u16(c).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                if c == 503 {
-                    BlobCode::ServerBusy
-                } else {
-                    BlobCode::InternalError
-                },
-                "injected transient failure",
-            ));
+            let (status, code) =
+                injected_server_error(c, BlobCode::ServerBusy, BlobCode::InternalError);
+            return Err(err(status, code, "injected transient failure"));
         }
     }
     let (parts, body) = req.into_parts();
