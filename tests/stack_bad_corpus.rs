@@ -70,7 +70,7 @@ fn parse_case(path: &Path) -> Result<Case, String> {
                 fragment: fragment.trim().to_string(),
             });
         } else if let Some(rest) = comment.strip_prefix("var:") {
-            let (k, v) = stack::parse_var_arg(rest.trim())?;
+            let (k, v) = stack::parse_var_arg(rest.trim()).map_err(|e| e.to_string())?;
             opts.vars.push((k, v));
         } else if let Some(rest) = comment.strip_prefix("var-file:") {
             opts.var_files.push(bad_dir().join(rest.trim()));
