@@ -36,7 +36,7 @@ pub struct AzureProvider {
 
 impl AzureProvider {
     /// Connects to the cloud `config` describes with the specs embedded in the binary: see
-    /// [`AzureProvider::connect_with`].
+    /// `connect_with`.
     pub async fn connect(config: CloudConfig) -> Result<Self> {
         let registry = Registry::embedded()
             .map_err(|e| ProviderError::invalid(format!("internal error: {e}")))?;
@@ -47,7 +47,10 @@ impl AzureProvider {
     /// registry the stack was loaded and planned with): builds the HTTP client (trusting
     /// `ca_cert_pem`), discovers the authority host when missing, and sets up the credential. Makes
     /// at most one unauthenticated call (metadata); tokens are fetched on first use.
-    pub async fn connect_with(mut config: CloudConfig, registry: Arc<Registry>) -> Result<Self> {
+    pub(crate) async fn connect_with(
+        mut config: CloudConfig,
+        registry: Arc<Registry>,
+    ) -> Result<Self> {
         let ca = match &config.ca_cert_pem {
             Some(path) => Some(tokio::fs::read(path).await.map_err(|e| {
                 ProviderError::invalid(format!(

@@ -78,7 +78,7 @@ pub struct ArmMapping {
     /// so an object found at that name is this very resource: a create adopts it, as ARM does, instead
     /// of refusing to take over an object the state does not know.
     #[serde(default)]
-    pub adopt_existing: bool,
+    pub(crate) adopt_existing: bool,
 }
 
 /// A change the cloud applies only after replication.
@@ -259,7 +259,7 @@ pub struct FieldSpec {
     /// hex SHA-256 of what the cloud holds. Refresh reads the live text when it no longer matches the
     /// file, and the planner compares the file with the live bytes by that hash.
     #[serde(default)]
-    pub content_hash: Option<String>,
+    pub(crate) content_hash: Option<String>,
 }
 
 impl FieldSpec {
@@ -563,13 +563,13 @@ impl ResourceSpec {
     }
 
     /// Whether resources that depend on a changed resource of this type wait for its propagation.
-    pub fn waits_for_propagation(&self) -> bool {
+    pub(crate) fn waits_for_propagation(&self) -> bool {
         self.arm.propagation.is_some()
     }
 
     /// The field whose bytes the cloud stores and the attribute holding their SHA-256, when the type
     /// has one (`content_hash`).
-    pub fn stored_content(&self) -> Option<(&str, &str)> {
+    pub(crate) fn stored_content(&self) -> Option<(&str, &str)> {
         self.fields
             .iter()
             .find_map(|(name, f)| f.content_hash.as_deref().map(|attr| (name.as_str(), attr)))
