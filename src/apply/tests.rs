@@ -1452,3 +1452,73 @@ async fn a_failed_create_before_delete_replacement_puts_the_old_objects_back_und
     let cloud_after: Vec<String> = provider.objects().into_iter().map(|o| o.id).collect();
     assert_eq!(cloud_after, cloud_before);
 }
+
+/// The registry handed to `apply` decides whether a create may take over an object it finds where
+/// it goes (`arm.adopt_existing`), not the type's name: the same storage account is refused under
+/// the embedded specs and adopted under specs that say it may be.
+#[tokio::test]
+async fn the_registry_given_to_apply_decides_whether_a_create_adopts_an_existing_object() {
+    let plan = ApplyPlan {
+        steps: vec![step(
+            "store",
+            "storage_account",
+            Action::Create,
+            vec![("name", lit(json!("mistore7f3a")))],
+            &[],
+        )],
+        ..ApplyPlan::default()
+    };
+    let existing = || {
+        let provider = Arc::new(MemoryProvider::new());
+        provider.insert(crate::provider::Observed {
+            id: String::from("mem:/storage_account/mistore7f3a"),
+            inputs: serde_json::Map::new(),
+            outputs: serde_json::Map::new(),
+        });
+        provider
+    };
+    let run = |registry: Registry| {
+        let provider = existing();
+        let plan = plan.clone();
+        async move {
+            apply(
+                &plan,
+                StateFile::new("t"),
+                Persistence::in_memory(),
+                provider,
+                &registry,
+                options(1),
+                Arc::new(NoEvents),
+                Interrupt::new(),
+            )
+            .await
+            .expect("plan is valid")
+        }
+    };
+
+    let refused = run(registry()).await;
+    assert_eq!(refused.summary.outcome, Outcome::RolledBack);
+    let failure = refused.summary.failure.expect("the create failed");
+    assert!(
+        failure
+            .error
+            .to_string()
+            .contains("already exists in the cloud"),
+        "{}",
+        failure.error
+    );
+    assert!(refused.state.resources.is_empty());
+
+    let mut adopting = registry();
+    adopting
+        .get_mut("storage_account")
+        .expect("spec")
+        .arm
+        .adopt_existing = true;
+    let adopted = run(adopting).await;
+    assert_eq!(adopted.summary.outcome, Outcome::Succeeded);
+    assert_eq!(
+        adopted.state.resources["store"].id,
+        "mem:/storage_account/mistore7f3a"
+    );
+}
