@@ -131,7 +131,6 @@ impl BadCase {
             vars: self.vars.clone(),
             var_files: self.var_files.clone(),
             env: self.env.iter().cloned().collect(),
-            ..LoadOptions::default()
         }
     }
 

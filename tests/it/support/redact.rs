@@ -89,7 +89,7 @@ impl Redactor {
                 self.paths.push((form, placeholder));
             }
         }
-        self.paths.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.paths.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         self
     }
 
