@@ -662,29 +662,24 @@ async fn blob_data_plane_auth_roles_and_semantics() {
             .status,
         412
     );
-    let cond = answer(
-        c.http
+    // A bearer GET of the blob with extra request headers.
+    let get_with = |headers: Vec<(&'static str, String)>| {
+        let mut req = c
+            .http
             .get(&url)
             .bearer_auth(&storage)
-            .header("x-ms-version", "2025-11-05")
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+            .header("x-ms-version", "2025-11-05");
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        async move { answer(req.send().await.unwrap()).await }
+    };
+    let cond = get_with(vec![("if-none-match", etag.clone())]).await;
     assert_eq!(cond.status, 304);
-    let ranged = answer(
-        c.http
-            .get(&url)
-            .bearer_auth(&storage)
-            .header("x-ms-version", "2025-11-05")
-            .header("x-ms-range", "bytes=0-33554431")
-            .header("range", "bytes=0-1")
-            .send()
-            .await
-            .unwrap(),
-    )
+    let ranged = get_with(vec![
+        ("x-ms-range", "bytes=0-33554431".into()),
+        ("range", "bytes=0-1".into()),
+    ])
     .await;
     assert_eq!(ranged.status, 206);
     assert_eq!(
@@ -692,29 +687,9 @@ async fn blob_data_plane_auth_roles_and_semantics() {
         Some("bytes 0-11/12")
     );
     assert_eq!(ranged.text, "Hello world!");
-    let part = answer(
-        c.http
-            .get(&url)
-            .bearer_auth(&storage)
-            .header("x-ms-version", "2025-11-05")
-            .header("range", "bytes=6-10")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let part = get_with(vec![("range", "bytes=6-10".into())]).await;
     assert_eq!(part.text, "world");
-    let out = answer(
-        c.http
-            .get(&url)
-            .bearer_auth(&storage)
-            .header("x-ms-version", "2025-11-05")
-            .header("range", "bytes=50-")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let out = get_with(vec![("range", "bytes=50-".into())]).await;
     assert_eq!(out.status, 416);
     let head = answer(
         c.http
@@ -912,11 +887,7 @@ async fn deployments_traffic_scale_logs_and_cascading_delete() {
     let ok = put_ep(json!({"blue": 100})).await;
     assert_eq!(ok.status, 200);
     assert_eq!(
-        c.wait_async(
-            &ok.header("azure-asyncoperation").unwrap(),
-            Duration::from_secs(30)
-        )
-        .await["status"],
+        c.wait_async(&ok, Duration::from_secs(30)).await["status"],
         "Succeeded"
     );
     let refused = c.arm(Method::DELETE, &dep, None).await;
@@ -934,12 +905,7 @@ async fn deployments_traffic_scale_logs_and_cascading_delete() {
     let update = c.arm(Method::PUT, &dep, Some(body)).await;
     assert_eq!(update.status, 200, "{}", update.text);
     assert_eq!(update.body["properties"]["provisioningState"], "Updating");
-    let op = c
-        .wait_async(
-            &update.header("azure-asyncoperation").unwrap(),
-            Duration::from_secs(60),
-        )
-        .await;
+    let op = c.wait_async(&update, Duration::from_secs(60)).await;
     assert_eq!(op["status"], "Succeeded");
     let tail = c
         .arm(

@@ -437,7 +437,10 @@ fn a_create_never_takes_over_an_object_another_stack_owns() {
 #[test]
 fn drift_made_out_of_band_is_reported_then_restored_by_apply() {
     let s = reference(&[]);
-    s.apply().code(0);
+    // One step at a time: drift is listed in the order the state recorded the resources, which after
+    // a parallel apply is the order the steps happened to finish in, and the snapshots below show it.
+    s.run(["apply", "--auto-approve", "--parallelism", "1"])
+        .code(0);
     s.run(["drift"]).code(0);
     // Out of band: rewrite the blob with the account key, delete the role assignment.
     let state: Value = serde_json::from_str(
@@ -467,17 +470,19 @@ fn drift_made_out_of_band_is_reported_then_restored_by_apply() {
             .await;
         assert!(a.status.is_success(), "{}", a.text);
     });
-    let out = s.run(["drift"]).code(2);
+    let args = ["drift"];
+    let out = s.run(args).code(2);
     assert!(out.stdout.contains("greeting"), "{}", out.stdout);
     assert!(out.stdout.contains("reader"), "{}", out.stdout);
     insta::assert_snapshot!(
         "drift_made_out_of_band",
-        Redactor::for_test(&s).transcript(&["drift"], &out)
+        Redactor::for_test(&s).transcript(&args, &out)
     );
-    let out = s.run(["drift", "--json"]).code(2);
+    let args = ["drift", "--json"];
+    let out = s.run(args).code(2);
     insta::assert_json_snapshot!(
         "drift_made_out_of_band_json",
-        Redactor::for_test(&s).json_transcript(&["drift", "--json"], &out)
+        Redactor::for_test(&s).json_transcript(&args, &out)
     );
     let json: Value = serde_json::from_str(&out.stdout).unwrap();
     let drifted: Vec<&str> = json["drift"]
@@ -491,10 +496,11 @@ fn drift_made_out_of_band_is_reported_then_restored_by_apply() {
         "{drifted:?}"
     );
     // The plan restores both; the blob's change is shown as a line diff against the live text.
-    let plan = s.run(["plan", "--detailed-exitcode"]).code(2);
+    let args = ["plan", "--detailed-exitcode"];
+    let plan = s.run(args).code(2);
     insta::assert_snapshot!(
         "plan_restoring_drift",
-        Redactor::for_test(&s).transcript(&["plan", "--detailed-exitcode"], &plan)
+        Redactor::for_test(&s).transcript(&args, &plan)
     );
     assert!(plan.stdout.contains("- Changed by hand"), "{}", plan.stdout);
     assert!(
@@ -694,12 +700,16 @@ fn run_output_in_human_and_json_form() {
     let one = ["--parallelism", "1"];
     let with = |args: &[&'static str]| -> Vec<&'static str> { [args, &one[..]].concat() };
 
-    snap("run_plan_create", &["plan", "--detailed-exitcode"], 2);
-    snap_json("run_plan_create_json", &["plan", "--json"], 0);
+    snap(
+        "run_plan_create",
+        &with(&["plan", "--detailed-exitcode"]),
+        2,
+    );
+    snap_json("run_plan_create_json", &with(&["plan", "--json"]), 0);
     let out = snap("run_apply", &with(&["apply", "--auto-approve"]), 0);
     assert!(out.stderr.contains("Apply complete"), "{}", out.stderr);
-    snap("run_drift_none", &["drift"], 0);
-    snap_json("run_drift_none_json", &["drift", "--json"], 0);
+    snap("run_drift_none", &with(&["drift"]), 0);
+    snap_json("run_drift_none_json", &with(&["drift", "--json"]), 0);
     snap_json(
         "run_destroy_json",
         &with(&["destroy", "--auto-approve", "--json"]),
@@ -713,7 +723,7 @@ fn run_output_in_human_and_json_form() {
     );
     snap_json(
         "run_plan_none_json",
-        &["plan", "--json", "--detailed-exitcode"],
+        &with(&["plan", "--json", "--detailed-exitcode"]),
         0,
     );
     let out = snap("run_destroy", &with(&["destroy", "--auto-approve"]), 0);

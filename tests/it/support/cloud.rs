@@ -258,10 +258,14 @@ impl Cloud {
         done.body
     }
 
-    /// Polls an Azure-AsyncOperation URL until a terminal status; returns it.
-    pub async fn wait_async(&self, url: &str, limit: Duration) -> Value {
+    /// Polls the Azure-AsyncOperation URL that `started` (the answer to a PUT or DELETE) names until the
+    /// operation reaches a terminal status; returns that status document.
+    pub async fn wait_async(&self, started: &Answer, limit: Duration) -> Value {
+        let url = started
+            .header("azure-asyncoperation")
+            .expect("an Azure-AsyncOperation header");
         wait_until(&format!("operation {url} finishes"), limit, async || {
-            let p = self.arm(Method::GET, url, None).await;
+            let p = self.arm(Method::GET, &url, None).await;
             assert_eq!(p.status, 200, "{}", p.text);
             let s = p.body["status"].as_str().unwrap_or_default();
             ["Succeeded", "Failed", "Canceled"]

@@ -38,6 +38,11 @@ static PORT: LazyLock<Regex> = LazyLock::new(|| re(r"\b(127\.0\.0\.1|localhost):
 static DURATION: LazyLock<Regex> = LazyLock::new(|| re(r"( {2,}|\b)\d+(\.\d+)?(ms|s)\b"));
 static ETAG: LazyLock<Regex> = LazyLock::new(|| re(r"\b0x[0-9A-F]{12,}\b"));
 static PID: LazyLock<Regex> = LazyLock::new(|| re(r"\bpid \d+\b"));
+/// A line of refresh output (after redaction): resources are read in parallel, so the order of these
+/// lines is not behaviour.
+static REFRESHED: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^\[TIME\]   \S+: (read in \[DURATION\]|gone from the cloud|read failed)$")
+});
 
 /// JSON fields whose value is a moment or a span of time, by name.
 fn is_time_field(key: &str) -> bool {
@@ -146,26 +151,32 @@ impl Redactor {
     }
 
     /// A run as a snapshot shows it: the command, its exit code and both streams, redacted. A line
-    /// repeated right after itself is kept once: that is a long-running operation polled until done,
-    /// and how many polls it takes varies from run to run.
+    /// repeated right after itself is kept once (a long-running operation polled until done: how many
+    /// polls it takes varies from run to run), and a run of refresh lines is sorted (resources are read
+    /// in parallel).
     pub fn transcript(&self, args: &[&str], out: &Output) -> String {
         format!(
             "$ stackform {}\nexit {}\n--- stdout\n{}--- stderr\n{}",
             args.join(" "),
             out.code,
-            collapse_repeats(&self.text(&out.stdout)),
-            collapse_repeats(&self.text(&out.stderr)),
+            settle_lines(&self.text(&out.stdout)),
+            settle_lines(&self.text(&out.stderr)),
         )
     }
 
     /// [`Redactor::transcript`] of a `--json` run: stdout parsed as one JSON document or as JSON lines
-    /// (an event repeated right after itself kept once).
+    /// (an event repeated right after itself kept once, a run of refresh events sorted by address).
     pub fn json_transcript(&self, args: &[&str], out: &Output) -> Value {
         let stdout = match serde_json::from_str::<Value>(&out.stdout) {
             Ok(doc) => self.json(&doc),
             Err(_) => {
                 let mut events = self.json_lines(&out.stdout);
                 events.dedup();
+                sort_runs(
+                    &mut events,
+                    |e| e["event"] == "resource_refreshed",
+                    |e| e["address"].as_str().unwrap_or_default().to_string(),
+                );
                 Value::Array(events)
             }
         };
@@ -173,7 +184,7 @@ impl Redactor {
             "command": format!("stackform {}", args.join(" ")),
             "exit": out.code,
             "stdout": stdout,
-            "stderr": collapse_repeats(&self.text(&out.stderr)),
+            "stderr": settle_lines(&self.text(&out.stderr)),
         })
     }
 
@@ -189,37 +200,47 @@ impl Redactor {
     }
 }
 
-/// Keeps one of each run of identical consecutive lines.
-fn collapse_repeats(text: &str) -> String {
-    let mut out = String::new();
-    let mut last = None;
-    for line in text.lines() {
-        if last != Some(line) {
-            out.push_str(line);
-            out.push('\n');
-        }
-        last = Some(line);
+/// Keeps one of each run of identical consecutive lines, and sorts each run of refresh lines.
+fn settle_lines(text: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.dedup();
+    sort_runs(&mut lines, |l| REFRESHED.is_match(l), |l| l.to_string());
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Sorts, by `key`, every run of consecutive items that `in_run` accepts; the rest keep their places.
+fn sort_runs<T, K: Ord>(items: &mut [T], in_run: impl Fn(&T) -> bool, key: impl Fn(&T) -> K) {
+    let mut start = 0;
+    while start < items.len() {
+        let len = items[start..].iter().take_while(|i| in_run(i)).count();
+        items[start..start + len].sort_by_key(|i| key(i));
+        start += len.max(1);
     }
-    out
 }
 
 #[test]
 fn the_redactor_replaces_what_varies_and_keeps_what_does_not() {
     let r = Redactor::new().path(Path::new("/tmp/.tmpAbC"), "[WORK]");
-    let text = "12:03:59 + store: created in 12.3s\n\
-                scoring_uri = https://127.0.0.1:40123/score (/tmp/.tmpAbC/state)\n\
-                principal 0D3C5BB1-52D6-4A6A-9D1B-3E2C1A0B9F00, again 0d3c5bb1-52d6-4a6a-9d1b-3e2c1a0b9f00\n\
-                role 2a2b9908-6ea1-4ae2-8e65-a410df84e7d1 at 2026-12-05T08:45:20.123Z by pid 4242\n\
-                  + store                create    2.0s\n\
-                name Standard_DS3_v2 kept, etag 0x8DC4F2A1B3C5D7E";
+    let text = [
+        "12:03:59 + store: created in 12.3s",
+        "scoring_uri = https://127.0.0.1:40123/score (/tmp/.tmpAbC/state)",
+        "principal 0D3C5BB1-52D6-4A6A-9D1B-3E2C1A0B9F00, again 0d3c5bb1-52d6-4a6a-9d1b-3e2c1a0b9f00",
+        "role 2a2b9908-6ea1-4ae2-8e65-a410df84e7d1 at 2026-12-05T08:45:20.123Z by pid 4242",
+        "  + store                create    2.0s",
+        "name Standard_DS3_v2 kept, etag 0x8DC4F2A1B3C5D7E",
+    ]
+    .join("\n");
     assert_eq!(
-        r.text(text),
-        "[TIME] + store: created in [DURATION]\n\
-         scoring_uri = https://127.0.0.1:[PORT]/score ([WORK]/state)\n\
-         principal [GUID-1], again [GUID-1]\n\
-         role 2a2b9908-6ea1-4ae2-8e65-a410df84e7d1 at [TIMESTAMP] by pid [PID]\n  \
-         + store                create [DURATION]\n\
-         name Standard_DS3_v2 kept, etag [ETAG]"
+        r.text(&text),
+        [
+            "[TIME] + store: created in [DURATION]",
+            "scoring_uri = https://127.0.0.1:[PORT]/score ([WORK]/state)",
+            "principal [GUID-1], again [GUID-1]",
+            "role 2a2b9908-6ea1-4ae2-8e65-a410df84e7d1 at [TIMESTAMP] by pid [PID]",
+            "  + store                create [DURATION]",
+            "name Standard_DS3_v2 kept, etag [ETAG]",
+        ]
+        .join("\n")
     );
     let json = serde_json::json!({"address": "store", "duration_ms": 1234, "id": "x-0d3c5bb1-52d6-4a6a-9d1b-3e2c1a0b9f00"});
     assert_eq!(

@@ -167,13 +167,7 @@ pub async fn walk_with(
         .arm(Method::PUT, &endpoint, Some(json!({"location": "eastus", "identity": identity, "properties": {"authMode": "Key"}})))
         .await;
     assert_eq!(ep.status, 201, "{}", ep.text);
-    let op = c
-        .wait_async(
-            &ep.header("azure-asyncoperation")
-                .expect("Azure-AsyncOperation"),
-            Duration::from_secs(60),
-        )
-        .await;
+    let op = c.wait_async(&ep, Duration::from_secs(60)).await;
     assert_eq!(op["status"], "Succeeded");
     let got = c.arm(Method::GET, &endpoint, None).await;
     assert_eq!(got.body["identity"]["tenantId"], c.info.tenant_id.as_str());
@@ -272,13 +266,7 @@ pub async fn walk_with(
         dep.body["properties"]["scaleSettings"]["scaleType"],
         "Default"
     );
-    let status = c
-        .wait_async(
-            &dep.header("azure-asyncoperation")
-                .expect("Azure-AsyncOperation"),
-            limit,
-        )
-        .await;
+    let status = c.wait_async(&dep, limit).await;
     Walk {
         endpoint,
         deployment_status: status,
@@ -303,13 +291,7 @@ pub async fn invoke(c: &Cloud, endpoint: &str) -> Value {
         .arm(Method::PUT, endpoint, Some(json!({"location": "eastus", "identity": {"type": "SystemAssigned"}, "properties": {"authMode": "Key", "traffic": {"blue": 100}}})))
         .await;
     assert_eq!(ep.status, 200, "{}", ep.text);
-    let op = c
-        .wait_async(
-            &ep.header("azure-asyncoperation")
-                .expect("Azure-AsyncOperation"),
-            Duration::from_secs(60),
-        )
-        .await;
+    let op = c.wait_async(&ep, Duration::from_secs(60)).await;
     assert_eq!(op["status"], "Succeeded");
     let keys = c
         .arm(Method::POST, &format!("{endpoint}/listKeys"), None)
