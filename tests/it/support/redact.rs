@@ -38,6 +38,10 @@ static PORT: LazyLock<Regex> = LazyLock::new(|| re(r"\b(127\.0\.0\.1|localhost):
 static DURATION: LazyLock<Regex> = LazyLock::new(|| re(r"( {2,}|\b)\d+(\.\d+)?(ms|s)\b"));
 static ETAG: LazyLock<Regex> = LazyLock::new(|| re(r"\b0x[0-9A-F]{12,}\b"));
 static PID: LazyLock<Regex> = LazyLock::new(|| re(r"\bpid \d+\b"));
+/// A progress line that only says a long-running operation is still running: how many polls see it
+/// (none or several) depends on timing.
+const STILL_RUNNING: &str = "InProgress";
+
 /// A line of refresh output (after redaction): resources are read in parallel, so the order of these
 /// lines is not behaviour.
 static REFRESHED: LazyLock<Regex> = LazyLock::new(|| {
@@ -150,10 +154,10 @@ impl Redactor {
             .collect()
     }
 
-    /// A run as a snapshot shows it: the command, its exit code and both streams, redacted. A line
-    /// repeated right after itself is kept once (a long-running operation polled until done: how many
-    /// polls it takes varies from run to run), and a run of refresh lines is sorted (resources are read
-    /// in parallel).
+    /// A run as a snapshot shows it: the command, its exit code and both streams, redacted. How many
+    /// times a long-running operation is polled varies from run to run, so a line repeated right after
+    /// itself is kept once and a progress line saying only that an operation is still running
+    /// (`InProgress`) is left out; a run of refresh lines is sorted (resources are read in parallel).
     pub fn transcript(&self, args: &[&str], out: &Output) -> String {
         format!(
             "$ stackform {}\nexit {}\n--- stdout\n{}--- stderr\n{}",
@@ -165,12 +169,14 @@ impl Redactor {
     }
 
     /// [`Redactor::transcript`] of a `--json` run: stdout parsed as one JSON document or as JSON lines
-    /// (an event repeated right after itself kept once, a run of refresh events sorted by address).
+    /// (an event repeated right after itself kept once, `InProgress` progress left out, a run of refresh
+    /// events sorted by address).
     pub fn json_transcript(&self, args: &[&str], out: &Output) -> Value {
         let stdout = match serde_json::from_str::<Value>(&out.stdout) {
             Ok(doc) => self.json(&doc),
             Err(_) => {
                 let mut events = self.json_lines(&out.stdout);
+                events.retain(|e| !(e["event"] == "step_progress" && e["status"] == STILL_RUNNING));
                 events.dedup();
                 sort_runs(
                     &mut events,
@@ -200,9 +206,14 @@ impl Redactor {
     }
 }
 
-/// Keeps one of each run of identical consecutive lines, and sorts each run of refresh lines.
+/// Leaves out `InProgress` progress lines, keeps one of each run of identical consecutive lines, and
+/// sorts each run of refresh lines.
 fn settle_lines(text: &str) -> String {
-    let mut lines: Vec<&str> = text.lines().collect();
+    let still_running = format!(": {STILL_RUNNING}");
+    let mut lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !(l.starts_with("[TIME]   ") && l.ends_with(&still_running)))
+        .collect();
     lines.dedup();
     sort_runs(&mut lines, |l| REFRESHED.is_match(l), |l| l.to_string());
     lines.iter().map(|l| format!("{l}\n")).collect()
