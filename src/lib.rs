@@ -4,6 +4,7 @@ pub mod cli;
 pub mod cloud;
 pub mod diag;
 pub mod graph;
+pub(crate) mod iso8601;
 pub mod plan;
 pub mod provider;
 pub mod report;

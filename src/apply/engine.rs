@@ -21,12 +21,13 @@ use super::interrupt::Interrupt;
 use super::opgraph::{self, OpGraph, PlanShapeError};
 use super::persist::Persistence;
 use super::propagation::PropagationPolicy;
-use super::rollback;
+use super::rollback::{self, Done};
 use super::step::{Job, JobDone, JobFailure, observed_of};
 use super::steps::{ApplyPlan, deposed_key};
 use super::values::{Known, KnownValues};
 use crate::plan::ReplaceOrder;
 use crate::provider::{Observed, Provider, ResourceType};
+use crate::specs::waits_for_propagation;
 use crate::state::{ResourceState, ResourceStatus, StateFile, StepId};
 
 /// Computes the deterministic cloud id a create will produce, for the journal (optional: without
@@ -88,26 +89,7 @@ pub struct ApplyReport {
     pub journal_cleared: bool,
 }
 
-/// A completed (or half-completed) step, remembered for the rollback.
-#[derive(Debug, Clone)]
-pub(crate) enum Done {
-    /// A new object exists under `address` (a create, or what a failed create left behind).
-    Created { address: String },
-    /// The object at `address` was changed (or a failed update left it unknown); `prior` is the
-    /// record before.
-    Updated {
-        address: String,
-        prior: ResourceState,
-    },
-    /// The object recorded under `state_key` was deleted.
-    Deleted {
-        address: String,
-        state_key: String,
-        prior: ResourceState,
-    },
-}
-
-pub(crate) struct Shared {
+struct Shared {
     pub provider: Arc<dyn Provider>,
     pub events: Arc<dyn EventSink>,
     pub interrupt: Interrupt,
@@ -308,8 +290,13 @@ impl Run<'_> {
                     .map(|f| f.address.clone())
                     .unwrap_or_default();
                 let history = std::mem::take(&mut self.history);
+                let cx = rollback::Context {
+                    provider: self.shared.provider.as_ref(),
+                    events: self.shared.events.as_ref(),
+                    interrupt: &self.shared.interrupt,
+                };
                 let result = rollback::run(
-                    &self.shared,
+                    &cx,
                     &mut self.state,
                     &mut self.known,
                     &mut self.persist,
@@ -408,7 +395,7 @@ impl Run<'_> {
                             .state
                             .resources
                             .get(dep.as_str())
-                            .is_some_and(|r| r.resource_type == "role_assignment")
+                            .is_some_and(|r| waits_for_propagation(&r.resource_type))
                 })
                 .cloned()
                 .collect()
@@ -481,7 +468,7 @@ impl Run<'_> {
             self.shared.events.emit(event);
         }
         if let Err(e) = written {
-            self.persistence_error.get_or_insert(e);
+            self.persistence_error.get_or_insert_with(|| e.to_string());
             return None;
         }
         if self.failure.is_some() {
@@ -619,7 +606,7 @@ impl Run<'_> {
         }
         self.state.outputs = outputs;
         if let Err(e) = self.persist.commit(&mut self.state, Vec::new()).await {
-            self.persistence_error.get_or_insert(e);
+            self.persistence_error.get_or_insert_with(|| e.to_string());
         }
     }
 }

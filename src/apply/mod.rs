@@ -80,10 +80,11 @@ pub use event::{
 };
 pub use interrupt::Interrupt;
 pub use opgraph::PlanShapeError;
-pub use persist::Persistence;
+pub use persist::{PersistError, Persistence};
 pub use propagation::{PropagationPolicy, is_authorization_failure};
 pub use recover::{
-    Expected, RecoveryError, RecoveryOutcome, RecoveryReport, expected_from_plan, recover,
+    Expected, RecoveryError, RecoveryOutcome, RecoveryReport, SettleError, expected_from_plan,
+    recover,
 };
 pub use refresh::{RefreshError, refresh};
 pub use steps::{ApplyPlan, Desired, PlannedStep, deposed_key, literal_expr};

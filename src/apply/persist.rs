@@ -3,10 +3,15 @@
 //! tokio's blocking pool so in-flight steps keep going while a write is fsync'd.
 //!
 //! [`Persistence::in_memory`] skips all of it, for tests of pure scheduling and for benchmarks.
+//!
+//! It never decides what to record (the scheduler does) and never writes state without the
+//! compare-and-write guard: a failed write is a [`PersistError`], never a silent overwrite.
 
 use std::sync::Arc;
 
-use crate::state::{Journal, JournalError, NewIntent, StateFile, StateStore, StepId};
+use tokio::task::JoinError;
+
+use crate::state::{Journal, JournalError, NewIntent, StateError, StateFile, StateStore, StepId};
 
 /// Where a run records what it does.
 #[derive(Debug)]
@@ -59,12 +64,12 @@ impl Persistence {
     }
 
     /// Writes `state` and then marks `done` steps as finished; on success `state` carries the new
-    /// serial. Returns the first error, as a message.
+    /// serial. Returns the first error.
     pub(crate) async fn commit(
         &mut self,
         state: &mut StateFile,
         done: Vec<StepId>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PersistError> {
         let Some(store) = self.store.clone() else {
             return Ok(());
         };
@@ -74,13 +79,11 @@ impl Persistence {
         let joined = tokio::task::spawn_blocking(move || {
             let written = store
                 .write(&mut copy, expected)
-                .map_err(|e| format!("could not record the step in state: {e}"));
+                .map_err(PersistError::RecordState);
             let marked = match (&written, &journal) {
-                (Ok(_), Some(journal)) => done.into_iter().try_for_each(|step| {
-                    journal
-                        .done(step)
-                        .map_err(|e| format!("could not update the apply journal: {e}"))
-                }),
+                (Ok(_), Some(journal)) => done
+                    .into_iter()
+                    .try_for_each(|step| journal.done(step).map_err(PersistError::MarkDone)),
                 _ => Ok(()),
             };
             (copy, written, marked)
@@ -93,7 +96,7 @@ impl Persistence {
                 }
                 written.and(marked)
             }
-            Err(join) => Err(format!("state writer stopped unexpectedly: {join}")),
+            Err(join) => Err(PersistError::StateWriter(join)),
         }
     }
 }
@@ -102,12 +105,28 @@ impl Persistence {
 pub(crate) async fn write_intent(
     journal: Option<Arc<Journal>>,
     intent: NewIntent,
-) -> Result<Option<StepId>, String> {
+) -> Result<Option<StepId>, PersistError> {
     let Some(journal) = journal else {
         return Ok(None);
     };
     tokio::task::spawn_blocking(move || journal.intent(intent).map(Some))
         .await
-        .map_err(|e| format!("journal writer stopped unexpectedly: {e}"))?
-        .map_err(|e| format!("could not journal the step before sending it: {e}"))
+        .map_err(PersistError::JournalWriter)?
+        .map_err(PersistError::Intent)
+}
+
+/// A run could not record what it did. The message includes its cause (the CLI prints one line);
+/// `source()` exposes the cause too.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("could not record the step in state: {0}")]
+    RecordState(#[source] StateError),
+    #[error("could not update the apply journal: {0}")]
+    MarkDone(#[source] JournalError),
+    #[error("could not journal the step before sending it: {0}")]
+    Intent(#[source] JournalError),
+    #[error("state writer stopped unexpectedly: {0}")]
+    StateWriter(#[source] JoinError),
+    #[error("journal writer stopped unexpectedly: {0}")]
+    JournalWriter(#[source] JoinError),
 }

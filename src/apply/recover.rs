@@ -7,15 +7,18 @@
 //! intent marked done. An intent that cannot be settled (the read fails) stays in the journal and
 //! is reported, and the caller must not apply until it is — nothing in the cloud is ever left
 //! untracked by state.
+//!
+//! It never sends a create, update or delete: recovery only reads the cloud and records what it
+//! finds.
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::persist::Persistence;
+use super::persist::{PersistError, Persistence};
 use super::steps::{ApplyPlan, deposed_key};
 use super::values::{KnownValues, as_map};
-use crate::provider::{Observed, Provider, ResourceRequest, ResourceType};
+use crate::provider::{Observed, Provider, ProviderError, ResourceRequest, ResourceType};
 use crate::state::{Intent, JournalAction, ResourceState, ResourceStatus, StateFile, StepId};
 
 /// What the current configuration expects of a resource, to judge a half-finished step.
@@ -43,7 +46,7 @@ pub struct RecoveryReport {
     /// Settled steps: `(address, action, outcome)`, in journal order.
     pub resolved: Vec<(String, JournalAction, RecoveryOutcome)>,
     /// Steps that could not be settled, with why; they stay in the journal.
-    pub unresolved: Vec<(String, JournalAction, String)>,
+    pub unresolved: Vec<(String, JournalAction, SettleError)>,
 }
 
 impl RecoveryReport {
@@ -53,9 +56,22 @@ impl RecoveryReport {
 }
 
 /// Recovery could not record what it found.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[error("could not record the recovered steps: {0}")]
-pub struct RecoveryError(pub String);
+pub struct RecoveryError(#[source] pub PersistError);
+
+/// Why one unfinished step could not be settled (it stays in the journal).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettleError {
+    #[error("resource type `{type_name}` is not one stackform manages")]
+    UnknownType { type_name: String },
+    #[error(
+        "the journal has no cloud id for it and the configuration no longer describes it; check the cloud and import it with `stackform state import` if it exists"
+    )]
+    NoCloudId,
+    #[error("could not read it from the cloud: {0}")]
+    Read(#[source] ProviderError),
+}
 
 /// Settles every unfinished intent in `persistence`'s journal (see the module doc) and writes the
 /// result to state. `expected` holds, per address, what the configuration wants (see
@@ -130,12 +146,11 @@ async fn settle(
     state: &mut StateFile,
     expected: &HashMap<String, Expected>,
     intent: &Intent,
-) -> Result<RecoveryOutcome, String> {
+) -> Result<RecoveryOutcome, SettleError> {
     let Some(rt) = ResourceType::parse(&intent.resource_type) else {
-        return Err(format!(
-            "resource type `{}` is not one stackform manages",
-            intent.resource_type
-        ));
+        return Err(SettleError::UnknownType {
+            type_name: intent.resource_type.clone(),
+        });
     };
     let address = intent.address.as_str();
     let hint = expected.get(address);
@@ -168,9 +183,7 @@ async fn settle(
         .or_else(|| record.map(|r| as_map(&r.inputs)))
         .unwrap_or_default();
     if cloud_id.is_none() && hint.is_none() {
-        return Err(String::from(
-            "the journal has no cloud id for it and the configuration no longer describes it; check the cloud and import it with `stackform state import` if it exists",
-        ));
+        return Err(SettleError::NoCloudId);
     }
     let mut req = ResourceRequest::new(rt, address.to_owned(), inputs);
     req.cloud_id = cloud_id;
@@ -178,7 +191,7 @@ async fn settle(
         .read(&req)
         .await
         .or_else(|e| if e.is_not_found() { Ok(None) } else { Err(e) })
-        .map_err(|e| format!("could not read it from the cloud: {e}"))?;
+        .map_err(SettleError::Read)?;
 
     match (intent.action, read) {
         (JournalAction::Delete | JournalAction::Update, None) => {

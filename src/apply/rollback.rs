@@ -9,22 +9,52 @@
 //! Each compensation is journaled and recorded like any step. One that fails is named in the
 //! report, state records the truth (the object stays recorded, `Tainted` when its condition is
 //! unknown), and nothing it still depends on is deleted afterwards.
+//!
+//! The scheduler (`engine`) hands it the [`Done`] history and a [`Context`]; this module never imports
+//! the scheduler, and never touches a record the history does not name.
 
 use std::collections::HashSet;
 use std::time::Instant;
 
 use serde_json::Value;
 
-use super::engine::{Done, Shared};
 use super::event::{
-    ApplyEvent, Compensation, NotRestored, RollbackRecord, StepFailure, StepResult,
+    ApplyEvent, Compensation, EventSink, NotRestored, RollbackRecord, StepFailure, StepResult,
 };
-use super::persist::{Persistence, write_intent};
+use super::interrupt::Interrupt;
+use super::persist::{PersistError, Persistence, write_intent};
 use super::step::{delete_gone_ok, observed_of};
 use super::steps::deposed_key;
 use super::values::{Known, KnownValues, has_marker};
-use crate::provider::{ResourceRequest, ResourceType};
+use crate::provider::{Provider, ResourceRequest, ResourceType};
 use crate::state::{JournalAction, NewIntent, ResourceState, ResourceStatus, StateFile};
+
+/// A completed (or half-completed) step, remembered for the rollback.
+#[derive(Debug, Clone)]
+pub(crate) enum Done {
+    /// A new object exists under `address` (a create, or what a failed create left behind).
+    Created { address: String },
+    /// The object at `address` was changed (or a failed update left it unknown); `prior` is the
+    /// record before.
+    Updated {
+        address: String,
+        prior: ResourceState,
+    },
+    /// The object recorded under `state_key` was deleted.
+    Deleted {
+        address: String,
+        state_key: String,
+        prior: ResourceState,
+    },
+}
+
+/// What the rollback needs from the run: the cloud, where events go, and the Ctrl-C token. The
+/// scheduler builds it; the rollback never reaches back into the scheduler.
+pub(crate) struct Context<'a> {
+    pub provider: &'a dyn Provider,
+    pub events: &'a dyn EventSink,
+    pub interrupt: &'a Interrupt,
+}
 
 pub(crate) struct RollbackResult {
     pub records: Vec<RollbackRecord>,
@@ -42,7 +72,7 @@ fn compensation_of(done: &Done) -> (String, Compensation) {
 }
 
 pub(crate) async fn run(
-    shared: &Shared,
+    cx: &Context<'_>,
     state: &mut StateFile,
     known: &mut KnownValues,
     persist: &mut Persistence,
@@ -50,7 +80,7 @@ pub(crate) async fn run(
     history: Vec<Done>,
 ) -> RollbackResult {
     let plan: Vec<Done> = history.into_iter().rev().collect();
-    shared.events.emit(ApplyEvent::RollbackStarted {
+    cx.events.emit(ApplyEvent::RollbackStarted {
         failed: failed.to_owned(),
         steps: plan.iter().map(compensation_of).collect(),
     });
@@ -63,7 +93,7 @@ pub(crate) async fn run(
     // Addresses left in place; what they depend on must stay too.
     let mut kept: HashSet<String> = HashSet::new();
     for done in plan {
-        if shared.interrupt.level() >= 2 {
+        if cx.interrupt.level() >= 2 {
             out.aborted = true;
             break;
         }
@@ -85,12 +115,12 @@ pub(crate) async fn run(
             kept.insert(address);
             continue;
         }
-        shared.events.emit(ApplyEvent::RollbackStepStarted {
+        cx.events.emit(ApplyEvent::RollbackStepStarted {
             address: address.clone(),
             compensation,
         });
         let started = Instant::now();
-        let result = compensate(shared, state, known, persist, &done).await;
+        let result = compensate(cx, state, known, persist, &done).await;
         let duration = started.elapsed();
         let step_result = match result {
             Ok(note) => {
@@ -121,6 +151,7 @@ pub(crate) async fn run(
                 }
             }
             Err(Failure::Persistence(e)) => {
+                let e = e.to_string();
                 out.persistence_error = Some(e.clone());
                 out.records.push(RollbackRecord {
                     address: address.clone(),
@@ -130,7 +161,7 @@ pub(crate) async fn run(
                         error: StepFailure::local(e.clone()),
                     },
                 });
-                shared.events.emit(ApplyEvent::RollbackStepFinished {
+                cx.events.emit(ApplyEvent::RollbackStepFinished {
                     address,
                     compensation,
                     duration,
@@ -147,7 +178,7 @@ pub(crate) async fn run(
             duration,
             result: step_result.clone(),
         });
-        shared.events.emit(ApplyEvent::RollbackStepFinished {
+        cx.events.emit(ApplyEvent::RollbackStepFinished {
             address,
             compensation,
             duration,
@@ -160,19 +191,19 @@ pub(crate) async fn run(
 enum Failure {
     Cloud(StepFailure),
     Refused(String),
-    Persistence(String),
+    Persistence(PersistError),
 }
 
 /// Runs one compensation and records its result. `Ok(Some(note))` means done, with something the
 /// user must know (new computed values after a re-create).
 async fn compensate(
-    shared: &Shared,
+    cx: &Context<'_>,
     state: &mut StateFile,
     known: &mut KnownValues,
     persist: &mut Persistence,
     done: &Done,
 ) -> Result<Option<String>, Failure> {
-    let provider = shared.provider.as_ref();
+    let provider = cx.provider;
     match done {
         Done::Created { address } => {
             let Some(current) = state.resources.get(address).cloned() else {
@@ -300,37 +331,15 @@ async fn compensate(
     }
 }
 
-/// The inputs that bring a resource back to what `prior` records. A deployment's code, model and
-/// environment are named by the versions it ran before (immutable in the workspace), not by the local
-/// folders: those may have changed since, and re-uploading them would deploy the new content again.
+/// The inputs that bring a resource back to what `prior` records: fields whose spec names a
+/// `restore_from` attribute (a deployment's code, model and environment) become the registered versions
+/// it ran before, not the local folders, which may have changed since.
 fn restore_inputs(prior: &ResourceState) -> serde_json::Map<String, Value> {
-    let mut inputs = super::values::as_map(&prior.inputs);
-    if prior.resource_type != "online_deployment" {
-        return inputs;
-    }
-    let registered = |key: &str| -> Option<Value> {
-        // `.../workspaces/{ws}/{kind}/{name}/versions/{version}` → `azureml:{name}:{version}`
-        let id = prior.outputs.get(key)?.as_str()?;
-        let parts: Vec<&str> = id.trim_end_matches('/').rsplit('/').take(4).collect();
-        match parts.as_slice() {
-            [version, "versions", name, _] => {
-                Some(Value::String(format!("azureml:{name}:{version}")))
-            }
-            _ => None,
-        }
-    };
-    if let Some(model) = registered("model_id") {
-        inputs.insert("model".into(), model);
-    }
-    if let Some(env) = registered("environment_id") {
-        inputs.insert("environment".into(), env);
-    }
-    if let (Some(code), Some(Value::Object(cc))) =
-        (registered("code_id"), inputs.get_mut("code_configuration"))
-    {
-        cc.insert("code".into(), code);
-    }
-    inputs
+    crate::specs::restore_inputs(
+        &prior.resource_type,
+        super::values::as_map(&prior.inputs),
+        &prior.outputs,
+    )
 }
 
 fn resource_type(address: &str, record: &ResourceState) -> Result<ResourceType, Failure> {

@@ -12,6 +12,7 @@ use super::event::{ApplyEvent, EventSink, StepFailure, StepKind};
 use super::interrupt::Interrupt;
 use super::persist::write_intent;
 use super::propagation::{PropagationPolicy, is_authorization_failure};
+use super::values::ResolveError;
 use crate::provider::{
     ErrorKind, Observed, ProgressEvent, ProgressSink, Provider, ProviderError, ResourceRequest,
     ResourceType,
@@ -43,7 +44,7 @@ pub(crate) struct Job {
     pub journal: Option<Arc<Journal>>,
     pub interrupt: Interrupt,
     /// Set when the inputs could not be resolved: the step fails without being sent.
-    pub unresolved: Option<String>,
+    pub unresolved: Option<ResolveError>,
 }
 
 /// How a step ended.
@@ -103,7 +104,7 @@ impl Job {
     pub async fn run(mut self) -> JobDone {
         let started = Instant::now();
         if let Some(message) = &self.unresolved {
-            return not_sent(started, message.clone());
+            return not_sent(started, message.to_string());
         }
         let intent = NewIntent {
             address: self.address.clone(),
@@ -113,7 +114,7 @@ impl Job {
         };
         let step = match write_intent(self.journal.clone(), intent).await {
             Ok(step) => step,
-            Err(message) => return not_sent(started, message),
+            Err(e) => return not_sent(started, e.to_string()),
         };
         self.events.emit(ApplyEvent::StepStarted {
             address: self.address.clone(),

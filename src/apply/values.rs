@@ -2,6 +2,9 @@
 //! state at the start and from each step as it finishes. A step's expressions are resolved against
 //! them at the moment it starts, so `${endpoint.identity.principal_id}` is the value the cloud gave
 //! the endpoint a moment ago.
+//!
+//! It only reads what it was given: it never calls the cloud, and never resolves a secret from its
+//! digest (an input whose value state keeps only as a digest is refused, not sent).
 
 use std::collections::HashMap;
 
@@ -67,35 +70,54 @@ impl KnownValues {
             .cloned()
     }
 
-    /// Resolves every desired input; the error names the first reference with no value yet.
-    pub fn resolve(&self, desired: &Desired) -> Result<Map<String, Value>, String> {
+    /// Resolves every desired input; the error names the first input that cannot be sent.
+    pub fn resolve(&self, desired: &Desired) -> Result<Map<String, Value>, ResolveError> {
         let lookup = |r: &Reference| self.lookup(r);
         let mut out = Map::with_capacity(desired.inputs.len());
         for (name, expr) in &desired.inputs {
             match expr.resolve(&lookup) {
                 Some(value) if has_marker(&value) => {
-                    return Err(format!(
-                        "input `{name}` refers to a secret that state keeps only as a digest, so it cannot be sent"
-                    ));
+                    return Err(ResolveError::SecretDigest {
+                        input: name.clone(),
+                    });
                 }
                 Some(value) => {
                     out.insert(name.clone(), value);
                 }
                 None => {
-                    let missing = expr
+                    let reference = expr
                         .references()
                         .into_iter()
                         .find(|r| self.lookup(r).is_none())
-                        .map(|r| format!("${{{}.{}}}", r.resource, r.path))
-                        .unwrap_or_else(|| String::from("a reference"));
-                    return Err(format!(
-                        "input `{name}` refers to {missing}, which has no value (its resource did not report it)"
-                    ));
+                        .map(|r| format!("${{{}.{}}}", r.resource, r.path));
+                    return Err(ResolveError::NoValue {
+                        input: name.clone(),
+                        reference,
+                    });
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// Why a step's inputs cannot be sent; the step then fails without reaching the cloud.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ResolveError {
+    /// The value is a sensitive-value marker: state holds only a digest of the secret.
+    #[error(
+        "input `{input}` refers to a secret that state keeps only as a digest, so it cannot be sent"
+    )]
+    SecretDigest { input: String },
+    /// A reference (shown as `${resource.path}` when one can be named) has no value yet.
+    #[error(
+        "input `{input}` refers to {}, which has no value (its resource did not report it)",
+        .reference.as_deref().unwrap_or("a reference")
+    )]
+    NoValue {
+        input: String,
+        reference: Option<String>,
+    },
 }
 
 /// The value at a dotted path inside a JSON value.
@@ -192,11 +214,17 @@ mod tests {
         let err = k
             .resolve(&desired("scope", reference("store", "nope")))
             .expect_err("no value");
-        assert!(err.contains("${store.nope}"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "input `scope` refers to ${store.nope}, which has no value (its resource did not report it)"
+        );
         let err = k
             .resolve(&desired("secret", reference("store", "key")))
             .expect_err("marker");
-        assert!(err.contains("digest"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "input `secret` refers to a secret that state keeps only as a digest, so it cannot be sent"
+        );
         let ok = k
             .resolve(&desired(
                 "endpoint",

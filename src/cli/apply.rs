@@ -1,15 +1,20 @@
 //! `stackform apply` and `stackform destroy`: take the stack's lock, resolve an interrupted earlier run
 //! from its journal, refresh, plan, confirm, and execute with progress, rollback and a summary.
 //! Destroy is the same flow with the destroy plan mode.
+//!
+//! It never changes anything before the user confirmed (or passed `--auto-approve`), and never runs
+//! without the stack's lock. Exit codes: [`exit::ERROR`] for a failed, rolled-back or cancelled run,
+//! [`exit::INTERRUPTED`] after Ctrl-C.
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::CliError;
 use super::common::StackArgs;
 use super::engine::{self, Loaded, LockArgs, TargetArgs};
+use super::error::CliError;
+use super::exit;
 use super::saved_plan::SavedPlan;
 use crate::apply::{
     self, ApplyOptions, ApplyPlan, EventSink, Interrupt, Outcome, Persistence, PropagationPolicy,
@@ -151,12 +156,8 @@ impl Flow {
         if let Some(parent) = loaded.store.path().parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                CliError::message(format!(
-                    "cannot create the state folder {}: {e}",
-                    parent.display()
-                ))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(CliError::io("create the state folder", parent))?;
         }
         let mut request = LockRequest::new(if self.mode == PlanMode::Destroy {
             "destroy"
@@ -166,10 +167,7 @@ impl Flow {
         if let Some(t) = self.lock.lock_timeout {
             request = request.with_timeout(t);
         }
-        let acquired = loaded
-            .store
-            .lock(&request)
-            .map_err(|e| CliError::message(e.to_string()))?;
+        let acquired = loaded.store.lock(&request)?;
         if let Some(notice) = &acquired.notice {
             eprintln!("note: {notice}");
         }
@@ -207,9 +205,7 @@ impl Flow {
 
     fn stop_if_interrupted(interrupt: &Interrupt) -> Result<(), CliError> {
         if interrupt.level() > 0 {
-            return Err(CliError::Interrupted(
-                "stopped before anything was changed".into(),
-            ));
+            return Err(CliError::Interrupted);
         }
         Ok(())
     }
@@ -223,10 +219,7 @@ impl Flow {
         let mut state = existing
             .clone()
             .unwrap_or_else(|| crate::state::StateFile::new(&loaded.stack.name));
-        let journal_open = loaded
-            .store
-            .open_journal()
-            .map_err(|e| CliError::message(e.to_string()))?;
+        let journal_open = loaded.store.open_journal()?;
         for note in &journal_open.notes {
             eprintln!(
                 "note: journal {}: {note:?}",
@@ -256,21 +249,12 @@ impl Flow {
                 &mut persistence,
                 &expected,
             )
-            .await
-            .map_err(|e| CliError::message(e.to_string()))?;
+            .await?;
             for (address, action, outcome) in &report.resolved {
                 reporter.println(&format!("  recovered {address} ({action:?}): {outcome:?}"));
             }
             if !report.is_complete() {
-                let lines: Vec<String> = report
-                    .unresolved
-                    .iter()
-                    .map(|(a, _, why)| format!("{a}: {why}"))
-                    .collect();
-                return Err(CliError::message(format!(
-                    "could not resolve the interrupted run's steps; nothing else was done:\n  {}",
-                    lines.join("\n  ")
-                )));
+                return Err(CliError::RecoveryIncomplete(report.unresolved));
             }
         }
 
@@ -300,7 +284,7 @@ impl Flow {
         }
         if !self.auto_approve && !confirm(self.verb)? {
             eprintln!("{} cancelled; nothing was changed.", self.verb);
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(exit::ERROR));
         }
 
         Self::stop_if_interrupted(interrupt)?;
@@ -321,8 +305,7 @@ impl Flow {
             sink,
             interrupt.clone(),
         )
-        .await
-        .map_err(|e| CliError::message(format!("cannot apply this plan: {e}")))?;
+        .await?;
         reporter.finish();
         if self.json {
             let line = serde_json::json!({ "event": "outputs", "outputs": report.state.outputs });
@@ -345,9 +328,9 @@ impl Flow {
                 eprintln!(
                     "Run `stackform apply` to continue, or `stackform destroy` to remove what was created."
                 );
-                ExitCode::from(130)
+                ExitCode::from(exit::INTERRUPTED)
             }
-            Outcome::RolledBack | Outcome::Failed => ExitCode::from(1),
+            Outcome::RolledBack | Outcome::Failed => ExitCode::from(exit::ERROR),
         })
     }
 }
@@ -374,10 +357,9 @@ fn propagation_policy(stack: &crate::stack::Stack, target: &TargetArgs) -> Propa
 /// Asks "yes" on the terminal; refuses to prompt when stdin is not one.
 fn confirm(verb: &str) -> Result<bool, CliError> {
     if !std::io::stdin().is_terminal() {
-        return Err(CliError::message(format!(
-            "refusing to ask for confirmation: standard input is not a terminal; pass --auto-approve to {} without asking",
-            verb.to_lowercase()
-        )));
+        return Err(CliError::NotATerminal {
+            verb: verb.to_lowercase(),
+        });
     }
     eprint!(
         "\nDo you want to {} these changes? Only 'yes' will be accepted: ",
@@ -388,6 +370,6 @@ fn confirm(verb: &str) -> Result<bool, CliError> {
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|e| CliError::message(format!("cannot read the answer: {e}")))?;
+        .map_err(CliError::ReadAnswer)?;
     Ok(answer.trim() == "yes")
 }

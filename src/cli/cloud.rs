@@ -1,8 +1,11 @@
-//! `stackform cloud up|down|status|reset`: run and manage the built-in local cloud.
+//! `stackform cloud up|down|status|reset`: run and manage the built-in local cloud. It reaches the
+//! cloud only through `crate::cloud`'s public lifecycle functions and never touches a stack's state.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::cli::CliError;
+use super::engine;
+use super::error::CliError;
+use super::exit;
 use crate::cloud::faults::{Faults, FaultsPatch};
 use crate::cloud::instance::{self, CloudError};
 use crate::cloud::{CloudOptions, default_data_dir};
@@ -77,14 +80,10 @@ pub struct UpArgs {
     pub principal_replication_s: Option<f64>,
 }
 
-fn cli_err(e: CloudError) -> CliError {
-    CliError::message(e.to_string())
-}
-
 fn dir_of(d: &DirArgs) -> Result<PathBuf, CliError> {
     match &d.data_dir {
         Some(p) => Ok(p.clone()),
-        None => default_data_dir().map_err(cli_err),
+        None => Ok(default_data_dir()?),
     }
 }
 
@@ -102,15 +101,14 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                     println!("the local cloud is not running (data: {})", dir.display());
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => Err(cli_err(e)),
+                Err(e) => Err(e.into()),
             }
         }
         CloudCommand::Status(s) => {
             let dir = dir_of(&s.dir)?;
             match instance::status(&dir) {
                 Some(info) if s.json => {
-                    let mut v = serde_json::to_value(&info)
-                        .map_err(|e| CliError::message(e.to_string()))?;
+                    let mut v = serde_json::to_value(&info)?;
                     v["running"] = true.into();
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                     Ok(ExitCode::SUCCESS)
@@ -130,21 +128,18 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 }
                 None if s.json => {
                     println!("{}", serde_json::json!({"running": false, "data_dir": dir}));
-                    Ok(ExitCode::from(1))
+                    Ok(ExitCode::from(exit::ERROR))
                 }
-                None => Err(CliError::message(format!(
-                    "the local cloud is not running (data: {})",
-                    dir.display()
-                ))),
+                None => Err(CliError::CloudNotRunning { data_dir: dir }),
             }
         }
         CloudCommand::Reset(d) => {
             let dir = dir_of(&d)?;
             if instance::status(&dir).is_some() {
-                instance::stop(&dir).map_err(cli_err)?;
+                instance::stop(&dir)?;
                 println!("stopped the running local cloud");
             }
-            instance::reset(&dir).map_err(cli_err)?;
+            instance::reset(&dir)?;
             println!(
                 "the local cloud's state was deleted (data: {})",
                 dir.display()
@@ -155,7 +150,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
 }
 
 fn faults(a: &UpArgs) -> Result<Faults, CliError> {
-    let mut f = Faults::from_env().map_err(CliError::message)?;
+    let mut f = Faults::from_env().map_err(CliError::Faults)?;
     f.apply(FaultsPatch {
         latency_ms: a.latency_ms,
         lro_ms: a.lro_ms,
@@ -166,7 +161,7 @@ fn faults(a: &UpArgs) -> Result<Faults, CliError> {
         role_propagation_s: a.role_propagation_s,
         principal_replication_s: a.principal_replication_s,
     })
-    .map_err(CliError::message)?;
+    .map_err(CliError::Faults)?;
     Ok(f)
 }
 
@@ -176,8 +171,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     let dir = dir_of(&a.dir)?;
     let faults = faults(&a)?;
     if a.detach {
-        let exe = std::env::current_exe()
-            .map_err(|e| CliError::message(format!("cannot find the stackform executable: {e}")))?;
+        let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
         let mut extra = Vec::new();
         let flags: [(&str, Option<String>); 7] = [
             ("--latency-ms", a.latency_ms.map(|v| v.to_string())),
@@ -200,7 +194,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
                 extra.push(v);
             }
         }
-        let info = instance::spawn_detached(&exe, &dir, a.port, &extra).map_err(cli_err)?;
+        let info = instance::spawn_detached(&exe, &dir, a.port, &extra)?;
         println!(
             "the local cloud is running in the background (pid {}) at {}",
             info.pid, info.arm_endpoint
@@ -219,10 +213,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or(DEFAULT_PORT)
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::message(format!("cannot start the async runtime: {e}")))?;
+    let rt = engine::runtime()?;
     rt.block_on(async move {
         let opts = CloudOptions {
             data_dir: dir.clone(),
@@ -241,8 +232,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
                 .await
             }
             other => other,
-        }
-        .map_err(cli_err)?;
+        }?;
         println!(
             "the local cloud is listening on {} (data: {})",
             running.info.arm_endpoint,

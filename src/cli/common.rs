@@ -1,8 +1,10 @@
-//! Arguments and steps shared by the commands that read a stack file.
+//! Arguments and steps shared by the commands that read a stack file: which file and variables, loading
+//! and checking it, and whether output may use colour. It never talks to a cloud and never prints;
+//! problems in the file become [`CliError::Diagnostics`].
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use super::CliError;
+use super::error::CliError;
 use crate::diag::{self, Diagnostic};
 use crate::specs::Registry;
 use crate::stack::{self, LoadOptions, Stack};
@@ -20,16 +22,12 @@ pub struct StackArgs {
     pub file: PathBuf,
 
     /// Set a variable (repeatable): --var suffix=abc1. Typed by the variable's declared type.
-    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = stack::parse_var_arg)]
     pub vars: Vec<(String, String)>,
 
     /// Read variables from a YAML file of NAME: VALUE pairs (repeatable; later files win, --var wins over all).
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
-}
-
-fn parse_var(s: &str) -> Result<(String, String), String> {
-    stack::parse_var_arg(s)
 }
 
 /// Whether diagnostics and plans may use colour: a terminal on stderr and no `NO_COLOR`.
@@ -53,22 +51,15 @@ pub fn diagnostics(mut diags: Vec<Diagnostic>) -> CliError {
 }
 
 pub fn registry() -> Result<Registry, CliError> {
-    Registry::embedded()
-        .map_err(|e| CliError::message(format!("internal error in the embedded specs: {e}")))
+    Ok(Registry::embedded()?)
 }
 
 /// Loads and checks the stack file named by the arguments.
 pub fn load_stack(args: &StackArgs, registry: &Registry) -> Result<Stack, CliError> {
     if !args.file.exists() {
-        let hint = if args.file.as_os_str() == "stack.yaml" {
-            " (no stack.yaml in the current folder; name one with -f FILE)"
-        } else {
-            ""
-        };
-        return Err(CliError::message(format!(
-            "stack file {} not found{hint}",
-            args.file.display()
-        )));
+        return Err(CliError::StackFileMissing {
+            path: args.file.clone(),
+        });
     }
     let opts = LoadOptions {
         vars: args.vars.clone(),

@@ -1,11 +1,14 @@
 //! What the commands that talk to a cloud share: the flags that choose the cloud and the state file,
 //! connecting the provider (starting the local cloud when needed), refresh, and planning.
+//!
+//! It never prints a result (the commands do) and never turns an error into text: failures are
+//! [`CliError`] variants that render themselves.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::CliError;
 use super::common::{self, StackArgs};
+use super::error::{CliError, CloudSetupError, Hint};
 use crate::apply::{self, EventSink};
 use crate::graph::ResourceGraph;
 use crate::plan::{self, DesiredExtras, Live, Plan, PlanMode, Snapshot};
@@ -52,26 +55,36 @@ pub struct LockArgs {
 }
 
 /// Parses `90`, `90s`, `5m`, `1h`, `500ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map_or((s, "s"), |i| s.split_at(i));
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("expected a duration such as 30s or 5m, found `{s}`"))?;
+        .map_err(|_| DurationError::NotADuration(s.to_string()))?;
     let secs = match unit {
         "ms" => return Ok(Duration::from_millis(n)),
         "s" | "" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
         _ => {
-            return Err(format!(
-                "unknown unit `{unit}` in `{s}` (use ms, s, m or h)"
-            ));
+            return Err(DurationError::UnknownUnit {
+                unit: unit.to_string(),
+                text: s.to_string(),
+            });
         }
     };
     Ok(Duration::from_secs(secs))
+}
+
+/// A `--lock-timeout` that is not a duration (clap shows it after "invalid value").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("expected a duration such as 30s or 5m, found `{0}`")]
+    NotADuration(String),
+    #[error("unknown unit `{unit}` in `{text}` (use ms, s, m or h)")]
+    UnknownUnit { unit: String, text: String },
 }
 
 /// A loaded stack with its graph and state store.
@@ -98,13 +111,12 @@ pub fn load(stack_args: &StackArgs, target: &TargetArgs) -> Result<Loaded, CliEr
 pub fn state_store(stack_name: &str, target: &TargetArgs) -> Result<StateStore, CliError> {
     match &target.state {
         Some(path) => Ok(StateStore::new(path)),
-        None => StateStore::for_stack(&target.state_dir, stack_name)
-            .map_err(|e| CliError::message(e.to_string())),
+        None => Ok(StateStore::for_stack(&target.state_dir, stack_name)?),
     }
 }
 
 pub fn read_state(store: &StateStore) -> Result<Option<StateFile>, CliError> {
-    store.read().map_err(|e| CliError::message(e.to_string()))
+    Ok(store.read()?)
 }
 
 /// A current-thread-free runtime for one command.
@@ -112,7 +124,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::message(format!("cannot start the async runtime: {e}")))
+        .map_err(CliError::Runtime)
 }
 
 fn kind_of(stack: &Stack, target: &TargetArgs) -> CloudKind {
@@ -125,26 +137,23 @@ fn kind_of(stack: &Stack, target: &TargetArgs) -> CloudKind {
 
 /// Builds the provider configuration for the stack's cloud. For the local cloud this starts it in the
 /// background when it is not running (and says so on stderr).
-pub fn cloud_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CliError> {
+pub fn cloud_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CloudSetupError> {
     let mut config = kind_config(stack, target)?;
     config.api_versions.extend(stack.cloud.api_versions.clone());
     Ok(config)
 }
 
-fn kind_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CliError> {
+fn kind_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CloudSetupError> {
     let c = &stack.cloud;
     match kind_of(stack, target) {
         CloudKind::Local => {
             let dir = match &target.cloud_dir {
                 Some(d) => d.clone(),
-                None => crate::cloud::default_data_dir()
-                    .map_err(|e| CliError::message(e.to_string()))?,
+                None => crate::cloud::default_data_dir().map_err(CloudSetupError::DataDir)?,
             };
-            let info = crate::cloud::ensure_running(&dir)
-                .map_err(|e| CliError::message(format!("cannot start the local cloud: {e}")))?;
-            let arm = url::Url::parse(&info.arm_endpoint).map_err(|e| {
-                CliError::message(format!("the local cloud reported a bad endpoint: {e}"))
-            })?;
+            let info = crate::cloud::ensure_running(&dir).map_err(CloudSetupError::LocalStart)?;
+            let arm =
+                url::Url::parse(&info.arm_endpoint).map_err(CloudSetupError::LocalEndpoint)?;
             // The stack may name its own resource group, workspace and location; the local cloud
             // serves the ones it seeded, so those are used unless the stack says otherwise.
             Ok(CloudConfig::local(
@@ -160,25 +169,32 @@ fn kind_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CliErr
             ))
         }
         kind => {
-            let need = |v: &Option<String>, field: &str, env: &str| -> Result<String, CliError> {
-                v.clone().or_else(|| std::env::var(env).ok().filter(|s| !s.is_empty())).ok_or_else(|| {
-                    CliError::message(format!(
-                        "the {} cloud needs `cloud.{field}` in the stack file or {env} in the environment",
-                        kind.as_str()
-                    ))
-                })
+            let need = |v: &Option<String>,
+                        field: &'static str,
+                        env: &'static str|
+             -> Result<String, CloudSetupError> {
+                v.clone()
+                    .or_else(|| std::env::var(env).ok().filter(|s| !s.is_empty()))
+                    .ok_or(CloudSetupError::Missing {
+                        kind: kind.as_str(),
+                        field,
+                        env,
+                    })
             };
             let subscription = need(&c.subscription, "subscription", "AZURE_SUBSCRIPTION_ID")?;
             let resource_group = need(&c.resource_group, "resource_group", "AZURE_RESOURCE_GROUP")?;
             let workspace = need(&c.workspace, "workspace", "AZUREML_WORKSPACE")?;
             let location = need(&c.location, "location", "AZURE_LOCATION")?;
             let mut config = if kind == CloudKind::Custom {
-                let arm = c.arm_endpoint.as_deref().ok_or_else(|| {
-                    CliError::message("a custom cloud needs `cloud.arm_endpoint` in the stack file")
-                })?;
-                let arm = url::Url::parse(arm).map_err(|e| {
-                    CliError::message(format!("bad cloud.arm_endpoint `{arm}`: {e}"))
-                })?;
+                let arm = c
+                    .arm_endpoint
+                    .as_deref()
+                    .ok_or(CloudSetupError::CustomWithoutArmEndpoint)?;
+                let arm =
+                    url::Url::parse(arm).map_err(|source| CloudSetupError::BadArmEndpoint {
+                        url: arm.to_string(),
+                        source,
+                    })?;
                 CloudConfig::custom(arm, &subscription, &resource_group, &workspace, &location)
             } else {
                 let pk = match kind {
@@ -187,13 +203,11 @@ fn kind_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CliErr
                     _ => ProviderCloud::Azure,
                 };
                 CloudConfig::azure(pk, &subscription, &resource_group, &workspace, &location)
-                    .map_err(|e| CliError::message(e.to_string()))?
+                    .map_err(|e| CloudSetupError::Endpoints(Box::new(e)))?
             };
             if let Some(host) = &c.authority_host {
                 config.authority_host =
-                    Some(url::Url::parse(host).map_err(|e| {
-                        CliError::message(format!("bad cloud.authority_host: {e}"))
-                    })?);
+                    Some(url::Url::parse(host).map_err(CloudSetupError::BadAuthorityHost)?);
             }
             config.tenant_id = c.tenant.clone().or(config.tenant_id);
             Ok(config)
@@ -207,7 +221,7 @@ pub async fn connect(stack: &Stack, target: &TargetArgs) -> Result<Arc<AzureProv
     let config = tokio::task::block_in_place(|| cloud_config(stack, target))?;
     let provider = AzureProvider::connect(config)
         .await
-        .map_err(|e| CliError::message(format!("cannot connect to the cloud: {e}")))?;
+        .map_err(|e| CloudSetupError::Connect(Box::new(e)))?;
     tracing::debug!(credential = provider.credential_name(), "connected");
     Ok(Arc::new(provider))
 }
@@ -222,9 +236,7 @@ pub async fn snapshot(
 ) -> Result<Snapshot, CliError> {
     match (provider, state) {
         (Some(provider), Some(state)) if !state.resources.is_empty() => {
-            apply::refresh(provider, &state, parallelism, events)
-                .await
-                .map_err(|e| CliError::message(format!("refresh failed: {e}")))
+            Ok(apply::refresh(provider, &state, parallelism, events).await?)
         }
         (_, state) => {
             let live = state
@@ -239,13 +251,7 @@ pub async fn snapshot(
 
 /// Hashes the local files the stack names (blob sources, code and model folders).
 pub fn extras(loaded: &Loaded) -> Result<DesiredExtras, CliError> {
-    plan::content::desired_extras(&loaded.stack, &loaded.registry).map_err(|errs| {
-        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        CliError::message(format!(
-            "cannot read the files the stack names:\n  {}",
-            lines.join("\n  ")
-        ))
-    })
+    plan::content::desired_extras(&loaded.stack, &loaded.registry).map_err(CliError::StackFiles)
 }
 
 /// Runs the pure planner.
@@ -263,10 +269,7 @@ pub fn make_plan(
         extras,
         mode,
     )
-    .map_err(|errs| {
-        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        CliError::message(format!("cannot plan:\n  {}", lines.join("\n  ")))
-    })
+    .map_err(CliError::Plan)
 }
 
 /// Keeps only the changes of `targets` and what they need: their dependencies for a normal plan, their
@@ -279,12 +282,10 @@ pub fn restrict(plan: &mut Plan, targets: &[String]) -> Result<(), CliError> {
     let known: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
     for t in targets {
         if !known.contains(&t.as_str()) {
-            let hint = crate::diag::did_you_mean(t, known.iter().copied())
-                .map(|h| format!("; {h}"))
-                .unwrap_or_default();
-            return Err(CliError::message(format!(
-                "--target `{t}` is not a resource of this stack or its state{hint}"
-            )));
+            return Err(CliError::UnknownTarget {
+                target: t.clone(),
+                hint: Hint::closest(t, known.iter().copied()),
+            });
         }
     }
     let mut keep: std::collections::HashSet<String> = targets.iter().cloned().collect();
@@ -333,7 +334,13 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(
+            parse_duration("soon").map_err(|e| e.to_string()),
+            Err("expected a duration such as 30s or 5m, found `soon`".to_string())
+        );
+        assert_eq!(
+            parse_duration("5d").map_err(|e| e.to_string()),
+            Err("unknown unit `d` in `5d` (use ms, s, m or h)".to_string())
+        );
     }
 }

@@ -1,8 +1,9 @@
-//! `stackform graph`: the stack's dependency graph as Graphviz DOT or JSON.
+//! `stackform graph`: the stack's dependency graph as Graphviz DOT or JSON. It never talks to a cloud
+//! or reads state.
 use std::process::ExitCode;
 
-use super::CliError;
 use super::common::{self, StackArgs};
+use super::error::CliError;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Format {
@@ -32,8 +33,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     match args.format {
         Format::Dot => print!("{}", graph.to_dot(&stack.name)),
         Format::Json => {
-            let json = serde_json::to_string_pretty(&graph.to_json(&stack.name))
-                .map_err(|e| CliError::message(e.to_string()))?;
+            let json = serde_json::to_string_pretty(&graph.to_json(&stack.name))?;
             println!("{json}");
         }
     }

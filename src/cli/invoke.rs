@@ -1,13 +1,15 @@
 //! `stackform invoke` and `stackform logs`: call an endpoint the stack created, and read a deployment's
-//! container log. The endpoint key is fetched when needed and never printed.
+//! container log. The endpoint key is fetched when needed and never printed. Neither command changes
+//! the cloud or the state. A scoring call answered with an error exits [`exit::ERROR`].
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::CliError;
 use super::common::StackArgs;
 use super::engine::{self, TargetArgs};
+use super::error::{CliError, Hint, InvokeError};
+use super::exit;
 use crate::state::StateFile;
 
 /// Call an endpoint with its key, like `az ml online-endpoint invoke`, and print the JSON answer.
@@ -60,29 +62,28 @@ fn input_str<'a>(state: &'a StateFile, address: &str, field: &str) -> Option<&'a
 }
 
 /// `(endpoint name, deployment name)` for a resource address.
-fn endpoint_of(state: &StateFile, address: &str) -> Result<(String, Option<String>), CliError> {
+fn endpoint_of(state: &StateFile, address: &str) -> Result<(String, Option<String>), InvokeError> {
     let Some(r) = state.resources.get(address) else {
-        let hint = crate::diag::did_you_mean(address, state.resources.keys().map(String::as_str))
-            .map(|h| format!("; {h}"))
-            .unwrap_or_default();
-        return Err(CliError::message(format!(
-            "`{address}` is not in state (has the stack been applied?){hint}"
-        )));
+        return Err(InvokeError::NotInState {
+            address: address.to_string(),
+            hint: Hint::closest(address, state.resources.keys().map(String::as_str)),
+        });
     };
     let name = |f: &str| input_str(state, address, f).map(str::to_string);
+    let not_recorded = |what| InvokeError::NotRecorded { what };
     match r.resource_type.as_str() {
         "online_endpoint" => Ok((
-            name("name").ok_or_else(|| CliError::message("the endpoint's name is not recorded"))?,
+            name("name").ok_or_else(|| not_recorded("endpoint's name"))?,
             None,
         )),
         "online_deployment" => Ok((
-            name("endpoint")
-                .ok_or_else(|| CliError::message("the deployment's endpoint is not recorded"))?,
+            name("endpoint").ok_or_else(|| not_recorded("deployment's endpoint"))?,
             name("name"),
         )),
-        other => Err(CliError::message(format!(
-            "`{address}` is a {other}, not an online_endpoint or online_deployment"
-        ))),
+        other => Err(InvokeError::NotAnEndpoint {
+            address: address.to_string(),
+            type_name: other.to_string(),
+        }),
     }
 }
 
@@ -107,21 +108,19 @@ fn applied_state(
     target: &TargetArgs,
 ) -> Result<(engine::Loaded, StateFile), CliError> {
     let loaded = engine::load(stack, target)?;
-    let state = engine::read_state(&loaded.store)?.ok_or_else(|| {
-        CliError::message(format!(
-            "no state for stack `{}`: run `stackform apply` first",
-            loaded.stack.name
-        ))
+    let state = engine::read_state(&loaded.store)?.ok_or_else(|| CliError::NotApplied {
+        stack: loaded.stack.name.clone(),
+        state_file: None,
     })?;
     Ok((loaded, state))
 }
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
-    let body = std::fs::read(&args.request_file).map_err(|e| {
-        CliError::message(format!("cannot read {}: {e}", args.request_file.display()))
-    })?;
-    serde_json::from_slice::<Value>(&body).map_err(|e| {
-        CliError::message(format!("{} is not JSON: {e}", args.request_file.display()))
+    let body =
+        std::fs::read(&args.request_file).map_err(CliError::io("read", &args.request_file))?;
+    serde_json::from_slice::<Value>(&body).map_err(|source| InvokeError::NotJson {
+        path: args.request_file.clone(),
+        source,
     })?;
     let (loaded, state) = applied_state(&args.stack, &args.target)?;
     let (endpoint, from_resource) = endpoint_of(&state, &args.resource)?;
@@ -132,7 +131,10 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         let answer = provider
             .invoke(&endpoint, &body, deployment.as_deref())
             .await
-            .map_err(|e| CliError::message(format!("invoking `{endpoint}` failed: {e}")))?;
+            .map_err(|source| InvokeError::Call {
+                endpoint: endpoint.clone(),
+                source: Box::new(source),
+            })?;
         if (200..300).contains(&answer.status) {
             // Pretty-print JSON answers; print anything else as it came.
             match serde_json::from_str::<Value>(&answer.body) {
@@ -161,7 +163,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 Err(e) => eprintln!("(could not read deployment `{name}`'s log: {e})"),
             }
         }
-        Ok(ExitCode::from(1))
+        Ok(ExitCode::from(exit::ERROR))
     })
 }
 
@@ -178,13 +180,12 @@ pub fn run_logs(args: LogsArgs) -> Result<ExitCode, CliError> {
                 .collect();
             match deps.as_slice() {
                 [one] => (*one).clone(),
-                [] => return Err(CliError::message("the stack has no deployment in state")),
+                [] => return Err(InvokeError::NoDeployment.into()),
                 many => {
-                    let names: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
-                    return Err(CliError::message(format!(
-                        "the stack has several deployments; name one: {}",
-                        names.join(", ")
-                    )));
+                    return Err(InvokeError::SeveralDeployments {
+                        names: many.iter().map(|s| (*s).clone()).collect(),
+                    }
+                    .into());
                 }
             }
         }
@@ -194,16 +195,13 @@ pub fn run_logs(args: LogsArgs) -> Result<ExitCode, CliError> {
         Some(d) => d,
         None => match deployments_of(&state, &endpoint).as_slice() {
             [one] => one.clone(),
-            [] => {
-                return Err(CliError::message(format!(
-                    "endpoint `{endpoint}` has no deployment in state"
-                )));
-            }
+            [] => return Err(InvokeError::EndpointWithoutDeployment { endpoint }.into()),
             many => {
-                return Err(CliError::message(format!(
-                    "endpoint `{endpoint}` has several deployments; name one of: {}",
-                    many.join(", ")
-                )));
+                return Err(InvokeError::EndpointWithSeveralDeployments {
+                    endpoint,
+                    names: many.to_vec(),
+                }
+                .into());
             }
         },
     };
@@ -213,8 +211,9 @@ pub fn run_logs(args: LogsArgs) -> Result<ExitCode, CliError> {
         let log = provider
             .get_logs(&endpoint, &deployment, args.tail)
             .await
-            .map_err(|e| {
-                CliError::message(format!("cannot read the log of `{deployment}`: {e}"))
+            .map_err(|source| InvokeError::Logs {
+                deployment: deployment.clone(),
+                source: Box::new(source),
             })?;
         print!("{log}");
         if !log.ends_with('\n') && !log.is_empty() {

@@ -1,5 +1,6 @@
 //! Command-line entry point: the clap definitions (one file per command) and the single user-facing
-//! error type that knows its exit code. This is the only layer that turns library errors into text.
+//! error type that knows its exit code. This is the only layer that turns library errors into text,
+//! and it never decides anything the library decides (what to plan, what to roll back).
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -9,6 +10,7 @@ pub mod cloud;
 mod common;
 mod engine;
 mod error;
+pub(crate) mod exit;
 mod graph;
 mod invoke;
 mod output;
@@ -18,7 +20,7 @@ mod schema;
 mod state_cmd;
 mod validate;
 
-pub use error::CliError;
+pub use error::{CliError, CloudSetupError, Hint, InvokeError, PlanFileError, StateCommandError};
 
 /// Declarative infrastructure for the Azure ML online-endpoint stack, on Azure or the built-in local cloud.
 #[derive(Debug, Parser)]
@@ -57,9 +59,9 @@ pub fn main() -> ExitCode {
             // clap prints help/version to stdout with exit 0, usage errors to stderr; usage errors exit 1.
             let _ = err.print();
             return if err.use_stderr() {
-                ExitCode::from(1)
+                ExitCode::from(exit::ERROR)
             } else {
-                ExitCode::SUCCESS
+                ExitCode::from(exit::SUCCESS)
             };
         }
     };
@@ -85,8 +87,8 @@ fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Runs one parsed command. Each command returns the exit code of its success case (0, or 2 for
-/// "changes present" style results) or a [`CliError`].
+/// Runs one parsed command. Each command returns the exit code of its success case ([`exit::SUCCESS`],
+/// or [`exit::CHANGES`] for `plan --detailed-exitcode` and `drift`) or a [`CliError`].
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Validate(args) => validate::run(args),

@@ -1,11 +1,12 @@
-//! `stackform output`: the stack's outputs as last applied, from state (no cloud calls, no lock).
+//! `stackform output`: the stack's outputs as last applied, from state (no cloud calls, no lock). It
+//! never shows a sensitive output's value.
 use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::CliError;
 use super::common::StackArgs;
 use super::engine::{self, TargetArgs};
+use super::error::{CliError, Hint};
 use crate::state::sensitive::is_redacted;
 
 /// Print the stack's outputs as recorded by the last apply (all of them, or one by name).
@@ -50,22 +51,19 @@ fn hide(value: &Value) -> Value {
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let loaded = engine::load(&args.stack, &args.target)?;
-    let state = engine::read_state(&loaded.store)?.ok_or_else(|| {
-        CliError::message(format!(
-            "no state for stack `{}` at {}: run `stackform apply` first",
-            loaded.stack.name,
-            engine::shown(loaded.store.path())
-        ))
+    let state = engine::read_state(&loaded.store)?.ok_or_else(|| CliError::NotApplied {
+        stack: loaded.stack.name.clone(),
+        state_file: Some(engine::shown(loaded.store.path())),
     })?;
     match &args.name {
         Some(name) => {
-            let value = state.outputs.get(name).ok_or_else(|| {
-                let hint =
-                    crate::diag::did_you_mean(name, state.outputs.keys().map(String::as_str))
-                        .map(|h| format!("; {h}"))
-                        .unwrap_or_default();
-                CliError::message(format!("no output named `{name}` in state{hint}"))
-            })?;
+            let value = state
+                .outputs
+                .get(name)
+                .ok_or_else(|| CliError::UnknownOutput {
+                    name: name.clone(),
+                    hint: Hint::closest(name, state.outputs.keys().map(String::as_str)),
+                })?;
             if args.json {
                 println!("{}", hide(value));
             } else {
@@ -78,10 +76,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 .iter()
                 .map(|(k, v)| (k.clone(), hide(v)))
                 .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&all).map_err(|e| CliError::message(e.to_string()))?
-            );
+            println!("{}", serde_json::to_string_pretty(&all)?);
         }
         None => {
             if state.outputs.is_empty() {

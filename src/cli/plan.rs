@@ -1,12 +1,14 @@
 //! `stackform plan` and `stackform drift`: refresh, then show what apply would change (or, for drift,
-//! what changed in the cloud outside stackform).
+//! what changed in the cloud outside stackform). Both only read: they never change the cloud or the
+//! state. Exit code [`exit::CHANGES`] reports changes (`--detailed-exitcode`) or drift.
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::CliError;
 use super::common::{StackArgs, use_color_stdout};
 use super::engine::{self, Loaded, TargetArgs};
+use super::error::CliError;
+use super::exit;
 use super::saved_plan::SavedPlan;
 use crate::apply::{EventSink, NoEvents};
 use crate::plan::{Plan, PlanMode};
@@ -121,13 +123,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let loaded = engine::load(&args.stack, &args.target)?;
     // Saving a plan records the state's serial: hold the lock so it is read consistently.
     let _guard = match &args.out {
-        Some(_) => Some(
-            loaded
-                .store
-                .lock(&LockRequest::new("plan -o"))
-                .map_err(|e| CliError::message(e.to_string()))?
-                .guard,
-        ),
+        Some(_) => Some(loaded.store.lock(&LockRequest::new("plan -o"))?.guard),
         None => None,
     };
     let mode = if args.destroy {
@@ -139,8 +135,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         refresh_and_plan(&loaded, &args.target, args.refresh, mode, args.json)?;
     engine::restrict(&mut plan, &args.targets)?;
     if args.json {
-        let text = serde_json::to_string_pretty(&plan.to_json())
-            .map_err(|e| CliError::message(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&plan.to_json())?;
         println!("{text}");
     } else {
         print!(
@@ -154,7 +149,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         );
     }
     if let Some(out) = &args.out {
-        SavedPlan::new(&loaded, &args.stack, &extras, &args.targets, &plan)?.write(out)?;
+        SavedPlan::new(&loaded, &args.stack, &extras, &args.targets, &plan).write(out)?;
         if !args.json {
             println!(
                 "\nSaved the plan to {}. Apply exactly this plan with:\n  stackform apply {}",
@@ -164,7 +159,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         }
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
-        ExitCode::from(2)
+        ExitCode::from(exit::CHANGES)
     } else {
         ExitCode::SUCCESS
     })
@@ -187,8 +182,7 @@ pub fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
             "prior_state": json["prior_state"],
             "drift": json["drift"],
         });
-        let text =
-            serde_json::to_string_pretty(&report).map_err(|e| CliError::message(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&report)?;
         println!("{text}");
     } else if plan.has_drift() {
         print!(
@@ -208,7 +202,7 @@ pub fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
         println!("No drift: the cloud matches what was last applied.");
     }
     Ok(if plan.has_drift() {
-        ExitCode::from(2)
+        ExitCode::from(exit::CHANGES)
     } else {
         ExitCode::SUCCESS
     })

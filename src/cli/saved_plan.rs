@@ -5,15 +5,18 @@
 //! refreshes, plans again, and refuses to go on when the state moved, the configuration changed, or the
 //! new plan differs from the saved one. Sensitive variable values are never written: they must be given
 //! again to `apply FILE`.
+//!
+//! It never writes a sensitive value to the file, and never lets `apply FILE` go on when what would
+//! run differs from what was shown.
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::CliError;
 use super::common::StackArgs;
 use super::engine::Loaded;
+use super::error::{CliError, PlanFileError};
 use crate::plan::{DesiredExtras, Plan, PlanMode, content_hash_record};
 
 const FORMAT: &str = "stackform-saved-plan";
@@ -43,7 +46,7 @@ impl SavedPlan {
         extras: &DesiredExtras,
         targets: &[String],
         plan: &Plan,
-    ) -> Result<Self, CliError> {
+    ) -> Self {
         let sensitive = |name: &str| {
             loaded
                 .stack
@@ -52,7 +55,7 @@ impl SavedPlan {
                 .is_some_and(|v| v.sensitive)
         };
         let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        Ok(SavedPlan {
+        SavedPlan {
             format: FORMAT.into(),
             version: VERSION,
             stack_file: absolute(&args.file),
@@ -72,60 +75,57 @@ impl SavedPlan {
             targets: targets.to_vec(),
             config_hash: config_hash(loaded, args, extras),
             plan: plan.to_json(),
-        })
+        }
     }
 
     pub fn write(&self, path: &Path) -> Result<(), CliError> {
-        let text =
-            serde_json::to_string_pretty(self).map_err(|e| CliError::message(e.to_string()))?;
-        std::fs::write(path, text + "\n").map_err(|e| {
-            CliError::message(format!("cannot write the plan to {}: {e}", path.display()))
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text + "\n").map_err(|source| {
+            PlanFileError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
+            .into()
         })
     }
 
-    pub fn read(path: &Path) -> Result<Self, CliError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CliError::message(format!(
-                "cannot read the saved plan {}: {e}",
-                path.display()
-            ))
+    pub fn read(path: &Path) -> Result<Self, PlanFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlanFileError::Read {
+            path: path.to_path_buf(),
+            source,
         })?;
-        let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
-            CliError::message(format!(
-                "{} is not a saved plan made by `stackform plan -o`: {e}",
-                path.display()
-            ))
-        })?;
+        let saved: SavedPlan =
+            serde_json::from_str(&text).map_err(|source| PlanFileError::NotASavedPlan {
+                path: path.to_path_buf(),
+                source,
+            })?;
         if saved.format != FORMAT || saved.version != VERSION {
-            return Err(CliError::message(format!(
-                "{} is a saved plan of another format ({} v{}); this stackform reads {FORMAT} v{VERSION}",
-                path.display(),
-                saved.format,
-                saved.version
-            )));
+            return Err(PlanFileError::OtherFormat {
+                path: path.to_path_buf(),
+                found_format: saved.format,
+                found_version: saved.version,
+                format: FORMAT,
+                version: VERSION,
+            });
         }
         Ok(saved)
     }
 
-    pub fn mode(&self) -> Result<PlanMode, CliError> {
+    pub fn mode(&self) -> Result<PlanMode, PlanFileError> {
         match self.plan.get("mode").and_then(Value::as_str) {
             Some("normal") => Ok(PlanMode::Normal),
             Some("destroy") => Ok(PlanMode::Destroy),
-            other => Err(CliError::message(format!(
-                "the saved plan has an unusable mode {other:?}"
-            ))),
+            other => Err(PlanFileError::BadMode(other.map(str::to_string))),
         }
     }
 
     /// How to load the stack again: as saved, plus the `--var`s given now (needed for sensitive ones).
-    pub fn stack_args(&self, now: &StackArgs) -> Result<StackArgs, CliError> {
+    pub fn stack_args(&self, now: &StackArgs) -> Result<StackArgs, PlanFileError> {
         let mut vars = self.vars.clone();
         vars.extend(now.vars.iter().cloned());
         for name in &self.sensitive_vars {
             if !now.vars.iter().any(|(k, _)| k == name) {
-                return Err(CliError::message(format!(
-                    "variable `{name}` is sensitive, so the saved plan does not hold its value: pass --var {name}=... again"
-                )));
+                return Err(PlanFileError::SensitiveVariable(name.clone()));
             }
         }
         Ok(StackArgs {
@@ -143,27 +143,22 @@ impl SavedPlan {
         args: &StackArgs,
         extras: &DesiredExtras,
         now: &Plan,
-    ) -> Result<(), CliError> {
+    ) -> Result<(), PlanFileError> {
         let fresh = now.to_json();
         if self.plan.get("stack") != fresh.get("stack") {
-            return Err(CliError::message("the saved plan belongs to another stack"));
+            return Err(PlanFileError::OtherStack);
         }
         if self.plan.get("prior_state") != fresh.get("prior_state") {
-            return Err(CliError::message(format!(
-                "the state changed since this plan was made (was {}, now {}); make a new plan with `stackform plan -o`",
-                describe_state(self.plan.get("prior_state")),
-                describe_state(fresh.get("prior_state"))
-            )));
+            return Err(PlanFileError::StateChanged {
+                was: describe_state(self.plan.get("prior_state")),
+                now: describe_state(fresh.get("prior_state")),
+            });
         }
         if config_hash(loaded, args, extras) != self.config_hash {
-            return Err(CliError::message(
-                "the stack file, its variables or the files it uploads changed since this plan was made; make a new plan with `stackform plan -o`",
-            ));
+            return Err(PlanFileError::ConfigChanged);
         }
         if self.plan.get("changes") != fresh.get("changes") {
-            return Err(CliError::message(
-                "the cloud changed since this plan was made, so it would not do what was shown; make a new plan with `stackform plan -o`",
-            ));
+            return Err(PlanFileError::CloudChanged);
         }
         Ok(())
     }

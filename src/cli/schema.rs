@@ -1,9 +1,11 @@
-//! `stackform schema`: the JSON Schema of the stack file, generated from the resource specs.
+//! `stackform schema`: the JSON Schema of the stack file, generated from the resource specs. It reads
+//! no stack file and never talks to a cloud.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::CliError;
-use crate::specs::{Registry, stack_json_schema};
+use super::common;
+use super::error::CliError;
+use crate::specs::stack_json_schema;
 
 /// Print the JSON Schema of the stack file (draft 2020-12), generated from the resource specs.
 ///
@@ -17,15 +19,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, CliError> {
-    let registry =
-        Registry::embedded().map_err(|e| CliError::message(format!("internal error: {e}")))?;
+    let registry = common::registry()?;
     let schema = stack_json_schema(&registry);
-    let mut text =
-        serde_json::to_string_pretty(&schema).map_err(|e| CliError::message(e.to_string()))?;
+    let mut text = serde_json::to_string_pretty(&schema)?;
     text.push('\n');
     match args.output {
-        Some(path) => std::fs::write(&path, text)
-            .map_err(|e| CliError::message(format!("cannot write {}: {e}", path.display())))?,
+        Some(path) => std::fs::write(&path, text).map_err(CliError::io("write", &path))?,
         None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)

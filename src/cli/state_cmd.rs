@@ -1,11 +1,14 @@
 //! `stackform state ...`: inspect and repair the state file (list, show, rm, import, unlock).
+//!
+//! It never changes the cloud (`rm` forgets, `import` only reads), never writes state without the
+//! stack's lock, and never shows a sensitive value.
 use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::CliError;
 use super::common::StackArgs;
 use super::engine::{self, LockArgs, TargetArgs};
+use super::error::{CliError, Hint, StateCommandError};
 use crate::provider::{Provider, ResourceRequest, ResourceType};
 use crate::state::{Lock, LockRequest, ResourceState, UnlockOutcome};
 
@@ -96,10 +99,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         StateCommand::Show { resource, common } => {
             let loaded = engine::load(&common.stack, &common.target)?;
             let state = engine::read_state(&loaded.store)?
-                .ok_or_else(|| CliError::message("no state yet: nothing to show"))?;
-            let r = state
-                .show(&resource)
-                .map_err(|e| CliError::message(e.to_string()))?;
+                .ok_or(StateCommandError::NoState { action: "show" })?;
+            let r = state.show(&resource)?;
             let doc = serde_json::json!({
                 "address": resource,
                 "type": r.resource_type,
@@ -109,10 +110,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 "inputs": hidden(&r.inputs),
                 "outputs": hidden(&r.outputs),
             });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&doc).map_err(|e| CliError::message(e.to_string()))?
-            );
+            println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         StateCommand::Rm {
             resource,
@@ -123,15 +121,10 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             let loaded = engine::load(&common.stack, &common.target)?;
             let _guard = take_lock(&loaded.store, "state rm", &lock)?;
             let mut state = engine::read_state(&loaded.store)?
-                .ok_or_else(|| CliError::message("no state yet: nothing to remove"))?;
+                .ok_or(StateCommandError::NoState { action: "remove" })?;
             let serial = state.serial;
-            let removed = state
-                .remove(&resource, force)
-                .map_err(|e| CliError::message(e.to_string()))?;
-            loaded
-                .store
-                .write(&mut state, Some(serial))
-                .map_err(|e| CliError::message(e.to_string()))?;
+            let removed = state.remove(&resource, force)?;
+            loaded.store.write(&mut state, Some(serial))?;
             println!(
                 "Removed `{}` ({}) from state; it still exists in the cloud: {}",
                 removed.address, removed.resource.resource_type, removed.resource.id
@@ -148,23 +141,21 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         } => {
             let loaded = engine::load(&common.stack, &common.target)?;
             let res = loaded.stack.resources.get(&resource).ok_or_else(|| {
-                let hint = crate::diag::did_you_mean(
-                    &resource,
-                    loaded.stack.resources.keys().map(String::as_str),
-                )
-                .map(|h| format!("; {h}"))
-                .unwrap_or_default();
-                CliError::message(format!(
-                    "`{resource}` is not a resource of the stack file{hint}"
-                ))
+                StateCommandError::UnknownResource {
+                    address: resource.clone(),
+                    hint: Hint::closest(
+                        &resource,
+                        loaded.stack.resources.keys().map(String::as_str),
+                    ),
+                }
             })?;
-            let rtype = ResourceType::parse(&res.type_name)
-                .ok_or_else(|| CliError::message(format!("cannot import a `{}`", res.type_name)))?;
+            let rtype = ResourceType::parse(&res.type_name).ok_or_else(|| {
+                StateCommandError::CannotImport {
+                    type_name: res.type_name.clone(),
+                }
+            })?;
             let _guard = take_lock(&loaded.store, "state import", &lock)?;
-            let (mut state, serial) = loaded
-                .store
-                .read_or_new(&loaded.stack.name)
-                .map_err(|e| CliError::message(e.to_string()))?;
+            let (mut state, serial) = loaded.store.read_or_new(&loaded.stack.name)?;
             // The stack file's inputs (references resolved from what state records) help the provider
             // find the object; the id decides.
             let lookup = |r: &crate::stack::Reference| -> Option<Value> {
@@ -186,14 +177,15 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             let rt = engine::runtime()?;
             let observed = rt.block_on(async {
                 let provider = engine::connect(&loaded.stack, &common.target).await?;
-                provider
-                    .read(&request)
-                    .await
-                    .map_err(|e| CliError::message(format!("cannot read {id}: {e}")))
+                provider.read(&request).await.map_err(|source| {
+                    CliError::from(StateCommandError::Read {
+                        id: id.clone(),
+                        source: Box::new(source),
+                    })
+                })
             })?;
-            let observed = observed.ok_or_else(|| {
-                CliError::message(format!("nothing exists at {id}; nothing was imported"))
-            })?;
+            let observed =
+                observed.ok_or_else(|| StateCommandError::NothingAt { id: id.clone() })?;
             let mut record = ResourceState::new(
                 rtype.as_str(),
                 observed.id.clone(),
@@ -207,13 +199,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 .filter(|d| state.resources.contains_key(*d))
                 .map(str::to_string)
                 .collect();
-            state
-                .import(&resource, record)
-                .map_err(|e| CliError::message(e.to_string()))?;
-            loaded
-                .store
-                .write(&mut state, serial)
-                .map_err(|e| CliError::message(e.to_string()))?;
+            state.import(&resource, record)?;
+            loaded.store.write(&mut state, serial)?;
             println!(
                 "Imported {} as `{resource}`. Run `stackform plan` to see how it compares with the stack file.",
                 observed.id
@@ -222,18 +209,13 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
         StateCommand::Unlock { force, common } => {
             let loaded = engine::load(&common.stack, &common.target)?;
             if !force {
-                let holder = Lock::holder(&loaded.store.lock_path())
-                    .map_err(|e| CliError::message(e.to_string()))?;
-                return Err(CliError::message(match holder {
-                    Some(info) => format!(
-                        "the lock is held by {info:?}; pass --force to break it (only when that run is really gone)"
-                    ),
-                    None => "the stack is not locked".to_string(),
-                }));
+                return Err(match Lock::holder(&loaded.store.lock_path())? {
+                    Some(info) => StateCommandError::LockHeld(Box::new(info)),
+                    None => StateCommandError::NotLocked,
+                }
+                .into());
             }
-            match Lock::force_unlock(loaded.store.lock_path())
-                .map_err(|e| CliError::message(e.to_string()))?
-            {
+            match Lock::force_unlock(loaded.store.lock_path())? {
                 UnlockOutcome::NotLocked => println!("The stack was not locked."),
                 UnlockOutcome::RemovedStale(info) => {
                     println!("Removed a stale lock left by {info:?}.")
@@ -258,9 +240,7 @@ fn take_lock(
     if let Some(t) = lock.lock_timeout {
         req = req.with_timeout(t);
     }
-    let acquired = store
-        .lock(&req)
-        .map_err(|e| CliError::message(e.to_string()))?;
+    let acquired = store.lock(&req)?;
     if let Some(n) = acquired.notice {
         eprintln!("note: {n}");
     }

@@ -1,8 +1,9 @@
-//! `stackform validate`: parse, resolve and type-check a stack file; no cloud calls.
+//! `stackform validate`: parse, resolve and type-check a stack file. It never talks to a cloud, reads
+//! state or changes anything.
 use std::process::ExitCode;
 
-use super::CliError;
 use super::common::{self, StackArgs};
+use super::error::CliError;
 
 /// Check a stack file: YAML, fields against the resource specs, variables, references, cycles.
 ///

@@ -1,7 +1,9 @@
 //! The resource dependency graph: one node per resource, an edge from each prerequisite to the resource
 //! that needs it. Edges come from references (`${store.id}`), from `depends_on`, and from one rule nobody
-//! writes by hand: an online deployment waits for every role assignment whose principal is its endpoint's
-//! identity (its scoring code uses that identity in `init()`), marked as inferred.
+//! writes by hand, marked as inferred and driven by the specs (no type is named here): a resource whose
+//! code `runs_as` the identity of another (an online deployment, its endpoint's) waits for every grant
+//! whose `grantee` is one of that identity's `principal`s, its own or an `attached_identities` one (its
+//! scoring code uses that access in `init()`).
 //!
 //! [`build`] is the only constructor, and it refuses cycles, so a [`ResourceGraph`] is a DAG: code after
 //! that point relies on it (topological order always exists). Nothing here does I/O.
@@ -12,6 +14,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
 use crate::diag::Diagnostic;
+use crate::specs::Registry;
 use crate::stack::{ExprKind, Loc, Reference, Resource, Stack, TemplatePart};
 
 mod render;
@@ -163,33 +166,69 @@ pub fn build(stack: &Stack) -> Result<ResourceGraph, Vec<Diagnostic>> {
     })
 }
 
-/// The identity principals of an endpoint, as references a role assignment's `principal_id` would use.
-fn endpoint_principals(stack: &Stack, endpoint: &str) -> Vec<(String, String)> {
-    let mut out = vec![(endpoint.to_string(), "identity.principal_id".to_string())];
-    if let Some(ep) = stack.resources.get(endpoint)
-        && let Some(list) = ep.input("identity").and_then(|i| match &i.kind {
-            ExprKind::Map(m) => m.get("user_assigned_identities"),
-            _ => None,
-        })
-        && let ExprKind::List(items) = &list.kind
-    {
-        for item in items {
-            for r in item.references() {
-                out.push((r.resource.clone(), "principal_id".to_string()));
+/// `(resource, attribute)` of every principal the code of `address` may run as: the resource's own
+/// `principal` attributes, and those of each identity its `attached_identities` fields list by reference.
+fn principals(registry: &Registry, stack: &Stack, address: &str) -> Vec<(String, String)> {
+    let own = |at: &str| -> Vec<(String, String)> {
+        stack
+            .resources
+            .get(at)
+            .and_then(|r| registry.get(&r.type_name))
+            .map(|spec| {
+                spec.attributes
+                    .iter()
+                    .filter(|(_, a)| a.principal)
+                    .map(|(name, _)| (at.to_string(), name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = own(address);
+    let (Some(res), Some(spec)) = (
+        stack.resources.get(address),
+        stack
+            .resources
+            .get(address)
+            .and_then(|r| registry.get(&r.type_name)),
+    ) else {
+        return out;
+    };
+    let lists = spec
+        .all_fields()
+        .into_iter()
+        .filter(|(_, f)| f.attached_identities);
+    for (path, _) in lists {
+        if let Some(ExprKind::List(items)) = input_at(res, &path).map(|e| &e.kind) {
+            for r in items.iter().flat_map(|item| item.references()) {
+                out.extend(own(&r.resource));
             }
         }
     }
     out
 }
 
-/// The endpoint resource a deployment belongs to: by reference (`${endpoint.name}`) or by literal name.
-fn deployment_endpoint(stack: &Stack, deployment: &Resource) -> Option<String> {
-    let expr = deployment.inputs.get("endpoint")?;
+/// The expression at a dotted input path (`identity.user_assigned_identities`).
+fn input_at<'a>(res: &'a Resource, path: &str) -> Option<&'a crate::stack::Expr> {
+    let mut parts = path.split('.');
+    let mut expr = res.input(parts.next()?)?;
+    for part in parts {
+        expr = match &expr.kind {
+            ExprKind::Map(m) => m.get(part)?,
+            _ => return None,
+        };
+    }
+    Some(expr)
+}
+
+/// The resource of type `parent_type` that `field` of `res` names: by reference (`${endpoint.name}`) or
+/// by literal name.
+fn named_parent(stack: &Stack, res: &Resource, field: &str, parent_type: &str) -> Option<String> {
+    let expr = res.inputs.get(field)?;
     let single_ref = |r: &Reference| {
         stack
             .resources
             .get(&r.resource)
-            .filter(|e| e.type_name == "online_endpoint")
+            .filter(|e| e.type_name == parent_type)
             .map(|_| r.resource.clone())
     };
     match &expr.kind {
@@ -199,7 +238,7 @@ fn deployment_endpoint(stack: &Stack, deployment: &Resource) -> Option<String> {
             TemplatePart::Text(_) => None,
         }),
         ExprKind::String(name) => stack.resources.iter().find_map(|(key, r)| {
-            let is_named = r.type_name == "online_endpoint"
+            let is_named = r.type_name == parent_type
                 && matches!(r.inputs.get("name").map(|e| &e.kind), Some(ExprKind::String(n)) if n == name);
             is_named.then(|| key.clone())
         }),
@@ -207,37 +246,53 @@ fn deployment_endpoint(stack: &Stack, deployment: &Resource) -> Option<String> {
     }
 }
 
-/// `(deployment, role assignment, reason, where the assignment names the principal)` for every pair the
-/// inference rule joins.
+/// `(runner, grant, reason, where the grant names the principal)` for every pair the inference rule
+/// joins: a resource whose spec says its code `runs_as` the identity of the resource a field names, and
+/// a grant whose `grantee` field refers to one of that identity's principals.
 fn inferred_edges(stack: &Stack) -> Vec<(String, String, String, Loc)> {
-    let mut out = Vec::new();
-    for (dname, dep) in stack
+    let Some(registry) = crate::specs::embedded() else {
+        return Vec::new();
+    };
+    let grantee_field = |r: &Resource| {
+        registry
+            .get(&r.type_name)
+            .and_then(|spec| spec.fields.iter().find(|(_, f)| f.grantee))
+            .map(|(name, _)| name.clone())
+    };
+    let grants: Vec<(&String, &Resource, String)> = stack
         .resources
         .iter()
-        .filter(|(_, r)| r.type_name == "online_deployment")
-    {
-        let Some(endpoint) = deployment_endpoint(stack, dep) else {
+        .filter_map(|(name, r)| grantee_field(r).map(|field| (name, r, field)))
+        .collect();
+    let mut out = Vec::new();
+    for (dname, dep) in &stack.resources {
+        let Some(spec) = registry.get(&dep.type_name) else {
             continue;
         };
-        let principals = endpoint_principals(stack, &endpoint);
-        for (aname, ra) in stack
-            .resources
-            .iter()
-            .filter(|(_, r)| r.type_name == "role_assignment")
-        {
-            let Some(principal) = ra.inputs.get("principal_id") else {
+        for (field, f) in spec.fields.iter().filter(|(_, f)| f.runs_as) {
+            let Some(endpoint) = f
+                .parent_ref
+                .as_deref()
+                .and_then(|parent| named_parent(stack, dep, field, parent))
+            else {
                 continue;
             };
-            let hit = principal.references().into_iter().find(|r| {
-                principals
-                    .iter()
-                    .any(|(res, path)| &r.resource == res && &r.path == path)
-            });
-            if let Some(r) = hit {
-                let reason = format!(
-                    "`{dname}` runs as `{endpoint}`'s identity, which `{aname}` grants a role to; its scoring code needs that access in init()"
-                );
-                out.push((dname.clone(), aname.clone(), reason, r.loc.clone()));
+            let principals = principals(registry, stack, &endpoint);
+            for (aname, ra, grantee) in &grants {
+                let Some(principal) = ra.inputs.get(grantee) else {
+                    continue;
+                };
+                let hit = principal.references().into_iter().find(|r| {
+                    principals
+                        .iter()
+                        .any(|(res, path)| &r.resource == res && &r.path == path)
+                });
+                if let Some(r) = hit {
+                    let reason = format!(
+                        "`{dname}` runs as `{endpoint}`'s identity, which `{aname}` grants a role to; its scoring code needs that access in init()"
+                    );
+                    out.push((dname.clone(), (*aname).clone(), reason, r.loc.clone()));
+                }
             }
         }
     }

@@ -53,7 +53,6 @@ impl SensitivePaths {
 }
 
 pub(crate) struct DiffCtx<'a> {
-    pub type_name: &'a str,
     pub dir: &'a Path,
     pub owner: Owner,
     /// Lineage of the state, to compare desired values with recorded sensitive markers.
@@ -241,7 +240,7 @@ fn leaf(
     o: Option<&Value>,
     out: &mut Vec<Diffed>,
 ) {
-    let cmp = comparison(ctx.type_name, path, Some(f));
+    let cmp = comparison(Some(f));
     let changed = match (n.known(), o) {
         (Some(nv), Some(ov)) => !equal(cmp, nv, ov, ctx.dir),
         _ => true,

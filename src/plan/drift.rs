@@ -69,7 +69,6 @@ pub(super) fn drift_of(
                     sensitive.add(&p.to_string());
                 }
                 let ctx = DiffCtx {
-                    type_name: &r.resource_type,
                     dir: &desired.dir,
                     owner: Owner::State,
                     lineage: Some(state.lineage),

@@ -312,7 +312,6 @@ impl<'a> Planner<'a> {
                 let (current, current_content) = self.current(spec, p, live);
                 let no_content = IndexMap::new();
                 let ctx = DiffCtx {
-                    type_name: &res.type_name,
                     dir: &self.desired.dir,
                     owner: Owner::Config,
                     lineage: state.map(|s| s.lineage),
@@ -536,7 +535,7 @@ impl<'a> Planner<'a> {
             return ReplaceOrder::DeleteBeforeCreate;
         }
         let renamed = identity.iter().any(|field| {
-            let cmp = comparison(&spec.type_name, field, spec.field(field));
+            let cmp = comparison(spec.field(field));
             match (
                 inputs.get_path(field).and_then(PlanValue::into_known),
                 current.get(field),

@@ -1,95 +1,32 @@
-//! Normalisation before comparing, so a plan never shows a perpetual diff: ARM ids and GUIDs compare
-//! case-insensitively, role definitions compare by GUID whatever form names them, enum words compare
-//! case-insensitively, numbers compare by value, and local paths compare relative to the stack folder.
+//! Normalisation before comparing, so a plan never shows a perpetual diff. Each field compares by the
+//! rule its spec declares or its kind implies ([`crate::specs::Comparison`]: ARM ids and GUIDs
+//! case-insensitively, lists of them as sets, role definitions by GUID, enum words case-insensitively,
+//! numbers by value); local paths compare relative to the stack folder, which only the planner knows.
 //! Spec defaults and "only fields the config sets" are applied by the differ, which calls this.
 //!
-//! The built-in role table lives in `specs::roles`, shared with the provider.
-//! Pure functions only.
+//! No resource type is named here: what varies by type is in its spec. Pure functions only.
 use std::path::Path;
 
 use serde_json::Value;
 
-use crate::specs::{FieldSpec, FieldType};
+use crate::specs::FieldSpec;
 
+pub use crate::specs::Comparison;
+pub use crate::specs::compare::json_eq;
 pub use crate::specs::roles::{BUILTIN_ROLES, role_guid};
 
-/// Fields holding ARM ids or GUIDs, by (resource type, field path): compared case-insensitively.
-/// Lists among them compare as sets (ARM returns user-assigned identities as an unordered map).
-pub const ID_FIELDS: &[(&str, &str)] = &[
-    ("role_assignment", "scope"),
-    ("role_assignment", "principal_id"),
-    ("online_endpoint", "identity.user_assigned_identities"),
-];
-
-/// Fields naming a role definition (a built-in name, a GUID, or a full id): compared by GUID.
-pub const ROLE_FIELDS: &[(&str, &str)] = &[("role_assignment", "role")];
-
-/// Two ARM ids (or GUIDs) name the same thing: ASCII case-insensitive, ignoring a trailing slash.
-pub fn same_id(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/')
-        .eq_ignore_ascii_case(b.trim_end_matches('/'))
-}
-
-/// How one field's values are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Comparison {
-    /// JSON equality, numbers by value.
-    Exact,
-    /// Enum words: ASCII case-insensitive.
-    Word,
-    /// ARM ids and GUIDs (a list: as a set).
-    Id,
-    /// Role definitions by GUID.
-    Role,
-    /// Local paths, relative to the stack folder.
-    Path,
-}
-
-/// The comparison for a field of a type.
-pub fn comparison(type_name: &str, path: &str, spec: Option<&FieldSpec>) -> Comparison {
-    if ROLE_FIELDS.contains(&(type_name, path)) {
-        Comparison::Role
-    } else if ID_FIELDS.contains(&(type_name, path)) {
-        Comparison::Id
-    } else if spec.is_some_and(|s| s.kind == FieldType::Path) {
-        Comparison::Path
-    } else if spec.is_some_and(|s| s.allowed.is_some()) {
-        Comparison::Word
-    } else {
-        Comparison::Exact
-    }
+/// The comparison for a field (exact when the field has no spec).
+pub fn comparison(spec: Option<&FieldSpec>) -> Comparison {
+    spec.map_or(Comparison::Exact, FieldSpec::comparison)
 }
 
 /// Whether two values of a field are the same after normalisation. `dir` is the stack folder.
 pub fn equal(cmp: Comparison, a: &Value, b: &Value, dir: &Path) -> bool {
     match (cmp, a, b) {
-        (Comparison::Id, Value::Array(x), Value::Array(y)) => {
-            let norm = |v: &Vec<Value>| {
-                let mut out: Vec<String> = v
-                    .iter()
-                    .map(|i| match i {
-                        Value::String(s) => s.trim_end_matches('/').to_ascii_lowercase(),
-                        other => other.to_string(),
-                    })
-                    .collect();
-                out.sort();
-                out.dedup();
-                out
-            };
-            norm(x) == norm(y)
-        }
-        (Comparison::Id, Value::String(x), Value::String(y)) => same_id(x, y),
-        (Comparison::Word, Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
-        (Comparison::Role, Value::String(x), Value::String(y)) => {
-            match (role_guid(x), role_guid(y)) {
-                (Some(gx), Some(gy)) => gx == gy,
-                _ => x.trim().eq_ignore_ascii_case(y.trim()),
-            }
-        }
         (Comparison::Path, Value::String(x), Value::String(y)) => {
             normal_path(x, dir) == normal_path(y, dir)
         }
-        _ => json_eq(a, b),
+        _ => cmp.same(a, b),
     }
 }
 
@@ -102,24 +39,6 @@ pub fn normal_path(path: &str, dir: &Path) -> String {
         path.to_string()
     } else {
         format!("./{path}")
-    }
-}
-
-/// JSON equality in which numbers compare by value (`1 == 1.0`).
-pub fn json_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            x == y || matches!((x.as_f64(), y.as_f64()), (Some(p), Some(q)) if p == q)
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
-        }
-        _ => a == b,
     }
 }
 
@@ -174,10 +93,9 @@ mod tests {
             &full,
             dir
         ));
-        assert_eq!(
-            comparison("role_assignment", "role", None),
-            Comparison::Role
-        );
+        let registry = crate::specs::Registry::embedded().expect("specs");
+        let ra = registry.get("role_assignment").expect("role_assignment");
+        assert_eq!(comparison(ra.field("role")), Comparison::Role);
     }
 
     #[test]
@@ -206,10 +124,23 @@ mod tests {
             &json!("/a/b"),
             dir
         ));
+        let registry = crate::specs::Registry::embedded().expect("specs");
+        let ra = registry.get("role_assignment").expect("role_assignment");
+        assert_eq!(comparison(ra.field("principal_id")), Comparison::Id);
+        assert_eq!(comparison(ra.field("scope")), Comparison::Id);
+        let ep = registry.get("online_endpoint").expect("online_endpoint");
         assert_eq!(
-            comparison("role_assignment", "principal_id", None),
-            Comparison::Id
+            comparison(ep.field("identity.user_assigned_identities")),
+            Comparison::IdSet
         );
+        assert!(equal(
+            Comparison::IdSet,
+            &json!(["/X/one", "/x/Two"]),
+            &json!(["/x/two", "/x/ONE"]),
+            dir
+        ));
+        assert_eq!(comparison(ep.field("auth_mode")), Comparison::Word);
+        assert_eq!(comparison(None), Comparison::Exact);
     }
 
     #[test]

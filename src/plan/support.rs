@@ -243,29 +243,13 @@ pub(super) fn identity_fields(spec: &ResourceSpec) -> Vec<String> {
 
 /// The only path field of a type, when it has exactly one (a blob's `source`).
 pub(super) fn single_path_field(spec: &ResourceSpec) -> Option<String> {
-    let mut paths = Vec::new();
-    collect_path_fields(&spec.fields, "", &mut paths);
+    let mut paths: Vec<String> = spec
+        .all_fields()
+        .into_iter()
+        .filter(|(_, f)| f.kind == FieldType::Path)
+        .map(|(path, _)| path)
+        .collect();
     (paths.len() == 1).then(|| paths.remove(0))
-}
-
-pub(super) fn collect_path_fields(
-    fields: &IndexMap<String, FieldSpec>,
-    prefix: &str,
-    out: &mut Vec<String>,
-) {
-    for (name, f) in fields {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        if f.kind == FieldType::Path {
-            out.push(path.clone());
-        }
-        if let Some(nested) = &f.fields {
-            collect_path_fields(nested, &path, out);
-        }
-    }
 }
 
 /// The content hashes the state recorded, by field path.

@@ -16,12 +16,10 @@ use url::Url;
 
 use super::arm::Arm;
 use super::config::{CloudConfig, CloudKind, discover};
-use super::credential::{
-    CredentialKind, ProcessEnv, TokenSource, azure_credential, local_cloud_credential,
-};
+use super::credential::{CredentialKind, ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
 use super::pipeline::{
-    Clock, Pipeline, ReqwestTransport, SystemClock, Transport, build_http_client,
+    Clock, Pipeline, ReqwestTransport, SystemClock, TokenSource, Transport, build_http_client,
 };
 use super::resources::online_endpoint::{EndpointKeys, ScoreResponse};
 use super::resources::{self, Ctx};
@@ -206,11 +204,11 @@ impl AzureProvider {
         self.do_put(req).await
     }
 
-    async fn do_update(&self, prior: &Observed, req: &ResourceRequest) -> Result<Observed> {
+    async fn do_update(&self, req: &ResourceRequest) -> Result<Observed> {
         req.report("Updating");
         match req.resource_type {
             ResourceType::OnlineDeployment => {
-                resources::online_deployment::update(&self.ctx, prior, req).await
+                resources::online_deployment::update(&self.ctx, req).await
             }
             // Role assignments cannot change in place (the planner replaces them); a PUT of the same
             // deterministic assignment is still a correct, idempotent update.
@@ -254,12 +252,13 @@ impl Provider for AzureProvider {
         Box::pin(async move { self.do_create(req).await.map_err(|e| at(req, e)) })
     }
 
+    /// Azure decides an update against the live resource, which it reads, not against `prior`.
     fn update<'a>(
         &'a self,
-        prior: &'a Observed,
+        _prior: &'a Observed,
         req: &'a ResourceRequest,
     ) -> ProviderFuture<'a, Observed> {
-        Box::pin(async move { self.do_update(prior, req).await.map_err(|e| at(req, e)) })
+        Box::pin(async move { self.do_update(req).await.map_err(|e| at(req, e)) })
     }
 
     fn delete<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, ()> {

@@ -16,7 +16,7 @@ use reqwest::Method;
 use url::Url;
 
 use super::Result;
-use super::error::{ErrorKind, ProviderError, xml_element, xml_unescape};
+use super::error::{ErrorKind, ProviderError, xml_element};
 use super::pipeline::{Auth, HttpRequest, HttpResponse, Pipeline};
 use super::shared_key::SharedKeyCredential;
 
@@ -270,7 +270,6 @@ fn parse_listing(text: &str) -> Vec<BlobItem> {
         }
         rest = &after[end..];
     }
-    let _ = xml_unescape;
     items
 }
 

@@ -1,13 +1,15 @@
 //! Credentials: where Bearer tokens come from.
 //!
-//! [`TokenSource`] is what the pipeline asks for a token per scope. [`IdentityTokens`] adapts any
+//! [`TokenSource`] (defined by the pipeline, which asks it for a token per scope) is what every
+//! credential here implements. [`IdentityTokens`] adapts any
 //! `azure_identity` credential and caches each scope's token until five minutes before it expires
 //! (the Azure CLI credential does not cache on its own). [`azure_credential`] picks the credential for real
 //! Azure in the usual order — environment client secret, workload identity, managed identity, Azure CLI —
 //! and says which one it chose; [`local_cloud_credential`] builds the client-secret credential for a
 //! custom authority (the local cloud) over the shared `reqwest::Client`.
 //!
-//! Tokens and secrets are never logged and never appear in errors.
+//! Tokens and secrets are never logged and never appear in errors. This module depends on the pipeline
+//! (for its HTTP client and the trait it implements), never the other way round.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,16 +27,8 @@ use azure_identity::{
 use tokio::sync::Mutex;
 
 use super::error::{ErrorKind, ProviderError};
-use super::pipeline::BoxFuture;
+use super::pipeline::{BoxFuture, TokenSource};
 use super::{Result, Secret};
-
-/// Hands out Bearer tokens per scope.
-pub trait TokenSource: Send + Sync {
-    /// A token for `scope` (e.g. `https://management.azure.com/.default`).
-    fn token<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Result<Secret>>;
-    /// Which credential this is, for "using … credentials" messages.
-    fn name(&self) -> &str;
-}
 
 /// Adapts an `azure_identity` credential, with a per-scope cache.
 pub struct IdentityTokens {

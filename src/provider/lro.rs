@@ -60,32 +60,6 @@ pub fn provisioning_state(body: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
-/// Parses the ISO 8601 durations ARM uses (`PT1H`, `PT30M`, `P1DT2H`, `PT0.5S`).
-pub fn parse_iso_duration(text: &str) -> Option<Duration> {
-    let rest = text.trim().strip_prefix(['P', 'p'])?;
-    let (date, time) = match rest.find(['T', 't']) {
-        Some(i) => (&rest[..i], &rest[i + 1..]),
-        None => (rest, ""),
-    };
-    let mut total = 0.0f64;
-    let mut scan = |part: &str, units: &[(char, f64)]| -> Option<()> {
-        let mut num = String::new();
-        for c in part.chars() {
-            if c.is_ascii_digit() || c == '.' {
-                num.push(c);
-            } else {
-                let mult = units.iter().find(|(u, _)| u.eq_ignore_ascii_case(&c))?.1;
-                total += num.parse::<f64>().ok()? * mult;
-                num.clear();
-            }
-        }
-        num.is_empty().then_some(())
-    };
-    scan(date, &[('D', 86400.0), ('W', 604_800.0)])?;
-    scan(time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
-    (total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total))
-}
-
 /// Waits for the operation `initial` started. `resource_url` is the original request URL (GET target
 /// for pattern B and rule 3). Returns the final resource body, or `None` for a delete.
 pub async fn wait(
@@ -106,7 +80,7 @@ pub async fn wait(
     let mut timeout = options.timeout;
     if let Some(t) = initial
         .header("x-ms-async-operation-timeout")
-        .and_then(parse_iso_duration)
+        .and_then(crate::iso8601::parse)
     {
         timeout = timeout.min(t.max(Duration::from_secs(1)));
     }
@@ -528,21 +502,5 @@ mod tests {
         );
         assert_eq!(r.unwrap_err().kind, ErrorKind::Timeout);
         assert!(crate::provider::pipeline::Clock::elapsed(&*c) <= Duration::from_secs(10));
-    }
-
-    #[test]
-    fn iso_durations() {
-        assert_eq!(parse_iso_duration("PT1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_iso_duration("PT5S"), Some(Duration::from_secs(5)));
-        assert_eq!(
-            parse_iso_duration("PT0.5S"),
-            Some(Duration::from_millis(500))
-        );
-        assert_eq!(
-            parse_iso_duration("P1DT2M"),
-            Some(Duration::from_secs(86400 + 120))
-        );
-        assert_eq!(parse_iso_duration("1H"), None);
-        assert_eq!(parse_iso_duration("PT5X"), None);
     }
 }

@@ -25,7 +25,6 @@ use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use super::credential::TokenSource;
 use super::error::{ErrorKind, ProviderError};
 use super::retry::{RetryPolicy, is_retryable_status, retry_after};
 use super::shared_key::SharedKeyCredential;
@@ -344,6 +343,15 @@ pub enum Auth {
     /// `Authorization: Bearer` with a credential the caller already holds (an endpoint key or AML
     /// token for scoring).
     Secret(Secret),
+}
+
+/// Hands out Bearer tokens per scope: what the per-try auth layer asks for a [`Auth::Bearer`] call.
+/// The credentials in `credential` implement it; the pipeline never depends on them.
+pub trait TokenSource: Send + Sync {
+    /// A token for `scope` (e.g. `https://management.azure.com/.default`).
+    fn token<'a>(&'a self, scope: &'a str) -> BoxFuture<'a, Result<Secret>>;
+    /// Which credential this is, for "using … credentials" messages.
+    fn name(&self) -> &str;
 }
 
 /// The layered pipeline. Cheap to clone.

@@ -1,18 +1,24 @@
 //! Resource type specifications: the embedded `specs/*.yaml` files loaded into typed schemas.
 //!
 //! Everything that varies by resource type — fields, defaults, immutability, sensitivity, computed
-//! attributes, the ARM path and api-version — lives in those files and drives validation, diffing, the
-//! JSON Schema (`stackform schema`) and the provider's ARM mapping. This module only reads and checks them;
-//! it does no I/O beyond the embedded text. A malformed spec is a bug caught by this module's tests.
+//! attributes, the ARM path and api-version, the body paths of fields and nested fields, enum wire
+//! spellings, duration formats, comparison rules, propagation and rollback behaviour — lives in those
+//! files and drives validation, diffing, the JSON Schema (`stackform schema`), the provider's ARM mapping
+//! and the apply engine's per-type decisions; `specs/README.md` describes the format. This module only
+//! reads and checks them and answers questions about them; it does no I/O beyond the embedded text and
+//! never names a resource type in its logic. A malformed spec is a bug caught by this module's tests.
 use indexmap::IndexMap;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::diag::SourceFile;
 use crate::yaml;
 
+pub mod compare;
 pub mod roles;
 mod schema;
 
+pub use compare::Comparison;
 pub use schema::stack_json_schema;
 
 /// The embedded spec files, one per resource type, in the order they are documented.
@@ -88,6 +94,14 @@ impl Registry {
     }
 }
 
+#[cfg(test)]
+impl Registry {
+    /// A type's spec to change, for tests that prove a spec change reaches every consumer.
+    pub(crate) fn get_mut(&mut self, type_name: &str) -> Option<&mut ResourceSpec> {
+        self.types.get_mut(type_name)
+    }
+}
+
 /// One resource type.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,6 +144,48 @@ pub struct ArmMapping {
     pub tracked: bool,
     #[serde(default)]
     pub plane: Plane,
+    /// Values every body of the type carries whatever the inputs (`properties.endpointComputeType:
+    /// Managed`), by dotted ARM path.
+    #[serde(default)]
+    pub fixed: IndexMap<String, serde_json::Value>,
+    /// What takes effect only after the cloud has replicated it; resources that depend on a changed one
+    /// wait according to the apply's propagation policy.
+    #[serde(default)]
+    pub propagation: Option<Propagation>,
+}
+
+/// A change the cloud applies only after replication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Propagation {
+    /// A role grant: data-plane checks see it minutes after the assignment exists.
+    Role,
+}
+
+/// How a value is written on the wire when that differs from the stack's form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireFormat {
+    /// A number of `unit`s in the stack, an ISO 8601 duration (`PT10S`) on the wire.
+    Iso8601Duration,
+}
+
+/// The unit of a number written as a duration on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurationUnit {
+    #[default]
+    Seconds,
+    Milliseconds,
+}
+
+impl DurationUnit {
+    fn per_second(self) -> f64 {
+        match self {
+            DurationUnit::Seconds => 1.0,
+            DurationUnit::Milliseconds => 1000.0,
+        }
+    }
 }
 
 /// The long-running-operation pattern of the type's create call (contract section 3.3).
@@ -230,15 +286,105 @@ pub struct FieldSpec {
     /// Fields sharing a group are alternatives: exactly one of them must be given.
     #[serde(default)]
     pub one_of_group: Option<String>,
-    /// The ARM body path this field maps to (documentation for the provider and the docs).
+    /// The ARM body path this field maps to; a nested field's path is relative to its object's. The
+    /// provider's common body builder and observer place and read the value there.
     #[serde(default)]
     pub arm: Option<String>,
+    /// ARM spellings of enum values whose wire form differs (`aml_token: AMLToken`); a value not
+    /// listed travels as written, and a value read back matches the enum without regard to case.
+    #[serde(default)]
+    pub wire: Option<IndexMap<String, String>>,
+    /// How the value is written on the wire when that differs from the stack's form.
+    #[serde(default)]
+    pub format: Option<WireFormat>,
+    /// The unit of a duration (`format: iso8601_duration`); seconds when absent.
+    #[serde(default)]
+    pub unit: Option<DurationUnit>,
+    /// How values compare (when planning, and which spelling the observer keeps); when absent an enum
+    /// compares as a word, a path as a path, anything else exactly.
+    #[serde(default)]
+    pub compare: Option<Comparison>,
+    /// Why the type's own Rust maps this field: the common body builder and observer leave it alone.
+    #[serde(default)]
+    pub custom: Option<String>,
+    /// The attribute holding the id of the registered version this field was deployed as: a rollback
+    /// restores the field as that version (`azureml:NAME:VERSION`), not as the local folder, which may
+    /// have changed since.
+    #[serde(default)]
+    pub restore_from: Option<String>,
     /// The field names a resource of this type that this one lives in (its parent).
     #[serde(default)]
     pub parent_ref: Option<String>,
     /// Typical values, offered as completions by editors.
     #[serde(default)]
     pub examples: Option<Vec<String>>,
+    /// The resource's code runs as the identity of the resource this field names (its `parent_ref`),
+    /// so it waits for every role grant to that identity's principals (an inferred graph edge).
+    #[serde(default)]
+    pub runs_as: bool,
+    /// A list of ids of identities attached to the resource: their principals are the resource's too.
+    #[serde(default)]
+    pub attached_identities: bool,
+    /// The principal a grant (a type with `arm.propagation: role`) gives its role to.
+    #[serde(default)]
+    pub grantee: bool,
+}
+
+impl FieldSpec {
+    /// How values of this field compare: as declared, else by kind (enum → word, path → path).
+    pub fn comparison(&self) -> Comparison {
+        match (self.compare, self.kind) {
+            (Some(c), _) => c,
+            (None, FieldType::Path) => Comparison::Path,
+            (None, _) if self.allowed.is_some() => Comparison::Word,
+            (None, _) => Comparison::Exact,
+        }
+    }
+
+    /// A stack value in its wire form: an enum word in its ARM spelling, a duration as ISO 8601.
+    pub fn to_wire(&self, value: &Value) -> Value {
+        if let (Some(wire), Some(s)) = (&self.wire, value.as_str())
+            && let Some(spelled) = wire.get(s)
+        {
+            return Value::String(spelled.clone());
+        }
+        if self.format == Some(WireFormat::Iso8601Duration)
+            && let Some(n) = value.as_f64()
+        {
+            let seconds = n / self.unit.unwrap_or_default().per_second();
+            return Value::String(crate::iso8601::format_seconds(seconds));
+        }
+        value.clone()
+    }
+
+    /// A wire value in the stack's form: enum words matched without regard to case to the spec's
+    /// spelling, an ISO 8601 duration as a number of the field's unit.
+    pub fn from_wire(&self, value: &Value) -> Value {
+        if let (Some(allowed), Some(s)) = (&self.allowed, value.as_str()) {
+            if let Some((stack, _)) = self
+                .wire
+                .iter()
+                .flatten()
+                .find(|(_, wire)| wire.eq_ignore_ascii_case(s))
+            {
+                return Value::String(stack.clone());
+            }
+            if let Some(a) = allowed.iter().find(|a| a.eq_ignore_ascii_case(s)) {
+                return Value::String(a.clone());
+            }
+        }
+        if self.format == Some(WireFormat::Iso8601Duration)
+            && let Some(seconds) = value.as_str().and_then(crate::iso8601::parse_seconds)
+        {
+            let n = seconds * self.unit.unwrap_or_default().per_second();
+            return if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                Value::from(n as i64)
+            } else {
+                Value::from(n)
+            };
+        }
+        value.clone()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,6 +403,13 @@ pub struct AttributeSpec {
     pub description: String,
     #[serde(default)]
     pub arm: Option<String>,
+    /// Where to read the value when the response has nothing at `arm` (e.g. the principal of the first
+    /// attached identity when there is no own one).
+    #[serde(default)]
+    pub arm_fallback: Option<String>,
+    /// The object id of the principal of the resource's identity (what role grants name).
+    #[serde(default)]
+    pub principal: bool,
 }
 
 impl ResourceSpec {
@@ -301,6 +454,17 @@ impl ResourceSpec {
                 ));
             }
         }
+        if let Some(missing) = spec
+            .all_fields()
+            .into_iter()
+            .filter_map(|(_, f)| f.restore_from.as_deref())
+            .find(|a| !spec.attributes.contains_key(*a))
+        {
+            return Err(invalid(
+                file,
+                format!("`restore_from: {missing}` names no attribute"),
+            ));
+        }
         if !spec.attributes.contains_key("id") {
             return Err(invalid(
                 file,
@@ -318,6 +482,49 @@ impl ResourceSpec {
             field = field.fields.as_ref()?.get(part)?;
         }
         Some(field)
+    }
+
+    /// Changes the default of a field (by dotted path), for tests that prove a spec change reaches
+    /// every consumer. Whether the field exists.
+    #[cfg(test)]
+    pub(crate) fn set_default(&mut self, path: &str, value: Value) -> bool {
+        fn walk(fields: &mut IndexMap<String, FieldSpec>, path: &str, value: Value) -> bool {
+            match path.split_once('.') {
+                None => fields
+                    .get_mut(path)
+                    .map(|f| f.default = Some(value))
+                    .is_some(),
+                Some((head, rest)) => fields
+                    .get_mut(head)
+                    .and_then(|f| f.fields.as_mut())
+                    .is_some_and(|nested| walk(nested, rest, value)),
+            }
+        }
+        walk(&mut self.fields, path, value)
+    }
+
+    /// Every field, nested ones after their object, with its dotted path, in spec order.
+    pub fn all_fields(&self) -> Vec<(String, &FieldSpec)> {
+        fn walk<'a>(
+            fields: &'a IndexMap<String, FieldSpec>,
+            prefix: &str,
+            out: &mut Vec<(String, &'a FieldSpec)>,
+        ) {
+            for (name, f) in fields {
+                let path = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                out.push((path.clone(), f));
+                if let Some(nested) = &f.fields {
+                    walk(nested, &path, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.fields, "", &mut out);
+        out
     }
 
     /// Whether `path` (after the resource name in a reference) names something this type exports:
@@ -353,9 +560,82 @@ impl ResourceSpec {
         names
     }
 
+    /// The inputs that bring a resource back to what it ran before (a rollback): each field with
+    /// `restore_from` becomes the registered version its attribute recorded in `outputs`, when it did;
+    /// a nested field only inside an object the inputs hold.
+    pub fn restore_inputs(
+        &self,
+        mut inputs: Map<String, Value>,
+        outputs: &Value,
+    ) -> Map<String, Value> {
+        fn walk(
+            fields: &IndexMap<String, FieldSpec>,
+            target: &mut Map<String, Value>,
+            outputs: &Value,
+        ) {
+            for (name, f) in fields {
+                let recorded = f.restore_from.as_deref().and_then(|attr| {
+                    attr.split('.')
+                        .try_fold(outputs, |v, part| v.get(part))
+                        .and_then(Value::as_str)
+                        .and_then(registered_version)
+                });
+                if let Some(version) = recorded {
+                    target.insert(name.clone(), Value::String(version));
+                } else if let (Some(nested), Some(Value::Object(obj))) =
+                    (&f.fields, target.get_mut(name))
+                {
+                    walk(nested, obj, outputs);
+                }
+            }
+        }
+        walk(&self.fields, &mut inputs, outputs);
+        inputs
+    }
+
     /// Whether `path` is a computed attribute (known only after apply).
     pub fn is_computed(&self, path: &str) -> bool {
         self.attributes.contains_key(path)
+    }
+}
+
+/// A registered asset version's ARM id (`…/{kind}/{name}/versions/{version}`) as the stack names it:
+/// `azureml:{name}:{version}`.
+pub fn registered_version(id: &str) -> Option<String> {
+    let parts: Vec<&str> = id.trim_end_matches('/').rsplit('/').take(4).collect();
+    match parts.as_slice() {
+        [version, "versions", name, _] => Some(format!("azureml:{name}:{version}")),
+        _ => None,
+    }
+}
+
+/// The specs embedded in the binary, loaded once, for the few places that decide by a type's spec
+/// without a registry at hand (the apply engine's propagation waits and rollback). Immutable data, the
+/// same for every caller; `None` only if an embedded spec were broken, which this module's tests rule out.
+pub fn embedded() -> Option<&'static Registry> {
+    static EMBEDDED_REGISTRY: std::sync::OnceLock<Option<Registry>> = std::sync::OnceLock::new();
+    EMBEDDED_REGISTRY
+        .get_or_init(|| Registry::embedded().ok())
+        .as_ref()
+}
+
+/// Whether resources that depend on a changed resource of this type wait for its propagation.
+pub fn waits_for_propagation(type_name: &str) -> bool {
+    embedded()
+        .and_then(|r| r.get(type_name))
+        .is_some_and(|s| s.arm.propagation.is_some())
+}
+
+/// The inputs that bring a resource of this type back to what it ran before: see
+/// [`ResourceSpec::restore_inputs`]; unchanged for a type stackform does not know.
+pub fn restore_inputs(
+    type_name: &str,
+    inputs: Map<String, Value>,
+    outputs: &Value,
+) -> Map<String, Value> {
+    match embedded().and_then(|r| r.get(type_name)) {
+        Some(spec) => spec.restore_inputs(inputs, outputs),
+        None => inputs,
     }
 }
 
@@ -384,6 +664,49 @@ fn check_field(file: &str, name: &str, f: &FieldSpec) -> Result<(), SpecError> {
     }
     if f.allowed.is_some() && f.kind != FieldType::String {
         return Err(err("`enum` is only for strings".into()));
+    }
+    if let Some(wire) = &f.wire {
+        let allowed = f.allowed.as_deref().unwrap_or_default();
+        if let Some(stray) = wire.keys().find(|k| !allowed.contains(k)) {
+            return Err(err(format!(
+                "`wire` spells `{stray}`, which `enum` does not list"
+            )));
+        }
+    }
+    if f.format.is_some() && !matches!(f.kind, FieldType::Integer | FieldType::Number) {
+        return Err(err("a duration `format` is only for numbers".into()));
+    }
+    if f.unit.is_some() && f.format.is_none() {
+        return Err(err("`unit` goes with `format: iso8601_duration`".into()));
+    }
+    let compare_fits = match f.compare {
+        None | Some(Comparison::Exact) => true,
+        Some(Comparison::Id | Comparison::Role | Comparison::Word) => f.kind == FieldType::String,
+        Some(Comparison::IdSet) => f.kind == FieldType::List && f.items == Some(FieldType::String),
+        Some(Comparison::Path) => f.kind == FieldType::Path,
+    };
+    if !compare_fits {
+        return Err(err(format!(
+            "`compare: {:?}` does not fit {}",
+            f.compare,
+            f.kind.describe()
+        )));
+    }
+    if f.runs_as && f.parent_ref.is_none() {
+        return Err(err(
+            "`runs_as` names the identity of the field's `parent_ref`".into(),
+        ));
+    }
+    if f.attached_identities && !(f.kind == FieldType::List && f.items == Some(FieldType::String)) {
+        return Err(err("`attached_identities` is for a list of ids".into()));
+    }
+    if f.grantee && f.kind != FieldType::String {
+        return Err(err("a `grantee` is a principal id (a string)".into()));
+    }
+    if f.restore_from.is_some() && f.custom.is_none() {
+        return Err(err(
+            "`restore_from` is for a field the type maps itself (`custom`)".into(),
+        ));
     }
     for pattern in [
         f.pattern.as_deref(),
@@ -418,6 +741,11 @@ fn check_field(file: &str, name: &str, f: &FieldSpec) -> Result<(), SpecError> {
     }
     if let Some(children) = &f.fields {
         for (child, spec) in children {
+            if spec.arm.is_some() && f.arm.is_none() {
+                return Err(err(format!(
+                    "`{child}` has an `arm:` path but its object has none to be relative to"
+                )));
+            }
             check_field(file, &format!("{name}.{child}"), spec)?;
         }
     }
@@ -483,6 +811,92 @@ mod tests {
                 .unwrap()
                 .immutable
         );
+    }
+
+    #[test]
+    fn durations_and_wire_spellings_convert_both_ways() {
+        use serde_json::json;
+        let reg = Registry::embedded().unwrap();
+        let dep = reg.get("online_deployment").unwrap();
+        let timeout = dep.field("request_settings.request_timeout_ms").unwrap();
+        assert_eq!(timeout.to_wire(&json!(5000)), json!("PT5S"));
+        assert_eq!(timeout.to_wire(&json!(500)), json!("PT0.5S"));
+        assert_eq!(timeout.from_wire(&json!("PT0.5S")), json!(500));
+        let delay = dep.field("liveness_probe.initial_delay").unwrap();
+        assert_eq!(delay.to_wire(&json!(10)), json!("PT10S"));
+        assert_eq!(delay.from_wire(&json!("PT10S")), json!(10));
+        assert_eq!(delay.from_wire(&json!("PT1.5S")), json!(1.5));
+        assert_eq!(delay.from_wire(&json!("soon")), json!("soon"));
+        let egress = dep.field("egress_public_network_access").unwrap();
+        assert_eq!(egress.to_wire(&json!("disabled")), json!("Disabled"));
+        assert_eq!(egress.from_wire(&json!("DISABLED")), json!("disabled"));
+        let tier = reg
+            .get("storage_account")
+            .unwrap()
+            .field("access_tier")
+            .unwrap();
+        assert_eq!(tier.to_wire(&json!("Hot")), json!("Hot"));
+        assert_eq!(tier.from_wire(&json!("hot")), json!("Hot"));
+    }
+
+    #[test]
+    fn rollback_restores_the_versions_a_deployment_ran() {
+        use serde_json::json;
+        let inputs: Map<String, Value> = serde_json::from_value(json!({
+            "name": "blue", "model": {"path": "/s/model"}, "environment": {"image": "i"},
+            "code_configuration": {"code": "/s/code", "scoring_script": "score.py"},
+        }))
+        .unwrap();
+        let ws = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/w";
+        let outputs = json!({
+            "model_id": format!("{ws}/models/ep-blue-model/versions/abc"),
+            "code_id": format!("{ws}/codes/ep-blue-code/versions/def/"),
+            "environment_id": "not-a-version-id",
+        });
+        let restored = restore_inputs("online_deployment", inputs.clone(), &outputs);
+        assert_eq!(restored["model"], "azureml:ep-blue-model:abc");
+        assert_eq!(
+            restored["code_configuration"],
+            json!({"code": "azureml:ep-blue-code:def", "scoring_script": "score.py"})
+        );
+        assert_eq!(restored["environment"], inputs["environment"]);
+        assert_eq!(
+            restore_inputs("storage_account", inputs.clone(), &outputs),
+            inputs
+        );
+        assert_eq!(
+            restore_inputs("no_such_type", inputs.clone(), &outputs),
+            inputs
+        );
+    }
+
+    #[test]
+    fn only_role_grants_wait_for_propagation() {
+        let reg = Registry::embedded().unwrap();
+        let waiting: Vec<&str> = reg
+            .type_names()
+            .filter(|t| waits_for_propagation(t))
+            .collect();
+        assert_eq!(waiting, ["role_assignment"]);
+        assert!(!waits_for_propagation("no_such_type"));
+    }
+
+    #[test]
+    fn a_spec_field_must_fit_its_wire_format_and_comparison() {
+        let base = "type: x\ndescription: d\narm: {resource_type: a, api_version: b, path: c, parent: d, lro: none, tracked: false}\nfields:\n  n: {type: string, required: false, immutable: false, sensitive: false, description: d, EXTRA}\nattributes:\n  id: {type: string, description: d}\n";
+        for (extra, complaint) in [
+            ("compare: id_set", "does not fit"),
+            ("format: iso8601_duration", "only for numbers"),
+            ("enum: [a], wire: {b: B}", "which `enum` does not list"),
+            ("custom: why, restore_from: nothing", "names no attribute"),
+            ("restore_from: id", "`custom`"),
+        ] {
+            let text = base.replace("EXTRA", extra);
+            let err = ResourceSpec::parse("x", &text).unwrap_err();
+            assert!(err.to_string().contains(complaint), "{extra}: {err}");
+        }
+        let fine = base.replace("EXTRA", "enum: [a], wire: {a: A}, compare: word");
+        assert!(ResourceSpec::parse("x", &fine).is_ok());
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! online_deployment's own `traffic:` and silently dropping a traffic map would route nothing.
 use std::path::PathBuf;
 
+use super::source::{a_kind, read_source};
 use super::value::{Ctx, RefPolicy, VKey, Val, ValKind};
-use super::{a_kind, read_source};
 use crate::diag::{Diagnostic, SourceFile, did_you_mean};
 use crate::specs::AmlFileKind;
 use crate::yaml::{self, Budget, Node};

@@ -24,7 +24,6 @@
 //! boolean as its text. `${env.X}` of an unset variable is an error, and an environment value is always a
 //! string. The `cloud` section, `file:`, `depends_on` and paths cannot refer to resources.
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -38,61 +37,39 @@ mod check;
 mod cross;
 mod interp;
 mod model;
+mod source;
 mod value;
 mod vars;
 
 pub use model::*;
+pub use vars::LoadOptions;
 
 use check::Patterns;
+use source::{a_kind, read_source};
 use value::{Ctx, RefPolicy, VKey, Val, ValKind};
 
-/// Where variable values and the environment come from. `Debug` shows names only: values may be secrets.
-#[derive(Clone, Default)]
-pub struct LoadOptions {
-    /// `--var k=v` flags in command-line order; a later one wins.
-    pub vars: Vec<(String, String)>,
-    /// `--var-file` paths in command-line order; `--var` flags win over them, a later file over an
-    /// earlier one.
-    pub var_files: Vec<PathBuf>,
-    /// The environment `${env.X}` reads. Injected so tests never touch the process environment.
-    pub env: HashMap<String, String>,
-}
-
-impl std::fmt::Debug for LoadOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<&str> = self.vars.iter().map(|(k, _)| k.as_str()).collect();
-        f.debug_struct("LoadOptions")
-            .field("vars", &names)
-            .field("var_files", &self.var_files)
-            .field("env", &format_args!("({} variables)", self.env.len()))
-            .finish()
-    }
-}
-
-impl LoadOptions {
-    /// Options with the process environment (variables that are not valid UTF-8 are skipped).
-    pub fn with_process_env() -> LoadOptions {
-        LoadOptions {
-            env: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
-            ..LoadOptions::default()
-        }
-    }
-}
-
 /// Parses one `--var NAME=VALUE` argument (the value may contain `=`).
-pub fn parse_var_arg(s: &str) -> Result<(String, String), String> {
+pub fn parse_var_arg(s: &str) -> Result<(String, String), VarArgError> {
     let Some((name, value)) = s.split_once('=') else {
-        return Err(format!("expected NAME=VALUE, found `{s}`"));
+        return Err(VarArgError::NoEquals(s.to_string()));
     };
     let name = name.trim();
     if !vars::valid_name(name) {
-        return Err(format!(
-            "invalid variable name `{name}`: names are letters, digits and underscores, starting with a letter or underscore"
-        ));
+        return Err(VarArgError::InvalidName(name.to_string()));
     }
     Ok((name.to_string(), value.to_string()))
+}
+
+/// A `--var` argument that is not `NAME=VALUE` with a valid name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VarArgError {
+    /// There is no `=`, so the argument holds no value (it is shown whole).
+    #[error("expected NAME=VALUE, found `{0}`")]
+    NoEquals(String),
+    #[error(
+        "invalid variable name `{0}`: names are letters, digits and underscores, starting with a letter or underscore"
+    )]
+    InvalidName(String),
 }
 
 const TOP_KEYS: [&str; 6] = [
@@ -117,45 +94,6 @@ const CLOUD_KEYS: [&str; 9] = [
 const OUTPUT_KEYS: [&str; 3] = ["value", "description", "sensitive"];
 /// Names a resource may not take: they start `${var.x}` and `${env.X}`.
 const RESERVED: [&str; 2] = ["var", "env"];
-
-/// Reads a text file within the YAML size budget. The error is a lowercase fragment.
-pub(crate) fn read_source(path: &Path) -> Result<SourceFile, String> {
-    let max = Budget::default().max_bytes;
-    let file = std::fs::File::open(path).map_err(|e| io_reason(&e))?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err("it is a folder, not a file".to_string());
-    }
-    let mut bytes = Vec::new();
-    file.take(u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_reason(&e))?;
-    if bytes.len() > max {
-        return Err(format!("file is larger than the {max}-byte limit"));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| "file is not UTF-8 text".to_string())?;
-    Ok(SourceFile::new(path, text))
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string().to_lowercase(),
-    }
-}
-
-/// A node's kind with its article, for "found ..." in messages.
-pub(crate) fn a_kind(node: &Node) -> &'static str {
-    match node.value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Int(_) => "an integer",
-        Value::Float(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Seq(_) => "a list",
-        Value::Map(_) => "a mapping",
-    }
-}
 
 /// "`<what>` must be <expected>, found <kind>", marked "not a mapping"/"not a list", with an example:
 /// the diagnostic of every section or value that has the wrong shape.

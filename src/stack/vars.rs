@@ -1,17 +1,54 @@
 //! Variables: their declarations under `variables:`, and their values from defaults, `--var-file`s and
 //! `--var k=v` flags (later wins), each typed by the declared type. Values are literal: a `${...}` in a
 //! default is refused, and values from files or flags are never re-interpolated. Problems with flags point
-//! at a synthetic `<command line>` source so they render like any other diagnostic.
+//! at a synthetic `<command line>` source so they render like any other diagnostic. A message about a
+//! sensitive variable never shows its value.
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
 use super::interp::{self, Segment};
 use super::model::{Variable, VariableOrigin};
+use super::source::{a_kind, read_source};
 use super::value::VarEntry;
-use super::{LoadOptions, a_kind, read_source};
 use crate::diag::{Diagnostic, SourceFile, Span, did_you_mean};
 use crate::yaml::{self, Budget, Node, Value};
+
+/// Where variable values and the environment come from. `Debug` shows names only: values may be secrets.
+#[derive(Clone, Default)]
+pub struct LoadOptions {
+    /// `--var k=v` flags in command-line order; a later one wins.
+    pub vars: Vec<(String, String)>,
+    /// `--var-file` paths in command-line order; `--var` flags win over them, a later file over an
+    /// earlier one.
+    pub var_files: Vec<PathBuf>,
+    /// The environment `${env.X}` reads. Injected so tests never touch the process environment.
+    pub env: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.vars.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("LoadOptions")
+            .field("vars", &names)
+            .field("var_files", &self.var_files)
+            .field("env", &format_args!("({} variables)", self.env.len()))
+            .finish()
+    }
+}
+
+impl LoadOptions {
+    /// Options with the process environment (variables that are not valid UTF-8 are skipped).
+    pub fn with_process_env() -> LoadOptions {
+        LoadOptions {
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+            ..LoadOptions::default()
+        }
+    }
+}
 
 /// The declared type of a variable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +89,7 @@ impl VarType {
     }
 
     /// Checks and normalises a value; scalars are accepted for strings and become their text.
-    fn accept(self, v: serde_json::Value) -> Result<serde_json::Value, String> {
+    fn accept(self, v: serde_json::Value) -> Result<serde_json::Value, VarValueError> {
         use serde_json::Value as J;
         let found = match &v {
             J::Null => "null",
@@ -77,47 +114,91 @@ impl VarType {
         if ok {
             Ok(v)
         } else {
-            Err(format!("expected {}, found {found}", self.describe()))
+            Err(VarValueError::WrongType {
+                expected: self.describe(),
+                found,
+            })
         }
     }
 
     /// Reads a `--var` value written as text.
-    fn parse_text(self, text: &str) -> Result<serde_json::Value, String> {
+    fn parse_text(self, text: &str) -> Result<serde_json::Value, VarValueError> {
         use serde_json::Value as J;
+        let bad_text = |expected: &'static str| VarValueError::BadText {
+            expected,
+            text: text.to_string(),
+        };
         match self {
             VarType::String => Ok(J::String(text.to_string())),
             VarType::Integer => text
                 .trim()
                 .parse::<i64>()
                 .map(J::from)
-                .map_err(|_| format!("expected an integer, found `{text}`")),
+                .map_err(|_| bad_text("an integer")),
             VarType::Number => text
                 .trim()
                 .parse::<f64>()
                 .ok()
                 .and_then(serde_json::Number::from_f64)
                 .map(J::Number)
-                .ok_or_else(|| format!("expected a number, found `{text}`")),
+                .ok_or_else(|| bad_text("a number")),
             VarType::Boolean => match text.trim() {
                 "true" => Ok(J::Bool(true)),
                 "false" => Ok(J::Bool(false)),
-                _ => Err(format!("expected true or false, found `{text}`")),
+                _ => Err(bad_text("true or false")),
             },
             VarType::List | VarType::Map => {
                 let src = SourceFile::new("<--var value>", text);
                 let node = yaml::parse(&src, Budget::default()).map_err(|errs| {
-                    format!(
-                        "expected {} written in YAML flow style, e.g. {}; {}",
-                        self.describe(),
-                        if self == VarType::List {
+                    VarValueError::NotFlowYaml {
+                        expected: self.describe(),
+                        example: if self == VarType::List {
                             "[a, b]"
                         } else {
                             "{a: b}"
                         },
-                        errs.first().map_or(String::new(), |d| d.message.clone())
-                    )
+                        detail: errs.first().map_or(String::new(), |d| d.message.clone()),
+                    }
                 })?;
                 self.accept(node.to_json())
+            }
+        }
+    }
+}
+
+/// A variable value that does not fit its declared type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum VarValueError {
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        expected: &'static str,
+        found: &'static str,
+    },
+    /// A `--var` text that does not parse as the declared scalar type; `text` is the value itself.
+    #[error("expected {expected}, found `{text}`")]
+    BadText {
+        expected: &'static str,
+        text: String,
+    },
+    #[error("expected {expected} written in YAML flow style, e.g. {example}; {detail}")]
+    NotFlowYaml {
+        expected: &'static str,
+        example: &'static str,
+        detail: String,
+    },
+}
+
+impl VarValueError {
+    /// The message without the value that was found, for sensitive variables.
+    fn without_value(&self) -> String {
+        match self {
+            VarValueError::WrongType { expected, .. } | VarValueError::BadText { expected, .. } => {
+                format!("expected {expected}")
+            }
+            // The parser's detail is cut where it starts describing what it found.
+            VarValueError::NotFlowYaml { .. } => {
+                let text = self.to_string();
+                text.split(", found").next().unwrap_or_default().to_string()
             }
         }
     }
@@ -230,9 +311,9 @@ pub(crate) fn resolve(
             }
             Err(why) => {
                 let what = if decl.sensitive {
-                    why.split(", found").next().unwrap_or("").to_string()
+                    why.without_value()
                 } else {
-                    why
+                    why.to_string()
                 };
                 errors.push(
                     Diagnostic::new(
@@ -576,9 +657,22 @@ mod tests {
             serde_json::json!("7")
         );
         assert_eq!(
-            VarType::Integer.accept(serde_json::json!("7")).unwrap_err(),
+            VarType::Integer
+                .accept(serde_json::json!("7"))
+                .unwrap_err()
+                .to_string(),
             "expected an integer, found a string"
         );
+    }
+
+    #[test]
+    fn sensitive_values_are_left_out_of_the_message() {
+        let err = VarType::Integer.parse_text("s3cret").unwrap_err();
+        assert_eq!(err.to_string(), "expected an integer, found `s3cret`");
+        assert_eq!(err.without_value(), "expected an integer");
+        let err = VarType::List.parse_text("{a: s3cret}").unwrap_err();
+        assert_eq!(err.to_string(), "expected a list, found a mapping");
+        assert_eq!(err.without_value(), "expected a list");
     }
 
     #[test]

@@ -126,12 +126,8 @@ const MAX_TEXT_BYTES: u64 = 64 * 1024;
 
 /// The live blob's body when it is small UTF-8 text; `None` otherwise (or when it is gone).
 pub async fn read_text(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<String>> {
-    let container = required_str(&req.inputs, "container")?;
-    let name = required_str(&req.inputs, "name")?;
-    let blobs = match client(ctx, &req.inputs).await {
-        Ok(c) => c,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
+    let Some((blobs, container, name)) = located(ctx, req).await? else {
+        return Ok(None);
     };
     match blobs.head_blob(container, name).await? {
         Some(props) if props.content_length <= MAX_TEXT_BYTES => {}
@@ -143,13 +139,23 @@ pub async fn read_text(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<String
         .and_then(|(body, _)| String::from_utf8(body.to_vec()).ok()))
 }
 
-pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
+/// The client of the blob's account, its container and name; `None` when the account is gone.
+async fn located<'a>(
+    ctx: &Ctx,
+    req: &'a ResourceRequest,
+) -> Result<Option<(BlobClient, &'a str, &'a str)>> {
     let container = required_str(&req.inputs, "container")?;
     let name = required_str(&req.inputs, "name")?;
-    let blobs = match client(ctx, &req.inputs).await {
-        Ok(c) => c,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
+    match client(ctx, &req.inputs).await {
+        Ok(c) => Ok(Some((c, container, name))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
+    let Some((blobs, container, name)) = located(ctx, req).await? else {
+        return Ok(None);
     };
     let Some(props) = blobs.head_blob(container, name).await? else {
         return Ok(None);

@@ -1,14 +1,18 @@
 //! Resource types: the spec-driven common path shared by every ARM type, and one file per type only for
 //! what is truly special.
 //!
-//! The common path reads the type's `specs/*.yaml`: the id template gives the ARM path, each field's
-//! `arm:` path places its value in the PUT body and reads it back from the GET body (enum spellings
-//! normalised both ways), each attribute's `arm:` path gives a computed output. So a type whose fields
-//! map one-to-one onto ARM (`blob_container`, `user_assigned_identity`) has no Rust of its own.
+//! The common path reads the type's `specs/*.yaml`: the id template gives the ARM path; the spec's
+//! `fixed` values and each field's `arm:` path (an object's fields at their paths under it) build the PUT
+//! body, with defaults applied, enum values in their `wire` spelling and durations in their `format`; the
+//! same paths read the GET body back into the stack's spellings, keeping the requested form of a value
+//! the field's `compare` rule finds equal; each attribute's `arm:` path gives a computed output. So a type
+//! whose fields map one-to-one onto ARM (`blob_container`, `user_assigned_identity`) has no Rust of its
+//! own, and a default or spelling is never written here as well as in a spec.
 //!
-//! Special cases live beside: `storage_account` (keys, blob endpoint), `online_endpoint` (identity,
-//! traffic, keys), `role_assignment` (deterministic name, adoption, replication retries), `blob` (data
-//! plane), `online_deployment` (asset upload and registration, scale by PATCH, logs).
+//! Special cases live beside, for the fields their spec marks `custom`: `storage_account` (keys, blob
+//! endpoint), `online_endpoint` (the identity block, traffic, keys), `role_assignment` (deterministic
+//! name, role definition id, adoption, replication retries), `blob` (data plane), `online_deployment`
+//! (asset upload and registration, scale by PATCH, traffic, logs).
 //!
 //! Nothing here sends a request except through [`Arm`] or the blob client, so every call is retried,
 //! authenticated and logged the same way; no secret is ever put into an [`Observed`].
@@ -17,10 +21,13 @@ pub mod blob;
 pub mod online_deployment;
 pub mod online_endpoint;
 pub mod role_assignment;
+#[cfg(test)]
+mod spec_tests;
 pub mod storage_account;
 
 use std::collections::HashMap;
 
+use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
 
@@ -148,42 +155,6 @@ pub fn fill_template(template: &str, lookup: impl Fn(&str) -> Option<String>) ->
     Ok(out)
 }
 
-/// Stack spellings of enum values whose ARM spelling differs.
-const ENUM_WIRE: &[(&str, &str)] = &[
-    ("key", "Key"),
-    ("aml_token", "AMLToken"),
-    ("aad_token", "AADToken"),
-    ("enabled", "Enabled"),
-    ("disabled", "Disabled"),
-    ("system_assigned", "SystemAssigned"),
-    ("user_assigned", "UserAssigned"),
-];
-
-/// Stack value → ARM value for a field.
-pub fn to_wire(field: &FieldSpec, value: &Value) -> Value {
-    if let (Some(_), Some(s)) = (&field.allowed, value.as_str())
-        && let Some((_, wire)) = ENUM_WIRE.iter().find(|(stack, _)| *stack == s)
-    {
-        return Value::String((*wire).to_owned());
-    }
-    value.clone()
-}
-
-/// ARM value → stack value for a field: enum values matched case-insensitively to the spec's spelling.
-pub fn from_wire(field: &FieldSpec, value: &Value) -> Value {
-    if let (Some(allowed), Some(s)) = (&field.allowed, value.as_str()) {
-        if let Some((stack, _)) = ENUM_WIRE.iter().find(|(stack, wire)| {
-            wire.eq_ignore_ascii_case(s) && allowed.iter().any(|a| a == stack)
-        }) {
-            return Value::String((*stack).to_owned());
-        }
-        if let Some(a) = allowed.iter().find(|a| a.eq_ignore_ascii_case(s)) {
-            return Value::String(a.clone());
-        }
-    }
-    value.clone()
-}
-
 /// The value at a dotted ARM path; `*` takes the first entry of a map.
 pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = value;
@@ -218,14 +189,40 @@ pub fn set_path(target: &mut Value, path: &str, value: Value) {
 
 /// An input with the spec default applied.
 pub fn input_or_default<'a>(
-    spec: &'a ResourceSpec,
+    field: &'a FieldSpec,
     inputs: &'a Map<String, Value>,
     name: &str,
 ) -> Option<&'a Value> {
     inputs
         .get(name)
         .filter(|v| !v.is_null())
-        .or_else(|| spec.fields.get(name)?.default.as_ref())
+        .or(field.default.as_ref())
+}
+
+/// The `arm:` path of a field the common path maps (not `custom`), relative to its object's.
+fn mapped(field: &FieldSpec) -> Option<&str> {
+    field.arm.as_deref().filter(|_| field.custom.is_none())
+}
+
+/// The full ARM path of a field, nested paths joined to their objects' (`code_configuration.code` →
+/// `properties.codeConfiguration.codeId`), for a type placing a `custom` field where its spec says.
+pub fn arm_path(spec: &ResourceSpec, field_path: &str) -> Result<String> {
+    let mut parts = field_path.split('.');
+    let missing = || ProviderError::invalid(format!("the spec gives `{field_path}` no arm path"));
+    let mut field = parts
+        .next()
+        .and_then(|p| spec.fields.get(p))
+        .ok_or_else(missing)?;
+    let mut path = field.arm.clone().ok_or_else(missing)?;
+    for part in parts {
+        field = field
+            .fields
+            .as_ref()
+            .and_then(|f| f.get(part))
+            .ok_or_else(missing)?;
+        path = format!("{path}.{}", field.arm.as_deref().ok_or_else(missing)?);
+    }
+    Ok(path)
 }
 
 /// A required string input.
@@ -237,34 +234,25 @@ pub fn required_str<'a>(inputs: &'a Map<String, Value>, name: &str) -> Result<&'
         .ok_or_else(|| ProviderError::invalid(format!("missing required input `{name}`")))
 }
 
-/// Fields the common path does not place by their `arm:` path: the name (in the URL), objects (their
-/// children carry the paths), and fields a type handles itself.
-fn generic_fields<'a>(
-    spec: &'a ResourceSpec,
-    skip: &'a [&str],
-) -> impl Iterator<Item = (&'a String, &'a FieldSpec, &'a str)> {
-    spec.fields.iter().filter_map(move |(name, f)| {
-        let arm = f.arm.as_deref()?;
-        (arm != "name" && f.kind != FieldType::Object && !skip.contains(&name.as_str()))
-            .then_some((name, f, arm))
-    })
-}
-
-/// The PUT body from the spec's field mappings (defaults applied; `location` defaults to the cloud's).
-pub fn spec_body(
-    ctx: &Ctx,
-    spec: &ResourceSpec,
-    inputs: &Map<String, Value>,
-    skip: &[&str],
-) -> Value {
+/// The body of a PUT from the spec: the type's `fixed` values, then each field at its `arm:` path with
+/// defaults applied, in its wire spelling and format; an object's fields at their paths under it.
+/// `location` defaults to the cloud's. The name (it travels in the URL) and `custom` fields are left to
+/// the type's own code.
+pub fn spec_body(ctx: &Ctx, spec: &ResourceSpec, inputs: &Map<String, Value>) -> Value {
     let mut body = json!({});
-    for (name, field, arm) in generic_fields(spec, skip) {
-        let value = match (name.as_str(), input_or_default(spec, inputs, name)) {
-            ("location", None) => Value::String(ctx.config.location.clone()),
-            (_, Some(v)) => to_wire(field, v),
-            (_, None) => continue,
-        };
-        set_path(&mut body, arm, value);
+    for (path, value) in &spec.arm.fixed {
+        set_path(&mut body, path, value.clone());
+    }
+    place_fields(&mut body, "", &spec.fields, inputs);
+    if let Some(location) = spec.fields.get("location")
+        && mapped(location).is_some()
+        && input_or_default(location, inputs, "location").is_none()
+    {
+        set_path(
+            &mut body,
+            location.arm.as_deref().unwrap_or("location"),
+            Value::String(ctx.config.location.clone()),
+        );
     }
     if spec.arm.tracked && body.get("location").is_none() {
         set_path(
@@ -274,6 +262,31 @@ pub fn spec_body(
         );
     }
     body
+}
+
+fn place_fields(
+    body: &mut Value,
+    prefix: &str,
+    fields: &IndexMap<String, FieldSpec>,
+    inputs: &Map<String, Value>,
+) {
+    for (name, field) in fields {
+        let Some(arm) = mapped(field).filter(|a| !(prefix.is_empty() && *a == "name")) else {
+            continue;
+        };
+        let path = if prefix.is_empty() {
+            arm.to_owned()
+        } else {
+            format!("{prefix}.{arm}")
+        };
+        match (input_or_default(field, inputs, name), &field.fields) {
+            (Some(Value::Object(object)), Some(nested)) if field.kind == FieldType::Object => {
+                place_fields(body, &path, nested, object);
+            }
+            (Some(v), _) => set_path(body, &path, field.to_wire(v)),
+            (None, _) => {}
+        }
+    }
 }
 
 /// Locations compare without case and spaces (`East US` == `eastus`).
@@ -289,59 +302,39 @@ pub fn same_location(a: &str, b: &str) -> bool {
 
 /// The inputs as read back from an ARM body, normalised to the stack's names and spellings, and the
 /// computed outputs from the attributes' `arm:` paths. Fields without an `arm:` path (parents named in
-/// the id) are echoed from the request: the resource was found at the path they built.
+/// the id) are echoed from the request: the resource was found at the path they built. A value the
+/// field's comparison finds equal to the requested one keeps the requested spelling; one the response
+/// leaves out reads as its default (what the cloud applies). An optional object is read back only when
+/// the stack sets it, and an empty map only when the stack sets it: the service fills in what the stack
+/// does not manage. `custom` fields are left to the type's own code.
 pub fn spec_observe(
     ctx: &Ctx,
     spec: &ResourceSpec,
     desired: &Map<String, Value>,
     body: &Value,
-    skip: &[&str],
 ) -> Observed {
-    let mut inputs = Map::new();
-    for (name, field) in &spec.fields {
-        if skip.contains(&name.as_str()) || field.kind == FieldType::Object {
-            continue;
-        }
-        let Some(arm) = field.arm.as_deref() else {
-            if let Some(v) = desired.get(name) {
-                inputs.insert(name.clone(), v.clone());
-            }
-            continue;
-        };
-        let read = get_path(body, arm).map(|v| from_wire(field, v));
-        let value = match (name.as_str(), read) {
-            ("location", Some(Value::String(loc))) => {
+    let mut inputs = read_fields(body, "", &spec.fields, desired);
+    for (name, value) in inputs.iter_mut() {
+        match (name.as_str(), &*value) {
+            ("location", Value::String(loc)) => {
                 let wanted = desired
                     .get("location")
                     .and_then(Value::as_str)
                     .unwrap_or(&ctx.config.location);
-                Value::String(if same_location(&loc, wanted) {
-                    wanted.to_owned()
-                } else {
-                    loc
-                })
+                if same_location(loc, wanted) {
+                    *value = Value::String(wanted.to_owned());
+                }
             }
-            ("name", Some(Value::String(n))) => {
+            ("name", Value::String(n)) => {
                 // ARM echoes names with its own casing; keep the requested spelling when it is the same name.
-                let wanted = desired
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                Value::String(if n.eq_ignore_ascii_case(wanted) {
-                    wanted.to_owned()
-                } else {
-                    n
-                })
+                if let Some(wanted) = desired.get("name").and_then(Value::as_str)
+                    && n.eq_ignore_ascii_case(wanted)
+                {
+                    *value = Value::String(wanted.to_owned());
+                }
             }
-            (_, Some(v)) => v,
-            // Absent from the response: the default is what the cloud applies.
-            (_, None) => match (&field.default, field.kind) {
-                (Some(d), _) => d.clone(),
-                (None, FieldType::Map) if desired.contains_key(name) => json!({}),
-                _ => continue,
-            },
-        };
-        inputs.insert(name.clone(), value);
+            _ => {}
+        }
     }
     let outputs = spec_outputs(spec, body);
     let id = body
@@ -356,11 +349,66 @@ pub fn spec_observe(
     }
 }
 
-/// Computed outputs from the attributes' `arm:` paths; dotted attribute names nest.
+fn read_fields(
+    body: &Value,
+    prefix: &str,
+    fields: &IndexMap<String, FieldSpec>,
+    desired: &Map<String, Value>,
+) -> Map<String, Value> {
+    let mut inputs = Map::new();
+    for (name, field) in fields {
+        if field.custom.is_some() {
+            continue;
+        }
+        let wanted = desired.get(name).filter(|v| !v.is_null());
+        let Some(arm) = field.arm.as_deref() else {
+            if let Some(v) = wanted {
+                inputs.insert(name.clone(), v.clone());
+            }
+            continue;
+        };
+        let path = if prefix.is_empty() {
+            arm.to_owned()
+        } else {
+            format!("{prefix}.{arm}")
+        };
+        if let (FieldType::Object, Some(nested)) = (field.kind, &field.fields) {
+            let empty = Map::new();
+            let object = match wanted {
+                Some(Value::Object(o)) => o,
+                _ if field.required => &empty,
+                _ => continue,
+            };
+            inputs.insert(
+                name.clone(),
+                Value::Object(read_fields(body, &path, nested, object)),
+            );
+            continue;
+        }
+        let value = match get_path(body, &path).map(|v| field.from_wire(v)) {
+            Some(Value::Object(m)) if m.is_empty() && wanted.is_none() => continue,
+            Some(live) => match wanted {
+                Some(w) if field.comparison().same(w, &live) => w.clone(),
+                _ => live,
+            },
+            None => match (&field.default, field.kind) {
+                (Some(d), _) => d.clone(),
+                (None, FieldType::Map) if wanted.is_some() => json!({}),
+                _ => continue,
+            },
+        };
+        inputs.insert(name.clone(), value);
+    }
+    inputs
+}
+
+/// Computed outputs from the attributes' `arm:` paths (or their `arm_fallback`); dotted attribute
+/// names nest.
 pub fn spec_outputs(spec: &ResourceSpec, body: &Value) -> Map<String, Value> {
     let mut outputs = Value::Object(Map::new());
     for (name, attr) in &spec.attributes {
-        if let Some(v) = attr.arm.as_deref().and_then(|p| get_path(body, p)) {
+        let at = |path: &Option<String>| path.as_deref().and_then(|p| get_path(body, p));
+        if let Some(v) = at(&attr.arm).or_else(|| at(&attr.arm_fallback)) {
             set_path(&mut outputs, name, v.clone());
         }
     }
@@ -417,15 +465,20 @@ pub async fn generic_read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Obs
     let spec = ctx.spec(t)?;
     Ok(arm_get(ctx, t, req)
         .await?
-        .map(|body| spec_observe(ctx, spec, &req.inputs, &body, &[])))
+        .map(|body| spec_observe(ctx, spec, &req.inputs, &body)))
 }
 
 pub async fn generic_put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let t = req.resource_type;
     let spec = ctx.spec(t)?;
-    let body = spec_body(ctx, spec, &req.inputs, &[]);
+    let body = spec_body(ctx, spec, &req.inputs);
     let done = arm_put(ctx, t, req, &body).await?;
-    Ok(spec_observe(ctx, spec, &req.inputs, &done, &[]))
+    Ok(spec_observe(ctx, spec, &req.inputs, &done))
+}
+
+/// An error for an answer of the cloud that lacks what the operation needs.
+pub fn failed(message: impl Into<String>) -> ProviderError {
+    ProviderError::new(ErrorKind::Failed, message)
 }
 
 /// An error for an input of the wrong shape.
@@ -508,7 +561,7 @@ pub(crate) mod tests {
         let mut inputs = Map::new();
         inputs.insert("name".into(), json!("acct"));
         inputs.insert("access_tier".into(), json!("Cool"));
-        let body = spec_body(&ctx, spec, &inputs, &[]);
+        let body = spec_body(&ctx, spec, &inputs);
         assert_eq!(body["location"], "eastus");
         assert_eq!(body["sku"]["name"], "Standard_LRS");
         assert_eq!(body["kind"], "StorageV2");
@@ -526,7 +579,7 @@ pub(crate) mod tests {
         live["properties"]["primaryEndpoints"] =
             json!({"blob": "https://acct.blob.core.windows.net/"});
         live["properties"]["provisioningState"] = json!("Succeeded");
-        let obs = spec_observe(&ctx, spec, &inputs, &live, &[]);
+        let obs = spec_observe(&ctx, spec, &inputs, &live);
         assert_eq!(obs.inputs["name"], "acct");
         assert_eq!(obs.inputs["location"], "eastus");
         assert_eq!(obs.inputs["access_tier"], "Cool");
@@ -567,12 +620,12 @@ pub(crate) mod tests {
         let reg = registry();
         let ep = reg.get("online_endpoint").unwrap();
         let auth = ep.fields.get("auth_mode").unwrap();
-        assert_eq!(to_wire(auth, &json!("aml_token")), json!("AMLToken"));
-        assert_eq!(from_wire(auth, &json!("AMLToken")), json!("aml_token"));
-        assert_eq!(from_wire(auth, &json!("key")), json!("key"));
+        assert_eq!(auth.to_wire(&json!("aml_token")), json!("AMLToken"));
+        assert_eq!(auth.from_wire(&json!("AMLToken")), json!("aml_token"));
+        assert_eq!(auth.from_wire(&json!("key")), json!("key"));
         let sa = reg.get("storage_account").unwrap();
         let tls = sa.fields.get("minimum_tls_version").unwrap();
-        assert_eq!(to_wire(tls, &json!("TLS1_2")), json!("TLS1_2"));
-        assert_eq!(from_wire(tls, &json!("tls1_2")), json!("TLS1_2"));
+        assert_eq!(tls.to_wire(&json!("TLS1_2")), json!("TLS1_2"));
+        assert_eq!(tls.from_wire(&json!("tls1_2")), json!("TLS1_2"));
     }
 }

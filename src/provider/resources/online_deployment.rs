@@ -5,6 +5,9 @@
 //! deployment is PUT (pattern B); a `Failed` deployment's error carries the tail of its log. A change of
 //! `instance_count` alone is a PATCH of `sku.capacity` (pattern C); `traffic` is applied on the endpoint.
 //!
+//! Everything else about the body — defaults, wire spellings, the request settings and probes with their
+//! ISO 8601 durations, the fixed `sku.name` and compute type — is the spec's, placed and read back by the
+//! common path; this file only fills the fields the spec marks `custom` (the asset ids, the traffic share).
 //! Datastore secrets are only used to sign uploads; they are never logged or returned.
 
 use std::collections::BTreeMap;
@@ -17,18 +20,20 @@ use sha2::{Digest as _, Sha256};
 use url::Url;
 
 use super::online_endpoint;
-use super::{Ctx, get_path, required_str, spec_outputs};
+use super::{
+    Ctx, arm_path, bad_input, failed, get_path, input_or_default, required_str, set_path,
+    spec_body, spec_observe, spec_outputs,
+};
 use crate::provider::blob::{BlobClient, content_md5};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::ids::same_id;
-use crate::provider::lro::parse_iso_duration;
 use crate::provider::pipeline::Auth;
 use crate::provider::shared_key::SharedKeyCredential;
 use crate::provider::{Observed, ResourceRequest, ResourceType, Result};
+use crate::specs::{ResourceSpec, registered_version};
 
 const T: ResourceType = ResourceType::OnlineDeployment;
 const DATASTORE: &str = "workspaceblobstore";
-const DEFAULT_IMAGE: &str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest";
 
 // ---------------------------------------------------------------------------------------------------
 // Local content: hashing folders
@@ -161,10 +166,9 @@ async fn datastore(ctx: &Ctx) -> Result<Datastore> {
     let account = prop("accountName");
     let container = prop("containerName");
     if account.is_empty() || container.is_empty() {
-        return Err(ProviderError::new(
-            ErrorKind::Failed,
-            format!("datastore {DATASTORE} has no account or container"),
-        ));
+        return Err(failed(format!(
+            "datastore {DATASTORE} has no account or container"
+        )));
     }
     let endpoint = blob_endpoint(ctx, &account, &prop("endpoint"), &prop("protocol")).await?;
     let creds = ds
@@ -176,12 +180,10 @@ async fn datastore(ctx: &Ctx) -> Result<Datastore> {
             .arm
             .post(&format!("{ds_path}/listSecrets"), &ml_api, Some(&json!({})))
             .await?;
-        let key = secrets.get("key").and_then(Value::as_str).ok_or_else(|| {
-            ProviderError::new(
-                ErrorKind::Failed,
-                format!("datastore {DATASTORE} returned no account key"),
-            )
-        })?;
+        let key = secrets
+            .get("key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| failed(format!("datastore {DATASTORE} returned no account key")))?;
         Auth::SharedKey(Arc::new(SharedKeyCredential::new(&account, key)?))
     } else {
         Auth::Bearer(ctx.config.storage_scope.clone())
@@ -219,8 +221,8 @@ async fn blob_endpoint(ctx: &Ctx, account: &str, suffix: &str, protocol: &str) -
             .arm
             .get(sa_id, &ctx.api_version(ResourceType::StorageAccount)?)
             .await?
-        && let Some(ep) = sa
-            .pointer("/properties/primaryEndpoints/blob")
+        && let Some(ep) = spec_outputs(ctx.spec(ResourceType::StorageAccount)?, &sa)
+            .get("primary_blob_endpoint")
             .and_then(Value::as_str)
         && let Ok(url) = Url::parse(ep)
     {
@@ -237,7 +239,7 @@ async fn blob_endpoint(ctx: &Ctx, account: &str, suffix: &str, protocol: &str) -
         suffix
     };
     Url::parse(&format!("{protocol}://{account}.blob.{suffix}/"))
-        .map_err(|e| ProviderError::new(ErrorKind::Failed, format!("bad datastore endpoint: {e}")))
+        .map_err(|e| failed(format!("bad datastore endpoint: {e}")))
 }
 
 /// Uploads the asset unless every file is already there with the same MD5.
@@ -340,7 +342,8 @@ fn code_path(inputs: &Map<String, Value>) -> Result<&str> {
 }
 
 /// The environment's image and conda text, and the version derived from them.
-fn environment_content(
+pub(super) fn environment_content(
+    ctx: &Ctx,
     inputs: &Map<String, Value>,
 ) -> Result<Option<(String, Option<String>, String)>> {
     let Some(env) = inputs.get("environment").filter(|e| e.is_object()) else {
@@ -349,7 +352,15 @@ fn environment_content(
     let image = env
         .get("image")
         .and_then(Value::as_str)
-        .unwrap_or(DEFAULT_IMAGE)
+        .or_else(|| {
+            ctx.spec(T)
+                .ok()?
+                .field("environment.image")?
+                .default
+                .as_ref()?
+                .as_str()
+        })
+        .ok_or_else(|| ProviderError::invalid("missing required input `environment.image`"))?
         .to_owned();
     let conda = match env.get("conda_file").and_then(Value::as_str) {
         Some(p) => Some(
@@ -401,7 +412,7 @@ fn expected_ids(ctx: &Ctx, inputs: &Map<String, Value>) -> ExpectedIds {
         Some(v) if registered(v).is_some() => {
             registered(v).map(|(n, ver)| asset_id(ctx, "environments", &n, &ver))
         }
-        _ => environment_content(inputs)
+        _ => environment_content(ctx, inputs)
             .ok()
             .flatten()
             .and_then(|(_, _, v)| {
@@ -417,8 +428,15 @@ fn expected_ids(ctx: &Ctx, inputs: &Map<String, Value>) -> ExpectedIds {
     }
 }
 
-/// Uploads and registers what the inputs reference; returns (model id, code id, environment id).
-async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<(String, String, String)> {
+/// The ARM ids of the registered versions a deployment runs.
+pub(super) struct AssetIds {
+    pub(super) model: String,
+    pub(super) code: String,
+    pub(super) environment: String,
+}
+
+/// Uploads and registers what the inputs reference.
+async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<AssetIds> {
     let inputs = &req.inputs;
     let code = match code_ref(inputs) {
         Some(_) => None,
@@ -481,7 +499,7 @@ async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<(String, Str
     let env_id = match inputs.get("environment").and_then(registered) {
         Some((n, v)) => asset_id(ctx, "environments", &n, &v),
         None => {
-            let (image, conda, version) = environment_content(inputs)?
+            let (image, conda, version) = environment_content(ctx, inputs)?
                 .ok_or_else(|| ProviderError::invalid("missing required input `environment`"))?;
             let mut props = json!({"image": image, "osType": "Linux", "isAnonymous": false});
             if let Some(c) = conda {
@@ -497,242 +515,59 @@ async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<(String, Str
             .await?
         }
     };
-    Ok((model_id, code_id, env_id))
+    Ok(AssetIds {
+        model: model_id,
+        code: code_id,
+        environment: env_id,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Body and read-back
 
-fn iso_seconds(secs: f64) -> String {
-    let s = format!("{secs}");
-    format!("PT{s}S")
-}
-
-fn ms_to_iso(v: &Value) -> Option<Value> {
-    v.as_f64().map(|ms| json!(iso_seconds(ms / 1000.0)))
-}
-
-fn secs_to_iso(v: &Value) -> Option<Value> {
-    v.as_f64().map(|s| json!(iso_seconds(s)))
-}
-
-fn iso_to_number(v: &Value, scale: f64) -> Option<Value> {
-    let d = parse_iso_duration(v.as_str()?)?;
-    let n = d.as_secs_f64() * scale;
-    Some(if n.fract() == 0.0 {
-        json!(n as i64)
-    } else {
-        json!(n)
-    })
-}
-
-const PROBE_FIELDS: &[(&str, &str, bool)] = &[
-    ("initial_delay", "initialDelay", true),
-    ("period", "period", true),
-    ("timeout", "timeout", true),
-    ("success_threshold", "successThreshold", false),
-    ("failure_threshold", "failureThreshold", false),
-];
-const PROBE_DEFAULTS: &[(&str, i64)] = &[
-    ("initial_delay", 10),
-    ("period", 10),
-    ("timeout", 2),
-    ("success_threshold", 1),
-    ("failure_threshold", 30),
-];
-const REQUEST_FIELDS: &[(&str, &str, bool)] = &[
-    ("request_timeout_ms", "requestTimeout", true),
-    (
-        "max_concurrent_requests_per_instance",
-        "maxConcurrentRequestsPerInstance",
-        false,
-    ),
-    ("max_queue_wait_ms", "maxQueueWait", true),
-];
-const REQUEST_DEFAULTS: &[(&str, i64)] = &[
-    ("request_timeout_ms", 5000),
-    ("max_concurrent_requests_per_instance", 1),
-    ("max_queue_wait_ms", 500),
-];
-
-const PROBES: &[(&str, &str)] = &[
-    ("liveness_probe", "livenessProbe"),
-    ("readiness_probe", "readinessProbe"),
-];
-
-/// A settings object (probe, request settings) in ARM spelling: durations converted by `to_iso`.
-fn settings_to_wire(
-    settings: &Map<String, Value>,
-    fields: &[(&str, &str, bool)],
-    to_iso: fn(&Value) -> Option<Value>,
-) -> Value {
-    let mut out = Map::new();
-    for (stack, wire, duration) in fields {
-        let v = settings.get(*stack).and_then(|v| {
-            if *duration {
-                to_iso(v)
-            } else {
-                Some(v.clone())
-            }
-        });
-        if let Some(v) = v {
-            out.insert((*wire).into(), v);
-        }
-    }
-    Value::Object(out)
-}
-
-/// A settings object read back in stack spelling (durations × `scale` from seconds), defaults filled.
-fn settings_from_wire(
-    live: &Value,
-    fields: &[(&str, &str, bool)],
-    defaults: &[(&str, i64)],
-    scale: f64,
-) -> Value {
-    let mut out = Map::new();
-    for ((stack, wire, duration), (_, default)) in fields.iter().zip(defaults) {
-        let v = live.get(*wire).and_then(|v| {
-            if *duration {
-                iso_to_number(v, scale)
-            } else {
-                Some(v.clone())
-            }
-        });
-        out.insert((*stack).into(), v.unwrap_or(json!(default)));
-    }
-    Value::Object(out)
-}
-
-fn int(inputs: &Map<String, Value>, name: &str, default: i64) -> i64 {
-    inputs.get(name).and_then(Value::as_i64).unwrap_or(default)
-}
-
-fn deployment_body(
+/// The deployment body: the spec's mapping (defaults, wire spellings, durations, the request settings
+/// and probes at their paths), the workspace's region, and the registered asset versions.
+pub(super) fn deployment_body(
     ctx: &Ctx,
-    req: &ResourceRequest,
+    inputs: &Map<String, Value>,
     location: &str,
-    ids: &(String, String, String),
+    ids: &AssetIds,
 ) -> Result<Value> {
-    let i = &req.inputs;
-    let scoring_script = i
+    inputs
         .get("code_configuration")
         .and_then(|c| c.get("scoring_script"))
         .and_then(Value::as_str)
         .ok_or_else(|| {
             ProviderError::invalid("missing required input `code_configuration.scoring_script`")
         })?;
-    let mut props = json!({
-        "endpointComputeType": "Managed",
-        "instanceType": i.get("instance_type").and_then(Value::as_str).unwrap_or("Standard_DS3_v2"),
-        "model": ids.0,
-        "codeConfiguration": {"codeId": ids.1, "scoringScript": scoring_script},
-        "environmentId": ids.2,
-        "appInsightsEnabled": i.get("app_insights_enabled").and_then(Value::as_bool).unwrap_or(false),
-        "scaleSettings": {"scaleType": "Default"},
-        "egressPublicNetworkAccess": if i.get("egress_public_network_access").and_then(Value::as_str) == Some("disabled") { "Disabled" } else { "Enabled" },
-    });
-    if let Some(env) = i.get("environment_variables").filter(|v| v.is_object()) {
-        props["environmentVariables"] = env.clone();
+    let spec = ctx.spec(T)?;
+    let mut body = spec_body(ctx, spec, inputs);
+    body["location"] = json!(location);
+    for (field, id) in [
+        ("model", &ids.model),
+        ("code_configuration.code", &ids.code),
+        ("environment", &ids.environment),
+    ] {
+        set_path(&mut body, &arm_path(spec, field)?, json!(id));
     }
-    if let Some(d) = i.get("description").and_then(Value::as_str) {
-        props["description"] = json!(d);
-    }
-    if let Some(rs) = i.get("request_settings").and_then(Value::as_object) {
-        props["requestSettings"] = settings_to_wire(rs, REQUEST_FIELDS, ms_to_iso);
-    }
-    for (stack, wire) in PROBES {
-        if let Some(p) = i.get(*stack).and_then(Value::as_object) {
-            props[*wire] = settings_to_wire(p, PROBE_FIELDS, secs_to_iso);
-        }
-    }
-    let mut body = json!({
-        "location": location,
-        "sku": {"name": "Default", "capacity": int(i, "instance_count", 1)},
-        "properties": props,
-    });
-    if let Some(tags) = i.get("tags").filter(|v| v.is_object()) {
-        body["tags"] = tags.clone();
-    }
-    let _ = ctx;
     Ok(body)
 }
 
+/// The deployment as read back: the spec's mapping, the endpoint's `traffic` share, and the assets.
+/// An asset reads back in the request's form (a local folder) when the live version is the one that
+/// folder produces, else as the live version (`azureml:NAME:VERSION`).
 fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value, traffic: u32) -> Result<Observed> {
     let spec = ctx.spec(T)?;
     let d = &req.inputs;
-    let mut inputs = Map::new();
-    for k in ["name", "endpoint"] {
-        if let Some(v) = d.get(k) {
-            inputs.insert(k.into(), v.clone());
-        }
-    }
-    let p = |k: &str| get_path(body, &format!("properties.{k}"));
-    if let Some(v) = p("instanceType") {
-        inputs.insert("instance_type".into(), v.clone());
-    }
-    inputs.insert(
-        "instance_count".into(),
-        body.pointer("/sku/capacity").cloned().unwrap_or(json!(1)),
-    );
-    inputs.insert("traffic".into(), json!(traffic));
-    inputs.insert(
-        "app_insights_enabled".into(),
-        p("appInsightsEnabled").cloned().unwrap_or(json!(false)),
-    );
-    let egress = p("egressPublicNetworkAccess")
-        .and_then(Value::as_str)
-        .unwrap_or("Enabled")
-        .to_ascii_lowercase();
-    inputs.insert("egress_public_network_access".into(), json!(egress));
-    if let Some(env) =
-        p("environmentVariables").filter(|v| v.as_object().is_some_and(|m| !m.is_empty()))
-    {
-        inputs.insert("environment_variables".into(), env.clone());
-    } else if d.contains_key("environment_variables") {
-        inputs.insert("environment_variables".into(), json!({}));
-    }
-    if let Some(desc) = p("description") {
-        inputs.insert("description".into(), desc.clone());
-    }
-    if let Some(tags) = body
-        .get("tags")
-        .filter(|t| t.as_object().is_some_and(|m| !m.is_empty()))
-    {
-        inputs.insert("tags".into(), tags.clone());
-    } else if d.contains_key("tags") {
-        inputs.insert("tags".into(), json!({}));
-    }
-    // Settings objects are reported only when the stack manages them (the service fills its defaults).
-    if d.contains_key("request_settings") {
-        let live = p("requestSettings").cloned().unwrap_or(Value::Null);
-        inputs.insert(
-            "request_settings".into(),
-            settings_from_wire(&live, REQUEST_FIELDS, REQUEST_DEFAULTS, 1000.0),
-        );
-    }
-    for (stack, wire) in PROBES {
-        if d.contains_key(*stack) {
-            let live = p(wire).cloned().unwrap_or(Value::Null);
-            inputs.insert(
-                (*stack).into(),
-                settings_from_wire(&live, PROBE_FIELDS, PROBE_DEFAULTS, 1.0),
-            );
-        }
-    }
-    // Assets: the request's own form when the live ids are the ones it produces, else the live ids.
+    let mut obs = spec_observe(ctx, spec, d, body);
+    obs.inputs.insert("traffic".into(), json!(traffic));
     let expected = expected_ids(ctx, d);
-    let live_id = |path: &str| {
-        get_path(body, path)
+    let live_id = |field: &str| -> Result<Option<String>> {
+        Ok(get_path(body, &arm_path(spec, field)?)
             .and_then(Value::as_str)
-            .map(str::to_owned)
+            .map(str::to_owned))
     };
-    let as_ref = |id: &str| {
-        let parts: Vec<&str> = id.trim_end_matches('/').rsplit('/').collect();
-        match parts.as_slice() {
-            [version, "versions", name, ..] => json!(format!("azureml:{name}:{version}")),
-            _ => json!(id),
-        }
-    };
+    let as_ref = |id: &str| json!(registered_version(id).unwrap_or_else(|| id.to_owned()));
     let pick = |live: Option<String>, want: &Option<String>, desired: Option<&Value>| match (
         live, want, desired,
     ) {
@@ -740,43 +575,34 @@ fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value, traffic: u32) -> Resu
         (Some(l), _, _) => Some(as_ref(&l)),
         _ => None,
     };
-    if let Some(m) = pick(live_id("properties.model"), &expected.model, d.get("model")) {
-        inputs.insert("model".into(), m);
+    if let Some(m) = pick(live_id("model")?, &expected.model, d.get("model")) {
+        obs.inputs.insert("model".into(), m);
     }
     if let Some(e) = pick(
-        live_id("properties.environmentId"),
+        live_id("environment")?,
         &expected.environment,
         d.get("environment"),
     ) {
-        inputs.insert("environment".into(), e);
+        obs.inputs.insert("environment".into(), e);
     }
-    let script = live_id("properties.codeConfiguration.scoringScript").unwrap_or_default();
-    let code_same = matches!((live_id("properties.codeConfiguration.codeId"), &expected.code), (Some(l), Some(w)) if same_id(&l, w));
-    let code = if code_same {
-        d.get("code_configuration")
+    let live_code = live_id("code_configuration.code")?;
+    let code = match (&live_code, &expected.code) {
+        (Some(l), Some(w)) if same_id(l, w) => d
+            .get("code_configuration")
             .and_then(|c| c.get("code"))
             .cloned()
-            .unwrap_or(Value::Null)
-    } else {
-        live_id("properties.codeConfiguration.codeId")
-            .map(|l| as_ref(&l))
-            .unwrap_or(Value::Null)
+            .unwrap_or(Value::Null),
+        _ => live_code.as_deref().map(as_ref).unwrap_or(Value::Null),
     };
-    inputs.insert(
-        "code_configuration".into(),
-        json!({"code": code, "scoring_script": script}),
-    );
-    let outputs = spec_outputs(spec, body);
-    let id = body
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    Ok(Observed {
-        id,
-        inputs,
-        outputs,
-    })
+    if let Some(cc) = obs
+        .inputs
+        .entry("code_configuration")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+    {
+        cc.insert("code".into(), code);
+    }
+    Ok(obs)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -815,14 +641,21 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
     observe(ctx, req, &body, traffic).map(Some)
 }
 
+/// The share of the endpoint's traffic the inputs ask for (the spec's default when they say none).
+pub(super) fn wanted_share(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<u32> {
+    let share = ctx
+        .spec(T)?
+        .field("traffic")
+        .and_then(|f| input_or_default(f, inputs, "traffic"))
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ProviderError::invalid("missing input `traffic`"))?;
+    u32::try_from(share).map_err(|_| bad_input("traffic", "a percentage"))
+}
+
 /// Sets this deployment's share on its endpoint when it differs from the live one. When the share is
 /// 100, every other deployment goes to 0; otherwise the other shares are left as they are.
 async fn apply_traffic(ctx: &Ctx, req: &ResourceRequest) -> Result<u32> {
-    let want = req
-        .inputs
-        .get("traffic")
-        .and_then(Value::as_u64)
-        .unwrap_or(0) as u32;
+    let want = wanted_share(ctx, &req.inputs)?;
     let (mut map, live) = endpoint_traffic(ctx, &req.inputs).await?;
     if want == live {
         return Ok(live);
@@ -844,7 +677,7 @@ async fn apply_traffic(ctx: &Ctx, req: &ResourceRequest) -> Result<u32> {
 pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let ids = prepare_assets(ctx, req).await?;
     let location = ctx.workspace_location().await?;
-    let body = deployment_body(ctx, req, &location, &ids)?;
+    let body = deployment_body(ctx, &req.inputs, &location, &ids)?;
     let p = path(ctx, &req.inputs)?;
     let api = ctx.api_version(T)?;
     let report = |s: &str| req.report(s);
@@ -865,8 +698,8 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
 
 /// Update, decided against the live deployment (not `prior`): traffic only → endpoint PUT; instance
 /// count only → PATCH `sku.capacity`; anything else, or a deployment that is not `Succeeded` → a full PUT.
-pub async fn update(ctx: &Ctx, prior: &Observed, req: &ResourceRequest) -> Result<Observed> {
-    let _ = prior;
+pub async fn update(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
+    let spec = ctx.spec(T)?;
     let mut after = req.inputs.clone();
     for k in ["instance_count", "traffic"] {
         after.remove(k);
@@ -895,22 +728,19 @@ pub async fn update(ctx: &Ctx, prior: &Observed, req: &ResourceRequest) -> Resul
     if !same_rest {
         return put(ctx, req).await;
     }
-    let want_count = req
-        .inputs
-        .get("instance_count")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
+    let count_field = spec
+        .field("instance_count")
+        .ok_or_else(|| ProviderError::invalid("the spec has no `instance_count`"))?;
+    let want_count = input_or_default(count_field, &req.inputs, "instance_count");
     let live_count = current
         .as_ref()
-        .and_then(|o| o.inputs.get("instance_count"))
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
+        .and_then(|o| input_or_default(count_field, &o.inputs, "instance_count"));
     let p = path(ctx, &req.inputs)?;
     let api = ctx.api_version(T)?;
     let body = if want_count != live_count {
         let report = |s: &str| req.report(s);
         req.report("Scaling");
-        let patch = json!({"sku": {"name": "Default", "capacity": want_count}});
+        let patch = scale_patch(spec, want_count.cloned().unwrap_or(Value::Null))?;
         match ctx
             .arm
             .patch(&p, &api, &patch, &ctx.config.lro_for(T), &report)
@@ -933,6 +763,21 @@ pub async fn update(ctx: &Ctx, prior: &Observed, req: &ResourceRequest) -> Resul
     };
     let traffic = apply_traffic(ctx, req).await?;
     observe(ctx, req, &body, traffic)
+}
+
+/// The PATCH that scales a deployment: the object holding `instance_count`'s ARM path (`sku`), with the
+/// spec's fixed values inside it and the new count.
+pub(super) fn scale_patch(spec: &ResourceSpec, count: Value) -> Result<Value> {
+    let capacity = arm_path(spec, "instance_count")?;
+    let holder = capacity.split('.').next().unwrap_or_default();
+    let mut patch = json!({});
+    for (path, value) in &spec.arm.fixed {
+        if path.split('.').next() == Some(holder) {
+            set_path(&mut patch, path, value.clone());
+        }
+    }
+    set_path(&mut patch, &capacity, count);
+    Ok(patch)
 }
 
 /// Moves traffic off the deployment, then deletes it (pattern C).
@@ -1040,48 +885,82 @@ mod tests {
         );
     }
 
-    #[test]
-    fn settings_round_trip_through_arm_spelling() {
-        let probe = serde_json::from_value::<Map<String, Value>>(
-            json!({"initial_delay": 5, "period": 10, "failure_threshold": 3}),
+    fn ctx() -> Ctx {
+        let t = crate::provider::pipeline::fake::FakeTransport::new(vec![]);
+        let c = Arc::new(crate::provider::pipeline::fake::FakeClock::default());
+        crate::provider::resources::tests::ctx_with(
+            crate::provider::resources::tests::azure_config(),
+            &t,
+            &c,
         )
-        .unwrap();
-        let wire = settings_to_wire(&probe, PROBE_FIELDS, secs_to_iso);
-        assert_eq!(
-            wire,
-            json!({"initialDelay": "PT5S", "period": "PT10S", "failureThreshold": 3})
-        );
-        let back = settings_from_wire(&wire, PROBE_FIELDS, PROBE_DEFAULTS, 1.0);
-        assert_eq!(
-            back,
-            json!({"initial_delay": 5, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 3})
-        );
-        let rs = serde_json::from_value::<Map<String, Value>>(
-            json!({"request_timeout_ms": 1500, "max_concurrent_requests_per_instance": 2}),
-        )
-        .unwrap();
-        let wire = settings_to_wire(&rs, REQUEST_FIELDS, ms_to_iso);
-        assert_eq!(
-            wire,
-            json!({"requestTimeout": "PT1.5S", "maxConcurrentRequestsPerInstance": 2})
-        );
-        let back = settings_from_wire(&wire, REQUEST_FIELDS, REQUEST_DEFAULTS, 1000.0);
-        assert_eq!(
-            back,
-            json!({"request_timeout_ms": 1500, "max_concurrent_requests_per_instance": 2, "max_queue_wait_ms": 500})
-        );
+    }
+
+    fn ids() -> AssetIds {
+        AssetIds {
+            model: "/ws/models/m/versions/1".into(),
+            code: "/ws/codes/c/versions/2".into(),
+            environment: "/ws/environments/e/versions/3".into(),
+        }
     }
 
     #[test]
-    fn registered_refs_and_durations() {
+    fn settings_round_trip_through_arm_spelling() {
+        let ctx = ctx();
+        let inputs = serde_json::from_value::<Map<String, Value>>(json!({
+            "name": "blue", "endpoint": "ep",
+            "code_configuration": {"code": "./code", "scoring_script": "score.py"},
+            "liveness_probe": {"initial_delay": 5, "period": 10, "failure_threshold": 3},
+            "request_settings": {"request_timeout_ms": 1500, "max_concurrent_requests_per_instance": 2},
+        }))
+        .unwrap();
+        let body = deployment_body(&ctx, &inputs, "westus", &ids()).unwrap();
+        assert_eq!(
+            body["properties"]["livenessProbe"],
+            json!({"initialDelay": "PT5S", "period": "PT10S", "timeout": "PT2S", "successThreshold": 1, "failureThreshold": 3})
+        );
+        assert_eq!(
+            body["properties"]["requestSettings"],
+            json!({"requestTimeout": "PT1.5S", "maxConcurrentRequestsPerInstance": 2, "maxQueueWait": "PT0.5S"})
+        );
+        assert!(body["properties"].get("readinessProbe").is_none());
+        assert_eq!(body["location"], "westus");
+        assert_eq!(
+            body["properties"]["codeConfiguration"],
+            json!({"codeId": "/ws/codes/c/versions/2", "scoringScript": "score.py"})
+        );
+        assert_eq!(body["properties"]["model"], "/ws/models/m/versions/1");
+        assert_eq!(
+            body["properties"]["environmentId"],
+            "/ws/environments/e/versions/3"
+        );
+        assert_eq!(body["sku"], json!({"name": "Default", "capacity": 1}));
+        let spec = ctx.spec(T).unwrap();
+        let back = spec_observe(&ctx, spec, &inputs, &body);
+        assert_eq!(
+            back.inputs["liveness_probe"],
+            json!({"initial_delay": 5, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 3})
+        );
+        assert_eq!(
+            back.inputs["request_settings"],
+            json!({"request_timeout_ms": 1500, "max_concurrent_requests_per_instance": 2, "max_queue_wait_ms": 500})
+        );
+        assert!(!back.inputs.contains_key("readiness_probe"));
+        assert_eq!(back.inputs["egress_public_network_access"], "enabled");
+    }
+
+    #[test]
+    fn scaling_patches_only_the_sku() {
+        let ctx = ctx();
+        let patch = scale_patch(ctx.spec(T).unwrap(), json!(3)).unwrap();
+        assert_eq!(patch, json!({"sku": {"name": "Default", "capacity": 3}}));
+    }
+
+    #[test]
+    fn registered_refs() {
         assert_eq!(
             registered(&json!("azureml:m:3")),
             Some(("m".into(), "3".into()))
         );
         assert_eq!(registered(&json!("m:3")), None);
-        assert_eq!(ms_to_iso(&json!(5000)), Some(json!("PT5S")));
-        assert_eq!(ms_to_iso(&json!(500)), Some(json!("PT0.5S")));
-        assert_eq!(iso_to_number(&json!("PT0.5S"), 1000.0), Some(json!(500)));
-        assert_eq!(iso_to_number(&json!("PT10S"), 1.0), Some(json!(10)));
     }
 }

@@ -11,109 +11,145 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::{Ctx, arm_delete, arm_get, spec_body, spec_observe};
+use super::{
+    Ctx, arm_delete, arm_get, arm_path, failed, get_path, input_or_default, set_path, spec_body,
+    spec_observe, spec_outputs,
+};
 use crate::provider::error::{ErrorKind, ProviderError};
-use crate::provider::ids::same_id;
 use crate::provider::pipeline::{Auth, HttpRequest};
 use crate::provider::{Observed, ResourceRequest, ResourceType, Result, Secret};
+use crate::specs::{FieldSpec, FieldType, ResourceSpec};
 
 const T: ResourceType = ResourceType::OnlineEndpoint;
 
-/// The user-assigned identity ids the inputs list.
-fn requested_uais(inputs: &Map<String, Value>) -> Vec<String> {
-    inputs
-        .get("identity")
-        .and_then(|i| i.get("user_assigned_identities"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
+/// The identity object's spec and its `type` and `user_assigned_identities` fields.
+struct IdentitySpec<'a> {
+    object: &'a FieldSpec,
+    kind: &'a FieldSpec,
+    ids: &'a FieldSpec,
+    kind_path: String,
+    ids_path: String,
 }
 
-/// The identity block of the PUT body.
-fn identity_body(inputs: &Map<String, Value>) -> Result<Value> {
-    let identity = inputs.get("identity").filter(|v| !v.is_null());
-    let kind = identity
-        .and_then(|i| i.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("system_assigned");
-    let ids = requested_uais(inputs);
-    match kind {
-        "system_assigned" if ids.is_empty() => Ok(json!({"type": "SystemAssigned"})),
-        "system_assigned" => {
-            let map: Map<String, Value> = ids.into_iter().map(|id| (id, json!({}))).collect();
-            Ok(json!({"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": map}))
-        }
-        "user_assigned" => {
-            if ids.is_empty() {
+impl<'a> IdentitySpec<'a> {
+    fn of(spec: &'a ResourceSpec) -> Result<Self> {
+        let field = |path: &str| {
+            spec.field(path)
+                .ok_or_else(|| ProviderError::invalid(format!("the spec has no `{path}`")))
+        };
+        Ok(Self {
+            object: field("identity")?,
+            kind: field("identity.type")?,
+            ids: field("identity.user_assigned_identities")?,
+            kind_path: arm_path(spec, "identity.type")?,
+            ids_path: arm_path(spec, "identity.user_assigned_identities")?,
+        })
+    }
+
+    /// The identity type the inputs ask for (the spec's default when they say none) and the ids they list.
+    fn requested(&self, inputs: &Map<String, Value>) -> (Option<String>, Vec<String>) {
+        let identity = input_or_default(self.object, inputs, "identity");
+        let kind = identity
+            .and_then(|i| i.get("type"))
+            .filter(|v| !v.is_null())
+            .or(self.kind.default.as_ref())
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let ids = identity
+            .and_then(|i| i.get("user_assigned_identities"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        (kind, ids)
+    }
+
+    fn wire(&self, kind: &str) -> Value {
+        self.kind.to_wire(&json!(kind))
+    }
+
+    /// The identity block of the PUT body: system-assigned with listed identities is both kinds at once,
+    /// and the listed ids travel as the keys of a map.
+    fn place(&self, body: &mut Value, inputs: &Map<String, Value>) -> Result<()> {
+        let (kind, ids) = self.requested(inputs);
+        let map: Map<String, Value> = ids.iter().map(|id| (id.clone(), json!({}))).collect();
+        match kind.as_deref() {
+            Some(SYSTEM) if ids.is_empty() => set_path(body, &self.kind_path, self.wire(SYSTEM)),
+            Some(SYSTEM) => {
+                let both = [self.wire(SYSTEM), self.wire(USER)]
+                    .iter()
+                    .filter_map(|w| w.as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                set_path(body, &self.kind_path, json!(both));
+                set_path(body, &self.ids_path, Value::Object(map));
+            }
+            Some(USER) if ids.is_empty() => {
                 return Err(ProviderError::invalid(
                     "identity.user_assigned_identities must list at least one identity id",
                 ));
             }
-            let map: Map<String, Value> = ids.into_iter().map(|id| (id, json!({}))).collect();
-            Ok(json!({"type": "UserAssigned", "userAssignedIdentities": map}))
+            Some(USER) => {
+                set_path(body, &self.kind_path, self.wire(USER));
+                set_path(body, &self.ids_path, Value::Object(map));
+            }
+            other => {
+                return Err(ProviderError::invalid(format!(
+                    "unknown identity type {other:?}"
+                )));
+            }
         }
-        other => Err(ProviderError::invalid(format!(
-            "unknown identity type {other:?}"
-        ))),
+        Ok(())
+    }
+
+    /// The identity input as read back, in the request's spelling when it names the same identities.
+    fn observed(&self, body: &Value, desired: &Map<String, Value>) -> Value {
+        let first_kind = get_path(body, &self.kind_path)
+            .and_then(Value::as_str)
+            .and_then(|w| w.split(',').next())
+            .map(|w| self.kind.from_wire(&json!(w.trim())));
+        let kind = if first_kind.as_ref().and_then(Value::as_str) == Some(SYSTEM) {
+            SYSTEM
+        } else {
+            USER
+        };
+        let live: Vec<Value> = get_path(body, &self.ids_path)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().map(Value::String).collect())
+            .unwrap_or_default();
+        let wanted: Vec<Value> = self
+            .requested(desired)
+            .1
+            .into_iter()
+            .map(Value::String)
+            .collect();
+        let ids = if self.ids.comparison().same(&json!(live), &json!(wanted)) {
+            wanted
+        } else {
+            live
+        };
+        let mut out = Map::new();
+        out.insert("type".into(), Value::String(kind.into()));
+        if !ids.is_empty() {
+            out.insert("user_assigned_identities".into(), Value::Array(ids));
+        }
+        Value::Object(out)
     }
 }
 
-/// The identity input as read back, in the request's spelling when it names the same identities.
-fn identity_observed(body: &Value, desired: &Map<String, Value>) -> Value {
-    let wire = body
-        .pointer("/identity/type")
-        .and_then(Value::as_str)
-        .unwrap_or("None");
-    let kind = if wire.to_ascii_lowercase().starts_with("systemassigned") {
-        "system_assigned"
-    } else {
-        "user_assigned"
-    };
-    let live: Vec<String> = body
-        .pointer("/identity/userAssignedIdentities")
-        .and_then(Value::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    let wanted = requested_uais(desired);
-    let same_set =
-        live.len() == wanted.len() && live.iter().all(|l| wanted.iter().any(|w| same_id(l, w)));
-    let ids = if same_set { wanted } else { live };
-    let mut out = Map::new();
-    out.insert("type".into(), Value::String(kind.into()));
-    if !ids.is_empty() {
-        out.insert(
-            "user_assigned_identities".into(),
-            ids.into_iter().map(Value::String).collect(),
-        );
-    }
-    Value::Object(out)
-}
+/// The identity types, as the stack spells them.
+const SYSTEM: &str = "system_assigned";
+const USER: &str = "user_assigned";
 
 fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value) -> Result<Observed> {
     let spec = ctx.spec(T)?;
-    let mut obs = spec_observe(ctx, spec, &req.inputs, body, &["identity"]);
-    obs.inputs
-        .insert("identity".into(), identity_observed(body, &req.inputs));
-    // A user-assigned-only endpoint has no top-level principal: report the (first) attached identity's.
-    let identity = obs.outputs.entry("identity").or_insert_with(|| json!({}));
-    if identity.get("principal_id").is_none()
-        && let Some(p) = body
-            .pointer("/identity/userAssignedIdentities")
-            .and_then(Value::as_object)
-            .and_then(|m| m.values().next())
-        && let Some(obj) = identity.as_object_mut()
-    {
-        for (from, to) in [("principalId", "principal_id"), ("clientId", "client_id")] {
-            if let Some(v) = p.get(from).filter(|v| !v.is_null()) {
-                obj.entry(to).or_insert(v.clone());
-            }
-        }
-    }
+    let mut obs = spec_observe(ctx, spec, &req.inputs, body);
+    obs.inputs.insert(
+        "identity".into(),
+        IdentitySpec::of(spec)?.observed(body, &req.inputs),
+    );
     if let Some(traffic) = body
         .pointer("/properties/traffic")
         .filter(|t| t.is_object())
@@ -130,12 +166,18 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
     }
 }
 
+/// The endpoint body the inputs ask for: the spec's mapping and the identity block.
+pub(crate) fn endpoint_body(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<Value> {
+    let spec = ctx.spec(T)?;
+    let mut body = spec_body(ctx, spec, inputs);
+    IdentitySpec::of(spec)?.place(&mut body, inputs)?;
+    Ok(body)
+}
+
 /// Create or update by PUT (pattern B). The live traffic split is carried over so an endpoint update
 /// never moves traffic.
 pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
-    let spec = ctx.spec(T)?;
-    let mut body = spec_body(ctx, spec, &req.inputs, &["identity"]);
-    body["identity"] = identity_body(&req.inputs)?;
+    let mut body = endpoint_body(ctx, &req.inputs)?;
     // Endpoints live in their workspace's region.
     body["location"] = json!(ctx.workspace_location().await?);
     if let Some(current) = arm_get(ctx, T, req).await?
@@ -183,43 +225,49 @@ async fn existing(ctx: &Ctx, endpoint: &str) -> Result<(String, String, Value)> 
     }
 }
 
-/// The writable part of a GET body, for a full PUT that changes only what the caller changes.
-fn writable(current: &Value) -> Value {
-    let mut body = json!({ "location": current.get("location").cloned().unwrap_or(Value::Null) });
-    for key in ["tags", "kind", "sku"] {
-        if let Some(v) = current.get(key).filter(|v| !v.is_null()) {
-            body[key] = v.clone();
+/// Parts of an endpoint body that no field maps but a full PUT must carry over.
+const CARRIED: &[&str] = &[
+    "kind",
+    "sku",
+    "properties.traffic",
+    "properties.mirrorTraffic",
+];
+
+/// The writable part of a GET body, for a full PUT that changes only what the caller changes: the
+/// location, what the spec's fields map, the identity without its read-only parts, and [`CARRIED`].
+fn writable(spec: &ResourceSpec, current: &Value) -> Result<Value> {
+    let mut body = json!({ "location": current.get("location").cloned().unwrap_or(Value::Null), "properties": {} });
+    let mapped = spec
+        .fields
+        .values()
+        .filter(|f| f.kind != FieldType::Object && f.custom.is_none())
+        .filter_map(|f| f.arm.as_deref())
+        .filter(|arm| *arm != "name");
+    for path in mapped.chain(CARRIED.iter().copied()) {
+        if let Some(v) = get_path(current, path) {
+            set_path(&mut body, path, v.clone());
         }
     }
-    if let Some(identity) = current.get("identity").filter(|v| !v.is_null()) {
-        let mut id =
-            json!({ "type": identity.get("type").cloned().unwrap_or(json!("SystemAssigned")) });
-        if let Some(uais) = identity
-            .get("userAssignedIdentities")
-            .and_then(Value::as_object)
-        {
+    let identity = IdentitySpec::of(spec)?;
+    let object_path = arm_path(spec, "identity")?;
+    if get_path(current, &object_path).is_some() {
+        let kind = get_path(current, &identity.kind_path)
+            .cloned()
+            .or_else(|| {
+                identity
+                    .kind
+                    .default
+                    .as_ref()
+                    .map(|d| identity.kind.to_wire(d))
+            })
+            .unwrap_or(Value::Null);
+        set_path(&mut body, &identity.kind_path, kind);
+        if let Some(uais) = get_path(current, &identity.ids_path).and_then(Value::as_object) {
             let keys: Map<String, Value> = uais.keys().map(|k| (k.clone(), json!({}))).collect();
-            id["userAssignedIdentities"] = Value::Object(keys);
-        }
-        body["identity"] = id;
-    }
-    let mut props = Map::new();
-    for key in [
-        "authMode",
-        "description",
-        "publicNetworkAccess",
-        "traffic",
-        "mirrorTraffic",
-    ] {
-        if let Some(v) = current
-            .pointer(&format!("/properties/{key}"))
-            .filter(|v| !v.is_null())
-        {
-            props.insert(key.into(), v.clone());
+            set_path(&mut body, &identity.ids_path, Value::Object(keys));
         }
     }
-    body["properties"] = Value::Object(props);
-    body
+    Ok(body)
 }
 
 /// Sets the endpoint's traffic split: GET the endpoint, replace `properties.traffic`, PUT the whole body
@@ -231,7 +279,7 @@ pub async fn set_traffic(
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<()> {
     let (path, api, current) = existing(ctx, endpoint).await?;
-    let mut body = writable(&current);
+    let mut body = writable(ctx.spec(T)?, &current)?;
     let map: Map<String, Value> = traffic
         .iter()
         .filter(|(_, p)| **p > 0)
@@ -280,10 +328,9 @@ pub async fn list_keys(ctx: &Ctx, endpoint: &str) -> Result<EndpointKeys> {
             secondary: secondary.unwrap_or_else(|| primary.clone()),
             primary,
         }),
-        _ => Err(ProviderError::new(
-            ErrorKind::Failed,
-            format!("listKeys of endpoint {endpoint} returned no key"),
-        )),
+        _ => Err(failed(format!(
+            "listKeys of endpoint {endpoint} returned no key"
+        ))),
     }
 }
 
@@ -303,36 +350,28 @@ pub async fn invoke(
     deployment: Option<&str>,
 ) -> Result<ScoreResponse> {
     let (path, api, current) = existing(ctx, endpoint).await?;
-    let uri = current
-        .pointer("/properties/scoringUri")
+    let spec = ctx.spec(T)?;
+    let uri = spec_outputs(spec, &current)
+        .get("scoring_uri")
         .and_then(Value::as_str)
         .and_then(|u| Url::parse(u).ok())
-        .ok_or_else(|| {
-            ProviderError::new(
-                ErrorKind::Failed,
-                format!("endpoint {endpoint} has no scoring uri yet"),
-            )
-        })?;
-    let mode = current
-        .pointer("/properties/authMode")
-        .and_then(Value::as_str)
-        .unwrap_or("Key")
-        .to_ascii_lowercase();
-    let auth = match mode.as_str() {
-        "amltoken" => {
+        .ok_or_else(|| failed(format!("endpoint {endpoint} has no scoring uri yet")))?;
+    let auth_mode = spec
+        .field("auth_mode")
+        .ok_or_else(|| ProviderError::invalid("the spec has no `auth_mode`"))?;
+    let mode = get_path(&current, &arm_path(spec, "auth_mode")?)
+        .map(|m| auth_mode.from_wire(m))
+        .or_else(|| auth_mode.default.clone());
+    let auth = match mode.as_ref().and_then(Value::as_str) {
+        Some("aml_token") => {
             let t = ctx.arm.post(&format!("{path}/token"), &api, None).await?;
             let token = t
                 .get("accessToken")
                 .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    ProviderError::new(
-                        ErrorKind::Failed,
-                        format!("endpoint {endpoint} returned no token"),
-                    )
-                })?;
+                .ok_or_else(|| failed(format!("endpoint {endpoint} returned no token")))?;
             Some(Secret::new(token))
         }
-        "aadtoken" => None,
+        Some("aad_token") => None,
         _ => Some(list_keys(ctx, endpoint).await?.primary),
     };
     let mut req = HttpRequest::new(Method::POST, uri)
@@ -357,24 +396,47 @@ pub async fn invoke(
 mod tests {
     use super::*;
 
+    fn spec() -> ResourceSpec {
+        crate::provider::resources::tests::registry()
+            .get("online_endpoint")
+            .cloned()
+            .expect("online_endpoint spec")
+    }
+
+    fn identity_body(spec: &ResourceSpec, inputs: &Map<String, Value>) -> Result<Value> {
+        let mut body = json!({});
+        IdentitySpec::of(spec)?.place(&mut body, inputs)?;
+        Ok(body["identity"].clone())
+    }
+
     #[test]
     fn identity_bodies() {
-        let mut i = Map::new();
-        assert_eq!(identity_body(&i).unwrap(), json!({"type":"SystemAssigned"}));
-        i.insert(
-            "identity".into(),
-            json!({"type":"user_assigned","user_assigned_identities":["/subs/x/uai"]}),
-        );
-        assert_eq!(
-            identity_body(&i).unwrap(),
-            json!({"type":"UserAssigned","userAssignedIdentities":{"/subs/x/uai":{}}})
-        );
-        i.insert("identity".into(), json!({"type":"user_assigned"}));
-        assert!(identity_body(&i).is_err());
+        let spec = spec();
+        let uai = json!(["/subs/x/uai"]);
+        for (identity, body) in [
+            (Value::Null, json!({"type": "SystemAssigned"})),
+            (
+                json!({"type": "user_assigned", "user_assigned_identities": uai}),
+                json!({"type": "UserAssigned", "userAssignedIdentities": {"/subs/x/uai": {}}}),
+            ),
+            (
+                json!({"type": "system_assigned", "user_assigned_identities": uai}),
+                json!({"type": "SystemAssigned,UserAssigned", "userAssignedIdentities": {"/subs/x/uai": {}}}),
+            ),
+        ] {
+            let mut inputs = Map::new();
+            inputs.insert("identity".into(), identity.clone());
+            assert_eq!(identity_body(&spec, &inputs).unwrap(), body, "{identity}");
+        }
+        let mut inputs = Map::new();
+        inputs.insert("identity".into(), json!({"type": "user_assigned"}));
+        assert!(identity_body(&spec, &inputs).is_err());
     }
 
     #[test]
     fn identity_read_back_keeps_requested_spelling() {
+        let spec = spec();
+        let identity = IdentitySpec::of(&spec).unwrap();
         let mut desired = Map::new();
         desired.insert(
             "identity".into(),
@@ -382,12 +444,12 @@ mod tests {
         );
         let body = json!({"identity":{"type":"userAssigned","userAssignedIdentities":{"/subs/x/uai":{"principalId":"p"}}}});
         assert_eq!(
-            identity_observed(&body, &desired),
+            identity.observed(&body, &desired),
             json!({"type":"user_assigned","user_assigned_identities":["/Subs/X/UAI"]})
         );
         let sys = json!({"identity":{"type":"SystemAssigned","principalId":"p"}});
         assert_eq!(
-            identity_observed(&sys, &Map::new()),
+            identity.observed(&sys, &Map::new()),
             json!({"type":"system_assigned"})
         );
     }
@@ -396,7 +458,7 @@ mod tests {
     fn writable_body_drops_read_only_fields() {
         let got = json!({"id":"x","name":"e","location":"eastus","identity":{"type":"SystemAssigned","principalId":"p"},
             "properties":{"authMode":"Key","scoringUri":"u","provisioningState":"Succeeded","traffic":{"blue":100}},"systemData":{}});
-        let w = writable(&got);
+        let w = writable(&spec(), &got).unwrap();
         assert_eq!(
             w,
             json!({"location":"eastus","identity":{"type":"SystemAssigned"},"properties":{"authMode":"Key","traffic":{"blue":100}}})

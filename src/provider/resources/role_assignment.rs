@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, required_str};
+use super::{Ctx, arm_path, get_path, required_str, set_path, spec_body, spec_observe};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::ids::{
     last_segment, role_assignment_name, role_guid, role_name, same_id, same_role_definition,
@@ -17,7 +17,7 @@ use crate::provider::{Observed, ResourceRequest, ResourceType, Result};
 const T: ResourceType = ResourceType::RoleAssignment;
 
 /// The parts of an assignment request.
-struct Parts {
+pub(super) struct Parts {
     scope: String,
     principal_id: String,
     guid: String,
@@ -25,7 +25,7 @@ struct Parts {
     path: String,
 }
 
-fn parts(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<Parts> {
+pub(super) fn parts(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<Parts> {
     let scope = required_str(inputs, "scope")?
         .trim_end_matches('/')
         .to_owned();
@@ -60,15 +60,21 @@ fn parts(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<Parts> {
     })
 }
 
-fn observe(req: &ResourceRequest, body: &Value) -> Observed {
-    let props = body.get("properties").cloned().unwrap_or(Value::Null);
-    let s = |k: &str| {
-        props
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+/// The string at an ARM path of a body, empty when there is none.
+fn live_str(body: &Value, path: &str) -> String {
+    get_path(body, path)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The assignment as read back: the spec's mapping (principal kept in the requested spelling, the
+/// principal type's default), and the role and scope, which the body does not carry as the stack
+/// writes them: each kept in the requested form when it names the same thing.
+fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value) -> Result<Observed> {
+    let spec = ctx.spec(T)?;
+    let mut obs = spec_observe(ctx, spec, &req.inputs, body);
+    let live = |field: &str| -> Result<String> { Ok(live_str(body, &arm_path(spec, field)?)) };
     let desired = |k: &str| {
         req.inputs
             .get(k)
@@ -76,19 +82,7 @@ fn observe(req: &ResourceRequest, body: &Value) -> Observed {
             .unwrap_or_default()
             .to_owned()
     };
-    let mut inputs = Map::new();
-    let principal = s("principalId");
-    inputs.insert(
-        "principal_id".into(),
-        json!(
-            if principal.eq_ignore_ascii_case(&desired("principal_id")) {
-                desired("principal_id")
-            } else {
-                principal
-            }
-        ),
-    );
-    let role_def = s("roleDefinitionId");
+    let role_def = live("role")?;
     let wanted_role = desired("role");
     let role = match role_guid(&wanted_role) {
         Some(g) if same_role_definition(&g, &role_def) => wanted_role,
@@ -96,9 +90,9 @@ fn observe(req: &ResourceRequest, body: &Value) -> Observed {
             .map(str::to_owned)
             .unwrap_or_else(|| role_def.clone()),
     };
-    inputs.insert("role".into(), json!(role));
-    let scope = s("scope");
-    inputs.insert(
+    obs.inputs.insert("role".into(), json!(role));
+    let scope = live("scope")?;
+    obs.inputs.insert(
         "scope".into(),
         json!(if same_id(&scope, &desired("scope")) || scope.is_empty() {
             desired("scope")
@@ -106,36 +100,7 @@ fn observe(req: &ResourceRequest, body: &Value) -> Observed {
             scope
         }),
     );
-    let ptype = s("principalType");
-    inputs.insert(
-        "principal_type".into(),
-        json!(if ptype.is_empty() {
-            "ServicePrincipal".to_owned()
-        } else {
-            ptype
-        }),
-    );
-    let description = s("description");
-    if !description.is_empty() {
-        inputs.insert("description".into(), json!(description));
-    }
-    let mut outputs = Map::new();
-    let id = body
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    outputs.insert("id".into(), json!(id));
-    outputs.insert(
-        "name".into(),
-        body.get("name").cloned().unwrap_or(Value::Null),
-    );
-    outputs.insert("role_definition_id".into(), json!(role_def));
-    Observed {
-        id,
-        inputs,
-        outputs,
-    }
+    Ok(obs)
 }
 
 pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
@@ -143,11 +108,23 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
         Some(id) if !id.is_empty() => id.clone(),
         _ => parts(ctx, &req.inputs)?.path,
     };
-    Ok(ctx
-        .arm
+    ctx.arm
         .get(&path, &ctx.api_version(T)?)
         .await?
-        .map(|b| observe(req, &b)))
+        .map(|b| observe(ctx, req, &b))
+        .transpose()
+}
+
+/// The PUT body: the spec's mapping, and the role as the full definition id.
+pub(super) fn body(ctx: &Ctx, inputs: &Map<String, Value>, p: &Parts) -> Result<Value> {
+    let spec = ctx.spec(T)?;
+    let mut body = spec_body(ctx, spec, inputs);
+    set_path(
+        &mut body,
+        &arm_path(spec, "role")?,
+        json!(p.role_definition_id),
+    );
+    Ok(body)
 }
 
 /// PUT the assignment; retry `PrincipalNotFound` while the principal replicates; adopt an identical
@@ -155,20 +132,7 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
 pub async fn create(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let p = parts(ctx, &req.inputs)?;
     let api = ctx.api_version(T)?;
-    let principal_type = req
-        .inputs
-        .get("principal_type")
-        .and_then(Value::as_str)
-        .unwrap_or("ServicePrincipal");
-    let mut properties = json!({
-        "roleDefinitionId": p.role_definition_id,
-        "principalId": p.principal_id,
-        "principalType": principal_type,
-    });
-    if let Some(d) = req.inputs.get("description").and_then(Value::as_str) {
-        properties["description"] = json!(d);
-    }
-    let body = json!({ "properties": properties });
+    let body = body(ctx, &req.inputs, &p)?;
     let clock = ctx.arm.pipeline().clock().clone();
     let start = clock.elapsed();
     let mut attempt = 0u32;
@@ -178,7 +142,7 @@ pub async fn create(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
             .put(&p.path, &api, &body, &ctx.config.lro_for(T), &|_| {})
             .await
         {
-            Ok(done) => return Ok(observe(req, &done)),
+            Ok(done) => return observe(ctx, req, &done),
             Err(e) if e.has_code("RoleAssignmentExists") => return adopt(ctx, req, &p, &api).await,
             Err(e) if e.has_code("PrincipalNotFound") => {
                 let delay = ctx
@@ -221,16 +185,17 @@ async fn adopt(ctx: &Ctx, req: &ResourceRequest, p: &Parts, api: &str) -> Result
             &[("$filter", &filter)],
         )
         .await?;
+    let spec = ctx.spec(T)?;
+    let (role, principal, scope) = (
+        arm_path(spec, "role")?,
+        arm_path(spec, "principal_id")?,
+        arm_path(spec, "scope")?,
+    );
     let found = list.into_iter().find(|a| {
-        let prop = |k: &str| {
-            a.pointer(&format!("/properties/{k}"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        same_role_definition(&prop("roleDefinitionId"), &p.guid)
-            && prop("principalId").eq_ignore_ascii_case(&p.principal_id)
-            && (prop("scope").is_empty() || same_id(&prop("scope"), &p.scope))
+        let live_scope = live_str(a, &scope);
+        same_role_definition(&live_str(a, &role), &p.guid)
+            && live_str(a, &principal).eq_ignore_ascii_case(&p.principal_id)
+            && (live_scope.is_empty() || same_id(&live_scope, &p.scope))
     });
     match found {
         Some(a) => {
@@ -240,7 +205,7 @@ async fn adopt(ctx: &Ctx, req: &ResourceRequest, p: &Parts, api: &str) -> Result
                 .unwrap_or_default()
                 .to_owned();
             tracing::debug!(id = %id, "adopting existing role assignment");
-            Ok(observe(req, &a))
+            observe(ctx, req, &a)
         }
         None => Err(ProviderError::new(
             ErrorKind::Conflict,

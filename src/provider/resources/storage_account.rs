@@ -1,15 +1,16 @@
-//! What is special about storage accounts: HTTPS-only is always requested, the account keys
-//! (`listKeys`), and how the blob data plane of an account is reached (its `primaryEndpoints.blob`, and
-//! SharedKey when the account allows it, else a Bearer token for the storage audience).
+//! What is special about storage accounts: the account keys (`listKeys`), and how the blob data plane of
+//! an account is reached (its `primaryEndpoints.blob`, and SharedKey when the account allows it, else a
+//! Bearer token for the storage audience). The body and its read-back are the spec's (HTTPS-only is one
+//! of its `fixed` values).
 //!
 //! Keys are [`Secret`]s: never logged, never returned in an [`Observed`].
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use url::Url;
 
-use super::{Ctx, arm_delete, arm_get, arm_put, set_path, spec_body, spec_observe};
+use super::{Ctx, arm_delete, failed, generic_put, generic_read, spec_observe};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::pipeline::Auth;
 use crate::provider::shared_key::SharedKeyCredential;
@@ -18,38 +19,28 @@ use crate::provider::{Observed, ResourceRequest, ResourceType, Result, Secret};
 const T: ResourceType = ResourceType::StorageAccount;
 
 pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
-    let spec = ctx.spec(T)?;
-    Ok(arm_get(ctx, T, req)
-        .await?
-        .map(|b| spec_observe(ctx, spec, &req.inputs, &b, &[])))
+    generic_read(ctx, req).await
 }
 
-/// Create and update are the same PUT (pattern A).
+/// Create and update are the same PUT (pattern A); the spec's `fixed` values ask for HTTPS only. A new
+/// PUT may change shared-key access, so the account's cached data-plane access is dropped.
 pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
-    let spec = ctx.spec(T)?;
-    let mut body = spec_body(ctx, spec, &req.inputs, &[]);
-    set_path(
-        &mut body,
-        "properties.supportsHttpsTrafficOnly",
-        json!(true),
-    );
-    let done = arm_put(ctx, T, req, &body).await?;
-    if let Some(name) = req.inputs.get("name").and_then(Value::as_str) {
+    let done = generic_put(ctx, req).await?;
+    forget_access(ctx, &req.inputs).await;
+    Ok(done)
+}
+
+async fn forget_access(ctx: &Ctx, inputs: &Map<String, Value>) {
+    if let Some(name) = inputs.get("name").and_then(Value::as_str) {
         ctx.account_access
             .lock()
             .await
             .remove(&name.to_ascii_lowercase());
     }
-    Ok(spec_observe(ctx, spec, &req.inputs, &done, &[]))
 }
 
 pub async fn delete(ctx: &Ctx, req: &ResourceRequest) -> Result<()> {
-    if let Some(name) = req.inputs.get("name").and_then(Value::as_str) {
-        ctx.account_access
-            .lock()
-            .await
-            .remove(&name.to_ascii_lowercase());
-    }
+    forget_access(ctx, &req.inputs).await;
     arm_delete(ctx, T, req).await
 }
 
@@ -74,10 +65,9 @@ pub async fn list_keys(ctx: &Ctx, account: &str) -> Result<Vec<Secret>> {
         })
         .unwrap_or_default();
     if keys.is_empty() {
-        return Err(ProviderError::new(
-            ErrorKind::Failed,
-            format!("listKeys of storage account {account} returned no key"),
-        ));
+        return Err(failed(format!(
+            "listKeys of storage account {account} returned no key"
+        )));
     }
     Ok(keys)
 }
@@ -102,29 +92,21 @@ pub async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)> {
                 format!("storage account {account} does not exist"),
             )
         })?;
-    let endpoint = body
-        .pointer("/properties/primaryEndpoints/blob")
+    // Read through the spec: the blob endpoint attribute, and shared-key access with its default.
+    let live = spec_observe(ctx, ctx.spec(T)?, &Map::new(), &body);
+    let endpoint = live
+        .outputs
+        .get("primary_blob_endpoint")
         .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ProviderError::new(
-                ErrorKind::Failed,
-                format!("storage account {account} has no blob endpoint"),
-            )
-        })?;
-    let mut endpoint = Url::parse(endpoint).map_err(|e| {
-        ProviderError::new(
-            ErrorKind::Failed,
-            format!("bad blob endpoint of {account}: {e}"),
-        )
-    })?;
+        .ok_or_else(|| failed(format!("storage account {account} has no blob endpoint")))?;
+    let mut endpoint =
+        Url::parse(endpoint).map_err(|e| failed(format!("bad blob endpoint of {account}: {e}")))?;
     if !endpoint.path().ends_with('/') {
         let p = format!("{}/", endpoint.path());
         endpoint.set_path(&p);
     }
-    let shared_key_allowed = body
-        .pointer("/properties/allowSharedKeyAccess")
-        .and_then(Value::as_bool)
-        != Some(false);
+    let shared_key_allowed =
+        live.inputs.get("allow_shared_key_access") != Some(&Value::Bool(false));
     let bearer = || Auth::Bearer(ctx.config.storage_scope.clone());
     let auth = if shared_key_allowed {
         match list_keys(ctx, account).await {

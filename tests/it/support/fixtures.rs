@@ -111,7 +111,8 @@ impl BadCase {
             if let Some(rest) = comment.strip_prefix("expect:") {
                 case.expects.push(parse_expect(rest.trim(), line)?);
             } else if let Some(rest) = comment.strip_prefix("var:") {
-                case.vars.push(stack::parse_var_arg(rest.trim())?);
+                case.vars
+                    .push(stack::parse_var_arg(rest.trim()).map_err(|e| e.to_string())?);
             } else if let Some(rest) = comment.strip_prefix("var-file:") {
                 case.var_files.push(bad_dir().join(rest.trim()));
             } else if let Some(rest) = comment.strip_prefix("env:") {
