@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::store::{Data, RoleAssignment};
+use super::store::RoleAssignment;
 
 /// Claims carried by every token the cloud issues.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -97,18 +97,18 @@ impl Signer {
 }
 
 /// Audiences compare case-insensitively and ignoring trailing slashes.
-pub fn same_audience(a: &str, b: &str) -> bool {
+pub(crate) fn same_audience(a: &str, b: &str) -> bool {
     a.trim_end_matches('/')
         .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 /// The storage data-plane audience.
-pub const STORAGE_AUDIENCE: &str = "https://storage.azure.com/";
+pub(crate) const STORAGE_AUDIENCE: &str = "https://storage.azure.com/";
 /// The Azure ML scoring audience.
-pub const ML_AUDIENCE: &str = "https://ml.azure.com/";
+pub(crate) const ML_AUDIENCE: &str = "https://ml.azure.com/";
 
 /// Built-in role definitions: (GUID, name, ARM actions, data actions).
-pub struct RoleDef {
+pub(crate) struct RoleDef {
     pub guid: &'static str,
     pub name: &'static str,
     pub arm: ArmLevel,
@@ -116,7 +116,7 @@ pub struct RoleDef {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub enum ArmLevel {
+pub(crate) enum ArmLevel {
     None,
     Read,
     /// Everything except granting roles.
@@ -126,13 +126,13 @@ pub enum ArmLevel {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub enum DataLevel {
+pub(crate) enum DataLevel {
     None,
     Read,
     Write,
 }
 
-pub const ROLES: &[RoleDef] = &[
+pub(crate) const ROLES: &[RoleDef] = &[
     RoleDef {
         guid: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
         name: "Owner",
@@ -184,7 +184,7 @@ pub const ROLES: &[RoleDef] = &[
 ];
 
 /// The trailing GUID of a role definition id, lowercase.
-pub fn role_guid(role_definition_id: &str) -> String {
+pub(crate) fn role_guid(role_definition_id: &str) -> String {
     role_definition_id
         .rsplit('/')
         .next()
@@ -192,53 +192,50 @@ pub fn role_guid(role_definition_id: &str) -> String {
         .to_ascii_lowercase()
 }
 
-pub fn role(guid: &str) -> Option<&'static RoleDef> {
+pub(crate) fn role(guid: &str) -> Option<&'static RoleDef> {
     ROLES.iter().find(|r| r.guid.eq_ignore_ascii_case(guid))
 }
 
 /// True when `scope` equals `target` or is one of its ancestors (segment boundary, case-insensitive).
-pub fn scope_covers(scope: &str, target: &str) -> bool {
+pub(crate) fn scope_covers(scope: &str, target: &str) -> bool {
     let s = scope.trim_end_matches('/').to_ascii_lowercase();
     let t = target.trim_end_matches('/').to_ascii_lowercase();
     s.is_empty() || t == s || (t.starts_with(&s) && t.as_bytes().get(s.len()) == Some(&b'/'))
 }
 
-/// Assignments of `principal` that cover `target` and are older than `min_age_ms` (the
-/// propagation-delay fault).
-pub fn effective<'a>(
-    data: &'a Data,
-    principal: &str,
-    target: &str,
+/// Assignments among `assignments` (one principal's) that cover `target` and are older than
+/// `min_age_ms` (the propagation-delay fault).
+fn effective<'a>(
+    assignments: &'a [RoleAssignment],
+    target: &'a str,
     now_ms: u64,
     min_age_ms: u64,
-) -> impl Iterator<Item = &'a RoleAssignment> {
-    let principal = principal.to_ascii_lowercase();
-    data.role_assignments.values().filter(move |ra| {
-        ra.principal_id.eq_ignore_ascii_case(&principal)
-            && scope_covers(&ra.scope, target)
-            && now_ms.saturating_sub(ra.created_ms) >= min_age_ms
-    })
+) -> impl Iterator<Item = &'a RoleDef> {
+    assignments
+        .iter()
+        .filter(move |ra| {
+            scope_covers(&ra.scope, target) && now_ms.saturating_sub(ra.created_ms) >= min_age_ms
+        })
+        .filter_map(|ra| role(&role_guid(&ra.role_definition_id)))
 }
 
-/// Highest ARM level `principal` holds on `target`.
-pub fn arm_level(data: &Data, principal: &str, target: &str, now_ms: u64) -> ArmLevel {
-    effective(data, principal, target, now_ms, 0)
-        .filter_map(|ra| role(&role_guid(&ra.role_definition_id)))
+/// Highest ARM level a principal's `assignments` grant on `target`.
+pub(crate) fn arm_level(assignments: &[RoleAssignment], target: &str, now_ms: u64) -> ArmLevel {
+    effective(assignments, target, now_ms, 0)
         .map(|r| r.arm)
         .max()
         .unwrap_or(ArmLevel::None)
 }
 
-/// Highest blob data level `principal` holds on `target`.
-pub fn data_level(
-    data: &Data,
-    principal: &str,
+/// Highest blob data level a principal's `assignments` grant on `target`, counting only assignments
+/// older than `delay_ms`.
+pub(crate) fn data_level(
+    assignments: &[RoleAssignment],
     target: &str,
     now_ms: u64,
     delay_ms: u64,
 ) -> DataLevel {
-    effective(data, principal, target, now_ms, delay_ms)
-        .filter_map(|ra| role(&role_guid(&ra.role_definition_id)))
+    effective(assignments, target, now_ms, delay_ms)
         .map(|r| r.data)
         .max()
         .unwrap_or(DataLevel::None)
@@ -280,6 +277,45 @@ mod tests {
             Err(TokenError::BadSignature)
         );
         assert_eq!(s.verify("abc", &["x"], 0), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn levels_come_from_covering_assignments_old_enough() {
+        let ra = |scope: &str, role: &str, created_ms: u64| RoleAssignment {
+            id: String::new(),
+            name: String::new(),
+            scope: scope.into(),
+            role_definition_id: format!(
+                "/providers/Microsoft.Authorization/roleDefinitions/{role}"
+            ),
+            principal_id: "p".into(),
+            principal_type: "User".into(),
+            description: None,
+            created_ms,
+            created_on: String::new(),
+        };
+        let held = [
+            ra(
+                "/subscriptions/s",
+                "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+                0,
+            ),
+            ra(
+                "/subscriptions/s/rg",
+                "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+                100,
+            ),
+        ];
+        assert_eq!(arm_level(&held, "/subscriptions/s/rg/x", 0), ArmLevel::Read);
+        assert_eq!(arm_level(&held, "/subscriptions/t", 0), ArmLevel::None);
+        assert_eq!(
+            data_level(&held, "/subscriptions/s/rg", 150, 0),
+            DataLevel::Write
+        );
+        assert_eq!(
+            data_level(&held, "/subscriptions/s/rg", 150, 60),
+            DataLevel::None
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Fault injection for testing clients against an unreliable cloud: added latency, LRO duration,
 //! random 500/503 and 429 answers, role-assignment propagation delay and principal replication delay.
 //! Set from `cloud up` flags/env at start and changed at run time through `POST /_admin/faults`.
-//! Defaults inject nothing. This module only decides; the protocol layers apply the decisions.
+//! Defaults inject nothing. This module only decides; the protocol layers apply the decisions: it
+//! must never sleep, answer a request or touch the store.
 use serde::{Deserialize, Serialize};
 
 /// The fault settings. Every field is optional in the admin API's JSON; missing fields keep their value.
@@ -55,9 +56,24 @@ pub struct FaultsPatch {
     pub principal_replication_s: Option<f64>,
 }
 
+/// A fault setting that cannot be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultsError {
+    #[error("{0} must be between 0 and 1")]
+    RateOutOfRange(&'static str),
+    #[error("{0} must be a non-negative number")]
+    NegativeDelay(&'static str),
+    #[error("{0} must be a number")]
+    NotANumber(String),
+    #[error("{0} must be a non-negative integer")]
+    NotAnInteger(String),
+    #[error("{0}")]
+    Invalid(#[from] serde_json::Error),
+}
+
 /// What the protocol layer must do with one request.
 #[derive(Debug, PartialEq)]
-pub enum Injected {
+pub(crate) enum Injected {
     None,
     ServerError(u16),
     Throttle(u64),
@@ -65,7 +81,7 @@ pub enum Injected {
 
 impl Faults {
     /// Applies a patch, rejecting rates outside 0..=1 and negative delays.
-    pub fn apply(&mut self, p: FaultsPatch) -> Result<(), String> {
+    pub fn apply(&mut self, p: FaultsPatch) -> Result<(), FaultsError> {
         for (name, v) in [
             ("error_rate", p.error_rate),
             ("throttle_rate", p.throttle_rate),
@@ -73,7 +89,7 @@ impl Faults {
             if let Some(v) = v
                 && !(0.0..=1.0).contains(&v)
             {
-                return Err(format!("{name} must be between 0 and 1"));
+                return Err(FaultsError::RateOutOfRange(name));
             }
         }
         for (name, v) in [
@@ -83,7 +99,7 @@ impl Faults {
             if let Some(v) = v
                 && !(v.is_finite() && v >= 0.0)
             {
-                return Err(format!("{name} must be a non-negative number"));
+                return Err(FaultsError::NegativeDelay(name));
             }
         }
         macro_rules! set {
@@ -103,7 +119,7 @@ impl Faults {
     }
 
     /// Draws the fault for one request.
-    pub fn draw(&self, roll: f64) -> Injected {
+    pub(crate) fn draw(&self, roll: f64) -> Injected {
         if roll < self.throttle_rate {
             Injected::Throttle(self.throttle_retry_after_s.max(1))
         } else if roll < self.throttle_rate + self.error_rate {
@@ -120,7 +136,7 @@ impl Faults {
 
     /// Reads settings from the environment (`STACKFORM_CLOUD_FAULT_<FIELD>`, e.g.
     /// `STACKFORM_CLOUD_FAULT_LRO_MS=2000`).
-    pub fn from_env() -> Result<Faults, String> {
+    pub fn from_env() -> Result<Faults, FaultsError> {
         let mut f = Faults::default();
         let mut patch = serde_json::Map::new();
         for name in [
@@ -138,10 +154,10 @@ impl Faults {
                 let n: f64 = v
                     .trim()
                     .parse()
-                    .map_err(|_| format!("{var} must be a number"))?;
+                    .map_err(|_| FaultsError::NotANumber(var.clone()))?;
                 let value = if name.ends_with("_ms") || name.ends_with("retry_after_s") {
                     if n < 0.0 || n.fract() != 0.0 {
-                        return Err(format!("{var} must be a non-negative integer"));
+                        return Err(FaultsError::NotAnInteger(var));
                     }
                     serde_json::json!(n as u64)
                 } else {
@@ -150,8 +166,7 @@ impl Faults {
                 patch.insert(name.to_string(), value);
             }
         }
-        let p: FaultsPatch =
-            serde_json::from_value(serde_json::Value::Object(patch)).map_err(|e| e.to_string())?;
+        let p: FaultsPatch = serde_json::from_value(serde_json::Value::Object(patch))?;
         f.apply(p)?;
         Ok(f)
     }

@@ -12,7 +12,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::auth::{Claims, ML_AUDIENCE, STORAGE_AUDIENCE, same_audience};
-use super::server::CloudState;
+use super::state::CloudState;
 use super::store::{now_ms, now_rfc3339};
 
 fn entra_error(status: StatusCode, error: &str, code: u32, text: &str) -> Response {
@@ -52,13 +52,13 @@ fn resource_for_scope(st: &CloudState, scope: &str) -> Option<String> {
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token` (client credentials).
-pub async fn token(
+pub(crate) async fn token(
     State(st): State<CloudState>,
     Path(tenant): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = super::arm::parse_query(Some(&String::from_utf8_lossy(&body)));
-    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let form = super::http::Query::parse(Some(&String::from_utf8_lossy(&body)));
+    let get = |k: &str| form.get_exact(k);
     let seed = st.seed();
     if !tenant.eq_ignore_ascii_case(&seed.tenant_id) {
         return entra_error(
@@ -137,7 +137,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
-pub async fn openid(State(st): State<CloudState>, Path(tenant): Path<String>) -> Response {
+pub(crate) async fn openid(State(st): State<CloudState>, Path(tenant): Path<String>) -> Response {
     let base = format!("{}/{tenant}", st.arm_url);
     axum::Json(json!({
         "issuer": format!("{base}/v2.0"),
@@ -155,7 +155,7 @@ pub async fn openid(State(st): State<CloudState>, Path(tenant): Path<String>) ->
 }
 
 /// `GET /{tenant}/discovery/instance`: MSAL's instance discovery, answered for this authority only.
-pub async fn instance_discovery(
+pub(crate) async fn instance_discovery(
     State(st): State<CloudState>,
     Path(tenant): Path<String>,
 ) -> Response {
@@ -169,7 +169,7 @@ pub async fn instance_discovery(
 }
 
 /// `GET /metadata/endpoints?api-version=2022-09-01`: one cloud object pointing at this emulator.
-pub async fn metadata(State(st): State<CloudState>) -> Response {
+pub(crate) async fn metadata(State(st): State<CloudState>) -> Response {
     let arm = format!("{}/", st.arm_url);
     axum::Json(json!({
         "name": "StackformLocal",
@@ -202,7 +202,7 @@ pub async fn metadata(State(st): State<CloudState>) -> Response {
 }
 
 /// Router of the plain-HTTP managed-identity endpoint.
-pub fn msi_router(state: CloudState) -> Router {
+pub(crate) fn msi_router(state: CloudState) -> Router {
     Router::new()
         .route("/msi/token", get(msi_token))
         .with_state(state)
@@ -245,7 +245,7 @@ async fn msi_token(
             "the api-version parameter is required",
         );
     }
-    let endpoint = st.store.read(|d| d.resources.get(&endpoint_key).cloned());
+    let endpoint = st.store.resource(&endpoint_key);
     let Some(ep) = endpoint else {
         return msi_error(
             StatusCode::BAD_REQUEST,

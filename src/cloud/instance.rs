@@ -4,6 +4,8 @@
 //! the background and waiting until it answers, and stopping it through its admin API.
 //!
 //! `cloud.json` holds the seeded service principal's fixture secret and is written with mode 0600.
+//! This module never serves requests and never reads the store: it finds, starts and stops an
+//! instance from the outside.
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,10 +15,10 @@ use super::store::{StoreError, write_atomic};
 use super::tls::TlsError;
 
 /// Name of the instance description file in the data folder.
-pub const INFO_FILE: &str = "cloud.json";
+pub(crate) const INFO_FILE: &str = "cloud.json";
 const LOCK_FILE: &str = "cloud.lock";
 /// Log of a detached instance.
-pub const LOG_FILE: &str = "cloud.log";
+pub(crate) const LOG_FILE: &str = "cloud.log";
 
 /// Everything a client needs to use a running local cloud (what `cloud status --json` prints).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -88,7 +90,7 @@ pub fn default_data_dir() -> Result<PathBuf, CloudError> {
 }
 
 /// Takes the data folder's exclusive lock; fails if another instance holds it.
-pub fn take_lock(dir: &Path) -> Result<std::fs::File, CloudError> {
+pub(crate) fn take_lock(dir: &Path) -> Result<std::fs::File, CloudError> {
     let path = dir.join(LOCK_FILE);
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -109,14 +111,14 @@ pub fn take_lock(dir: &Path) -> Result<std::fs::File, CloudError> {
 }
 
 /// True when some process holds the data folder's lock.
-pub fn is_locked(dir: &Path) -> bool {
+pub(crate) fn is_locked(dir: &Path) -> bool {
     if !dir.join(LOCK_FILE).exists() {
         return false;
     }
     matches!(take_lock(dir), Err(CloudError::AlreadyRunning(_)))
 }
 
-pub fn write_info(info: &CloudInfo) -> Result<(), CloudError> {
+pub(crate) fn write_info(info: &CloudInfo) -> Result<(), CloudError> {
     let bytes = serde_json::to_vec_pretty(info).unwrap_or_default();
     write_atomic(&info.data_dir.join(INFO_FILE), &bytes, true)?;
     Ok(())
@@ -160,7 +162,7 @@ async fn healthy(info: &CloudInfo) -> Result<(), CloudError> {
 
 /// Starts `exe cloud up --data-dir dir [--port port] [extra_args]` detached (own process group, output to
 /// `cloud.log`) and waits until it answers, for up to 60 s.
-pub fn spawn_detached(
+pub(crate) fn spawn_detached(
     exe: &Path,
     dir: &Path,
     port: Option<u16>,
@@ -330,7 +332,7 @@ pub fn stop(dir: &Path) -> Result<CloudInfo, CloudError> {
 
 /// Deletes the cloud's state (resources, blobs, deployments, logs) but keeps the CA, keys and the
 /// Python environment cache. Refuses while an instance is running.
-pub fn reset(dir: &Path) -> Result<(), CloudError> {
+pub(crate) fn reset(dir: &Path) -> Result<(), CloudError> {
     if is_locked(dir) {
         return Err(CloudError::AlreadyRunning(dir.to_path_buf()));
     }

@@ -3,10 +3,21 @@
 //! metadata document, the blob data plane and endpoint scoring over HTTPS on 127.0.0.1 with its own
 //! CA, plus a plain-HTTP managed-identity endpoint for the scoring processes it runs.
 //!
-//! Layers: [`server`] routes HTTP to the protocol layers ([`arm`], [`blob`], [`identity`], scoring in
-//! [`runner`]); those turn requests into typed operations on the [`store`] (durable state) and the
-//! [`runner`] (deployment processes), checking tokens and roles through [`auth`]; [`faults`] injects
-//! failures; [`instance`] manages a running instance (data folder, lock, `cloud.json`, detach).
+//! # Module map (a layer imports only the layers below it: no import circle)
+//!
+//! * [`server`] assembles the router (`app`) and starts a cloud (`start`); nothing imports it.
+//! * Protocol layers, each turning a request into a typed operation once: [`arm`] (`arm::route`
+//!   parses the path into an `ArmRoute`, `arm::protocol` holds the error envelope, api-version and
+//!   bearer auth, handlers per provider), [`blob`] (`blob::route` → `BlobRoute`, SharedKey and bearer
+//!   auth, XML errors), [`identity`] (token endpoint, OIDC, metadata, managed identity) and
+//!   [`runner`] (deployment processes and scoring).
+//! * Below them: [`state`] (the shared handle every handler receives), [`store`] (durable state behind
+//!   named operations; cascades such as "a container's blobs go with it" live only there), [`auth`]
+//!   (tokens and role checks over role assignments), [`faults`], [`procs`] (the table of running
+//!   scoring processes), [`bodies`] (ARM resource bodies more than one layer builds), [`seed`] (a
+//!   new data folder's world), [`tls`], [`instance`] (data folder, lock, `cloud.json`, detach).
+//! * [`http`] (request ids, query parsing, percent-decoding, header helpers) imports no other module
+//!   of the cloud.
 //!
 //! This module never imports the engine (plan/apply/provider); the engine sees it only as a URL, a CA
 //! and credentials, through [`ensure_running`] called by the CLI.
@@ -31,16 +42,22 @@
 //!   `error_rate`, `throttle_rate`, `throttle_retry_after_s`, `role_propagation_s`,
 //!   `principal_replication_s`); `GET` reads them. At start: `cloud up --lro-ms ...` flags or
 //!   `STACKFORM_CLOUD_FAULT_<FIELD>` variables.
-pub mod arm;
+pub(crate) mod arm;
 pub mod auth;
-pub mod blob;
+pub(crate) mod blob;
+pub(crate) mod bodies;
 pub mod faults;
-pub mod identity;
+pub(crate) mod http;
+pub(crate) mod identity;
 pub mod instance;
-pub mod runner;
-pub mod server;
-pub mod store;
-pub mod tls;
+pub(crate) mod procs;
+pub(crate) mod runner;
+pub(crate) mod seed;
+pub(crate) mod server;
+pub(crate) mod state;
+pub(crate) mod store;
+pub(crate) mod tls;
 
 pub use instance::{CloudError, CloudInfo, default_data_dir, ensure_running, read_info, status};
-pub use server::{CloudOptions, CloudState, RunningCloud, app, start};
+pub use server::{CloudOptions, RunningCloud, app, start};
+pub use state::CloudState;

@@ -13,10 +13,8 @@
 //! request), which avoids a large install and keeps start-up fast offline.
 //!
 //! Processes never outlive the cloud: each harness exits when its stdin pipe closes.
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as AxPath, State};
@@ -26,44 +24,91 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::server::{CloudState, Shared};
+use super::bodies::str_at;
+use super::http::{percent_decode, with_headers};
+use super::procs::{Proc, lock};
+use super::state::{CloudState, Shared};
 use super::store::{now_ms, now_rfc3339};
 
 const HARNESS: &str = include_str!("harness.py");
 
-struct Proc {
-    child: tokio::process::Child,
-    port: u16,
-    secret: String,
+/// Why a deployment did not start; shown in the operation's error and the deployment's logs.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeployError {
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    WriteFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the deployment no longer exists")]
+    Gone,
+    #[error("{kind} asset {reference} not found")]
+    AssetNotFound {
+        kind: &'static str,
+        reference: String,
+    },
+    #[error("unsupported azureml uri {0}")]
+    UnsupportedAzuremlUri(String),
+    #[error("datastore {0} does not exist (only workspaceblobstore)")]
+    UnknownDatastore(String),
+    #[error("invalid uri {uri}: {source}")]
+    InvalidUri {
+        uri: String,
+        source: url::ParseError,
+    },
+    #[error("uri {0} names no container")]
+    NoContainer(String),
+    #[error("uri {0} names no account and container")]
+    NoAccountAndContainer(String),
+    #[error("no blobs found at {uri} (account {account}, container {container}, path {path})")]
+    NoBlobs {
+        uri: String,
+        account: String,
+        container: String,
+        path: String,
+    },
+    #[error("refusing unsafe blob path {0}")]
+    UnsafeBlobPath(String),
+    #[error(transparent)]
+    Conda(#[from] CondaError),
+    #[error("cannot run {program}: {source}")]
+    Run {
+        program: &'static str,
+        source: std::io::Error,
+    },
+    #[error("python3 -m venv failed ({0})")]
+    VenvFailed(std::process::ExitStatus),
+    #[error("pip install failed ({0}); see the log above")]
+    PipFailed(std::process::ExitStatus),
+    #[error("cannot start {}: {source}", python.display())]
+    Start {
+        python: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("harness has no stdout")]
+    NoStdout,
+    #[error("init() failed; see the traceback above")]
+    InitFailed,
+    #[error("the local cloud is shutting down")]
+    ShuttingDown,
+    #[error("the deployment was deleted while starting")]
+    DeletedWhileStarting,
+    #[error("superseded by a newer deployment")]
+    Superseded,
 }
 
-/// Running scoring processes, MSI secrets and in-flight deploy generations.
-#[derive(Default)]
-pub struct Procs {
-    running: Mutex<HashMap<String, Proc>>,
-    secrets: Mutex<HashMap<String, String>>,
-    generations: Mutex<HashMap<String, u64>>,
-    env_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Set on shutdown: processes that finish starting afterwards are stopped at once.
-    closed: std::sync::atomic::AtomicBool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Procs {
-    /// The endpoint (lowercase id) a managed-identity secret belongs to.
-    pub fn endpoint_for_secret(&self, secret: &str) -> Option<String> {
-        if secret.is_empty() {
-            return None;
-        }
-        lock(&self.secrets).get(secret).cloned()
-    }
-
-    fn port(&self, dep_key: &str) -> Option<u16> {
-        lock(&self.running).get(dep_key).map(|p| p.port)
-    }
+/// A conda file the runner cannot read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CondaError {
+    #[error("invalid conda file: {0}")]
+    Invalid(String),
 }
 
 fn dep_dir(st: &Shared, dep_key: &str) -> PathBuf {
@@ -80,7 +125,7 @@ fn endpoint_key(dep_key: &str) -> String {
 }
 
 /// Stops the process of a deployment (if any).
-pub async fn stop(st: &Shared, dep_key: &str) {
+pub(crate) async fn stop(st: &Shared, dep_key: &str) {
     let proc = lock(&st.procs.running).remove(dep_key);
     if let Some(mut p) = proc {
         lock(&st.procs.secrets).remove(&p.secret);
@@ -90,7 +135,7 @@ pub async fn stop(st: &Shared, dep_key: &str) {
 }
 
 /// Stops every scoring process (on shutdown).
-pub async fn stop_all(st: &Shared) {
+pub(crate) async fn stop_all(st: &Shared) {
     st.procs
         .closed
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -101,42 +146,36 @@ pub async fn stop_all(st: &Shared) {
 }
 
 /// Removes a deleted deployment's files.
-pub fn remove_files(st: &Shared, dep_key: &str) {
+pub(crate) fn remove_files(st: &Shared, dep_key: &str) {
     let _ = std::fs::remove_dir_all(dep_dir(st, dep_key));
 }
 
 /// Restarts every stored deployment (after the cloud restarts). Deployments that were mid-operation
 /// are run again and their operations finished.
-pub fn restart_all(st: &CloudState) {
-    let deps: Vec<(String, Option<String>)> = st.store.read(|d| {
-        d.resources
-            .iter()
-            .filter(|(_, v)| {
-                v["type"]
-                    == "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"
-            })
-            .filter(|(_, v)| {
-                v.pointer("/properties/provisioningState")
-                    .and_then(Value::as_str)
-                    != Some("Failed")
-            })
-            .map(|(k, _)| {
-                let op = d
-                    .operations
-                    .values()
-                    .find(|o| o.status == "InProgress" && &o.resource_key == k)
-                    .map(|o| o.id.clone());
-                (k.clone(), op)
-            })
-            .collect()
-    });
+pub(crate) fn restart_all(st: &CloudState) {
+    let deps: Vec<(String, Option<String>)> = st
+        .store
+        .resources_of_type(
+            "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
+        )
+        .into_iter()
+        .filter(|(_, v)| {
+            v.pointer("/properties/provisioningState")
+                .and_then(Value::as_str)
+                != Some("Failed")
+        })
+        .map(|(k, _)| {
+            let op = st.store.operation_in_progress_on(&k).map(|o| o.id);
+            (k, op)
+        })
+        .collect();
     for (k, op) in deps {
         deploy(st.clone(), k, op);
     }
 }
 
 /// Starts (or restarts) a deployment in the background.
-pub fn deploy(st: CloudState, dep_key: String, op_id: Option<String>) {
+pub(crate) fn deploy(st: CloudState, dep_key: String, op_id: Option<String>) {
     let generation = {
         let mut g = lock(&st.procs.generations);
         let e = g.entry(dep_key.clone()).or_insert(0);
@@ -151,10 +190,7 @@ pub fn deploy(st: CloudState, dep_key: String, op_id: Option<String>) {
             return;
         }
         if let Some(op) = &op_id {
-            let ready = st
-                .store
-                .read(|d| d.operations.get(op).map(|o| o.ready_ms))
-                .unwrap_or(0);
+            let ready = st.store.operation(op).map_or(0, |o| o.ready_ms);
             let wait = ready.saturating_sub(now_ms());
             if wait > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
@@ -169,21 +205,23 @@ pub fn deploy(st: CloudState, dep_key: String, op_id: Option<String>) {
                 ),
             ),
         };
-        let key = dep_key.clone();
-        let _ = st
+        if let Err(e) = st
             .store
-            .mutate(move |d| {
-                if let Some(r) = d.resources.get_mut(&key) {
-                    r["properties"]["provisioningState"] = state.into();
-                }
-                if let Some(op) = op_id.and_then(|o| d.operations.get_mut(&o)) {
-                    op.status = state.into();
-                    op.error = error;
-                    op.ended = Some(now_rfc3339());
-                }
-            })
-            .await;
+            .finish_deployment(&dep_key, state, op_id.as_deref(), error)
+            .await
+        {
+            tracing::error!("local cloud: recording the deployment's outcome: {e}");
+        }
     });
+}
+
+/// A string field (`pointer`) of a stored asset version, such as its `codeUri`.
+fn asset_uri(st: &Shared, key: &str, pointer: &str) -> Option<String> {
+    st.store
+        .resource(key)?
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 struct Logs {
@@ -202,66 +240,62 @@ fn append(path: &Path, line: &str) {
     }
 }
 
-async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(), String> {
+async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(), DeployError> {
     stop(st, dep_key).await;
     let dir = dep_dir(st, dep_key);
     let _ = std::fs::remove_dir_all(dir.join("code"));
     let _ = std::fs::remove_dir_all(dir.join("model"));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| DeployError::CreateDir {
+        path: dir.clone(),
+        source,
+    })?;
     let logs = Logs {
         storage: dir.join("storage-initializer.log"),
         inference: dir.join("inference-server.log"),
     };
     let _ = std::fs::write(&logs.storage, b"");
     let _ = std::fs::write(&logs.inference, b"");
-    let fail = |log: &Path, msg: String| {
-        append(log, &format!("ERROR: {msg}"));
-        msg
+    let fail = |log: &Path, e: DeployError| {
+        append(log, &format!("ERROR: {e}"));
+        e
     };
-    let Some(dep) = st.store.read(|d| d.resources.get(dep_key).cloned()) else {
-        return Err("the deployment no longer exists".into());
+    let Some(dep) = st.store.resource(dep_key) else {
+        return Err(DeployError::Gone);
     };
     let props = &dep["properties"];
     // Storage initializer: code and model.
-    let code_ref = props
-        .pointer("/codeConfiguration/codeId")
-        .and_then(Value::as_str)
+    let code_ref = str_at(props, "/codeConfiguration/codeId")
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let script = props
-        .pointer("/codeConfiguration/scoringScript")
-        .and_then(Value::as_str)
+    let script = str_at(props, "/codeConfiguration/scoringScript")
         .unwrap_or("score.py")
         .to_string();
-    let code_uri = st
-        .store
-        .read(|d| {
-            d.resources.get(&code_ref).and_then(|c| {
-                c.pointer("/properties/codeUri")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-        })
-        .ok_or_else(|| fail(&logs.storage, format!("code asset {code_ref} not found")))?;
+    let code_uri = asset_uri(st, &code_ref, "/properties/codeUri").ok_or_else(|| {
+        fail(
+            &logs.storage,
+            DeployError::AssetNotFound {
+                kind: "code",
+                reference: code_ref.clone(),
+            },
+        )
+    })?;
     append(&logs.storage, &format!("downloading code from {code_uri}"));
     let n =
         materialise(st, &code_uri, &dir.join("code"), false).map_err(|e| fail(&logs.storage, e))?;
     append(&logs.storage, &format!("downloaded {n} code file(s)"));
     let model_dir = dir.join("model");
-    std::fs::create_dir_all(&model_dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&model_dir)?;
     if let Some(model_ref) = props.get("model").and_then(Value::as_str) {
-        let model_uri = st
-            .store
-            .read(|d| {
-                d.resources
-                    .get(&model_ref.to_ascii_lowercase())
-                    .and_then(|c| {
-                        c.pointer("/properties/modelUri")
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    })
-            })
-            .ok_or_else(|| fail(&logs.storage, format!("model asset {model_ref} not found")))?;
+        let model_uri = asset_uri(st, &model_ref.to_ascii_lowercase(), "/properties/modelUri")
+            .ok_or_else(|| {
+                fail(
+                    &logs.storage,
+                    DeployError::AssetNotFound {
+                        kind: "model",
+                        reference: model_ref.to_string(),
+                    },
+                )
+            })?;
         append(
             &logs.storage,
             &format!("downloading model from {model_uri}"),
@@ -276,18 +310,12 @@ async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let conda = st.store.read(|d| {
-        d.resources.get(&env_ref).and_then(|e| {
-            e.pointer("/properties/condaFile")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-    });
+    let conda = asset_uri(st, &env_ref, "/properties/condaFile");
     let pip = conda
         .as_deref()
         .map(pip_dependencies)
         .transpose()
-        .map_err(|e| fail(&logs.inference, e))?
+        .map_err(|e| fail(&logs.inference, e.into()))?
         .unwrap_or_default();
     let python = prepare_env(st, &pip, &logs.inference)
         .await
@@ -295,14 +323,13 @@ async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(
     // Harness.
     let harness = st.data_dir.join("harness.py");
     if std::fs::read_to_string(&harness).ok().as_deref() != Some(HARNESS) {
-        std::fs::write(&harness, HARNESS).map_err(|e| fail(&logs.inference, e.to_string()))?;
+        std::fs::write(&harness, HARNESS).map_err(|e| fail(&logs.inference, e.into()))?;
     }
     let secret = hex::encode(rand::random::<[u8; 16]>());
     let err_log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&logs.inference)
-        .map_err(|e| e.to_string())?;
+        .open(&logs.inference)?;
     let mut cmd = tokio::process::Command::new(&python);
     cmd.arg(&harness)
         .arg(dir.join("code"))
@@ -343,14 +370,17 @@ async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(
         &logs.inference,
         &format!("starting scoring script {script} with {}", python.display()),
     );
-    let mut child = cmd.spawn().map_err(|e| {
+    let mut child = cmd.spawn().map_err(|source| {
         fail(
             &logs.inference,
-            format!("cannot start {}: {e}", python.display()),
+            DeployError::Start {
+                python: python.clone(),
+                source,
+            },
         )
     })?;
     let Some(stdout) = child.stdout.take() else {
-        return Err("harness has no stdout".into());
+        return Err(DeployError::NoStdout);
     };
     let mut lines = BufReader::new(stdout).lines();
     let first = tokio::time::timeout(std::time::Duration::from_secs(900), lines.next_line()).await;
@@ -362,26 +392,22 @@ async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(
         lock(&st.procs.secrets).remove(&secret);
         let _ = child.start_kill();
         let _ = child.wait().await;
-        return Err(fail(
-            &logs.inference,
-            "init() failed; see the traceback above".into(),
-        ));
+        return Err(fail(&logs.inference, DeployError::InitFailed));
     };
     let superseded = lock(&st.procs.generations).get(dep_key).copied() != Some(generation);
-    let deleted = !st.store.read(|d| d.resources.contains_key(dep_key));
+    let deleted = !st.store.has_resource(dep_key);
     let closed = st.procs.closed.load(std::sync::atomic::Ordering::SeqCst);
     if superseded || deleted || closed {
         lock(&st.procs.secrets).remove(&secret);
         let _ = child.start_kill();
         let _ = child.wait().await;
         return Err(if closed {
-            "the local cloud is shutting down"
+            DeployError::ShuttingDown
         } else if deleted {
-            "the deployment was deleted while starting"
+            DeployError::DeletedWhileStarting
         } else {
-            "superseded by a newer deployment"
-        }
-        .into());
+            DeployError::Superseded
+        });
     }
     append(
         &logs.inference,
@@ -399,21 +425,19 @@ async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(
 }
 
 /// Resolves `uri` to (account, container, path).
-fn resolve_uri(st: &Shared, uri: &str) -> Result<(String, String, String), String> {
+fn resolve_uri(st: &Shared, uri: &str) -> Result<(String, String, String), DeployError> {
     let seed = st.seed();
     if let Some(rest) = uri.strip_prefix("azureml://") {
         let lower = rest.to_ascii_lowercase();
         let ds_pos = lower
             .find("datastores/")
-            .ok_or_else(|| format!("unsupported azureml uri {uri}"))?;
+            .ok_or_else(|| DeployError::UnsupportedAzuremlUri(uri.to_string()))?;
         let after = &rest[ds_pos + "datastores/".len()..];
         let (ds, path) = after
             .split_once("/paths/")
-            .ok_or_else(|| format!("unsupported azureml uri {uri}"))?;
+            .ok_or_else(|| DeployError::UnsupportedAzuremlUri(uri.to_string()))?;
         if !ds.eq_ignore_ascii_case("workspaceblobstore") {
-            return Err(format!(
-                "datastore {ds} does not exist (only workspaceblobstore)"
-            ));
+            return Err(DeployError::UnknownDatastore(ds.to_string()));
         }
         return Ok((
             seed.workspace_storage_account,
@@ -421,31 +445,36 @@ fn resolve_uri(st: &Shared, uri: &str) -> Result<(String, String, String), Strin
             path.trim_matches('/').to_string(),
         ));
     }
-    let parsed = url::Url::parse(uri).map_err(|e| format!("invalid uri {uri}: {e}"))?;
+    let parsed = url::Url::parse(uri).map_err(|source| DeployError::InvalidUri {
+        uri: uri.to_string(),
+        source,
+    })?;
     let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
     let segs: Vec<String> = parsed
         .path()
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(super::arm::percent_decode)
+        .map(percent_decode)
         .collect();
     if let Some(acct) = host.split_once(".blob.").map(|(a, _)| a.to_string()) {
         if segs.is_empty() {
-            return Err(format!("uri {uri} names no container"));
+            return Err(DeployError::NoContainer(uri.to_string()));
         }
         return Ok((acct, segs[0].clone(), segs[1..].join("/")));
     }
     if segs.len() < 2 {
-        return Err(format!("uri {uri} names no account and container"));
+        return Err(DeployError::NoAccountAndContainer(uri.to_string()));
     }
     Ok((segs[0].clone(), segs[1].clone(), segs[2..].join("/")))
 }
 
 /// Copies the blobs under `uri` into `dest`. With `keep_name`, the folder (or file) keeps its own name
 /// under `dest`, as Azure ML lays out models under `AZUREML_MODEL_DIR`.
-fn materialise(st: &Shared, uri: &str, dest: &Path, keep_name: bool) -> Result<usize, String> {
+fn materialise(st: &Shared, uri: &str, dest: &Path, keep_name: bool) -> Result<usize, DeployError> {
     let (account, container, path) = resolve_uri(st, uri)?;
-    let exact = super::blob::read_prefix(st, &account, &container, &path)
+    let exact = st
+        .store
+        .read_blobs_under(&account, &container, &path)
         .into_iter()
         .filter(|(n, _)| *n == path)
         .collect::<Vec<_>>();
@@ -462,14 +491,17 @@ fn materialise(st: &Shared, uri: &str, dest: &Path, keep_name: bool) -> Result<u
             format!("{}/", path.trim_end_matches('/'))
         };
         (
-            super::blob::read_prefix(st, &account, &container, &folder),
+            st.store.read_blobs_under(&account, &container, &folder),
             folder,
         )
     };
     if files.is_empty() {
-        return Err(format!(
-            "no blobs found at {uri} (account {account}, container {container}, path {path})"
-        ));
+        return Err(DeployError::NoBlobs {
+            uri: uri.to_string(),
+            account,
+            container,
+            path,
+        });
     }
     let name = path
         .trim_end_matches('/')
@@ -480,7 +512,7 @@ fn materialise(st: &Shared, uri: &str, dest: &Path, keep_name: bool) -> Result<u
     for (blob, bytes) in &files {
         let rel = &blob[base.len()..];
         if rel.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(format!("refusing unsafe blob path {blob}"));
+            return Err(DeployError::UnsafeBlobPath(blob.clone()));
         }
         let target = if keep_name && !exact_is_file(&files, &path) {
             dest.join(&name).join(rel)
@@ -488,11 +520,15 @@ fn materialise(st: &Shared, uri: &str, dest: &Path, keep_name: bool) -> Result<u
             dest.join(rel)
         };
         if let Some(p) = target.parent() {
-            std::fs::create_dir_all(p)
-                .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+            std::fs::create_dir_all(p).map_err(|source| DeployError::CreateDir {
+                path: p.to_path_buf(),
+                source,
+            })?;
         }
-        std::fs::write(&target, bytes)
-            .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        std::fs::write(&target, bytes).map_err(|source| DeployError::WriteFile {
+            path: target.clone(),
+            source,
+        })?;
     }
     Ok(files.len())
 }
@@ -502,8 +538,13 @@ fn exact_is_file(files: &[(String, Vec<u8>)], path: &str) -> bool {
 }
 
 /// The `pip:` dependencies of a conda file (YAML text).
-pub fn pip_dependencies(conda: &str) -> Result<Vec<String>, String> {
-    let doc = yaml_to_json(conda)?;
+pub(crate) fn pip_dependencies(conda: &str) -> Result<Vec<String>, CondaError> {
+    let source = crate::diag::SourceFile::new("conda.yaml", conda);
+    let doc = crate::yaml::parse(&source, crate::yaml::Budget::default())
+        .map_err(|diags| {
+            CondaError::Invalid(diags.first().map(|d| d.message.clone()).unwrap_or_default())
+        })?
+        .to_json();
     let mut out = Vec::new();
     if let Some(deps) = doc.get("dependencies").and_then(Value::as_array) {
         for d in deps {
@@ -527,59 +568,29 @@ pub fn pip_dependencies(conda: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// A minimal YAML → JSON conversion (scalars stay strings) on saphyr's event parser, bounded in depth.
-fn yaml_to_json(text: &str) -> Result<Value, String> {
-    use saphyr_parser::{Event, Parser};
-    enum Frame {
-        Seq(Vec<Value>),
-        Map(serde_json::Map<String, Value>, Option<String>),
-    }
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut root = Value::Null;
-    fn push(stack: &mut [Frame], root: &mut Value, v: Value) {
-        match stack.last_mut() {
-            Some(Frame::Seq(s)) => s.push(v),
-            Some(Frame::Map(m, key)) => match key.take() {
-                Some(k) => {
-                    m.insert(k, v);
-                }
-                None => {
-                    *key = Some(
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                }
-            },
-            None => *root = v,
-        }
-    }
-    for ev in Parser::new_from_str(text) {
-        let (ev, _) = ev.map_err(|e| format!("invalid conda file: {e}"))?;
-        match ev {
-            Event::Scalar(s, ..) => push(&mut stack, &mut root, Value::String(s.into_owned())),
-            Event::SequenceStart(..) => stack.push(Frame::Seq(Vec::new())),
-            Event::MappingStart(..) => stack.push(Frame::Map(serde_json::Map::new(), None)),
-            Event::SequenceEnd | Event::MappingEnd => {
-                let v = match stack.pop() {
-                    Some(Frame::Seq(s)) => Value::Array(s),
-                    Some(Frame::Map(m, _)) => Value::Object(m),
-                    None => return Err("invalid conda file".into()),
-                };
-                push(&mut stack, &mut root, v);
-            }
-            Event::Alias(_) => push(&mut stack, &mut root, Value::Null),
-            _ => {}
-        }
-        if stack.len() > 64 {
-            return Err("conda file nests too deeply".into());
-        }
-    }
-    Ok(root)
+/// Runs `cmd` to completion with its output appended to `log`.
+async fn run_logged(
+    mut cmd: tokio::process::Command,
+    program: &'static str,
+    log: &Path,
+) -> Result<std::process::ExitStatus, DeployError> {
+    let out_log = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    };
+    cmd.stdout(out_log())
+        .stderr(out_log())
+        .status()
+        .await
+        .map_err(|source| DeployError::Run { program, source })
 }
 
 /// The python interpreter for a set of pip dependencies, creating the venv on first use.
-async fn prepare_env(st: &Shared, pip: &[String], log: &Path) -> Result<PathBuf, String> {
+async fn prepare_env(st: &Shared, pip: &[String], log: &Path) -> Result<PathBuf, DeployError> {
     if pip.is_empty() {
         append(log, "no pip dependencies: using the system python3");
         return Ok(PathBuf::from("python3"));
@@ -615,50 +626,39 @@ async fn prepare_env(st: &Shared, pip: &[String], log: &Path) -> Result<PathBuf,
             sorted.join(" ")
         ),
     );
-    let out_log = || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map(Stdio::from)
-            .unwrap_or_else(|_| Stdio::null())
-    };
-    let status = tokio::process::Command::new("python3")
-        .args(["-m", "venv", "--system-site-packages"])
-        .arg(&env_dir)
-        .stdout(out_log())
-        .stderr(out_log())
-        .status()
-        .await
-        .map_err(|e| format!("cannot run python3 -m venv: {e}"))?;
+    let mut venv = tokio::process::Command::new("python3");
+    venv.args(["-m", "venv", "--system-site-packages"])
+        .arg(&env_dir);
+    let status = run_logged(venv, "python3 -m venv", log).await?;
     if !status.success() {
-        return Err(format!("python3 -m venv failed ({status})"));
+        return Err(DeployError::VenvFailed(status));
     }
-    let status = tokio::process::Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "-q",
-        ])
-        .args(&sorted)
-        .stdout(out_log())
-        .stderr(out_log())
-        .status()
-        .await
-        .map_err(|e| format!("cannot run pip: {e}"))?;
+    let mut pip = tokio::process::Command::new(&python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-q",
+    ])
+    .args(&sorted);
+    let status = run_logged(pip, "pip", log).await?;
     if !status.success() {
-        return Err(format!("pip install failed ({status}); see the log above"));
+        return Err(DeployError::PipFailed(status));
     }
-    std::fs::write(&ready, sorted.join("\n")).map_err(|e| e.to_string())?;
+    std::fs::write(&ready, sorted.join("\n"))?;
     append(log, "environment ready");
     Ok(python)
 }
 
 /// The deployment's log (`InferenceServer` or `StorageInitializer`), last `tail` lines.
-pub fn read_logs(st: &Shared, dep_key: &str, container: &str, tail: Option<usize>) -> String {
+pub(crate) fn read_logs(
+    st: &Shared,
+    dep_key: &str,
+    container: &str,
+    tail: Option<usize>,
+) -> String {
     let dir = dep_dir(st, dep_key);
     let file = if container.eq_ignore_ascii_case("StorageInitializer") {
         "storage-initializer.log"
@@ -680,9 +680,28 @@ fn score_error(status: StatusCode, msg: &str) -> Response {
     (status, axum::Json(json!({"message": msg}))).into_response()
 }
 
+/// `424 Failed Dependency` from the model: its status and reason in the `ms-azureml-model-error-*`
+/// headers, as Azure ML reports them (the reason is reduced to printable ASCII).
+fn model_error(msg: &str, model_status: u16, reason: &str) -> Response {
+    let printable: String = reason
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .collect();
+    with_headers(
+        score_error(StatusCode::FAILED_DEPENDENCY, msg),
+        &[
+            (
+                "ms-azureml-model-error-statuscode",
+                model_status.to_string(),
+            ),
+            ("ms-azureml-model-error-reason", printable),
+        ],
+    )
+}
+
 /// `POST /inference/{endpoint}/score`: authenticates with the endpoint key (or token), picks a
 /// deployment (header `azureml-model-deployment`, else the traffic split) and calls `run()`.
-pub async fn score(
+pub(crate) async fn score(
     State(st): State<CloudState>,
     AxPath(endpoint): AxPath<String>,
     method: Method,
@@ -693,15 +712,10 @@ pub async fn score(
         return score_error(StatusCode::METHOD_NOT_ALLOWED, "use POST to score");
     }
     let suffix = format!("/onlineendpoints/{}", endpoint.to_ascii_lowercase());
-    let ep = st.store.read(|d| {
-        d.resources
-            .iter()
-            .find(|(k, v)| {
-                k.ends_with(&suffix)
-                    && v["type"] == "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-    });
+    let ep = st.store.find_resource_by_suffix(
+        &suffix,
+        Some("Microsoft.MachineLearningServices/workspaces/onlineEndpoints"),
+    );
     let Some((ep_key, ep)) = ep else {
         return score_error(StatusCode::NOT_FOUND, "endpoint not found");
     };
@@ -712,17 +726,12 @@ pub async fn score(
         .map(str::trim)
         .unwrap_or_default()
         .to_string();
-    let mode = ep
-        .pointer("/properties/authMode")
-        .and_then(Value::as_str)
-        .unwrap_or("Key");
+    let mode = str_at(&ep, "/properties/authMode").unwrap_or("Key");
     let authorised = match mode {
-        "Key" => st.store.read(|d| {
-            ["primary", "secondary"]
-                .iter()
-                .filter_map(|k| d.secrets.get(&format!("{ep_key}#{k}")))
-                .any(|k| !presented.is_empty() && *k == presented)
-        }),
+        "Key" => ["primary", "secondary"]
+            .iter()
+            .filter_map(|k| st.store.secret(&ep_key, k))
+            .any(|k| !presented.is_empty() && k == presented),
         "AMLToken" => st
             .signer
             .verify(
@@ -778,7 +787,7 @@ pub async fn score(
         }
     };
     let dep_key = format!("{ep_key}/deployments/{}", chosen.to_ascii_lowercase());
-    let dep = st.store.read(|d| d.resources.get(&dep_key).cloned());
+    let dep = st.store.resource(&dep_key);
     let Some(dep) = dep else {
         return score_error(
             StatusCode::NOT_FOUND,
@@ -790,19 +799,11 @@ pub async fn score(
             .pointer("/properties/provisioningState")
             .and_then(Value::as_str)
             .unwrap_or("Unknown");
-        let mut r = score_error(
-            StatusCode::FAILED_DEPENDENCY,
+        return model_error(
             &format!("deployment {chosen} is not serving (provisioningState {state})"),
+            503,
+            "model not ready",
         );
-        r.headers_mut().insert(
-            "ms-azureml-model-error-statuscode",
-            HeaderValue::from_static("503"),
-        );
-        r.headers_mut().insert(
-            "ms-azureml-model-error-reason",
-            HeaderValue::from_static("model not ready"),
-        );
-        return r;
     };
     let timeout = dep
         .pointer("/properties/requestSettings/requestTimeout")
@@ -832,19 +833,11 @@ pub async fn score(
             );
         }
         Err(_) => {
-            let mut r = score_error(
-                StatusCode::FAILED_DEPENDENCY,
+            return model_error(
                 "the model container did not answer",
+                502,
+                "connection failed",
             );
-            r.headers_mut().insert(
-                "ms-azureml-model-error-statuscode",
-                HeaderValue::from_static("502"),
-            );
-            r.headers_mut().insert(
-                "ms-azureml-model-error-reason",
-                HeaderValue::from_static("connection failed"),
-            );
-            return r;
         }
     };
     let status = resp.status();
@@ -857,23 +850,11 @@ pub async fn score(
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))
             .unwrap_or_else(|| "model error".into());
-        let mut r = score_error(
-            StatusCode::FAILED_DEPENDENCY,
+        model_error(
             &format!("the model answered {}: {reason}", status.as_u16()),
-        );
-        if let Ok(v) = HeaderValue::from_str(&status.as_u16().to_string()) {
-            r.headers_mut()
-                .insert("ms-azureml-model-error-statuscode", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(
-            &reason
-                .chars()
-                .filter(|c| c.is_ascii() && !c.is_ascii_control())
-                .collect::<String>(),
-        ) {
-            r.headers_mut().insert("ms-azureml-model-error-reason", v);
-        }
-        r
+            status.as_u16(),
+            &reason,
+        )
     };
     if status.is_success()
         && let Some(c) = ctype

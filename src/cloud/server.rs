@@ -1,28 +1,26 @@
-//! Wiring of the local cloud: the shared state, the axum router (`app`) that sends each request to
-//! its protocol layer, and `start`, which opens the data folder, takes its lock and serves HTTPS (and
-//! the plain-HTTP managed-identity endpoint) on 127.0.0.1 until shut down.
+//! Wiring of the local cloud: the axum router (`app`) that sends each request to its protocol layer,
+//! the admin API, and `start`, which opens the data folder, takes its lock and serves HTTPS (and the
+//! plain-HTTP managed-identity endpoint) on 127.0.0.1 until shut down.
 //!
 //! It must never listen on anything but loopback, and never serve ARM, blob or token traffic over
 //! plain HTTP (bearer tokens only travel over TLS).
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use rand::Rng;
 use tokio::sync::Notify;
 
-use super::arm::ArmCode;
-use super::auth::Signer;
-use super::faults::Faults;
+use super::arm::protocol::{ArmCode, ArmError, authenticate};
+use super::faults::{Faults, FaultsError, FaultsPatch};
+use super::http::RESERVED;
 use super::instance::{CloudError, CloudInfo};
-use super::store::{Data, Principal, RoleAssignment, Seed, Store, now_ms, now_rfc3339};
+use super::state::{CloudState, Shared};
 use super::{arm, blob, identity, runner, tls};
 
 /// How to start an in-process or foreground cloud.
@@ -35,266 +33,6 @@ pub struct CloudOptions {
     /// Recorded in `cloud.json` (the detached process's log file), if any.
     pub log_file: Option<PathBuf>,
 }
-
-/// Everything request handlers share.
-pub struct Shared {
-    pub store: Store,
-    pub signer: Signer,
-    pub faults: RwLock<Faults>,
-    /// `https://127.0.0.1:{port}` (no trailing slash).
-    pub arm_url: String,
-    /// `http://127.0.0.1:{port}` of the managed-identity endpoint.
-    pub msi_url: String,
-    pub ca_pem: PathBuf,
-    pub data_dir: PathBuf,
-    pub procs: runner::Procs,
-    pub shutdown: Arc<Notify>,
-    /// Plain-HTTP client for loopback calls to scoring processes.
-    pub local_http: reqwest::Client,
-}
-
-/// Cheap-to-clone handle on the shared state; the router's state.
-#[derive(Clone)]
-pub struct CloudState(pub Arc<Shared>);
-
-impl std::ops::Deref for CloudState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-impl Shared {
-    pub fn faults(&self) -> Faults {
-        self.faults.read().map(|f| f.clone()).unwrap_or_default()
-    }
-
-    pub fn seed(&self) -> Seed {
-        self.store.read(|d| d.seed.clone())
-    }
-}
-
-impl CloudState {
-    /// Opens the store in `data_dir` (seeding it on first use) for a cloud reachable at `arm_url`, with
-    /// its managed-identity endpoint at `msi_url`. Must run inside a tokio runtime. Generates the CA if
-    /// absent. Does not take the instance lock: `start` does.
-    pub fn open(
-        data_dir: &Path,
-        arm_url: String,
-        msi_url: String,
-        faults: Faults,
-    ) -> Result<CloudState, CloudError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| CloudError::Io {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
-        let material = tls::ensure(data_dir)?;
-        let store = Store::open(data_dir, seed_data)?;
-        let signer = Signer::new(signing_key(data_dir)?);
-        let local_http = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| CloudError::Start(e.to_string()))?;
-        Ok(CloudState(Arc::new(Shared {
-            store,
-            signer,
-            faults: RwLock::new(faults),
-            arm_url,
-            msi_url,
-            ca_pem: material.ca_pem,
-            data_dir: data_dir.to_path_buf(),
-            procs: runner::Procs::default(),
-            shutdown: Arc::new(Notify::new()),
-            local_http,
-        })))
-    }
-
-    /// The connection facts clients need.
-    pub fn info(&self, port: u16, msi_port: u16, log_file: Option<PathBuf>) -> CloudInfo {
-        let s = self.seed();
-        CloudInfo {
-            arm_endpoint: format!("{}/", self.arm_url),
-            authority_host: format!("{}/", self.arm_url),
-            tenant_id: s.tenant_id,
-            client_id: s.client_id,
-            client_secret: s.client_secret,
-            subscription_id: s.subscription_id,
-            resource_group: s.resource_group,
-            workspace: s.workspace,
-            location: s.location,
-            ca_cert: self.ca_pem.clone(),
-            blob_endpoint_template: format!("{}/{{account}}/", self.arm_url),
-            metadata_endpoint: format!(
-                "{}/metadata/endpoints?api-version=2022-09-01",
-                self.arm_url
-            ),
-            msi_endpoint: format!("{}/msi/token", self.msi_url),
-            pid: std::process::id(),
-            port,
-            msi_port,
-            data_dir: self.data_dir.clone(),
-            log_file,
-            started_at: now_rfc3339(),
-        }
-    }
-}
-
-fn signing_key(dir: &Path) -> Result<Vec<u8>, CloudError> {
-    let path = dir.join("signing.key");
-    match std::fs::read(&path) {
-        Ok(k) if k.len() >= 32 => Ok(k),
-        _ => {
-            let key: [u8; 32] = rand::rng().random();
-            let hexed = hex::encode(key).into_bytes();
-            super::store::write_atomic(&path, &hexed, true)?;
-            Ok(hexed)
-        }
-    }
-}
-
-fn guid() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// A random base64 key of 64 bytes, like a storage account key.
-pub fn random_key() -> String {
-    use base64::Engine;
-    let bytes: [u8; 64] = std::array::from_fn(|_| rand::rng().random());
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// The seeded world: one tenant, subscription, service principal (Owner of the subscription, and
-/// Storage Blob Data Contributor on the workspace storage account so it can upload assets with a
-/// bearer token), resource group, ML workspace with its storage account and default datastore.
-fn seed_data() -> Data {
-    let hex8: String = hex::encode(rand::rng().random::<[u8; 5]>());
-    let seed = Seed {
-        tenant_id: guid(),
-        subscription_id: guid(),
-        client_id: guid(),
-        client_secret: format!("local~{}", hex::encode(rand::rng().random::<[u8; 18]>())),
-        sp_object_id: guid(),
-        resource_group: "demo-rg".into(),
-        workspace: "demo-ws".into(),
-        location: "eastus".into(),
-        workspace_storage_account: format!("mlws{hex8}"),
-        workspace_container: format!("azureml-blobstore-{}", guid()),
-        workspace_guid: guid(),
-    };
-    let mut d = Data {
-        seed: seed.clone(),
-        resources: BTreeMap::new(),
-        principals: BTreeMap::new(),
-        role_assignments: BTreeMap::new(),
-        operations: BTreeMap::new(),
-        blobs: BTreeMap::new(),
-        secrets: BTreeMap::new(),
-        etag_counter: 0,
-    };
-    let now = now_ms();
-    let created = now_rfc3339();
-    d.principals.insert(
-        seed.sp_object_id.clone(),
-        Principal {
-            object_id: seed.sp_object_id.clone(),
-            client_id: seed.client_id.clone(),
-            kind: "ServicePrincipal".into(),
-            created_ms: 0,
-        },
-    );
-    let sub = format!("/subscriptions/{}", seed.subscription_id);
-    let rg = format!("{sub}/resourceGroups/{}", seed.resource_group);
-    d.resources.insert(
-        rg.to_ascii_lowercase(),
-        arm::resource_group_body(&rg, &seed.resource_group, &seed.location),
-    );
-    let acct_id = format!(
-        "{rg}/providers/Microsoft.Storage/storageAccounts/{}",
-        seed.workspace_storage_account
-    );
-    let mut acct = arm::storage::account_body(
-        &acct_id,
-        &seed.workspace_storage_account,
-        &serde_json::json!({"location": seed.location, "kind": "StorageV2", "sku": {"name": "Standard_LRS"}}),
-        &created,
-    );
-    acct["properties"]["provisioningState"] = "Succeeded".into();
-    d.resources.insert(acct_id.to_ascii_lowercase(), acct);
-    d.secrets.insert(
-        format!("{}#key1", acct_id.to_ascii_lowercase()),
-        random_key(),
-    );
-    d.secrets.insert(
-        format!("{}#key2", acct_id.to_ascii_lowercase()),
-        random_key(),
-    );
-    let cont_id = format!(
-        "{acct_id}/blobServices/default/containers/{}",
-        seed.workspace_container
-    );
-    d.resources.insert(
-        cont_id.to_ascii_lowercase(),
-        arm::storage::container_body(
-            &cont_id,
-            &seed.workspace_container,
-            &serde_json::json!({}),
-            &created,
-            0,
-        ),
-    );
-    let ws_id = format!(
-        "{rg}/providers/Microsoft.MachineLearningServices/workspaces/{}",
-        seed.workspace
-    );
-    d.resources.insert(
-        ws_id.to_ascii_lowercase(),
-        arm::ml::workspace_body(&ws_id, &seed, &acct_id),
-    );
-    for (scope, role) in [
-        (sub.clone(), "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"),
-        (acct_id.clone(), "ba92f5b4-2d11-453d-a403-e96b0029c9fe"),
-    ] {
-        let name = guid();
-        let id = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
-        d.role_assignments.insert(
-            id.to_ascii_lowercase(),
-            RoleAssignment {
-                id,
-                name,
-                scope,
-                role_definition_id: format!(
-                    "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role}",
-                    seed.subscription_id
-                ),
-                principal_id: seed.sp_object_id.clone(),
-                principal_type: "ServicePrincipal".into(),
-                description: Some("seeded by the local cloud".into()),
-                created_ms: 0,
-                created_on: created.clone(),
-            },
-        );
-    }
-    let _ = now;
-    d
-}
-
-/// Request bodies larger than this are refused.
-pub const MAX_BODY: usize = 16 << 20;
-/// Blob bodies may be larger.
-pub const MAX_BLOB_BODY: usize = 256 << 20;
-
-/// Path segments the blob data plane can never own (storage account names may not take them).
-pub const RESERVED: &[&str] = &[
-    "subscriptions",
-    "providers",
-    "metadata",
-    "inference",
-    "common",
-    "organizations",
-    "consumers",
-    "tenants",
-    "health",
-];
 
 /// The router of the HTTPS listener: token and metadata endpoints, admin API, scoring, ARM and blob.
 /// Tests drive it in-process with `tower::ServiceExt::oneshot`.
@@ -331,7 +69,7 @@ async fn dispatch(State(st): State<CloudState>, req: Request) -> Response {
     if first == "subscriptions" || first == "providers" {
         arm::handle(st, req).await
     } else if first.is_empty() || first.starts_with('_') || RESERVED.contains(&first.as_str()) {
-        arm::not_found_route(&req)
+        arm::protocol::not_found_route(&req)
     } else {
         blob::handle(st, req).await
     }
@@ -343,10 +81,10 @@ async fn health() -> Response {
 
 /// Admin calls need the seeded service principal's ARM token.
 fn admin_auth(st: &Shared, req_headers: &axum::http::HeaderMap) -> Option<Response> {
-    match arm::authenticate(st, req_headers) {
+    match authenticate(st, req_headers) {
         Ok(c) if c.oid.eq_ignore_ascii_case(&st.seed().sp_object_id) => None,
         Ok(_) => Some(
-            arm::ArmError::new(
+            ArmError::new(
                 StatusCode::FORBIDDEN,
                 ArmCode::AuthorizationFailed,
                 "only the seeded service principal may use the admin api",
@@ -372,10 +110,10 @@ async fn set_faults(
     if let Some(r) = admin_auth(&st, &headers) {
         return r;
     }
-    let patch: super::faults::FaultsPatch = match serde_json::from_slice(&body) {
+    let patch: FaultsPatch = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => {
-            return arm::ArmError::new(
+            return ArmError::new(
                 StatusCode::BAD_REQUEST,
                 ArmCode::InvalidRequestContent,
                 &format!("invalid faults: {e}"),
@@ -388,8 +126,12 @@ async fn set_faults(
         Err(p) => p.into_inner(),
     };
     if let Err(e) = guard.apply(patch) {
-        return arm::ArmError::new(StatusCode::BAD_REQUEST, ArmCode::InvalidRequestContent, &e)
-            .into_response();
+        return ArmError::new(
+            StatusCode::BAD_REQUEST,
+            ArmCode::InvalidRequestContent,
+            &e.to_string(),
+        )
+        .into_response();
     }
     axum::Json(guard.clone()).into_response()
 }
@@ -413,7 +155,7 @@ pub struct RunningCloud {
 
 impl RunningCloud {
     /// Changes fault settings at run time (the in-process equivalent of `POST /_admin/faults`).
-    pub fn set_faults(&self, patch: super::faults::FaultsPatch) -> Result<Faults, String> {
+    pub fn set_faults(&self, patch: FaultsPatch) -> Result<Faults, FaultsError> {
         let mut guard = self.state.faults.write().unwrap_or_else(|p| p.into_inner());
         guard.apply(patch)?;
         Ok(guard.clone())
@@ -507,30 +249,13 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
     })
 }
 
-/// Adds the headers every HTTPS answer carries.
-pub fn request_id_headers(resp: &mut Response, client_request_id: Option<&HeaderValue>) {
-    let id = uuid::Uuid::new_v4().to_string();
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        h.insert("x-ms-request-id", v.clone());
-        h.insert("x-ms-correlation-request-id", v.clone());
-        h.insert(
-            "x-ms-routing-request-id",
-            HeaderValue::from_static("LOCAL:00000000T000000Z:stackform"),
-        );
-    }
-    if let Some(c) = client_request_id {
-        h.insert("x-ms-client-request-id", c.clone());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tower::ServiceExt;
 
-    #[tokio::test]
-    async fn the_router_answers_in_process() {
+    /// A cloud's state in a fresh data folder (kept alive by the returned guard), not listening.
+    fn open_state() -> (tempfile::TempDir, CloudState) {
         let dir = tempfile::tempdir().unwrap();
         let st = CloudState::open(
             dir.path(),
@@ -539,6 +264,12 @@ mod tests {
             Faults::default(),
         )
         .unwrap();
+        (dir, st)
+    }
+
+    #[tokio::test]
+    async fn the_router_answers_in_process() {
+        let (_dir, st) = open_state();
         let meta = app(st.clone())
             .oneshot(
                 Request::get("/metadata/endpoints?api-version=2022-09-01")
@@ -560,5 +291,176 @@ mod tests {
         assert_eq!(arm.status(), StatusCode::UNAUTHORIZED);
         assert!(arm.headers().contains_key("www-authenticate"));
         assert!(arm.headers().contains_key("x-ms-request-id"));
+    }
+
+    /// Sends `method path` with the seeded principal's ARM token; returns status and `error.code`.
+    async fn arm_call(st: &CloudState, method: &str, path: &str) -> (StatusCode, String) {
+        let seed = st.seed();
+        let now = crate::cloud::store::now_ms() / 1000;
+        let token = st.signer.sign(&crate::cloud::auth::Claims {
+            aud: "https://management.azure.com/".into(),
+            iss: "i".into(),
+            oid: seed.sp_object_id.clone(),
+            tid: seed.tenant_id.clone(),
+            appid: seed.client_id.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + 600,
+        });
+        let resp = app(st.clone())
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        (
+            status,
+            v["error"]["code"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    #[tokio::test]
+    async fn arm_paths_get_the_error_of_their_first_missing_scope() {
+        let (_dir, st) = open_state();
+        let seed = st.seed();
+        let sub = format!("/subscriptions/{}", seed.subscription_id);
+        let rg = format!("{sub}/resourceGroups/{}", seed.resource_group);
+        let v = "?api-version=2024-04-01";
+        let acct = format!(
+            "{rg}/providers/Microsoft.Storage/storageAccounts/{}",
+            seed.workspace_storage_account
+        );
+        let ws = format!(
+            "{rg}/providers/Microsoft.MachineLearningServices/workspaces/{}",
+            seed.workspace
+        );
+        let cases = [
+            ("GET", format!("{sub}{v}"), StatusCode::OK, ""),
+            (
+                "GET",
+                sub.clone(),
+                StatusCode::BAD_REQUEST,
+                "MissingApiVersionParameter",
+            ),
+            (
+                "GET",
+                format!("{sub}?api-version=latest"),
+                StatusCode::BAD_REQUEST,
+                "InvalidApiVersionParameter",
+            ),
+            (
+                "GET",
+                format!("{rg}/providers/Microsoft.Compute/virtualMachines/vm{v}"),
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+            ),
+            (
+                "GET",
+                format!("{sub}/resourceGroups/nope/providers/Microsoft.Compute/x{v}"),
+                StatusCode::NOT_FOUND,
+                "ResourceGroupNotFound",
+            ),
+            (
+                "GET",
+                format!("{sub}/resourceGroups/nope{v}"),
+                StatusCode::NOT_FOUND,
+                "ResourceGroupNotFound",
+            ),
+            (
+                "DELETE",
+                format!("{rg}{v}"),
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+            ),
+            (
+                "GET",
+                format!(
+                    "{rg}/providers/Microsoft.Storage/storageAccounts/nope/blobServices/default/containers/c{v}"
+                ),
+                StatusCode::NOT_FOUND,
+                "ParentResourceNotFound",
+            ),
+            (
+                "GET",
+                format!("{acct}/blobServices/default/containers/nope{v}"),
+                StatusCode::NOT_FOUND,
+                "ContainerNotFound",
+            ),
+            (
+                "GET",
+                format!("{acct}/listKeys{v}"),
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+            ),
+            ("POST", format!("{acct}/listKeys{v}"), StatusCode::OK, ""),
+            (
+                "GET",
+                format!(
+                    "{rg}/providers/Microsoft.MachineLearningServices/workspaces/other/onlineEndpoints{v}"
+                ),
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+            ),
+            (
+                "GET",
+                format!("{ws}/onlineEndpoints/nope{v}"),
+                StatusCode::NOT_FOUND,
+                "UserError",
+            ),
+            (
+                "GET",
+                format!("{ws}/computes{v}"),
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+            ),
+            (
+                "PUT",
+                format!("{ws}/codes/c/versions/1/startPendingUpload{v}"),
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+            ),
+            // Tenant-level paths: nobody holds a role at the root, so authorisation answers first.
+            (
+                "GET",
+                format!("/providers/Microsoft.Compute/operations{v}"),
+                StatusCode::FORBIDDEN,
+                "AuthorizationFailed",
+            ),
+            (
+                "GET",
+                format!("{rg}/providers/Microsoft.Authorization/roleDefinitions{v}"),
+                StatusCode::OK,
+                "",
+            ),
+            (
+                "PATCH",
+                format!("{rg}/providers/Microsoft.Authorization/roleAssignments/x{v}"),
+                StatusCode::NOT_IMPLEMENTED,
+                "NotImplemented",
+            ),
+        ];
+        for (method, path, status, code) in cases {
+            assert_eq!(
+                arm_call(&st, method, &path).await,
+                (status, code.to_string()),
+                "{method} {path}"
+            );
+        }
+        // Another subscription: the caller holds no role there, so authorisation answers first.
+        let other = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/x?api-version=2024-04-01";
+        assert_eq!(
+            arm_call(&st, "GET", other).await,
+            (StatusCode::FORBIDDEN, "AuthorizationFailed".to_string())
+        );
     }
 }

@@ -28,20 +28,20 @@ pub enum TlsError {
 }
 
 /// File names in the data folder.
-pub const CA_PEM: &str = "ca.pem";
+pub(crate) const CA_PEM: &str = "ca.pem";
 const CA_KEY: &str = "ca.key";
 const LEAF_PEM: &str = "leaf.pem";
 const LEAF_KEY: &str = "leaf.key";
 
 /// Paths of the CA and leaf material, creating them when absent.
-pub struct Material {
+pub(crate) struct Material {
     pub ca_pem: PathBuf,
     pub leaf_pem: Vec<u8>,
     pub leaf_key: Vec<u8>,
 }
 
 /// Loads the CA and leaf from `dir`, generating them on first use.
-pub fn ensure(dir: &Path) -> Result<Material, TlsError> {
+pub(crate) fn ensure(dir: &Path) -> Result<Material, TlsError> {
     let ca_path = dir.join(CA_PEM);
     if !(ca_path.exists() && dir.join(LEAF_PEM).exists() && dir.join(LEAF_KEY).exists()) {
         generate(dir)?;
@@ -98,7 +98,7 @@ fn generate(dir: &Path) -> Result<(), TlsError> {
 }
 
 /// A rustls server configuration serving the leaf certificate (HTTP/1.1 and HTTP/2).
-pub fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub(crate) fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     use rustls::pki_types::pem::PemObject;
     let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&m.leaf_pem)
@@ -115,7 +115,7 @@ pub fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, TlsError
 }
 
 /// A reqwest client that trusts only the local cloud's CA.
-pub fn client(ca_pem: &Path) -> Result<reqwest::Client, TlsError> {
+pub(crate) fn client(ca_pem: &Path) -> Result<reqwest::Client, TlsError> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let pem = std::fs::read(ca_pem).map_err(|source| TlsError::Read {
         path: ca_pem.to_path_buf(),

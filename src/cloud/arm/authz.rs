@@ -1,11 +1,15 @@
 //! Microsoft.Authorization: role assignments at any scope (stored by scope + GUID, with the
 //! RoleAssignmentExists / PrincipalNotFound rules of the contract) and the built-in role definitions.
 //! Role definitions are compared by their trailing GUID only.
-use axum::http::{Method, StatusCode};
+//!
+//! Handlers take the scope and names of their typed route; they never parse paths.
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{ArmCode, ArmError, ArmResult, Ctx, empty, json_response};
-use crate::cloud::auth::{DataLevel, ROLES, RoleDef, role, role_guid, scope_covers};
+use super::protocol::{ArmCode, ArmError, ArmResult, Ctx};
+use crate::cloud::auth::{ArmLevel, DataLevel, ROLES, RoleDef, role, role_guid, scope_covers};
+use crate::cloud::http::{empty, json_response};
 use crate::cloud::store::{RoleAssignment, now_ms, now_rfc3339};
 
 fn assignment_body(ra: &RoleAssignment, sub: &str) -> Value {
@@ -23,9 +27,9 @@ fn assignment_body(ra: &RoleAssignment, sub: &str) -> Value {
 
 fn definition_body(r: &RoleDef, scope: &str) -> Value {
     let (actions, data_actions): (Vec<&str>, Vec<&str>) = match (r.arm, r.data) {
-        (crate::cloud::auth::ArmLevel::All, _) => (vec!["*"], vec![]),
-        (crate::cloud::auth::ArmLevel::Write, _) => (vec!["*"], vec![]),
-        (crate::cloud::auth::ArmLevel::Read, _) => (vec!["*/read"], vec![]),
+        (ArmLevel::All, _) => (vec!["*"], vec![]),
+        (ArmLevel::Write, _) => (vec!["*"], vec![]),
+        (ArmLevel::Read, _) => (vec!["*/read"], vec![]),
         (_, DataLevel::Read) => (
             vec!["Microsoft.Storage/storageAccounts/blobServices/containers/read"],
             vec!["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"],
@@ -39,7 +43,7 @@ fn definition_body(r: &RoleDef, scope: &str) -> Value {
             vec![],
         ),
     };
-    let not_actions: Vec<&str> = if r.arm == crate::cloud::auth::ArmLevel::Write {
+    let not_actions: Vec<&str> = if r.arm == ArmLevel::Write {
         vec![
             "Microsoft.Authorization/*/Write",
             "Microsoft.Authorization/*/Delete",
@@ -61,119 +65,94 @@ fn definition_body(r: &RoleDef, scope: &str) -> Value {
 /// Does the scope exist (subscription, resource group or stored resource)?
 fn scope_exists(cx: &Ctx, scope: &str) -> bool {
     let sub = format!("/subscriptions/{}", cx.st.seed().subscription_id);
-    scope.eq_ignore_ascii_case(&sub)
-        || cx
-            .st
-            .store
-            .read(|d| d.resources.contains_key(&scope.to_ascii_lowercase()))
+    scope.eq_ignore_ascii_case(&sub) || cx.st.store.has_resource(&scope.to_ascii_lowercase())
 }
 
-pub async fn route(cx: &Ctx, pos: usize) -> ArmResult {
-    let s = &cx.segs;
-    let scope = if pos == 0 { String::new() } else { cx.id(pos) };
-    let rest: Vec<&str> = s[pos + 2..].iter().map(String::as_str).collect();
-    let sub = cx.st.seed().subscription_id;
-    match (rest.as_slice(), &cx.method) {
-        ([kind], &Method::GET) if kind.eq_ignore_ascii_case("roleDefinitions") => {
-            let filter = cx.q("$filter").unwrap_or_default().to_string();
-            let wanted = filter.split('\'').nth(1).map(str::to_string);
-            let list: Vec<Value> = ROLES
-                .iter()
-                .filter(|r| {
-                    wanted
-                        .as_ref()
-                        .is_none_or(|w| r.name.eq_ignore_ascii_case(w))
-                })
-                .map(|r| definition_body(r, &scope))
-                .collect();
-            Ok(json_response(StatusCode::OK, json!({"value": list})))
-        }
-        ([kind, guid], &Method::GET) if kind.eq_ignore_ascii_case("roleDefinitions") => {
-            match role(guid) {
-                Some(r) => Ok(json_response(StatusCode::OK, definition_body(r, &scope))),
-                None => Err(ArmError::not_found(
-                    ArmCode::RoleDefinitionDoesNotExist,
-                    "The specified role definition does not exist.",
-                )),
-            }
-        }
-        ([kind], &Method::GET) if kind.eq_ignore_ascii_case("roleAssignments") => {
-            let filter = cx.q("$filter").unwrap_or_default().to_string();
-            let at_scope = filter.to_ascii_lowercase().contains("atscope()");
-            let principal = filter
-                .to_ascii_lowercase()
-                .find("principalid eq '")
-                .and_then(|i| {
-                    filter[i + 16..]
-                        .split('\'')
-                        .next()
-                        .map(str::to_ascii_lowercase)
-                });
-            let list: Vec<Value> = cx.st.store.read(|d| {
-                d.role_assignments
-                    .values()
-                    .filter(|ra| {
-                        scope_covers(&ra.scope, &scope)
-                            || (!at_scope && scope_covers(&scope, &ra.scope))
-                    })
-                    .filter(|ra| {
-                        principal
-                            .as_ref()
-                            .is_none_or(|p| ra.principal_id.eq_ignore_ascii_case(p))
-                    })
-                    .map(|ra| assignment_body(ra, &sub))
-                    .collect()
-            });
-            Ok(json_response(StatusCode::OK, json!({"value": list})))
-        }
-        ([kind, name], method) if kind.eq_ignore_ascii_case("roleAssignments") => {
-            let id = cx.id(s.len());
-            let key = id.to_ascii_lowercase();
-            let existing = cx.st.store.read(|d| d.role_assignments.get(&key).cloned());
-            match *method {
-                Method::GET => match existing {
-                    Some(ra) => {
-                        let mut b = assignment_body(&ra, &sub);
-                        b["id"] = id.into();
-                        Ok(json_response(StatusCode::OK, b))
-                    }
-                    None => Err(ArmError::not_found(
-                        ArmCode::RoleAssignmentNotFound,
-                        "The role assignment does not exist.",
-                    )),
-                },
-                Method::DELETE => match existing {
-                    Some(ra) => {
-                        cx.st
-                            .store
-                            .mutate(|d| d.role_assignments.remove(&key))
-                            .await?;
-                        Ok(json_response(StatusCode::OK, assignment_body(&ra, &sub)))
-                    }
-                    None => Ok(empty(StatusCode::NO_CONTENT, &[])),
-                },
-                Method::PUT => put_assignment(cx, &scope, name, &id, existing).await,
-                _ => Err(ArmError::not_implemented(&format!(
-                    "{} on role assignments",
-                    cx.method
-                ))),
-            }
-        }
-        _ => Err(ArmError::not_implemented(&format!(
-            "{} {}",
-            cx.method,
-            cx.id(s.len())
-        ))),
+/// The built-in roles, filtered by `$filter=roleName eq '...'`.
+pub(crate) fn list_definitions(cx: &Ctx, scope: &str) -> Response {
+    let filter = cx.q("$filter").unwrap_or_default().to_string();
+    let wanted = filter.split('\'').nth(1).map(str::to_string);
+    let list: Vec<Value> = ROLES
+        .iter()
+        .filter(|r| {
+            wanted
+                .as_ref()
+                .is_none_or(|w| r.name.eq_ignore_ascii_case(w))
+        })
+        .map(|r| definition_body(r, scope))
+        .collect();
+    json_response(StatusCode::OK, json!({"value": list}))
+}
+
+pub(crate) fn get_definition(scope: &str, guid: &str) -> ArmResult {
+    match role(guid) {
+        Some(r) => Ok(json_response(StatusCode::OK, definition_body(r, scope))),
+        None => Err(ArmError::not_found(
+            ArmCode::RoleDefinitionDoesNotExist,
+            "The specified role definition does not exist.",
+        )),
     }
 }
 
-async fn put_assignment(
-    cx: &Ctx,
-    scope: &str,
-    name: &str,
-    id: &str,
-    existing: Option<RoleAssignment>,
-) -> ArmResult {
+/// Assignments at, above or (without `atScope()`) below `scope`, optionally of one principal.
+pub(crate) fn list_assignments(cx: &Ctx, scope: &str) -> Response {
+    let sub = cx.st.seed().subscription_id;
+    let filter = cx.q("$filter").unwrap_or_default().to_string();
+    let at_scope = filter.to_ascii_lowercase().contains("atscope()");
+    let principal = filter
+        .to_ascii_lowercase()
+        .find("principalid eq '")
+        .and_then(|i| {
+            filter[i + 16..]
+                .split('\'')
+                .next()
+                .map(str::to_ascii_lowercase)
+        });
+    let list: Vec<Value> = cx
+        .st
+        .store
+        .role_assignments()
+        .iter()
+        .filter(|ra| {
+            scope_covers(&ra.scope, scope) || (!at_scope && scope_covers(scope, &ra.scope))
+        })
+        .filter(|ra| {
+            principal
+                .as_ref()
+                .is_none_or(|p| ra.principal_id.eq_ignore_ascii_case(p))
+        })
+        .map(|ra| assignment_body(ra, &sub))
+        .collect();
+    json_response(StatusCode::OK, json!({"value": list}))
+}
+
+pub(crate) fn get_assignment(cx: &Ctx, id: &str) -> ArmResult {
+    let Some(ra) = cx.st.store.role_assignment(&id.to_ascii_lowercase()) else {
+        return Err(ArmError::not_found(
+            ArmCode::RoleAssignmentNotFound,
+            "The role assignment does not exist.",
+        ));
+    };
+    let mut b = assignment_body(&ra, &cx.st.seed().subscription_id);
+    b["id"] = id.into();
+    Ok(json_response(StatusCode::OK, b))
+}
+
+pub(crate) async fn delete_assignment(cx: &Ctx, id: &str) -> ArmResult {
+    let key = id.to_ascii_lowercase();
+    let Some(ra) = cx.st.store.role_assignment(&key) else {
+        return Ok(empty(StatusCode::NO_CONTENT, &[]));
+    };
+    cx.st.store.delete_role_assignment(&key).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        assignment_body(&ra, &cx.st.seed().subscription_id),
+    ))
+}
+
+/// `PUT` of a role assignment: created once; a repeat with the same role and principal answers 200.
+pub(crate) async fn put_assignment(cx: &Ctx, scope: &str, name: &str, id: &str) -> ArmResult {
+    let existing = cx.st.store.role_assignment(&id.to_ascii_lowercase());
     let body = cx.json()?;
     let sub = cx.st.seed().subscription_id;
     if uuid::Uuid::parse_str(name).is_err() {
@@ -184,24 +163,18 @@ async fn put_assignment(
             ),
         ));
     }
-    let Some(role_def) = body
-        .pointer("/properties/roleDefinitionId")
-        .and_then(Value::as_str)
-    else {
-        return Err(ArmError::bad_request(
-            ArmCode::InvalidRequestContent,
-            "properties.roleDefinitionId is required.",
-        ));
+    let required = |field: &str| {
+        body.pointer(&format!("/properties/{field}"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ArmError::bad_request(
+                    ArmCode::InvalidRequestContent,
+                    &format!("properties.{field} is required."),
+                )
+            })
     };
-    let Some(principal) = body
-        .pointer("/properties/principalId")
-        .and_then(Value::as_str)
-    else {
-        return Err(ArmError::bad_request(
-            ArmCode::InvalidRequestContent,
-            "properties.principalId is required.",
-        ));
-    };
+    let role_def = required("roleDefinitionId")?;
+    let principal = required("principalId")?;
     let guid = role_guid(role_def);
     if role(&guid).is_none() {
         return Err(ArmError::bad_request(
@@ -216,11 +189,11 @@ async fn put_assignment(
         ));
     }
     let delay_ms = (cx.st.faults().principal_replication_s * 1000.0) as u64;
-    let known = cx.st.store.read(|d| {
-        d.principals
-            .get(&principal.to_ascii_lowercase())
-            .map(|p| now_ms().saturating_sub(p.created_ms) >= delay_ms)
-    });
+    let known = cx
+        .st
+        .store
+        .principal(&principal.to_ascii_lowercase())
+        .map(|p| now_ms().saturating_sub(p.created_ms) >= delay_ms);
     if known != Some(true) {
         return Err(ArmError::bad_request(
             ArmCode::PrincipalNotFound,
@@ -244,12 +217,10 @@ async fn put_assignment(
             "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
         ));
     }
-    let duplicate = cx.st.store.read(|d| {
-        d.role_assignments.values().any(|ra| {
-            ra.scope.eq_ignore_ascii_case(scope)
-                && role_guid(&ra.role_definition_id) == guid
-                && ra.principal_id.eq_ignore_ascii_case(principal)
-        })
+    let duplicate = cx.st.store.role_assignments().iter().any(|ra| {
+        ra.scope.eq_ignore_ascii_case(scope)
+            && role_guid(&ra.role_definition_id) == guid
+            && ra.principal_id.eq_ignore_ascii_case(principal)
     });
     if duplicate {
         return Err(ArmError::conflict(
@@ -278,7 +249,7 @@ async fn put_assignment(
     let b = assignment_body(&ra, &sub);
     cx.st
         .store
-        .mutate(|d| d.role_assignments.insert(id.to_ascii_lowercase(), ra))
+        .put_role_assignment(&id.to_ascii_lowercase(), ra)
         .await?;
     Ok(json_response(StatusCode::CREATED, b))
 }

@@ -1,347 +1,35 @@
-//! The ARM protocol layer: api-version rules, bearer-token authentication, role-based authorisation,
-//! the ARM error envelope, request/correlation ids and rate-limit headers, case-insensitive routing
-//! of resource paths, and the long-running-operation status URLs of patterns A, B and C.
+//! The ARM protocol layer's entry point: injected faults, api-version rules, bearer-token
+//! authentication, role-based authorisation, rate-limit and request-id headers, then one dispatch of
+//! the typed [`route::ArmRoute`] to its handler after checking that its scope exists.
 //!
-//! Resource semantics live in the submodules (one per provider); state lives in the store. Every
-//! path this layer does not implement gets an explicit ARM-shaped error, never a panic or a silent 200.
-pub mod authz;
-pub mod ml;
-pub mod storage;
+//! Map: [`protocol`] (error envelope, [`protocol::Ctx`], auth), [`route`] (path → route), handlers in
+//! [`resources`] (subscriptions, resource groups, identities), [`storage`], [`ml`] (workspace,
+//! datastores, assets, operation status), [`online`] (endpoints and deployments) and [`authz`].
+//! Resource semantics live in the handlers, state in the store. Every path this layer does not
+//! implement gets an explicit ARM-shaped error, never a panic or a silent 200; handlers never parse
+//! paths themselves.
+pub(crate) mod authz;
+pub(crate) mod ml;
+pub(crate) mod online;
+pub(crate) mod protocol;
+pub(crate) mod resources;
+pub(crate) mod route;
+pub(crate) mod storage;
 
-use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
 
-use super::auth::{ArmLevel, Claims, TokenError, arm_level};
+use super::auth::{ArmLevel, arm_level};
 use super::faults::Injected;
-use super::server::{CloudState, MAX_BODY, Shared, request_id_headers};
-use super::store::{Operation, Principal, StoreError, now_ms, now_rfc3339};
-
-/// ARM error codes this cloud answers with; each variant's name is the string on the wire.
-macro_rules! arm_codes {
-    ($($code:ident),* $(,)?) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum ArmCode { $($code),* }
-        impl ArmCode {
-            /// The `error.code` string.
-            pub fn as_str(self) -> &'static str {
-                match self { $(ArmCode::$code => stringify!($code)),* }
-            }
-        }
-    };
-}
-
-arm_codes!(
-    AccountNameInvalid,
-    AuthenticationFailed,
-    AuthorizationFailed,
-    ContainerNotFound,
-    ContainerOperationFailure,
-    ExpiredAuthenticationToken,
-    InternalServerError,
-    InvalidApiVersionParameter,
-    InvalidAuthenticationToken,
-    InvalidAuthenticationTokenAudience,
-    InvalidRequestContent,
-    InvalidRoleAssignmentId,
-    InvalidUserAssignedIdentity,
-    LocationRequired,
-    MissingApiVersionParameter,
-    NotFound,
-    NotImplemented,
-    ParentResourceNotFound,
-    PrincipalNotFound,
-    RequestEntityTooLarge,
-    ResourceGroupNotFound,
-    ResourceNotFound,
-    RoleAssignmentExists,
-    RoleAssignmentNotFound,
-    RoleAssignmentUpdateNotPermitted,
-    RoleDefinitionDoesNotExist,
-    ServiceUnavailable,
-    StorageAccountAlreadyExists,
-    StorageAccountAlreadyTaken,
-    SubscriptionNotFound,
-    TooManyRequests,
-    UserError,
-);
-
-/// An ARM error answer: status, `error.code`, `error.message`, extra headers.
-#[derive(Debug)]
-pub struct ArmError {
-    pub status: StatusCode,
-    pub code: ArmCode,
-    pub message: String,
-    pub headers: Vec<(&'static str, String)>,
-}
-
-impl ArmError {
-    pub fn new(status: StatusCode, code: ArmCode, message: &str) -> Self {
-        ArmError {
-            status,
-            code,
-            message: message.into(),
-            headers: Vec::new(),
-        }
-    }
-    pub fn bad_request(code: ArmCode, message: &str) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, message)
-    }
-    pub fn not_found(code: ArmCode, message: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, message)
-    }
-    pub fn conflict(code: ArmCode, message: &str) -> Self {
-        Self::new(StatusCode::CONFLICT, code, message)
-    }
-    pub fn not_implemented(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_IMPLEMENTED,
-            ArmCode::NotImplemented,
-            &format!("the local cloud does not implement {what}"),
-        )
-    }
-    pub fn header(mut self, name: &'static str, value: String) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-}
-
-impl From<StoreError> for ArmError {
-    fn from(e: StoreError) -> Self {
-        ArmError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ArmCode::InternalServerError,
-            &e.to_string(),
-        )
-    }
-}
-
-impl IntoResponse for ArmError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code.as_str(), "message": self.message, "details": [], "additionalInfo": []}});
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        for (k, v) in self.headers {
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                resp.headers_mut().insert(k, v);
-            }
-        }
-        resp
-    }
-}
-
-pub type ArmResult = Result<Response, ArmError>;
-
-/// A JSON answer.
-pub fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
-}
-
-/// Adds headers to a response.
-pub fn with_headers(mut resp: Response, headers: &[(&'static str, String)]) -> Response {
-    for (k, v) in headers {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            resp.headers_mut().insert(*k, v);
-        }
-    }
-    resp
-}
-
-/// ARM audiences the cloud accepts: the public ones and its own URL.
-pub fn arm_audiences(st: &Shared) -> Vec<String> {
-    vec![
-        "https://management.azure.com/".into(),
-        "https://management.core.windows.net/".into(),
-        format!("{}/", st.arm_url),
-    ]
-}
-
-fn www_authenticate(st: &Shared, tenant: &str) -> String {
-    format!(
-        "Bearer authorization_uri=\"{}/{}\", error=\"invalid_token\", error_description=\"the access token is missing or invalid\"",
-        st.arm_url, tenant
-    )
-}
-
-/// Checks the bearer token of an ARM request.
-pub fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<Claims, ArmError> {
-    let tenant = st.seed().tenant_id;
-    let unauth = |code: ArmCode, msg: &str| {
-        ArmError::new(StatusCode::UNAUTHORIZED, code, msg)
-            .header("WWW-Authenticate", www_authenticate(st, &tenant))
-    };
-    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
-        return Err(unauth(
-            ArmCode::AuthenticationFailed,
-            "Authentication failed. The 'Authorization' header is missing.",
-        ));
-    };
-    let Some(token) = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-    else {
-        return Err(unauth(
-            ArmCode::AuthenticationFailed,
-            "Authentication failed. The 'Authorization' header is provided in an invalid format.",
-        ));
-    };
-    let auds = arm_audiences(st);
-    let auds: Vec<&str> = auds.iter().map(String::as_str).collect();
-    st.signer
-        .verify(token.trim(), &auds, now_ms() / 1000)
-        .map_err(|e| match e {
-            TokenError::Expired => unauth(
-                ArmCode::ExpiredAuthenticationToken,
-                "The access token expiry UTC time is earlier than current UTC time.",
-            ),
-            TokenError::WrongAudience => unauth(
-                ArmCode::InvalidAuthenticationTokenAudience,
-                "The access token has been obtained for wrong audience or resource.",
-            ),
-            _ => unauth(
-                ArmCode::InvalidAuthenticationToken,
-                "The access token is invalid.",
-            ),
-        })
-}
-
-/// One parsed ARM request.
-pub struct Ctx {
-    pub st: CloudState,
-    pub method: Method,
-    /// Percent-decoded path segments, original casing.
-    pub segs: Vec<String>,
-    pub query: Vec<(String, String)>,
-    pub api_version: String,
-    pub body: Bytes,
-    pub caller: Claims,
-}
-
-impl Ctx {
-    /// `/`-joined id of the first `n` segments, with the request's casing.
-    pub fn id(&self, n: usize) -> String {
-        format!("/{}", self.segs[..n.min(self.segs.len())].join("/"))
-    }
-    pub fn q(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    /// The body as JSON; an empty body is `{}`.
-    pub fn json(&self) -> Result<Value, ArmError> {
-        if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(json!({}));
-        }
-        let v: Value = serde_json::from_slice(&self.body).map_err(|e| {
-            ArmError::bad_request(
-                ArmCode::InvalidRequestContent,
-                &format!("The request content was invalid and could not be deserialized: {e}"),
-            )
-        })?;
-        if !v.is_object() {
-            return Err(ArmError::bad_request(
-                ArmCode::InvalidRequestContent,
-                "The request content must be a JSON object.",
-            ));
-        }
-        Ok(v)
-    }
-    pub fn sub(&self) -> &str {
-        &self.segs[1]
-    }
-    /// Status-monitor URL base: `{arm}/subscriptions/{sub}/providers/{ns}/locations/{loc}`.
-    pub fn op_base(&self, ns: &str, loc: &str) -> String {
-        format!(
-            "{}/subscriptions/{}/providers/{ns}/locations/{loc}",
-            self.st.arm_url,
-            self.sub()
-        )
-    }
-    pub fn retry_after(&self) -> String {
-        self.st.faults().retry_after_s.to_string()
-    }
-}
-
-/// Case-insensitive segment match; `*` captures. Returns the captures.
-pub fn matches<'a>(segs: &'a [String], pat: &[&str]) -> Option<Vec<&'a str>> {
-    if segs.len() != pat.len() {
-        return None;
-    }
-    let mut caps = Vec::new();
-    for (s, p) in segs.iter().zip(pat) {
-        if *p == "*" {
-            caps.push(s.as_str());
-        } else if !s.eq_ignore_ascii_case(p) {
-            return None;
-        }
-    }
-    Some(caps)
-}
-
-/// True when `segs` starts with `pat` (same rules as [`matches`]).
-pub fn starts(segs: &[String], pat: &[&str]) -> bool {
-    segs.len() >= pat.len() && matches(&segs[..pat.len()], pat).is_some()
-}
-
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parses a query string into decoded pairs (`+` is a space).
-pub fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
-    q.unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                percent_decode(&k.replace('+', " ")),
-                percent_decode(&v.replace('+', " ")),
-            )
-        })
-        .collect()
-}
-
-fn valid_api_version(v: &str) -> bool {
-    let base = v.strip_suffix("-preview").unwrap_or(v);
-    let b = base.as_bytes();
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-}
-
-/// 404 for paths no layer owns.
-pub fn not_found_route(req: &Request) -> Response {
-    ArmError::not_found(
-        ArmCode::NotFound,
-        &format!("no route for {} {}", req.method(), req.uri().path()),
-    )
-    .into_response()
-}
+use super::http::{MAX_BODY, Query, injected_server_error, percent_decode, request_id_headers};
+use super::state::CloudState;
+use super::store::now_ms;
+use protocol::{ArmCode, ArmError, ArmResult, Ctx, authenticate, valid_api_version};
+use route::{ArmRoute, ResRef, RgRef, Scope};
 
 /// Entry point of the ARM layer.
-pub async fn handle(st: CloudState, req: Request) -> Response {
+pub(crate) async fn handle(st: CloudState, req: Request) -> Response {
     let client_id = req.headers().get("x-ms-client-request-id").cloned();
     let method = req.method().clone();
     let mut resp = handle_inner(st, req)
@@ -365,56 +53,39 @@ pub async fn handle(st: CloudState, req: Request) -> Response {
     resp
 }
 
-/// Applies injected latency and failures; shared with the blob layer.
-pub async fn inject(st: &Shared) -> Injected {
-    let f = st.faults();
-    if f.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(f.latency_ms)).await;
-    }
-    if f.error_rate > 0.0 || f.throttle_rate > 0.0 {
-        f.draw(rand::random::<f64>())
-    } else {
-        Injected::None
+/// The injected fault of this request, as an ARM error.
+fn injected(i: Injected) -> Result<(), ArmError> {
+    match i {
+        Injected::None => Ok(()),
+        Injected::Throttle(s) => Err(ArmError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ArmCode::TooManyRequests,
+            "injected throttling; retry after the given time",
+        )
+        .header("Retry-After", s.to_string())),
+        Injected::ServerError(code) => {
+            let (status, code) = injected_server_error(
+                code,
+                ArmCode::ServiceUnavailable,
+                ArmCode::InternalServerError,
+            );
+            Err(ArmError::new(status, code, "injected transient failure"))
+        }
     }
 }
 
 async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
-    match inject(&st).await {
-        Injected::None => {}
-        Injected::Throttle(s) => {
-            return Err(ArmError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ArmCode::TooManyRequests,
-                "injected throttling; retry after the given time",
-            )
-            .header("Retry-After", s.to_string()));
-        }
-        Injected::ServerError(code) => {
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return Err(ArmError::new(
-                status,
-                if code == 503 {
-                    ArmCode::ServiceUnavailable
-                } else {
-                    ArmCode::InternalServerError
-                },
-                "injected transient failure",
-            ));
-        }
-    }
+    injected(st.inject().await)?;
     let (parts, body) = req.into_parts();
-    let query = parse_query(parts.uri.query());
-    let api_version = match query
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("api-version"))
-    {
+    let query = Query::parse(parts.uri.query());
+    let api_version = match query.get("api-version") {
         None => {
             return Err(ArmError::bad_request(
                 ArmCode::MissingApiVersionParameter,
                 "The api-version query parameter (?api-version=) is required for all requests.",
             ));
         }
-        Some((_, v)) if !valid_api_version(v) => {
+        Some(v) if !valid_api_version(v) => {
             return Err(ArmError::bad_request(
                 ArmCode::InvalidApiVersionParameter,
                 &format!(
@@ -422,7 +93,7 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
                 ),
             ));
         }
-        Some((_, v)) => v.clone(),
+        Some(v) => v.to_string(),
     };
     let caller = authenticate(&st, &parts.headers)?;
     let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
@@ -442,31 +113,31 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
     let cx = Ctx {
         st: st.clone(),
         method: parts.method,
-        segs,
+        path: format!("/{}", segs.join("/")),
         query,
         api_version,
         body,
         caller,
     };
-    settle_due(&st).await?;
-    authorize(&cx)?;
-    route(&cx).await
+    st.store.settle_due_operations(now_ms()).await?;
+    authorize(&cx, &segs)?;
+    let route = ArmRoute::parse(&segs);
+    require(&cx, &route.scope())?;
+    dispatch(&cx, route).await
 }
 
 /// Role-based check of the caller on the request path.
-fn authorize(cx: &Ctx) -> Result<(), ArmError> {
-    let path = format!("/{}", cx.segs.join("/"));
+fn authorize(cx: &Ctx, segs: &[String]) -> Result<(), ArmError> {
+    let path = &cx.path;
     let is_role_write = cx.method != Method::GET
-        && cx
-            .segs
+        && segs
             .iter()
             .any(|s| s.eq_ignore_ascii_case("roleAssignments"));
     let needed = if is_role_write {
         ArmLevel::All
     } else if cx.method == Method::GET
         || cx.method == Method::HEAD
-        || cx
-            .segs
+        || segs
             .last()
             .is_some_and(|s| s.eq_ignore_ascii_case("checkNameAvailability"))
     {
@@ -474,22 +145,18 @@ fn authorize(cx: &Ctx) -> Result<(), ArmError> {
     } else {
         ArmLevel::Write
     };
-    if cx.segs.len() <= 1 {
+    if segs.len() <= 1 {
         return Ok(()); // `GET /subscriptions` filters by permission itself
     }
     // Built-in role definitions are readable by every authenticated caller, at any scope.
     if cx.method == Method::GET
-        && cx
-            .segs
+        && segs
             .iter()
             .any(|s| s.eq_ignore_ascii_case("roleDefinitions"))
     {
         return Ok(());
     }
-    let have = cx
-        .st
-        .store
-        .read(|d| arm_level(d, &cx.caller.oid, &path, now_ms()));
+    let have = arm_level(&cx.st.store.assignments_of(&cx.caller.oid), path, now_ms());
     if have >= needed {
         Ok(())
     } else {
@@ -504,487 +171,152 @@ fn authorize(cx: &Ctx) -> Result<(), ArmError> {
     }
 }
 
-async fn route(cx: &Ctx) -> ArmResult {
-    let s = &cx.segs;
+/// Checks that the route's scope exists, outermost first: the subscription, the resource group, then
+/// the workspace or the storage account.
+fn require(cx: &Ctx, scope: &Scope) -> Result<(), ArmError> {
     let seed = cx.st.seed();
-    // Role assignments and definitions at any scope.
-    if let Some(pos) = s.windows(2).rposition(|w| {
-        w[0].eq_ignore_ascii_case("providers")
-            && w[1].eq_ignore_ascii_case("Microsoft.Authorization")
-    }) {
-        return authz::route(cx, pos).await;
-    }
-    if matches(s, &["subscriptions"]).is_some() {
-        return subscriptions(cx, None);
-    }
-    if s[0].eq_ignore_ascii_case("providers") {
-        return Err(ArmError::not_implemented(&format!(
-            "{} {}",
-            cx.method,
-            cx.id(s.len())
-        )));
-    }
-    if s.len() < 2 {
-        return Err(ArmError::not_found(ArmCode::NotFound, "unknown path"));
-    }
-    if !s[1].eq_ignore_ascii_case(&seed.subscription_id) {
-        return Err(ArmError::not_found(
-            ArmCode::SubscriptionNotFound,
-            &format!("The subscription '{}' could not be found.", s[1]),
-        ));
-    }
-    if s.len() == 2 {
-        return subscriptions(cx, Some(&s[1]));
-    }
-    if starts(s, &["subscriptions", "*", "providers", "Microsoft.Storage"]) {
-        return storage::route_subscription(cx).await;
-    }
-    if starts(
-        s,
-        &[
-            "subscriptions",
-            "*",
-            "providers",
-            "Microsoft.MachineLearningServices",
-            "locations",
-            "*",
-        ],
-    ) {
-        return ml::route_operation(cx).await;
-    }
-    if matches(s, &["subscriptions", "*", "resourceGroups"]).is_some() && cx.method == Method::GET {
-        let list = list_children(&cx.st, &cx.id(2), "resourceGroups");
-        return Ok(json_response(StatusCode::OK, json!({ "value": list })));
-    }
-    if !starts(s, &["subscriptions", "*", "resourceGroups", "*"]) {
-        return Err(ArmError::not_implemented(&format!(
-            "{} {}",
-            cx.method,
-            cx.id(s.len())
-        )));
-    }
-    let rg_id = cx.id(4);
-    if s.len() == 4 {
-        return resource_group(cx, &rg_id).await;
-    }
-    if !cx
-        .st
-        .store
-        .read(|d| d.resources.contains_key(&rg_id.to_ascii_lowercase()))
-    {
-        return Err(ArmError::not_found(
-            ArmCode::ResourceGroupNotFound,
-            &format!("Resource group '{}' could not be found.", s[3]),
-        ));
-    }
-    if starts(
-        s,
-        &[
-            "subscriptions",
-            "*",
-            "resourceGroups",
-            "*",
-            "providers",
-            "Microsoft.Storage",
-        ],
-    ) {
-        return storage::route(cx).await;
-    }
-    if starts(
-        s,
-        &[
-            "subscriptions",
-            "*",
-            "resourceGroups",
-            "*",
-            "providers",
-            "Microsoft.MachineLearningServices",
-            "workspaces",
-            "*",
-        ],
-    ) {
-        return ml::route(cx).await;
-    }
-    if starts(
-        s,
-        &[
-            "subscriptions",
-            "*",
-            "resourceGroups",
-            "*",
-            "providers",
-            "Microsoft.ManagedIdentity",
-            "userAssignedIdentities",
-        ],
-    ) {
-        return user_assigned_identity(cx).await;
-    }
-    Err(ArmError::not_implemented(&format!(
-        "{} {}",
-        cx.method,
-        cx.id(s.len())
-    )))
-}
-
-fn subscriptions(cx: &Ctx, one: Option<&str>) -> ArmResult {
-    let seed = cx.st.seed();
-    let id = format!("/subscriptions/{}", seed.subscription_id);
-    let body = json!({
-        "id": id, "subscriptionId": seed.subscription_id, "tenantId": seed.tenant_id,
-        "displayName": "stackform local cloud", "state": "Enabled",
-        "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "Internal_2014-09-01", "spendingLimit": "Off"},
-        "authorizationSource": "RoleBased", "managedByTenants": []
-    });
-    if cx.method != Method::GET {
-        return Err(ArmError::not_implemented(&format!(
-            "{} on subscriptions",
-            cx.method
-        )));
-    }
-    let visible = cx
-        .st
-        .store
-        .read(|d| arm_level(d, &cx.caller.oid, &id, now_ms()))
-        >= ArmLevel::Read;
-    match one {
-        Some(_) => Ok(json_response(StatusCode::OK, body)),
-        None => Ok(json_response(
-            StatusCode::OK,
-            json!({"value": if visible { vec![body] } else { vec![] }, "count": {"type": "Total", "value": usize::from(visible)}}),
-        )),
-    }
-}
-
-pub fn resource_group_body(id: &str, name: &str, location: &str) -> Value {
-    json!({"id": id, "name": name, "type": "Microsoft.Resources/resourceGroups", "location": location, "properties": {"provisioningState": "Succeeded"}})
-}
-
-async fn resource_group(cx: &Ctx, id: &str) -> ArmResult {
-    let key = id.to_ascii_lowercase();
-    let existing = cx.st.store.read(|d| d.resources.get(&key).cloned());
-    match cx.method {
-        Method::GET | Method::HEAD => match existing {
-            Some(mut b) => {
-                b["id"] = id.into();
-                Ok(json_response(StatusCode::OK, b))
-            }
-            None => Err(ArmError::not_found(
+    let subscription = |sub: &str| {
+        if sub.eq_ignore_ascii_case(&seed.subscription_id) {
+            Ok(())
+        } else {
+            Err(ArmError::not_found(
+                ArmCode::SubscriptionNotFound,
+                &format!("The subscription '{sub}' could not be found."),
+            ))
+        }
+    };
+    let group = |rg: &RgRef| {
+        subscription(&rg.sub)?;
+        if cx.st.store.has_resource(&rg.id.to_ascii_lowercase()) {
+            Ok(())
+        } else {
+            Err(ArmError::not_found(
                 ArmCode::ResourceGroupNotFound,
-                &format!("Resource group '{}' could not be found.", cx.segs[3]),
-            )),
-        },
-        Method::PUT => {
-            let body = cx.json()?;
-            let Some(loc) = body.get("location").and_then(Value::as_str) else {
-                return Err(ArmError::bad_request(
-                    ArmCode::LocationRequired,
-                    "The location property is required for this definition.",
-                ));
-            };
-            let mut b = resource_group_body(id, &cx.segs[3], loc);
-            if let Some(t) = body.get("tags") {
-                b["tags"] = t.clone();
-            }
-            let created = existing.is_none();
-            cx.st
-                .store
-                .mutate(|d| d.resources.insert(key, b.clone()))
-                .await?;
-            Ok(json_response(
-                if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                },
-                b,
+                &format!("Resource group '{}' could not be found.", rg.name),
             ))
         }
-        _ => Err(ArmError::not_implemented(&format!(
-            "{} on resource groups",
-            cx.method
-        ))),
-    }
-}
-
-/// Registers a new principal (a managed identity) in the emulated directory.
-pub fn new_principal(kind: &str) -> Principal {
-    Principal {
-        object_id: uuid::Uuid::new_v4().to_string(),
-        client_id: uuid::Uuid::new_v4().to_string(),
-        kind: kind.into(),
-        created_ms: now_ms(),
-    }
-}
-
-async fn user_assigned_identity(cx: &Ctx) -> ArmResult {
-    let s = &cx.segs;
-    if s.len() == 7 && cx.method == Method::GET {
-        let prefix = format!("{}/", cx.id(7).to_ascii_lowercase());
-        let list: Vec<Value> = cx.st.store.read(|d| {
-            d.resources
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .filter(|(k, _)| !k[prefix.len()..].contains('/'))
-                .map(|(_, v)| v.clone())
-                .collect()
-        });
-        return Ok(json_response(StatusCode::OK, json!({"value": list})));
-    }
-    if s.len() != 8 {
-        return Err(ArmError::not_implemented(&format!(
-            "{} {}",
-            cx.method,
-            cx.id(s.len())
-        )));
-    }
-    let id = cx.id(8);
-    let key = id.to_ascii_lowercase();
-    let existing = cx.st.store.read(|d| d.resources.get(&key).cloned());
-    match cx.method {
-        Method::GET => match existing {
-            Some(mut b) => {
-                b["id"] = id.into();
-                Ok(json_response(StatusCode::OK, b))
+    };
+    match scope {
+        Scope::None => Ok(()),
+        Scope::Subscription(sub) => subscription(sub),
+        Scope::ResourceGroup(rg) => group(rg),
+        Scope::StorageAccount(account) => {
+            group(&account.parent)?;
+            if cx.st.store.has_resource(&account.key()) {
+                Ok(())
+            } else {
+                Err(ArmError::not_found(
+                    ArmCode::ParentResourceNotFound,
+                    &format!(
+                        "Can not perform requested operation on nested resource. Parent resource '{}' not found.",
+                        account.name
+                    ),
+                ))
             }
-            None => Err(ArmError::not_found(
-                ArmCode::ResourceNotFound,
-                &format!(
-                    "The Resource 'Microsoft.ManagedIdentity/userAssignedIdentities/{}' under resource group '{}' was not found.",
-                    s[7], s[3]
-                ),
-            )),
-        },
-        Method::PUT => {
-            let body = cx.json()?;
-            let Some(loc) = body.get("location").and_then(Value::as_str) else {
-                return Err(ArmError::bad_request(
-                    ArmCode::LocationRequired,
-                    "The location property is required for this definition.",
-                ));
-            };
-            let tenant = cx.st.seed().tenant_id;
-            let (b, created) = match existing {
-                Some(mut b) => {
-                    b["tags"] = body.get("tags").cloned().unwrap_or(json!({}));
-                    (b, false)
-                }
-                None => {
-                    let p = new_principal("UserAssigned");
-                    let b = json!({
-                        "id": id, "name": s[7], "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
-                        "location": loc, "tags": body.get("tags").cloned().unwrap_or(json!({})),
-                        "properties": {"tenantId": tenant, "principalId": p.object_id, "clientId": p.client_id}
-                    });
-                    let b2 = b.clone();
-                    cx.st
-                        .store
-                        .mutate(move |d| {
-                            d.principals.insert(p.object_id.clone(), p);
-                            d.resources.insert(key.clone(), b2);
-                        })
-                        .await?;
-                    return Ok(json_response(StatusCode::CREATED, b));
-                }
-            };
-            let b2 = b.clone();
-            cx.st
-                .store
-                .mutate(move |d| d.resources.insert(key, b2))
-                .await?;
-            Ok(json_response(
-                if created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                },
-                b,
-            ))
         }
-        Method::DELETE => match existing {
-            None => Ok(StatusCode::NO_CONTENT.into_response()),
-            Some(b) => {
-                let oid = b["properties"]["principalId"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase();
-                cx.st
-                    .store
-                    .mutate(move |d| {
-                        d.resources.remove(&key);
-                        d.principals.remove(&oid);
-                    })
-                    .await?;
-                Ok(StatusCode::OK.into_response())
-            }
-        },
-        _ => Err(ArmError::not_implemented(&format!(
-            "{} on user-assigned identities",
-            cx.method
-        ))),
+        Scope::Workspace(ws) => {
+            group(&ws.parent)?;
+            workspace(cx, ws)
+        }
     }
 }
 
-/// Starts an operation record; returns its id.
-pub async fn new_operation(
-    st: &Shared,
-    kind: &str,
-    resource_key: &str,
-    delay_ms: u64,
-) -> Result<String, ArmError> {
-    let op = operation_record(kind, resource_key, delay_ms);
-    let id = op.id.clone();
-    st.store
-        .mutate(|d| d.operations.insert(id.clone(), op))
-        .await?;
-    Ok(id)
-}
-
-/// A new in-progress operation record, to be stored in the same mutation as the resource it works
-/// on: stored apart, a settle could finish it before the resource shows `Creating`, leaving the
-/// resource `Creating` for ever.
-pub fn operation_record(kind: &str, resource_key: &str, delay_ms: u64) -> Operation {
-    Operation {
-        id: uuid::Uuid::new_v4().to_string(),
-        kind: kind.into(),
-        resource_key: resource_key.into(),
-        started: now_rfc3339(),
-        ready_ms: now_ms() + delay_ms,
-        status: "InProgress".into(),
-        error: None,
-        ended: None,
-    }
-}
-
-/// Finishes time-based operations whose delay has passed (storage account creation, endpoint PUT,
-/// PATCH and DELETE). Deployment PUTs are finished by the runner.
-pub async fn settle_due(st: &Shared) -> Result<(), ArmError> {
-    let now = now_ms();
-    let due = st.store.read(|d| {
-        d.operations
-            .values()
-            .any(|o| o.status == "InProgress" && o.ready_ms <= now && o.kind != "deployment-put")
-    });
-    if !due {
+/// Only the seeded workspace exists.
+fn workspace(cx: &Ctx, ws: &ResRef) -> Result<(), ArmError> {
+    let seed = cx.st.seed();
+    if ws.name.eq_ignore_ascii_case(&seed.workspace)
+        && ws.parent.name.eq_ignore_ascii_case(&seed.resource_group)
+    {
         return Ok(());
     }
-    st.store
-        .mutate(|d| {
-            let ids: Vec<String> = d
-                .operations
-                .values()
-                .filter(|o| {
-                    // Never settle a PUT whose resource is not stored: the resource would then stay
-                    // `Creating` for ever (PUTs store both together; this guards any that do not).
-                    let stored =
-                        !o.kind.ends_with("-put") || d.resources.contains_key(&o.resource_key);
-                    o.status == "InProgress"
-                        && o.ready_ms <= now
-                        && o.kind != "deployment-put"
-                        && stored
-                })
-                .map(|o| o.id.clone())
-                .collect();
-            for id in ids {
-                let Some(op) = d.operations.get_mut(&id) else {
-                    continue;
-                };
-                op.status = "Succeeded".into();
-                op.ended = Some(now_rfc3339());
-                let key = op.resource_key.clone();
-                if let Some(r) = d.resources.get_mut(&key)
-                    && let Some(ps) = r.pointer_mut("/properties/provisioningState")
-                    && (ps == "Creating" || ps == "Updating")
-                {
-                    *ps = "Succeeded".into();
-                }
-            }
-        })
-        .await?;
-    Ok(())
+    Err(ArmError::not_found(
+        ArmCode::ResourceNotFound,
+        &format!(
+            "The Resource 'Microsoft.MachineLearningServices/workspaces/{}' under resource group '{}' was not found.",
+            ws.name, ws.parent.name
+        ),
+    ))
 }
 
-/// Lists direct children of `parent_id` whose next segment is `kind` (e.g. `deployments`).
-pub fn list_children(st: &Shared, parent_id: &str, kind: &str) -> Vec<Value> {
-    let prefix = format!(
-        "{}/{}/",
-        parent_id.to_ascii_lowercase(),
-        kind.to_ascii_lowercase()
-    );
-    st.store.read(|d| {
-        d.resources
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(k, _)| !k[prefix.len()..].contains('/'))
-            .map(|(_, v)| v.clone())
-            .collect()
-    })
-}
-
-/// Removes a resource and everything under it (children, role assignments scoped to it, blobs of a
-/// storage account, secrets). Returns the blob files to delete.
-pub fn remove_tree(d: &mut super::store::Data, key: &str) -> Vec<String> {
-    let prefix = format!("{key}/");
-    d.resources
-        .retain(|k, _| k != key && !k.starts_with(&prefix));
-    d.secrets
-        .retain(|k, _| !(k.starts_with(&format!("{key}#")) || k.starts_with(&prefix)));
-    d.role_assignments.retain(|_, ra| {
-        let s = ra.scope.to_ascii_lowercase();
-        s != key && !s.starts_with(&prefix)
-    });
-    let mut files = Vec::new();
-    if key.contains("/providers/microsoft.storage/storageaccounts/")
-        && !key.contains("/blobservices/")
-    {
-        let account = key.rsplit('/').next().unwrap_or_default().to_string();
-        let bp = format!("{account}/");
-        d.blobs.retain(|k, m| {
-            if k.starts_with(&bp) {
-                files.push(m.file.clone());
-                false
-            } else {
-                true
-            }
-        });
-    }
-    files
-}
-
-/// An empty 2xx/202 answer with headers.
-pub fn empty(status: StatusCode, headers: &[(&'static str, String)]) -> Response {
-    with_headers((status, Body::empty()).into_response(), headers)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_versions() {
-        assert!(valid_api_version("2022-04-01"));
-        assert!(valid_api_version("2024-01-01-preview"));
-        assert!(!valid_api_version("2022-4-1"));
-        assert!(!valid_api_version("latest"));
-    }
-
-    #[test]
-    fn matching_is_case_insensitive() {
-        let segs: Vec<String> = ["Subscriptions", "abc", "RESOURCEGROUPS", "rg"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            matches(&segs, &["subscriptions", "*", "resourceGroups", "*"]),
-            Some(vec!["abc", "rg"])
-        );
-        assert!(starts(&segs, &["subscriptions", "*"]));
-        assert!(matches(&segs, &["subscriptions", "*"]).is_none());
-    }
-
-    #[test]
-    fn query_decoding() {
-        let q = parse_query(Some("$filter=principalId%20eq%20'x'&a=b+c"));
-        assert_eq!(q[0], ("$filter".into(), "principalId eq 'x'".into()));
-        assert_eq!(q[1].1, "b c");
+/// Sends a route, whose scope exists, to its handler.
+async fn dispatch(cx: &Ctx, route: ArmRoute) -> ArmResult {
+    use ArmRoute as R;
+    let m = &cx.method;
+    let get = *m == Method::GET;
+    let post = *m == Method::POST;
+    match route {
+        R::Subscriptions => resources::list_subscriptions(cx),
+        R::Subscription { .. } => resources::get_subscription(cx),
+        R::ResourceGroups { sub } if get => Ok(resources::list_resource_groups(cx, &sub)),
+        R::ResourceGroup(rg) => match *m {
+            Method::GET | Method::HEAD => resources::get_resource_group(cx, &rg),
+            Method::PUT => resources::put_resource_group(cx, &rg).await,
+            _ => Err(cx.unimplemented_on("resource groups")),
+        },
+        R::Identities { rg } if get => Ok(resources::list_identities(cx, &rg)),
+        R::Identity(id) => match *m {
+            Method::GET => resources::get_identity(cx, &id),
+            Method::PUT => resources::put_identity(cx, &id).await,
+            Method::DELETE => resources::delete_identity(cx, &id).await,
+            _ => Err(cx.unimplemented_on("user-assigned identities")),
+        },
+        R::CheckNameAvailability { .. } if post => storage::check_name_availability(cx),
+        R::StorageOperation { sub, location, op } if get => {
+            storage::get_operation(cx, &sub, &location, &op)
+        }
+        R::StorageAccounts { rg } if get => Ok(storage::list_accounts(cx, &rg)),
+        R::StorageAccount(a) => match *m {
+            Method::GET => storage::get_account(cx, &a),
+            Method::PUT => storage::put_account(cx, &a).await,
+            Method::DELETE => storage::delete_account(cx, &a).await,
+            _ => Err(cx.unimplemented()),
+        },
+        R::StorageAccountKeys(a) if post => storage::list_keys(cx, &a),
+        R::Containers(a) if get => Ok(storage::list_containers(cx, &a)),
+        R::Container(c) => match *m {
+            Method::GET => storage::get_container(cx, &c),
+            Method::PUT => storage::put_container(cx, &c).await,
+            Method::DELETE => storage::delete_container(cx, &c).await,
+            _ => Err(cx.unimplemented_on("blob containers")),
+        },
+        R::MlOperation { kind, op, .. } => ml::get_operation(cx, &kind, &op),
+        R::Workspace(ws) if get => Ok(ml::get_workspace(cx, &ws)),
+        R::Datastores(ws) if get => Ok(ml::list_datastores(cx, &ws)),
+        R::Datastore(ds) if get => ml::get_datastore(cx, &ds),
+        R::DatastoreSecrets(ds) if post => ml::list_datastore_secrets(cx, &ds),
+        R::AssetContainers { ws, kind } if get => Ok(ml::list_asset_containers(cx, &ws, kind)),
+        R::AssetContainer { kind, asset } if get => ml::get_asset_container(cx, kind, &asset),
+        R::AssetVersions { asset, .. } if get => Ok(ml::list_asset_versions(cx, &asset)),
+        R::AssetVersion { kind, version } => match *m {
+            Method::GET => ml::get_asset_version(cx, kind, &version),
+            Method::DELETE => ml::delete_asset_version(cx, &version).await,
+            Method::PUT => ml::put_asset_version(cx, kind, &version).await,
+            Method::POST => Err(ml::pending_upload()),
+            _ => Err(cx.unimplemented_on("asset versions")),
+        },
+        R::AssetPendingUpload { .. } => Err(ml::pending_upload()),
+        R::OnlineEndpoints(ws) if get => Ok(online::list_endpoints(cx, &ws)),
+        R::OnlineEndpoint(ep) => match *m {
+            Method::GET => online::get_endpoint(cx, &ep),
+            Method::PUT => online::put_endpoint(cx, &ep).await,
+            Method::PATCH => online::patch_endpoint(cx, &ep).await,
+            Method::DELETE => online::delete_endpoint(cx, &ep).await,
+            _ => Err(cx.unimplemented_on("online endpoints")),
+        },
+        R::EndpointKeys(ep) if post => online::list_endpoint_keys(cx, &ep),
+        R::EndpointToken(ep) if post => online::endpoint_token(cx, &ep),
+        R::Deployments(ep) if get => online::list_deployments(cx, &ep),
+        R::Deployment(dep) => online::deployment(cx, &dep).await,
+        R::DeploymentLogs(dep) if post => online::deployment_logs(cx, &dep),
+        R::RoleDefinitions { scope } if get => Ok(authz::list_definitions(cx, &scope)),
+        R::RoleDefinition { scope, guid } if get => authz::get_definition(&scope, &guid),
+        R::RoleAssignments { scope } if get => Ok(authz::list_assignments(cx, &scope)),
+        R::RoleAssignment { scope, id, name } => match *m {
+            Method::GET => authz::get_assignment(cx, &id),
+            Method::DELETE => authz::delete_assignment(cx, &id).await,
+            Method::PUT => authz::put_assignment(cx, &scope, &name, &id).await,
+            _ => Err(cx.unimplemented_on("role assignments")),
+        },
+        _ => Err(cx.unimplemented()),
     }
 }

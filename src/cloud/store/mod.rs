@@ -14,9 +14,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
+
+pub(crate) mod ops;
 
 /// Failure to read or write the store.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +45,7 @@ pub enum StoreError {
 
 /// Fixed identities created when a data folder is first used.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Seed {
+pub(crate) struct Seed {
     pub tenant_id: String,
     pub subscription_id: String,
     pub client_id: String,
@@ -59,7 +62,7 @@ pub struct Seed {
 
 /// A principal the emulated directory knows: the seeded service principal or a managed identity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Principal {
+pub(crate) struct Principal {
     pub object_id: String,
     pub client_id: String,
     pub kind: String,
@@ -69,7 +72,7 @@ pub struct Principal {
 
 /// A role assignment, stored by its full id (scope + GUID).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RoleAssignment {
+pub(crate) struct RoleAssignment {
     pub id: String,
     pub name: String,
     pub scope: String,
@@ -83,9 +86,10 @@ pub struct RoleAssignment {
 
 /// A long-running operation's record, polled through a status URL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Operation {
+pub(crate) struct Operation {
     pub id: String,
-    /// `storage-create`, `ml-put`, `ml-delete`, `ml-patch`.
+    /// `storage-create`, `endpoint-put`, `endpoint-patch`, `endpoint-delete`, `deployment-put`,
+    /// `deployment-patch`, `deployment-delete`.
     pub kind: String,
     /// Lowercase key of the resource the operation works on.
     pub resource_key: String,
@@ -99,7 +103,7 @@ pub struct Operation {
 
 /// Metadata of one blob; its bytes live in `blobs/{file}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BlobMeta {
+pub(crate) struct BlobMeta {
     pub file: String,
     pub len: u64,
     pub etag: String,
@@ -115,21 +119,57 @@ pub struct BlobMeta {
     pub modified_unix: i64,
 }
 
-/// Everything the local cloud remembers.
+/// Everything the local cloud remembers. Its maps are private: handlers go through the named
+/// operations of [`Store`], so the backing can change without touching them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Data {
-    pub seed: Seed,
+pub(crate) struct Data {
+    seed: Seed,
     /// ARM resources by lowercase id; the value is the resource body as GET returns it.
-    pub resources: BTreeMap<String, Value>,
-    pub principals: BTreeMap<String, Principal>,
-    pub role_assignments: BTreeMap<String, RoleAssignment>,
-    pub operations: BTreeMap<String, Operation>,
+    resources: BTreeMap<String, Value>,
+    principals: BTreeMap<String, Principal>,
+    role_assignments: BTreeMap<String, RoleAssignment>,
+    operations: BTreeMap<String, Operation>,
     /// Blob metadata by `{account}/{container}/{blob}` (account and container lowercase).
-    pub blobs: BTreeMap<String, BlobMeta>,
+    blobs: BTreeMap<String, BlobMeta>,
     /// Resource secrets (storage account keys, endpoint keys) by `{lowercase id}#{name}`; never in bodies.
-    pub secrets: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
     /// Counter that makes ETags unique.
-    pub etag_counter: u64,
+    etag_counter: u64,
+}
+
+/// Building the first state of a data folder (see `cloud::seed`).
+impl Data {
+    pub(crate) fn new(seed: Seed) -> Data {
+        Data {
+            seed,
+            resources: BTreeMap::new(),
+            principals: BTreeMap::new(),
+            role_assignments: BTreeMap::new(),
+            operations: BTreeMap::new(),
+            blobs: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            etag_counter: 0,
+        }
+    }
+
+    /// Adds a resource body under its lowercase id.
+    pub(crate) fn insert_resource(&mut self, key: String, body: Value) {
+        self.resources.insert(key, body);
+    }
+
+    /// Adds a secret (`key1`, `primary`, ...) of the resource `owner_key`.
+    pub(crate) fn insert_secret(&mut self, owner_key: &str, name: &str, value: String) {
+        self.secrets.insert(format!("{owner_key}#{name}"), value);
+    }
+
+    pub(crate) fn insert_principal(&mut self, p: Principal) {
+        self.principals.insert(p.object_id.clone(), p);
+    }
+
+    /// Adds a role assignment under its lowercase id.
+    pub(crate) fn insert_role_assignment(&mut self, key: String, ra: RoleAssignment) {
+        self.role_assignments.insert(key, ra);
+    }
 }
 
 struct Inner {
@@ -142,7 +182,7 @@ struct Inner {
 
 /// Shared handle on the store.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Store {
     inner: Arc<Inner>,
 }
 
@@ -151,7 +191,7 @@ const STATE_FILE: &str = "state.json";
 impl Store {
     /// Opens (or creates, with `seed()`) the store in `dir` and starts its writer task; must be
     /// called inside a tokio runtime.
-    pub fn open(dir: &Path, seed: impl FnOnce() -> Data) -> Result<Store, StoreError> {
+    pub(crate) fn open(dir: &Path, seed: impl FnOnce() -> Data) -> Result<Store, StoreError> {
         let path = dir.join(STATE_FILE);
         std::fs::create_dir_all(dir.join("blobs")).map_err(|source| StoreError::Write {
             path: dir.join("blobs"),
@@ -214,18 +254,13 @@ impl Store {
         Ok(Store { inner })
     }
 
-    /// Data folder of this store.
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
-    }
-
     /// Reads under the lock.
-    pub fn read<R>(&self, f: impl FnOnce(&Data) -> R) -> R {
+    fn read<R>(&self, f: impl FnOnce(&Data) -> R) -> R {
         f(&lock(&self.inner.data))
     }
 
     /// Changes the data and returns once the change is durable on disk.
-    pub async fn mutate<R>(&self, f: impl FnOnce(&mut Data) -> R) -> Result<R, StoreError> {
+    async fn mutate<R>(&self, f: impl FnOnce(&mut Data) -> R) -> Result<R, StoreError> {
         let (r, v) = {
             let mut data = lock(&self.inner.data);
             let r = f(&mut data);
@@ -247,20 +282,20 @@ impl Store {
     }
 
     /// Writes blob bytes to a new file and returns its name (to be recorded in [`BlobMeta::file`]).
-    pub fn write_blob_file(&self, bytes: &[u8]) -> Result<String, StoreError> {
+    pub(crate) fn write_blob_file(&self, bytes: &[u8]) -> Result<String, StoreError> {
         let name = uuid::Uuid::new_v4().simple().to_string();
         write_atomic(&self.inner.dir.join("blobs").join(&name), bytes, false)?;
         Ok(name)
     }
 
     /// Reads the bytes of a blob file.
-    pub fn read_blob_file(&self, file: &str) -> Result<Vec<u8>, StoreError> {
+    pub(crate) fn read_blob_file(&self, file: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.inner.dir.join("blobs").join(file);
         std::fs::read(&path).map_err(|source| StoreError::Read { path, source })
     }
 
     /// Removes blob files no longer referenced (best effort).
-    pub fn remove_blob_files(&self, files: &[String]) {
+    fn remove_blob_files(&self, files: &[String]) {
         for f in files {
             let _ = std::fs::remove_file(self.inner.dir.join("blobs").join(f));
         }
@@ -274,7 +309,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, then fsync of the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), StoreError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), StoreError> {
     let err = |source| StoreError::Write {
         path: path.to_path_buf(),
         source,
@@ -282,12 +317,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), Stor
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let _ = private;
+    owner_only(&mut opts, private);
     let mut f = opts.open(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;
     f.sync_data().map_err(err)?;
@@ -301,8 +331,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), Stor
     Ok(())
 }
 
+/// A random base64 key of 64 bytes, like a storage account key.
+pub(crate) fn random_key() -> String {
+    use base64::Engine;
+    let bytes: [u8; 64] = std::array::from_fn(|_| rand::rng().random());
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Makes a file created with `opts` readable by its owner only, when `private` (Unix permissions; other
+/// systems keep their defaults).
+#[cfg(unix)]
+fn owner_only(opts: &mut std::fs::OpenOptions, private: bool) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if private {
+        opts.mode(0o600);
+    }
+}
+
+#[cfg(not(unix))]
+fn owner_only(_opts: &mut std::fs::OpenOptions, _private: bool) {}
+
 /// Current time in unix milliseconds.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -310,7 +360,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// Current time as RFC 3339 (UTC).
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -320,29 +370,20 @@ pub fn now_rfc3339() -> String {
 mod tests {
     use super::*;
 
-    fn seed() -> Data {
-        Data {
-            seed: Seed {
-                tenant_id: "t".into(),
-                subscription_id: "s".into(),
-                client_id: "c".into(),
-                client_secret: "x".into(),
-                sp_object_id: "o".into(),
-                resource_group: "rg".into(),
-                workspace: "ws".into(),
-                location: "eastus".into(),
-                workspace_storage_account: "wsstore".into(),
-                workspace_container: "c".into(),
-                workspace_guid: "g".into(),
-            },
-            resources: BTreeMap::new(),
-            principals: BTreeMap::new(),
-            role_assignments: BTreeMap::new(),
-            operations: BTreeMap::new(),
-            blobs: BTreeMap::new(),
-            secrets: BTreeMap::new(),
-            etag_counter: 0,
-        }
+    pub(crate) fn seed() -> Data {
+        Data::new(Seed {
+            tenant_id: "t".into(),
+            subscription_id: "s".into(),
+            client_id: "c".into(),
+            client_secret: "x".into(),
+            sp_object_id: "o".into(),
+            resource_group: "rg".into(),
+            workspace: "ws".into(),
+            location: "eastus".into(),
+            workspace_storage_account: "wsstore".into(),
+            workspace_container: "c".into(),
+            workspace_guid: "g".into(),
+        })
     }
 
     #[tokio::test]

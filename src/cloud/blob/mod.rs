@@ -3,7 +3,11 @@
 //! blob data roles on the container, account or any parent scope (ARM roles do not count), and
 //! answers in the service's XML error shape with `x-ms-error-code`.
 //!
-//! It never reads or writes ARM state beyond the container records and the account's keys.
+//! It never reads or writes ARM state beyond the container records and the account's keys. Routing
+//! lives in [`route`]; the handlers here take a typed container or blob and use the store's named
+//! operations (a container's blobs go with it inside the store, never here).
+pub(crate) mod route;
+
 use std::collections::BTreeMap;
 
 use axum::body::{Body, Bytes};
@@ -16,29 +20,22 @@ use hmac::{Hmac, Mac};
 use md5::Digest;
 use sha2::Sha256;
 
-use super::arm::{inject, parse_query, percent_decode};
 use super::auth::{DataLevel, STORAGE_AUDIENCE, TokenError, data_level};
+use super::bodies::container_body;
 use super::faults::Injected;
-use super::server::{CloudState, MAX_BLOB_BODY, Shared, request_id_headers};
-use super::store::{BlobMeta, now_ms, now_rfc3339};
+use super::http::{
+    MAX_BLOB_BODY, Query, answer, header, injected_server_error, request_id_headers, wire_codes,
+};
+use super::state::{CloudState, Shared};
+use super::store::{BlobMeta, StoreError, now_ms, now_rfc3339};
+use route::{BlobPath, BlobRef, BlobRoute, Container};
 
 const DEFAULT_VERSION: &str = "2025-11-05";
 
-/// Blob service error codes this cloud answers with; each variant's name is the string on the wire.
-macro_rules! blob_codes {
-    ($($code:ident),* $(,)?) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum BlobCode { $($code),* }
-        impl BlobCode {
-            /// The `x-ms-error-code` string.
-            pub fn as_str(self) -> &'static str {
-                match self { $(BlobCode::$code => stringify!($code)),* }
-            }
-        }
-    };
-}
-
-blob_codes!(
+wire_codes!(
+    /// Blob service error codes this cloud answers with (`x-ms-error-code`); each variant's name is
+    /// the string on the wire.
+    BlobCode,
     AuthenticationFailed,
     AuthorizationPermissionMismatch,
     BlobAlreadyExists,
@@ -132,7 +129,7 @@ enum Caller {
 }
 
 /// Entry point of the blob layer.
-pub async fn handle(st: CloudState, req: Request) -> Response {
+pub(crate) async fn handle(st: CloudState, req: Request) -> Response {
     let head = req.method() == Method::HEAD;
     let client_id = req.headers().get("x-ms-client-request-id").cloned();
     let version = req
@@ -158,19 +155,8 @@ pub async fn handle(st: CloudState, req: Request) -> Response {
     resp
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
-}
-
-struct Target {
-    account: String,
-    acct_key: String,
-    container: Option<String>,
-    blob: Option<String>,
-}
-
 async fn handle_inner(st: &CloudState, req: Request) -> BResult {
-    match inject(st).await {
+    match st.inject().await {
         Injected::None => {}
         Injected::Throttle(s) => {
             let mut e = err(
@@ -185,38 +171,18 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
             return Err(e);
         }
         Injected::ServerError(c) => {
-            return Err(err(
-                StatusCode::from_u16(c).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                if c == 503 {
-                    BlobCode::ServerBusy
-                } else {
-                    BlobCode::InternalError
-                },
-                "injected transient failure",
-            ));
+            let (status, code) =
+                injected_server_error(c, BlobCode::ServerBusy, BlobCode::InternalError);
+            return Err(err(status, code, "injected transient failure"));
         }
     }
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path().to_string();
-    let query = parse_query(parts.uri.query());
-    let q = |k: &str| {
-        query
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.as_str())
-    };
-    let trimmed = raw_path.trim_start_matches('/');
-    let mut it = trimmed.splitn(3, '/');
-    let account = percent_decode(it.next().unwrap_or_default()).to_ascii_lowercase();
-    let container = it.next().filter(|c| !c.is_empty()).map(percent_decode);
-    let blob = it.next().filter(|b| !b.is_empty()).map(percent_decode);
+    let query = Query::parse(parts.uri.query());
+    let path = BlobPath::parse(&raw_path);
+    let account = path.account.clone();
     let suffix = format!("/providers/microsoft.storage/storageaccounts/{account}");
-    let acct = st.store.read(|d| {
-        d.resources
-            .iter()
-            .find(|(k, _)| k.ends_with(&suffix))
-            .map(|(k, v)| (k.clone(), v.clone()))
-    });
+    let acct = st.store.find_resource_by_suffix(&suffix, None);
     let Some((acct_key, acct_body)) = acct else {
         return Err(err(
             StatusCode::NOT_FOUND,
@@ -224,7 +190,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
             format!("The storage account {account} does not exist."),
         ));
     };
-    if q("sig").is_some() {
+    if query.get("sig").is_some() {
         return Err(err(
             StatusCode::FORBIDDEN,
             BlobCode::AuthenticationFailed,
@@ -236,7 +202,7 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         &parts.method,
         &parts.headers,
         &raw_path,
-        &query,
+        query.pairs(),
         &account,
         &acct_key,
         &acct_body,
@@ -257,26 +223,17 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
             "Bearer authentication needs x-ms-version 2017-11-09 or later.",
         ));
     }
-    let t = Target {
-        account,
-        acct_key,
-        container,
-        blob,
-    };
     let write = !matches!(parts.method, Method::GET | Method::HEAD);
     if let Caller::Principal(oid) = &caller {
-        let scope = match &t.container {
+        let scope = match &path.container {
             Some(c) => format!(
-                "{}/blobservices/default/containers/{}",
-                t.acct_key,
+                "{acct_key}/blobservices/default/containers/{}",
                 c.to_ascii_lowercase()
             ),
-            None => t.acct_key.clone(),
+            None => acct_key.clone(),
         };
         let delay = (st.faults().role_propagation_s * 1000.0) as u64;
-        let level = st
-            .store
-            .read(|d| data_level(d, oid, &scope, now_ms(), delay));
+        let level = data_level(&st.store.assignments_of(oid), &scope, now_ms(), delay);
         let needed = if write {
             DataLevel::Write
         } else {
@@ -299,37 +256,21 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
                 "The request body is too large.",
             )
         })?;
-    let restype = q("restype").map(str::to_ascii_lowercase);
-    let comp = q("comp").map(str::to_ascii_lowercase);
-    let m = &parts.method;
-    match (&t.container, &t.blob, restype.as_deref(), comp.as_deref()) {
-        (Some(_), None, Some("container"), None) if *m == Method::PUT => {
-            create_container(st, &t, &parts.headers).await
-        }
-        (Some(_), None, Some("container"), None) if *m == Method::DELETE => {
-            delete_container(st, &t).await
-        }
-        (Some(_), None, Some("container"), None) if *m == Method::GET || *m == Method::HEAD => {
-            container_properties(st, &t)
-        }
-        (Some(_), None, Some("container"), Some("list")) if *m == Method::GET => {
-            list_blobs(st, &t, &query)
-        }
-        (Some(_), Some(_), None, None) if *m == Method::PUT => {
-            put_blob(st, &t, &parts.headers, body).await
-        }
-        (Some(_), Some(_), None, None) if *m == Method::GET || *m == Method::HEAD => {
-            get_blob(st, &t, &parts.headers, *m == Method::HEAD)
-        }
-        (Some(_), Some(_), None, None) if *m == Method::DELETE => {
-            delete_blob(st, &t, &parts.headers).await
-        }
-        _ => Err(err(
+    let h = &parts.headers;
+    match BlobRoute::parse(&parts.method, path, &query) {
+        BlobRoute::CreateContainer(c) => create_container(st, &c.at(&acct_key), h).await,
+        BlobRoute::DeleteContainer(c) => delete_container(st, &c.at(&acct_key)).await,
+        BlobRoute::ContainerProperties(c) => container_properties(st, &c.at(&acct_key)),
+        BlobRoute::ListBlobs(c) => list_blobs(st, &c.at(&acct_key), &query),
+        BlobRoute::PutBlob(b) => put_blob(st, &b.at(&acct_key), h, body).await,
+        BlobRoute::GetBlob { blob, head } => get_blob(st, &blob.at(&acct_key), h, head),
+        BlobRoute::DeleteBlob(b) => delete_blob(st, &b.at(&acct_key), h).await,
+        BlobRoute::Unimplemented => Err(err(
             StatusCode::NOT_IMPLEMENTED,
             BlobCode::NotImplemented,
             format!(
                 "the local cloud does not implement {} {} with these query parameters",
-                m, raw_path
+                parts.method, raw_path
             ),
         )),
     }
@@ -431,12 +372,10 @@ fn authenticate(
     if skew > std::time::Duration::from_secs(15 * 60) {
         return Err(fail("Request date header too old or too far in the future"));
     }
-    let keys: Vec<String> = st.store.read(|d| {
-        ["key1", "key2"]
-            .iter()
-            .filter_map(|k| d.secrets.get(&format!("{acct_key}#{k}")).cloned())
-            .collect()
-    });
+    let keys: Vec<String> = ["key1", "key2"]
+        .iter()
+        .filter_map(|k| st.store.secret(acct_key, k))
+        .collect();
     let without_account = raw_path
         .trim_start_matches('/')
         .split_once('/')
@@ -463,7 +402,7 @@ fn authenticate(
 }
 
 /// SharedKey string-to-sign (contract section 5.1).
-pub fn string_to_sign(
+pub(crate) fn string_to_sign(
     method: &Method,
     h: &HeaderMap,
     account: &str,
@@ -519,48 +458,29 @@ pub fn string_to_sign(
     out
 }
 
-fn container_key(t: &Target) -> String {
-    format!(
-        "{}/blobservices/default/containers/{}",
-        t.acct_key,
-        t.container
-            .as_deref()
-            .unwrap_or_default()
-            .to_ascii_lowercase()
+fn container_not_found() -> BlobError {
+    err(
+        StatusCode::NOT_FOUND,
+        BlobCode::ContainerNotFound,
+        "The specified container does not exist.",
     )
 }
 
-fn blob_key(t: &Target) -> String {
-    format!(
-        "{}/{}/{}",
-        t.account,
-        t.container
-            .as_deref()
-            .unwrap_or_default()
-            .to_ascii_lowercase(),
-        t.blob.as_deref().unwrap_or_default()
+/// The container's record, or `ContainerNotFound`.
+fn container_exists(st: &Shared, c: &Container) -> Result<serde_json::Value, BlobError> {
+    st.store.resource(&c.key()).ok_or_else(container_not_found)
+}
+
+fn internal(e: StoreError) -> BlobError {
+    err(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        BlobCode::InternalError,
+        e.to_string(),
     )
 }
 
-fn etag(counter: u64) -> String {
-    format!("\"0x8D{:X}{counter:06X}\"", now_ms())
-}
-
-fn container_exists(st: &Shared, t: &Target) -> Result<serde_json::Value, BlobError> {
-    st.store
-        .read(|d| d.resources.get(&container_key(t)).cloned())
-        .ok_or_else(|| {
-            err(
-                StatusCode::NOT_FOUND,
-                BlobCode::ContainerNotFound,
-                "The specified container does not exist.",
-            )
-        })
-}
-
-async fn create_container(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
-    let key = container_key(t);
-    let name = t.container.clone().unwrap_or_default();
+async fn create_container(st: &Shared, c: &Container, h: &HeaderMap) -> BResult {
+    let name = &c.name;
     if !(3..=63).contains(&name.len())
         || !name
             .bytes()
@@ -581,53 +501,40 @@ async fn create_container(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
             }
         })
         .unwrap_or("None");
-    let id = format!(
-        "{}/blobServices/default/containers/{name}",
-        st.store
-            .read(|d| d
-                .resources
-                .get(&t.acct_key)
-                .and_then(|b| b["id"].as_str().map(str::to_string)))
-            .unwrap_or_default()
-    );
+    let account_id = st
+        .store
+        .resource(&c.acct_key)
+        .and_then(|b| b["id"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let id = format!("{account_id}/blobServices/default/containers/{name}");
     let created = st
         .store
-        .mutate(|d| {
-            if d.resources.contains_key(&key) {
-                return None;
-            }
-            d.etag_counter += 1;
-            let b = super::arm::storage::container_body(
+        .create_container(&c.key(), |counter| {
+            container_body(
                 &id,
-                &name,
+                name,
                 &serde_json::json!({"properties": {"publicAccess": public}}),
                 &now_rfc3339(),
-                d.etag_counter,
-            );
-            let tag = b["etag"].as_str().unwrap_or_default().to_string();
-            d.resources.insert(key.clone(), b);
-            Some(tag)
+                counter,
+            )
         })
         .await
-        .map_err(|e| {
-            err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                BlobCode::InternalError,
-                e.to_string(),
-            )
-        })?;
-    let Some(tag) = created else {
+        .map_err(internal)?;
+    let Some(body) = created else {
         return Err(err(
             StatusCode::CONFLICT,
             BlobCode::ContainerAlreadyExists,
             "The specified container already exists.",
         ));
     };
-    Ok(with(
+    Ok(answer(
         StatusCode::CREATED,
         Body::empty(),
         &[
-            ("etag", tag),
+            (
+                "etag",
+                body["etag"].as_str().unwrap_or_default().to_string(),
+            ),
             (
                 "last-modified",
                 httpdate::fmt_http_date(std::time::SystemTime::now()),
@@ -636,46 +543,18 @@ async fn create_container(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
     ))
 }
 
-async fn delete_container(st: &Shared, t: &Target) -> BResult {
-    container_exists(st, t)?;
-    let key = container_key(t);
-    let prefix = format!(
-        "{}/{}/",
-        t.account,
-        t.container
-            .as_deref()
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-    );
-    let files = st
-        .store
-        .mutate(|d| {
-            let mut files = super::arm::remove_tree(d, &key);
-            d.blobs.retain(|k, m| {
-                if k.starts_with(&prefix) {
-                    files.push(m.file.clone());
-                    false
-                } else {
-                    true
-                }
-            });
-            files
-        })
+async fn delete_container(st: &Shared, c: &Container) -> BResult {
+    container_exists(st, c)?;
+    st.store
+        .delete_container(&c.acct_key, &c.name)
         .await
-        .map_err(|e| {
-            err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                BlobCode::InternalError,
-                e.to_string(),
-            )
-        })?;
-    st.store.remove_blob_files(&files);
-    Ok(with(StatusCode::ACCEPTED, Body::empty(), &[]))
+        .map_err(internal)?;
+    Ok(answer(StatusCode::ACCEPTED, Body::empty(), &[]))
 }
 
-fn container_properties(st: &Shared, t: &Target) -> BResult {
-    let b = container_exists(st, t)?;
-    Ok(with(
+fn container_properties(st: &Shared, c: &Container) -> BResult {
+    let b = container_exists(st, c)?;
+    Ok(answer(
         StatusCode::OK,
         Body::empty(),
         &[
@@ -688,24 +567,9 @@ fn container_properties(st: &Shared, t: &Target) -> BResult {
     ))
 }
 
-fn with(status: StatusCode, body: Body, headers: &[(&'static str, String)]) -> Response {
-    let mut r = (status, body).into_response();
-    for (k, v) in headers {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            r.headers_mut().insert(*k, v);
-        }
-    }
-    r
-}
-
-fn list_blobs(st: &Shared, t: &Target, query: &[(String, String)]) -> BResult {
-    container_exists(st, t)?;
-    let q = |k: &str| {
-        query
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.clone())
-    };
+fn list_blobs(st: &Shared, c: &Container, query: &Query) -> BResult {
+    container_exists(st, c)?;
+    let q = |k: &str| query.get(k).map(str::to_string);
     let prefix = q("prefix").unwrap_or_default();
     let delimiter = q("delimiter").filter(|d| !d.is_empty());
     let marker = q("marker").unwrap_or_default();
@@ -715,22 +579,12 @@ fn list_blobs(st: &Shared, t: &Target, query: &[(String, String)]) -> BResult {
         .unwrap_or(5000)
         .min(5000);
     let with_meta = q("include").is_some_and(|i| i.split(',').any(|x| x == "metadata"));
-    let base = format!(
-        "{}/{}/",
-        t.account,
-        t.container
-            .as_deref()
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-    );
-    let blobs: Vec<(String, BlobMeta)> = st.store.read(|d| {
-        d.blobs
-            .range(format!("{base}{prefix}")..)
-            .take_while(|(k, _)| k.starts_with(&format!("{base}{prefix}")))
-            .map(|(k, m)| (k[base.len()..].to_string(), m.clone()))
-            .filter(|(n, _)| n.as_str() >= marker.as_str())
-            .collect()
-    });
+    let blobs: Vec<(String, BlobMeta)> = st
+        .store
+        .blobs_under(&c.account, &c.name, &prefix)
+        .into_iter()
+        .filter(|(n, _)| n.as_str() >= marker.as_str())
+        .collect();
     let mut entries = String::new();
     let mut count = 0;
     let mut next_marker = String::new();
@@ -773,11 +627,11 @@ fn list_blobs(st: &Shared, t: &Target, query: &[(String, String)]) -> BResult {
         ));
         count += 1;
     }
-    let container = t.container.clone().unwrap_or_default();
+    let container = c.name.clone();
     let xml = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?><EnumerationResults ServiceEndpoint=\"{}/{}/\" ContainerName=\"{}\"><Prefix>{}</Prefix><Marker>{}</Marker><MaxResults>{max}</MaxResults>{}<Blobs>{entries}</Blobs><NextMarker>{}</NextMarker></EnumerationResults>",
         xml_escape(&st.arm_url),
-        t.account,
+        c.account,
         xml_escape(&container),
         xml_escape(&prefix),
         xml_escape(&marker),
@@ -787,7 +641,7 @@ fn list_blobs(st: &Shared, t: &Target, query: &[(String, String)]) -> BResult {
             .unwrap_or_default(),
         xml_escape(&next_marker)
     );
-    Ok(with(
+    Ok(answer(
         StatusCode::OK,
         Body::from(xml),
         &[("content-type", "application/xml".into())],
@@ -858,8 +712,8 @@ fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(
     Ok(())
 }
 
-async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResult {
-    container_exists(st, t)?;
+async fn put_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, body: Bytes) -> BResult {
+    container_exists(st, &b.container)?;
     match header(h, "x-ms-blob-type") {
         None => {
             return Err(err(
@@ -887,16 +741,10 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
             "The MD5 value specified in the request did not match with the MD5 value calculated by the server.",
         ));
     }
-    let key = blob_key(t);
-    let existing = st.store.read(|d| d.blobs.get(&key).cloned());
+    let existing = st
+        .store
+        .blob(&b.container.account, &b.container.name, &b.name);
     check_conditions(h, existing.as_ref(), false)?;
-    let file = st.store.write_blob_file(&body).map_err(|e| {
-        err(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            BlobCode::InternalError,
-            e.to_string(),
-        )
-    })?;
     let now = std::time::SystemTime::now();
     let modified = httpdate::fmt_http_date(now);
     let metadata: BTreeMap<String, String> = h
@@ -911,8 +759,8 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
     let content_type = opt("x-ms-blob-content-type")
         .or_else(|| opt("content-type"))
         .unwrap_or_else(|| "application/octet-stream".into());
-    let meta_base = BlobMeta {
-        file,
+    let meta = BlobMeta {
+        file: String::new(),
         len: body.len() as u64,
         etag: String::new(),
         content_type,
@@ -932,39 +780,14 @@ async fn put_blob(st: &Shared, t: &Target, h: &HeaderMap, body: Bytes) -> BResul
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0),
     };
-    let new_file = meta_base.file.clone();
-    let outcome = st
+    // Conditions are evaluated again under the store's lock, so two conditional writers (e.g.
+    // `If-None-Match: *` used as a lock) cannot both win.
+    let tag = st
         .store
-        .mutate(|d| {
-            // Conditions are evaluated again under the store's lock, so two conditional writers
-            // (e.g. `If-None-Match: *` used as a lock) cannot both win.
-            check_conditions(h, d.blobs.get(&key), false)?;
-            d.etag_counter += 1;
-            let mut m = meta_base;
-            m.etag = etag(d.etag_counter);
-            let tag = m.etag.clone();
-            let old = d.blobs.insert(key, m).map(|o| o.file);
-            Ok::<_, BlobError>((tag, old))
-        })
+        .put_blob(b.key(), &body, meta, |m| check_conditions(h, m, false))
         .await
-        .map_err(|e| {
-            err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                BlobCode::InternalError,
-                e.to_string(),
-            )
-        })?;
-    let (tag, old) = match outcome {
-        Ok(v) => v,
-        Err(e) => {
-            st.store.remove_blob_files(&[new_file]);
-            return Err(e);
-        }
-    };
-    if let Some(old) = old {
-        st.store.remove_blob_files(&[old]);
-    }
-    Ok(with(
+        .map_err(internal)??;
+    Ok(answer(
         StatusCode::CREATED,
         Body::empty(),
         &[
@@ -996,15 +819,13 @@ fn parse_range(spec: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
-fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
-    container_exists(st, t)?;
-    let key = blob_key(t);
-    let Some(m) = st.store.read(|d| d.blobs.get(&key).cloned()) else {
-        return Err(err(
-            StatusCode::NOT_FOUND,
-            BlobCode::BlobNotFound,
-            "The specified blob does not exist.",
-        ));
+fn get_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, head: bool) -> BResult {
+    container_exists(st, &b.container)?;
+    let Some(m) = st
+        .store
+        .blob(&b.container.account, &b.container.name, &b.name)
+    else {
+        return Err(blob_not_found());
     };
     check_conditions(h, Some(&m), true)?;
     let mut headers: Vec<(&'static str, String)> = vec![
@@ -1032,13 +853,7 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
     let bytes = if head {
         Vec::new()
     } else {
-        st.store.read_blob_file(&m.file).map_err(|e| {
-            err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                BlobCode::InternalError,
-                e.to_string(),
-            )
-        })?
+        st.store.read_blob_file(&m.file).map_err(internal)?
     };
     let mut resp = match range {
         Some(spec) => {
@@ -1065,7 +880,7 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
                     .map(<[u8]>::to_vec)
                     .unwrap_or_default()
             };
-            let mut r = with(StatusCode::PARTIAL_CONTENT, Body::from(part), &headers);
+            let mut r = answer(StatusCode::PARTIAL_CONTENT, Body::from(part), &headers);
             if let Ok(v) = HeaderValue::from_str(&(e - s + 1).to_string()) {
                 r.headers_mut().insert("content-length", v);
             }
@@ -1073,7 +888,7 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
         }
         None => {
             headers.push(("content-md5", m.content_md5.clone()));
-            let mut r = with(StatusCode::OK, Body::from(bytes), &headers);
+            let mut r = answer(StatusCode::OK, Body::from(bytes), &headers);
             if let Ok(v) = HeaderValue::from_str(&m.len.to_string()) {
                 r.headers_mut().insert("content-length", v);
             }
@@ -1091,65 +906,29 @@ fn get_blob(st: &Shared, t: &Target, h: &HeaderMap, head: bool) -> BResult {
     Ok(resp)
 }
 
-async fn delete_blob(st: &Shared, t: &Target, h: &HeaderMap) -> BResult {
-    container_exists(st, t)?;
-    let key = blob_key(t);
-    let removed = st
-        .store
-        .mutate(|d| {
-            let Some(m) = d.blobs.get(&key) else {
-                return Err(err(
-                    StatusCode::NOT_FOUND,
-                    BlobCode::BlobNotFound,
-                    "The specified blob does not exist.",
-                ));
-            };
+async fn delete_blob(st: &Shared, b: &BlobRef, h: &HeaderMap) -> BResult {
+    container_exists(st, &b.container)?;
+    st.store
+        .delete_blob(b.key(), |m| match m {
+            None => Err(blob_not_found()),
             // Checked under the store's lock, like writes.
-            check_conditions(h, Some(m), false)?;
-            Ok(d.blobs.remove(&key).map(|m| m.file))
+            Some(m) => check_conditions(h, Some(m), false),
         })
         .await
-        .map_err(|e| {
-            err(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                BlobCode::InternalError,
-                e.to_string(),
-            )
-        })??;
-    if let Some(file) = removed {
-        st.store.remove_blob_files(&[file]);
-    }
-    Ok(with(
+        .map_err(internal)??;
+    Ok(answer(
         StatusCode::ACCEPTED,
         Body::empty(),
         &[("x-ms-delete-type-permanent", "true".into())],
     ))
 }
 
-/// Blob names and bytes stored under `account/container/prefix` (used by the deployment runner).
-pub fn read_prefix(
-    st: &Shared,
-    account: &str,
-    container: &str,
-    prefix: &str,
-) -> Vec<(String, Vec<u8>)> {
-    let base = format!(
-        "{}/{}/",
-        account.to_ascii_lowercase(),
-        container.to_ascii_lowercase()
-    );
-    let full = format!("{base}{prefix}");
-    let metas: Vec<(String, String)> = st.store.read(|d| {
-        d.blobs
-            .range(full.clone()..)
-            .take_while(|(k, _)| k.starts_with(&full))
-            .map(|(k, m)| (k[base.len()..].to_string(), m.file.clone()))
-            .collect()
-    });
-    metas
-        .into_iter()
-        .filter_map(|(n, f)| st.store.read_blob_file(&f).ok().map(|b| (n, b)))
-        .collect()
+fn blob_not_found() -> BlobError {
+    err(
+        StatusCode::NOT_FOUND,
+        BlobCode::BlobNotFound,
+        "The specified blob does not exist.",
+    )
 }
 
 #[cfg(test)]

@@ -1,0 +1,337 @@
+//! The ARM wire protocol shared by every ARM handler: the error codes and envelope, bearer-token
+//! authentication, api-version syntax, the parsed request ([`Ctx`]) and the helpers that start
+//! long-running operations.
+//!
+//! It must never route a request or implement a resource; the handlers import it, never the reverse.
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::cloud::auth::{Claims, TokenError};
+use crate::cloud::http::{Query, empty, json_response, wire_codes};
+use crate::cloud::state::{CloudState, Shared};
+use crate::cloud::store::{Operation, Principal, StoreError, now_ms, now_rfc3339};
+
+wire_codes!(
+    /// ARM error codes this cloud answers with (`error.code`); each variant's name is the string on
+    /// the wire.
+    ArmCode,
+    AccountNameInvalid,
+    AuthenticationFailed,
+    AuthorizationFailed,
+    ContainerNotFound,
+    ContainerOperationFailure,
+    ExpiredAuthenticationToken,
+    InternalServerError,
+    InvalidApiVersionParameter,
+    InvalidAuthenticationToken,
+    InvalidAuthenticationTokenAudience,
+    InvalidRequestContent,
+    InvalidRoleAssignmentId,
+    InvalidUserAssignedIdentity,
+    LocationRequired,
+    MissingApiVersionParameter,
+    NotFound,
+    NotImplemented,
+    ParentResourceNotFound,
+    PrincipalNotFound,
+    RequestEntityTooLarge,
+    ResourceGroupNotFound,
+    ResourceNotFound,
+    RoleAssignmentExists,
+    RoleAssignmentNotFound,
+    RoleAssignmentUpdateNotPermitted,
+    RoleDefinitionDoesNotExist,
+    ServiceUnavailable,
+    StorageAccountAlreadyExists,
+    StorageAccountAlreadyTaken,
+    SubscriptionNotFound,
+    TooManyRequests,
+    UserError,
+);
+
+/// An ARM error answer: status, `error.code`, `error.message`, extra headers.
+#[derive(Debug)]
+pub(crate) struct ArmError {
+    pub(crate) status: StatusCode,
+    pub(crate) code: ArmCode,
+    pub(crate) message: String,
+    pub(crate) headers: Vec<(&'static str, String)>,
+}
+
+impl ArmError {
+    pub(crate) fn new(status: StatusCode, code: ArmCode, message: &str) -> Self {
+        ArmError {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+    pub(crate) fn bad_request(code: ArmCode, message: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub(crate) fn not_found(code: ArmCode, message: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+    pub(crate) fn conflict(code: ArmCode, message: &str) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+    pub(crate) fn not_implemented(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            ArmCode::NotImplemented,
+            &format!("the local cloud does not implement {what}"),
+        )
+    }
+    pub(crate) fn header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+impl From<StoreError> for ArmError {
+    fn from(e: StoreError) -> Self {
+        ArmError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ArmCode::InternalServerError,
+            &e.to_string(),
+        )
+    }
+}
+
+impl IntoResponse for ArmError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code.as_str(), "message": self.message, "details": [], "additionalInfo": []}});
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        for (k, v) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                resp.headers_mut().insert(k, v);
+            }
+        }
+        resp
+    }
+}
+
+pub(crate) type ArmResult = Result<Response, ArmError>;
+
+pub(crate) fn arm_audiences(st: &Shared) -> Vec<String> {
+    vec![
+        "https://management.azure.com/".into(),
+        "https://management.core.windows.net/".into(),
+        format!("{}/", st.arm_url),
+    ]
+}
+
+fn www_authenticate(st: &Shared, tenant: &str) -> String {
+    format!(
+        "Bearer authorization_uri=\"{}/{}\", error=\"invalid_token\", error_description=\"the access token is missing or invalid\"",
+        st.arm_url, tenant
+    )
+}
+
+/// Checks the bearer token of an ARM request.
+pub(crate) fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<Claims, ArmError> {
+    let tenant = st.seed().tenant_id;
+    let unauth = |code: ArmCode, msg: &str| {
+        ArmError::new(StatusCode::UNAUTHORIZED, code, msg)
+            .header("WWW-Authenticate", www_authenticate(st, &tenant))
+    };
+    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+        return Err(unauth(
+            ArmCode::AuthenticationFailed,
+            "Authentication failed. The 'Authorization' header is missing.",
+        ));
+    };
+    let Some(token) = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+    else {
+        return Err(unauth(
+            ArmCode::AuthenticationFailed,
+            "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+        ));
+    };
+    let auds = arm_audiences(st);
+    let auds: Vec<&str> = auds.iter().map(String::as_str).collect();
+    st.signer
+        .verify(token.trim(), &auds, now_ms() / 1000)
+        .map_err(|e| match e {
+            TokenError::Expired => unauth(
+                ArmCode::ExpiredAuthenticationToken,
+                "The access token expiry UTC time is earlier than current UTC time.",
+            ),
+            TokenError::WrongAudience => unauth(
+                ArmCode::InvalidAuthenticationTokenAudience,
+                "The access token has been obtained for wrong audience or resource.",
+            ),
+            _ => unauth(
+                ArmCode::InvalidAuthenticationToken,
+                "The access token is invalid.",
+            ),
+        })
+}
+
+/// One ARM request, authenticated and with its api-version checked.
+pub(crate) struct Ctx {
+    pub(crate) st: CloudState,
+    pub(crate) method: Method,
+    /// The percent-decoded path with the request's casing (`/subscriptions/...`).
+    pub(crate) path: String,
+    pub(crate) query: Query,
+    pub(crate) api_version: String,
+    pub(crate) body: Bytes,
+    pub(crate) caller: Claims,
+}
+
+impl Ctx {
+    pub(crate) fn q(&self, name: &str) -> Option<&str> {
+        self.query.get(name)
+    }
+
+    /// The body as JSON; an empty body is `{}`.
+    pub(crate) fn json(&self) -> Result<Value, ArmError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(json!({}));
+        }
+        let v: Value = serde_json::from_slice(&self.body).map_err(|e| {
+            ArmError::bad_request(
+                ArmCode::InvalidRequestContent,
+                &format!("The request content was invalid and could not be deserialized: {e}"),
+            )
+        })?;
+        if !v.is_object() {
+            return Err(ArmError::bad_request(
+                ArmCode::InvalidRequestContent,
+                "The request content must be a JSON object.",
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Status-monitor URL base: `{arm}/subscriptions/{sub}/providers/{ns}/locations/{loc}`.
+    pub(crate) fn op_base(&self, sub: &str, ns: &str, loc: &str) -> String {
+        format!(
+            "{}/subscriptions/{sub}/providers/{ns}/locations/{loc}",
+            self.st.arm_url
+        )
+    }
+
+    pub(crate) fn retry_after(&self) -> String {
+        self.st.faults().retry_after_s.to_string()
+    }
+
+    /// The answer for a method or path this cloud does not implement.
+    pub(crate) fn unimplemented(&self) -> ArmError {
+        ArmError::not_implemented(&format!("{} {}", self.method, self.path))
+    }
+
+    /// The answer for a method a resource does not implement (`what`: "resource groups", ...).
+    pub(crate) fn unimplemented_on(&self, what: &str) -> ArmError {
+        ArmError::not_implemented(&format!("{} on {what}", self.method))
+    }
+
+    /// A `201 Created` or `200 OK` JSON answer.
+    pub(crate) fn created_or_ok(&self, created: bool, body: Value) -> Response {
+        json_response(
+            if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            body,
+        )
+    }
+
+    /// A stored resource's body with `id` as the request spelled it (ARM echoes the client's casing).
+    pub(crate) fn stored(&self, key: &str, id: &str) -> Option<Value> {
+        let mut b = self.st.store.resource(key)?;
+        b["id"] = id.into();
+        Some(b)
+    }
+
+    /// `202 Accepted` telling the client to poll `url` again after the advertised delay.
+    pub(crate) fn poll_again(&self, url: String) -> Response {
+        empty(
+            StatusCode::ACCEPTED,
+            &[("Location", url), ("Retry-After", self.retry_after())],
+        )
+    }
+
+    /// A new in-progress operation on `resource_key`, ready after the `lro_ms` fault's delay.
+    pub(crate) fn operation(&self, kind: &str, resource_key: &str) -> Operation {
+        operation_record(kind, resource_key, self.st.faults().lro_ms)
+    }
+}
+
+/// The `location` of a PUT body, which every PUT requires.
+pub(crate) fn location(body: &Value) -> Result<&str, ArmError> {
+    body.get("location").and_then(Value::as_str).ok_or_else(|| {
+        ArmError::bad_request(
+            ArmCode::LocationRequired,
+            "The location property is required for this definition.",
+        )
+    })
+}
+
+/// Checks the api-version query parameter's syntax: `YYYY-MM-DD` with an optional `-preview`.
+pub(crate) fn valid_api_version(v: &str) -> bool {
+    let base = v.strip_suffix("-preview").unwrap_or(v);
+    let b = base.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+/// 404 for paths no layer owns.
+pub(crate) fn not_found_route(req: &Request) -> Response {
+    ArmError::not_found(
+        ArmCode::NotFound,
+        &format!("no route for {} {}", req.method(), req.uri().path()),
+    )
+    .into_response()
+}
+
+/// A new principal (a managed identity) for the emulated directory.
+pub(crate) fn new_principal(kind: &str) -> Principal {
+    Principal {
+        object_id: uuid::Uuid::new_v4().to_string(),
+        client_id: uuid::Uuid::new_v4().to_string(),
+        kind: kind.into(),
+        created_ms: now_ms(),
+    }
+}
+
+/// A new in-progress operation record, to be stored in the same mutation as the resource it works
+/// on: stored apart, a settle could finish it before the resource shows `Creating`, leaving the
+/// resource `Creating` for ever.
+fn operation_record(kind: &str, resource_key: &str, delay_ms: u64) -> Operation {
+    Operation {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: kind.into(),
+        resource_key: resource_key.into(),
+        started: now_rfc3339(),
+        ready_ms: now_ms() + delay_ms,
+        status: "InProgress".into(),
+        error: None,
+        ended: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions() {
+        assert!(valid_api_version("2022-04-01"));
+        assert!(valid_api_version("2024-01-01-preview"));
+        assert!(!valid_api_version("2022-4-1"));
+        assert!(!valid_api_version("latest"));
+    }
+}

@@ -1,0 +1,252 @@
+//! Blob routing: turns the method, the path-style URL (`/{account}/{container}/{blob}`) and the
+//! `restype`/`comp` query parameters into a [`BlobRoute`] once per request, so handlers take a typed
+//! container or blob.
+//!
+//! It looks at the request line only: it must never read the store or authenticate. Combinations
+//! the local cloud does not serve parse to [`BlobRoute::Unimplemented`], answered with the service's
+//! `NotImplemented` error.
+use axum::http::Method;
+
+use crate::cloud::http::{Query, percent_decode};
+
+/// The parts of a blob URL path: the account (lowercase), then an optional container and blob name
+/// (percent-decoded, as sent).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BlobPath {
+    pub(crate) account: String,
+    pub(crate) container: Option<String>,
+    pub(crate) blob: Option<String>,
+}
+
+impl BlobPath {
+    pub(crate) fn parse(raw_path: &str) -> BlobPath {
+        let mut it = raw_path.trim_start_matches('/').splitn(3, '/');
+        BlobPath {
+            account: percent_decode(it.next().unwrap_or_default()).to_ascii_lowercase(),
+            container: it.next().filter(|c| !c.is_empty()).map(percent_decode),
+            blob: it.next().filter(|b| !b.is_empty()).map(percent_decode),
+        }
+    }
+}
+
+/// A container named by a request, before its account is resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ContainerName {
+    pub(crate) account: String,
+    pub(crate) name: String,
+}
+
+/// A blob named by a request, before its account is resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BlobName {
+    pub(crate) container: ContainerName,
+    pub(crate) name: String,
+}
+
+/// A container of a resolved storage account.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Container {
+    pub(crate) account: String,
+    /// The storage account's lowercase ARM id.
+    pub(crate) acct_key: String,
+    pub(crate) name: String,
+}
+
+impl Container {
+    /// The container's lowercase ARM id: the store's key of its record.
+    pub(crate) fn key(&self) -> String {
+        format!(
+            "{}/blobservices/default/containers/{}",
+            self.acct_key,
+            self.name.to_ascii_lowercase()
+        )
+    }
+}
+
+/// A blob of a resolved storage account.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BlobRef {
+    pub(crate) container: Container,
+    pub(crate) name: String,
+}
+
+impl BlobRef {
+    /// `(account, container, blob)` as the store names a blob.
+    pub(crate) fn key(&self) -> (&str, &str, &str) {
+        (&self.container.account, &self.container.name, &self.name)
+    }
+}
+
+impl ContainerName {
+    /// This container in the account whose ARM id is `acct_key`.
+    pub(crate) fn at(&self, acct_key: &str) -> Container {
+        Container {
+            account: self.account.clone(),
+            acct_key: acct_key.to_string(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+impl BlobName {
+    /// This blob in the account whose ARM id is `acct_key`.
+    pub(crate) fn at(&self, acct_key: &str) -> BlobRef {
+        BlobRef {
+            container: self.container.at(acct_key),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// The blob operations the local cloud serves.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum BlobRoute {
+    /// `PUT /{account}/{container}?restype=container`
+    CreateContainer(ContainerName),
+    /// `DELETE /{account}/{container}?restype=container`
+    DeleteContainer(ContainerName),
+    /// `GET|HEAD /{account}/{container}?restype=container`
+    ContainerProperties(ContainerName),
+    /// `GET /{account}/{container}?restype=container&comp=list`
+    ListBlobs(ContainerName),
+    /// `PUT /{account}/{container}/{blob}`
+    PutBlob(BlobName),
+    /// `GET|HEAD /{account}/{container}/{blob}`
+    GetBlob {
+        blob: BlobName,
+        head: bool,
+    },
+    /// `DELETE /{account}/{container}/{blob}`
+    DeleteBlob(BlobName),
+    Unimplemented,
+}
+
+impl BlobRoute {
+    pub(crate) fn parse(method: &Method, path: BlobPath, query: &Query) -> BlobRoute {
+        let restype = query.get("restype").map(str::to_ascii_lowercase);
+        let comp = query.get("comp").map(str::to_ascii_lowercase);
+        let BlobPath {
+            account,
+            container,
+            blob,
+        } = path;
+        let Some(name) = container else {
+            return BlobRoute::Unimplemented;
+        };
+        let c = ContainerName { account, name };
+        let m = method;
+        match (blob, restype.as_deref(), comp.as_deref()) {
+            (None, Some("container"), None) if *m == Method::PUT => BlobRoute::CreateContainer(c),
+            (None, Some("container"), None) if *m == Method::DELETE => {
+                BlobRoute::DeleteContainer(c)
+            }
+            (None, Some("container"), None) if *m == Method::GET || *m == Method::HEAD => {
+                BlobRoute::ContainerProperties(c)
+            }
+            (None, Some("container"), Some("list")) if *m == Method::GET => BlobRoute::ListBlobs(c),
+            (Some(name), None, None) => {
+                let blob = BlobName { container: c, name };
+                match *m {
+                    Method::PUT => BlobRoute::PutBlob(blob),
+                    Method::GET => BlobRoute::GetBlob { blob, head: false },
+                    Method::HEAD => BlobRoute::GetBlob { blob, head: true },
+                    Method::DELETE => BlobRoute::DeleteBlob(blob),
+                    _ => BlobRoute::Unimplemented,
+                }
+            }
+            _ => BlobRoute::Unimplemented,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(method: Method, target: &str) -> BlobRoute {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        BlobRoute::parse(&method, BlobPath::parse(path), &Query::parse(Some(query)))
+    }
+
+    fn container(name: &str) -> ContainerName {
+        ContainerName {
+            account: "acct".into(),
+            name: name.into(),
+        }
+    }
+
+    fn blob(c: &str, name: &str) -> BlobName {
+        BlobName {
+            container: container(c),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn paths_split_into_account_container_and_blob() {
+        assert_eq!(
+            BlobPath::parse("/ACCT/Cont/dir/a%20b.txt"),
+            BlobPath {
+                account: "acct".into(),
+                container: Some("Cont".into()),
+                blob: Some("dir/a b.txt".into()),
+            }
+        );
+        assert_eq!(BlobPath::parse("/acct/").container, None);
+    }
+
+    #[test]
+    fn every_route() {
+        use BlobRoute as B;
+        let c = || container("c");
+        let cases = [
+            ("PUT /acct/c?restype=container", B::CreateContainer(c())),
+            ("DELETE /acct/c?restype=Container", B::DeleteContainer(c())),
+            ("GET /acct/c?restype=container", B::ContainerProperties(c())),
+            (
+                "HEAD /acct/c?restype=container",
+                B::ContainerProperties(c()),
+            ),
+            (
+                "GET /acct/c?restype=container&comp=list&prefix=a",
+                B::ListBlobs(c()),
+            ),
+            ("PUT /acct/c/a/b", B::PutBlob(blob("c", "a/b"))),
+            (
+                "GET /acct/c/a",
+                B::GetBlob {
+                    blob: blob("c", "a"),
+                    head: false,
+                },
+            ),
+            (
+                "HEAD /acct/c/a",
+                B::GetBlob {
+                    blob: blob("c", "a"),
+                    head: true,
+                },
+            ),
+            ("DELETE /acct/c/a", B::DeleteBlob(blob("c", "a"))),
+        ];
+        for (request, want) in cases {
+            let (m, target) = request.split_once(' ').unwrap();
+            let m = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(route(m, target), want, "{request}");
+        }
+    }
+
+    #[test]
+    fn other_requests_are_unimplemented() {
+        for (m, t) in [
+            (Method::GET, "/acct"),
+            (Method::GET, "/acct?comp=list"),
+            (Method::PUT, "/acct/c"),
+            (Method::POST, "/acct/c?restype=container"),
+            (Method::PUT, "/acct/c/a?comp=block&blockid=x"),
+            (Method::GET, "/acct/c?restype=container&comp=acl"),
+            (Method::POST, "/acct/c/a"),
+        ] {
+            assert_eq!(route(m.clone(), t), BlobRoute::Unimplemented, "{m} {t}");
+        }
+    }
+}

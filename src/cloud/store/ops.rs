@@ -1,0 +1,747 @@
+//! The store's operations, named after what they do: read a resource, create a storage account with
+//! its keys and its creation operation, delete a container with its blobs, and so on. Handlers call
+//! these and never see the maps behind them, so the backing can change without touching a handler.
+//!
+//! Each write is one durable mutation (it returns once on disk). Cascades live here and only here:
+//! deleting a resource removes its children, its secrets and the role assignments scoped to it;
+//! deleting a storage account or a container also removes its blobs and their files. It must never
+//! interpret HTTP or decide authorisation.
+use serde_json::Value;
+
+use super::{
+    BlobMeta, Data, Operation, Principal, RoleAssignment, Seed, Store, StoreError, now_ms,
+};
+
+/// Key of a blob's metadata: `{account}/{container}/{name}` (account and container lowercase).
+fn blob_key(account: &str, container: &str, name: &str) -> String {
+    format!(
+        "{}/{}/{name}",
+        account.to_ascii_lowercase(),
+        container.to_ascii_lowercase()
+    )
+}
+
+/// Prefix of every blob of a container, or of an account when `container` is `None`.
+fn blob_prefix(account: &str, container: Option<&str>) -> String {
+    match container {
+        Some(c) => format!(
+            "{}/{}/",
+            account.to_ascii_lowercase(),
+            c.to_ascii_lowercase()
+        ),
+        None => format!("{}/", account.to_ascii_lowercase()),
+    }
+}
+
+/// The last segment of a lowercase resource key (a storage account's name).
+fn last_segment(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or_default()
+}
+
+/// A new, unique blob ETag.
+fn blob_etag(counter: u64) -> String {
+    format!("\"0x8D{:X}{counter:06X}\"", now_ms())
+}
+
+impl Data {
+    /// Removes a resource and everything under it: child resources, its secrets and the role
+    /// assignments scoped to it or below.
+    fn remove_tree(&mut self, key: &str) {
+        let prefix = format!("{key}/");
+        self.resources
+            .retain(|k, _| k != key && !k.starts_with(&prefix));
+        self.secrets
+            .retain(|k, _| !(k.starts_with(&format!("{key}#")) || k.starts_with(&prefix)));
+        self.role_assignments.retain(|_, ra| {
+            let s = ra.scope.to_ascii_lowercase();
+            s != key && !s.starts_with(&prefix)
+        });
+    }
+
+    /// Removes the blobs whose keys start with `prefix`; returns their files.
+    fn remove_blobs(&mut self, prefix: &str) -> Vec<String> {
+        let mut files = Vec::new();
+        self.blobs.retain(|k, m| {
+            if k.starts_with(prefix) {
+                files.push(m.file.clone());
+                false
+            } else {
+                true
+            }
+        });
+        files
+    }
+
+    /// Direct children of `parent_key` whose next segment is `kind`.
+    fn children(&self, parent_key: &str, kind: &str) -> Vec<Value> {
+        let prefix = format!(
+            "{}/{}/",
+            parent_key.to_ascii_lowercase(),
+            kind.to_ascii_lowercase()
+        );
+        self.resources
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| !k[prefix.len()..].contains('/'))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// Everything stored by one endpoint PUT, in one mutation.
+pub(crate) struct EndpointWrite {
+    pub key: String,
+    pub body: Value,
+    /// True for a create: then a concurrent create that stored first wins, and keys are stored.
+    pub create: bool,
+    /// A new system-assigned identity's principal, if one was made.
+    pub principal: Option<Principal>,
+    /// The primary and secondary keys of a new endpoint.
+    pub keys: (String, String),
+    pub operation: Operation,
+}
+
+impl Store {
+    // ---- reads ----
+
+    /// The fixed identities of this data folder.
+    pub(crate) fn seed(&self) -> Seed {
+        self.read(|d| d.seed.clone())
+    }
+
+    /// A resource's body by its lowercase id.
+    pub(crate) fn resource(&self, key: &str) -> Option<Value> {
+        self.read(|d| d.resources.get(key).cloned())
+    }
+
+    pub(crate) fn has_resource(&self, key: &str) -> bool {
+        self.read(|d| d.resources.contains_key(key))
+    }
+
+    /// Direct children of `parent_key` (any casing) whose next segment is `kind` (e.g. `deployments`).
+    pub(crate) fn children(&self, parent_key: &str, kind: &str) -> Vec<Value> {
+        self.read(|d| d.children(parent_key, kind))
+    }
+
+    /// Every resource whose `type` is `type_name`, with its key.
+    pub(crate) fn resources_of_type(&self, type_name: &str) -> Vec<(String, Value)> {
+        self.read(|d| {
+            d.resources
+                .iter()
+                .filter(|(_, v)| v["type"] == type_name)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+    }
+
+    /// The resource whose key ends with `suffix` (lowercase), with its key: how a storage account or
+    /// endpoint is found by name alone.
+    pub(crate) fn find_resource_by_suffix(
+        &self,
+        suffix: &str,
+        type_name: Option<&str>,
+    ) -> Option<(String, Value)> {
+        self.read(|d| {
+            d.resources
+                .iter()
+                .find(|(k, v)| k.ends_with(suffix) && type_name.is_none_or(|t| v["type"] == t))
+                .map(|(k, v)| (k.clone(), v.clone()))
+        })
+    }
+
+    /// A secret of a resource (`key1`, `primary`, ...).
+    pub(crate) fn secret(&self, owner_key: &str, name: &str) -> Option<String> {
+        self.read(|d| d.secrets.get(&format!("{owner_key}#{name}")).cloned())
+    }
+
+    pub(crate) fn operation(&self, id: &str) -> Option<Operation> {
+        self.read(|d| d.operations.get(id).cloned())
+    }
+
+    /// The operation in progress on a resource, if any.
+    pub(crate) fn operation_in_progress_on(&self, key: &str) -> Option<Operation> {
+        self.read(|d| {
+            d.operations
+                .values()
+                .find(|o| o.status == "InProgress" && o.resource_key == key)
+                .cloned()
+        })
+    }
+
+    pub(crate) fn principal(&self, object_id: &str) -> Option<Principal> {
+        self.read(|d| d.principals.get(object_id).cloned())
+    }
+
+    pub(crate) fn role_assignment(&self, key: &str) -> Option<RoleAssignment> {
+        self.read(|d| d.role_assignments.get(key).cloned())
+    }
+
+    pub(crate) fn role_assignments(&self) -> Vec<RoleAssignment> {
+        self.read(|d| d.role_assignments.values().cloned().collect())
+    }
+
+    /// The role assignments held by one principal.
+    pub(crate) fn assignments_of(&self, principal: &str) -> Vec<RoleAssignment> {
+        self.read(|d| {
+            d.role_assignments
+                .values()
+                .filter(|ra| ra.principal_id.eq_ignore_ascii_case(principal))
+                .cloned()
+                .collect()
+        })
+    }
+
+    pub(crate) fn blob(&self, account: &str, container: &str, name: &str) -> Option<BlobMeta> {
+        self.read(|d| d.blobs.get(&blob_key(account, container, name)).cloned())
+    }
+
+    /// Blobs of a container whose names start with `prefix`, in name order, with their names.
+    pub(crate) fn blobs_under(
+        &self,
+        account: &str,
+        container: &str,
+        prefix: &str,
+    ) -> Vec<(String, BlobMeta)> {
+        let base = blob_prefix(account, Some(container));
+        let full = format!("{base}{prefix}");
+        self.read(|d| {
+            d.blobs
+                .range(full.clone()..)
+                .take_while(|(k, _)| k.starts_with(&full))
+                .map(|(k, m)| (k[base.len()..].to_string(), m.clone()))
+                .collect()
+        })
+    }
+
+    /// Names and bytes of the blobs of a container under `prefix` (blobs whose file cannot be read
+    /// are left out).
+    pub(crate) fn read_blobs_under(
+        &self,
+        account: &str,
+        container: &str,
+        prefix: &str,
+    ) -> Vec<(String, Vec<u8>)> {
+        self.blobs_under(account, container, prefix)
+            .into_iter()
+            .filter_map(|(n, m)| self.read_blob_file(&m.file).ok().map(|b| (n, b)))
+            .collect()
+    }
+
+    // ---- resources ----
+
+    /// Stores a resource body (create or replace).
+    pub(crate) async fn put_resource(&self, key: &str, body: Value) -> Result<(), StoreError> {
+        self.mutate(|d| {
+            d.resources.insert(key.to_string(), body);
+        })
+        .await
+    }
+
+    /// Stores a resource body and starts an operation on it, in one mutation.
+    pub(crate) async fn put_resource_with_operation(
+        &self,
+        key: &str,
+        body: Value,
+        op: Operation,
+    ) -> Result<(), StoreError> {
+        self.mutate(|d| {
+            d.resources.insert(key.to_string(), body);
+            d.operations.insert(op.id.clone(), op);
+        })
+        .await
+    }
+
+    /// Removes one resource (nothing under it).
+    pub(crate) async fn delete_resource(&self, key: &str) -> Result<(), StoreError> {
+        self.mutate(|d| {
+            d.resources.remove(key);
+        })
+        .await
+    }
+
+    /// Removes a resource with its children, secrets and role assignments (not for storage accounts
+    /// or containers, whose blobs go with them: see [`Store::delete_storage_account`] and
+    /// [`Store::delete_container`]).
+    pub(crate) async fn delete_resource_tree(&self, key: &str) -> Result<(), StoreError> {
+        self.mutate(|d| d.remove_tree(key)).await
+    }
+
+    // ---- storage ----
+
+    /// Creates a storage account with its two keys and its creation operation.
+    pub(crate) async fn create_storage_account(
+        &self,
+        key: &str,
+        body: Value,
+        keys: (String, String),
+        op: Operation,
+    ) -> Result<(), StoreError> {
+        self.mutate(|d| {
+            d.resources.insert(key.to_string(), body);
+            d.secrets.insert(format!("{key}#key1"), keys.0);
+            d.secrets.insert(format!("{key}#key2"), keys.1);
+            d.operations.insert(op.id.clone(), op);
+        })
+        .await
+    }
+
+    /// Deletes a storage account with everything under it, its keys and all its blobs.
+    pub(crate) async fn delete_storage_account(&self, key: &str) -> Result<(), StoreError> {
+        let prefix = blob_prefix(last_segment(key), None);
+        let files = self
+            .mutate(|d| {
+                d.remove_tree(key);
+                d.remove_blobs(&prefix)
+            })
+            .await?;
+        self.remove_blob_files(&files);
+        Ok(())
+    }
+
+    /// Creates or replaces a container record; `make` builds its body from a fresh ETag counter and
+    /// the stored body, if any.
+    pub(crate) async fn put_container(
+        &self,
+        key: &str,
+        make: impl FnOnce(u64, Option<&Value>) -> Value,
+    ) -> Result<Value, StoreError> {
+        self.mutate(|d| {
+            d.etag_counter += 1;
+            let body = make(d.etag_counter, d.resources.get(key));
+            d.resources.insert(key.to_string(), body.clone());
+            body
+        })
+        .await
+    }
+
+    /// Creates a container record unless one exists (then `None`).
+    pub(crate) async fn create_container(
+        &self,
+        key: &str,
+        make: impl FnOnce(u64) -> Value,
+    ) -> Result<Option<Value>, StoreError> {
+        self.mutate(|d| {
+            if d.resources.contains_key(key) {
+                return None;
+            }
+            d.etag_counter += 1;
+            let body = make(d.etag_counter);
+            d.resources.insert(key.to_string(), body.clone());
+            Some(body)
+        })
+        .await
+    }
+
+    /// Deletes a container of the storage account `account_key` with its blobs: the one place that
+    /// says a container's blobs go with it.
+    pub(crate) async fn delete_container(
+        &self,
+        account_key: &str,
+        container: &str,
+    ) -> Result<(), StoreError> {
+        let key = format!(
+            "{account_key}/blobservices/default/containers/{}",
+            container.to_ascii_lowercase()
+        );
+        let prefix = blob_prefix(last_segment(account_key), Some(container));
+        let files = self
+            .mutate(|d| {
+                d.remove_tree(&key);
+                d.remove_blobs(&prefix)
+            })
+            .await?;
+        self.remove_blob_files(&files);
+        Ok(())
+    }
+
+    // ---- blobs ----
+
+    /// Writes a blob: its bytes to a new file, then its metadata with a new ETag, if `check` accepts
+    /// the current metadata (evaluated under the store's lock, so two conditional writers cannot both
+    /// win). Returns the new ETag, or `check`'s refusal; the replaced or refused file is removed.
+    pub(crate) async fn put_blob<E>(
+        &self,
+        (account, container, name): (&str, &str, &str),
+        bytes: &[u8],
+        meta: BlobMeta,
+        check: impl FnOnce(Option<&BlobMeta>) -> Result<(), E>,
+    ) -> Result<Result<String, E>, StoreError> {
+        let file = self.write_blob_file(bytes)?;
+        let key = blob_key(account, container, name);
+        let new_file = file.clone();
+        let outcome = self
+            .mutate(|d| {
+                check(d.blobs.get(&key))?;
+                d.etag_counter += 1;
+                let tag = blob_etag(d.etag_counter);
+                let old = d.blobs.insert(
+                    key,
+                    BlobMeta {
+                        file,
+                        etag: tag.clone(),
+                        ..meta
+                    },
+                );
+                Ok((tag, old.map(|o| o.file)))
+            })
+            .await;
+        match outcome {
+            Ok(Ok((tag, old))) => {
+                self.remove_blob_files(old.as_slice());
+                Ok(Ok(tag))
+            }
+            Ok(Err(e)) => {
+                self.remove_blob_files(&[new_file]);
+                Ok(Err(e))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a blob if `check` accepts its current metadata (`None` when it does not exist),
+    /// evaluated under the store's lock; removes its file.
+    pub(crate) async fn delete_blob<E>(
+        &self,
+        (account, container, name): (&str, &str, &str),
+        check: impl FnOnce(Option<&BlobMeta>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, StoreError> {
+        let key = blob_key(account, container, name);
+        let removed = self
+            .mutate(|d| {
+                check(d.blobs.get(&key))?;
+                Ok(d.blobs.remove(&key).map(|m| m.file))
+            })
+            .await?;
+        Ok(removed.map(|file| self.remove_blob_files(file.as_slice())))
+    }
+
+    // ---- identities and role assignments ----
+
+    /// Stores a user-assigned identity; `principal` is its new principal on create.
+    pub(crate) async fn put_identity(
+        &self,
+        key: &str,
+        body: Value,
+        principal: Option<Principal>,
+    ) -> Result<(), StoreError> {
+        self.mutate(|d| {
+            if let Some(p) = principal {
+                d.principals.insert(p.object_id.clone(), p);
+            }
+            d.resources.insert(key.to_string(), body);
+        })
+        .await
+    }
+
+    /// Deletes a user-assigned identity and its principal.
+    pub(crate) async fn delete_identity(
+        &self,
+        key: &str,
+        principal_id: &str,
+    ) -> Result<(), StoreError> {
+        self.mutate(|d| {
+            d.resources.remove(key);
+            d.principals.remove(principal_id);
+        })
+        .await
+    }
+
+    pub(crate) async fn put_role_assignment(
+        &self,
+        key: &str,
+        ra: RoleAssignment,
+    ) -> Result<(), StoreError> {
+        self.mutate(|d| {
+            d.role_assignments.insert(key.to_string(), ra);
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_role_assignment(&self, key: &str) -> Result<(), StoreError> {
+        self.mutate(|d| {
+            d.role_assignments.remove(key);
+        })
+        .await
+    }
+
+    // ---- online endpoints and operations ----
+
+    /// Stores an endpoint PUT: body, operation, and on create its keys and new principal. Returns
+    /// `false` when a create lost the race to another create of the same endpoint (nothing stored).
+    pub(crate) async fn put_endpoint(&self, w: EndpointWrite) -> Result<bool, StoreError> {
+        self.mutate(|d| {
+            if w.create && d.resources.contains_key(&w.key) {
+                return false;
+            }
+            if let Some(p) = w.principal {
+                d.principals.insert(p.object_id.clone(), p);
+            }
+            if w.create {
+                d.secrets.insert(format!("{}#primary", w.key), w.keys.0);
+                d.secrets.insert(format!("{}#secondary", w.key), w.keys.1);
+            }
+            d.resources.insert(w.key, w.body);
+            d.operations.insert(w.operation.id.clone(), w.operation);
+            true
+        })
+        .await
+    }
+
+    /// Records a new operation.
+    pub(crate) async fn add_operation(&self, op: Operation) -> Result<(), StoreError> {
+        self.mutate(|d| {
+            d.operations.insert(op.id.clone(), op);
+        })
+        .await
+    }
+
+    /// Ends a deployment start: sets the deployment's provisioning state and finishes its operation.
+    pub(crate) async fn finish_deployment(
+        &self,
+        key: &str,
+        state: &str,
+        op_id: Option<&str>,
+        error: Option<Value>,
+    ) -> Result<(), StoreError> {
+        self.mutate(|d| {
+            if let Some(r) = d.resources.get_mut(key) {
+                r["properties"]["provisioningState"] = state.into();
+            }
+            if let Some(op) = op_id.and_then(|o| d.operations.get_mut(o)) {
+                op.status = state.into();
+                op.error = error;
+                op.ended = Some(super::now_rfc3339());
+            }
+        })
+        .await
+    }
+
+    /// Finishes time-based operations whose delay has passed (storage account creation, endpoint PUT,
+    /// PATCH and DELETE), marking their resources `Succeeded`. Deployment PUTs are finished by the
+    /// runner ([`Store::finish_deployment`]).
+    pub(crate) async fn settle_due_operations(&self, now: u64) -> Result<(), StoreError> {
+        let due = |o: &Operation| {
+            o.status == "InProgress" && o.ready_ms <= now && o.kind != "deployment-put"
+        };
+        if !self.read(|d| d.operations.values().any(due)) {
+            return Ok(());
+        }
+        self.mutate(|d| {
+            let ids: Vec<String> = d
+                .operations
+                .values()
+                .filter(|o| {
+                    // Never settle a PUT whose resource is not stored: the resource would then stay
+                    // `Creating` for ever (PUTs store both together; this guards any that do not).
+                    let stored =
+                        !o.kind.ends_with("-put") || d.resources.contains_key(&o.resource_key);
+                    due(o) && stored
+                })
+                .map(|o| o.id.clone())
+                .collect();
+            for id in ids {
+                let Some(op) = d.operations.get_mut(&id) else {
+                    continue;
+                };
+                op.status = "Succeeded".into();
+                op.ended = Some(super::now_rfc3339());
+                let key = op.resource_key.clone();
+                if let Some(r) = d.resources.get_mut(&key)
+                    && let Some(ps) = r.pointer_mut("/properties/provisioningState")
+                    && (ps == "Creating" || ps == "Updating")
+                {
+                    *ps = "Succeeded".into();
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::seed;
+    use super::*;
+    use serde_json::json;
+
+    fn meta() -> BlobMeta {
+        BlobMeta {
+            file: String::new(),
+            len: 1,
+            etag: String::new(),
+            content_type: "text/plain".into(),
+            content_md5: String::new(),
+            content_encoding: None,
+            content_language: None,
+            cache_control: None,
+            content_disposition: None,
+            metadata: Default::default(),
+            created: String::new(),
+            modified: String::new(),
+            modified_unix: 0,
+        }
+    }
+
+    const ACCT: &str =
+        "/subscriptions/s/resourcegroups/rg/providers/microsoft.storage/storageaccounts/acct";
+
+    async fn put(store: &Store, container: &str, name: &str) {
+        store
+            .put_blob((ACCT_NAME, container, name), b"x", meta(), |_| {
+                Ok::<_, ()>(())
+            })
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    const ACCT_NAME: &str = "acct";
+
+    fn files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir.join("blobs")).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn deleting_a_container_deletes_its_blobs_and_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), seed).unwrap();
+        let c1 = format!("{ACCT}/blobservices/default/containers/c1");
+        store.put_resource(ACCT, json!({})).await.unwrap();
+        store.put_container(&c1, |_, _| json!({})).await.unwrap();
+        put(&store, "c1", "a/b.txt").await;
+        put(&store, "C1", "c.txt").await;
+        put(&store, "c2", "d.txt").await;
+        assert_eq!(files(dir.path()), 3);
+        store.delete_container(ACCT, "C1").await.unwrap();
+        assert!(!store.has_resource(&c1));
+        assert!(store.has_resource(ACCT));
+        assert!(store.blobs_under("acct", "c1", "").is_empty());
+        assert_eq!(store.blobs_under("acct", "c2", "").len(), 1);
+        assert_eq!(files(dir.path()), 1);
+    }
+
+    #[tokio::test]
+    async fn deleting_an_account_deletes_everything_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), seed).unwrap();
+        let op = Operation {
+            id: "op".into(),
+            kind: "storage-create".into(),
+            resource_key: ACCT.into(),
+            started: String::new(),
+            ready_ms: 0,
+            status: "InProgress".into(),
+            error: None,
+            ended: None,
+        };
+        store
+            .create_storage_account(ACCT, json!({}), ("k1".into(), "k2".into()), op)
+            .await
+            .unwrap();
+        assert_eq!(store.secret(ACCT, "key2").as_deref(), Some("k2"));
+        let c1 = format!("{ACCT}/blobservices/default/containers/c1");
+        store.put_container(&c1, |_, _| json!({})).await.unwrap();
+        put(&store, "c1", "a").await;
+        store
+            .put_role_assignment(
+                "ra",
+                RoleAssignment {
+                    id: "ra".into(),
+                    name: "ra".into(),
+                    scope: c1.clone(),
+                    role_definition_id: String::new(),
+                    principal_id: "p".into(),
+                    principal_type: "User".into(),
+                    description: None,
+                    created_ms: 0,
+                    created_on: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+        store.delete_storage_account(ACCT).await.unwrap();
+        assert!(!store.has_resource(ACCT) && !store.has_resource(&c1));
+        assert_eq!(store.secret(ACCT, "key1"), None);
+        assert!(store.role_assignments().is_empty());
+        assert!(store.blobs_under("acct", "c1", "").is_empty());
+        assert_eq!(files(dir.path()), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_blob_write_keeps_the_old_blob_and_no_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), seed).unwrap();
+        put(&store, "c", "n").await;
+        let before = store.blob("acct", "c", "n").unwrap();
+        let refused = store
+            .put_blob(("acct", "c", "n"), b"y", meta(), |m| {
+                if m.is_some() { Err("exists") } else { Ok(()) }
+            })
+            .await
+            .unwrap();
+        assert_eq!(refused, Err("exists"));
+        assert_eq!(store.blob("acct", "c", "n").unwrap().etag, before.etag);
+        assert_eq!(files(dir.path()), 1);
+        let gone = store
+            .delete_blob(("acct", "c", "n"), |m| m.map(|_| ()).ok_or("missing"))
+            .await
+            .unwrap();
+        assert_eq!(gone, Ok(()));
+        assert_eq!(files(dir.path()), 0);
+        assert_eq!(
+            store
+                .delete_blob(("acct", "c", "n"), |m| m.map(|_| ()).ok_or("missing"))
+                .await
+                .unwrap(),
+            Err("missing")
+        );
+    }
+
+    #[tokio::test]
+    async fn children_are_direct_and_case_insensitive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), seed).unwrap();
+        for k in ["/p/kids/a", "/p/kids/b", "/p/kids/a/deeper", "/p/other/c"] {
+            store.put_resource(k, json!({"k": k})).await.unwrap();
+        }
+        let kids = store.children("/P", "Kids");
+        assert_eq!(kids.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn due_operations_settle_their_resources() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), seed).unwrap();
+        let op = |id: &str, kind: &str| Operation {
+            id: id.into(),
+            kind: kind.into(),
+            resource_key: "/r".into(),
+            started: String::new(),
+            ready_ms: 5,
+            status: "InProgress".into(),
+            error: None,
+            ended: None,
+        };
+        store
+            .put_resource_with_operation(
+                "/r",
+                json!({"properties": {"provisioningState": "Creating"}}),
+                op("a", "endpoint-put"),
+            )
+            .await
+            .unwrap();
+        store
+            .add_operation(op("b", "deployment-put"))
+            .await
+            .unwrap();
+        store.settle_due_operations(4).await.unwrap();
+        assert_eq!(store.operation("a").unwrap().status, "InProgress");
+        store.settle_due_operations(5).await.unwrap();
+        assert_eq!(store.operation("a").unwrap().status, "Succeeded");
+        assert_eq!(store.operation("b").unwrap().status, "InProgress");
+        assert_eq!(
+            store.resource("/r").unwrap()["properties"]["provisioningState"],
+            "Succeeded"
+        );
+    }
+}
