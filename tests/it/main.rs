@@ -6,6 +6,7 @@
 mod support;
 
 mod apply_local;
+mod architecture;
 mod cli_schema;
 mod cli_validate;
 mod cloud_api;
