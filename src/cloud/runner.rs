@@ -808,7 +808,7 @@ pub(crate) async fn score(
     let timeout = dep
         .pointer("/properties/requestSettings/requestTimeout")
         .and_then(Value::as_str)
-        .and_then(parse_iso_seconds)
+        .and_then(crate::iso8601::parse_seconds)
         .unwrap_or(60.0);
     let call = st
         .local_http
@@ -867,26 +867,6 @@ pub(crate) async fn score(
     out
 }
 
-/// `PT5S`, `PT0.5S`, `PT1M` → seconds.
-fn parse_iso_seconds(s: &str) -> Option<f64> {
-    let rest = s.strip_prefix("PT")?;
-    let mut total = 0.0;
-    let mut num = String::new();
-    for c in rest.chars() {
-        match c {
-            '0'..='9' | '.' => num.push(c),
-            'H' => total += num.parse::<f64>().ok()? * 3600.0,
-            'M' => total += num.parse::<f64>().ok()? * 60.0,
-            'S' => total += num.parse::<f64>().ok()?,
-            _ => return None,
-        }
-        if c.is_ascii_alphabetic() {
-            num.clear();
-        }
-    }
-    Some(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -904,13 +884,5 @@ mod tests {
                 .is_empty()
         );
         assert!(pip_dependencies("a: [").is_err());
-    }
-
-    #[test]
-    fn iso_durations() {
-        assert_eq!(parse_iso_seconds("PT5S"), Some(5.0));
-        assert_eq!(parse_iso_seconds("PT0.5S"), Some(0.5));
-        assert_eq!(parse_iso_seconds("PT1M30S"), Some(90.0));
-        assert_eq!(parse_iso_seconds("5s"), None);
     }
 }
