@@ -17,6 +17,7 @@ use crate::cloud::auth::{DataLevel, STORAGE_AUDIENCE, TokenError, data_level};
 use crate::cloud::http::header;
 use crate::cloud::state::Shared;
 use crate::cloud::store::now_ms;
+use crate::cloud::store::ops::container_key;
 
 /// Who is calling.
 pub(super) enum Caller {
@@ -170,10 +171,7 @@ pub(super) fn authorize(
         ));
     }
     let scope = match container {
-        Some(c) => format!(
-            "{acct_key}/blobservices/default/containers/{}",
-            c.to_ascii_lowercase()
-        ),
+        Some(c) => container_key(acct_key, c),
         None => acct_key.to_string(),
     };
     let delay = (st.faults().role_propagation_s * 1000.0) as u64;
