@@ -4,7 +4,7 @@
 //! answers in the service's XML error shape with `x-ms-error-code`.
 //!
 //! It never reads or writes ARM state beyond the container records and the account's keys. Routing
-//! lives in [`route`]; the handlers here take a typed container or blob and use the store's named
+//! lives in [`route`]; the handlers take a typed container or blob and use the store's named
 //! operations (a container's blobs go with it inside the store, never here).
 //!
 //! This file only wires the layer: fault injection, the account lookup, authentication and
