@@ -19,7 +19,7 @@
 //! * [`process`]: a deployment's run, restarts, stopping processes (the entry points the ARM layer and
 //!   the server call).
 //! * [`assets`]: the storage initializer (code and model blobs into the deployment's folder).
-//! * [`env`]: the Python environment for a conda file's pip dependencies.
+//! * [`env`](mod@env): the Python environment for a conda file's pip dependencies.
 //! * [`folder`]: a deployment's folder and logs.
 //! * [`scoring`]: the scoring HTTP proxy.
 //! * [`error`]: why a deployment did not start.
