@@ -8,9 +8,10 @@
 //! interpret HTTP or decide authorisation.
 use serde_json::Value;
 
-use super::{
-    BlobMeta, Data, Operation, Principal, RoleAssignment, Seed, Store, StoreError, now_ms,
-};
+use super::data::{Data, Store};
+use super::disk::StoreError;
+use super::fresh::now_ms;
+use super::records::{BlobMeta, Operation, Principal, RoleAssignment, Seed};
 
 /// Key of a container's record: its lowercase ARM id under the storage account whose key (lowercase
 /// ARM id) is `account_key`.
@@ -566,7 +567,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::seed;
+    use super::super::data::test_data as seed;
     use super::*;
     use serde_json::json;
 
