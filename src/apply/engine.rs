@@ -27,7 +27,7 @@ use super::steps::{ApplyPlan, deposed_key};
 use super::values::{Known, KnownValues};
 use crate::plan::ReplaceOrder;
 use crate::provider::{Observed, Provider, ResourceType};
-use crate::specs::waits_for_propagation;
+use crate::specs::Registry;
 use crate::state::{ResourceState, ResourceStatus, StateFile, StepId};
 
 /// Computes the deterministic cloud id a create will produce, for the journal (optional: without
@@ -98,6 +98,8 @@ struct Shared {
 
 /// Executes `plan` starting from `state`, recording through `persistence`, and reports how it
 /// went. See the module documentation of [`crate::apply`] for the order, rollback and interrupts.
+/// `registry` holds the specs of the plan's types (what waits for propagation, what a create may
+/// adopt, what a rollback restores).
 ///
 /// Step failures, interrupts and state-write failures are outcomes in the returned report, not
 /// errors.
@@ -106,11 +108,16 @@ struct Shared {
 ///
 /// [`ApplyError`] when the plan cannot be executed at all (it does not match `state`, names an
 /// unknown type, or its replacement orders wait for each other); nothing was sent then.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is a separate collaborator of the run; a bundle would only rename them"
+)]
 pub async fn apply(
     plan: &ApplyPlan,
     state: StateFile,
     persistence: Persistence,
     provider: Arc<dyn Provider>,
+    registry: &Registry,
     options: ApplyOptions,
     events: Arc<dyn EventSink>,
     interrupt: Interrupt,
@@ -134,6 +141,7 @@ pub async fn apply(
     };
     let run = Run {
         plan,
+        registry,
         known: KnownValues::from_state(&state),
         priors: state.resources.clone().into_iter().collect(),
         state,
@@ -153,6 +161,7 @@ pub async fn apply(
 
 struct Run<'a> {
     plan: &'a ApplyPlan,
+    registry: &'a Registry,
     graph: OpGraph,
     state: StateFile,
     known: KnownValues,
@@ -292,6 +301,7 @@ impl Run<'_> {
                 let history = std::mem::take(&mut self.history);
                 let cx = rollback::Context {
                     provider: self.shared.provider.as_ref(),
+                    registry: self.registry,
                     events: self.shared.events.as_ref(),
                     interrupt: &self.shared.interrupt,
                 };
@@ -395,7 +405,8 @@ impl Run<'_> {
                             .state
                             .resources
                             .get(dep.as_str())
-                            .is_some_and(|r| waits_for_propagation(&r.resource_type))
+                            .and_then(|r| self.registry.get(&r.resource_type))
+                            .is_some_and(|spec| spec.waits_for_propagation())
                 })
                 .cloned()
                 .collect()
@@ -409,6 +420,10 @@ impl Run<'_> {
             prior: prior_record.map(observed_of),
             target,
             waiting_for,
+            adopt_existing: self
+                .registry
+                .get(&step.resource_type)
+                .is_some_and(|spec| spec.arm.adopt_existing),
             propagation: self.shared.options.propagation,
             provider: self.shared.provider.clone(),
             events: self.shared.events.clone(),

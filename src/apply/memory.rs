@@ -223,8 +223,8 @@ impl MemoryProvider {
     }
 
     /// Computed outputs: every attribute the type's spec declares (nested for dotted names),
-    /// derived from the id so they are the same each time the object is created. `content_sha256`
-    /// is left out (the in-memory cloud keeps no content).
+    /// derived from the id so they are the same each time the object is created. The hash of stored
+    /// content (the spec's `content_hash` attribute) is left out: the in-memory cloud keeps no content.
     fn outputs(&self, resource_type: ResourceType, id: &str) -> Map<String, Value> {
         let tag: String = id
             .bytes()
@@ -235,12 +235,18 @@ impl MemoryProvider {
             .registry
             .as_ref()
             .and_then(|r| r.get(resource_type.as_str()))
-            .map(|spec| spec.attributes.keys().cloned().collect())
+            .map(|spec| {
+                let stored = spec.stored_content().map(|(_, attr)| attr);
+                spec.attributes
+                    .keys()
+                    .filter(|name| Some(name.as_str()) != stored)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_else(|| vec![String::from("id")]);
         for name in names {
             let value = match name.as_str() {
                 "id" => json!(id),
-                "content_sha256" => continue,
                 "provisioning_state" => json!("Succeeded"),
                 n if n.ends_with("uri") || n.ends_with("url") || n.ends_with("endpoint") => {
                     json!(format!("https://{tag}.local/{n}"))

@@ -22,7 +22,7 @@ fn plan_for(stack: &Stack, snapshot: &Snapshot, extras: &DesiredExtras, mode: Pl
 }
 
 async fn refreshed(provider: &Arc<MemoryProvider>, state: &StateFile) -> Snapshot {
-    refresh(provider.clone(), state, 4, &NoEvents)
+    refresh(provider.clone(), state, &registry(), 4, &NoEvents)
         .await
         .expect("refresh")
 }
@@ -40,6 +40,7 @@ async fn execute(
         state,
         Persistence::in_memory(),
         provider.clone(),
+        &registry(),
         ApplyOptions::default(),
         Arc::new(NoEvents),
         Interrupt::new(),

@@ -17,6 +17,7 @@ use super::event::{ApplyEvent, EventSink, RefreshStatus, StepFailure};
 use super::values::as_map;
 use crate::plan::{FileContent, Live, Snapshot};
 use crate::provider::{Provider, ResourceRequest, ResourceType};
+use crate::specs::Registry;
 use crate::state::StateFile;
 
 /// Reads that failed for another reason than "not found".
@@ -44,23 +45,22 @@ fn describe(failures: &[(String, StepFailure)]) -> String {
     lines.concat()
 }
 
-/// For a blob whose live body no longer matches its local `source` file, the live text (when small
-/// UTF-8), so the plan can show the change as a line diff. Best effort: a failure only loses the diff.
+/// For a resource whose live body no longer matches the local file of its stored-content field (a
+/// blob's `source`; the spec's `content_hash`), the live text (when small UTF-8), so the plan can show
+/// the change as a line diff. Best effort: a failure only loses the diff.
 async fn live_text(
     provider: &dyn Provider,
     req: &ResourceRequest,
     observed: &crate::provider::Observed,
+    field: &str,
 ) -> IndexMap<String, FileContent> {
     let mut content = IndexMap::new();
-    let differs = req.inputs.contains_key("source") && !observed.inputs.contains_key("source");
-    if req.resource_type == ResourceType::Blob
-        && differs
-        && let Ok(Some(text)) = provider.read_text(req).await
-    {
+    let differs = req.inputs.contains_key(field) && !observed.inputs.contains_key(field);
+    if differs && let Ok(Some(text)) = provider.read_text(req).await {
         use sha2::Digest as _;
         let sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
         content.insert(
-            "source".to_owned(),
+            field.to_owned(),
             FileContent {
                 sha256,
                 text: Some(text),
@@ -72,8 +72,9 @@ async fn live_text(
 
 /// Reads every resource in `state` and returns the snapshot to plan against (with a copy of
 /// `state`). Events: `RefreshStarted`, then one `ResourceRefreshed` per resource as its read
-/// finishes. Blob contents are not read (`content` stays empty; the planner then compares the
-/// recorded content hash).
+/// finishes. Stored contents are read only when they no longer match the local file (see
+/// `live_text`); otherwise `content` stays empty and the planner compares the recorded content hash.
+/// `registry` says which types store a file's bytes (`content_hash`).
 ///
 /// # Errors
 ///
@@ -81,6 +82,7 @@ async fn live_text(
 pub async fn refresh(
     provider: Arc<dyn Provider>,
     state: &StateFile,
+    registry: &Registry,
     parallelism: usize,
     events: &dyn EventSink,
 ) -> Result<Snapshot, RefreshError> {
@@ -95,6 +97,10 @@ pub async fn refresh(
             ResourceRequest::new(t, address.clone(), as_map(&record.inputs))
                 .with_cloud_id(record.id.clone())
         });
+        let stored = registry
+            .get(&resource_type)
+            .and_then(|spec| spec.stored_content())
+            .map(|(field, attr)| (field.to_owned(), attr.to_owned()));
         async move {
             let started = Instant::now();
             let result = match req {
@@ -103,16 +109,18 @@ pub async fn refresh(
                 ))),
                 Some(req) => match provider.read(&req).await {
                     Ok(Some(mut o)) => {
-                        let content = live_text(provider.as_ref(), &req, &o).await;
-                        // The live body differs from the local file: keep the path so the planner
-                        // compares the two by content (live text or `content_sha256`), which is how a
-                        // blob rewritten out of band shows as drift.
-                        if let Some(source) = req.inputs.get("source")
-                            && req.resource_type == ResourceType::Blob
-                            && !o.inputs.contains_key("source")
-                            && (!content.is_empty() || o.outputs.contains_key("content_sha256"))
-                        {
-                            o.inputs.insert("source".to_owned(), source.clone());
+                        let mut content = IndexMap::new();
+                        if let Some((field, attr)) = &stored {
+                            content = live_text(provider.as_ref(), &req, &o, field).await;
+                            // The live body differs from the local file: keep the path so the
+                            // planner compares the two by content (live text or the content hash
+                            // attribute), which is how a blob rewritten out of band shows as drift.
+                            if let Some(path) = req.inputs.get(field.as_str())
+                                && !o.inputs.contains_key(field.as_str())
+                                && (!content.is_empty() || o.outputs.contains_key(attr.as_str()))
+                            {
+                                o.inputs.insert(field.clone(), path.clone());
+                            }
                         }
                         Ok(Live::Present {
                             id: o.id,

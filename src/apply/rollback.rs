@@ -27,6 +27,7 @@ use super::step::{delete_gone_ok, observed_of};
 use super::steps::deposed_key;
 use super::values::{Known, KnownValues, has_marker};
 use crate::provider::{Provider, ResourceRequest, ResourceType};
+use crate::specs::Registry;
 use crate::state::{JournalAction, NewIntent, ResourceState, ResourceStatus, StateFile};
 
 /// A completed (or half-completed) step, remembered for the rollback.
@@ -48,10 +49,11 @@ pub(crate) enum Done {
     },
 }
 
-/// What the rollback needs from the run: the cloud, where events go, and the Ctrl-C token. The
-/// scheduler builds it; the rollback never reaches back into the scheduler.
+/// What the rollback needs from the run: the cloud, the specs of its types, where events go, and the
+/// Ctrl-C token. The scheduler builds it; the rollback never reaches back into the scheduler.
 pub(crate) struct Context<'a> {
     pub provider: &'a dyn Provider,
+    pub registry: &'a Registry,
     pub events: &'a dyn EventSink,
     pub interrupt: &'a Interrupt,
 }
@@ -252,7 +254,7 @@ async fn compensate(
             }
             let rt = resource_type(address, prior)?;
             let step = intent(persist, address, prior, JournalAction::Update, &current.id).await?;
-            let req = ResourceRequest::new(rt, address.clone(), restore_inputs(prior))
+            let req = ResourceRequest::new(rt, address.clone(), restore_inputs(cx.registry, prior))
                 .with_cloud_id(current.id.clone());
             match provider.update(&observed_of(&current), &req).await {
                 Ok(observed) => {
@@ -283,7 +285,7 @@ async fn compensate(
             }
             let rt = resource_type(address, prior)?;
             let step = intent(persist, address, prior, JournalAction::Create, &prior.id).await?;
-            let req = ResourceRequest::new(rt, address.clone(), restore_inputs(prior));
+            let req = ResourceRequest::new(rt, address.clone(), restore_inputs(cx.registry, prior));
             // Where the re-created object is recorded: its old key if free, else beside the object
             // that now holds the address (a create-before-delete replacement, undone next).
             let key = if state.resources.contains_key(address) {
@@ -333,13 +335,14 @@ async fn compensate(
 
 /// The inputs that bring a resource back to what `prior` records: fields whose spec names a
 /// `restore_from` attribute (a deployment's code, model and environment) become the registered versions
-/// it ran before, not the local folders, which may have changed since.
-fn restore_inputs(prior: &ResourceState) -> serde_json::Map<String, Value> {
-    crate::specs::restore_inputs(
-        &prior.resource_type,
-        super::values::as_map(&prior.inputs),
-        &prior.outputs,
-    )
+/// it ran before, not the local folders, which may have changed since. Unchanged for a type the
+/// registry does not know.
+fn restore_inputs(registry: &Registry, prior: &ResourceState) -> serde_json::Map<String, Value> {
+    let inputs = super::values::as_map(&prior.inputs);
+    match registry.get(&prior.resource_type) {
+        Some(spec) => spec.restore_inputs(inputs, &prior.outputs),
+        None => inputs,
+    }
 }
 
 fn resource_type(address: &str, record: &ResourceState) -> Result<ResourceType, Failure> {

@@ -38,6 +38,9 @@ pub(crate) struct Job {
     pub target: String,
     /// Role assignments this run created that the resource waits for (see `propagation`).
     pub waiting_for: Vec<String>,
+    /// The type's spec says an object found where a create goes is this very resource (its name is
+    /// derived from what it is: `arm.adopt_existing`), so a create adopts it instead of refusing.
+    pub adopt_existing: bool,
     pub propagation: PropagationPolicy,
     pub provider: Arc<dyn Provider>,
     pub events: Arc<dyn EventSink>,
@@ -213,10 +216,11 @@ impl Job {
     /// A create must not take over an object that this stack's state does not know: a PUT would
     /// silently adopt (and a rollback then delete) something another stack or person owns. What a
     /// crashed run of this stack created is settled from the journal before any step runs, so an
-    /// object found here belongs to someone else. Role assignments are exempt: their names are derived
-    /// from what they grant, so an existing one is the same grant and is adopted, as ARM does.
+    /// object found here belongs to someone else. Types whose spec says `adopt_existing` (a role
+    /// assignment, named after what it grants) are exempt: an existing one is the same resource and is
+    /// adopted, as ARM does.
     async fn refuse_existing(&self, req: &ResourceRequest) -> Result<(), ProviderError> {
-        if req.resource_type == ResourceType::RoleAssignment {
+        if self.adopt_existing {
             return Ok(());
         }
         match self.provider.read(req).await? {

@@ -21,8 +21,13 @@ use super::*;
 use crate::diag::{SourceFile, Span};
 use crate::plan::{Action, ReplaceOrder};
 use crate::provider::{ErrorKind, Provider, ProviderError};
+use crate::specs::Registry;
 use crate::stack::{Expr, ExprKind, Loc, Reference, TemplatePart};
 use crate::state::{ResourceStatus, StateFile, StateStore};
+
+fn registry() -> Registry {
+    Registry::embedded().expect("embedded specs load")
+}
 
 fn loc() -> Loc {
     Loc {
@@ -212,6 +217,7 @@ async fn run_with(
         state,
         Persistence::in_memory(),
         provider.clone(),
+        &registry(),
         options,
         Arc::new(log.clone()),
         Interrupt::new(),
@@ -799,6 +805,7 @@ async fn first_interrupt_finishes_in_flight_steps_and_starts_no_more() {
         StateFile::new("t"),
         Persistence::in_memory(),
         provider.clone(),
+        &registry(),
         options(1),
         Arc::new(sink),
         interrupt,
@@ -833,6 +840,7 @@ async fn second_interrupt_abandons_in_flight_steps_and_keeps_the_journal() {
         StateFile::new("t"),
         Persistence::durable(store.clone(), journal),
         provider.clone(),
+        &registry(),
         options(1),
         Arc::new(sink),
         interrupt,
@@ -862,6 +870,7 @@ async fn a_durable_run_records_every_step_and_clears_its_journal() {
         StateFile::new("t"),
         Persistence::durable(store.clone(), journal),
         provider.clone(),
+        &registry(),
         options(3),
         Arc::new(NoEvents),
         Interrupt::new(),
@@ -895,6 +904,7 @@ async fn recovery_after_a_crash_records_what_exists_and_drops_what_does_not() {
                 StateFile::new("t"),
                 Persistence::durable(store, journal),
                 provider,
+                &registry(),
                 options(1),
                 Arc::new(NoEvents),
                 Interrupt::new(),
@@ -1015,7 +1025,7 @@ async fn refresh_reads_everything_and_treats_404_as_gone() {
     let (provider, state) = created_reference_stack().await;
     provider.remove(&state.resources["greeting"].id);
     let log = EventLog::new();
-    let snapshot = refresh(provider.clone(), &state, 3, &log)
+    let snapshot = refresh(provider.clone(), &state, &registry(), 3, &log)
         .await
         .expect("refresh");
     assert_eq!(snapshot.live.len(), 6);
@@ -1037,7 +1047,7 @@ async fn refresh_reads_everything_and_treats_404_as_gone() {
         "blue",
         ProviderError::new(ErrorKind::NotFound, "gone"),
     );
-    let err = refresh(provider.clone(), &state, 3, &NoEvents)
+    let err = refresh(provider.clone(), &state, &registry(), 3, &NoEvents)
         .await
         .expect_err("one read fails");
     assert_eq!(err.failures.len(), 1);
@@ -1105,6 +1115,7 @@ async fn unknown_resource_types_are_refused() {
         StateFile::new("t"),
         Persistence::in_memory(),
         provider,
+        &registry(),
         options(1),
         Arc::new(NoEvents),
         Interrupt::new(),
@@ -1132,6 +1143,7 @@ async fn a_state_file_that_moved_stops_the_run_and_keeps_the_journal() {
         stale,
         Persistence::durable(store.clone(), journal),
         provider.clone(),
+        &registry(),
         options(1),
         Arc::new(NoEvents),
         Interrupt::new(),
@@ -1439,4 +1451,74 @@ async fn a_failed_create_before_delete_replacement_puts_the_old_objects_back_und
     assert_eq!(ids(&report.state), ids(&state));
     let cloud_after: Vec<String> = provider.objects().into_iter().map(|o| o.id).collect();
     assert_eq!(cloud_after, cloud_before);
+}
+
+/// The registry handed to `apply` decides whether a create may take over an object it finds where
+/// it goes (`arm.adopt_existing`), not the type's name: the same storage account is refused under
+/// the embedded specs and adopted under specs that say it may be.
+#[tokio::test]
+async fn the_registry_given_to_apply_decides_whether_a_create_adopts_an_existing_object() {
+    let plan = ApplyPlan {
+        steps: vec![step(
+            "store",
+            "storage_account",
+            Action::Create,
+            vec![("name", lit(json!("mistore7f3a")))],
+            &[],
+        )],
+        ..ApplyPlan::default()
+    };
+    let existing = || {
+        let provider = Arc::new(MemoryProvider::new());
+        provider.insert(crate::provider::Observed {
+            id: String::from("mem:/storage_account/mistore7f3a"),
+            inputs: serde_json::Map::new(),
+            outputs: serde_json::Map::new(),
+        });
+        provider
+    };
+    let run = |registry: Registry| {
+        let provider = existing();
+        let plan = plan.clone();
+        async move {
+            apply(
+                &plan,
+                StateFile::new("t"),
+                Persistence::in_memory(),
+                provider,
+                &registry,
+                options(1),
+                Arc::new(NoEvents),
+                Interrupt::new(),
+            )
+            .await
+            .expect("plan is valid")
+        }
+    };
+
+    let refused = run(registry()).await;
+    assert_eq!(refused.summary.outcome, Outcome::RolledBack);
+    let failure = refused.summary.failure.expect("the create failed");
+    assert!(
+        failure
+            .error
+            .to_string()
+            .contains("already exists in the cloud"),
+        "{}",
+        failure.error
+    );
+    assert!(refused.state.resources.is_empty());
+
+    let mut adopting = registry();
+    adopting
+        .get_mut("storage_account")
+        .expect("spec")
+        .arm
+        .adopt_existing = true;
+    let adopted = run(adopting).await;
+    assert_eq!(adopted.summary.outcome, Outcome::Succeeded);
+    assert_eq!(
+        adopted.state.resources["store"].id,
+        "mem:/storage_account/mistore7f3a"
+    );
 }

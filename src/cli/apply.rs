@@ -226,7 +226,7 @@ impl Flow {
                 engine::shown(&loaded.store.journal_path())
             );
         }
-        let provider = engine::connect(&loaded.stack, &self.target).await?;
+        let provider = engine::connect(&loaded.stack, &loaded.registry, &self.target).await?;
         let dyn_provider: Arc<dyn Provider> = provider.clone();
         let reporter = Arc::new(Reporter::new(self.progress_mode()));
         let extras = engine::extras(loaded)?;
@@ -237,7 +237,14 @@ impl Flow {
                 "An earlier run was interrupted with {} step(s) unfinished; resolving them by reading the cloud.",
                 journal_open.unfinished.len()
             ));
-            let snapshot = engine::snapshot(None, Some(state.clone()), 1, &apply::NoEvents).await?;
+            let snapshot = engine::snapshot(
+                None,
+                Some(state.clone()),
+                &loaded.registry,
+                1,
+                &apply::NoEvents,
+            )
+            .await?;
             let prelim = engine::make_plan(loaded, &snapshot, &extras, PlanMode::Normal)?;
             let expected = apply::expected_from_plan(
                 &ApplyPlan::from_plan(&prelim, &loaded.stack, &loaded.registry, &extras),
@@ -263,6 +270,7 @@ impl Flow {
         let snapshot = engine::snapshot(
             Some(dyn_provider.clone()),
             prior,
+            &loaded.registry,
             self.target.parallelism.into(),
             reporter.as_ref(),
         )
@@ -301,6 +309,7 @@ impl Flow {
             state,
             persistence,
             dyn_provider,
+            &loaded.registry,
             options,
             sink,
             interrupt.clone(),

@@ -75,6 +75,6 @@ pub fn load_graph(
     registry: &Registry,
 ) -> Result<(Stack, crate::graph::ResourceGraph), CliError> {
     let stack = load_stack(args, registry)?;
-    let graph = crate::graph::build(&stack).map_err(diagnostics)?;
+    let graph = crate::graph::build(&stack, registry).map_err(diagnostics)?;
     Ok((stack, graph))
 }

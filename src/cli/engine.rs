@@ -89,7 +89,9 @@ pub enum DurationError {
 
 /// A loaded stack with its graph and state store.
 pub struct Loaded {
-    pub registry: Registry,
+    /// The specs the stack was loaded with; the graph, the planner, the engine and the provider all
+    /// read this one.
+    pub registry: Arc<Registry>,
     pub stack: Stack,
     pub graph: ResourceGraph,
     pub store: StateStore,
@@ -101,7 +103,7 @@ pub fn load(stack_args: &StackArgs, target: &TargetArgs) -> Result<Loaded, CliEr
     let (stack, graph) = common::load_graph(stack_args, &registry)?;
     let store = state_store(&stack.name, target)?;
     Ok(Loaded {
-        registry,
+        registry: Arc::new(registry),
         stack,
         graph,
         store,
@@ -215,11 +217,15 @@ fn kind_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CloudS
     }
 }
 
-/// Connects the provider for the stack's cloud.
-pub async fn connect(stack: &Stack, target: &TargetArgs) -> Result<Arc<AzureProvider>, CliError> {
+/// Connects the provider for the stack's cloud, mapping types as `registry` says.
+pub async fn connect(
+    stack: &Stack,
+    registry: &Arc<Registry>,
+    target: &TargetArgs,
+) -> Result<Arc<AzureProvider>, CliError> {
     // Starting the local cloud blocks (and runs its own small runtime): keep it off the async workers.
     let config = tokio::task::block_in_place(|| cloud_config(stack, target))?;
-    let provider = AzureProvider::connect(config)
+    let provider = AzureProvider::connect_with(config, registry.clone())
         .await
         .map_err(|e| CloudSetupError::Connect(Box::new(e)))?;
     tracing::debug!(credential = provider.credential_name(), "connected");
@@ -227,16 +233,17 @@ pub async fn connect(stack: &Stack, target: &TargetArgs) -> Result<Arc<AzureProv
 }
 
 /// Reads every resource in state (when there is any and `refresh` is on); otherwise plans against the
-/// recorded state alone.
+/// recorded state alone. `registry` holds the specs of the recorded types.
 pub async fn snapshot(
     provider: Option<Arc<dyn Provider>>,
     state: Option<StateFile>,
+    registry: &Registry,
     parallelism: usize,
     events: &dyn EventSink,
 ) -> Result<Snapshot, CliError> {
     match (provider, state) {
         (Some(provider), Some(state)) if !state.resources.is_empty() => {
-            Ok(apply::refresh(provider, &state, parallelism, events).await?)
+            Ok(apply::refresh(provider, &state, registry, parallelism, events).await?)
         }
         (_, state) => {
             let live = state

@@ -127,7 +127,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     let deployment = args.deployment.clone().or(from_resource);
     let rt = engine::runtime()?;
     rt.block_on(async {
-        let provider = engine::connect(&loaded.stack, &args.target).await?;
+        let provider = engine::connect(&loaded.stack, &loaded.registry, &args.target).await?;
         let answer = provider
             .invoke(&endpoint, &body, deployment.as_deref())
             .await
@@ -207,7 +207,7 @@ pub fn run_logs(args: LogsArgs) -> Result<ExitCode, CliError> {
     };
     let rt = engine::runtime()?;
     rt.block_on(async {
-        let provider = engine::connect(&loaded.stack, &args.target).await?;
+        let provider = engine::connect(&loaded.stack, &loaded.registry, &args.target).await?;
         let log = provider
             .get_logs(&endpoint, &deployment, args.tail)
             .await

@@ -105,13 +105,19 @@ fn refresh_and_plan(
     let snapshot = rt.block_on(async {
         let provider: Option<std::sync::Arc<dyn Provider>> =
             if refresh && engine::needs_cloud(state.as_ref()) {
-                Some(engine::connect(&loaded.stack, target).await?)
+                Some(engine::connect(&loaded.stack, &loaded.registry, target).await?)
             } else {
                 None
             };
         let sink = progress(json);
-        let snap =
-            engine::snapshot(provider, state, target.parallelism.into(), sink.as_ref()).await;
+        let snap = engine::snapshot(
+            provider,
+            state,
+            &loaded.registry,
+            target.parallelism.into(),
+            sink.as_ref(),
+        )
+        .await;
         drop(sink);
         snap
     })?;

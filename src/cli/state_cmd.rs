@@ -176,7 +176,8 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 ResourceRequest::new(rtype, resource.clone(), inputs).with_cloud_id(id.clone());
             let rt = engine::runtime()?;
             let observed = rt.block_on(async {
-                let provider = engine::connect(&loaded.stack, &common.target).await?;
+                let provider =
+                    engine::connect(&loaded.stack, &loaded.registry, &common.target).await?;
                 provider.read(&request).await.map_err(|source| {
                     CliError::from(StateCommandError::Read {
                         id: id.clone(),

@@ -75,9 +75,10 @@ pub struct ResourceGraph {
     order: Vec<NodeIndex>,
 }
 
-/// Builds the graph of a loaded stack. References to unknown resources were already refused by the
+/// Builds the graph of a loaded stack; `registry` holds the specs that drive the inferred edges (the
+/// registry the stack was loaded with). References to unknown resources were already refused by the
 /// loader; this reports every dependency cycle (each printed in full) and self-dependency.
-pub fn build(stack: &Stack) -> Result<ResourceGraph, Vec<Diagnostic>> {
+pub fn build(stack: &Stack, registry: &Registry) -> Result<ResourceGraph, Vec<Diagnostic>> {
     let mut graph: DiGraph<Node, Edge> = DiGraph::new();
     let mut index = HashMap::new();
     for (name, res) in &stack.resources {
@@ -144,7 +145,7 @@ pub fn build(stack: &Stack) -> Result<ResourceGraph, Vec<Diagnostic>> {
             add(&mut graph, dep, name, EdgeKind::DependsOn, loc);
         }
     }
-    for (deployment, assignment, reason, loc) in inferred_edges(stack) {
+    for (deployment, assignment, reason, loc) in inferred_edges(stack, registry) {
         add(
             &mut graph,
             &assignment,
@@ -249,10 +250,7 @@ fn named_parent(stack: &Stack, res: &Resource, field: &str, parent_type: &str) -
 /// `(runner, grant, reason, where the grant names the principal)` for every pair the inference rule
 /// joins: a resource whose spec says its code `runs_as` the identity of the resource a field names, and
 /// a grant whose `grantee` field refers to one of that identity's principals.
-fn inferred_edges(stack: &Stack) -> Vec<(String, String, String, Loc)> {
-    let Some(registry) = crate::specs::embedded() else {
-        return Vec::new();
-    };
+fn inferred_edges(stack: &Stack, registry: &Registry) -> Vec<(String, String, String, Loc)> {
     let grantee_field = |r: &Resource| {
         registry
             .get(&r.type_name)

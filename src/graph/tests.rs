@@ -4,6 +4,10 @@ use super::*;
 use crate::diag::{SourceFile, Span};
 use crate::stack::{CloudSection, Expr, ExprKind, Loc, Reference, Resource, Stack};
 
+fn registry() -> Registry {
+    Registry::embedded().expect("embedded specs load")
+}
+
 /// A tiny stack builder: each resource is (name, type, [(field, value)]).
 struct Builder {
     src: SourceFile,
@@ -127,7 +131,7 @@ fn scenario() -> Stack {
 
 #[test]
 fn reference_scenario_orders_and_infers_the_role_edge() {
-    let g = build(&scenario()).unwrap();
+    let g = build(&scenario(), &registry()).unwrap();
     assert_eq!(
         g.topo_order(),
         ["store", "data", "greeting", "endpoint", "reader", "blue"]
@@ -162,7 +166,7 @@ fn explicit_edge_is_not_marked_inferred() {
         .unwrap()
         .depends_on
         .push(("reader".into(), l));
-    let g = build(&st2).unwrap();
+    let g = build(&st2, &registry()).unwrap();
     let (_, _, e) = g
         .edges()
         .into_iter()
@@ -208,7 +212,7 @@ fn user_assigned_identity_principal_is_inferred_too() {
         )
         .res("blue", "online_deployment", vec![("endpoint", s("ep"))])
         .build();
-    let g = build(&st).unwrap();
+    let g = build(&st, &registry()).unwrap();
     let inferred: Vec<_> = g
         .edges()
         .into_iter()
@@ -232,7 +236,7 @@ fn every_cycle_is_reported_with_its_whole_path() {
         .depends("x", "y")
         .depends("y", "x")
         .build();
-    let errs = build(&st).unwrap_err();
+    let errs = build(&st, &registry()).unwrap_err();
     let messages: Vec<_> = errs.iter().map(|d| d.message.clone()).collect();
     assert!(
         messages.contains(&"dependency cycle: a → b → c → a".to_string()),
@@ -250,13 +254,13 @@ fn self_dependency_is_an_error() {
         .res("a", "blob", vec![])
         .depends("a", "a")
         .build();
-    let errs = build(&st).unwrap_err();
+    let errs = build(&st, &registry()).unwrap_err();
     assert_eq!(errs[0].message, "resource `a` depends on itself");
 }
 
 #[test]
 fn dot_marks_inferred_edges_dashed() {
-    let g = build(&scenario()).unwrap();
+    let g = build(&scenario(), &registry()).unwrap();
     let dot = g.to_dot("managed-identity");
     assert!(
         dot.contains("\"reader\" -> \"blue\" [label=\"inferred\", style=dashed];"),
@@ -283,7 +287,7 @@ fn wide_graph_builds_and_orders_every_node() {
         };
         b = b.res(&format!("r{i}"), "blob_container", inputs);
     }
-    let g = build(&b.build()).unwrap();
+    let g = build(&b.build(), &registry()).unwrap();
     assert_eq!(g.topo_order().len(), 2000);
     assert_eq!(g.layers().len(), 12); // r0, then depth floor(log2 i) + 1
 }

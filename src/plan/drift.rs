@@ -1,12 +1,11 @@
 //! Drift: the recorded inputs of each resource against what the refresh read, reported apart from
 //! configuration changes. Only fields the state recorded are compared; secrets are not (the cloud
 //! never returns them); file content is compared by hash.
-use serde_json::Value;
 
 use super::diff::{self, DiffCtx, Owner, SensitivePaths};
 use super::model::Drift;
-use super::snapshot::{DesiredExtras, FileContent, Live, Snapshot};
-use super::support::{recorded_content, single_path_field};
+use super::snapshot::{DesiredExtras, Live, Snapshot};
+use super::support::{live_content, recorded_content};
 use super::value::PlanValue;
 use crate::specs::Registry;
 use crate::stack::Stack;
@@ -51,19 +50,7 @@ pub(super) fn drift_of(
                         c.text.clone_from(&local.text);
                     }
                 }
-                let mut live_content = content.clone();
-                if let Some(field) = single_path_field(spec)
-                    && !live_content.contains_key(&field)
-                    && let Some(Value::String(sha)) = outputs.get("content_sha256")
-                {
-                    live_content.insert(
-                        field,
-                        FileContent {
-                            sha256: sha.to_ascii_lowercase(),
-                            text: None,
-                        },
-                    );
-                }
+                let live_content = live_content(spec, content, outputs);
                 let mut sensitive = SensitivePaths::default();
                 for p in &r.sensitive {
                     sensitive.add(&p.to_string());

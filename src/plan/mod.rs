@@ -65,8 +65,8 @@ use diff::{DiffCtx, Diffed, Owner, SensitivePaths};
 use drift::drift_of;
 use normalize::{comparison, equal};
 use support::{
-    flatten, hide_sensitive, identity_fields, named_index, parents, recorded_content,
-    sensitive_paths, shown_paths, shown_paths_planned, single_path_field,
+    flatten, hide_sensitive, identity_fields, live_content, named_index, parents, recorded_content,
+    sensitive_paths, shown_paths, shown_paths_planned,
 };
 use value::eval;
 
@@ -400,19 +400,7 @@ impl<'a> Planner<'a> {
                 content,
                 ..
             } => {
-                let mut c = content.clone();
-                if let Some(field) = single_path_field(spec)
-                    && !c.contains_key(&field)
-                    && let Some(Value::String(sha)) = outputs.get("content_sha256")
-                {
-                    c.insert(
-                        field,
-                        FileContent {
-                            sha256: sha.to_ascii_lowercase(),
-                            text: None,
-                        },
-                    );
-                }
+                let mut c = live_content(spec, content, outputs);
                 if c.is_empty() {
                     c = recorded_content(spec, prior);
                 }

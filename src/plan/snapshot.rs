@@ -33,7 +33,8 @@ pub enum Live {
         inputs: Value,
         outputs: Value,
         /// Content the cloud holds for path fields, by field path, when the refresh read it (a blob's
-        /// body). Empty when not read; the planner then uses `outputs.content_sha256` or state.
+        /// body). Empty when not read; the planner then uses the hash attribute the spec names
+        /// (`content_hash`) or state.
         content: IndexMap<String, FileContent>,
     },
     /// The cloud does not have it (404).

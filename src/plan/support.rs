@@ -242,7 +242,7 @@ pub(super) fn identity_fields(spec: &ResourceSpec) -> Vec<String> {
 }
 
 /// The only path field of a type, when it has exactly one (a blob's `source`).
-pub(super) fn single_path_field(spec: &ResourceSpec) -> Option<String> {
+fn single_path_field(spec: &ResourceSpec) -> Option<String> {
     let mut paths: Vec<String> = spec
         .all_fields()
         .into_iter()
@@ -250,6 +250,29 @@ pub(super) fn single_path_field(spec: &ResourceSpec) -> Option<String> {
         .map(|(path, _)| path)
         .collect();
     (paths.len() == 1).then(|| paths.remove(0))
+}
+
+/// The content the cloud holds, by field path: what the refresh read, else the hash of the stored
+/// bytes the resource reports (the attribute its spec's `content_hash` names).
+pub(super) fn live_content(
+    spec: &ResourceSpec,
+    read: &IndexMap<String, FileContent>,
+    outputs: &Value,
+) -> IndexMap<String, FileContent> {
+    let mut content = read.clone();
+    if let Some((field, attr)) = spec.stored_content()
+        && !content.contains_key(field)
+        && let Some(Value::String(sha)) = outputs.get(attr)
+    {
+        content.insert(
+            field.to_owned(),
+            FileContent {
+                sha256: sha.to_ascii_lowercase(),
+                text: None,
+            },
+        );
+    }
+    content
 }
 
 /// The content hashes the state recorded, by field path.

@@ -325,7 +325,8 @@ pub(crate) fn scenario_extras(hello: &str) -> DesiredExtras {
 }
 
 pub(crate) fn graph_of(stack: &Stack) -> ResourceGraph {
-    graph::build(stack).expect("test stacks have no cycles")
+    graph::build(stack, &Registry::embedded().expect("embedded specs load"))
+        .expect("test stacks have no cycles")
 }
 
 /// A computed attribute's value, as a cloud would give it.

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::Value;
 use url::Url;
 
-use super::Result;
+use super::contract::Result;
 use super::error::ProviderError;
 use super::lro::{self, LroOptions};
 use super::pipeline::{Auth, HttpRequest, Pipeline};
@@ -141,7 +141,7 @@ impl Arm {
             Some(v) if !v.is_null() => Ok(v),
             _ => self.get_url(url).await?.ok_or_else(|| {
                 ProviderError::new(
-                    super::ErrorKind::NotFound,
+                    super::error::ErrorKind::NotFound,
                     "resource missing right after it was written",
                 )
                 .with_context(what)

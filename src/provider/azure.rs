@@ -16,14 +16,15 @@ use url::Url;
 
 use super::arm::Arm;
 use super::config::{CloudConfig, CloudKind, discover};
+use super::contract::{Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result};
 use super::credential::{CredentialKind, ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
 use super::pipeline::{
     Clock, Pipeline, ReqwestTransport, SystemClock, TokenSource, Transport, build_http_client,
 };
+use super::resources;
+use super::resources::common::{self, Ctx};
 use super::resources::online_endpoint::{EndpointKeys, ScoreResponse};
-use super::resources::{self, Ctx};
-use super::{Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result};
 use crate::specs::Registry;
 
 /// The one Azure client.
@@ -34,10 +35,22 @@ pub struct AzureProvider {
 }
 
 impl AzureProvider {
-    /// Connects to the cloud `config` describes: builds the HTTP client (trusting `ca_cert_pem`),
-    /// discovers the authority host when missing, and sets up the credential. Makes at most one
-    /// unauthenticated call (metadata); tokens are fetched on first use.
-    pub async fn connect(mut config: CloudConfig) -> Result<Self> {
+    /// Connects to the cloud `config` describes with the specs embedded in the binary: see
+    /// `connect_with`.
+    pub async fn connect(config: CloudConfig) -> Result<Self> {
+        let registry = Registry::embedded()
+            .map_err(|e| ProviderError::invalid(format!("internal error: {e}")))?;
+        Self::connect_with(config, Arc::new(registry)).await
+    }
+
+    /// Connects to the cloud `config` describes, mapping each type as `registry`'s specs say (the
+    /// registry the stack was loaded and planned with): builds the HTTP client (trusting
+    /// `ca_cert_pem`), discovers the authority host when missing, and sets up the credential. Makes
+    /// at most one unauthenticated call (metadata); tokens are fetched on first use.
+    pub(crate) async fn connect_with(
+        mut config: CloudConfig,
+        registry: Arc<Registry>,
+    ) -> Result<Self> {
         let ca = match &config.ca_cert_pem {
             Some(path) => Some(tokio::fs::read(path).await.map_err(|e| {
                 ProviderError::invalid(format!(
@@ -95,19 +108,18 @@ impl AzureProvider {
                 (Arc::new(t), kind.as_str().to_owned())
             }
         };
-        Self::from_parts(config, transport, clock, tokens, name)
+        Self::from_parts(config, registry, transport, clock, tokens, name)
     }
 
     /// Assembles a provider from explicit parts (used by tests with a scripted transport).
     pub fn from_parts(
         config: CloudConfig,
+        registry: Arc<Registry>,
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
         tokens: Arc<dyn TokenSource>,
         credential_name: impl Into<String>,
     ) -> Result<Self> {
-        let registry = Registry::embedded()
-            .map_err(|e| ProviderError::invalid(format!("internal error: {e}")))?;
         let pipeline = Pipeline::new(transport, clock, config.retry.clone(), Some(tokens));
         let arm = Arm::new(pipeline, config.arm_endpoint.clone(), config.arm_scope());
         Ok(Self {
@@ -174,7 +186,7 @@ impl AzureProvider {
         match req.resource_type {
             ResourceType::StorageAccount => resources::storage_account::read(ctx, req).await,
             ResourceType::BlobContainer | ResourceType::UserAssignedIdentity => {
-                resources::generic_read(ctx, req).await
+                common::generic_read(ctx, req).await
             }
             ResourceType::Blob => resources::blob::read(ctx, req).await,
             ResourceType::OnlineEndpoint => resources::online_endpoint::read(ctx, req).await,
@@ -190,7 +202,7 @@ impl AzureProvider {
         match req.resource_type {
             ResourceType::StorageAccount => resources::storage_account::put(ctx, req).await,
             ResourceType::BlobContainer | ResourceType::UserAssignedIdentity => {
-                resources::generic_put(ctx, req).await
+                common::generic_put(ctx, req).await
             }
             ResourceType::Blob => resources::blob::put(ctx, req).await,
             ResourceType::OnlineEndpoint => resources::online_endpoint::put(ctx, req).await,
@@ -223,9 +235,7 @@ impl AzureProvider {
             ResourceType::StorageAccount => resources::storage_account::delete(ctx, req).await,
             ResourceType::BlobContainer
             | ResourceType::UserAssignedIdentity
-            | ResourceType::OnlineEndpoint => {
-                resources::arm_delete(ctx, req.resource_type, req).await
-            }
+            | ResourceType::OnlineEndpoint => common::arm_delete(ctx, req.resource_type, req).await,
             ResourceType::Blob => resources::blob::delete(ctx, req).await,
             ResourceType::RoleAssignment => resources::role_assignment::delete(ctx, req).await,
             ResourceType::OnlineDeployment => resources::online_deployment::delete(ctx, req).await,
@@ -289,13 +299,14 @@ pub const CREDENTIAL_ORDER: [CredentialKind; 4] = [
 mod tests {
     use super::*;
     use crate::provider::pipeline::fake::{FakeClock, FakeTransport, StaticTokens, reply};
-    use crate::provider::resources::tests::azure_config;
+    use crate::provider::resources::common::tests::azure_config;
     use serde_json::json;
 
     fn provider(t: &Arc<FakeTransport>) -> AzureProvider {
         let c = Arc::new(FakeClock::default());
         AzureProvider::from_parts(
             azure_config(),
+            Arc::new(crate::provider::resources::common::tests::registry()),
             t.clone(),
             c,
             Arc::new(StaticTokens("tok")),

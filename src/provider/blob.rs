@@ -15,7 +15,7 @@ use md5::{Digest as _, Md5};
 use reqwest::Method;
 use url::Url;
 
-use super::Result;
+use super::contract::Result;
 use super::error::{ErrorKind, ProviderError, xml_element};
 use super::pipeline::{Auth, HttpRequest, HttpResponse, Pipeline};
 use super::shared_key::SharedKeyCredential;

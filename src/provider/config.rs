@@ -13,11 +13,12 @@ use reqwest::Method;
 use serde_json::Value;
 use url::Url;
 
+use super::contract::{ResourceType, Result};
 use super::error::{ErrorKind, ProviderError};
 use super::lro::LroOptions;
 use super::pipeline::{Auth, HttpRequest, Pipeline};
 use super::retry::RetryPolicy;
-use super::{ResourceType, Result, Secret};
+use super::secret::Secret;
 
 /// Which cloud.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,9 +26,10 @@ use azure_identity::{
 };
 use tokio::sync::Mutex;
 
+use super::contract::Result;
 use super::error::{ErrorKind, ProviderError};
 use super::pipeline::{BoxFuture, TokenSource};
-use super::{Result, Secret};
+use super::secret::Secret;
 
 /// Adapts an `azure_identity` credential, with a per-scope cache.
 pub struct IdentityTokens {

@@ -17,7 +17,7 @@ use reqwest::Method;
 use serde_json::Value;
 use url::Url;
 
-use super::Result;
+use super::contract::Result;
 use super::error::{ErrorKind, ProviderError};
 use super::pipeline::{Auth, HttpRequest, HttpResponse, Pipeline};
 use super::retry::retry_after;

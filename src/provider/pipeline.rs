@@ -25,10 +25,11 @@ use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
+use super::contract::Result;
 use super::error::{ErrorKind, ProviderError};
 use super::retry::{RetryPolicy, is_retryable_status, retry_after};
+use super::secret::Secret;
 use super::shared_key::SharedKeyCredential;
-use super::{Result, Secret};
 
 /// A boxed `Send` future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -577,7 +578,8 @@ pub fn redact_url(url: &Url) -> String {
 #[cfg(test)]
 pub(crate) mod fake {
     //! A scripted transport and a clock that only pretends to sleep.
-    use super::*;
+    // The module's own file, by its full path (an inline module's `super`).
+    use crate::provider::pipeline::*;
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
@@ -693,8 +695,11 @@ pub(crate) mod fake {
     pub(crate) struct StaticTokens(pub(crate) &'static str);
 
     impl TokenSource for StaticTokens {
-        fn token<'a>(&'a self, _scope: &'a str) -> BoxFuture<'a, Result<crate::provider::Secret>> {
-            Box::pin(async move { Ok(crate::provider::Secret::new(self.0)) })
+        fn token<'a>(
+            &'a self,
+            _scope: &'a str,
+        ) -> BoxFuture<'a, Result<crate::provider::secret::Secret>> {
+            Box::pin(async move { Ok(crate::provider::secret::Secret::new(self.0)) })
         }
         fn name(&self) -> &str {
             "static"

@@ -14,7 +14,7 @@ use reqwest::header::HeaderMap;
 use sha2::Sha256;
 use url::Url;
 
-use super::Result;
+use super::contract::Result;
 use super::error::ProviderError;
 
 /// An account name and its (decoded) key.

@@ -4,7 +4,8 @@
 //! wherever a typed scalar is expected.
 use serde_json::{Map, Value, json};
 
-use super::{FieldSpec, FieldType, Registry, ResourceSpec};
+use super::registry::Registry;
+use super::spec::{FieldSpec, FieldType, ResourceSpec};
 
 /// A string that is exactly one `${...}` reference (it keeps the referenced value's type).
 const REFERENCE_PATTERN: &str = r"^\$\{[^}]+\}$";

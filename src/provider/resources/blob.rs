@@ -10,11 +10,11 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
+use super::common::{Ctx, required_str};
 use super::storage_account::blob_access;
-use super::{Ctx, required_str};
 use crate::provider::blob::{BlobClient, BlobProperties, content_md5};
+use crate::provider::contract::{Observed, ResourceRequest, Result};
 use crate::provider::error::ProviderError;
-use crate::provider::{Observed, ResourceRequest, Result};
 
 /// Live blobs up to this size are downloaded and hashed when they differ from the local content.
 const MAX_HASHED_BYTES: u64 = 64 << 20;
@@ -62,7 +62,7 @@ fn guess_content_type(inputs: &Map<String, Value>) -> &'static str {
 async fn client(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<BlobClient> {
     let account = required_str(inputs, "account")?;
     let (endpoint, auth) = blob_access(ctx, account).await?;
-    let version = ctx.api_version(crate::provider::ResourceType::Blob)?;
+    let version = ctx.api_version(crate::provider::contract::ResourceType::Blob)?;
     Ok(BlobClient::new(
         ctx.arm.pipeline().clone(),
         endpoint,

@@ -19,17 +19,17 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-use super::online_endpoint;
-use super::{
+use super::common::{
     Ctx, arm_path, bad_input, failed, get_path, input_or_default, required_str, set_path,
     spec_body, spec_observe, spec_outputs,
 };
+use super::online_endpoint;
 use crate::provider::blob::{BlobClient, content_md5};
+use crate::provider::contract::{Observed, ResourceRequest, ResourceType, Result};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::ids::same_id;
 use crate::provider::pipeline::Auth;
 use crate::provider::shared_key::SharedKeyCredential;
-use crate::provider::{Observed, ResourceRequest, ResourceType, Result};
 use crate::specs::{ResourceSpec, registered_version};
 
 const T: ResourceType = ResourceType::OnlineDeployment;
@@ -888,8 +888,8 @@ mod tests {
     fn ctx() -> Ctx {
         let t = crate::provider::pipeline::fake::FakeTransport::new(vec![]);
         let c = Arc::new(crate::provider::pipeline::fake::FakeClock::default());
-        crate::provider::resources::tests::ctx_with(
-            crate::provider::resources::tests::azure_config(),
+        crate::provider::resources::common::tests::ctx_with(
+            crate::provider::resources::common::tests::azure_config(),
             &t,
             &c,
         )

@@ -11,13 +11,14 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use url::Url;
 
-use super::{
+use super::common::{
     Ctx, arm_delete, arm_get, arm_path, failed, get_path, input_or_default, set_path, spec_body,
     spec_observe, spec_outputs,
 };
+use crate::provider::contract::{Observed, ResourceRequest, ResourceType, Result};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::pipeline::{Auth, HttpRequest};
-use crate::provider::{Observed, ResourceRequest, ResourceType, Result, Secret};
+use crate::provider::secret::Secret;
 use crate::specs::{FieldSpec, FieldType, ResourceSpec};
 
 const T: ResourceType = ResourceType::OnlineEndpoint;
@@ -397,7 +398,7 @@ mod tests {
     use super::*;
 
     fn spec() -> ResourceSpec {
-        crate::provider::resources::tests::registry()
+        crate::provider::resources::common::tests::registry()
             .get("online_endpoint")
             .cloned()
             .expect("online_endpoint spec")

@@ -7,12 +7,12 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, arm_path, get_path, required_str, set_path, spec_body, spec_observe};
+use super::common::{Ctx, arm_path, get_path, required_str, set_path, spec_body, spec_observe};
+use crate::provider::contract::{Observed, ResourceRequest, ResourceType, Result};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::ids::{
     last_segment, role_assignment_name, role_guid, role_name, same_id, same_role_definition,
 };
-use crate::provider::{Observed, ResourceRequest, ResourceType, Result};
 
 const T: ResourceType = ResourceType::RoleAssignment;
 
@@ -230,7 +230,7 @@ mod tests {
     use super::*;
     use crate::provider::pipeline::Clock;
     use crate::provider::pipeline::fake::{FakeClock, FakeTransport, reply};
-    use crate::provider::resources::tests::{azure_config, ctx_with};
+    use crate::provider::resources::common::tests::{azure_config, ctx_with};
     use std::sync::Arc;
     use std::time::Duration;
 

@@ -9,16 +9,19 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::tests::{azure_config, registry};
-use super::{Ctx, get_path, online_deployment, online_endpoint, role_assignment, spec_body};
+use super::common::tests::{azure_config, registry};
+use super::common::{Ctx, get_path, spec_body};
+use super::online_deployment;
+use super::online_endpoint;
+use super::role_assignment;
 use crate::provider::pipeline::fake::{FakeClock, FakeTransport};
 use crate::specs::{FieldSpec, FieldType, Plane, Registry, ResourceSpec};
 
 fn ctx_over(registry: Registry) -> Ctx {
     let t = FakeTransport::new(vec![]);
     let c = Arc::new(FakeClock::default());
-    let mut ctx = super::tests::ctx_with(azure_config(), &t, &c);
-    ctx.registry = registry;
+    let mut ctx = super::common::tests::ctx_with(azure_config(), &t, &c);
+    ctx.registry = Arc::new(registry);
     ctx
 }
 
@@ -228,7 +231,7 @@ fn defaults_the_deployment_code_decides_from_follow_the_spec() {
         .expect("an environment object");
     assert_eq!(image, "example.io/other:1");
     let spec = ctx.registry.get("online_deployment").expect("spec");
-    let count = crate::provider::resources::input_or_default(
+    let count = crate::provider::resources::common::input_or_default(
         spec.field("instance_count").expect("count"),
         &inputs,
         "instance_count",
@@ -273,7 +276,7 @@ fn a_changed_default_read_back_from_the_cloud_plans_as_no_change() {
     live["id"] = json!(id);
     live["name"] = json!("acct1");
     live["properties"]["provisioningState"] = json!("Succeeded");
-    let observed = super::spec_observe(&ctx, spec, &inputs, &live);
+    let observed = super::common::spec_observe(&ctx, spec, &inputs, &live);
     assert_eq!(observed.inputs["access_tier"], "Cool");
     // Apply records the inputs it sent; a refresh reads the cloud back.
     let mut state = crate::state::StateFile::new("s");
@@ -290,7 +293,7 @@ fn a_changed_default_read_back_from_the_cloud_plans_as_no_change() {
             .into_iter()
             .collect(),
     };
-    let graph = crate::graph::build(&stack).expect("a graph");
+    let graph = crate::graph::build(&stack, &reg).expect("a graph");
     let plan = crate::plan::plan(
         &stack,
         &graph,

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::{Ctx, arm_delete, failed, generic_put, generic_read, spec_observe};
+use super::common::{Ctx, arm_delete, failed, generic_put, generic_read, spec_observe};
+use crate::provider::contract::{Observed, ResourceRequest, ResourceType, Result};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::pipeline::Auth;
+use crate::provider::secret::Secret;
 use crate::provider::shared_key::SharedKeyCredential;
-use crate::provider::{Observed, ResourceRequest, ResourceType, Result, Secret};
 
 const T: ResourceType = ResourceType::StorageAccount;
 

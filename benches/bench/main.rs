@@ -1,0 +1,52 @@
+//! The benchmarks of stackform, as one binary: the crate and its dependencies are linked once instead
+//! of once per benchmark. Each module prints its figures and asserts nothing about speed.
+//!
+//! Run all of them with `cargo bench --bench bench`, or some by name:
+//! `cargo bench --bench bench -- apply_local cloud_throughput`. The names are those of the modules:
+//! `apply_scheduler`, `apply_local`, `cloud_throughput`.
+
+mod apply_local;
+mod apply_scheduler;
+mod cloud_throughput;
+
+/// Every benchmark, by name, in the order a run without names goes through them.
+const BENCHES: [(&str, fn()); 3] = [
+    ("apply_scheduler", apply_scheduler::run),
+    ("apply_local", apply_local::run),
+    ("cloud_throughput", cloud_throughput::run),
+];
+
+/// A multi-threaded tokio runtime for a benchmark; exits with a message when none can be made.
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start a runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn main() {
+    // `cargo bench` adds `--bench`; libtest-style flags mean nothing here.
+    let names: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    for name in &names {
+        if !BENCHES.iter().any(|(n, _)| n == name) {
+            let known: Vec<&str> = BENCHES.iter().map(|(n, _)| *n).collect();
+            eprintln!("unknown benchmark `{name}`; known: {}", known.join(", "));
+            std::process::exit(2);
+        }
+    }
+    for (name, run) in BENCHES {
+        if names.is_empty() || names.iter().any(|n| n == name) {
+            println!("== {name}");
+            run();
+        }
+    }
+}

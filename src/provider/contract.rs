@@ -1,0 +1,203 @@
+//! The contract between the engine and the provider: the seven resource types, what the engine asks
+//! for ([`ResourceRequest`]), what it gets back ([`Observed`]), long-running-operation progress, and the
+//! [`Provider`] trait itself. Plain types and one trait; nothing here sends a request, and nothing here
+//! may hold a secret in a form that `Debug` would print.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::error::ProviderError;
+
+/// Result of every provider call.
+pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
+
+/// The boxed future the [`Provider`] trait returns (keeps the trait object-safe).
+pub type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// The seven resource types stackform manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    StorageAccount,
+    BlobContainer,
+    Blob,
+    OnlineEndpoint,
+    RoleAssignment,
+    OnlineDeployment,
+    UserAssignedIdentity,
+}
+
+impl ResourceType {
+    /// All types, in a stable order.
+    pub const ALL: [ResourceType; 7] = [
+        Self::StorageAccount,
+        Self::BlobContainer,
+        Self::Blob,
+        Self::OnlineEndpoint,
+        Self::RoleAssignment,
+        Self::OnlineDeployment,
+        Self::UserAssignedIdentity,
+    ];
+
+    /// The stack-file name of the type (`storage_account`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StorageAccount => "storage_account",
+            Self::BlobContainer => "blob_container",
+            Self::Blob => "blob",
+            Self::OnlineEndpoint => "online_endpoint",
+            Self::RoleAssignment => "role_assignment",
+            Self::OnlineDeployment => "online_deployment",
+            Self::UserAssignedIdentity => "user_assigned_identity",
+        }
+    }
+
+    /// Parses a stack-file type name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Progress of a long-running operation, as reported by the cloud.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressEvent {
+    /// The resource's address in the stack (`endpoint`, `blue`, …).
+    pub address: String,
+    /// The cloud's status word: `Creating`, `Updating`, `Deleting`, `InProgress`, `Succeeded`, …
+    pub status: String,
+}
+
+/// A callback for [`ProgressEvent`]s. Called from the task running the operation; must not block.
+pub type ProgressSink = Arc<dyn Fn(ProgressEvent) + Send + Sync>;
+
+/// What the engine asks the provider to read, create, update or delete.
+#[derive(Clone)]
+pub struct ResourceRequest {
+    /// The resource type.
+    pub resource_type: ResourceType,
+    /// The resource's address in the stack file (for progress and error messages).
+    pub address: String,
+    /// Fully resolved inputs, keyed by the stack-file field names of the type.
+    pub inputs: Map<String, Value>,
+    /// The cloud id recorded in state, when known. Reads and deletes prefer it to an id built from the
+    /// inputs (a role assignment adopted after `RoleAssignmentExists` has a name of its own).
+    pub cloud_id: Option<String>,
+    /// Optional receiver of long-running-operation status.
+    pub progress: Option<ProgressSink>,
+}
+
+impl fmt::Debug for ResourceRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResourceRequest")
+            .field("resource_type", &self.resource_type)
+            .field("address", &self.address)
+            .field("inputs", &self.inputs)
+            .field("cloud_id", &self.cloud_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResourceRequest {
+    /// A request with no cloud id and no progress sink.
+    pub fn new(
+        resource_type: ResourceType,
+        address: impl Into<String>,
+        inputs: Map<String, Value>,
+    ) -> Self {
+        Self {
+            resource_type,
+            address: address.into(),
+            inputs,
+            cloud_id: None,
+            progress: None,
+        }
+    }
+
+    /// Sets the cloud id known from state.
+    #[must_use]
+    pub fn with_cloud_id(mut self, id: impl Into<String>) -> Self {
+        self.cloud_id = Some(id.into());
+        self
+    }
+
+    /// Sets the progress receiver.
+    #[must_use]
+    pub fn with_progress(mut self, sink: ProgressSink) -> Self {
+        self.progress = Some(sink);
+        self
+    }
+
+    pub(crate) fn report(&self, status: &str) {
+        if let Some(sink) = &self.progress {
+            sink(ProgressEvent {
+                address: self.address.clone(),
+                status: status.to_owned(),
+            });
+        }
+    }
+}
+
+/// A resource as the cloud has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The cloud id (an ARM id; for a blob, its URL).
+    pub id: String,
+    /// The inputs as read back, normalised to the stack-file field names and spellings so that
+    /// `desired == observed` means "no change". Fields the cloud cannot report (a blob's local `source`)
+    /// are echoed from the request only when the cloud's content matches them.
+    pub inputs: Map<String, Value>,
+    /// Computed attributes (`id`, `primary_blob_endpoint`, `identity.principal_id` nested as
+    /// `{"identity": {"principal_id": …}}`, …).
+    pub outputs: Map<String, Value>,
+}
+
+/// The engine's view of a cloud. Implemented by [`super::AzureProvider`]; tests may implement it
+/// too.
+pub trait Provider: Send + Sync {
+    /// Reads a resource. `Ok(None)` means it does not exist (404); any other failure is an error.
+    fn read<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<Observed>>;
+    /// Creates a resource and waits for it to be ready.
+    fn create<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Observed>;
+    /// Brings an existing resource (`prior`, as last read or recorded) to the requested inputs.
+    fn update<'a>(
+        &'a self,
+        prior: &'a Observed,
+        req: &'a ResourceRequest,
+    ) -> ProviderFuture<'a, Observed>;
+    /// Deletes a resource and waits until it is gone; a resource that is already gone is success.
+    fn delete<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, ()>;
+    /// The text a resource holds in the cloud (a blob's body), when it is small UTF-8: plans show a
+    /// changed file as a line diff against it. `Ok(None)` when there is no such text (too large, not
+    /// UTF-8, gone, or a type without content). Never logged.
+    fn read_text<'a>(&'a self, _req: &'a ResourceRequest) -> ProviderFuture<'a, Option<String>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_round_trip() {
+        for t in ResourceType::ALL {
+            assert_eq!(ResourceType::parse(t.as_str()), Some(t));
+        }
+        assert_eq!(ResourceType::parse("vm"), None);
+    }
+
+    #[test]
+    fn provider_is_object_safe() {
+        fn takes(_: Option<&dyn Provider>) {}
+        takes(None);
+    }
+}

@@ -1,0 +1,25 @@
+//! The integration tests of stackform, as one test binary: every module below links the crate, tokio,
+//! axum, reqwest and aws-lc-rs once instead of once per file. Each module says what it covers; the
+//! helpers they share live in [`support`]. Run one area with a filter, e.g.
+//! `cargo test --test it e2e_stack::`.
+
+mod support;
+
+mod apply_local;
+mod cli_schema;
+mod cli_validate;
+mod cloud_api;
+mod cloud_faults;
+mod cloud_lifecycle;
+mod cloud_python_sdk;
+mod cloud_walk;
+mod e2e_stack;
+mod provider_azurite;
+mod provider_local;
+mod provider_same_paths;
+mod stack_azureml_examples;
+mod stack_bad_corpus;
+mod stack_proptest;
+mod state_journal;
+mod state_lock;
+mod state_store;

@@ -1,0 +1,97 @@
+//! Running the real `stackform` binary (`CARGO_BIN_EXE_stackform`) and reading what it did: a small
+//! command builder, `Cmd::new().args(["validate", "-f", path]).run()`, that returns the exit code and
+//! both output streams. Its environment is cleaned of every `STACKFORM_*` variable and colour is off, so a
+//! developer's shell never changes a result; a test that writes anything runs it in a [`super::Test`]
+//! folder instead of the repository.
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use super::fixtures::repo_root;
+
+/// The path of the binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_stackform")
+}
+
+/// One invocation of the binary, built up and then run once.
+pub struct Cmd {
+    command: Command,
+}
+
+/// What a finished invocation left: exit code (-1 when killed by a signal) and its output as text.
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cmd {
+    /// The binary with no arguments, in the repository root (for commands that only read: `validate`,
+    /// `graph`, `schema`, `--help`).
+    pub fn new() -> Self {
+        let mut command = Command::new(binary());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("STACKFORM_") {
+                command.env_remove(key);
+            }
+        }
+        command.env("NO_COLOR", "1").current_dir(repo_root());
+        Cmd { command }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// Runs to the end and captures the output.
+    pub fn run(mut self) -> Output {
+        let out = self.command.output().expect("the stackform binary runs");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Starts it in the background with both streams piped, for tests that interrupt it.
+    pub fn spawn(mut self) -> Child {
+        self.command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the stackform binary starts")
+    }
+}
+
+impl Output {
+    /// Asserts the exit code, showing all output when it differs.
+    pub fn code(self, expected: i32) -> Self {
+        assert_eq!(
+            self.code, expected,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
