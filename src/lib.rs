@@ -1,4 +1,5 @@
 //! stackform: YAML stack files → resource graph → plan → apply, against Azure or the built-in local cloud.
+pub(crate) mod api_version;
 pub mod apply;
 pub mod cli;
 pub mod cloud;

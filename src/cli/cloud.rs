@@ -150,7 +150,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
 }
 
 fn faults(a: &UpArgs) -> Result<Faults, CliError> {
-    let mut f = Faults::from_env().map_err(|e| CliError::Faults(e.to_string()))?;
+    let mut f = Faults::from_env()?;
     f.apply(FaultsPatch {
         latency_ms: a.latency_ms,
         lro_ms: a.lro_ms,
@@ -160,8 +160,7 @@ fn faults(a: &UpArgs) -> Result<Faults, CliError> {
         throttle_retry_after_s: None,
         role_propagation_s: a.role_propagation_s,
         principal_replication_s: a.principal_replication_s,
-    })
-    .map_err(|e| CliError::Faults(e.to_string()))?;
+    })?;
     Ok(f)
 }
 

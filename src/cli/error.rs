@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use super::exit;
 use crate::apply::{ApplyError, RecoveryError, RefreshError, SettleError};
 use crate::cloud::CloudError;
+use crate::cloud::faults::FaultsError;
 use crate::plan::PlanError;
 use crate::plan::content::ContentError;
 use crate::provider::ProviderError;
@@ -134,10 +135,9 @@ pub enum CliError {
     #[error("the local cloud is not running (data: {})", .data_dir.display())]
     CloudNotRunning { data_dir: PathBuf },
 
-    /// The local cloud's fault settings (flags or `STACKFORM_FAULT_*`) are invalid; the cloud module
-    /// phrases these as text.
-    #[error("{0}")]
-    Faults(String),
+    /// The local cloud's fault settings (flags or `STACKFORM_CLOUD_FAULT_*`) are invalid.
+    #[error(transparent)]
+    Faults(#[from] FaultsError),
 }
 
 impl CliError {
@@ -625,7 +625,7 @@ mod tests {
                 state_file: None,
             },
             CliError::CloudNotRunning { data_dir: path() },
-            CliError::Faults("error_rate must be between 0 and 1".into()),
+            FaultsError::RateOutOfRange("error_rate").into(),
         ]
     }
 
@@ -751,6 +751,14 @@ mod tests {
                     source: io_error(),
                 },
                 "error: cannot create the state folder state: permission denied\n",
+            ),
+            (
+                FaultsError::RateOutOfRange("error_rate").into(),
+                "error: error_rate must be between 0 and 1\n",
+            ),
+            (
+                FaultsError::NotANumber("STACKFORM_CLOUD_FAULT_LRO_MS".into()).into(),
+                "error: STACKFORM_CLOUD_FAULT_LRO_MS must be a number\n",
             ),
             (
                 CliError::NotATerminal {

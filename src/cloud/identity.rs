@@ -15,7 +15,13 @@ use super::auth::{Claims, ML_AUDIENCE, STORAGE_AUDIENCE, same_audience};
 use super::state::CloudState;
 use super::store::{now_ms, now_rfc3339};
 
-fn entra_error(status: StatusCode, error: &str, code: u32, text: &str) -> Response {
+fn entra_error(error: &str, code: u32, text: &str) -> Response {
+    // RFC 6749 section 5.2: a client that failed to authenticate is 401, every other error 400.
+    let status = if error == "invalid_client" {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
     let trace = uuid::Uuid::new_v4().to_string();
     let body = json!({
         "error": error,
@@ -62,7 +68,6 @@ pub(crate) async fn token(
     let seed = st.seed();
     if !tenant.eq_ignore_ascii_case(&seed.tenant_id) {
         return entra_error(
-            StatusCode::BAD_REQUEST,
             "invalid_request",
             90002,
             &format!("Tenant '{tenant}' not found."),
@@ -70,7 +75,6 @@ pub(crate) async fn token(
     }
     if get("grant_type") != Some("client_credentials") {
         return entra_error(
-            StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             70003,
             "The app requested an unsupported grant type; only client_credentials is supported by the local cloud.",
@@ -78,7 +82,6 @@ pub(crate) async fn token(
     }
     let Some(client_id) = get("client_id") else {
         return entra_error(
-            StatusCode::BAD_REQUEST,
             "invalid_request",
             900144,
             "The request body must contain the following parameter: 'client_id'.",
@@ -86,7 +89,6 @@ pub(crate) async fn token(
     };
     if !client_id.eq_ignore_ascii_case(&seed.client_id) {
         return entra_error(
-            StatusCode::BAD_REQUEST,
             "unauthorized_client",
             700016,
             &format!("Application with identifier '{client_id}' was not found in the directory."),
@@ -94,7 +96,6 @@ pub(crate) async fn token(
     }
     if get("client_assertion").is_some() {
         return entra_error(
-            StatusCode::BAD_REQUEST,
             "invalid_request",
             50027,
             "Client assertions are not supported by the local cloud; use the client secret.",
@@ -104,7 +105,6 @@ pub(crate) async fn token(
         .is_some_and(|s| constant_time_eq(s.as_bytes(), seed.client_secret.as_bytes()));
     if !secret_ok {
         return entra_error(
-            StatusCode::UNAUTHORIZED,
             "invalid_client",
             7000215,
             "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
@@ -112,7 +112,6 @@ pub(crate) async fn token(
     }
     let Some(resource) = get("scope").and_then(|s| resource_for_scope(&st, s)) else {
         return entra_error(
-            StatusCode::BAD_REQUEST,
             "invalid_scope",
             70011,
             "The provided value for the input parameter 'scope' is not valid.",
@@ -290,4 +289,29 @@ async fn msi_token(
         exp,
     });
     axum::Json(json!({"access_token": token, "expires_on": exp.to_string(), "resource": resource, "token_type": "Bearer"})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_failed_client_authentication_is_401() {
+        assert_eq!(
+            entra_error("invalid_client", 7000215, "bad secret").status(),
+            StatusCode::UNAUTHORIZED
+        );
+        for error in [
+            "invalid_request",
+            "unsupported_grant_type",
+            "unauthorized_client",
+            "invalid_scope",
+        ] {
+            assert_eq!(
+                entra_error(error, 90002, "x").status(),
+                StatusCode::BAD_REQUEST,
+                "{error}"
+            );
+        }
+    }
 }

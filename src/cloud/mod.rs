@@ -8,9 +8,13 @@
 //! * [`server`] assembles the router (`app`) and starts a cloud (`start`); nothing imports it.
 //! * Protocol layers, each turning a request into a typed operation once: [`arm`] (`arm::route`
 //!   parses the path into an `ArmRoute`, `arm::protocol` holds the error envelope, api-version and
-//!   bearer auth, handlers per provider), [`blob`] (`blob::route` → `BlobRoute`, SharedKey and bearer
-//!   auth, XML errors), [`identity`] (token endpoint, OIDC, metadata, managed identity) and
-//!   [`runner`] (deployment processes and scoring).
+//!   bearer auth, handlers per provider), [`blob`] (`blob::route` → `BlobRoute`, `blob::auth` SharedKey
+//!   and bearer auth with data-role checks, `blob::error` XML errors, handlers in `blob::containers`
+//!   and `blob::blobs`), [`identity`] (token endpoint, OIDC, metadata, managed identity) and
+//!   [`runner`] (deployment processes: `runner::process` runs and stops them, `runner::assets` is the
+//!   storage initializer, `runner::env` the Python environments, `runner::folder` a deployment's
+//!   folder and logs, `runner::scoring` the scoring proxy).
+//! * Inside a layer, `mod.rs` only wires its files; a file imports its siblings, never its `mod.rs`.
 //! * Below them: [`state`] (the shared handle every handler receives), [`store`] (durable state behind
 //!   named operations; cascades such as "a container's blobs go with it" live only there), [`auth`]
 //!   (tokens and role checks over role assignments), [`faults`], [`procs`] (the table of running
@@ -19,7 +23,9 @@
 //! * [`http`] (request ids, query parsing, percent-decoding, header helpers) imports no other module
 //!   of the cloud.
 //!
-//! This module never imports the engine (plan/apply/provider); the engine sees it only as a URL, a CA
+//! Besides its own files the cloud imports only pure top-level modules of the crate (`crate::yaml`,
+//! `crate::iso8601`, `crate::api_version`, `crate::diag`). This module never imports the engine
+//! (plan/apply/provider); the engine sees it only as a URL, a CA
 //! and credentials, through [`ensure_running`] called by the CLI.
 //!
 //! # Using it from other modules

@@ -431,18 +431,8 @@ fn api_versions(
             );
             continue;
         }
-        let well_formed = |v: &str| {
-            let date = v.strip_suffix("-preview").unwrap_or(v);
-            let b = date.as_bytes();
-            b.len() == 10
-                && b[4] == b'-'
-                && b[7] == b'-'
-                && b.iter()
-                    .enumerate()
-                    .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-        };
         match value.as_str() {
-            Some(v) if well_formed(v) => {
+            Some(v) if crate::api_version::is_well_formed(v) => {
                 out.insert(key.name.clone(), v.to_string());
             }
             _ => ctx.error(

@@ -25,7 +25,7 @@ use super::faults::Injected;
 use super::http::{MAX_BODY, Query, injected_server_error, percent_decode, request_id_headers};
 use super::state::CloudState;
 use super::store::now_ms;
-use protocol::{ArmCode, ArmError, ArmResult, Ctx, authenticate, valid_api_version};
+use protocol::{ArmCode, ArmError, ArmResult, Ctx, authenticate};
 use route::{ArmRoute, ResRef, RgRef, Scope};
 
 /// Entry point of the ARM layer.
@@ -85,7 +85,7 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
                 "The api-version query parameter (?api-version=) is required for all requests.",
             ));
         }
-        Some(v) if !valid_api_version(v) => {
+        Some(v) if !crate::api_version::is_well_formed(v) => {
             return Err(ArmError::bad_request(
                 ArmCode::InvalidApiVersionParameter,
                 &format!(

@@ -276,18 +276,6 @@ pub(crate) fn location(body: &Value) -> Result<&str, ArmError> {
     })
 }
 
-/// Checks the api-version query parameter's syntax: `YYYY-MM-DD` with an optional `-preview`.
-pub(crate) fn valid_api_version(v: &str) -> bool {
-    let base = v.strip_suffix("-preview").unwrap_or(v);
-    let b = base.as_bytes();
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-}
-
 /// 404 for paths no layer owns.
 pub(crate) fn not_found_route(req: &Request) -> Response {
     ArmError::not_found(
@@ -320,18 +308,5 @@ fn operation_record(kind: &str, resource_key: &str, delay_ms: u64) -> Operation 
         status: "InProgress".into(),
         error: None,
         ended: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_versions() {
-        assert!(valid_api_version("2022-04-01"));
-        assert!(valid_api_version("2024-01-01-preview"));
-        assert!(!valid_api_version("2022-4-1"));
-        assert!(!valid_api_version("latest"));
     }
 }

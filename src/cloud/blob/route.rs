@@ -8,6 +8,7 @@
 use axum::http::Method;
 
 use crate::cloud::http::{Query, percent_decode};
+use crate::cloud::store::ops::container_key;
 
 /// The parts of a blob URL path: the account (lowercase), then an optional container and blob name
 /// (percent-decoded, as sent).
@@ -55,11 +56,7 @@ pub(crate) struct Container {
 impl Container {
     /// The container's lowercase ARM id: the store's key of its record.
     pub(crate) fn key(&self) -> String {
-        format!(
-            "{}/blobservices/default/containers/{}",
-            self.acct_key,
-            self.name.to_ascii_lowercase()
-        )
+        container_key(&self.acct_key, &self.name)
     }
 }
 

@@ -8,9 +8,19 @@
 //! interpret HTTP or decide authorisation.
 use serde_json::Value;
 
-use super::{
-    BlobMeta, Data, Operation, Principal, RoleAssignment, Seed, Store, StoreError, now_ms,
-};
+use super::data::{Data, Store};
+use super::disk::StoreError;
+use super::fresh::now_ms;
+use super::records::{BlobMeta, Operation, Principal, RoleAssignment, Seed};
+
+/// Key of a container's record: its lowercase ARM id under the storage account whose key (lowercase
+/// ARM id) is `account_key`.
+pub(crate) fn container_key(account_key: &str, container: &str) -> String {
+    format!(
+        "{account_key}/blobservices/default/containers/{}",
+        container.to_ascii_lowercase()
+    )
+}
 
 /// Key of a blob's metadata: `{account}/{container}/{name}` (account and container lowercase).
 fn blob_key(account: &str, container: &str, name: &str) -> String {
@@ -339,10 +349,7 @@ impl Store {
         account_key: &str,
         container: &str,
     ) -> Result<(), StoreError> {
-        let key = format!(
-            "{account_key}/blobservices/default/containers/{}",
-            container.to_ascii_lowercase()
-        );
+        let key = container_key(account_key, container);
         let prefix = blob_prefix(last_segment(account_key), Some(container));
         let files = self
             .mutate(|d| {
@@ -560,7 +567,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::seed;
+    use super::super::data::test_data as seed;
     use super::*;
     use serde_json::json;
 

@@ -1,0 +1,129 @@
+//! The blob service's errors: its wire codes (`x-ms-error-code`), the error value every blob handler
+//! returns, and its XML answer shape (contract section 5).
+//!
+//! It only describes and renders errors; it never authenticates, reads the store or decides which
+//! error a request deserves.
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::cloud::http::wire_codes;
+use crate::cloud::store::{StoreError, now_rfc3339};
+
+wire_codes!(
+    /// Blob service error codes this cloud answers with (`x-ms-error-code`); each variant's name is
+    /// the string on the wire.
+    BlobCode,
+    AuthenticationFailed,
+    AuthorizationPermissionMismatch,
+    BlobAlreadyExists,
+    BlobNotFound,
+    ConditionNotMet,
+    ContainerAlreadyExists,
+    ContainerNotFound,
+    InternalError,
+    InvalidAuthenticationInfo,
+    InvalidHeaderValue,
+    InvalidRange,
+    InvalidResourceName,
+    KeyBasedAuthenticationNotPermitted,
+    Md5Mismatch,
+    MissingRequiredHeader,
+    NoAuthenticationInformation,
+    NotImplemented,
+    RequestBodyTooLarge,
+    ResourceNotFound,
+    ServerBusy,
+);
+
+/// A blob-service error.
+pub(super) struct BlobError {
+    pub(super) status: StatusCode,
+    pub(super) code: BlobCode,
+    pub(super) message: String,
+    pub(super) detail: Option<String>,
+    pub(super) headers: Vec<(&'static str, String)>,
+}
+
+pub(super) fn err(status: StatusCode, code: BlobCode, message: impl Into<String>) -> BlobError {
+    BlobError {
+        status,
+        code,
+        message: message.into(),
+        detail: None,
+        headers: Vec::new(),
+    }
+}
+
+/// Text escaped for an XML element or attribute.
+pub(super) fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+impl BlobError {
+    /// The service's XML error answer (no body for HEAD), with `x-ms-error-code`.
+    pub(super) fn into_response(self, head: bool) -> Response {
+        let id = uuid::Uuid::new_v4();
+        let mut xml = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{}</Code><Message>{}\nRequestId:{id}\nTime:{}</Message>",
+            self.code.as_str(),
+            xml_escape(&self.message),
+            now_rfc3339()
+        );
+        if let Some(d) = &self.detail {
+            xml.push_str(&format!(
+                "<AuthenticationErrorDetail>{}</AuthenticationErrorDetail>",
+                xml_escape(d)
+            ));
+        }
+        xml.push_str("</Error>");
+        let body = if head { Body::empty() } else { Body::from(xml) };
+        let mut r = (self.status, body).into_response();
+        let h = r.headers_mut();
+        h.insert(
+            "x-ms-error-code",
+            HeaderValue::from_static(self.code.as_str()),
+        );
+        if !head {
+            h.insert("content-type", HeaderValue::from_static("application/xml"));
+        }
+        for (k, v) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(k, v);
+            }
+        }
+        r
+    }
+}
+
+/// What a blob handler answers.
+pub(super) type BResult = Result<Response, BlobError>;
+
+pub(super) fn container_not_found() -> BlobError {
+    err(
+        StatusCode::NOT_FOUND,
+        BlobCode::ContainerNotFound,
+        "The specified container does not exist.",
+    )
+}
+
+pub(super) fn blob_not_found() -> BlobError {
+    err(
+        StatusCode::NOT_FOUND,
+        BlobCode::BlobNotFound,
+        "The specified blob does not exist.",
+    )
+}
+
+/// A store failure as the service's 500.
+pub(super) fn internal(e: StoreError) -> BlobError {
+    err(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        BlobCode::InternalError,
+        e.to_string(),
+    )
+}
