@@ -26,12 +26,12 @@ impl SourceFile {
         }
     }
 
-    pub fn display_path(&self) -> String {
+    pub(crate) fn display_path(&self) -> String {
         display_path(&self.path)
     }
 
     /// Byte offset of a 1-based line and 0-based character column, clamped to the text.
-    pub fn offset(&self, line: usize, char_col: usize) -> usize {
+    pub(crate) fn offset(&self, line: usize, char_col: usize) -> usize {
         let Some(&start) = self.line_starts.get(line.saturating_sub(1)) else {
             return self.text.len();
         };
@@ -70,7 +70,7 @@ impl SourceFile {
 }
 
 /// Shows paths relative to the current folder when they are inside it, as compilers do.
-pub fn display_path(path: &Path) -> String {
+pub(crate) fn display_path(path: &Path) -> String {
     if let Ok(cwd) = std::env::current_dir()
         && let Ok(rel) = path.strip_prefix(&cwd)
     {
@@ -140,24 +140,19 @@ impl Diagnostic {
         self
     }
 
-    pub fn maybe_help(mut self, help: Option<String>) -> Self {
+    pub(crate) fn maybe_help(mut self, help: Option<String>) -> Self {
         if help.is_some() {
             self.help = help;
         }
         self
     }
 
-    pub fn note(mut self, source: &SourceFile, span: Span, text: impl Into<String>) -> Self {
+    pub(crate) fn note(mut self, source: &SourceFile, span: Span, text: impl Into<String>) -> Self {
         self.notes.push(Label {
             source: source.clone(),
             span,
             text: text.into(),
         });
-        self
-    }
-
-    pub fn detail(mut self, line: impl Into<String>) -> Self {
-        self.details.push(line.into());
         self
     }
 
@@ -326,7 +321,7 @@ fn printable(text: &str) -> String {
 }
 
 /// Suggests the closest candidate to `wrong` ("did you mean"), if one is close enough.
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     wrong: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {

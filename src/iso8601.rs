@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// The duration a text names, in seconds (fractions allowed). Designators are case-insensitive; a year or
 /// month designator (whose length varies) and a number without a designator are refused.
-pub fn parse_seconds(text: &str) -> Option<f64> {
+pub(crate) fn parse_seconds(text: &str) -> Option<f64> {
     let rest = text.trim().strip_prefix(['P', 'p'])?;
     let (date, time) = match rest.find(['T', 't']) {
         Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -34,13 +34,13 @@ pub fn parse_seconds(text: &str) -> Option<f64> {
 }
 
 /// The duration a text names.
-pub fn parse(text: &str) -> Option<Duration> {
+pub(crate) fn parse(text: &str) -> Option<Duration> {
     parse_seconds(text).and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
 /// A number of seconds as `PT{seconds}S`, with the shortest decimal that reads back the same
 /// (`5.0` → `PT5S`, `1.5` → `PT1.5S`).
-pub fn format_seconds(seconds: f64) -> String {
+pub(crate) fn format_seconds(seconds: f64) -> String {
     format!("PT{seconds}S")
 }
 

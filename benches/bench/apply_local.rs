@@ -136,7 +136,7 @@ async fn one_case(latency_ms: u64, containers: usize, parallelism: usize) -> Res
 }
 
 /// Runs this benchmark and prints its figures.
-pub fn run() {
+pub(crate) fn run() {
     let runtime = crate::runtime();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     runtime.block_on(async {

@@ -155,7 +155,7 @@ async fn case(label: &str, nodes: &[Node], latency: Duration, parallelism: usize
 }
 
 /// Runs this benchmark and prints its figures.
-pub fn run() {
+pub(crate) fn run() {
     let runtime = crate::runtime();
     // 20 ms keeps the timer's rounding (about 1 ms per sleep) small against the latency.
     let latency = Duration::from_millis(20);

@@ -48,7 +48,7 @@ where
 }
 
 /// Runs this benchmark and prints its figures.
-pub fn run() {
+pub(crate) fn run() {
     let rt = crate::runtime();
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -32,7 +32,8 @@ use crate::state::{ResourceState, ResourceStatus, StateFile, StepId};
 
 /// Computes the deterministic cloud id a create will produce, for the journal (optional: without
 /// it, recovery finds new objects through their inputs).
-pub type CloudIdFn = Arc<dyn Fn(ResourceType, &Map<String, Value>) -> Option<String> + Send + Sync>;
+pub(crate) type CloudIdFn =
+    Arc<dyn Fn(ResourceType, &Map<String, Value>) -> Option<String> + Send + Sync>;
 
 /// How to run.
 #[derive(Clone)]

@@ -24,7 +24,7 @@ pub enum StepKind {
 
 impl StepKind {
     /// The Terraform-like symbol of the step (`+`, `~`, `-`).
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             StepKind::Create => "+",
             StepKind::Update => "~",

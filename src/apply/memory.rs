@@ -108,12 +108,20 @@ impl MemoryProvider {
     }
 
     /// `kind` on `address` fails with `error` the next `times` times.
-    pub fn fail_times(&self, kind: CallKind, address: &str, error: ProviderError, times: u32) {
+    #[cfg(test)]
+    pub(crate) fn fail_times(
+        &self,
+        kind: CallKind,
+        address: &str,
+        error: ProviderError,
+        times: u32,
+    ) {
         self.add_failure(kind, address, error, Some(times), false);
     }
 
     /// A create of `address` stores the object and then fails (a create that failed halfway).
-    pub fn fail_after_create(&self, address: &str, error: ProviderError) {
+    #[cfg(test)]
+    pub(crate) fn fail_after_create(&self, address: &str, error: ProviderError) {
         self.add_failure(CallKind::Create, address, error, None, true);
     }
 
@@ -137,13 +145,15 @@ impl MemoryProvider {
 
     /// `kind` on `address` does its work in the cloud and then never answers (the process
     /// "dies" while waiting for it).
-    pub fn stall(&self, kind: CallKind, address: &str) {
+    #[cfg(test)]
+    pub(crate) fn stall(&self, kind: CallKind, address: &str) {
         self.lock().stall.insert((kind, address.to_owned()));
     }
 
     /// The first `attempts` creates of the deployment at `address` end `Failed` because its
     /// identity is denied storage access (a role assignment that has not propagated).
-    pub fn deny_storage_until(&self, address: &str, attempts: u32) {
+    #[cfg(test)]
+    pub(crate) fn deny_storage_until(&self, address: &str, attempts: u32) {
         self.lock().deny.insert(address.to_owned(), attempts);
     }
 
@@ -175,7 +185,8 @@ impl MemoryProvider {
     }
 
     /// Forgets the logged calls and counts (not the objects).
-    pub fn clear_log(&self) {
+    #[cfg(test)]
+    pub(crate) fn clear_log(&self) {
         let mut inner = self.lock();
         inner.log.clear();
         inner.counts.clear();
@@ -205,7 +216,7 @@ impl MemoryProvider {
     /// The deterministic id of a resource: `mem:/<type>/<name>`, or, for a type without a `name`
     /// input (a role assignment), `mem:/<type>/<address>-<digest of the inputs>` — like Azure's
     /// role-assignment names, which are derived from scope, role and principal.
-    pub fn id_for(
+    pub(crate) fn id_for(
         resource_type: ResourceType,
         address: &str,
         inputs: &Map<String, Value>,

@@ -73,7 +73,7 @@ mod plan_tests;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{ApplyError, ApplyOptions, ApplyReport, CloudIdFn, apply};
+pub use engine::{ApplyError, ApplyOptions, ApplyReport, apply};
 pub use event::{
     ApplyEvent, Compensation, EventLog, EventSink, FailureRecord, NoEvents, NotRestored, Outcome,
     RefreshStatus, RollbackRecord, StepFailure, StepKind, StepRecord, StepResult, Summary,
@@ -81,10 +81,8 @@ pub use event::{
 pub use interrupt::Interrupt;
 pub use opgraph::PlanShapeError;
 pub use persist::{PersistError, Persistence};
-pub use propagation::{PropagationPolicy, is_authorization_failure};
-pub use recover::{
-    Expected, RecoveryError, RecoveryOutcome, RecoveryReport, SettleError, expected_from_plan,
-    recover,
-};
+pub use propagation::PropagationPolicy;
+pub(crate) use recover::expected_from_plan;
+pub use recover::{Expected, RecoveryError, RecoveryOutcome, RecoveryReport, SettleError, recover};
 pub use refresh::{RefreshError, refresh};
-pub use steps::{ApplyPlan, Desired, PlannedStep, deposed_key, literal_expr};
+pub use steps::{ApplyPlan, Desired, PlannedStep};

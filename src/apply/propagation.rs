@@ -48,7 +48,7 @@ impl Default for PropagationPolicy {
 
 impl PropagationPolicy {
     /// The wait before attempt `attempt` (1-based retry count).
-    pub fn backoff(&self, attempt: u32) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u32
             .checked_shl(attempt.saturating_sub(1))
             .unwrap_or(u32::MAX);
@@ -60,7 +60,7 @@ impl PropagationPolicy {
 
 /// True when `err` looks like a data-plane authorization failure that a role assignment not yet
 /// in effect would cause.
-pub fn is_authorization_failure(err: &ProviderError) -> bool {
+pub(crate) fn is_authorization_failure(err: &ProviderError) -> bool {
     let code = err.code.as_deref().unwrap_or_default();
     let text = format!("{code} {}", err.message);
     let names_denial = ["AuthorizationPermissionMismatch", "AuthorizationFailure"]

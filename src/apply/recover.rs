@@ -50,7 +50,7 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.unresolved.is_empty()
     }
 }
@@ -119,7 +119,7 @@ pub async fn recover(
 
 /// What the plan's creates and updates expect, resolved against the values in `state` (steps
 /// whose references are not known yet are left out).
-pub fn expected_from_plan(plan: &ApplyPlan, state: &StateFile) -> HashMap<String, Expected> {
+pub(crate) fn expected_from_plan(plan: &ApplyPlan, state: &StateFile) -> HashMap<String, Expected> {
     let known = KnownValues::from_state(state);
     plan.steps
         .iter()

@@ -104,7 +104,7 @@ impl Job {
         req
     }
 
-    pub async fn run(mut self) -> JobDone {
+    pub(super) async fn run(mut self) -> JobDone {
         let started = Instant::now();
         if let Some(message) = &self.unresolved {
             return not_sent(started, message.to_string());

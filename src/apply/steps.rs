@@ -185,12 +185,12 @@ fn sensitive_paths(res: &Resource, registry: &Registry) -> Vec<FieldPath> {
 /// The state key under which the old object of a create-before-delete replacement is kept while
 /// both exist (Terraform calls it "deposed"). A plan sees it as a resource removed from the stack
 /// and deletes it, so even an interrupted replacement leaves nothing untracked.
-pub fn deposed_key(address: &str) -> String {
+pub(crate) fn deposed_key(address: &str) -> String {
     format!("{address}#deposed")
 }
 
 /// An expression holding a plain JSON value (no references).
-pub fn literal_expr(value: &Value) -> Expr {
+pub(crate) fn literal_expr(value: &Value) -> Expr {
     let kind = match value {
         Value::Null => ExprKind::Null,
         Value::Bool(b) => ExprKind::Bool(*b),

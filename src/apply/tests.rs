@@ -17,6 +17,7 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 
 use super::memory::{CallKind, MemoryProvider};
+use super::steps::{deposed_key, literal_expr};
 use super::*;
 use crate::diag::{SourceFile, Span};
 use crate::plan::{Action, ReplaceOrder};

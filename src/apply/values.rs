@@ -39,7 +39,7 @@ pub(crate) struct KnownValues {
 }
 
 impl KnownValues {
-    pub fn from_state(state: &StateFile) -> Self {
+    pub(crate) fn from_state(state: &StateFile) -> Self {
         Self {
             map: state
                 .resources
@@ -49,17 +49,17 @@ impl KnownValues {
         }
     }
 
-    pub fn set(&mut self, address: &str, known: Known) {
+    pub(super) fn set(&mut self, address: &str, known: Known) {
         self.map.insert(address.to_owned(), known);
     }
 
-    pub fn remove(&mut self, address: &str) {
+    pub(super) fn remove(&mut self, address: &str) {
         self.map.remove(address);
     }
 
     /// The value of `${resource.path}`: `id` is the cloud id; other paths look in the computed
     /// outputs first, then in the applied inputs.
-    pub fn lookup(&self, reference: &Reference) -> Option<Value> {
+    pub(crate) fn lookup(&self, reference: &Reference) -> Option<Value> {
         let known = self.map.get(&reference.resource)?;
         if reference.path == "id" {
             return Some(Value::String(known.id.clone()));
@@ -71,7 +71,7 @@ impl KnownValues {
     }
 
     /// Resolves every desired input; the error names the first input that cannot be sent.
-    pub fn resolve(&self, desired: &Desired) -> Result<Map<String, Value>, ResolveError> {
+    pub(super) fn resolve(&self, desired: &Desired) -> Result<Map<String, Value>, ResolveError> {
         let lookup = |r: &Reference| self.lookup(r);
         let mut out = Map::with_capacity(desired.inputs.len());
         for (name, expr) in &desired.inputs {

@@ -85,7 +85,7 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-pub fn run(args: Args) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let saved = match &args.plan_file {
         Some(path) => Some(SavedPlan::read(path)?),
         None => None,
@@ -121,7 +121,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     flow.run()
 }
 
-pub fn run_destroy(args: DestroyArgs) -> Result<ExitCode, CliError> {
+pub(super) fn run_destroy(args: DestroyArgs) -> Result<ExitCode, CliError> {
     Flow {
         verb: "Destroy",
         mode: PlanMode::Destroy,

@@ -31,17 +31,17 @@ pub struct StackArgs {
 }
 
 /// Whether diagnostics and plans may use colour: a terminal on stderr and no `NO_COLOR`.
-pub fn use_color() -> bool {
+pub(crate) fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 /// Whether output on stdout may use colour.
-pub fn use_color_stdout() -> bool {
+pub(crate) fn use_color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
 /// Turns located problems into the CLI error that prints them.
-pub fn diagnostics(mut diags: Vec<Diagnostic>) -> CliError {
+pub(crate) fn diagnostics(mut diags: Vec<Diagnostic>) -> CliError {
     diag::sort(&mut diags);
     let rendered = diag::render(&diags, diag::Style { color: use_color() });
     CliError::Diagnostics {
@@ -50,12 +50,12 @@ pub fn diagnostics(mut diags: Vec<Diagnostic>) -> CliError {
     }
 }
 
-pub fn registry() -> Result<Registry, CliError> {
+pub(super) fn registry() -> Result<Registry, CliError> {
     Ok(Registry::embedded()?)
 }
 
 /// Loads and checks the stack file named by the arguments.
-pub fn load_stack(args: &StackArgs, registry: &Registry) -> Result<Stack, CliError> {
+pub(crate) fn load_stack(args: &StackArgs, registry: &Registry) -> Result<Stack, CliError> {
     if !args.file.exists() {
         return Err(CliError::StackFileMissing {
             path: args.file.clone(),
@@ -70,7 +70,7 @@ pub fn load_stack(args: &StackArgs, registry: &Registry) -> Result<Stack, CliErr
 }
 
 /// Loads the stack and builds its graph: every problem in the file is reported together.
-pub fn load_graph(
+pub(crate) fn load_graph(
     args: &StackArgs,
     registry: &Registry,
 ) -> Result<(Stack, crate::graph::ResourceGraph), CliError> {

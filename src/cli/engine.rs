@@ -55,7 +55,7 @@ pub struct LockArgs {
 }
 
 /// Parses `90`, `90s`, `5m`, `1h`, `500ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
@@ -80,7 +80,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
 
 /// A `--lock-timeout` that is not a duration (clap shows it after "invalid value").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DurationError {
+pub(crate) enum DurationError {
     #[error("expected a duration such as 30s or 5m, found `{0}`")]
     NotADuration(String),
     #[error("unknown unit `{unit}` in `{text}` (use ms, s, m or h)")]
@@ -88,7 +88,7 @@ pub enum DurationError {
 }
 
 /// A loaded stack with its graph and state store.
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The specs the stack was loaded with; the graph, the planner, the engine and the provider all
     /// read this one.
     pub registry: Arc<Registry>,
@@ -98,7 +98,7 @@ pub struct Loaded {
 }
 
 /// Loads and checks the stack and finds its state file. No cloud calls.
-pub fn load(stack_args: &StackArgs, target: &TargetArgs) -> Result<Loaded, CliError> {
+pub(super) fn load(stack_args: &StackArgs, target: &TargetArgs) -> Result<Loaded, CliError> {
     let registry = common::registry()?;
     let (stack, graph) = common::load_graph(stack_args, &registry)?;
     let store = state_store(&stack.name, target)?;
@@ -110,19 +110,19 @@ pub fn load(stack_args: &StackArgs, target: &TargetArgs) -> Result<Loaded, CliEr
     })
 }
 
-pub fn state_store(stack_name: &str, target: &TargetArgs) -> Result<StateStore, CliError> {
+pub(super) fn state_store(stack_name: &str, target: &TargetArgs) -> Result<StateStore, CliError> {
     match &target.state {
         Some(path) => Ok(StateStore::new(path)),
         None => Ok(StateStore::for_stack(&target.state_dir, stack_name)?),
     }
 }
 
-pub fn read_state(store: &StateStore) -> Result<Option<StateFile>, CliError> {
+pub(crate) fn read_state(store: &StateStore) -> Result<Option<StateFile>, CliError> {
     Ok(store.read()?)
 }
 
 /// A current-thread-free runtime for one command.
-pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -139,7 +139,10 @@ fn kind_of(stack: &Stack, target: &TargetArgs) -> CloudKind {
 
 /// Builds the provider configuration for the stack's cloud. For the local cloud this starts it in the
 /// background when it is not running (and says so on stderr).
-pub fn cloud_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CloudSetupError> {
+pub(crate) fn cloud_config(
+    stack: &Stack,
+    target: &TargetArgs,
+) -> Result<CloudConfig, CloudSetupError> {
     let mut config = kind_config(stack, target)?;
     config.api_versions.extend(stack.cloud.api_versions.clone());
     Ok(config)
@@ -218,7 +221,7 @@ fn kind_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CloudS
 }
 
 /// Connects the provider for the stack's cloud, mapping types as `registry` says.
-pub async fn connect(
+pub(super) async fn connect(
     stack: &Stack,
     registry: &Arc<Registry>,
     target: &TargetArgs,
@@ -234,7 +237,7 @@ pub async fn connect(
 
 /// Reads every resource in state (when there is any and `refresh` is on); otherwise plans against the
 /// recorded state alone. `registry` holds the specs of the recorded types.
-pub async fn snapshot(
+pub(super) async fn snapshot(
     provider: Option<Arc<dyn Provider>>,
     state: Option<StateFile>,
     registry: &Registry,
@@ -257,12 +260,12 @@ pub async fn snapshot(
 }
 
 /// Hashes the local files the stack names (blob sources, code and model folders).
-pub fn extras(loaded: &Loaded) -> Result<DesiredExtras, CliError> {
+pub(super) fn extras(loaded: &Loaded) -> Result<DesiredExtras, CliError> {
     plan::content::desired_extras(&loaded.stack, &loaded.registry).map_err(CliError::StackFiles)
 }
 
 /// Runs the pure planner.
-pub fn make_plan(
+pub(crate) fn make_plan(
     loaded: &Loaded,
     snapshot: &Snapshot,
     extras: &DesiredExtras,
@@ -282,7 +285,7 @@ pub fn make_plan(
 /// Keeps only the changes of `targets` and what they need: their dependencies for a normal plan, their
 /// dependents for a destroy (a resource cannot be removed before what uses it). Unknown targets are
 /// errors with a suggestion.
-pub fn restrict(plan: &mut Plan, targets: &[String]) -> Result<(), CliError> {
+pub(crate) fn restrict(plan: &mut Plan, targets: &[String]) -> Result<(), CliError> {
     if targets.is_empty() {
         return Ok(());
     }
@@ -322,12 +325,12 @@ pub fn restrict(plan: &mut Plan, targets: &[String]) -> Result<(), CliError> {
 }
 
 /// Whether the state has resources that need the cloud to refresh.
-pub fn needs_cloud(state: Option<&StateFile>) -> bool {
+pub(crate) fn needs_cloud(state: Option<&StateFile>) -> bool {
     state.is_some_and(|s| !s.resources.is_empty())
 }
 
 /// `path` relative to the current folder when it is inside it.
-pub fn shown(path: &Path) -> String {
+pub(super) fn shown(path: &Path) -> String {
     crate::diag::display_path(path)
 }
 

@@ -10,16 +10,16 @@
 //! | 130  | [`INTERRUPTED`] | apply or destroy stopped by Ctrl-C (128 + SIGINT, as shells report it) |
 
 /// The command succeeded; for `plan --detailed-exitcode` and `drift`, there is nothing to change.
-pub const SUCCESS: u8 = 0;
+pub(crate) const SUCCESS: u8 = 0;
 
 /// Any error: invalid stack file or arguments, a cloud or state failure, an apply that failed or was
 /// rolled back, a confirmation answered with something other than `yes`, a scoring call that failed.
-pub const ERROR: u8 = 1;
+pub(crate) const ERROR: u8 = 1;
 
 /// Success with something to report: `plan --detailed-exitcode` found changes, or `drift` found
 /// resources changed outside stackform. No other command returns it.
-pub const CHANGES: u8 = 2;
+pub(crate) const CHANGES: u8 = 2;
 
 /// `apply` or `destroy` was stopped by Ctrl-C (before it changed anything, or after finishing or
 /// abandoning the steps in flight).
-pub const INTERRUPTED: u8 = 130;
+pub(crate) const INTERRUPTED: u8 = 130;

@@ -27,7 +27,7 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(args: Args) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let registry = common::registry()?;
     let (stack, graph) = common::load_graph(&args.stack, &registry)?;
     match args.format {

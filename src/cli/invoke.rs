@@ -115,7 +115,7 @@ fn applied_state(
     Ok((loaded, state))
 }
 
-pub fn run(args: Args) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let body =
         std::fs::read(&args.request_file).map_err(CliError::io("read", &args.request_file))?;
     serde_json::from_slice::<Value>(&body).map_err(|source| InvokeError::NotJson {
@@ -167,7 +167,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     })
 }
 
-pub fn run_logs(args: LogsArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn run_logs(args: LogsArgs) -> Result<ExitCode, CliError> {
     let (loaded, state) = applied_state(&args.stack, &args.target)?;
     let address = match &args.resource {
         Some(a) => a.clone(),

@@ -20,7 +20,7 @@ mod schema;
 mod state_cmd;
 mod validate;
 
-pub use error::{CliError, CloudSetupError, Hint, InvokeError, PlanFileError, StateCommandError};
+pub(crate) use error::CliError;
 
 /// Declarative infrastructure for the Azure ML online-endpoint stack, on Azure or the built-in local cloud.
 #[derive(Debug, Parser)]

@@ -31,7 +31,7 @@ pub struct Args {
 }
 
 /// A value as `output` shows it: strings bare, sensitive markers hidden, anything else as JSON.
-pub fn show_value(value: &Value) -> String {
+pub(crate) fn show_value(value: &Value) -> String {
     if is_redacted(value) {
         return "(sensitive)".to_string();
     }
@@ -49,7 +49,7 @@ fn hide(value: &Value) -> Value {
     }
 }
 
-pub fn run(args: Args) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let loaded = engine::load(&args.stack, &args.target)?;
     let state = engine::read_state(&loaded.store)?.ok_or_else(|| CliError::NotApplied {
         stack: loaded.stack.name.clone(),

@@ -125,7 +125,7 @@ fn refresh_and_plan(
     Ok((plan, extras))
 }
 
-pub fn run(args: Args) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let loaded = engine::load(&args.stack, &args.target)?;
     // Saving a plan records the state's serial: hold the lock so it is read consistently.
     let _guard = match &args.out {
@@ -171,7 +171,7 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
     })
 }
 
-pub fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
+pub(crate) fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
     let loaded = engine::load(&args.stack, &args.target)?;
     let (plan, _) = refresh_and_plan(
         &loaded,

@@ -24,7 +24,7 @@ const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SavedPlan {
+pub(crate) struct SavedPlan {
     pub format: String,
     pub version: u32,
     pub stack_file: PathBuf,
@@ -40,7 +40,7 @@ pub struct SavedPlan {
 }
 
 impl SavedPlan {
-    pub fn new(
+    pub(super) fn new(
         loaded: &Loaded,
         args: &StackArgs,
         extras: &DesiredExtras,
@@ -78,7 +78,7 @@ impl SavedPlan {
         }
     }
 
-    pub fn write(&self, path: &Path) -> Result<(), CliError> {
+    pub(super) fn write(&self, path: &Path) -> Result<(), CliError> {
         let text = serde_json::to_string_pretty(self)?;
         std::fs::write(path, text + "\n").map_err(|source| {
             PlanFileError::Write {
@@ -89,7 +89,7 @@ impl SavedPlan {
         })
     }
 
-    pub fn read(path: &Path) -> Result<Self, PlanFileError> {
+    pub(super) fn read(path: &Path) -> Result<Self, PlanFileError> {
         let text = std::fs::read_to_string(path).map_err(|source| PlanFileError::Read {
             path: path.to_path_buf(),
             source,
@@ -111,7 +111,7 @@ impl SavedPlan {
         Ok(saved)
     }
 
-    pub fn mode(&self) -> Result<PlanMode, PlanFileError> {
+    pub(super) fn mode(&self) -> Result<PlanMode, PlanFileError> {
         match self.plan.get("mode").and_then(Value::as_str) {
             Some("normal") => Ok(PlanMode::Normal),
             Some("destroy") => Ok(PlanMode::Destroy),
@@ -120,7 +120,7 @@ impl SavedPlan {
     }
 
     /// How to load the stack again: as saved, plus the `--var`s given now (needed for sensitive ones).
-    pub fn stack_args(&self, now: &StackArgs) -> Result<StackArgs, PlanFileError> {
+    pub(crate) fn stack_args(&self, now: &StackArgs) -> Result<StackArgs, PlanFileError> {
         let mut vars = self.vars.clone();
         vars.extend(now.vars.iter().cloned());
         for name in &self.sensitive_vars {
@@ -137,7 +137,7 @@ impl SavedPlan {
 
     /// Refuses the saved plan when the state or the configuration moved, or when the cloud changed so
     /// that the plan made now differs from the saved one.
-    pub fn check(
+    pub(super) fn check(
         &self,
         loaded: &Loaded,
         args: &StackArgs,

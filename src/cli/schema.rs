@@ -18,7 +18,7 @@ pub struct Args {
     pub output: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let registry = common::registry()?;
     let schema = stack_json_schema(&registry);
     let mut text = serde_json::to_string_pretty(&schema)?;

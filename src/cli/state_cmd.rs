@@ -78,7 +78,7 @@ fn hidden(v: &Value) -> Value {
     }
 }
 
-pub fn run(args: Args) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     match args.command {
         StateCommand::List(c) => {
             let loaded = engine::load(&c.stack, &c.target)?;

@@ -15,7 +15,7 @@ pub struct Args {
     pub stack: StackArgs,
 }
 
-pub fn run(args: Args) -> Result<ExitCode, CliError> {
+pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let registry = common::registry()?;
     let (stack, graph) = common::load_graph(&args.stack, &registry)?;
     let edges = graph.edges();

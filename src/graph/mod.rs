@@ -31,7 +31,7 @@ pub enum EdgeKind {
 }
 
 impl EdgeKind {
-    pub fn is_inferred(&self) -> bool {
+    pub(crate) fn is_inferred(&self) -> bool {
         matches!(self, EdgeKind::Inferred { .. })
     }
 
@@ -54,7 +54,7 @@ pub struct Edge {
 
 impl Edge {
     /// An edge is inferred only when nothing the user wrote also asks for it.
-    pub fn is_inferred(&self) -> bool {
+    pub(crate) fn is_inferred(&self) -> bool {
         self.why.iter().all(EdgeKind::is_inferred)
     }
 }
@@ -415,7 +415,7 @@ fn stable_topo_order(graph: &DiGraph<Node, Edge>) -> Vec<NodeIndex> {
 
 impl ResourceGraph {
     /// Resource names in dependency order (prerequisites first).
-    pub fn topo_order(&self) -> Vec<&str> {
+    pub(crate) fn topo_order(&self) -> Vec<&str> {
         self.order
             .iter()
             .map(|&ix| self.graph[ix].name.as_str())
@@ -423,7 +423,7 @@ impl ResourceGraph {
     }
 
     /// Resources grouped by depth: layer 0 needs nothing, layer n needs something in layer n-1.
-    pub fn layers(&self) -> Vec<Vec<&str>> {
+    pub(crate) fn layers(&self) -> Vec<Vec<&str>> {
         let mut depth = vec![0usize; self.graph.node_count()];
         for &ix in &self.order {
             for pred in self.graph.neighbors_directed(ix, petgraph::Incoming) {
@@ -447,7 +447,8 @@ impl ResourceGraph {
     }
 
     /// Resources that directly need this one.
-    pub fn dependents(&self, name: &str) -> Vec<&str> {
+    #[cfg(test)]
+    pub(crate) fn dependents(&self, name: &str) -> Vec<&str> {
         self.neighbors(name, petgraph::Outgoing)
     }
 

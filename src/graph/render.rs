@@ -6,12 +6,12 @@ use serde_json::{Value, json};
 use super::{EdgeKind, ResourceGraph};
 
 /// Version of the JSON produced by [`ResourceGraph::to_json`]; bumped on incompatible changes.
-pub const GRAPH_JSON_VERSION: u32 = 1;
+pub(crate) const GRAPH_JSON_VERSION: u32 = 1;
 
 impl ResourceGraph {
     /// Graphviz DOT: one box per resource (name and type), an arrow from each prerequisite to what needs
     /// it, labelled with the referenced attribute; inferred edges are dashed.
-    pub fn to_dot(&self, stack_name: &str) -> String {
+    pub(crate) fn to_dot(&self, stack_name: &str) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "digraph {} {{", quote(stack_name));
         out.push_str("  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n");

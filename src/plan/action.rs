@@ -29,7 +29,7 @@ pub enum ReplaceOrder {
 
 impl Action {
     /// The symbol shown before the resource in a plan: `+`, `~`, `-/+`, `+/-`, `-`, or a blank.
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             Action::NoOp => " ",
             Action::Create => "+",
@@ -55,17 +55,18 @@ impl Action {
         self == Action::NoOp
     }
 
-    pub fn is_replace(self) -> bool {
+    pub(crate) fn is_replace(self) -> bool {
         matches!(self, Action::Replace(_))
     }
 
     /// Whether a new object comes into existence (create or replace).
-    pub fn creates(self) -> bool {
+    pub(crate) fn creates(self) -> bool {
         matches!(self, Action::Create | Action::Replace(_))
     }
 
     /// Whether an existing object goes away (delete or replace).
-    pub fn deletes(self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn deletes(self) -> bool {
         matches!(self, Action::Delete | Action::Replace(_))
     }
 }
@@ -164,7 +165,7 @@ impl ActionReason {
     }
 
     /// Whether this reason forces a replacement (as opposed to explaining a create or delete).
-    pub fn forces_replacement(&self) -> bool {
+    pub(crate) fn forces_replacement(&self) -> bool {
         matches!(
             self,
             ActionReason::ImmutableField { .. }
@@ -232,7 +233,7 @@ impl fmt::Display for ActionReason {
 }
 
 /// The default explanation of an immutable field that has no `immutable_reason` in its spec.
-pub fn default_immutable_reason(field: &str) -> String {
+pub(crate) fn default_immutable_reason(field: &str) -> String {
     format!("changing `{field}` forces replacement")
 }
 

@@ -15,7 +15,7 @@ use crate::specs::{FieldSpec, FieldType, Registry};
 use crate::stack::{Expr, ExprKind, Stack};
 
 /// Files larger than this are hashed but not kept as text.
-pub const MAX_TEXT_BYTES: u64 = 64 * 1024;
+pub(crate) const MAX_TEXT_BYTES: u64 = 64 * 1024;
 
 /// A local file or folder that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,7 @@ pub(crate) fn path_exprs(
 
 /// The content of a file (hash of its bytes, text when small UTF-8) or a folder (hash of the sorted
 /// list of its files' relative paths and hashes; no text).
-pub fn path_content(path: &Path) -> std::io::Result<FileContent> {
+pub(crate) fn path_content(path: &Path) -> std::io::Result<FileContent> {
     let meta = std::fs::metadata(path)?;
     if meta.is_dir() {
         let mut listing = String::new();

@@ -40,14 +40,13 @@
 //! A saved plan is checked before use with [`read_saved_header`]: its `stack` and `prior_state`
 //! (lineage and serial) must match the current state.
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
-use super::action::{Action, ActionReason, PlanMode};
-use super::model::{AttributeChange, Change, Drift, OutputChange, Plan, StateRef};
+use super::action::{Action, ActionReason};
+use super::model::{AttributeChange, Change, Drift, OutputChange, Plan};
 use super::value::PlanValue;
 
 /// The `schema_version` of the JSON this build writes.
-pub const PLAN_JSON_SCHEMA_VERSION: u32 = 1;
+pub(crate) const PLAN_JSON_SCHEMA_VERSION: u32 = 1;
 
 impl Plan {
     /// The documented JSON form (see the module documentation of `plan::json`).
@@ -162,16 +161,18 @@ fn output_json(o: &OutputChange) -> Value {
 
 /// What a saved plan (`-o plan.json`) was made for: enough to refuse it when the state moved since
 /// (compare `prior_state` with the current state's lineage and serial) or when it is another stack's.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedPlanHeader {
+pub(crate) struct SavedPlanHeader {
     pub stack: String,
-    pub mode: PlanMode,
-    pub prior_state: Option<StateRef>,
+    pub mode: super::action::PlanMode,
+    pub prior_state: Option<super::model::StateRef>,
 }
 
 /// A saved plan that cannot be used.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SavedPlanError {
+pub(crate) enum SavedPlanError {
     #[error(
         "the plan file has schema_version {found}; this stackform reads version {PLAN_JSON_SCHEMA_VERSION}"
     )]
@@ -181,7 +182,8 @@ pub enum SavedPlanError {
 }
 
 /// Reads the header of a saved plan's JSON.
-pub fn read_saved_header(value: &Value) -> Result<SavedPlanHeader, SavedPlanError> {
+#[cfg(test)]
+pub(crate) fn read_saved_header(value: &Value) -> Result<SavedPlanHeader, SavedPlanError> {
     match value.get("schema_version").and_then(Value::as_u64) {
         Some(v) if v == u64::from(PLAN_JSON_SCHEMA_VERSION) => {}
         _ => {
@@ -198,9 +200,9 @@ pub fn read_saved_header(value: &Value) -> Result<SavedPlanHeader, SavedPlanErro
         .ok_or(SavedPlanError::Field { field: "stack" })?
         .to_string();
     let mode = match value.get("mode").and_then(Value::as_str) {
-        Some("normal") => PlanMode::Normal,
-        Some("destroy") => PlanMode::Destroy,
-        Some("refresh-only") => PlanMode::RefreshOnly,
+        Some("normal") => super::action::PlanMode::Normal,
+        Some("destroy") => super::action::PlanMode::Destroy,
+        Some("refresh-only") => super::action::PlanMode::RefreshOnly,
         _ => return Err(SavedPlanError::Field { field: "mode" }),
     };
     let prior_state = match value.get("prior_state") {
@@ -209,7 +211,7 @@ pub fn read_saved_header(value: &Value) -> Result<SavedPlanHeader, SavedPlanErro
             let lineage = prior
                 .get("lineage")
                 .and_then(Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok())
+                .and_then(|s| uuid::Uuid::parse_str(s).ok())
                 .ok_or(SavedPlanError::Field {
                     field: "prior_state.lineage",
                 })?;
@@ -220,7 +222,7 @@ pub fn read_saved_header(value: &Value) -> Result<SavedPlanHeader, SavedPlanErro
                     .ok_or(SavedPlanError::Field {
                         field: "prior_state.serial",
                     })?;
-            Some(StateRef { lineage, serial })
+            Some(super::model::StateRef { lineage, serial })
         }
     };
     Ok(SavedPlanHeader {
@@ -232,7 +234,11 @@ pub fn read_saved_header(value: &Value) -> Result<SavedPlanHeader, SavedPlanErro
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
+    use crate::plan::action::PlanMode;
+    use crate::plan::model::StateRef;
 
     #[test]
     fn saved_header_round_trips_and_rejects_other_versions() {

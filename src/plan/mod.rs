@@ -35,7 +35,7 @@ mod diff;
 mod drift;
 pub mod json;
 pub mod model;
-pub mod normalize;
+pub(crate) mod normalize;
 pub mod snapshot;
 mod support;
 pub mod value;
@@ -51,14 +51,13 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 pub use action::{Action, ActionReason, PlanMode, ReplaceOrder};
-pub use json::{PLAN_JSON_SCHEMA_VERSION, SavedPlanError, SavedPlanHeader, read_saved_header};
 pub use model::{
     AttributeChange, Change, ContentChange, Drift, OutputChange, Plan, StateRef, Summary,
 };
-pub use snapshot::{
-    DesiredExtras, FileContent, Live, Snapshot, content_hash_record, parse_content_hash,
-};
-pub use value::{PlanValue, SENSITIVE_TEXT, UNKNOWN_MARKER_KEY};
+pub(crate) use snapshot::content_hash_record;
+pub use snapshot::{DesiredExtras, FileContent, Live, Snapshot};
+pub use value::PlanValue;
+pub(crate) use value::SENSITIVE_TEXT;
 
 use destroy::{destroy_changes, removed_changes};
 use diff::{DiffCtx, Diffed, Owner, SensitivePaths};

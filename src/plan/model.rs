@@ -161,17 +161,18 @@ impl Summary {
 
 impl Plan {
     /// Whether applying would change anything (a resource or an output). Drift alone is not a change.
-    pub fn has_changes(&self) -> bool {
+    pub(crate) fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| !c.action.is_noop())
             || self.outputs.iter().any(|o| !o.action.is_noop())
     }
 
     /// Whether the resources (not only outputs) would change.
-    pub fn has_resource_changes(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_resource_changes(&self) -> bool {
         self.changes.iter().any(|c| !c.action.is_noop())
     }
 
-    pub fn has_drift(&self) -> bool {
+    pub(crate) fn has_drift(&self) -> bool {
         !self.drift.is_empty()
     }
 

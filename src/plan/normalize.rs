@@ -11,17 +11,16 @@ use serde_json::Value;
 
 use crate::specs::FieldSpec;
 
-pub use crate::specs::Comparison;
-pub use crate::specs::compare::json_eq;
-pub use crate::specs::roles::{BUILTIN_ROLES, role_guid};
+pub(crate) use crate::specs::Comparison;
+pub(crate) use crate::specs::compare::json_eq;
 
 /// The comparison for a field (exact when the field has no spec).
-pub fn comparison(spec: Option<&FieldSpec>) -> Comparison {
+pub(crate) fn comparison(spec: Option<&FieldSpec>) -> Comparison {
     spec.map_or(Comparison::Exact, FieldSpec::comparison)
 }
 
 /// Whether two values of a field are the same after normalisation. `dir` is the stack folder.
-pub fn equal(cmp: Comparison, a: &Value, b: &Value, dir: &Path) -> bool {
+pub(crate) fn equal(cmp: Comparison, a: &Value, b: &Value, dir: &Path) -> bool {
     match (cmp, a, b) {
         (Comparison::Path, Value::String(x), Value::String(y)) => {
             normal_path(x, dir) == normal_path(y, dir)
@@ -31,7 +30,7 @@ pub fn equal(cmp: Comparison, a: &Value, b: &Value, dir: &Path) -> bool {
 }
 
 /// A path string as plans show it: relative (`./x`) when it lies inside `dir`.
-pub fn normal_path(path: &str, dir: &Path) -> String {
+pub(crate) fn normal_path(path: &str, dir: &Path) -> String {
     let p = Path::new(path);
     if p.is_absolute() {
         super::value::display_path(dir, p)
@@ -47,6 +46,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::specs::roles::role_guid;
 
     const READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
 

@@ -80,7 +80,7 @@ impl DesiredExtras {
 /// The `content_hash` the apply engine records in state for a resource whose path fields name these
 /// files: `field=hex` entries joined by `;`, in the given order (e.g.
 /// `code_configuration.code=ab12…;model.path=cd34…`). `None` when there are no files.
-pub fn content_hash_record(files: &IndexMap<String, FileContent>) -> Option<String> {
+pub(crate) fn content_hash_record(files: &IndexMap<String, FileContent>) -> Option<String> {
     if files.is_empty() {
         return None;
     }
@@ -95,7 +95,7 @@ pub fn content_hash_record(files: &IndexMap<String, FileContent>) -> Option<Stri
 
 /// Reads a `content_hash` written by [`content_hash_record`] back into field → hash. A bare hash (no
 /// `=`) is returned under the empty key, meaning "the resource's only path field".
-pub fn parse_content_hash(record: &str) -> IndexMap<String, String> {
+pub(crate) fn parse_content_hash(record: &str) -> IndexMap<String, String> {
     record
         .split(';')
         .filter(|s| !s.is_empty())

@@ -9,9 +9,9 @@ use serde_json::Value;
 use crate::stack::{Expr, ExprKind, Reference, TemplatePart};
 
 /// The JSON marker that stands for an unknown value in the JSON plan.
-pub const UNKNOWN_MARKER_KEY: &str = "$unknown";
+pub(crate) const UNKNOWN_MARKER_KEY: &str = "$unknown";
 /// What a sensitive value is shown as, in the JSON plan and to people.
-pub const SENSITIVE_TEXT: &str = "(sensitive)";
+pub(crate) const SENSITIVE_TEXT: &str = "(sensitive)";
 
 /// A value as the plan knows it.
 ///
@@ -67,7 +67,7 @@ impl PlanValue {
         }
     }
 
-    pub fn into_known(self) -> Option<Value> {
+    pub(crate) fn into_known(self) -> Option<Value> {
         match self {
             PlanValue::Known(v) => Some(v),
             _ => None,
@@ -75,7 +75,7 @@ impl PlanValue {
     }
 
     /// Whether some part is known only after apply.
-    pub fn has_unknown(&self) -> bool {
+    pub(crate) fn has_unknown(&self) -> bool {
         match self {
             PlanValue::Unknown => true,
             PlanValue::Known(_) | PlanValue::Sensitive => false,
@@ -101,7 +101,7 @@ impl PlanValue {
     }
 
     /// The part at a dotted path.
-    pub fn get_path(&self, path: &str) -> Option<PlanValue> {
+    pub(crate) fn get_path(&self, path: &str) -> Option<PlanValue> {
         let mut cur = self.clone();
         for part in path.split('.') {
             cur = cur.get(part)?;
@@ -137,7 +137,7 @@ impl From<Value> for PlanValue {
 }
 
 /// A path as plans show and compare it: `./rel/path` when it lies in the stack's folder, else as is.
-pub fn display_path(dir: &Path, path: &Path) -> String {
+pub(crate) fn display_path(dir: &Path, path: &Path) -> String {
     match path.strip_prefix(dir) {
         Ok(rel) if !dir.as_os_str().is_empty() => {
             let parts: Vec<String> = rel

@@ -24,7 +24,7 @@ pub struct Arm {
 }
 
 /// A progress callback for operation status words.
-pub type StatusFn<'a> = &'a (dyn Fn(&str) + Send + Sync);
+pub(crate) type StatusFn<'a> = &'a (dyn Fn(&str) + Send + Sync);
 
 fn no_status(_: &str) {}
 
@@ -70,7 +70,7 @@ impl Arm {
     }
 
     /// GET of a full URL; `Ok(None)` on 404.
-    pub async fn get_url(&self, url: Url) -> Result<Option<Value>> {
+    pub(crate) async fn get_url(&self, url: Url) -> Result<Option<Value>> {
         let req = HttpRequest::new(Method::GET, url);
         let what = req.describe();
         let resp = self.pipeline.send(req, &self.auth).await?;
@@ -95,7 +95,7 @@ impl Arm {
     }
 
     /// PATCH `body`, then wait for the operation; returns the final resource.
-    pub async fn patch(
+    pub(crate) async fn patch(
         &self,
         path: &str,
         api_version: &str,

@@ -17,7 +17,7 @@ use url::Url;
 use super::arm::Arm;
 use super::config::{CloudConfig, CloudKind, discover};
 use super::contract::{Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result};
-use super::credential::{CredentialKind, ProcessEnv, azure_credential, local_cloud_credential};
+use super::credential::{ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
 use super::pipeline::{
     Clock, Pipeline, ReqwestTransport, SystemClock, TokenSource, Transport, build_http_client,
@@ -112,7 +112,7 @@ impl AzureProvider {
     }
 
     /// Assembles a provider from explicit parts (used by tests with a scripted transport).
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         config: CloudConfig,
         registry: Arc<Registry>,
         transport: Arc<dyn Transport>,
@@ -142,11 +142,6 @@ impl AzureProvider {
     /// The configuration in use.
     pub fn config(&self) -> &CloudConfig {
         &self.ctx.config
-    }
-
-    /// Sets an endpoint's traffic split (deployment name → percent; zeros are dropped).
-    pub async fn set_traffic(&self, endpoint: &str, traffic: &BTreeMap<String, u32>) -> Result<()> {
-        resources::online_endpoint::set_traffic(&self.ctx, endpoint, traffic, &|_| {}).await
     }
 
     /// The live traffic split of an endpoint, `None` if it does not exist.
@@ -286,14 +281,6 @@ impl Provider for AzureProvider {
         })
     }
 }
-
-/// Which credential kinds exist, for documentation and `--help` text.
-pub const CREDENTIAL_ORDER: [CredentialKind; 4] = [
-    CredentialKind::ClientSecret,
-    CredentialKind::WorkloadIdentity,
-    CredentialKind::ManagedIdentity,
-    CredentialKind::AzureCli,
-];
 
 #[cfg(test)]
 mod tests {

@@ -47,7 +47,7 @@ impl CloudKind {
     }
 
     /// The well-known ARM endpoint and authority host of a named cloud.
-    pub fn known_endpoints(self) -> Option<(&'static str, &'static str)> {
+    pub(crate) fn known_endpoints(self) -> Option<(&'static str, &'static str)> {
         match self {
             Self::Azure => Some((
                 "https://management.azure.com",
@@ -215,7 +215,7 @@ impl CloudConfig {
     }
 
     /// The ARM token scope.
-    pub fn arm_scope(&self) -> String {
+    pub(crate) fn arm_scope(&self) -> String {
         self.arm_scope.clone().unwrap_or_else(|| {
             format!(
                 "{}/.default",
@@ -225,7 +225,7 @@ impl CloudConfig {
     }
 
     /// Long-running-operation options for a type: deployments take longest.
-    pub fn lro_for(&self, t: ResourceType) -> LroOptions {
+    pub(crate) fn lro_for(&self, t: ResourceType) -> LroOptions {
         let default_timeout = match t {
             ResourceType::OnlineDeployment => Duration::from_secs(90 * 60),
             ResourceType::OnlineEndpoint => Duration::from_secs(30 * 60),
@@ -245,7 +245,7 @@ impl CloudConfig {
     }
 
     /// `/subscriptions/{sub}/resourceGroups/{rg}`.
-    pub fn resource_group_id(&self) -> String {
+    pub(crate) fn resource_group_id(&self) -> String {
         format!(
             "/subscriptions/{}/resourceGroups/{}",
             self.subscription_id, self.resource_group
@@ -253,7 +253,7 @@ impl CloudConfig {
     }
 
     /// The ML workspace's ARM id.
-    pub fn workspace_id(&self) -> String {
+    pub(crate) fn workspace_id(&self) -> String {
         format!(
             "{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
             self.resource_group_id(),
@@ -268,7 +268,7 @@ fn parse_url(s: &str) -> Result<Url> {
 
 /// What a cloud's metadata document says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloudEndpoints {
+pub(crate) struct CloudEndpoints {
     /// `resourceManager`.
     pub resource_manager: Option<Url>,
     /// `authentication.loginEndpoint`.
@@ -281,7 +281,7 @@ pub struct CloudEndpoints {
 
 /// Reads `GET {arm}/metadata/endpoints?api-version=2022-09-01` (no auth). Newer versions answer one
 /// object; older ones an array of clouds, from which the one whose `resourceManager` is `arm` is taken.
-pub async fn discover(pipeline: &Pipeline, arm: &Url) -> Result<CloudEndpoints> {
+pub(crate) async fn discover(pipeline: &Pipeline, arm: &Url) -> Result<CloudEndpoints> {
     let mut url = arm
         .join("/metadata/endpoints")
         .map_err(|e| ProviderError::invalid(format!("bad arm endpoint: {e}")))?;
@@ -294,7 +294,7 @@ pub async fn discover(pipeline: &Pipeline, arm: &Url) -> Result<CloudEndpoints> 
 }
 
 /// Parses a metadata document (object or array form).
-pub fn parse_metadata(doc: &Value, arm: &Url) -> Result<CloudEndpoints> {
+pub(crate) fn parse_metadata(doc: &Value, arm: &Url) -> Result<CloudEndpoints> {
     let same_host = |v: &Value| {
         v.get("resourceManager")
             .and_then(Value::as_str)

@@ -16,7 +16,7 @@ use super::error::ProviderError;
 pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
 
 /// The boxed future the [`Provider`] trait returns (keeps the trait object-safe).
-pub type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+pub(crate) type ProviderFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
 /// The seven resource types stackform manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,7 +32,7 @@ pub enum ResourceType {
 
 impl ResourceType {
     /// All types, in a stable order.
-    pub const ALL: [ResourceType; 7] = [
+    pub(crate) const ALL: [ResourceType; 7] = [
         Self::StorageAccount,
         Self::BlobContainer,
         Self::Blob,

@@ -32,7 +32,7 @@ use super::pipeline::{BoxFuture, TokenSource};
 use super::secret::Secret;
 
 /// Adapts an `azure_identity` credential, with a per-scope cache.
-pub struct IdentityTokens {
+pub(crate) struct IdentityTokens {
     credential: Arc<dyn TokenCredential>,
     name: String,
     cache: Mutex<HashMap<String, (Secret, time::OffsetDateTime)>>,
@@ -50,7 +50,7 @@ impl fmt::Debug for IdentityTokens {
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 impl IdentityTokens {
-    pub fn new(credential: Arc<dyn TokenCredential>, name: impl Into<String>) -> Self {
+    pub(crate) fn new(credential: Arc<dyn TokenCredential>, name: impl Into<String>) -> Self {
         Self {
             credential,
             name: name.into(),
@@ -120,7 +120,7 @@ fn client_options(
 
 /// A client-secret credential against a custom authority (the local cloud's token endpoint), sending its
 /// token requests through `http` (which trusts the local CA).
-pub fn local_cloud_credential(
+pub(crate) fn local_cloud_credential(
     http: &reqwest::Client,
     authority_host: &str,
     tenant_id: &str,
@@ -147,7 +147,7 @@ pub fn local_cloud_credential(
 
 /// Which credential the chain picked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialKind {
+pub(crate) enum CredentialKind {
     ClientSecret,
     WorkloadIdentity,
     ManagedIdentity,
@@ -155,7 +155,7 @@ pub enum CredentialKind {
 }
 
 impl CredentialKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecret => "environment client secret (AZURE_CLIENT_SECRET)",
             Self::WorkloadIdentity => "workload identity (AZURE_FEDERATED_TOKEN_FILE)",
@@ -166,13 +166,13 @@ impl CredentialKind {
 }
 
 /// The environment the chain reads, so tests can supply their own.
-pub trait Env {
+pub(crate) trait Env {
     fn var(&self, name: &str) -> Option<String>;
 }
 
 /// The process environment.
 #[derive(Debug, Default)]
-pub struct ProcessEnv;
+pub(crate) struct ProcessEnv;
 
 impl Env for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
@@ -184,7 +184,7 @@ impl Env for ProcessEnv {
 /// `AZURE_TENANT_ID`/`AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`; workload identity when
 /// `AZURE_FEDERATED_TOKEN_FILE` is set; managed identity when `IDENTITY_ENDPOINT`/`MSI_ENDPOINT` or
 /// `STACKFORM_USE_MANAGED_IDENTITY` say one is there; the Azure CLI otherwise.
-pub fn choose_credential(env: &dyn Env) -> CredentialKind {
+pub(crate) fn choose_credential(env: &dyn Env) -> CredentialKind {
     let has = |n: &str| env.var(n).is_some();
     if has("AZURE_TENANT_ID") && has("AZURE_CLIENT_ID") && has("AZURE_CLIENT_SECRET") {
         CredentialKind::ClientSecret
@@ -203,7 +203,7 @@ pub fn choose_credential(env: &dyn Env) -> CredentialKind {
 
 /// Builds the credential for real (or sovereign/custom) Azure and reports which was chosen.
 /// `authority_host` is `None` for the public cloud.
-pub fn azure_credential(
+pub(crate) fn azure_credential(
     http: &reqwest::Client,
     authority_host: Option<&str>,
     tenant_override: Option<&str>,

@@ -33,7 +33,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Maps an HTTP status to a kind.
-    pub fn from_status(status: u16) -> Self {
+    pub(crate) fn from_status(status: u16) -> Self {
         match status {
             408 | 429 | 500 | 502 | 503 | 504 => Self::Retryable,
             401 | 403 => Self::Auth,
@@ -124,14 +124,14 @@ impl ProviderError {
 
     /// Adds (or replaces) what was being done.
     #[must_use]
-    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+    pub(crate) fn with_context(mut self, context: impl Into<String>) -> Self {
         self.context = Some(context.into());
         self
     }
 
     /// Sets the cloud error code.
     #[must_use]
-    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+    pub(crate) fn with_code(mut self, code: impl Into<String>) -> Self {
         self.code = Some(code.into());
         self
     }
@@ -139,7 +139,11 @@ impl ProviderError {
     /// Builds an error from a non-success HTTP response: the status decides the kind; the code and
     /// message come from the ARM JSON envelope, the blob XML error, the Entra error JSON or the
     /// `x-ms-error-code` header, whichever is present.
-    pub fn from_response(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Self {
+    pub(crate) fn from_response(
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &[u8],
+    ) -> Self {
         let header = |name: &str| {
             headers
                 .get(name)
@@ -161,7 +165,7 @@ impl ProviderError {
     }
 
     /// True for a 404 / not-found error: the resource is gone.
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
     }
 
@@ -172,7 +176,8 @@ impl ProviderError {
     }
 
     /// True for 409/412.
-    pub fn is_conflict(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_conflict(&self) -> bool {
         self.kind == ErrorKind::Conflict
     }
 
@@ -182,7 +187,7 @@ impl ProviderError {
     }
 
     /// True when the cloud error code equals `code` (case-insensitively).
-    pub fn has_code(&self, code: &str) -> bool {
+    pub(crate) fn has_code(&self, code: &str) -> bool {
         self.code
             .as_deref()
             .is_some_and(|c| c.eq_ignore_ascii_case(code))

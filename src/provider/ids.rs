@@ -7,27 +7,27 @@ use uuid::Uuid;
 
 /// Namespace of stackform's role-assignment names. Fixed forever: changing it would orphan every
 /// assignment created before.
-pub const ROLE_ASSIGNMENT_NAMESPACE: Uuid =
+pub(crate) const ROLE_ASSIGNMENT_NAMESPACE: Uuid =
     Uuid::from_u128(0x6b1f_3c2e_9d4a_4f5e_8a7b_2c1d_0e9f_3a5b);
 
 /// Two ARM ids (or paths, type names, GUIDs) are the same resource: case-insensitive, ignoring a
 /// trailing slash.
-pub fn same_id(a: &str, b: &str) -> bool {
+pub(crate) fn same_id(a: &str, b: &str) -> bool {
     a.trim_end_matches('/')
         .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 /// The last path segment of an id (a name, or a role definition GUID).
-pub fn last_segment(id: &str) -> &str {
+pub(crate) fn last_segment(id: &str) -> &str {
     id.trim_end_matches('/').rsplit('/').next().unwrap_or(id)
 }
 
 /// Role definitions are the same when their trailing GUIDs are (the service may normalise the prefix).
-pub fn same_role_definition(a: &str, b: &str) -> bool {
+pub(crate) fn same_role_definition(a: &str, b: &str) -> bool {
     last_segment(a).eq_ignore_ascii_case(last_segment(b))
 }
 
-pub use crate::specs::roles::{BUILTIN_ROLES, role_guid, role_name};
+pub(crate) use crate::specs::roles::{role_guid, role_name};
 
 /// The deterministic role-assignment name: UUID v5 of `lower(scope)|role guid|lower(principal)`.
 pub fn role_assignment_name(scope: &str, role_guid: &str, principal_id: &str) -> Uuid {

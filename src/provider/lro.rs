@@ -44,7 +44,7 @@ impl Default for LroOptions {
 }
 
 /// Terminal `status` / `provisioningState` values.
-pub fn is_terminal(state: &str) -> bool {
+pub(crate) fn is_terminal(state: &str) -> bool {
     ["Succeeded", "Failed", "Canceled", "Cancelled"]
         .iter()
         .any(|s| s.eq_ignore_ascii_case(state))

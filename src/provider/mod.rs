@@ -32,9 +32,9 @@ mod testlog;
 
 pub use azure::AzureProvider;
 pub use config::{CloudConfig, CloudKind};
+pub(crate) use contract::ProviderFuture;
 pub use contract::{
-    Observed, ProgressEvent, ProgressSink, Provider, ProviderFuture, ResourceRequest, ResourceType,
-    Result,
+    Observed, ProgressEvent, ProgressSink, Provider, ResourceRequest, ResourceType, Result,
 };
 pub use error::{ErrorKind, ProviderError};
 pub use secret::Secret;

@@ -32,7 +32,7 @@ use super::secret::Secret;
 use super::shared_key::SharedKeyCredential;
 
 /// A boxed `Send` future.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// An outgoing request. The body is held in memory (the stack's blobs and assets are small files).
 #[derive(Clone)]
@@ -101,13 +101,13 @@ impl HttpRequest {
 
     /// Marks the request as not safe to repeat.
     #[must_use]
-    pub fn not_idempotent(mut self) -> Self {
+    pub(crate) fn not_idempotent(mut self) -> Self {
         self.idempotent = false;
         self
     }
 
     /// `METHOD url` with the URL redacted, for error context.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("{} {}", self.method, redact_url(&self.url))
     }
 }
@@ -394,11 +394,6 @@ impl Pipeline {
         &self.clock
     }
 
-    /// The pipeline's retry policy.
-    pub fn retry_policy(&self) -> &RetryPolicy {
-        &self.retry
-    }
-
     /// Sends `req` through the layers and returns the final response, whatever its status (a
     /// retryable status is returned once the retry budget is spent). `Err` means no response at all:
     /// connection failures after retries, or no token.
@@ -493,7 +488,7 @@ impl Pipeline {
     }
 
     /// Sends and turns any non-2xx into an error carrying the cloud's code and request id.
-    pub async fn send_ok(&self, req: HttpRequest, auth: &Auth) -> Result<HttpResponse> {
+    pub(crate) async fn send_ok(&self, req: HttpRequest, auth: &Auth) -> Result<HttpResponse> {
         let described = req.describe();
         let resp = self.send(req, auth).await?;
         if resp.is_success() {
@@ -551,7 +546,7 @@ const SECRET_QUERY_KEYS: &[&str] = &[
 ];
 
 /// The URL with secret query values replaced by `REDACTED`, and any user info dropped.
-pub fn redact_url(url: &Url) -> String {
+pub(crate) fn redact_url(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);

@@ -58,7 +58,7 @@ impl RetryPolicy {
 
     /// The upper bound of the full-jitter backoff before retry number `retry` (0-based):
     /// `min(max_delay, initial_delay * 2^retry)`.
-    pub fn backoff_ceiling(&self, retry: u32) -> Duration {
+    pub(crate) fn backoff_ceiling(&self, retry: u32) -> Duration {
         let factor = 1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX);
         self.initial_delay
             .saturating_mul(factor)
@@ -67,19 +67,19 @@ impl RetryPolicy {
 
     /// Full jitter: a uniformly random delay in `[0, ceiling]`, with `unit` in `[0, 1)` supplied by the
     /// caller (so tests can pin it).
-    pub fn jittered(&self, retry: u32, unit: f64) -> Duration {
+    pub(crate) fn jittered(&self, retry: u32, unit: f64) -> Duration {
         self.backoff_ceiling(retry).mul_f64(unit.clamp(0.0, 1.0))
     }
 }
 
 /// Statuses that are retried: 408, 429, 500, 502, 503, 504.
-pub fn is_retryable_status(status: u16) -> bool {
+pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 /// How long the server asked us to wait: `retry-after-ms` / `x-ms-retry-after-ms` (milliseconds), or
 /// `Retry-After` as seconds or an HTTP date (relative to `now`).
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
         if let Some(ms) = get(name).and_then(|v| v.parse::<u64>().ok()) {

@@ -14,7 +14,7 @@ use crate::plan::{
 
 /// How to render.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RenderOptions {
+pub(crate) struct RenderOptions {
     /// Use ANSI colours (green `+`, yellow `~`, red `-`).
     pub color: bool,
 }
@@ -75,7 +75,7 @@ impl Painter {
 }
 
 /// Renders the whole plan: drift, the legend, each change, output changes and the summary line.
-pub fn render_plan(plan: &Plan, opts: &RenderOptions) -> String {
+pub(crate) fn render_plan(plan: &Plan, opts: &RenderOptions) -> String {
     let p = Painter { color: opts.color };
     let mut out = String::new();
     if !plan.drift.is_empty() {
@@ -127,7 +127,7 @@ pub fn render_plan(plan: &Plan, opts: &RenderOptions) -> String {
 
 /// The closing line: `Plan: 3 to add, 1 to change, 0 to destroy.`, or what "nothing" means in the
 /// plan's mode.
-pub fn summary_line(plan: &Plan) -> String {
+pub(crate) fn summary_line(plan: &Plan) -> String {
     let s = plan.summary;
     match plan.mode {
         PlanMode::RefreshOnly if plan.drift.is_empty() => {
@@ -176,7 +176,8 @@ fn legend(changes: &[&Change]) -> Vec<(Action, &'static str)> {
 }
 
 /// One resource's block: header, reasons, attributes.
-pub fn render_change(change: &Change, opts: &RenderOptions) -> String {
+#[cfg(test)]
+pub(crate) fn render_change(change: &Change, opts: &RenderOptions) -> String {
     render_change_with(change, &Painter { color: opts.color })
 }
 
@@ -299,7 +300,8 @@ fn short_hash(h: Option<&str>) -> String {
 
 /// A line diff of two texts, indented for a plan, with a little context; runs of unchanged lines
 /// between changes are elided.
-pub fn line_diff(old: &str, new: &str, opts: &RenderOptions) -> String {
+#[cfg(test)]
+pub(crate) fn line_diff(old: &str, new: &str, opts: &RenderOptions) -> String {
     text_diff(old, new, &Painter { color: opts.color })
 }
 
@@ -326,7 +328,7 @@ fn text_diff(old: &str, new: &str, p: &Painter) -> String {
 }
 
 /// A value as shown: JSON, unknowns as `(known after apply)`, secrets as `(sensitive)`.
-pub fn value_text(v: &PlanValue) -> String {
+pub(crate) fn value_text(v: &PlanValue) -> String {
     match v {
         PlanValue::Known(v) => v.to_string(),
         PlanValue::Unknown => "(known after apply)".to_string(),
@@ -356,7 +358,7 @@ fn render_output(o: &OutputChange, p: &Painter) -> String {
 }
 
 /// The drift section on its own (what `stackform drift` prints).
-pub fn render_drift(drift: &[Drift], opts: &RenderOptions) -> String {
+pub(crate) fn render_drift(drift: &[Drift], opts: &RenderOptions) -> String {
     render_drift_with(drift, &Painter { color: opts.color })
 }
 

@@ -14,7 +14,7 @@ use crate::apply::{ApplyEvent, EventSink, Outcome, RefreshStatus, StepKind, Step
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProgressMode {
+pub(crate) enum ProgressMode {
     /// Live bars on a terminal (stderr).
     Bars { color: bool },
     /// One timestamped line per event on stderr (CI, pipes).
@@ -24,7 +24,7 @@ pub enum ProgressMode {
 }
 
 /// An [`EventSink`] that shows progress as the run goes.
-pub struct Reporter {
+pub(crate) struct Reporter {
     mode: ProgressMode,
     bars: Option<Bars>,
 }
@@ -37,7 +37,7 @@ struct Bars {
 }
 
 impl Reporter {
-    pub fn new(mode: ProgressMode) -> Self {
+    pub(crate) fn new(mode: ProgressMode) -> Self {
         let bars = match mode {
             ProgressMode::Bars { color } => Some(Bars {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
@@ -51,7 +51,7 @@ impl Reporter {
     }
 
     /// Prints a line above the live bars (or as a plain line).
-    pub fn println(&self, text: &str) {
+    pub(crate) fn println(&self, text: &str) {
         match &self.bars {
             Some(bars) => {
                 let _ = bars.multi.println(text);
@@ -62,7 +62,7 @@ impl Reporter {
     }
 
     /// Removes every live bar (before the summary is printed).
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bars) = &self.bars {
             if let Ok(mut lines) = bars.lines.lock() {
                 for (_, bar) in lines.drain() {
@@ -225,7 +225,7 @@ pub fn secs(d: Duration) -> String {
 }
 
 /// The one-line text of an event, or `None` for events that only drive bars.
-pub fn event_line(event: &ApplyEvent) -> Option<String> {
+pub(crate) fn event_line(event: &ApplyEvent) -> Option<String> {
     Some(match event {
         ApplyEvent::ApplyStarted { steps, parallelism } => {
             format!("applying {steps} step(s), up to {parallelism} at once")
@@ -324,7 +324,7 @@ pub fn event_line(event: &ApplyEvent) -> Option<String> {
 
 /// The end-of-run summary: the outcome, what failed and why (with the cloud's code and request id),
 /// what was rolled back, what could not be restored, and how long each step took.
-pub fn render_summary(summary: &Summary, verb: &str) -> String {
+pub(crate) fn render_summary(summary: &Summary, verb: &str) -> String {
     let mut out = String::new();
     let (adds, changes, deletes) =
         summary

@@ -52,7 +52,7 @@ impl Comparison {
 }
 
 /// Two ARM ids (or GUIDs) name the same thing: ASCII case-insensitive, ignoring a trailing slash.
-pub fn same_id(a: &str, b: &str) -> bool {
+pub(crate) fn same_id(a: &str, b: &str) -> bool {
     a.trim_end_matches('/')
         .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
@@ -71,7 +71,7 @@ fn id_set(items: &[Value]) -> Vec<String> {
 }
 
 /// JSON equality in which numbers compare by value (`1 == 1.0`).
-pub fn json_eq(a: &Value, b: &Value) -> bool {
+pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => {
             x == y || matches!((x.as_f64(), y.as_f64()), (Some(p), Some(q)) if p == q)

@@ -9,14 +9,15 @@
 //! never names a resource type in its logic. A malformed spec is a bug caught by this module's tests.
 pub mod compare;
 mod registry;
-pub mod roles;
+pub(crate) mod roles;
 mod schema;
 mod spec;
 
 pub use compare::Comparison;
 pub use registry::Registry;
-pub use schema::stack_json_schema;
+pub(crate) use schema::stack_json_schema;
+pub(crate) use spec::registered_version;
 pub use spec::{
     AmlFileKind, ArmMapping, AttributeSpec, DurationUnit, FieldSpec, FieldType, Lro, Plane,
-    Propagation, ResourceSpec, SpecError, StringForm, WireFormat, registered_version,
+    Propagation, ResourceSpec, SpecError, StringForm, WireFormat,
 };

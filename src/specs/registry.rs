@@ -56,7 +56,7 @@ impl Registry {
         self.types.get(type_name)
     }
 
-    pub fn type_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn type_names(&self) -> impl Iterator<Item = &str> {
         self.types.keys().map(String::as_str)
     }
 

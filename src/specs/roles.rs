@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 /// Built-in role definitions by name; their GUIDs are identical in every tenant (contract section 8.2).
-pub const BUILTIN_ROLES: &[(&str, &str)] = &[
+pub(crate) const BUILTIN_ROLES: &[(&str, &str)] = &[
     (
         "Storage Blob Data Reader",
         "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
@@ -25,7 +25,7 @@ pub const BUILTIN_ROLES: &[(&str, &str)] = &[
 
 /// The lowercase role definition GUID named by a built-in role name (any case), a bare GUID, or a full
 /// `roleDefinitionId`; `None` for anything else.
-pub fn role_guid(role: &str) -> Option<String> {
+pub(crate) fn role_guid(role: &str) -> Option<String> {
     let role = role.trim();
     if let Some((_, guid)) = BUILTIN_ROLES
         .iter()
@@ -44,7 +44,7 @@ pub fn role_guid(role: &str) -> Option<String> {
 }
 
 /// The built-in role name for a GUID, when it is one of the table's.
-pub fn role_name(guid: &str) -> Option<&'static str> {
+pub(crate) fn role_name(guid: &str) -> Option<&'static str> {
     BUILTIN_ROLES
         .iter()
         .find(|(_, g)| g.eq_ignore_ascii_case(guid))

@@ -11,7 +11,7 @@ use super::spec::{FieldSpec, FieldType, ResourceSpec};
 const REFERENCE_PATTERN: &str = r"^\$\{[^}]+\}$";
 
 /// The whole stack-file schema.
-pub fn stack_json_schema(registry: &Registry) -> Value {
+pub(crate) fn stack_json_schema(registry: &Registry) -> Value {
     let type_names: Vec<&str> = registry.type_names().collect();
     let per_type: Vec<Value> = registry
         .iter()

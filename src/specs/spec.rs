@@ -152,7 +152,7 @@ pub enum FieldType {
 }
 
 impl FieldType {
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             FieldType::String => "a string",
             FieldType::Integer => "an integer",
@@ -165,7 +165,7 @@ impl FieldType {
         }
     }
 
-    pub fn is_scalar(self) -> bool {
+    pub(crate) fn is_scalar(self) -> bool {
         !matches!(self, FieldType::Map | FieldType::List | FieldType::Object)
     }
 }
@@ -264,7 +264,7 @@ pub struct FieldSpec {
 
 impl FieldSpec {
     /// How values of this field compare: as declared, else by kind (enum → word, path → path).
-    pub fn comparison(&self) -> Comparison {
+    pub(crate) fn comparison(&self) -> Comparison {
         match (self.compare, self.kind) {
             (Some(c), _) => c,
             (None, FieldType::Path) => Comparison::Path,
@@ -274,7 +274,7 @@ impl FieldSpec {
     }
 
     /// A stack value in its wire form: an enum word in its ARM spelling, a duration as ISO 8601.
-    pub fn to_wire(&self, value: &Value) -> Value {
+    pub(crate) fn to_wire(&self, value: &Value) -> Value {
         if let (Some(wire), Some(s)) = (&self.wire, value.as_str())
             && let Some(spelled) = wire.get(s)
         {
@@ -291,7 +291,11 @@ impl FieldSpec {
 
     /// A wire value in the stack's form: enum words matched without regard to case to the spec's
     /// spelling, an ISO 8601 duration as a number of the field's unit.
-    pub fn from_wire(&self, value: &Value) -> Value {
+    #[expect(
+        clippy::wrong_self_convention,
+        reason = "the inverse of `to_wire`: the field spec converts a wire value, it is not built from one"
+    )]
+    pub(crate) fn from_wire(&self, value: &Value) -> Value {
         if let (Some(allowed), Some(s)) = (&self.allowed, value.as_str()) {
             if let Some((stack, _)) = self
                 .wire
@@ -473,7 +477,7 @@ impl ResourceSpec {
     }
 
     /// Every field, nested ones after their object, with its dotted path, in spec order.
-    pub fn all_fields(&self) -> Vec<(String, &FieldSpec)> {
+    pub(crate) fn all_fields(&self) -> Vec<(String, &FieldSpec)> {
         fn walk<'a>(
             fields: &'a IndexMap<String, FieldSpec>,
             prefix: &str,
@@ -498,7 +502,7 @@ impl ResourceSpec {
 
     /// Whether `path` (after the resource name in a reference) names something this type exports:
     /// an input field (or a path inside an object or map field) or a computed attribute.
-    pub fn exports(&self, path: &str) -> bool {
+    pub(crate) fn exports(&self, path: &str) -> bool {
         if self.attributes.contains_key(path) {
             return true;
         }
@@ -523,7 +527,7 @@ impl ResourceSpec {
     }
 
     /// Every name a reference `${res.NAME}` may use, for "did you mean" hints.
-    pub fn export_names(&self) -> Vec<String> {
+    pub(crate) fn export_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.fields.keys().cloned().collect();
         names.extend(self.attributes.keys().cloned());
         names
@@ -532,7 +536,7 @@ impl ResourceSpec {
     /// The inputs that bring a resource back to what it ran before (a rollback): each field with
     /// `restore_from` becomes the registered version its attribute recorded in `outputs`, when it did;
     /// a nested field only inside an object the inputs hold.
-    pub fn restore_inputs(
+    pub(crate) fn restore_inputs(
         &self,
         mut inputs: Map<String, Value>,
         outputs: &Value,
@@ -576,14 +580,14 @@ impl ResourceSpec {
     }
 
     /// Whether `path` is a computed attribute (known only after apply).
-    pub fn is_computed(&self, path: &str) -> bool {
+    pub(crate) fn is_computed(&self, path: &str) -> bool {
         self.attributes.contains_key(path)
     }
 }
 
 /// A registered asset version's ARM id (`…/{kind}/{name}/versions/{version}`) as the stack names it:
 /// `azureml:{name}:{version}`.
-pub fn registered_version(id: &str) -> Option<String> {
+pub(crate) fn registered_version(id: &str) -> Option<String> {
     let parts: Vec<&str> = id.trim_end_matches('/').rsplit('/').take(4).collect();
     match parts.as_slice() {
         [version, "versions", name, _] => Some(format!("azureml:{name}:{version}")),

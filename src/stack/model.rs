@@ -78,7 +78,7 @@ impl CloudKind {
         })
     }
 
-    pub const ALL: [&'static str; 5] = [
+    pub(crate) const ALL: [&'static str; 5] = [
         "local",
         "azure",
         "azure_china",
@@ -282,7 +282,7 @@ impl Expr {
     }
 
     /// Whether this value or anything inside it is sensitive.
-    pub fn is_sensitive(&self) -> bool {
+    pub(crate) fn is_sensitive(&self) -> bool {
         self.sensitive
             || match &self.kind {
                 ExprKind::List(items) => items.iter().any(Expr::is_sensitive),

@@ -69,7 +69,7 @@ pub(crate) enum RefPolicy {
 
 impl Val {
     /// "a string", "an integer", ... for messages.
-    pub fn describe(&self) -> &'static str {
+    pub(crate) fn describe(&self) -> &'static str {
         match &self.kind {
             ValKind::Invalid => "an invalid value",
             ValKind::Null => "null",
@@ -83,12 +83,12 @@ impl Val {
         }
     }
 
-    pub fn span(&self) -> Span {
+    pub(super) fn span(&self) -> Span {
         self.loc.span
     }
 
     /// Converts a plain JSON value (a variable's value, a spec default) into a value located at `loc`.
-    pub fn from_json(json: &serde_json::Value, loc: &Loc, sensitive: bool) -> Val {
+    pub(super) fn from_json(json: &serde_json::Value, loc: &Loc, sensitive: bool) -> Val {
         use serde_json::Value as J;
         let kind = match json {
             J::Null => ValKind::Null,
@@ -166,12 +166,12 @@ pub(crate) fn sub_span(
 }
 
 impl Ctx<'_> {
-    pub fn error(&mut self, d: Diagnostic) {
+    pub(super) fn error(&mut self, d: Diagnostic) {
         self.errors.push(d);
     }
 
     /// Converts a node and everything in it.
-    pub fn convert(&mut self, src: &SourceFile, node: &Node, refs: RefPolicy) -> Val {
+    pub(crate) fn convert(&mut self, src: &SourceFile, node: &Node, refs: RefPolicy) -> Val {
         let loc = Loc {
             source: src.clone(),
             span: node.span,
@@ -216,7 +216,7 @@ impl Ctx<'_> {
     /// Applies YAML merge keys: `<<: *anchor` (or a list of them) adds the anchored mapping's entries that
     /// the mapping does not set itself; earlier sources win over later ones. Anything else under `<<` is
     /// reported and dropped.
-    pub fn merge_keys<'n>(
+    pub(crate) fn merge_keys<'n>(
         &mut self,
         src: &SourceFile,
         entries: &'n [(crate::yaml::Key, Node)],
@@ -253,7 +253,7 @@ impl Ctx<'_> {
     }
 
     /// Substitutes variables and environment values in a string scalar and keeps resource references.
-    pub fn interpolate(
+    pub(crate) fn interpolate(
         &mut self,
         src: &SourceFile,
         span: Span,
@@ -486,7 +486,7 @@ impl Ctx<'_> {
     }
 
     /// The type of what a reference points at, when the spec says.
-    pub fn reference_type(&self, r: &Reference) -> Option<FieldType> {
+    pub(crate) fn reference_type(&self, r: &Reference) -> Option<FieldType> {
         let type_name = self.resources.get(&r.resource)?.as_deref()?;
         let spec = self.registry.get(type_name)?;
         if let Some(attr) = spec.attributes.get(&r.path) {

@@ -40,7 +40,7 @@ impl std::fmt::Debug for LoadOptions {
 
 impl LoadOptions {
     /// Options with the process environment (variables that are not valid UTF-8 are skipped).
-    pub fn with_process_env() -> LoadOptions {
+    pub(crate) fn with_process_env() -> LoadOptions {
         LoadOptions {
             env: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -233,7 +233,7 @@ pub(crate) struct CommandLine {
 }
 
 impl CommandLine {
-    pub fn new(opts: &LoadOptions) -> CommandLine {
+    pub(super) fn new(opts: &LoadOptions) -> CommandLine {
         let mut text = String::new();
         let mut var_spans = Vec::new();
         let mut file_spans = Vec::new();

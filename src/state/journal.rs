@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::host;
 
 /// Identifies one step in a journal; unique within the journal file, increasing.
-pub type StepId = u64;
+pub(crate) type StepId = u64;
 
 /// What a step does to its resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

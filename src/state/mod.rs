@@ -56,8 +56,9 @@ pub mod sensitive;
 mod store;
 mod surgery;
 
+pub(crate) use journal::StepId;
 pub use journal::{
-    Intent, Journal, JournalAction, JournalError, JournalNote, JournalOpen, NewIntent, StepId,
+    Intent, Journal, JournalAction, JournalError, JournalNote, JournalOpen, NewIntent,
 };
 pub use lock::{
     Acquired, Lock, LockError, LockGuard, LockInfo, LockRequest, TakeoverNotice, TakeoverReason,
@@ -65,5 +66,5 @@ pub use lock::{
 };
 pub use model::{FORMAT_VERSION, ResourceState, ResourceStatus, StateFile};
 pub use sensitive::FieldPath;
-pub use store::{STATE_FILE_MODE, StateError, StateStore};
+pub use store::{StateError, StateStore};
 pub use surgery::{Removed, ResourceSummary, SurgeryError};

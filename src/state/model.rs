@@ -138,7 +138,8 @@ impl StateFile {
 
     /// Sets a stack output; a sensitive one is stored as a marker (the `output` command shows it as
     /// `(sensitive)`, see [`super::sensitive::is_redacted`]).
-    pub fn set_output(&mut self, name: impl Into<String>, value: Value, sensitive: bool) {
+    #[cfg(test)]
+    pub(crate) fn set_output(&mut self, name: impl Into<String>, value: Value, sensitive: bool) {
         let value = if sensitive && !value.is_null() {
             super::sensitive::redacted(&self.lineage, &value)
         } else {
@@ -160,7 +161,7 @@ impl StateFile {
 
     /// Redacts every resource (idempotent); done before each write as a second line of defence
     /// against a caller that put a secret into `inputs` directly.
-    pub fn redact_all(&mut self) -> usize {
+    pub(crate) fn redact_all(&mut self) -> usize {
         let lineage = self.lineage;
         self.resources
             .values_mut()
@@ -169,7 +170,7 @@ impl StateFile {
     }
 
     /// Addresses of recorded resources that list `address` as a dependency, in state order.
-    pub fn dependents_of(&self, address: &str) -> Vec<&str> {
+    pub(crate) fn dependents_of(&self, address: &str) -> Vec<&str> {
         self.resources
             .iter()
             .filter(|(_, r)| r.dependencies.iter().any(|d| d == address))

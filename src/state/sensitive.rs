@@ -16,7 +16,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 /// The single key of a marker object that stands in for a sensitive value.
-pub const SENSITIVE_MARKER_KEY: &str = "$sensitive";
+pub(crate) const SENSITIVE_MARKER_KEY: &str = "$sensitive";
 const DIGEST_PREFIX: &str = "hmac-sha256:";
 
 /// A path to a field inside a resource's inputs or outputs: dot-separated segments, where a segment
@@ -90,7 +90,7 @@ impl<'de> Deserialize<'de> for FieldPath {
 /// The digest that stands for `value` in a state of this lineage: `hmac-sha256:<64 hex>`.
 ///
 /// Objects are digested with their keys sorted, so key order does not count as a change.
-pub fn sensitive_digest(lineage: &Uuid, value: &Value) -> String {
+pub(crate) fn sensitive_digest(lineage: &Uuid, value: &Value) -> String {
     let mut canonical = String::new();
     write_canonical(value, &mut canonical);
     // HMAC accepts keys of any length; this cannot fail for a 16-byte key.
@@ -116,12 +116,12 @@ pub fn redacted(lineage: &Uuid, value: &Value) -> Value {
 }
 
 /// Whether `value` is a marker written by [`redacted`].
-pub fn is_redacted(value: &Value) -> bool {
+pub(crate) fn is_redacted(value: &Value) -> bool {
     marker_digest(value).is_some()
 }
 
 /// The digest inside a marker, if `value` is one.
-pub fn marker_digest(value: &Value) -> Option<&str> {
+pub(crate) fn marker_digest(value: &Value) -> Option<&str> {
     let Value::Object(map) = value else {
         return None;
     };
@@ -146,7 +146,7 @@ pub fn stored_matches(lineage: &Uuid, stored: &Value, desired: &Value) -> bool {
 /// Replaces every value `paths` select in `value` with its marker. Values that are already markers
 /// and `null`s (nothing secret about "unset") are left alone, so redacting twice changes nothing.
 /// Returns how many values were replaced.
-pub fn redact_paths(value: &mut Value, paths: &[FieldPath], lineage: &Uuid) -> usize {
+pub(crate) fn redact_paths(value: &mut Value, paths: &[FieldPath], lineage: &Uuid) -> usize {
     paths
         .iter()
         .map(|path| redact_at(value, path.segments(), lineage))

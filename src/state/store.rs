@@ -21,7 +21,7 @@ use super::lock::{Acquired, Lock, LockError, LockRequest};
 use super::model::{FORMAT_VERSION, StateFile};
 
 /// Permission bits of state files and their backups: owner read/write only.
-pub const STATE_FILE_MODE: u32 = 0o600;
+pub(crate) const STATE_FILE_MODE: u32 = 0o600;
 
 /// Everything that can go wrong reading or writing a state file. Each message names the file, says
 /// what is wrong and what to do; none ever contains a value from the state.
@@ -176,7 +176,7 @@ impl StateStore {
     }
 
     /// Opens this stack's apply journal (see [`Journal::open`]).
-    pub fn open_journal(&self) -> Result<JournalOpen, JournalError> {
+    pub(crate) fn open_journal(&self) -> Result<JournalOpen, JournalError> {
         Journal::open(self.journal_path())
     }
 

@@ -23,7 +23,7 @@ pub(crate) mod ops;
 mod records;
 
 pub(crate) use data::{Data, Store};
-pub use disk::StoreError;
+pub(crate) use disk::StoreError;
 pub(crate) use disk::write_atomic;
 pub(crate) use fresh::{now_ms, now_rfc3339, random_key};
 pub(crate) use records::{BlobMeta, Operation, Principal, RoleAssignment, Seed};

@@ -125,7 +125,7 @@ fn observe(
 const MAX_TEXT_BYTES: u64 = 64 * 1024;
 
 /// The live blob's body when it is small UTF-8 text; `None` otherwise (or when it is gone).
-pub async fn read_text(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<String>> {
+pub(crate) async fn read_text(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<String>> {
     let Some((blobs, container, name)) = located(ctx, req).await? else {
         return Ok(None);
     };

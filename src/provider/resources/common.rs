@@ -51,7 +51,7 @@ impl Ctx {
 
     /// The ML workspace's region (endpoints and deployments must be created in it); the cloud's
     /// default location when the workspace does not say.
-    pub async fn workspace_location(&self) -> Result<String> {
+    pub(crate) async fn workspace_location(&self) -> Result<String> {
         self.workspace_location
             .get_or_try_init(|| async {
                 let api = self.api_version(ResourceType::OnlineEndpoint)?;
@@ -84,7 +84,7 @@ impl Ctx {
 
     /// The api-version for a type: a per-type or per-namespace override from the cloud config, else
     /// the spec's.
-    pub fn api_version(&self, t: ResourceType) -> Result<String> {
+    pub(crate) fn api_version(&self, t: ResourceType) -> Result<String> {
         let spec = self.spec(t)?;
         let namespace = spec.arm.resource_type.split('/').next().unwrap_or_default();
         Ok(self
@@ -110,7 +110,10 @@ impl Ctx {
 }
 
 /// Replaces `{name}` placeholders; names must resolve to path-safe values (no `/`, `?`, `#`).
-pub fn fill_template(template: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String> {
+pub(crate) fn fill_template(
+    template: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -136,7 +139,7 @@ pub fn fill_template(template: &str, lookup: impl Fn(&str) -> Option<String>) ->
 }
 
 /// The value at a dotted ARM path; `*` takes the first entry of a map.
-pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+pub(crate) fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = value;
     for part in path.split('.') {
         cur = if part == "*" {
@@ -149,7 +152,7 @@ pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// Sets the value at a dotted path, creating objects on the way.
-pub fn set_path(target: &mut Value, path: &str, value: Value) {
+pub(crate) fn set_path(target: &mut Value, path: &str, value: Value) {
     let mut cur = target;
     let parts: Vec<&str> = path.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
@@ -168,7 +171,7 @@ pub fn set_path(target: &mut Value, path: &str, value: Value) {
 }
 
 /// An input with the spec default applied.
-pub fn input_or_default<'a>(
+pub(crate) fn input_or_default<'a>(
     field: &'a FieldSpec,
     inputs: &'a Map<String, Value>,
     name: &str,
@@ -186,7 +189,7 @@ fn mapped(field: &FieldSpec) -> Option<&str> {
 
 /// The full ARM path of a field, nested paths joined to their objects' (`code_configuration.code` →
 /// `properties.codeConfiguration.codeId`), for a type placing a `custom` field where its spec says.
-pub fn arm_path(spec: &ResourceSpec, field_path: &str) -> Result<String> {
+pub(crate) fn arm_path(spec: &ResourceSpec, field_path: &str) -> Result<String> {
     let mut parts = field_path.split('.');
     let missing = || ProviderError::invalid(format!("the spec gives `{field_path}` no arm path"));
     let mut field = parts
@@ -206,7 +209,7 @@ pub fn arm_path(spec: &ResourceSpec, field_path: &str) -> Result<String> {
 }
 
 /// A required string input.
-pub fn required_str<'a>(inputs: &'a Map<String, Value>, name: &str) -> Result<&'a str> {
+pub(crate) fn required_str<'a>(inputs: &'a Map<String, Value>, name: &str) -> Result<&'a str> {
     inputs
         .get(name)
         .and_then(Value::as_str)
@@ -218,7 +221,7 @@ pub fn required_str<'a>(inputs: &'a Map<String, Value>, name: &str) -> Result<&'
 /// defaults applied, in its wire spelling and format; an object's fields at their paths under it.
 /// `location` defaults to the cloud's. The name (it travels in the URL) and `custom` fields are left to
 /// the type's own code.
-pub fn spec_body(ctx: &Ctx, spec: &ResourceSpec, inputs: &Map<String, Value>) -> Value {
+pub(crate) fn spec_body(ctx: &Ctx, spec: &ResourceSpec, inputs: &Map<String, Value>) -> Value {
     let mut body = json!({});
     for (path, value) in &spec.arm.fixed {
         set_path(&mut body, path, value.clone());
@@ -270,7 +273,7 @@ fn place_fields(
 }
 
 /// Locations compare without case and spaces (`East US` == `eastus`).
-pub fn same_location(a: &str, b: &str) -> bool {
+pub(crate) fn same_location(a: &str, b: &str) -> bool {
     let norm = |s: &str| {
         s.chars()
             .filter(|c| !c.is_whitespace())
@@ -287,7 +290,7 @@ pub fn same_location(a: &str, b: &str) -> bool {
 /// leaves out reads as its default (what the cloud applies). An optional object is read back only when
 /// the stack sets it, and an empty map only when the stack sets it: the service fills in what the stack
 /// does not manage. `custom` fields are left to the type's own code.
-pub fn spec_observe(
+pub(crate) fn spec_observe(
     ctx: &Ctx,
     spec: &ResourceSpec,
     desired: &Map<String, Value>,
@@ -384,7 +387,7 @@ fn read_fields(
 
 /// Computed outputs from the attributes' `arm:` paths (or their `arm_fallback`); dotted attribute
 /// names nest.
-pub fn spec_outputs(spec: &ResourceSpec, body: &Value) -> Map<String, Value> {
+pub(crate) fn spec_outputs(spec: &ResourceSpec, body: &Value) -> Map<String, Value> {
     let mut outputs = Value::Object(Map::new());
     for (name, attr) in &spec.attributes {
         let at = |path: &Option<String>| path.as_deref().and_then(|p| get_path(body, p));
@@ -399,7 +402,11 @@ pub fn spec_outputs(spec: &ResourceSpec, body: &Value) -> Map<String, Value> {
 }
 
 /// The common ARM read: GET the path; 404 → `None`.
-pub async fn arm_get(ctx: &Ctx, t: ResourceType, req: &ResourceRequest) -> Result<Option<Value>> {
+pub(crate) async fn arm_get(
+    ctx: &Ctx,
+    t: ResourceType,
+    req: &ResourceRequest,
+) -> Result<Option<Value>> {
     let path = match &req.cloud_id {
         Some(id) if !id.is_empty() => id.clone(),
         _ => ctx.path(t, &req.inputs)?,
@@ -408,7 +415,7 @@ pub async fn arm_get(ctx: &Ctx, t: ResourceType, req: &ResourceRequest) -> Resul
 }
 
 /// The common ARM write: PUT the body and wait for the operation.
-pub async fn arm_put(
+pub(crate) async fn arm_put(
     ctx: &Ctx,
     t: ResourceType,
     req: &ResourceRequest,
@@ -428,7 +435,7 @@ pub async fn arm_put(
 }
 
 /// The common ARM delete: DELETE and wait; already gone is success.
-pub async fn arm_delete(ctx: &Ctx, t: ResourceType, req: &ResourceRequest) -> Result<()> {
+pub(crate) async fn arm_delete(ctx: &Ctx, t: ResourceType, req: &ResourceRequest) -> Result<()> {
     let path = match &req.cloud_id {
         Some(id) if !id.is_empty() => id.clone(),
         _ => ctx.path(t, &req.inputs)?,
@@ -440,7 +447,7 @@ pub async fn arm_delete(ctx: &Ctx, t: ResourceType, req: &ResourceRequest) -> Re
 }
 
 /// Read / create-or-update / delete for a type that is fully described by its spec.
-pub async fn generic_read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
+pub(crate) async fn generic_read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
     let t = req.resource_type;
     let spec = ctx.spec(t)?;
     Ok(arm_get(ctx, t, req)
@@ -448,7 +455,7 @@ pub async fn generic_read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Obs
         .map(|body| spec_observe(ctx, spec, &req.inputs, &body)))
 }
 
-pub async fn generic_put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
+pub(crate) async fn generic_put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let t = req.resource_type;
     let spec = ctx.spec(t)?;
     let body = spec_body(ctx, spec, &req.inputs);
@@ -462,7 +469,7 @@ pub fn failed(message: impl Into<String>) -> ProviderError {
 }
 
 /// An error for an input of the wrong shape.
-pub fn bad_input(name: &str, expected: &str) -> ProviderError {
+pub(crate) fn bad_input(name: &str, expected: &str) -> ProviderError {
     ProviderError::new(
         ErrorKind::Invalid,
         format!("input `{name}` must be {expected}"),

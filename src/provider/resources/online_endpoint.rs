@@ -273,7 +273,7 @@ fn writable(spec: &ResourceSpec, current: &Value) -> Result<Value> {
 
 /// Sets the endpoint's traffic split: GET the endpoint, replace `properties.traffic`, PUT the whole body
 /// (pattern B). Deployments at 0 % are left out of the map.
-pub async fn set_traffic(
+pub(crate) async fn set_traffic(
     ctx: &Ctx,
     endpoint: &str,
     traffic: &BTreeMap<String, u32>,

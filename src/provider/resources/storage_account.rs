@@ -77,7 +77,7 @@ pub async fn list_keys(ctx: &Ctx, account: &str) -> Result<Vec<Secret>> {
 /// account allows shared-key access and the caller may list keys (works without any data role), else
 /// Bearer for the storage audience (the deploying principal then needs a blob data role). Cached per
 /// account.
-pub async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)> {
+pub(crate) async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)> {
     let key = account.to_ascii_lowercase();
     if let Some(found) = ctx.account_access.lock().await.get(&key) {
         return Ok(found.clone());

@@ -10,17 +10,17 @@ use std::process::{Child, Command, Stdio};
 use super::fixtures::repo_root;
 
 /// The path of the binary under test.
-pub fn binary() -> &'static str {
+pub(crate) fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_stackform")
 }
 
 /// One invocation of the binary, built up and then run once.
-pub struct Cmd {
+pub(crate) struct Cmd {
     command: Command,
 }
 
 /// What a finished invocation left: exit code (-1 when killed by a signal) and its output as text.
-pub struct Output {
+pub(crate) struct Output {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -29,7 +29,7 @@ pub struct Output {
 impl Cmd {
     /// The binary with no arguments, in the repository root (for commands that only read: `validate`,
     /// `graph`, `schema`, `--help`).
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut command = Command::new(binary());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("STACKFORM_") {
@@ -40,7 +40,7 @@ impl Cmd {
         Cmd { command }
     }
 
-    pub fn args<I, S>(mut self, args: I) -> Self
+    pub(crate) fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -49,23 +49,23 @@ impl Cmd {
         self
     }
 
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.command.arg(arg);
         self
     }
 
-    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
         self.command.env(key, value);
         self
     }
 
-    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+    pub(crate) fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.command.current_dir(dir);
         self
     }
 
     /// Runs to the end and captures the output.
-    pub fn run(mut self) -> Output {
+    pub(crate) fn run(mut self) -> Output {
         let out = self.command.output().expect("the stackform binary runs");
         Output {
             code: out.status.code().unwrap_or(-1),
@@ -75,7 +75,7 @@ impl Cmd {
     }
 
     /// Starts it in the background with both streams piped, for tests that interrupt it.
-    pub fn spawn(mut self) -> Child {
+    pub(crate) fn spawn(mut self) -> Child {
         self.command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -86,7 +86,7 @@ impl Cmd {
 
 impl Output {
     /// Asserts the exit code, showing all output when it differs.
-    pub fn code(self, expected: i32) -> Self {
+    pub(crate) fn code(self, expected: i32) -> Self {
         assert_eq!(
             self.code, expected,
             "exit code\n--- stdout\n{}\n--- stderr\n{}",

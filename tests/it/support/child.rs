@@ -11,7 +11,7 @@ use std::time::Duration;
 const CHILD_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A running copy of this test binary, running one test.
-pub struct SelfChild {
+pub(crate) struct SelfChild {
     pub child: Child,
     pub stdin: Option<ChildStdin>,
     lines: Receiver<String>,
@@ -20,7 +20,7 @@ pub struct SelfChild {
 impl SelfChild {
     /// Starts this binary running only `test` (its full path, e.g. `state_lock::lock_holder_child`)
     /// with `env` set; stdin and stdout are piped, stderr is inherited.
-    pub fn start(test: &str, env: (&str, &std::path::Path)) -> SelfChild {
+    pub(crate) fn start(test: &str, env: (&str, &std::path::Path)) -> SelfChild {
         let exe = std::env::current_exe().expect("test binary path");
         let mut child = Command::new(exe)
             .args(["--exact", test, "--nocapture", "--test-threads=1"])
@@ -49,7 +49,7 @@ impl SelfChild {
 
     /// The first line containing `marker` (libtest may print `test … ... ` before it on the same line);
     /// kills the child and fails if it goes quiet or exits first.
-    pub fn wait_for(&mut self, marker: &str) -> String {
+    pub(crate) fn wait_for(&mut self, marker: &str) -> String {
         loop {
             match self.lines.recv_timeout(CHILD_DEADLINE) {
                 Ok(line) if line.contains(marker) => return line,
@@ -63,7 +63,7 @@ impl SelfChild {
     }
 
     /// Kills the child (SIGKILL) and reaps it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill().expect("kill the child");
         self.child.wait().expect("reap the child");
     }
@@ -80,7 +80,7 @@ impl Drop for SelfChild {
 
 /// The name libtest gives a test function of this binary: its module path without the crate name,
 /// e.g. `test_name(module_path!(), "lock_holder_child")` is `state_lock::lock_holder_child`.
-pub fn test_name(module_path: &str, function: &str) -> String {
+pub(crate) fn test_name(module_path: &str, function: &str) -> String {
     let module = module_path.split_once("::").map_or("", |(_, rest)| rest);
     if module.is_empty() {
         function.to_string()

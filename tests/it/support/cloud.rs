@@ -15,12 +15,12 @@ use stackform::cloud::{CloudInfo, CloudOptions, RunningCloud};
 use super::bin::binary;
 use super::wait::wait_until;
 
-pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
-pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
-pub const READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
-pub const CONTRIBUTOR_DATA: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
+pub(crate) const ARM_SCOPE: &str = "https://management.azure.com/.default";
+pub(crate) const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+pub(crate) const READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
+pub(crate) const CONTRIBUTOR_DATA: &str = "ba92f5b4-2d11-453d-a403-e96b0029c9fe";
 
-pub struct Cloud {
+pub(crate) struct Cloud {
     pub info: CloudInfo,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
@@ -28,7 +28,7 @@ pub struct Cloud {
     binary: bool,
 }
 
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
@@ -36,7 +36,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -57,12 +57,12 @@ fn client(info: &CloudInfo) -> reqwest::Client {
 
 impl Cloud {
     /// The real binary, started with `cloud up --detach` in a fresh data folder on a free port.
-    pub fn start_binary(extra: &[&str]) -> Cloud {
+    pub(crate) fn start_binary(extra: &[&str]) -> Cloud {
         let dir = tempfile::tempdir().expect("tempdir");
         Self::start_binary_in(dir, extra)
     }
 
-    pub fn start_binary_in(dir: tempfile::TempDir, extra: &[&str]) -> Cloud {
+    pub(crate) fn start_binary_in(dir: tempfile::TempDir, extra: &[&str]) -> Cloud {
         let out = std::process::Command::new(binary())
             .args(["cloud", "up", "--detach", "--port", "0", "--data-dir"])
             .arg(dir.path())
@@ -78,7 +78,7 @@ impl Cloud {
     }
 
     /// Attaches to the instance running in `dir` (from `cloud status --json`); it is stopped on drop.
-    pub fn attach(dir: tempfile::TempDir) -> Cloud {
+    pub(crate) fn attach(dir: tempfile::TempDir) -> Cloud {
         let status = std::process::Command::new(binary())
             .args(["cloud", "status", "--json", "--data-dir"])
             .arg(dir.path())
@@ -101,17 +101,17 @@ impl Cloud {
     }
 
     /// In this process, on a free port (needs a multi-thread tokio runtime).
-    pub async fn start_in_process() -> Cloud {
+    pub(crate) async fn start_in_process() -> Cloud {
         let dir = tempfile::tempdir().expect("tempdir");
         Self::start_in_process_in(dir).await
     }
 
-    pub async fn start_in_process_in(dir: tempfile::TempDir) -> Cloud {
+    pub(crate) async fn start_in_process_in(dir: tempfile::TempDir) -> Cloud {
         Self::start_in_process_on(dir, 0).await
     }
 
     /// In this process on a given port (a restart keeps URLs stored in deployments valid).
-    pub async fn start_in_process_on(dir: tempfile::TempDir, port: u16) -> Cloud {
+    pub(crate) async fn start_in_process_on(dir: tempfile::TempDir, port: u16) -> Cloud {
         // A fixed port may still be held for a moment by the instance that just stopped (or taken by
         // another test's port-0 listener in between): retry for a while before giving up.
         let running = wait_until(
@@ -144,7 +144,7 @@ impl Cloud {
     }
 
     /// Stops the cloud and hands back its data folder (for restart tests).
-    pub async fn stop(mut self) -> tempfile::TempDir {
+    pub(crate) async fn stop(mut self) -> tempfile::TempDir {
         if let Some(r) = self.running.take() {
             r.shutdown().await;
         }
@@ -162,11 +162,11 @@ impl Cloud {
             .output();
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.info.arm_endpoint.trim_end_matches('/'), path)
     }
 
-    pub async fn token_for(&self, scope: &str) -> String {
+    pub(crate) async fn token_for(&self, scope: &str) -> String {
         let r = self
             .http
             .post(self.url(&format!("/{}/oauth2/v2.0/token", self.info.tenant_id)))
@@ -190,19 +190,19 @@ impl Cloud {
             .to_string()
     }
 
-    pub async fn token(&self) -> String {
+    pub(crate) async fn token(&self) -> String {
         self.token_for(ARM_SCOPE).await
     }
 
-    pub fn sub(&self) -> String {
+    pub(crate) fn sub(&self) -> String {
         format!("/subscriptions/{}", self.info.subscription_id)
     }
 
-    pub fn rg(&self) -> String {
+    pub(crate) fn rg(&self) -> String {
         format!("{}/resourceGroups/{}", self.sub(), self.info.resource_group)
     }
 
-    pub fn ws(&self) -> String {
+    pub(crate) fn ws(&self) -> String {
         format!(
             "{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
             self.rg(),
@@ -211,7 +211,7 @@ impl Cloud {
     }
 
     /// An ARM call with the given token; `api-version=2025-01-01` is added when the path has none.
-    pub async fn arm_as(
+    pub(crate) async fn arm_as(
         &self,
         token: &str,
         method: Method,
@@ -236,13 +236,13 @@ impl Cloud {
         answer(req.send().await.expect("arm call")).await
     }
 
-    pub async fn arm(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+    pub(crate) async fn arm(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         let t = self.token().await;
         self.arm_as(&t, method, path, body).await
     }
 
     /// Creates a storage account through pattern A and returns its final body.
-    pub async fn create_storage(&self, name: &str) -> Value {
+    pub(crate) async fn create_storage(&self, name: &str) -> Value {
         let path = format!(
             "{}/providers/Microsoft.Storage/storageAccounts/{name}",
             self.rg()
@@ -260,7 +260,7 @@ impl Cloud {
 
     /// Polls the Azure-AsyncOperation URL that `started` (the answer to a PUT or DELETE) names until the
     /// operation reaches a terminal status; returns that status document.
-    pub async fn wait_async(&self, started: &Answer, limit: Duration) -> Value {
+    pub(crate) async fn wait_async(&self, started: &Answer, limit: Duration) -> Value {
         let url = started
             .header("azure-asyncoperation")
             .expect("an Azure-AsyncOperation header");
@@ -276,7 +276,7 @@ impl Cloud {
     }
 
     /// Polls a pattern-A or pattern-C Location URL until it stops answering 202.
-    pub async fn wait_location(&self, url: &str) -> Answer {
+    pub(crate) async fn wait_location(&self, url: &str) -> Answer {
         wait_until(
             &format!("operation {url} finishes"),
             Duration::from_secs(60),
@@ -290,7 +290,7 @@ impl Cloud {
 
     /// The object id of the service principal the cloud is seeded with (the one the tests' tokens
     /// are for), read from its role assignment at the subscription.
-    pub async fn seeded_principal(&self) -> String {
+    pub(crate) async fn seeded_principal(&self) -> String {
         let sp = self
             .arm(
                 Method::GET,
@@ -308,7 +308,7 @@ impl Cloud {
             .to_string()
     }
 
-    pub async fn account_key(&self, account: &str) -> String {
+    pub(crate) async fn account_key(&self, account: &str) -> String {
         let a = self
             .arm(
                 Method::POST,
@@ -326,7 +326,7 @@ impl Cloud {
             .to_string()
     }
 
-    pub fn blob_url(&self, account: &str, rest: &str) -> String {
+    pub(crate) fn blob_url(&self, account: &str, rest: &str) -> String {
         format!(
             "{}{rest}",
             self.info
@@ -336,7 +336,7 @@ impl Cloud {
     }
 
     /// A blob request signed with SharedKey.
-    pub async fn blob_shared_key(
+    pub(crate) async fn blob_shared_key(
         &self,
         method: Method,
         account: &str,
@@ -415,7 +415,7 @@ impl Cloud {
         answer(req.body(body).send().await.expect("blob call")).await
     }
 
-    pub async fn put_blob(
+    pub(crate) async fn put_blob(
         &self,
         account: &str,
         key: &str,
@@ -437,7 +437,7 @@ impl Cloud {
     }
 
     /// Creates a blob container over the data plane (SharedKey), asserting it is new.
-    pub async fn create_container(&self, account: &str, key: &str, container: &str) {
+    pub(crate) async fn create_container(&self, account: &str, key: &str, container: &str) {
         let a = self
             .blob_shared_key(
                 Method::PUT,
@@ -451,7 +451,7 @@ impl Cloud {
         assert_eq!(a.status, 201, "{}", a.text);
     }
 
-    pub async fn set_faults(&self, faults: Value) -> Answer {
+    pub(crate) async fn set_faults(&self, faults: Value) -> Answer {
         let t = self.token().await;
         let r = self
             .http
@@ -474,7 +474,7 @@ impl Drop for Cloud {
     }
 }
 
-pub async fn answer(r: reqwest::Response) -> Answer {
+pub(crate) async fn answer(r: reqwest::Response) -> Answer {
     let status = r.status();
     let headers = r.headers().clone();
     let text = r.text().await.unwrap_or_default();

@@ -6,32 +6,32 @@ use std::path::{Path, PathBuf};
 use stackform::stack::{self, LoadOptions};
 
 /// The crate's root folder (where `Cargo.toml` is).
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `examples/<name>`: a stack folder with its `stack.yaml` and the files it uploads.
-pub fn example_dir(name: &str) -> PathBuf {
+pub(crate) fn example_dir(name: &str) -> PathBuf {
     repo_root().join("examples").join(name)
 }
 
 /// `examples/<name>/stack.yaml`.
-pub fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     example_dir(name).join("stack.yaml")
 }
 
 /// `tests/fixtures/<rel>`.
-pub fn fixture(rel: &str) -> PathBuf {
+pub(crate) fn fixture(rel: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(rel)
 }
 
 /// `tests/bad`: stack files that must fail to load, each saying how in its header.
-pub fn bad_dir() -> PathBuf {
+pub(crate) fn bad_dir() -> PathBuf {
     repo_root().join("tests/bad")
 }
 
 /// Copies the folder `from` into `to` (created if missing), files and sub-folders alike.
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from) {
         let entry = entry.expect("walk the source folder");
         let rel = entry.path().strip_prefix(from).expect("inside the source");
@@ -45,7 +45,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// Every file below `dir` whose name ends with `.ext`, sorted.
-pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+pub(crate) fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)
@@ -57,7 +57,7 @@ pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
 }
 
 /// One diagnostic a bad stack file expects: `# expect: [FILE:]LINE:COL MESSAGE FRAGMENT`.
-pub struct Expect {
+pub(crate) struct Expect {
     pub file: Option<String>,
     pub line: usize,
     pub col: usize,
@@ -73,7 +73,7 @@ pub struct Expect {
 /// # var-file: RELATIVE/PATH.yaml                (a --var-file, relative to tests/bad)
 /// # env: NAME=VALUE                             (an environment variable; the environment is otherwise empty)
 /// ```
-pub struct BadCase {
+pub(crate) struct BadCase {
     pub path: PathBuf,
     pub expects: Vec<Expect>,
     pub vars: Vec<(String, String)>,
@@ -83,7 +83,7 @@ pub struct BadCase {
 
 impl BadCase {
     /// Every `tests/bad/*.yaml`, sorted by name.
-    pub fn corpus() -> Vec<PathBuf> {
+    pub(crate) fn corpus() -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(bad_dir())
             .expect("tests/bad exists")
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -94,7 +94,7 @@ impl BadCase {
     }
 
     /// Reads the header of `path`; an unreadable or malformed header is an error naming the line.
-    pub fn parse(path: &Path) -> Result<BadCase, String> {
+    pub(crate) fn parse(path: &Path) -> Result<BadCase, String> {
         let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
         let mut case = BadCase {
             path: path.to_path_buf(),
@@ -127,7 +127,7 @@ impl BadCase {
     }
 
     /// The loader options the header asks for (the environment holds only the header's variables).
-    pub fn load_options(&self) -> LoadOptions {
+    pub(crate) fn load_options(&self) -> LoadOptions {
         LoadOptions {
             vars: self.vars.clone(),
             var_files: self.var_files.clone(),
@@ -136,7 +136,7 @@ impl BadCase {
     }
 
     /// The same as command-line flags for `stackform validate -f <file>`.
-    pub fn cli_args(&self) -> Vec<std::ffi::OsString> {
+    pub(crate) fn cli_args(&self) -> Vec<std::ffi::OsString> {
         let mut args: Vec<std::ffi::OsString> =
             vec!["validate".into(), "-f".into(), self.path.clone().into()];
         for (k, v) in &self.vars {

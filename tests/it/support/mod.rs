@@ -4,18 +4,18 @@
 //! ([`wait`]), re-running this binary as a child process ([`child`]) and the snapshot redactor
 //! ([`redact`]). Each helper exists once here; a test module never copies one.
 
-pub mod bin;
-pub mod child;
-pub mod cloud;
-pub mod fixtures;
-pub mod provider;
-pub mod redact;
-pub mod test;
-pub mod wait;
-pub mod walk;
+pub(crate) mod bin;
+pub(crate) mod child;
+pub(crate) mod cloud;
+pub(crate) mod fixtures;
+pub(crate) mod provider;
+pub(crate) mod redact;
+pub(crate) mod test;
+pub(crate) mod wait;
+pub(crate) mod walk;
 
-pub use bin::{Cmd, Output, binary};
-pub use fixtures::{example, example_dir, fixture, repo_root};
-pub use redact::Redactor;
-pub use test::Test;
-pub use wait::{wait_until, wait_until_blocking};
+pub(crate) use bin::{Cmd, Output, binary};
+pub(crate) use fixtures::{example, example_dir, fixture, repo_root};
+pub(crate) use redact::Redactor;
+pub(crate) use test::Test;
+pub(crate) use wait::{wait_until, wait_until_blocking};

@@ -10,7 +10,7 @@ use stackform::provider::{AzureProvider, CloudConfig, Secret};
 use url::Url;
 
 /// A running in-process cloud and a provider connected to it.
-pub struct Local {
+pub(crate) struct Local {
     pub cloud: Option<RunningCloud>,
     pub provider: Arc<AzureProvider>,
     _dir: tempfile::TempDir,
@@ -18,7 +18,7 @@ pub struct Local {
 
 impl Local {
     /// Starts a cloud with `faults` in a fresh folder on a free loopback port and connects to it.
-    pub async fn start(faults: Faults) -> Local {
+    pub(crate) async fn start(faults: Faults) -> Local {
         let dir = tempfile::tempdir().expect("temp dir");
         let cloud = stackform::cloud::start(CloudOptions {
             data_dir: dir.path().join("cloud"),
@@ -52,7 +52,7 @@ impl Local {
     }
 
     /// Replaces the running cloud's faults (takes effect on the next request).
-    pub fn set_faults(&self, faults: Faults) {
+    pub(crate) fn set_faults(&self, faults: Faults) {
         if let Some(c) = &self.cloud
             && let Ok(mut f) = c.state.faults.write()
         {
@@ -61,7 +61,7 @@ impl Local {
     }
 
     /// Shuts the cloud down and waits until it has.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(c) = self.cloud.take() {
             c.shutdown().await;
         }

@@ -63,7 +63,7 @@ fn is_time_field(key: &str) -> bool {
 }
 
 /// Replaces what varies between runs by stable placeholders; see the module docs.
-pub struct Redactor {
+pub(crate) struct Redactor {
     /// Literal paths and the placeholder of each, longest first.
     paths: Vec<(String, &'static str)>,
     /// GUIDs already seen (lower case) and their number.
@@ -72,7 +72,7 @@ pub struct Redactor {
 
 impl Redactor {
     /// Redacts the repository root; add the folders of a test with [`Redactor::path`].
-    pub fn new() -> Redactor {
+    pub(crate) fn new() -> Redactor {
         Redactor {
             paths: Vec::new(),
             guids: std::cell::RefCell::default(),
@@ -81,14 +81,14 @@ impl Redactor {
     }
 
     /// For a [`Test`]: its working folder and its cloud's data folder too.
-    pub fn for_test(test: &Test) -> Redactor {
+    pub(crate) fn for_test(test: &Test) -> Redactor {
         Redactor::new()
             .path(test.dir(), "[WORK]")
             .path(test.cloud_dir(), "[CLOUD]")
     }
 
     /// Replaces `path` (as given and canonicalized) by `placeholder`.
-    pub fn path(mut self, path: &Path, placeholder: &'static str) -> Redactor {
+    pub(crate) fn path(mut self, path: &Path, placeholder: &'static str) -> Redactor {
         let mut forms = vec![path.to_string_lossy().into_owned()];
         if let Ok(real) = path.canonicalize() {
             forms.push(real.to_string_lossy().into_owned());
@@ -103,7 +103,7 @@ impl Redactor {
     }
 
     /// Redacts a text (human output).
-    pub fn text(&self, text: &str) -> String {
+    pub(crate) fn text(&self, text: &str) -> String {
         let mut out = text.to_string();
         for (path, placeholder) in &self.paths {
             out = out.replace(path.as_str(), placeholder);
@@ -122,7 +122,7 @@ impl Redactor {
     }
 
     /// Redacts JSON output: every string as text, and fields that hold times whatever their type.
-    pub fn json(&self, value: &Value) -> Value {
+    pub(crate) fn json(&self, value: &Value) -> Value {
         match value {
             Value::String(s) => Value::String(self.text(s)),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.json(v)).collect()),
@@ -143,7 +143,7 @@ impl Redactor {
     }
 
     /// Parses JSON lines (one object per line, as `--json` progress prints them) and redacts each.
-    pub fn json_lines(&self, text: &str) -> Vec<Value> {
+    pub(crate) fn json_lines(&self, text: &str) -> Vec<Value> {
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
@@ -158,7 +158,7 @@ impl Redactor {
     /// times a long-running operation is polled varies from run to run, so a line repeated right after
     /// itself is kept once and a progress line saying only that an operation is still running
     /// (`InProgress`) is left out; a run of refresh lines is sorted (resources are read in parallel).
-    pub fn transcript(&self, args: &[&str], out: &Output) -> String {
+    pub(crate) fn transcript(&self, args: &[&str], out: &Output) -> String {
         format!(
             "$ stackform {}\nexit {}\n--- stdout\n{}--- stderr\n{}",
             args.join(" "),
@@ -171,7 +171,7 @@ impl Redactor {
     /// [`Redactor::transcript`] of a `--json` run: stdout parsed as one JSON document or as JSON lines
     /// (an event repeated right after itself kept once, `InProgress` progress left out, a run of refresh
     /// events sorted by address).
-    pub fn json_transcript(&self, args: &[&str], out: &Output) -> Value {
+    pub(crate) fn json_transcript(&self, args: &[&str], out: &Output) -> Value {
         let stdout = match serde_json::from_str::<Value>(&out.stdout) {
             Ok(doc) => self.json(&doc),
             Err(_) => {

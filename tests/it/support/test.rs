@@ -18,7 +18,7 @@ use super::fixtures::{copy_dir, example_dir};
 use super::wait::block_on;
 
 /// A working folder and (optionally) a local cloud, both removed when the test ends.
-pub struct Test {
+pub(crate) struct Test {
     dir: tempfile::TempDir,
     cloud: Option<Cloud>,
     /// The cloud's data folder while no cloud is started: a run that would start one starts it here,
@@ -28,7 +28,7 @@ pub struct Test {
 
 impl Test {
     /// An empty working folder, no cloud.
-    pub fn new() -> Test {
+    pub(crate) fn new() -> Test {
         Test {
             dir: tempfile::tempdir().expect("temp dir"),
             cloud: None,
@@ -37,50 +37,50 @@ impl Test {
     }
 
     /// Copies `examples/<name>` (its stack and the files it uploads) into the working folder.
-    pub fn example(self, name: &str) -> Test {
+    pub(crate) fn example(self, name: &str) -> Test {
         copy_dir(&example_dir(name), self.dir.path());
         self
     }
 
     /// Writes `text` as the working folder's `stack.yaml`.
-    pub fn stack(self, text: &str) -> Test {
+    pub(crate) fn stack(self, text: &str) -> Test {
         self.write("stack.yaml", text);
         self
     }
 
     /// Starts a local cloud for this test with extra `cloud up` flags (faults, e.g. `--lro-ms 1500`).
-    pub fn local_cloud(mut self, flags: &[&str]) -> Test {
+    pub(crate) fn local_cloud(mut self, flags: &[&str]) -> Test {
         self.cloud = Some(Cloud::start_binary(flags));
         self
     }
 
     /// The test's cloud; panics when [`Test::local_cloud`] was not called.
-    pub fn cloud(&self) -> &Cloud {
+    pub(crate) fn cloud(&self) -> &Cloud {
         self.cloud.as_ref().expect("the test started a local cloud")
     }
 
     /// The working folder.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// A path inside the working folder.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// Reads a file of the working folder (it must exist).
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).expect("read a file of the test folder")
     }
 
     /// Writes a file of the working folder (its folder must exist).
-    pub fn write(&self, rel: &str, text: &str) {
+    pub(crate) fn write(&self, rel: &str, text: &str) {
         std::fs::write(self.path(rel), text).expect("write a file of the test folder");
     }
 
     /// Replaces `from` by `to` in a file of the working folder; returns the file as it was.
-    pub fn edit(&self, rel: &str, from: &str, to: &str) -> String {
+    pub(crate) fn edit(&self, rel: &str, from: &str, to: &str) -> String {
         let before = self.read(rel);
         assert!(before.contains(from), "{rel} has no `{from}`");
         self.write(rel, &before.replace(from, to));
@@ -88,7 +88,7 @@ impl Test {
     }
 
     /// The data folder of the cloud the binary uses when run from this test.
-    pub fn cloud_dir(&self) -> &Path {
+    pub(crate) fn cloud_dir(&self) -> &Path {
         match &self.cloud {
             Some(c) => c.dir.path(),
             None => self.cloud_dir.path(),
@@ -96,14 +96,14 @@ impl Test {
     }
 
     /// The binary in the working folder, bound to this test's cloud; add arguments and run it.
-    pub fn cmd(&self) -> Cmd {
+    pub(crate) fn cmd(&self) -> Cmd {
         Cmd::new()
             .current_dir(self.dir.path())
             .env("STACKFORM_CLOUD_DIR", self.cloud_dir())
     }
 
     /// Runs the binary with `args` in the working folder.
-    pub fn run<I, S>(&self, args: I) -> Output
+    pub(crate) fn run<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
@@ -112,7 +112,7 @@ impl Test {
     }
 
     /// Calls the test's cloud over REST from a synchronous test.
-    pub fn rest<T>(&self, f: impl AsyncFnOnce(&Cloud) -> T) -> T {
+    pub(crate) fn rest<T>(&self, f: impl AsyncFnOnce(&Cloud) -> T) -> T {
         block_on(f(self.cloud()))
     }
 }

@@ -8,7 +8,7 @@ const INTERVAL: Duration = Duration::from_millis(50);
 
 /// Polls `probe` until it returns `Some`, and returns that value. Fails the test with `what` once
 /// `timeout` has passed (the probe may itself assert, to fail at once on a state that cannot recover).
-pub async fn wait_until<T>(
+pub(crate) async fn wait_until<T>(
     what: &str,
     timeout: Duration,
     mut probe: impl AsyncFnMut() -> Option<T>,
@@ -27,7 +27,7 @@ pub async fn wait_until<T>(
 }
 
 /// [`wait_until`] for a test without an async runtime, with a synchronous probe.
-pub fn wait_until_blocking<T>(
+pub(crate) fn wait_until_blocking<T>(
     what: &str,
     timeout: Duration,
     mut probe: impl FnMut() -> Option<T>,
@@ -36,7 +36,7 @@ pub fn wait_until_blocking<T>(
 }
 
 /// Runs a future to completion on a fresh single-threaded runtime (from a test that has none).
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -32,7 +32,7 @@ async fn workspace_datastore(c: &Cloud) -> (String, String) {
 }
 
 /// Uploads every file of a local folder under `prefix/` of the workspace default datastore.
-pub async fn upload_folder(c: &Cloud, local: &Path, prefix: &str) {
+pub(crate) async fn upload_folder(c: &Cloud, local: &Path, prefix: &str) {
     let (account, container) = workspace_datastore(c).await;
     let secrets = c
         .arm(
@@ -65,7 +65,7 @@ pub async fn upload_folder(c: &Cloud, local: &Path, prefix: &str) {
 }
 
 /// Where a walk ended: the endpoint it made and its deployment's terminal operation status.
-pub struct Walk {
+pub(crate) struct Walk {
     pub endpoint: String,
     pub deployment_status: Value,
 }
@@ -73,7 +73,7 @@ pub struct Walk {
 impl Walk {
     /// Asserts the deployment succeeded (showing its status and log when not) and that its log holds
     /// `line`.
-    pub async fn assert_succeeded_with_log(&self, c: &Cloud, line: &str) {
+    pub(crate) async fn assert_succeeded_with_log(&self, c: &Cloud, line: &str) {
         let log = logs(c, &self.endpoint).await;
         assert_eq!(
             self.deployment_status["status"], "Succeeded",
@@ -84,7 +84,7 @@ impl Walk {
     }
 
     /// The deployment `blue` as ARM answers for it.
-    pub async fn deployment(&self, c: &Cloud) -> Answer {
+    pub(crate) async fn deployment(&self, c: &Cloud) -> Answer {
         c.arm(
             Method::GET,
             &format!("{}/deployments/blue", self.endpoint),
@@ -96,13 +96,19 @@ impl Walk {
 
 /// token → storage account → container → Put Blob hello.txt → endpoint → (role assignment) → assets →
 /// deployment. Returns the endpoint path and the deployment's terminal operation status.
-pub async fn walk(c: &Cloud, code: &str, conda: &str, with_role: bool, limit: Duration) -> Walk {
+pub(crate) async fn walk(
+    c: &Cloud,
+    code: &str,
+    conda: &str,
+    with_role: bool,
+    limit: Duration,
+) -> Walk {
     walk_with(c, code, conda, with_role, false, limit).await
 }
 
 /// [`walk`], optionally with a user-assigned identity on the endpoint (its client id is passed to the
 /// deployment as `UAI_CLIENT_ID`, as in the guide's second half).
-pub async fn walk_with(
+pub(crate) async fn walk_with(
     c: &Cloud,
     code: &str,
     conda: &str,
@@ -273,7 +279,7 @@ pub async fn walk_with(
     }
 }
 
-pub async fn logs(c: &Cloud, endpoint: &str) -> String {
+pub(crate) async fn logs(c: &Cloud, endpoint: &str) -> String {
     let l = c
         .arm(
             Method::POST,
@@ -286,7 +292,7 @@ pub async fn logs(c: &Cloud, endpoint: &str) -> String {
 }
 
 /// Sets traffic to blue, lists keys, and POSTs the sample request; returns the response body.
-pub async fn invoke(c: &Cloud, endpoint: &str) -> Value {
+pub(crate) async fn invoke(c: &Cloud, endpoint: &str) -> Value {
     let ep = c
         .arm(Method::PUT, endpoint, Some(json!({"location": "eastus", "identity": {"type": "SystemAssigned"}, "properties": {"authMode": "Key", "traffic": {"blue": 100}}})))
         .await;
