@@ -13,9 +13,25 @@ else
   DIR="$HOME/.cache/stackform/azurite"
 fi
 BIN="$DIR/node_modules/.bin/azurite-blob"
-if [[ ! -x "$BIN" ]]; then
-  mkdir -p "$DIR"
-  npm install --prefix "$DIR" --no-save --no-package-lock "azurite@$VERSION" >&2
+# A stamp written after a complete install: a folder without it (an install that was killed, or one
+# from before the stamp) is installed again. Tests start Azurite from parallel threads, so the install
+# runs under a lock and into a temporary folder that is renamed into place only when it is complete;
+# two installs into one folder at once leave modules missing ("Cannot find module './config'").
+STAMP="$DIR/.installed-$VERSION"
+if [[ ! -f "$STAMP" ]]; then
+  mkdir -p "$(dirname "$DIR")"
+  exec 9>"$DIR.lock"
+  flock 9
+  if [[ ! -f "$STAMP" ]]; then
+    TMP="$DIR.partial.$$"
+    rm -rf "$TMP"
+    mkdir -p "$TMP"
+    npm install --prefix "$TMP" --no-save --no-package-lock "azurite@$VERSION" >&2
+    touch "$TMP/.installed-$VERSION"
+    rm -rf "$DIR"
+    mv "$TMP" "$DIR"
+  fi
+  flock -u 9
 fi
 if [[ "${1:-}" == "--start" ]]; then
   exec "$BIN" --blobHost 127.0.0.1 --blobPort "$2" --location "$3" --silent --disableTelemetry --skipApiVersionCheck
