@@ -136,11 +136,15 @@ async fn one_case(latency_ms: u64, containers: usize, parallelism: usize) -> Res
 }
 
 /// Runs this benchmark and prints its figures.
-pub(crate) fn run() {
+pub(crate) fn run(size: crate::Size) {
     let runtime = crate::runtime();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     runtime.block_on(async {
-        for (latency, containers, parallelism) in [(20, 200, 10), (20, 200, 40)] {
+        let cases: &[(u64, usize, usize)] = match size {
+            crate::Size::Full => &[(20, 200, 10), (20, 200, 40)],
+            crate::Size::Smoke => &[(20, 20, 10)],
+        };
+        for &(latency, containers, parallelism) in cases {
             if let Err(e) = one_case(latency, containers, parallelism).await {
                 eprintln!("benchmark failed: {e}");
                 std::process::exit(1);

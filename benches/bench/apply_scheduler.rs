@@ -155,11 +155,16 @@ async fn case(label: &str, nodes: &[Node], latency: Duration, parallelism: usize
 }
 
 /// Runs this benchmark and prints its figures.
-pub(crate) fn run() {
+pub(crate) fn run(size: crate::Size) {
     let runtime = crate::runtime();
     // 20 ms keeps the timer's rounding (about 1 ms per sleep) small against the latency.
     let latency = Duration::from_millis(20);
     runtime.block_on(async {
+        if size == crate::Size::Smoke {
+            case("grid 10x10, balanced", &grid(10, 10), latency, 10).await;
+            case("spine 15 + 85 leaves", &spine(15, 85), latency, 8).await;
+            return;
+        }
         let g = grid(100, 100);
         case("grid 100x100, balanced", &g, latency, 100).await;
         case("grid 100x100, width-bound", &g, latency, 50).await;

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use stackform::cloud::{CloudOptions, start};
 
 const CONCURRENCY: usize = 64;
-const DURATION: Duration = Duration::from_secs(3);
 
-async fn measure<F, Fut>(label: &str, f: F)
+async fn measure<F, Fut>(label: &str, duration: Duration, f: F)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -25,7 +24,7 @@ where
         let (f, done, failed) = (f.clone(), done.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = 0;
-            while start.elapsed() < DURATION {
+            while start.elapsed() < duration {
                 if f(w * 1_000_000 + i).await {
                     done.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -48,7 +47,11 @@ where
 }
 
 /// Runs this benchmark and prints its figures.
-pub(crate) fn run() {
+pub(crate) fn run(size: crate::Size) {
+    let duration = match size {
+        crate::Size::Full => Duration::from_secs(3),
+        crate::Size::Smoke => Duration::from_millis(300),
+    };
     let rt = crate::runtime();
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -92,7 +95,7 @@ pub(crate) fn run() {
             token.clone(),
             format!("{rg}?api-version=2025-01-01"),
         );
-        measure("ARM GET resource group", move |_| {
+        measure("ARM GET resource group", duration, move |_| {
             let (c, t, u) = (c.clone(), t.clone(), u.clone());
             async move {
                 match c.get(u).bearer_auth(t).send().await {
@@ -116,7 +119,7 @@ pub(crate) fn run() {
             ("ARM PUT container, growing store", usize::MAX),
         ] {
             let (c, t, account) = (client.clone(), token.clone(), account.clone());
-            measure(label, move |i| {
+            measure(label, duration, move |i| {
                 let (c, t) = (c.clone(), t.clone());
                 let u = format!(
                     "{account}/blobServices/default/containers/cont{}?api-version=2025-01-01",

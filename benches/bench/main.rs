@@ -3,14 +3,29 @@
 //!
 //! Run all of them with `cargo bench --bench bench`, or some by name:
 //! `cargo bench --bench bench -- apply_local cloud_throughput`. The names are those of the modules:
-//! `apply_scheduler`, `apply_local`, `cloud_throughput`.
+//! `apply_scheduler`, `apply_local`, `cloud_throughput`. Under `cargo test --all-targets` (no `--bench`
+//! argument) each runs once at a small size, as a smoke test.
 
 mod apply_local;
 mod apply_scheduler;
 mod cloud_throughput;
 
+/// How much work a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Size {
+    /// `cargo bench`: the sizes whose figures the benchmarks document.
+    Full,
+    /// `cargo test --all-targets` runs this binary without `--bench`: every benchmark runs once at a
+    /// small size, so it is known to work, without spending CI minutes on figures that a shared
+    /// machine makes meaningless (Criterion does the same in test mode).
+    Smoke,
+}
+
+/// A benchmark's entry point.
+type Bench = fn(Size);
+
 /// Every benchmark, by name, in the order a run without names goes through them.
-const BENCHES: [(&str, fn()); 3] = [
+const BENCHES: [(&str, Bench); 3] = [
     ("apply_scheduler", apply_scheduler::run),
     ("apply_local", apply_local::run),
     ("cloud_throughput", cloud_throughput::run),
@@ -31,7 +46,12 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn main() {
-    // `cargo bench` adds `--bench`; libtest-style flags mean nothing here.
+    // `cargo bench` adds `--bench`; other libtest-style flags mean nothing here.
+    let size = if std::env::args().any(|a| a == "--bench") {
+        Size::Full
+    } else {
+        Size::Smoke
+    };
     let names: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -45,8 +65,13 @@ fn main() {
     }
     for (name, run) in BENCHES {
         if names.is_empty() || names.iter().any(|n| n == name) {
-            println!("== {name}");
-            run();
+            match size {
+                Size::Full => println!("== {name}"),
+                Size::Smoke => println!(
+                    "== {name} (smoke run at a small size: `cargo bench` gives the figures)"
+                ),
+            }
+            run(size);
         }
     }
 }
