@@ -21,6 +21,7 @@ use super::credential::{ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
 use super::pipeline::{
     Clock, Pipeline, ReqwestTransport, SystemClock, TokenSource, Transport, build_http_client,
+    build_transport_client,
 };
 use super::resources;
 use super::resources::common::{self, Ctx};
@@ -60,8 +61,12 @@ impl AzureProvider {
             })?),
             None => None,
         };
+        // Two clients over the same CA: the transport's applies each request's read timeout (a scoring
+        // call may wait longer than an ARM call); the credentials' token calls keep the default one.
         let http = build_http_client(ca.as_deref())?;
-        let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new(http.clone()));
+        let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new(
+            build_transport_client(ca.as_deref())?,
+        ));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
         if config.authority_host.is_none() {
             let bare = Pipeline::new(transport.clone(), clock.clone(), config.retry.clone(), None);

@@ -1,5 +1,5 @@
-//! Retry policy: which responses are retried, how long to wait (exponential backoff with full jitter,
-//! or the server's `Retry-After`), and the bounds on attempts and total time.
+//! Retry policy: which responses and transport errors are retried, how long to wait (exponential backoff
+//! with full jitter, or the server's `Retry-After`), and the bounds on attempts and total time.
 //!
 //! Pure functions and a small policy value; the pipeline does the sleeping through its injected clock,
 //! so nothing here ever waits.
@@ -7,6 +7,8 @@
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderMap;
+
+use super::pipeline::TransportErrorKind;
 
 /// Bounds and base delays for retrying one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +79,15 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
+/// Whether a request that failed below HTTP with `kind` may be sent again. An idempotent request may,
+/// whatever the failure (sending it twice has the effect of sending it once). One that is not (a
+/// scoring POST) only when no connection was made: after a timeout, a lost connection or an unreadable
+/// body the server may already have acted on it, and running a scoring call twice is not ours to
+/// decide.
+pub(crate) fn may_resend_after(kind: TransportErrorKind, idempotent: bool) -> bool {
+    idempotent || kind == TransportErrorKind::Connect
+}
+
 /// How long the server asked us to wait: `retry-after-ms` / `x-ms-retry-after-ms` (milliseconds), or
 /// `Retry-After` as seconds or an HTTP date (relative to `now`).
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
@@ -136,6 +147,42 @@ mod tests {
         let mut bad = HeaderMap::new();
         bad.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&bad, now), None);
+    }
+
+    /// The bug: every transport error was retried, so a scoring POST that timed out or lost its
+    /// connection after being sent could run twice.
+    #[test]
+    fn transport_errors_resend_only_what_is_safe() {
+        use crate::provider::pipeline::{HttpRequest, TransportErrorKind as K};
+        use reqwest::Method;
+        let url = url::Url::parse("https://x.test/").unwrap();
+        for (method, idempotent) in [
+            (Method::GET, true),
+            (Method::HEAD, true),
+            (Method::PUT, true),
+            (Method::DELETE, true),
+            (Method::OPTIONS, true),
+            (Method::POST, false),
+            (Method::PATCH, false),
+        ] {
+            let req = HttpRequest::new(method.clone(), url.clone());
+            assert_eq!(req.idempotent, idempotent, "{method}");
+            for kind in [K::Connect, K::Timeout, K::Io, K::Decode] {
+                let expected = idempotent || kind == K::Connect;
+                assert_eq!(
+                    may_resend_after(kind, req.idempotent),
+                    expected,
+                    "{method} after {kind:?}"
+                );
+            }
+        }
+        // A POST the caller marks as safe (a read-only action) is resent after any failure.
+        let list_keys = HttpRequest::new(Method::POST, url.clone()).idempotent();
+        assert!(may_resend_after(K::Timeout, list_keys.idempotent));
+        // A PUT the caller marks as unsafe is resent only when no connection was made.
+        let marked = HttpRequest::new(Method::PUT, url).not_idempotent();
+        assert!(!may_resend_after(K::Io, marked.idempotent));
+        assert!(may_resend_after(K::Connect, marked.idempotent));
     }
 
     #[test]
