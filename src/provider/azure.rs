@@ -110,18 +110,19 @@ impl AzureProvider {
                 (Arc::new(t), n)
             }
             CloudKind::Azure => {
-                let (t, kind) =
-                    azure_credential(&http, None, config.tenant_id.as_deref(), &ProcessEnv)?;
-                (Arc::new(t), kind.as_str().to_owned())
+                let t = azure_credential(&http, None, config.tenant_id.as_deref(), &ProcessEnv)?;
+                let n = t.name().to_owned();
+                (Arc::new(t), n)
             }
             _ => {
-                let (t, kind) = azure_credential(
+                let t = azure_credential(
                     &http,
                     authority.as_deref(),
                     config.tenant_id.as_deref(),
                     &ProcessEnv,
                 )?;
-                (Arc::new(t), kind.as_str().to_owned())
+                let n = t.name().to_owned();
+                (Arc::new(t), n)
             }
         };
         Self::from_parts(config, registry, transport, clock, tokens, name)
