@@ -56,7 +56,7 @@ impl CloudKind {
             Self::Azure => Some(PUBLIC_ML_AUDIENCE),
             Self::AzureChina => Some("https://ml.azure.cn/"),
             Self::AzureUSGovernment => Some("https://ml.azure.us/"),
-            Self::Custom | Self::Local => None,
+            _ => None,
         }
     }
 

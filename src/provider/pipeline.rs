@@ -30,7 +30,10 @@ use url::Url;
 
 use super::contract::Result;
 use super::error::{ErrorKind, ProviderError};
-use super::retry::{RetryPolicy, is_retryable_status, may_resend_after, retry_after};
+pub use super::retry::TransportErrorKind;
+use super::retry::{
+    RetryPolicy, is_retryable_status, may_resend_after, method_is_idempotent, retry_after,
+};
 use super::secret::Secret;
 use super::shared_key::SharedKeyCredential;
 
@@ -59,21 +62,6 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long establishing a connection (DNS, TCP, TLS handshake) may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Whether RFC 9110 (section 9.2.2) calls `method` idempotent: the methods whose repetition has the same
-/// effect as one request. PATCH is not, in general; a caller whose PATCH is (ARM's JSON merge patch)
-/// marks its request with [`HttpRequest::idempotent`].
-pub(crate) fn method_is_idempotent(method: &Method) -> bool {
-    [
-        Method::GET,
-        Method::HEAD,
-        Method::PUT,
-        Method::DELETE,
-        Method::OPTIONS,
-        Method::TRACE,
-    ]
-    .contains(method)
-}
 
 impl fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -216,35 +204,6 @@ impl ProviderError {
     pub(crate) fn with_request_id(mut self, id: Option<&str>) -> Self {
         self.request_id = id.map(str::to_owned);
         self
-    }
-}
-
-/// At which point a request failed below HTTP. This decides whether it may be sent again: only a
-/// [`TransportErrorKind::Connect`] failure proves the server never saw the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransportErrorKind {
-    /// No connection was made: DNS resolution, the TCP connect, the TLS handshake, or the connect
-    /// timeout. Not one byte of the request was sent.
-    Connect,
-    /// The connection was made and the request (perhaps) sent, but the response or the next piece of
-    /// its body did not arrive within the read timeout.
-    Timeout,
-    /// The connection failed after the request was (perhaps) sent: closed or reset before a complete
-    /// response.
-    Io,
-    /// The response arrived but its body could not be decoded.
-    Decode,
-}
-
-impl TransportErrorKind {
-    /// A short phrase for messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connect => "connection failed",
-            Self::Timeout => "timed out",
-            Self::Io => "connection lost",
-            Self::Decode => "reading the response failed",
-        }
     }
 }
 
@@ -1031,6 +990,29 @@ mod tests {
             .block_on(pipeline(&t, &c, policy()).send(post(), &Auth::None))
             .unwrap();
         assert_eq!((resp.status, t.requests().len()), (200, 2));
+    }
+
+    #[test]
+    fn idempotence_follows_the_method_unless_the_caller_marks_it() {
+        let url = Url::parse("https://x.test/").unwrap();
+        for (method, idempotent) in [
+            (Method::GET, true),
+            (Method::PUT, true),
+            (Method::POST, false),
+            (Method::PATCH, false),
+        ] {
+            assert_eq!(HttpRequest::new(method, url.clone()).idempotent, idempotent);
+        }
+        assert!(
+            HttpRequest::new(Method::POST, url.clone())
+                .idempotent()
+                .idempotent
+        );
+        assert!(
+            !HttpRequest::new(Method::PUT, url)
+                .not_idempotent()
+                .idempotent
+        );
     }
 
     #[test]

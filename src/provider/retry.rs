@@ -6,9 +6,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use reqwest::Method;
 use reqwest::header::HeaderMap;
-
-use super::pipeline::TransportErrorKind;
 
 /// Bounds and base delays for retrying one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +76,50 @@ impl RetryPolicy {
 /// Statuses that are retried: 408, 429, 500, 502, 503, 504.
 pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// At which point a request failed below HTTP. This decides whether it may be sent again: only a
+/// [`TransportErrorKind::Connect`] failure proves the server never saw the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportErrorKind {
+    /// No connection was made: DNS resolution, the TCP connect, the TLS handshake, or the connect
+    /// timeout. Not one byte of the request was sent.
+    Connect,
+    /// The connection was made and the request (perhaps) sent, but the response or the next piece of
+    /// its body did not arrive within the read timeout.
+    Timeout,
+    /// The connection failed after the request was (perhaps) sent: closed or reset before a complete
+    /// response.
+    Io,
+    /// The response arrived but its body could not be decoded.
+    Decode,
+}
+
+impl TransportErrorKind {
+    /// A short phrase for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connection failed",
+            Self::Timeout => "timed out",
+            Self::Io => "connection lost",
+            Self::Decode => "reading the response failed",
+        }
+    }
+}
+
+/// Whether RFC 9110 (section 9.2.2) calls `method` idempotent: the methods whose repetition has the same
+/// effect as one request. PATCH is not, in general; a caller whose PATCH is (ARM's JSON merge patch)
+/// marks its request with `HttpRequest::idempotent`.
+pub(crate) fn method_is_idempotent(method: &Method) -> bool {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+    ]
+    .contains(method)
 }
 
 /// Whether a request that failed below HTTP with `kind` may be sent again. An idempotent request may,
@@ -153,9 +196,7 @@ mod tests {
     /// connection after being sent could run twice.
     #[test]
     fn transport_errors_resend_only_what_is_safe() {
-        use crate::provider::pipeline::{HttpRequest, TransportErrorKind as K};
-        use reqwest::Method;
-        let url = url::Url::parse("https://x.test/").unwrap();
+        use TransportErrorKind as K;
         for (method, idempotent) in [
             (Method::GET, true),
             (Method::HEAD, true),
@@ -165,24 +206,16 @@ mod tests {
             (Method::POST, false),
             (Method::PATCH, false),
         ] {
-            let req = HttpRequest::new(method.clone(), url.clone());
-            assert_eq!(req.idempotent, idempotent, "{method}");
+            assert_eq!(method_is_idempotent(&method), idempotent, "{method}");
             for kind in [K::Connect, K::Timeout, K::Io, K::Decode] {
                 let expected = idempotent || kind == K::Connect;
                 assert_eq!(
-                    may_resend_after(kind, req.idempotent),
+                    may_resend_after(kind, idempotent),
                     expected,
                     "{method} after {kind:?}"
                 );
             }
         }
-        // A POST the caller marks as safe (a read-only action) is resent after any failure.
-        let list_keys = HttpRequest::new(Method::POST, url.clone()).idempotent();
-        assert!(may_resend_after(K::Timeout, list_keys.idempotent));
-        // A PUT the caller marks as unsafe is resent only when no connection was made.
-        let marked = HttpRequest::new(Method::PUT, url).not_idempotent();
-        assert!(!may_resend_after(K::Io, marked.idempotent));
-        assert!(may_resend_after(K::Connect, marked.idempotent));
     }
 
     #[test]
