@@ -167,3 +167,31 @@ async fn a_post_that_could_not_connect_is_reported_as_a_connect_failure() {
         .expect_err("nothing listens");
     assert!(err.to_string().contains("connection failed"), "{err}");
 }
+
+/// A TLS handshake that fails happens before one byte of the request is sent, so even a POST is tried
+/// again: the server counts connections, none of which ever carried the request.
+#[tokio::test]
+async fn a_failed_tls_handshake_is_a_connect_failure_and_a_post_is_tried_again() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().expect("local address").port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            // Not TLS: the client's handshake fails on this answer.
+            let _ = std::io::Write::write_all(&mut &stream, b"HTTP/1.1 400 not tls\r\n\r\n");
+        }
+    });
+    let url = Url::parse(&format!("https://127.0.0.1:{port}/score")).expect("url");
+    let err = pipeline()
+        .send(HttpRequest::new(Method::POST, url).body("{}"), &Auth::None)
+        .await
+        .expect_err("no TLS server");
+    assert!(err.to_string().contains("connection failed"), "{err}");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        4,
+        "1 try + 3 retries: {err}"
+    );
+}
