@@ -49,6 +49,7 @@ wire_codes!(
     StorageAccountAlreadyTaken,
     SubscriptionNotFound,
     TooManyRequests,
+    SubscriptionRequestsThrottled,
     UserError,
 );
 
