@@ -307,6 +307,33 @@ impl Provider for AzureProvider {
         Box::pin(async move { self.do_delete(req).await.map_err(|e| at(req, e)) })
     }
 
+    fn list_group(&self, req: &ResourceRequest) -> Option<String> {
+        resources::listing::group(&self.ctx, req)
+    }
+
+    fn read_listed<'a>(
+        &'a self,
+        reqs: &'a [ResourceRequest],
+    ) -> ProviderFuture<'a, Vec<Result<Option<Observed>>>> {
+        Box::pin(async move {
+            let answers = match reqs.first().and_then(|r| self.list_group(r)) {
+                Some(_) => resources::listing::read(&self.ctx, reqs).await?,
+                None => {
+                    let mut out = Vec::with_capacity(reqs.len());
+                    for r in reqs {
+                        out.push(self.do_read(r).await);
+                    }
+                    out
+                }
+            };
+            Ok(answers
+                .into_iter()
+                .zip(reqs)
+                .map(|(a, req)| a.map_err(|e| at(req, e)))
+                .collect())
+        })
+    }
+
     fn read_text<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<String>> {
         Box::pin(async move {
             match req.resource_type {

@@ -24,22 +24,8 @@ const THROTTLE: &str = "reads=4/20,writes=2/5,deletes=2/5";
 
 /// The `(total, arm, other, throttled)` of the summary's `Requests:` line.
 fn requests(out: &Output) -> (u64, u64, u64, u64) {
-    let line = out
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("Requests: "))
-        .unwrap_or_else(|| panic!("no Requests line in\n{}", out.stderr));
-    let numbers: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let throttled = if line.contains("throttled") {
-        numbers[3]
-    } else {
-        0
-    };
-    (numbers[0], numbers[1], numbers[2], throttled)
+    let n = out.numbers_on("Requests: ");
+    (n[0], n[1], n[2], n.get(3).copied().unwrap_or(0))
 }
 
 #[test]

@@ -326,7 +326,7 @@ async fn dispatch(cx: &Ctx, route: ArmRoute) -> ArmResult {
         R::StorageOperation { sub, location, op } if get => {
             storage::get_operation(cx, &sub, &location, &op)
         }
-        R::StorageAccounts { rg } if get => Ok(storage::list_accounts(cx, &rg)),
+        R::StorageAccounts { rg } if get => storage::list_accounts(cx, &rg),
         R::StorageAccount(a) => match *m {
             Method::GET => storage::get_account(cx, &a),
             Method::PUT => storage::put_account(cx, &a).await,
@@ -334,7 +334,7 @@ async fn dispatch(cx: &Ctx, route: ArmRoute) -> ArmResult {
             _ => Err(cx.unimplemented()),
         },
         R::StorageAccountKeys(a) if post => storage::list_keys(cx, &a),
-        R::Containers(a) if get => Ok(storage::list_containers(cx, &a)),
+        R::Containers(a) if get => storage::list_containers(cx, &a),
         R::Container(c) => match *m {
             Method::GET => storage::get_container(cx, &c),
             Method::PUT => storage::put_container(cx, &c).await,

@@ -19,6 +19,7 @@
 
 pub mod blob;
 pub mod common;
+pub(crate) mod listing;
 pub mod online_deployment;
 pub mod online_endpoint;
 pub mod role_assignment;
