@@ -132,8 +132,12 @@ impl BlobClient {
     ) -> Result<BlobProperties> {
         let url = self.url(container, Some(name))?;
         let md5 = content_md5(&data);
+        // Content-Length is required by Put Blob, 0 included (411 `MissingContentLengthHeader`
+        // otherwise), and the HTTP stack leaves it out of a request whose body is empty. In the
+        // SharedKey string-to-sign a length of 0 is the empty string (version 2015-02-21 and later).
         let mut req = self
             .request(Method::PUT, url)?
+            .header("content-length", &data.len().to_string())?
             .header("x-ms-blob-type", "BlockBlob")?
             .header("content-md5", &md5)?
             .header(
@@ -286,6 +290,36 @@ mod tests {
         assert_eq!(items[0].content_md5.as_deref(), Some("abc=="));
         assert_eq!(items[1].content_length, 0);
         assert_eq!(xml_element(xml, "NextMarker"), None);
+    }
+
+    /// Put Blob of an empty body went out without `Content-Length` (the HTTP stack omits it for an
+    /// empty body), which Azure refuses with 411 `MissingContentLengthHeader`.
+    #[test]
+    fn put_blob_of_an_empty_body_says_content_length_0() {
+        use crate::provider::pipeline::fake::{FakeClock, FakeTransport, pipeline, reply};
+        let t = FakeTransport::new(vec![reply(201, &[("etag", "\"0x1\"")], "")]);
+        let c = std::sync::Arc::new(FakeClock::default());
+        let p = pipeline(&t, &c, crate::provider::retry::RetryPolicy::none());
+        let key = SharedKeyCredential::new("acct", "c2VjcmV0").unwrap();
+        let b = BlobClient::with_shared_key(
+            p,
+            Url::parse("https://acct.blob.core.windows.net/").unwrap(),
+            key,
+            "2025-11-05",
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(b.put_blob("c", "__init__.py", Bytes::new(), None, &BTreeMap::new()))
+            .unwrap();
+        let sent = t.requests();
+        assert_eq!(
+            sent[0]
+                .headers
+                .get("content-length")
+                .map(|v| v.to_str().unwrap()),
+            Some("0")
+        );
     }
 
     #[test]
