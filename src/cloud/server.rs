@@ -221,6 +221,8 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
         axum_server::tls_rustls::RustlsConfig::from_config(cfg),
     )
     .map_err(|e| CloudError::Start(e.to_string()))?
+    // Metadata header names as sent (the HTTP stack lowercases them): see `blob::raw_names`.
+    .map(blob::raw_names::RawNamesAcceptor)
     .handle(handle.clone());
     let router = app(state.clone());
     tokio::spawn(async move {

@@ -10,6 +10,7 @@ mod architecture;
 mod cli_schema;
 mod cli_validate;
 mod cloud_api;
+mod cloud_blob_strict;
 mod cloud_faults;
 mod cloud_lifecycle;
 mod cloud_python_sdk;

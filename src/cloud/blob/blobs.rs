@@ -12,6 +12,7 @@ use md5::Digest;
 
 use super::containers::container_exists;
 use super::error::{BResult, BlobCode, BlobError, blob_not_found, err, internal};
+use super::raw_names::RawMetaNames;
 use super::route::BlobRef;
 use crate::cloud::http::{answer, header};
 use crate::cloud::state::Shared;
@@ -81,7 +82,13 @@ fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(
     Ok(())
 }
 
-pub(super) async fn put_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, body: Bytes) -> BResult {
+pub(super) async fn put_blob(
+    st: &Shared,
+    b: &BlobRef,
+    h: &HeaderMap,
+    raw: &RawMetaNames,
+    body: Bytes,
+) -> BResult {
     // Put Blob's `Content-Length` is required, 0 included (Azure/azure-rest-api-specs
     // specification/storage/data-plane/Microsoft.BlobStorage/stable/2025-11-05/blob.json, operation
     // BlockBlob_Upload, parameter ContentLength `required: true`); without it the service answers 411
@@ -146,12 +153,16 @@ pub(super) async fn put_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, body: Byte
     check_conditions(h, existing.as_ref(), false)?;
     let now = std::time::SystemTime::now();
     let modified = httpdate::fmt_http_date(now);
+    // Metadata names keep the case they were sent with (see `raw_names`).
     let metadata: BTreeMap<String, String> = h
         .iter()
         .filter_map(|(k, v)| {
-            k.as_str()
-                .strip_prefix("x-ms-meta-")
-                .map(|n| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
+            k.as_str().strip_prefix("x-ms-meta-").map(|n| {
+                (
+                    raw.metadata_name(n),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
         })
         .collect();
     let opt = |n: &str| header(h, n).map(str::to_string);

@@ -14,6 +14,7 @@ mod auth;
 mod blobs;
 mod containers;
 mod error;
+pub(crate) mod raw_names;
 pub(crate) mod route;
 
 use axum::extract::Request;
@@ -200,12 +201,17 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
             )
         })?;
     let h = &parts.headers;
+    let raw = parts
+        .extensions
+        .get::<raw_names::RawMetaNames>()
+        .cloned()
+        .unwrap_or_default();
     match BlobRoute::parse(&parts.method, path, &query) {
         BlobRoute::CreateContainer(c) => create_container(st, &c.at(&acct_key), h).await,
         BlobRoute::DeleteContainer(c) => delete_container(st, &c.at(&acct_key)).await,
         BlobRoute::ContainerProperties(c) => container_properties(st, &c.at(&acct_key)),
         BlobRoute::ListBlobs(c) => list_blobs(st, &c.at(&acct_key), &query),
-        BlobRoute::PutBlob(b) => put_blob(st, &b.at(&acct_key), h, body).await,
+        BlobRoute::PutBlob(b) => put_blob(st, &b.at(&acct_key), h, &raw, body).await,
         BlobRoute::GetBlob { blob, head } => get_blob(st, &blob.at(&acct_key), h, head),
         BlobRoute::DeleteBlob(b) => delete_blob(st, &b.at(&acct_key), h).await,
         BlobRoute::Unimplemented => Err(err(
