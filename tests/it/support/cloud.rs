@@ -119,6 +119,7 @@ impl Cloud {
                     port,
                     faults: Default::default(),
                     log_file: None,
+                    seed: Default::default(),
                 })
                 .await;
                 match started {
