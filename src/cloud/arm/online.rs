@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::ml::{Lro, operation_headers, render, user_error};
 use super::protocol::{ArmCode, ArmError, ArmResult, Ctx, location, new_principal};
 use super::route::{DeploymentRef, EndpointRef, ResRef};
+use super::rules::{self, BodyKind};
 use crate::cloud::auth::Claims;
 use crate::cloud::http::{empty, json_response, with_headers};
 use crate::cloud::runner;
@@ -247,6 +248,7 @@ pub(crate) async fn put_endpoint(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
     let key = ep.key();
     let existing = cx.st.store.resource(&key);
     let req = cx.json()?;
+    rules::check(BodyKind::OnlineEndpoint, &req)?;
     check_ml_name("endpoint", &ep.name)?;
     let loc = location(&req)?;
     let auth_mode = match req
@@ -568,6 +570,7 @@ fn check_deployment(
 async fn put_deployment(cx: &Ctx, dep: &DeploymentRef, existing: Option<Value>) -> ArmResult {
     let key = dep.key();
     let req = cx.json()?;
+    rules::check(BodyKind::OnlineDeployment, &req)?;
     check_ml_name("deployment", &dep.name)?;
     let loc = location(&req)?;
     let mut props = req
