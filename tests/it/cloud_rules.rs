@@ -31,6 +31,14 @@ async fn model_versions_are_positive_integers_and_lists_are_paged() {
         let r = c.arm(Method::PUT, &model(v), Some(body(v))).await;
         assert_eq!(r.status, 201, "{v}: {}", r.text);
     }
+    let container = c
+        .arm(Method::GET, &format!("{}/models/m1", c.ws()), None)
+        .await;
+    assert_eq!(
+        container.body["properties"]["latestVersion"], "10",
+        "{}",
+        container.text
+    );
     // Code and environment versions may be any string.
     let code = c
         .arm(

@@ -196,6 +196,17 @@ pub(crate) fn list_asset_containers(cx: &Ctx, ws: &ResRef, kind: AssetKind) -> R
     json_response(StatusCode::OK, json!({"value": list}))
 }
 
+/// The latest of a container's versions: the highest number when they are numbers (model versions
+/// always are; stored in name order, `10` comes before `9`), else the last one.
+fn latest_version(versions: &[Value]) -> Option<Value> {
+    let name = |v: &Value| v["name"].as_str().unwrap_or_default().to_owned();
+    let numbers: Option<Vec<u64>> = versions.iter().map(|v| name(v).parse().ok()).collect();
+    match numbers {
+        Some(n) if !n.is_empty() => n.into_iter().max().map(|m| m.to_string().into()),
+        _ => versions.last().map(|v| v["name"].clone()),
+    }
+}
+
 /// An asset container, summarised from its versions.
 pub(crate) fn get_asset_container(
     cx: &Ctx,
@@ -211,7 +222,7 @@ pub(crate) fn get_asset_container(
     }
     Ok(json_response(
         StatusCode::OK,
-        json!({"id": asset.id, "name": asset.name, "type": format!("Microsoft.MachineLearningServices/workspaces/{}", kind.as_str()), "properties": {"latestVersion": versions.last().map(|v| v["name"].clone()), "isArchived": false, "provisioningState": "Succeeded"}}),
+        json!({"id": asset.id, "name": asset.name, "type": format!("Microsoft.MachineLearningServices/workspaces/{}", kind.as_str()), "properties": {"latestVersion": latest_version(&versions), "isArchived": false, "provisioningState": "Succeeded"}}),
     ))
 }
 
