@@ -98,44 +98,44 @@ async fn model_versions_are_positive_integers_and_lists_are_paged() {
     c.stop().await;
 }
 
-/// Sends `body` to `path` with `PUT` and expects `status` with `code`, naming `property`.
-async fn refused(c: &Cloud, path: &str, body: serde_json::Value, code: &str, property: &str) {
-    let r = c.arm(Method::PUT, path, Some(body.clone())).await;
-    assert_eq!(r.status, 400, "{path} {body}: {}", r.text);
-    assert_eq!(r.body["error"]["code"], code, "{path} {body}: {}", r.text);
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(property),
-        "{path} {body}: {}",
-        r.text
-    );
+/// `PUT`s each case's body to its path and expects 400 with the case's error code, the message naming
+/// the case's property.
+async fn refused(c: &Cloud, cases: &[(&str, serde_json::Value, &str, &str)]) {
+    for (path, body, code, property) in cases {
+        let r = c.arm(Method::PUT, path, Some(body.clone())).await;
+        assert_eq!(r.status, 400, "{path} {body}: {}", r.text);
+        assert_eq!(r.body["error"]["code"], *code, "{path} {body}: {}", r.text);
+        let message = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(property), "{path} {body}: {}", r.text);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_follow_the_published_definitions() {
     // Bug: the local cloud accepted enum values and missing properties the definitions refuse.
     let c = Cloud::start_in_process().await;
+    let (ml, arm) = ("UserError", "InvalidRequestContent");
     let ep = format!("{}/onlineEndpoints/rules-ep", c.ws());
-    let ml = "UserError";
+    let dep = format!("{ep}/deployments/blue");
+    let env = format!("{}/environments/e1/versions/1", c.ws());
+    let code = format!("{}/codes/c1/versions/1", c.ws());
+    let key = |auth: &str| json!({"authMode": auth});
+    let managed = |extra: serde_json::Value| {
+        let mut b = json!({"location": "eastus", "properties": {"endpointComputeType": "Managed"}});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            b["properties"][k] = v.clone();
+        }
+        b
+    };
     refused(
         &c,
-        &ep,
-        json!({"location": "eastus", "properties": {"authMode": "Password"}}),
-        ml,
-        "properties.authMode",
-    )
-    .await;
-    refused(&c, &ep, json!({"location": "eastus"}), ml, "properties").await;
-    refused(&c, &ep, json!({"location": "eastus", "properties": {"authMode": "Key", "publicNetworkAccess": "Sometimes"}}), ml, "properties.publicNetworkAccess").await;
-    refused(&c, &ep, json!({"location": "eastus", "identity": {"type": "Everyone"}, "properties": {"authMode": "Key"}}), ml, "identity.type").await;
-    refused(
-        &c,
-        &ep,
-        json!({"location": "eastus", "identity": {}, "properties": {"authMode": "Key"}}),
-        ml,
-        "identity.type",
+        &[
+            (&ep, json!({"location": "eastus", "properties": key("Password")}), ml, "properties.authMode"),
+            (&ep, json!({"location": "eastus"}), ml, "properties"),
+            (&ep, json!({"location": "eastus", "properties": {"authMode": "Key", "publicNetworkAccess": "Sometimes"}}), ml, "properties.publicNetworkAccess"),
+            (&ep, json!({"location": "eastus", "identity": {"type": "Everyone"}, "properties": key("Key")}), ml, "identity.type"),
+            (&ep, json!({"location": "eastus", "identity": {}, "properties": key("Key")}), ml, "identity.type"),
+        ],
     )
     .await;
     // Enum values compare case-insensitively, unknown properties are ignored, as the service does.
@@ -145,93 +145,73 @@ async fn bodies_follow_the_published_definitions() {
     assert_eq!(made.status, 201, "{}", made.text);
     c.wait_async(&made, std::time::Duration::from_secs(30))
         .await;
-
-    let dep = format!("{ep}/deployments/blue");
+    // A deployment's body is judged once its endpoint exists.
     refused(
         &c,
-        &dep,
-        json!({"location": "eastus", "properties": {}}),
-        ml,
-        "properties.endpointComputeType",
+        &[
+            (&dep, json!({"location": "eastus", "properties": {}}), ml, "properties.endpointComputeType"),
+            (&dep, json!({"location": "eastus", "properties": {"endpointComputeType": "Serverless"}}), ml, "properties.endpointComputeType"),
+            (&dep, managed(json!({"egressPublicNetworkAccess": "Sometimes"})), ml, "properties.egressPublicNetworkAccess"),
+            (&dep, json!({"location": "eastus", "sku": {"capacity": 1}, "properties": {"endpointComputeType": "Managed"}}), ml, "sku.name"),
+            (&env, json!({"properties": {"image": "mcr.microsoft.com/x", "osType": "MacOS"}}), ml, "properties.osType"),
+            (&env, json!({}), ml, "properties"),
+            (&code, json!({"properties": {}}), ml, "properties.codeUri"),
+        ],
     )
     .await;
-    refused(
-        &c,
-        &dep,
-        json!({"location": "eastus", "properties": {"endpointComputeType": "Serverless"}}),
-        ml,
-        "properties.endpointComputeType",
-    )
-    .await;
-    refused(&c, &dep, json!({"location": "eastus", "properties": {"endpointComputeType": "Managed", "egressPublicNetworkAccess": "Sometimes"}}), ml, "properties.egressPublicNetworkAccess").await;
-    refused(&c, &dep, json!({"location": "eastus", "sku": {"capacity": 1}, "properties": {"endpointComputeType": "Managed"}}), ml, "sku.name").await;
-
-    let env = format!("{}/environments/e1/versions/1", c.ws());
-    refused(
-        &c,
-        &env,
-        json!({"properties": {"image": "mcr.microsoft.com/x", "osType": "MacOS"}}),
-        ml,
-        "properties.osType",
-    )
-    .await;
-    refused(&c, &env, json!({}), ml, "properties").await;
-    refused(
-        &c,
-        &format!("{}/codes/c1/versions/1", c.ws()),
-        json!({"properties": {}}),
-        ml,
-        "properties.codeUri",
-    )
-    .await;
-
     let acct = format!(
         "{}/providers/Microsoft.Storage/storageAccounts/rulesacct",
         c.rg()
     );
-    let st = "InvalidRequestContent";
+    let account = |kind: &str, sku: serde_json::Value, props: serde_json::Value| json!({"location": "eastus", "kind": kind, "sku": sku, "properties": props});
+    let lrs = || json!({"name": "Standard_LRS"});
     refused(
         &c,
-        &acct,
-        json!({"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_XYZ"}}),
-        st,
-        "sku.name",
+        &[
+            (
+                &acct,
+                account("StorageV2", json!({"name": "Standard_XYZ"}), json!({})),
+                arm,
+                "sku.name",
+            ),
+            (&acct, account("StorageV3", lrs(), json!({})), arm, "kind"),
+            (
+                &acct,
+                account("StorageV2", json!({}), json!({})),
+                arm,
+                "sku.name",
+            ),
+            (
+                &acct,
+                json!({"location": "eastus", "sku": lrs()}),
+                arm,
+                "kind",
+            ),
+            (
+                &acct,
+                account("StorageV2", lrs(), json!({"accessTier": "Frozen"})),
+                arm,
+                "properties.accessTier",
+            ),
+            (
+                &acct,
+                account("StorageV2", lrs(), json!({"minimumTlsVersion": "TLS2_0"})),
+                arm,
+                "properties.minimumTlsVersion",
+            ),
+        ],
     )
     .await;
-    refused(
-        &c,
-        &acct,
-        json!({"location": "eastus", "kind": "StorageV3", "sku": {"name": "Standard_LRS"}}),
-        st,
-        "kind",
-    )
-    .await;
-    refused(
-        &c,
-        &acct,
-        json!({"location": "eastus", "kind": "StorageV2", "sku": {}}),
-        st,
-        "sku.name",
-    )
-    .await;
-    refused(
-        &c,
-        &acct,
-        json!({"location": "eastus", "sku": {"name": "Standard_LRS"}}),
-        st,
-        "kind",
-    )
-    .await;
-    refused(&c, &acct, json!({"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}, "properties": {"accessTier": "Frozen"}}), st, "properties.accessTier").await;
-    refused(&c, &acct, json!({"location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"}, "properties": {"minimumTlsVersion": "TLS2_0"}}), st, "properties.minimumTlsVersion").await;
     c.create_storage("rulesacct").await;
     let container = format!("{acct}/blobServices/default/containers/data");
     refused(
         &c,
-        &container,
-        json!({"properties": {"publicAccess": "Everyone"}}),
-        st,
-        "properties.publicAccess",
+        &[(
+            &container,
+            json!({"properties": {"publicAccess": "Everyone"}}),
+            arm,
+            "properties.publicAccess",
+        )],
     )
     .await;
     let ok = c
@@ -250,22 +230,41 @@ async fn bodies_follow_the_published_definitions() {
     let principal = c.seeded_principal().await;
     let def =
         |sub: &str| format!("{sub}/providers/Microsoft.Authorization/roleDefinitions/{READER}");
-    refused(&c, &ra, json!({"properties": {"roleDefinitionId": def(&c.sub()), "principalId": principal, "principalType": "MSI"}}), st, "properties.principalType").await;
+    let assignment = |def: String, principal_type: &str| json!({"properties": {"roleDefinitionId": def, "principalId": principal, "principalType": principal_type}});
+    // A role definition id of another subscription than the scope's was accepted too.
+    let other = "/subscriptions/00000000-0000-0000-0000-00000000beef";
     refused(
         &c,
-        &ra,
-        json!({"properties": {"roleDefinitionId": def(&c.sub())}}),
-        st,
-        "properties.principalId",
+        &[
+            (
+                &ra,
+                assignment(def(&c.sub()), "MSI"),
+                arm,
+                "properties.principalType",
+            ),
+            (
+                &ra,
+                json!({"properties": {"roleDefinitionId": def(&c.sub())}}),
+                arm,
+                "properties.principalId",
+            ),
+            (&ra, json!({}), arm, "properties"),
+            (
+                &ra,
+                assignment(def(other), "ServicePrincipal"),
+                "RoleDefinitionDoesNotExist",
+                READER,
+            ),
+        ],
     )
     .await;
-    refused(&c, &ra, json!({}), st, "properties").await;
-    // Bug: a role definition id of another subscription than the scope's was accepted.
-    let other = "/subscriptions/00000000-0000-0000-0000-00000000beef";
-    refused(&c, &ra, json!({"properties": {"roleDefinitionId": def(other), "principalId": principal, "principalType": "ServicePrincipal"}}), "RoleDefinitionDoesNotExist", READER).await;
-    // The scope's own subscription and the tenant-level form are both accepted.
+    // The tenant-level form (as the service returns it) is accepted at any scope.
     let own = c
-        .arm(Method::PUT, &ra, Some(json!({"properties": {"roleDefinitionId": def(""), "principalId": principal, "principalType": "ServicePrincipal"}})))
+        .arm(
+            Method::PUT,
+            &ra,
+            Some(assignment(def(""), "ServicePrincipal")),
+        )
         .await;
     assert_eq!(own.status, 201, "{}", own.text);
     c.stop().await;
