@@ -145,6 +145,15 @@ async fn bodies_follow_the_published_definitions() {
     assert_eq!(made.status, 201, "{}", made.text);
     c.wait_async(&made, std::time::Duration::from_secs(30))
         .await;
+    let patch = c
+        .arm(
+            Method::PATCH,
+            &ep,
+            Some(json!({"identity": {"type": "Everyone"}})),
+        )
+        .await;
+    assert_eq!(patch.status, 400, "{}", patch.text);
+    assert_eq!(patch.body["error"]["code"], ml);
     // A deployment's body is judged once its endpoint exists.
     refused(
         &c,
@@ -153,6 +162,8 @@ async fn bodies_follow_the_published_definitions() {
             (&dep, json!({"location": "eastus", "properties": {"endpointComputeType": "Serverless"}}), ml, "properties.endpointComputeType"),
             (&dep, managed(json!({"egressPublicNetworkAccess": "Sometimes"})), ml, "properties.egressPublicNetworkAccess"),
             (&dep, json!({"location": "eastus", "sku": {"capacity": 1}, "properties": {"endpointComputeType": "Managed"}}), ml, "sku.name"),
+            (&dep, managed(json!({"scaleSettings": {"scaleType": "Elastic"}})), ml, "properties.scaleSettings.scaleType"),
+            (&dep, managed(json!({"scaleSettings": {}})), ml, "properties.scaleSettings.scaleType"),
             (&env, json!({"properties": {"image": "mcr.microsoft.com/x", "osType": "MacOS"}}), ml, "properties.osType"),
             (&env, json!({}), ml, "properties"),
             (&code, json!({"properties": {}}), ml, "properties.codeUri"),

@@ -105,6 +105,7 @@ pub(crate) async fn patch_endpoint(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
         .resource(&key)
         .ok_or_else(|| endpoint_not_found(ep))?;
     let req = cx.json()?;
+    rules::check(BodyKind::OnlineEndpointPatch, &req)?;
     if let Some(t) = req.get("tags") {
         b["tags"] = t.clone();
     }
@@ -479,6 +480,7 @@ async fn delete_deployment(cx: &Ctx, dep: &DeploymentRef, ep: &Value) -> ArmResu
 async fn patch_deployment(cx: &Ctx, dep: &DeploymentRef, existing: Option<Value>) -> ArmResult {
     let mut b = existing.ok_or_else(|| deployment_not_found(dep))?;
     let req = cx.json()?;
+    rules::check(BodyKind::OnlineDeploymentPatch, &req)?;
     if let Some(cap) = req.pointer("/sku/capacity") {
         let Some(c) = cap.as_u64().filter(|c| (1..=20).contains(c)) else {
             return Err(user_error(

@@ -56,7 +56,11 @@ use Check::{OneOf, Required, RequiredInParent};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyKind {
     OnlineEndpoint,
+    /// An endpoint PATCH (`PartialMinimalTrackedResourceWithIdentity`).
+    OnlineEndpointPatch,
     OnlineDeployment,
+    /// A deployment PATCH (`PartialMinimalTrackedResourceWithSku`).
+    OnlineDeploymentPatch,
     CodeVersion,
     ModelVersion,
     EnvironmentVersion,
@@ -74,7 +78,9 @@ pub(crate) enum BodyKind {
 fn refusal(kind: BodyKind) -> (StatusCode, ArmCode) {
     match kind {
         BodyKind::OnlineEndpoint
+        | BodyKind::OnlineEndpointPatch
         | BodyKind::OnlineDeployment
+        | BodyKind::OnlineDeploymentPatch
         | BodyKind::CodeVersion
         | BodyKind::ModelVersion
         | BodyKind::EnvironmentVersion => (StatusCode::BAD_REQUEST, ArmCode::UserError),
@@ -97,7 +103,9 @@ const IDENTITY_TYPES: &[&str] = &[
 pub(crate) fn rules(kind: BodyKind) -> &'static [Rule] {
     match kind {
         BodyKind::OnlineEndpoint => ONLINE_ENDPOINT,
+        BodyKind::OnlineEndpointPatch => ONLINE_ENDPOINT_PATCH,
         BodyKind::OnlineDeployment => ONLINE_DEPLOYMENT,
+        BodyKind::OnlineDeploymentPatch => ONLINE_DEPLOYMENT_PATCH,
         BodyKind::CodeVersion => CODE_VERSION,
         BodyKind::ModelVersion => MODEL_VERSION,
         BodyKind::EnvironmentVersion => ENVIRONMENT_VERSION,
@@ -136,6 +144,17 @@ const ONLINE_ENDPOINT: &[Rule] = &[
     ),
 ];
 
+const ONLINE_ENDPOINT_PATCH: &[Rule] = &[rule(
+    "/identity/type",
+    OneOf(IDENTITY_TYPES),
+    (ML, "PartialManagedServiceIdentity.type"),
+)];
+
+const SKU_TIERS: &[&str] = &["Free", "Basic", "Standard", "Premium"];
+
+const ONLINE_DEPLOYMENT_PATCH: &[Rule] =
+    &[rule("/sku/tier", OneOf(SKU_TIERS), (ML, "PartialSku.tier"))];
+
 const ONLINE_DEPLOYMENT: &[Rule] = &[
     rule("/properties", Required, (ML, "OnlineDeployment.required")),
     rule(
@@ -153,12 +172,18 @@ const ONLINE_DEPLOYMENT: &[Rule] = &[
         OneOf(ENABLED_DISABLED),
         (ML, "OnlineDeploymentProperties.egressPublicNetworkAccess"),
     ),
-    rule("/sku/name", RequiredInParent, (ARM_TYPES, "Sku.required")),
     rule(
-        "/sku/tier",
-        OneOf(&["Free", "Basic", "Standard", "Premium"]),
-        (ARM_TYPES, "SkuTier"),
+        "/properties/scaleSettings/scaleType",
+        RequiredInParent,
+        (ML, "OnlineScaleSettings.required"),
     ),
+    rule(
+        "/properties/scaleSettings/scaleType",
+        OneOf(&["Default", "TargetUtilization"]),
+        (ML, "ScaleType"),
+    ),
+    rule("/sku/name", RequiredInParent, (ARM_TYPES, "Sku.required")),
+    rule("/sku/tier", OneOf(SKU_TIERS), (ARM_TYPES, "SkuTier")),
 ];
 
 const CODE_VERSION: &[Rule] = &[
@@ -343,9 +368,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const ALL: [BodyKind; 8] = [
+    const ALL: [BodyKind; 10] = [
         BodyKind::OnlineEndpoint,
+        BodyKind::OnlineEndpointPatch,
         BodyKind::OnlineDeployment,
+        BodyKind::OnlineDeploymentPatch,
         BodyKind::CodeVersion,
         BodyKind::ModelVersion,
         BodyKind::EnvironmentVersion,
@@ -412,6 +439,19 @@ mod tests {
             check(
                 BodyKind::BlobContainer,
                 &json!({"properties": {"publicAccess": "None", "somethingNew": 1}})
+            )
+            .is_ok()
+        );
+        let e = check(
+            BodyKind::OnlineDeploymentPatch,
+            &json!({"sku": {"tier": "Gold"}}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("sku.tier"), "{}", e.message);
+        assert!(
+            check(
+                BodyKind::OnlineDeploymentPatch,
+                &json!({"sku": {"name": "Default", "capacity": 3}})
             )
             .is_ok()
         );
