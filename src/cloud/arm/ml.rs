@@ -1,6 +1,7 @@
 //! Microsoft.MachineLearningServices on ARM, apart from online endpoints: the seeded workspace and its
-//! default datastore, immutable code/model/environment versions, and the status URLs of patterns B
-//! and C. Also the helpers the online endpoints share (the `UserError` answer, endpoint rendering,
+//! default datastore, immutable code/model/environment versions (model versions positive integers,
+//! version lists paged with `nextLink`; bodies judged by the rule table in [`super::rules`]), and the
+//! status URLs of patterns B and C. Also the helpers the online endpoints share (the `UserError` answer, endpoint rendering,
 //! operation headers).
 //!
 //! Handlers take typed routes and use the store's named operations; they never parse paths.
