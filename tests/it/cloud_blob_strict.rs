@@ -147,10 +147,11 @@ fn same<'a>(what: &str, answers: &'a [RawAnswer; 2]) -> &'a RawAnswer {
 /// Metadata names lost their case (the HTTP stack lowercases header names): Azure keeps it
 /// ("Metadata names preserve the case with which they were created": learn.microsoft.com
 /// rest/api/storageservices setting-and-retrieving-properties-and-metadata-for-blob-resources), as
-/// Azurite does, and List Blobs with `include=metadata` reported `<mykey>`. Also `AccessTierInferred`
-/// was missing from the listing (blob.json 2025-11-05, BlobPropertiesInternal).
+/// Azurite does, and List Blobs with `include=metadata` reported `<mykey>`, Get Blob Properties
+/// `x-ms-meta-mykey`. Also `AccessTierInferred` was missing from the listing (blob.json 2025-11-05,
+/// BlobPropertiesInternal) and `x-ms-access-tier-inferred` from the properties.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listing_keeps_metadata_case_and_reports_an_inferred_tier_like_azurite() {
+async fn metadata_keeps_its_case_and_the_tier_is_reported_inferred_like_azurite() {
     let (_c, _a, both) = services().await;
     for s in &both {
         let put = s
@@ -183,6 +184,25 @@ async fn listing_keeps_metadata_case_and_reports_an_inferred_tier_like_azurite()
                 list.body
             );
         }
+        // Get Blob Properties names the metadata as it was set, on the wire.
+        let head = s
+            .call("HEAD", "box/meta.txt", &[], b"", false, Sign::SharedKey)
+            .await;
+        assert_eq!(head.status, 200, "{}: {head:?}", s.name);
+        let mut names: Vec<&str> = head
+            .headers
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| k.to_ascii_lowercase().starts_with("x-ms-meta-"))
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["x-ms-meta-MyKey", "x-ms-meta-lower"],
+            "{}: {head:?}",
+            s.name
+        );
+        assert_eq!(head.header("x-ms-access-tier-inferred"), Some("true"));
     }
 }
 

@@ -12,7 +12,7 @@ use md5::Digest;
 
 use super::containers::container_exists;
 use super::error::{BResult, BlobCode, BlobError, blob_not_found, err, internal};
-use super::raw_names::RawMetaNames;
+use super::raw_names::{CasedHeaderNames, RawMetaNames};
 use super::route::BlobRef;
 use crate::cloud::http::{answer, header};
 use crate::cloud::state::Shared;
@@ -316,6 +316,16 @@ pub(super) fn get_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, head: bool) -> B
         ) {
             resp.headers_mut().insert(n, v);
         }
+    }
+    // The HTTP stack writes header names lowercase; `raw_names` gives these their stored case.
+    let cased: Vec<String> = m
+        .metadata
+        .keys()
+        .filter(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+        .map(|k| format!("x-ms-meta-{k}"))
+        .collect();
+    if !cased.is_empty() {
+        resp.extensions_mut().insert(CasedHeaderNames(cased));
     }
     Ok(resp)
 }

@@ -4,11 +4,14 @@
 //! for-blob-resources), and List Blobs with `include=metadata` and Get Blob Properties return it. The
 //! HTTP stack lowercases every header name before a handler sees it, so this layer watches the
 //! decrypted HTTP/1.1 bytes of each connection, reads the `x-ms-meta-*` names of each request head as
-//! sent, and hands them to that request as a [`RawMetaNames`] extension.
+//! sent, and hands them to that request as a [`RawMetaNames`] extension. On the way out, a response
+//! that carries [`CasedHeaderNames`] (Get Blob's metadata) has those header names written with their
+//! case: the same bytes, only the letters' case changed, inside that response's head.
 //!
-//! It only observes: the bytes reach the HTTP stack unchanged, and a connection it cannot follow
-//! (a chunked body, an oversized head) just stops getting names; the blob layer then falls back to
-//! the lowercase names. It never decides anything about a request.
+//! It changes no byte of a request, and of a response only the case of the names it was handed,
+//! within the head; a connection it cannot follow (a chunked request body, an oversized head) just
+//! stops getting names, and the blob layer then falls back to the lowercase names. It never decides
+//! anything about a request.
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
@@ -16,7 +19,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use axum::http::Request;
+use axum::http::{Request, Response};
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tower_service::Service;
@@ -37,8 +40,15 @@ impl RawMetaNames {
     }
 }
 
+/// Header names a response must carry with this case (e.g. `x-ms-meta-MyKey`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct CasedHeaderNames(pub(crate) Vec<String>);
+
 /// The names each request head of one connection carried, in request order.
 type Heads = Arc<Mutex<VecDeque<RawMetaNames>>>;
+
+/// The cased names for the next response heads of one connection, in response order.
+type Outgoing = Arc<Mutex<VecDeque<CasedHeaderNames>>>;
 
 /// Wraps an acceptor (the TLS one): each accepted connection's stream is watched and its service
 /// attaches [`RawMetaNames`] to each request.
@@ -61,15 +71,18 @@ where
         Box::pin(async move {
             let (stream, service) = inner.await?;
             let heads = Heads::default();
+            let outgoing = Outgoing::default();
             Ok((
                 Watched {
                     inner: stream,
                     parser: Parser::default(),
                     heads: heads.clone(),
+                    outgoing: outgoing.clone(),
                 },
                 WithRawNames {
                     inner: service,
                     heads,
+                    outgoing,
                 },
             ))
         })
@@ -81,15 +94,17 @@ where
 pub(crate) struct WithRawNames<S> {
     inner: S,
     heads: Heads,
+    outgoing: Outgoing,
 }
 
-impl<S, B> Service<Request<B>> for WithRawNames<S>
+impl<S, B, RB> Service<Request<B>> for WithRawNames<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<RB>>,
+    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -105,7 +120,18 @@ where
             .and_then(|mut q| q.pop_front())
             .unwrap_or_default();
         req.extensions_mut().insert(names);
-        self.inner.call(req)
+        let answer = self.inner.call(req);
+        let outgoing = self.outgoing.clone();
+        Box::pin(async move {
+            let resp = answer.await?;
+            // Queued before the head is written: HTTP/1.1 writes this response's head next.
+            if let Some(cased) = resp.extensions().get::<CasedHeaderNames>()
+                && let Ok(mut q) = outgoing.lock()
+            {
+                q.push_back(cased.clone());
+            }
+            Ok(resp)
+        })
     }
 }
 
@@ -115,6 +141,7 @@ pub(crate) struct Watched<T> {
     inner: T,
     parser: Parser,
     heads: Heads,
+    outgoing: Outgoing,
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
@@ -143,7 +170,21 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        let pending = this.outgoing.lock().ok().and_then(|q| q.front().cloned());
+        let Some(cased) = pending else {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        };
+        let mut out = buf.to_vec();
+        let found = recase_head(&mut out, &cased.0);
+        let written = Pin::new(&mut this.inner).poll_write(cx, &out);
+        if found
+            && matches!(written, Poll::Ready(Ok(_)))
+            && let Ok(mut q) = this.outgoing.lock()
+        {
+            q.pop_front();
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -154,17 +195,40 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
+    // Not vectored: the HTTP stack then hands a response's head over in one buffer.
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        false
     }
+}
+
+/// In the first response head of `buf` (from `HTTP/1.1 ` to its blank line), gives each header
+/// named like one of `names` (ignoring case) the case of that name. Returns whether a head was found.
+fn recase_head(buf: &mut [u8], names: &[String]) -> bool {
+    let Some(start) = find(buf, b"HTTP/1.1 ") else {
+        return false;
+    };
+    let Some(end) = find(&buf[start..], b"\r\n\r\n").map(|e| start + e + 2) else {
+        return false;
+    };
+    let head = &mut buf[start..end];
+    let mut at = 0;
+    while let Some(eol) = find(&head[at..], b"\r\n") {
+        let line = at + eol + 2;
+        if let Some(colon) = head[line..].iter().position(|b| *b == b':') {
+            let name = &mut head[line..line + colon];
+            if let Some(cased) = names
+                .iter()
+                .find(|n| n.as_bytes().eq_ignore_ascii_case(name))
+            {
+                name.copy_from_slice(cased.as_bytes());
+            }
+        }
+        at = line;
+        if at >= head.len() {
+            break;
+        }
+    }
+    true
 }
 
 /// The longest request head followed; a longer one stops the watch (the HTTP stack refuses it too).
@@ -287,6 +351,21 @@ mod tests {
         );
         assert_eq!(got[0].metadata_name("mykey"), "MyKey");
         assert_eq!(got[0].metadata_name("unknown"), "unknown");
+    }
+
+    #[test]
+    fn response_heads_get_the_case_of_the_names_handed_over() {
+        let mut buf = b"HTTP/1.1 200 OK\r\nx-ms-meta-mykey: 1\r\ncontent-length: 18\r\n\r\nx-ms-meta-mykey: 2".to_vec();
+        assert!(recase_head(&mut buf, &["x-ms-meta-MyKey".to_string()]));
+        assert_eq!(
+            buf,
+            b"HTTP/1.1 200 OK\r\nx-ms-meta-MyKey: 1\r\ncontent-length: 18\r\n\r\nx-ms-meta-mykey: 2"
+        );
+        let mut body_only = b"x-ms-meta-mykey: 2".to_vec();
+        assert!(!recase_head(
+            &mut body_only,
+            &["x-ms-meta-MyKey".to_string()]
+        ));
     }
 
     #[test]
