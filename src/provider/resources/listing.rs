@@ -90,9 +90,9 @@ pub(crate) async fn read(
             Ok(None) => Ok(None),
             Ok(Some(_)) if !list.complete => generic_read(ctx, req).await,
             Ok(Some(body)) => match &traffic {
-                Some(traffic) => {
-                    online_deployment::observe_listed(ctx, req, body, traffic).map(Some)
-                }
+                Some(traffic) => online_deployment::observe_listed(ctx, req, body, traffic)
+                    .await
+                    .map(Some),
                 None => observe(ctx, req, body).map(Some),
             },
         };
