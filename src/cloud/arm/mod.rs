@@ -374,7 +374,7 @@ async fn dispatch(cx: &Ctx, route: ArmRoute) -> ArmResult {
         R::DeploymentLogs(dep) if post => online::deployment_logs(cx, &dep),
         R::RoleDefinitions { scope } if get => Ok(authz::list_definitions(cx, &scope)),
         R::RoleDefinition { scope, guid } if get => authz::get_definition(&scope, &guid),
-        R::RoleAssignments { scope } if get => Ok(authz::list_assignments(cx, &scope)),
+        R::RoleAssignments { scope } if get => authz::list_assignments(cx, &scope),
         R::RoleAssignment { scope, id, name } => match *m {
             Method::GET => authz::get_assignment(cx, &id),
             Method::DELETE => authz::delete_assignment(cx, &id).await,

@@ -253,10 +253,19 @@ impl Ctx {
                         &format!("bad next link: {e}"),
                     )
                 })?;
-            next.query_pairs_mut()
-                .append_pair("api-version", &self.api_version)
-                .append_pair("$maxpagesize", &size.to_string())
-                .append_pair(token, &(skip + size).to_string());
+            {
+                let mut q = next.query_pairs_mut();
+                // The request's own parameters (a `$filter`) hold for every page.
+                for (k, v) in self.query.pairs() {
+                    let paging = ["api-version", "$maxpagesize", "$top", token];
+                    if !paging.iter().any(|p| k.eq_ignore_ascii_case(p)) {
+                        q.append_pair(k, v);
+                    }
+                }
+                q.append_pair("api-version", &self.api_version)
+                    .append_pair("$maxpagesize", &size.to_string())
+                    .append_pair(token, &(skip + size).to_string());
+            }
             body["nextLink"] = Value::String(next.to_string());
         }
         Ok(json_response(StatusCode::OK, body))

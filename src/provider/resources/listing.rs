@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 use super::common::{Ctx, generic_read, spec_observe};
-use super::{blob, online_deployment, storage_account};
+use super::{blob, online_deployment, role_assignment, storage_account};
 use crate::provider::contract::{Observed, ResourceRequest, ResourceType, Result};
 use crate::specs::Plane;
 
@@ -27,7 +27,7 @@ pub(crate) fn group(ctx: &Ctx, req: &ResourceRequest) -> Option<String> {
             let field = |k: &str| req.inputs.get(k).and_then(Value::as_str);
             format!("{}/{}", field("account")?, field(&list.group_by)?)
         }
-        Plane::Arm => ctx.fill(&list.path, &req.inputs).ok()?,
+        Plane::Arm => list_path(ctx, &list.path, &req.inputs).ok()?,
     };
     Some(format!(
         "{} {}",
@@ -59,8 +59,16 @@ pub(crate) async fn read(
     if spec.arm.plane == Plane::Blob {
         return blob::read_listed(ctx, reqs).await;
     }
-    let path = ctx.fill(&list.path, &first.inputs)?;
-    let items = match ctx.arm.list(&path, &ctx.api_version(t)?, &[]).await {
+    let path = list_path(ctx, &list.path, &first.inputs)?;
+    let (path, query) = path.split_once('?').unwrap_or((path.as_str(), ""));
+    let extra: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let extra: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let items = match ctx.arm.list(path, &ctx.api_version(t)?, &extra).await {
         Ok(items) => items,
         // The parent (an account, an endpoint) is gone: so are its children.
         Err(e) if e.is_not_found() => Vec::new(),
@@ -83,6 +91,9 @@ pub(crate) async fn read(
     for req in reqs {
         let id = match &req.cloud_id {
             Some(id) if !id.is_empty() => Ok(id.clone()),
+            _ if t == ResourceType::RoleAssignment => {
+                role_assignment::parts(&req.inputs).map(|p| p.path)
+            }
             _ => ctx.path(t, &req.inputs),
         };
         let answer = match id.map(|id| by_id.get(&id.to_ascii_lowercase()).copied()) {
@@ -101,15 +112,42 @@ pub(crate) async fn read(
     Ok(out)
 }
 
-/// A listed body as the spec's observer maps it (the same as after a GET: the types with a listing
-/// other than deployments are read by the spec alone).
+/// A listed body as the type's observer maps it (the same as after a GET).
 fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value) -> Result<Observed> {
-    Ok(spec_observe(
-        ctx,
-        ctx.spec(req.resource_type)?,
-        &req.inputs,
-        body,
-    ))
+    match req.resource_type {
+        ResourceType::RoleAssignment => role_assignment::observe(ctx, req, body),
+        t => Ok(spec_observe(ctx, ctx.spec(t)?, &req.inputs, body)),
+    }
+}
+
+/// Fills a listing's path template. A leading `{scope}` is an ARM id (it holds `/`): it must start
+/// with `/` and hold no `?` or `#`; the rest fills as resource paths do. A `?query` part stays as
+/// written (`$filter=atScope()`).
+fn list_path(ctx: &Ctx, template: &str, inputs: &serde_json::Map<String, Value>) -> Result<String> {
+    let (template, query) = match template.split_once('?') {
+        Some((t, q)) => (t, Some(q)),
+        None => (template, None),
+    };
+    let path = match template.strip_prefix("{scope}") {
+        Some(rest) => {
+            let scope = inputs
+                .get("scope")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .trim_end_matches('/');
+            if !scope.starts_with('/') || scope.contains(['?', '#']) {
+                return Err(crate::provider::error::ProviderError::invalid(format!(
+                    "scope {scope:?} must be an ARM id starting with /"
+                )));
+            }
+            format!("{scope}{}", ctx.fill(rest, inputs)?)
+        }
+        None => ctx.fill(template, inputs)?,
+    };
+    Ok(match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    })
 }
 
 #[cfg(test)]
@@ -177,6 +215,53 @@ mod tests {
                 format!("{base}/deployments"),
                 base.to_owned()
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn role_assignments_at_a_scope_are_read_from_one_filtered_listing() {
+        let scope =
+            "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct";
+        let assignment = |principal: &str| {
+            let inputs = json!({"principal_id": principal, "role": "Storage Blob Data Reader", "scope": scope});
+            ResourceRequest::new(
+                ResourceType::RoleAssignment,
+                principal,
+                serde_json::from_value(inputs).unwrap(),
+            )
+        };
+        let reqs = [assignment("p1"), assignment("p2")];
+        let reader = "/subscriptions/sub/providers/Microsoft.Authorization/roleDefinitions/2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
+        let p1 = role_assignment::parts(&reqs[0].inputs).unwrap().path;
+        let listed = json!({"value": [
+            {"id": p1, "name": "x", "properties": {"roleDefinitionId": reader, "principalId": "p1", "scope": scope}},
+            // Inherited from the subscription: atScope() lists it too; it is nobody's here.
+            {"id": "/subscriptions/sub/providers/Microsoft.Authorization/roleAssignments/y", "name": "y",
+             "properties": {"roleDefinitionId": reader, "principalId": "p2", "scope": "/subscriptions/sub"}}
+        ]});
+        let t = FakeTransport::new(vec![reply(200, &[], &listed.to_string())]);
+        let ctx = ctx_with(azure_config(), &t, &Arc::new(FakeClock::default()));
+        assert_eq!(group(&ctx, &reqs[0]), group(&ctx, &reqs[1]));
+        let answers = read(&ctx, &reqs).await.unwrap();
+        let found = answers[0].as_ref().unwrap().as_ref().expect("p1 is listed");
+        assert_eq!(found.inputs["role"], "Storage Blob Data Reader");
+        assert!(
+            answers[1].as_ref().unwrap().is_none(),
+            "p2 has no assignment here"
+        );
+        let sent = t.requests();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(
+            sent[0].url.path(),
+            format!("{scope}/providers/Microsoft.Authorization/roleAssignments")
+        );
+        assert!(
+            sent[0]
+                .url
+                .query_pairs()
+                .any(|(k, v)| k == "$filter" && v == "atScope()"),
+            "{}",
+            sent[0].url
         );
     }
 
