@@ -142,6 +142,14 @@ impl Pacer {
         }
     }
 
+    /// ARM answered a request of `class` with 429: its bucket is empty whatever ours says, so the
+    /// requests that follow wait for the refill too (the throttled one waits its `Retry-After`).
+    pub fn throttled(&self, class: PaceClass, now: Duration) {
+        if let Ok(mut s) = self.state.lock() {
+            s.buckets[class.index()].observe_remaining(0, now);
+        }
+    }
+
     /// How many requests of each class had to wait: `(reads, writes, deletes)`.
     pub fn delayed(&self) -> (u64, u64, u64) {
         self.state
@@ -177,6 +185,14 @@ mod tests {
         pacer.observe(&h, s(0));
         assert_eq!(pacer.reserve(PaceClass::Write, s(0)), ms(200));
         assert_eq!(pacer.delayed(), (0, 2, 0));
+    }
+
+    #[test]
+    fn a_429_empties_the_bucket_of_its_class() {
+        let pacer = Pacer::new(PaceLimits::ARM, s(0));
+        pacer.throttled(PaceClass::Delete, s(0));
+        assert_eq!(pacer.reserve(PaceClass::Delete, s(0)), ms(100));
+        assert_eq!(pacer.reserve(PaceClass::Read, s(0)), Duration::ZERO);
     }
 
     #[test]

@@ -620,7 +620,11 @@ impl Pipeline {
                     self.counts.throttled.fetch_add(1, Ordering::Relaxed);
                 }
                 if let Some(p) = pacer {
-                    p.observe(&resp.headers, self.clock.elapsed());
+                    let now = self.clock.elapsed();
+                    p.observe(&resp.headers, now);
+                    if resp.status == 429 {
+                        p.throttled(PaceClass::of(req.method.as_str()), now);
+                    }
                 }
             }
             let duration_ms = self.clock.elapsed().saturating_sub(t0).as_millis();
