@@ -72,7 +72,7 @@ async fn detached_up_status_down_and_reset() {
         false
     );
     run(&["cloud", "reset"], &dir).code(0);
-    assert!(!dir.join("state.json").exists());
+    assert!(!dir.join("store.db").exists(), "reset deletes the store");
     assert!(dir.join("ca.pem").exists(), "reset keeps the CA");
 }
 
