@@ -47,6 +47,9 @@ pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 256MiB)"))?;
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -54,9 +57,6 @@ pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
         "g" | "gb" | "gib" => 30,
         other => return Err(format!("unknown unit `{other}` (use KiB, MiB or GiB)")),
     };
-    let n: usize = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (e.g. 256MiB)"))?;
     n.checked_mul(1usize << shift)
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("`{s}` is not a usable size"))

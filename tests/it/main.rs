@@ -21,6 +21,7 @@ mod provider_local;
 mod provider_same_paths;
 mod stack_azureml_examples;
 mod stack_bad_corpus;
+mod stack_large;
 mod stack_proptest;
 mod state_journal;
 mod state_lock;
