@@ -48,6 +48,23 @@ where
     );
 }
 
+/// Whether a request got a 2xx answer, whose body is then read (dropping it unread resets the HTTP/2
+/// stream, and too many resets make the client's own h2 library close the connection); says why not
+/// on stderr.
+async fn succeeded(what: &str, sent: reqwest::Result<reqwest::Response>) -> bool {
+    match sent {
+        Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+        Ok(r) => {
+            eprintln!("{what} answered {}", r.status());
+            false
+        }
+        Err(e) => {
+            eprintln!("{what} failed: {:?}", std::error::Error::source(&e));
+            false
+        }
+    }
+}
+
 /// A client of one running cloud, with a token, and the ARM URLs the benchmark uses.
 #[derive(Clone)]
 struct Conn {
@@ -114,24 +131,14 @@ async fn put_containers(
             i % names
         );
         async move {
-            match c
+            let sent = c
                 .put(u)
                 .bearer_auth(t)
                 .header("content-type", "application/json")
                 .body("{}")
                 .send()
-                .await
-            {
-                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                Ok(r) => {
-                    eprintln!("PUT answered {}", r.status());
-                    false
-                }
-                Err(e) => {
-                    eprintln!("PUT failed: {:?}", std::error::Error::source(&e));
-                    false
-                }
-            }
+                .await;
+            succeeded("PUT", sent).await
         }
     })
     .await;
@@ -206,39 +213,18 @@ pub(crate) fn run(size: crate::Size) {
         );
         measure("ARM GET resource group", duration, move |_| {
             let (c, t, u) = (c.clone(), t.clone(), u.clone());
-            async move {
-                match c.get(u).bearer_auth(t).send().await {
-                    // Read the body: dropping it unread resets the HTTP/2 stream, and too many
-                    // resets make the client's own h2 library close the connection.
-                    Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
-                    Ok(r) => {
-                        eprintln!("GET answered {}", r.status());
-                        false
-                    }
-                    Err(e) => {
-                        eprintln!("GET failed: {:?}", std::error::Error::source(&e));
-                        false
-                    }
-                }
-            }
+            async move { succeeded("GET", c.get(u).bearer_auth(t).send().await).await }
         })
         .await;
-        put_containers(
-            "ARM PUT container, 50 names (durable)",
-            duration,
-            &conn,
-            "cont",
-            50,
-        )
-        .await;
-        put_containers(
-            "ARM PUT container, growing store",
-            duration,
-            &conn,
-            "cont",
-            usize::MAX,
-        )
-        .await;
+        // Over 50 names the store keeps its size; over new names it grows by each write.
+        let cases = [
+            (50, "cont", "50 names"),
+            (usize::MAX, "cont", "growing store"),
+        ];
+        for (names, prefix, what) in cases {
+            let label = format!("ARM PUT container, {what}");
+            put_containers(&label, duration, &conn, prefix, names).await;
+        }
         println!("store size after the run: {} KiB", db_size_kib(dir.path()));
         cloud.shutdown().await;
 
@@ -250,22 +236,10 @@ pub(crate) fn run(size: crate::Size) {
             opened.elapsed().as_secs_f64()
         );
         let conn = connect(&cloud).await;
-        put_containers(
-            &format!("ARM PUT container, 50 names, +{big}"),
-            duration,
-            &conn,
-            "cont",
-            50,
-        )
-        .await;
-        put_containers(
-            &format!("ARM PUT container, new, +{big}"),
-            duration,
-            &conn,
-            "new",
-            usize::MAX,
-        )
-        .await;
+        for (names, prefix, what) in [(50, "cont", "50 names"), (usize::MAX, "new", "new")] {
+            let label = format!("ARM PUT container, {what}, +{big}");
+            put_containers(&label, duration, &conn, prefix, names).await;
+        }
         println!("store size: {} KiB", db_size_kib(dir.path()));
         cloud.shutdown().await;
     });

@@ -10,6 +10,7 @@ use reqwest::Method;
 
 use crate::support::bin::binary;
 use crate::support::cloud::Cloud;
+use crate::support::fixtures::copy_dir;
 use crate::support::wait::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,11 +61,7 @@ async fn acknowledged_writes_survive_kill_9_in_the_middle_of_a_burst() {
     )
     .await;
     killed.store(true, Ordering::SeqCst);
-    let status = std::process::Command::new("kill")
-        .args(["-9", &c.info.pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let dir = c.kill_9().await;
     for w in workers {
         tokio::time::timeout(Duration::from_secs(60), w)
             .await
@@ -72,17 +69,6 @@ async fn acknowledged_writes_survive_kill_9_in_the_middle_of_a_burst() {
             .unwrap();
     }
     assert_eq!(*unexpected.lock().unwrap(), Vec::<String>::new());
-    wait_until(
-        "the killed cloud no longer holds its lock",
-        Duration::from_secs(30),
-        async || {
-            stackform::cloud::status(c.dir.path())
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
-    let dir = std::mem::replace(&mut { c }.dir, tempfile::tempdir().unwrap());
     let c = Cloud::start_binary_in(dir, &[]);
     let acked = acked.lock().unwrap().clone();
     let listed = c
@@ -122,15 +108,11 @@ async fn acknowledged_writes_survive_kill_9_in_the_middle_of_a_burst() {
 /// account `legacystore1` with container `box` and blob `dir/hello.txt`, an endpoint and a role
 /// assignment, applied by `stackform apply` and stopped with `cloud down`).
 fn legacy_folder() -> tempfile::TempDir {
-    let fixture =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloud/legacy-data");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(fixture.join("state.json"), dir.path().join("state.json")).unwrap();
-    std::fs::create_dir(dir.path().join("blobs")).unwrap();
-    for f in std::fs::read_dir(fixture.join("blobs")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), dir.path().join("blobs").join(f.file_name())).unwrap();
-    }
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cloud/legacy-data"),
+        dir.path(),
+    );
     dir
 }
 

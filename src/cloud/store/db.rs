@@ -190,7 +190,7 @@ impl Db {
     ) -> Result<(), StoreError> {
         let err = db_err(&self.path);
         let tx = self.conn.transaction().map_err(&err)?;
-        write_table(&tx, "resources", "body", &d.resources, |v| json(v)).map_err(&err)?;
+        write_table(&tx, "resources", "body", &d.resources, json).map_err(&err)?;
         write_table(&tx, "secrets", "value", &d.secrets, |v| Ok(v.clone())).map_err(&err)?;
         write_table(&tx, "principals", "record", &d.principals, json).map_err(&err)?;
         write_table(&tx, "role_assignments", "record", &d.role_assignments, json).map_err(&err)?;
