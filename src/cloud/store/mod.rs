@@ -41,7 +41,8 @@
 //! # Files (each imports only its siblings, never this file)
 //!
 //! * [`ops`]: the named operations handlers call; every cascade lives there.
-//! * `data`: the cache ([`Data`]) behind the shared handle ([`Store`]), and opening a data folder.
+//! * `data`: the cache ([`Data`]) and its indexes; `handle`: the shared handle ([`Store`]), opening a
+//!   data folder and committing each mutation.
 //! * `table`: a map that remembers its changes; `db`: the SQLite file; `legacy`: the former format.
 //! * `records`: the records kept besides ARM bodies; `disk`: [`StoreError`] and [`write_atomic`];
 //!   `fresh`: the current time and random keys.
@@ -49,15 +50,17 @@ mod data;
 mod db;
 mod disk;
 mod fresh;
+mod handle;
 mod legacy;
 pub(crate) mod ops;
 mod records;
 mod table;
 
-pub(crate) use data::{Data, Store};
+pub(crate) use data::Data;
 pub(crate) use disk::StoreError;
 pub(crate) use disk::write_atomic;
 pub(crate) use fresh::{now_ms, now_rfc3339, random_key};
+pub(crate) use handle::Store;
 pub(crate) use records::{BlobMeta, Operation, Principal, RoleAssignment, Seed};
 
 /// The files and folders of a data folder that hold the store (current and former format), for

@@ -9,9 +9,10 @@
 //! cost does not grow with the store. It must never interpret HTTP or decide authorisation.
 use serde_json::Value;
 
-use super::data::{Data, Store, name_of};
+use super::data::{Data, name_of};
 use super::disk::StoreError;
 use super::fresh::now_ms;
+use super::handle::Store;
 use super::records::{BlobMeta, Operation, Principal, RoleAssignment, Seed};
 
 /// Key of a container's record: its lowercase ARM id under the storage account whose key (lowercase
