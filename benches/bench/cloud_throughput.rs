@@ -80,6 +80,7 @@ async fn start_in(dir: &std::path::Path) -> RunningCloud {
         port: 0,
         faults: Default::default(),
         log_file: None,
+        seed: Default::default(),
     })
     .await
     .expect("start cloud")

@@ -11,7 +11,8 @@
 //! and an fsync per request is what made the old store slow). Blob bytes are in the database too
 //! (table `blob_content`): they commit in the same transaction as the record that names them, so there
 //! is no orphan file and no second fsync per upload; a blob's bytes are read through a separate
-//! read-only connection, so a download does not hold the writer's lock.
+//! read-only connection, so a download does not hold the writer's lock (a blob upload is at most
+//! 256 MiB, `http::MAX_BLOB_BODY`, well under SQLite's 1 GB per value).
 //!
 //! This module knows nothing about HTTP, ARM routing or authorisation; it must never interpret a
 //! request. Keys are lowercase so look-ups are case-insensitive, as ARM ids are.
