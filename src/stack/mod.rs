@@ -35,6 +35,7 @@ use crate::yaml::{self, Budget, Node, Value};
 mod aml;
 mod check;
 mod cross;
+mod shares;
 mod interp;
 mod model;
 mod source;
