@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use super::action::Action;
+use super::action::{Action, ReplaceOrder};
 use super::model::{MapChange, MapMember};
 use super::snapshot::{Live, Snapshot};
 use super::value::PlanValue;
@@ -52,32 +52,26 @@ fn text(v: Option<PlanValue>) -> Option<String> {
         .and_then(|v| v.as_str().map(str::to_owned))
 }
 
-/// Why a map change cannot be planned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct UnknownOwner {
-    pub address: String,
-    pub field: String,
-}
-
-/// The map changes of `members`, one per (owner, map), in the order their owners first appear.
-pub(super) fn map_changes(
-    members: &[MemberView<'_>],
-    snapshot: &Snapshot,
-) -> Result<Vec<MapChange>, Vec<UnknownOwner>> {
+/// The map changes of `members`, one per (owner, map), in the order their owners first appear. An
+/// owner, key or share that refers to a value known only after apply leaves the map after apply
+/// unknown (the apply step computes it when it runs, once every member is done).
+pub(super) fn map_changes(members: &[MemberView<'_>], snapshot: &Snapshot) -> Vec<MapChange> {
     #[derive(Default)]
     struct Group {
+        owner: Option<String>,
         owner_address: Option<String>,
         before: BTreeMap<String, u64>,
         after: BTreeMap<String, u64>,
+        /// Some owner, key or share is known only after apply.
+        unknown: bool,
         /// Keys whose object stays through the run (kept members).
         kept: BTreeSet<String>,
-        /// Keys of replaced members holding a share now.
+        /// Keys of members holding a share now that are deleted before their replacement exists.
         replaced: BTreeSet<String>,
         members: Vec<MapMember>,
         releases: Vec<String>,
     }
     let mut groups: IndexMap<(String, String, String, String), Group> = IndexMap::new();
-    let mut errors = Vec::new();
     for m in members {
         for (field, fspec, agg) in m.spec.aggregates() {
             let Some(owner_type) = m
@@ -88,20 +82,15 @@ pub(super) fn map_changes(
             else {
                 continue;
             };
-            let recorded = |name: &str| m.prior.and_then(|p| p.inputs.get(name)).cloned();
+            let recorded = |name: &str| {
+                m.prior
+                    .and_then(|p| p.inputs.get(name))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
             let (owner, key) = match m.desired {
                 Some(d) => (text(d.get(&agg.owner)), text(d.get(&agg.key))),
-                None => (
-                    recorded(&agg.owner).and_then(|v| v.as_str().map(str::to_owned)),
-                    recorded(&agg.key).and_then(|v| v.as_str().map(str::to_owned)),
-                ),
-            };
-            let (Some(owner), Some(key)) = (owner, key) else {
-                errors.push(UnknownOwner {
-                    address: m.address.to_owned(),
-                    field: field.to_owned(),
-                });
-                continue;
+                None => (recorded(&agg.owner), recorded(&agg.key)),
             };
             // The share the live map gives this member's object now (none when it does not exist).
             let live_share = match (snapshot.live.get(m.address), m.prior) {
@@ -109,70 +98,88 @@ pub(super) fn map_changes(
                 (Some(Live::Present { inputs, .. }), _) => share(inputs.get(field)),
                 (_, Some(p)) => share(p.inputs.get(field)),
             };
-            let desired_share = m.desired.and_then(|d| {
-                d.get(field)
-                    .and_then(PlanValue::into_known)
-                    .filter(|v| !v.is_null())
-                    .or_else(|| fspec.default.clone())
-                    .as_ref()
-                    .and_then(Value::as_u64)
+            let desired_share = m.desired.map(|d| match d.get(field) {
+                Some(v) if v.is_null() => fspec.default.as_ref().and_then(Value::as_u64),
+                Some(v) => v.into_known().as_ref().and_then(Value::as_u64),
+                None => fspec.default.as_ref().and_then(Value::as_u64),
+            });
+            let group_owner = owner.clone().unwrap_or_else(|| {
+                format!("@{}", m.owner_address.as_deref().unwrap_or(m.address))
             });
             let g = groups
-                .entry((owner_type, agg.map.clone(), owner, field.to_owned()))
+                .entry((owner_type, agg.map.clone(), group_owner, field.to_owned()))
                 .or_default();
+            if g.owner.is_none() {
+                g.owner.clone_from(&owner);
+            }
             if g.owner_address.is_none() {
                 g.owner_address.clone_from(&m.owner_address);
             }
-            if let Some(s) = live_share.filter(|s| *s > 0) {
-                g.before.insert(key.clone(), s);
+            // The live object's key: a renamed (replaced) member's old name.
+            let old_key = recorded(&agg.key).or_else(|| key.clone());
+            if let (Some(k), Some(s)) = (&old_key, live_share.filter(|s| *s > 0)) {
+                g.before.insert(k.clone(), s);
             }
-            if let Some(s) = desired_share.filter(|s| *s > 0) {
-                g.after.insert(key.clone(), s);
+            match (&key, desired_share) {
+                (Some(k), Some(Some(s))) if s > 0 => {
+                    g.after.insert(k.clone(), s);
+                }
+                (Some(_), Some(Some(_)) | None) => {}
+                _ => g.unknown = true,
+            }
+            if owner.is_none() {
+                g.unknown = true;
+            }
+            if matches!(m.action, Action::NoOp | Action::Update)
+                && let Some(k) = &key
+            {
+                g.kept.insert(k.clone());
             }
             let object_goes = matches!(m.action, Action::Delete | Action::Replace(_));
-            if matches!(m.action, Action::NoOp | Action::Update) {
-                g.kept.insert(key.clone());
-            }
             if object_goes && live_share.is_some_and(|s| s > 0) {
                 g.releases.push(m.address.to_owned());
-                if matches!(m.action, Action::Replace(_)) {
-                    g.replaced.insert(key.clone());
+                // Deleted before its replacement exists: its entry must go before the delete and
+                // come back after the create, so the map is set twice.
+                if m.action == Action::Replace(ReplaceOrder::DeleteBeforeCreate)
+                    && let Some(k) = &old_key
+                {
+                    g.replaced.insert(k.clone());
                 }
             }
             g.members.push(MapMember {
                 address: m.address.to_owned(),
                 key,
-                after: desired_share,
+                after: desired_share.flatten(),
+                stays: m.desired.is_some(),
             });
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(groups
+    groups
         .into_iter()
-        .map(|((owner_type, map, owner, field), g)| {
-            let interim = (!g.replaced.is_empty()).then(|| interim(&g.before, &g.replaced, &g.after, &g.kept));
-            let changes = g.before != g.after || !g.releases.is_empty();
+        .map(|((owner_type, map, _, field), g)| {
+            let interim = (!g.replaced.is_empty())
+                .then(|| interim(&g.before, &g.replaced, &g.after, &g.kept));
+            let changes = g.unknown || g.before != g.after || !g.releases.is_empty();
             let address = g
                 .owner_address
                 .clone()
-                .unwrap_or_else(|| owner.clone());
+                .or_else(|| g.owner.clone())
+                .unwrap_or_default();
             MapChange {
                 address,
                 owner_type,
-                owner,
+                owner: g.owner,
                 field,
                 map,
                 action: if changes { Action::Update } else { Action::NoOp },
                 before: g.before,
-                after: g.after,
+                after: (!g.unknown).then_some(g.after),
                 interim,
                 members: g.members,
                 releases: g.releases,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// The map to set before the deletes when members holding a share are replaced: the final map when

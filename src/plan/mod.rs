@@ -88,10 +88,6 @@ pub enum PlanError {
     UnknownReference { address: String, reference: String },
     #[error("the state belongs to stack `{state_stack}`, not `{stack}`")]
     ForeignState { state_stack: String, stack: String },
-    #[error(
-        "`{field}` of `{address}` is an entry of another resource's map, but which resource (or which key) is known only after apply"
-    )]
-    UnknownMapOwner { address: String, field: String },
 }
 
 /// What later resources may learn about an already planned one.
@@ -192,7 +188,7 @@ pub fn plan(
         PlanMode::Destroy => {
             let (changes, outputs) = destroy_changes(state, registry, desired);
             let members = removed_members(state, registry, &changes);
-            let maps = map_changes(&members, snapshot).map_err(unknown_owners)?;
+            let maps = map_changes(&members, snapshot);
             (changes, outputs, maps)
         }
         PlanMode::Normal => {
@@ -218,7 +214,7 @@ pub fn plan(
             }
             let mut members = planner.members();
             members.extend(removed_members(state, registry, &changes));
-            let maps = map_changes(&members, snapshot).map_err(unknown_owners)?;
+            let maps = map_changes(&members, snapshot);
             (changes, outputs, maps)
         }
     };
@@ -237,16 +233,6 @@ pub fn plan(
     };
     plan.summary = Summary::of_plan(&plan);
     Ok(plan)
-}
-
-fn unknown_owners(errors: Vec<maps::UnknownOwner>) -> Vec<PlanError> {
-    errors
-        .into_iter()
-        .map(|e| PlanError::UnknownMapOwner {
-            address: e.address,
-            field: e.field,
-        })
-        .collect()
 }
 
 /// The members of maps among the deletions of resources that are not in the stack (or of everything,

@@ -112,8 +112,8 @@ pub struct MapChange {
     pub address: String,
     /// The owner's type (the `parent_ref` of the members' owner field).
     pub owner_type: String,
-    /// The owner's name in the cloud.
-    pub owner: String,
+    /// The owner's name in the cloud (`None`: known only after apply).
+    pub owner: Option<String>,
     /// The members' field that is the entry (`traffic`).
     pub field: String,
     /// ARM path of the map in the owner's body (`properties.traffic`).
@@ -122,8 +122,9 @@ pub struct MapChange {
     pub action: Action,
     /// The live entries now (zero entries left out).
     pub before: BTreeMap<String, u64>,
-    /// The entries after apply (zero entries left out).
-    pub after: BTreeMap<String, u64>,
+    /// The entries after apply (zero entries left out); `None` when a member's key or share, or the
+    /// owner, is known only after apply.
+    pub after: Option<BTreeMap<String, u64>>,
     /// The map set before the deletes when a member holding a share is replaced (see `plan::maps`).
     pub interim: Option<BTreeMap<String, u64>>,
     /// Every member in the stack or in state: the map is set after their creates and updates.
@@ -137,10 +138,12 @@ pub struct MapChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapMember {
     pub address: String,
-    /// Its key in the map.
-    pub key: String,
-    /// Its desired entry (`None` when it leaves the stack).
+    /// Its key in the map (`None`: known only after apply).
+    pub key: Option<String>,
+    /// Its desired entry (`None` when it leaves the stack or is known only after apply).
     pub after: Option<u64>,
+    /// It is in the stack (its desired inputs give its entry); else it leaves.
+    pub stays: bool,
 }
 
 /// What changed in the cloud since the last apply, outside stackform.
@@ -179,10 +182,16 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The counts of a plan; a map that is set counts as one change.
+    /// The counts of a plan; a map that is set counts as one change, unless its owner is created
+    /// (or replaced) by the plan, whose creation it completes.
     pub(crate) fn of_plan(plan: &Plan) -> Summary {
         let mut s = Summary::of(&plan.changes, &plan.drift, &plan.outputs);
-        s.change += plan.maps.iter().filter(|m| !m.action.is_noop()).count();
+        s.change += plan
+            .maps
+            .iter()
+            .filter(|m| !m.action.is_noop())
+            .filter(|m| plan.change(&m.address).is_none_or(|c| !c.action.creates()))
+            .count();
         s
     }
 

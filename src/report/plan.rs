@@ -142,6 +142,13 @@ fn map_text(map: &std::collections::BTreeMap<String, u64>) -> String {
     format!("{{{}}}", entries.join(", "))
 }
 
+/// The map after apply, or `(known after apply)`.
+fn after_text(m: &MapChange) -> String {
+    m.after
+        .as_ref()
+        .map_or_else(|| String::from("(known after apply)"), map_text)
+}
+
 /// One owner's map change: `~ endpoint traffic {blue: 100} → {blue: 50, green: 50}`, with the interim
 /// map when replaced members hold a share, and what the update waits for.
 pub(crate) fn map_change_line(m: &MapChange) -> String {
@@ -154,14 +161,14 @@ pub(crate) fn map_change_line(m: &MapChange) -> String {
             map_text(interim),
             m.releases.join(", "),
             if m.releases.len() == 1 { "is" } else { "are" },
-            map_text(&m.after),
+            after_text(m),
         ),
         None => format!(
             "{} {} {} → {}",
             m.address,
             m.field,
             map_text(&m.before),
-            map_text(&m.after)
+            after_text(m)
         ),
     }
 }
