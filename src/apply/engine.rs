@@ -632,20 +632,11 @@ impl Run<'_> {
         match (op.kind, observed) {
             (StepKind::Create | StepKind::Update, Some(observed)) => {
                 let desired = step.desired.as_ref();
-                let mut inputs = if desired.is_some() {
+                let inputs = if desired.is_some() {
                     sent
                 } else {
                     observed.inputs.clone()
                 };
-                // An entry of another resource's map is recorded as the cloud has it: the map step
-                // that sets it records it again.
-                if let Some(spec) = self.registry.get(&step.resource_type) {
-                    for (field, _, _) in spec.aggregates() {
-                        if let Some(live) = observed.inputs.get(field) {
-                            inputs.insert(field.to_owned(), live.clone());
-                        }
-                    }
-                }
                 let mut record = ResourceState::new(
                     step.resource_type.clone(),
                     observed.id.clone(),

@@ -29,7 +29,7 @@
 //!     { "address": "endpoint", "owner_type": "online_endpoint", "owner": "my-endpoint",
 //!       "field": "traffic", "map": "properties.traffic", "action": "update" | "no-op",
 //!       "before": { "blue": 100 }, "interim": { … } | null, "after": { "blue": 50, "green": 50 },
-//!       "members": [ { "address": "green", "key": "green", "after": 50 | null } ],
+//!       "members": [ { "address": "green", "key": "green", "after": 50 | null, "stays": true } ],
 //!       "releases": ["old"] }                      // deletes that wait for the map
 //!   ],
 //!   "drift": [ { "address": "greeting", "type": "blob", "gone": false, "attributes": [ … ] } ],
@@ -94,7 +94,7 @@ fn map_json(m: &MapChange) -> Value {
         "interim": m.interim,
         "after": m.after,
         "members": m.members.iter().map(|x| json!({
-            "address": x.address, "key": x.key, "after": x.after,
+            "address": x.address, "key": x.key, "after": x.after, "stays": x.stays,
         })).collect::<Vec<_>>(),
         "releases": m.releases,
     })
