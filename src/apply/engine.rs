@@ -494,6 +494,7 @@ impl Run<'_> {
             }
             keys.push((address.clone(), key));
         }
+        keys.extend(m.leaving.iter().cloned());
         let owner = owner.ok_or_else(|| format!("the owner of `{}` is unknown", m.address))?;
         Ok(ResolvedMap {
             owner,

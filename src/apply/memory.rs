@@ -294,7 +294,11 @@ impl MemoryProvider {
         resource_type: ResourceType,
         inputs: &Map<String, Value>,
     ) -> Vec<(String, ResourceType, String, String)> {
-        let Some(spec) = self.registry.as_ref().and_then(|r| r.get(resource_type.as_str())) else {
+        let Some(spec) = self
+            .registry
+            .as_ref()
+            .and_then(|r| r.get(resource_type.as_str()))
+        else {
             return Vec::new();
         };
         spec.aggregates()
@@ -475,7 +479,11 @@ impl Provider for MemoryProvider {
                 .unwrap_or_else(|| Self::id_for(req.resource_type, &req.address, &req.inputs));
             let inputs = self.get(&id).map(|o| o.inputs).unwrap_or_default();
             for (_, owner_type, owner, key) in self.entries_of(req.resource_type, &inputs) {
-                if self.map(owner_type, &owner).get(&key).is_some_and(|s| *s > 0) {
+                if self
+                    .map(owner_type, &owner)
+                    .get(&key)
+                    .is_some_and(|s| *s > 0)
+                {
                     self.end(CallKind::Delete, req);
                     return Err(ProviderError::new(
                         ErrorKind::Invalid,
@@ -538,7 +546,9 @@ impl MemoryProvider {
                 ResourceType::ALL.into_iter().any(|t| {
                     self.entries_of(t, &o.inputs)
                         .iter()
-                        .any(|(_, ot, owner, k)| *ot == req.owner_type && *owner == req.owner && k == key)
+                        .any(|(_, ot, owner, k)| {
+                            *ot == req.owner_type && *owner == req.owner && k == key
+                        })
                         && o.id.starts_with(&format!("mem:/{t}/"))
                 })
             });

@@ -79,6 +79,8 @@ pub struct PlannedMap {
     pub owner_address: Option<String>,
     /// Members of the stack: the map waits for their creates and updates and is made of their entries.
     pub members: Vec<String>,
+    /// Members leaving the stack, with their key: the map leaves them out, and state records that.
+    pub leaving: Vec<(String, String)>,
     /// Members whose delete waits for the map.
     pub releases: Vec<String>,
 }
@@ -228,6 +230,12 @@ impl ApplyPlan {
                     .iter()
                     .filter(|x| x.stays)
                     .map(|x| x.address.clone())
+                    .collect(),
+                leaving: m
+                    .members
+                    .iter()
+                    .filter(|x| !x.stays)
+                    .filter_map(|x| Some((x.address.clone(), x.key.clone()?)))
                     .collect(),
                 releases: m.releases.clone(),
             })

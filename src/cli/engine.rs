@@ -322,8 +322,7 @@ pub(crate) fn restrict(plan: &mut Plan, targets: &[String]) -> Result<(), CliErr
     plan.drift.retain(|d| keep.contains(&d.address));
     // A map goes with any of its members (it names them all).
     plan.maps.retain(|m| {
-        keep.contains(&m.address)
-            || m.members.iter().any(|x| keep.contains(&x.address))
+        keep.contains(&m.address) || m.members.iter().any(|x| keep.contains(&x.address))
     });
     plan.summary = crate::plan::Summary::of_plan(plan);
     Ok(())

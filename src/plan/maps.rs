@@ -103,9 +103,9 @@ pub(super) fn map_changes(members: &[MemberView<'_>], snapshot: &Snapshot) -> Ve
                 Some(v) => v.into_known().as_ref().and_then(Value::as_u64),
                 None => fspec.default.as_ref().and_then(Value::as_u64),
             });
-            let group_owner = owner.clone().unwrap_or_else(|| {
-                format!("@{}", m.owner_address.as_deref().unwrap_or(m.address))
-            });
+            let group_owner = owner
+                .clone()
+                .unwrap_or_else(|| format!("@{}", m.owner_address.as_deref().unwrap_or(m.address)));
             let g = groups
                 .entry((owner_type, agg.map.clone(), group_owner, field.to_owned()))
                 .or_default();
@@ -171,7 +171,11 @@ pub(super) fn map_changes(members: &[MemberView<'_>], snapshot: &Snapshot) -> Ve
                 owner: g.owner,
                 field,
                 map,
-                action: if changes { Action::Update } else { Action::NoOp },
+                action: if changes {
+                    Action::Update
+                } else {
+                    Action::NoOp
+                },
                 before: g.before,
                 after: (!g.unknown).then_some(g.after),
                 interim,
@@ -237,21 +241,41 @@ mod tests {
     fn an_interim_map_always_adds_up_to_100_or_0() {
         // The final map names only what stays: it is the interim map too.
         assert_eq!(
-            interim(&map(&[("blue", 50), ("green", 50)]), &set(&["blue"]), &map(&[("green", 100)]), &set(&["green"])),
+            interim(
+                &map(&[("blue", 50), ("green", 50)]),
+                &set(&["blue"]),
+                &map(&[("green", 100)]),
+                &set(&["green"])
+            ),
             map(&[("green", 100)])
         );
         // The replaced member's share goes to the others, in proportion.
         assert_eq!(
-            interim(&map(&[("a", 50), ("b", 30), ("c", 20)]), &set(&["a"]), &map(&[("a", 50), ("b", 30), ("c", 20)]), &set(&["b", "c"])),
+            interim(
+                &map(&[("a", 50), ("b", 30), ("c", 20)]),
+                &set(&["a"]),
+                &map(&[("a", 50), ("b", 30), ("c", 20)]),
+                &set(&["b", "c"])
+            ),
             map(&[("b", 60), ("c", 40)])
         );
         assert_eq!(
-            interim(&map(&[("a", 1), ("b", 1), ("c", 1), ("d", 97)]), &set(&["d"]), &map(&[("d", 100)]), &set(&["a", "b", "c"])),
+            interim(
+                &map(&[("a", 1), ("b", 1), ("c", 1), ("d", 97)]),
+                &set(&["d"]),
+                &map(&[("d", 100)]),
+                &set(&["a", "b", "c"])
+            ),
             map(&[("a", 34), ("b", 33), ("c", 33)])
         );
         // Nothing else serves: empty until the replacement is back.
         assert_eq!(
-            interim(&map(&[("blue", 100)]), &set(&["blue"]), &map(&[("blue", 100)]), &set(&[])),
+            interim(
+                &map(&[("blue", 100)]),
+                &set(&["blue"]),
+                &map(&[("blue", 100)]),
+                &set(&[])
+            ),
             map(&[])
         );
     }

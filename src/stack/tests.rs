@@ -690,10 +690,17 @@ fn the_traffic_of_one_endpoint_must_add_up_to_100_or_0() {
         "the `traffic` shares of online_endpoint `ep` add up to 150, not 100 or 0: `blue` 100, `green` 50"
     );
     // Located at the last member's share, with the other member as a note.
-    assert_eq!(errs[0].location(), format!("{}:21:14", d.path("stack.yaml").display()));
+    assert_eq!(
+        errs[0].location(),
+        format!("{}:21:14", d.path("stack.yaml").display())
+    );
     let rendered = diag::render(&errs, diag::Style::default());
     assert!(rendered.contains("`blue` 100"), "{rendered}");
     let d = Dir::new(&split_stack("    traffic: 30\n", ""));
     let errs = d.load(&LoadOptions::default()).expect_err("30 is refused");
-    assert!(errs[0].message.contains("add up to 30"), "{}", errs[0].message);
+    assert!(
+        errs[0].message.contains("add up to 30"),
+        "{}",
+        errs[0].message
+    );
 }

@@ -38,7 +38,10 @@ fn live_traffic(t: &Test) -> BTreeMap<String, u64> {
         let ep = c
             .arm(
                 Method::GET,
-                &format!("{}/onlineEndpoints/{ENDPOINT}?api-version=2025-12-01", c.ws()),
+                &format!(
+                    "{}/onlineEndpoints/{ENDPOINT}?api-version=2025-12-01",
+                    c.ws()
+                ),
                 None,
             )
             .await;
@@ -83,7 +86,10 @@ fn remove(t: &Test, name: &str) {
             .or_else(|| rest.find("\noutputs:\n"))
             .expect("a following block")
         + 1;
-    t.write("stack.yaml", &format!("{}{}", &stack[..start], &stack[end..]));
+    t.write(
+        "stack.yaml",
+        &format!("{}{}", &stack[..start], &stack[end..]),
+    );
 }
 
 fn map(entries: &[(&str, u64)]) -> BTreeMap<String, u64> {
@@ -93,7 +99,11 @@ fn map(entries: &[(&str, u64)]) -> BTreeMap<String, u64> {
 /// Plans (expecting changes), checks the plan shows `line`, applies, and checks the next plan is clean.
 fn step(t: &Test, line: &str) -> Output {
     let plan = t.run(["plan", "--detailed-exitcode"]).code(2);
-    assert!(plan.stdout.contains(line), "no `{line}` in\n{}", plan.stdout);
+    assert!(
+        plan.stdout.contains(line),
+        "no `{line}` in\n{}",
+        plan.stdout
+    );
     let applied = t.run(["apply", "--auto-approve"]).code(0);
     assert!(
         applied.stderr.contains("Apply complete"),
@@ -105,7 +115,12 @@ fn step(t: &Test, line: &str) -> Output {
 }
 
 fn answers(t: &Test, deployment: Option<&str>) {
-    let mut args = vec!["invoke", "endpoint", "--request-file", "sample-request.json"];
+    let mut args = vec![
+        "invoke",
+        "endpoint",
+        "--request-file",
+        "sample-request.json",
+    ];
     if let Some(d) = deployment {
         args.extend(["--deployment", d]);
     }
@@ -118,16 +133,18 @@ fn answers(t: &Test, deployment: Option<&str>) {
 
 #[test]
 fn blue_green_rollout_moves_traffic_in_one_apply_per_step() {
-    let t = Test::new()
-        .example("managed-identity")
-        .local_cloud(&[]);
+    let t = Test::new().example("managed-identity").local_cloud(&[]);
     t.run(["apply", "--auto-approve"]).code(0);
     assert_eq!(live_traffic(&t), map(&[("blue", 100)]));
     t.run(["plan", "--detailed-exitcode"]).code(0);
 
     // 1. green joins at 50, blue gives up 50: green is created at 0, then one endpoint update.
     set_share(&t, "blue", 50);
-    t.edit("stack.yaml", "outputs:\n", &format!("{}outputs:\n", green(50)));
+    t.edit(
+        "stack.yaml",
+        "outputs:\n",
+        &format!("{}outputs:\n", green(50)),
+    );
     let json = t.run(["plan", "--json"]).code(0);
     let plan: Value = serde_json::from_str(&json.stdout).expect("plan JSON");
     let traffic = &plan["maps"][0];
@@ -135,9 +152,16 @@ fn blue_green_rollout_moves_traffic_in_one_apply_per_step() {
     assert_eq!(traffic["field"], "traffic");
     assert_eq!(traffic["action"], "update");
     assert_eq!(traffic["before"], serde_json::json!({"blue": 100}));
-    assert_eq!(traffic["after"], serde_json::json!({"blue": 50, "green": 50}));
+    assert_eq!(
+        traffic["after"],
+        serde_json::json!({"blue": 50, "green": 50})
+    );
     let plan = step(&t, "~ endpoint traffic {blue: 100} → {blue: 50, green: 50}");
-    assert!(plan.stdout.contains("+ resource \"green\""), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("+ resource \"green\""),
+        "{}",
+        plan.stdout
+    );
     assert!(
         !plan.stdout.contains("resource \"blue\""),
         "a change of share alone never redeploys blue:\n{}",
@@ -150,7 +174,10 @@ fn blue_green_rollout_moves_traffic_in_one_apply_per_step() {
     // 2. All traffic to green: only the map changes.
     set_share(&t, "blue", 0);
     set_share(&t, "green", 100);
-    let plan = step(&t, "~ endpoint traffic {blue: 50, green: 50} → {green: 100}");
+    let plan = step(
+        &t,
+        "~ endpoint traffic {blue: 50, green: 50} → {green: 100}",
+    );
     assert!(!plan.stdout.contains("resource \""), "{}", plan.stdout);
     assert!(
         plan.stdout
@@ -178,12 +205,14 @@ fn blue_green_rollout_moves_traffic_in_one_apply_per_step() {
 /// the apply failed and was rolled back, whatever the parallelism.
 #[test]
 fn a_fifty_fifty_split_applies_in_one_run() {
-    let t = Test::new()
-        .example("managed-identity")
-        .local_cloud(&[]);
+    let t = Test::new().example("managed-identity").local_cloud(&[]);
     t.run(["apply", "--auto-approve"]).code(0);
     set_share(&t, "blue", 50);
-    t.edit("stack.yaml", "outputs:\n", &format!("{}outputs:\n", green(50)));
+    t.edit(
+        "stack.yaml",
+        "outputs:\n",
+        &format!("{}outputs:\n", green(50)),
+    );
     let out = t.run(["apply", "--auto-approve", "--parallelism", "1"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(live_traffic(&t), map(&[("blue", 50), ("green", 50)]));

@@ -360,7 +360,10 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
     pause_faults(local, true, faults);
     let dep = create_read(p, &d).await;
     pause_faults(local, false, faults);
-    assert_eq!(p.traffic(&endpoint).await.unwrap().unwrap().get("blue"), None);
+    assert_eq!(
+        p.traffic(&endpoint).await.unwrap().unwrap().get("blue"),
+        None
+    );
     let previous = p
         .set_map(&MapRequest {
             address: "endpoint.traffic".into(),
@@ -438,7 +441,10 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
     // Teardown in reverse order; each delete waits until gone and is idempotent. Traffic goes first:
     // Azure refuses to delete a deployment that still has a share.
     let refused = p.delete(&d).await.expect_err("blue still has traffic");
-    assert!(refused.to_string().contains("still receives traffic"), "{refused}");
+    assert!(
+        refused.to_string().contains("still receives traffic"),
+        "{refused}"
+    );
     let previous = p
         .set_map(&MapRequest {
             address: "endpoint.traffic".into(),

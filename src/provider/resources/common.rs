@@ -468,7 +468,6 @@ pub fn failed(message: impl Into<String>) -> ProviderError {
     ProviderError::new(ErrorKind::Failed, message)
 }
 
-
 #[cfg(test)]
 pub(crate) mod tests {
     // The module's own file, by its full path (an inline module's `super`).

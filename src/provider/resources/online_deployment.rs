@@ -22,8 +22,8 @@ use sha2::{Digest as _, Sha256};
 use url::Url;
 
 use super::common::{
-    Ctx, arm_path, failed, get_path, input_or_default, required_str, set_path,
-    spec_body, spec_observe, spec_outputs,
+    Ctx, arm_path, failed, get_path, input_or_default, required_str, set_path, spec_body,
+    spec_observe, spec_outputs,
 };
 use super::online_endpoint;
 use crate::provider::blob::{BlobClient, content_md5};
