@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use super::memory::{CallKind, MemoryProvider};
 use super::*;
-use crate::plan::testing::{blue_inputs, deployment_inputs, graph_of, scenario, scenario_extras};
+use crate::plan::testing::{
+    blue_inputs, deployment_inputs, graph_of, green_only, scenario, scenario_extras,
+};
 use crate::plan::{self, DesiredExtras, Plan, PlanMode, Snapshot};
 use crate::provider::{ErrorKind, ProviderError};
 use crate::specs::Registry;
@@ -155,6 +157,15 @@ fn at(log: &[memory::Call], kind: CallKind, address: &str, start: bool) -> usize
         .unwrap_or_else(|| panic!("no {kind:?} of {address} in {log:#?}"))
 }
 
+fn succeeded(report: &ApplyReport) {
+    assert_eq!(
+        report.summary.outcome,
+        Outcome::Succeeded,
+        "{:?}",
+        report.summary.failure
+    );
+}
+
 fn traffic_of(provider: &MemoryProvider) -> std::collections::BTreeMap<String, u64> {
     provider.map(
         crate::provider::ResourceType::OnlineEndpoint,
@@ -191,12 +202,7 @@ async fn blue_green_moves_traffic_in_one_map_step_per_run() {
         .res("green", "online_deployment", deployment_inputs("green", 50))
         .build();
     let done = run(&v2, done.state).await;
-    assert_eq!(
-        done.summary.outcome,
-        Outcome::Succeeded,
-        "{:?}",
-        done.summary.failure
-    );
+    succeeded(&done);
     let log = provider.log();
     assert!(
         at(&log, CallKind::Create, "green", false)
@@ -216,14 +222,7 @@ async fn blue_green_moves_traffic_in_one_map_step_per_run() {
 
     // green 100 and blue removed, in one run: the map is set before blue's delete. The delete fails
     // once: the rollback re-creates nothing (blue was not deleted) and puts the previous map back.
-    let v3 = scenario()
-        .without("blue")
-        .res(
-            "green",
-            "online_deployment",
-            deployment_inputs("green", 100),
-        )
-        .build();
+    let v3 = green_only(100);
     provider.fail_times(
         CallKind::Delete,
         "blue",
@@ -264,12 +263,7 @@ async fn blue_green_moves_traffic_in_one_map_step_per_run() {
     );
 
     let done = run(&v3, failed.state).await;
-    assert_eq!(
-        done.summary.outcome,
-        Outcome::Succeeded,
-        "{:?}",
-        done.summary.failure
-    );
+    succeeded(&done);
     let log = provider.log();
     assert!(
         at(&log, CallKind::SetMap, "endpoint.traffic", false)
@@ -286,12 +280,7 @@ async fn blue_green_moves_traffic_in_one_map_step_per_run() {
     );
     provider.clear_log();
     let report = execute(&destroy, &v3, &extras, done.state, &provider).await;
-    assert_eq!(
-        report.summary.outcome,
-        Outcome::Succeeded,
-        "{:?}",
-        report.summary.failure
-    );
+    succeeded(&report);
     let log = provider.log();
     assert!(
         at(&log, CallKind::SetMap, "endpoint.traffic", false)

@@ -318,6 +318,18 @@ pub(crate) fn deployment_inputs(name: &'static str, traffic: i64) -> Vec<(&'stat
         .collect()
 }
 
+/// The scenario with `blue` replaced by `green` at the given share.
+pub(crate) fn green_only(traffic: i64) -> Stack {
+    scenario()
+        .without("blue")
+        .res(
+            "green",
+            "online_deployment",
+            deployment_inputs("green", traffic),
+        )
+        .build()
+}
+
 pub(crate) const HELLO: &str = "hello world\nfrom the managed identity guide\n";
 pub(crate) const CONDA: &str = "name: model-env\ndependencies:\n  - python=3.10\n";
 

@@ -822,14 +822,7 @@ fn a_new_deployment_joins_the_map_after_its_create() {
 fn a_removed_deployment_gives_up_its_share_before_its_delete() {
     let extras = scenario_extras(HELLO);
     let state = applied_state(&split(50, Some(50)), &extras);
-    let stack = scenario()
-        .without("blue")
-        .res(
-            "green",
-            "online_deployment",
-            deployment_inputs("green", 100),
-        )
-        .build();
+    let stack = green_only(100);
     let p = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Normal);
     assert_eq!(p.change("blue").map(|c| c.action), Some(Action::Delete));
     let m = traffic(&p);

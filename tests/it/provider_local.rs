@@ -99,6 +99,24 @@ async fn create_read(p: &AzureProvider, r: &ResourceRequest) -> Observed {
     read
 }
 
+/// Puts an endpoint's whole traffic map; returns the one it replaced.
+async fn set_traffic(
+    p: &AzureProvider,
+    endpoint: &str,
+    entries: &[(&str, u64)],
+) -> std::collections::BTreeMap<String, u64> {
+    p.set_map(&MapRequest {
+        address: "endpoint.traffic".into(),
+        owner_type: ResourceType::OnlineEndpoint,
+        owner: endpoint.to_owned(),
+        map: "properties.traffic".into(),
+        entries: entries.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        progress: None,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("set the traffic of {endpoint}: {e}"))
+}
+
 async fn update_read(p: &AzureProvider, prior: &Observed, r: &ResourceRequest) -> Observed {
     let updated = p
         .update(prior, r)
@@ -364,17 +382,7 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
         p.traffic(&endpoint).await.unwrap().unwrap().get("blue"),
         None
     );
-    let previous = p
-        .set_map(&MapRequest {
-            address: "endpoint.traffic".into(),
-            owner_type: ResourceType::OnlineEndpoint,
-            owner: endpoint.clone(),
-            map: "properties.traffic".into(),
-            entries: [("blue".to_owned(), 100)].into_iter().collect(),
-            progress: None,
-        })
-        .await
-        .unwrap();
+    let previous = set_traffic(p, &endpoint, &[("blue", 100)]).await;
     assert!(previous.is_empty(), "{previous:?}");
     let d = req(ResourceType::OnlineDeployment, "blue", d_inputs.clone())
         .with_progress(progress.clone());
@@ -445,17 +453,7 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
         refused.to_string().contains("still receives traffic"),
         "{refused}"
     );
-    let previous = p
-        .set_map(&MapRequest {
-            address: "endpoint.traffic".into(),
-            owner_type: ResourceType::OnlineEndpoint,
-            owner: endpoint.clone(),
-            map: "properties.traffic".into(),
-            entries: Default::default(),
-            progress: None,
-        })
-        .await
-        .unwrap();
+    let previous = set_traffic(p, &endpoint, &[]).await;
     assert_eq!(previous.get("blue"), Some(&100));
     delete_gone(p, &d).await;
     delete_gone(p, &r).await;
