@@ -550,7 +550,13 @@ impl Run<'_> {
             Some(MapPhase::Interim) => m.interim.clone().unwrap_or_default(),
             _ => resolved.entries,
         };
-        m.record_entries(&mut self.state, &mut self.known, &resolved.keys, &entries);
+        rollback::record_entries(
+            m,
+            &mut self.state,
+            &mut self.known,
+            &resolved.keys,
+            &entries,
+        );
         self.history.push(Done::MapSet {
             address: op.address.clone(),
             map: m.clone(),

@@ -233,7 +233,7 @@ async fn compensate(
             let req = map.request(*owner_type, owner, previous.clone());
             match provider.set_map(&req).await {
                 Ok(_) => {
-                    map.record_entries(state, known, keys, previous);
+                    record_entries(map, state, known, keys, previous);
                     commit(persist, state, None).await?;
                     Ok(None)
                 }
@@ -363,6 +363,27 @@ async fn compensate(
                 }
             }
         }
+    }
+}
+
+/// Records in state (and in the known values) each member's entry of the map `map` just set to
+/// `entries`: the field of a member the map leaves out is 0. `keys` are (member address, key).
+pub(crate) fn record_entries(
+    map: &PlannedMap,
+    state: &mut StateFile,
+    known: &mut KnownValues,
+    keys: &[(String, String)],
+    entries: &BTreeMap<String, u64>,
+) {
+    for (address, key) in keys {
+        let Some(record) = state.resources.get_mut(address) else {
+            continue;
+        };
+        if let Some(inputs) = record.inputs.as_object_mut() {
+            let share = entries.get(key).copied().unwrap_or(0);
+            inputs.insert(map.field.clone(), Value::from(share));
+        }
+        known.set(address, Known::from(&*record));
     }
 }
 

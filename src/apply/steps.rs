@@ -111,27 +111,6 @@ impl PlannedMap {
             progress: None,
         }
     }
-
-    /// Records in state (and in the known values) each member's entry of the map just set: the field
-    /// of a member the map leaves out is 0.
-    pub(crate) fn record_entries(
-        &self,
-        state: &mut StateFile,
-        known: &mut super::values::KnownValues,
-        keys: &[(String, String)],
-        entries: &BTreeMap<String, u64>,
-    ) {
-        for (address, key) in keys {
-            let Some(record) = state.resources.get_mut(address) else {
-                continue;
-            };
-            if let Some(inputs) = record.inputs.as_object_mut() {
-                let share = entries.get(key).copied().unwrap_or(0);
-                inputs.insert(self.field.clone(), Value::from(share));
-            }
-            known.set(address, super::values::Known::from(&*record));
-        }
-    }
 }
 
 /// A plan ready to execute.

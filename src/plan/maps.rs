@@ -47,9 +47,14 @@ fn share(v: Option<&Value>) -> Option<u64> {
     v.and_then(Value::as_u64)
 }
 
-fn text(v: Option<PlanValue>) -> Option<String> {
-    v.and_then(PlanValue::into_known)
-        .and_then(|v| v.as_str().map(str::to_owned))
+/// A text input as planned: `Ok(Some)` known, `Ok(None)` known only after apply, `Err(())` absent or
+/// not text (the member cannot be placed in any map).
+fn text(v: Option<PlanValue>) -> Result<Option<String>, ()> {
+    match v {
+        Some(PlanValue::Known(Value::String(s))) => Ok(Some(s)),
+        Some(v) if v.has_unknown() => Ok(None),
+        _ => Err(()),
+    }
 }
 
 /// The map changes of `members`, one per (owner, map), in the order their owners first appear. An
@@ -89,8 +94,15 @@ pub(super) fn map_changes(members: &[MemberView<'_>], snapshot: &Snapshot) -> Ve
                     .map(str::to_owned)
             };
             let (owner, key) = match m.desired {
-                Some(d) => (text(d.get(&agg.owner)), text(d.get(&agg.key))),
-                None => (recorded(&agg.owner), recorded(&agg.key)),
+                Some(d) => match (text(d.get(&agg.owner)), text(d.get(&agg.key))) {
+                    (Ok(owner), Ok(key)) => (owner, key),
+                    // Nothing to place (the loader refuses such a stack; a plan never guesses).
+                    _ => continue,
+                },
+                None => match (recorded(&agg.owner), recorded(&agg.key)) {
+                    (Some(owner), Some(key)) => (Some(owner), Some(key)),
+                    _ => continue,
+                },
             };
             // The share the live map gives this member's object now (none when it does not exist).
             let live_share = match (snapshot.live.get(m.address), m.prior) {

@@ -182,19 +182,11 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The counts of a plan; a map that is set counts as one change, unless its owner is created,
-    /// replaced or deleted by the plan (the map is part of that).
+    /// The counts of a plan; each map that is set is one change (one update of its owner), as the
+    /// apply's summary counts it.
     pub(crate) fn of_plan(plan: &Plan) -> Summary {
         let mut s = Summary::of(&plan.changes, &plan.drift, &plan.outputs);
-        s.change += plan
-            .maps
-            .iter()
-            .filter(|m| !m.action.is_noop())
-            .filter(|m| {
-                plan.change(&m.address)
-                    .is_none_or(|c| matches!(c.action, Action::NoOp | Action::Update))
-            })
-            .count();
+        s.change += plan.maps.iter().filter(|m| !m.action.is_noop()).count();
         s
     }
 

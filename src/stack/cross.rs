@@ -4,8 +4,6 @@
 //!   `endpoint`) must point at a resource of that type;
 //! * two resources must not manage the same cloud object (same type and the same identifying fields —
 //!   the fields its ARM path is built from, plus its parent fields);
-//! * the entries of one owner's map (`aggregate` fields: the `traffic` of the deployments of one
-//!   endpoint) must add up to 100 or 0 — in `shares`.
 //!
 //! Only values known at load time are compared; references are compared by what they name, so
 //! `${data.name}` in two blobs is the same container. These checks never read files.
@@ -16,7 +14,7 @@ use crate::diag::Diagnostic;
 use crate::specs::{Registry, ResourceSpec};
 
 /// A value as a comparable key; `None` when it cannot be known at load time.
-pub(super) fn key_of(e: &Expr) -> Option<String> {
+fn key_of(e: &Expr) -> Option<String> {
     Some(match &e.kind {
         ExprKind::String(s) => s.clone(),
         ExprKind::Int(i) => i.to_string(),
@@ -72,7 +70,6 @@ pub(crate) fn check(
 ) {
     parent_types(registry, resources, errors);
     duplicates(registry, resources, errors);
-    super::shares::check(registry, resources, errors);
 }
 
 fn parent_types(

@@ -226,6 +226,7 @@ pub fn load(
         }
     };
     cross::check(registry, &resources, &mut ctx.errors);
+    shares::check(registry, &resources, &mut ctx.errors);
     let outputs = match root.get("outputs") {
         Some(node) => outputs(&mut ctx, &src, node),
         None => IndexMap::new(),

@@ -8,10 +8,18 @@
 //! leaves its group unchecked (the cloud refuses a wrong map at apply). It never reads files.
 use indexmap::IndexMap;
 
-use super::cross::key_of;
 use super::model::{Expr, ExprKind, Resource};
 use crate::diag::Diagnostic;
 use crate::specs::Registry;
+
+/// An owner as written: a literal name or the reference naming it; `None` when it is anything else.
+fn owner_key(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::String(s) => Some(s.clone()),
+        ExprKind::Ref(r) => Some(format!("${{{}.{}}}", r.resource, r.path)),
+        _ => None,
+    }
+}
 
 /// One member of a group: the resource, its share, and where the share is written.
 struct Member<'a> {
@@ -40,7 +48,7 @@ pub(super) fn check(
             else {
                 continue;
             };
-            let Some(owner) = r.inputs.get(&agg.owner).and_then(key_of) else {
+            let Some(owner) = r.inputs.get(&agg.owner).and_then(owner_key) else {
                 continue;
             };
             let group = (owner_type, agg.map.clone(), owner);
