@@ -1,6 +1,7 @@
 //! Microsoft.MachineLearningServices on ARM, apart from online endpoints: the seeded workspace and its
-//! default datastore, immutable code/model/environment versions, and the status URLs of patterns B
-//! and C. Also the helpers the online endpoints share (the `UserError` answer, endpoint rendering,
+//! default datastore, immutable code/model/environment versions (model versions positive integers,
+//! version lists paged with `nextLink`; bodies judged by the rule table in [`super::rules`]), and the
+//! status URLs of patterns B and C. Also the helpers the online endpoints share (the `UserError` answer, endpoint rendering,
 //! operation headers).
 //!
 //! Handlers take typed routes and use the store's named operations; they never parse paths.
@@ -10,23 +11,10 @@ use serde_json::{Value, json};
 
 use super::protocol::{ArmCode, ArmError, ArmResult, Ctx};
 use super::route::{AssetKind, ChildRef, ResRef};
+use super::rules::{self, BodyKind};
+use crate::cloud::bodies::{datastore_body, datastore_key};
 use crate::cloud::http::{empty, json_response};
-use crate::cloud::store::{Seed, now_rfc3339};
-
-fn datastore_body(ws_id: &str, seed: &Seed) -> Value {
-    json!({
-        "id": format!("{ws_id}/datastores/workspaceblobstore"), "name": "workspaceblobstore",
-        "type": "Microsoft.MachineLearningServices/workspaces/datastores",
-        "properties": {
-            "datastoreType": "AzureBlob", "accountName": seed.workspace_storage_account,
-            "containerName": seed.workspace_container, "endpoint": "core.windows.net", "protocol": "https",
-            "isDefault": true, "credentials": {"credentialsType": "AccountKey"},
-            "serviceDataAccessAuthIdentity": "None", "subscriptionId": seed.subscription_id,
-            "resourceGroup": seed.resource_group, "description": "the workspace's default blob store",
-            "tags": {}, "properties": {}
-        }
-    })
-}
+use crate::cloud::store::now_rfc3339;
 
 /// An Azure ML error: code `UserError`.
 pub(crate) fn user_error(status: StatusCode, msg: &str) -> ArmError {
@@ -135,8 +123,17 @@ pub(crate) fn get_workspace(cx: &Ctx, ws: &ResRef) -> Response {
     json_response(StatusCode::OK, b)
 }
 
+/// The default datastore: the record a hardened data folder was seeded with, else the standard one
+/// (account-key credentials), built from the seed.
+fn datastore(cx: &Ctx, ws_id: &str) -> Value {
+    cx.st
+        .store
+        .resource(&datastore_key(ws_id))
+        .unwrap_or_else(|| datastore_body(ws_id, &cx.st.seed(), "AccountKey"))
+}
+
 pub(crate) fn list_datastores(cx: &Ctx, ws: &ResRef) -> Response {
-    let ds = datastore_body(&ws.id, &cx.st.seed());
+    let ds = datastore(cx, &ws.id);
     let keep = cx
         .q("isDefault")
         .is_none_or(|v| v.eq_ignore_ascii_case("true"));
@@ -160,15 +157,30 @@ fn datastore_exists(ds: &ChildRef<ResRef>) -> Result<(), ArmError> {
 
 pub(crate) fn get_datastore(cx: &Ctx, ds: &ChildRef<ResRef>) -> ArmResult {
     datastore_exists(ds)?;
-    Ok(json_response(
-        StatusCode::OK,
-        datastore_body(&ds.parent.id, &cx.st.seed()),
-    ))
+    Ok(json_response(StatusCode::OK, datastore(cx, &ds.parent.id)))
 }
 
 /// `POST {datastore}/listSecrets`: the workspace storage account's first key.
 pub(crate) fn list_datastore_secrets(cx: &Ctx, ds: &ChildRef<ResRef>) -> ArmResult {
     datastore_exists(ds)?;
+    // An identity-based datastore has no secrets: the secret kinds are those of credentials
+    // (Azure/azure-rest-api-specs specification/machinelearningservices/resource-manager/
+    // Microsoft.MachineLearningServices/stable/2025-12-01/mlservices.json, definition
+    // DatastoreSecrets: secretsType AccountKey, Certificate, Sas, ServicePrincipal, Kerberos…; none
+    // for credentialsType None).
+    if datastore(cx, &ds.parent.id)
+        .pointer("/properties/credentials/credentialsType")
+        .and_then(Value::as_str)
+        == Some("None")
+    {
+        return Err(user_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "datastore {} is identity-based (credentials of type None) and has no secrets",
+                ds.name
+            ),
+        ));
+    }
     let seed = cx.st.seed();
     let acct_key = format!(
         "/subscriptions/{}/resourcegroups/{}/providers/microsoft.storage/storageaccounts/{}",
@@ -195,6 +207,17 @@ pub(crate) fn list_asset_containers(cx: &Ctx, ws: &ResRef, kind: AssetKind) -> R
     json_response(StatusCode::OK, json!({"value": list}))
 }
 
+/// The latest of a container's versions: the highest number when they are numbers (model versions
+/// always are; stored in name order, `10` comes before `9`), else the last one.
+fn latest_version(versions: &[Value]) -> Option<Value> {
+    let name = |v: &Value| v["name"].as_str().unwrap_or_default().to_owned();
+    let numbers: Option<Vec<u64>> = versions.iter().map(|v| name(v).parse().ok()).collect();
+    match numbers {
+        Some(n) if !n.is_empty() => n.into_iter().max().map(|m| m.to_string().into()),
+        _ => versions.last().map(|v| v["name"].clone()),
+    }
+}
+
 /// An asset container, summarised from its versions.
 pub(crate) fn get_asset_container(
     cx: &Ctx,
@@ -210,13 +233,68 @@ pub(crate) fn get_asset_container(
     }
     Ok(json_response(
         StatusCode::OK,
-        json!({"id": asset.id, "name": asset.name, "type": format!("Microsoft.MachineLearningServices/workspaces/{}", kind.as_str()), "properties": {"latestVersion": versions.last().map(|v| v["name"].clone()), "isArchived": false, "provisioningState": "Succeeded"}}),
+        json!({"id": asset.id, "name": asset.name, "type": format!("Microsoft.MachineLearningServices/workspaces/{}", kind.as_str()), "properties": {"latestVersion": latest_version(&versions), "isArchived": false, "provisioningState": "Succeeded"}}),
     ))
 }
 
-pub(crate) fn list_asset_versions(cx: &Ctx, asset: &ChildRef<ResRef>) -> Response {
-    let list = cx.st.store.children(&asset.id, "versions");
-    json_response(StatusCode::OK, json!({"value": list}))
+/// Model versions are positive integers: the service answers 400 `UserError` with the detail
+/// `ModelVersionOutOfRange` ("Model version must be a positive integer.") for anything else, although
+/// the definition types the version as a plain string (`ModelVersions_CreateOrUpdate`'s `version`
+/// parameter in `Azure/azure-rest-api-specs:
+/// specification/machinelearningservices/resource-manager/Microsoft.MachineLearningServices/stable/2025-12-01/openapi.json`;
+/// the code and detail are those azure-ai-ml reports: "(UserError) Model version must be a positive
+/// integer. Code: ModelVersionOutOfRange"). Code and environment versions may be any string.
+fn check_model_version(version: &str) -> Result<(), ArmError> {
+    let positive =
+        version.bytes().all(|b| b.is_ascii_digit()) && version.parse::<i32>().is_ok_and(|n| n > 0);
+    if positive {
+        return Ok(());
+    }
+    let msg = "Model version must be a positive integer.";
+    Err(user_error(StatusCode::BAD_REQUEST, msg).detail(ArmCode::ModelVersionOutOfRange, msg))
+}
+
+/// Versions per page of a version list when the request sets no `$top`.
+const VERSIONS_PAGE: usize = 100;
+
+/// `GET {asset}/versions`: a page of versions and, when more follow, a `nextLink` that continues at
+/// `$skip` (the paging of `ModelVersions_List` and friends: `x-ms-pageable` with `nextLinkName:
+/// nextLink`; the example's next link carries `$skip`, `Azure/azure-rest-api-specs:
+/// specification/machinelearningservices/resource-manager/Microsoft.MachineLearningServices/stable/2025-12-01/examples/Workspace/ModelVersion/list.json`).
+/// [emulator choice] `$top` is the page size (at most [`VERSIONS_PAGE`]).
+pub(crate) fn list_asset_versions(cx: &Ctx, asset: &ChildRef<ResRef>) -> ArmResult {
+    let number = |name: &str| -> Result<usize, ArmError> {
+        cx.q(name).map_or(Ok(0), |v| {
+            v.parse::<usize>().map_err(|_| {
+                user_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The query parameter {name} must be a non-negative integer."),
+                )
+            })
+        })
+    };
+    let skip = number("$skip")?;
+    let page = match number("$top")? {
+        0 => VERSIONS_PAGE,
+        n => n.min(VERSIONS_PAGE),
+    };
+    let all = cx.st.store.children(&asset.id, "versions");
+    let items: Vec<Value> = all.iter().skip(skip).take(page).cloned().collect();
+    let mut body = json!({ "value": items });
+    if skip + page < all.len() {
+        let mut next = format!(
+            "{}{}/versions?api-version={}&$skip={}",
+            cx.st.arm_url,
+            asset.id,
+            cx.api_version,
+            skip + page
+        );
+        if let Some(top) = cx.q("$top") {
+            next.push_str(&format!("&$top={top}"));
+        }
+        body["nextLink"] = next.into();
+    }
+    Ok(json_response(StatusCode::OK, body))
 }
 
 pub(crate) fn get_asset_version(
@@ -250,24 +328,22 @@ pub(crate) async fn put_asset_version(
     let key = v.key();
     let existing = cx.st.store.resource(&key);
     let req = cx.json()?;
+    if kind == AssetKind::Models {
+        check_model_version(&v.name)?;
+    }
+    rules::check(
+        match kind {
+            AssetKind::Codes => BodyKind::CodeVersion,
+            AssetKind::Models => BodyKind::ModelVersion,
+            AssetKind::Environments => BodyKind::EnvironmentVersion,
+        },
+        &req,
+    )?;
     let mut props = req
         .get("properties")
         .cloned()
         .filter(Value::is_object)
         .unwrap_or(json!({}));
-    let required = match kind {
-        AssetKind::Codes => Some("codeUri"),
-        AssetKind::Models => Some("modelUri"),
-        AssetKind::Environments => None,
-    };
-    if let Some(f) = required
-        && props.get(f).and_then(Value::as_str).is_none()
-    {
-        return Err(user_error(
-            StatusCode::BAD_REQUEST,
-            &format!("properties.{f} is required"),
-        ));
-    }
     if kind == AssetKind::Environments
         && props.get("image").is_none()
         && props.get("build").is_none()

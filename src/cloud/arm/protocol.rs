@@ -33,6 +33,7 @@ wire_codes!(
     InvalidUserAssignedIdentity,
     LocationRequired,
     MissingApiVersionParameter,
+    ModelVersionOutOfRange,
     NotFound,
     NotImplemented,
     ParentResourceNotFound,
@@ -59,6 +60,8 @@ pub(crate) struct ArmError {
     pub(crate) code: ArmCode,
     pub(crate) message: String,
     pub(crate) headers: Vec<(&'static str, String)>,
+    /// `error.details`: more specific errors (code, message), as the service nests them.
+    pub(crate) details: Vec<(ArmCode, String)>,
 }
 
 impl ArmError {
@@ -68,6 +71,7 @@ impl ArmError {
             code,
             message: message.into(),
             headers: Vec::new(),
+            details: Vec::new(),
         }
     }
     pub(crate) fn bad_request(code: ArmCode, message: &str) -> Self {
@@ -90,6 +94,10 @@ impl ArmError {
         self.headers.push((name, value));
         self
     }
+    pub(crate) fn detail(mut self, code: ArmCode, message: &str) -> Self {
+        self.details.push((code, message.into()));
+        self
+    }
 }
 
 impl From<StoreError> for ArmError {
@@ -104,7 +112,12 @@ impl From<StoreError> for ArmError {
 
 impl IntoResponse for ArmError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code.as_str(), "message": self.message, "details": [], "additionalInfo": []}});
+        let details: Vec<Value> = self
+            .details
+            .iter()
+            .map(|(code, message)| json!({"code": code.as_str(), "message": message}))
+            .collect();
+        let body = json!({"error": {"code": self.code.as_str(), "message": self.message, "details": details, "additionalInfo": []}});
         let mut resp = (self.status, axum::Json(body)).into_response();
         for (k, v) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&v) {
