@@ -8,6 +8,7 @@ pub mod graph;
 pub(crate) mod iso8601;
 pub mod plan;
 pub mod provider;
+pub(crate) mod rbac;
 pub mod report;
 pub mod specs;
 pub mod stack;
