@@ -37,6 +37,7 @@ mod check;
 mod cross;
 mod interp;
 mod model;
+mod roles;
 mod source;
 mod value;
 mod vars;
