@@ -7,6 +7,7 @@ pub mod diag;
 pub mod graph;
 pub(crate) mod iso8601;
 pub mod plan;
+pub mod preflight;
 pub mod provider;
 pub(crate) mod rbac;
 pub mod report;

@@ -23,6 +23,7 @@ pub mod error;
 pub mod ids;
 pub mod lro;
 pub mod pipeline;
+mod preflight;
 pub mod resources;
 pub mod retry;
 mod secret;
@@ -37,4 +38,7 @@ pub use contract::{
     Observed, ProgressEvent, ProgressSink, Provider, ResourceRequest, ResourceType, Result,
 };
 pub use error::{ErrorKind, ProviderError};
+pub use preflight::{
+    NameAnswer, PermissionEntry, PreflightAnswers, PreflightQuestions, VersionAnswer,
+};
 pub use secret::Secret;

@@ -39,6 +39,7 @@ pub(crate) struct BuiltinRole {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LeastPrivilege {
+    data_resource_type: String,
     storage_read: String,
 }
 
@@ -53,6 +54,8 @@ struct Table {
 #[derive(Debug)]
 pub(crate) struct Roles {
     pub(crate) roles: Vec<BuiltinRole>,
+    /// The ARM resource type the data roles give access to (`Microsoft.Storage/storageAccounts`).
+    pub(crate) data_resource_type: String,
     pub(crate) storage_read: String,
 }
 
@@ -79,6 +82,7 @@ impl Roles {
         }
         Ok(Roles {
             roles,
+            data_resource_type: table.least_privilege.data_resource_type,
             storage_read: table.least_privilege.storage_read,
         })
     }
@@ -151,9 +155,9 @@ mod tests {
 
     #[test]
     fn a_bad_table_is_refused() {
-        let bad = "roles:\n  X: { id: nope }\nleast_privilege: { storage_read: X }\n";
+        let bad = "roles:\n  X: { id: nope }\nleast_privilege: { data_resource_type: T, storage_read: X }\n";
         assert!(Roles::parse(bad).unwrap_err().contains("nope"));
-        let bad = "roles:\n  X: { id: 2a2b9908-6ea1-4ae2-8e65-a410df84e7d1 }\nleast_privilege: { storage_read: Y }\n";
+        let bad = "roles:\n  X: { id: 2a2b9908-6ea1-4ae2-8e65-a410df84e7d1 }\nleast_privilege: { data_resource_type: T, storage_read: Y }\n";
         assert!(Roles::parse(bad).is_err());
     }
 
