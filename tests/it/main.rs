@@ -15,6 +15,7 @@ mod cloud_lifecycle;
 mod cloud_python_sdk;
 mod cloud_walk;
 mod e2e_stack;
+mod preflight;
 mod provider_azurite;
 mod provider_local;
 mod provider_same_paths;

@@ -483,6 +483,10 @@ pub(crate) fn default_api_version(path: &str) -> &'static str {
     let p = path.split('?').next().unwrap_or(path).to_ascii_lowercase();
     let last_provider = p.rsplit("/providers/").next().unwrap_or("");
     let has_provider = p.contains("/providers/");
+    let segs: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+    if let ["subscriptions", _, "providers", _] = segs.as_slice() {
+        return "2024-11-01"; // Providers - Get is Microsoft.Resources'
+    }
     if last_provider.starts_with("microsoft.authorization") {
         "2022-04-01"
     } else if last_provider.starts_with("microsoft.machinelearningservices") {
