@@ -82,3 +82,6 @@ pub(crate) fn split(mut findings: Vec<Finding>) -> (Vec<Diagnostic>, Vec<Diagnos
     }
     (errors, warnings)
 }
+
+#[cfg(test)]
+mod tests;
