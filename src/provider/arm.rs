@@ -121,6 +121,11 @@ impl Arm {
         if let Some(b) = body {
             req = req.json(b);
         }
+        if method == Method::PATCH {
+            // ARM's PATCH is a JSON merge patch (RFC 7396) of the resource: applying the same body twice
+            // leaves the resource as applying it once, so it may be resent like a PUT.
+            req = req.idempotent();
+        }
         let what = req.describe();
         let first = self.pipeline.send(req, &self.auth).await?;
         if !first.is_success() {
@@ -180,10 +185,12 @@ impl Arm {
         Ok(())
     }
 
-    /// A synchronous POST action (`listKeys`, `listSecrets`, `getLogs`, `token`): read-only, so retried.
+    /// A synchronous, read-only POST action (`listKeys`, `listSecrets`, `getLogs`, `token`): it changes
+    /// nothing, so it is marked idempotent and resent after any transient failure. Never use this for an
+    /// action with an effect (`regenerateKeys`): that one is resent only when no connection was made.
     pub async fn post(&self, path: &str, api_version: &str, body: Option<&Value>) -> Result<Value> {
         let url = self.url(path, api_version, &[])?;
-        let mut req = HttpRequest::new(Method::POST, url);
+        let mut req = HttpRequest::new(Method::POST, url).idempotent();
         req = match body {
             Some(b) => req.json(b),
             None => req.header("content-length", "0")?,

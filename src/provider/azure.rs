@@ -2,7 +2,8 @@
 //! operations the CLI needs beyond the trait (traffic, keys, logs, invoke).
 //!
 //! Building one: [`AzureProvider::connect`] reads the CA file, builds the one shared `reqwest::Client`,
-//! discovers the login endpoint from `{arm}/metadata/endpoints` when it is not given, picks the
+//! discovers the login endpoint and the ML audience from `{arm}/metadata/endpoints` for a cloud that is
+//! not a named one, picks the
 //! credential (the local cloud's client secret, or the environment → workload identity → managed
 //! identity → Azure CLI chain) and assembles the pipeline. [`AzureProvider::from_parts`] takes a
 //! transport, clock and token source directly (tests).
@@ -21,6 +22,7 @@ use super::credential::{ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
 use super::pipeline::{
     Clock, Pipeline, ReqwestTransport, SystemClock, TokenSource, Transport, build_http_client,
+    build_transport_client,
 };
 use super::resources;
 use super::resources::common::{self, Ctx};
@@ -45,7 +47,8 @@ impl AzureProvider {
 
     /// Connects to the cloud `config` describes, mapping each type as `registry`'s specs say (the
     /// registry the stack was loaded and planned with): builds the HTTP client (trusting
-    /// `ca_cert_pem`), discovers the authority host when missing, and sets up the credential. Makes
+    /// `ca_cert_pem`), discovers the authority host and audiences of a cloud that is not a named one,
+    /// and sets up the credential. Makes
     /// at most one unauthenticated call (metadata); tokens are fetched on first use.
     pub(crate) async fn connect_with(
         mut config: CloudConfig,
@@ -60,13 +63,26 @@ impl AzureProvider {
             })?),
             None => None,
         };
+        // Two clients over the same CA: the transport's applies each request's read timeout (a scoring
+        // call may wait longer than an ARM call); the credentials' token calls keep the default one.
         let http = build_http_client(ca.as_deref())?;
-        let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new(http.clone()));
+        let transport: Arc<dyn Transport> = Arc::new(ReqwestTransport::new(
+            build_transport_client(ca.as_deref())?,
+        ));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-        if config.authority_host.is_none() {
+        // A named cloud's endpoints and audiences are known; any other cloud says them in its metadata.
+        if config.authority_host.is_none() || config.kind.known_ml_audience().is_none() {
             let bare = Pipeline::new(transport.clone(), clock.clone(), config.retry.clone(), None);
-            let endpoints = discover(&bare, &config.arm_endpoint).await?;
-            config.authority_host = Some(endpoints.login_endpoint);
+            match discover(&bare, &config.arm_endpoint).await {
+                Ok(endpoints) => config.apply_metadata(&endpoints),
+                // The login endpoint was given: the metadata only adds audiences, so do without.
+                Err(e) if config.authority_host.is_some() => tracing::debug!(
+                    error = %e,
+                    ml_scope = %config.ml_scope,
+                    "no cloud metadata; using the default audiences"
+                ),
+                Err(e) => return Err(e),
+            }
         }
         let authority = config
             .authority_host
@@ -94,18 +110,19 @@ impl AzureProvider {
                 (Arc::new(t), n)
             }
             CloudKind::Azure => {
-                let (t, kind) =
-                    azure_credential(&http, None, config.tenant_id.as_deref(), &ProcessEnv)?;
-                (Arc::new(t), kind.as_str().to_owned())
+                let t = azure_credential(&http, None, config.tenant_id.as_deref(), &ProcessEnv)?;
+                let n = t.name().to_owned();
+                (Arc::new(t), n)
             }
             _ => {
-                let (t, kind) = azure_credential(
+                let t = azure_credential(
                     &http,
                     authority.as_deref(),
                     config.tenant_id.as_deref(),
                     &ProcessEnv,
                 )?;
-                (Arc::new(t), kind.as_str().to_owned())
+                let n = t.name().to_owned();
+                (Arc::new(t), n)
             }
         };
         Self::from_parts(config, registry, transport, clock, tokens, name)

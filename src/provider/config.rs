@@ -1,6 +1,7 @@
 //! Where the provider points: which cloud (public, sovereign, custom or the local cloud), its ARM and
-//! login endpoints (given, or discovered from `{arm}/metadata/endpoints`), the subscription, resource
-//! group, ML workspace and default location, the API versions, and the retry/polling settings.
+//! login endpoints and its token audiences (given for a named cloud, or discovered from
+//! `{arm}/metadata/endpoints`), the subscription, resource group, ML workspace and default location,
+//! the API versions, and the retry/polling settings.
 //!
 //! Nothing here is specific to the local cloud beyond values: it is a URL, a CA file and credentials.
 //! A client secret held here is a [`Secret`] and is never printed.
@@ -46,6 +47,19 @@ impl CloudKind {
         }
     }
 
+    /// The Azure ML data-plane audience (scoring with an Entra token) of a named cloud, as Microsoft's
+    /// Azure ML SDK lists it (Azure/azure-sdk-for-python:
+    /// sdk/ml/azure-ai-ml/azure/ai/ml/_azure_environments.py, `_environments`, `aml_resource_id`).
+    /// Other clouds take it from their metadata ([`ml_audience_from_portal`]).
+    pub(crate) fn known_ml_audience(self) -> Option<&'static str> {
+        match self {
+            Self::Azure => Some(PUBLIC_ML_AUDIENCE),
+            Self::AzureChina => Some("https://ml.azure.cn/"),
+            Self::AzureUSGovernment => Some("https://ml.azure.us/"),
+            _ => None,
+        }
+    }
+
     /// The well-known ARM endpoint and authority host of a named cloud.
     pub(crate) fn known_endpoints(self) -> Option<(&'static str, &'static str)> {
         match self {
@@ -64,6 +78,20 @@ impl CloudKind {
             Self::Custom | Self::Local => None,
         }
     }
+}
+
+/// The public cloud's Azure ML data-plane audience: the default when a cloud's metadata names none.
+pub(crate) const PUBLIC_ML_AUDIENCE: &str = "https://ml.azure.com/";
+
+/// The Azure Storage audience. It is the same in every cloud: the metadata document has no field for it,
+/// the Azure CLI asks for this resource whatever cloud it is signed in to (Azure/azure-cli, the storage
+/// module's token refresher, `get_raw_token(resource="https://storage.azure.com")`), and the blob
+/// service's own 401 challenge names it (`resource_id=https://storage.azure.com`).
+pub(crate) const STORAGE_AUDIENCE: &str = "https://storage.azure.com/";
+
+/// `{audience}/.default` with exactly one slash before `.default`.
+pub(crate) fn scope_for(audience: &str) -> String {
+    format!("{}/.default", audience.trim_end_matches('/'))
 }
 
 /// Everything the provider needs to know about its cloud.
@@ -93,6 +121,9 @@ pub struct CloudConfig {
     pub arm_scope: Option<String>,
     /// Scope for blob data-plane tokens.
     pub storage_scope: String,
+    /// Scope for Azure ML data-plane tokens (scoring an endpoint whose auth mode is `aad_token`): the
+    /// named cloud's audience, or the one its metadata gives, else the public cloud's.
+    pub ml_scope: String,
     /// Retry policy for every call.
     pub retry: RetryPolicy,
     /// Polling defaults (the timeout is overridden per type by [`CloudConfig::lro_for`]).
@@ -206,7 +237,8 @@ impl CloudConfig {
             ca_cert_pem: None,
             api_versions: BTreeMap::new(),
             arm_scope: None,
-            storage_scope: "https://storage.azure.com/.default".to_owned(),
+            storage_scope: scope_for(STORAGE_AUDIENCE),
+            ml_scope: scope_for(kind.known_ml_audience().unwrap_or(PUBLIC_ML_AUDIENCE)),
             retry: RetryPolicy::default(),
             lro: LroOptions::default(),
             lro_timeouts: BTreeMap::new(),
@@ -222,6 +254,24 @@ impl CloudConfig {
                 self.arm_endpoint.as_str().trim_end_matches('/')
             )
         })
+    }
+
+    /// Takes what the cloud's metadata says: the login endpoint when none was given, and the ML
+    /// audience when the metadata names one (a named cloud keeps its well-known audience, which its
+    /// metadata would give too).
+    pub(crate) fn apply_metadata(&mut self, endpoints: &CloudEndpoints) {
+        if self.authority_host.is_none() {
+            self.authority_host = Some(endpoints.login_endpoint.clone());
+        }
+        if self.kind.known_ml_audience().is_none() {
+            match &endpoints.ml_audience {
+                Some(audience) => self.ml_scope = scope_for(audience),
+                None => tracing::debug!(
+                    ml_scope = %self.ml_scope,
+                    "the cloud metadata names no Azure ML audience; using the public cloud's"
+                ),
+            }
+        }
     }
 
     /// Long-running-operation options for a type: deployments take longest.
@@ -277,6 +327,22 @@ pub(crate) struct CloudEndpoints {
     pub audiences: Vec<String>,
     /// `suffixes.storage`.
     pub storage_suffix: Option<String>,
+    /// The Azure ML data-plane audience, from `portal` ([`ml_audience_from_portal`]).
+    pub ml_audience: Option<String>,
+}
+
+/// The Azure ML audience of a cloud whose portal is `https://portal.azure.{suffix}`:
+/// `https://ml.azure.{suffix}/`. This is how Microsoft's Azure ML SDK reads a cloud it does not know
+/// from the same metadata document (Azure/azure-sdk-for-python:
+/// sdk/ml/azure-ai-ml/azure/ai/ml/_azure_environments.py, `_convert_arm_to_cli`); the document has no
+/// field of its own for it. `None` for a portal of any other shape (the local cloud's).
+pub(crate) fn ml_audience_from_portal(portal: &str) -> Option<String> {
+    let url = Url::parse(portal).ok()?;
+    let suffix = url.host_str()?.strip_prefix("portal.azure.")?;
+    if suffix.is_empty() || url.scheme() != "https" {
+        return None;
+    }
+    Some(format!("https://ml.azure.{suffix}/"))
 }
 
 /// Reads `GET {arm}/metadata/endpoints?api-version=2022-09-01` (no auth). Newer versions answer one
@@ -344,6 +410,10 @@ pub(crate) fn parse_metadata(doc: &Value, arm: &Url) -> Result<CloudEndpoints> {
             .pointer("/suffixes/storage")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        ml_audience: cloud
+            .get("portal")
+            .and_then(Value::as_str)
+            .and_then(ml_audience_from_portal),
     })
 }
 
@@ -366,6 +436,61 @@ mod tests {
         let e = parse_metadata(&arr, &arm).unwrap();
         assert_eq!(e.login_endpoint.host_str(), Some("127.0.0.1"));
         assert!(parse_metadata(&json!({"name":"x"}), &arm).is_err());
+    }
+
+    /// The bug: the ML scope was fixed to the public cloud, so scoring an `aad_token` endpoint in a
+    /// sovereign cloud asked Entra for a token no endpoint there accepts.
+    #[test]
+    fn ml_scope_follows_the_cloud() {
+        let scope = |kind| {
+            CloudConfig::azure(kind, "s", "rg", "ws", "l")
+                .unwrap()
+                .ml_scope
+        };
+        assert_eq!(scope(CloudKind::Azure), "https://ml.azure.com/.default");
+        assert_eq!(scope(CloudKind::AzureChina), "https://ml.azure.cn/.default");
+        assert_eq!(
+            scope(CloudKind::AzureUSGovernment),
+            "https://ml.azure.us/.default"
+        );
+        // A cloud known only by its metadata: an air-gapped one here.
+        let arm = Url::parse("https://management.azure.eaglex.ic.gov").unwrap();
+        let doc = json!({
+            "portal": "https://portal.azure.eaglex.ic.gov",
+            "resourceManager": "https://management.azure.eaglex.ic.gov/",
+            "authentication": {"loginEndpoint": "https://login.microsoftonline.eaglex.ic.gov",
+                               "audiences": ["https://management.azure.eaglex.ic.gov/"]},
+            "suffixes": {"storage": "core.eaglex.ic.gov"}
+        });
+        let endpoints = parse_metadata(&doc, &arm).unwrap();
+        let mut c = CloudConfig::custom(arm, "s", "rg", "ws", "l");
+        assert_eq!(
+            c.ml_scope, "https://ml.azure.com/.default",
+            "before discovery"
+        );
+        c.apply_metadata(&endpoints);
+        assert_eq!(c.ml_scope, "https://ml.azure.eaglex.ic.gov/.default");
+        assert_eq!(
+            c.authority_host.as_ref().map(Url::as_str),
+            Some("https://login.microsoftonline.eaglex.ic.gov/")
+        );
+        assert_eq!(c.storage_scope, "https://storage.azure.com/.default");
+        // Metadata without a portal of the known shape (the local cloud's) keeps the public default.
+        let local = json!({"portal": "https://127.0.0.1:8443/", "authentication": {"loginEndpoint": "https://127.0.0.1:8443"}});
+        let arm = Url::parse("https://127.0.0.1:8443").unwrap();
+        let mut c = CloudConfig::custom(arm.clone(), "s", "rg", "ws", "l");
+        c.apply_metadata(&parse_metadata(&local, &arm).unwrap());
+        assert_eq!(c.ml_scope, "https://ml.azure.com/.default");
+        for (portal, want) in [
+            ("https://portal.azure.cn/", Some("https://ml.azure.cn/")),
+            ("https://portal.azure.com", Some("https://ml.azure.com/")),
+            ("http://portal.azure.com", None),
+            ("https://portal.azure.", None),
+            ("https://example.com", None),
+            ("not a url", None),
+        ] {
+            assert_eq!(ml_audience_from_portal(portal).as_deref(), want, "{portal}");
+        }
     }
 
     #[test]

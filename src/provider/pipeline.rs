@@ -2,12 +2,15 @@
 //!
 //! 1. per call: an `x-ms-client-request-id`, and one debug log line per try (method, redacted URL,
 //!    status, duration, `x-ms-request-id`);
-//! 2. retry: exponential backoff with full jitter on 408/429/5xx and connection errors, honouring
-//!    `Retry-After`, bounded in count and total time ([`RetryPolicy`]);
+//! 2. retry: exponential backoff with full jitter on 408/429/5xx and transport errors, honouring
+//!    `Retry-After`, bounded in count and total time ([`RetryPolicy`]). A request that is not idempotent
+//!    (a scoring POST) is sent again only when its connection could not be made
+//!    ([`TransportErrorKind::Connect`]): after a timeout, a reset or a bad body the server may have
+//!    acted on it already;
 //! 3. per try: authentication (a Bearer token for the call's audience, or a SharedKey signature over the
 //!    request as it is about to be sent, with a fresh `x-ms-date`);
 //! 4. transport: one shared `reqwest::Client` (keep-alive, connection reuse, the extra CA of a local
-//!    cloud).
+//!    cloud), with each request's read timeout, and its errors sorted into [`TransportErrorKind`]s.
 //!
 //! The transport and the clock are traits so retry and long-running-operation logic can be tested with a
 //! scripted transport and a clock that never really sleeps.
@@ -27,7 +30,10 @@ use url::Url;
 
 use super::contract::Result;
 use super::error::{ErrorKind, ProviderError};
-use super::retry::{RetryPolicy, is_retryable_status, retry_after};
+pub use super::retry::TransportErrorKind;
+use super::retry::{
+    RetryPolicy, is_retryable_status, may_resend_after, method_is_idempotent, retry_after,
+};
 use super::secret::Secret;
 use super::shared_key::SharedKeyCredential;
 
@@ -42,9 +48,20 @@ pub struct HttpRequest {
     pub headers: HeaderMap,
     pub body: Bytes,
     /// False for calls that must not be repeated once the server may have seen them (a scoring POST);
-    /// those are retried only when the connection could not be made.
+    /// those are retried only when the connection could not be made. Set from the method by
+    /// [`HttpRequest::new`] (GET, HEAD, PUT, DELETE, OPTIONS yes; POST and PATCH no), and changed only by
+    /// a caller that knows better ([`HttpRequest::idempotent`], [`HttpRequest::not_idempotent`]).
     pub idempotent: bool,
+    /// How long to wait for the response headers and then for each piece of the body; `None` is the
+    /// transport's default ([`DEFAULT_READ_TIMEOUT`]).
+    pub read_timeout: Option<Duration>,
 }
+
+/// The read timeout of a call that sets none: long enough for any ARM or blob answer.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long establishing a connection (DNS, TCP, TLS handshake) may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,14 +77,15 @@ impl fmt::Debug for HttpRequest {
 }
 
 impl HttpRequest {
-    /// A request with no headers and an empty body.
+    /// A request with no headers and an empty body, idempotent when its method is.
     pub fn new(method: Method, url: Url) -> Self {
         Self {
+            idempotent: method_is_idempotent(&method),
             method,
             url,
             headers: HeaderMap::new(),
             body: Bytes::new(),
-            idempotent: true,
+            read_timeout: None,
         }
     }
 
@@ -103,6 +121,22 @@ impl HttpRequest {
     #[must_use]
     pub(crate) fn not_idempotent(mut self) -> Self {
         self.idempotent = false;
+        self
+    }
+
+    /// Marks a POST or PATCH as safe to repeat, because the API it calls changes nothing the second
+    /// time (a read-only action such as `listKeys`, a JSON merge patch). The caller says why.
+    #[must_use]
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    /// Waits up to `timeout` for the response headers and for each piece of the body (instead of
+    /// [`DEFAULT_READ_TIMEOUT`]).
+    #[must_use]
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = Some(timeout);
         self
     }
 
@@ -176,8 +210,40 @@ impl ProviderError {
 /// Why a request could not be sent or its response read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportError {
+    /// Where it failed, which decides whether it may be retried.
+    pub kind: TransportErrorKind,
     /// Redaction-safe description.
     pub message: String,
+}
+
+impl TransportError {
+    /// An error of `kind` with a redaction-safe `message`.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Sorts a reqwest error: a connect error (reqwest also reports DNS, TLS handshake and connect
+    /// timeout failures as connect errors) before anything else, since nothing was sent; then a
+    /// timeout; then a decode error; everything else (a connection closed or reset mid-exchange, a
+    /// body read error) happened after the request may have reached the server.
+    pub(crate) fn from_reqwest(context: &str, e: &reqwest::Error) -> Self {
+        let kind = if e.is_connect() {
+            TransportErrorKind::Connect
+        } else if e.is_timeout() {
+            TransportErrorKind::Timeout
+        } else if e.is_decode() {
+            TransportErrorKind::Decode
+        } else {
+            TransportErrorKind::Io
+        };
+        Self::new(
+            kind,
+            format!("{context}: {}: {}", kind.as_str(), error_sources(e)),
+        )
+    }
 }
 
 /// Sends one request, once. No retries, no auth: the pipeline does those.
@@ -229,16 +295,33 @@ impl Clock for SystemClock {
     }
 }
 
-/// Builds the one shared `reqwest::Client`: keep-alive and connection reuse, bounded connect and read
-/// times, and, for a local cloud, its CA added to the trusted roots (verification is never turned off).
+/// Builds a `reqwest::Client` for callers that use it directly (the credentials' token calls):
+/// keep-alive and connection reuse, bounded connect time, a read timeout of [`DEFAULT_READ_TIMEOUT`],
+/// and, for a local cloud, its CA added to the trusted roots (verification is never turned off).
 pub fn build_http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client> {
+    client_with(extra_ca_pem, Some(DEFAULT_READ_TIMEOUT))
+}
+
+/// The client under [`ReqwestTransport`]: as [`build_http_client`] but with no client-wide read
+/// timeout, since the transport applies each request's own (a scoring call may wait longer than an ARM
+/// call).
+pub fn build_transport_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client> {
+    client_with(extra_ca_pem, None)
+}
+
+fn client_with(
+    extra_ca_pem: Option<&[u8]>,
+    read_timeout: Option<Duration>,
+) -> Result<reqwest::Client> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(16)
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(120))
+        .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(concat!("stackform/", env!("CARGO_PKG_VERSION")));
+    if let Some(t) = read_timeout {
+        builder = builder.read_timeout(t);
+    }
     if let Some(pem) = extra_ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| ProviderError::invalid(format!("cannot read ca certificate: {e}")))?;
@@ -254,7 +337,8 @@ pub fn build_http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client>
         .map_err(|e| ProviderError::invalid(format!("cannot build http client: {e}")))
 }
 
-/// [`Transport`] over a shared `reqwest::Client`.
+/// [`Transport`] over a shared `reqwest::Client` (best built by [`build_transport_client`], so each
+/// request's read timeout is the only one).
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
     client: reqwest::Client,
@@ -279,56 +363,60 @@ impl Transport for ReqwestTransport {
         let client = self.client.clone();
         Box::pin(async move {
             let described = req.describe();
-            let fail = |e: reqwest::Error| TransportError {
-                message: format!("{described}: {}", error_chain(&e)),
+            let wait = req.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT);
+            // The wait counts from sending, as reqwest's own read timeout does; connecting is bounded
+            // separately (CONNECT_TIMEOUT), and a connect failure inside the wait is still `Connect`.
+            let timed_out = |what: &str| {
+                TransportError::new(
+                    TransportErrorKind::Timeout,
+                    format!(
+                        "{described}: {}: no {what} within {} s",
+                        TransportErrorKind::Timeout.as_str(),
+                        wait.as_secs_f64()
+                    ),
+                )
             };
-            let resp = client
+            let sending = client
                 .request(req.method, req.url)
                 .headers(req.headers)
                 .body(req.body)
-                .send()
-                .await
-                .map_err(&fail)?;
+                .send();
+            let mut resp = match tokio::time::timeout(wait, sending).await {
+                Ok(r) => r.map_err(|e| TransportError::from_reqwest(&described, &e))?,
+                Err(_) => return Err(timed_out("response")),
+            };
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            let body = resp.bytes().await.map_err(&fail)?;
+            let mut body = bytes::BytesMut::new();
+            loop {
+                match tokio::time::timeout(wait, resp.chunk()).await {
+                    Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+                    Ok(Ok(None)) => break,
+                    Ok(Err(e)) => return Err(TransportError::from_reqwest(&described, &e)),
+                    Err(_) => return Err(timed_out("response body")),
+                }
+            }
             Ok(HttpResponse {
                 status,
                 headers,
-                body,
+                body: body.freeze(),
             })
         })
     }
 }
 
-/// The error and its sources, without the URL reqwest adds (ours is redacted already).
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut text = e.without_url_ref().to_string();
+/// The error's sources, without the URL reqwest adds (ours is redacted already).
+fn error_sources(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        parts.push(s.to_string());
         source = s.source();
     }
-    text
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let kind = if self.is_connect() {
-            "connection failed"
-        } else if self.is_timeout() {
-            "timed out"
-        } else if self.is_body() || self.is_decode() {
-            "reading the response failed"
-        } else {
-            "request failed"
-        };
-        kind.to_owned()
+    if parts.is_empty() {
+        "no detail".to_owned()
+    } else {
+        parts.join(": ")
     }
 }
 
@@ -445,11 +533,22 @@ impl Pipeline {
                         method = %req.method,
                         url = %url,
                         error = %e.message,
+                        error_kind = e.kind.as_str(),
                         duration_ms = duration_ms as u64,
                         client_request_id = %client_request_id,
                         attempt,
                         "http transport error"
                     );
+                    if !may_resend_after(e.kind, req.idempotent) {
+                        tracing::debug!(
+                            method = %req.method,
+                            url = %url,
+                            attempt,
+                            reason = "not idempotent and the server may have seen it",
+                            "http giving up"
+                        );
+                        return finish(result);
+                    }
                     None
                 }
             };
@@ -530,6 +629,7 @@ impl Pipeline {
 }
 
 fn finish(result: std::result::Result<HttpResponse, TransportError>) -> Result<HttpResponse> {
+    // The message names the kind ("timed out", "connection lost", …).
     result.map_err(|e| ProviderError::new(ErrorKind::Transport, e.message))
 }
 
@@ -581,7 +681,10 @@ pub(crate) mod fake {
     /// A scripted reply.
     pub(crate) enum Reply {
         Status(u16, Vec<(&'static str, String)>, String),
+        /// The connection could not be made.
         ConnectError,
+        /// A transport failure of the given kind.
+        Fail(TransportErrorKind),
     }
 
     pub(crate) fn reply(status: u16, headers: &[(&'static str, &str)], body: &str) -> Reply {
@@ -630,8 +733,8 @@ pub(crate) mod fake {
                         for (k, v) in headers {
                             h.insert(
                                 k,
-                                HeaderValue::from_str(&v).map_err(|_| TransportError {
-                                    message: "bad header".into(),
+                                HeaderValue::from_str(&v).map_err(|_| {
+                                    TransportError::new(TransportErrorKind::Decode, "bad header")
                                 })?,
                             );
                         }
@@ -641,12 +744,15 @@ pub(crate) mod fake {
                             body: Bytes::from(body),
                         })
                     }
-                    Some(Reply::ConnectError) => Err(TransportError {
-                        message: "connection refused".into(),
-                    }),
-                    None => Err(TransportError {
-                        message: "script exhausted".into(),
-                    }),
+                    Some(Reply::ConnectError) => Err(TransportError::new(
+                        TransportErrorKind::Connect,
+                        "connection refused",
+                    )),
+                    Some(Reply::Fail(kind)) => Err(TransportError::new(kind, kind.as_str())),
+                    None => Err(TransportError::new(
+                        TransportErrorKind::Connect,
+                        "script exhausted",
+                    )),
                 }
             })
         }
@@ -853,6 +959,97 @@ mod tests {
             .unwrap();
         assert_eq!(resp.status, 503);
         assert_eq!(t.remaining(), 1);
+    }
+
+    /// The bug: a POST that timed out, lost its connection or sent back an unreadable body after it was
+    /// sent was sent again (the transport error was a bare string), so a scoring call could run twice.
+    #[test]
+    fn non_idempotent_requests_are_resent_only_after_a_connect_failure() {
+        let post = || {
+            HttpRequest::new(Method::POST, Url::parse("https://ep.test/score").unwrap()).body("{}")
+        };
+        for kind in [
+            TransportErrorKind::Timeout,
+            TransportErrorKind::Io,
+            TransportErrorKind::Decode,
+        ] {
+            let t = FakeTransport::new(vec![Reply::Fail(kind), reply(200, &[], "")]);
+            let c = Arc::new(FakeClock::default());
+            let err = rt()
+                .block_on(pipeline(&t, &c, policy()).send(post(), &Auth::None))
+                .unwrap_err();
+            assert_eq!(t.requests().len(), 1, "POST after {kind:?} was sent again");
+            assert_eq!(err.kind, ErrorKind::Transport);
+            assert!(err.message.contains(kind.as_str()), "{err}");
+            assert!(c.sleeps().is_empty());
+        }
+        // No connection: the server never saw it, so it is sent again.
+        let t = FakeTransport::new(vec![Reply::ConnectError, reply(200, &[], "")]);
+        let c = Arc::new(FakeClock::default());
+        let resp = rt()
+            .block_on(pipeline(&t, &c, policy()).send(post(), &Auth::None))
+            .unwrap();
+        assert_eq!((resp.status, t.requests().len()), (200, 2));
+    }
+
+    #[test]
+    fn idempotence_follows_the_method_unless_the_caller_marks_it() {
+        let url = Url::parse("https://x.test/").unwrap();
+        for (method, idempotent) in [
+            (Method::GET, true),
+            (Method::PUT, true),
+            (Method::POST, false),
+            (Method::PATCH, false),
+        ] {
+            assert_eq!(HttpRequest::new(method, url.clone()).idempotent, idempotent);
+        }
+        assert!(
+            HttpRequest::new(Method::POST, url.clone())
+                .idempotent()
+                .idempotent
+        );
+        assert!(
+            !HttpRequest::new(Method::PUT, url)
+                .not_idempotent()
+                .idempotent
+        );
+    }
+
+    #[test]
+    fn idempotent_requests_are_resent_after_any_transport_failure() {
+        for method in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD] {
+            for kind in [
+                TransportErrorKind::Connect,
+                TransportErrorKind::Timeout,
+                TransportErrorKind::Io,
+                TransportErrorKind::Decode,
+            ] {
+                let t = FakeTransport::new(vec![Reply::Fail(kind), reply(200, &[], "")]);
+                let c = Arc::new(FakeClock::default());
+                let req =
+                    HttpRequest::new(method.clone(), Url::parse("https://arm.test/x").unwrap());
+                let resp = rt()
+                    .block_on(pipeline(&t, &c, policy()).send(req, &Auth::None))
+                    .unwrap();
+                assert_eq!(resp.status, 200, "{method} after {kind:?}");
+                assert_eq!(t.requests().len(), 2);
+            }
+        }
+        // A POST its caller marks as safe (a read-only action) too.
+        let t = FakeTransport::new(vec![
+            Reply::Fail(TransportErrorKind::Timeout),
+            reply(200, &[], ""),
+        ]);
+        let c = Arc::new(FakeClock::default());
+        let req = HttpRequest::new(
+            Method::POST,
+            Url::parse("https://arm.test/listKeys").unwrap(),
+        )
+        .idempotent();
+        let resp = rt()
+            .block_on(pipeline(&t, &c, policy()).send(req, &Auth::None))
+            .unwrap();
+        assert_eq!(resp.status, 200);
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! Retry policy: which responses are retried, how long to wait (exponential backoff with full jitter,
-//! or the server's `Retry-After`), and the bounds on attempts and total time.
+//! Retry policy: which responses and transport errors are retried, how long to wait (exponential backoff
+//! with full jitter, or the server's `Retry-After`), and the bounds on attempts and total time.
 //!
 //! Pure functions and a small policy value; the pipeline does the sleeping through its injected clock,
 //! so nothing here ever waits.
 
 use std::time::{Duration, SystemTime};
 
+use reqwest::Method;
 use reqwest::header::HeaderMap;
 
 /// Bounds and base delays for retrying one call.
@@ -77,6 +78,59 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
+/// At which point a request failed below HTTP. This decides whether it may be sent again: only a
+/// [`TransportErrorKind::Connect`] failure proves the server never saw the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportErrorKind {
+    /// No connection was made: DNS resolution, the TCP connect, the TLS handshake, or the connect
+    /// timeout. Not one byte of the request was sent.
+    Connect,
+    /// The connection was made and the request (perhaps) sent, but the response or the next piece of
+    /// its body did not arrive within the read timeout.
+    Timeout,
+    /// The connection failed after the request was (perhaps) sent: closed or reset before a complete
+    /// response.
+    Io,
+    /// The response arrived but its body could not be decoded.
+    Decode,
+}
+
+impl TransportErrorKind {
+    /// A short phrase for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connection failed",
+            Self::Timeout => "timed out",
+            Self::Io => "connection lost",
+            Self::Decode => "reading the response failed",
+        }
+    }
+}
+
+/// Whether RFC 9110 (section 9.2.2) calls `method` idempotent: the methods whose repetition has the same
+/// effect as one request. PATCH is not, in general; a caller whose PATCH is (ARM's JSON merge patch)
+/// marks its request with `HttpRequest::idempotent`.
+pub(crate) fn method_is_idempotent(method: &Method) -> bool {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::PUT,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::TRACE,
+    ]
+    .contains(method)
+}
+
+/// Whether a request that failed below HTTP with `kind` may be sent again. An idempotent request may,
+/// whatever the failure (sending it twice has the effect of sending it once). One that is not (a
+/// scoring POST) only when no connection was made: after a timeout, a lost connection or an unreadable
+/// body the server may already have acted on it, and running a scoring call twice is not ours to
+/// decide.
+pub(crate) fn may_resend_after(kind: TransportErrorKind, idempotent: bool) -> bool {
+    idempotent || kind == TransportErrorKind::Connect
+}
+
 /// How long the server asked us to wait: `retry-after-ms` / `x-ms-retry-after-ms` (milliseconds), or
 /// `Retry-After` as seconds or an HTTP date (relative to `now`).
 pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
@@ -136,6 +190,32 @@ mod tests {
         let mut bad = HeaderMap::new();
         bad.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&bad, now), None);
+    }
+
+    /// The bug: every transport error was retried, so a scoring POST that timed out or lost its
+    /// connection after being sent could run twice.
+    #[test]
+    fn transport_errors_resend_only_what_is_safe() {
+        use TransportErrorKind as K;
+        for (method, idempotent) in [
+            (Method::GET, true),
+            (Method::HEAD, true),
+            (Method::PUT, true),
+            (Method::DELETE, true),
+            (Method::OPTIONS, true),
+            (Method::POST, false),
+            (Method::PATCH, false),
+        ] {
+            assert_eq!(method_is_idempotent(&method), idempotent, "{method}");
+            for kind in [K::Connect, K::Timeout, K::Io, K::Decode] {
+                let expected = idempotent || kind == K::Connect;
+                assert_eq!(
+                    may_resend_after(kind, idempotent),
+                    expected,
+                    "{method} after {kind:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod preflight;
 mod provider_azurite;
 mod provider_local;
 mod provider_same_paths;
+mod provider_transport;
 mod stack_azureml_examples;
 mod stack_bad_corpus;
 mod stack_proptest;

@@ -6,6 +6,7 @@
 //! Keys and tokens are [`Secret`]s; a scoring response body is returned to the caller, never logged.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
@@ -342,6 +343,25 @@ pub struct ScoreResponse {
     pub body: String,
 }
 
+/// Added to the longest request timeout a deployment may have: the scoring front end's queueing and the
+/// network.
+const SCORING_MARGIN: Duration = Duration::from_secs(30);
+
+/// How long `invoke` waits for the scoring answer: the longest `request_timeout_ms` any deployment may
+/// have (the spec's maximum; Azure ML allows up to 180 s, longer than the 120 s an ARM call waits) plus
+/// [`SCORING_MARGIN`], so the client never gives up on a call the deployment may still be working on.
+fn scoring_read_timeout(deployment: &ResourceSpec) -> Result<Duration> {
+    let field = "request_settings.request_timeout_ms";
+    let max_ms = deployment
+        .field(field)
+        .and_then(|f| f.maximum)
+        .and_then(|m| u64::try_from(m).ok())
+        .ok_or_else(|| {
+            ProviderError::invalid(format!("the spec gives no maximum for `{field}`"))
+        })?;
+    Ok(Duration::from_millis(max_ms) + SCORING_MARGIN)
+}
+
 /// POSTs `request_body` to the endpoint's scoring URI with the credential its auth mode needs, optionally
 /// pinned to one deployment (`azureml-model-deployment`). Not retried once the server may have seen it.
 pub async fn invoke(
@@ -378,13 +398,16 @@ pub async fn invoke(
     let mut req = HttpRequest::new(Method::POST, uri)
         .body(request_body.to_vec())
         .not_idempotent()
+        .read_timeout(scoring_read_timeout(
+            ctx.spec(ResourceType::OnlineDeployment)?,
+        )?)
         .header("content-type", "application/json")?;
     if let Some(d) = deployment {
         req = req.header("azureml-model-deployment", d)?;
     }
     let how = match auth {
         Some(secret) => Auth::Secret(secret),
-        None => Auth::Bearer("https://ml.azure.com/.default".into()),
+        None => Auth::Bearer(ctx.config.ml_scope.clone()),
     };
     let resp = ctx.arm.pipeline().send(req, &how).await?;
     Ok(ScoreResponse {
@@ -396,6 +419,83 @@ pub async fn invoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records the scopes it is asked for.
+    #[derive(Default)]
+    struct ScopeLog(std::sync::Mutex<Vec<String>>);
+
+    impl crate::provider::pipeline::TokenSource for ScopeLog {
+        fn token<'a>(
+            &'a self,
+            scope: &'a str,
+        ) -> crate::provider::pipeline::BoxFuture<'a, Result<Secret>> {
+            if let Ok(mut s) = self.0.lock() {
+                s.push(scope.to_owned());
+            }
+            Box::pin(async { Ok(Secret::new("tok")) })
+        }
+        fn name(&self) -> &str {
+            "scope log"
+        }
+    }
+
+    /// The bugs: the scoring call gave up after the 120 s every call waited, though a deployment may
+    /// take 180 s; and it asked for a public-cloud ML token whatever the cloud.
+    #[tokio::test]
+    async fn invoke_waits_longer_than_any_deployment_and_asks_for_the_clouds_ml_token() {
+        use crate::provider::pipeline::fake::{FakeClock, FakeTransport, reply};
+        let t = FakeTransport::new(vec![
+            reply(
+                200,
+                &[],
+                r#"{"location":"chinaeast2","properties":{"authMode":"AADToken","scoringUri":"https://ep.chinaeast2.inference.ml.azure.cn/score"}}"#,
+            ),
+            reply(200, &[], "[1]"),
+        ]);
+        let c = std::sync::Arc::new(FakeClock::default());
+        let tokens = std::sync::Arc::new(ScopeLog::default());
+        let config = crate::provider::config::CloudConfig::azure(
+            crate::provider::config::CloudKind::AzureChina,
+            "sub",
+            "rg",
+            "ws",
+            "chinaeast2",
+        )
+        .unwrap();
+        let p = crate::provider::pipeline::Pipeline::new(
+            t.clone(),
+            c,
+            config.retry.clone(),
+            Some(tokens.clone()),
+        );
+        let arm =
+            crate::provider::arm::Arm::new(p, config.arm_endpoint.clone(), config.arm_scope());
+        let ctx = Ctx::new(
+            config,
+            arm,
+            std::sync::Arc::new(crate::provider::resources::common::tests::registry()),
+        );
+        let answer = invoke(&ctx, "ep", b"{}", None).await.unwrap();
+        assert_eq!(answer.body, "[1]");
+        let score = &t.requests()[1];
+        assert_eq!(score.method, Method::POST);
+        let wait = score.read_timeout.expect("a scoring read timeout");
+        assert!(
+            wait >= Duration::from_secs(180) + SCORING_MARGIN,
+            "{wait:?}"
+        );
+        assert!(wait > crate::provider::pipeline::DEFAULT_READ_TIMEOUT);
+        // The ARM GET keeps the default wait.
+        assert_eq!(t.requests()[0].read_timeout, None);
+        let scopes = tokens.0.lock().unwrap().clone();
+        assert_eq!(
+            scopes,
+            [
+                "https://management.chinacloudapi.cn/.default",
+                "https://ml.azure.cn/.default"
+            ]
+        );
+    }
 
     fn spec() -> ResourceSpec {
         crate::provider::resources::common::tests::registry()
