@@ -93,7 +93,8 @@ pub(crate) fn run(size: crate::Size) {
         let (c, t, u) = (
             client.clone(),
             token.clone(),
-            format!("{rg}?api-version=2025-01-01"),
+            // Resource groups are served at 2024-11-01; the cloud refuses 2025-01-01 for them, as ARM does.
+            format!("{rg}?api-version=2024-11-01"),
         );
         measure("ARM GET resource group", duration, move |_| {
             let (c, t, u) = (c.clone(), t.clone(), u.clone());

@@ -279,3 +279,45 @@ fn answers_become_located_findings() {
     let (f, _) = cloud::findings(&a, &answers);
     assert_eq!(codes(&f), [("preflight-failed", Severity::Error)]);
 }
+
+/// A data role the stack does not grant but the cloud holds (granted outside the stack to an
+/// endpoint that exists) is asked about and counts.
+#[test]
+fn live_data_roles_are_asked_for_and_count() {
+    let (stack, graph, _dir) = load(&format!(
+        "{STORE}{ENDPOINT}{}",
+        deployment("A: ${store.name}")
+    ));
+    let plan = plan_of(&stack, Action::NoOp);
+    let account =
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/mystore1";
+    let mut snapshot = Snapshot::default();
+    snapshot.live.insert(
+        "store".into(),
+        crate::plan::Live::present(account, serde_json::json!({}), serde_json::json!({})),
+    );
+    snapshot.live.insert(
+        "endpoint".into(),
+        crate::plan::Live::present(
+            "ep-id",
+            serde_json::json!({}),
+            serde_json::json!({"identity": {"principal_id": "p-1"}}),
+        ),
+    );
+    let a = cloud::questions(&stack, &graph, &plan, &snapshot, &registry(), "rg");
+    let key = ("p-1".to_string(), account.to_string());
+    assert_eq!(a.questions.grants, [key.clone()]);
+    let mut answers = PreflightAnswers::default();
+    // Owner is no data role: still missing.
+    answers.grants.insert(
+        key.clone(),
+        Ok(vec!["8e3af657-a8ff-443c-a75c-2fe8c4bcb635".into()]),
+    );
+    assert!(cloud::findings(&a, &answers).1.is_empty());
+    answers
+        .grants
+        .insert(key, Ok(vec!["2a2b9908-6ea1-4ae2-8e65-a410df84e7d1".into()]));
+    let (_, live) = cloud::findings(&a, &answers);
+    assert!(live.contains(&("blue".to_string(), "store".to_string())));
+    assert!(access::check(&stack, &graph, &registry(), &live).is_empty());
+}

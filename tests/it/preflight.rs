@@ -81,6 +81,9 @@ fn a_taken_storage_name_fails_at_plan_with_its_location() {
     let plan: Value = serde_json::from_str(&json.stdout).expect("plan JSON");
     assert_eq!(plan["preflight"][0]["code"], "storage-name-taken");
     assert_eq!(plan["preflight"][0]["line"], 15);
+    // No plan is saved for a later apply.
+    t.run(["plan", "-o", "p.json"]).code(1);
+    assert!(!t.path("p.json").exists());
     apply_creates_nothing(&t, "already taken");
 }
 
