@@ -352,6 +352,14 @@ async fn providers_and_permissions_answer_as_arm_does() {
         .await;
     assert_eq!(refused.status, 400);
     assert_eq!(refused.body["error"]["code"], "NoRegisteredProviderFound");
+    // The message shape ARM answers with: location, version, type, the supported versions.
+    let message = refused.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "No registered resource provider found for location 'eastus' and API version '2024-02-01' for type 'storageAccounts'. The supported api-versions are '2026-09-01, "
+        ),
+        "{message}"
+    );
 
     // The seeded principal is Owner of the subscription.
     let perms = c
