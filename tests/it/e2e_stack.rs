@@ -213,6 +213,103 @@ fn reference_stack_applies_answers_and_destroys_to_nothing() {
     assert!(s.state_list().trim().is_empty());
 }
 
+/// The model version the deployment `blue` runs, and every registered version of its model.
+fn model_versions(s: &Test) -> (String, Vec<String>) {
+    s.rest(async |c: &Cloud| {
+        let eps = c
+            .arm(
+                Method::GET,
+                &format!("{}/onlineEndpoints?api-version=2025-12-01", c.ws()),
+                None,
+            )
+            .await;
+        let ep = eps.body["value"][0]["name"]
+            .as_str()
+            .expect("an endpoint")
+            .to_string();
+        let dep = c
+            .arm(
+                Method::GET,
+                &format!(
+                    "{}/onlineEndpoints/{ep}/deployments/blue?api-version=2025-12-01",
+                    c.ws()
+                ),
+                None,
+            )
+            .await;
+        let model = dep.body["properties"]["model"]
+            .as_str()
+            .expect("a model id")
+            .to_string();
+        let (container, running) = model.rsplit_once("/versions/").expect("a version id");
+        let listed = c
+            .arm(
+                Method::GET,
+                &format!("{container}/versions?api-version=2025-12-01"),
+                None,
+            )
+            .await;
+        let mut all: Vec<String> = listed.body["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["name"].as_str().map(str::to_string))
+            .collect();
+        all.sort();
+        (running.to_string(), all)
+    })
+}
+
+#[test]
+fn model_versions_are_integers_chosen_by_content() {
+    // Bug: models were registered under a hex content hash as version; Azure only accepts positive
+    // integers (ModelVersionOutOfRange), so the first apply against Azure failed. A single-file code
+    // path was registered as a file URI, while a code version names a folder.
+    let s = reference(&[]);
+    s.apply().code(0);
+    assert_eq!(model_versions(&s), ("1".into(), vec!["1".into()]));
+    s.run(["plan", "--detailed-exitcode"]).code(0);
+
+    // New model content: the next integer; the plan saw the change by content, not by a version id.
+    let original = s.read("model/model.json");
+    s.write("model/extra.txt", "a second file in the model folder");
+    let out = s.run(["plan", "--detailed-exitcode"]).code(2);
+    assert!(out.stdout.contains("~ resource \"blue\""), "{}", out.stdout);
+    s.apply().code(0);
+    assert_eq!(
+        model_versions(&s),
+        ("2".into(), vec!["1".into(), "2".into()])
+    );
+    s.run(["plan", "--detailed-exitcode"]).code(0);
+
+    // Back to the first content: version 1 is found by its recorded hash and reused.
+    std::fs::remove_file(s.path("model/extra.txt")).unwrap();
+    assert_eq!(s.read("model/model.json"), original);
+    s.apply().code(0);
+    assert_eq!(
+        model_versions(&s),
+        ("1".into(), vec!["1".into(), "2".into()])
+    );
+    s.run(["plan", "--detailed-exitcode"]).code(0);
+
+    // The code as one file: uploaded into a folder of its own, the script still found and run.
+    std::fs::create_dir_all(s.path("single")).unwrap();
+    let script = s.read("onlinescoring/score.py");
+    s.write(
+        "single/score.py",
+        &format!("# the scoring script as a single file\n{script}"),
+    );
+    s.edit(
+        "deployment.yml",
+        "code: ./onlinescoring",
+        "code: ./single/score.py",
+    );
+    s.apply().code(0);
+    s.assert_answers();
+    s.run(["plan", "--detailed-exitcode"]).code(0);
+    s.run(["destroy", "--auto-approve"]).code(0);
+}
+
 #[test]
 fn failed_update_rolls_back_to_exactly_the_previous_state() {
     let s = reference(&[]);

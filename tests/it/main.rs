@@ -13,6 +13,7 @@ mod cloud_api;
 mod cloud_faults;
 mod cloud_lifecycle;
 mod cloud_python_sdk;
+mod cloud_rules;
 mod cloud_walk;
 mod e2e_stack;
 mod preflight;

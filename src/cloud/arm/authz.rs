@@ -8,6 +8,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::protocol::{ArmCode, ArmError, ArmResult, Ctx};
+use super::rules::{self, BodyKind};
 use crate::cloud::auth::{ArmLevel, DataLevel, ROLES, RoleDef, role, role_guid, scope_covers};
 use crate::cloud::http::{empty, json_response};
 use crate::cloud::store::{RoleAssignment, now_ms, now_rfc3339};
@@ -60,6 +61,30 @@ fn definition_body(r: &RoleDef, scope: &str) -> Value {
             "permissions": [{"actions": actions, "notActions": not_actions, "dataActions": data_actions, "notDataActions": []}]
         }
     })
+}
+
+/// The subscription an ARM id lies in (`/subscriptions/{id}/…`), if any.
+fn subscription_of(id: &str) -> Option<&str> {
+    let mut segs = id.split('/').filter(|s| !s.is_empty());
+    match (segs.next(), segs.next()) {
+        (Some(s), Some(sub)) if s.eq_ignore_ascii_case("subscriptions") => Some(sub),
+        _ => None,
+    }
+}
+
+/// Can an assignment at `scope` name the role definition `id`? A subscription-prefixed definition
+/// id names the definition as seen from that subscription, so it must be the scope's own; the
+/// tenant-level form (`/providers/Microsoft.Authorization/roleDefinitions/{guid}`, what the service
+/// returns) is valid everywhere. The examples of `RoleAssignments_Create` always prefix the scope's own
+/// subscription (`Azure/azure-rest-api-specs:
+/// specification/authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/examples/RoleAssignments_CreateForResource.json`),
+/// and a definition id of another subscription is answered `RoleDefinitionDoesNotExist`.
+fn definition_visible_at(id: &str, scope: &str) -> bool {
+    match (subscription_of(id), subscription_of(scope)) {
+        (Some(def_sub), Some(scope_sub)) => def_sub.eq_ignore_ascii_case(scope_sub),
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
 }
 
 /// Does the scope exist (subscription, resource group or stored resource)?
@@ -163,23 +188,24 @@ pub(crate) async fn put_assignment(cx: &Ctx, scope: &str, name: &str, id: &str) 
             ),
         ));
     }
-    let required = |field: &str| {
+    rules::check(BodyKind::RoleAssignment, &body)?;
+    let text = |field: &str| {
         body.pointer(&format!("/properties/{field}"))
             .and_then(Value::as_str)
             .ok_or_else(|| {
                 ArmError::bad_request(
                     ArmCode::InvalidRequestContent,
-                    &format!("properties.{field} is required."),
+                    &format!("The property 'properties.{field}' must be a string."),
                 )
             })
     };
-    let role_def = required("roleDefinitionId")?;
-    let principal = required("principalId")?;
+    let role_def = text("roleDefinitionId")?;
+    let principal = text("principalId")?;
     let guid = role_guid(role_def);
-    if role(&guid).is_none() {
+    if role(&guid).is_none() || !definition_visible_at(role_def, scope) {
         return Err(ArmError::bad_request(
             ArmCode::RoleDefinitionDoesNotExist,
-            "The specified role definition with ID does not exist.",
+            &format!("The specified role definition with ID '{guid}' does not exist."),
         ));
     }
     if scope.is_empty() || !scope_exists(cx, scope) {

@@ -1,6 +1,7 @@
 //! Microsoft.MachineLearningServices on ARM, apart from online endpoints: the seeded workspace and its
-//! default datastore, immutable code/model/environment versions, and the status URLs of patterns B
-//! and C. Also the helpers the online endpoints share (the `UserError` answer, endpoint rendering,
+//! default datastore, immutable code/model/environment versions (model versions positive integers,
+//! version lists paged with `nextLink`; bodies judged by the rule table in [`super::rules`]), and the
+//! status URLs of patterns B and C. Also the helpers the online endpoints share (the `UserError` answer, endpoint rendering,
 //! operation headers).
 //!
 //! Handlers take typed routes and use the store's named operations; they never parse paths.
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::protocol::{ArmCode, ArmError, ArmResult, Ctx};
 use super::route::{AssetKind, ChildRef, ResRef};
+use super::rules::{self, BodyKind};
 use crate::cloud::http::{empty, json_response};
 use crate::cloud::store::{Seed, now_rfc3339};
 
@@ -195,6 +197,17 @@ pub(crate) fn list_asset_containers(cx: &Ctx, ws: &ResRef, kind: AssetKind) -> R
     json_response(StatusCode::OK, json!({"value": list}))
 }
 
+/// The latest of a container's versions: the highest number when they are numbers (model versions
+/// always are; stored in name order, `10` comes before `9`), else the last one.
+fn latest_version(versions: &[Value]) -> Option<Value> {
+    let name = |v: &Value| v["name"].as_str().unwrap_or_default().to_owned();
+    let numbers: Option<Vec<u64>> = versions.iter().map(|v| name(v).parse().ok()).collect();
+    match numbers {
+        Some(n) if !n.is_empty() => n.into_iter().max().map(|m| m.to_string().into()),
+        _ => versions.last().map(|v| v["name"].clone()),
+    }
+}
+
 /// An asset container, summarised from its versions.
 pub(crate) fn get_asset_container(
     cx: &Ctx,
@@ -210,13 +223,68 @@ pub(crate) fn get_asset_container(
     }
     Ok(json_response(
         StatusCode::OK,
-        json!({"id": asset.id, "name": asset.name, "type": format!("Microsoft.MachineLearningServices/workspaces/{}", kind.as_str()), "properties": {"latestVersion": versions.last().map(|v| v["name"].clone()), "isArchived": false, "provisioningState": "Succeeded"}}),
+        json!({"id": asset.id, "name": asset.name, "type": format!("Microsoft.MachineLearningServices/workspaces/{}", kind.as_str()), "properties": {"latestVersion": latest_version(&versions), "isArchived": false, "provisioningState": "Succeeded"}}),
     ))
 }
 
-pub(crate) fn list_asset_versions(cx: &Ctx, asset: &ChildRef<ResRef>) -> Response {
-    let list = cx.st.store.children(&asset.id, "versions");
-    json_response(StatusCode::OK, json!({"value": list}))
+/// Model versions are positive integers: the service answers 400 `UserError` with the detail
+/// `ModelVersionOutOfRange` ("Model version must be a positive integer.") for anything else, although
+/// the definition types the version as a plain string (`ModelVersions_CreateOrUpdate`'s `version`
+/// parameter in `Azure/azure-rest-api-specs:
+/// specification/machinelearningservices/resource-manager/Microsoft.MachineLearningServices/stable/2025-12-01/openapi.json`;
+/// the code and detail are those azure-ai-ml reports: "(UserError) Model version must be a positive
+/// integer. Code: ModelVersionOutOfRange"). Code and environment versions may be any string.
+fn check_model_version(version: &str) -> Result<(), ArmError> {
+    let positive =
+        version.bytes().all(|b| b.is_ascii_digit()) && version.parse::<i32>().is_ok_and(|n| n > 0);
+    if positive {
+        return Ok(());
+    }
+    let msg = "Model version must be a positive integer.";
+    Err(user_error(StatusCode::BAD_REQUEST, msg).detail(ArmCode::ModelVersionOutOfRange, msg))
+}
+
+/// Versions per page of a version list when the request sets no `$top`.
+const VERSIONS_PAGE: usize = 100;
+
+/// `GET {asset}/versions`: a page of versions and, when more follow, a `nextLink` that continues at
+/// `$skip` (the paging of `ModelVersions_List` and friends: `x-ms-pageable` with `nextLinkName:
+/// nextLink`; the example's next link carries `$skip`, `Azure/azure-rest-api-specs:
+/// specification/machinelearningservices/resource-manager/Microsoft.MachineLearningServices/stable/2025-12-01/examples/Workspace/ModelVersion/list.json`).
+/// [emulator choice] `$top` is the page size (at most [`VERSIONS_PAGE`]).
+pub(crate) fn list_asset_versions(cx: &Ctx, asset: &ChildRef<ResRef>) -> ArmResult {
+    let number = |name: &str| -> Result<usize, ArmError> {
+        cx.q(name).map_or(Ok(0), |v| {
+            v.parse::<usize>().map_err(|_| {
+                user_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("The query parameter {name} must be a non-negative integer."),
+                )
+            })
+        })
+    };
+    let skip = number("$skip")?;
+    let page = match number("$top")? {
+        0 => VERSIONS_PAGE,
+        n => n.min(VERSIONS_PAGE),
+    };
+    let all = cx.st.store.children(&asset.id, "versions");
+    let items: Vec<Value> = all.iter().skip(skip).take(page).cloned().collect();
+    let mut body = json!({ "value": items });
+    if skip + page < all.len() {
+        let mut next = format!(
+            "{}{}/versions?api-version={}&$skip={}",
+            cx.st.arm_url,
+            asset.id,
+            cx.api_version,
+            skip + page
+        );
+        if let Some(top) = cx.q("$top") {
+            next.push_str(&format!("&$top={top}"));
+        }
+        body["nextLink"] = next.into();
+    }
+    Ok(json_response(StatusCode::OK, body))
 }
 
 pub(crate) fn get_asset_version(
@@ -250,24 +318,22 @@ pub(crate) async fn put_asset_version(
     let key = v.key();
     let existing = cx.st.store.resource(&key);
     let req = cx.json()?;
+    if kind == AssetKind::Models {
+        check_model_version(&v.name)?;
+    }
+    rules::check(
+        match kind {
+            AssetKind::Codes => BodyKind::CodeVersion,
+            AssetKind::Models => BodyKind::ModelVersion,
+            AssetKind::Environments => BodyKind::EnvironmentVersion,
+        },
+        &req,
+    )?;
     let mut props = req
         .get("properties")
         .cloned()
         .filter(Value::is_object)
         .unwrap_or(json!({}));
-    let required = match kind {
-        AssetKind::Codes => Some("codeUri"),
-        AssetKind::Models => Some("modelUri"),
-        AssetKind::Environments => None,
-    };
-    if let Some(f) = required
-        && props.get(f).and_then(Value::as_str).is_none()
-    {
-        return Err(user_error(
-            StatusCode::BAD_REQUEST,
-            &format!("properties.{f} is required"),
-        ));
-    }
     if kind == AssetKind::Environments
         && props.get("image").is_none()
         && props.get("build").is_none()

@@ -6,7 +6,8 @@
 //! route), [`versions`] (the api-versions Azure serves per type), handlers in [`resources`]
 //! (subscriptions, resource groups, identities), [`providers`] ("Providers - Get", "Permissions -
 //! List"), [`storage`], [`ml`] (workspace, datastores, assets, operation status), [`online`]
-//! (endpoints and deployments) and [`authz`].
+//! (endpoints and deployments) and [`authz`]; the request-body rules of the published definitions
+//! are one table in [`rules`].
 //! Resource semantics live in the handlers, state in the store. Every path this layer does not
 //! implement gets an explicit ARM-shaped error, never a panic or a silent 200; handlers never parse
 //! paths themselves.
@@ -17,6 +18,7 @@ pub(crate) mod protocol;
 pub(crate) mod providers;
 pub(crate) mod resources;
 pub(crate) mod route;
+pub(crate) mod rules;
 pub(crate) mod storage;
 pub(crate) mod versions;
 
@@ -307,7 +309,7 @@ async fn dispatch(cx: &Ctx, route: ArmRoute) -> ArmResult {
         R::DatastoreSecrets(ds) if post => ml::list_datastore_secrets(cx, &ds),
         R::AssetContainers { ws, kind } if get => Ok(ml::list_asset_containers(cx, &ws, kind)),
         R::AssetContainer { kind, asset } if get => ml::get_asset_container(cx, kind, &asset),
-        R::AssetVersions { asset, .. } if get => Ok(ml::list_asset_versions(cx, &asset)),
+        R::AssetVersions { asset, .. } if get => ml::list_asset_versions(cx, &asset),
         R::AssetVersion { kind, version } => match *m {
             Method::GET => ml::get_asset_version(cx, kind, &version),
             Method::DELETE => ml::delete_asset_version(cx, &version).await,

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::ml::{Lro, operation_headers, render, user_error};
 use super::protocol::{ArmCode, ArmError, ArmResult, Ctx, location, new_principal};
 use super::route::{DeploymentRef, EndpointRef, ResRef};
+use super::rules::{self, BodyKind};
 use crate::cloud::auth::Claims;
 use crate::cloud::http::{empty, json_response, with_headers};
 use crate::cloud::runner;
@@ -104,6 +105,7 @@ pub(crate) async fn patch_endpoint(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
         .resource(&key)
         .ok_or_else(|| endpoint_not_found(ep))?;
     let req = cx.json()?;
+    rules::check(BodyKind::OnlineEndpointPatch, &req)?;
     if let Some(t) = req.get("tags") {
         b["tags"] = t.clone();
     }
@@ -247,6 +249,7 @@ pub(crate) async fn put_endpoint(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
     let key = ep.key();
     let existing = cx.st.store.resource(&key);
     let req = cx.json()?;
+    rules::check(BodyKind::OnlineEndpoint, &req)?;
     check_ml_name("endpoint", &ep.name)?;
     let loc = location(&req)?;
     let auth_mode = match req
@@ -477,6 +480,7 @@ async fn delete_deployment(cx: &Ctx, dep: &DeploymentRef, ep: &Value) -> ArmResu
 async fn patch_deployment(cx: &Ctx, dep: &DeploymentRef, existing: Option<Value>) -> ArmResult {
     let mut b = existing.ok_or_else(|| deployment_not_found(dep))?;
     let req = cx.json()?;
+    rules::check(BodyKind::OnlineDeploymentPatch, &req)?;
     if let Some(cap) = req.pointer("/sku/capacity") {
         let Some(c) = cap.as_u64().filter(|c| (1..=20).contains(c)) else {
             return Err(user_error(
@@ -568,6 +572,7 @@ fn check_deployment(
 async fn put_deployment(cx: &Ctx, dep: &DeploymentRef, existing: Option<Value>) -> ArmResult {
     let key = dep.key();
     let req = cx.json()?;
+    rules::check(BodyKind::OnlineDeployment, &req)?;
     check_ml_name("deployment", &dep.name)?;
     let loc = location(&req)?;
     let mut props = req

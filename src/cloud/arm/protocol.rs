@@ -34,6 +34,7 @@ wire_codes!(
     InvalidUserAssignedIdentity,
     LocationRequired,
     MissingApiVersionParameter,
+    ModelVersionOutOfRange,
     NoRegisteredProviderFound,
     NotFound,
     NotImplemented,
@@ -61,6 +62,8 @@ pub(crate) struct ArmError {
     pub(crate) code: ArmCode,
     pub(crate) message: String,
     pub(crate) headers: Vec<(&'static str, String)>,
+    /// `error.details`: more specific errors (code, message), as the service nests them.
+    pub(crate) details: Vec<(ArmCode, String)>,
 }
 
 impl ArmError {
@@ -70,6 +73,7 @@ impl ArmError {
             code,
             message: message.into(),
             headers: Vec::new(),
+            details: Vec::new(),
         }
     }
     pub(crate) fn bad_request(code: ArmCode, message: &str) -> Self {
@@ -92,6 +96,10 @@ impl ArmError {
         self.headers.push((name, value));
         self
     }
+    pub(crate) fn detail(mut self, code: ArmCode, message: &str) -> Self {
+        self.details.push((code, message.into()));
+        self
+    }
 }
 
 impl From<StoreError> for ArmError {
@@ -106,7 +114,12 @@ impl From<StoreError> for ArmError {
 
 impl IntoResponse for ArmError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code.as_str(), "message": self.message, "details": [], "additionalInfo": []}});
+        let details: Vec<Value> = self
+            .details
+            .iter()
+            .map(|(code, message)| json!({"code": code.as_str(), "message": message}))
+            .collect();
+        let body = json!({"error": {"code": self.code.as_str(), "message": self.message, "details": details, "additionalInfo": []}});
         let mut resp = (self.status, axum::Json(body)).into_response();
         for (k, v) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&v) {

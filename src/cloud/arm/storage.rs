@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::protocol::{ArmCode, ArmError, ArmResult, Ctx};
 use super::route::{ChildRef, ResRef, RgRef};
+use super::rules::{self, BodyKind};
 use crate::cloud::bodies::{account_body, container_body, str_at};
 use crate::cloud::http::{RESERVED, empty, json_response};
 use crate::cloud::store::{now_rfc3339, random_key};
@@ -172,18 +173,7 @@ pub(crate) async fn put_account(cx: &Ctx, a: &ResRef) -> ArmResult {
         ));
     }
     let loc = super::protocol::location(&req)?.to_string();
-    if req.pointer("/sku/name").and_then(Value::as_str).is_none() {
-        return Err(ArmError::bad_request(
-            ArmCode::InvalidRequestContent,
-            "The sku.name property is required.",
-        ));
-    }
-    if req.get("kind").and_then(Value::as_str).is_none() {
-        return Err(ArmError::bad_request(
-            ArmCode::InvalidRequestContent,
-            "The kind property is required.",
-        ));
-    }
+    rules::check(BodyKind::StorageAccount, &req)?;
     let key = a.key();
     if let Some(mut b) = existing {
         // Update in place: owned fields are replaced, computed ones kept.
@@ -260,6 +250,7 @@ pub(crate) fn get_container(cx: &Ctx, c: &ChildRef<ResRef>) -> ArmResult {
 pub(crate) async fn put_container(cx: &Ctx, c: &ChildRef<ResRef>) -> ArmResult {
     let created = !cx.st.store.has_resource(&c.key());
     let req = cx.json()?;
+    rules::check(BodyKind::BlobContainer, &req)?;
     if !valid_container_name(&c.name) {
         return Err(ArmError::bad_request(
             ArmCode::ContainerOperationFailure,

@@ -64,6 +64,23 @@ fn resolve_uri(st: &Shared, uri: &str) -> Result<(String, String, String), Deplo
     Ok((segs[0].clone(), segs[1].clone(), segs[2..].join("/")))
 }
 
+/// Copies the code folder at `uri` into `dest`. A code version's `codeUri` names a folder (the Azure ML
+/// CLI turns a single file into its folder; contract pack section 6.5): a URI naming one blob is
+/// refused, as the storage initializer finds no folder there.
+pub(super) fn materialise_code(st: &Shared, uri: &str, dest: &Path) -> Result<usize, DeployError> {
+    let (account, container, path) = resolve_uri(st, uri)?;
+    let names_a_blob = !path.is_empty()
+        && st
+            .store
+            .read_blobs_under(&account, &container, &path)
+            .iter()
+            .any(|(n, _)| *n == path);
+    if names_a_blob {
+        return Err(DeployError::CodeIsAFile(uri.to_string()));
+    }
+    materialise(st, uri, dest, false)
+}
+
 /// Copies the blobs under `uri` into `dest`. With `keep_name`, the folder (or file) keeps its own name
 /// under `dest`, as Azure ML lays out models under `AZUREML_MODEL_DIR`.
 pub(super) fn materialise(

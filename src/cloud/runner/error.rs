@@ -46,6 +46,8 @@ pub(crate) enum DeployError {
         container: String,
         path: String,
     },
+    #[error("the code URI {0} names a file; a code asset is a folder")]
+    CodeIsAFile(String),
     #[error("refusing unsafe blob path {0}")]
     UnsafeBlobPath(String),
     #[error(transparent)]

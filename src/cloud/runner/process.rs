@@ -11,7 +11,7 @@ use std::process::Stdio;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::assets::{asset_uri, materialise};
+use super::assets::{asset_uri, materialise, materialise_code};
 use super::env::{pip_dependencies, prepare_env};
 use super::error::DeployError;
 use super::folder::{Logs, append, dep_dir};
@@ -154,7 +154,7 @@ async fn run_deploy(st: &CloudState, dep_key: &str, generation: u64) -> Result<(
     })?;
     append(&logs.storage, &format!("downloading code from {code_uri}"));
     let n =
-        materialise(st, &code_uri, &dir.join("code"), false).map_err(|e| fail(&logs.storage, e))?;
+        materialise_code(st, &code_uri, &dir.join("code")).map_err(|e| fail(&logs.storage, e))?;
     append(&logs.storage, &format!("downloaded {n} code file(s)"));
     let model_dir = dir.join("model");
     std::fs::create_dir_all(&model_dir)?;

@@ -1,9 +1,14 @@
 //! What is special about online deployments: the local code and model folders are uploaded to the
 //! workspace's default datastore under `LocalUpload/{content hash}/{folder}/…` (skipped when already
-//! there) and registered as code/model/environment versions named after the deployment, with the short
-//! content hash as version — a changed folder gives a new version, unchanged content reuses it. Then the
-//! deployment is PUT (pattern B); a `Failed` deployment's error carries the tail of its log. A change of
-//! `instance_count` alone is a PATCH of `sku.capacity` (pattern C); `traffic` is applied on the endpoint.
+//! there) and registered as code/model/environment versions named after the deployment. Code and
+//! environment versions are the short content hash (any string is a valid version for them). Model
+//! versions must be positive integers on Azure, so a model is content-addressed through the hash it
+//! records in `properties.properties`: an existing version with the same hash is reused, else the next
+//! integer is registered; the observer compares the live model's recorded hash, never a predicted id.
+//! A single-file `code` path is uploaded into a folder of its own (a code version names a folder).
+//! Then the deployment is PUT (pattern B); a `Failed` deployment's error carries the tail of its log. A
+//! change of `instance_count` alone is a PATCH of `sku.capacity` (pattern C); `traffic` is applied on
+//! the endpoint.
 //!
 //! Everything else about the body — defaults, wire spellings, the request settings and probes with their
 //! ISO 8601 durations, the fixed `sku.name` and compute type — is the spec's, placed and read back by the
@@ -111,7 +116,30 @@ impl LocalAsset {
         })
     }
 
-    /// The version derived from the content.
+    /// A code asset: a folder. A single file is uploaded into a folder of its own, named after the
+    /// folder that holds it, so the scoring script (named relative to the code folder) still resolves:
+    /// a code version's `codeUri` names a folder (`Azure/azure-rest-api-specs:
+    /// specification/machinelearningservices/resource-manager/Microsoft.MachineLearningServices/stable/2025-12-01/openapi.json`,
+    /// `CodeVersionProperties.codeUri`: "Uri where code is located"; the CLI turns a file into its
+    /// folder).
+    fn load_folder(root: &str) -> Result<Self> {
+        let mut asset = Self::load(root)?;
+        if asset.is_file {
+            asset.folder = Path::new(root)
+                .canonicalize()
+                .ok()
+                .as_deref()
+                .and_then(Path::parent)
+                .and_then(Path::file_name)
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "code".into());
+            asset.is_file = false;
+        }
+        Ok(asset)
+    }
+
+    /// The version derived from the content (code and environment versions; model versions are
+    /// integers, see [`pick_model_version`]).
     fn version(&self) -> String {
         self.hash[..12].to_owned()
     }
@@ -301,6 +329,138 @@ async fn ensure_version(
         .unwrap_or(path))
 }
 
+/// The keys of the content hash an asset version records in `properties.properties` (a string map
+/// the service keeps as sent: `ResourceBase.properties` in `Azure/azure-rest-api-specs:
+/// specification/machinelearningservices/resource-manager/Microsoft.MachineLearningServices/stable/2025-12-01/openapi.json`;
+/// the Azure ML CLI records its own hashes of code the same way).
+const HASH_KEY: &str = "hash_sha256";
+const HASH_VERSION_KEY: &str = "hash_version";
+const HASH_VERSION: &str = "stackform-1";
+
+/// How often a model registration is retried when another run registered the chosen version first.
+const MODEL_VERSION_ATTEMPTS: usize = 5;
+
+/// The content hash a registered asset version recorded, if stackform registered it.
+fn recorded_hash(version: &Value) -> Option<&str> {
+    let props = version.pointer("/properties/properties")?;
+    (props.get(HASH_VERSION_KEY).and_then(Value::as_str) == Some(HASH_VERSION))
+        .then(|| props.get(HASH_KEY).and_then(Value::as_str))
+        .flatten()
+}
+
+/// Which model version stands for some content.
+#[derive(Debug, PartialEq)]
+enum ModelPick {
+    /// A registered version (its ARM id) recorded the same content hash.
+    Reuse(String),
+    /// No version has this content: register this one (the highest integer version plus one).
+    Register(u64),
+}
+
+/// Model versions are positive integers on Azure (`ModelVersionOutOfRange`, "Model version must be a
+/// positive integer"; the definition types the version as a plain string), so content addressing goes
+/// through the recorded hash: reuse the version that recorded `hash`, else `max + 1` (1 for the first).
+fn pick_model_version(versions: &[Value], hash: &str) -> ModelPick {
+    if let Some(v) = versions.iter().find(|v| recorded_hash(v) == Some(hash))
+        && let Some(id) = v.get("id").and_then(Value::as_str)
+    {
+        return ModelPick::Reuse(id.to_owned());
+    }
+    let max = versions
+        .iter()
+        .filter_map(|v| v.get("name").and_then(Value::as_str)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    ModelPick::Register(max + 1)
+}
+
+/// Registers the model content `hash` under `name`, or finds the version that already holds it.
+/// Lists the versions (every page), reuses the one with the same recorded hash, else PUTs `max + 1`.
+/// When that PUT is refused because another run registered the same number in the meantime, the
+/// version is read back: the same hash is reused, another one means the race was lost and the choice
+/// is made again. Returns the version's ARM id.
+async fn ensure_model_version(ctx: &Ctx, name: &str, hash: &str, body: &Value) -> Result<String> {
+    let api = ctx.api_version(ResourceType::OnlineEndpoint)?;
+    let base = format!("{}/models/{name}/versions", ctx.config.workspace_id());
+    let id_of = |done: &Value, path: &str| {
+        done.get("id")
+            .and_then(Value::as_str)
+            .map_or_else(|| path.to_owned(), str::to_owned)
+    };
+    for _ in 0..MODEL_VERSION_ATTEMPTS {
+        let versions = match ctx.arm.list(&base, &api, &[]).await {
+            Ok(v) => v,
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let n = match pick_model_version(&versions, hash) {
+            ModelPick::Reuse(id) => return Ok(id),
+            ModelPick::Register(n) => n,
+        };
+        let path = format!("{base}/{n}");
+        match ctx
+            .arm
+            .put(&path, &api, body, &ctx.config.lro_for(T), &|_| {})
+            .await
+        {
+            Ok(done) => return Ok(id_of(&done, &path)),
+            Err(e) if matches!(e.kind, ErrorKind::Conflict | ErrorKind::UserError) => {
+                match ctx.arm.get(&path, &api).await? {
+                    Some(v) if recorded_hash(&v) == Some(hash) => return Ok(id_of(&v, &path)),
+                    Some(_) => {
+                        tracing::debug!(
+                            version = n,
+                            "model version taken by another run; choosing again"
+                        );
+                    }
+                    None => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ProviderError::new(
+        ErrorKind::Conflict,
+        format!(
+            "could not register model {name}: another run registered each chosen version first ({MODEL_VERSION_ATTEMPTS} attempts)"
+        ),
+    ))
+}
+
+/// The content hash the live deployment's model version recorded, when that version is one stackform
+/// registered for this deployment (read from the cloud: the version number says nothing about content).
+async fn live_model_hash(
+    ctx: &Ctx,
+    inputs: &Map<String, Value>,
+    body: &Value,
+) -> Result<Option<String>> {
+    if inputs.get("model").and_then(registered).is_some() {
+        return Ok(None);
+    }
+    let spec = ctx.spec(T)?;
+    let Some(id) = get_path(body, &arm_path(spec, "model")?).and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let Ok(name) = asset_name(inputs, "model") else {
+        return Ok(None);
+    };
+    let ours = format!("{}/models/{name}/versions/", ctx.config.workspace_id());
+    if !id
+        .to_ascii_lowercase()
+        .starts_with(&ours.to_ascii_lowercase())
+    {
+        return Ok(None);
+    }
+    let api = ctx.api_version(ResourceType::OnlineEndpoint)?;
+    Ok(ctx
+        .arm
+        .get(id, &api)
+        .await?
+        .as_ref()
+        .and_then(recorded_hash)
+        .map(str::to_owned))
+}
+
 fn asset_id(ctx: &Ctx, kind: &str, name: &str, version: &str) -> String {
     format!(
         "{}/{kind}/{name}/versions/{version}",
@@ -377,31 +537,31 @@ pub(super) fn environment_content(
     Ok(Some((image, conda, version)))
 }
 
-/// The asset ids the inputs stand for, computed without any call (for diffing on read).
+/// The asset ids the inputs stand for, computed without any call (for diffing on read). A local model
+/// stands for its content hash, not an id: its version number is only known to the cloud.
 struct ExpectedIds {
     model: Option<String>,
+    model_hash: Option<String>,
     code: Option<String>,
     environment: Option<String>,
 }
 
 fn expected_ids(ctx: &Ctx, inputs: &Map<String, Value>) -> ExpectedIds {
-    let model = match inputs.get("model") {
-        Some(v) if registered(v).is_some() => {
-            registered(v).map(|(n, ver)| asset_id(ctx, "models", &n, &ver))
-        }
-        _ => model_path(inputs)
+    let model = inputs
+        .get("model")
+        .and_then(registered)
+        .map(|(n, ver)| asset_id(ctx, "models", &n, &ver));
+    let model_hash = match model {
+        Some(_) => None,
+        None => model_path(inputs)
             .and_then(|p| LocalAsset::load(p).ok())
-            .and_then(|a| {
-                asset_name(inputs, "model")
-                    .ok()
-                    .map(|n| asset_id(ctx, "models", &n, &a.version()))
-            }),
+            .map(|a| a.hash),
     };
     let code = match code_ref(inputs) {
         Some((n, ver)) => Some(asset_id(ctx, "codes", &n, &ver)),
         None => code_path(inputs)
             .ok()
-            .and_then(|p| LocalAsset::load(p).ok())
+            .and_then(|p| LocalAsset::load_folder(p).ok())
             .and_then(|a| {
                 asset_name(inputs, "code")
                     .ok()
@@ -423,6 +583,7 @@ fn expected_ids(ctx: &Ctx, inputs: &Map<String, Value>) -> ExpectedIds {
     };
     ExpectedIds {
         model,
+        model_hash,
         code,
         environment,
     }
@@ -440,7 +601,7 @@ async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<AssetIds> {
     let inputs = &req.inputs;
     let code = match code_ref(inputs) {
         Some(_) => None,
-        None => Some(LocalAsset::load(code_path(inputs)?)?),
+        None => Some(LocalAsset::load_folder(code_path(inputs)?)?),
     };
     let model_local = match inputs.get("model") {
         Some(v) if registered(v).is_some() => None,
@@ -462,7 +623,7 @@ async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<AssetIds> {
                 json!({"properties": {
                     "codeUri": format!("{}/{}", ds.container_url.trim_end_matches('/'), code.prefix()),
                     "isAnonymous": false,
-                    "properties": {"hash_sha256": code.hash, "hash_version": "stackform-1"},
+                    "properties": {HASH_KEY: code.hash, HASH_VERSION_KEY: HASH_VERSION},
                 }}),
             )
             .await?
@@ -485,12 +646,14 @@ async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<AssetIds> {
                 c.workspace,
                 model.prefix()
             );
-            ensure_version(
+            ensure_model_version(
                 ctx,
-                "models",
                 &asset_name(inputs, "model")?,
-                &model.version(),
-                json!({"properties": {"modelUri": uri, "modelType": "custom_model", "flavors": {}, "isAnonymous": false}}),
+                &model.hash,
+                &json!({"properties": {
+                    "modelUri": uri, "modelType": "custom_model", "flavors": {}, "isAnonymous": false,
+                    "properties": {HASH_KEY: model.hash, HASH_VERSION_KEY: HASH_VERSION},
+                }}),
             )
             .await?
         }
@@ -553,10 +716,24 @@ pub(super) fn deployment_body(
     Ok(body)
 }
 
+/// The deployment as read back (see [`observe_with`]), after reading the content hash its model
+/// version recorded.
+async fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value, traffic: u32) -> Result<Observed> {
+    let model_hash = live_model_hash(ctx, &req.inputs, body).await?;
+    observe_with(ctx, req, body, traffic, model_hash.as_deref())
+}
+
 /// The deployment as read back: the spec's mapping, the endpoint's `traffic` share, and the assets.
 /// An asset reads back in the request's form (a local folder) when the live version is the one that
-/// folder produces, else as the live version (`azureml:NAME:VERSION`).
-fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value, traffic: u32) -> Result<Observed> {
+/// folder produces — for a model, when the live version recorded the folder's content hash
+/// (`live_model_hash`) — else as the live version (`azureml:NAME:VERSION`).
+fn observe_with(
+    ctx: &Ctx,
+    req: &ResourceRequest,
+    body: &Value,
+    traffic: u32,
+    live_model_hash: Option<&str>,
+) -> Result<Observed> {
     let spec = ctx.spec(T)?;
     let d = &req.inputs;
     let mut obs = spec_observe(ctx, spec, d, body);
@@ -575,7 +752,14 @@ fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value, traffic: u32) -> Resu
         (Some(l), _, _) => Some(as_ref(&l)),
         _ => None,
     };
-    if let Some(m) = pick(live_id("model")?, &expected.model, d.get("model")) {
+    let live_model = live_id("model")?;
+    let model = match (&expected.model_hash, live_model_hash, d.get("model")) {
+        (Some(want), Some(live), Some(dv)) if want == live && live_model.is_some() => {
+            Some(dv.clone())
+        }
+        _ => pick(live_model, &expected.model, d.get("model")),
+    };
+    if let Some(m) = model {
         obs.inputs.insert("model".into(), m);
     }
     if let Some(e) = pick(
@@ -638,7 +822,7 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
         return Ok(None);
     };
     let (_, traffic) = endpoint_traffic(ctx, &req.inputs).await?;
-    observe(ctx, req, &body, traffic).map(Some)
+    observe(ctx, req, &body, traffic).await.map(Some)
 }
 
 /// The share of the endpoint's traffic the inputs ask for (the spec's default when they say none).
@@ -693,7 +877,7 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
         Err(e) => return Err(e),
     };
     let traffic = apply_traffic(ctx, req).await?;
-    observe(ctx, req, &done, traffic)
+    observe(ctx, req, &done, traffic).await
 }
 
 /// Update, decided against the live deployment (not `prior`): traffic only → endpoint PUT; instance
@@ -762,7 +946,7 @@ pub async fn update(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
             .ok_or_else(|| ProviderError::new(ErrorKind::NotFound, "deployment does not exist"))?
     };
     let traffic = apply_traffic(ctx, req).await?;
-    observe(ctx, req, &body, traffic)
+    observe(ctx, req, &body, traffic).await
 }
 
 /// The PATCH that scales a deployment: the object holding `instance_count`'s ARM path (`sku`), with the
@@ -953,6 +1137,213 @@ mod tests {
         let ctx = ctx();
         let patch = scale_patch(ctx.spec(T).unwrap(), json!(3)).unwrap();
         assert_eq!(patch, json!({"sku": {"name": "Default", "capacity": 3}}));
+    }
+
+    fn version(name: &str, hash: &str) -> Value {
+        json!({"id": format!("/ws/models/m/versions/{name}"), "name": name,
+            "properties": {"modelUri": "azureml://x", "properties": {HASH_KEY: hash, HASH_VERSION_KEY: HASH_VERSION}}})
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn list(items: &[Value]) -> String {
+        json!({ "value": items }).to_string()
+    }
+
+    use crate::provider::pipeline::fake::{FakeClock, FakeTransport, reply};
+    use crate::provider::resources::common::tests::{azure_config, ctx_with};
+
+    /// Runs `ensure_model_version` for content `h` against scripted replies; returns the id and the
+    /// requests sent (method and path).
+    fn ensure_with(
+        replies: Vec<crate::provider::pipeline::fake::Reply>,
+        h: &str,
+    ) -> (Result<String>, Vec<(String, String)>) {
+        let t = FakeTransport::new(replies);
+        let c = Arc::new(FakeClock::default());
+        let ctx = ctx_with(azure_config(), &t, &c);
+        let body = json!({"properties": {"modelUri": "azureml://x", "properties": {HASH_KEY: h, HASH_VERSION_KEY: HASH_VERSION}}});
+        let got = rt().block_on(ensure_model_version(&ctx, "ep-blue-model", h, &body));
+        let sent = t
+            .requests()
+            .iter()
+            .map(|r| {
+                (
+                    r.method.to_string(),
+                    r.url
+                        .path()
+                        .rsplit("/models/")
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        (got, sent)
+    }
+
+    #[test]
+    fn model_versions_are_picked_by_recorded_hash_else_max_plus_one() {
+        let versions = [
+            version("1", "aaa"),
+            version("3", "bbb"),
+            json!({"id": "/x", "name": "legacy"}),
+        ];
+        assert_eq!(
+            pick_model_version(&versions, "bbb"),
+            ModelPick::Reuse("/ws/models/m/versions/3".into())
+        );
+        assert_eq!(pick_model_version(&versions, "ccc"), ModelPick::Register(4));
+        assert_eq!(pick_model_version(&[], "ccc"), ModelPick::Register(1));
+        // A hash recorded by another tool (another hash_version) is not ours.
+        let foreign = json!({"id": "/f", "name": "7", "properties": {"properties": {HASH_KEY: "ccc", HASH_VERSION_KEY: "cli-1"}}});
+        assert_eq!(
+            pick_model_version(&[foreign], "ccc"),
+            ModelPick::Register(8)
+        );
+    }
+
+    #[test]
+    fn same_model_content_reuses_its_version() {
+        let (got, sent) = ensure_with(
+            vec![reply(
+                200,
+                &[],
+                &list(&[version("1", "aaa"), version("2", "bbb")]),
+            )],
+            "aaa",
+        );
+        assert_eq!(got.unwrap(), "/ws/models/m/versions/1");
+        assert_eq!(sent, vec![("GET".into(), "ep-blue-model/versions".into())]);
+    }
+
+    #[test]
+    fn new_model_content_registers_the_next_integer() {
+        let (got, sent) = ensure_with(
+            vec![
+                reply(200, &[], &list(&[version("1", "aaa"), version("2", "bbb")])),
+                reply(201, &[], &version("3", "ccc").to_string()),
+            ],
+            "ccc",
+        );
+        assert_eq!(got.unwrap(), "/ws/models/m/versions/3");
+        assert_eq!(sent[1], ("PUT".into(), "ep-blue-model/versions/3".into()));
+        // The first version of a model that has none (its container does not exist yet) is 1.
+        let (got, sent) = ensure_with(
+            vec![
+                reply(
+                    404,
+                    &[],
+                    r#"{"error":{"code":"UserError","message":"not found"}}"#,
+                ),
+                reply(201, &[], &version("1", "ccc").to_string()),
+            ],
+            "ccc",
+        );
+        assert_eq!(got.unwrap(), "/ws/models/m/versions/1");
+        assert_eq!(sent[1], ("PUT".into(), "ep-blue-model/versions/1".into()));
+    }
+
+    #[test]
+    fn a_model_version_taken_by_another_run_is_chosen_again() {
+        let taken = r#"{"error":{"code":"UserError","message":"Asset paths cannot be updated."}}"#;
+        let (got, sent) = ensure_with(
+            vec![
+                reply(200, &[], &list(&[version("1", "aaa")])),
+                reply(409, &[], taken),
+                reply(200, &[], &version("2", "other").to_string()),
+                reply(
+                    200,
+                    &[],
+                    &list(&[version("1", "aaa"), version("2", "other")]),
+                ),
+                reply(201, &[], &version("3", "ccc").to_string()),
+            ],
+            "ccc",
+        );
+        assert_eq!(got.unwrap(), "/ws/models/m/versions/3");
+        let paths: Vec<&str> = sent
+            .iter()
+            .map(|(m, p)| if m == "PUT" { p.as_str() } else { "" })
+            .filter(|p| !p.is_empty())
+            .collect();
+        assert_eq!(
+            paths,
+            ["ep-blue-model/versions/2", "ep-blue-model/versions/3"]
+        );
+        // The other run registered the same content under that number: it is reused.
+        let (got, sent) = ensure_with(
+            vec![
+                reply(200, &[], &list(&[version("1", "aaa")])),
+                reply(400, &[], taken),
+                reply(200, &[], &version("2", "ccc").to_string()),
+            ],
+            "ccc",
+        );
+        assert_eq!(got.unwrap(), "/ws/models/m/versions/2");
+        assert_eq!(sent.len(), 3);
+        // Any other refusal is the caller's error.
+        let (got, _) = ensure_with(
+            vec![
+                reply(200, &[], &list(&[])),
+                reply(
+                    400,
+                    &[],
+                    r#"{"error":{"code":"UserError","message":"bad modelUri"}}"#,
+                ),
+                reply(
+                    404,
+                    &[],
+                    r#"{"error":{"code":"UserError","message":"not found"}}"#,
+                ),
+            ],
+            "ccc",
+        );
+        assert!(got.unwrap_err().message.contains("bad modelUri"));
+    }
+
+    #[test]
+    fn a_local_model_reads_back_by_its_recorded_hash_not_its_version() {
+        let ctx = ctx();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.pkl"), "weights").unwrap();
+        let hash = LocalAsset::load(dir.path().to_str().unwrap()).unwrap().hash;
+        let inputs = serde_json::from_value::<Map<String, Value>>(json!({
+            "name": "blue", "endpoint": "ep", "model": {"path": dir.path().to_str().unwrap()},
+            "code_configuration": {"code": "./code", "scoring_script": "score.py"},
+        }))
+        .unwrap();
+        let req = ResourceRequest::new(T, "blue", inputs.clone());
+        let body = deployment_body(&ctx, &inputs, "westus", &ids()).unwrap();
+        let same = observe_with(&ctx, &req, &body, 0, Some(&hash)).unwrap();
+        assert_eq!(same.inputs["model"], inputs["model"]);
+        let other = observe_with(&ctx, &req, &body, 0, Some("changed")).unwrap();
+        assert_eq!(other.inputs["model"], "azureml:m:1");
+        let unknown = observe_with(&ctx, &req, &body, 0, None).unwrap();
+        assert_eq!(unknown.inputs["model"], "azureml:m:1");
+    }
+
+    #[test]
+    fn a_single_file_code_path_is_uploaded_into_a_folder() {
+        // Bug: a single-file `code` path was registered as a file URI; a code version names a folder.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        let file = dir.path().join("src/score.py");
+        std::fs::write(&file, "def init(): pass").unwrap();
+        let a = LocalAsset::load_folder(file.to_str().unwrap()).unwrap();
+        assert_eq!(a.folder, "src");
+        assert!(a.prefix().ends_with("/src"), "{}", a.prefix());
+        assert_eq!(a.blob_name("score.py"), format!("{}/score.py", a.prefix()));
+        // Same content, same version as before.
+        assert_eq!(
+            a.version(),
+            LocalAsset::load(file.to_str().unwrap()).unwrap().version()
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub(super) struct Parts {
     path: String,
 }
 
-pub(super) fn parts(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<Parts> {
+pub(super) fn parts(inputs: &Map<String, Value>) -> Result<Parts> {
     let scope = required_str(inputs, "scope")?
         .trim_end_matches('/')
         .to_owned();
@@ -44,10 +44,7 @@ pub(super) fn parts(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<Parts> {
     let role_definition_id = if role.contains("/roleDefinitions/") {
         role.to_owned()
     } else {
-        format!(
-            "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{guid}",
-            ctx.config.subscription_id
-        )
+        definition_id_at(&scope, &guid)
     };
     let name = role_assignment_name(&scope, &guid, &principal_id);
     let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
@@ -58,6 +55,22 @@ pub(super) fn parts(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<Parts> {
         role_definition_id,
         path,
     })
+}
+
+/// The role definition id an assignment at `scope` names: the definition as seen from the scope's own
+/// subscription (as every `RoleAssignments_Create` example writes it, `Azure/azure-rest-api-specs:
+/// specification/authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/examples/RoleAssignments_CreateForResource.json`),
+/// never the configured subscription's, which is another one when the scope lies elsewhere; a scope
+/// above any subscription (a management group, the tenant) gets the tenant-level id the service
+/// itself returns (`/providers/Microsoft.Authorization/roleDefinitions/{guid}`).
+fn definition_id_at(scope: &str, guid: &str) -> String {
+    let mut segs = scope.split('/').filter(|s| !s.is_empty());
+    match (segs.next(), segs.next()) {
+        (Some(s), Some(sub)) if s.eq_ignore_ascii_case("subscriptions") => {
+            format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}")
+        }
+        _ => format!("/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+    }
 }
 
 /// The string at an ARM path of a body, empty when there is none.
@@ -106,7 +119,7 @@ fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value) -> Result<Observed> {
 pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
     let path = match &req.cloud_id {
         Some(id) if !id.is_empty() => id.clone(),
-        _ => parts(ctx, &req.inputs)?.path,
+        _ => parts(&req.inputs)?.path,
     };
     ctx.arm
         .get(&path, &ctx.api_version(T)?)
@@ -130,7 +143,7 @@ pub(super) fn body(ctx: &Ctx, inputs: &Map<String, Value>, p: &Parts) -> Result<
 /// PUT the assignment; retry `PrincipalNotFound` while the principal replicates; adopt an identical
 /// assignment on `RoleAssignmentExists`.
 pub async fn create(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
-    let p = parts(ctx, &req.inputs)?;
+    let p = parts(&req.inputs)?;
     let api = ctx.api_version(T)?;
     let body = body(ctx, &req.inputs, &p)?;
     let clock = ctx.arm.pipeline().clock().clone();
@@ -218,7 +231,7 @@ async fn adopt(ctx: &Ctx, req: &ResourceRequest, p: &Parts, api: &str) -> Result
 pub async fn delete(ctx: &Ctx, req: &ResourceRequest) -> Result<()> {
     let path = match &req.cloud_id {
         Some(id) if !id.is_empty() => id.clone(),
-        _ => parts(ctx, &req.inputs)?.path,
+        _ => parts(&req.inputs)?.path,
     };
     ctx.arm
         .delete(&path, &ctx.api_version(T)?, &ctx.config.lro_for(T), &|_| {})
@@ -289,6 +302,31 @@ mod tests {
         assert_eq!(obs.inputs["role"], "Storage Blob Data Reader");
         assert_eq!(obs.inputs["principal_id"], "P-1");
         assert_eq!(obs.outputs["name"], json!(name));
+    }
+
+    #[test]
+    fn the_role_definition_is_named_from_the_scopes_subscription() {
+        // Bug: roleDefinitionId was built from the configured subscription even when the scope lay in
+        // another one, naming a definition the scope's subscription does not see.
+        let other = "/subscriptions/other-sub/resourceGroups/rg2/providers/Microsoft.Storage/storageAccounts/acct2";
+        let inputs = serde_json::from_value(json!({
+            "principal_id": "p-1", "role": "Storage Blob Data Reader", "scope": other,
+        }))
+        .unwrap();
+        let p = parts(&inputs).unwrap();
+        assert_eq!(
+            p.role_definition_id,
+            format!(
+                "/subscriptions/other-sub/providers/Microsoft.Authorization/roleDefinitions/{READER}"
+            )
+        );
+        assert_eq!(
+            definition_id_at(
+                "/providers/Microsoft.Management/managementGroups/mg",
+                READER
+            ),
+            format!("/providers/Microsoft.Authorization/roleDefinitions/{READER}")
+        );
     }
 
     #[test]

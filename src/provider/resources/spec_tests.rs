@@ -62,7 +62,7 @@ fn body_of(ctx: &Ctx, spec: &ResourceSpec, inputs: &Map<String, Value>) -> Optio
     let body = match spec.type_name.as_str() {
         "online_endpoint" => online_endpoint::endpoint_body(ctx, inputs),
         "role_assignment" => {
-            role_assignment::parts(ctx, inputs).and_then(|p| role_assignment::body(ctx, inputs, &p))
+            role_assignment::parts(inputs).and_then(|p| role_assignment::body(ctx, inputs, &p))
         }
         "online_deployment" => {
             let ids = online_deployment::AssetIds {
