@@ -306,7 +306,7 @@ fn live_data_roles_are_asked_for_and_count() {
     );
     let a = cloud::questions(&stack, &graph, &plan, &snapshot, &registry(), "rg");
     let key = ("p-1".to_string(), account.to_string());
-    assert_eq!(a.questions.grants, [key.clone()]);
+    assert_eq!(a.questions.grants, std::slice::from_ref(&key));
     let mut answers = PreflightAnswers::default();
     // Owner is no data role: still missing.
     answers.grants.insert(
