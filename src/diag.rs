@@ -205,19 +205,28 @@ impl Style {
 ///    = help: did you mean `sku`?
 /// ```
 pub fn render(diags: &[Diagnostic], style: Style) -> String {
+    render_as(diags, style, ("error", "1;31"))
+}
+
+/// Renders diagnostics as [`render`] does, headed `warning:` (for findings that change nothing).
+pub fn render_warnings(diags: &[Diagnostic], style: Style) -> String {
+    render_as(diags, style, ("warning", "1;33"))
+}
+
+fn render_as(diags: &[Diagnostic], style: Style, heading: (&str, &str)) -> String {
     let mut out = String::new();
     for d in diags {
-        render_one(&mut out, d, style);
+        render_one(&mut out, d, style, heading);
         out.push('\n');
     }
     out
 }
 
-fn render_one(out: &mut String, d: &Diagnostic, style: Style) {
+fn render_one(out: &mut String, d: &Diagnostic, style: Style, (word, color): (&str, &str)) {
     let _ = writeln!(
         out,
         "{}: {}",
-        style.paint("1;31", "error"),
+        style.paint(color, word),
         style.paint("1", &d.message)
     );
     let (line, _) = d.line_col();

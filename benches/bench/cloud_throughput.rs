@@ -210,7 +210,8 @@ pub(crate) fn run(size: crate::Size) {
         let (c, t, u) = (
             conn.client.clone(),
             conn.token.clone(),
-            format!("{}?api-version=2025-01-01", conn.rg),
+            // Resource groups are served at 2024-11-01; the cloud refuses 2025-01-01 for them, as ARM does.
+            format!("{}?api-version=2024-11-01", conn.rg),
         );
         measure("ARM GET resource group", duration, move |_| {
             let (c, t, u) = (c.clone(), t.clone(), u.clone());

@@ -15,6 +15,7 @@ use super::common::StackArgs;
 use super::engine::{self, Loaded, LockArgs, TargetArgs};
 use super::error::CliError;
 use super::exit;
+use super::preflight::PreflightArgs;
 use super::saved_plan::SavedPlan;
 use crate::apply::{
     self, ApplyOptions, ApplyPlan, EventSink, Interrupt, Outcome, Persistence, PropagationPolicy,
@@ -30,8 +31,9 @@ use crate::state::LockRequest;
 
 /// Create or update the stack's resources so the cloud matches the stack file.
 ///
-/// Shows the plan and asks for confirmation (unless --auto-approve), then applies it in dependency
-/// order, in parallel. When a step fails, the steps this run completed are undone in reverse order
+/// Shows the plan, runs the preflight (see `plan`; its errors stop the run before anything is
+/// created, a saved plan included), asks for confirmation (unless --auto-approve), then applies it in
+/// dependency order, in parallel. When a step fails, the steps this run completed are undone in reverse order
 /// (unless --no-rollback). Ctrl-C stops scheduling and saves state; a second Ctrl-C stops at once.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -49,6 +51,9 @@ pub struct Args {
     /// Only these resources (and what they depend on). Repeatable.
     #[arg(long = "target", value_name = "RESOURCE")]
     pub targets: Vec<String>,
+
+    #[command(flatten)]
+    pub preflight: PreflightArgs,
 }
 
 /// Remove everything the stack created, in reverse dependency order.
@@ -119,6 +124,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
         targets,
         json: args.run.json,
         saved,
+        preflight: !args.preflight.skip_preflight,
     };
     flow.run()
 }
@@ -135,6 +141,7 @@ pub(super) fn run_destroy(args: DestroyArgs) -> Result<ExitCode, CliError> {
         targets: args.targets,
         json: args.run.json,
         saved: None,
+        preflight: false,
     }
     .run()
 }
@@ -150,6 +157,9 @@ struct Flow {
     targets: Vec<String>,
     json: bool,
     saved: Option<SavedPlan>,
+    /// Ask the cloud before the first step (apply; a saved plan too, since the cloud may have
+    /// changed since it was made).
+    preflight: bool,
 }
 
 impl Flow {
@@ -293,6 +303,15 @@ impl Flow {
         if !self.json {
             print!("{}", render_plan(&plan, &render));
         }
+        // Before the first step: preflight errors stop the run with nothing created.
+        let findings = match (self.mode, self.preflight) {
+            (PlanMode::Destroy, _) => Vec::new(),
+            (_, true) => {
+                super::preflight::run(loaded, &plan, &snapshot, Some(provider.as_ref())).await
+            }
+            (_, false) => super::preflight::stack_only(loaded),
+        };
+        super::preflight::settle(findings)?;
         if !plan.has_changes() {
             return Ok(ExitCode::SUCCESS);
         }

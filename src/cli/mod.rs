@@ -15,6 +15,7 @@ mod graph;
 mod invoke;
 mod output;
 mod plan;
+mod preflight;
 mod saved_plan;
 mod schema;
 mod state_cmd;

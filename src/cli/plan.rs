@@ -9,9 +9,11 @@ use super::common::{StackArgs, use_color_stdout};
 use super::engine::{self, Loaded, TargetArgs};
 use super::error::CliError;
 use super::exit;
+use super::preflight::PreflightArgs;
 use super::saved_plan::SavedPlan;
 use crate::apply::{EventSink, NoEvents};
 use crate::plan::{Plan, PlanMode};
+use crate::preflight::Finding;
 use crate::provider::Provider;
 use crate::report::plan::{RenderOptions, render_drift, render_plan};
 use crate::report::progress::{ProgressMode, Reporter, render_requests};
@@ -21,6 +23,10 @@ use crate::state::LockRequest;
 ///
 /// Read-only: changes nothing in the cloud or the state. With -o the plan is saved for
 /// `stackform apply FILE`, which refuses it if the state or the stack changed in between.
+///
+/// Then the preflight: what would fail before anything is created (a storage account name taken, no
+/// permission to assign roles, an api-version the cloud does not serve, a deployment without a data
+/// role on the storage it names) is an error, with its place in the stack file; exit code 1.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -52,6 +58,9 @@ pub struct Args {
     /// Only these resources (and what they depend on). Repeatable.
     #[arg(long = "target", value_name = "RESOURCE")]
     pub targets: Vec<String>,
+
+    #[command(flatten)]
+    pub preflight: PreflightArgs,
 }
 
 /// Report what changed in the cloud outside stackform since the last apply (for CI).
@@ -83,14 +92,16 @@ fn progress(json: bool) -> Box<dyn EventSink> {
     }
 }
 
-/// Refreshes (when asked and there is something to read) and plans. No lock: reads only.
+/// Refreshes (when asked and there is something to read), plans, keeps the changes of `targets`,
+/// and runs the preflight when asked (the cloud part only with `refresh`). No lock: reads only.
 fn refresh_and_plan(
     loaded: &Loaded,
     target: &TargetArgs,
     refresh: bool,
     mode: PlanMode,
     json: bool,
-) -> Result<(Plan, crate::plan::DesiredExtras), CliError> {
+    (targets, preflight): (&[String], bool),
+) -> Result<(Plan, crate::plan::DesiredExtras, Vec<Finding>), CliError> {
     let state = engine::read_state(&loaded.store)?;
     if let Ok(unfinished) = crate::state::Journal::read_unfinished(loaded.store.journal_path())
         && !unfinished.0.is_empty()
@@ -102,16 +113,20 @@ fn refresh_and_plan(
     }
     let extras = engine::extras(loaded)?;
     let rt = engine::runtime()?;
-    let (snapshot, sent) = rt.block_on(async {
-        let azure = if refresh && engine::needs_cloud(state.as_ref()) {
+    let ask_cloud = preflight && refresh;
+    let (plan, findings, sent) = rt.block_on(async {
+        let reads = refresh && engine::needs_cloud(state.as_ref());
+        let azure = if reads || ask_cloud {
             Some(engine::connect(&loaded.stack, &loaded.registry, target).await?)
         } else {
             None
         };
-        let provider: Option<std::sync::Arc<dyn Provider>> =
-            azure.clone().map(|p| p as std::sync::Arc<dyn Provider>);
+        let provider: Option<std::sync::Arc<dyn Provider>> = match &azure {
+            Some(p) if reads => Some(p.clone()),
+            _ => None,
+        };
         let sink = progress(json);
-        let snap = engine::snapshot(
+        let snapshot = engine::snapshot(
             provider,
             state,
             &loaded.registry,
@@ -120,7 +135,14 @@ fn refresh_and_plan(
         )
         .await;
         drop(sink);
-        snap.map(|s| (s, azure.map(|p| p.requests())))
+        let snapshot = snapshot?;
+        let mut plan = engine::make_plan(loaded, &snapshot, &extras, mode)?;
+        engine::restrict(&mut plan, targets)?;
+        let findings = match (preflight, azure.as_deref().filter(|_| ask_cloud)) {
+            (false, _) => Vec::new(),
+            (true, cloud) => super::preflight::run(loaded, &plan, &snapshot, cloud).await,
+        };
+        Ok::<_, CliError>((plan, findings, azure.map(|p| p.requests())))
     })?;
     if let Some(sent) = sent {
         engine::log_requests("refresh done", &sent);
@@ -128,8 +150,7 @@ fn refresh_and_plan(
             eprint!("{}", render_requests("Refresh", &sent));
         }
     }
-    let plan = engine::make_plan(loaded, &snapshot, &extras, mode)?;
-    Ok((plan, extras))
+    Ok((plan, extras, findings))
 }
 
 pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
@@ -144,11 +165,20 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     } else {
         PlanMode::Normal
     };
-    let (mut plan, extras) =
-        refresh_and_plan(&loaded, &args.target, args.refresh, mode, args.json)?;
-    engine::restrict(&mut plan, &args.targets)?;
+    let (plan, extras, findings) = refresh_and_plan(
+        &loaded,
+        &args.target,
+        args.refresh,
+        mode,
+        args.json,
+        (&args.targets, !args.preflight.skip_preflight),
+    )?;
     if args.json {
-        let text = serde_json::to_string_pretty(&plan.to_json())?;
+        let mut json = plan.to_json();
+        if let Some(obj) = json.as_object_mut() {
+            obj.insert("preflight".into(), super::preflight::to_json(&findings));
+        }
+        let text = serde_json::to_string_pretty(&json)?;
         println!("{text}");
     } else {
         print!(
@@ -161,6 +191,8 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             )
         );
     }
+    // Preflight errors fail the plan (and no plan is saved); warnings are printed.
+    super::preflight::settle(findings)?;
     if let Some(out) = &args.out {
         SavedPlan::new(&loaded, &args.stack, &extras, &args.targets, &plan).write(out)?;
         if !args.json {
@@ -180,12 +212,13 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
 
 pub(crate) fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
     let loaded = engine::load(&args.stack, &args.target)?;
-    let (plan, _) = refresh_and_plan(
+    let (plan, _, _) = refresh_and_plan(
         &loaded,
         &args.target,
         true,
         PlanMode::RefreshOnly,
         args.json,
+        (&[], false),
     )?;
     if args.json {
         let json = plan.to_json();

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use super::common::{self, StackArgs};
 use super::error::CliError;
 
-/// Check a stack file: YAML, fields against the resource specs, variables, references, cycles.
+/// Check a stack file: YAML, fields against the resource specs, variables, references, cycles, role
+/// names, and least privilege (a deployment naming a storage account its identity has no data role
+/// on is an error; a grant broader than needed is a warning).
 ///
 /// Makes no cloud calls and changes nothing. Every problem found is reported with its file:line:col;
 /// the exit code is 1 when there is any.
@@ -18,6 +20,13 @@ pub struct Args {
 pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let registry = common::registry()?;
     let (stack, graph) = common::load_graph(&args.stack, &registry)?;
+    // Least privilege, from the stack alone: errors fail validation, warnings are printed.
+    super::preflight::settle(crate::preflight::access::check(
+        &stack,
+        &graph,
+        &registry,
+        &Default::default(),
+    ))?;
     let edges = graph.edges();
     let inferred = edges.iter().filter(|(_, _, e)| e.is_inferred()).count();
     println!(

@@ -107,12 +107,18 @@ pub(crate) const STORAGE_AUDIENCE: &str = "https://storage.azure.com/";
 /// The Azure ML scoring audience.
 pub(crate) const ML_AUDIENCE: &str = "https://ml.azure.com/";
 
-/// Built-in role definitions: (GUID, name, ARM actions, data actions).
+/// Built-in role definitions: GUID, name, the coarse ARM and data levels the request checks use, and
+/// the role's ARM `actions` / `notActions` as Microsoft publishes them (Microsoft Learn, "Azure
+/// built-in roles": General/Privileged, Storage, AI + machine learning), which "Permissions - List"
+/// answers and which decide who may write role assignments.
 pub(crate) struct RoleDef {
     pub guid: &'static str,
     pub name: &'static str,
     pub arm: ArmLevel,
     pub data: DataLevel,
+    pub actions: &'static [&'static str],
+    pub not_actions: &'static [&'static str],
+    pub data_actions: &'static [&'static str],
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -132,54 +138,123 @@ pub(crate) enum DataLevel {
     Write,
 }
 
+const BLOB_CONTAINERS_READ: &[&str] = &[
+    "Microsoft.Storage/storageAccounts/blobServices/containers/read",
+    "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+];
+
 pub(crate) const ROLES: &[RoleDef] = &[
     RoleDef {
         guid: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
         name: "Owner",
         arm: ArmLevel::All,
         data: DataLevel::None,
+        actions: &["*"],
+        not_actions: &[],
+        data_actions: &[],
     },
     RoleDef {
         guid: "b24988ac-6180-42a0-ab88-20f7382dd24c",
         name: "Contributor",
         arm: ArmLevel::Write,
         data: DataLevel::None,
+        actions: &["*"],
+        not_actions: &[
+            "Microsoft.Authorization/*/Delete",
+            "Microsoft.Authorization/*/Write",
+            "Microsoft.Authorization/elevateAccess/Action",
+            "Microsoft.Blueprint/blueprintAssignments/write",
+            "Microsoft.Blueprint/blueprintAssignments/delete",
+            "Microsoft.Compute/galleries/share/action",
+            "Microsoft.Purview/consents/write",
+            "Microsoft.Purview/consents/delete",
+            "Microsoft.Resources/deploymentStacks/manageDenySetting/action",
+            "Microsoft.Subscription/cancel/action",
+            "Microsoft.Subscription/enable/action",
+        ],
+        data_actions: &[],
     },
     RoleDef {
         guid: "acdd72a7-3385-48ef-bd42-f606fba81ae7",
         name: "Reader",
         arm: ArmLevel::Read,
         data: DataLevel::None,
+        actions: &["*/read"],
+        not_actions: &[],
+        data_actions: &[],
     },
     RoleDef {
         guid: "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
         name: "User Access Administrator",
         arm: ArmLevel::Read,
         data: DataLevel::None,
+        actions: &["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"],
+        not_actions: &[],
+        data_actions: &[],
+    },
+    RoleDef {
+        guid: "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
+        name: "Role Based Access Control Administrator",
+        arm: ArmLevel::Read,
+        data: DataLevel::None,
+        actions: &[
+            "Microsoft.Authorization/roleAssignments/write",
+            "Microsoft.Authorization/roleAssignments/delete",
+            "*/read",
+            "Microsoft.Support/*",
+        ],
+        not_actions: &[],
+        data_actions: &[],
     },
     RoleDef {
         guid: "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
         name: "Storage Blob Data Reader",
         arm: ArmLevel::None,
         data: DataLevel::Read,
+        actions: BLOB_CONTAINERS_READ,
+        not_actions: &[],
+        data_actions: &["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read"],
     },
     RoleDef {
         guid: "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
         name: "Storage Blob Data Contributor",
         arm: ArmLevel::None,
         data: DataLevel::Write,
+        actions: &[
+            "Microsoft.Storage/storageAccounts/blobServices/containers/delete",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/read",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/write",
+            "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+        ],
+        not_actions: &[],
+        data_actions: &[
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/move/action",
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action",
+        ],
     },
     RoleDef {
         guid: "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
         name: "Storage Blob Data Owner",
         arm: ArmLevel::None,
         data: DataLevel::Write,
+        actions: &[
+            "Microsoft.Storage/storageAccounts/blobServices/containers/*",
+            "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+        ],
+        not_actions: &[],
+        data_actions: &["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/*"],
     },
     RoleDef {
         guid: "7f951dda-4ed3-4680-a7ca-43fe172d538d",
         name: "AcrPull",
         arm: ArmLevel::None,
         data: DataLevel::None,
+        actions: &["Microsoft.ContainerRegistry/registries/pull/read"],
+        not_actions: &[],
+        data_actions: &[],
     },
 ];
 
@@ -210,13 +285,28 @@ fn effective<'a>(
     target: &'a str,
     now_ms: u64,
     min_age_ms: u64,
-) -> impl Iterator<Item = &'a RoleDef> {
+) -> impl Iterator<Item = &'static RoleDef> + 'a {
     assignments
         .iter()
         .filter(move |ra| {
             scope_covers(&ra.scope, target) && now_ms.saturating_sub(ra.created_ms) >= min_age_ms
         })
         .filter_map(|ra| role(&role_guid(&ra.role_definition_id)))
+}
+
+/// Whether a principal's `assignments` (at or above `target`) grant the ARM `action` there: some
+/// covering assignment's role has it in `actions` and not in `notActions`.
+pub(crate) fn permits(assignments: &[RoleAssignment], target: &str, action: &str) -> bool {
+    effective(assignments, target, 0, 0)
+        .any(|r| crate::rbac::grants(r.actions, r.not_actions, action))
+}
+
+/// The roles a principal's `assignments` give it at `target`, one per covering assignment.
+pub(crate) fn roles_at<'a>(
+    assignments: &'a [RoleAssignment],
+    target: &'a str,
+) -> impl Iterator<Item = &'static RoleDef> + 'a {
+    effective(assignments, target, 0, 0)
 }
 
 /// Highest ARM level a principal's `assignments` grant on `target`.

@@ -348,7 +348,13 @@ mod tests {
         let seed = st.seed();
         let sub = format!("/subscriptions/{}", seed.subscription_id);
         let rg = format!("{sub}/resourceGroups/{}", seed.resource_group);
+        // Each path with an api-version its resource type is served at (specs/api_versions.yaml):
+        // the cloud refuses the others, as ARM does (`served_api_versions_only` below).
         let v = "?api-version=2024-04-01";
+        let vs = "?api-version=2022-12-01";
+        let vst = "?api-version=2025-01-01";
+        let vml = "?api-version=2025-12-01";
+        let vaz = "?api-version=2022-04-01";
         let acct = format!(
             "{rg}/providers/Microsoft.Storage/storageAccounts/{}",
             seed.workspace_storage_account
@@ -358,7 +364,7 @@ mod tests {
             seed.workspace
         );
         let cases = [
-            ("GET", format!("{sub}{v}"), StatusCode::OK, ""),
+            ("GET", format!("{sub}{vs}"), StatusCode::OK, ""),
             (
                 "GET",
                 sub.clone(),
@@ -398,35 +404,35 @@ mod tests {
             (
                 "GET",
                 format!(
-                    "{rg}/providers/Microsoft.Storage/storageAccounts/nope/blobServices/default/containers/c{v}"
+                    "{rg}/providers/Microsoft.Storage/storageAccounts/nope/blobServices/default/containers/c{vst}"
                 ),
                 StatusCode::NOT_FOUND,
                 "ParentResourceNotFound",
             ),
             (
                 "GET",
-                format!("{acct}/blobServices/default/containers/nope{v}"),
+                format!("{acct}/blobServices/default/containers/nope{vst}"),
                 StatusCode::NOT_FOUND,
                 "ContainerNotFound",
             ),
             (
                 "GET",
-                format!("{acct}/listKeys{v}"),
+                format!("{acct}/listKeys{vst}"),
                 StatusCode::NOT_IMPLEMENTED,
                 "NotImplemented",
             ),
-            ("POST", format!("{acct}/listKeys{v}"), StatusCode::OK, ""),
+            ("POST", format!("{acct}/listKeys{vst}"), StatusCode::OK, ""),
             (
                 "GET",
                 format!(
-                    "{rg}/providers/Microsoft.MachineLearningServices/workspaces/other/onlineEndpoints{v}"
+                    "{rg}/providers/Microsoft.MachineLearningServices/workspaces/other/onlineEndpoints{vml}"
                 ),
                 StatusCode::NOT_FOUND,
                 "ResourceNotFound",
             ),
             (
                 "GET",
-                format!("{ws}/onlineEndpoints/nope{v}"),
+                format!("{ws}/onlineEndpoints/nope{vml}"),
                 StatusCode::NOT_FOUND,
                 "UserError",
             ),
@@ -438,7 +444,7 @@ mod tests {
             ),
             (
                 "PUT",
-                format!("{ws}/codes/c/versions/1/startPendingUpload{v}"),
+                format!("{ws}/codes/c/versions/1/startPendingUpload{vml}"),
                 StatusCode::NOT_IMPLEMENTED,
                 "NotImplemented",
             ),
@@ -451,13 +457,13 @@ mod tests {
             ),
             (
                 "GET",
-                format!("{rg}/providers/Microsoft.Authorization/roleDefinitions{v}"),
+                format!("{rg}/providers/Microsoft.Authorization/roleDefinitions{vaz}"),
                 StatusCode::OK,
                 "",
             ),
             (
                 "PATCH",
-                format!("{rg}/providers/Microsoft.Authorization/roleAssignments/x{v}"),
+                format!("{rg}/providers/Microsoft.Authorization/roleAssignments/x{vaz}"),
                 StatusCode::NOT_IMPLEMENTED,
                 "NotImplemented",
             ),
@@ -475,5 +481,57 @@ mod tests {
             arm_call(&st, "GET", other).await,
             (StatusCode::FORBIDDEN, "AuthorizationFailed".to_string())
         );
+    }
+
+    /// The local cloud served any well-formed api-version; ARM refuses one the resource type is not
+    /// served at (400 `NoRegisteredProviderFound`; `InvalidApiVersionParameter` for Microsoft.Resources'
+    /// own types), and "Providers - Get" lists the served ones.
+    #[tokio::test]
+    async fn served_api_versions_only() {
+        let (_dir, st) = open_state();
+        let seed = st.seed();
+        let sub = format!("/subscriptions/{}", seed.subscription_id);
+        let rg = format!("{sub}/resourceGroups/{}", seed.resource_group);
+        let acct = format!(
+            "{rg}/providers/Microsoft.Storage/storageAccounts/{}",
+            seed.workspace_storage_account
+        );
+        for (path, status, code) in [
+            (format!("{acct}?api-version=2025-01-01"), StatusCode::OK, ""),
+            (format!("{acct}?api-version=2024-01-01"), StatusCode::OK, ""),
+            (
+                format!("{acct}?api-version=2025-12-01"),
+                StatusCode::BAD_REQUEST,
+                "NoRegisteredProviderFound",
+            ),
+            (
+                format!("{acct}?api-version=2099-01-01"),
+                StatusCode::BAD_REQUEST,
+                "NoRegisteredProviderFound",
+            ),
+            (
+                format!("{sub}?api-version=2024-04-01"),
+                StatusCode::BAD_REQUEST,
+                "InvalidApiVersionParameter",
+            ),
+            (
+                format!(
+                    "{rg}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-05-01-preview"
+                ),
+                StatusCode::BAD_REQUEST,
+                "NoRegisteredProviderFound",
+            ),
+            (
+                format!("{sub}/providers/Microsoft.Nope?api-version=2024-11-01"),
+                StatusCode::NOT_FOUND,
+                "InvalidResourceNamespace",
+            ),
+        ] {
+            assert_eq!(
+                arm_call(&st, "GET", &path).await,
+                (status, code.to_string()),
+                "{path}"
+            );
+        }
     }
 }

@@ -183,6 +183,11 @@ impl AzureProvider {
         }
     }
 
+    /// The shared context (specs, configuration, ARM client) of the resource modules.
+    pub(crate) fn context(&self) -> &Ctx {
+        &self.ctx
+    }
+
     /// The live traffic split of an endpoint, `None` if it does not exist.
     pub async fn traffic(&self, endpoint: &str) -> Result<Option<BTreeMap<String, u32>>> {
         resources::online_endpoint::traffic(&self.ctx, endpoint).await

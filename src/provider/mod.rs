@@ -24,6 +24,7 @@ pub mod ids;
 pub mod lro;
 pub mod pace;
 pub mod pipeline;
+mod preflight;
 pub mod resources;
 pub mod retry;
 mod secret;
@@ -39,4 +40,7 @@ pub use contract::{
     Result,
 };
 pub use error::{ErrorKind, ProviderError};
+pub use preflight::{
+    NameAnswer, PermissionEntry, PreflightAnswers, PreflightQuestions, VersionAnswer,
+};
 pub use secret::Secret;

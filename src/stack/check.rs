@@ -10,7 +10,7 @@ use indexmap::IndexMap;
 use super::model::{Expr, ExprKind, Loc};
 use super::value::{Ctx, VKey, Val, ValKind};
 use crate::diag::{Diagnostic, did_you_mean};
-use crate::specs::{FieldSpec, FieldType};
+use crate::specs::{Comparison, FieldSpec, FieldType};
 
 /// Compiled patterns, so each spec pattern is compiled once per load.
 #[derive(Default)]
@@ -508,6 +508,9 @@ impl Ctx<'_> {
                 .help(format!("`{path}` must be {help}")),
             );
             return None;
+        }
+        if spec.comparison() == Comparison::Role {
+            self.check_role(owner, path, s, val)?;
         }
         Some(())
     }

@@ -38,6 +38,7 @@ mod cross;
 mod interp;
 mod model;
 mod shares;
+mod roles;
 mod source;
 mod value;
 mod vars;

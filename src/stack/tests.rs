@@ -704,3 +704,35 @@ fn the_traffic_of_one_endpoint_must_add_up_to_100_or_0() {
         errs[0].message
     );
 }
+
+/// A misspelt role passed `validate` and `plan` and failed mid-apply, after the resources created
+/// before the role assignment: a role must be a built-in name, a GUID or a roleDefinitionId.
+#[test]
+fn an_unknown_role_is_refused_with_the_closest_built_in_name() {
+    let ra = |role: &str| {
+        format!(
+            "{HEAD}  store:\n    type: storage_account\n    name: st1\n  reader:\n    type: role_assignment\n    principal_id: p\n    role: {role}\n    scope: ${{store.id}}\n"
+        )
+    };
+    let Err(errs) = Dir::new(&ra("Storage Blob Data Raeder")).load(&LoadOptions::default()) else {
+        panic!("a misspelt role loaded");
+    };
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        errs[0].message,
+        "unknown role `Storage Blob Data Raeder` for `role` in role_assignment `reader`"
+    );
+    assert_eq!(errs[0].line_col(), (9, 11));
+    assert_eq!(
+        errs[0].help.as_deref(),
+        Some("did you mean `Storage Blob Data Reader`?")
+    );
+    for ok in [
+        "Storage Blob Data Reader",
+        "storage blob data reader",
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+        "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    ] {
+        Dir::new(&ra(&format!("\"{ok}\""))).ok(&LoadOptions::default());
+    }
+}

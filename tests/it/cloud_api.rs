@@ -140,7 +140,8 @@ async fn token_endpoint_follows_entra_shapes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arm_authentication_and_authorisation() {
     let c = Cloud::start_in_process().await;
-    let path = format!("{}?api-version=2025-01-01", c.rg());
+    // Resource groups are served at 2024-11-01, not 2025-01-01 (Microsoft.Storage's): ARM refuses that.
+    let path = format!("{}?api-version=2024-11-01", c.rg());
     let none = answer(c.http.get(c.url(&path)).send().await.unwrap()).await;
     assert_eq!(none.status, 401);
     assert!(
@@ -207,7 +208,7 @@ async fn arm_envelope_api_version_casing_and_headers() {
     let r = c
         .http
         .get(c.url(&format!(
-                "{}?api-version=2025-01-01",
+                "{}?api-version=2024-11-01",
                 c.rg()
                     .to_uppercase()
                     .replace("/SUBSCRIPTIONS", "/subscriptions")
@@ -1054,7 +1055,7 @@ async fn endpoints_created_under_concurrent_traffic_all_settle() {
         }));
         let (http, url, tok) = (
             c.http.clone(),
-            c.url(&format!("{}?api-version=2025-01-01", c.rg())),
+            c.url(&format!("{}?api-version=2024-11-01", c.rg())),
             token.clone(),
         );
         tasks.push(tokio::spawn(async move {

@@ -21,6 +21,7 @@ mod cloud_walk;
 mod e2e_stack;
 mod e2e_storage_access;
 mod pacing;
+mod preflight;
 mod provider_azurite;
 mod provider_local;
 mod provider_same_paths;

@@ -2,10 +2,12 @@
 //! authentication, role-based authorisation, rate-limit and request-id headers, then one dispatch of
 //! the typed [`route::ArmRoute`] to its handler after checking that its scope exists.
 //!
-//! Map: [`protocol`] (error envelope, [`protocol::Ctx`], auth), [`route`] (path → route), handlers in
-//! [`resources`] (subscriptions, resource groups, identities), [`storage`], [`ml`] (workspace,
-//! datastores, assets, operation status), [`online`] (endpoints and deployments) and [`authz`]; the
-//! request-body rules of the published definitions are one table in [`rules`].
+//! Map: [`protocol`] (error envelope, [`protocol::Ctx`], auth, served api-versions), [`route`] (path →
+//! route), [`versions`] (the api-versions Azure serves per type), handlers in [`resources`]
+//! (subscriptions, resource groups, identities), [`providers`] ("Providers - Get", "Permissions -
+//! List"), [`storage`], [`ml`] (workspace, datastores, assets, operation status), [`online`]
+//! (endpoints and deployments) and [`authz`]; the request-body rules of the published definitions
+//! are one table in [`rules`].
 //! Resource semantics live in the handlers, state in the store. Every path this layer does not
 //! implement gets an explicit ARM-shaped error, never a panic or a silent 200; handlers never parse
 //! paths themselves.
@@ -13,16 +15,18 @@ pub(crate) mod authz;
 pub(crate) mod ml;
 pub(crate) mod online;
 pub(crate) mod protocol;
+pub(crate) mod providers;
 pub(crate) mod resources;
 pub(crate) mod route;
 pub(crate) mod rules;
 pub(crate) mod storage;
+pub(crate) mod versions;
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::auth::{ArmLevel, arm_level};
+use super::auth::{ArmLevel, arm_level, permits};
 use super::faults::Injected;
 use super::http::{MAX_BODY, Query, injected_server_error, percent_decode, request_id_headers};
 use super::state::{Admission, CloudState};
@@ -130,6 +134,9 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
     let result = async {
         authorize(&cx, &segs)?;
         let route = ArmRoute::parse(&segs);
+        if let Some(ty) = route.resource_type() {
+            protocol::check_served(ty, &cx.api_version, &st.seed().location)?;
+        }
         require(&cx, &route.scope())?;
         dispatch(&cx, route).await
     }
@@ -197,9 +204,7 @@ fn authorize(cx: &Ctx, segs: &[String]) -> Result<(), ArmError> {
         && segs
             .iter()
             .any(|s| s.eq_ignore_ascii_case("roleAssignments"));
-    let needed = if is_role_write {
-        ArmLevel::All
-    } else if cx.method == Method::GET
+    let needed = if cx.method == Method::GET
         || cx.method == Method::HEAD
         || segs
             .last()
@@ -212,16 +217,30 @@ fn authorize(cx: &Ctx, segs: &[String]) -> Result<(), ArmError> {
     if segs.len() <= 1 {
         return Ok(()); // `GET /subscriptions` filters by permission itself
     }
-    // Built-in role definitions are readable by every authenticated caller, at any scope.
+    // Built-in role definitions are readable by every authenticated caller, at any scope, and so are
+    // the caller's own permissions ("Permissions - List" answers for the caller only).
     if cx.method == Method::GET
-        && segs
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case("roleDefinitions"))
+        && segs.iter().any(|s| {
+            s.eq_ignore_ascii_case("roleDefinitions") || s.eq_ignore_ascii_case("permissions")
+        })
     {
         return Ok(());
     }
-    let have = arm_level(&cx.st.store.assignments_of(&cx.caller.oid), path, now_ms());
-    if have >= needed {
+    let held = cx.st.store.assignments_of(&cx.caller.oid);
+    // Writing or deleting a role assignment takes that very action (Owner, User Access
+    // Administrator, Role Based Access Control Administrator have it; Contributor's notActions
+    // take it away), not a level.
+    let allowed = if is_role_write {
+        let action = if cx.method == Method::DELETE {
+            "Microsoft.Authorization/roleAssignments/delete"
+        } else {
+            crate::rbac::ROLE_ASSIGNMENT_WRITE
+        };
+        permits(&held, path, action)
+    } else {
+        arm_level(&held, path, now_ms()) >= needed
+    };
+    if allowed {
         Ok(())
     } else {
         Err(ArmError::new(
@@ -311,6 +330,8 @@ async fn dispatch(cx: &Ctx, route: ArmRoute) -> ArmResult {
     match route {
         R::Subscriptions => resources::list_subscriptions(cx),
         R::Subscription { .. } => resources::get_subscription(cx),
+        R::Provider { sub, namespace } if get => providers::get_provider(cx, &sub, &namespace),
+        R::Permissions { scope } if get => providers::list_permissions(cx, &scope),
         R::ResourceGroups { sub } if get => Ok(resources::list_resource_groups(cx, &sub)),
         R::ResourceGroup(rg) => match *m {
             Method::GET | Method::HEAD => resources::get_resource_group(cx, &rg),

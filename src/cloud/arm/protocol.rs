@@ -29,11 +29,13 @@ wire_codes!(
     InvalidAuthenticationToken,
     InvalidAuthenticationTokenAudience,
     InvalidRequestContent,
+    InvalidResourceNamespace,
     InvalidRoleAssignmentId,
     InvalidUserAssignedIdentity,
     LocationRequired,
     MissingApiVersionParameter,
     ModelVersionOutOfRange,
+    NoRegisteredProviderFound,
     NotFound,
     NotImplemented,
     ParentResourceNotFound,
@@ -344,6 +346,45 @@ impl Ctx {
     pub(crate) fn operation(&self, kind: &str, resource_key: &str) -> Operation {
         operation_record(kind, resource_key, self.st.faults().lro_ms)
     }
+}
+
+/// Refuses an api-version Azure does not serve for `namespace`/`resource_type` (the table in
+/// `specs/api_versions.yaml`), with the code and message shape ARM answers with (observed in ARM
+/// answers quoted in public issue threads; e.g. "No registered resource provider found for location
+/// 'centralus' and API version '2018-07-02' for type 'storageAccounts'. The supported api-versions
+/// are '…'. The supported locations are '…'."): 400 `NoRegisteredProviderFound` for a resource
+/// provider's types, 400 `InvalidApiVersionParameter` ("The api-version '…' is invalid. The supported
+/// versions are '…'.") for Microsoft.Resources' own (subscriptions, resource groups, providers).
+pub(crate) fn check_served(
+    (namespace, resource_type): (&str, &str),
+    api_version: &str,
+    location: &str,
+) -> Result<(), ArmError> {
+    let Some(served) = super::versions::Served::embedded().versions(namespace, resource_type)
+    else {
+        return Ok(());
+    };
+    if served.iter().any(|v| v.eq_ignore_ascii_case(api_version)) {
+        return Ok(());
+    }
+    Err(if namespace.eq_ignore_ascii_case("Microsoft.Resources") {
+        ArmError::bad_request(
+            ArmCode::InvalidApiVersionParameter,
+            &format!(
+                "The api-version '{api_version}' is invalid. The supported versions are '{}'.",
+                served.join(",")
+            ),
+        )
+    } else {
+        let short = resource_type.rsplit('/').next().unwrap_or(resource_type);
+        ArmError::bad_request(
+            ArmCode::NoRegisteredProviderFound,
+            &format!(
+                "No registered resource provider found for location '{location}' and API version '{api_version}' for type '{short}'. The supported api-versions are '{}'. The supported locations are '{location}'.",
+                served.join(", ")
+            ),
+        )
+    })
 }
 
 /// The `location` of a PUT body, which every PUT requires.

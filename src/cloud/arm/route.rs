@@ -90,6 +90,11 @@ pub(crate) enum ArmRoute {
     },
     /// `/subscriptions/{sub}/resourceGroups/{rg}`
     ResourceGroup(RgRef),
+    /// `/subscriptions/{sub}/providers/{namespace}`: "Providers - Get"
+    Provider {
+        sub: String,
+        namespace: String,
+    },
     /// `.../providers/Microsoft.Storage/checkNameAvailability`
     CheckNameAvailability {
         sub: String,
@@ -180,6 +185,11 @@ pub(crate) enum ArmRoute {
         id: String,
         name: String,
     },
+    /// `{scope}/providers/Microsoft.Authorization/permissions`: "Permissions - List For Resource
+    /// Group / For Resource", the caller's own permissions at `scope`
+    Permissions {
+        scope: String,
+    },
     /// A path no handler owns; `scope` is checked first.
     Unimplemented {
         scope: Scope,
@@ -215,17 +225,79 @@ fn id(segs: &[String], n: usize) -> String {
 }
 
 impl ArmRoute {
+    /// The resource provider namespace and resource type whose api-versions this route is served by
+    /// (`specs/api_versions.yaml`); `None` for paths no handler owns.
+    pub(crate) fn resource_type(&self) -> Option<(&'static str, &'static str)> {
+        use ArmRoute as R;
+        const ML: &str = "Microsoft.MachineLearningServices";
+        const AUTHZ: &str = "Microsoft.Authorization";
+        Some(match self {
+            R::Subscriptions | R::Subscription { .. } => ("Microsoft.Resources", "subscriptions"),
+            R::ResourceGroups { .. } | R::ResourceGroup(_) => {
+                ("Microsoft.Resources", "resourceGroups")
+            }
+            R::Provider { .. } => ("Microsoft.Resources", "providers"),
+            R::CheckNameAvailability { .. } => ("Microsoft.Storage", "checkNameAvailability"),
+            R::StorageOperation { .. } => ("Microsoft.Storage", "locations/asyncoperations"),
+            R::StorageAccounts { .. } | R::StorageAccount(_) | R::StorageAccountKeys(_) => {
+                ("Microsoft.Storage", "storageAccounts")
+            }
+            R::Containers(_) | R::Container(_) => (
+                "Microsoft.Storage",
+                "storageAccounts/blobServices/containers",
+            ),
+            R::Identities { .. } | R::Identity(_) => {
+                ("Microsoft.ManagedIdentity", "userAssignedIdentities")
+            }
+            R::MlOperation { kind, .. } => {
+                if kind.eq_ignore_ascii_case("mfeOperationResults") {
+                    (ML, "locations/mfeOperationResults")
+                } else {
+                    (ML, "locations/mfeOperationsStatus")
+                }
+            }
+            R::Workspace(_) => (ML, "workspaces"),
+            R::Datastores(_) | R::Datastore(_) | R::DatastoreSecrets(_) => {
+                (ML, "workspaces/datastores")
+            }
+            R::AssetContainers { kind, .. } | R::AssetContainer { kind, .. } => match kind {
+                AssetKind::Codes => (ML, "workspaces/codes"),
+                AssetKind::Models => (ML, "workspaces/models"),
+                AssetKind::Environments => (ML, "workspaces/environments"),
+            },
+            R::AssetVersions { kind, .. } | R::AssetVersion { kind, .. } => match kind {
+                AssetKind::Codes => (ML, "workspaces/codes/versions"),
+                AssetKind::Models => (ML, "workspaces/models/versions"),
+                AssetKind::Environments => (ML, "workspaces/environments/versions"),
+            },
+            R::AssetPendingUpload { .. } => (ML, "workspaces/codes/versions"),
+            R::OnlineEndpoints(_)
+            | R::OnlineEndpoint(_)
+            | R::EndpointKeys(_)
+            | R::EndpointToken(_) => (ML, "workspaces/onlineEndpoints"),
+            R::Deployments(_) | R::Deployment(_) | R::DeploymentLogs(_) => {
+                (ML, "workspaces/onlineEndpoints/deployments")
+            }
+            R::RoleDefinitions { .. } | R::RoleDefinition { .. } => (AUTHZ, "roleDefinitions"),
+            R::RoleAssignments { .. } | R::RoleAssignment { .. } => (AUTHZ, "roleAssignments"),
+            R::Permissions { .. } => (AUTHZ, "permissions"),
+            R::Unimplemented { .. } => return None,
+        })
+    }
+
     /// The deepest scope that must exist before this route is answered: its subscription, then its
     /// resource group, then the workspace or (for containers) the storage account.
     pub(crate) fn scope(&self) -> Scope {
         use ArmRoute as R;
         match self {
             R::Subscriptions
+            | R::Permissions { .. }
             | R::RoleDefinitions { .. }
             | R::RoleDefinition { .. }
             | R::RoleAssignments { .. }
             | R::RoleAssignment { .. } => Scope::None,
             R::Subscription { sub }
+            | R::Provider { sub, .. }
             | R::ResourceGroups { sub }
             | R::CheckNameAvailability { sub }
             | R::StorageOperation { sub, .. }
@@ -267,6 +339,15 @@ impl ArmRoute {
             let scope = if pos == 0 { String::new() } else { id(s, pos) };
             let rest = &s[pos + 2..];
             return match rest {
+                [] if pos == 2 && s[0].eq_ignore_ascii_case("subscriptions") => {
+                    ArmRoute::Provider {
+                        sub: s[1].clone(),
+                        namespace: s[3].clone(),
+                    }
+                }
+                [kind] if kind.eq_ignore_ascii_case("permissions") && pos > 0 => {
+                    ArmRoute::Permissions { scope }
+                }
                 [kind] if kind.eq_ignore_ascii_case("roleDefinitions") => {
                     ArmRoute::RoleDefinitions { scope }
                 }
@@ -298,6 +379,12 @@ impl ArmRoute {
         let sub = s[1].clone();
         if s.len() == 2 {
             return ArmRoute::Subscription { sub };
+        }
+        if is(s, &["subscriptions", "*", "providers", "*"]) {
+            return ArmRoute::Provider {
+                sub,
+                namespace: s[3].clone(),
+            };
         }
         if starts(s, &["subscriptions", "*", "providers", "Microsoft.Storage"]) {
             if is(
@@ -693,6 +780,49 @@ mod tests {
                 name: "n".into()
             }
         );
+    }
+
+    #[test]
+    fn provider_and_permission_routes() {
+        use ArmRoute as R;
+        for ns in [
+            "Microsoft.Storage",
+            "microsoft.authorization",
+            "Microsoft.Compute",
+        ] {
+            assert_eq!(
+                parse(&format!("/subscriptions/S/providers/{ns}")),
+                R::Provider {
+                    sub: "S".into(),
+                    namespace: ns.into()
+                }
+            );
+        }
+        let auth = "providers/Microsoft.Authorization";
+        assert_eq!(
+            parse(&format!("{RG}/{auth}/permissions")),
+            R::Permissions { scope: RG.into() }
+        );
+        let a = format!("{RG}/providers/Microsoft.Storage/storageAccounts/a");
+        assert_eq!(
+            parse(&format!("{a}/{auth}/permissions")),
+            R::Permissions { scope: a.clone() }
+        );
+        assert_eq!(
+            parse(&format!("{a}/blobServices/default/containers/c")).resource_type(),
+            Some((
+                "Microsoft.Storage",
+                "storageAccounts/blobServices/containers"
+            ))
+        );
+        assert_eq!(
+            parse(&format!("{WS}/onlineEndpoints/e/deployments/d")).resource_type(),
+            Some((
+                "Microsoft.MachineLearningServices",
+                "workspaces/onlineEndpoints/deployments"
+            ))
+        );
+        assert_eq!(parse("/subscriptions/S/tagNames").resource_type(), None);
     }
 
     #[test]

@@ -228,7 +228,10 @@ impl Cloud {
         )
     }
 
-    /// An ARM call with the given token; `api-version=2025-01-01` is added when the path has none.
+    /// An ARM call with the given token; when the path has no api-version, one its resource provider
+    /// serves is added (the cloud refuses the others, as ARM does): the one stackform uses for
+    /// Microsoft.MachineLearningServices, Microsoft.Authorization and Microsoft.ManagedIdentity,
+    /// 2024-11-01 for resource groups and subscriptions' own paths, else Microsoft.Storage's.
     pub(crate) async fn arm_as(
         &self,
         token: &str,
@@ -243,7 +246,8 @@ impl Cloud {
         };
         if !url.contains("api-version=") {
             url.push(if url.contains('?') { '&' } else { '?' });
-            url.push_str("api-version=2025-01-01");
+            url.push_str("api-version=");
+            url.push_str(default_api_version(path));
         }
         let mut req = self.http.request(method, url).bearer_auth(token);
         if let Some(b) = body {
@@ -449,6 +453,33 @@ impl Drop for Cloud {
         if self.binary {
             self.down();
         }
+    }
+}
+
+/// An api-version the resource type of an ARM path is served at (`specs/api_versions.yaml`).
+pub(crate) fn default_api_version(path: &str) -> &'static str {
+    let p = path.split('?').next().unwrap_or(path).to_ascii_lowercase();
+    let last_provider = p.rsplit("/providers/").next().unwrap_or("");
+    let has_provider = p.contains("/providers/");
+    let segs: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+    if let ["subscriptions", _, "providers", _] = segs.as_slice() {
+        return "2024-11-01"; // Providers - Get is Microsoft.Resources'
+    }
+    if last_provider.starts_with("microsoft.authorization") {
+        "2022-04-01"
+    } else if last_provider.starts_with("microsoft.machinelearningservices") {
+        "2025-12-01"
+    } else if last_provider.starts_with("microsoft.managedidentity") {
+        "2023-01-31"
+    } else if !has_provider {
+        let segs = p.split('/').filter(|s| !s.is_empty()).count();
+        if segs <= 2 {
+            "2022-12-01"
+        } else {
+            "2024-11-01"
+        }
+    } else {
+        "2025-01-01"
     }
 }
 

@@ -1,0 +1,90 @@
+//! The preflight as `validate`, `plan` and `apply` run it: the least-privilege check from the stack
+//! alone, then (for `plan` and `apply`) the read-only questions to the cloud, with warnings printed
+//! and errors returned as located diagnostics (exit 1, nothing changed). `--skip-preflight` leaves
+//! the cloud out (for a principal that may not read its permissions); the stack-only checks still
+//! run.
+use super::common;
+use super::engine::Loaded;
+use super::error::CliError;
+use crate::diag;
+use crate::plan::{Plan, PlanMode, Snapshot};
+use crate::preflight::{self, Finding, access, cloud};
+use crate::provider::AzureProvider;
+
+/// The preflight flag of `plan` and `apply`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PreflightArgs {
+    /// Do not ask the cloud before planning or applying (storage names, permission to assign roles,
+    /// api-versions, data roles live). The checks that need only the stack file still run.
+    #[arg(long)]
+    pub skip_preflight: bool,
+}
+
+/// Prints the warnings among `findings` on stderr and returns the errors as one CLI error.
+pub(crate) fn settle(findings: Vec<Finding>) -> Result<(), CliError> {
+    let (errors, warnings) = preflight::split(findings);
+    if !warnings.is_empty() {
+        eprint!(
+            "{}",
+            diag::render_warnings(
+                &warnings,
+                diag::Style {
+                    color: common::use_color()
+                }
+            )
+        );
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(common::diagnostics(errors))
+    }
+}
+
+/// The least-privilege findings of a loaded stack, from the stack alone.
+pub(crate) fn stack_only(loaded: &Loaded) -> Vec<Finding> {
+    access::check(
+        &loaded.stack,
+        &loaded.graph,
+        &loaded.registry,
+        &access::LiveGrants::new(),
+    )
+}
+
+/// Every finding for `plan` against `snapshot`: the cloud's answers through `provider` (unless
+/// skipped, or the plan destroys), then least privilege counting the data roles found live.
+pub(crate) async fn run(
+    loaded: &Loaded,
+    plan: &Plan,
+    snapshot: &Snapshot,
+    provider: Option<&AzureProvider>,
+) -> Vec<Finding> {
+    if plan.mode == PlanMode::Destroy {
+        return Vec::new();
+    }
+    let Some(provider) = provider else {
+        return stack_only(loaded);
+    };
+    let asked = cloud::questions(
+        &loaded.stack,
+        &loaded.graph,
+        plan,
+        snapshot,
+        &loaded.registry,
+        &provider.config().resource_group_id(),
+    );
+    let answers = provider.preflight(&asked.questions).await;
+    let (mut findings, live) = cloud::findings(&asked, &answers);
+    findings.extend(access::check(
+        &loaded.stack,
+        &loaded.graph,
+        &loaded.registry,
+        &live,
+    ));
+    findings
+}
+
+/// The findings as the `preflight` member of `plan --json`.
+pub(crate) fn to_json(findings: &[Finding]) -> serde_json::Value {
+    serde_json::Value::Array(findings.iter().map(Finding::to_json).collect())
+}
