@@ -7,8 +7,8 @@
 //!
 //! The mechanism is a *classified retry*: when a deployment's create or update fails and
 //!
-//! * the provider error is an operation failure or an authorization failure
-//!   ([`ErrorKind::Failed`] / [`ErrorKind::Auth`]) whose code or message names a storage
+//! * the provider error is an operation failure
+//!   ([`ErrorKind::Failed`], the deployment's own operation) whose code or message names a storage
 //!   authorization failure (`AuthorizationPermissionMismatch`, `AuthorizationFailure`, or a 403),
 //!   and
 //! * one of the deployment's dependencies is a role assignment that this run created or changed
@@ -74,8 +74,11 @@ pub(crate) fn is_authorization_failure(err: &ProviderError) -> bool {
                     .split(|c: char| !c.is_ascii_digit())
                     .any(|w| w == "403")
         }
-        // A 403 straight from ARM is our own credential's problem unless it names a data denial.
-        ErrorKind::Auth => names_denial,
+        // A 401/403 answered to one of stackform's own requests (ARM, or an upload to the
+        // workspace's datastore) is the deployer's credential's problem: the role assignments this
+        // wait is for are granted to the endpoint's identity, never to the deployer, so waiting
+        // cannot help, even when the answer names a data denial.
+        ErrorKind::Auth => false,
         _ => false,
     }
 }
@@ -98,8 +101,17 @@ mod tests {
         assert!(!is_authorization_failure(&e), "403 inside a number");
         let throttled = ProviderError::new(ErrorKind::Retryable, "403 AuthorizationFailure");
         assert!(!is_authorization_failure(&throttled), "kind matters");
-        let auth = ProviderError::new(ErrorKind::Auth, "").with_code("AuthorizationFailure");
-        assert!(is_authorization_failure(&auth));
+    }
+
+    /// The deployer's own upload refused for want of a data role (403 AuthorizationPermissionMismatch
+    /// straight to stackform) was taken for a role assignment still propagating, so apply waited
+    /// minutes for a grant that could never help before failing.
+    #[test]
+    fn a_refusal_of_stackforms_own_request_is_not_a_propagation_wait() {
+        for code in ["AuthorizationFailure", "AuthorizationPermissionMismatch"] {
+            let own = ProviderError::new(ErrorKind::Auth, "refused").with_code(code);
+            assert!(!is_authorization_failure(&own), "{code}");
+        }
     }
 
     #[test]
