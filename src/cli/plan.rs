@@ -91,7 +91,7 @@ fn refresh_and_plan(
     mode: PlanMode,
     json: bool,
 ) -> Result<(Plan, crate::plan::DesiredExtras), CliError> {
-    let state = engine::read_state(&loaded.store)?;
+    let state = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
     if let Ok(unfinished) = crate::state::Journal::read_unfinished(loaded.store.journal_path())
         && !unfinished.0.is_empty()
     {

@@ -19,6 +19,7 @@ mod cloud_store;
 mod cloud_walk;
 mod e2e_stack;
 mod e2e_storage_access;
+mod hardening;
 mod provider_azurite;
 mod provider_local;
 mod provider_same_paths;
