@@ -271,3 +271,77 @@ fn a_damaged_id_in_state_stops_apply_before_any_step() {
     t.run(["destroy", "--auto-approve", "--var", "apikey=k"])
         .code(0);
 }
+
+#[test]
+fn a_full_disk_under_the_state_folder_fails_apply_clearly_and_changes_no_state() {
+    // The attack: the state folder's disk filled up; apply must stop with an error that says so,
+    // leave the state file as it was (no half-written or temp file), and converge once space returns.
+    let Some(disk) = crate::support::disk::TinyDisk::mount("2m") else {
+        return;
+    };
+    let t = Test::new().stack(SECRET_BLOB).local_cloud(&[]);
+    let state_dir = disk.path().join("state");
+    let dir = state_dir.to_str().unwrap();
+    let run = |cmd: &[&str]| {
+        let mut args = cmd.to_vec();
+        args.extend(["--state-dir", dir, "--var", "apikey=k"]);
+        t.run(&args)
+    };
+    run(&["apply", "--auto-approve"]).code(0);
+    let state_file = state_dir.join("secretblob.json");
+    let before = std::fs::read(&state_file).unwrap();
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(&state_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let files_before = listing();
+    t.edit("stack.yaml", "name: key.txt", "name: key2.txt");
+    disk.fill();
+    let out = run(&["apply", "--auto-approve"]).code(1);
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(&state_file).unwrap(),
+        before,
+        "the state changed"
+    );
+    let files_after = listing();
+    assert!(
+        files_after
+            .iter()
+            .all(|f| !f.contains("tmp") && files_before.contains(f) || f.ends_with(".journal")),
+        "files left in the state folder: {files_after:?} (before: {files_before:?})"
+    );
+    // Room for the lock and a little more, not for the state: the run fails later, once the cloud
+    // has changed, and still leaves the state file whole (the journal tells the next run what it did).
+    for room in [8 << 10, 16 << 10] {
+        disk.leave(room);
+        let out = run(&["apply", "--auto-approve"]);
+        if out.code == 0 {
+            break; // it had room enough after all
+        }
+        assert!(
+            out.stderr.contains("No space left on device"),
+            "{}",
+            out.stderr
+        );
+        let now = std::fs::read(&state_file).unwrap();
+        assert!(
+            now == before || serde_json::from_slice::<serde_json::Value>(&now).is_ok(),
+            "a half-written state file"
+        );
+    }
+    disk.free();
+    run(&["apply", "--auto-approve"]).code(0);
+    run(&["plan", "--detailed-exitcode"]).code(0);
+    run(&["destroy", "--auto-approve"]).code(0);
+    drop(t);
+    drop(disk);
+}

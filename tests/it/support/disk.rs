@@ -54,6 +54,17 @@ impl TinyDisk {
         let _ = f.sync_all();
     }
 
+    /// Shrinks the ballast by `bytes`: that much room (rounded to the file system's pages) is back.
+    pub(crate) fn leave(&self, bytes: u64) {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.ballast())
+            .expect("open the ballast");
+        let len = f.metadata().expect("ballast size").len();
+        f.set_len(len.saturating_sub(bytes))
+            .expect("shrink the ballast");
+    }
+
     /// Removes the ballast: the space is back.
     pub(crate) fn free(&self) {
         std::fs::remove_file(self.ballast()).expect("remove the ballast");
