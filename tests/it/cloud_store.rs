@@ -197,6 +197,16 @@ async fn try_put(c: &Cloud, key: &str, name: &str, bytes: &[u8]) -> Answer {
     .await
 }
 
+/// PUT (an empty body) or GET of the container `armbox` over ARM.
+async fn armbox(c: &Cloud, method: Method) -> Answer {
+    let url = format!(
+        "{}/providers/Microsoft.Storage/storageAccounts/fulldisk1/blobServices/default/containers/armbox?api-version=2025-01-01",
+        c.rg()
+    );
+    let body = (method == Method::PUT).then(|| serde_json::json!({}));
+    c.arm(method, &url, body).await
+}
+
 /// The blob's bytes, or `None` when it does not exist.
 async fn blob_bytes(c: &Cloud, key: &str, name: &str) -> Option<String> {
     let a = c
@@ -237,10 +247,6 @@ async fn a_full_disk_fails_writes_without_changing_anything_and_the_cloud_recove
         b"before the disk filled".to_vec(),
     )
     .await;
-    let containers = format!(
-        "{}/providers/Microsoft.Storage/storageAccounts/fulldisk1/blobServices/default/containers",
-        c.rg()
-    );
     // Larger than anything the database file or its WAL kept free: it needs new space.
     let big = "B".repeat(6 << 20);
 
@@ -261,13 +267,7 @@ async fn a_full_disk_fails_writes_without_changing_anything_and_the_cloud_recove
     }
     // An ARM write: small enough that it may fit in space SQLite already holds; whatever its
     // answer, what is read afterwards is what was acknowledged.
-    let arm = c
-        .arm(
-            Method::PUT,
-            &format!("{containers}/armbox?api-version=2025-01-01"),
-            Some(serde_json::json!({})),
-        )
-        .await;
+    let arm = armbox(&c, Method::PUT).await;
     let arm_acked = arm.status.is_success();
     if !arm_acked {
         assert_eq!(arm.status, 500, "{}", arm.text);
@@ -283,13 +283,7 @@ async fn a_full_disk_fails_writes_without_changing_anything_and_the_cloud_recove
         Some("before the disk filled")
     );
     assert_eq!(blob_bytes(&c, &key, "new.txt").await, None);
-    let got = c
-        .arm(
-            Method::GET,
-            &format!("{containers}/armbox?api-version=2025-01-01"),
-            None,
-        )
-        .await;
+    let got = armbox(&c, Method::GET).await;
     assert_eq!(got.status.is_success(), arm_acked, "{}", got.text);
 
     // Space returns: the very same writes succeed, with no restart.
@@ -298,13 +292,7 @@ async fn a_full_disk_fails_writes_without_changing_anything_and_the_cloud_recove
         let a = try_put(&c, &key, name, big.as_bytes()).await;
         assert_eq!(a.status, 201, "PUT {name} once space returned: {}", a.text);
     }
-    let arm = c
-        .arm(
-            Method::PUT,
-            &format!("{containers}/armbox?api-version=2025-01-01"),
-            Some(serde_json::json!({})),
-        )
-        .await;
+    let arm = armbox(&c, Method::PUT).await;
     assert!(arm.status.is_success(), "{}", arm.text);
     let leftovers: Vec<String> = walk_names(c.dir.path())
         .into_iter()
@@ -325,13 +313,7 @@ async fn a_full_disk_fails_writes_without_changing_anything_and_the_cloud_recove
             .expect("acknowledged, so kept");
         assert!(got == big, "{name} holds {} bytes", got.len());
     }
-    let got = c
-        .arm(
-            Method::GET,
-            &format!("{containers}/armbox?api-version=2025-01-01"),
-            None,
-        )
-        .await;
+    let got = armbox(&c, Method::GET).await;
     assert_eq!(got.status, 200, "{}", got.text);
     drop(c);
     drop(disk);
