@@ -4,6 +4,7 @@ pub mod apply;
 pub mod cli;
 pub mod cloud;
 pub mod diag;
+pub(crate) mod folder;
 pub mod graph;
 pub(crate) mod iso8601;
 pub mod plan;

@@ -227,7 +227,7 @@ impl Flow {
         loaded: &Loaded,
         interrupt: &Interrupt,
     ) -> Result<ExitCode, CliError> {
-        let existing = engine::read_state(&loaded.store)?;
+        let existing = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
         let mut state = existing
             .clone()
             .unwrap_or_else(|| crate::state::StateFile::new(&loaded.stack.name));

@@ -1,8 +1,8 @@
 //! Arguments and steps shared by the commands that read a stack file: which file and variables, loading
-//! and checking it, and whether output may use colour. It never talks to a cloud and never prints;
-//! problems in the file become [`CliError::Diagnostics`].
+//! and checking it, where its state file really is, and whether output may use colour. It never talks
+//! to a cloud and never prints; problems in the file become [`CliError::Diagnostics`].
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::error::CliError;
 use crate::diag::{self, Diagnostic};
@@ -111,9 +111,58 @@ pub(crate) fn load_graph(
     Ok((stack, graph))
 }
 
+/// Where a state file named by `path` really is, resolved once before anything reads, locks or
+/// writes it: `Some(real path)` when `path` is a symbolic link (so the lock, the backup and the
+/// journal sit beside the real file, and two runs reaching one file by different names share one
+/// lock), `None` when it is not one (the path is used as given). A link that leads nowhere (dangling,
+/// or a loop) is refused, naming the link and its target: read as "no state" it would start a new
+/// state and overwrite the good backup.
+pub(crate) fn resolve_state_path(path: &Path) -> Result<Option<PathBuf>, CliError> {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok(None);
+    }
+    match std::fs::canonicalize(path) {
+        Ok(real) => Ok(Some(real)),
+        Err(source) => Err(CliError::StateLink {
+            link: path.to_path_buf(),
+            target: std::fs::read_link(path).unwrap_or_default(),
+            source,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{CliError, parse_size, resolve_state_path};
+
+    #[cfg(unix)]
+    #[test]
+    fn a_state_link_is_resolved_and_a_dangling_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        std::fs::write(&real, "{}").unwrap();
+        let plain = dir.path().join("plain.json");
+        assert!(resolve_state_path(&plain).unwrap().is_none(), "absent");
+        std::fs::write(&plain, "{}").unwrap();
+        assert!(resolve_state_path(&plain).unwrap().is_none(), "a file");
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real.json", &link).unwrap();
+        assert_eq!(
+            resolve_state_path(&link).unwrap(),
+            Some(std::fs::canonicalize(&real).unwrap())
+        );
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink("gone.json", &dangling).unwrap();
+        let Err(e @ CliError::StateLink { .. }) = resolve_state_path(&dangling) else {
+            panic!("a dangling link must be refused");
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("dangling.json") && msg.contains("gone.json"),
+            "{msg}"
+        );
+    }
 
     #[test]
     fn sizes_take_binary_units() {

@@ -132,15 +132,35 @@ pub(super) fn load(stack_args: &StackArgs, target: &TargetArgs) -> Result<Loaded
     })
 }
 
+/// The stack's state store, at the state file's real path (see [`common::resolve_state_path`]), so
+/// its lock, backup and journal sit beside the real file.
 pub(super) fn state_store(stack_name: &str, target: &TargetArgs) -> Result<StateStore, CliError> {
-    match &target.state {
-        Some(path) => Ok(StateStore::new(path)),
-        None => Ok(StateStore::for_stack(&target.state_dir, stack_name)?),
-    }
+    let named = match &target.state {
+        Some(path) => StateStore::new(path),
+        None => StateStore::for_stack(&target.state_dir, stack_name)?,
+    };
+    Ok(match common::resolve_state_path(named.path())? {
+        Some(real) => StateStore::new(real),
+        None => named,
+    })
 }
 
 pub(crate) fn read_state(store: &StateStore) -> Result<Option<StateFile>, CliError> {
     Ok(store.read()?)
+}
+
+/// [`read_state`] for a command that will act on the recorded ids (plan, apply, destroy): a state
+/// whose ids do not point at what their records describe is refused before any cloud call (see
+/// [`crate::plan::check_state_ids`]). The `state` commands read it unchecked, to repair it.
+pub(crate) fn read_state_to_act(
+    store: &StateStore,
+    registry: &Registry,
+) -> Result<Option<StateFile>, CliError> {
+    let state = read_state(store)?;
+    if let Some(s) = &state {
+        crate::plan::check_state_ids(s, registry).map_err(CliError::DamagedIds)?;
+    }
+    Ok(state)
 }
 
 /// A current-thread-free runtime for one command.

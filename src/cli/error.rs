@@ -135,6 +135,24 @@ pub enum CliError {
     #[error("the local cloud is not running (data: {})", .data_dir.display())]
     CloudNotRunning { data_dir: PathBuf },
 
+    /// Recorded ids that do not point at what their records describe; nothing was done.
+    #[error(
+        "the state's ids do not fit their records, so nothing was done:\n{}\nrepair the state (`stackform state rm` and `state import`) or restore its backup",
+        .0.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n")
+    )]
+    DamagedIds(Vec<crate::plan::DamagedId>),
+
+    /// The state file is a symbolic link that leads to no file (dangling, or a loop).
+    #[error(
+        "the state file {} is a symbolic link to {}, which cannot be reached: {source}; fix or remove the link",
+        .link.display(), .target.display()
+    )]
+    StateLink {
+        link: PathBuf,
+        target: PathBuf,
+        source: std::io::Error,
+    },
+
     /// The local cloud's fault settings (flags or `STACKFORM_CLOUD_FAULT_*`) are invalid.
     #[error(transparent)]
     Faults(#[from] FaultsError),
@@ -173,6 +191,8 @@ impl CliError {
             | CliError::UnknownOutput { .. }
             | CliError::NotApplied { .. }
             | CliError::CloudNotRunning { .. }
+            | CliError::StateLink { .. }
+            | CliError::DamagedIds(_)
             | CliError::Faults(_) => exit::ERROR,
         }
     }
@@ -310,6 +330,19 @@ pub enum PlanFileError {
     },
     #[error("the saved plan has an unusable mode {0:?}")]
     BadMode(Option<String>),
+    /// The plan JSON inside a saved plan cannot be used (its `schema_version`, a missing field).
+    #[error("{}: {message}", .path.display())]
+    BadPlan { path: PathBuf, message: String },
+    /// The digests of sensitive values in a saved plan cannot be used; the text says why.
+    #[error(
+        "the saved plan's digests of sensitive values cannot be checked: {0}; make a new plan with `stackform plan -o`"
+    )]
+    BadDigests(String),
+    /// A sensitive variable's value differs from the one the saved plan was made with.
+    #[error(
+        "variable `{0}` is sensitive and its value differs from the one this plan was made with; pass the same value, or make a new plan with `stackform plan -o`"
+    )]
+    SensitiveChanged(String),
     #[error(
         "variable `{0}` is sensitive, so the saved plan does not hold its value: pass --var {0}=... again"
     )]
@@ -530,6 +563,13 @@ mod tests {
             }
             .into(),
             PlanFileError::BadMode(None).into(),
+            PlanFileError::BadPlan {
+                path: path(),
+                message: "m".into(),
+            }
+            .into(),
+            PlanFileError::BadDigests("d".into()).into(),
+            PlanFileError::SensitiveChanged("key".into()).into(),
             PlanFileError::SensitiveVariable("key".into()).into(),
             PlanFileError::OtherStack.into(),
             PlanFileError::StateChanged {
@@ -625,6 +665,16 @@ mod tests {
                 state_file: None,
             },
             CliError::CloudNotRunning { data_dir: path() },
+            CliError::StateLink {
+                link: path(),
+                target: path(),
+                source: io_error(),
+            },
+            CliError::DamagedIds(vec![crate::plan::DamagedId {
+                address: "a".into(),
+                id: "i".into(),
+                reason: "r".into(),
+            }]),
             FaultsError::RateOutOfRange("error_rate").into(),
         ]
     }
@@ -643,7 +693,7 @@ mod tests {
         let errors = one_of_each();
         let kinds: std::collections::HashSet<_> =
             errors.iter().map(std::mem::discriminant).collect();
-        assert_eq!(kinds.len(), 30, "one example of every CliError variant");
+        assert_eq!(kinds.len(), 32, "one example of every CliError variant");
         for e in &errors {
             assert_eq!(e.exit_code(), documented_code(e), "{e:?}");
         }

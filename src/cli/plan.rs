@@ -102,7 +102,7 @@ fn refresh_and_plan(
     json: bool,
     (targets, preflight): (&[String], bool),
 ) -> Result<(Plan, crate::plan::DesiredExtras, Vec<Finding>), CliError> {
-    let state = engine::read_state(&loaded.store)?;
+    let state = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
     if let Ok(unfinished) = crate::state::Journal::read_unfinished(loaded.store.journal_path())
         && !unfinished.0.is_empty()
     {

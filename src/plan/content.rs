@@ -3,7 +3,8 @@
 //! tell a changed file from an unchanged one and show small text files as line diffs.
 //!
 //! Run it before [`super::plan`] and pass the result in. It only reads files; it never writes, never
-//! touches the network, and never follows a folder's symbolic links out of the folder.
+//! touches the network, and hashes a folder's files as `crate::folder` walks them (following links,
+//! refusing a dangling link or a loop), the very files an upload sends.
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -92,31 +93,16 @@ pub(crate) fn path_exprs(
 }
 
 /// The content of a file (hash of its bytes, text when small UTF-8) or a folder (hash of the sorted
-/// list of its files' relative paths and hashes; no text).
+/// list of its files' relative paths and hashes, the files being those [`crate::folder::files`] walks,
+/// the ones an upload sends; no text).
 pub(crate) fn path_content(path: &Path) -> std::io::Result<FileContent> {
     let meta = std::fs::metadata(path)?;
     if meta.is_dir() {
         let mut listing = String::new();
-        let mut entries: Vec<(String, PathBuf)> = Vec::new();
-        for entry in walkdir::WalkDir::new(path).follow_links(false) {
-            let entry = entry.map_err(std::io::Error::other)?;
-            if !entry.file_type().is_file() {
-                continue;
-            }
-            let rel = entry
-                .path()
-                .strip_prefix(path)
-                .map_err(std::io::Error::other)?
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("/");
-            entries.push((rel, entry.path().to_path_buf()));
-        }
-        entries.sort();
-        for (rel, full) in entries {
-            let (hash, _) = hash_file(&full)?;
-            listing.push_str(&rel);
+        let entries = crate::folder::files(path)?;
+        for f in entries {
+            let (hash, _) = hash_file(&f.path)?;
+            listing.push_str(&f.rel);
             listing.push('\0');
             listing.push_str(&hash);
             listing.push('\n');

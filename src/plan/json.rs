@@ -187,7 +187,6 @@ fn output_json(o: &OutputChange) -> Value {
 
 /// What a saved plan (`-o plan.json`) was made for: enough to refuse it when the state moved since
 /// (compare `prior_state` with the current state's lineage and serial) or when it is another stack's.
-#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SavedPlanHeader {
     pub stack: String,
@@ -196,7 +195,6 @@ pub(crate) struct SavedPlanHeader {
 }
 
 /// A saved plan that cannot be used.
-#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SavedPlanError {
     #[error(
@@ -207,8 +205,7 @@ pub(crate) enum SavedPlanError {
     Field { field: &'static str },
 }
 
-/// Reads the header of a saved plan's JSON.
-#[cfg(test)]
+/// Reads the header of a saved plan's JSON, refusing a `schema_version` this build does not write.
 pub(crate) fn read_saved_header(value: &Value) -> Result<SavedPlanHeader, SavedPlanError> {
     match value.get("schema_version").and_then(Value::as_u64) {
         Some(v) if v == u64::from(PLAN_JSON_SCHEMA_VERSION) => {}

@@ -38,6 +38,7 @@ mod maps;
 pub mod model;
 pub(crate) mod normalize;
 pub mod snapshot;
+mod state_ids;
 mod support;
 pub mod value;
 
@@ -58,6 +59,7 @@ pub use model::{
 };
 pub(crate) use snapshot::content_hash_record;
 pub use snapshot::{DesiredExtras, FileContent, Live, Snapshot};
+pub use state_ids::{DamagedId, check_state_ids};
 pub use value::PlanValue;
 pub(crate) use value::SENSITIVE_TEXT;
 

@@ -270,7 +270,12 @@ impl Lock {
                         command: request.command.clone(),
                         since: host::now_rfc3339(),
                     };
-                    write_info(&mut file, &info).map_err(io_err)?;
+                    if let Err(err) = write_info(&mut file, &info) {
+                        // A full disk: leave no empty lock file behind. Removed while we hold the
+                        // OS lock, as a release does, so a waiter that opened it starts over.
+                        let _ = fs::remove_file(&path);
+                        return Err(io_err(err));
+                    }
                     return Ok(Acquired {
                         guard: LockGuard {
                             path,

@@ -1,7 +1,8 @@
 //! The local cloud's store (`store.db`, SQLite) through the real binary: writes acknowledged before a
 //! `kill -9` in the middle of a burst are all there after a restart and the database is intact; a data
 //! folder of the former format (`state.json`) is migrated on its first start, or refused with a
-//! message naming the file.
+//! message naming the file; a full data folder fails writes as the service does, changes nothing, and
+//! the cloud recovers by itself when space returns.
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,7 +10,8 @@ use std::time::Duration;
 use reqwest::Method;
 
 use crate::support::bin::binary;
-use crate::support::cloud::Cloud;
+use crate::support::cloud::{Answer, Cloud};
+use crate::support::disk::TinyDisk;
 use crate::support::fixtures::copy_dir;
 use crate::support::wait::wait_until;
 
@@ -180,4 +182,149 @@ fn an_unreadable_former_store_is_refused_naming_the_file() {
         dir.path().join("state.json").exists(),
         "the file is left as it is"
     );
+}
+
+/// Puts a blob of `bytes` over the data plane and returns the answer (no assertion).
+async fn try_put(c: &Cloud, key: &str, name: &str, bytes: &[u8]) -> Answer {
+    c.blob_shared_key(
+        Method::PUT,
+        "fulldisk1",
+        key,
+        &format!("box/{name}"),
+        bytes.to_vec(),
+        &[("x-ms-blob-type", "BlockBlob")],
+    )
+    .await
+}
+
+/// PUT (an empty body) or GET of the container `armbox` over ARM.
+async fn armbox(c: &Cloud, method: Method) -> Answer {
+    let url = format!(
+        "{}/providers/Microsoft.Storage/storageAccounts/fulldisk1/blobServices/default/containers/armbox?api-version=2025-01-01",
+        c.rg()
+    );
+    let body = (method == Method::PUT).then(|| serde_json::json!({}));
+    c.arm(method, &url, body).await
+}
+
+/// The blob's bytes, or `None` when it does not exist.
+async fn blob_bytes(c: &Cloud, key: &str, name: &str) -> Option<String> {
+    let a = c
+        .blob_shared_key(
+            Method::GET,
+            "fulldisk1",
+            key,
+            &format!("box/{name}"),
+            vec![],
+            &[],
+        )
+        .await;
+    match a.status.as_u16() {
+        200 => Some(a.text),
+        404 => None,
+        other => panic!("GET {name}: {other} {}", a.text),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_writes_without_changing_anything_and_the_cloud_recovers() {
+    // The bug: with its data folder full, writes answered 500 and went on answering 500 after space
+    // was freed ("the store's writer has stopped"), failed writes had changed what reads returned
+    // (until a restart dropped them), a 0-byte temp file was left, and the 500 named local paths.
+    let Some(disk) = TinyDisk::mount("32m") else {
+        return;
+    };
+    let dir = tempfile::tempdir_in(disk.path()).unwrap();
+    let c = Cloud::start_binary_in(dir, &[]);
+    c.create_storage("fulldisk1").await;
+    let key = c.account_key("fulldisk1").await;
+    c.create_container("fulldisk1", &key, "box").await;
+    c.put_blob(
+        "fulldisk1",
+        &key,
+        "box",
+        "kept.txt",
+        b"before the disk filled".to_vec(),
+    )
+    .await;
+    // Larger than anything the database file or its WAL kept free: it needs new space.
+    let big = "B".repeat(6 << 20);
+
+    disk.fill();
+    for name in ["kept.txt", "new.txt"] {
+        let a = try_put(&c, &key, name, big.as_bytes()).await;
+        assert_eq!(a.status, 500, "PUT {name} on a full disk: {}", a.text);
+        assert_eq!(
+            a.header("x-ms-error-code").as_deref(),
+            Some("InternalError")
+        );
+        let root = disk.path().to_string_lossy().into_owned();
+        assert!(
+            !a.text.contains(&root) && !a.text.contains("store.db"),
+            "the answer shows the cloud's insides: {}",
+            a.text
+        );
+    }
+    // An ARM write: small enough that it may fit in space SQLite already holds; whatever its
+    // answer, what is read afterwards is what was acknowledged.
+    let arm = armbox(&c, Method::PUT).await;
+    let arm_acked = arm.status.is_success();
+    if !arm_acked {
+        assert_eq!(arm.status, 500, "{}", arm.text);
+        assert_eq!(
+            arm.body["error"]["code"], "InternalServerError",
+            "{}",
+            arm.text
+        );
+    }
+    // Failed writes changed nothing.
+    assert_eq!(
+        blob_bytes(&c, &key, "kept.txt").await.as_deref(),
+        Some("before the disk filled")
+    );
+    assert_eq!(blob_bytes(&c, &key, "new.txt").await, None);
+    let got = armbox(&c, Method::GET).await;
+    assert_eq!(got.status.is_success(), arm_acked, "{}", got.text);
+
+    // Space returns: the very same writes succeed, with no restart.
+    disk.free();
+    for name in ["kept.txt", "new.txt"] {
+        let a = try_put(&c, &key, name, big.as_bytes()).await;
+        assert_eq!(a.status, 201, "PUT {name} once space returned: {}", a.text);
+    }
+    let arm = armbox(&c, Method::PUT).await;
+    assert!(arm.status.is_success(), "{}", arm.text);
+    let leftovers: Vec<String> = walk_names(c.dir.path())
+        .into_iter()
+        .filter(|n| n.contains("tmp"))
+        .collect();
+    assert_eq!(
+        leftovers,
+        Vec::<String>::new(),
+        "temp files left in the data folder"
+    );
+
+    // After a restart, reads return exactly what was acknowledged.
+    let dir = c.stop().await;
+    let c = Cloud::start_binary_in(dir, &[]);
+    for name in ["kept.txt", "new.txt"] {
+        let got = blob_bytes(&c, &key, name)
+            .await
+            .expect("acknowledged, so kept");
+        assert!(got == big, "{name} holds {} bytes", got.len());
+    }
+    let got = armbox(&c, Method::GET).await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    drop(c);
+    drop(disk);
+}
+
+/// The names of every file under `dir`.
+fn walk_names(dir: &std::path::Path) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }

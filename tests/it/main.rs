@@ -20,6 +20,7 @@ mod cloud_store;
 mod cloud_walk;
 mod e2e_stack;
 mod e2e_storage_access;
+mod hardening;
 mod pacing;
 mod preflight;
 mod provider_azurite;

@@ -103,12 +103,17 @@ impl ArmError {
     }
 }
 
+/// A store that cannot read or write (a full disk, an I/O error) answers as the service does when it
+/// fails inside: 500 with a message that says nothing of its insides (the local path and SQLite's
+/// words go to the log), which clients retry. A failed write changed nothing (`store::Store::mutate`),
+/// so a retry once the store can write again simply succeeds.
 impl From<StoreError> for ArmError {
     fn from(e: StoreError) -> Self {
+        tracing::error!("the store failed: {e}");
         ArmError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             ArmCode::InternalServerError,
-            &e.to_string(),
+            "The server encountered an internal error. Please retry the request.",
         )
     }
 }

@@ -143,11 +143,16 @@ pub(super) fn blob_not_found() -> BlobError {
     )
 }
 
-/// A store failure as the service's 500.
+/// A store failure (a full disk, an I/O error) as the service's 500 `InternalError`, with the
+/// service's own message ("Common REST API error codes", learn.microsoft.com/rest/api/storageservices/
+/// common-rest-api-error-codes: `InternalError`, 500, "The server encountered an internal error.
+/// Please retry the request."); the local path and SQLite's words go to the log, not to the client.
+/// A failed write changed nothing, so the client's retry succeeds once the disk has room again.
 pub(super) fn internal(e: StoreError) -> BlobError {
+    tracing::error!("the store failed: {e}");
     err(
         StatusCode::INTERNAL_SERVER_ERROR,
         BlobCode::InternalError,
-        e.to_string(),
+        "The server encountered an internal error. Please retry the request.",
     )
 }

@@ -33,27 +33,34 @@ pub enum StoreError {
     Refused { path: PathBuf, message: String },
 }
 
-/// Writes `bytes` to `path` atomically: temp file, fsync, rename, then fsync of the folder.
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename, then fsync of the folder. On failure
+/// (a full disk) the temp file is removed: nothing is left but the old file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), StoreError> {
     let err = |source| StoreError::Write {
         path: path.to_path_buf(),
         source,
     };
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    owner_only(&mut opts, private);
-    let mut f = opts.open(&tmp).map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_data().map_err(err)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(err)?;
+    let written = write_temp(&tmp, bytes, private).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
     if let Some(parent) = path.parent()
         && let Ok(d) = std::fs::File::open(parent)
     {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+fn write_temp(tmp: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    owner_only(&mut opts, private);
+    let mut f = opts.open(tmp)?;
+    f.write_all(bytes)?;
+    f.sync_data()
 }
 
 /// Makes a file created with `opts` readable by its owner only, when `private` (Unix permissions; other

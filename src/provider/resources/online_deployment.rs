@@ -37,8 +37,8 @@ const T: ResourceType = ResourceType::OnlineDeployment;
 // ---------------------------------------------------------------------------------------------------
 // Local content: hashing folders
 
-/// Files of a folder (or a single file), relative paths with `/`, sorted. `__pycache__` and `.git` are
-/// skipped.
+/// Files of a folder (or a single file), relative paths with `/`, sorted: those `crate::folder` walks
+/// (links followed, `__pycache__` and `.git` skipped), the ones the plan hashed.
 fn collect_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
     let meta = std::fs::metadata(root)
         .map_err(|e| ProviderError::invalid(format!("cannot read {}: {e}", root.display())))?;
@@ -49,28 +49,8 @@ fn collect_files(root: &Path) -> Result<Vec<(String, PathBuf)>> {
             .unwrap_or_default();
         return Ok(vec![(name, root.to_path_buf())]);
     }
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            let n = e.file_name().to_string_lossy();
-            n != "__pycache__" && n != ".git"
-        })
-    {
-        let entry = entry
-            .map_err(|e| ProviderError::invalid(format!("cannot read {}: {e}", root.display())))?;
-        if entry.file_type().is_file() {
-            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
-            let rel = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join("/");
-            out.push((rel, entry.path().to_path_buf()));
-        }
-    }
-    Ok(out)
+    let files = crate::folder::files(root).map_err(|e| ProviderError::invalid(e.to_string()))?;
+    Ok(files.into_iter().map(|f| (f.rel, f.path)).collect())
 }
 
 /// A local folder (or file) and its content hash.

@@ -1,0 +1,227 @@
+//! The sanity check of the ids a state records, made before a plan or an apply acts on any of them:
+//! each id must be an id of the type its record says (the type's id template in `specs/*.yaml`: an
+//! ARM id with that type's segments, or a data-plane URL) and must name the resource the record's
+//! own inputs name (its `name`, `account`, `container`, `endpoint`, `scope`, ...). A damaged id (edited
+//! by hand, cut short, pasted from another stack) otherwise points apply at another object: a
+//! refresh that finds "nothing" there plans a replacement, and the replacement deletes healthy
+//! dependents before anything fails.
+//!
+//! Pure: it reads the state and the specs, never the cloud, and never changes the state.
+use regex::Regex;
+use serde_json::Value;
+
+use crate::specs::Registry;
+use crate::state::StateFile;
+
+/// Placeholders filled from the stack's cloud section, not from a record's inputs: any one segment.
+const CONTEXT: [&str; 3] = ["subscription", "resource_group", "workspace"];
+
+/// A state record whose id does not point at what the record describes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{address}`: the state records the id `{id}`, which {reason}")]
+pub struct DamagedId {
+    pub address: String,
+    pub id: String,
+    pub reason: String,
+}
+
+/// Checks every recorded id against its record's type and inputs; all damaged ids are reported,
+/// in the state's order. Records of a type the specs do not know, and records without an id, are
+/// left to the code that reads them.
+pub fn check_state_ids(state: &StateFile, registry: &Registry) -> Result<(), Vec<DamagedId>> {
+    let mut damaged = Vec::new();
+    for (address, record) in &state.resources {
+        if record.id.is_empty() {
+            continue;
+        }
+        let Some(spec) = registry.get(&record.resource_type) else {
+            continue;
+        };
+        if let Err(reason) = check_id(&spec.arm.path, &record.id, &record.inputs) {
+            damaged.push(DamagedId {
+                address: address.clone(),
+                id: record.id.clone(),
+                reason: format!("{reason} (a {} id)", record.resource_type),
+            });
+        }
+    }
+    if damaged.is_empty() {
+        Ok(())
+    } else {
+        Err(damaged)
+    }
+}
+
+/// Whether `id` fits the id template `template` with the record's `inputs`; the error says why not.
+fn check_id(template: &str, id: &str, inputs: &Value) -> Result<(), String> {
+    // An ARM id: the template starts with `/`, or with an input that is itself an ARM id (a role
+    // assignment's `{scope}`); else a data-plane URL (a blob's `{primary_blob_endpoint}`).
+    let arm = template.starts_with('/')
+        || template
+            .strip_prefix('{')
+            .and_then(|t| t.split_once('}'))
+            .and_then(|(first, _)| inputs.get(first).and_then(Value::as_str))
+            .is_some_and(|v| v.starts_with('/'));
+    let subject = if arm {
+        if !id.starts_with("/subscriptions/") {
+            return Err("is not an ARM id (it does not start with /subscriptions/)".into());
+        }
+        id.to_string()
+    } else {
+        let url = url::Url::parse(id).map_err(|_| "is not a URL".to_string())?;
+        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+            return Err("is not an http(s) URL".into());
+        }
+        // The data plane encodes names in the URL's path; compare them decoded.
+        percent_encoding::percent_decode_str(id)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut pattern = String::from("(?i)^");
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        pattern.push_str(&regex::escape(&rest[..open]));
+        let Some(close) = rest[open..].find('}') else {
+            return Ok(()); // a template the specs loader would have refused
+        };
+        let name = &rest[open + 1..open + close];
+        rest = &rest[open + close + 1..];
+        let input = inputs.get(name).and_then(Value::as_str);
+        let piece = if CONTEXT.contains(&name) {
+            "[^/]+".to_string()
+        } else if name.starts_with("uuid5(") {
+            "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}".to_string()
+        } else if let Some(v) = input {
+            regex::escape(v.trim_end_matches('/'))
+        } else {
+            // Filled from another resource's outputs (a blob's account endpoint): any prefix.
+            ".+".to_string()
+        };
+        pattern.push_str(&piece);
+    }
+    pattern.push_str(&regex::escape(rest));
+    pattern.push_str("/?$");
+    let re = Regex::new(&pattern).map_err(|e| format!("cannot be checked ({e})"))?;
+    if re.is_match(&subject) {
+        return Ok(());
+    }
+    Err(format!(
+        "does not fit `{template}` with the record's inputs{}",
+        named_by(template, inputs)
+    ))
+}
+
+/// `" (name `x`, account `y`)"`: the inputs the template names, to show what the id should name.
+fn named_by(template: &str, inputs: &Value) -> String {
+    let mut parts = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        if let Some(v) = inputs.get(name).and_then(Value::as_str) {
+            parts.push(format!("{name} `{v}`"));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const ACCOUNT: &str = "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Storage/storageAccounts/{name}";
+    const CONTAINER: &str = "/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Storage/storageAccounts/{account}/blobServices/default/containers/{name}";
+    const BLOB: &str = "{primary_blob_endpoint}{container}/{name}";
+    const ROLE: &str = "{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid5(scope, role, principal_id)}";
+    const ACCOUNT_ID: &str =
+        "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/store1";
+
+    #[test]
+    fn ids_that_name_the_recorded_resource_pass() {
+        fn ok(t: &str, id: &str, inputs: Value) {
+            assert_eq!(check_id(t, id, &inputs), Ok(()), "{id}");
+        }
+        ok(ACCOUNT, ACCOUNT_ID, json!({"name": "store1"}));
+        // ARM ids compare case-insensitively.
+        ok(
+            ACCOUNT,
+            "/subscriptions/S1/resourcegroups/RG/providers/microsoft.storage/storageaccounts/STORE1",
+            json!({"name": "store1"}),
+        );
+        ok(
+            CONTAINER,
+            &format!("{ACCOUNT_ID}/blobServices/default/containers/hello"),
+            json!({"account": "store1", "name": "hello"}),
+        );
+        ok(
+            BLOB,
+            "https://store1.blob.localhost:4443/hello/dir/hello%20there.txt",
+            json!({"account": "store1", "container": "hello", "name": "dir/hello there.txt"}),
+        );
+        ok(
+            ROLE,
+            &format!(
+                "{ACCOUNT_ID}/providers/Microsoft.Authorization/roleAssignments/6b1f3c2e-9d4a-4f5e-8a7b-2c1d0e9f3a5b"
+            ),
+            json!({"scope": ACCOUNT_ID, "role": "Reader", "principal_id": "p"}),
+        );
+    }
+
+    #[test]
+    fn ids_of_another_object_or_shape_are_refused() {
+        fn bad(t: &str, id: &str, inputs: Value) {
+            check_id(t, id, &inputs).expect_err(id);
+        }
+        // Another account, a cut id, another type, not an id at all.
+        bad(
+            ACCOUNT,
+            &ACCOUNT_ID.replace("store1", "store2"),
+            json!({"name": "store1"}),
+        );
+        bad(
+            ACCOUNT,
+            "/subscriptions/s1/resourceGroups/rg",
+            json!({"name": "store1"}),
+        );
+        bad(
+            ACCOUNT,
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Web/sites/store1",
+            json!({"name": "store1"}),
+        );
+        bad(ACCOUNT, "store1", json!({"name": "store1"}));
+        bad(
+            CONTAINER,
+            &format!("{ACCOUNT_ID}/blobServices/default/containers/other"),
+            json!({"account": "store1", "name": "hello"}),
+        );
+        bad(
+            BLOB,
+            "https://store1.blob.localhost/hello/other.txt",
+            json!({"container": "hello", "name": "hello.txt"}),
+        );
+        bad(
+            BLOB,
+            "hello/hello.txt",
+            json!({"container": "hello", "name": "hello.txt"}),
+        );
+        bad(
+            ROLE,
+            &format!("{ACCOUNT_ID}/providers/Microsoft.Authorization/roleAssignments/not-a-guid"),
+            json!({"scope": ACCOUNT_ID}),
+        );
+        let msg = check_id(ACCOUNT, "/subscriptions/x", &json!({"name": "store1"})).unwrap_err();
+        assert!(
+            msg.contains("does not fit") && msg.contains("name `store1`"),
+            "{msg}"
+        );
+    }
+}
