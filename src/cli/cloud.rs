@@ -78,6 +78,10 @@ pub struct UpArgs {
     /// Fault: seconds a new identity stays unknown to role assignments (PrincipalNotFound).
     #[arg(long)]
     pub principal_replication_s: Option<f64>,
+    /// Faults also hit the deployments' own requests (made with managed-identity tokens, e.g. a
+    /// scoring script's init() reading its blob); by default they hit only everyone else's.
+    #[arg(long)]
+    pub faults_include_deployments: bool,
     /// Seed a new data folder the way security-conscious tenants run workspaces: the workspace's
     /// storage account refuses shared keys and its default datastore is identity-based, so uploads use
     /// your own token (the seeded principal holds Storage Blob Data Contributor there).
@@ -165,6 +169,7 @@ fn faults(a: &UpArgs) -> Result<Faults, CliError> {
         throttle_retry_after_s: None,
         role_propagation_s: a.role_propagation_s,
         principal_replication_s: a.principal_replication_s,
+        include_deployments: a.faults_include_deployments.then_some(true),
     })?;
     Ok(f)
 }
@@ -197,6 +202,9 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
                 extra.push(flag.to_string());
                 extra.push(v);
             }
+        }
+        if a.faults_include_deployments {
+            extra.push("--faults-include-deployments".to_string());
         }
         if a.hardened {
             extra.push("--hardened".to_string());

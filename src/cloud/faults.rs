@@ -25,6 +25,10 @@ pub struct Faults {
     pub role_propagation_s: f64,
     /// Seconds during which a new identity's principal is unknown to role assignments.
     pub principal_replication_s: f64,
+    /// Whether latency, errors and throttling also hit the deployments' own requests (those made
+    /// with a token from the managed-identity endpoint, e.g. `init()` reading its blob). Off by
+    /// default: faults are for testing the engine, not the scoring scripts.
+    pub include_deployments: bool,
 }
 
 impl Default for Faults {
@@ -38,6 +42,7 @@ impl Default for Faults {
             throttle_retry_after_s: 1,
             role_propagation_s: 0.0,
             principal_replication_s: 0.0,
+            include_deployments: false,
         }
     }
 }
@@ -54,6 +59,7 @@ pub struct FaultsPatch {
     pub throttle_retry_after_s: Option<u64>,
     pub role_propagation_s: Option<f64>,
     pub principal_replication_s: Option<f64>,
+    pub include_deployments: Option<bool>,
 }
 
 /// A fault setting that cannot be applied.
@@ -67,6 +73,8 @@ pub enum FaultsError {
     NotANumber(String),
     #[error("{0} must be a non-negative integer")]
     NotAnInteger(String),
+    #[error("{0} must be true or false")]
+    NotABool(String),
     #[error("{0}")]
     Invalid(#[from] serde_json::Error),
 }
@@ -113,7 +121,8 @@ impl Faults {
             throttle_rate,
             throttle_retry_after_s,
             role_propagation_s,
-            principal_replication_s
+            principal_replication_s,
+            include_deployments
         );
         Ok(())
     }
@@ -165,6 +174,15 @@ impl Faults {
                 };
                 patch.insert(name.to_string(), value);
             }
+        }
+        let var = "STACKFORM_CLOUD_FAULT_INCLUDE_DEPLOYMENTS";
+        if let Ok(v) = std::env::var(var) {
+            let on = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" => true,
+                "0" | "false" | "" => false,
+                _ => return Err(FaultsError::NotABool(var.to_string())),
+            };
+            patch.insert("include_deployments".to_string(), serde_json::json!(on));
         }
         let p: FaultsPatch = serde_json::from_value(serde_json::Value::Object(patch))?;
         f.apply(p)?;

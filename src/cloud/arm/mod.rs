@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::auth::{ArmLevel, arm_level};
 use super::faults::Injected;
-use super::http::{MAX_BODY, Query, injected_server_error, percent_decode, request_id_headers};
+use super::http::{MAX_BODY, Query, decode_segment, injected_server_error, request_id_headers};
 use super::state::CloudState;
 use super::store::now_ms;
 use protocol::{ArmCode, ArmError, ArmResult, Ctx, authenticate};
@@ -77,7 +77,7 @@ fn injected(i: Injected) -> Result<(), ArmError> {
 }
 
 async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
-    injected(st.inject().await)?;
+    injected(st.inject(req.headers()).await)?;
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
     let api_version = match query.get("api-version") {
@@ -105,13 +105,22 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
             "the request body exceeds 16 MiB",
         )
     })?;
+    // Split on `/` first, then decode each segment once: an encoded `/` inside a name would make
+    // one name two segments for the router and the role check (ARM resource names never hold `/`).
     let segs: Vec<String> = parts
         .uri
         .path()
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+        .map(|s| {
+            decode_segment(s).map_err(|e| {
+                ArmError::bad_request(
+                    ArmCode::InvalidResourceName,
+                    &format!("The request path is invalid: {e}."),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
     let cx = Ctx {
         st: st.clone(),
         method: parts.method,
@@ -122,42 +131,33 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
         caller,
     };
     st.store.settle_due_operations(now_ms()).await?;
-    authorize(&cx, &segs)?;
     let route = ArmRoute::parse(&segs);
+    authorize(&cx, &route, segs.len())?;
     require(&cx, &route.scope())?;
     dispatch(&cx, route).await
 }
 
-/// Role-based check of the caller on the request path.
-fn authorize(cx: &Ctx, segs: &[String]) -> Result<(), ArmError> {
+/// Role-based check of the caller on the request path, decided by the parsed route (never by a
+/// segment found anywhere in the path).
+fn authorize(cx: &Ctx, route: &ArmRoute, depth: usize) -> Result<(), ArmError> {
+    use ArmRoute as R;
     let path = &cx.path;
-    let is_role_write = cx.method != Method::GET
-        && segs
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case("roleAssignments"));
-    let needed = if is_role_write {
-        ArmLevel::All
-    } else if cx.method == Method::GET
-        || cx.method == Method::HEAD
-        || segs
-            .last()
-            .is_some_and(|s| s.eq_ignore_ascii_case("checkNameAvailability"))
-    {
-        ArmLevel::Read
-    } else {
-        ArmLevel::Write
+    let read = cx.method == Method::GET || cx.method == Method::HEAD;
+    let needed = match route {
+        // `GET /subscriptions` filters by permission itself.
+        R::Subscriptions => return Ok(()),
+        _ if depth <= 1 => return Ok(()),
+        // Role definitions are readable by every signed-in principal of the tenant, at any scope
+        // (Microsoft.Authorization/roleDefinitions/read is granted to all users of a directory).
+        R::RoleDefinitions { .. } | R::RoleDefinition { .. } if read => return Ok(()),
+        // Creating or deleting a role assignment needs Microsoft.Authorization/roleAssignments/write
+        // or /delete: Owner and User Access Administrator. Reading them needs
+        // Microsoft.Authorization/roleAssignments/read (`*/read`: Reader and up) on the scope.
+        R::RoleAssignments { .. } | R::RoleAssignment { .. } if !read => ArmLevel::All,
+        R::CheckNameAvailability { .. } => ArmLevel::Read,
+        _ if read => ArmLevel::Read,
+        _ => ArmLevel::Write,
     };
-    if segs.len() <= 1 {
-        return Ok(()); // `GET /subscriptions` filters by permission itself
-    }
-    // Built-in role definitions are readable by every authenticated caller, at any scope.
-    if cx.method == Method::GET
-        && segs
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case("roleDefinitions"))
-    {
-        return Ok(());
-    }
     let have = arm_level(&cx.st.store.assignments_of(&cx.caller.oid), path, now_ms());
     if have >= needed {
         Ok(())

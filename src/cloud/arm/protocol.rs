@@ -29,6 +29,7 @@ wire_codes!(
     InvalidAuthenticationToken,
     InvalidAuthenticationTokenAudience,
     InvalidRequestContent,
+    InvalidResourceName,
     InvalidRoleAssignmentId,
     InvalidUserAssignedIdentity,
     LocationRequired,
