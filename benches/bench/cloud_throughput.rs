@@ -56,6 +56,7 @@ pub(crate) fn run(size: crate::Size) {
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let cloud = start(CloudOptions {
+            limits: Default::default(),
             data_dir: dir.path().to_path_buf(),
             port: 0,
             faults: Default::default(),

@@ -236,6 +236,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     let rt = engine::runtime()?;
     rt.block_on(async move {
         let opts = CloudOptions {
+            limits: Default::default(),
             data_dir: dir.clone(),
             port,
             faults: faults.clone(),
@@ -245,6 +246,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
         let running = match crate::cloud::start(opts).await {
             Err(CloudError::Start(_)) if !explicit && port != 0 => {
                 crate::cloud::start(CloudOptions {
+                    limits: Default::default(),
                     data_dir: dir.clone(),
                     port: 0,
                     faults,

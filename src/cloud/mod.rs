@@ -52,6 +52,7 @@ pub(crate) mod arm;
 pub mod auth;
 pub(crate) mod blob;
 pub(crate) mod bodies;
+pub(crate) mod conn;
 pub mod faults;
 pub(crate) mod http;
 pub(crate) mod identity;
@@ -66,5 +67,6 @@ pub(crate) mod tls;
 
 pub use instance::{CloudError, CloudInfo, default_data_dir, ensure_running, read_info, status};
 pub use seed::SeedProfile;
+pub use conn::ConnLimits;
 pub use server::{CloudOptions, RunningCloud, app, start};
 pub use state::CloudState;

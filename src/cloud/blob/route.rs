@@ -295,35 +295,35 @@ mod tests {
     #[test]
     fn every_route() {
         use BlobRoute as B;
-        let c = || container("c");
+        let c = || container("ccc");
         let cases = [
-            ("PUT /acct/c?restype=container", B::CreateContainer(c())),
-            ("DELETE /acct/c?restype=Container", B::DeleteContainer(c())),
-            ("GET /acct/c?restype=container", B::ContainerProperties(c())),
+            ("PUT /acct/ccc?restype=container", B::CreateContainer(c())),
+            ("DELETE /acct/ccc?restype=Container", B::DeleteContainer(c())),
+            ("GET /acct/ccc?restype=container", B::ContainerProperties(c())),
             (
-                "HEAD /acct/c?restype=container",
+                "HEAD /acct/ccc?restype=container",
                 B::ContainerProperties(c()),
             ),
             (
-                "GET /acct/c?restype=container&comp=list&prefix=a",
+                "GET /acct/ccc?restype=container&comp=list&prefix=a",
                 B::ListBlobs(c()),
             ),
-            ("PUT /acct/c/a/b", B::PutBlob(blob("c", "a/b"))),
+            ("PUT /acct/ccc/a/b", B::PutBlob(blob("ccc", "a/b"))),
             (
-                "GET /acct/c/a",
+                "GET /acct/ccc/a",
                 B::GetBlob {
-                    blob: blob("c", "a"),
+                    blob: blob("ccc", "a"),
                     head: false,
                 },
             ),
             (
-                "HEAD /acct/c/a",
+                "HEAD /acct/ccc/a",
                 B::GetBlob {
-                    blob: blob("c", "a"),
+                    blob: blob("ccc", "a"),
                     head: true,
                 },
             ),
-            ("DELETE /acct/c/a", B::DeleteBlob(blob("c", "a"))),
+            ("DELETE /acct/ccc/a", B::DeleteBlob(blob("ccc", "a"))),
         ];
         for (request, want) in cases {
             let (m, target) = request.split_once(' ').unwrap();
@@ -337,11 +337,11 @@ mod tests {
         for (m, t) in [
             (Method::GET, "/acct"),
             (Method::GET, "/acct?comp=list"),
-            (Method::PUT, "/acct/c"),
-            (Method::POST, "/acct/c?restype=container"),
-            (Method::PUT, "/acct/c/a?comp=block&blockid=x"),
-            (Method::GET, "/acct/c?restype=container&comp=acl"),
-            (Method::POST, "/acct/c/a"),
+            (Method::PUT, "/acct/ccc"),
+            (Method::POST, "/acct/ccc?restype=container"),
+            (Method::PUT, "/acct/ccc/a?comp=block&blockid=x"),
+            (Method::GET, "/acct/ccc?restype=container&comp=acl"),
+            (Method::POST, "/acct/ccc/a"),
         ] {
             assert_eq!(route(m.clone(), t), BlobRoute::Unimplemented, "{m} {t}");
         }

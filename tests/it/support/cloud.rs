@@ -115,6 +115,7 @@ impl Cloud {
             Duration::from_secs(20),
             async || {
                 let started = stackform::cloud::start(CloudOptions {
+                    limits: Default::default(),
                     data_dir: dir.path().to_path_buf(),
                     port,
                     faults: Default::default(),
