@@ -233,6 +233,10 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     } else {
         SeedProfile::Standard
     };
+    // This process serves the cloud: everything it and its scoring processes create (store, blob
+    // files, deployment logs, environments) is its user's only, whichever module writes it.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let rt = engine::runtime()?;
     rt.block_on(async move {
         let opts = CloudOptions {

@@ -191,6 +191,11 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
         path: dir.clone(),
         source,
     })?;
+    owner_only(dir, 0o700)?;
+    if let Some(log) = &opts.log_file {
+        // Made by the process that detached this one (`cloud up --detach`), before this mask applied.
+        owner_only(log, 0o600)?;
+    }
     let lock = super::instance::take_lock(dir)?;
     let std_listener =
         std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, opts.port)).map_err(|e| {
@@ -282,6 +287,24 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
         msi_handle,
         _lock: lock,
     })
+}
+
+/// Gives `path` `mode` (0700 for the data folder, 0600 for a file), whatever it had: the folder holds
+/// keys, the store, blob contents and the deployments' logs.
+fn owner_only(path: &std::path::Path, mode: u32) -> Result<(), CloudError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+            CloudError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }
 
 #[cfg(test)]
