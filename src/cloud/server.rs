@@ -192,7 +192,7 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
         source,
     })?;
     owner_only(dir, 0o700)?;
-    if let Some(log) = &opts.log_file {
+    if let Some(log) = opts.log_file.as_ref().filter(|l| l.exists()) {
         // Made by the process that detached this one (`cloud up --detach`), before this mask applied.
         owner_only(log, 0o600)?;
     }
