@@ -46,7 +46,8 @@
 //! * Faults at run time: `POST {arm_endpoint}_admin/faults` with the seeded service principal's ARM
 //!   token and a JSON patch of [`faults::Faults`] fields (`latency_ms`, `lro_ms`, `retry_after_s`,
 //!   `error_rate`, `throttle_rate`, `throttle_retry_after_s`, `role_propagation_s`,
-//!   `principal_replication_s`); `GET` reads them. At start: `cloud up --lro-ms ...` flags or
+//!   `principal_replication_s`, `include_deployments`); `GET` reads them. Faults spare the
+//!   deployments' own requests (managed-identity tokens) unless `include_deployments` is set. At start: `cloud up --lro-ms ...` flags or
 //!   `STACKFORM_CLOUD_FAULT_<FIELD>` variables.
 pub(crate) mod arm;
 pub mod auth;
