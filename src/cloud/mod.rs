@@ -66,8 +66,8 @@ pub(crate) mod state;
 pub(crate) mod store;
 pub(crate) mod tls;
 
+pub use conn::ConnLimits;
 pub use instance::{CloudError, CloudInfo, default_data_dir, ensure_running, read_info, status};
 pub use seed::SeedProfile;
-pub use conn::ConnLimits;
 pub use server::{CloudOptions, RunningCloud, app, start};
 pub use state::CloudState;

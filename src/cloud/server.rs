@@ -238,9 +238,8 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
     let cfg = tls::server_config(&material)?;
     let handle = axum_server::Handle::new();
     let limits = &opts.limits;
-    let tls_acceptor =
-        axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(cfg))
-            .handshake_timeout(limits.handshake_timeout);
+    let tls_acceptor = axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(cfg))
+        .handshake_timeout(limits.handshake_timeout);
     let server = conn::configure(
         axum_server::from_tcp(std_listener)
             .map_err(|e| CloudError::Start(e.to_string()))?
@@ -295,12 +294,12 @@ fn owner_only(path: &std::path::Path, mode: u32) -> Result<(), CloudError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-            CloudError::Io {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+            |source| CloudError::Io {
                 path: path.to_path_buf(),
                 source,
-            }
-        })?;
+            },
+        )?;
     }
     #[cfg(not(unix))]
     let _ = (path, mode);

@@ -4,8 +4,8 @@
 //!
 //! It holds things and opens them; it must never route or answer HTTP, and never import a protocol
 //! layer (ARM, blob, identity, runner, server), which all import it.
-use std::path::{Path, PathBuf};
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rand::Rng;
@@ -68,7 +68,7 @@ impl Shared {
     pub(crate) async fn inject(&self, headers: &axum::http::HeaderMap) -> Injected {
         let f = self.faults();
         let active = f.latency_ms > 0 || f.error_rate > 0.0 || f.throttle_rate > 0.0;
-        if !active || (!f.include_deployments && self.from_deployment(headers)) {
+        if !active || (!f.include_deployments && self.made_by_deployment(headers)) {
             return Injected::None;
         }
         if f.latency_ms > 0 {
@@ -91,11 +91,14 @@ impl Shared {
 
     /// True when the request's bearer token is valid and names a deployment's identity. A forged or
     /// expired token is the engine's (or an attacker's) and gets the faults.
-    fn from_deployment(&self, headers: &axum::http::HeaderMap) -> bool {
+    fn made_by_deployment(&self, headers: &axum::http::HeaderMap) -> bool {
         let Some(token) = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
         else {
             return false;
         };

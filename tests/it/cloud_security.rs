@@ -67,8 +67,10 @@ async fn endpoint(c: &Cloud, name: &str, auth_mode: &str) -> String {
         .arm(
             Method::PUT,
             &id,
-            Some(json!({"location": "eastus", "identity": {"type": "SystemAssigned"},
-                "properties": {"authMode": auth_mode}})),
+            Some(
+                json!({"location": "eastus", "identity": {"type": "SystemAssigned"},
+                "properties": {"authMode": auth_mode}}),
+            ),
         )
         .await;
     assert_eq!(ep.status, 201, "{}", ep.text);
@@ -125,7 +127,8 @@ async fn a_deployment_gets_no_token_for_another_endpoint_and_aad_scoring_needs_a
         .await;
     let key = keys.body["primaryKey"].as_str().expect("key").to_string();
     let a_uri = scoring_uri(&c, &w.endpoint).await;
-    let probe = async |resource: &str| score(&c, &a_uri, &key, &json!({"msi_resource": resource})).await;
+    let probe =
+        async |resource: &str| score(&c, &a_uri, &key, &json!({"msi_resource": resource})).await;
 
     let b_aml = endpoint(&c, "ep-b-aml", "AMLToken").await;
     let b_aad = endpoint(&c, "ep-b-aad", "AADToken").await;
@@ -178,8 +181,14 @@ async fn role_assignments_are_read_only_by_principals_with_a_role() {
     let v = "?api-version=2022-04-01";
     let auth = "providers/Microsoft.Authorization";
     for path in [
-        format!("{}/{auth}/roleDefinitions/x/{auth}/roleAssignments{v}", c.sub()),
-        format!("{}/{auth}/roleDefinitions/x/{auth}/roleAssignments{v}", c.rg()),
+        format!(
+            "{}/{auth}/roleDefinitions/x/{auth}/roleAssignments{v}",
+            c.sub()
+        ),
+        format!(
+            "{}/{auth}/roleDefinitions/x/{auth}/roleAssignments{v}",
+            c.rg()
+        ),
         format!("{}/{auth}/roleAssignments{v}", c.sub()),
         format!("{}/{auth}/roleAssignments{v}&$filter=atScope()", c.rg()),
     ] {
@@ -248,14 +257,16 @@ async fn an_encoded_slash_never_moves_a_request_into_another_container() {
     // The role works where it was given, and nowhere else.
     assert_eq!(blob(Method::PUT, "hello/a.txt", b"a").await.status, 201);
     assert_eq!(
-        blob(Method::PUT, "other?restype=container", b"").await.status,
+        blob(Method::PUT, "other?restype=container", b"")
+            .await
+            .status,
         403
     );
     // The attack: the account segment carries the container's path, encoded.
-    let smuggled = c
-        .info
-        .blob_endpoint_template
-        .replace("{account}/", &format!("{account}%2Fblobservices%2Fdefault%2Fcontainers%2Fhello/"));
+    let smuggled = c.info.blob_endpoint_template.replace(
+        "{account}/",
+        &format!("{account}%2Fblobservices%2Fdefault%2Fcontainers%2Fhello/"),
+    );
     for (url, what) in [
         (format!("{smuggled}xyz?restype=container"), "container"),
         (format!("{smuggled}xyz/b.txt"), "blob"),
@@ -273,10 +284,18 @@ async fn an_encoded_slash_never_moves_a_request_into_another_container() {
         )
         .await;
         assert_eq!(a.status, 400, "{what}: {}", a.text);
-        assert_eq!(a.header("x-ms-error-code").as_deref(), Some("InvalidResourceName"));
+        assert_eq!(
+            a.header("x-ms-error-code").as_deref(),
+            Some("InvalidResourceName")
+        );
     }
     // An encoded slash in the container segment, and names Azure refuses, are refused too.
-    for rest in ["hello%2Fxyz?restype=container", "hello%2Fxyz/b.txt", "Hello/b.txt", "he--llo/b.txt"] {
+    for rest in [
+        "hello%2Fxyz?restype=container",
+        "hello%2Fxyz/b.txt",
+        "Hello/b.txt",
+        "he--llo/b.txt",
+    ] {
         let a = blob(Method::PUT, rest, b"x").await;
         assert_eq!(a.status, 400, "{rest}: {}", a.text);
     }
@@ -471,7 +490,11 @@ fn saved_plans_and_the_clouds_files_are_the_owners_only() {
     let modes = modes_under(data);
     assert!(modes.len() > 10, "{modes:?}");
     let logs: Vec<_> = modes.iter().filter(|(p, _)| p.ends_with(".log")).collect();
-    assert!(!logs.is_empty(), "no deployment log under {}", data.display());
+    assert!(
+        !logs.is_empty(),
+        "no deployment log under {}",
+        data.display()
+    );
     assert_eq!(modes[0].1, 0o700, "the data folder");
     let open: Vec<_> = modes.iter().filter(|(_, m)| m & 0o077 != 0).collect();
     assert!(open.is_empty(), "readable by others: {open:?}");
@@ -510,9 +533,13 @@ async fn faults_hit_the_engine_and_spare_deployments_unless_asked() {
 
     // Restarted with every request failing: the deployment restarts and its init() reads its blob.
     let dir = c.stop().await;
-    let c =
-        Cloud::start_in_process_with(dir, port, every_request_fails.clone(), ConnLimits::default())
-            .await;
+    let c = Cloud::start_in_process_with(
+        dir,
+        port,
+        every_request_fails.clone(),
+        ConnLimits::default(),
+    )
+    .await;
     let engine = c.arm(Method::GET, &c.rg(), None).await;
     assert!(
         [500, 503].contains(&engine.status.as_u16()),

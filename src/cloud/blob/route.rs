@@ -298,8 +298,14 @@ mod tests {
         let c = || container("ccc");
         let cases = [
             ("PUT /acct/ccc?restype=container", B::CreateContainer(c())),
-            ("DELETE /acct/ccc?restype=Container", B::DeleteContainer(c())),
-            ("GET /acct/ccc?restype=container", B::ContainerProperties(c())),
+            (
+                "DELETE /acct/ccc?restype=Container",
+                B::DeleteContainer(c()),
+            ),
+            (
+                "GET /acct/ccc?restype=container",
+                B::ContainerProperties(c()),
+            ),
             (
                 "HEAD /acct/ccc?restype=container",
                 B::ContainerProperties(c()),
