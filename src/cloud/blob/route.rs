@@ -7,6 +7,7 @@
 //! `NotImplemented` error.
 use axum::http::Method;
 
+use crate::cloud::arm::storage::{valid_account_name, valid_container_name};
 use crate::cloud::http::{Query, decode_segment};
 use crate::cloud::store::ops::container_key;
 
@@ -31,29 +32,14 @@ pub(crate) enum NameError {
     Blob,
 }
 
-/// A storage account name: 3 to 24 characters, lowercase letters and digits only (compared after
-/// lowercasing: the account is a host name on Azure, and host names ignore case).
-/// Source: Azure/azure-rest-api-specs specification/storage/resource-manager/Microsoft.Storage/stable/
-/// 2025-01-01/storage.json, parameter `StorageAccountName` (minLength 3, maxLength 24; its description:
-/// "use numbers and lower-case letters only").
-pub(crate) fn valid_account_name(n: &str) -> bool {
-    (3..=24).contains(&n.len())
-        && n.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
-/// A container name as Azure accepts it: 3 to 63 characters; lowercase letters, digits and hyphens;
-/// starting and ending with a letter or digit; no two hyphens in a row. Source: learn.microsoft.com
-/// rest/api/storageservices/naming-and-referencing-containers--blobs--and-metadata ("Container
-/// names"), and Azure/azure-rest-api-specs storage.json parameter `ContainerName` (3..63).
-pub(crate) fn valid_container_name(n: &str) -> bool {
-    (3..=63).contains(&n.len())
-        && n.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !n.starts_with('-')
-        && !n.ends_with('-')
-        && !n.contains("--")
-}
+// Names are those ARM gives out (one rule for both planes, in `arm::storage`): a storage account is 3
+// to 24 lowercase letters and digits (Azure/azure-rest-api-specs specification/storage/resource-manager/
+// Microsoft.Storage/stable/2025-01-01/storage.json, parameter `StorageAccountName`: 3..24, "numbers and
+// lower-case letters only"; compared after lowercasing, as the account is a host name on Azure); a
+// container is 3 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or
+// digit, no two hyphens in a row (learn.microsoft.com rest/api/storageservices
+// naming-and-referencing-containers--blobs--and-metadata, "Container names"; storage.json parameter
+// `ContainerName`: 3..63).
 
 impl BlobPath {
     /// Splits on `/` first and decodes each part once: an encoded `/` (`%2F`) in the account or the
