@@ -34,7 +34,9 @@ pub struct ConnLimits {
 impl Default for ConnLimits {
     fn default() -> Self {
         ConnLimits {
-            header_timeout: Duration::from_secs(30),
+            // Longer than the engine keeps an idle pooled connection (90 s, src/provider/pipeline.rs):
+            // the engine drops it first, so it never sends a request on one this cloud is closing.
+            header_timeout: Duration::from_secs(100),
             handshake_timeout: Duration::from_secs(10),
             // Two listeners (HTTPS, managed identity) stay well under a 1024 file-descriptor limit,
             // with room for the store, logs and the scoring processes' pipes.
