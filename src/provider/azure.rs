@@ -20,6 +20,8 @@ use super::config::{CloudConfig, CloudKind, discover};
 use super::contract::{Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result};
 use super::credential::{ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
+use super::pace::{PaceNotices, Pacer};
+use super::pipeline::RequestTally;
 use super::pipeline::{
     Clock, Pipeline, ReqwestTransport, SystemClock, TokenSource, Transport, build_http_client,
     build_transport_client,
@@ -137,7 +139,12 @@ impl AzureProvider {
         tokens: Arc<dyn TokenSource>,
         credential_name: impl Into<String>,
     ) -> Result<Self> {
-        let pipeline = Pipeline::new(transport, clock, config.retry.clone(), Some(tokens));
+        // One pacer per process: every request of this principal shares its buckets.
+        let pacer = config
+            .pace
+            .map(|limits| Arc::new(Pacer::new(limits, clock.elapsed())));
+        let pipeline = Pipeline::new(transport, clock, config.retry.clone(), Some(tokens))
+            .with_arm(config.arm_scope(), pacer);
         let arm = Arm::new(pipeline, config.arm_endpoint.clone(), config.arm_scope());
         Ok(Self {
             ctx: Arc::new(Ctx::new(config, arm, registry)),
@@ -159,6 +166,19 @@ impl AzureProvider {
     /// The configuration in use.
     pub fn config(&self) -> &CloudConfig {
         &self.ctx.config
+    }
+
+    /// The requests sent so far (every try), for the run summary and `-v`.
+    pub fn requests(&self) -> RequestTally {
+        self.ctx.arm.pipeline().counts()
+    }
+
+    /// Sends a notice wherever `sink` says each time ARM requests start waiting for their bucket
+    /// ("paced: 10 writes/s"); nothing when pacing is off.
+    pub fn on_paced(&self, sink: PaceNotices) {
+        if let Some(p) = self.ctx.arm.pipeline().pacer() {
+            p.set_notices(sink);
+        }
     }
 
     /// The live traffic split of an endpoint, `None` if it does not exist.
@@ -285,6 +305,33 @@ impl Provider for AzureProvider {
 
     fn delete<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, ()> {
         Box::pin(async move { self.do_delete(req).await.map_err(|e| at(req, e)) })
+    }
+
+    fn list_group(&self, req: &ResourceRequest) -> Option<String> {
+        resources::listing::group(&self.ctx, req)
+    }
+
+    fn read_listed<'a>(
+        &'a self,
+        reqs: &'a [ResourceRequest],
+    ) -> ProviderFuture<'a, Vec<Result<Option<Observed>>>> {
+        Box::pin(async move {
+            let answers = match reqs.first().and_then(|r| self.list_group(r)) {
+                Some(_) => resources::listing::read(&self.ctx, reqs).await?,
+                None => {
+                    let mut out = Vec::with_capacity(reqs.len());
+                    for r in reqs {
+                        out.push(self.do_read(r).await);
+                    }
+                    out
+                }
+            };
+            Ok(answers
+                .into_iter()
+                .zip(reqs)
+                .map(|(a, req)| a.map_err(|e| at(req, e)))
+                .collect())
+        })
     }
 
     fn read_text<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<String>> {

@@ -181,6 +181,25 @@ pub trait Provider: Send + Sync {
     fn read_text<'a>(&'a self, _req: &'a ResourceRequest) -> ProviderFuture<'a, Option<String>> {
         Box::pin(async { Ok(None) })
     }
+    /// The collection a resource can be read from together with others (a key naming it), `None`
+    /// when it is read alone. Refresh reads the members of one collection with [`Provider::read_listed`].
+    fn list_group(&self, _req: &ResourceRequest) -> Option<String> {
+        None
+    }
+    /// Reads resources that share a [`Provider::list_group`] with one listing: one answer per request,
+    /// in order (`Ok(None)` for one the listing does not hold). The default reads each alone.
+    fn read_listed<'a>(
+        &'a self,
+        reqs: &'a [ResourceRequest],
+    ) -> ProviderFuture<'a, Vec<Result<Option<Observed>>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(reqs.len());
+            for r in reqs {
+                out.push(self.read(r).await);
+            }
+            Ok(out)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod credential;
 pub mod error;
 pub mod ids;
 pub mod lro;
+pub mod pace;
 pub mod pipeline;
 pub mod resources;
 pub mod retry;

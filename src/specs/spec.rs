@@ -79,6 +79,25 @@ pub struct ArmMapping {
     /// of refusing to take over an object the state does not know.
     #[serde(default)]
     pub(crate) adopt_existing: bool,
+    /// The collection that lists resources of this type together, which refresh reads instead of one
+    /// GET per resource.
+    #[serde(default)]
+    pub list: Option<ListMapping>,
+}
+
+/// How resources of a type are read together: one listing (with its paging) per group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMapping {
+    /// Template of the collection's path (ARM) with the same placeholders as `path`; for the blob data
+    /// plane, the container whose blobs are listed.
+    pub path: String,
+    /// What the resources listed together share (`resource_group`, a field such as `account`): one
+    /// listing per distinct value. Must appear as a placeholder of `path`.
+    pub group_by: String,
+    /// Whether an entry of the listing carries everything the observer reads; when false, each
+    /// resource the listing finds is then read by GET (the listing still tells what is gone).
+    pub complete: bool,
 }
 
 /// A change the cloud applies only after replication.
@@ -437,6 +456,17 @@ impl ResourceSpec {
                         .to_string(),
                 ));
             }
+        }
+        if let Some(list) = &spec.arm.list
+            && !list.path.contains(&format!("{{{}}}", list.group_by))
+        {
+            return Err(invalid(
+                file,
+                format!(
+                    "`arm.list.group_by: {}` is not a placeholder of `arm.list.path`",
+                    list.group_by
+                ),
+            ));
         }
         if !spec.attributes.contains_key("id") {
             return Err(invalid(

@@ -376,10 +376,7 @@ pub(crate) fn list_deployments(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
     if !cx.st.store.has_resource(&ep.key()) {
         return Err(endpoint_not_found(ep));
     }
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"value": cx.st.store.children(&ep.id, "deployments")}),
-    ))
+    cx.page_by(cx.st.store.children(&ep.id, "deployments"), "$skip")
 }
 
 /// `POST {deployment}/getLogs`.

@@ -683,9 +683,32 @@ async fn endpoint_traffic(
     let mine = map
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| *v)
-        .unwrap_or(0);
+        .map_or(0, |(_, v)| *v);
     Ok((map, mine))
+}
+
+/// The endpoint's traffic split, read once for all the deployments of one listing.
+pub(super) async fn listed_traffic(
+    ctx: &Ctx,
+    inputs: &Map<String, Value>,
+) -> Result<BTreeMap<String, u32>> {
+    Ok(endpoint_traffic(ctx, inputs).await?.0)
+}
+
+/// A listed deployment (OnlineDeployments_List answers the same OnlineDeployment definition as GET)
+/// observed with its share of `traffic`.
+pub(super) async fn observe_listed(
+    ctx: &Ctx,
+    req: &ResourceRequest,
+    body: &Value,
+    traffic: &BTreeMap<String, u32>,
+) -> Result<Observed> {
+    let name = required_str(&req.inputs, "name")?;
+    let share = traffic
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map_or(0, |(_, v)| *v);
+    observe(ctx, req, body, share).await
 }
 
 pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
