@@ -363,7 +363,11 @@ pub(crate) fn restrict(plan: &mut Plan, targets: &[String]) -> Result<(), CliErr
     }
     plan.changes.retain(|c| keep.contains(&c.address));
     plan.drift.retain(|d| keep.contains(&d.address));
-    plan.summary = crate::plan::Summary::of(&plan.changes, &plan.drift, &plan.outputs);
+    // A map goes with any of its members (it names them all).
+    plan.maps.retain(|m| {
+        keep.contains(&m.address) || m.members.iter().any(|x| keep.contains(&x.address))
+    });
+    plan.summary = crate::plan::Summary::of_plan(plan);
     Ok(())
 }
 

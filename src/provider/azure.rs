@@ -17,7 +17,9 @@ use url::Url;
 
 use super::arm::Arm;
 use super::config::{CloudConfig, CloudKind, discover};
-use super::contract::{Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result};
+use super::contract::{
+    MapRequest, Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result,
+};
 use super::credential::{ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
 use super::pace::{PaceNotices, Pacer};
@@ -342,6 +344,23 @@ impl Provider for AzureProvider {
                     .map_err(|e| at(req, e)),
                 _ => Ok(None),
             }
+        })
+    }
+
+    fn set_map<'a>(&'a self, req: &'a MapRequest) -> ProviderFuture<'a, BTreeMap<String, u64>> {
+        Box::pin(async move {
+            let result = match req.owner_type {
+                ResourceType::OnlineEndpoint => {
+                    resources::online_endpoint::set_map(&self.ctx, req).await
+                }
+                other => Err(ProviderError::invalid(format!(
+                    "{other} holds no map stackform can set"
+                ))),
+            };
+            result.map_err(|e| {
+                let context = format!("{} {}", req.owner_type, req.address);
+                e.with_context(context)
+            })
         })
     }
 }

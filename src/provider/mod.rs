@@ -35,7 +35,8 @@ pub use azure::AzureProvider;
 pub use config::{CloudConfig, CloudKind};
 pub(crate) use contract::ProviderFuture;
 pub use contract::{
-    Observed, ProgressEvent, ProgressSink, Provider, ResourceRequest, ResourceType, Result,
+    MapRequest, Observed, ProgressEvent, ProgressSink, Provider, ResourceRequest, ResourceType,
+    Result,
 };
 pub use error::{ErrorKind, ProviderError};
 pub use secret::Secret;

@@ -7,6 +7,7 @@ mod support;
 
 mod apply_local;
 mod architecture;
+mod blue_green;
 mod cli_schema;
 mod cli_validate;
 mod cloud_api;

@@ -476,14 +476,6 @@ pub fn failed(message: impl Into<String>) -> ProviderError {
     ProviderError::new(ErrorKind::Failed, message)
 }
 
-/// An error for an input of the wrong shape.
-pub(crate) fn bad_input(name: &str, expected: &str) -> ProviderError {
-    ProviderError::new(
-        ErrorKind::Invalid,
-        format!("input `{name}` must be {expected}"),
-    )
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     // The module's own file, by its full path (an inline module's `super`).
