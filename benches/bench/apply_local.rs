@@ -55,6 +55,7 @@ fn plan(containers: usize) -> ApplyPlan {
 async fn one_case(latency_ms: u64, containers: usize, parallelism: usize) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cloud = stackform::cloud::start(CloudOptions {
+        limits: Default::default(),
         data_dir: dir.path().join("cloud"),
         port: 0,
         faults: Faults {

@@ -76,6 +76,7 @@ struct Conn {
 
 async fn start_in(dir: &std::path::Path) -> RunningCloud {
     start(CloudOptions {
+        limits: Default::default(),
         data_dir: dir.to_path_buf(),
         port: 0,
         faults: Default::default(),

@@ -78,6 +78,10 @@ pub struct UpArgs {
     /// Fault: seconds a new identity stays unknown to role assignments (PrincipalNotFound).
     #[arg(long)]
     pub principal_replication_s: Option<f64>,
+    /// Faults also hit the deployments' own requests (made with managed-identity tokens, e.g. a
+    /// scoring script's init() reading its blob); by default they hit only everyone else's.
+    #[arg(long)]
+    pub faults_include_deployments: bool,
     /// Seed a new data folder the way security-conscious tenants run workspaces: the workspace's
     /// storage account refuses shared keys and its default datastore is identity-based, so uploads use
     /// your own token (the seeded principal holds Storage Blob Data Contributor there).
@@ -170,6 +174,7 @@ fn faults(a: &UpArgs) -> Result<Faults, CliError> {
         throttle_retry_after_s: None,
         role_propagation_s: a.role_propagation_s,
         principal_replication_s: a.principal_replication_s,
+        include_deployments: a.faults_include_deployments.then_some(true),
         arm_throttle: a.arm_throttle.clone(),
     })?;
     Ok(f)
@@ -205,6 +210,9 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
                 extra.push(v);
             }
         }
+        if a.faults_include_deployments {
+            extra.push("--faults-include-deployments".to_string());
+        }
         if a.hardened {
             extra.push("--hardened".to_string());
         }
@@ -232,9 +240,14 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     } else {
         SeedProfile::Standard
     };
+    // This process serves the cloud: everything it and its scoring processes create (store, blob
+    // files, deployment logs, environments) is its user's only, whichever module writes it.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let rt = engine::runtime()?;
     rt.block_on(async move {
         let opts = CloudOptions {
+            limits: Default::default(),
             data_dir: dir.clone(),
             port,
             faults: faults.clone(),
@@ -244,6 +257,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
         let running = match crate::cloud::start(opts).await {
             Err(CloudError::Start(_)) if !explicit && port != 0 => {
                 crate::cloud::start(CloudOptions {
+                    limits: Default::default(),
                     data_dir: dir.clone(),
                     port: 0,
                     faults,

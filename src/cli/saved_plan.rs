@@ -92,9 +92,11 @@ impl SavedPlan {
         }
     }
 
+    /// Writes the plan readable by its owner only (0600 on Unix, an existing file included): it
+    /// holds the stack's inputs and the values read from the cloud.
     pub(super) fn write(&self, path: &Path) -> Result<(), CliError> {
         let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(path, text + "\n").map_err(|source| {
+        write_private(path, (text + "\n").as_bytes()).map_err(|source| {
             PlanFileError::Write {
                 path: path.to_path_buf(),
                 source,
@@ -228,6 +230,26 @@ fn config_hash(loaded: &Loaded, args: &StackArgs, extras: &DesiredExtras) -> Str
         }
     }
     hex::encode(h.finalize())
+}
+
+/// Creates or truncates `path` with mode 0600 (Unix), narrowing an existing file's mode before a byte
+/// is written.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        opts.mode(0o600);
+        let mut f = opts.open(path)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(bytes)
+    }
+    #[cfg(not(unix))]
+    {
+        opts.open(path)?.write_all(bytes)
+    }
 }
 
 /// Keyed digests of the sensitive variables' values: PBKDF2-HMAC-SHA256 of the value's JSON text, salted

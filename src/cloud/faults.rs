@@ -29,6 +29,10 @@ pub struct Faults {
     pub role_propagation_s: f64,
     /// Seconds during which a new identity's principal is unknown to role assignments.
     pub principal_replication_s: f64,
+    /// Whether latency, errors and throttling also hit the deployments' own requests (those made
+    /// with a token from the managed-identity endpoint, e.g. `init()` reading its blob). Off by
+    /// default: faults are for testing the engine, not the scoring scripts.
+    pub include_deployments: bool,
     /// ARM's throttling, enforced per principal: empty is off, `arm` is ARM's own limits (reads 250
     /// and 25/s, writes 200 and 10/s, deletes 200 and 10/s), or `reads=B/R,writes=B/R,deletes=B/R`
     /// (missing classes keep ARM's values). A request that finds its bucket empty is answered 429
@@ -47,6 +51,7 @@ impl Default for Faults {
             throttle_retry_after_s: 1,
             role_propagation_s: 0.0,
             principal_replication_s: 0.0,
+            include_deployments: false,
             arm_throttle: String::new(),
         }
     }
@@ -64,6 +69,7 @@ pub struct FaultsPatch {
     pub throttle_retry_after_s: Option<u64>,
     pub role_propagation_s: Option<f64>,
     pub principal_replication_s: Option<f64>,
+    pub include_deployments: Option<bool>,
     pub arm_throttle: Option<String>,
 }
 
@@ -78,6 +84,8 @@ pub enum FaultsError {
     NotANumber(String),
     #[error("{0} must be a non-negative integer")]
     NotAnInteger(String),
+    #[error("{0} must be true or false")]
+    NotABool(String),
     #[error("arm_throttle {0}")]
     Throttle(String),
     #[error("{0}")]
@@ -139,7 +147,8 @@ impl Faults {
             throttle_rate,
             throttle_retry_after_s,
             role_propagation_s,
-            principal_replication_s
+            principal_replication_s,
+            include_deployments
         );
         if let Some(t) = p.arm_throttle {
             self.arm_throttle = t;
@@ -199,6 +208,15 @@ impl Faults {
                 };
                 patch.insert(name.to_string(), value);
             }
+        }
+        let var = "STACKFORM_CLOUD_FAULT_INCLUDE_DEPLOYMENTS";
+        if let Ok(v) = std::env::var(var) {
+            let on = match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" => true,
+                "0" | "false" | "" => false,
+                _ => return Err(FaultsError::NotABool(var.to_string())),
+            };
+            patch.insert("include_deployments".to_string(), serde_json::json!(on));
         }
         if let Ok(v) = std::env::var("STACKFORM_CLOUD_FAULT_ARM_THROTTLE") {
             patch.insert("arm_throttle".to_string(), serde_json::json!(v));

@@ -66,6 +66,39 @@ pub(crate) fn percent_decode(s: &str) -> String {
         .into_owned()
 }
 
+/// Why a path segment was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SegmentError {
+    #[error("a path segment is not valid UTF-8 once percent-decoded")]
+    NotUtf8,
+    #[error("a path segment holds an encoded '/' or '\\'")]
+    EncodedSeparator,
+    #[error("a path segment holds a control character")]
+    Control,
+    #[error("a path segment is '.' or '..'")]
+    Dot,
+}
+
+/// Percent-decodes one segment of a path already split on `/`, refusing what would change the
+/// path's shape once decoded: an encoded `/` or `\` (`%2F`, `%5C`), a control character, invalid
+/// UTF-8, or a `.`/`..` segment. Callers split first and decode each segment once, here, so no layer
+/// ever sees `a%2Fb` as one name and another as two.
+pub(crate) fn decode_segment(raw: &str) -> Result<String, SegmentError> {
+    let s = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| SegmentError::NotUtf8)?;
+    if s.contains(['/', '\\']) {
+        return Err(SegmentError::EncodedSeparator);
+    }
+    if s.chars().any(char::is_control) {
+        return Err(SegmentError::Control);
+    }
+    if s == "." || s == ".." {
+        return Err(SegmentError::Dot);
+    }
+    Ok(s.into_owned())
+}
+
 /// A decoded query string (or form body): pairs in order, looked up case-insensitively.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Query(Vec<(String, String)>);
@@ -163,5 +196,22 @@ mod tests {
     fn path_decoding_keeps_plus() {
         assert_eq!(percent_decode("a%2Fb+c%20d"), "a/b+c d");
         assert_eq!(percent_decode("100%"), "100%");
+    }
+
+    #[test]
+    fn segments_never_change_the_shape_of_a_path() {
+        assert_eq!(decode_segment("a%20b+c"), Ok("a b+c".into()));
+        for (raw, want) in [
+            ("a%2Fb", SegmentError::EncodedSeparator),
+            ("a%2fb", SegmentError::EncodedSeparator),
+            ("a%5Cb", SegmentError::EncodedSeparator),
+            ("a%0Ab", SegmentError::Control),
+            ("a%00", SegmentError::Control),
+            ("%FF", SegmentError::NotUtf8),
+            ("..", SegmentError::Dot),
+            ("%2E%2E", SegmentError::Dot),
+        ] {
+            assert_eq!(decode_segment(raw), Err(want), "{raw}");
+        }
     }
 }

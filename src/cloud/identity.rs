@@ -41,6 +41,16 @@ fn resource_for_scope(st: &CloudState, scope: &str) -> Option<String> {
         .split_whitespace()
         .find(|s| s.ends_with("/.default"))?;
     let resource = scope.strip_suffix(".default")?;
+    // `https://management.core.windows.net//.default` keeps its double slash: the resource is the
+    // audience with its trailing slash.
+    known_resource(st, resource.trim_end_matches('/'))
+}
+
+/// The Entra resources this cloud issues tokens for (ARM, storage, Azure ML), as their canonical
+/// audience. Anything else, an online endpoint's own `aml-endpoint:` audience included, is never
+/// issued by the token or managed-identity endpoints: an AML token comes from ARM's
+/// `onlineEndpoints/token` action, which checks the caller's role on that endpoint.
+fn known_resource(st: &CloudState, resource: &str) -> Option<String> {
     let allowed = [
         "https://management.azure.com/",
         "https://management.core.windows.net/",
@@ -48,12 +58,9 @@ fn resource_for_scope(st: &CloudState, scope: &str) -> Option<String> {
         ML_AUDIENCE,
         &format!("{}/", st.arm_url),
     ];
-    // `https://management.core.windows.net//.default` keeps its double slash: the resource is the
-    // audience with its trailing slash.
-    let trimmed = resource.trim_end_matches('/');
     allowed
         .iter()
-        .find(|a| same_audience(a, trimmed))
+        .find(|a| same_audience(a, resource))
         .map(|a| (*a).to_string())
 }
 
@@ -232,10 +239,18 @@ async fn msi_token(
             "the secret header is missing or does not match this compute",
         );
     };
-    let Some(resource) = q.get("resource").filter(|r| !r.is_empty()) else {
+    let Some(requested) = q.get("resource").filter(|r| !r.is_empty()) else {
         return msi_error(
             StatusCode::BAD_REQUEST,
             "the resource parameter is required",
+        );
+    };
+    // A managed identity gets tokens for Entra resources only; what it may do with them is then
+    // decided by its roles where it presents them (never by the audience it could ask for here).
+    let Some(resource) = known_resource(&st, requested) else {
+        return msi_error(
+            StatusCode::BAD_REQUEST,
+            "the resource is not one this cloud issues managed-identity tokens for",
         );
     };
     if !q.contains_key("api-version") {
@@ -275,6 +290,7 @@ async fn msi_token(
             "no managed identity matches the request (is the identity assigned to the endpoint?)",
         );
     };
+    st.note_deployment_principal(&oid);
     let seed = st.seed();
     let now = now_ms() / 1000;
     let exp = now + 3599;
@@ -288,7 +304,7 @@ async fn msi_token(
         nbf: now,
         exp,
     });
-    axum::Json(json!({"access_token": token, "expires_on": exp.to_string(), "resource": resource, "token_type": "Bearer"})).into_response()
+    axum::Json(json!({"access_token": token, "expires_on": exp.to_string(), "resource": requested, "token_type": "Bearer"})).into_response()
 }
 
 #[cfg(test)]

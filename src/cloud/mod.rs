@@ -40,18 +40,20 @@
 //! * Blob URLs: always take `properties.primaryEndpoints.blob` of the storage account. The workspace
 //!   datastore's `endpoint` says `core.windows.net` as in Azure; resolve the workspace storage account
 //!   (`workspace.properties.storageAccount`) and use its `primaryEndpoints.blob` instead.
-//! * In-process (tests): `start(CloudOptions { data_dir, port: 0, faults, log_file: None, seed })`
+//! * In-process (tests): `start(CloudOptions { data_dir, port: 0, faults, log_file: None, seed, limits })`
 //!   gives a [`RunningCloud`] with `.info`, `.set_faults(patch)` and `.shutdown().await`;
 //!   `app(CloudState::open(..))` is the bare router for `tower::ServiceExt::oneshot`.
 //! * Faults at run time: `POST {arm_endpoint}_admin/faults` with the seeded service principal's ARM
 //!   token and a JSON patch of [`faults::Faults`] fields (`latency_ms`, `lro_ms`, `retry_after_s`,
 //!   `error_rate`, `throttle_rate`, `throttle_retry_after_s`, `role_propagation_s`,
-//!   `principal_replication_s`); `GET` reads them. At start: `cloud up --lro-ms ...` flags or
+//!   `principal_replication_s`, `include_deployments`); `GET` reads them. Faults spare the
+//!   deployments' own requests (managed-identity tokens) unless `include_deployments` is set. At start: `cloud up --lro-ms ...` flags or
 //!   `STACKFORM_CLOUD_FAULT_<FIELD>` variables.
 pub(crate) mod arm;
 pub mod auth;
 pub(crate) mod blob;
 pub(crate) mod bodies;
+pub(crate) mod conn;
 pub mod faults;
 pub(crate) mod http;
 pub(crate) mod identity;
@@ -64,6 +66,7 @@ pub(crate) mod state;
 pub(crate) mod store;
 pub(crate) mod tls;
 
+pub use conn::ConnLimits;
 pub use faults::throttle_limits;
 pub use instance::{CloudError, CloudInfo, default_data_dir, ensure_running, read_info, status};
 pub use seed::SeedProfile;

@@ -6,7 +6,6 @@
 //! plain HTTP (bearer tokens only travel over TLS).
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -14,15 +13,16 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use tokio::sync::Notify;
 
 use super::arm::protocol::{ArmCode, ArmError, authenticate};
+use super::conn::{self, ConnLimits};
 use super::faults::{Faults, FaultsError, FaultsPatch};
 use super::http::RESERVED;
 use super::instance::{CloudError, CloudInfo};
 use super::seed::SeedProfile;
 use super::state::{CloudState, Shared};
 use super::{arm, blob, identity, runner, tls};
+use axum_server::tls_rustls::RustlsConfig;
 
 /// How to start an in-process or foreground cloud.
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct CloudOptions {
     pub log_file: Option<PathBuf>,
     /// How a new data folder is seeded; a folder seeded otherwise is refused for `Hardened`.
     pub seed: SeedProfile,
+    /// Timeouts and the connection cap of every listener.
+    pub limits: ConnLimits,
 }
 
 /// The router of the HTTPS listener: token and metadata endpoints, admin API, scoring, ARM and blob.
@@ -152,7 +154,7 @@ pub struct RunningCloud {
     pub info: CloudInfo,
     pub state: CloudState,
     handle: axum_server::Handle<SocketAddr>,
-    msi_stop: Arc<Notify>,
+    msi_handle: axum_server::Handle<SocketAddr>,
     _lock: std::fs::File,
 }
 
@@ -174,7 +176,8 @@ impl RunningCloud {
         runner::stop_all(&self.state).await;
         self.handle
             .graceful_shutdown(Some(std::time::Duration::from_secs(2)));
-        self.msi_stop.notify_waiters();
+        self.msi_handle
+            .graceful_shutdown(Some(std::time::Duration::from_secs(2)));
         let _ = std::fs::remove_file(self.info.data_dir.join(super::instance::INFO_FILE));
     }
 }
@@ -188,6 +191,11 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
         path: dir.clone(),
         source,
     })?;
+    owner_only(dir, 0o700)?;
+    if let Some(log) = opts.log_file.as_ref().filter(|l| l.exists()) {
+        // Made by the process that detached this one (`cloud up --detach`), before this mask applied.
+        owner_only(log, 0o600)?;
+    }
     let lock = super::instance::take_lock(dir)?;
     let std_listener =
         std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, opts.port)).map_err(|e| {
@@ -203,8 +211,10 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
         .local_addr()
         .map_err(|e| CloudError::Start(e.to_string()))?
         .port();
-    let msi_listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
+    let msi_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| CloudError::Start(e.to_string()))?;
+    msi_listener
+        .set_nonblocking(true)
         .map_err(|e| CloudError::Start(e.to_string()))?;
     let msi_port = msi_listener
         .local_addr()
@@ -227,27 +237,43 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
     let material = tls::ensure(dir)?;
     let cfg = tls::server_config(&material)?;
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(
-        std_listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(cfg),
-    )
-    .map_err(|e| CloudError::Start(e.to_string()))?
-    // Metadata header names as sent (the HTTP stack lowercases them): see `blob::raw_names`.
-    .map(blob::raw_names::RawNamesAcceptor)
-    .handle(handle.clone());
+    let limits = &opts.limits;
+    let tls_acceptor = axum_server::tls_rustls::RustlsAcceptor::new(RustlsConfig::from_config(cfg))
+        .handshake_timeout(limits.handshake_timeout);
+    let server = conn::configure(
+        axum_server::from_tcp(std_listener)
+            .map_err(|e| CloudError::Start(e.to_string()))?
+            // The cap comes first, so a connection over it never starts a TLS handshake. Metadata
+            // header names as sent (the HTTP stack lowercases them): see `blob::raw_names`.
+            .acceptor(conn::Capped::new(
+                blob::raw_names::RawNamesAcceptor(tls_acceptor),
+                limits.max_connections,
+            ))
+            .handle(handle.clone()),
+        limits,
+    );
     let router = app(state.clone());
     tokio::spawn(async move {
         if let Err(e) = server.serve(router.into_make_service()).await {
             tracing::error!("local cloud listener stopped: {e}");
         }
     });
-    let msi_stop = Arc::new(Notify::new());
-    let stop = msi_stop.clone();
+    let msi_handle = axum_server::Handle::new();
+    let msi_server = conn::configure(
+        axum_server::from_tcp(msi_listener)
+            .map_err(|e| CloudError::Start(e.to_string()))?
+            .acceptor(conn::Capped::new(
+                axum_server::accept::DefaultAcceptor,
+                limits.max_connections,
+            ))
+            .handle(msi_handle.clone()),
+        limits,
+    );
     let msi_router = identity::msi_router(state.clone());
     tokio::spawn(async move {
-        let _ = axum::serve(msi_listener, msi_router)
-            .with_graceful_shutdown(async move { stop.notified().await })
-            .await;
+        if let Err(e) = msi_server.serve(msi_router.into_make_service()).await {
+            tracing::error!("managed-identity listener stopped: {e}");
+        }
     });
     let info = state.info(port, msi_port, opts.log_file.clone());
     super::instance::write_info(&info)?;
@@ -257,9 +283,27 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
         info,
         state,
         handle,
-        msi_stop,
+        msi_handle,
         _lock: lock,
     })
+}
+
+/// Gives `path` `mode` (0700 for the data folder, 0600 for a file), whatever it had: the folder holds
+/// keys, the store, blob contents and the deployments' logs.
+fn owner_only(path: &std::path::Path, mode: u32) -> Result<(), CloudError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+            |source| CloudError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }
 
 #[cfg(test)]

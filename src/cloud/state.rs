@@ -4,7 +4,7 @@
 //!
 //! It holds things and opens them; it must never route or answer HTTP, and never import a protocol
 //! layer (ARM, blob, identity, runner, server), which all import it.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -57,6 +57,9 @@ pub struct Shared {
     pub(crate) shutdown: Arc<Notify>,
     /// Plain-HTTP client for loopback calls to scoring processes.
     pub(crate) local_http: reqwest::Client,
+    /// Object ids the managed-identity endpoint issued tokens to (lowercase): the deployments'
+    /// identities, which injected faults spare unless `include_deployments` is set.
+    pub(crate) deployment_principals: Mutex<HashSet<String>>,
     pub(crate) throttle: Mutex<Throttle>,
 }
 
@@ -106,9 +109,16 @@ impl Shared {
         }
     }
 
-    /// Applies injected latency and draws the injected failure for one ARM or blob request.
-    pub(crate) async fn inject(&self) -> Injected {
+    /// Applies injected latency and draws the injected failure for one ARM or blob request. A
+    /// request made by a deployment (its bearer token names a principal the managed-identity
+    /// endpoint issued to) is spared unless `include_deployments` is set, so a fault test of the
+    /// engine does not fail in a scoring script's `init()`.
+    pub(crate) async fn inject(&self, headers: &axum::http::HeaderMap) -> Injected {
         let f = self.faults();
+        let active = f.latency_ms > 0 || f.error_rate > 0.0 || f.throttle_rate > 0.0;
+        if !active || (!f.include_deployments && self.made_by_deployment(headers)) {
+            return Injected::None;
+        }
         if f.latency_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(f.latency_ms)).await;
         }
@@ -117,6 +127,39 @@ impl Shared {
         } else {
             Injected::None
         }
+    }
+
+    /// Records that the managed-identity endpoint issued a token to `oid` (a deployment's identity).
+    pub(crate) fn note_deployment_principal(&self, oid: &str) {
+        self.deployment_principals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(oid.to_ascii_lowercase());
+    }
+
+    /// True when the request's bearer token is valid and names a deployment's identity. A forged or
+    /// expired token is the engine's (or an attacker's) and gets the faults.
+    fn made_by_deployment(&self, headers: &axum::http::HeaderMap) -> bool {
+        let Some(token) = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+        else {
+            return false;
+        };
+        let Ok(claims) = self
+            .signer
+            .verify_any_audience(token.trim(), super::store::now_ms() / 1000)
+        else {
+            return false;
+        };
+        self.deployment_principals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&claims.oid.to_ascii_lowercase())
     }
 }
 
@@ -163,6 +206,7 @@ impl CloudState {
             procs: Procs::default(),
             shutdown: Arc::new(Notify::new()),
             local_http,
+            deployment_principals: Mutex::default(),
             throttle: Mutex::new(Throttle {
                 origin: Instant::now(),
                 limits: None,

@@ -7,24 +7,9 @@ use crate::support::cloud::{CONTRIBUTOR_DATA, Cloud, READER, STORAGE_SCOPE, answ
 use crate::support::walk::walk;
 use reqwest::Method;
 use serde_json::json;
-use stackform::cloud::auth::{Claims, Signer};
 
 fn forge(c: &Cloud, aud: &str, oid: &str, exp_offset: i64) -> String {
-    let key = std::fs::read(c.dir.path().join("signing.key")).expect("signing key");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("time")
-        .as_secs();
-    Signer::new(key).sign(&Claims {
-        aud: aud.into(),
-        iss: "test".into(),
-        oid: oid.into(),
-        tid: c.info.tenant_id.clone(),
-        appid: String::new(),
-        iat: now,
-        nbf: now,
-        exp: (now as i64 + exp_offset) as u64,
-    })
+    c.forge(aud, oid, exp_offset)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -168,6 +168,7 @@ async fn deployments_restart_with_the_cloud() {
 async fn two_instances_cannot_share_a_data_folder() {
     let c = Cloud::start_in_process().await;
     let second = stackform::cloud::start(CloudOptions {
+        limits: Default::default(),
         data_dir: c.dir.path().to_path_buf(),
         port: 0,
         faults: Default::default(),

@@ -16,6 +16,7 @@ mod cloud_faults;
 mod cloud_lifecycle;
 mod cloud_python_sdk;
 mod cloud_rules;
+mod cloud_security;
 mod cloud_store;
 mod cloud_walk;
 mod e2e_stack;

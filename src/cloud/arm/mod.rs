@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::auth::{ArmLevel, arm_level, permits};
 use super::faults::Injected;
-use super::http::{MAX_BODY, Query, injected_server_error, percent_decode, request_id_headers};
+use super::http::{MAX_BODY, Query, decode_segment, injected_server_error, request_id_headers};
 use super::state::{Admission, CloudState};
 use super::store::now_ms;
 use crate::token_bucket::PaceClass;
@@ -85,7 +85,7 @@ fn injected(i: Injected) -> Result<(), ArmError> {
 }
 
 async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
-    injected(st.inject().await)?;
+    injected(st.inject(req.headers()).await)?;
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
     let api_version = match query.get("api-version") {
@@ -114,13 +114,22 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
             "the request body exceeds 16 MiB",
         )
     })?;
+    // Split on `/` first, then decode each segment once: an encoded `/` inside a name would make
+    // one name two segments for the router and the role check (ARM resource names never hold `/`).
     let segs: Vec<String> = parts
         .uri
         .path()
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(percent_decode)
-        .collect();
+        .map(|s| {
+            decode_segment(s).map_err(|e| {
+                ArmError::bad_request(
+                    ArmCode::InvalidResourceName,
+                    &format!("The request path is invalid: {e}."),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
     let cx = Ctx {
         st: st.clone(),
         method: parts.method,
@@ -132,11 +141,11 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
     };
     st.store.settle_due_operations(now_ms()).await?;
     let result = async {
-        authorize(&cx, &segs)?;
         let route = ArmRoute::parse(&segs);
         if let Some(ty) = route.resource_type() {
             protocol::check_served(ty, &cx.api_version, &st.seed().location)?;
         }
+        authorize(&cx, &route, segs.len())?;
         require(&cx, &route.scope())?;
         dispatch(&cx, route).await
     }
@@ -197,61 +206,61 @@ fn admit(
     }
 }
 
-/// Role-based check of the caller on the request path.
-fn authorize(cx: &Ctx, segs: &[String]) -> Result<(), ArmError> {
+/// Role-based check of the caller on the request path, decided by the parsed route (never by a
+/// segment found anywhere in the path).
+fn authorize(cx: &Ctx, route: &ArmRoute, depth: usize) -> Result<(), ArmError> {
+    use ArmRoute as R;
     let path = &cx.path;
-    let is_role_write = cx.method != Method::GET
-        && segs
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case("roleAssignments"));
-    let needed = if cx.method == Method::GET
-        || cx.method == Method::HEAD
-        || segs
-            .last()
-            .is_some_and(|s| s.eq_ignore_ascii_case("checkNameAvailability"))
-    {
-        ArmLevel::Read
-    } else {
-        ArmLevel::Write
+    let read = cx.method == Method::GET || cx.method == Method::HEAD;
+    let needed = match route {
+        // `GET /subscriptions` filters by permission itself.
+        R::Subscriptions => return Ok(()),
+        _ if depth <= 1 => return Ok(()),
+        // Role definitions are readable by every signed-in principal of the tenant, at any scope
+        // (Microsoft.Authorization/roleDefinitions/read is granted to all users of a directory), and
+        // "Permissions - List" answers for the caller only.
+        R::RoleDefinitions { .. } | R::RoleDefinition { .. } | R::Permissions { .. } if read => {
+            return Ok(());
+        }
+        // Creating or deleting a role assignment takes that very action
+        // (Microsoft.Authorization/roleAssignments/write or /delete: Owner, User Access
+        // Administrator, Role Based Access Control Administrator have it; Contributor's notActions
+        // take it away), not a level. Reading them needs Microsoft.Authorization/roleAssignments/read
+        // (`*/read`: Reader and up) on the scope.
+        R::RoleAssignments { .. } | R::RoleAssignment { .. } if !read => {
+            let action = if cx.method == Method::DELETE {
+                "Microsoft.Authorization/roleAssignments/delete"
+            } else {
+                crate::rbac::ROLE_ASSIGNMENT_WRITE
+            };
+            return if permits(&cx.st.store.assignments_of(&cx.caller.oid), path, action) {
+                Ok(())
+            } else {
+                Err(denied(cx, path))
+            };
+        }
+        R::CheckNameAvailability { .. } => ArmLevel::Read,
+        _ if read => ArmLevel::Read,
+        _ => ArmLevel::Write,
     };
-    if segs.len() <= 1 {
-        return Ok(()); // `GET /subscriptions` filters by permission itself
-    }
-    // Built-in role definitions are readable by every authenticated caller, at any scope, and so are
-    // the caller's own permissions ("Permissions - List" answers for the caller only).
-    if cx.method == Method::GET
-        && segs.iter().any(|s| {
-            s.eq_ignore_ascii_case("roleDefinitions") || s.eq_ignore_ascii_case("permissions")
-        })
-    {
-        return Ok(());
-    }
-    let held = cx.st.store.assignments_of(&cx.caller.oid);
-    // Writing or deleting a role assignment takes that very action (Owner, User Access
-    // Administrator, Role Based Access Control Administrator have it; Contributor's notActions
-    // take it away), not a level.
-    let allowed = if is_role_write {
-        let action = if cx.method == Method::DELETE {
-            "Microsoft.Authorization/roleAssignments/delete"
-        } else {
-            crate::rbac::ROLE_ASSIGNMENT_WRITE
-        };
-        permits(&held, path, action)
-    } else {
-        arm_level(&held, path, now_ms()) >= needed
-    };
-    if allowed {
+    let have = arm_level(&cx.st.store.assignments_of(&cx.caller.oid), path, now_ms());
+    if have >= needed {
         Ok(())
     } else {
-        Err(ArmError::new(
-            StatusCode::FORBIDDEN,
-            ArmCode::AuthorizationFailed,
-            &format!(
-                "The client with object id '{}' does not have authorization to perform action '{} {}' over scope '{}' or the scope is invalid.",
-                cx.caller.oid, cx.method, path, path
-            ),
-        ))
+        Err(denied(cx, path))
     }
+}
+
+/// ARM's 403 for a caller without the permission the request needs.
+fn denied(cx: &Ctx, path: &str) -> ArmError {
+    ArmError::new(
+        StatusCode::FORBIDDEN,
+        ArmCode::AuthorizationFailed,
+        &format!(
+            "The client with object id '{}' does not have authorization to perform action '{} {}' over scope '{}' or the scope is invalid.",
+            cx.caller.oid, cx.method, path, path
+        ),
+    )
 }
 
 /// Checks that the route's scope exists, outermost first: the subscription, the resource group, then

@@ -30,6 +30,7 @@ wire_codes!(
     InvalidAuthenticationTokenAudience,
     InvalidRequestContent,
     InvalidResourceNamespace,
+    InvalidResourceName,
     InvalidRoleAssignmentId,
     InvalidUserAssignedIdentity,
     LocationRequired,

@@ -27,7 +27,8 @@ pub(crate) fn is_taken_elsewhere(n: &str) -> bool {
     n.starts_with("taken") || RESERVED.contains(&n)
 }
 
-fn valid_container_name(n: &str) -> bool {
+/// A container name Azure accepts (the blob data plane checks every request's with it too).
+pub(crate) fn valid_container_name(n: &str) -> bool {
     (3..=63).contains(&n.len())
         && n.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

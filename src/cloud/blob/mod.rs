@@ -118,7 +118,7 @@ pub(crate) async fn handle(st: CloudState, req: Request) -> Response {
 }
 
 async fn handle_inner(st: &CloudState, req: Request) -> BResult {
-    match st.inject().await {
+    match st.inject(req.headers()).await {
         Injected::None => {}
         Injected::Throttle(s) => {
             let mut e = err(
@@ -141,7 +141,13 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path().to_string();
     let query = Query::parse(parts.uri.query());
-    let path = BlobPath::parse(&raw_path);
+    let path = BlobPath::parse(&raw_path).map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            BlobCode::InvalidResourceName,
+            format!("The specified resource name contains invalid characters: {e}."),
+        )
+    })?;
     let account = path.account.clone();
     let suffix = format!("/providers/microsoft.storage/storageaccounts/{account}");
     let acct = st.store.find_resource_by_suffix(&suffix, None);

@@ -7,11 +7,13 @@
 //! `NotImplemented` error.
 use axum::http::Method;
 
-use crate::cloud::http::{Query, percent_decode};
+use crate::cloud::arm::storage::{valid_account_name, valid_container_name};
+use crate::cloud::http::{Query, decode_segment};
 use crate::cloud::store::ops::container_key;
 
 /// The parts of a blob URL path: the account (lowercase), then an optional container and blob name
-/// (percent-decoded, as sent).
+/// (percent-decoded, as sent). Account and container are decoded and checked here, once, before
+/// anything looks up or authorises them.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct BlobPath {
     pub(crate) account: String,
@@ -19,14 +21,66 @@ pub(crate) struct BlobPath {
     pub(crate) blob: Option<String>,
 }
 
+/// A blob URL whose account or container cannot be a name Azure gives out.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum NameError {
+    #[error("the account segment of the URL is not a storage account name")]
+    Account,
+    #[error("the specified container name is invalid")]
+    Container,
+    #[error("the specified blob name is invalid")]
+    Blob,
+}
+
+// Names are those ARM gives out (one rule for both planes, in `arm::storage`): a storage account is 3
+// to 24 lowercase letters and digits (Azure/azure-rest-api-specs specification/storage/resource-manager/
+// Microsoft.Storage/stable/2025-01-01/storage.json, parameter `StorageAccountName`: 3..24, "numbers and
+// lower-case letters only"; compared after lowercasing, as the account is a host name on Azure); a
+// container is 3 to 63 lowercase letters, digits and hyphens, starting and ending with a letter or
+// digit, no two hyphens in a row (learn.microsoft.com rest/api/storageservices
+// naming-and-referencing-containers--blobs--and-metadata, "Container names"; storage.json parameter
+// `ContainerName`: 3..63).
+
 impl BlobPath {
-    pub(crate) fn parse(raw_path: &str) -> BlobPath {
+    /// Splits on `/` first and decodes each part once: an encoded `/` (`%2F`) in the account or the
+    /// container would otherwise move the request into another container after the role check named
+    /// the first. A blob name may hold `/` (encoded or not, it is the same name), up to 1024
+    /// characters (same Learn page, "Blob names").
+    pub(crate) fn parse(raw_path: &str) -> Result<BlobPath, NameError> {
         let mut it = raw_path.trim_start_matches('/').splitn(3, '/');
-        BlobPath {
-            account: percent_decode(it.next().unwrap_or_default()).to_ascii_lowercase(),
-            container: it.next().filter(|c| !c.is_empty()).map(percent_decode),
-            blob: it.next().filter(|b| !b.is_empty()).map(percent_decode),
+        let account = decode_segment(it.next().unwrap_or_default())
+            .map_err(|_| NameError::Account)?
+            .to_ascii_lowercase();
+        if !valid_account_name(&account) {
+            return Err(NameError::Account);
         }
+        let container = match it.next().filter(|c| !c.is_empty()) {
+            None => None,
+            Some(raw) => {
+                let c = decode_segment(raw).map_err(|_| NameError::Container)?;
+                if !valid_container_name(&c) {
+                    return Err(NameError::Container);
+                }
+                Some(c)
+            }
+        };
+        let blob = match it.next().filter(|b| !b.is_empty()) {
+            None => None,
+            Some(raw) => {
+                let b = percent_encoding::percent_decode_str(raw)
+                    .decode_utf8()
+                    .map_err(|_| NameError::Blob)?;
+                if b.chars().count() > 1024 || b.chars().any(char::is_control) {
+                    return Err(NameError::Blob);
+                }
+                Some(b.into_owned())
+            }
+        };
+        Ok(BlobPath {
+            account,
+            container,
+            blob,
+        })
     }
 }
 
@@ -162,7 +216,11 @@ mod tests {
 
     fn route(method: Method, target: &str) -> BlobRoute {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        BlobRoute::parse(&method, BlobPath::parse(path), &Query::parse(Some(query)))
+        BlobRoute::parse(
+            &method,
+            BlobPath::parse(path).unwrap(),
+            &Query::parse(Some(query)),
+        )
     }
 
     fn container(name: &str) -> ContainerName {
@@ -182,48 +240,82 @@ mod tests {
     #[test]
     fn paths_split_into_account_container_and_blob() {
         assert_eq!(
-            BlobPath::parse("/ACCT/Cont/dir/a%20b.txt"),
-            BlobPath {
+            BlobPath::parse("/ACCT/cont/dir/a%20b.txt%2Fc"),
+            Ok(BlobPath {
                 account: "acct".into(),
-                container: Some("Cont".into()),
-                blob: Some("dir/a b.txt".into()),
-            }
+                container: Some("cont".into()),
+                blob: Some("dir/a b.txt/c".into()),
+            })
         );
-        assert_eq!(BlobPath::parse("/acct/").container, None);
+        assert_eq!(BlobPath::parse("/acct/").unwrap().container, None);
+    }
+
+    /// The bug: `/mistoreaaa1%2Fblobservices%2Fdefault%2Fcontainers%2Fhello/xyz` decoded to one
+    /// "account" that matched the container `hello`, so a role on `hello` let the caller create `xyz`.
+    #[test]
+    fn encoded_separators_and_invalid_names_are_refused() {
+        for (path, want) in [
+            (
+                "/mistoreaaa1%2Fblobservices%2Fdefault%2Fcontainers%2Fhello/xyz",
+                NameError::Account,
+            ),
+            ("/acct/hello%2Fxyz/blob", NameError::Container),
+            ("/acct/hello%5Cxyz", NameError::Container),
+            ("/ab/hello", NameError::Account),
+            ("/acc_t/hello", NameError::Account),
+            ("/acct/Hello", NameError::Container),
+            ("/acct/he--llo", NameError::Container),
+            ("/acct/-hello", NameError::Container),
+            ("/acct/hello-", NameError::Container),
+            ("/acct/he", NameError::Container),
+            ("/acct/hello/a%0Ab", NameError::Blob),
+        ] {
+            assert_eq!(BlobPath::parse(path), Err(want), "{path}");
+        }
+        let long = format!("/acct/hello/{}", "a".repeat(1025));
+        assert_eq!(BlobPath::parse(&long), Err(NameError::Blob));
+        assert!(BlobPath::parse(&format!("/acct/{}", "a".repeat(63))).is_ok());
+        assert!(BlobPath::parse(&format!("/acct/{}", "a".repeat(64))).is_err());
     }
 
     #[test]
     fn every_route() {
         use BlobRoute as B;
-        let c = || container("c");
+        let c = || container("ccc");
         let cases = [
-            ("PUT /acct/c?restype=container", B::CreateContainer(c())),
-            ("DELETE /acct/c?restype=Container", B::DeleteContainer(c())),
-            ("GET /acct/c?restype=container", B::ContainerProperties(c())),
+            ("PUT /acct/ccc?restype=container", B::CreateContainer(c())),
             (
-                "HEAD /acct/c?restype=container",
+                "DELETE /acct/ccc?restype=Container",
+                B::DeleteContainer(c()),
+            ),
+            (
+                "GET /acct/ccc?restype=container",
                 B::ContainerProperties(c()),
             ),
             (
-                "GET /acct/c?restype=container&comp=list&prefix=a",
+                "HEAD /acct/ccc?restype=container",
+                B::ContainerProperties(c()),
+            ),
+            (
+                "GET /acct/ccc?restype=container&comp=list&prefix=a",
                 B::ListBlobs(c()),
             ),
-            ("PUT /acct/c/a/b", B::PutBlob(blob("c", "a/b"))),
+            ("PUT /acct/ccc/a/b", B::PutBlob(blob("ccc", "a/b"))),
             (
-                "GET /acct/c/a",
+                "GET /acct/ccc/a",
                 B::GetBlob {
-                    blob: blob("c", "a"),
+                    blob: blob("ccc", "a"),
                     head: false,
                 },
             ),
             (
-                "HEAD /acct/c/a",
+                "HEAD /acct/ccc/a",
                 B::GetBlob {
-                    blob: blob("c", "a"),
+                    blob: blob("ccc", "a"),
                     head: true,
                 },
             ),
-            ("DELETE /acct/c/a", B::DeleteBlob(blob("c", "a"))),
+            ("DELETE /acct/ccc/a", B::DeleteBlob(blob("ccc", "a"))),
         ];
         for (request, want) in cases {
             let (m, target) = request.split_once(' ').unwrap();
@@ -237,11 +329,11 @@ mod tests {
         for (m, t) in [
             (Method::GET, "/acct"),
             (Method::GET, "/acct?comp=list"),
-            (Method::PUT, "/acct/c"),
-            (Method::POST, "/acct/c?restype=container"),
-            (Method::PUT, "/acct/c/a?comp=block&blockid=x"),
-            (Method::GET, "/acct/c?restype=container&comp=acl"),
-            (Method::POST, "/acct/c/a"),
+            (Method::PUT, "/acct/ccc"),
+            (Method::POST, "/acct/ccc?restype=container"),
+            (Method::PUT, "/acct/ccc/a?comp=block&blockid=x"),
+            (Method::GET, "/acct/ccc?restype=container&comp=acl"),
+            (Method::POST, "/acct/ccc/a"),
         ] {
             assert_eq!(route(m.clone(), t), BlobRoute::Unimplemented, "{m} {t}");
         }

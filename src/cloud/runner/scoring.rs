@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::cloud::auth::ML_AUDIENCE;
+use crate::cloud::auth::{ArmLevel, ML_AUDIENCE, arm_level};
 use crate::cloud::bodies::str_at;
 use crate::cloud::http::with_headers;
 use crate::cloud::state::CloudState;
@@ -79,10 +79,31 @@ pub(crate) async fn score(
                 now_ms() / 1000,
             )
             .is_ok(),
-        _ => st
+        // AADToken: any Entra token for Azure ML proves who the caller is, not that it may score
+        // this endpoint. Scoring needs Microsoft.MachineLearningServices/workspaces/onlineEndpoints/
+        // score/action on the endpoint (learn.microsoft.com azure/machine-learning
+        // how-to-authenticate-online-endpoint: "RBAC required for scoring: Yes (score/action role)"
+        // for aad_token). Of the built-in roles this cloud knows, Owner and Contributor (`*`) carry
+        // it; Reader (`*/read`) does not.
+        _ => match st
             .signer
             .verify(&presented, &[ML_AUDIENCE], now_ms() / 1000)
-            .is_ok(),
+        {
+            Err(_) => false,
+            Ok(claims) => {
+                let held = st.store.assignments_of(&claims.oid);
+                if arm_level(&held, &ep_key, now_ms()) < ArmLevel::Write {
+                    return score_error(
+                        StatusCode::FORBIDDEN,
+                        &format!(
+                            "the principal '{}' may not score this endpoint (it needs Microsoft.MachineLearningServices/workspaces/onlineEndpoints/score/action on it)",
+                            claims.oid
+                        ),
+                    );
+                }
+                true
+            }
+        },
     };
     if !authorised {
         return score_error(

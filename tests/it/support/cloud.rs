@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use stackform::cloud::{CloudInfo, CloudOptions, RunningCloud};
+use stackform::cloud::auth::{Claims, Signer};
+use stackform::cloud::faults::Faults;
+use stackform::cloud::{CloudInfo, CloudOptions, ConnLimits, RunningCloud};
 
 use super::bin::binary;
 use super::wait::wait_until;
@@ -108,6 +110,16 @@ impl Cloud {
 
     /// In this process on a given port (a restart keeps URLs stored in deployments valid).
     pub(crate) async fn start_in_process_on(dir: tempfile::TempDir, port: u16) -> Cloud {
+        Self::start_in_process_with(dir, port, Faults::default(), ConnLimits::default()).await
+    }
+
+    /// In this process on a given port, with faults and connection limits from the start.
+    pub(crate) async fn start_in_process_with(
+        dir: tempfile::TempDir,
+        port: u16,
+        faults: Faults,
+        limits: ConnLimits,
+    ) -> Cloud {
         // A fixed port may still be held for a moment by the instance that just stopped (or taken by
         // another test's port-0 listener in between): retry for a while before giving up.
         let running = wait_until(
@@ -115,15 +127,19 @@ impl Cloud {
             Duration::from_secs(20),
             async || {
                 let started = stackform::cloud::start(CloudOptions {
+                    limits: limits.clone(),
                     data_dir: dir.path().to_path_buf(),
                     port,
-                    faults: Default::default(),
+                    faults: faults.clone(),
                     log_file: None,
                     seed: Default::default(),
                 })
                 .await;
                 match started {
                     Err(e) if port != 0 && e.to_string().contains("in use") => None,
+                    // The stopped instance's lock can stay held for a moment by a child process
+                    // another test forks (it holds every open file until it execs).
+                    Err(stackform::cloud::CloudError::AlreadyRunning(_)) if port != 0 => None,
                     other => Some(other.expect("start cloud")),
                 }
             },
@@ -206,6 +222,26 @@ impl Cloud {
             .as_str()
             .expect("access_token")
             .to_string()
+    }
+
+    /// A token signed with this cloud's key for any audience and principal, valid for
+    /// `exp_offset` seconds from now (negative: already expired).
+    pub(crate) fn forge(&self, aud: &str, oid: &str, exp_offset: i64) -> String {
+        let key = std::fs::read(self.dir.path().join("signing.key")).expect("signing key");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs();
+        Signer::new(key).sign(&Claims {
+            aud: aud.into(),
+            iss: "test".into(),
+            oid: oid.into(),
+            tid: self.info.tenant_id.clone(),
+            appid: String::new(),
+            iat: now,
+            nbf: now,
+            exp: (now as i64 + exp_offset) as u64,
+        })
     }
 
     pub(crate) async fn token(&self) -> String {

@@ -21,6 +21,7 @@ impl Local {
     pub(crate) async fn start(faults: Faults) -> Local {
         let dir = tempfile::tempdir().expect("temp dir");
         let cloud = stackform::cloud::start(CloudOptions {
+            limits: Default::default(),
             data_dir: dir.path().join("cloud"),
             port: 0,
             faults,

@@ -73,25 +73,34 @@ pub(crate) fn exchange(
             s.read_to_end(&mut raw).expect("read");
         }
         Target::Tls { ca, .. } => {
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            let mut roots = rustls::RootCertStore::empty();
-            use rustls::pki_types::pem::PemObject;
-            for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("ca.pem") {
-                roots.add(cert.expect("a certificate")).expect("a CA");
-            }
-            let mut cfg = rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("ip");
-            let conn = rustls::ClientConnection::new(Arc::new(cfg), name).expect("tls");
-            let mut s = rustls::StreamOwned::new(conn, tcp);
+            let mut s = tls_over(tcp, ca);
             s.write_all(&request).expect("write");
             // The server may close without close_notify; what was read is the answer.
             let _ = s.read_to_end(&mut raw);
         }
     }
     parse(&raw, method == "HEAD")
+}
+
+/// A TLS client stream over `tcp`, trusting the local cloud's CA; the handshake runs on first use
+/// (or on [`rustls::StreamOwned::flush`]).
+pub(crate) fn tls_over(
+    tcp: TcpStream,
+    ca: &std::path::Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).expect("ca.pem") {
+        roots.add(cert.expect("a certificate")).expect("a CA");
+    }
+    let mut cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("ip");
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).expect("tls");
+    rustls::StreamOwned::new(conn, tcp)
 }
 
 fn parse(raw: &[u8], head_request: bool) -> RawAnswer {
