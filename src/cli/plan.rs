@@ -136,13 +136,15 @@ fn refresh_and_plan(
         .await;
         drop(sink);
         let snapshot = snapshot?;
+        // The refresh's own requests, counted before the preflight asks anything.
+        let sent = azure.as_ref().filter(|_| reads).map(|p| p.requests());
         let mut plan = engine::make_plan(loaded, &snapshot, &extras, mode)?;
         engine::restrict(&mut plan, targets)?;
         let findings = match (preflight, azure.as_deref().filter(|_| ask_cloud)) {
             (false, _) => Vec::new(),
             (true, cloud) => super::preflight::run(loaded, &plan, &snapshot, cloud).await,
         };
-        Ok::<_, CliError>((plan, findings, azure.map(|p| p.requests())))
+        Ok::<_, CliError>((plan, findings, sent))
     })?;
     if let Some(sent) = sent {
         engine::log_requests("refresh done", &sent);
