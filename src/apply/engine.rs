@@ -28,7 +28,7 @@ use super::values::{Known, KnownValues};
 use crate::plan::ReplaceOrder;
 use crate::provider::{Observed, Provider, ResourceType};
 use crate::specs::Registry;
-use crate::state::{ResourceState, ResourceStatus, StateFile, StepId};
+use crate::state::{ResourceState, ResourceStatus, StateFile, StepId, Touched};
 
 /// Computes the deterministic cloud id a create will produce, for the journal (optional: without
 /// it, recovery finds new objects through their inputs).
@@ -331,6 +331,13 @@ impl Run<'_> {
             Outcome::Succeeded
         };
 
+        // The state file becomes one document again: whatever the outcome, what was journaled is
+        // checkpointed (unless recording already failed: then the journal keeps it).
+        if self.persistence_error.is_none()
+            && let Err(e) = self.persist.flush(&mut self.state).await
+        {
+            self.persistence_error = Some(e.to_string());
+        }
         let summary = Summary {
             outcome,
             steps: self.records,
@@ -441,9 +448,13 @@ impl Run<'_> {
         let mut released = Vec::new();
         let mut steps: Vec<StepId> = Vec::new();
         let mut events = Vec::with_capacity(finished.len());
+        let mut touched = Touched::default();
         for (i, done) in finished {
             let op = self.graph.ops[i].clone();
             steps.extend(done.step);
+            for key in [&op.address, &op.state_key, &deposed_key(&op.address)] {
+                touched.watch(&self.state, key);
+            }
             let result = match done.result {
                 Ok(observed) => {
                     self.record_success(i, observed, done.inputs);
@@ -479,7 +490,7 @@ impl Run<'_> {
                 result,
             });
         }
-        let written = self.persist.commit(&mut self.state, steps).await;
+        let written = self.persist.commit(&mut self.state, steps, &touched).await;
         for event in events {
             self.shared.events.emit(event);
         }
@@ -621,7 +632,7 @@ impl Run<'_> {
             return;
         }
         self.state.outputs = outputs;
-        if let Err(e) = self.persist.commit(&mut self.state, Vec::new()).await {
+        if let Err(e) = self.persist.checkpoint(&mut self.state, Vec::new()).await {
             self.persistence_error.get_or_insert_with(|| e.to_string());
         }
     }

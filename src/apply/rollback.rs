@@ -28,7 +28,7 @@ use super::steps::deposed_key;
 use super::values::{Known, KnownValues, has_marker};
 use crate::provider::{Provider, ResourceRequest, ResourceType};
 use crate::specs::Registry;
-use crate::state::{JournalAction, NewIntent, ResourceState, ResourceStatus, StateFile};
+use crate::state::{JournalAction, NewIntent, ResourceState, ResourceStatus, StateFile, Touched};
 
 /// A completed (or half-completed) step, remembered for the rollback.
 #[derive(Debug, Clone)]
@@ -206,6 +206,18 @@ async fn compensate(
     done: &Done,
 ) -> Result<Option<String>, Failure> {
     let provider = cx.provider;
+    // Every record a compensation may change, as it is before: what the journal commit records.
+    let mut touched = Touched::default();
+    let (address, state_key) = match done {
+        Done::Created { address } | Done::Updated { address, .. } => (address, address),
+        Done::Deleted {
+            address, state_key, ..
+        } => (address, state_key),
+    };
+    for key in [address, state_key, &deposed_key(address)] {
+        touched.watch(state, key);
+    }
+    let touched = &touched;
     match done {
         Done::Created { address } => {
             let Some(current) = state.resources.get(address).cloned() else {
@@ -232,11 +244,11 @@ async fn compensate(
                         known.set(address, Known::from(&old));
                         state.record(address.clone(), old);
                     }
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Ok(None)
                 }
                 Err(err) => {
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Err(Failure::Cloud(StepFailure::from(&err)))
                 }
             }
@@ -263,12 +275,12 @@ async fn compensate(
                     record.outputs = Value::Object(observed.outputs);
                     known.set(address, Known::from(&record));
                     state.record(address.clone(), record);
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Ok(None)
                 }
                 Err(err) => {
                     state.taint(address);
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Err(Failure::Cloud(StepFailure::from(&err)))
                 }
             }
@@ -314,7 +326,7 @@ async fn compensate(
                         known.set(address, Known::from(&record));
                     }
                     state.record(key, record);
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Ok(note)
                 }
                 Err(err) => {
@@ -325,7 +337,7 @@ async fn compensate(
                         record.outputs = Value::Object(left.outputs);
                         state.record(key, record);
                     }
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Err(Failure::Cloud(StepFailure::from(&err)))
                 }
             }
@@ -378,9 +390,10 @@ async fn commit(
     persist: &mut Persistence,
     state: &mut StateFile,
     step: Option<crate::state::StepId>,
+    touched: &Touched,
 ) -> Result<(), Failure> {
     persist
-        .commit(state, step.into_iter().collect())
+        .commit(state, step.into_iter().collect(), touched)
         .await
         .map_err(Failure::Persistence)
 }

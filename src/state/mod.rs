@@ -64,6 +64,7 @@ pub use lock::{
     Acquired, Lock, LockError, LockGuard, LockInfo, LockRequest, TakeoverNotice, TakeoverReason,
     UnlockOutcome,
 };
+pub(crate) use model::Touched;
 pub use model::{FORMAT_VERSION, ResourceState, ResourceStatus, StateFile};
 pub use sensitive::FieldPath;
 pub use store::{StateError, StateStore};
