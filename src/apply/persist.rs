@@ -3,7 +3,8 @@
 //! journal group-commits it with intents written meanwhile: one fsync); and now and then, and at
 //! the end of the run, a checkpoint that rewrites the state file. A commit costs what the step
 //! changed, not the size of the state; a checkpoint costs one serialisation of the state, at most
-//! every [`CHECKPOINT_EVERY`]. The blocking file I/O runs on tokio's blocking pool so in-flight
+//! every [`CHECKPOINT_EVERY`] (or 20 times as long as the last checkpoint took, if that is longer:
+//! checkpoints never take more than about 5% of a run). The blocking file I/O runs on tokio's blocking pool so in-flight
 //! steps keep going while a write is fsync'd.
 //!
 //! [`Persistence::in_memory`] skips all of it, for tests of pure scheduling and for benchmarks.
@@ -22,16 +23,17 @@ use crate::state::{
     Journal, JournalError, NewIntent, StateError, StateFile, StateStore, StepId, Touched,
 };
 
-/// The longest a run goes without rewriting the state file while it journals commits.
-pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// How often a run rewrites the state file while it journals commits (at most).
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
 /// Where a run records what it does.
 #[derive(Debug)]
 pub struct Persistence {
     store: Option<Arc<StateStore>>,
     journal: Option<Arc<Journal>>,
-    /// When this run last wrote the state file; `None` before its first write.
-    checkpointed: Option<Instant>,
+    /// When this run last wrote the state file and how long that took; `None` before its first
+    /// write.
+    checkpointed: Option<(Instant, Duration)>,
     /// Commits were journaled since the last checkpoint.
     unsaved: bool,
 }
@@ -103,7 +105,7 @@ impl Persistence {
         }
         let due = self
             .checkpointed
-            .is_none_or(|at| at.elapsed() >= CHECKPOINT_EVERY);
+            .is_none_or(|(at, took)| at.elapsed() >= CHECKPOINT_EVERY.max(took * 20));
         let Some(journal) = self.journal.clone().filter(|_| !due) else {
             return self.checkpoint(state, done).await;
         };
@@ -151,6 +153,7 @@ impl Persistence {
             return Ok(());
         };
         let journal = self.journal.clone();
+        let started = Instant::now();
         // Serialised here, from the run's own state (no copy); only the bytes go to the writer.
         let snapshot = store.snapshot(state).map_err(PersistError::RecordState)?;
         let (written, marked) = tokio::task::spawn_blocking(move || {
@@ -166,7 +169,7 @@ impl Persistence {
         let serial = written.map_err(PersistError::RecordState)?;
         state.version = crate::state::FORMAT_VERSION;
         state.serial = serial;
-        self.checkpointed = Some(Instant::now());
+        self.checkpointed = Some((Instant::now(), started.elapsed()));
         self.unsaved = false;
         marked.map_err(PersistError::MarkDone)
     }

@@ -194,6 +194,9 @@ struct Inner {
     writing: bool,
     /// Why a group write failed; the journal then refuses every append.
     failed: Option<(io::ErrorKind, String)>,
+    /// Group writes made, for tests of the grouping.
+    #[cfg(test)]
+    groups: u64,
 }
 
 /// The result of opening a journal: the journal, the steps an earlier run left unfinished (in the
@@ -281,6 +284,8 @@ impl Journal {
                     durable: 0,
                     writing: false,
                     failed: None,
+                    #[cfg(test)]
+                    groups: 0,
                 }),
                 written: Condvar::new(),
             },
@@ -497,6 +502,10 @@ impl Journal {
                 .and_then(|()| self.file.sync_data());
             inner = self.inner();
             inner.writing = false;
+            #[cfg(test)]
+            {
+                inner.groups += 1;
+            }
             match result {
                 Ok(()) => inner.durable = upto,
                 Err(err) => inner.failed = Some((err.kind(), err.to_string())),
@@ -679,6 +688,75 @@ mod tests {
         journal.done(b).expect("resolve b");
         journal.finish().expect("finish");
         assert!(!path.exists());
+    }
+
+    /// Appends that arrive while a write is being synced are written together by the next one:
+    /// many steps starting or finishing at once share one fsync.
+    #[test]
+    fn appends_waiting_for_a_write_share_the_next_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("demo.journal");
+        let journal = std::sync::Arc::new(Journal::open(&path).expect("open").journal);
+        // A write is under way: every append queues behind it.
+        journal.inner().writing = true;
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let journal = journal.clone();
+                std::thread::spawn(move || {
+                    journal.intent(step(&format!("r{i}"), JournalAction::Create))
+                })
+            })
+            .collect();
+        while journal.inner().queued < 8 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        journal.inner().writing = false;
+        journal.written.notify_all();
+        for thread in threads {
+            thread.join().expect("thread").expect("intent");
+        }
+        assert_eq!(journal.inner().groups, 1, "one write for the eight lines");
+        assert_eq!(Journal::open(&path).expect("reopen").unfinished.len(), 8);
+    }
+
+    #[test]
+    fn commits_finish_their_steps_and_are_read_back_in_order() {
+        use crate::state::model::ResourceState;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("demo.journal");
+        let journal = Journal::open(&path).expect("open").journal;
+        let a = journal
+            .intent(step("a", JournalAction::Create))
+            .expect("intent a");
+        let b = journal
+            .intent(step("b", JournalAction::Create))
+            .expect("intent b");
+        let mut first = Changes::default();
+        first.set.insert(
+            String::from("a"),
+            ResourceState::new(
+                "storage_account",
+                "/x/a",
+                serde_json::json!({}),
+                serde_json::json!({}),
+            ),
+        );
+        let second = Changes {
+            remove: vec![String::from("old")],
+            ..Changes::default()
+        };
+        journal.commit(4, &[a], &first).expect("commit a");
+        journal.commit(5, &[], &second).expect("commit");
+        assert!(matches!(
+            journal.commit(6, &[a], &Changes::default()),
+            Err(JournalError::UnknownStep { .. })
+        ));
+        drop(journal);
+        let reopened = Journal::open(&path).expect("reopen");
+        let open: Vec<StepId> = reopened.unfinished.iter().map(|i| i.step).collect();
+        assert_eq!(open, vec![b]);
+        let commits: Vec<(u64, Changes)> = read_commits(&path).expect("read");
+        assert_eq!(commits, vec![(4, first), (5, second)]);
     }
 
     #[test]

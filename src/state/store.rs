@@ -655,6 +655,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::state::FieldPath;
     use crate::state::model::ResourceState;
 
     fn store() -> (tempfile::TempDir, StateStore) {
@@ -708,6 +709,85 @@ mod tests {
                 "{bad:?} accepted"
             );
         }
+    }
+
+    /// Reading replays the journal's commits that extend the file's serial (each counts as a
+    /// write); a checkpoint folds them in, after which they no longer apply.
+    #[test]
+    fn read_replays_the_commits_that_extend_the_file() {
+        use crate::state::model::Touched;
+        let (_dir, store) = store();
+        let mut state = sample();
+        store.write(&mut state, None).expect("write");
+        let journal = store.open_journal().expect("journal").journal;
+        let mut live = state.clone();
+        let mut touched = Touched::default();
+        touched.watch(&live, "blob");
+        live.record(
+            "blob",
+            ResourceState::new("blob", "https://s/c/b", json!({"name": "b"}), json!({})),
+        );
+        journal
+            .commit(1, &[], &touched.changes(&live))
+            .expect("commit");
+        let mut touched = Touched::default();
+        touched.watch(&live, "store");
+        live.resources.shift_remove("store");
+        journal
+            .commit(2, &[], &touched.changes(&live))
+            .expect("commit");
+        // A commit that extends another serial (a stray one) changes nothing.
+        journal
+            .commit(9, &[], &touched.changes(&state))
+            .expect("commit");
+
+        let read = store.read().expect("read").expect("state");
+        assert_eq!(read.serial, 3);
+        assert_eq!(read.resources.keys().collect::<Vec<_>>(), vec!["blob"]);
+        let mut replayed = read.clone();
+        assert_eq!(store.write(&mut replayed, Some(3)).expect("checkpoint"), 4);
+        let again = store.read().expect("read").expect("state");
+        assert_eq!(again.serial, 4);
+        assert_eq!(again.resources, read.resources);
+        // A write expecting the file's own serial, not the replayed one, is refused.
+        assert!(matches!(
+            store.write(&mut state, Some(1)),
+            Err(StateError::Moved { .. })
+        ));
+    }
+
+    /// A commit holds records redacted as in the state file, even one put in without `record`.
+    #[test]
+    fn commits_never_hold_a_secret() {
+        use crate::state::model::Touched;
+        let (_dir, store) = store();
+        let mut state = sample();
+        store.write(&mut state, None).expect("write");
+        let journal = store.open_journal().expect("journal").journal;
+        let mut touched = Touched::default();
+        touched.watch(&state, "store");
+        let mut secret = ResourceState::new(
+            "storage_account",
+            "/sub/x/storageAccounts/s",
+            json!({"name": "s", "access_key": "TOP-SECRET-KEY"}),
+            json!({}),
+        );
+        secret.sensitive = vec![FieldPath::parse("access_key").expect("path")];
+        state.resources.insert(String::from("store"), secret);
+        journal
+            .commit(1, &[], &touched.changes(&state))
+            .expect("commit");
+        let text = fs::read_to_string(store.journal_path()).expect("journal");
+        assert!(
+            text.contains("access_key") && !text.contains("TOP-SECRET-KEY"),
+            "{text}"
+        );
+        let mode = fs::metadata(store.journal_path())
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     /// A failure at any point of a write leaves the previous state file and backup as they were and no
