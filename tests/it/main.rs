@@ -6,6 +6,7 @@
 mod support;
 
 mod apply_local;
+mod apply_scale;
 mod architecture;
 mod cli_schema;
 mod cli_validate;
