@@ -143,8 +143,12 @@ pub async fn apply(
     let run = Run {
         plan,
         registry,
-        known: KnownValues::from_state(&state),
-        priors: state.resources.clone().into_iter().collect(),
+        // A destroy resolves nothing (a delete sends the recorded inputs): no copy of the values.
+        known: if plan.destroy {
+            KnownValues::default()
+        } else {
+            KnownValues::from_state(&state)
+        },
         state,
         persist: persistence,
         types,
@@ -166,8 +170,6 @@ struct Run<'a> {
     graph: OpGraph,
     state: StateFile,
     known: KnownValues,
-    /// Records as the run found them, by state key.
-    priors: HashMap<String, ResourceState>,
     persist: Persistence,
     types: Vec<ResourceType>,
     history: Vec<Done>,
@@ -553,11 +555,7 @@ impl Run<'_> {
                 });
             }
             (StepKind::Delete, _) | (_, None) => {
-                let prior = self
-                    .state
-                    .resources
-                    .shift_remove(&op.state_key)
-                    .or_else(|| self.priors.get(&op.state_key).cloned());
+                let prior = self.state.resources.shift_remove(&op.state_key);
                 if op.replace.is_none() {
                     self.known.remove(&op.address);
                 }
