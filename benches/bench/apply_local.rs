@@ -64,6 +64,7 @@ async fn one_case(latency_ms: u64, containers: usize, parallelism: usize) -> Res
             ..Faults::default()
         },
         log_file: None,
+        seed: Default::default(),
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -60,6 +60,7 @@ pub(crate) fn run(size: crate::Size) {
             port: 0,
             faults: Default::default(),
             log_file: None,
+            seed: Default::default(),
         })
         .await
         .expect("start cloud");

@@ -8,7 +8,7 @@ use super::error::CliError;
 use super::exit;
 use crate::cloud::faults::{Faults, FaultsPatch};
 use crate::cloud::instance::{self, CloudError};
-use crate::cloud::{CloudOptions, default_data_dir};
+use crate::cloud::{CloudOptions, SeedProfile, default_data_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -78,6 +78,11 @@ pub struct UpArgs {
     /// Fault: seconds a new identity stays unknown to role assignments (PrincipalNotFound).
     #[arg(long)]
     pub principal_replication_s: Option<f64>,
+    /// Seed a new data folder the way security-conscious tenants run workspaces: the workspace's
+    /// storage account refuses shared keys and its default datastore is identity-based, so uploads use
+    /// your own token (the seeded principal holds Storage Blob Data Contributor there).
+    #[arg(long)]
+    pub hardened: bool,
 }
 
 fn dir_of(d: &DirArgs) -> Result<PathBuf, CliError> {
@@ -193,6 +198,9 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
                 extra.push(v);
             }
         }
+        if a.hardened {
+            extra.push("--hardened".to_string());
+        }
         let info = instance::spawn_detached(&exe, &dir, a.port, &extra)?;
         println!(
             "the local cloud is running in the background (pid {}) at {}",
@@ -212,6 +220,11 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or(DEFAULT_PORT)
     });
+    let seed = if a.hardened {
+        SeedProfile::Hardened
+    } else {
+        SeedProfile::Standard
+    };
     let rt = engine::runtime()?;
     rt.block_on(async move {
         let opts = CloudOptions {
@@ -219,6 +232,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
             port,
             faults: faults.clone(),
             log_file: a.log_file.clone(),
+            seed,
         };
         let running = match crate::cloud::start(opts).await {
             Err(CloudError::Start(_)) if !explicit && port != 0 => {
@@ -227,6 +241,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
                     port: 0,
                     faults,
                     log_file: a.log_file,
+                    seed,
                 })
                 .await
             }

@@ -102,3 +102,25 @@ pub(crate) fn workspace_body(id: &str, seed: &Seed, storage_id: &str) -> Value {
         }
     })
 }
+
+/// The store key of a workspace's default datastore record (present only in a hardened data folder).
+pub(crate) fn datastore_key(ws_id: &str) -> String {
+    format!("{ws_id}/datastores/workspaceblobstore").to_ascii_lowercase()
+}
+
+/// The workspace's default datastore, `workspaceblobstore`, over the seeded container, with
+/// credentials of `credentials_type` (`AccountKey`, or `None` for an identity-based one).
+pub(crate) fn datastore_body(ws_id: &str, seed: &Seed, credentials_type: &str) -> Value {
+    json!({
+        "id": format!("{ws_id}/datastores/workspaceblobstore"), "name": "workspaceblobstore",
+        "type": "Microsoft.MachineLearningServices/workspaces/datastores",
+        "properties": {
+            "datastoreType": "AzureBlob", "accountName": seed.workspace_storage_account,
+            "containerName": seed.workspace_container, "endpoint": "core.windows.net", "protocol": "https",
+            "isDefault": true, "credentials": {"credentialsType": credentials_type},
+            "serviceDataAccessAuthIdentity": "None", "subscriptionId": seed.subscription_id,
+            "resourceGroup": seed.resource_group, "description": "the workspace's default blob store",
+            "tags": {}, "properties": {}
+        }
+    })
+}

@@ -40,7 +40,7 @@
 //! * Blob URLs: always take `properties.primaryEndpoints.blob` of the storage account. The workspace
 //!   datastore's `endpoint` says `core.windows.net` as in Azure; resolve the workspace storage account
 //!   (`workspace.properties.storageAccount`) and use its `primaryEndpoints.blob` instead.
-//! * In-process (tests): `start(CloudOptions { data_dir, port: 0, faults, log_file: None }).await`
+//! * In-process (tests): `start(CloudOptions { data_dir, port: 0, faults, log_file: None, seed })`
 //!   gives a [`RunningCloud`] with `.info`, `.set_faults(patch)` and `.shutdown().await`;
 //!   `app(CloudState::open(..))` is the bare router for `tower::ServiceExt::oneshot`.
 //! * Faults at run time: `POST {arm_endpoint}_admin/faults` with the seeded service principal's ARM
@@ -65,5 +65,6 @@ pub(crate) mod store;
 pub(crate) mod tls;
 
 pub use instance::{CloudError, CloudInfo, default_data_dir, ensure_running, read_info, status};
+pub use seed::SeedProfile;
 pub use server::{CloudOptions, RunningCloud, app, start};
 pub use state::CloudState;

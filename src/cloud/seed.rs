@@ -1,6 +1,8 @@
 //! The world a new data folder starts with: one tenant, subscription and service principal, a
 //! resource group, an ML workspace with its storage account, container and default datastore, and the
-//! principal's roles. Identifiers and secrets are random per data folder.
+//! principal's roles. Identifiers and secrets are random per data folder. A [`SeedProfile::Hardened`]
+//! folder is set up as security-conscious tenants run their workspaces: the storage account refuses
+//! shared keys and the default datastore is identity-based.
 //!
 //! It builds data only; it must never be called for a folder that already has state.
 use rand::Rng;
@@ -12,10 +14,34 @@ fn guid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// How a new data folder's world is set up (`cloud up --hardened`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SeedProfile {
+    /// The workspace as Azure ML creates it by default: shared keys allowed, an account-key datastore.
+    #[default]
+    Standard,
+    /// The workspace's storage account has `allowSharedKeyAccess: false` (Microsoft.Storage
+    /// 2025-01-01, StorageAccountPropertiesCreateParameters) and its default datastore is
+    /// identity-based (`credentials.credentialsType: None`, Microsoft.MachineLearningServices
+    /// 2025-12-01, NoneDatastoreCredentials): every upload uses the deployer's own token, and the
+    /// deployer needs Storage Blob Data Contributor there (seeded for the service principal, as a
+    /// tenant admin would grant it).
+    Hardened,
+}
+
+/// Whether a store's world was seeded with [`SeedProfile::Hardened`] (its datastore record is stored).
+pub(crate) fn is_hardened(store: &super::store::Store, seed: &Seed) -> bool {
+    let ws_id = format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
+        seed.subscription_id, seed.resource_group, seed.workspace
+    );
+    store.has_resource(&bodies::datastore_key(&ws_id))
+}
+
 /// The seeded world: one tenant, subscription, service principal (Owner of the subscription, and
 /// Storage Blob Data Contributor on the workspace storage account so it can upload assets with a
 /// bearer token), resource group, ML workspace with its storage account and default datastore.
-pub(crate) fn seed_data() -> Data {
+pub(crate) fn seed_data(profile: SeedProfile) -> Data {
     let hex8: String = hex::encode(rand::rng().random::<[u8; 5]>());
     let seed = Seed {
         tenant_id: guid(),
@@ -51,7 +77,10 @@ pub(crate) fn seed_data() -> Data {
     let mut acct = bodies::account_body(
         &acct_id,
         &seed.workspace_storage_account,
-        &serde_json::json!({"location": seed.location, "kind": "StorageV2", "sku": {"name": "Standard_LRS"}}),
+        &serde_json::json!({
+            "location": seed.location, "kind": "StorageV2", "sku": {"name": "Standard_LRS"},
+            "properties": {"allowSharedKeyAccess": profile == SeedProfile::Standard},
+        }),
         &created,
     );
     acct["properties"]["provisioningState"] = "Succeeded".into();
@@ -80,6 +109,12 @@ pub(crate) fn seed_data() -> Data {
         ws_id.to_ascii_lowercase(),
         bodies::workspace_body(&ws_id, &seed, &acct_id),
     );
+    if profile == SeedProfile::Hardened {
+        d.insert_resource(
+            bodies::datastore_key(&ws_id),
+            bodies::datastore_body(&ws_id, &seed, "None"),
+        );
+    }
     for (scope, role) in [
         (sub.clone(), "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"),
         (acct_id.clone(), "ba92f5b4-2d11-453d-a403-e96b0029c9fe"),

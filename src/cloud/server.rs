@@ -20,6 +20,7 @@ use super::arm::protocol::{ArmCode, ArmError, authenticate};
 use super::faults::{Faults, FaultsError, FaultsPatch};
 use super::http::RESERVED;
 use super::instance::{CloudError, CloudInfo};
+use super::seed::SeedProfile;
 use super::state::{CloudState, Shared};
 use super::{arm, blob, identity, runner, tls};
 
@@ -32,6 +33,8 @@ pub struct CloudOptions {
     pub faults: Faults,
     /// Recorded in `cloud.json` (the detached process's log file), if any.
     pub log_file: Option<PathBuf>,
+    /// How a new data folder is seeded; a folder seeded otherwise is refused for `Hardened`.
+    pub seed: SeedProfile,
 }
 
 /// The router of the HTTPS listener: token and metadata endpoints, admin API, scoring, ARM and blob.
@@ -207,12 +210,20 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
         .local_addr()
         .map_err(|e| CloudError::Start(e.to_string()))?
         .port();
-    let state = CloudState::open(
+    let state = CloudState::open_seeded(
         dir,
         format!("https://127.0.0.1:{port}"),
         format!("http://127.0.0.1:{msi_port}"),
         opts.faults.clone(),
+        opts.seed,
     )?;
+    if opts.seed == SeedProfile::Hardened && !super::seed::is_hardened(&state.store, &state.seed())
+    {
+        return Err(CloudError::Start(format!(
+            "--hardened seeds a new data folder, and {} was seeded without it (use another --data-dir)",
+            dir.display()
+        )));
+    }
     let material = tls::ensure(dir)?;
     let cfg = tls::server_config(&material)?;
     let handle = axum_server::Handle::new();
@@ -221,6 +232,8 @@ pub async fn start(opts: CloudOptions) -> Result<RunningCloud, CloudError> {
         axum_server::tls_rustls::RustlsConfig::from_config(cfg),
     )
     .map_err(|e| CloudError::Start(e.to_string()))?
+    // Metadata header names as sent (the HTTP stack lowercases them): see `blob::raw_names`.
+    .map(blob::raw_names::RawNamesAcceptor)
     .handle(handle.clone());
     let router = app(state.clone());
     tokio::spawn(async move {

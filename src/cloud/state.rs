@@ -14,6 +14,7 @@ use super::auth::Signer;
 use super::faults::{Faults, Injected};
 use super::instance::{CloudError, CloudInfo};
 use super::procs::Procs;
+use super::seed::SeedProfile;
 use super::store::{Seed, Store, now_rfc3339, write_atomic};
 use super::{seed, tls};
 
@@ -80,12 +81,23 @@ impl CloudState {
         msi_url: String,
         faults: Faults,
     ) -> Result<CloudState, CloudError> {
+        Self::open_seeded(data_dir, arm_url, msi_url, faults, SeedProfile::Standard)
+    }
+
+    /// [`CloudState::open`], seeding a new data folder with `profile`.
+    pub fn open_seeded(
+        data_dir: &Path,
+        arm_url: String,
+        msi_url: String,
+        faults: Faults,
+        profile: SeedProfile,
+    ) -> Result<CloudState, CloudError> {
         std::fs::create_dir_all(data_dir).map_err(|source| CloudError::Io {
             path: data_dir.to_path_buf(),
             source,
         })?;
         let material = tls::ensure(data_dir)?;
-        let store = Store::open(data_dir, seed::seed_data)?;
+        let store = Store::open(data_dir, || seed::seed_data(profile))?;
         let signer = Signer::new(signing_key(data_dir)?);
         let local_http = reqwest::Client::builder()
             .no_proxy()

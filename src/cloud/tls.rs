@@ -97,7 +97,7 @@ fn generate(dir: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// A rustls server configuration serving the leaf certificate (HTTP/1.1 and HTTP/2).
+/// A rustls server configuration serving the leaf certificate, HTTP/1.1 only.
 pub(crate) fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     use rustls::pki_types::pem::PemObject;
@@ -110,7 +110,11 @@ pub(crate) fn server_config(m: &Material) -> Result<Arc<rustls::ServerConfig>, T
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: one listener serves ARM and the blob data plane, and the Azure Storage REST API
+    // does not speak HTTP/2 (learn.microsoft.com rest/api/storageservices/http-version-support;
+    // Azure/azure-sdk-for-net#42828). Offering h2 hid what only HTTP/1.1 shows: an empty PUT body goes
+    // out without `Content-Length`, and header names keep their case.
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
 

@@ -18,6 +18,7 @@ use url::Url;
 use super::contract::Result;
 use super::error::{ErrorKind, ProviderError, xml_element};
 use super::pipeline::{Auth, HttpRequest, HttpResponse, Pipeline};
+use super::secret::Secret;
 use super::shared_key::SharedKeyCredential;
 
 /// Properties of a stored blob.
@@ -48,6 +49,9 @@ pub struct BlobClient {
     endpoint: Url,
     auth: Auth,
     version: String,
+    /// A shared access signature added to every request's query (a datastore of type `Sas`); never
+    /// part of [`BlobClient::url`], so URLs recorded elsewhere never carry it. Logs redact its `sig`.
+    sas: Option<Secret>,
 }
 
 /// Base64 MD5 of `data`, as `Content-MD5` carries it.
@@ -63,6 +67,21 @@ impl BlobClient {
             endpoint,
             auth,
             version: version.into(),
+            sas: None,
+        }
+    }
+
+    /// With a shared access signature (the query string a datastore's `listSecrets` returns as
+    /// `sasToken`, with or without its leading `?`).
+    pub(crate) fn with_sas(
+        pipeline: Pipeline,
+        endpoint: Url,
+        sas: Secret,
+        version: impl Into<String>,
+    ) -> Self {
+        Self {
+            sas: Some(sas),
+            ..Self::new(pipeline, endpoint, Auth::None, version)
         }
     }
 
@@ -98,7 +117,15 @@ impl BlobClient {
         Ok(url)
     }
 
-    fn request(&self, method: Method, url: Url) -> Result<HttpRequest> {
+    fn request(&self, method: Method, mut url: Url) -> Result<HttpRequest> {
+        if let Some(sas) = &self.sas {
+            let sas = sas.expose().trim_start_matches('?');
+            let query = match url.query() {
+                Some(q) if !q.is_empty() => format!("{q}&{sas}"),
+                _ => sas.to_owned(),
+            };
+            url.set_query(Some(&query));
+        }
         HttpRequest::new(method, url).header("x-ms-version", &self.version)
     }
 
@@ -132,8 +159,12 @@ impl BlobClient {
     ) -> Result<BlobProperties> {
         let url = self.url(container, Some(name))?;
         let md5 = content_md5(&data);
+        // Content-Length is required by Put Blob, 0 included (411 `MissingContentLengthHeader`
+        // otherwise), and the HTTP stack leaves it out of a request whose body is empty. In the
+        // SharedKey string-to-sign a length of 0 is the empty string (version 2015-02-21 and later).
         let mut req = self
             .request(Method::PUT, url)?
+            .header("content-length", &data.len().to_string())?
             .header("x-ms-blob-type", "BlockBlob")?
             .header("content-md5", &md5)?
             .header(
@@ -286,6 +317,72 @@ mod tests {
         assert_eq!(items[0].content_md5.as_deref(), Some("abc=="));
         assert_eq!(items[1].content_length, 0);
         assert_eq!(xml_element(xml, "NextMarker"), None);
+    }
+
+    /// Put Blob of an empty body went out without `Content-Length` (the HTTP stack omits it for an
+    /// empty body), which Azure refuses with 411 `MissingContentLengthHeader`.
+    #[test]
+    fn put_blob_of_an_empty_body_says_content_length_0() {
+        use crate::provider::pipeline::fake::{FakeClock, FakeTransport, pipeline, reply};
+        let t = FakeTransport::new(vec![reply(201, &[("etag", "\"0x1\"")], "")]);
+        let c = std::sync::Arc::new(FakeClock::default());
+        let p = pipeline(&t, &c, crate::provider::retry::RetryPolicy::none());
+        let key = SharedKeyCredential::new("acct", "c2VjcmV0").unwrap();
+        let b = BlobClient::with_shared_key(
+            p,
+            Url::parse("https://acct.blob.core.windows.net/").unwrap(),
+            key,
+            "2025-11-05",
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(b.put_blob("c", "__init__.py", Bytes::new(), None, &BTreeMap::new()))
+            .unwrap();
+        let sent = t.requests();
+        assert_eq!(
+            sent[0]
+                .headers
+                .get("content-length")
+                .map(|v| v.to_str().unwrap()),
+            Some("0")
+        );
+    }
+
+    /// A `Sas` datastore's uploads went out signed with nothing: the token is added to every request's
+    /// query (and never to the URL recorded as a code URI), and logs redact its signature.
+    #[test]
+    fn a_sas_token_is_added_to_each_request_and_redacted() {
+        use crate::provider::pipeline::fake::{FakeClock, FakeTransport, pipeline, reply};
+        let t = FakeTransport::new(vec![reply(201, &[], "")]);
+        let c = std::sync::Arc::new(FakeClock::default());
+        let p = pipeline(&t, &c, crate::provider::retry::RetryPolicy::none());
+        let b = BlobClient::with_sas(
+            p,
+            Url::parse("https://acct.blob.core.windows.net/").unwrap(),
+            Secret::new("?sv=2025-11-05&sr=c&sp=rcw&sig=SECRETSIG"),
+            "2025-11-05",
+        );
+        assert_eq!(
+            b.url("c", None).unwrap().as_str(),
+            "https://acct.blob.core.windows.net/c"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(b.create_container("c")).unwrap());
+        let sent = &t.requests()[0];
+        assert_eq!(
+            sent.url.as_str(),
+            "https://acct.blob.core.windows.net/c?restype=container&sv=2025-11-05&sr=c&sp=rcw&sig=SECRETSIG"
+        );
+        assert!(sent.headers.get("authorization").is_none());
+        assert!(
+            !sent.describe().contains("SECRETSIG"),
+            "{}",
+            sent.describe()
+        );
+        assert!(!format!("{b:?}").contains("SECRETSIG"));
     }
 
     #[test]

@@ -188,6 +188,7 @@ async fn two_instances_cannot_share_a_data_folder() {
         port: 0,
         faults: Default::default(),
         log_file: None,
+        seed: Default::default(),
     })
     .await;
     assert!(matches!(second, Err(CloudError::AlreadyRunning(_))));

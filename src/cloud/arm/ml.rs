@@ -12,23 +12,9 @@ use serde_json::{Value, json};
 use super::protocol::{ArmCode, ArmError, ArmResult, Ctx};
 use super::route::{AssetKind, ChildRef, ResRef};
 use super::rules::{self, BodyKind};
+use crate::cloud::bodies::{datastore_body, datastore_key};
 use crate::cloud::http::{empty, json_response};
-use crate::cloud::store::{Seed, now_rfc3339};
-
-fn datastore_body(ws_id: &str, seed: &Seed) -> Value {
-    json!({
-        "id": format!("{ws_id}/datastores/workspaceblobstore"), "name": "workspaceblobstore",
-        "type": "Microsoft.MachineLearningServices/workspaces/datastores",
-        "properties": {
-            "datastoreType": "AzureBlob", "accountName": seed.workspace_storage_account,
-            "containerName": seed.workspace_container, "endpoint": "core.windows.net", "protocol": "https",
-            "isDefault": true, "credentials": {"credentialsType": "AccountKey"},
-            "serviceDataAccessAuthIdentity": "None", "subscriptionId": seed.subscription_id,
-            "resourceGroup": seed.resource_group, "description": "the workspace's default blob store",
-            "tags": {}, "properties": {}
-        }
-    })
-}
+use crate::cloud::store::now_rfc3339;
 
 /// An Azure ML error: code `UserError`.
 pub(crate) fn user_error(status: StatusCode, msg: &str) -> ArmError {
@@ -137,8 +123,17 @@ pub(crate) fn get_workspace(cx: &Ctx, ws: &ResRef) -> Response {
     json_response(StatusCode::OK, b)
 }
 
+/// The default datastore: the record a hardened data folder was seeded with, else the standard one
+/// (account-key credentials), built from the seed.
+fn datastore(cx: &Ctx, ws_id: &str) -> Value {
+    cx.st
+        .store
+        .resource(&datastore_key(ws_id))
+        .unwrap_or_else(|| datastore_body(ws_id, &cx.st.seed(), "AccountKey"))
+}
+
 pub(crate) fn list_datastores(cx: &Ctx, ws: &ResRef) -> Response {
-    let ds = datastore_body(&ws.id, &cx.st.seed());
+    let ds = datastore(cx, &ws.id);
     let keep = cx
         .q("isDefault")
         .is_none_or(|v| v.eq_ignore_ascii_case("true"));
@@ -162,15 +157,30 @@ fn datastore_exists(ds: &ChildRef<ResRef>) -> Result<(), ArmError> {
 
 pub(crate) fn get_datastore(cx: &Ctx, ds: &ChildRef<ResRef>) -> ArmResult {
     datastore_exists(ds)?;
-    Ok(json_response(
-        StatusCode::OK,
-        datastore_body(&ds.parent.id, &cx.st.seed()),
-    ))
+    Ok(json_response(StatusCode::OK, datastore(cx, &ds.parent.id)))
 }
 
 /// `POST {datastore}/listSecrets`: the workspace storage account's first key.
 pub(crate) fn list_datastore_secrets(cx: &Ctx, ds: &ChildRef<ResRef>) -> ArmResult {
     datastore_exists(ds)?;
+    // An identity-based datastore has no secrets: the secret kinds are those of credentials
+    // (Azure/azure-rest-api-specs specification/machinelearningservices/resource-manager/
+    // Microsoft.MachineLearningServices/stable/2025-12-01/mlservices.json, definition
+    // DatastoreSecrets: secretsType AccountKey, Certificate, Sas, ServicePrincipal, Kerberos…; none
+    // for credentialsType None).
+    if datastore(cx, &ds.parent.id)
+        .pointer("/properties/credentials/credentialsType")
+        .and_then(Value::as_str)
+        == Some("None")
+    {
+        return Err(user_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "datastore {} is identity-based (credentials of type None) and has no secrets",
+                ds.name
+            ),
+        ));
+    }
     let seed = cx.st.seed();
     let acct_key = format!(
         "/subscriptions/{}/resourcegroups/{}/providers/microsoft.storage/storageaccounts/{}",

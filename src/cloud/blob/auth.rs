@@ -39,18 +39,28 @@ pub(super) fn authenticate(
     acct_key: &str,
     acct_body: &serde_json::Value,
 ) -> Result<Caller, BlobError> {
+    // The bearer challenge of every 401, anonymous requests included: `resource_id` is the storage
+    // audience without its trailing slash (clients append `/.default` to it). Azure's form, with
+    // login.microsoftonline.com where this cloud names its own token endpoint:
+    // `Bearer authorization_uri=https://login.microsoftonline.com/{tenant}/oauth2/authorize
+    // resource_id=https://storage.azure.com` (Azure/azure-sdk-for-java storage-common
+    // StorageBearerTokenChallengeAuthorizationPolicy tests; recorded 401 answers in the Azure SDKs'
+    // storage test recordings).
+    let tenant = st.seed().tenant_id;
+    let challenge = format!(
+        "Bearer authorization_uri={}/{tenant}/oauth2/authorize resource_id={}",
+        st.arm_url,
+        STORAGE_AUDIENCE.trim_end_matches('/')
+    );
     let Some(auth) = header(h, "authorization") else {
-        return Err(err(
+        let mut be = err(
             StatusCode::UNAUTHORIZED,
             BlobCode::NoAuthenticationInformation,
             "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
-        ));
+        );
+        be.headers.push(("WWW-Authenticate", challenge));
+        return Err(be);
     };
-    let tenant = st.seed().tenant_id;
-    let challenge = format!(
-        "Bearer authorization_uri={}/{tenant}/oauth2/authorize resource_id={STORAGE_AUDIENCE}",
-        st.arm_url
-    );
     if let Some(token) = auth.strip_prefix("Bearer ") {
         let claims = st
             .signer
@@ -93,13 +103,12 @@ pub(super) fn authenticate(
         ));
     }
     let fail = |detail: &str| {
-        let mut be = err(
+        err(
             StatusCode::FORBIDDEN,
             BlobCode::AuthenticationFailed,
             "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
-        );
-        be.detail = Some(detail.to_string());
-        be
+        )
+        .with_detail("AuthenticationErrorDetail", detail)
     };
     let (name, sig) = rest
         .split_once(':')

@@ -12,6 +12,7 @@ use md5::Digest;
 
 use super::containers::container_exists;
 use super::error::{BResult, BlobCode, BlobError, blob_not_found, err, internal};
+use super::raw_names::{CasedHeaderNames, RawMetaNames};
 use super::route::BlobRef;
 use crate::cloud::http::{answer, header};
 use crate::cloud::state::Shared;
@@ -81,34 +82,70 @@ fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(
     Ok(())
 }
 
-pub(super) async fn put_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, body: Bytes) -> BResult {
+pub(super) async fn put_blob(
+    st: &Shared,
+    b: &BlobRef,
+    h: &HeaderMap,
+    raw: &RawMetaNames,
+    body: Bytes,
+) -> BResult {
+    // Put Blob's `Content-Length` is required, 0 included (Azure/azure-rest-api-specs
+    // specification/storage/data-plane/Microsoft.BlobStorage/stable/2025-11-05/blob.json, operation
+    // BlockBlob_Upload, parameter ContentLength `required: true`); without it the service answers 411
+    // `MissingContentLengthHeader` (learn.microsoft.com rest/api/storageservices
+    // common-rest-api-error-codes: "Length Required (411) The Content-Length header was not specified").
+    if header(h, "content-length").is_none() {
+        return Err(err(
+            StatusCode::LENGTH_REQUIRED,
+            BlobCode::MissingContentLengthHeader,
+            "The Content-Length header was not specified.",
+        ));
+    }
     container_exists(st, &b.container)?;
     match header(h, "x-ms-blob-type") {
         None => {
             return Err(err(
                 StatusCode::BAD_REQUEST,
                 BlobCode::MissingRequiredHeader,
-                "An HTTP header that's mandatory for this request is not specified: x-ms-blob-type.",
-            ));
+                "An HTTP header that's mandatory for this request is not specified.",
+            )
+            .with_detail("HeaderName", "x-ms-blob-type"));
         }
         Some("BlockBlob") => {}
-        Some(other) => {
+        // The blob types of the service (blob.json, definition BlobType: BlockBlob, PageBlob,
+        // AppendBlob): the local cloud stores block blobs only.
+        Some(other @ ("PageBlob" | "AppendBlob")) => {
             return Err(err(
                 StatusCode::NOT_IMPLEMENTED,
                 BlobCode::NotImplemented,
                 format!("the local cloud only implements BlockBlob, not {other}"),
             ));
         }
+        // Any other value is a malformed header: 400, as Azure and Azurite answer.
+        Some(other) => return Err(BlobError::invalid_header("x-ms-blob-type", other)),
     }
     let md5 = B64.encode(md5::Md5::digest(&body));
-    if let Some(given) = header(h, "content-md5")
-        && given.trim() != md5
-    {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            BlobCode::Md5Mismatch,
-            "The MD5 value specified in the request did not match with the MD5 value calculated by the server.",
-        ));
+    if let Some(given) = header(h, "content-md5") {
+        // A Content-MD5 that is not 16 bytes in base64 is 400 `InvalidMd5`; a well-formed one that
+        // differs is 400 `Md5Mismatch` naming both values (learn.microsoft.com rest/api/storageservices
+        // common-rest-api-error-codes; the `<UserSpecifiedMd5>`/`<ServerCalculatedMd5>` elements as in
+        // recorded service answers of the Azure SDKs' storage tests).
+        if B64.decode(given.trim()).map(|d| d.len()) != Ok(16) {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                BlobCode::InvalidMd5,
+                "The MD5 value specified in the request is invalid. The MD5 value must be 128 bits and Base64-encoded.",
+            ));
+        }
+        if given.trim() != md5 {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                BlobCode::Md5Mismatch,
+                "The MD5 value specified in the request did not match with the MD5 value calculated by the server.",
+            )
+            .with_detail("UserSpecifiedMd5", given.trim())
+            .with_detail("ServerCalculatedMd5", md5));
+        }
     }
     let existing = st
         .store
@@ -116,12 +153,16 @@ pub(super) async fn put_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, body: Byte
     check_conditions(h, existing.as_ref(), false)?;
     let now = std::time::SystemTime::now();
     let modified = httpdate::fmt_http_date(now);
+    // Metadata names keep the case they were sent with (see `raw_names`).
     let metadata: BTreeMap<String, String> = h
         .iter()
         .filter_map(|(k, v)| {
-            k.as_str()
-                .strip_prefix("x-ms-meta-")
-                .map(|n| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
+            k.as_str().strip_prefix("x-ms-meta-").map(|n| {
+                (
+                    raw.metadata_name(n),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
         })
         .collect();
     let opt = |n: &str| header(h, n).map(str::to_string);
@@ -206,6 +247,10 @@ pub(super) fn get_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, head: bool) -> B
         ("x-ms-lease-state", "available".into()),
         ("x-ms-lease-status", "unlocked".into()),
         ("x-ms-server-encrypted", "true".into()),
+        // Every block blob is on the account's default tier (blob.json, Blob_GetProperties response
+        // headers x-ms-access-tier and x-ms-access-tier-inferred).
+        ("x-ms-access-tier", "Hot".into()),
+        ("x-ms-access-tier-inferred", "true".into()),
         ("accept-ranges", "bytes".into()),
     ];
     for (k, v) in [
@@ -271,6 +316,16 @@ pub(super) fn get_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, head: bool) -> B
         ) {
             resp.headers_mut().insert(n, v);
         }
+    }
+    // The HTTP stack writes header names lowercase; `raw_names` gives these their stored case.
+    let cased: Vec<String> = m
+        .metadata
+        .keys()
+        .filter(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+        .map(|k| format!("x-ms-meta-{k}"))
+        .collect();
+    if !cased.is_empty() {
+        resp.extensions_mut().insert(CasedHeaderNames(cased));
     }
     Ok(resp)
 }

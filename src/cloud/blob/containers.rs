@@ -160,8 +160,11 @@ pub(super) fn list_blobs(st: &Shared, c: &Container, query: &Query) -> BResult {
             }
             meta.push_str("</Metadata>");
         }
+        // `AccessTierInferred`: every blob here is on the account's default tier (blob.json, definition
+        // BlobPropertiesInternal; recorded List Blobs answers in Azure/azure-sdk-for-python
+        // sdk/storage/azure-storage-blob/tests/recordings/ carry `<AccessTierInferred>true`).
         entries.push_str(&format!(
-            "<Blob><Name>{}</Name><Properties><Creation-Time>{}</Creation-Time><Last-Modified>{}</Last-Modified><Etag>{}</Etag><Content-Length>{}</Content-Length><Content-Type>{}</Content-Type><Content-MD5>{}</Content-MD5><BlobType>BlockBlob</BlobType><AccessTier>Hot</AccessTier><LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState><ServerEncrypted>true</ServerEncrypted></Properties>{meta}</Blob>",
+            "<Blob><Name>{}</Name><Properties><Creation-Time>{}</Creation-Time><Last-Modified>{}</Last-Modified><Etag>{}</Etag><Content-Length>{}</Content-Length><Content-Type>{}</Content-Type><Content-MD5>{}</Content-MD5><BlobType>BlockBlob</BlobType><AccessTier>Hot</AccessTier><AccessTierInferred>true</AccessTierInferred><LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState><ServerEncrypted>true</ServerEncrypted></Properties>{meta}</Blob>",
             xml_escape(&name), m.created, m.modified, xml_escape(m.etag.trim_matches('"')), m.len, xml_escape(&m.content_type), m.content_md5
         ));
         count += 1;

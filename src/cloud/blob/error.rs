@@ -24,10 +24,12 @@ wire_codes!(
     InternalError,
     InvalidAuthenticationInfo,
     InvalidHeaderValue,
+    InvalidMd5,
     InvalidRange,
     InvalidResourceName,
     KeyBasedAuthenticationNotPermitted,
     Md5Mismatch,
+    MissingContentLengthHeader,
     MissingRequiredHeader,
     NoAuthenticationInformation,
     NotImplemented,
@@ -41,7 +43,9 @@ pub(super) struct BlobError {
     pub(super) status: StatusCode,
     pub(super) code: BlobCode,
     pub(super) message: String,
-    pub(super) detail: Option<String>,
+    /// Extra elements of the XML answer after `<Message>`, in order (`AuthenticationErrorDetail`,
+    /// `HeaderName`/`HeaderValue`, `UserSpecifiedMd5`/`ServerCalculatedMd5`).
+    pub(super) details: Vec<(&'static str, String)>,
     pub(super) headers: Vec<(&'static str, String)>,
 }
 
@@ -50,7 +54,7 @@ pub(super) fn err(status: StatusCode, code: BlobCode, message: impl Into<String>
         status,
         code,
         message: message.into(),
-        detail: None,
+        details: Vec::new(),
         headers: Vec::new(),
     }
 }
@@ -65,8 +69,31 @@ pub(super) fn xml_escape(s: &str) -> String {
 }
 
 impl BlobError {
-    /// The service's XML error answer (no body for HEAD), with `x-ms-error-code`.
+    /// The same error with one more XML detail element.
+    pub(super) fn with_detail(mut self, element: &'static str, value: impl Into<String>) -> Self {
+        self.details.push((element, value.into()));
+        self
+    }
+
+    /// `InvalidHeaderValue` for `name: value`, naming both in `<HeaderName>`/`<HeaderValue>` as the
+    /// service does (its answer to a bad `x-ms-version`, quoted in the Azure Storage SDKs'
+    /// TROUBLESHOOTING.md; the message is the one of learn.microsoft.com
+    /// rest/api/storageservices/common-rest-api-error-codes).
+    pub(super) fn invalid_header(name: &str, value: &str) -> Self {
+        err(
+            StatusCode::BAD_REQUEST,
+            BlobCode::InvalidHeaderValue,
+            "The value for one of the HTTP headers is not in the correct format.",
+        )
+        .with_detail("HeaderName", name)
+        .with_detail("HeaderValue", value)
+    }
+
+    /// The service's XML error answer (no body for HEAD or 304), with `x-ms-error-code`.
     pub(super) fn into_response(self, head: bool) -> Response {
+        // A 304 has no body and no Content-Length, as RFC 9110 section 15.4.5 and the service's
+        // recorded answers to a failed read condition show.
+        let head = head || self.status == StatusCode::NOT_MODIFIED;
         let id = uuid::Uuid::new_v4();
         let mut xml = format!(
             "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{}</Code><Message>{}\nRequestId:{id}\nTime:{}</Message>",
@@ -74,11 +101,8 @@ impl BlobError {
             xml_escape(&self.message),
             now_rfc3339()
         );
-        if let Some(d) = &self.detail {
-            xml.push_str(&format!(
-                "<AuthenticationErrorDetail>{}</AuthenticationErrorDetail>",
-                xml_escape(d)
-            ));
+        for (element, value) in &self.details {
+            xml.push_str(&format!("<{element}>{}</{element}>", xml_escape(value)));
         }
         xml.push_str("</Error>");
         let body = if head { Body::empty() } else { Body::from(xml) };

@@ -14,6 +14,7 @@ mod auth;
 mod blobs;
 mod containers;
 mod error;
+pub(crate) mod raw_names;
 pub(crate) mod route;
 
 use axum::extract::Request;
@@ -26,10 +27,68 @@ use super::state::CloudState;
 use auth::{authenticate, authorize};
 use blobs::{delete_blob, get_blob, put_blob};
 use containers::{container_properties, create_container, delete_container, list_blobs};
-use error::{BResult, BlobCode, err};
+use error::{BResult, BlobCode, BlobError, err};
 use route::{BlobPath, BlobRoute};
 
 const DEFAULT_VERSION: &str = "2025-11-05";
+
+/// The `x-ms-version`s the blob service serves; any other is refused with 400 `InvalidHeaderValue`
+/// naming the header. Sources: learn.microsoft.com rest/api/storageservices
+/// versioning-for-the-azure-storage-services and previous-azure-storage-service-versions (the list of
+/// supported versions), and the stable folders of Azure/azure-rest-api-specs
+/// `specification/storage/data-plane/Microsoft.BlobStorage/stable/` for the versions after 2025-11-05.
+const SERVED_VERSIONS: &[&str] = &[
+    "2009-04-14",
+    "2009-07-17",
+    "2009-09-19",
+    "2011-08-18",
+    "2012-02-12",
+    "2013-08-15",
+    "2014-02-14",
+    "2015-02-21",
+    "2015-04-05",
+    "2015-07-08",
+    "2015-12-11",
+    "2016-05-31",
+    "2017-04-17",
+    "2017-07-29",
+    "2017-11-09",
+    "2018-03-28",
+    "2018-11-09",
+    "2019-02-02",
+    "2019-07-07",
+    "2019-10-10",
+    "2019-12-12",
+    "2020-02-10",
+    "2020-04-08",
+    "2020-06-12",
+    "2020-08-04",
+    "2020-10-02",
+    "2020-12-06",
+    "2021-02-12",
+    "2021-04-10",
+    "2021-06-08",
+    "2021-08-06",
+    "2021-10-04",
+    "2021-12-02",
+    "2022-11-02",
+    "2023-01-03",
+    "2023-08-03",
+    "2023-11-03",
+    "2024-02-04",
+    "2024-05-04",
+    "2024-08-04",
+    "2024-11-04",
+    "2025-01-05",
+    "2025-05-05",
+    "2025-07-05",
+    "2025-11-05",
+    "2026-02-06",
+    "2026-04-06",
+    "2026-06-06",
+    "2026-10-06",
+    "2026-12-06",
+];
 
 /// Entry point of the blob layer.
 pub(crate) async fn handle(st: CloudState, req: Request) -> Response {
@@ -110,12 +169,18 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         &acct_key,
         &acct_body,
     )?;
-    if header(&parts.headers, "x-ms-version").is_none() {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            BlobCode::MissingRequiredHeader,
-            "An HTTP header that's mandatory for this request is not specified: x-ms-version.",
-        ));
+    match header(&parts.headers, "x-ms-version") {
+        None => {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                BlobCode::MissingRequiredHeader,
+                "An HTTP header that's mandatory for this request is not specified: x-ms-version.",
+            ));
+        }
+        Some(v) if !SERVED_VERSIONS.contains(&v) => {
+            return Err(BlobError::invalid_header("x-ms-version", v));
+        }
+        Some(_) => {}
     }
     let write = !matches!(parts.method, Method::GET | Method::HEAD);
     authorize(
@@ -136,12 +201,17 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
             )
         })?;
     let h = &parts.headers;
+    let raw = parts
+        .extensions
+        .get::<raw_names::RawMetaNames>()
+        .cloned()
+        .unwrap_or_default();
     match BlobRoute::parse(&parts.method, path, &query) {
         BlobRoute::CreateContainer(c) => create_container(st, &c.at(&acct_key), h).await,
         BlobRoute::DeleteContainer(c) => delete_container(st, &c.at(&acct_key)).await,
         BlobRoute::ContainerProperties(c) => container_properties(st, &c.at(&acct_key)),
         BlobRoute::ListBlobs(c) => list_blobs(st, &c.at(&acct_key), &query),
-        BlobRoute::PutBlob(b) => put_blob(st, &b.at(&acct_key), h, body).await,
+        BlobRoute::PutBlob(b) => put_blob(st, &b.at(&acct_key), h, &raw, body).await,
         BlobRoute::GetBlob { blob, head } => get_blob(st, &blob.at(&acct_key), h, head),
         BlobRoute::DeleteBlob(b) => delete_blob(st, &b.at(&acct_key), h).await,
         BlobRoute::Unimplemented => Err(err(

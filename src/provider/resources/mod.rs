@@ -12,13 +12,15 @@
 //! Special cases live beside, for the fields their spec marks `custom`: `storage_account` (keys, blob
 //! endpoint), `online_endpoint` (the identity block, traffic, keys), `role_assignment` (deterministic
 //! name, role definition id, adoption, replication retries), `blob` (data plane), `online_deployment`
-//! (asset upload and registration, scale by PATCH, traffic, logs).
+//! (asset upload and registration, scale by PATCH, traffic, logs) with `datastore` (where uploads go
+//! and which credential they use).
 //!
 //! Nothing here sends a request except through [`Arm`] or the blob client, so every call is retried,
 //! authenticated and logged the same way; no secret is ever put into an [`Observed`].
 
 pub mod blob;
 pub mod common;
+mod datastore;
 pub mod online_deployment;
 pub mod online_endpoint;
 pub mod role_assignment;

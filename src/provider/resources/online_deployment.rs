@@ -17,28 +17,22 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
-use url::Url;
 
 use super::common::{
-    Ctx, arm_path, bad_input, failed, get_path, input_or_default, required_str, set_path,
-    spec_body, spec_observe, spec_outputs,
+    Ctx, arm_path, bad_input, get_path, input_or_default, required_str, set_path, spec_body,
+    spec_observe,
 };
+use super::datastore::{self, DATASTORE, Datastore};
 use super::online_endpoint;
-use crate::provider::blob::{BlobClient, content_md5};
 use crate::provider::contract::{Observed, ResourceRequest, ResourceType, Result};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::ids::same_id;
-use crate::provider::pipeline::Auth;
-use crate::provider::shared_key::SharedKeyCredential;
 use crate::specs::{ResourceSpec, registered_version};
 
 const T: ResourceType = ResourceType::OnlineDeployment;
-const DATASTORE: &str = "workspaceblobstore";
 
 // ---------------------------------------------------------------------------------------------------
 // Local content: hashing folders
@@ -166,135 +160,16 @@ fn registered(value: &Value) -> Option<(String, String)> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The workspace datastore
+// The workspace datastore (see `datastore`)
 
-struct Datastore {
-    blobs: BlobClient,
-    container: String,
-    /// `https://…/{container}` (for code URIs).
-    container_url: String,
-}
-
-async fn datastore(ctx: &Ctx) -> Result<Datastore> {
-    let ml_api = ctx.api_version(ResourceType::OnlineEndpoint)?;
-    let ws = ctx.config.workspace_id();
-    let ds_path = format!("{ws}/datastores/{DATASTORE}");
-    let ds = ctx.arm.get(&ds_path, &ml_api).await?.ok_or_else(|| {
-        ProviderError::new(
-            ErrorKind::NotFound,
-            format!("workspace datastore {DATASTORE} not found"),
-        )
-    })?;
-    let prop = |k: &str| {
-        ds.pointer(&format!("/properties/{k}"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let account = prop("accountName");
-    let container = prop("containerName");
-    if account.is_empty() || container.is_empty() {
-        return Err(failed(format!(
-            "datastore {DATASTORE} has no account or container"
-        )));
-    }
-    let endpoint = blob_endpoint(ctx, &account, &prop("endpoint"), &prop("protocol")).await?;
-    let creds = ds
-        .pointer("/properties/credentials/credentialsType")
-        .and_then(Value::as_str)
-        .unwrap_or("None");
-    let auth = if creds.eq_ignore_ascii_case("AccountKey") {
-        let secrets = ctx
-            .arm
-            .post(&format!("{ds_path}/listSecrets"), &ml_api, Some(&json!({})))
-            .await?;
-        let key = secrets
-            .get("key")
-            .and_then(Value::as_str)
-            .ok_or_else(|| failed(format!("datastore {DATASTORE} returned no account key")))?;
-        Auth::SharedKey(Arc::new(SharedKeyCredential::new(&account, key)?))
-    } else {
-        Auth::Bearer(ctx.config.storage_scope.clone())
-    };
-    let blobs = BlobClient::new(
-        ctx.arm.pipeline().clone(),
-        endpoint,
-        auth,
-        ctx.api_version(ResourceType::Blob)?,
-    );
-    let container_url = blobs.url(&container, None)?.to_string();
-    Ok(Datastore {
-        blobs,
-        container,
-        container_url,
-    })
-}
-
-/// The blob endpoint of the workspace's storage account: its `primaryEndpoints.blob` when the workspace
-/// names it (right for any cloud, including path-style emulators), else `{protocol}://{account}.blob.{suffix}/`.
-async fn blob_endpoint(ctx: &Ctx, account: &str, suffix: &str, protocol: &str) -> Result<Url> {
-    let ws = ctx
-        .arm
-        .get(
-            &ctx.config.workspace_id(),
-            &ctx.api_version(ResourceType::OnlineEndpoint)?,
-        )
-        .await?;
-    if let Some(sa_id) = ws
-        .as_ref()
-        .and_then(|w| w.pointer("/properties/storageAccount"))
-        .and_then(Value::as_str)
-        && crate::provider::ids::last_segment(sa_id).eq_ignore_ascii_case(account)
-        && let Some(sa) = ctx
-            .arm
-            .get(sa_id, &ctx.api_version(ResourceType::StorageAccount)?)
-            .await?
-        && let Some(ep) = spec_outputs(ctx.spec(ResourceType::StorageAccount)?, &sa)
-            .get("primary_blob_endpoint")
-            .and_then(Value::as_str)
-        && let Ok(url) = Url::parse(ep)
-    {
-        return Ok(url);
-    }
-    let protocol = if protocol.is_empty() {
-        "https"
-    } else {
-        protocol
-    };
-    let suffix = if suffix.is_empty() {
-        "core.windows.net"
-    } else {
-        suffix
-    };
-    Url::parse(&format!("{protocol}://{account}.blob.{suffix}/"))
-        .map_err(|e| failed(format!("bad datastore endpoint: {e}")))
-}
-
-/// Uploads the asset unless every file is already there with the same MD5.
+/// Uploads the asset to the datastore unless every file is already there with the same MD5.
 async fn upload(ds: &Datastore, asset: &LocalAsset) -> Result<()> {
-    let existing: BTreeMap<String, Option<String>> = match ds
-        .blobs
-        .list_blobs(&ds.container, Some(&asset.prefix()))
-        .await
-    {
-        Ok(items) => items.into_iter().map(|i| (i.name, i.content_md5)).collect(),
-        Err(e) if e.is_not_found() => BTreeMap::new(),
-        Err(e) => return Err(e),
-    };
-    for (rel, path) in &asset.files {
-        let data =
-            Bytes::from(tokio::fs::read(path).await.map_err(|e| {
-                ProviderError::invalid(format!("cannot read {}: {e}", path.display()))
-            })?);
-        let name = asset.blob_name(rel);
-        if existing.get(&name).and_then(Option::as_deref) == Some(content_md5(&data).as_str()) {
-            continue;
-        }
-        ds.blobs
-            .put_blob(&ds.container, &name, data, None, &BTreeMap::new())
-            .await?;
-    }
-    Ok(())
+    let files: Vec<(String, PathBuf)> = asset
+        .files
+        .iter()
+        .map(|(rel, path)| (asset.blob_name(rel), path.clone()))
+        .collect();
+    ds.upload(&asset.prefix(), &files).await
 }
 
 /// PUTs an asset version unless it exists (versions are immutable; the same content gives the same
@@ -610,7 +485,7 @@ async fn prepare_assets(ctx: &Ctx, req: &ResourceRequest) -> Result<AssetIds> {
         })?)?),
     };
     req.report("UploadingAssets");
-    let ds = datastore(ctx).await?;
+    let ds = datastore::open(ctx).await?;
     let code_id = match (&code, code_ref(inputs)) {
         (_, Some((n, v))) => asset_id(ctx, "codes", &n, &v),
         (Some(code), None) => {
@@ -1071,7 +946,7 @@ mod tests {
 
     fn ctx() -> Ctx {
         let t = crate::provider::pipeline::fake::FakeTransport::new(vec![]);
-        let c = Arc::new(crate::provider::pipeline::fake::FakeClock::default());
+        let c = std::sync::Arc::new(crate::provider::pipeline::fake::FakeClock::default());
         crate::provider::resources::common::tests::ctx_with(
             crate::provider::resources::common::tests::azure_config(),
             &t,
@@ -1165,7 +1040,7 @@ mod tests {
         h: &str,
     ) -> (Result<String>, Vec<(String, String)>) {
         let t = FakeTransport::new(replies);
-        let c = Arc::new(FakeClock::default());
+        let c = std::sync::Arc::new(FakeClock::default());
         let ctx = ctx_with(azure_config(), &t, &c);
         let body = json!({"properties": {"modelUri": "azureml://x", "properties": {HASH_KEY: h, HASH_VERSION_KEY: HASH_VERSION}}});
         let got = rt().block_on(ensure_model_version(&ctx, "ep-blue-model", h, &body));

@@ -4,12 +4,8 @@
 //! operations. A test never shares a cloud with another test, and never reaches one it did not start.
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use stackform::cloud::{CloudInfo, CloudOptions, RunningCloud};
 
 use super::bin::binary;
@@ -123,6 +119,7 @@ impl Cloud {
                     port,
                     faults: Default::default(),
                     log_file: None,
+                    seed: Default::default(),
                 })
                 .await;
                 match started {
@@ -355,60 +352,20 @@ impl Cloud {
         for (k, v) in extra {
             headers.push((k.to_string(), v.to_string()));
         }
-        let get = |n: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let len = if body.is_empty() {
-            String::new()
-        } else {
-            body.len().to_string()
-        };
-        let mut sts = [
-            method.as_str().to_string(),
-            get("content-encoding"),
-            get("content-language"),
-            len,
-            get("content-md5"),
-            get("content-type"),
-            String::new(),
-            get("if-modified-since"),
-            get("if-match"),
-            get("if-none-match"),
-            get("if-unmodified-since"),
-            get("range"),
-        ]
-        .join("\n");
-        sts.push('\n');
-        let mut xms: Vec<(String, String)> = headers
-            .iter()
-            .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-ms-"))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .collect();
-        xms.sort();
-        for (k, v) in xms {
-            sts.push_str(&format!("{k}:{v}\n"));
-        }
-        sts.push_str(&format!("/{account}{}", parsed.path()));
-        let mut q: Vec<(String, String)> = parsed
+        let query: Vec<(String, String)> = parsed
             .query_pairs()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        q.sort();
-        for (k, v) in q {
-            sts.push_str(&format!("\n{k}:{v}"));
-        }
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&B64.decode(key).expect("key b64")).expect("hmac");
-        mac.update(sts.as_bytes());
-        let sig = B64.encode(mac.finalize().into_bytes());
-        let mut req = self
-            .http
-            .request(method, url)
-            .header("authorization", format!("SharedKey {account}:{sig}"));
+        let auth = super::raw::shared_key(
+            account,
+            key,
+            method.as_str(),
+            parsed.path(),
+            &query,
+            &headers,
+            body.len(),
+        );
+        let mut req = self.http.request(method, url).header("authorization", auth);
         for (k, v) in &headers {
             req = req.header(k.as_str(), v.as_str());
         }

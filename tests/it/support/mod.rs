@@ -1,14 +1,16 @@
-//! What the integration tests share: running the real binary ([`bin`]), a test's own folder and local
+//! What the integration tests share: running the real binary ([`bin`]), Azurite ([`azurite`]), a test's own folder and local
 //! cloud ([`test`]), the REST client of a local cloud ([`cloud`]) and its reference walk ([`walk`]), the
 //! provider against an in-process cloud ([`provider`]), fixtures ([`fixtures`]), waiting with a deadline
 //! ([`wait`]), re-running this binary as a child process ([`child`]) and the snapshot redactor
 //! ([`redact`]). Each helper exists once here; a test module never copies one.
 
+pub(crate) mod azurite;
 pub(crate) mod bin;
 pub(crate) mod child;
 pub(crate) mod cloud;
 pub(crate) mod fixtures;
 pub(crate) mod provider;
+pub(crate) mod raw;
 pub(crate) mod redact;
 pub(crate) mod test;
 pub(crate) mod wait;

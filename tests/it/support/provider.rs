@@ -25,6 +25,7 @@ impl Local {
             port: 0,
             faults,
             log_file: None,
+            seed: Default::default(),
         })
         .await
         .expect("local cloud starts");
