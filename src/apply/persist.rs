@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinError;
 
 use crate::state::{
-    Journal, JournalError, NewIntent, StateError, StateFile, StateStore, StepId, Touched,
+    Journal, JournalError, NewIntent, Stamp, StateError, StateFile, StateStore, StepId, Touched,
 };
 
 /// How often a run rewrites the state file while it journals commits (at most).
@@ -36,6 +36,9 @@ pub struct Persistence {
     checkpointed: Option<(Instant, Duration)>,
     /// Commits were journaled since the last checkpoint.
     unsaved: bool,
+    /// The state file this run's last checkpoint wrote, so the next one can tell nobody wrote it
+    /// since without reading it.
+    stamp: Option<Stamp>,
 }
 
 impl Persistence {
@@ -50,6 +53,7 @@ impl Persistence {
             journal: Some(Arc::new(journal)),
             checkpointed: None,
             unsaved: false,
+            stamp: None,
         }
     }
 
@@ -60,6 +64,7 @@ impl Persistence {
             journal: None,
             checkpointed: None,
             unsaved: false,
+            stamp: None,
         }
     }
 
@@ -153,11 +158,12 @@ impl Persistence {
             return Ok(());
         };
         let journal = self.journal.clone();
+        let last = self.stamp;
         let started = Instant::now();
         // Serialised here, from the run's own state (no copy); only the bytes go to the writer.
         let snapshot = store.snapshot(state).map_err(PersistError::RecordState)?;
         let (written, marked) = tokio::task::spawn_blocking(move || {
-            let written = store.checkpoint(snapshot);
+            let written = store.checkpoint(snapshot, last);
             let marked = match (&written, journal) {
                 (Ok(_), Some(journal)) => journal.done_all(&done),
                 _ => Ok(()),
@@ -166,7 +172,8 @@ impl Persistence {
         })
         .await
         .map_err(PersistError::StateWriter)?;
-        let serial = written.map_err(PersistError::RecordState)?;
+        let (serial, stamp) = written.map_err(PersistError::RecordState)?;
+        self.stamp = stamp;
         state.version = crate::state::FORMAT_VERSION;
         state.serial = serial;
         self.checkpointed = Some((Instant::now(), started.elapsed()));

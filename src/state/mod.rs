@@ -70,5 +70,6 @@ pub use lock::{
 pub(crate) use model::Touched;
 pub use model::{FORMAT_VERSION, ResourceState, ResourceStatus, StateFile};
 pub use sensitive::FieldPath;
+pub(crate) use store::Stamp;
 pub use store::{StateError, StateStore};
 pub use surgery::{Removed, ResourceSummary, SurgeryError};

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -121,6 +121,16 @@ impl fmt::Display for SerialDisplay {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateStore {
     path: PathBuf,
+}
+
+/// Which version of a state file a checkpoint wrote: each write makes a new file (rename), so an
+/// unchanged stamp means nobody wrote the file since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
 }
 
 /// A state serialised for a checkpoint (see [`StateStore::snapshot`]).
@@ -308,14 +318,37 @@ impl StateStore {
     }
 
     /// Writes a [`snapshot`](Self::snapshot) as the state file, for a run that holds the lock and
-    /// journaled every change since it read the state. The file on disk is checked for lineage,
-    /// serial (with the journal's commits counted) and syntax, as [`write`](Self::write) does, but
-    /// is not parsed into a state. Returns the new serial; the caller sets it in its state.
-    pub(crate) fn checkpoint(&self, snapshot: Snapshot) -> Result<u64, StateError> {
-        let current = self.head()?;
-        self.check(snapshot.lineage, snapshot.expected, current)?;
-        self.replace(&snapshot.bytes, current.is_some(), None)?;
-        Ok(snapshot.serial)
+    /// journaled every change since it read the state. When the file is still the one this run's
+    /// last checkpoint wrote (`last`, compared by inode, size and modification time) it needs no
+    /// check; otherwise it is checked for lineage, serial (with the journal's commits counted) and
+    /// syntax, as [`write`](Self::write) does, but not parsed into a state. Returns the new serial
+    /// (the caller sets it in its state) and the stamp of the file written.
+    pub(crate) fn checkpoint(
+        &self,
+        snapshot: Snapshot,
+        last: Option<Stamp>,
+    ) -> Result<(u64, Option<Stamp>), StateError> {
+        let has_current = match last {
+            Some(last) if self.stamp() == Some(last) => true,
+            _ => {
+                let current = self.head()?;
+                self.check(snapshot.lineage, snapshot.expected, current)?;
+                current.is_some()
+            }
+        };
+        self.replace(&snapshot.bytes, has_current, None)?;
+        Ok((snapshot.serial, self.stamp()))
+    }
+
+    /// The stamp of the state file as it is now (`None`: there is none, or it cannot be read).
+    fn stamp(&self) -> Option<Stamp> {
+        let meta = fs::metadata(&self.path).ok()?;
+        Some(Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        })
     }
 
     pub(crate) fn write_inner(
@@ -754,6 +787,30 @@ mod tests {
             store.write(&mut state, Some(1)),
             Err(StateError::Moved { .. })
         ));
+    }
+
+    /// A checkpoint skips reading the file only while it is the very file the last checkpoint
+    /// wrote: one written by anyone else in between is caught by the compare.
+    #[test]
+    fn a_checkpoint_after_another_write_is_refused() {
+        let (_dir, store) = store();
+        let mut state = sample();
+        store.write(&mut state, None).expect("write");
+        let snapshot = store.snapshot(&mut state).expect("snapshot");
+        let (serial, stamp) = store.checkpoint(snapshot, None).expect("checkpoint");
+        assert_eq!(serial, 2);
+        state.serial = serial;
+        let snapshot = store.snapshot(&mut state).expect("snapshot");
+        let (serial, stamp) = store.checkpoint(snapshot, stamp).expect("unchanged file");
+        assert_eq!(serial, 3);
+        state.serial = serial;
+
+        let mut other = store.read().expect("read").expect("state");
+        store.write(&mut other, Some(3)).expect("another writer");
+        let snapshot = store.snapshot(&mut state).expect("snapshot");
+        let err = store.checkpoint(snapshot, stamp).expect_err("moved");
+        assert!(matches!(err, StateError::Moved { .. }), "{err}");
+        assert_eq!(store.read().expect("read").expect("state").serial, 4);
     }
 
     /// A commit holds records redacted as in the state file, even one put in without `record`.
