@@ -22,6 +22,6 @@ if [ ! -x /usr/bin/time ]; then
     echo "note: /usr/bin/time is not installed (Debian package 'time'): the engine's peak RSS shows n/a"
 fi
 if [ "$#" -eq 0 ]; then
-    set -- apply_scale cloud_throughput
+    set -- apply_scale validate_large cloud_throughput
 fi
 cargo bench --quiet --bench bench -- "$@"

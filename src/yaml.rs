@@ -14,21 +14,40 @@ use saphyr_parser::{Event, Parser, ScalarStyle};
 
 use crate::diag::{Diagnostic, SourceFile, Span};
 
+/// The default size limit of a file: 64 MiB. A stack of 100,000 resources of the usual shape is
+/// about 20 MiB, so this leaves room for twice that and more; a larger file is refused unless the
+/// limit is raised (`--max-file-size`). The limit also bounds what the file's own values cost (each
+/// value takes at least a byte or two of text).
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
+
 /// Limits that keep a hostile file from exhausting memory or time.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
+    /// Size of the text; bounds the values the file itself spells out.
     pub max_bytes: usize,
     pub max_depth: usize,
-    /// Total nodes in the built tree, aliases counted at their expanded size.
-    pub max_nodes: usize,
+    /// Values that aliases (`*name`) add to the tree, each alias counted at the expanded size of
+    /// its anchor. The file's own values are not counted here: its size bounds them. This is what
+    /// refuses an alias bomb ("billion laughs"), whose few bytes expand exponentially.
+    pub max_alias_nodes: usize,
 }
 
 impl Default for Budget {
     fn default() -> Self {
         Budget {
-            max_bytes: 4 * 1024 * 1024,
+            max_bytes: DEFAULT_MAX_BYTES,
             max_depth: 64,
-            max_nodes: 200_000,
+            max_alias_nodes: 1_000_000,
+        }
+    }
+}
+
+impl Budget {
+    /// The default budget with another size limit.
+    pub fn with_max_bytes(max_bytes: usize) -> Budget {
+        Budget {
+            max_bytes,
+            ..Budget::default()
         }
     }
 }
@@ -167,6 +186,9 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Key, Node)>,
         pending_key: Option<PendingKey>,
+        /// Position of each key in `entries`, built once the mapping is large enough for a linear
+        /// search to matter (the `resources:` of a large stack), so checking duplicates stays linear.
+        index: Option<HashMap<String, usize>>,
     },
 }
 
@@ -181,7 +203,8 @@ struct Builder<'a> {
     budget: Budget,
     stack: Vec<Frame>,
     anchors: HashMap<usize, (Node, usize)>,
-    nodes: usize,
+    /// Values added by aliases so far (see [`Budget::max_alias_nodes`]).
+    alias_nodes: usize,
     errors: Vec<Diagnostic>,
     root: Option<Node>,
     documents: usize,
@@ -194,7 +217,7 @@ impl<'a> Builder<'a> {
             budget,
             stack: Vec::new(),
             anchors: HashMap::new(),
-            nodes: 0,
+            alias_nodes: 0,
             errors: Vec::new(),
             root: None,
             documents: 0,
@@ -274,15 +297,18 @@ impl<'a> Builder<'a> {
                 self.push(Node { value, span }, anchor)?;
             }
             Event::Alias(id) => {
-                let Some((node, size)) = self.anchors.get(&id).cloned() else {
+                let Some(&(_, size)) = self.anchors.get(&id) else {
                     return Err(Box::new(
                         Diagnostic::new(self.src, span, "alias refers to an unknown anchor")
                             .label("here"),
                     ));
                 };
+                // Charged before the copy is made, so a refused expansion costs nothing.
                 self.charge(size, span)?;
+                let Some((mut node, _)) = self.anchors.get(&id).cloned() else {
+                    return Ok(());
+                };
                 // The alias points at the anchored value; spans stay those of the anchor's definition.
-                let mut node = node;
                 node.span = span;
                 self.attach(node)?;
             }
@@ -301,6 +327,7 @@ impl<'a> Builder<'a> {
                     anchor,
                     entries: Vec::new(),
                     pending_key: None,
+                    index: None,
                 });
             }
             Event::SequenceEnd => {
@@ -361,16 +388,17 @@ impl<'a> Builder<'a> {
                 .label("refused here"),
             ));
         }
-        self.charge(1, span)
+        Ok(())
     }
 
+    /// Counts the values an alias adds; refuses past the budget.
     fn charge(&mut self, nodes: usize, span: Span) -> Result<(), Box<Diagnostic>> {
-        self.nodes = self.nodes.saturating_add(nodes);
-        if self.nodes > self.budget.max_nodes {
+        self.alias_nodes = self.alias_nodes.saturating_add(nodes);
+        if self.alias_nodes > self.budget.max_alias_nodes {
             return Err(Box::new(
                 Diagnostic::new(self.src, span, format!(
-                    "document expands to more than {} values; refusing to expand it (is this an alias bomb?)",
-                    self.budget.max_nodes
+                    "aliases expand to more than {} values; refusing to expand them (is this an alias bomb?)",
+                    self.budget.max_alias_nodes
                 ))
                 .label("limit reached here")
                 .help("aliases (`*name`) are expanded in full; avoid nesting them inside each other"),
@@ -381,12 +409,6 @@ impl<'a> Builder<'a> {
 
     /// Records an anchor and attaches the finished node to its parent.
     fn push(&mut self, node: Node, anchor: usize) -> Result<(), Box<Diagnostic>> {
-        if matches!(
-            node.value,
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::String(_)
-        ) {
-            self.charge(1, node.span)?;
-        }
         if anchor != 0 {
             let size = node.count();
             self.anchors.insert(anchor, (node.clone(), size));
@@ -401,6 +423,7 @@ impl<'a> Builder<'a> {
             Some(Frame::Map {
                 entries,
                 pending_key,
+                index,
                 ..
             }) => {
                 match pending_key.take() {
@@ -422,7 +445,11 @@ impl<'a> Builder<'a> {
                                 ));
                             }
                         };
-                        if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == name) {
+                        let first = match index {
+                            Some(ix) => ix.get(&name).map(|&i| &entries[i].0),
+                            None => entries.iter().map(|(k, _)| k).find(|k| k.name == name),
+                        };
+                        if let Some(first) = first {
                             let d = Diagnostic::new(self.src, node.span, format!("duplicate key `{name}`"))
                             .label("defined again here")
                             .note(self.src, first.span, "first defined here")
@@ -438,7 +465,24 @@ impl<'a> Builder<'a> {
                             span: node.span,
                         }));
                     }
-                    Some(PendingKey::Keep(key)) => entries.push((key, node)),
+                    Some(PendingKey::Keep(key)) => {
+                        match index {
+                            Some(ix) => {
+                                ix.insert(key.name.clone(), entries.len());
+                            }
+                            None if entries.len() >= 32 => {
+                                let mut ix: HashMap<String, usize> = entries
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(i, (k, _))| (k.name.clone(), i))
+                                    .collect();
+                                ix.insert(key.name.clone(), entries.len());
+                                *index = Some(ix);
+                            }
+                            None => {}
+                        }
+                        entries.push((key, node));
+                    }
                     Some(PendingKey::Drop) => {}
                 }
             }
@@ -572,6 +616,18 @@ mod tests {
         assert_eq!(&src.text[v.span.start..v.span.end], "value");
     }
 
+    /// Large mappings check duplicates through an index (a linear search per key made loading 40,000
+    /// resources quadratic); the index must find the same duplicates with the same first location.
+    #[test]
+    fn duplicates_in_a_large_mapping_are_reported() {
+        let mut text: String = (0..100).map(|i| format!("k{i}: {i}\n")).collect();
+        text.push_str("k5: again\nk99: again\n");
+        let errs = parse_str(&text).unwrap_err();
+        let messages: Vec<&str> = errs.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages, ["duplicate key `k5`", "duplicate key `k99`"]);
+        assert_eq!(errs[0].line_col(), (101, 1));
+    }
+
     #[test]
     fn every_duplicate_key_is_reported() {
         let errs = parse_str("a: 1\nb: 2\na: 3\nb: 4\n").unwrap_err();
@@ -588,7 +644,14 @@ mod tests {
             let p = i - 1;
             text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
         }
+        // 10^12 values if expanded; refused quickly (well under a second even in a debug build).
+        let started = std::time::Instant::now();
         let errs = parse_str(&text).unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
         assert!(
             errs[0].message.contains("alias bomb"),
             "{}",
@@ -609,9 +672,54 @@ mod tests {
 
     #[test]
     fn huge_input_is_refused_before_parsing() {
-        let text = format!("a: \"{}\"\n", "x".repeat(5 * 1024 * 1024));
-        let errs = parse_str(&text).unwrap_err();
+        let text = format!("a: \"{}\"\n", "x".repeat(5 * 1024));
+        let errs = parse(
+            &SourceFile::new("t.yaml", text),
+            Budget::with_max_bytes(4096),
+        )
+        .unwrap_err();
         assert!(errs[0].message.starts_with("file is too large"));
+    }
+
+    /// A file's own values are not an alias expansion: 40,000 resources of five values each (about
+    /// 300,000 values, more than the alias budget of 200,000 values there once was) load, with
+    /// no alias in sight.
+    #[test]
+    fn many_values_without_aliases_are_not_an_alias_bomb() {
+        let mut text = String::from("resources:\n");
+        for i in 0..40_000 {
+            text.push_str(&format!(
+                "  r{i}:\n    type: blob\n    account: a\n    container: c\n    name: n{i}\n"
+            ));
+        }
+        let n = parse_str(&text).unwrap();
+        assert_eq!(n.get("resources").unwrap().as_map().unwrap().len(), 40_000);
+    }
+
+    /// Aliases of large anchors still count in full, so many copies of a legitimate anchor hit the
+    /// budget even though no nesting is involved.
+    #[test]
+    fn alias_budget_counts_what_aliases_add() {
+        let mut text = String::from("base: &b [1, 2, 3, 4, 5, 6, 7, 8, 9]\ncopies:\n");
+        for _ in 0..11 {
+            text.push_str("  - *b\n");
+        }
+        let budget = Budget {
+            max_alias_nodes: 100,
+            ..Budget::default()
+        };
+        // 11 copies of 10 values: 110 added values, over 100 (the file's own 10 are not counted).
+        let errs = parse(&SourceFile::new("t.yaml", text.clone()), budget).unwrap_err();
+        assert!(
+            errs[0].message.contains("alias bomb"),
+            "{}",
+            errs[0].message
+        );
+        let budget = Budget {
+            max_alias_nodes: 110,
+            ..budget
+        };
+        assert!(parse(&SourceFile::new("t.yaml", text), budget).is_ok());
     }
 
     #[test]

@@ -3,13 +3,15 @@
 //!
 //! Run all of them with `cargo bench --bench bench`, or some by name:
 //! `cargo bench --bench bench -- apply_local cloud_throughput`. The names are those of the modules:
-//! `apply_scheduler`, `apply_local`, `cloud_throughput`, `apply_scale`. Under `cargo test --all-targets` (no `--bench`
+//! `apply_scheduler`, `apply_local`, `cloud_throughput`, `validate_large`, `apply_scale`. Under
+//! `cargo test --all-targets` (no `--bench`
 //! argument) each runs once at a small size, as a smoke test.
 
 mod apply_local;
 mod apply_scale;
 mod apply_scheduler;
 mod cloud_throughput;
+mod validate_large;
 
 /// How much work a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +28,11 @@ enum Size {
 type Bench = fn(Size);
 
 /// Every benchmark, by name, in the order a run without names goes through them.
-const BENCHES: [(&str, Bench); 4] = [
+const BENCHES: [(&str, Bench); 5] = [
     ("apply_scheduler", apply_scheduler::run),
     ("apply_local", apply_local::run),
     ("cloud_throughput", cloud_throughput::run),
+    ("validate_large", validate_large::run),
     ("apply_scale", apply_scale::run),
 ];
 
@@ -48,6 +51,17 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == validate_large::CHILD_FLAG) {
+        match args.get(at + 1) {
+            Some(path) => validate_large::child(path),
+            None => {
+                eprintln!("{} needs a file", validate_large::CHILD_FLAG);
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
     // `cargo bench` adds `--bench`; other libtest-style flags mean nothing here.
     let size = if std::env::args().any(|a| a == "--bench") {
         Size::Full

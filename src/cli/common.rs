@@ -28,6 +28,38 @@ pub struct StackArgs {
     /// Read variables from a YAML file of NAME: VALUE pairs (repeatable; later files win, --var wins over all).
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
+
+    /// The largest stack file read: bytes, or with a unit (KiB, MiB, GiB). Aliases are limited
+    /// separately, by what they add.
+    #[arg(
+        long = "max-file-size",
+        value_name = "SIZE",
+        env = "STACKFORM_MAX_FILE_SIZE",
+        default_value = "64MiB",
+        value_parser = parse_size
+    )]
+    pub max_file_size: usize,
+}
+
+/// Parses a size: a number of bytes, or a number with `KiB`, `MiB` or `GiB` (also `K`, `M`, `G`,
+/// `KB`, `MB`, `GB`, all powers of 1024).
+pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 256MiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("unknown unit `{other}` (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(1usize << shift)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a usable size"))
 }
 
 /// Whether diagnostics and plans may use colour: a terminal on stderr and no `NO_COLOR`.
@@ -66,7 +98,7 @@ pub(crate) fn load_stack(args: &StackArgs, registry: &Registry) -> Result<Stack,
         var_files: args.var_files.clone(),
         ..LoadOptions::with_process_env()
     };
-    stack::load(&args.file, &opts, registry).map_err(diagnostics)
+    stack::load_within(&args.file, &opts, registry, args.max_file_size).map_err(diagnostics)
 }
 
 /// Loads the stack and builds its graph: every problem in the file is reported together.
@@ -77,4 +109,20 @@ pub(crate) fn load_graph(
     let stack = load_stack(args, registry)?;
     let graph = crate::graph::build(&stack, registry).map_err(diagnostics)?;
     Ok((stack, graph))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
 }

@@ -132,6 +132,7 @@ impl SavedPlan {
             file: self.stack_file.clone(),
             vars,
             var_files: self.var_files.clone(),
+            max_file_size: now.max_file_size,
         })
     }
 

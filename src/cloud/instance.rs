@@ -336,10 +336,15 @@ pub(crate) fn reset(dir: &Path) -> Result<(), CloudError> {
     if is_locked(dir) {
         return Err(CloudError::AlreadyRunning(dir.to_path_buf()));
     }
-    for name in ["state.json", INFO_FILE, LOG_FILE, "last_port", "harness.py"] {
+    for name in super::store::STORE_FILES.into_iter().chain([
+        INFO_FILE,
+        LOG_FILE,
+        "last_port",
+        "harness.py",
+    ]) {
         let _ = std::fs::remove_file(dir.join(name));
     }
-    for name in ["blobs", "deployments"] {
+    for name in super::store::STORE_DIRS.into_iter().chain(["deployments"]) {
         let p = dir.join(name);
         if p.exists() {
             std::fs::remove_dir_all(&p).map_err(|source| CloudError::Io {

@@ -45,7 +45,7 @@ pub use model::*;
 pub use vars::LoadOptions;
 
 use check::Patterns;
-use source::{a_kind, read_source};
+use source::{a_kind, read_source_within};
 use value::{Ctx, RefPolicy, VKey, Val, ValKind};
 
 /// Parses one `--var NAME=VALUE` argument (the value may contain `=`).
@@ -134,13 +134,25 @@ fn valid_stack_name(s: &str) -> bool {
         && s.len() <= 64
 }
 
-/// Loads, resolves and checks a stack file. On failure, every problem found, sorted by location.
+/// Loads, resolves and checks a stack file of at most [`yaml::DEFAULT_MAX_BYTES`]. On failure,
+/// every problem found, sorted by location.
 pub fn load(
     path: &Path,
     opts: &LoadOptions,
     registry: &Registry,
 ) -> Result<Stack, Vec<Diagnostic>> {
-    let src = match read_source(path) {
+    load_within(path, opts, registry, yaml::DEFAULT_MAX_BYTES)
+}
+
+/// [`load`] with another size limit for the stack file (`--max-file-size`); the files it names
+/// (`file:` bases, variable files) keep the default.
+pub fn load_within(
+    path: &Path,
+    opts: &LoadOptions,
+    registry: &Registry,
+    max_bytes: usize,
+) -> Result<Stack, Vec<Diagnostic>> {
+    let src = match read_source_within(path, max_bytes) {
         Ok(src) => src,
         Err(why) => {
             let empty = SourceFile::new(path, "");
@@ -154,7 +166,7 @@ pub fn load(
             ]);
         }
     };
-    let root = yaml::parse(&src, Budget::default())?;
+    let root = yaml::parse(&src, Budget::with_max_bytes(max_bytes))?;
     let mut errors = Vec::new();
     let entries: &[(yaml::Key, Node)] = match &root.value {
         Value::Map(m) => m,

@@ -7,9 +7,13 @@ use std::path::Path;
 use crate::diag::SourceFile;
 use crate::yaml::{Budget, Node, Value};
 
-/// Reads a text file within the YAML size budget.
+/// Reads a text file within the default YAML size budget.
 pub(crate) fn read_source(path: &Path) -> Result<SourceFile, ReadSourceError> {
-    let max = Budget::default().max_bytes;
+    read_source_within(path, Budget::default().max_bytes)
+}
+
+/// Reads a text file of at most `max` bytes.
+pub(crate) fn read_source_within(path: &Path, max: usize) -> Result<SourceFile, ReadSourceError> {
     let file = std::fs::File::open(path).map_err(ReadSourceError::Io)?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
         return Err(ReadSourceError::Folder);
@@ -33,7 +37,7 @@ pub(crate) enum ReadSourceError {
     Io(#[source] std::io::Error),
     #[error("it is a folder, not a file")]
     Folder,
-    #[error("file is larger than the {max}-byte limit")]
+    #[error("file is larger than the {max}-byte limit (raise it with --max-file-size)")]
     TooLarge { max: usize },
     #[error("file is not UTF-8 text")]
     NotUtf8,

@@ -72,7 +72,7 @@ async fn detached_up_status_down_and_reset() {
         false
     );
     run(&["cloud", "reset"], &dir).code(0);
-    assert!(!dir.join("state.json").exists());
+    assert!(!dir.join("store.db").exists(), "reset deletes the store");
     assert!(dir.join("ca.pem").exists(), "reset keeps the CA");
 }
 
@@ -94,23 +94,7 @@ async fn state_survives_down_up_and_kill_9() {
         .await;
     assert_eq!(got.text, "persisted");
     c.create_storage("durable2").await;
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &c.info.pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    wait_until(
-        "the killed cloud no longer holds its lock",
-        Duration::from_secs(30),
-        async || {
-            stackform::cloud::status(c.dir.path())
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
-    let dir = std::mem::replace(&mut { c }.dir, tempfile::tempdir().unwrap());
-    let c = Cloud::start_binary_in(dir, &[]);
+    let c = Cloud::start_binary_in(c.kill_9().await, &[]);
     let a = c
         .arm(
             Method::GET,

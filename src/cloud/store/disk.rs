@@ -1,5 +1,5 @@
 //! The store's disk primitives: its error type and the atomic, durable file write (temp file, fsync,
-//! rename, fsync of the folder) that `state.json`, blob files and the cloud's other files use.
+//! rename, fsync of the folder) that the cloud's small files (certificates, keys, `cloud.json`) use.
 //!
 //! It never knows what it writes, and never leaves a half-written file in place of a whole one.
 use std::io::Write;
@@ -23,8 +23,14 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the store's writer has stopped")]
-    WriterGone,
+    #[error("database {path}: {source}")]
+    Db {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// A data folder the store will not open as it is; the message says why and what to do.
+    #[error("{path}: {message}")]
+    Refused { path: PathBuf, message: String },
 }
 
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, then fsync of the folder.

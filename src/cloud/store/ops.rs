@@ -2,15 +2,17 @@
 //! its keys and its creation operation, delete a container with its blobs, and so on. Handlers call
 //! these and never see the maps behind them, so the backing can change without touching a handler.
 //!
-//! Each write is one durable mutation (it returns once on disk). Cascades live here and only here:
-//! deleting a resource removes its children, its secrets and the role assignments scoped to it;
-//! deleting a storage account or a container also removes its blobs and their files. It must never
-//! interpret HTTP or decide authorisation.
+//! Each write is one mutation, committed in one transaction (it returns once committed). Cascades
+//! live here and only here: deleting a resource removes its children, its secrets and the role
+//! assignments scoped to it; deleting a storage account or a container also removes its blobs and
+//! their contents. A write touches only the rows it changes and finds them by key or key range, so its
+//! cost does not grow with the store. It must never interpret HTTP or decide authorisation.
 use serde_json::Value;
 
-use super::data::{Data, Store};
+use super::data::{Data, name_of};
 use super::disk::StoreError;
 use super::fresh::now_ms;
+use super::handle::Store;
 use super::records::{BlobMeta, Operation, Principal, RoleAssignment, Seed};
 
 /// Key of a container's record: its lowercase ARM id under the storage account whose key (lowercase
@@ -58,28 +60,19 @@ impl Data {
     /// assignments scoped to it or below.
     fn remove_tree(&mut self, key: &str) {
         let prefix = format!("{key}/");
-        self.resources
-            .retain(|k, _| k != key && !k.starts_with(&prefix));
-        self.secrets
-            .retain(|k, _| !(k.starts_with(&format!("{key}#")) || k.starts_with(&prefix)));
+        self.resources.remove(key);
+        self.resources.remove_prefix(&prefix);
+        self.secrets.remove_prefix(&format!("{key}#"));
+        self.secrets.remove_prefix(&prefix);
         self.role_assignments.retain(|_, ra| {
             let s = ra.scope.to_ascii_lowercase();
             s != key && !s.starts_with(&prefix)
         });
     }
 
-    /// Removes the blobs whose keys start with `prefix`; returns their files.
-    fn remove_blobs(&mut self, prefix: &str) -> Vec<String> {
-        let mut files = Vec::new();
-        self.blobs.retain(|k, m| {
-            if k.starts_with(prefix) {
-                files.push(m.file.clone());
-                false
-            } else {
-                true
-            }
-        });
-        files
+    /// Removes the blobs whose keys start with `prefix` (their contents go with them: see `db`).
+    fn remove_blobs(&mut self, prefix: &str) {
+        self.blobs.remove_prefix(prefix);
     }
 
     /// Direct children of `parent_key` whose next segment is `kind`.
@@ -90,8 +83,7 @@ impl Data {
             kind.to_ascii_lowercase()
         );
         self.resources
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
+            .with_prefix(&prefix)
             .filter(|(k, _)| !k[prefix.len()..].contains('/'))
             .map(|(_, v)| v.clone())
             .collect()
@@ -152,9 +144,12 @@ impl Store {
         type_name: Option<&str>,
     ) -> Option<(String, Value)> {
         self.read(|d| {
-            d.resources
+            d.by_name
+                .get(name_of(suffix))?
                 .iter()
-                .find(|(k, v)| k.ends_with(suffix) && type_name.is_none_or(|t| v["type"] == t))
+                .filter(|k| k.ends_with(suffix))
+                .filter_map(|k| d.resources.get(k).map(|v| (k, v)))
+                .find(|(_, v)| type_name.is_none_or(|t| v["type"] == t))
                 .map(|(k, v)| (k.clone(), v.clone()))
         })
     }
@@ -171,9 +166,10 @@ impl Store {
     /// The operation in progress on a resource, if any.
     pub(crate) fn operation_in_progress_on(&self, key: &str) -> Option<Operation> {
         self.read(|d| {
-            d.operations
-                .values()
-                .find(|o| o.status == "InProgress" && o.resource_key == key)
+            d.in_progress
+                .iter()
+                .filter_map(|id| d.operations.get(id))
+                .find(|o| o.resource_key == key)
                 .cloned()
         })
     }
@@ -216,8 +212,7 @@ impl Store {
         let full = format!("{base}{prefix}");
         self.read(|d| {
             d.blobs
-                .range(full.clone()..)
-                .take_while(|(k, _)| k.starts_with(&full))
+                .with_prefix(&full)
                 .map(|(k, m)| (k[base.len()..].to_string(), m.clone()))
                 .collect()
         })
@@ -298,14 +293,11 @@ impl Store {
     /// Deletes a storage account with everything under it, its keys and all its blobs.
     pub(crate) async fn delete_storage_account(&self, key: &str) -> Result<(), StoreError> {
         let prefix = blob_prefix(last_segment(key), None);
-        let files = self
-            .mutate(|d| {
-                d.remove_tree(key);
-                d.remove_blobs(&prefix)
-            })
-            .await?;
-        self.remove_blob_files(&files);
-        Ok(())
+        self.mutate(|d| {
+            d.remove_tree(key);
+            d.remove_blobs(&prefix);
+        })
+        .await
     }
 
     /// Creates or replaces a container record; `make` builds its body from a fresh ETag counter and
@@ -351,21 +343,19 @@ impl Store {
     ) -> Result<(), StoreError> {
         let key = container_key(account_key, container);
         let prefix = blob_prefix(last_segment(account_key), Some(container));
-        let files = self
-            .mutate(|d| {
-                d.remove_tree(&key);
-                d.remove_blobs(&prefix)
-            })
-            .await?;
-        self.remove_blob_files(&files);
-        Ok(())
+        self.mutate(|d| {
+            d.remove_tree(&key);
+            d.remove_blobs(&prefix);
+        })
+        .await
     }
 
     // ---- blobs ----
 
-    /// Writes a blob: its bytes to a new file, then its metadata with a new ETag, if `check` accepts
-    /// the current metadata (evaluated under the store's lock, so two conditional writers cannot both
-    /// win). Returns the new ETag, or `check`'s refusal; the replaced or refused file is removed.
+    /// Writes a blob, its metadata with a new ETag and its bytes in one transaction, if `check`
+    /// accepts the current metadata (evaluated under the store's lock, so two conditional writers
+    /// cannot both win). Returns the new ETag, or `check`'s refusal (then nothing is stored); the
+    /// replaced bytes are deleted in the same transaction.
     pub(crate) async fn put_blob<E>(
         &self,
         (account, container, name): (&str, &str, &str),
@@ -373,53 +363,39 @@ impl Store {
         meta: BlobMeta,
         check: impl FnOnce(Option<&BlobMeta>) -> Result<(), E>,
     ) -> Result<Result<String, E>, StoreError> {
-        let file = self.write_blob_file(bytes)?;
+        let file = uuid::Uuid::new_v4().simple().to_string();
         let key = blob_key(account, container, name);
-        let new_file = file.clone();
-        let outcome = self
-            .mutate(|d| {
-                check(d.blobs.get(&key))?;
-                d.etag_counter += 1;
-                let tag = blob_etag(d.etag_counter);
-                let old = d.blobs.insert(
-                    key,
-                    BlobMeta {
-                        file,
-                        etag: tag.clone(),
-                        ..meta
-                    },
-                );
-                Ok((tag, old.map(|o| o.file)))
-            })
-            .await;
-        match outcome {
-            Ok(Ok((tag, old))) => {
-                self.remove_blob_files(old.as_slice());
-                Ok(Ok(tag))
-            }
-            Ok(Err(e)) => {
-                self.remove_blob_files(&[new_file]);
-                Ok(Err(e))
-            }
-            Err(e) => Err(e),
-        }
+        self.mutate_with(&[(file.as_str(), bytes)], |d| {
+            check(d.blobs.get(&key))?;
+            d.etag_counter += 1;
+            let tag = blob_etag(d.etag_counter);
+            d.blobs.insert(
+                key,
+                BlobMeta {
+                    file: file.clone(),
+                    etag: tag.clone(),
+                    ..meta
+                },
+            );
+            Ok(tag)
+        })
+        .await
     }
 
-    /// Deletes a blob if `check` accepts its current metadata (`None` when it does not exist),
-    /// evaluated under the store's lock; removes its file.
+    /// Deletes a blob with its bytes if `check` accepts its current metadata (`None` when it does not
+    /// exist), evaluated under the store's lock.
     pub(crate) async fn delete_blob<E>(
         &self,
         (account, container, name): (&str, &str, &str),
         check: impl FnOnce(Option<&BlobMeta>) -> Result<(), E>,
     ) -> Result<Result<(), E>, StoreError> {
         let key = blob_key(account, container, name);
-        let removed = self
-            .mutate(|d| {
-                check(d.blobs.get(&key))?;
-                Ok(d.blobs.remove(&key).map(|m| m.file))
-            })
-            .await?;
-        Ok(removed.map(|file| self.remove_blob_files(file.as_slice())))
+        self.mutate(|d| {
+            check(d.blobs.get(&key))?;
+            d.blobs.remove(&key);
+            Ok(())
+        })
+        .await
     }
 
     // ---- identities and role assignments ----
@@ -530,13 +506,20 @@ impl Store {
         let due = |o: &Operation| {
             o.status == "InProgress" && o.ready_ms <= now && o.kind != "deployment-put"
         };
-        if !self.read(|d| d.operations.values().any(due)) {
+        let any_due = |d: &Data| {
+            d.in_progress
+                .iter()
+                .filter_map(|id| d.operations.get(id))
+                .any(due)
+        };
+        if !self.read(any_due) {
             return Ok(());
         }
         self.mutate(|d| {
             let ids: Vec<String> = d
-                .operations
-                .values()
+                .in_progress
+                .iter()
+                .filter_map(|id| d.operations.get(id))
                 .filter(|o| {
                     // Never settle a PUT whose resource is not stored: the resource would then stay
                     // `Creating` for ever (PUTs store both together; this guards any that do not).
@@ -604,8 +587,14 @@ mod tests {
 
     const ACCT_NAME: &str = "acct";
 
+    /// How many blob contents the database holds (as `sqlite3 store.db 'SELECT count(*) FROM
+    /// blob_content'` would say).
     fn files(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir.join("blobs")).unwrap().count()
+        let conn = rusqlite::Connection::open(dir.join(super::super::db::DB_FILE)).unwrap();
+        conn.query_row("SELECT count(*) FROM blob_content", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap() as usize
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! The records the store keeps besides ARM bodies: the seeded identities, principals, role
-//! assignments, long-running operations and blob metadata, as they are serialised in `state.json`.
+//! assignments, long-running operations and blob metadata, each stored as one JSON row of `store.db`.
 //!
 //! Plain data: no behaviour, no I/O; it never decides anything about a request.
 use std::collections::BTreeMap;
@@ -65,7 +65,7 @@ pub(crate) struct Operation {
     pub ended: Option<String>,
 }
 
-/// Metadata of one blob; its bytes live in `blobs/{file}`.
+/// Metadata of one blob; its bytes are the `blob_content` row whose id is `file`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BlobMeta {
     pub file: String,

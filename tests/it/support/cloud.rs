@@ -152,6 +152,27 @@ impl Cloud {
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
+    /// Kills the cloud's process with SIGKILL (no shutdown of any kind), waits until its instance lock
+    /// is free, and hands back its data folder (to start it again).
+    pub(crate) async fn kill_9(self) -> tempfile::TempDir {
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &self.info.pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(killed.success());
+        wait_until(
+            "the killed cloud no longer holds its lock",
+            Duration::from_secs(30),
+            async || {
+                stackform::cloud::status(self.dir.path())
+                    .is_none()
+                    .then_some(())
+            },
+        )
+        .await;
+        std::mem::replace(&mut { self }.dir, tempfile::tempdir().expect("tempdir"))
+    }
+
     fn down(&self) {
         let _ = std::process::Command::new(binary())
             .args(["cloud", "down", "--data-dir"])
