@@ -4,8 +4,8 @@
 //! Run all of them with `cargo bench --bench bench`, or some by name:
 //! `cargo bench --bench bench -- apply_local cloud_throughput`. The names are those of the modules:
 //! `apply_scheduler`, `apply_local`, `cloud_throughput`, `validate_large`, `apply_scale`. Under
-//! `cargo test --all-targets` (no `--bench`
-//! argument) each runs once at a small size, as a smoke test.
+//! `cargo test --all-targets` (no `--bench` argument) each runs once at a small size, as a smoke
+//! test.
 
 mod apply_local;
 mod apply_scale;
