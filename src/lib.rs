@@ -12,4 +12,5 @@ pub mod report;
 pub mod specs;
 pub mod stack;
 pub mod state;
+pub mod token_bucket;
 pub mod yaml;

@@ -6,7 +6,7 @@
 //! and send back results, so no mutable state is shared between tasks.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,13 @@ use super::event::{
     StepKind, StepRecord, StepResult, Summary,
 };
 use super::interrupt::Interrupt;
-use super::opgraph::{self, OpGraph, PlanShapeError};
+use super::opgraph::{self, MapPhase, OpGraph, PlanShapeError};
 use super::persist::Persistence;
 use super::propagation::PropagationPolicy;
 use super::rollback::{self, Done};
 use super::step::{Job, JobDone, JobFailure, observed_of};
-use super::steps::{ApplyPlan, deposed_key};
-use super::values::{Known, KnownValues};
+use super::steps::{ApplyPlan, ResolvedMap, deposed_key};
+use super::values::{Known, KnownValues, ResolveError};
 use crate::plan::ReplaceOrder;
 use crate::provider::{Observed, Provider, ResourceType};
 use crate::specs::Registry;
@@ -134,6 +134,16 @@ pub async fn apply(
         };
         types.push(t);
     }
+    let mut map_types = Vec::with_capacity(plan.maps.len());
+    for m in &plan.maps {
+        let Some(t) = ResourceType::parse(&m.owner_type) else {
+            return Err(ApplyError::UnknownType {
+                address: m.address.clone(),
+                type_name: m.owner_type.clone(),
+            });
+        };
+        map_types.push(t);
+    }
     let shared = Shared {
         provider,
         events,
@@ -152,6 +162,7 @@ pub async fn apply(
         state,
         persist: persistence,
         types,
+        map_types,
         history: Vec::new(),
         records: Vec::new(),
         failure: None,
@@ -172,6 +183,8 @@ struct Run<'a> {
     known: KnownValues,
     persist: Persistence,
     types: Vec<ResourceType>,
+    /// The owner type of each of `plan.maps`.
+    map_types: Vec<ResourceType>,
     history: Vec<Done>,
     records: Vec<StepRecord>,
     failure: Option<FailureRecord>,
@@ -256,6 +269,7 @@ impl Run<'_> {
                                             error: StepFailure::local(format!("the step's task stopped unexpectedly: {err}")),
                                             leftover: None,
                                         }),
+                                        previous: None,
                                     }));
                                 }
                             }
@@ -375,6 +389,9 @@ impl Run<'_> {
     /// The job for op `i`, with its inputs resolved from the values known right now.
     fn job(&self, i: usize) -> Job {
         let op = &self.graph.ops[i];
+        if let Some(phase) = op.map {
+            return self.map_job(i, phase);
+        }
         let step = &self.plan.steps[op.step];
         let resource_type = self.types[op.step];
         let prior_record = match op.kind {
@@ -440,7 +457,123 @@ impl Run<'_> {
             journal: self.persist.journal(),
             interrupt: self.shared.interrupt.clone(),
             unresolved,
+            map: None,
         }
+    }
+
+    /// The map `plan.maps[index]` as it stands now: the owner and the entries its members' inputs give,
+    /// resolved from the values known now (every member's create or update is done).
+    fn resolve_map(&self, index: usize) -> Result<ResolvedMap, String> {
+        let m = &self.plan.maps[index];
+        let mut owner = m.owner.clone();
+        let mut entries = BTreeMap::new();
+        let mut keys = Vec::new();
+        for address in &m.members {
+            let Some(step) = self.plan.steps.iter().find(|s| &s.address == address) else {
+                continue;
+            };
+            let Some(desired) = &step.desired else {
+                continue;
+            };
+            let Some((field, spec, agg)) = self
+                .registry
+                .get(&step.resource_type)
+                .and_then(|spec| spec.aggregates().find(|(f, _, _)| *f == m.field))
+            else {
+                continue;
+            };
+            let inputs = self.known.resolve(desired).map_err(|e| e.to_string())?;
+            let text = |name: &str| {
+                inputs
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("`{address}` has no `{name}` to place its `{field}` by"))
+            };
+            let key = text(&agg.key)?;
+            owner = Some(text(&agg.owner)?);
+            let share = inputs
+                .get(field)
+                .filter(|v| !v.is_null())
+                .or(spec.default.as_ref())
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if share > 0 {
+                entries.insert(key.clone(), share);
+            }
+            keys.push((address.clone(), key));
+        }
+        keys.extend(m.leaving.iter().cloned());
+        let owner = owner.ok_or_else(|| format!("the owner of `{}` is unknown", m.address))?;
+        Ok(ResolvedMap {
+            owner,
+            entries,
+            keys,
+        })
+    }
+
+    /// The job of map op `i`: the whole map of its phase.
+    fn map_job(&self, i: usize, phase: MapPhase) -> Job {
+        let op = &self.graph.ops[i];
+        let m = &self.plan.maps[op.step];
+        let owner_type = self.map_types[op.step];
+        let (request, unresolved) = match self.resolve_map(op.step) {
+            Ok(resolved) => {
+                let entries = match phase {
+                    MapPhase::Interim => m.interim.clone().unwrap_or_default(),
+                    MapPhase::Final => resolved.entries,
+                };
+                (Some(m.request(owner_type, &resolved.owner, entries)), None)
+            }
+            Err(message) => (None, Some(ResolveError::Map(message))),
+        };
+        Job {
+            kind: op.kind,
+            replace: false,
+            address: op.address.clone(),
+            resource_type: owner_type,
+            inputs: Map::new(),
+            prior: None,
+            target: String::new(),
+            waiting_for: Vec::new(),
+            adopt_existing: false,
+            propagation: self.shared.options.propagation,
+            provider: self.shared.provider.clone(),
+            events: self.shared.events.clone(),
+            journal: None,
+            interrupt: self.shared.interrupt.clone(),
+            unresolved,
+            map: request,
+        }
+    }
+
+    /// Records a map op that succeeded: the members' entries in state, and the map it replaced for a
+    /// rollback.
+    fn record_map(&mut self, i: usize, previous: BTreeMap<String, u64>) {
+        let op = self.graph.ops[i].clone();
+        let Ok(resolved) = self.resolve_map(op.step) else {
+            return;
+        };
+        let m = &self.plan.maps[op.step];
+        let entries = match op.map {
+            Some(MapPhase::Interim) => m.interim.clone().unwrap_or_default(),
+            _ => resolved.entries,
+        };
+        rollback::record_entries(
+            m,
+            &mut self.state,
+            &mut self.known,
+            &resolved.keys,
+            &entries,
+        );
+        self.history.push(Done::MapSet {
+            address: op.address.clone(),
+            map: m.clone(),
+            owner: resolved.owner,
+            keys: resolved.keys,
+            owner_type: self.map_types[op.step],
+            previous,
+        });
     }
 
     /// Records finished steps in state (one write for the batch), then emits their events.
@@ -458,13 +591,20 @@ impl Run<'_> {
                 touched.watch(&self.state, key);
             }
             let result = match done.result {
+                Ok(_) if op.map.is_some() => {
+                    self.record_map(i, done.previous.unwrap_or_default());
+                    released.push(i);
+                    StepResult::Succeeded
+                }
                 Ok(observed) => {
                     self.record_success(i, observed, done.inputs);
                     released.push(i);
                     StepResult::Succeeded
                 }
                 Err(failure) => {
-                    self.record_failure(i, failure.leftover, done.inputs);
+                    if op.map.is_none() {
+                        self.record_failure(i, failure.leftover, done.inputs);
+                    }
                     if self.failure.is_none() {
                         self.failure = Some(FailureRecord {
                             address: op.address.clone(),

@@ -3,21 +3,23 @@
 //! Objects live in a map keyed by a deterministic id (`mem:/<type>/<name>`); computed outputs are
 //! derived from the id, so a re-created object gets the same values. Latency, failures at chosen
 //! addresses, half-finished creates, steps that never answer (to simulate a crash), and a
-//! deployment that is denied storage access for its first attempts can all be configured. Every
+//! deployment that is denied storage access for its first attempts can all be configured.
+//! Maps made of `aggregate` entries (an endpoint's traffic) are kept as Azure keeps them, whole: a map
+//! must add up to 100 or 0 and name existing members, and a member holding an entry cannot be deleted. Every
 //! call is logged with its start and end so tests can check order and parallelism.
 //!
 //! It is a test double: it never touches the network or the disk and must never be used to
 //! manage real resources.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
 use crate::provider::{
-    ErrorKind, Observed, ProgressEvent, Provider, ProviderError, ProviderFuture, ResourceRequest,
-    ResourceType,
+    ErrorKind, MapRequest, Observed, ProgressEvent, Provider, ProviderError, ProviderFuture,
+    ResourceRequest, ResourceType,
 };
 use crate::specs::Registry;
 
@@ -28,6 +30,9 @@ pub enum CallKind {
     Create,
     Update,
     Delete,
+    /// A map set whole (an endpoint's traffic); logged under the map step's address with the
+    /// entries as inputs.
+    SetMap,
 }
 
 /// One logged call boundary.
@@ -60,6 +65,8 @@ struct Inner {
     in_flight: usize,
     max_in_flight: usize,
     counts: HashMap<CallKind, usize>,
+    /// Maps made of `aggregate` entries, by (owner type, owner name).
+    maps: HashMap<(ResourceType, String), BTreeMap<String, u64>>,
 }
 
 /// The in-memory cloud.
@@ -272,6 +279,50 @@ impl MemoryProvider {
         }
     }
 
+    /// The map of an owner, as set so far.
+    pub fn map(&self, owner_type: ResourceType, owner: &str) -> BTreeMap<String, u64> {
+        self.lock()
+            .maps
+            .get(&(owner_type, owner.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// For a resource holding `aggregate` entries: (field, owner type, owner, key) of each.
+    fn entries_of(
+        &self,
+        resource_type: ResourceType,
+        inputs: &Map<String, Value>,
+    ) -> Vec<(String, ResourceType, String, String)> {
+        let Some(spec) = self
+            .registry
+            .as_ref()
+            .and_then(|r| r.get(resource_type.as_str()))
+        else {
+            return Vec::new();
+        };
+        spec.aggregates()
+            .filter_map(|(field, _, agg)| {
+                let owner_type = spec.fields.get(&agg.owner)?.parent_ref.as_deref()?;
+                Some((
+                    field.to_owned(),
+                    ResourceType::parse(owner_type)?,
+                    inputs.get(&agg.owner)?.as_str()?.to_owned(),
+                    inputs.get(&agg.key)?.as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    /// The object as the cloud reports it: each `aggregate` entry read from its owner's map.
+    fn with_entries(&self, mut object: Observed, resource_type: ResourceType) -> Observed {
+        for (field, owner_type, owner, key) in self.entries_of(resource_type, &object.inputs) {
+            let share = self.map(owner_type, &owner).get(&key).copied().unwrap_or(0);
+            object.inputs.insert(field, json!(share));
+        }
+        object
+    }
+
     fn begin(&self, kind: CallKind, req: &ResourceRequest) -> Option<Failure> {
         let mut inner = self.lock();
         *inner.counts.entry(kind).or_default() += 1;
@@ -373,11 +424,15 @@ impl MemoryProvider {
             std::future::pending::<()>().await;
         }
         self.end(kind, req);
-        Ok(object)
+        Ok(self.with_entries(object, req.resource_type))
     }
 }
 
 impl Provider for MemoryProvider {
+    fn set_map<'a>(&'a self, req: &'a MapRequest) -> ProviderFuture<'a, BTreeMap<String, u64>> {
+        Box::pin(self.put_map(req))
+    }
+
     fn read<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<Observed>> {
         Box::pin(async move {
             let failure = self.begin(CallKind::Read, req);
@@ -385,7 +440,9 @@ impl Provider for MemoryProvider {
                 .cloud_id
                 .clone()
                 .unwrap_or_else(|| Self::id_for(req.resource_type, &req.address, &req.inputs));
-            let found = self.get(&id);
+            let found = self
+                .get(&id)
+                .map(|o| self.with_entries(o, req.resource_type));
             self.end(CallKind::Read, req);
             match failure {
                 Some(f) => Err(f.error),
@@ -420,6 +477,20 @@ impl Provider for MemoryProvider {
                 .cloud_id
                 .clone()
                 .unwrap_or_else(|| Self::id_for(req.resource_type, &req.address, &req.inputs));
+            let inputs = self.get(&id).map(|o| o.inputs).unwrap_or_default();
+            for (_, owner_type, owner, key) in self.entries_of(req.resource_type, &inputs) {
+                if self
+                    .map(owner_type, &owner)
+                    .get(&key)
+                    .is_some_and(|s| *s > 0)
+                {
+                    self.end(CallKind::Delete, req);
+                    return Err(ProviderError::new(
+                        ErrorKind::Invalid,
+                        format!("{key} still has a share of {owner}'s map"),
+                    ));
+                }
+            }
             self.remove(&id);
             if self.stalls(CallKind::Delete, &req.address) {
                 std::future::pending::<()>().await;
@@ -427,6 +498,68 @@ impl Provider for MemoryProvider {
             self.end(CallKind::Delete, req);
             Ok(())
         })
+    }
+}
+
+impl MemoryProvider {
+    async fn put_map(&self, req: &MapRequest) -> Result<BTreeMap<String, u64>, ProviderError> {
+        let call = ResourceRequest::new(
+            req.owner_type,
+            req.address.clone(),
+            req.entries
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect(),
+        );
+        let failure = self.begin(CallKind::SetMap, &call);
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        let result = match failure {
+            Some(f) => Err(f.error),
+            None => self.check_map(req),
+        };
+        if result.is_ok() {
+            let entries = req.entries.iter().filter(|(_, v)| **v > 0);
+            let entries = entries.map(|(k, v)| (k.clone(), *v)).collect();
+            let key = (req.owner_type, req.owner.clone());
+            let previous = self.lock().maps.insert(key, entries);
+            self.end(CallKind::SetMap, &call);
+            return Ok(previous.unwrap_or_default());
+        }
+        self.end(CallKind::SetMap, &call);
+        result.map(|()| BTreeMap::new())
+    }
+
+    /// A whole map adds up to 100 or 0 and names only members that exist.
+    fn check_map(&self, req: &MapRequest) -> Result<(), ProviderError> {
+        let total: u64 = req.entries.values().sum();
+        if total != 0 && total != 100 {
+            return Err(ProviderError::new(
+                ErrorKind::Invalid,
+                format!("the map of {} adds up to {total}", req.owner),
+            ));
+        }
+        let objects = self.objects();
+        for (key, share) in &req.entries {
+            let exists = objects.iter().any(|o| {
+                ResourceType::ALL.into_iter().any(|t| {
+                    self.entries_of(t, &o.inputs)
+                        .iter()
+                        .any(|(_, ot, owner, k)| {
+                            *ot == req.owner_type && *owner == req.owner && k == key
+                        })
+                        && o.id.starts_with(&format!("mem:/{t}/"))
+                })
+            });
+            if *share > 0 && !exists {
+                return Err(ProviderError::new(
+                    ErrorKind::Invalid,
+                    format!("the map of {} names {key}, which does not exist", req.owner),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

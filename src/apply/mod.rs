@@ -4,7 +4,7 @@
 //! # How a run goes
 //!
 //! The planned changes become cloud operations in an operation graph (see `opgraph` for the edge
-//! rules). A node starts the moment all its predecessors have finished — in-degree counters and a
+//! rules), each owner's map of `aggregate` entries (an endpoint's traffic) an operation of its own. A node starts the moment all its predecessors have finished — in-degree counters and a
 //! ready queue fed by completion events, never waves — with at most `parallelism` steps in flight;
 //! among ready steps the one with the longest chain behind it goes first. A step's expressions are
 //! resolved when it starts, from the values recorded so far, so ids, `principal_id` or
@@ -34,10 +34,10 @@
 //!    └──► store
 //! ```
 //!
-//! The deployment goes first; its delete moves its traffic share to 0 on the endpoint before
-//! deleting it (the provider's deployment delete does that). Then the role assignment (before the
-//! identity and the scope it names) and the blob; then the endpoint and the container; the storage
-//! account last. Independent deletes run in parallel. A 404 on delete means "already gone" and
+//! The endpoint's traffic map is emptied first (a map step of its own, planned by `plan::maps`:
+//! Azure refuses to delete a deployment that has traffic), then the deployment goes. Then the role
+//! assignment (before the identity and the scope it names) and the blob; then the endpoint and the
+//! container; the storage account last. Independent deletes run in parallel. A 404 on delete means "already gone" and
 //! counts as success.
 //!
 //! # Entry points
@@ -86,4 +86,4 @@ pub use propagation::PropagationPolicy;
 pub(crate) use recover::expected_from_plan;
 pub use recover::{Expected, RecoveryError, RecoveryOutcome, RecoveryReport, SettleError, recover};
 pub use refresh::{RefreshError, refresh};
-pub use steps::{ApplyPlan, Desired, PlannedStep};
+pub use steps::{ApplyPlan, Desired, PlannedMap, PlannedStep};

@@ -9,7 +9,11 @@
 //! 3. a plain update of `B` that no longer needs a deleted `A` → the delete of `A`;
 //! 4. replace, delete-before-create: delete(old `A`) → create(new `A`);
 //! 5. replace, create-before-delete: create(new `A`) → create/update of `A`'s dependents →
-//!    delete(old `A`).
+//!    delete(old `A`);
+//! 6. a map (an endpoint's traffic): create/update of each member and of the owner → set the map →
+//!    delete of each member whose object goes while it holds an entry (`releases`);
+//! 7. a map whose member holding an entry is replaced delete-before-create: set the interim map →
+//!    delete of each release, and interim → final map (which still waits for the creates, rule 6).
 //!
 //! Conflicting replace orders can make a cycle; that is refused before anything runs.
 
@@ -30,8 +34,19 @@ pub(crate) struct Op {
     pub state_key: String,
     pub kind: StepKind,
     pub replace: Option<ReplaceOrder>,
-    /// Index into `ApplyPlan::steps`.
+    /// Index into `ApplyPlan::steps`, or into `ApplyPlan::maps` for a map op.
     pub step: usize,
+    /// Set for the op that sets an owner's map (rules 6 and 7).
+    pub map: Option<MapPhase>,
+}
+
+/// Which of a map's updates an op is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MapPhase {
+    /// The map without the replaced members that hold a share, before their deletes.
+    Interim,
+    /// The planned map.
+    Final,
 }
 
 /// The frozen operation graph.
@@ -102,6 +117,7 @@ pub(crate) fn build(plan: &ApplyPlan, state: &StateFile) -> Result<OpGraph, Plan
                 kind,
                 replace,
                 step: index,
+                map: None,
             });
             ops.len() - 1
         };
@@ -182,6 +198,45 @@ pub(crate) fn build(plan: &ApplyPlan, state: &StateFile) -> Result<OpGraph, Plan
                     ReplaceOrder::DeleteBeforeCreate => edge(own_delete, create, &mut successors), // rule 4
                     ReplaceOrder::CreateBeforeDelete => edge(create, own_delete, &mut successors), // rule 5
                 }
+            }
+        }
+    }
+    for (index, m) in plan.maps.iter().enumerate() {
+        if seen.insert(m.address.as_str(), usize::MAX).is_some() {
+            return Err(PlanShapeError::Duplicate {
+                address: m.address.clone(),
+            });
+        }
+        let mut push = |phase| {
+            ops.push(Op {
+                address: m.address.clone(),
+                state_key: m.address.clone(),
+                kind: StepKind::Update,
+                replace: None,
+                step: index,
+                map: Some(phase),
+            });
+            successors.push(Vec::new());
+            ops.len() - 1
+        };
+        let interim = m.interim.as_ref().map(|_| push(MapPhase::Interim));
+        let last = push(MapPhase::Final);
+        let waits_for = m.members.iter().chain(m.owner_address.as_ref());
+        for address in waits_for {
+            if let Some(&producer) = produce.get(address.as_str()) {
+                edge(producer, last, &mut successors); // rule 6
+            }
+        }
+        let release_from = match interim {
+            Some(first) => {
+                edge(first, last, &mut successors); // rule 7
+                first
+            }
+            None => last,
+        };
+        for address in &m.releases {
+            if let Some(&delete) = remove.get(address.as_str()) {
+                edge(release_from, delete, &mut successors); // rules 6 and 7
             }
         }
     }

@@ -1,5 +1,11 @@
-//! Refresh: read every resource recorded in state from the cloud, in parallel (at most
-//! `parallelism` reads at once), into the planner's [`Snapshot`].
+//! Refresh: read every resource recorded in state from the cloud into the planner's [`Snapshot`],
+//! with as few requests as the provider allows: resources the provider can list together (same
+//! [`Provider::list_group`]) are read with one listing per collection, the others one by one; at most
+//! `parallelism` reads or listings at once.
+//!
+//! Reads go in waves by depth in the specs' parent chain (accounts, then their containers, then their
+//! blobs), so what a parent's listing taught the provider (an account's endpoint) serves its children,
+//! and the number of requests does not depend on timing.
 //!
 //! A 404 is an answer ("gone"), not an error. Any other failure is collected; refresh reports every
 //! failed read together rather than the first. It never writes state and never prints.
@@ -7,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt;
 use indexmap::IndexMap;
@@ -70,11 +76,103 @@ async fn live_text(
     content
 }
 
+/// What refresh reads for one resource of state.
+struct Item {
+    address: String,
+    req: Result<ResourceRequest, StepFailure>,
+    /// The field that stores a local file's content and the attribute of its hash.
+    stored: Option<(String, String)>,
+}
+
+/// How many parents a type has above it in the specs (`arm.parent` naming another type), so parents
+/// are read before their children.
+fn depth(registry: &Registry, type_name: &str) -> usize {
+    let mut depth = 0;
+    let mut current = type_name.to_owned();
+    while let Some(parent) = registry.get(&current).map(|s| s.arm.parent.clone()) {
+        if registry.get(&parent).is_none() || depth > 16 {
+            break;
+        }
+        depth += 1;
+        current = parent;
+    }
+    depth
+}
+
+/// One answer of the provider as the planner's [`Live`]: a stored-content field whose live body
+/// differs from the local file keeps its path so the planner compares the two by content.
+async fn to_live(
+    provider: &dyn Provider,
+    req: &ResourceRequest,
+    stored: Option<&(String, String)>,
+    answer: crate::provider::Result<Option<crate::provider::Observed>>,
+) -> Result<Live, StepFailure> {
+    match answer {
+        Ok(Some(mut o)) => {
+            let mut content = IndexMap::new();
+            if let Some((field, attr)) = stored {
+                content = live_text(provider, req, &o, field).await;
+                // The live body differs from the local file: keep the path so the planner compares
+                // the two by content (live text or the content hash attribute), which is how a blob
+                // rewritten out of band shows as drift.
+                if let Some(path) = req.inputs.get(field.as_str())
+                    && !o.inputs.contains_key(field.as_str())
+                    && (!content.is_empty() || o.outputs.contains_key(attr.as_str()))
+                {
+                    o.inputs.insert(field.clone(), path.clone());
+                }
+            }
+            Ok(Live::Present {
+                id: o.id,
+                inputs: Value::Object(o.inputs),
+                outputs: Value::Object(o.outputs),
+                content,
+            })
+        }
+        Ok(None) => Ok(Live::Gone),
+        Err(e) if e.is_not_found() => Ok(Live::Gone),
+        Err(e) => Err(StepFailure::from(&e)),
+    }
+}
+
+/// Reads one unit of work (a collection's members, or one resource) and answers per resource.
+async fn read_unit(
+    provider: Arc<dyn Provider>,
+    items: Vec<Item>,
+) -> Vec<(String, Result<Live, StepFailure>, std::time::Duration)> {
+    let started = Instant::now();
+    let mut reqs = Vec::with_capacity(items.len());
+    let mut out = Vec::with_capacity(items.len());
+    let mut rest = Vec::with_capacity(items.len());
+    for item in items {
+        match item.req {
+            Ok(req) => {
+                reqs.push(req);
+                rest.push((item.address, item.stored));
+            }
+            Err(e) => out.push((item.address, Err(e), started.elapsed())),
+        }
+    }
+    let answers = match reqs.len() {
+        0 => Vec::new(),
+        1 => vec![provider.read(&reqs[0]).await],
+        _ => match provider.read_listed(&reqs).await {
+            Ok(answers) => answers,
+            Err(e) => reqs.iter().map(|_| Err(e.clone())).collect(),
+        },
+    };
+    for ((req, (address, stored)), answer) in reqs.iter().zip(rest).zip(answers) {
+        let live = to_live(provider.as_ref(), req, stored.as_ref(), answer).await;
+        out.push((address, live, started.elapsed()));
+    }
+    out
+}
+
 /// Reads every resource in `state` and returns the snapshot to plan against (with a copy of
 /// `state`). Events: `RefreshStarted`, then one `ResourceRefreshed` per resource as its read
 /// finishes. Stored contents are read only when they no longer match the local file (see
 /// `live_text`); otherwise `content` stays empty and the planner compares the recorded content hash.
-/// `registry` says which types store a file's bytes (`content_hash`).
+/// `registry` says which types store a file's bytes (`content_hash`) and each type's parents.
 ///
 /// # Errors
 ///
@@ -89,69 +187,62 @@ pub async fn refresh(
     events.emit(ApplyEvent::RefreshStarted {
         resources: state.resources.len(),
     });
-    let reads = state.resources.iter().map(|(address, record)| {
-        let provider = provider.clone();
-        let address = address.clone();
-        let resource_type = record.resource_type.clone();
-        let req = ResourceType::parse(&resource_type).map(|t| {
-            ResourceRequest::new(t, address.clone(), as_map(&record.inputs))
-                .with_cloud_id(record.id.clone())
-        });
+    // Waves by depth; in each, one unit per collection (in state order) and one per lone resource.
+    let mut waves: BTreeMap<usize, IndexMap<String, Vec<Item>>> = BTreeMap::new();
+    for (address, record) in &state.resources {
+        let resource_type = &record.resource_type;
+        let req = ResourceType::parse(resource_type)
+            .map(|t| {
+                ResourceRequest::new(t, address.clone(), as_map(&record.inputs))
+                    .with_cloud_id(record.id.clone())
+            })
+            .ok_or_else(|| {
+                StepFailure::local(format!(
+                    "resource type `{resource_type}` is not one stackform manages"
+                ))
+            });
+        let unit = req
+            .as_ref()
+            .ok()
+            .and_then(|r| provider.list_group(r))
+            .unwrap_or_else(|| format!("\u{0}{address}"));
         let stored = registry
-            .get(&resource_type)
+            .get(resource_type)
             .and_then(|spec| spec.stored_content())
             .map(|(field, attr)| (field.to_owned(), attr.to_owned()));
-        async move {
-            let started = Instant::now();
-            let result = match req {
-                None => Err(StepFailure::local(format!(
-                    "resource type `{resource_type}` is not one stackform manages"
-                ))),
-                Some(req) => match provider.read(&req).await {
-                    Ok(Some(mut o)) => {
-                        let mut content = IndexMap::new();
-                        if let Some((field, attr)) = &stored {
-                            content = live_text(provider.as_ref(), &req, &o, field).await;
-                            // The live body differs from the local file: keep the path so the
-                            // planner compares the two by content (live text or the content hash
-                            // attribute), which is how a blob rewritten out of band shows as drift.
-                            if let Some(path) = req.inputs.get(field.as_str())
-                                && !o.inputs.contains_key(field.as_str())
-                                && (!content.is_empty() || o.outputs.contains_key(attr.as_str()))
-                            {
-                                o.inputs.insert(field.clone(), path.clone());
-                            }
-                        }
-                        Ok(Live::Present {
-                            id: o.id,
-                            inputs: Value::Object(o.inputs),
-                            outputs: Value::Object(o.outputs),
-                            content,
-                        })
-                    }
-                    Ok(None) => Ok(Live::Gone),
-                    Err(e) if e.is_not_found() => Ok(Live::Gone),
-                    Err(e) => Err(StepFailure::from(&e)),
-                },
-            };
-            (address, result, started.elapsed())
-        }
-    });
+        waves
+            .entry(depth(registry, resource_type))
+            .or_default()
+            .entry(unit)
+            .or_default()
+            .push(Item {
+                address: address.clone(),
+                req,
+                stored,
+            });
+    }
     let mut results: IndexMap<String, Result<Live, StepFailure>> =
         IndexMap::with_capacity(state.resources.len());
-    let mut stream = futures::stream::iter(reads).buffer_unordered(parallelism.max(1));
-    while let Some((address, result, duration)) = stream.next().await {
-        let status = match &result {
-            Ok(Live::Present { .. }) => RefreshStatus::Present,
-            Ok(_) => RefreshStatus::Gone,
-            Err(_) => RefreshStatus::Failed,
-        };
-        events.emit(ApplyEvent::ResourceRefreshed {
-            address: address.clone(),
-            status,
-            duration,
-        });
-        results.insert(address, result);
+    for units in waves.into_values() {
+        let reads = units
+            .into_values()
+            .map(|items| read_unit(provider.clone(), items));
+        let mut stream = futures::stream::iter(reads).buffer_unordered(parallelism.max(1));
+        while let Some(answers) = stream.next().await {
+            for (address, result, duration) in answers {
+                let status = match &result {
+                    Ok(Live::Present { .. }) => RefreshStatus::Present,
+                    Ok(_) => RefreshStatus::Gone,
+                    Err(_) => RefreshStatus::Failed,
+                };
+                events.emit(ApplyEvent::ResourceRefreshed {
+                    address: address.clone(),
+                    status,
+                    duration,
+                });
+                results.insert(address, result);
+            }
+        }
     }
     let mut live = HashMap::with_capacity(results.len());
     let mut failures = Vec::new();

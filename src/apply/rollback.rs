@@ -4,7 +4,9 @@
 //! * created (or left half-created by the failure) → deleted;
 //! * updated (or left unknown by a failed update) → updated back to the previous inputs;
 //! * deleted → created again from the previous inputs, unless they hold a secret the state keeps
-//!   only as a digest.
+//!   only as a digest;
+//! * a map set (an endpoint's traffic) → set back to the map it replaced. In reverse order that is
+//!   after the members the run deleted are re-created and before the members it created are deleted.
 //!
 //! Each compensation is journaled and recorded like any step. One that fails is named in the
 //! report, state records the truth (the object stays recorded, `Tainted` when its condition is
@@ -13,7 +15,7 @@
 //! The scheduler (`engine`) hands it the [`Done`] history and a [`Context`]; this module never imports
 //! the scheduler, and never touches a record the history does not name.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use serde_json::Value;
@@ -24,7 +26,7 @@ use super::event::{
 use super::interrupt::Interrupt;
 use super::persist::{PersistError, Persistence, write_intent};
 use super::step::{delete_gone_ok, observed_of};
-use super::steps::deposed_key;
+use super::steps::{PlannedMap, deposed_key};
 use super::values::{Known, KnownValues, has_marker};
 use crate::provider::{Provider, ResourceRequest, ResourceType};
 use crate::specs::Registry;
@@ -46,6 +48,16 @@ pub(crate) enum Done {
         address: String,
         state_key: String,
         prior: ResourceState,
+    },
+    /// An owner's map was set (`address` is the map step's); `previous` is the map it replaced.
+    MapSet {
+        address: String,
+        map: PlannedMap,
+        owner_type: ResourceType,
+        owner: String,
+        /// (member address, key) of the members in the stack.
+        keys: Vec<(String, String)>,
+        previous: BTreeMap<String, u64>,
     },
 }
 
@@ -70,6 +82,7 @@ fn compensation_of(done: &Done) -> (String, Compensation) {
         Done::Created { address } => (address.clone(), Compensation::DeleteCreated),
         Done::Updated { address, .. } => (address.clone(), Compensation::RestorePrevious),
         Done::Deleted { address, .. } => (address.clone(), Compensation::Recreate),
+        Done::MapSet { address, .. } => (address.clone(), Compensation::RestorePrevious),
     }
 }
 
@@ -219,6 +232,26 @@ async fn compensate(
     }
     let touched = &touched;
     match done {
+        Done::MapSet {
+            map,
+            owner_type,
+            owner,
+            keys,
+            previous,
+            ..
+        } => {
+            // Runs after the members this run deleted are back and before those it created go
+            // (reverse order), so the previous map names only objects that exist.
+            let req = map.request(*owner_type, owner, previous.clone());
+            match provider.set_map(&req).await {
+                Ok(_) => {
+                    record_entries(map, state, known, keys, previous);
+                    commit(persist, state, None).await?;
+                    Ok(None)
+                }
+                Err(err) => Err(Failure::Cloud(StepFailure::from(&err))),
+            }
+        }
         Done::Created { address } => {
             let Some(current) = state.resources.get(address).cloned() else {
                 return Ok(None);
@@ -342,6 +375,27 @@ async fn compensate(
                 }
             }
         }
+    }
+}
+
+/// Records in state (and in the known values) each member's entry of the map `map` just set to
+/// `entries`: the field of a member the map leaves out is 0. `keys` are (member address, key).
+pub(crate) fn record_entries(
+    map: &PlannedMap,
+    state: &mut StateFile,
+    known: &mut KnownValues,
+    keys: &[(String, String)],
+    entries: &BTreeMap<String, u64>,
+) {
+    for (address, key) in keys {
+        let Some(record) = state.resources.get_mut(address) else {
+            continue;
+        };
+        if let Some(inputs) = record.inputs.as_object_mut() {
+            let share = entries.get(key).copied().unwrap_or(0);
+            inputs.insert(map.field.clone(), Value::from(share));
+        }
+        known.set(address, Known::from(&*record));
     }
 }
 

@@ -3,6 +3,7 @@
 //! It runs inside its own task, never touches the state (the scheduler records results), and
 //! reports progress only through events.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,8 @@ use super::persist::write_intent;
 use super::propagation::{PropagationPolicy, is_authorization_failure};
 use super::values::ResolveError;
 use crate::provider::{
-    ErrorKind, Observed, ProgressEvent, ProgressSink, Provider, ProviderError, ResourceRequest,
-    ResourceType,
+    ErrorKind, MapRequest, Observed, ProgressEvent, ProgressSink, Provider, ProviderError,
+    ResourceRequest, ResourceType,
 };
 use crate::state::{Journal, JournalAction, NewIntent, ResourceState, StepId};
 
@@ -48,6 +49,9 @@ pub(crate) struct Job {
     pub interrupt: Interrupt,
     /// Set when the inputs could not be resolved: the step fails without being sent.
     pub unresolved: Option<ResolveError>,
+    /// Set for a map step (an endpoint's traffic map): the whole map to put, instead of a create,
+    /// update or delete of the resource.
+    pub map: Option<MapRequest>,
 }
 
 /// How a step ended.
@@ -57,6 +61,8 @@ pub(crate) struct JobDone {
     pub inputs: Map<String, Value>,
     pub duration: Duration,
     pub result: Result<Option<Observed>, JobFailure>,
+    /// For a map step that succeeded: the map it replaced.
+    pub previous: Option<BTreeMap<String, u64>>,
 }
 
 pub(crate) struct JobFailure {
@@ -76,6 +82,7 @@ fn not_sent(started: Instant, message: String) -> JobDone {
             error: StepFailure::local(message),
             leftover: None,
         }),
+        previous: None,
     }
 }
 
@@ -108,6 +115,9 @@ impl Job {
         let started = Instant::now();
         if let Some(message) = &self.unresolved {
             return not_sent(started, message.to_string());
+        }
+        if let Some(map) = self.map.take() {
+            return self.set_map(map, started).await;
         }
         let intent = NewIntent {
             address: self.address.clone(),
@@ -153,6 +163,42 @@ impl Job {
             duration: started.elapsed(),
             inputs: req.inputs,
             result,
+            previous: None,
+        }
+    }
+
+    /// A map step: one update of the owner that puts the whole map. It creates no object, so it is not
+    /// journaled: a run that dies leaves the map as the cloud has it, and the next plan reads it live and
+    /// sets it again.
+    async fn set_map(self, mut map: MapRequest, started: Instant) -> JobDone {
+        self.events.emit(ApplyEvent::StepStarted {
+            address: self.address.clone(),
+            kind: self.kind,
+            replace: false,
+        });
+        let events = self.events.clone();
+        map.progress = Some(Arc::new(move |p: ProgressEvent| {
+            events.emit(ApplyEvent::StepProgress {
+                address: p.address,
+                status: p.status,
+            });
+        }));
+        let (result, previous) = match self.provider.set_map(&map).await {
+            Ok(previous) => (Ok(None), Some(previous)),
+            Err(err) => (
+                Err(JobFailure {
+                    error: StepFailure::from(&err),
+                    leftover: None,
+                }),
+                None,
+            ),
+        };
+        JobDone {
+            step: None,
+            inputs: Map::new(),
+            duration: started.elapsed(),
+            result,
+            previous,
         }
     }
 
@@ -240,9 +286,8 @@ impl Job {
     }
 }
 
-/// Deletes a resource; already gone (404) is success. An online deployment's delete moves its
-/// traffic share to 0 on the endpoint first — the provider does that inside `delete`, so the engine
-/// only has to order the deployment's delete before the endpoint's.
+/// Deletes a resource; already gone (404) is success. A resource holding an entry of another's map
+/// (a deployment's traffic share) lost it in the map step ordered before this delete.
 pub(crate) async fn delete_gone_ok(
     provider: &dyn Provider,
     req: &ResourceRequest,

@@ -5,6 +5,8 @@
 //! This is the planner's `Plan` reduced to what execution needs; it holds no I/O and never decides
 //! anything itself (the action is taken as given).
 
+use std::collections::BTreeMap;
+
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
@@ -55,10 +57,68 @@ pub struct PlannedStep {
     pub desired: Option<Desired>,
 }
 
+/// One owner's map to set (an endpoint's traffic map), as its own step: after the creates and
+/// updates of its members, before the deletes of `releases`. See `plan::maps`. The map itself is made
+/// when the step starts, from the members' resolved inputs, so an owner, key or share that was known
+/// only after apply at plan time is known by then.
+#[derive(Debug, Clone)]
+pub struct PlannedMap {
+    /// The step's address: the owner's address and the members' field (`endpoint.traffic`).
+    pub address: String,
+    /// The owner's type.
+    pub owner_type: String,
+    /// ARM path of the map in the owner's body.
+    pub map: String,
+    /// The members' field (`traffic`).
+    pub field: String,
+    /// The map set first, before the deletes, when a member holding a share is replaced.
+    pub interim: Option<BTreeMap<String, u64>>,
+    /// The owner's name when it leaves with its members (a deletion has no desired inputs to give it).
+    pub owner: Option<String>,
+    /// The owner's address, when the plan holds it: the map waits for its create or update.
+    pub owner_address: Option<String>,
+    /// Members of the stack: the map waits for their creates and updates and is made of their entries.
+    pub members: Vec<String>,
+    /// Members leaving the stack, with their key: the map leaves them out, and state records that.
+    pub leaving: Vec<(String, String)>,
+    /// Members whose delete waits for the map.
+    pub releases: Vec<String>,
+}
+
+/// A map as a step computes it: whose it is and its entries, with each member's key.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedMap {
+    pub owner: String,
+    pub entries: BTreeMap<String, u64>,
+    /// (member address, key).
+    pub keys: Vec<(String, String)>,
+}
+
+impl PlannedMap {
+    /// The request that puts `entries` as the whole map.
+    pub(crate) fn request(
+        &self,
+        owner_type: crate::provider::ResourceType,
+        owner: &str,
+        entries: BTreeMap<String, u64>,
+    ) -> crate::provider::MapRequest {
+        crate::provider::MapRequest {
+            address: self.address.clone(),
+            owner_type,
+            owner: owner.to_owned(),
+            map: self.map.clone(),
+            entries,
+            progress: None,
+        }
+    }
+}
+
 /// A plan ready to execute.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyPlan {
     pub steps: Vec<PlannedStep>,
+    /// Maps to set, each its own step (only those that change).
+    pub maps: Vec<PlannedMap>,
     /// Stack outputs to record in state after a successful run (sensitive outputs must be left out
     /// by the caller).
     pub outputs: IndexMap<String, Expr>,
@@ -81,6 +141,7 @@ impl ApplyPlan {
                     desired: None,
                 })
                 .collect(),
+            maps: Vec::new(),
             outputs: IndexMap::new(),
             destroy: true,
         }
@@ -127,8 +188,40 @@ impl ApplyPlan {
                 .map(|(k, o)| (k.clone(), o.value.clone()))
                 .collect()
         };
+        let addresses: std::collections::HashSet<&str> =
+            plan.changes.iter().map(|c| c.address.as_str()).collect();
+        let maps = plan
+            .maps
+            .iter()
+            .filter(|m| !m.action.is_noop())
+            .map(|m| PlannedMap {
+                address: format!("{}.{}", m.address, m.field),
+                owner_type: m.owner_type.clone(),
+                map: m.map.clone(),
+                field: m.field.clone(),
+                interim: m.interim.clone(),
+                owner: m.owner.clone(),
+                owner_address: addresses
+                    .contains(m.address.as_str())
+                    .then(|| m.address.clone()),
+                members: m
+                    .members
+                    .iter()
+                    .filter(|x| x.stays)
+                    .map(|x| x.address.clone())
+                    .collect(),
+                leaving: m
+                    .members
+                    .iter()
+                    .filter(|x| !x.stays)
+                    .filter_map(|x| Some((x.address.clone(), x.key.clone()?)))
+                    .collect(),
+                releases: m.releases.clone(),
+            })
+            .collect();
         Self {
             steps,
+            maps,
             outputs,
             destroy,
         }

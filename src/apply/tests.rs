@@ -186,6 +186,7 @@ fn reference_stack(action: Action, access: &str) -> Vec<PlannedStep> {
 fn plan_of(steps: Vec<PlannedStep>) -> ApplyPlan {
     ApplyPlan {
         steps,
+        maps: Vec::new(),
         outputs: IndexMap::from([(
             String::from("scoring_uri"),
             reference("endpoint", "scoring_uri"),

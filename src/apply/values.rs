@@ -104,6 +104,9 @@ impl KnownValues {
 /// Why a step's inputs cannot be sent; the step then fails without reaching the cloud.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum ResolveError {
+    /// A map step could not be made from its members' inputs.
+    #[error("{0}")]
+    Map(String),
     /// The value is a sensitive-value marker: state holds only a digest of the secret.
     #[error(
         "input `{input}` refers to a secret that state keeps only as a digest, so it cannot be sent"

@@ -22,7 +22,9 @@ use crate::apply::{
 use crate::plan::PlanMode;
 use crate::provider::Provider;
 use crate::report::plan::{RenderOptions, render_plan};
-use crate::report::progress::{ProgressMode, Reporter, render_summary};
+use crate::report::progress::{
+    ProgressMode, Reporter, render_paced, render_requests, render_summary,
+};
 use crate::stack::CloudKind;
 use crate::state::LockRequest;
 
@@ -229,6 +231,8 @@ impl Flow {
         let provider = engine::connect(&loaded.stack, &loaded.registry, &self.target).await?;
         let dyn_provider: Arc<dyn Provider> = provider.clone();
         let reporter = Arc::new(Reporter::new(self.progress_mode()));
+        let paced = reporter.clone();
+        provider.on_paced(Arc::new(move |n| paced.println(&render_paced(&n))));
         let extras = engine::extras(loaded)?;
         let mut persistence = Persistence::durable(loaded.store.clone(), journal_open.journal);
 
@@ -276,6 +280,8 @@ impl Flow {
         )
         .await?;
         reporter.finish();
+        let refreshed = provider.requests();
+        engine::log_requests("refresh done", &refreshed);
         let mut plan = engine::make_plan(loaded, &snapshot, &extras, self.mode)?;
         engine::restrict(&mut plan, &self.targets)?;
         if let Some(saved) = &self.saved {
@@ -320,11 +326,14 @@ impl Flow {
         )
         .await?;
         reporter.finish();
+        let sent = provider.requests();
+        engine::log_requests("run done", &sent);
         if self.json {
             let line = serde_json::json!({ "event": "outputs", "outputs": report.state.outputs });
             println!("{line}");
         } else {
             eprint!("{}", render_summary(&report.summary, self.verb));
+            eprint!("{}", render_requests("Requests", &provider.requests()));
             if report.summary.outcome == Outcome::Succeeded
                 && self.mode != PlanMode::Destroy
                 && !report.state.outputs.is_empty()

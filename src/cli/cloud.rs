@@ -83,6 +83,11 @@ pub struct UpArgs {
     /// your own token (the seeded principal holds Storage Blob Data Contributor there).
     #[arg(long)]
     pub hardened: bool,
+    /// Enforce ARM's throttling per principal: `arm` for ARM's token buckets (reads 250 and 25/s,
+    /// writes 200 and 10/s, deletes 200 and 10/s), or `reads=BURST/RATE,writes=…,deletes=…`.
+    /// Clients of this cloud then pace with the same buckets.
+    #[arg(long, value_name = "LIMITS")]
+    pub arm_throttle: Option<String>,
 }
 
 fn dir_of(d: &DirArgs) -> Result<PathBuf, CliError> {
@@ -165,6 +170,7 @@ fn faults(a: &UpArgs) -> Result<Faults, CliError> {
         throttle_retry_after_s: None,
         role_propagation_s: a.role_propagation_s,
         principal_replication_s: a.principal_replication_s,
+        arm_throttle: a.arm_throttle.clone(),
     })?;
     Ok(f)
 }
@@ -177,7 +183,8 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     if a.detach {
         let exe = std::env::current_exe().map_err(CliError::CurrentExe)?;
         let mut extra = Vec::new();
-        let flags: [(&str, Option<String>); 7] = [
+        let flags: [(&str, Option<String>); 8] = [
+            ("--arm-throttle", a.arm_throttle.clone()),
             ("--latency-ms", a.latency_ms.map(|v| v.to_string())),
             ("--lro-ms", a.lro_ms.map(|v| v.to_string())),
             ("--retry-after-s", a.retry_after_s.map(|v| v.to_string())),

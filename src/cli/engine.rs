@@ -44,6 +44,28 @@ pub struct TargetArgs {
     /// Most cloud operations in flight at once.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallelism: u16,
+
+    /// Pace ARM requests with these token buckets: `arm` (ARM's limits: reads 250 and 25/s, writes
+    /// 200 and 10/s, deletes 200 and 10/s), `off`, or `reads=BURST/RATE,writes=…,deletes=…`.
+    /// Default: `arm` on Azure clouds; on the local cloud, the buckets it enforces (`cloud up
+    /// --arm-throttle`), else off.
+    #[arg(long, value_name = "LIMITS", value_parser = parse_pace)]
+    pub arm_pace: Option<Pace>,
+}
+
+/// What `--arm-pace` asks for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    Off,
+    Limits(crate::token_bucket::PaceLimits),
+}
+
+fn parse_pace(s: &str) -> Result<Pace, String> {
+    match s.trim() {
+        "off" => Ok(Pace::Off),
+        "arm" => Ok(Pace::Limits(crate::token_bucket::PaceLimits::ARM)),
+        t => crate::token_bucket::PaceLimits::parse(t).map(Pace::Limits),
+    }
 }
 
 /// Flags of the commands that take the stack's write lock.
@@ -161,7 +183,7 @@ fn kind_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CloudS
                 url::Url::parse(&info.arm_endpoint).map_err(CloudSetupError::LocalEndpoint)?;
             // The stack may name its own resource group, workspace and location; the local cloud
             // serves the ones it seeded, so those are used unless the stack says otherwise.
-            Ok(CloudConfig::local(
+            let mut config = CloudConfig::local(
                 arm,
                 info.ca_cert.clone(),
                 &info.tenant_id,
@@ -171,7 +193,12 @@ fn kind_config(stack: &Stack, target: &TargetArgs) -> Result<CloudConfig, CloudS
                 c.resource_group.as_deref().unwrap_or(&info.resource_group),
                 c.workspace.as_deref().unwrap_or(&info.workspace),
                 c.location.as_deref().unwrap_or(&info.location),
-            ))
+            );
+            // A cloud that enforces ARM's buckets is paced with the same ones.
+            config.pace = crate::cloud::throttle_limits(&info.arm_throttle)
+                .ok()
+                .flatten();
+            Ok(config)
         }
         kind => {
             let need = |v: &Option<String>,
@@ -227,12 +254,28 @@ pub(super) async fn connect(
     target: &TargetArgs,
 ) -> Result<Arc<AzureProvider>, CliError> {
     // Starting the local cloud blocks (and runs its own small runtime): keep it off the async workers.
-    let config = tokio::task::block_in_place(|| cloud_config(stack, target))?;
+    let mut config = tokio::task::block_in_place(|| cloud_config(stack, target))?;
+    match target.arm_pace {
+        Some(Pace::Off) => config.pace = None,
+        Some(Pace::Limits(l)) => config.pace = Some(l),
+        None => {}
+    }
     let provider = AzureProvider::connect_with(config, registry.clone())
         .await
         .map_err(|e| CloudSetupError::Connect(Box::new(e)))?;
     tracing::debug!(credential = provider.credential_name(), "connected");
     Ok(Arc::new(provider))
+}
+
+/// One `-v` line with the requests sent so far (`what`: "refresh done", "run done").
+pub(super) fn log_requests(what: &str, sent: &crate::provider::pipeline::RequestTally) {
+    tracing::debug!(
+        requests = sent.total(),
+        arm = sent.arm,
+        other = sent.other,
+        throttled = sent.throttled,
+        "{what}"
+    );
 }
 
 /// Reads every resource in state (when there is any and `refresh` is on); otherwise plans against the
@@ -320,7 +363,11 @@ pub(crate) fn restrict(plan: &mut Plan, targets: &[String]) -> Result<(), CliErr
     }
     plan.changes.retain(|c| keep.contains(&c.address));
     plan.drift.retain(|d| keep.contains(&d.address));
-    plan.summary = crate::plan::Summary::of(&plan.changes, &plan.drift, &plan.outputs);
+    // A map goes with any of its members (it names them all).
+    plan.maps.retain(|m| {
+        keep.contains(&m.address) || m.members.iter().any(|x| keep.contains(&x.address))
+    });
+    plan.summary = crate::plan::Summary::of_plan(plan);
     Ok(())
 }
 

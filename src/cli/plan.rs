@@ -14,7 +14,7 @@ use crate::apply::{EventSink, NoEvents};
 use crate::plan::{Plan, PlanMode};
 use crate::provider::Provider;
 use crate::report::plan::{RenderOptions, render_drift, render_plan};
-use crate::report::progress::{ProgressMode, Reporter};
+use crate::report::progress::{ProgressMode, Reporter, render_requests};
 use crate::state::LockRequest;
 
 /// Show what apply would do: refresh what is live, compare with the stack file, and print the changes.
@@ -102,13 +102,14 @@ fn refresh_and_plan(
     }
     let extras = engine::extras(loaded)?;
     let rt = engine::runtime()?;
-    let snapshot = rt.block_on(async {
+    let (snapshot, sent) = rt.block_on(async {
+        let azure = if refresh && engine::needs_cloud(state.as_ref()) {
+            Some(engine::connect(&loaded.stack, &loaded.registry, target).await?)
+        } else {
+            None
+        };
         let provider: Option<std::sync::Arc<dyn Provider>> =
-            if refresh && engine::needs_cloud(state.as_ref()) {
-                Some(engine::connect(&loaded.stack, &loaded.registry, target).await?)
-            } else {
-                None
-            };
+            azure.clone().map(|p| p as std::sync::Arc<dyn Provider>);
         let sink = progress(json);
         let snap = engine::snapshot(
             provider,
@@ -119,8 +120,14 @@ fn refresh_and_plan(
         )
         .await;
         drop(sink);
-        snap
+        snap.map(|s| (s, azure.map(|p| p.requests())))
     })?;
+    if let Some(sent) = sent {
+        engine::log_requests("refresh done", &sent);
+        if !json {
+            eprint!("{}", render_requests("Refresh", &sent));
+        }
+    }
     let plan = engine::make_plan(loaded, &snapshot, &extras, mode)?;
     Ok((plan, extras))
 }

@@ -1,9 +1,13 @@
 //! Fault injection for testing clients against an unreliable cloud: added latency, LRO duration,
-//! random 500/503 and 429 answers, role-assignment propagation delay and principal replication delay.
+//! random 500/503 and 429 answers, role-assignment propagation delay and principal replication delay,
+//! and ARM's own throttling: token buckets per principal for reads, writes and deletes
+//! ([`crate::token_bucket`]), off unless `arm_throttle` is set.
 //! Set from `cloud up` flags/env at start and changed at run time through `POST /_admin/faults`.
 //! Defaults inject nothing. This module only decides; the protocol layers apply the decisions: it
 //! must never sleep, answer a request or touch the store.
 use serde::{Deserialize, Serialize};
+
+use crate::token_bucket::PaceLimits;
 
 /// The fault settings. Every field is optional in the admin API's JSON; missing fields keep their value.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -25,6 +29,11 @@ pub struct Faults {
     pub role_propagation_s: f64,
     /// Seconds during which a new identity's principal is unknown to role assignments.
     pub principal_replication_s: f64,
+    /// ARM's throttling, enforced per principal: empty is off, `arm` is ARM's own limits (reads 250
+    /// and 25/s, writes 200 and 10/s, deletes 200 and 10/s), or `reads=B/R,writes=B/R,deletes=B/R`
+    /// (missing classes keep ARM's values). A request that finds its bucket empty is answered 429
+    /// `SubscriptionRequestsThrottled` with `Retry-After`.
+    pub arm_throttle: String,
 }
 
 impl Default for Faults {
@@ -38,6 +47,7 @@ impl Default for Faults {
             throttle_retry_after_s: 1,
             role_propagation_s: 0.0,
             principal_replication_s: 0.0,
+            arm_throttle: String::new(),
         }
     }
 }
@@ -54,6 +64,7 @@ pub struct FaultsPatch {
     pub throttle_retry_after_s: Option<u64>,
     pub role_propagation_s: Option<f64>,
     pub principal_replication_s: Option<f64>,
+    pub arm_throttle: Option<String>,
 }
 
 /// A fault setting that cannot be applied.
@@ -67,8 +78,20 @@ pub enum FaultsError {
     NotANumber(String),
     #[error("{0} must be a non-negative integer")]
     NotAnInteger(String),
+    #[error("arm_throttle {0}")]
+    Throttle(String),
     #[error("{0}")]
     Invalid(#[from] serde_json::Error),
+}
+
+/// Reads an `arm_throttle` setting: empty or `off` is none, `arm` ARM's limits, else
+/// `reads=B/R,…`.
+pub fn throttle_limits(text: &str) -> Result<Option<PaceLimits>, String> {
+    match text.trim() {
+        "" | "off" => Ok(None),
+        "arm" => Ok(Some(PaceLimits::ARM)),
+        t => PaceLimits::parse(t).map(Some),
+    }
 }
 
 /// What the protocol layer must do with one request.
@@ -102,6 +125,9 @@ impl Faults {
                 return Err(FaultsError::NegativeDelay(name));
             }
         }
+        if let Some(t) = &p.arm_throttle {
+            throttle_limits(t).map_err(FaultsError::Throttle)?;
+        }
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = p.$f { self.$f = v; } )* };
         }
@@ -115,7 +141,15 @@ impl Faults {
             role_propagation_s,
             principal_replication_s
         );
+        if let Some(t) = p.arm_throttle {
+            self.arm_throttle = t;
+        }
         Ok(())
+    }
+
+    /// The token buckets ARM requests are throttled with, `None` when throttling is off.
+    pub fn arm_limits(&self) -> Option<PaceLimits> {
+        throttle_limits(&self.arm_throttle).ok().flatten()
     }
 
     /// Draws the fault for one request.
@@ -166,6 +200,9 @@ impl Faults {
                 patch.insert(name.to_string(), value);
             }
         }
+        if let Ok(v) = std::env::var("STACKFORM_CLOUD_FAULT_ARM_THROTTLE") {
+            patch.insert("arm_throttle".to_string(), serde_json::json!(v));
+        }
         let p: FaultsPatch = serde_json::from_value(serde_json::Value::Object(patch))?;
         f.apply(p)?;
         Ok(f)
@@ -215,6 +252,31 @@ mod tests {
             })
             .is_err()
         );
+        assert!(
+            f.apply(FaultsPatch {
+                arm_throttle: Some("reads=0/1".into()),
+                ..Default::default()
+            })
+            .is_err()
+        );
         assert_eq!(f, Faults::default());
+    }
+
+    #[test]
+    fn arm_throttle_is_off_arm_or_explicit() {
+        let mut f = Faults::default();
+        assert_eq!(f.arm_limits(), None);
+        f.apply(FaultsPatch {
+            arm_throttle: Some("arm".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(f.arm_limits(), Some(PaceLimits::ARM));
+        f.apply(FaultsPatch {
+            arm_throttle: Some("writes=2/1".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(f.arm_limits().map(|l| l.writes.burst), Some(2));
     }
 }

@@ -48,6 +48,10 @@ pub struct CloudInfo {
     pub data_dir: PathBuf,
     pub log_file: Option<PathBuf>,
     pub started_at: String,
+    /// The ARM throttling the instance was started with (`--arm-throttle`; empty when off), so
+    /// clients pace with the same buckets.
+    #[serde(default)]
+    pub arm_throttle: String,
 }
 
 /// Failures of the local cloud's lifecycle.

@@ -64,6 +64,7 @@ pub(crate) mod state;
 pub(crate) mod store;
 pub(crate) mod tls;
 
+pub use faults::throttle_limits;
 pub use instance::{CloudError, CloudInfo, default_data_dir, ensure_running, read_info, status};
 pub use seed::SeedProfile;
 pub use server::{CloudOptions, RunningCloud, app, start};

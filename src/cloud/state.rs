@@ -4,8 +4,10 @@
 //!
 //! It holds things and opens them; it must never route or answer HTTP, and never import a protocol
 //! layer (ARM, blob, identity, runner, server), which all import it.
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::Notify;
@@ -17,6 +19,26 @@ use super::procs::Procs;
 use super::seed::SeedProfile;
 use super::store::{Seed, Store, now_rfc3339, write_atomic};
 use super::{seed, tls};
+use crate::token_bucket::{PaceClass, PaceLimits, TokenBucket};
+
+/// ARM's throttling buckets, one set per principal (object id), when `Faults::arm_throttle` is on.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    origin: Instant,
+    limits: Option<PaceLimits>,
+    buckets: HashMap<String, [TokenBucket; 3]>,
+}
+
+/// Whether a throttled ARM request may proceed.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Admission {
+    /// Throttling is off.
+    Unlimited,
+    /// Admitted; this many requests of its class remain in the caller's bucket.
+    Remaining(u64),
+    /// The caller's bucket is empty; a token comes back after this long.
+    Throttled(Duration),
+}
 
 /// Everything request handlers share.
 pub struct Shared {
@@ -35,6 +57,7 @@ pub struct Shared {
     pub(crate) shutdown: Arc<Notify>,
     /// Plain-HTTP client for loopback calls to scoring processes.
     pub(crate) local_http: reqwest::Client,
+    pub(crate) throttle: Mutex<Throttle>,
 }
 
 /// Cheap-to-clone handle on the shared state; the router's state.
@@ -55,6 +78,32 @@ impl Shared {
 
     pub(crate) fn seed(&self) -> Seed {
         self.store.seed()
+    }
+
+    /// Charges one ARM request of `method` to principal `oid`'s bucket, when throttling is on. The
+    /// buckets restart full whenever the limits change.
+    pub(crate) fn admit_arm(&self, oid: &str, method: &str) -> Admission {
+        let limits = self.faults().arm_limits();
+        let Ok(mut t) = self.throttle.lock() else {
+            return Admission::Unlimited;
+        };
+        if t.limits != limits {
+            t.limits = limits;
+            t.buckets.clear();
+        }
+        let Some(limits) = limits else {
+            return Admission::Unlimited;
+        };
+        let now = t.origin.elapsed();
+        let class = PaceClass::of(method);
+        let buckets = t
+            .buckets
+            .entry(oid.to_ascii_lowercase())
+            .or_insert_with(|| PaceClass::ALL.map(|c| TokenBucket::new(limits.of(c), now)));
+        match buckets[class.index()].try_take(now) {
+            Ok(left) => Admission::Remaining(left),
+            Err(wait) => Admission::Throttled(wait),
+        }
     }
 
     /// Applies injected latency and draws the injected failure for one ARM or blob request.
@@ -114,6 +163,11 @@ impl CloudState {
             procs: Procs::default(),
             shutdown: Arc::new(Notify::new()),
             local_http,
+            throttle: Mutex::new(Throttle {
+                origin: Instant::now(),
+                limits: None,
+                buckets: HashMap::new(),
+            }),
         })))
     }
 
@@ -143,6 +197,7 @@ impl CloudState {
             data_dir: self.data_dir.clone(),
             log_file,
             started_at: now_rfc3339(),
+            arm_throttle: self.faults().arm_throttle,
         }
     }
 }

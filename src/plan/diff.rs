@@ -127,6 +127,11 @@ fn walk(
     out: &mut Vec<Diffed>,
 ) {
     for (name, f) in fields {
+        // An entry of another resource's map is planned as that map's change, never as this
+        // resource's own (drift still compares it).
+        if ctx.owner == Owner::Config && prefix.is_empty() && f.aggregate.is_some() {
+            continue;
+        }
         let path = join(prefix, name);
         let here = Inherited {
             immutable: inherited.immutable || f.immutable,

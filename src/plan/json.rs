@@ -25,6 +25,13 @@
 //!       ]
 //!     }
 //!   ],
+//!   "maps": [                                      // one per endpoint whose deployments have a `traffic`
+//!     { "address": "endpoint", "owner_type": "online_endpoint", "owner": "my-endpoint",
+//!       "field": "traffic", "map": "properties.traffic", "action": "update" | "no-op",
+//!       "before": { "blue": 100 }, "interim": { … } | null, "after": { "blue": 50, "green": 50 },
+//!       "members": [ { "address": "green", "key": "green", "after": 50 | null, "stays": true } ],
+//!       "releases": ["old"] }                      // deletes that wait for the map
+//!   ],
 //!   "drift": [ { "address": "greeting", "type": "blob", "gone": false, "attributes": [ … ] } ],
 //!   "outputs": [ { "name": "scoring_uri", "action": "create", "before": null,
 //!                  "after": { "$unknown": true }, "sensitive": false } ]
@@ -42,7 +49,7 @@
 use serde_json::{Map, Value, json};
 
 use super::action::{Action, ActionReason};
-use super::model::{AttributeChange, Change, Drift, OutputChange, Plan};
+use super::model::{AttributeChange, Change, Drift, MapChange, OutputChange, Plan};
 use super::value::PlanValue;
 
 /// The `schema_version` of the JSON this build writes.
@@ -68,10 +75,29 @@ impl Plan {
                 "outputs_changed": self.summary.outputs_changed,
             },
             "changes": self.changes.iter().map(change_json).collect::<Vec<_>>(),
+            "maps": self.maps.iter().map(map_json).collect::<Vec<_>>(),
             "drift": self.drift.iter().map(drift_json).collect::<Vec<_>>(),
             "outputs": self.outputs.iter().map(output_json).collect::<Vec<_>>(),
         })
     }
+}
+
+fn map_json(m: &MapChange) -> Value {
+    json!({
+        "address": m.address,
+        "owner_type": m.owner_type,
+        "owner": m.owner,
+        "field": m.field,
+        "map": m.map,
+        "action": m.action.as_str(),
+        "before": m.before,
+        "interim": m.interim,
+        "after": m.after,
+        "members": m.members.iter().map(|x| json!({
+            "address": x.address, "key": x.key, "after": x.after, "stays": x.stays,
+        })).collect::<Vec<_>>(),
+        "releases": m.releases,
+    })
 }
 
 fn opt(v: Option<&PlanValue>) -> Value {
@@ -250,6 +276,7 @@ mod tests {
                 serial: 12,
             }),
             changes: Vec::new(),
+            maps: Vec::new(),
             drift: Vec::new(),
             outputs: Vec::new(),
             summary: Default::default(),

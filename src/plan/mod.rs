@@ -34,6 +34,7 @@ mod destroy;
 mod diff;
 mod drift;
 pub mod json;
+mod maps;
 pub mod model;
 pub(crate) mod normalize;
 pub mod snapshot;
@@ -52,7 +53,8 @@ use serde_json::Value;
 
 pub use action::{Action, ActionReason, PlanMode, ReplaceOrder};
 pub use model::{
-    AttributeChange, Change, ContentChange, Drift, OutputChange, Plan, StateRef, Summary,
+    AttributeChange, Change, ContentChange, Drift, MapChange, MapMember, OutputChange, Plan,
+    StateRef, Summary,
 };
 pub(crate) use snapshot::content_hash_record;
 pub use snapshot::{DesiredExtras, FileContent, Live, Snapshot};
@@ -62,6 +64,7 @@ pub(crate) use value::SENSITIVE_TEXT;
 use destroy::{destroy_changes, removed_changes};
 use diff::{DiffCtx, Diffed, Owner, SensitivePaths};
 use drift::drift_of;
+use maps::{MemberView, map_changes};
 use normalize::{comparison, equal};
 use support::{
     flatten, hide_sensitive, identity_fields, live_content, named_index, parents, recorded_content,
@@ -180,9 +183,14 @@ pub fn plan(
             .map(|s| drift_of(s, snapshot, registry, desired, extras))
             .unwrap_or_default(),
     };
-    let (changes, outputs) = match mode {
-        PlanMode::RefreshOnly => (Vec::new(), Vec::new()),
-        PlanMode::Destroy => destroy_changes(state, registry, desired),
+    let (changes, outputs, maps) = match mode {
+        PlanMode::RefreshOnly => (Vec::new(), Vec::new(), Vec::new()),
+        PlanMode::Destroy => {
+            let (changes, outputs) = destroy_changes(state, registry, desired);
+            let members = removed_members(state, registry, &changes);
+            let maps = map_changes(&members, snapshot);
+            (changes, outputs, maps)
+        }
         PlanMode::Normal => {
             let mut planner = Planner {
                 desired,
@@ -204,11 +212,13 @@ pub fn plan(
             if !planner.errors.is_empty() {
                 return Err(planner.errors);
             }
-            (changes, outputs)
+            let mut members = planner.members();
+            members.extend(removed_members(state, registry, &changes));
+            let maps = map_changes(&members, snapshot);
+            (changes, outputs, maps)
         }
     };
-    let summary = Summary::of(&changes, &drift, &outputs);
-    Ok(Plan {
+    let mut plan = Plan {
         mode,
         stack: desired.name.clone(),
         prior_state: state.map(|s| StateRef {
@@ -216,10 +226,58 @@ pub fn plan(
             serial: s.serial,
         }),
         changes,
+        maps,
         drift,
         outputs,
-        summary,
-    })
+        summary: Summary::default(),
+    };
+    plan.summary = Summary::of_plan(&plan);
+    Ok(plan)
+}
+
+/// The members of maps among the deletions of resources that are not in the stack (or of everything,
+/// for a destroy): their owner is the recorded dependency of the owner's type.
+fn removed_members<'a>(
+    state: Option<&'a crate::state::StateFile>,
+    registry: &'a Registry,
+    changes: &[Change],
+) -> Vec<MemberView<'a>> {
+    let Some(state) = state else {
+        return Vec::new();
+    };
+    changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .filter_map(|c| {
+            let (address, prior) = state.resources.get_key_value(&c.address)?;
+            let spec = registry.get(&prior.resource_type)?;
+            let owner_types: Vec<&str> = spec
+                .aggregates()
+                .filter_map(|(_, _, agg)| spec.fields.get(&agg.owner)?.parent_ref.as_deref())
+                .collect();
+            if owner_types.is_empty() {
+                return None;
+            }
+            let owner_address = prior
+                .dependencies
+                .iter()
+                .find(|d| {
+                    state
+                        .resources
+                        .get(d.as_str())
+                        .is_some_and(|r| owner_types.contains(&r.resource_type.as_str()))
+                })
+                .cloned();
+            Some(MemberView {
+                address: address.as_str(),
+                spec,
+                action: Action::Delete,
+                desired: None,
+                prior: Some(prior),
+                owner_address,
+            })
+        })
+        .collect()
 }
 
 struct Planner<'a> {
@@ -536,6 +594,44 @@ impl<'a> Planner<'a> {
         } else {
             ReplaceOrder::DeleteBeforeCreate
         }
+    }
+
+    /// The stack's resources that hold an entry of another resource's map, as planned.
+    fn members(&self) -> Vec<MemberView<'_>> {
+        let state = self.snapshot.state.as_ref();
+        let mut out = Vec::new();
+        for (address, res) in &self.desired.resources {
+            let Some(spec) = self.registry.get(&res.type_name) else {
+                continue;
+            };
+            let Some((_, _, agg)) = spec.aggregates().next() else {
+                continue;
+            };
+            let Some(planned) = self.planned.get(address) else {
+                continue;
+            };
+            let owner_type = spec
+                .fields
+                .get(&agg.owner)
+                .and_then(|f| f.parent_ref.as_deref());
+            let owner_address = parents(self.desired, &self.named, res, spec)
+                .into_iter()
+                .find(|p| {
+                    self.desired
+                        .resources
+                        .get(p)
+                        .is_some_and(|r| Some(r.type_name.as_str()) == owner_type)
+                });
+            out.push(MemberView {
+                address: address.as_str(),
+                spec,
+                action: planned.action,
+                desired: Some(&planned.inputs),
+                prior: state.and_then(|s| s.resources.get(address)),
+                owner_address,
+            });
+        }
+        out
     }
 
     fn outputs(&self) -> Vec<OutputChange> {

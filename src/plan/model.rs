@@ -1,5 +1,7 @@
 //! The plan's data: [`Plan`], its [`Change`]s, [`Drift`] and [`OutputChange`]s. Plain values that the
 //! apply engine executes and `report/` renders; nothing here formats for people.
+use std::collections::BTreeMap;
+
 use uuid::Uuid;
 
 use super::action::{Action, ActionReason, PlanMode};
@@ -17,6 +19,9 @@ pub struct Plan {
     /// deletions of resources removed from the stack first (dependents before what they depend on),
     /// then every stack resource in topological order. No-op entries are included.
     pub changes: Vec<Change>,
+    /// The maps that gather an entry of several resources (an endpoint's traffic), one per owner that
+    /// a member of the stack or the state names; each runs as its own step (see `plan::maps`).
+    pub maps: Vec<MapChange>,
     /// Differences between the state and the live cloud (out-of-band changes), per resource.
     pub drift: Vec<Drift>,
     /// The stack outputs as they will be after apply.
@@ -100,6 +105,47 @@ pub struct ContentChange {
     pub after_text: Option<String>,
 }
 
+/// One owner's map of entries (`aggregate` fields), before and after: an endpoint's traffic map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapChange {
+    /// The owner's address in the stack (or in state), else its name in the cloud.
+    pub address: String,
+    /// The owner's type (the `parent_ref` of the members' owner field).
+    pub owner_type: String,
+    /// The owner's name in the cloud (`None`: known only after apply).
+    pub owner: Option<String>,
+    /// The members' field that is the entry (`traffic`).
+    pub field: String,
+    /// ARM path of the map in the owner's body (`properties.traffic`).
+    pub map: String,
+    /// `Update` when the map is set, else `NoOp`.
+    pub action: Action,
+    /// The live entries now (zero entries left out).
+    pub before: BTreeMap<String, u64>,
+    /// The entries after apply (zero entries left out); `None` when a member's key or share, or the
+    /// owner, is known only after apply.
+    pub after: Option<BTreeMap<String, u64>>,
+    /// The map set before the deletes when a member holding a share is replaced (see `plan::maps`).
+    pub interim: Option<BTreeMap<String, u64>>,
+    /// Every member in the stack or in state: the map is set after their creates and updates.
+    pub members: Vec<MapMember>,
+    /// Members whose object goes (deleted or replaced) while it holds a share: their deletes wait
+    /// for the map.
+    pub releases: Vec<String>,
+}
+
+/// One resource whose field is an entry of a [`MapChange`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapMember {
+    pub address: String,
+    /// Its key in the map (`None`: known only after apply).
+    pub key: Option<String>,
+    /// Its desired entry (`None` when it leaves the stack or is known only after apply).
+    pub after: Option<u64>,
+    /// It is in the stack (its desired inputs give its entry); else it leaves.
+    pub stays: bool,
+}
+
 /// What changed in the cloud since the last apply, outside stackform.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Drift {
@@ -136,6 +182,14 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The counts of a plan; each map that is set is one change (one update of its owner), as the
+    /// apply's summary counts it.
+    pub(crate) fn of_plan(plan: &Plan) -> Summary {
+        let mut s = Summary::of(&plan.changes, &plan.drift, &plan.outputs);
+        s.change += plan.maps.iter().filter(|m| !m.action.is_noop()).count();
+        s
+    }
+
     pub(crate) fn of(changes: &[Change], drift: &[Drift], outputs: &[OutputChange]) -> Summary {
         let mut s = Summary {
             drifted: drift.len(),
@@ -163,6 +217,7 @@ impl Plan {
     /// Whether applying would change anything (a resource or an output). Drift alone is not a change.
     pub(crate) fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| !c.action.is_noop())
+            || self.maps.iter().any(|m| !m.action.is_noop())
             || self.outputs.iter().any(|o| !o.action.is_noop())
     }
 
@@ -170,6 +225,12 @@ impl Plan {
     #[cfg(test)]
     pub(crate) fn has_resource_changes(&self) -> bool {
         self.changes.iter().any(|c| !c.action.is_noop())
+            || self.maps.iter().any(|m| !m.action.is_noop())
+    }
+
+    /// The map change of one owner (by its address).
+    pub fn map_change(&self, address: &str) -> Option<&MapChange> {
+        self.maps.iter().find(|m| m.address == address)
     }
 
     pub(crate) fn has_drift(&self) -> bool {

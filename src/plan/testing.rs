@@ -145,6 +145,12 @@ impl StackBuilder {
         self
     }
 
+    /// Leaves the resource `name` out of the stack.
+    pub(crate) fn without(mut self, name: &str) -> Self {
+        self.resources.shift_remove(name);
+        self
+    }
+
     pub(crate) fn output(mut self, name: &str, value: ExprKind) -> Self {
         self.outputs.insert(
             name.to_string(),
@@ -298,6 +304,30 @@ pub(crate) fn blue_inputs(log_level: &str) -> Vec<(&'static str, ExprKind)> {
             ]),
         ),
     ]
+}
+
+/// A deployment like `blue` under another name, with the given traffic share.
+pub(crate) fn deployment_inputs(name: &'static str, traffic: i64) -> Vec<(&'static str, ExprKind)> {
+    blue_inputs("info")
+        .into_iter()
+        .map(|(k, v)| match k {
+            "name" => (k, s(name)),
+            "traffic" => (k, int(traffic)),
+            _ => (k, v),
+        })
+        .collect()
+}
+
+/// The scenario with `blue` replaced by `green` at the given share.
+pub(crate) fn green_only(traffic: i64) -> Stack {
+    scenario()
+        .without("blue")
+        .res(
+            "green",
+            "online_deployment",
+            deployment_inputs("green", traffic),
+        )
+        .build()
 }
 
 pub(crate) const HELLO: &str = "hello world\nfrom the managed identity guide\n";

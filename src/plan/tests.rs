@@ -51,9 +51,11 @@ fn empty_state_creates_everything_in_dependency_order() {
             ("blue", Action::Create),
         ]
     );
+    // The endpoint's traffic map is set once its deployment exists: one update of the endpoint
+    // (before the map was its own step, the deployment's create set it unseen).
     assert_eq!(
         (p.summary.add, p.summary.change, p.summary.destroy),
-        (6, 0, 0)
+        (6, 1, 0)
     );
     let reader = p.change("reader").expect("planned");
     let principal = reader
@@ -215,9 +217,11 @@ fn endpoint_identity_change_replaces_it_and_knocks_on() {
     for untouched in ["store", "data", "greeting"] {
         assert_eq!(p.change(untouched).map(|c| c.action), Some(Action::NoOp));
     }
+    // The map is emptied on the old endpoint before blue goes, and set on the new one after: one
+    // change of its own (an interim and a final update).
     assert_eq!(
         (p.summary.add, p.summary.change, p.summary.destroy),
-        (3, 0, 3)
+        (3, 1, 3)
     );
     let scoring = p
         .outputs
@@ -754,4 +758,163 @@ fn plan_scale() {
         "{} resources: graph {built:?}, plan from nothing {create:?}, plan with no changes {noop:?}",
         2 * n + 1
     );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Maps of `aggregate` entries: an endpoint's traffic
+
+fn split(blue: i64, green: Option<i64>) -> Stack {
+    let b = scenario().res("blue", "online_deployment", deployment_inputs("blue", blue));
+    match green {
+        Some(g) => b
+            .res("green", "online_deployment", deployment_inputs("green", g))
+            .build(),
+        None => b.build(),
+    }
+}
+
+fn shares(entries: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    entries.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+fn traffic(p: &Plan) -> &MapChange {
+    p.map_change("endpoint")
+        .expect("a traffic change of the endpoint")
+}
+
+#[test]
+fn a_new_deployment_joins_the_map_after_its_create() {
+    let extras = scenario_extras(HELLO);
+    let state = applied_state(&split(100, None), &extras);
+    let p = plan_of(
+        &split(50, Some(50)),
+        &refreshed(&state),
+        &extras,
+        PlanMode::Normal,
+    );
+    // A changed share alone never updates the deployment: only green is created (at 0) ...
+    let changed: Vec<(&str, Action)> = actions(&p)
+        .into_iter()
+        .filter(|(_, a)| !a.is_noop())
+        .collect();
+    assert_eq!(changed, vec![("green", Action::Create)]);
+    // ... and the endpoint's whole map follows, waiting for both members.
+    let m = traffic(&p);
+    assert_eq!(m.action, Action::Update);
+    assert_eq!(m.owner.as_deref(), Some("my-sai-endpoint-7f3a"));
+    assert_eq!(m.map, "properties.traffic");
+    assert_eq!(m.before, shares(&[("blue", 100)]));
+    assert_eq!(m.after, Some(shares(&[("blue", 50), ("green", 50)])));
+    let members: Vec<&str> = m.members.iter().map(|x| x.address.as_str()).collect();
+    assert_eq!(members, vec!["blue", "green"]);
+    assert!(m.releases.is_empty() && m.interim.is_none());
+    assert_eq!(p.summary.add, 1);
+    assert_eq!(p.summary.change, 1, "the map is one change");
+    // Applied (the map recorded), the same stack plans nothing.
+    let after = applied_state(&split(50, Some(50)), &extras);
+    let again = plan_of(
+        &split(50, Some(50)),
+        &refreshed(&after),
+        &extras,
+        PlanMode::Normal,
+    );
+    assert!(!again.has_changes(), "{:#?}", again.maps);
+    assert_eq!(traffic(&again).action, Action::NoOp);
+}
+
+#[test]
+fn a_removed_deployment_gives_up_its_share_before_its_delete() {
+    let extras = scenario_extras(HELLO);
+    let state = applied_state(&split(50, Some(50)), &extras);
+    let stack = green_only(100);
+    let p = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Normal);
+    assert_eq!(p.change("blue").map(|c| c.action), Some(Action::Delete));
+    let m = traffic(&p);
+    assert_eq!(m.before, shares(&[("blue", 50), ("green", 50)]));
+    assert_eq!(m.after, Some(shares(&[("green", 100)])));
+    assert_eq!(
+        m.releases,
+        vec!["blue".to_owned()],
+        "blue's delete waits for the map"
+    );
+    assert!(m.interim.is_none());
+    // Destroy empties the map before the deletes.
+    let d = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Destroy);
+    let m = traffic(&d);
+    assert_eq!(m.after, Some(shares(&[])));
+    let mut releases = m.releases.clone();
+    releases.sort();
+    assert_eq!(releases, vec!["blue".to_owned(), "green".to_owned()]);
+    assert_eq!(
+        d.summary.change, 1,
+        "emptying the map is one endpoint update"
+    );
+}
+
+#[test]
+fn a_deployment_replaced_while_it_serves_is_taken_out_of_the_map_and_back() {
+    let extras = scenario_extras(HELLO);
+    let state = applied_state(&split(50, Some(50)), &extras);
+    let mut blue = deployment_inputs("blue", 50);
+    for (k, v) in &mut blue {
+        if *k == "instance_type" {
+            *v = s("Standard_F4s_v2");
+        }
+    }
+    let stack = scenario()
+        .res("blue", "online_deployment", blue)
+        .res("green", "online_deployment", deployment_inputs("green", 50))
+        .build();
+    let p = plan_of(&stack, &refreshed(&state), &extras, PlanMode::Normal);
+    assert_eq!(
+        p.change("blue").map(|c| c.action),
+        Some(Action::Replace(ReplaceOrder::DeleteBeforeCreate))
+    );
+    let m = traffic(&p);
+    // Green serves alone while blue is replaced, then the split comes back.
+    assert_eq!(m.interim, Some(shares(&[("green", 100)])));
+    assert_eq!(m.after, Some(shares(&[("blue", 50), ("green", 50)])));
+    assert_eq!(m.releases, vec!["blue".to_owned()]);
+}
+
+#[test]
+fn shares_that_change_only_in_the_cloud_are_drift_and_a_map_change() {
+    let extras = scenario_extras(HELLO);
+    let stack = split(50, Some(50));
+    let state = applied_state(&stack, &extras);
+    let mut snapshot = refreshed(&state);
+    for (name, share) in [("blue", 100), ("green", 0)] {
+        if let Some(Live::Present { inputs, .. }) = snapshot.live.get_mut(name) {
+            inputs["traffic"] = json!(share);
+        }
+    }
+    let p = plan_of(&stack, &snapshot, &extras, PlanMode::Normal);
+    let drifted: Vec<&str> = p.drift.iter().map(|d| d.address.as_str()).collect();
+    assert_eq!(drifted, vec!["blue", "green"]);
+    assert!(actions(&p).iter().all(|(_, a)| a.is_noop()));
+    let m = traffic(&p);
+    assert_eq!(m.before, shares(&[("blue", 100)]));
+    assert_eq!(m.after, Some(shares(&[("blue", 50), ("green", 50)])));
+}
+
+#[test]
+fn a_changed_traffic_default_reaches_the_map() {
+    let mut reg = registry();
+    let dep = reg.get_mut("online_deployment").expect("spec");
+    assert!(dep.set_default("traffic", json!(100)));
+    // The loader fills defaults in; a member without the field falls back to the spec's default.
+    let mut stack = scenario().build();
+    if let Some(blue) = stack.resources.get_mut("blue") {
+        blue.inputs.shift_remove("traffic");
+    }
+    let p = plan(
+        &stack,
+        &graph_of(&stack),
+        &reg,
+        &Snapshot::default(),
+        &scenario_extras(HELLO),
+        PlanMode::Normal,
+    )
+    .expect("plans");
+    assert_eq!(traffic(&p).after, Some(shares(&[("blue", 100)])));
 }

@@ -17,9 +17,13 @@ use url::Url;
 
 use super::arm::Arm;
 use super::config::{CloudConfig, CloudKind, discover};
-use super::contract::{Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result};
+use super::contract::{
+    MapRequest, Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result,
+};
 use super::credential::{ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
+use super::pace::{PaceNotices, Pacer};
+use super::pipeline::RequestTally;
 use super::pipeline::{
     Clock, Pipeline, ReqwestTransport, SystemClock, TokenSource, Transport, build_http_client,
     build_transport_client,
@@ -137,7 +141,12 @@ impl AzureProvider {
         tokens: Arc<dyn TokenSource>,
         credential_name: impl Into<String>,
     ) -> Result<Self> {
-        let pipeline = Pipeline::new(transport, clock, config.retry.clone(), Some(tokens));
+        // One pacer per process: every request of this principal shares its buckets.
+        let pacer = config
+            .pace
+            .map(|limits| Arc::new(Pacer::new(limits, clock.elapsed())));
+        let pipeline = Pipeline::new(transport, clock, config.retry.clone(), Some(tokens))
+            .with_arm(config.arm_scope(), pacer);
         let arm = Arm::new(pipeline, config.arm_endpoint.clone(), config.arm_scope());
         Ok(Self {
             ctx: Arc::new(Ctx::new(config, arm, registry)),
@@ -159,6 +168,19 @@ impl AzureProvider {
     /// The configuration in use.
     pub fn config(&self) -> &CloudConfig {
         &self.ctx.config
+    }
+
+    /// The requests sent so far (every try), for the run summary and `-v`.
+    pub fn requests(&self) -> RequestTally {
+        self.ctx.arm.pipeline().counts()
+    }
+
+    /// Sends a notice wherever `sink` says each time ARM requests start waiting for their bucket
+    /// ("paced: 10 writes/s"); nothing when pacing is off.
+    pub fn on_paced(&self, sink: PaceNotices) {
+        if let Some(p) = self.ctx.arm.pipeline().pacer() {
+            p.set_notices(sink);
+        }
     }
 
     /// The live traffic split of an endpoint, `None` if it does not exist.
@@ -287,6 +309,33 @@ impl Provider for AzureProvider {
         Box::pin(async move { self.do_delete(req).await.map_err(|e| at(req, e)) })
     }
 
+    fn list_group(&self, req: &ResourceRequest) -> Option<String> {
+        resources::listing::group(&self.ctx, req)
+    }
+
+    fn read_listed<'a>(
+        &'a self,
+        reqs: &'a [ResourceRequest],
+    ) -> ProviderFuture<'a, Vec<Result<Option<Observed>>>> {
+        Box::pin(async move {
+            let answers = match reqs.first().and_then(|r| self.list_group(r)) {
+                Some(_) => resources::listing::read(&self.ctx, reqs).await?,
+                None => {
+                    let mut out = Vec::with_capacity(reqs.len());
+                    for r in reqs {
+                        out.push(self.do_read(r).await);
+                    }
+                    out
+                }
+            };
+            Ok(answers
+                .into_iter()
+                .zip(reqs)
+                .map(|(a, req)| a.map_err(|e| at(req, e)))
+                .collect())
+        })
+    }
+
     fn read_text<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<String>> {
         Box::pin(async move {
             match req.resource_type {
@@ -295,6 +344,23 @@ impl Provider for AzureProvider {
                     .map_err(|e| at(req, e)),
                 _ => Ok(None),
             }
+        })
+    }
+
+    fn set_map<'a>(&'a self, req: &'a MapRequest) -> ProviderFuture<'a, BTreeMap<String, u64>> {
+        Box::pin(async move {
+            let result = match req.owner_type {
+                ResourceType::OnlineEndpoint => {
+                    resources::online_endpoint::set_map(&self.ctx, req).await
+                }
+                other => Err(ProviderError::invalid(format!(
+                    "{other} holds no map stackform can set"
+                ))),
+            };
+            result.map_err(|e| {
+                let context = format!("{} {}", req.owner_type, req.address);
+                e.with_context(context)
+            })
         })
     }
 }

@@ -34,12 +34,12 @@ pub struct BlobProperties {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// One entry of a listing.
+/// One entry of a listing: its name and the properties List Blobs reports for it (the metadata only
+/// when the listing asked for it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobItem {
     pub name: String,
-    pub content_md5: Option<String>,
-    pub content_length: u64,
+    pub properties: BlobProperties,
 }
 
 /// A client for one account's blob endpoint.
@@ -223,8 +223,8 @@ impl BlobClient {
         }
     }
 
-    /// List Blobs under `prefix`, following `NextMarker`. A missing container is an error
-    /// (`ContainerNotFound`).
+    /// List Blobs under `prefix`, following `NextMarker`, with each blob's metadata
+    /// (`include=metadata`). A missing container is an error (`ContainerNotFound`).
     pub async fn list_blobs(&self, container: &str, prefix: Option<&str>) -> Result<Vec<BlobItem>> {
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
@@ -233,7 +233,8 @@ impl BlobClient {
             {
                 let mut q = url.query_pairs_mut();
                 q.append_pair("restype", "container")
-                    .append_pair("comp", "list");
+                    .append_pair("comp", "list")
+                    .append_pair("include", "metadata");
                 if let Some(p) = prefix {
                     q.append_pair("prefix", p);
                 }
@@ -291,17 +292,58 @@ fn parse_listing(text: &str) -> Vec<BlobItem> {
         };
         let entry = &after[..end];
         if let Some(name) = xml_element(entry, "Name") {
+            // The listing's Etag is bare (`0x8D…`); Get Blob Properties quotes it in its header.
+            let etag = xml_element(entry, "Etag")
+                .filter(|e| !e.is_empty())
+                .map(|e| format!("\"{}\"", e.trim_matches('"')))
+                .unwrap_or_default();
             items.push(BlobItem {
                 name,
-                content_md5: xml_element(entry, "Content-MD5").filter(|s| !s.is_empty()),
-                content_length: xml_element(entry, "Content-Length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
+                properties: BlobProperties {
+                    etag,
+                    content_md5: xml_element(entry, "Content-MD5").filter(|s| !s.is_empty()),
+                    content_length: xml_element(entry, "Content-Length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                    content_type: xml_element(entry, "Content-Type").filter(|s| !s.is_empty()),
+                    metadata: listed_metadata(entry),
+                },
             });
         }
         rest = &after[end..];
     }
     items
+}
+
+/// The `<Metadata>` of a listed blob: each child element's name (lowercased, as headers give it) and
+/// text.
+fn listed_metadata(entry: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Some(start) = entry.find("<Metadata>") else {
+        return out;
+    };
+    let body = &entry[start + "<Metadata>".len()..];
+    let body = &body[..body.find("</Metadata>").unwrap_or(body.len())];
+    let mut rest = body;
+    while let Some(open) = rest.find('<') {
+        let Some(close) = rest[open..].find('>') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        if name.is_empty() || name.starts_with('/') || name.ends_with('/') {
+            rest = &rest[open + close + 1..];
+            continue;
+        }
+        if let Some(value) = xml_element(rest, name) {
+            out.insert(name.to_ascii_lowercase(), value);
+        }
+        let end_tag = format!("</{name}>");
+        rest = match rest.find(&end_tag) {
+            Some(i) => &rest[i + end_tag.len()..],
+            None => &rest[open + close + 1..],
+        };
+    }
+    out
 }
 
 #[cfg(test)]
@@ -314,8 +356,8 @@ mod tests {
         let items = parse_listing(xml);
         assert_eq!(items.len(), 2);
         assert_eq!(items[0].name, "a&b.txt");
-        assert_eq!(items[0].content_md5.as_deref(), Some("abc=="));
-        assert_eq!(items[1].content_length, 0);
+        assert_eq!(items[0].properties.content_md5.as_deref(), Some("abc=="));
+        assert_eq!(items[1].properties.content_length, 0);
         assert_eq!(xml_element(xml, "NextMarker"), None);
     }
 
@@ -383,6 +425,20 @@ mod tests {
             sent.describe()
         );
         assert!(!format!("{b:?}").contains("SECRETSIG"));
+    }
+
+    #[test]
+    fn listing_carries_what_the_observer_reads() {
+        let xml = r#"<EnumerationResults><Blobs><Blob><Name>a.txt</Name><Properties><Etag>0x8DA</Etag><Content-Length>1</Content-Length><Content-Type>text/plain</Content-Type><Content-MD5>DMF1ucDxtqgxw5niaXcmYQ==</Content-MD5></Properties><Metadata><Stackform_sha256>ca97</Stackform_sha256><empty /></Metadata></Blob></Blobs><NextMarker /></EnumerationResults>"#;
+        let items = parse_listing(xml);
+        let p = &items[0].properties;
+        assert_eq!(p.etag, "\"0x8DA\"");
+        assert_eq!(p.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(p.content_md5.as_deref(), Some("DMF1ucDxtqgxw5niaXcmYQ=="));
+        assert_eq!(
+            p.metadata.get("stackform_sha256").map(String::as_str),
+            Some("ca97")
+        );
     }
 
     #[test]

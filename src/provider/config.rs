@@ -132,6 +132,10 @@ pub struct CloudConfig {
     pub lro_timeouts: BTreeMap<ResourceType, Duration>,
     /// How long to keep retrying `PrincipalNotFound` on a role assignment.
     pub principal_wait: Duration,
+    /// The token buckets ARM requests are paced with ([`crate::provider::pace`]); `None` sends them
+    /// as fast as the parallelism allows. ARM's own limits for Azure and custom clouds; none for the
+    /// local cloud unless it enforces buckets itself.
+    pub pace: Option<crate::token_bucket::PaceLimits>,
 }
 
 impl CloudConfig {
@@ -212,6 +216,9 @@ impl CloudConfig {
             max_poll: Duration::from_secs(2),
         };
         c.principal_wait = Duration::from_secs(60);
+        // The local cloud throttles only when started with `--arm-throttle`; the CLI then paces with
+        // the limits it advertises.
+        c.pace = None;
         c
     }
 
@@ -243,6 +250,7 @@ impl CloudConfig {
             lro: LroOptions::default(),
             lro_timeouts: BTreeMap::new(),
             principal_wait: Duration::from_secs(300),
+            pace: Some(crate::token_bucket::PaceLimits::ARM),
         }
     }
 

@@ -3,6 +3,7 @@
 //! [`Provider`] trait itself. Plain types and one trait; nothing here sends a request, and nothing here
 //! may hold a secret in a form that `Debug` would print.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -146,6 +147,46 @@ impl ResourceRequest {
     }
 }
 
+/// What the engine asks when it sets a map that several resources' entries make up (a spec's
+/// `aggregate`: an endpoint's traffic map, made of its deployments' shares).
+#[derive(Clone)]
+pub struct MapRequest {
+    /// The step's address (`endpoint.traffic`), for progress and error messages.
+    pub address: String,
+    /// The type of the resource holding the map.
+    pub owner_type: ResourceType,
+    /// Its name in the cloud.
+    pub owner: String,
+    /// ARM path of the map in its body (`properties.traffic`).
+    pub map: String,
+    /// The whole new map; entries left out are 0.
+    pub entries: BTreeMap<String, u64>,
+    pub progress: Option<ProgressSink>,
+}
+
+impl fmt::Debug for MapRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapRequest")
+            .field("address", &self.address)
+            .field("owner_type", &self.owner_type)
+            .field("owner", &self.owner)
+            .field("map", &self.map)
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MapRequest {
+    pub(crate) fn report(&self, status: &str) {
+        if let Some(sink) = &self.progress {
+            sink(ProgressEvent {
+                address: self.address.clone(),
+                status: status.to_owned(),
+            });
+        }
+    }
+}
+
 /// A resource as the cloud has it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
@@ -180,6 +221,36 @@ pub trait Provider: Send + Sync {
     /// UTF-8, gone, or a type without content). Never logged.
     fn read_text<'a>(&'a self, _req: &'a ResourceRequest) -> ProviderFuture<'a, Option<String>> {
         Box::pin(async { Ok(None) })
+    }
+    /// The collection a resource can be read from together with others (a key naming it), `None`
+    /// when it is read alone. Refresh reads the members of one collection with [`Provider::read_listed`].
+    fn list_group(&self, _req: &ResourceRequest) -> Option<String> {
+        None
+    }
+    /// Reads resources that share a [`Provider::list_group`] with one listing: one answer per request,
+    /// in order (`Ok(None)` for one the listing does not hold). The default reads each alone.
+    fn read_listed<'a>(
+        &'a self,
+        reqs: &'a [ResourceRequest],
+    ) -> ProviderFuture<'a, Vec<Result<Option<Observed>>>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(reqs.len());
+            for r in reqs {
+                out.push(self.read(r).await);
+            }
+            Ok(out)
+        })
+    }
+    /// Sets a whole map that resources' `aggregate` fields make up (an endpoint's traffic map) in one
+    /// update of its owner, and returns the map it replaced (for a rollback). Entries at 0 may be
+    /// left out. A provider without such maps refuses.
+    fn set_map<'a>(&'a self, req: &'a MapRequest) -> ProviderFuture<'a, BTreeMap<String, u64>> {
+        Box::pin(async move {
+            Err(ProviderError::invalid(format!(
+                "{} has no map `{}` this provider can set",
+                req.owner_type, req.map
+            )))
+        })
     }
 }
 

@@ -22,6 +22,7 @@ pub mod credential;
 pub mod error;
 pub mod ids;
 pub mod lro;
+pub mod pace;
 pub mod pipeline;
 pub mod resources;
 pub mod retry;
@@ -34,7 +35,8 @@ pub use azure::AzureProvider;
 pub use config::{CloudConfig, CloudKind};
 pub(crate) use contract::ProviderFuture;
 pub use contract::{
-    Observed, ProgressEvent, ProgressSink, Provider, ResourceRequest, ResourceType, Result,
+    MapRequest, Observed, ProgressEvent, ProgressSink, Provider, ResourceRequest, ResourceType,
+    Result,
 };
 pub use error::{ErrorKind, ProviderError};
 pub use secret::Secret;

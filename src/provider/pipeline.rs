@@ -2,6 +2,8 @@
 //!
 //! 1. per call: an `x-ms-client-request-id`, and one debug log line per try (method, redacted URL,
 //!    status, duration, `x-ms-request-id`);
+//!    Every try is counted ([`RequestCounts`]); a try that goes to ARM (Bearer for the ARM audience)
+//!    first takes a token of its class from the [`Pacer`] and waits when there is none;
 //! 2. retry: exponential backoff with full jitter on 408/429/5xx and transport errors, honouring
 //!    `Retry-After`, bounded in count and total time ([`RetryPolicy`]). A request that is not idempotent
 //!    (a scoring POST) is sent again only when its connection could not be made
@@ -21,6 +23,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -30,6 +33,7 @@ use url::Url;
 
 use super::contract::Result;
 use super::error::{ErrorKind, ProviderError};
+use super::pace::{PaceClass, Pacer};
 pub use super::retry::TransportErrorKind;
 use super::retry::{
     RetryPolicy, is_retryable_status, may_resend_after, method_is_idempotent, retry_after,
@@ -443,13 +447,70 @@ pub trait TokenSource: Send + Sync {
     fn name(&self) -> &str;
 }
 
-/// The layered pipeline. Cheap to clone.
+/// Added to every pacing wait: the server's bucket starts when the first request arrives, later than
+/// ours by that request's connection setup, so a request sent the moment our bucket refills could
+/// find the server's a little short.
+pub(crate) const PACE_SKEW: Duration = Duration::from_millis(10);
+
+/// How many requests the pipeline sent (every try, retries included), shared by its clones.
+#[derive(Debug, Default)]
+pub struct RequestCounts {
+    arm: AtomicU64,
+    other: AtomicU64,
+    throttled: AtomicU64,
+}
+
+/// A reading of [`RequestCounts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTally {
+    /// Tries sent to ARM (Bearer for the ARM audience).
+    pub arm: u64,
+    /// Tries sent elsewhere: the blob data plane, token-less metadata, scoring.
+    pub other: u64,
+    /// Responses with status 429 (throttled), of either kind.
+    pub throttled: u64,
+}
+
+impl RequestTally {
+    /// Every try.
+    pub fn total(&self) -> u64 {
+        self.arm + self.other
+    }
+
+    /// What was sent since `earlier`.
+    #[must_use]
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            arm: self.arm.saturating_sub(earlier.arm),
+            other: self.other.saturating_sub(earlier.other),
+            throttled: self.throttled.saturating_sub(earlier.throttled),
+        }
+    }
+}
+
+impl RequestCounts {
+    /// The counts now.
+    pub fn tally(&self) -> RequestTally {
+        RequestTally {
+            arm: self.arm.load(Ordering::Relaxed),
+            other: self.other.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The layered pipeline. Cheap to clone; clones share the request counts and the pacer.
 #[derive(Clone)]
 pub struct Pipeline {
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     tokens: Option<Arc<dyn TokenSource>>,
+    counts: Arc<RequestCounts>,
+    /// ARM's token scope: requests with a Bearer token for it are ARM requests (counted as such, and
+    /// paced when `pacer` is set).
+    arm_scope: Option<String>,
+    pacer: Option<Arc<Pacer>>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -474,7 +535,39 @@ impl Pipeline {
             clock,
             retry,
             tokens,
+            counts: Arc::new(RequestCounts::default()),
+            arm_scope: None,
+            pacer: None,
         }
+    }
+
+    /// Knows requests authenticated with a Bearer token for `arm_scope` as ARM requests, and paces
+    /// them with `pacer` when there is one; the blob data plane and scoring are never paced.
+    #[must_use]
+    pub fn with_arm(mut self, arm_scope: impl Into<String>, pacer: Option<Arc<Pacer>>) -> Self {
+        self.arm_scope = Some(arm_scope.into());
+        self.pacer = pacer;
+        self
+    }
+
+    /// The pacer, when pacing is on.
+    pub fn pacer(&self) -> Option<&Arc<Pacer>> {
+        self.pacer.as_ref()
+    }
+
+    /// The requests sent so far through this pipeline and its clones.
+    pub fn counts(&self) -> RequestTally {
+        self.counts.tally()
+    }
+
+    /// Whether a request with `auth` goes to ARM.
+    fn is_arm(&self, auth: &Auth) -> bool {
+        matches!((&self.arm_scope, auth), (Some(scope), Auth::Bearer(s)) if s == scope)
+    }
+
+    /// The pacer that applies to a request with `auth`, if any.
+    fn pacer_for(&self, auth: &Auth) -> Option<&Pacer> {
+        self.pacer.as_deref().filter(|_| self.is_arm(auth))
     }
 
     /// The pipeline's clock.
@@ -506,9 +599,34 @@ impl Pipeline {
         loop {
             let attempt = retry + 1;
             let mut try_req = req.clone();
+            let pacer = self.pacer_for(auth);
+            if let Some(p) = pacer {
+                let wait = p.reserve(PaceClass::of(req.method.as_str()), self.clock.elapsed());
+                if !wait.is_zero() {
+                    self.clock.sleep(wait + PACE_SKEW).await;
+                }
+            }
             self.authorize(&mut try_req, auth).await?;
             let t0 = self.clock.elapsed();
+            let counter = if self.is_arm(auth) {
+                &self.counts.arm
+            } else {
+                &self.counts.other
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             let result = self.transport.send(try_req).await;
+            if let Ok(resp) = &result {
+                if resp.status == 429 {
+                    self.counts.throttled.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(p) = pacer {
+                    let now = self.clock.elapsed();
+                    p.observe(&resp.headers, now);
+                    if resp.status == 429 {
+                        p.throttled(PaceClass::of(req.method.as_str()), now);
+                    }
+                }
+            }
             let duration_ms = self.clock.elapsed().saturating_sub(t0).as_millis();
             let url = redact_url(&req.url);
             let server_wait = match &result {
@@ -1074,6 +1192,72 @@ mod tests {
         assert!(reqs[0].headers.get("x-ms-client-request-id").is_some());
         // Debug never shows header values.
         assert!(!format!("{:?}", reqs[0]).contains("tok-SECRET"));
+    }
+
+    #[test]
+    fn arm_requests_are_paced_and_counted_and_the_data_plane_is_not() {
+        use crate::provider::pace::{PaceLimits, Pacer};
+        let arm = "https://management.azure.com/.default";
+        let replies = (0..6).map(|_| reply(200, &[], "")).collect();
+        let t = FakeTransport::new(replies);
+        let c = Arc::new(FakeClock::default());
+        let pacer = Arc::new(Pacer::new(
+            PaceLimits::parse("reads=2/4,writes=1/2").unwrap(),
+            Duration::ZERO,
+        ));
+        let p = pipeline(&t, &c, policy()).with_arm(arm, Some(pacer.clone()));
+        let bearer = Auth::Bearer(arm.into());
+        rt().block_on(async {
+            for _ in 0..3 {
+                p.send(get("https://arm.test/x"), &bearer).await.unwrap();
+            }
+            // The blob data plane (another audience) is never paced.
+            let storage = Auth::Bearer("https://storage.azure.com/.default".into());
+            p.send(get("https://acct.blob.test/c/b"), &storage)
+                .await
+                .unwrap();
+            let put = HttpRequest::new(Method::PUT, Url::parse("https://arm.test/y").unwrap());
+            p.send(put.clone(), &bearer).await.unwrap();
+            p.send(put, &bearer).await.unwrap();
+        });
+        // Reads: 2 at once, the 3rd waits 1/4 s; writes: 1 at once (a bucket of 1 holds no more
+        // however long it waited), the next 1/2 s; each wait plus the skew allowance.
+        assert_eq!(
+            c.sleeps(),
+            [
+                Duration::from_millis(250) + PACE_SKEW,
+                Duration::from_millis(500) + PACE_SKEW
+            ]
+        );
+        let n = p.counts();
+        assert_eq!((n.arm, n.other, n.throttled, n.total()), (5, 1, 0, 6));
+        assert_eq!(pacer.delayed(), (1, 1, 0));
+    }
+
+    #[test]
+    fn throttled_answers_are_counted_and_remaining_headers_slow_the_pacer() {
+        use crate::provider::pace::{PaceLimits, Pacer};
+        let arm = "https://management.azure.com/.default";
+        let t = FakeTransport::new(vec![
+            reply(
+                429,
+                &[
+                    ("retry-after", "1"),
+                    ("x-ms-ratelimit-remaining-subscription-reads", "0"),
+                ],
+                r#"{"error":{"code":"SubscriptionRequestsThrottled","message":"m"}}"#,
+            ),
+            reply(200, &[], ""),
+        ]);
+        let c = Arc::new(FakeClock::default());
+        let pacer = Arc::new(Pacer::new(PaceLimits::ARM, Duration::ZERO));
+        let p = pipeline(&t, &c, policy()).with_arm(arm, Some(pacer.clone()));
+        rt().block_on(p.send(get("https://arm.test/x"), &Auth::Bearer(arm.into())))
+            .unwrap();
+        // The server's Retry-After (1 s) refilled 25 read tokens, so the retry did not wait more.
+        assert_eq!(c.sleeps(), [Duration::from_secs(1)]);
+        assert_eq!(p.counts().throttled, 1);
+        assert_eq!(p.counts().arm, 2);
     }
 
     use crate::provider::testlog::capture_logs;

@@ -8,8 +8,8 @@ use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use crate::plan::{
-    Action, ActionReason, AttributeChange, Change, ContentChange, Drift, OutputChange, Plan,
-    PlanMode, PlanValue,
+    Action, ActionReason, AttributeChange, Change, ContentChange, Drift, MapChange, OutputChange,
+    Plan, PlanMode, PlanValue,
 };
 
 /// How to render.
@@ -91,9 +91,14 @@ pub(crate) fn render_plan(plan: &Plan, opts: &RenderOptions) -> String {
         .iter()
         .filter(|c| !c.action.is_noop())
         .collect();
-    if !visible.is_empty() {
+    let maps: Vec<&MapChange> = plan.maps.iter().filter(|m| !m.action.is_noop()).collect();
+    if !visible.is_empty() || !maps.is_empty() {
         out.push_str("Resource actions are shown with these symbols:\n");
-        for (action, word) in legend(&visible) {
+        let mut symbols = legend(&visible);
+        if !maps.is_empty() && !symbols.iter().any(|(a, _)| *a == Action::Update) {
+            symbols.push((Action::Update, "update in place"));
+        }
+        for (action, word) in symbols {
             let _ = writeln!(out, "{} {word}", p.symbol(action));
         }
         out.push('\n');
@@ -104,6 +109,12 @@ pub(crate) fn render_plan(plan: &Plan, opts: &RenderOptions) -> String {
         out.push_str("\n\n");
         for change in visible {
             out.push_str(&render_change_with(change, &p));
+            out.push('\n');
+        }
+        for m in maps {
+            out.push_str(&render_map_change(m, &p));
+        }
+        if !plan.maps.iter().all(|m| m.action.is_noop()) {
             out.push('\n');
         }
     }
@@ -122,6 +133,58 @@ pub(crate) fn render_plan(plan: &Plan, opts: &RenderOptions) -> String {
     }
     out.push_str(&p.paint(Paint::Bold, &summary_line(plan)));
     out.push('\n');
+    out
+}
+
+/// A map as `{blue: 50, green: 50}` (`{}` when empty).
+fn map_text(map: &std::collections::BTreeMap<String, u64>) -> String {
+    let entries: Vec<String> = map.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    format!("{{{}}}", entries.join(", "))
+}
+
+/// The map after apply, or `(known after apply)`.
+fn after_text(m: &MapChange) -> String {
+    m.after
+        .as_ref()
+        .map_or_else(|| String::from("(known after apply)"), map_text)
+}
+
+/// One owner's map change: `~ endpoint traffic {blue: 100} → {blue: 50, green: 50}`, with the interim
+/// map when replaced members hold a share, and what the update waits for.
+pub(crate) fn map_change_line(m: &MapChange) -> String {
+    match &m.interim {
+        Some(interim) => format!(
+            "{} {} {} → {} (while {} {} replaced) → {}",
+            m.address,
+            m.field,
+            map_text(&m.before),
+            map_text(interim),
+            m.releases.join(", "),
+            if m.releases.len() == 1 { "is" } else { "are" },
+            after_text(m),
+        ),
+        None => format!(
+            "{} {} {} → {}",
+            m.address,
+            m.field,
+            map_text(&m.before),
+            after_text(m)
+        ),
+    }
+}
+
+fn render_map_change(m: &MapChange, p: &Painter) -> String {
+    let mut out = format!("{} {}\n", p.symbol(m.action), map_change_line(m));
+    if !m.releases.is_empty() && m.interim.is_none() {
+        let _ = writeln!(
+            out,
+            "{INDENT}{}",
+            p.paint(
+                Paint::Dim,
+                &format!("# set before deleting {}", m.releases.join(", "))
+            )
+        );
+    }
     out
 }
 

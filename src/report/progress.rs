@@ -322,6 +322,27 @@ pub(crate) fn event_line(event: &ApplyEvent) -> Option<String> {
     })
 }
 
+/// The requests a run sent to the cloud, for the end of the summary: `Requests: 12 (ARM 9, other 3).`,
+/// with the throttled answers when there were any (each was retried).
+pub(crate) fn render_requests(what: &str, t: &crate::provider::pipeline::RequestTally) -> String {
+    let mut out = format!(
+        "{what}: {} request(s) (ARM {}, blob and other {})",
+        t.total(),
+        t.arm,
+        t.other
+    );
+    if t.throttled > 0 {
+        let _ = write!(out, ", {} throttled (429) and retried", t.throttled);
+    }
+    out.push_str(".\n");
+    out
+}
+
+/// The progress line said when ARM requests start waiting for their token bucket.
+pub(crate) fn render_paced(notice: &crate::provider::pace::PaceNotice) -> String {
+    format!("  {notice} (ARM's request limits; waiting instead of being throttled)")
+}
+
 /// The end-of-run summary: the outcome, what failed and why (with the cloud's code and request id),
 /// what was rolled back, what could not be restored, and how long each step took.
 pub(crate) fn render_summary(summary: &Summary, verb: &str) -> String {
@@ -445,6 +466,29 @@ mod tests {
             result: StepResult::Succeeded,
         };
         assert_eq!(event_line(&finished).unwrap(), "+ store: created in 2.3s");
+    }
+
+    #[test]
+    fn requests_and_pacing_render() {
+        let t = crate::provider::pipeline::RequestTally {
+            arm: 9,
+            other: 3,
+            throttled: 0,
+        };
+        assert_eq!(
+            render_requests("Requests", &t),
+            "Requests: 12 request(s) (ARM 9, blob and other 3).\n"
+        );
+        let t = crate::provider::pipeline::RequestTally { throttled: 2, ..t };
+        assert!(render_requests("Refresh", &t).contains(", 2 throttled (429) and retried."));
+        let n = crate::provider::pace::PaceNotice {
+            class: crate::provider::pace::PaceClass::Write,
+            per_second: 10.0,
+        };
+        assert_eq!(
+            render_paced(&n),
+            "  paced: 10 writes/s (ARM's request limits; waiting instead of being throttled)"
+        );
     }
 
     #[test]

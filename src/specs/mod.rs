@@ -18,6 +18,6 @@ pub use registry::Registry;
 pub(crate) use schema::stack_json_schema;
 pub(crate) use spec::registered_version;
 pub use spec::{
-    AmlFileKind, ArmMapping, AttributeSpec, DurationUnit, FieldSpec, FieldType, Lro, Plane,
-    Propagation, ResourceSpec, SpecError, StringForm, WireFormat,
+    Aggregate, AmlFileKind, ArmMapping, AttributeSpec, DurationUnit, FieldSpec, FieldType, Lro,
+    Plane, Propagation, ResourceSpec, SpecError, StringForm, WireFormat,
 };

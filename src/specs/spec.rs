@@ -79,6 +79,25 @@ pub struct ArmMapping {
     /// of refusing to take over an object the state does not know.
     #[serde(default)]
     pub(crate) adopt_existing: bool,
+    /// The collection that lists resources of this type together, which refresh reads instead of one
+    /// GET per resource.
+    #[serde(default)]
+    pub list: Option<ListMapping>,
+}
+
+/// How resources of a type are read together: one listing (with its paging) per group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMapping {
+    /// Template of the collection's path (ARM) with the same placeholders as `path`; for the blob data
+    /// plane, the container whose blobs are listed.
+    pub path: String,
+    /// What the resources listed together share (`resource_group`, a field such as `account`): one
+    /// listing per distinct value. Must appear as a placeholder of `path`.
+    pub group_by: String,
+    /// Whether an entry of the listing carries everything the observer reads; when false, each
+    /// resource the listing finds is then read by GET (the listing still tells what is gone).
+    pub complete: bool,
 }
 
 /// A change the cloud applies only after replication.
@@ -260,6 +279,25 @@ pub struct FieldSpec {
     /// file, and the planner compares the file with the live bytes by that hash.
     #[serde(default)]
     pub(crate) content_hash: Option<String>,
+    /// The field is one entry of a map held by another resource (a deployment's `traffic` share in its
+    /// endpoint's `properties.traffic`): the planner gathers the entries of every resource naming the
+    /// same owner into one map change, and the resource's own create, update and delete leave it alone.
+    #[serde(default)]
+    pub aggregate: Option<Aggregate>,
+}
+
+/// Where an `aggregate` field goes: the map at ARM path `map` in the body of the resource that the
+/// field `owner` names (of that field's `parent_ref` type), under the key that the field `key` holds.
+/// The owner's map must add up to 100 or be empty (the only kind of map this describes today).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    /// ARM path of the map in the owner's body (`properties.traffic`).
+    pub map: String,
+    /// The field of this resource that names the owner (`endpoint`).
+    pub owner: String,
+    /// The field of this resource whose value is its key in the map (`name`).
+    pub key: String,
 }
 
 impl FieldSpec {
@@ -428,6 +466,33 @@ impl ResourceSpec {
                     .to_string(),
             ));
         }
+        for (name, field) in &spec.fields {
+            let Some(agg) = &field.aggregate else {
+                continue;
+            };
+            let err = |m: &str| invalid(file, format!("field `{name}`: {m}"));
+            if field.kind != FieldType::Integer || field.custom.is_none() || field.arm.is_some() {
+                return Err(err(
+                    "an `aggregate` field is an integer the type maps itself (`custom`, no `arm:`)",
+                ));
+            }
+            if spec
+                .fields
+                .get(&agg.owner)
+                .is_none_or(|f| f.parent_ref.is_none() || f.kind != FieldType::String)
+            {
+                return Err(err(
+                    "`aggregate.owner` must name a string field with a `parent_ref`",
+                ));
+            }
+            if spec
+                .fields
+                .get(&agg.key)
+                .is_none_or(|f| f.kind != FieldType::String || !f.required)
+            {
+                return Err(err("`aggregate.key` must name a required string field"));
+            }
+        }
         if spec.arm.adopt_existing {
             let last = spec.arm.path.rsplit('/').next().unwrap_or_default();
             if !(last.starts_with('{') && last.contains('(')) {
@@ -437,6 +502,17 @@ impl ResourceSpec {
                         .to_string(),
                 ));
             }
+        }
+        if let Some(list) = &spec.arm.list
+            && !list.path.contains(&format!("{{{}}}", list.group_by))
+        {
+            return Err(invalid(
+                file,
+                format!(
+                    "`arm.list.group_by: {}` is not a placeholder of `arm.list.path`",
+                    list.group_by
+                ),
+            ));
         }
         if !spec.attributes.contains_key("id") {
             return Err(invalid(
@@ -577,6 +653,13 @@ impl ResourceSpec {
         self.fields
             .iter()
             .find_map(|(name, f)| f.content_hash.as_deref().map(|attr| (name.as_str(), attr)))
+    }
+
+    /// The top-level fields whose value is an entry of a map another resource holds (`aggregate`).
+    pub(crate) fn aggregates(&self) -> impl Iterator<Item = (&str, &FieldSpec, &Aggregate)> {
+        self.fields
+            .iter()
+            .filter_map(|(name, f)| f.aggregate.as_ref().map(|a| (name.as_str(), f, a)))
     }
 
     /// Whether `path` is a computed attribute (known only after apply).

@@ -4,8 +4,6 @@
 //!   `endpoint`) must point at a resource of that type;
 //! * two resources must not manage the same cloud object (same type and the same identifying fields —
 //!   the fields its ARM path is built from, plus its parent fields);
-//! * the `traffic` of the deployments of one endpoint must add up to 100, or to 0 when none serves yet,
-//!   as the endpoint's traffic map requires.
 //!
 //! Only values known at load time are compared; references are compared by what they name, so
 //! `${data.name}` in two blobs is the same container. These checks never read files.
@@ -72,7 +70,6 @@ pub(crate) fn check(
 ) {
     parent_types(registry, resources, errors);
     duplicates(registry, resources, errors);
-    traffic(resources, errors);
 }
 
 fn parent_types(
@@ -172,51 +169,6 @@ fn duplicates(
                 seen.insert((r.type_name.clone(), values), r);
             }
         }
-    }
-}
-
-fn traffic(resources: &IndexMap<String, Resource>, errors: &mut Vec<Diagnostic>) {
-    // Deployments grouped by the endpoint they name.
-    let mut groups: IndexMap<String, Vec<(&Resource, i64)>> = IndexMap::new();
-    for r in resources.values() {
-        if r.type_name != "online_deployment" {
-            continue;
-        }
-        let (Some(endpoint), Some(traffic)) = (r.inputs.get("endpoint"), r.inputs.get("traffic"))
-        else {
-            continue;
-        };
-        let (Some(key), ExprKind::Int(percent)) = (key_of(endpoint), &traffic.kind) else {
-            continue;
-        };
-        groups.entry(key).or_default().push((r, *percent));
-    }
-    for (endpoint, members) in groups {
-        let total: i64 = members.iter().map(|(_, p)| *p).sum();
-        if total == 0 || total == 100 {
-            continue;
-        }
-        let Some((last, _)) = members.last() else {
-            continue;
-        };
-        let at = last.inputs.get("traffic").map_or(&last.loc, |e| &e.loc);
-        let split = members
-            .iter()
-            .map(|(r, p)| format!("{} {p}%", r.name))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut d = Diagnostic::new(
-            &at.source,
-            at.span,
-            format!("the traffic of the deployments of endpoint `{endpoint}` adds up to {total}%, not 100%"),
-        )
-        .label(split)
-        .help("an endpoint's traffic shares must add up to 100 (or all be 0 before any deployment serves)");
-        for (r, _) in &members[..members.len() - 1] {
-            let loc = r.inputs.get("traffic").map_or(&r.loc, |e| &e.loc);
-            d = d.note(&loc.source, loc.span, format!("`{}` takes part", r.name));
-        }
-        errors.push(d);
     }
 }
 

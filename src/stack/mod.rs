@@ -37,6 +37,7 @@ mod check;
 mod cross;
 mod interp;
 mod model;
+mod shares;
 mod source;
 mod value;
 mod vars;
@@ -237,6 +238,7 @@ pub fn load_within(
         }
     };
     cross::check(registry, &resources, &mut ctx.errors);
+    shares::check(registry, &resources, &mut ctx.errors);
     let outputs = match root.get("outputs") {
         Some(node) => outputs(&mut ctx, &src, node),
         None => IndexMap::new(),

@@ -657,3 +657,50 @@ fn depends_on_keeps_each_name_once_in_order() {
         Some("18")
     );
 }
+
+/// Two deployments of one endpoint, with the given `traffic` lines (empty: the field left out).
+fn split_stack(blue: &str, green: &str) -> String {
+    let dep = |name: &str, traffic: &str| {
+        format!(
+            "  {name}:\n    type: online_deployment\n    name: {name}\n    endpoint: ${{ep.name}}\n    model: azureml:m:1\n    environment: azureml:e:1\n    code_configuration: {{ code: ., scoring_script: s.py }}\n{traffic}"
+        )
+    };
+    format!(
+        "{HEAD}  ep:\n    type: online_endpoint\n    name: ep-one\n{}{}",
+        dep("blue", blue),
+        dep("green", green)
+    )
+}
+
+#[test]
+fn the_traffic_of_one_endpoint_must_add_up_to_100_or_0() {
+    for (blue, green) in [
+        ("    traffic: 50\n", "    traffic: 50\n"),
+        ("    traffic: 100\n", "    traffic: 0\n"),
+        ("    traffic: 100\n", ""),
+        ("", ""),
+    ] {
+        Dir::new(&split_stack(blue, green)).ok(&LoadOptions::default());
+    }
+    let d = Dir::new(&split_stack("    traffic: 100\n", "    traffic: 50\n"));
+    let errs = d.load(&LoadOptions::default()).expect_err("150 is refused");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(
+        errs[0].message,
+        "the `traffic` shares of online_endpoint `ep` add up to 150, not 100 or 0: `blue` 100, `green` 50"
+    );
+    // Located at the last member's share, with the other member as a note.
+    assert_eq!(
+        errs[0].location(),
+        format!("{}:21:14", d.path("stack.yaml").display())
+    );
+    let rendered = diag::render(&errs, diag::Style::default());
+    assert!(rendered.contains("`blue` 100"), "{rendered}");
+    let d = Dir::new(&split_stack("    traffic: 30\n", ""));
+    let errs = d.load(&LoadOptions::default()).expect_err("30 is refused");
+    assert!(
+        errs[0].message.contains("add up to 30"),
+        "{}",
+        errs[0].message
+    );
+}

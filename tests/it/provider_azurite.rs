@@ -126,7 +126,7 @@ async fn shared_key_blob_round_trip_against_azurite() {
     let under_dir = blobs.list_blobs("hello", Some("dir/")).await.unwrap();
     assert_eq!(under_dir.len(), 1);
     assert_eq!(
-        under_dir[0].content_md5.as_deref(),
+        under_dir[0].properties.content_md5.as_deref(),
         Some("hvsmnRkNLIX24EaM7KQqIA==")
     );
 

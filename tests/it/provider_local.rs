@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use stackform::cloud::faults::Faults;
 use stackform::provider::ids::role_assignment_name;
 use stackform::provider::{
-    AzureProvider, Observed, ProgressEvent, Provider, ResourceRequest, ResourceType,
+    AzureProvider, MapRequest, Observed, ProgressEvent, Provider, ResourceRequest, ResourceType,
 };
 
 use crate::support::example_dir;
@@ -97,6 +97,24 @@ async fn create_read(p: &AzureProvider, r: &ResourceRequest) -> Observed {
     assert_reads_back(&r.address, &r.inputs, &read);
     assert_eq!(created.id, read.id);
     read
+}
+
+/// Puts an endpoint's whole traffic map; returns the one it replaced.
+async fn set_traffic(
+    p: &AzureProvider,
+    endpoint: &str,
+    entries: &[(&str, u64)],
+) -> std::collections::BTreeMap<String, u64> {
+    p.set_map(&MapRequest {
+        address: "endpoint.traffic".into(),
+        owner_type: ResourceType::OnlineEndpoint,
+        owner: endpoint.to_owned(),
+        map: "properties.traffic".into(),
+        entries: entries.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        progress: None,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("set the traffic of {endpoint}: {e}"))
 }
 
 async fn update_read(p: &AzureProvider, prior: &Observed, r: &ResourceRequest) -> Observed {
@@ -352,11 +370,23 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
             "STORAGE_CONTAINER_NAME": "hello", "FILE_NAME": "hello.txt",
         },
     }));
-    let d = req(ResourceType::OnlineDeployment, "blue", d_inputs.clone())
-        .with_progress(progress.clone());
+    // A deployment's create never moves traffic (Azure keeps the endpoint's map as it is, and the map
+    // must name existing deployments): it is created at 0, and the endpoint's whole map is set next.
+    let mut at_zero = d_inputs.clone();
+    at_zero.insert("traffic".into(), json!(0));
+    let d = req(ResourceType::OnlineDeployment, "blue", at_zero).with_progress(progress.clone());
     pause_faults(local, true, faults);
     let dep = create_read(p, &d).await;
     pause_faults(local, false, faults);
+    assert_eq!(
+        p.traffic(&endpoint).await.unwrap().unwrap().get("blue"),
+        None
+    );
+    let previous = set_traffic(p, &endpoint, &[("blue", 100)]).await;
+    assert!(previous.is_empty(), "{previous:?}");
+    let d = req(ResourceType::OnlineDeployment, "blue", d_inputs.clone())
+        .with_progress(progress.clone());
+    assert_reads_back("blue", &d.inputs, &p.read(&d).await.unwrap().unwrap());
     assert_eq!(s(&dep, "provisioning_state"), "Succeeded");
     for (out, kind) in [
         ("model_id", "/models/"),
@@ -416,7 +446,15 @@ async fn lifecycle(local: &Local, suffix: &str, faults: &Faults) {
     assert_eq!(answer.as_array().map(Vec::len), Some(2), "{answer}");
     pause_faults(local, false, faults);
 
-    // Teardown in reverse order; each delete waits until gone and is idempotent.
+    // Teardown in reverse order; each delete waits until gone and is idempotent. Traffic goes first:
+    // Azure refuses to delete a deployment that still has a share.
+    let refused = p.delete(&d).await.expect_err("blue still has traffic");
+    assert!(
+        refused.to_string().contains("still receives traffic"),
+        "{refused}"
+    );
+    let previous = set_traffic(p, &endpoint, &[]).await;
+    assert_eq!(previous.get("blue"), Some(&100));
     delete_gone(p, &d).await;
     delete_gone(p, &r).await;
     delete_gone(p, &e).await;

@@ -120,7 +120,10 @@ pub(crate) fn get_definition(scope: &str, guid: &str) -> ArmResult {
 }
 
 /// Assignments at, above or (without `atScope()`) below `scope`, optionally of one principal.
-pub(crate) fn list_assignments(cx: &Ctx, scope: &str) -> Response {
+/// RoleAssignments_ListForScope (Microsoft.Authorization 2022-04-01, `Azure/azure-rest-api-specs:
+/// specification/authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/authorization-RoleAssignmentsCalls.json`):
+/// `$filter` (`atScope()`, `principalId eq '…'`), paged by `nextLink` with `$skipToken`.
+pub(crate) fn list_assignments(cx: &Ctx, scope: &str) -> ArmResult {
     let sub = cx.st.seed().subscription_id;
     let filter = cx.q("$filter").unwrap_or_default().to_string();
     let at_scope = filter.to_ascii_lowercase().contains("atscope()");
@@ -148,7 +151,7 @@ pub(crate) fn list_assignments(cx: &Ctx, scope: &str) -> Response {
         })
         .map(|ra| assignment_body(ra, &sub))
         .collect();
-    json_response(StatusCode::OK, json!({"value": list}))
+    cx.page(list)
 }
 
 pub(crate) fn get_assignment(cx: &Ctx, id: &str) -> ArmResult {

@@ -25,8 +25,9 @@ use axum::response::{IntoResponse, Response};
 use super::auth::{ArmLevel, arm_level};
 use super::faults::Injected;
 use super::http::{MAX_BODY, Query, injected_server_error, percent_decode, request_id_headers};
-use super::state::CloudState;
+use super::state::{Admission, CloudState};
 use super::store::now_ms;
+use crate::token_bucket::PaceClass;
 use protocol::{ArmCode, ArmError, ArmResult, Ctx, authenticate};
 use route::{ArmRoute, ResRef, RgRef, Scope};
 
@@ -38,13 +39,16 @@ pub(crate) async fn handle(st: CloudState, req: Request) -> Response {
         .await
         .unwrap_or_else(IntoResponse::into_response);
     request_id_headers(&mut resp, client_id.as_ref());
+    // With throttling on, the handler already said what remains in the caller's bucket.
     let budget = match method {
         Method::GET | Method::HEAD => ("x-ms-ratelimit-remaining-subscription-reads", "11999"),
         Method::DELETE => ("x-ms-ratelimit-remaining-subscription-deletes", "14999"),
         _ => ("x-ms-ratelimit-remaining-subscription-writes", "1199"),
     };
-    resp.headers_mut()
-        .insert(budget.0, HeaderValue::from_static(budget.1));
+    if !resp.headers().contains_key(budget.0) {
+        resp.headers_mut()
+            .insert(budget.0, HeaderValue::from_static(budget.1));
+    }
     let global = if method == Method::GET {
         "x-ms-ratelimit-remaining-subscription-global-reads"
     } else {
@@ -98,6 +102,7 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
         Some(v) => v.to_string(),
     };
     let caller = authenticate(&st, &parts.headers)?;
+    let remaining = admit(&st, &caller.oid, &parts.method)?;
     let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         ArmError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -122,10 +127,67 @@ async fn handle_inner(st: CloudState, req: Request) -> ArmResult {
         caller,
     };
     st.store.settle_due_operations(now_ms()).await?;
-    authorize(&cx, &segs)?;
-    let route = ArmRoute::parse(&segs);
-    require(&cx, &route.scope())?;
-    dispatch(&cx, route).await
+    let result = async {
+        authorize(&cx, &segs)?;
+        let route = ArmRoute::parse(&segs);
+        require(&cx, &route.scope())?;
+        dispatch(&cx, route).await
+    }
+    .await;
+    Ok(match (result, remaining) {
+        (r, None) => r?,
+        (r, Some((name, left))) => {
+            let mut resp = r.unwrap_or_else(IntoResponse::into_response);
+            resp.headers_mut().insert(name, HeaderValue::from(left));
+            resp
+        }
+    })
+}
+
+/// The header that reports what remains in the bucket of `method`'s class.
+fn remaining_header(method: &Method) -> &'static str {
+    match PaceClass::of(method.as_str()) {
+        PaceClass::Read => "x-ms-ratelimit-remaining-subscription-reads",
+        PaceClass::Write => "x-ms-ratelimit-remaining-subscription-writes",
+        PaceClass::Delete => "x-ms-ratelimit-remaining-subscription-deletes",
+    }
+}
+
+/// ARM's throttling, when `--arm-throttle` is on: one token of the request's class from the caller's
+/// bucket, or 429 `SubscriptionRequestsThrottled` with `Retry-After` (whole seconds, rounded up) and
+/// the bucket's remaining count (0). Limits and behaviour: Microsoft Learn, "Understand how Azure
+/// Resource Manager throttles requests" (`MicrosoftDocs/azure-docs:
+/// articles/azure-resource-manager/management/request-limits-and-throttling.md`, sections "Regional
+/// throttling and token bucket algorithm", "Error code", "Remaining requests"); the error code and
+/// message as ARM sends them: "Troubleshoot the SubscriptionRequestsThrottled error code (429)"
+/// (`MicrosoftDocs/SupportArticles-docs`, AKS troubleshooting) and recorded ARM answers.
+fn admit(
+    st: &CloudState,
+    oid: &str,
+    method: &Method,
+) -> Result<Option<(&'static str, u64)>, ArmError> {
+    match st.admit_arm(oid, method.as_str()) {
+        Admission::Unlimited => Ok(None),
+        Admission::Remaining(left) => Ok(Some((remaining_header(method), left))),
+        Admission::Throttled(wait) => {
+            let secs = wait.as_secs_f64().ceil().max(1.0);
+            let kind = match PaceClass::of(method.as_str()) {
+                PaceClass::Read => "read",
+                PaceClass::Write => "write",
+                PaceClass::Delete => "delete",
+            };
+            let sub = st.seed().subscription_id;
+            Err(ArmError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ArmCode::SubscriptionRequestsThrottled,
+                &format!(
+                    "Number of '{kind}' requests for subscription '{sub}' actor '{oid}' exceeded. Please try again after '{secs}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling"
+                ),
+            )
+            .header("Retry-After", format!("{secs}"))
+            .header(remaining_header(method), "0".to_owned()))
+        }
+    }
 }
 
 /// Role-based check of the caller on the request path.
@@ -266,7 +328,7 @@ async fn dispatch(cx: &Ctx, route: ArmRoute) -> ArmResult {
         R::StorageOperation { sub, location, op } if get => {
             storage::get_operation(cx, &sub, &location, &op)
         }
-        R::StorageAccounts { rg } if get => Ok(storage::list_accounts(cx, &rg)),
+        R::StorageAccounts { rg } if get => storage::list_accounts(cx, &rg),
         R::StorageAccount(a) => match *m {
             Method::GET => storage::get_account(cx, &a),
             Method::PUT => storage::put_account(cx, &a).await,
@@ -274,7 +336,7 @@ async fn dispatch(cx: &Ctx, route: ArmRoute) -> ArmResult {
             _ => Err(cx.unimplemented()),
         },
         R::StorageAccountKeys(a) if post => storage::list_keys(cx, &a),
-        R::Containers(a) if get => Ok(storage::list_containers(cx, &a)),
+        R::Containers(a) if get => storage::list_containers(cx, &a),
         R::Container(c) => match *m {
             Method::GET => storage::get_container(cx, &c),
             Method::PUT => storage::put_container(cx, &c).await,
@@ -312,7 +374,7 @@ async fn dispatch(cx: &Ctx, route: ArmRoute) -> ArmResult {
         R::DeploymentLogs(dep) if post => online::deployment_logs(cx, &dep),
         R::RoleDefinitions { scope } if get => Ok(authz::list_definitions(cx, &scope)),
         R::RoleDefinition { scope, guid } if get => authz::get_definition(&scope, &guid),
-        R::RoleAssignments { scope } if get => Ok(authz::list_assignments(cx, &scope)),
+        R::RoleAssignments { scope } if get => authz::list_assignments(cx, &scope),
         R::RoleAssignment { scope, id, name } => match *m {
             Method::GET => authz::get_assignment(cx, &id),
             Method::DELETE => authz::delete_assignment(cx, &id).await,

@@ -117,7 +117,22 @@ pub(crate) async fn patch_endpoint(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
     store_patched(cx, sub(ep), &key, b, "endpoint-patch").await
 }
 
-/// Traffic must name existing deployments and sum to 100 (or be empty / all zero).
+/// Traffic must name existing deployments and sum to 100 (or be empty / all zero), as Azure refuses
+/// otherwise. Sources:
+/// * the sum: `Azure/azure-rest-api-specs:
+///   specification/machinelearningservices/resource-manager/Microsoft.MachineLearningServices/stable/2025-12-01/openapi.json`,
+///   `OnlineEndpointProperties.traffic`: "Percentage of traffic from endpoint to divert to each
+///   deployment. Traffic values need to sum to 100." An empty map is what a new endpoint is created
+///   with (`Azure/azure-sdk-for-python: sdk/ml/azure-ai-ml/tests/recordings/online_services/e2etests/
+///   test_online_deployment.pyTestOnlineDeploymenttest_online_deployment.json`, the endpoint PUT sends
+///   and gets back `"traffic": {}`);
+/// * existing deployments only: the documented safe rollout creates `green` first and only then
+///   updates the endpoint's traffic (`Azure/azureml-examples: cli/deploy-safe-rollout-online-endpoints.sh`,
+///   `create_green` before `green_10pct_traffic`), and Azure ML answers an unknown deployment name
+///   with `UserError` ("Deployment … not found in endpoint …", Azure-Samples/contoso-chat#139).
+///
+/// The published sources show neither the status nor the message of these two refusals; the local
+/// cloud answers 400 `UserError`, Azure ML's code for a refused user request.
 fn check_traffic(cx: &Ctx, ep: &EndpointRef, traffic: &Value) -> Result<(), ArmError> {
     let Some(tmap) = traffic.as_object() else {
         return Err(user_error(
@@ -376,10 +391,7 @@ pub(crate) fn list_deployments(cx: &Ctx, ep: &EndpointRef) -> ArmResult {
     if !cx.st.store.has_resource(&ep.key()) {
         return Err(endpoint_not_found(ep));
     }
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"value": cx.st.store.children(&ep.id, "deployments")}),
-    ))
+    cx.page_by(cx.st.store.children(&ep.id, "deployments"), "$skip")
 }
 
 /// `POST {deployment}/getLogs`.
@@ -446,6 +458,11 @@ fn deployment_not_found(dep: &DeploymentRef) -> ArmError {
 }
 
 /// Refused while the deployment receives traffic; otherwise stops it and deletes it (pattern C).
+/// The documented safe rollout moves all traffic off a deployment (`--traffic "blue:0,green:100"`)
+/// before `az ml online-deployment delete --name blue` (`Azure/azureml-examples:
+/// cli/deploy-safe-rollout-online-endpoints.sh`, `green_100pct_traffic` before `delete_blue`); the REST
+/// definitions do not say what the service answers otherwise, so the local cloud refuses (400
+/// `UserError`), never more lenient than Azure may be.
 async fn delete_deployment(cx: &Ctx, dep: &DeploymentRef, ep: &Value) -> ArmResult {
     let key = dep.key();
     let traffic = ep

@@ -50,6 +50,7 @@ wire_codes!(
     StorageAccountAlreadyTaken,
     SubscriptionNotFound,
     TooManyRequests,
+    SubscriptionRequestsThrottled,
     UserError,
 );
 
@@ -188,6 +189,10 @@ pub(crate) fn authenticate(st: &Shared, headers: &HeaderMap) -> Result<Claims, A
 }
 
 /// One ARM request, authenticated and with its api-version checked.
+/// The most entries one page of an ARM list holds here. ARM's own page sizes are the service's
+/// choice; clients follow `nextLink` whatever they are.
+pub(crate) const PAGE_SIZE: usize = 1000;
+
 pub(crate) struct Ctx {
     pub(crate) st: CloudState,
     pub(crate) method: Method,
@@ -202,6 +207,68 @@ pub(crate) struct Ctx {
 impl Ctx {
     pub(crate) fn q(&self, name: &str) -> Option<&str> {
         self.query.get(name)
+    }
+
+    /// One page of a collection, as ARM's pageable lists answer: `{"value": [...], "nextLink": url}`,
+    /// the link present only when more entries follow. The page holds `$maxpagesize` (or `$top`)
+    /// entries when the request names a positive number, at most [`PAGE_SIZE`]; the link carries the
+    /// api-version, the page size and a `$skipToken` with the offset of the next entry (ARM's
+    /// `x-ms-pageable` contract: `nextLinkName: nextLink`, e.g. StorageAccounts_ListByResourceGroup and
+    /// BlobContainers_List in `Azure/azure-rest-api-specs:
+    /// specification/storage/resource-manager/Microsoft.Storage/stable/2025-01-01/{storage,blob}.json`).
+    /// A `$skipToken` that is not an offset this cloud gave is a 400.
+    pub(crate) fn page(&self, items: Vec<Value>) -> Result<Response, ArmError> {
+        self.page_by(items, "$skipToken")
+    }
+
+    /// [`Ctx::page`] with the continuation parameter named `token` (Azure ML's lists use `$skip`:
+    /// OnlineDeployments_List in `Azure/azure-rest-api-specs:
+    /// specification/machinelearningservices/resource-manager/Microsoft.MachineLearningServices/stable/2025-12-01/mlservices.json`,
+    /// parameters `$top` and `$skip`, "Continuation token for pagination").
+    pub(crate) fn page_by(&self, items: Vec<Value>, token: &str) -> Result<Response, ArmError> {
+        let size = ["$maxpagesize", "$top"]
+            .iter()
+            .find_map(|k| self.q(k))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+            .map_or(PAGE_SIZE, |n| n.min(PAGE_SIZE));
+        let skip = match self.q(token) {
+            None => 0,
+            Some(t) => t.parse::<usize>().map_err(|_| {
+                ArmError::bad_request(
+                    ArmCode::InvalidRequestContent,
+                    &format!("The value of the {token} query parameter is invalid."),
+                )
+            })?,
+        };
+        let total = items.len();
+        let page: Vec<Value> = items.into_iter().skip(skip).take(size).collect();
+        let mut body = serde_json::json!({ "value": page });
+        if skip + size < total {
+            let mut next =
+                url::Url::parse(&format!("{}{}", self.st.arm_url, self.path)).map_err(|e| {
+                    ArmError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        ArmCode::InternalServerError,
+                        &format!("bad next link: {e}"),
+                    )
+                })?;
+            {
+                let mut q = next.query_pairs_mut();
+                // The request's own parameters (a `$filter`) hold for every page.
+                for (k, v) in self.query.pairs() {
+                    let paging = ["api-version", "$maxpagesize", "$top", token];
+                    if !paging.iter().any(|p| k.eq_ignore_ascii_case(p)) {
+                        q.append_pair(k, v);
+                    }
+                }
+                q.append_pair("api-version", &self.api_version)
+                    .append_pair("$maxpagesize", &size.to_string())
+                    .append_pair(token, &(skip + size).to_string());
+            }
+            body["nextLink"] = Value::String(next.to_string());
+        }
+        Ok(json_response(StatusCode::OK, body))
     }
 
     /// The body as JSON; an empty body is `{}`.

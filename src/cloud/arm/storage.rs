@@ -5,7 +5,6 @@
 //! Handlers take typed routes; deleting an account or a container goes through the store's one
 //! cascading delete, never through its maps.
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::protocol::{ArmCode, ArmError, ArmResult, Ctx};
@@ -95,7 +94,8 @@ fn find_account(cx: &Ctx, name: &str) -> Option<String> {
         .map(|(k, _)| k)
 }
 
-pub(crate) fn list_accounts(cx: &Ctx, rg: &RgRef) -> Response {
+/// StorageAccounts_ListByResourceGroup, paged by `nextLink`.
+pub(crate) fn list_accounts(cx: &Ctx, rg: &RgRef) -> ArmResult {
     let list: Vec<Value> = cx
         .st
         .store
@@ -106,7 +106,7 @@ pub(crate) fn list_accounts(cx: &Ctx, rg: &RgRef) -> Response {
         .into_iter()
         .map(|b| render_account(&cx.st.arm_url, b))
         .collect();
-    json_response(StatusCode::OK, json!({"value": list}))
+    cx.page(list)
 }
 
 fn account_not_found(a: &ResRef) -> ArmError {
@@ -229,12 +229,13 @@ pub(crate) async fn put_account(cx: &Ctx, a: &ResRef) -> ArmResult {
     ))
 }
 
-pub(crate) fn list_containers(cx: &Ctx, a: &ResRef) -> Response {
+/// BlobContainers_List, paged by `nextLink` (`$maxpagesize` honoured).
+pub(crate) fn list_containers(cx: &Ctx, a: &ResRef) -> ArmResult {
     let list = cx
         .st
         .store
         .children(&format!("{}/blobServices/default", a.id), "containers");
-    json_response(StatusCode::OK, json!({"value": list}))
+    cx.page(list)
 }
 
 pub(crate) fn get_container(cx: &Ctx, c: &ChildRef<ResRef>) -> ArmResult {

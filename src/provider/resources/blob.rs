@@ -4,7 +4,7 @@
 //!
 //! The content itself is never logged or returned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -160,6 +160,55 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
     let Some(props) = blobs.head_blob(container, name).await? else {
         return Ok(None);
     };
+    observe_live(req, &blobs, container, name, &props).await
+}
+
+/// Reads the blobs of one container (every request names the same account and container) with one
+/// List Blobs (`include=metadata`, paged by `NextMarker`): each blob's properties come from the
+/// listing; a blob whose MD5 is not the local content's is then downloaded to hash, as after a HEAD.
+/// A missing account or container means every blob in it is gone.
+pub(crate) async fn read_listed(
+    ctx: &Ctx,
+    reqs: &[ResourceRequest],
+) -> Result<Vec<Result<Option<Observed>>>> {
+    let Some(first) = reqs.first() else {
+        return Ok(Vec::new());
+    };
+    let Some((blobs, container, _)) = located(ctx, first).await? else {
+        return Ok(reqs.iter().map(|_| Ok(None)).collect());
+    };
+    let listed = match blobs.list_blobs(container, None).await {
+        Ok(items) => items,
+        Err(e) if e.is_not_found() || e.has_code("ContainerNotFound") => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let by_name: HashMap<&str, &BlobProperties> = listed
+        .iter()
+        .map(|i| (i.name.as_str(), &i.properties))
+        .collect();
+    let mut out = Vec::with_capacity(reqs.len());
+    for req in reqs {
+        let answer = match required_str(&req.inputs, "name") {
+            Err(e) => Err(e),
+            Ok(name) => match by_name.get(name) {
+                None => Ok(None),
+                Some(props) => observe_live(req, &blobs, container, name, props).await,
+            },
+        };
+        out.push(answer);
+    }
+    Ok(out)
+}
+
+/// The observed blob from its live properties; downloads and hashes the live content when it is not
+/// the local one (small blobs only).
+async fn observe_live(
+    req: &ResourceRequest,
+    blobs: &BlobClient,
+    container: &str,
+    name: &str,
+    props: &BlobProperties,
+) -> Result<Option<Observed>> {
     let desired = desired_content(&req.inputs).await.ok();
     let url = blobs.url(container, Some(name))?;
     let matches = match (&desired, &props.content_md5) {
@@ -179,7 +228,7 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
     Ok(Some(observe(
         req,
         url.as_str(),
-        &props,
+        props,
         desired.as_ref(),
         live_sha256,
     )))

@@ -26,6 +26,9 @@ pub struct Ctx {
     /// Blob endpoint and data-plane auth per storage account (SharedKey from `listKeys`, or Bearer when
     /// shared-key access is disabled).
     pub(crate) account_access: Mutex<HashMap<String, (url::Url, Auth)>>,
+    /// Storage accounts as the last listing of their resource group showed them (name lowercased), so
+    /// the blob data plane's access needs no GET of an account refresh has just listed.
+    pub(crate) listed_accounts: Mutex<HashMap<String, Value>>,
     /// The ML workspace's region, read once.
     workspace_location: tokio::sync::OnceCell<String>,
 }
@@ -45,6 +48,7 @@ impl Ctx {
             arm,
             registry,
             account_access: Mutex::new(HashMap::new()),
+            listed_accounts: Mutex::new(HashMap::new()),
             workspace_location: tokio::sync::OnceCell::new(),
         }
     }
@@ -99,7 +103,11 @@ impl Ctx {
     /// The ARM path of a resource from its spec template, `{subscription}`, `{resource_group}` and
     /// `{workspace}` from the cloud, other placeholders from the inputs.
     pub fn path(&self, t: ResourceType, inputs: &Map<String, Value>) -> Result<String> {
-        let template = &self.spec(t)?.arm.path;
+        self.fill(&self.spec(t)?.arm.path, inputs)
+    }
+
+    /// Fills an ARM path template as [`Ctx::path`] does.
+    pub(crate) fn fill(&self, template: &str, inputs: &Map<String, Value>) -> Result<String> {
         fill_template(template, |name| match name {
             "subscription" => Some(self.config.subscription_id.clone()),
             "resource_group" => Some(self.config.resource_group.clone()),
@@ -466,14 +474,6 @@ pub(crate) async fn generic_put(ctx: &Ctx, req: &ResourceRequest) -> Result<Obse
 /// An error for an answer of the cloud that lacks what the operation needs.
 pub fn failed(message: impl Into<String>) -> ProviderError {
     ProviderError::new(ErrorKind::Failed, message)
-}
-
-/// An error for an input of the wrong shape.
-pub(crate) fn bad_input(name: &str, expected: &str) -> ProviderError {
-    ProviderError::new(
-        ErrorKind::Invalid,
-        format!("input `{name}` must be {expected}"),
-    )
 }
 
 #[cfg(test)]

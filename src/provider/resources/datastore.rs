@@ -236,7 +236,10 @@ impl Datastore {
     async fn upload_inner(&self, prefix: &str, files: &[(String, PathBuf)]) -> Result<()> {
         let existing: BTreeMap<String, Option<String>> =
             match self.blobs.list_blobs(&self.container, Some(prefix)).await {
-                Ok(items) => items.into_iter().map(|i| (i.name, i.content_md5)).collect(),
+                Ok(items) => items
+                    .into_iter()
+                    .map(|i| (i.name, i.properties.content_md5))
+                    .collect(),
                 Err(e) if e.is_not_found() => BTreeMap::new(),
                 Err(e) => return Err(e),
             };

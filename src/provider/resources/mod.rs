@@ -21,6 +21,7 @@
 pub mod blob;
 pub mod common;
 mod datastore;
+pub(crate) mod listing;
 pub mod online_deployment;
 pub mod online_endpoint;
 pub mod role_assignment;

@@ -7,8 +7,9 @@
 //! integer is registered; the observer compares the live model's recorded hash, never a predicted id.
 //! A single-file `code` path is uploaded into a folder of its own (a code version names a folder).
 //! Then the deployment is PUT (pattern B); a `Failed` deployment's error carries the tail of its log. A
-//! change of `instance_count` alone is a PATCH of `sku.capacity` (pattern C); `traffic` is applied on
-//! the endpoint.
+//! change of `instance_count` alone is a PATCH of `sku.capacity` (pattern C). `traffic` is read back
+//! from the endpoint's map but never set here: the planner gathers the shares of an endpoint's
+//! deployments into one map, set by its own step (`online_endpoint::set_map`).
 //!
 //! Everything else about the body — defaults, wire spellings, the request settings and probes with their
 //! ISO 8601 durations, the fixed `sku.name` and compute type — is the spec's, placed and read back by the
@@ -22,8 +23,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::common::{
-    Ctx, arm_path, bad_input, get_path, input_or_default, required_str, set_path, spec_body,
-    spec_observe,
+    Ctx, arm_path, get_path, input_or_default, required_str, set_path, spec_body, spec_observe,
 };
 use super::datastore::{self, DATASTORE, Datastore};
 use super::online_endpoint;
@@ -683,9 +683,32 @@ async fn endpoint_traffic(
     let mine = map
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| *v)
-        .unwrap_or(0);
+        .map_or(0, |(_, v)| *v);
     Ok((map, mine))
+}
+
+/// The endpoint's traffic split, read once for all the deployments of one listing.
+pub(super) async fn listed_traffic(
+    ctx: &Ctx,
+    inputs: &Map<String, Value>,
+) -> Result<BTreeMap<String, u32>> {
+    Ok(endpoint_traffic(ctx, inputs).await?.0)
+}
+
+/// A listed deployment (OnlineDeployments_List answers the same OnlineDeployment definition as GET)
+/// observed with its share of `traffic`.
+pub(super) async fn observe_listed(
+    ctx: &Ctx,
+    req: &ResourceRequest,
+    body: &Value,
+    traffic: &BTreeMap<String, u32>,
+) -> Result<Observed> {
+    let name = required_str(&req.inputs, "name")?;
+    let share = traffic
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map_or(0, |(_, v)| *v);
+    observe(ctx, req, body, share).await
 }
 
 pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
@@ -700,39 +723,8 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
     observe(ctx, req, &body, traffic).await.map(Some)
 }
 
-/// The share of the endpoint's traffic the inputs ask for (the spec's default when they say none).
-pub(super) fn wanted_share(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<u32> {
-    let share = ctx
-        .spec(T)?
-        .field("traffic")
-        .and_then(|f| input_or_default(f, inputs, "traffic"))
-        .and_then(Value::as_u64)
-        .ok_or_else(|| ProviderError::invalid("missing input `traffic`"))?;
-    u32::try_from(share).map_err(|_| bad_input("traffic", "a percentage"))
-}
-
-/// Sets this deployment's share on its endpoint when it differs from the live one. When the share is
-/// 100, every other deployment goes to 0; otherwise the other shares are left as they are.
-async fn apply_traffic(ctx: &Ctx, req: &ResourceRequest) -> Result<u32> {
-    let want = wanted_share(ctx, &req.inputs)?;
-    let (mut map, live) = endpoint_traffic(ctx, &req.inputs).await?;
-    if want == live {
-        return Ok(live);
-    }
-    let name = required_str(&req.inputs, "name")?.to_owned();
-    map.retain(|k, _| !k.eq_ignore_ascii_case(&name));
-    if want == 100 {
-        map.clear();
-    }
-    map.insert(name, want);
-    req.report("SettingTraffic");
-    let report = |s: &str| req.report(s);
-    online_endpoint::set_traffic(ctx, required_str(&req.inputs, "endpoint")?, &map, &report)
-        .await?;
-    Ok(want)
-}
-
-/// Full create or redeploy: assets, then the deployment PUT, then traffic.
+/// Full create or redeploy: assets, then the deployment PUT. Traffic is not touched: the endpoint's
+/// whole map is set by its own step (a new deployment starts with no share).
 pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let ids = prepare_assets(ctx, req).await?;
     let location = ctx.workspace_location().await?;
@@ -751,12 +743,13 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
         }
         Err(e) => return Err(e),
     };
-    let traffic = apply_traffic(ctx, req).await?;
+    let (_, traffic) = endpoint_traffic(ctx, &req.inputs).await?;
     observe(ctx, req, &done, traffic).await
 }
 
-/// Update, decided against the live deployment (not `prior`): traffic only → endpoint PUT; instance
-/// count only → PATCH `sku.capacity`; anything else, or a deployment that is not `Succeeded` → a full PUT.
+/// Update, decided against the live deployment (not `prior`): instance count only → PATCH
+/// `sku.capacity`; nothing but traffic → nothing (the endpoint's map is its own step); anything else,
+/// or a deployment that is not `Succeeded` → a full PUT.
 pub async fn update(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let spec = ctx.spec(T)?;
     let mut after = req.inputs.clone();
@@ -820,7 +813,7 @@ pub async fn update(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
             .await?
             .ok_or_else(|| ProviderError::new(ErrorKind::NotFound, "deployment does not exist"))?
     };
-    let traffic = apply_traffic(ctx, req).await?;
+    let (_, traffic) = endpoint_traffic(ctx, &req.inputs).await?;
     observe(ctx, req, &body, traffic).await
 }
 
@@ -839,23 +832,11 @@ pub(super) fn scale_patch(spec: &ResourceSpec, count: Value) -> Result<Value> {
     Ok(patch)
 }
 
-/// Moves traffic off the deployment, then deletes it (pattern C).
+/// Deletes the deployment (pattern C). Its traffic share must already be 0 — the endpoint's map is
+/// set by its own step before this delete (Azure refuses to delete a deployment that has traffic).
 pub async fn delete(ctx: &Ctx, req: &ResourceRequest) -> Result<()> {
     let endpoint = required_str(&req.inputs, "endpoint")?;
-    let name = required_str(&req.inputs, "name")?;
-    if let Some(map) = online_endpoint::traffic(ctx, endpoint).await? {
-        if map
-            .iter()
-            .any(|(k, v)| k.eq_ignore_ascii_case(name) && *v > 0)
-        {
-            let rest: BTreeMap<String, u32> = map
-                .into_iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case(name))
-                .collect();
-            req.report("RemovingTraffic");
-            online_endpoint::set_traffic(ctx, endpoint, &rest, &|_| {}).await?;
-        }
-    } else {
+    if online_endpoint::traffic(ctx, endpoint).await?.is_none() {
         // The endpoint is gone, and with it every deployment.
         return Ok(());
     }

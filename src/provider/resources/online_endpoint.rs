@@ -1,7 +1,7 @@
 //! What is special about online endpoints: the managed identity block (system- or user-assigned, ids
 //! compared case-insensitively), keeping the live traffic split on every PUT (traffic belongs to the
-//! deployments' `traffic` inputs, set through [`set_traffic`]), the endpoint keys and invoking the
-//! scoring URI.
+//! deployments' `traffic` inputs, gathered by the planner into one map and set through [`set_map`]),
+//! the endpoint keys and invoking the scoring URI.
 //!
 //! Keys and tokens are [`Secret`]s; a scoring response body is returned to the caller, never logged.
 
@@ -16,7 +16,7 @@ use super::common::{
     Ctx, arm_delete, arm_get, arm_path, failed, get_path, input_or_default, set_path, spec_body,
     spec_observe, spec_outputs,
 };
-use crate::provider::contract::{Observed, ResourceRequest, ResourceType, Result};
+use crate::provider::contract::{MapRequest, Observed, ResourceRequest, ResourceType, Result};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::pipeline::{Auth, HttpRequest};
 use crate::provider::secret::Secret;
@@ -272,26 +272,38 @@ fn writable(spec: &ResourceSpec, current: &Value) -> Result<Value> {
     Ok(body)
 }
 
-/// Sets the endpoint's traffic split: GET the endpoint, replace `properties.traffic`, PUT the whole body
-/// (pattern B). Deployments at 0 % are left out of the map.
-pub(crate) async fn set_traffic(
-    ctx: &Ctx,
-    endpoint: &str,
-    traffic: &BTreeMap<String, u32>,
-    progress: &(dyn Fn(&str) + Send + Sync),
-) -> Result<()> {
-    let (path, api, current) = existing(ctx, endpoint).await?;
+/// Sets a whole map of the endpoint (its traffic map, `req.map` = `properties.traffic`): GET the
+/// endpoint, replace the map, PUT the whole body (pattern B) — one update, so the cloud checks the new
+/// map as a whole (it must add up to 100 or be empty, and name only existing deployments). Entries at 0
+/// are left out. Returns the map it replaced, for a rollback.
+pub(crate) async fn set_map(ctx: &Ctx, req: &MapRequest) -> Result<BTreeMap<String, u64>> {
+    let (path, api, current) = existing(ctx, &req.owner).await?;
+    let previous = shares(get_path(&current, &req.map));
     let mut body = writable(ctx.spec(T)?, &current)?;
-    let map: Map<String, Value> = traffic
+    let map: Map<String, Value> = req
+        .entries
         .iter()
         .filter(|(_, p)| **p > 0)
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    body["properties"]["traffic"] = Value::Object(map);
+    set_path(&mut body, &req.map, Value::Object(map));
+    req.report("SettingTraffic");
+    let report = |s: &str| req.report(s);
     ctx.arm
-        .put(&path, &api, &body, &ctx.config.lro_for(T), progress)
+        .put(&path, &api, &body, &ctx.config.lro_for(T), &report)
         .await?;
-    Ok(())
+    Ok(previous)
+}
+
+/// The entries of a traffic map (non-numbers count as 0).
+fn shares(map: Option<&Value>) -> BTreeMap<String, u64> {
+    map.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The live traffic split of an endpoint (`None` when the endpoint does not exist).
@@ -301,15 +313,10 @@ pub async fn traffic(ctx: &Ctx, endpoint: &str) -> Result<Option<BTreeMap<String
         return Ok(None);
     };
     Ok(Some(
-        current
-            .pointer("/properties/traffic")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0) as u32))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        shares(current.pointer("/properties/traffic"))
+            .into_iter()
+            .map(|(k, v)| (k, u32::try_from(v).unwrap_or(u32::MAX)))
+            .collect(),
     ))
 }
 

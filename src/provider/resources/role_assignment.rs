@@ -22,7 +22,8 @@ pub(super) struct Parts {
     principal_id: String,
     guid: String,
     role_definition_id: String,
-    path: String,
+    /// The assignment's ARM id.
+    pub(super) path: String,
 }
 
 pub(super) fn parts(inputs: &Map<String, Value>) -> Result<Parts> {
@@ -84,7 +85,7 @@ fn live_str(body: &Value, path: &str) -> String {
 /// The assignment as read back: the spec's mapping (principal kept in the requested spelling, the
 /// principal type's default), and the role and scope, which the body does not carry as the stack
 /// writes them: each kept in the requested form when it names the same thing.
-fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value) -> Result<Observed> {
+pub(super) fn observe(ctx: &Ctx, req: &ResourceRequest, body: &Value) -> Result<Observed> {
     let spec = ctx.spec(T)?;
     let mut obs = spec_observe(ctx, spec, &req.inputs, body);
     let live = |field: &str| -> Result<String> { Ok(live_str(body, &arm_path(spec, field)?)) };

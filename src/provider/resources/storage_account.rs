@@ -33,10 +33,9 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
 
 async fn forget_access(ctx: &Ctx, inputs: &Map<String, Value>) {
     if let Some(name) = inputs.get("name").and_then(Value::as_str) {
-        ctx.account_access
-            .lock()
-            .await
-            .remove(&name.to_ascii_lowercase());
+        let key = name.to_ascii_lowercase();
+        ctx.account_access.lock().await.remove(&key);
+        ctx.listed_accounts.lock().await.remove(&key);
     }
 }
 
@@ -73,6 +72,16 @@ pub async fn list_keys(ctx: &Ctx, account: &str) -> Result<Vec<Secret>> {
     Ok(keys)
 }
 
+/// Keeps the accounts a listing returned, for [`blob_access`] (each is used once, then dropped).
+pub(crate) async fn remember_listed(ctx: &Ctx, items: &[Value]) {
+    let mut listed = ctx.listed_accounts.lock().await;
+    for item in items {
+        if let Some(name) = item.get("name").and_then(Value::as_str) {
+            listed.insert(name.to_ascii_lowercase(), item.clone());
+        }
+    }
+}
+
 /// The blob endpoint of `account` and how to authenticate there. SharedKey from `listKeys` when the
 /// account allows shared-key access and the caller may list keys (works without any data role), else
 /// Bearer for the storage audience (the deploying principal then needs a blob data role). Cached per
@@ -82,17 +91,20 @@ pub(crate) async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)>
     if let Some(found) = ctx.account_access.lock().await.get(&key) {
         return Ok(found.clone());
     }
-    let path = account_path(ctx, account)?;
-    let body = ctx
-        .arm
-        .get(&path, &ctx.api_version(T)?)
-        .await?
-        .ok_or_else(|| {
-            ProviderError::new(
-                ErrorKind::NotFound,
-                format!("storage account {account} does not exist"),
-            )
-        })?;
+    let listed = ctx.listed_accounts.lock().await.remove(&key);
+    let body = match listed {
+        Some(body) => body,
+        None => ctx
+            .arm
+            .get(&account_path(ctx, account)?, &ctx.api_version(T)?)
+            .await?
+            .ok_or_else(|| {
+                ProviderError::new(
+                    ErrorKind::NotFound,
+                    format!("storage account {account} does not exist"),
+                )
+            })?,
+    };
     // Read through the spec: the blob endpoint attribute, and shared-key access with its default.
     let live = spec_observe(ctx, ctx.spec(T)?, &Map::new(), &body);
     let endpoint = live

@@ -85,6 +85,19 @@ impl Cmd {
 }
 
 impl Output {
+    /// The numbers on the stderr line that starts with `prefix` (a summary's `Requests: 12 request(s)
+    /// (ARM 9, blob and other 3).` gives `[12, 9, 3]`); panics when there is no such line.
+    pub(crate) fn numbers_on(&self, prefix: &str) -> Vec<u64> {
+        let line = self
+            .stderr
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in\n{}", self.stderr));
+        line.split(|c: char| !c.is_ascii_digit())
+            .filter_map(|s| s.parse().ok())
+            .collect()
+    }
+
     /// Asserts the exit code, showing all output when it differs.
     pub(crate) fn code(self, expected: i32) -> Self {
         assert_eq!(

@@ -38,6 +38,10 @@ static PORT: LazyLock<Regex> = LazyLock::new(|| re(r"\b(127\.0\.0\.1|localhost):
 static DURATION: LazyLock<Regex> = LazyLock::new(|| re(r"( {2,}|\b)\d+(\.\d+)?(ms|s)\b"));
 static ETAG: LazyLock<Regex> = LazyLock::new(|| re(r"\b0x[0-9A-F]{12,}\b"));
 static PID: LazyLock<Regex> = LazyLock::new(|| re(r"\bpid \d+\b"));
+/// The request counts of a run's last line: how many polls a long-running operation takes depends on
+/// timing (the exact counts are asserted by their own tests).
+static REQUESTS: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b\d+ request\(s\) \(ARM \d+, blob and other \d+\)"));
 /// A progress line that only says a long-running operation is still running: how many polls see it
 /// (none or several) depends on timing.
 const STILL_RUNNING: &str = "InProgress";
@@ -114,6 +118,7 @@ impl Redactor {
         let out = PORT.replace_all(&out, "$1:[PORT]");
         let out = ETAG.replace_all(&out, "[ETAG]");
         let out = PID.replace_all(&out, "pid [PID]");
+        let out = REQUESTS.replace_all(&out, "[N] request(s) (ARM [N], blob and other [N])");
         let out = DURATION.replace_all(&out, |c: &Captures| {
             let lead = if c[1].is_empty() { "" } else { " " };
             format!("{lead}[DURATION]")

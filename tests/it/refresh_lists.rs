@@ -1,0 +1,169 @@
+//! Refresh by list calls, end to end against the local cloud: the request count of a refresh is what
+//! the rule predicts (one listing per collection of several resources, one GET for a collection of
+//! one, one `listKeys` per account whose blobs are read), and drift made behind stackform's back (a
+//! deleted account, a deleted blob, a rewritten blob) is still found when resources are read from
+//! listings.
+use reqwest::Method;
+
+use crate::support::cloud::Cloud;
+use crate::support::{Output, Test};
+
+/// Accounts `s0…s9`, each with a container `cN` holding a blob `bN` (the synthetic shape: a third of
+/// each), plus a second container `x0` in `s0` and a second blob `y0` in `c0`, so both kinds of
+/// collection are also listed with more than one member.
+fn stack() -> String {
+    let mut text = String::from("stack: lists\ncloud: { kind: local }\nresources:\n");
+    for i in 0..10 {
+        text.push_str(&format!(
+            "  s{i}: {{ type: storage_account, name: listacct{i:02} }}\n  c{i}: {{ type: blob_container, account: \"${{s{i}.name}}\", name: box{i} }}\n  b{i}: {{ type: blob, account: \"${{s{i}.name}}\", container: \"${{c{i}.name}}\", name: f{i}.txt, content: \"blob {i}\" }}\n"
+        ));
+    }
+    text.push_str("  x0: { type: blob_container, account: \"${s0.name}\", name: extra }\n");
+    text.push_str(
+        "  y0: { type: blob, account: \"${s0.name}\", container: \"${c0.name}\", name: g.txt, content: \"second\" }\n",
+    );
+    text
+}
+
+/// The `(total, arm, other)` of the `Refresh:` line `plan` prints.
+fn refresh_requests(out: &Output) -> (u64, u64, u64) {
+    let n = out.numbers_on("Refresh: ");
+    (n[0], n[1], n[2])
+}
+
+#[test]
+fn refresh_reads_collections_with_the_predicted_number_of_requests() {
+    let t = Test::new().stack(&stack()).local_cloud(&[]);
+    t.run(["apply", "--auto-approve"]).code(0);
+    let out = t.run(["plan"]).code(0);
+    assert!(out.stdout.contains("No changes"), "{}", out.stdout);
+    // 32 resources. ARM: one listing of the resource group's accounts; containers: one listing for
+    // s0 (two members) and one GET for each of the nine others; one listKeys per account holding blobs
+    // (10). Blob data plane: one List Blobs for c0 (two members), one HEAD for each of the nine others.
+    // Before listings, the same refresh cost 10 + 11 + 11 × 3 = 54 requests.
+    let arm = 1 + (1 + 9) + 10;
+    let blob = 1 + 9;
+    assert_eq!(
+        refresh_requests(&out),
+        (arm + blob, arm, blob),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn drift_behind_stackforms_back_is_found_from_listings() {
+    let t = Test::new().stack(&stack()).local_cloud(&[]);
+    t.run(["apply", "--auto-approve"]).code(0);
+    t.rest(async |c: &Cloud| {
+        // An account deleted (its container and blob go with it), a blob of a listed container
+        // deleted, another rewritten.
+        let path = format!(
+            "{}/providers/Microsoft.Storage/storageAccounts/listacct05?api-version=2025-01-01",
+            c.rg()
+        );
+        let gone = c.arm(Method::DELETE, &path, None).await;
+        assert!(gone.status.is_success(), "{}", gone.text);
+        let key = c.account_key("listacct00").await;
+        let del = c
+            .blob_shared_key(
+                Method::DELETE,
+                "listacct00",
+                &key,
+                "box0/g.txt",
+                Vec::new(),
+                &[],
+            )
+            .await;
+        assert!(del.status.is_success(), "{}", del.text);
+        c.put_blob("listacct00", &key, "box0", "f0.txt", b"changed".to_vec())
+            .await;
+    });
+    let out = t.run(["plan", "--detailed-exitcode"]).code(2);
+    for (address, action) in [
+        ("s5", "+"),
+        ("c5", "+"),
+        ("b5", "+"),
+        ("y0", "+"),
+        ("b0", "~"),
+    ] {
+        let line = format!("{action} resource \"{address}\"");
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(&line)),
+            "`{line}` missing:\n{}",
+            out.stdout
+        );
+    }
+    // Nothing else changed.
+    assert!(
+        out.stdout
+            .contains("Plan: 4 to add, 1 to change, 0 to destroy."),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn arm_lists_are_paged_by_next_link_as_azure_pages_them() {
+    let t = Test::new().local_cloud(&[]);
+    t.rest(async |c: &Cloud| {
+        let account = c.create_storage("pagedacct").await;
+        let id = account["id"].as_str().expect("account id").to_owned();
+        for name in ["aaa", "bbb", "ccc"] {
+            let put = c
+                .arm(
+                    Method::PUT,
+                    &format!("{id}/blobServices/default/containers/{name}?api-version=2025-01-01"),
+                    Some(serde_json::json!({"properties": {}})),
+                )
+                .await;
+            assert!(put.status.is_success(), "{}", put.text);
+        }
+        // BlobContainers_List with $maxpagesize=2: two entries and a nextLink, then the last one.
+        let first = c
+            .arm(
+                Method::GET,
+                &format!(
+                    "{id}/blobServices/default/containers?api-version=2025-01-01&$maxpagesize=2"
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        assert_eq!(first.body["value"].as_array().map(Vec::len), Some(2));
+        let next = first.body["nextLink"].as_str().expect("a nextLink");
+        let path = next
+            .split_once("/subscriptions/")
+            .map(|(_, rest)| format!("/subscriptions/{rest}"))
+            .expect("an ARM URL");
+        let second = c.arm(Method::GET, &path, None).await;
+        assert_eq!(second.status, 200, "{}", second.text);
+        assert_eq!(second.body["value"].as_array().map(Vec::len), Some(1));
+        assert!(second.body.get("nextLink").is_none(), "{}", second.text);
+        // Storage accounts of a resource group: one page, no link.
+        let accounts = c
+            .arm(
+                Method::GET,
+                &format!(
+                    "{}/providers/Microsoft.Storage/storageAccounts?api-version=2025-01-01",
+                    c.rg()
+                ),
+                None,
+            )
+            .await;
+        assert!(accounts.body.get("nextLink").is_none(), "{}", accounts.text);
+        // A continuation this cloud never gave is refused.
+        let bad = c
+            .arm(
+                Method::GET,
+                &format!(
+                    "{id}/blobServices/default/containers?api-version=2025-01-01&$skipToken=x"
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(bad.status, 400, "{}", bad.text);
+    });
+}
