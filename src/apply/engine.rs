@@ -590,6 +590,14 @@ impl Run<'_> {
             for key in [&op.address, &op.state_key, &deposed_key(&op.address)] {
                 touched.watch(&self.state, key);
             }
+            // A map op records its entries in its members' records.
+            if op.map.is_some()
+                && let Ok(resolved) = self.resolve_map(op.step)
+            {
+                for (member, _) in &resolved.keys {
+                    touched.watch(&self.state, member);
+                }
+            }
             let result = match done.result {
                 Ok(_) if op.map.is_some() => {
                     self.record_map(i, done.previous.unwrap_or_default());

@@ -221,13 +221,17 @@ async fn compensate(
     let provider = cx.provider;
     // Every record a compensation may change, as it is before: what the journal commit records.
     let mut touched = Touched::default();
-    let (address, state_key) = match done {
-        Done::Created { address } | Done::Updated { address, .. } => (address, address),
+    let keys: Vec<String> = match done {
+        Done::Created { address } | Done::Updated { address, .. } => {
+            vec![address.clone(), deposed_key(address)]
+        }
         Done::Deleted {
             address, state_key, ..
-        } => (address, state_key),
+        } => vec![address.clone(), state_key.clone(), deposed_key(address)],
+        // A map's entries live in its members' records.
+        Done::MapSet { keys, .. } => keys.iter().map(|(member, _)| member.clone()).collect(),
     };
-    for key in [address, state_key, &deposed_key(address)] {
+    for key in &keys {
         touched.watch(state, key);
     }
     let touched = &touched;
@@ -246,7 +250,7 @@ async fn compensate(
             match provider.set_map(&req).await {
                 Ok(_) => {
                     record_entries(map, state, known, keys, previous);
-                    commit(persist, state, None).await?;
+                    commit(persist, state, None, touched).await?;
                     Ok(None)
                 }
                 Err(err) => Err(Failure::Cloud(StepFailure::from(&err))),
