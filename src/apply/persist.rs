@@ -114,16 +114,9 @@ impl Persistence {
         let Some(journal) = self.journal.clone().filter(|_| !due) else {
             return self.checkpoint(state, done).await;
         };
+        // Every batch counts as one write, as when each rewrote the file, even one that changed
+        // no record: the serial keeps its meaning.
         let changes = touched.changes(state);
-        if changes.is_empty() {
-            if done.is_empty() {
-                return Ok(());
-            }
-            return tokio::task::spawn_blocking(move || journal.done_all(&done))
-                .await
-                .map_err(PersistError::StateWriter)?
-                .map_err(PersistError::MarkDone);
-        }
         let base = state.serial;
         let Some(next) = base.checked_add(1) else {
             return self.checkpoint(state, done).await;
@@ -141,7 +134,7 @@ impl Persistence {
     /// never written by this run and `state` differs from nothing). Call at the end of a run.
     pub(crate) async fn flush(&mut self, state: &mut StateFile) -> Result<(), PersistError> {
         if self.unsaved {
-            self.checkpoint(state, Vec::new()).await
+            self.write_state(state, Vec::new(), false).await
         } else {
             Ok(())
         }
@@ -154,6 +147,17 @@ impl Persistence {
         state: &mut StateFile,
         done: Vec<StepId>,
     ) -> Result<(), PersistError> {
+        self.write_state(state, done, true).await
+    }
+
+    /// [`checkpoint`](Self::checkpoint); with `bump` false the serial stays (the file only writes
+    /// down commits already counted).
+    async fn write_state(
+        &mut self,
+        state: &mut StateFile,
+        done: Vec<StepId>,
+        bump: bool,
+    ) -> Result<(), PersistError> {
         let Some(store) = self.store.clone() else {
             return Ok(());
         };
@@ -161,7 +165,9 @@ impl Persistence {
         let last = self.stamp;
         let started = Instant::now();
         // Serialised here, from the run's own state (no copy); only the bytes go to the writer.
-        let snapshot = store.snapshot(state).map_err(PersistError::RecordState)?;
+        let snapshot = store
+            .snapshot(state, bump)
+            .map_err(PersistError::RecordState)?;
         let (written, marked) = tokio::task::spawn_blocking(move || {
             let written = store.checkpoint(snapshot, last);
             let marked = match (&written, journal) {

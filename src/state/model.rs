@@ -221,11 +221,6 @@ pub(crate) struct Changes {
 }
 
 impl Changes {
-    /// Whether it changes nothing.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.remove.is_empty() && self.outputs.is_none()
-    }
-
     /// Applies the changes to `state` (the serial is the caller's business). Applying the same
     /// changes twice gives the same state: every change is absolute.
     pub(crate) fn apply_to(self, state: &mut StateFile) {

@@ -304,8 +304,15 @@ impl StateStore {
     /// Serialises `state` for [`checkpoint`](Self::checkpoint), on the caller's thread, with the
     /// serial the write will give it (one more than its own). Sensitive paths are redacted in
     /// `state` itself (idempotent) so no copy of the state is made.
-    pub(crate) fn snapshot(&self, state: &mut StateFile) -> Result<Snapshot, StateError> {
-        let Some(serial) = state.serial.checked_add(1) else {
+    ///
+    /// With `bump` false the serial stays: the snapshot only writes down commits the journal
+    /// already counted (the last checkpoint of a run).
+    pub(crate) fn snapshot(
+        &self,
+        state: &mut StateFile,
+        bump: bool,
+    ) -> Result<Snapshot, StateError> {
+        let Some(serial) = state.serial.checked_add(u64::from(bump)) else {
             return Err(self.serial_exhausted());
         };
         let bytes = self.serialize(state, serial)?;
@@ -796,18 +803,18 @@ mod tests {
         let (_dir, store) = store();
         let mut state = sample();
         store.write(&mut state, None).expect("write");
-        let snapshot = store.snapshot(&mut state).expect("snapshot");
+        let snapshot = store.snapshot(&mut state, true).expect("snapshot");
         let (serial, stamp) = store.checkpoint(snapshot, None).expect("checkpoint");
         assert_eq!(serial, 2);
         state.serial = serial;
-        let snapshot = store.snapshot(&mut state).expect("snapshot");
+        let snapshot = store.snapshot(&mut state, true).expect("snapshot");
         let (serial, stamp) = store.checkpoint(snapshot, stamp).expect("unchanged file");
         assert_eq!(serial, 3);
         state.serial = serial;
 
         let mut other = store.read().expect("read").expect("state");
         store.write(&mut other, Some(3)).expect("another writer");
-        let snapshot = store.snapshot(&mut state).expect("snapshot");
+        let snapshot = store.snapshot(&mut state, true).expect("snapshot");
         let err = store.checkpoint(snapshot, stamp).expect_err("moved");
         assert!(matches!(err, StateError::Moved { .. }), "{err}");
         assert_eq!(store.read().expect("read").expect("state").serial, 4);
