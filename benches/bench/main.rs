@@ -3,10 +3,12 @@
 //!
 //! Run all of them with `cargo bench --bench bench`, or some by name:
 //! `cargo bench --bench bench -- apply_local cloud_throughput`. The names are those of the modules:
-//! `apply_scheduler`, `apply_local`, `cloud_throughput`, `validate_large`. Under `cargo test --all-targets` (no `--bench`
-//! argument) each runs once at a small size, as a smoke test.
+//! `apply_scheduler`, `apply_local`, `cloud_throughput`, `validate_large`, `apply_scale`. Under
+//! `cargo test --all-targets` (no `--bench` argument) each runs once at a small size, as a smoke
+//! test.
 
 mod apply_local;
+mod apply_scale;
 mod apply_scheduler;
 mod cloud_throughput;
 mod validate_large;
@@ -26,11 +28,12 @@ enum Size {
 type Bench = fn(Size);
 
 /// Every benchmark, by name, in the order a run without names goes through them.
-const BENCHES: [(&str, Bench); 4] = [
+const BENCHES: [(&str, Bench); 5] = [
     ("apply_scheduler", apply_scheduler::run),
     ("apply_local", apply_local::run),
     ("cloud_throughput", cloud_throughput::run),
     ("validate_large", validate_large::run),
+    ("apply_scale", apply_scale::run),
 ];
 
 /// A multi-threaded tokio runtime for a benchmark; exits with a message when none can be made.

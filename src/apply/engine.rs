@@ -28,7 +28,7 @@ use super::values::{Known, KnownValues, ResolveError};
 use crate::plan::ReplaceOrder;
 use crate::provider::{Observed, Provider, ResourceType};
 use crate::specs::Registry;
-use crate::state::{ResourceState, ResourceStatus, StateFile, StepId};
+use crate::state::{ResourceState, ResourceStatus, StateFile, StepId, Touched};
 
 /// Computes the deterministic cloud id a create will produce, for the journal (optional: without
 /// it, recovery finds new objects through their inputs).
@@ -153,8 +153,12 @@ pub async fn apply(
     let run = Run {
         plan,
         registry,
-        known: KnownValues::from_state(&state),
-        priors: state.resources.clone().into_iter().collect(),
+        // A destroy resolves nothing (a delete sends the recorded inputs): no copy of the values.
+        known: if plan.destroy {
+            KnownValues::default()
+        } else {
+            KnownValues::from_state(&state)
+        },
         state,
         persist: persistence,
         types,
@@ -177,8 +181,6 @@ struct Run<'a> {
     graph: OpGraph,
     state: StateFile,
     known: KnownValues,
-    /// Records as the run found them, by state key.
-    priors: HashMap<String, ResourceState>,
     persist: Persistence,
     types: Vec<ResourceType>,
     /// The owner type of each of `plan.maps`.
@@ -345,6 +347,13 @@ impl Run<'_> {
             Outcome::Succeeded
         };
 
+        // The state file becomes one document again: whatever the outcome, what was journaled is
+        // checkpointed (unless recording already failed: then the journal keeps it).
+        if self.persistence_error.is_none()
+            && let Err(e) = self.persist.flush(&mut self.state).await
+        {
+            self.persistence_error = Some(e.to_string());
+        }
         let summary = Summary {
             outcome,
             steps: self.records,
@@ -574,9 +583,21 @@ impl Run<'_> {
         let mut released = Vec::new();
         let mut steps: Vec<StepId> = Vec::new();
         let mut events = Vec::with_capacity(finished.len());
+        let mut touched = Touched::default();
         for (i, done) in finished {
             let op = self.graph.ops[i].clone();
             steps.extend(done.step);
+            for key in [&op.address, &op.state_key, &deposed_key(&op.address)] {
+                touched.watch(&self.state, key);
+            }
+            // A map op records its entries in its members' records.
+            if op.map.is_some()
+                && let Ok(resolved) = self.resolve_map(op.step)
+            {
+                for (member, _) in &resolved.keys {
+                    touched.watch(&self.state, member);
+                }
+            }
             let result = match done.result {
                 Ok(_) if op.map.is_some() => {
                     self.record_map(i, done.previous.unwrap_or_default());
@@ -619,7 +640,7 @@ impl Run<'_> {
                 result,
             });
         }
-        let written = self.persist.commit(&mut self.state, steps).await;
+        let written = self.persist.commit(&mut self.state, steps, &touched).await;
         for event in events {
             self.shared.events.emit(event);
         }
@@ -682,11 +703,7 @@ impl Run<'_> {
                 });
             }
             (StepKind::Delete, _) | (_, None) => {
-                let prior = self
-                    .state
-                    .resources
-                    .shift_remove(&op.state_key)
-                    .or_else(|| self.priors.get(&op.state_key).cloned());
+                let prior = self.state.resources.shift_remove(&op.state_key);
                 if op.replace.is_none() {
                     self.known.remove(&op.address);
                 }
@@ -761,7 +778,7 @@ impl Run<'_> {
             return;
         }
         self.state.outputs = outputs;
-        if let Err(e) = self.persist.commit(&mut self.state, Vec::new()).await {
+        if let Err(e) = self.persist.checkpoint(&mut self.state, Vec::new()).await {
             self.persistence_error.get_or_insert_with(|| e.to_string());
         }
     }

@@ -10,9 +10,10 @@
 //! resolved when it starts, from the values recorded so far, so ids, `principal_id` or
 //! `scoring_uri` computed by the cloud a moment ago flow into the steps that use them.
 //!
-//! Each step is journaled (fsync'd intent) before it is sent; its result is written to state
-//! (compare-and-write on the serial) and then marked done. A killed process therefore loses
-//! nothing: [`recover`] resolves unfinished intents by reading the cloud. A failed step stops new
+//! Each step is journaled (fsync'd intent) before it is sent; its result is recorded by a journal
+//! commit that also marks it done (see `persist`: the state file itself is a checkpoint, written
+//! with compare-and-write on the serial at the run's first write, every few seconds and at the
+//! end). A killed process therefore loses nothing: [`recover`] resolves unfinished intents by reading the cloud. A failed step stops new
 //! steps, lets in-flight ones finish, and rolls back what the run completed, in reverse order
 //! (unless `no_rollback`). An [`Interrupt`] stops scheduling at the first signal and abandons
 //! in-flight steps at the second.

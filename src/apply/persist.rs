@@ -1,23 +1,44 @@
-//! Durable bookkeeping of a run: journal intents before a step is sent, state writes (compare-and-
-//! write on the serial) and journal `done`s after it is recorded. The blocking file I/O runs on
-//! tokio's blocking pool so in-flight steps keep going while a write is fsync'd.
+//! Durable bookkeeping of a run: journal intents before a step is sent; once steps finish, one
+//! journal commit with the records they changed (steps finishing together share it, and the
+//! journal group-commits it with intents written meanwhile: one fsync); and now and then, and at
+//! the end of the run, a checkpoint that rewrites the state file. A commit costs what the step
+//! changed, not the size of the state; a checkpoint costs one serialisation of the state, at most
+//! every [`CHECKPOINT_EVERY`] (or 20 times as long as the last checkpoint took, if that is longer:
+//! checkpoints never take more than about 5% of a run). The blocking file I/O runs on tokio's blocking pool so in-flight
+//! steps keep going while a write is fsync'd.
 //!
 //! [`Persistence::in_memory`] skips all of it, for tests of pure scheduling and for benchmarks.
 //!
 //! It never decides what to record (the scheduler does) and never writes state without the
-//! compare-and-write guard: a failed write is a [`PersistError`], never a silent overwrite.
+//! compare-and-write guard: the run's first write is a checkpoint that checks the state file is
+//! the one the run started from, and a failed write is a [`PersistError`], never a silent
+//! overwrite.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinError;
 
-use crate::state::{Journal, JournalError, NewIntent, StateError, StateFile, StateStore, StepId};
+use crate::state::{
+    Journal, JournalError, NewIntent, Stamp, StateError, StateFile, StateStore, StepId, Touched,
+};
+
+/// How often a run rewrites the state file while it journals commits (at most).
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
 /// Where a run records what it does.
 #[derive(Debug)]
 pub struct Persistence {
     store: Option<Arc<StateStore>>,
     journal: Option<Arc<Journal>>,
+    /// When this run last wrote the state file and how long that took; `None` before its first
+    /// write.
+    checkpointed: Option<(Instant, Duration)>,
+    /// Commits were journaled since the last checkpoint.
+    unsaved: bool,
+    /// The state file this run's last checkpoint wrote, so the next one can tell nobody wrote it
+    /// since without reading it.
+    stamp: Option<Stamp>,
 }
 
 impl Persistence {
@@ -30,6 +51,9 @@ impl Persistence {
         Self {
             store: Some(Arc::new(store)),
             journal: Some(Arc::new(journal)),
+            checkpointed: None,
+            unsaved: false,
+            stamp: None,
         }
     }
 
@@ -38,6 +62,9 @@ impl Persistence {
         Self {
             store: None,
             journal: None,
+            checkpointed: None,
+            unsaved: false,
+            stamp: None,
         }
     }
 
@@ -47,8 +74,10 @@ impl Persistence {
     }
 
     /// Ends the run: removes the journal when no step is left unfinished (a clean or fully
-    /// recorded run), keeps it otherwise. Returns whether it was removed. [`apply`](super::apply)
-    /// calls it; call it yourself after [`recover`](super::recover) when nothing is applied next.
+    /// recorded run), keeps it otherwise. Returns whether it was removed. Call
+    /// [`flush`](Self::flush) first: a journal with commits not yet in the state file is kept.
+    /// [`apply`](super::apply) calls both; call them yourself after [`recover`](super::recover)
+    /// when nothing is applied next.
     ///
     /// # Errors
     ///
@@ -57,47 +86,105 @@ impl Persistence {
         let Some(journal) = self.journal else {
             return Ok(true);
         };
+        if self.unsaved {
+            return Ok(false);
+        }
         match Arc::try_unwrap(journal) {
             Ok(journal) if journal.unfinished().is_empty() => journal.finish().map(|()| true),
             _ => Ok(false),
         }
     }
 
-    /// Writes `state` and then marks `done` steps as finished; on success `state` carries the new
+    /// Records what changed in `state` among the `touched` records and marks `done` steps as
+    /// finished: a journal commit, or a checkpoint of the whole state when none was written yet
+    /// by this run or the last is [`CHECKPOINT_EVERY`] old. On success `state` carries the new
     /// serial. Returns the first error.
     pub(crate) async fn commit(
         &mut self,
         state: &mut StateFile,
         done: Vec<StepId>,
+        touched: &Touched,
+    ) -> Result<(), PersistError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let due = self
+            .checkpointed
+            .is_none_or(|(at, took)| at.elapsed() >= CHECKPOINT_EVERY.max(took * 20));
+        let Some(journal) = self.journal.clone().filter(|_| !due) else {
+            return self.checkpoint(state, done).await;
+        };
+        // Every batch counts as one write, as when each rewrote the file, even one that changed
+        // no record: the serial keeps its meaning.
+        let changes = touched.changes(state);
+        let base = state.serial;
+        let Some(next) = base.checked_add(1) else {
+            return self.checkpoint(state, done).await;
+        };
+        tokio::task::spawn_blocking(move || journal.commit(base, &done, &changes))
+            .await
+            .map_err(PersistError::StateWriter)?
+            .map_err(PersistError::Journal)?;
+        state.serial = next;
+        self.unsaved = true;
+        Ok(())
+    }
+
+    /// Writes the state file if commits were journaled since the last checkpoint (or it was
+    /// never written by this run and `state` differs from nothing). Call at the end of a run.
+    pub(crate) async fn flush(&mut self, state: &mut StateFile) -> Result<(), PersistError> {
+        if self.unsaved {
+            self.write_state(state, Vec::new(), false).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Rewrites the state file from `state` (compare-and-write on the serial) and then marks
+    /// `done` steps as finished; on success `state` carries the new serial.
+    pub(crate) async fn checkpoint(
+        &mut self,
+        state: &mut StateFile,
+        done: Vec<StepId>,
+    ) -> Result<(), PersistError> {
+        self.write_state(state, done, true).await
+    }
+
+    /// [`checkpoint`](Self::checkpoint); with `bump` false the serial stays (the file only writes
+    /// down commits already counted).
+    async fn write_state(
+        &mut self,
+        state: &mut StateFile,
+        done: Vec<StepId>,
+        bump: bool,
     ) -> Result<(), PersistError> {
         let Some(store) = self.store.clone() else {
             return Ok(());
         };
         let journal = self.journal.clone();
-        let expected = (state.serial > 0).then_some(state.serial);
-        let mut copy = state.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let written = store
-                .write(&mut copy, expected)
-                .map_err(PersistError::RecordState);
-            let marked = match (&written, &journal) {
-                (Ok(_), Some(journal)) => done
-                    .into_iter()
-                    .try_for_each(|step| journal.done(step).map_err(PersistError::MarkDone)),
+        let last = self.stamp;
+        let started = Instant::now();
+        // Serialised here, from the run's own state (no copy); only the bytes go to the writer.
+        let snapshot = store
+            .snapshot(state, bump)
+            .map_err(PersistError::RecordState)?;
+        let (written, marked) = tokio::task::spawn_blocking(move || {
+            let written = store.checkpoint(snapshot, last);
+            let marked = match (&written, journal) {
+                (Ok(_), Some(journal)) => journal.done_all(&done),
                 _ => Ok(()),
             };
-            (copy, written, marked)
+            (written, marked)
         })
-        .await;
-        match joined {
-            Ok((copy, written, marked)) => {
-                if written.is_ok() {
-                    *state = copy;
-                }
-                written.and(marked)
-            }
-            Err(join) => Err(PersistError::StateWriter(join)),
-        }
+        .await
+        .map_err(PersistError::StateWriter)?;
+        let (serial, stamp) = written.map_err(PersistError::RecordState)?;
+        self.stamp = stamp;
+        state.version = crate::state::FORMAT_VERSION;
+        state.serial = serial;
+        self.checkpointed = Some((Instant::now(), started.elapsed()));
+        self.unsaved = false;
+        marked.map_err(PersistError::MarkDone)
     }
 }
 
@@ -121,6 +208,8 @@ pub(crate) async fn write_intent(
 pub enum PersistError {
     #[error("could not record the step in state: {0}")]
     RecordState(#[source] StateError),
+    #[error("could not record the step in the apply journal: {0}")]
+    Journal(#[source] JournalError),
     #[error("could not update the apply journal: {0}")]
     MarkDone(#[source] JournalError),
     #[error("could not journal the step before sending it: {0}")]

@@ -110,8 +110,10 @@ pub async fn recover(
     if done.is_empty() {
         return Ok(report);
     }
+    // Recovery runs before planning, and a run may end right after it (nothing to apply): its
+    // result goes straight into the state file.
     persistence
-        .commit(state, done)
+        .checkpoint(state, done)
         .await
         .map_err(RecoveryError)?;
     Ok(report)

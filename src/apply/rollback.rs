@@ -30,7 +30,7 @@ use super::steps::{PlannedMap, deposed_key};
 use super::values::{Known, KnownValues, has_marker};
 use crate::provider::{Provider, ResourceRequest, ResourceType};
 use crate::specs::Registry;
-use crate::state::{JournalAction, NewIntent, ResourceState, ResourceStatus, StateFile};
+use crate::state::{JournalAction, NewIntent, ResourceState, ResourceStatus, StateFile, Touched};
 
 /// A completed (or half-completed) step, remembered for the rollback.
 #[derive(Debug, Clone)]
@@ -219,6 +219,22 @@ async fn compensate(
     done: &Done,
 ) -> Result<Option<String>, Failure> {
     let provider = cx.provider;
+    // Every record a compensation may change, as it is before: what the journal commit records.
+    let mut touched = Touched::default();
+    let keys: Vec<String> = match done {
+        Done::Created { address } | Done::Updated { address, .. } => {
+            vec![address.clone(), deposed_key(address)]
+        }
+        Done::Deleted {
+            address, state_key, ..
+        } => vec![address.clone(), state_key.clone(), deposed_key(address)],
+        // A map's entries live in its members' records.
+        Done::MapSet { keys, .. } => keys.iter().map(|(member, _)| member.clone()).collect(),
+    };
+    for key in &keys {
+        touched.watch(state, key);
+    }
+    let touched = &touched;
     match done {
         Done::MapSet {
             map,
@@ -234,7 +250,7 @@ async fn compensate(
             match provider.set_map(&req).await {
                 Ok(_) => {
                     record_entries(map, state, known, keys, previous);
-                    commit(persist, state, None).await?;
+                    commit(persist, state, None, touched).await?;
                     Ok(None)
                 }
                 Err(err) => Err(Failure::Cloud(StepFailure::from(&err))),
@@ -265,11 +281,11 @@ async fn compensate(
                         known.set(address, Known::from(&old));
                         state.record(address.clone(), old);
                     }
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Ok(None)
                 }
                 Err(err) => {
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Err(Failure::Cloud(StepFailure::from(&err)))
                 }
             }
@@ -296,12 +312,12 @@ async fn compensate(
                     record.outputs = Value::Object(observed.outputs);
                     known.set(address, Known::from(&record));
                     state.record(address.clone(), record);
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Ok(None)
                 }
                 Err(err) => {
                     state.taint(address);
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Err(Failure::Cloud(StepFailure::from(&err)))
                 }
             }
@@ -347,7 +363,7 @@ async fn compensate(
                         known.set(address, Known::from(&record));
                     }
                     state.record(key, record);
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Ok(note)
                 }
                 Err(err) => {
@@ -358,7 +374,7 @@ async fn compensate(
                         record.outputs = Value::Object(left.outputs);
                         state.record(key, record);
                     }
-                    commit(persist, state, step).await?;
+                    commit(persist, state, step, touched).await?;
                     Err(Failure::Cloud(StepFailure::from(&err)))
                 }
             }
@@ -432,9 +448,10 @@ async fn commit(
     persist: &mut Persistence,
     state: &mut StateFile,
     step: Option<crate::state::StepId>,
+    touched: &Touched,
 ) -> Result<(), Failure> {
     persist
-        .commit(state, step.into_iter().collect())
+        .commit(state, step.into_iter().collect(), touched)
         .await
         .map_err(Failure::Persistence)
 }

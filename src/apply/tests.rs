@@ -887,6 +887,72 @@ async fn a_durable_run_records_every_step_and_clears_its_journal() {
     assert_eq!(on_disk.serial, report.state.serial);
 }
 
+/// Starts a durable run of `plan` from no state, one step at a time, in a task of its own (so a
+/// test can stop it midway, as a crash would).
+fn spawn_durable(
+    plan: ApplyPlan,
+    store: &StateStore,
+    journal: crate::state::Journal,
+    provider: &Arc<MemoryProvider>,
+) -> tokio::task::JoinHandle<Result<ApplyReport, ApplyError>> {
+    let provider = provider.clone();
+    let store = store.clone();
+    tokio::spawn(async move {
+        apply(
+            &plan,
+            StateFile::new("t"),
+            Persistence::durable(store, journal),
+            provider,
+            &registry(),
+            options(1),
+            Arc::new(NoEvents),
+            Interrupt::new(),
+        )
+        .await
+    })
+}
+
+/// Every finished step used to rewrite and fsync the whole state file (and its backup): O(n) per
+/// step. Now a step's result is one journal commit, and the file is rewritten as a checkpoint only
+/// at the run's first write, every few seconds and at the end; reading the state replays the
+/// commits, so nothing recorded is lost in between.
+#[tokio::test]
+async fn finished_steps_are_journaled_and_the_state_file_is_only_checkpointed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::for_stack(dir.path(), "t").expect("name");
+    let journal = store.open_journal().expect("journal").journal;
+    let provider = Arc::new(MemoryProvider::new());
+    // The deployment comes last (it needs the five others) and never answers.
+    provider.stall(CallKind::Create, "blue");
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let run = spawn_durable(plan, &store, journal, &provider);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while provider.count(CallKind::Create) < 6 {
+        assert!(std::time::Instant::now() < deadline, "blue never sent");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The five finished steps are recorded before `blue` starts: the first in the checkpoint the
+    // run wrote first, the other four only as journal commits.
+    let file: StateFile =
+        serde_json::from_slice(&std::fs::read(store.path()).expect("state file")).expect("parse");
+    assert_eq!(file.resources.len(), 1, "{:?}", file.resources.keys());
+    let journal_text = std::fs::read_to_string(store.journal_path()).expect("journal");
+    assert_eq!(
+        journal_text.matches("\"kind\":\"commit\"").count(),
+        4,
+        "{journal_text}"
+    );
+    let read = store.read().expect("read").expect("state");
+    assert_eq!(read.resources.len(), 5, "{:?}", read.resources.keys());
+    assert_eq!(
+        read.serial,
+        file.serial + 4,
+        "each commit counts as a write"
+    );
+    run.abort();
+    let _ = run.await;
+}
+
 #[tokio::test]
 async fn recovery_after_a_crash_records_what_exists_and_drops_what_does_not() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -896,24 +962,7 @@ async fn recovery_after_a_crash_records_what_exists_and_drops_what_does_not() {
     // The endpoint is created in the cloud but the answer never comes; the process "dies".
     provider.stall(CallKind::Create, "endpoint");
     let plan = plan_of(reference_stack(Action::Create, "none"));
-    let run = {
-        let plan = plan.clone();
-        let provider = provider.clone();
-        let store = store.clone();
-        tokio::spawn(async move {
-            apply(
-                &plan,
-                StateFile::new("t"),
-                Persistence::durable(store, journal),
-                provider,
-                &registry(),
-                options(1),
-                Arc::new(NoEvents),
-                Interrupt::new(),
-            )
-            .await
-        })
-    };
+    let run = spawn_durable(plan.clone(), &store, journal, &provider);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while provider
         .get("mem:/online_endpoint/my-sai-endpoint")

@@ -228,9 +228,9 @@ impl Flow {
         interrupt: &Interrupt,
     ) -> Result<ExitCode, CliError> {
         let existing = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
-        let mut state = existing
-            .clone()
-            .unwrap_or_else(|| crate::state::StateFile::new(&loaded.stack.name));
+        let existed = existing.is_some();
+        let mut state =
+            existing.unwrap_or_else(|| crate::state::StateFile::new(&loaded.stack.name));
         let journal_open = loaded.store.open_journal()?;
         for note in &journal_open.notes {
             eprintln!(
@@ -280,7 +280,7 @@ impl Flow {
         }
 
         // A stack never applied plans against no state (so a plan saved then still matches).
-        let prior = (existing.is_some() || !state.resources.is_empty()).then(|| state.clone());
+        let prior = (existed || !state.resources.is_empty()).then(|| state.clone());
         let snapshot = engine::snapshot(
             Some(dyn_provider.clone()),
             prior,
@@ -322,6 +322,10 @@ impl Flow {
 
         Self::stop_if_interrupted(interrupt)?;
         let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras);
+        // The plan and the refreshed snapshot (with its copy of the state) are not needed during
+        // the run: free them rather than hold three copies of every resource until it ends.
+        drop(plan);
+        drop(snapshot);
         let options = ApplyOptions {
             parallelism: self.target.parallelism.into(),
             no_rollback: self.no_rollback,

@@ -1,27 +1,44 @@
-//! The apply journal: a durable, append-only record of steps about to be sent and steps recorded.
+//! The apply journal: a durable, append-only log of steps about to be sent and of the state changes
+//! they made.
 //!
 //! Before the apply engine sends a step to the cloud it appends an `intent` line (step, address,
-//! action, the deterministic cloud id it will touch) and fsyncs it; after the state file records the
-//! step's outcome it appends a `done` line. If the process dies in between, the next run finds the
-//! intents without a `done` ([`JournalOpen::unfinished`]) and resolves them by reading the cloud —
-//! the ids are deterministic, so nothing created is orphaned. A clean run removes the journal.
+//! action, the deterministic cloud id it will touch). Once the step's outcome is known it appends a
+//! `commit` line: the state records the outcome changed (set or removed) and the steps it finishes.
+//! If the process dies in between, the next run finds the intents without a commit
+//! ([`JournalOpen::unfinished`]) and resolves them by reading the cloud — the ids are
+//! deterministic, so nothing created is orphaned. A `done` line finishes steps whose outcome went
+//! straight into the state file.
 //!
-//! The file is JSON lines, `<stack>.journal` beside the state. A last line torn by a crash mid-write
-//! is dropped with a [`JournalNote`]; damage anywhere else is an error, because silently skipping a
-//! step record could orphan a cloud resource. Use the journal only while holding the stack's lock.
-//! This module never prints and never records inputs or secrets, only ids.
+//! The commits are the state's recent writes: the state file is only rewritten now and then as a
+//! checkpoint, and reading the state replays the commits over it (see [`super::StateStore`]). Each
+//! commit names the serial it extends (`base`); replay applies a commit whose base is the serial
+//! reached so far and counts the serial one up, and skips the others (older ones were folded into
+//! a checkpoint, which moved the serial past them). A clean run writes a last checkpoint and removes
+//! the journal.
+//!
+//! Appends are group-committed: lines from many threads that arrive while a write is being synced
+//! are written together and share the next fsync; every method returns once its own line is
+//! durable. A write that fails leaves the journal refusing further appends (its tail may be torn).
+//!
+//! The file is JSON lines, `<stack>.journal` beside the state, mode 0600. A last line torn by a
+//! crash mid-write is dropped with a [`JournalNote`]; damage anywhere else is an error, because
+//! silently skipping a step record could orphan a cloud resource. Use the journal only while
+//! holding the stack's lock. This module never prints and never records a secret in clear:
+//! intents hold ids only, commits hold state records redacted exactly as in the state file.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use indexmap::IndexMap;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
 use super::host;
+use super::model::Changes;
 
 /// Identifies one step in a journal; unique within the journal file, increasing.
 pub(crate) type StepId = u64;
@@ -73,10 +90,11 @@ pub struct Intent {
     pub at: String,
 }
 
-/// One line of the journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One line of the journal. `C` is what a commit's changes are read as: [`Changes`] to replay
+/// them, [`IgnoredAny`] where only the steps and serials matter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-enum Record {
+enum Record<C> {
     Intent {
         step: StepId,
         address: String,
@@ -88,6 +106,15 @@ enum Record {
     },
     Done {
         step: StepId,
+        at: String,
+    },
+    Commit {
+        /// The state serial this commit extends; applying it makes the serial `base + 1`.
+        base: u64,
+        /// Steps whose outcome this commit records.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        steps: Vec<StepId>,
+        changes: C,
         at: String,
     },
 }
@@ -142,19 +169,34 @@ pub enum JournalError {
     Unfinished { path: PathBuf, steps: Vec<StepId> },
 }
 
-/// An open journal. Methods take `&self` and serialise appends, so parallel steps may share it
-/// (behind an `Arc`); each append is fsync'd before the method returns.
+/// An open journal. Methods take `&self`, so parallel steps may share it (behind an `Arc`); each
+/// append is durable (fsync'd, possibly together with others) before the method returns.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
+    /// Written only by the thread leading a group write (see [`Inner::writing`]).
+    file: File,
     inner: Mutex<Inner>,
+    /// Signalled when a group write ends.
+    written: Condvar,
 }
 
 #[derive(Debug)]
 struct Inner {
-    file: File,
     next_step: StepId,
     pending: IndexMap<StepId, Intent>,
+    /// Whole lines waiting for the next group write.
+    queue: Vec<u8>,
+    /// Lines queued so far and lines known durable, counted since the journal was opened.
+    queued: u64,
+    durable: u64,
+    /// A thread is writing and syncing a group; the others wait for it.
+    writing: bool,
+    /// Why a group write failed; the journal then refuses every append.
+    failed: Option<(io::ErrorKind, String)>,
+    /// Group writes made, for tests of the grouping.
+    #[cfg(test)]
+    groups: u64,
 }
 
 /// The result of opening a journal: the journal, the steps an earlier run left unfinished (in the
@@ -167,12 +209,14 @@ pub struct JournalOpen {
 }
 
 /// What parsing a journal file found.
-struct Parsed {
+struct Parsed<C> {
     pending: IndexMap<StepId, Intent>,
     next_step: StepId,
     notes: Vec<JournalNote>,
     /// Length of the intact prefix (everything before a torn tail).
     good_len: usize,
+    /// Every commit, in file order, with the serial it extends.
+    commits: Vec<(u64, C)>,
 }
 
 impl Journal {
@@ -189,13 +233,14 @@ impl Journal {
             Err(err) if err.kind() == io::ErrorKind::NotFound => None,
             Err(source) => return Err(io_err(source)),
         };
-        let parsed = match &existing {
+        let parsed: Parsed<IgnoredAny> = match &existing {
             Some(bytes) => parse(&path, bytes)?,
             None => Parsed {
                 pending: IndexMap::new(),
                 next_step: 1,
                 notes: Vec::new(),
                 good_len: 0,
+                commits: Vec::new(),
             },
         };
 
@@ -230,11 +275,19 @@ impl Journal {
         Ok(JournalOpen {
             journal: Journal {
                 path,
+                file,
                 inner: Mutex::new(Inner {
-                    file,
                     next_step: parsed.next_step,
                     pending: parsed.pending,
+                    queue: Vec::new(),
+                    queued: 0,
+                    durable: 0,
+                    writing: false,
+                    failed: None,
+                    #[cfg(test)]
+                    groups: 0,
                 }),
+                written: Condvar::new(),
             },
             unfinished,
             notes: parsed.notes,
@@ -249,7 +302,7 @@ impl Journal {
         let path = path.as_ref();
         match fs::read(path) {
             Ok(bytes) => {
-                let parsed = parse(path, &bytes)?;
+                let parsed: Parsed<IgnoredAny> = parse(path, &bytes)?;
                 Ok((parsed.pending.into_values().collect(), parsed.notes))
             }
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok((Vec::new(), Vec::new())),
@@ -276,7 +329,7 @@ impl Journal {
             target: new.target,
             at: host::now_rfc3339(),
         };
-        let record = Record::Intent {
+        let record: Record<&Changes> = Record::Intent {
             step: intent.step,
             address: intent.address.clone(),
             resource_type: intent.resource_type.clone(),
@@ -291,8 +344,9 @@ impl Journal {
                 path: self.path.clone(),
                 source: io::Error::other("step ids are exhausted; resolve and remove the journal"),
             })?;
-        self.append(&mut inner.file, &record)?;
+        let line = self.line(&record)?;
         inner.next_step = next;
+        let mut inner = self.append(inner, &line)?;
         let step = intent.step;
         inner.pending.insert(step, intent);
         Ok(step)
@@ -301,19 +355,53 @@ impl Journal {
     /// Durably records that a step's outcome is in the state file. Works for steps recovered from
     /// an earlier run too (after they were resolved).
     pub fn done(&self, step: StepId) -> Result<(), JournalError> {
-        let mut inner = self.inner();
-        if !inner.pending.contains_key(&step) {
-            return Err(JournalError::UnknownStep {
-                path: self.path.clone(),
-                step,
-            });
+        self.done_all(&[step])
+    }
+
+    /// [`done`](Self::done) for several steps, made durable together.
+    pub(crate) fn done_all(&self, steps: &[StepId]) -> Result<(), JournalError> {
+        if steps.is_empty() {
+            return Ok(());
         }
-        let record = Record::Done {
-            step,
+        let inner = self.inner();
+        self.check_pending(&inner, steps)?;
+        let mut lines = Vec::new();
+        let at = host::now_rfc3339();
+        for &step in steps {
+            let record: Record<&Changes> = Record::Done {
+                step,
+                at: at.clone(),
+            };
+            lines.extend(self.line(&record)?);
+        }
+        let mut inner = self.append(inner, &lines)?;
+        for step in steps {
+            inner.pending.shift_remove(step);
+        }
+        Ok(())
+    }
+
+    /// Durably records a state write: `changes` applied to the state whose serial is `base`, which
+    /// finishes `steps`. `changes` must already be redacted (see [`Changes`]).
+    pub(crate) fn commit(
+        &self,
+        base: u64,
+        steps: &[StepId],
+        changes: &Changes,
+    ) -> Result<(), JournalError> {
+        let inner = self.inner();
+        self.check_pending(&inner, steps)?;
+        let record = Record::Commit {
+            base,
+            steps: steps.to_vec(),
+            changes,
             at: host::now_rfc3339(),
         };
-        self.append(&mut inner.file, &record)?;
-        inner.pending.shift_remove(&step);
+        let line = self.line(&record)?;
+        let mut inner = self.append(inner, &line)?;
+        for step in steps {
+            inner.pending.shift_remove(step);
+        }
         Ok(())
     }
 
@@ -328,14 +416,14 @@ impl Journal {
         let inner = self
             .inner
             .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner);
         if !inner.pending.is_empty() {
             return Err(JournalError::Unfinished {
                 path: self.path,
                 steps: inner.pending.keys().copied().collect(),
             });
         }
-        drop(inner.file);
+        drop(self.file);
         let io_err = |source| JournalError::Io {
             path: self.path.clone(),
             source,
@@ -349,29 +437,105 @@ impl Journal {
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
-        // A panic in another thread mid-append leaves at worst a torn line, which open tolerates.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        // Nothing panics while holding the lock; a poisoned lock still guards consistent data.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn append(&self, file: &mut File, record: &Record) -> Result<(), JournalError> {
-        let io_err = |source| JournalError::Io {
+    fn check_pending(&self, inner: &Inner, steps: &[StepId]) -> Result<(), JournalError> {
+        match steps.iter().find(|s| !inner.pending.contains_key(*s)) {
+            Some(&step) => Err(JournalError::UnknownStep {
+                path: self.path.clone(),
+                step,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn line<C: Serialize>(&self, record: &Record<C>) -> Result<Vec<u8>, JournalError> {
+        let mut line = serde_json::to_vec(record).map_err(|e| JournalError::Io {
             path: self.path.clone(),
-            source,
-        };
-        let mut line = serde_json::to_vec(record).map_err(|e| io_err(io::Error::other(e)))?;
+            source: io::Error::other(e),
+        })?;
         line.push(b'\n');
-        file.write_all(&line).map_err(io_err)?;
-        file.sync_data().map_err(io_err)
+        Ok(line)
+    }
+
+    /// Queues whole `lines` and returns once they are durable: the first thread to find no write
+    /// under way writes and syncs everything queued (its lines and those of the threads waiting
+    /// meanwhile); the others wait for that write. Returns the lock again.
+    fn append<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner>,
+        lines: &[u8],
+    ) -> Result<MutexGuard<'a, Inner>, JournalError> {
+        if inner.failed.is_none() {
+            inner.queue.extend_from_slice(lines);
+            inner.queued += 1;
+        }
+        let mine = inner.queued;
+        loop {
+            if let Some((kind, message)) = &inner.failed {
+                return Err(JournalError::Io {
+                    path: self.path.clone(),
+                    source: io::Error::new(
+                        *kind,
+                        format!("an earlier write failed ({message}); nothing more is appended"),
+                    ),
+                });
+            }
+            if inner.durable >= mine {
+                return Ok(inner);
+            }
+            if inner.writing {
+                inner = self
+                    .written
+                    .wait(inner)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            inner.writing = true;
+            let group = std::mem::take(&mut inner.queue);
+            let upto = inner.queued;
+            drop(inner);
+            let result = (&self.file)
+                .write_all(&group)
+                .and_then(|()| self.file.sync_data());
+            inner = self.inner();
+            inner.writing = false;
+            #[cfg(test)]
+            {
+                inner.groups += 1;
+            }
+            match result {
+                Ok(()) => inner.durable = upto,
+                Err(err) => inner.failed = Some((err.kind(), err.to_string())),
+            }
+            self.written.notify_all();
+        }
+    }
+}
+
+/// The commits of the journal at `path`, in order, each with the serial it extends; none when
+/// there is no journal. A torn last line is left out. Never changes the file.
+pub(crate) fn read_commits<C: DeserializeOwned>(
+    path: &Path,
+) -> Result<Vec<(u64, C)>, JournalError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(parse::<C>(path, &bytes)?.commits),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(JournalError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 /// Parses journal bytes. A last line that does not parse is a torn tail; any other bad line is
 /// damage.
-fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, JournalError> {
+fn parse<C: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<Parsed<C>, JournalError> {
     let mut pending: IndexMap<StepId, Intent> = IndexMap::new();
     let mut notes = Vec::new();
+    let mut commits = Vec::new();
     let mut max_step = 0;
     let mut good_len = 0;
     let mut offset = 0;
@@ -387,9 +551,15 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, JournalError> {
             }
             continue;
         }
-        match serde_json::from_slice::<Record>(raw) {
+        match serde_json::from_slice::<Record<C>>(raw) {
             Ok(record) => {
                 good_len = offset;
+                let mut finish = |step: StepId| {
+                    max_step = max_step.max(step);
+                    if pending.shift_remove(&step).is_none() {
+                        notes.push(JournalNote::DoneWithoutIntent { line: number, step });
+                    }
+                };
                 match record {
                     Record::Intent {
                         step,
@@ -412,11 +582,15 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, JournalError> {
                             },
                         );
                     }
-                    Record::Done { step, .. } => {
-                        max_step = max_step.max(step);
-                        if pending.shift_remove(&step).is_none() {
-                            notes.push(JournalNote::DoneWithoutIntent { line: number, step });
-                        }
+                    Record::Done { step, .. } => finish(step),
+                    Record::Commit {
+                        base,
+                        steps,
+                        changes,
+                        ..
+                    } => {
+                        steps.into_iter().for_each(&mut finish);
+                        commits.push((base, changes));
                     }
                 }
             }
@@ -442,6 +616,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Parsed, JournalError> {
         next_step: max_step.saturating_add(1),
         notes,
         good_len,
+        commits,
     })
 }
 
@@ -513,6 +688,75 @@ mod tests {
         journal.done(b).expect("resolve b");
         journal.finish().expect("finish");
         assert!(!path.exists());
+    }
+
+    /// Appends that arrive while a write is being synced are written together by the next one:
+    /// many steps starting or finishing at once share one fsync.
+    #[test]
+    fn appends_waiting_for_a_write_share_the_next_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("demo.journal");
+        let journal = std::sync::Arc::new(Journal::open(&path).expect("open").journal);
+        // A write is under way: every append queues behind it.
+        journal.inner().writing = true;
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let journal = journal.clone();
+                std::thread::spawn(move || {
+                    journal.intent(step(&format!("r{i}"), JournalAction::Create))
+                })
+            })
+            .collect();
+        while journal.inner().queued < 8 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        journal.inner().writing = false;
+        journal.written.notify_all();
+        for thread in threads {
+            thread.join().expect("thread").expect("intent");
+        }
+        assert_eq!(journal.inner().groups, 1, "one write for the eight lines");
+        assert_eq!(Journal::open(&path).expect("reopen").unfinished.len(), 8);
+    }
+
+    #[test]
+    fn commits_finish_their_steps_and_are_read_back_in_order() {
+        use crate::state::model::ResourceState;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("demo.journal");
+        let journal = Journal::open(&path).expect("open").journal;
+        let a = journal
+            .intent(step("a", JournalAction::Create))
+            .expect("intent a");
+        let b = journal
+            .intent(step("b", JournalAction::Create))
+            .expect("intent b");
+        let mut first = Changes::default();
+        first.set.insert(
+            String::from("a"),
+            ResourceState::new(
+                "storage_account",
+                "/x/a",
+                serde_json::json!({}),
+                serde_json::json!({}),
+            ),
+        );
+        let second = Changes {
+            remove: vec![String::from("old")],
+            ..Changes::default()
+        };
+        journal.commit(4, &[a], &first).expect("commit a");
+        journal.commit(5, &[], &second).expect("commit");
+        assert!(matches!(
+            journal.commit(6, &[a], &Changes::default()),
+            Err(JournalError::UnknownStep { .. })
+        ));
+        drop(journal);
+        let reopened = Journal::open(&path).expect("reopen");
+        let open: Vec<StepId> = reopened.unfinished.iter().map(|i| i.step).collect();
+        assert_eq!(open, vec![b]);
+        let commits: Vec<(u64, Changes)> = read_commits(&path).expect("read");
+        assert_eq!(commits, vec![(4, first), (5, second)]);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!   mode 0600, one `.backup`) behind a lineage/serial compare-and-write guard.
 //! * [`Lock`] — an exclusive OS file lock per stack with a holder record; stale locks of dead
 //!   processes are taken over with a [`TakeoverNotice`].
-//! * [`Journal`] — the fsync'd JSON-lines intent/done log that makes apply crash-safe.
+//! * [`Journal`] — the fsync'd (group-committed) JSON-lines log of step intents and of the state
+//!   writes of a run (commits), which makes apply crash-safe and its writes proportional to the
+//!   change; [`StateStore::read`] replays its commits over the state file, a checkpoint.
 //! * surgery — `list`, `show`, `remove`, `import` and `destroy_order` on a [`StateFile`].
 //!
 //! A state file (format version 1), abridged:
@@ -42,7 +44,8 @@
 //! ```
 //!
 //! Beside it: `<stack>.json.backup` (the previous version), `<stack>.lock` (while a run holds the
-//! lock) and `<stack>.journal` (while an apply runs, or after one was interrupted).
+//! lock) and `<stack>.journal` (while an apply runs, or after one was interrupted: then its commits
+//! complete the state file, and reading the state replays them).
 //!
 //! This module is synchronous std I/O only: it never calls the cloud, never imports the engine,
 //! never prints (notices and errors are values), and never writes a secret in clear — values at a
@@ -64,7 +67,9 @@ pub use lock::{
     Acquired, Lock, LockError, LockGuard, LockInfo, LockRequest, TakeoverNotice, TakeoverReason,
     UnlockOutcome,
 };
+pub(crate) use model::Touched;
 pub use model::{FORMAT_VERSION, ResourceState, ResourceStatus, StateFile};
 pub use sensitive::FieldPath;
+pub(crate) use store::Stamp;
 pub use store::{StateError, StateStore};
 pub use surgery::{Removed, ResourceSummary, SurgeryError};

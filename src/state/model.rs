@@ -169,6 +169,29 @@ impl StateFile {
             .sum()
     }
 
+    /// How `keys` differ between `before` (each key's record before a change; `None`: absent) and
+    /// this state: a record now present and different is set, one now absent is removed. Records
+    /// are copied redacted.
+    pub(crate) fn changes<'a>(
+        &self,
+        before: impl IntoIterator<Item = (&'a String, &'a Option<ResourceState>)>,
+    ) -> Changes {
+        let mut changes = Changes::default();
+        for (key, old) in before {
+            match (self.resources.get(key), old) {
+                (Some(now), Some(old)) if now == old => {}
+                (Some(now), _) => {
+                    let mut now = now.clone();
+                    now.redact(&self.lineage);
+                    changes.set.insert(key.clone(), now);
+                }
+                (None, Some(_)) => changes.remove.push(key.clone()),
+                (None, None) => {}
+            }
+        }
+        changes
+    }
+
     /// Addresses of recorded resources that list `address` as a dependency, in state order.
     pub(crate) fn dependents_of(&self, address: &str) -> Vec<&str> {
         self.resources
@@ -176,6 +199,63 @@ impl StateFile {
             .filter(|(_, r)| r.dependencies.iter().any(|d| d == address))
             .map(|(a, _)| a.as_str())
             .collect()
+    }
+}
+
+/// One state write as the journal keeps it: records set (inserted or replaced) or removed, and the
+/// stack's outputs when they changed. Built from a [`StateFile`] (see [`StateFile::changes`]), so its
+/// records are redacted like the state file's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Changes {
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "unique_keys"
+    )]
+    pub set: IndexMap<String, ResourceState>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<IndexMap<String, Value>>,
+}
+
+impl Changes {
+    /// Applies the changes to `state` (the serial is the caller's business). Applying the same
+    /// changes twice gives the same state: every change is absolute.
+    pub(crate) fn apply_to(self, state: &mut StateFile) {
+        for address in &self.remove {
+            state.resources.shift_remove(address);
+        }
+        for (address, resource) in self.set {
+            state.record(address, resource);
+        }
+        if let Some(outputs) = self.outputs {
+            state.outputs = outputs;
+        }
+    }
+}
+
+/// The records a write is about to change, as they were before: collect them with
+/// [`watch`](Self::watch) before changing a state, then [`StateFile::changes`] gives what changed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Touched {
+    before: IndexMap<String, Option<ResourceState>>,
+}
+
+impl Touched {
+    /// Remembers `key`'s record in `state` as it is now, unless it is already watched (the first
+    /// look is the "before").
+    pub(crate) fn watch(&mut self, state: &StateFile, key: &str) {
+        if !self.before.contains_key(key) {
+            self.before
+                .insert(key.to_owned(), state.resources.get(key).cloned());
+        }
+    }
+
+    /// What changed in `state` among the watched records.
+    pub(crate) fn changes(&self, state: &StateFile) -> Changes {
+        state.changes(&self.before)
     }
 }
 

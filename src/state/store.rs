@@ -6,19 +6,25 @@
 //! truncated, future-version or foreign file is reported with a typed error and left byte-for-byte
 //! as it was. The compare-and-write check (lineage and serial) is only race-free while the caller
 //! holds the stack's [`super::Lock`]; this module never takes the lock itself.
+//!
+//! During an apply the file is a checkpoint: the steps' state writes go to the journal as commits
+//! (see [`super::Journal`]) and the file is rewritten only now and then and at the end of the run.
+//! [`StateStore::read`] therefore replays the journal's commits over the file, so every reader sees
+//! the state as last recorded, and a serial counts the commits too.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use uuid::Uuid;
 
-use super::journal::{Journal, JournalError, JournalOpen};
+use super::journal::{Journal, JournalError, JournalOpen, read_commits};
 use super::lock::{Acquired, Lock, LockError, LockRequest};
-use super::model::{FORMAT_VERSION, StateFile};
+use super::model::{Changes, FORMAT_VERSION, StateFile};
 
 /// Permission bits of state files and their backups: owner read/write only.
 pub(crate) const STATE_FILE_MODE: u32 = 0o600;
@@ -93,6 +99,10 @@ pub enum StateError {
 
     #[error("invalid stack name `{name}` for a state file: {reason}")]
     InvalidStackName { name: String, reason: &'static str },
+
+    /// The journal beside the state file, whose commits complete it, cannot be read.
+    #[error("{0}")]
+    Journal(#[source] JournalError),
 }
 
 /// Renders an optional serial as `serial 3` or `no state file`.
@@ -111,6 +121,27 @@ impl fmt::Display for SerialDisplay {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateStore {
     path: PathBuf,
+}
+
+/// Which version of a state file a checkpoint wrote: each write makes a new file (rename), so an
+/// unchanged stamp means nobody wrote the file since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+/// A state serialised for a checkpoint (see [`StateStore::snapshot`]).
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    lineage: Uuid,
+    /// The serial the file on disk must have (`None`: no file yet).
+    expected: Option<u64>,
+    /// The serial written.
+    serial: u64,
+    bytes: Vec<u8>,
 }
 
 /// Test-only places where a write can be made to fail, to prove the old file survives.
@@ -180,9 +211,45 @@ impl StateStore {
         Journal::open(self.journal_path())
     }
 
-    /// Reads the state, or `None` if there is no state file yet. Never modifies any file.
+    /// Reads the state, or `None` if there is no state file yet: the file with the commits of the
+    /// journal beside it replayed over it (each one that extends the serial reached so far is
+    /// applied and counts the serial one up). Never modifies any file.
     pub fn read(&self) -> Result<Option<StateFile>, StateError> {
-        read_state(&self.path, &self.remedy())
+        let Some(mut state) = read_state(&self.path, &self.remedy())? else {
+            // A run writes the state file before its first commit, so commits without a file
+            // belong to a state that was removed since: there is nothing to extend.
+            return Ok(None);
+        };
+        let commits: Vec<(u64, Changes)> =
+            read_commits(&self.journal_path()).map_err(StateError::Journal)?;
+        for (base, changes) in commits {
+            if base == state.serial
+                && let Some(next) = base.checked_add(1)
+            {
+                changes.apply_to(&mut state);
+                state.serial = next;
+            }
+        }
+        Ok(Some(state))
+    }
+
+    /// The lineage and serial [`read`](Self::read) would give, without building the state: the
+    /// file is checked for JSON syntax and format version only.
+    fn head(&self) -> Result<Option<(Uuid, u64)>, StateError> {
+        let Some(head) = read_head(&self.path, &self.remedy())? else {
+            return Ok(None);
+        };
+        let commits: Vec<(u64, IgnoredAny)> =
+            read_commits(&self.journal_path()).map_err(StateError::Journal)?;
+        let mut serial = head.serial;
+        for (base, _) in commits {
+            if base == serial
+                && let Some(next) = base.checked_add(1)
+            {
+                serial = next;
+            }
+        }
+        Ok(Some((head.lineage, serial)))
     }
 
     /// Like [`read`](Self::read), but a state of another lineage is an error.
@@ -234,23 +301,100 @@ impl StateStore {
         self.write_inner(state, expected_serial, None)
     }
 
+    /// Serialises `state` for [`checkpoint`](Self::checkpoint), on the caller's thread, with the
+    /// serial the write will give it (one more than its own). Sensitive paths are redacted in
+    /// `state` itself (idempotent) so no copy of the state is made.
+    ///
+    /// With `bump` false the serial stays: the snapshot only writes down commits the journal
+    /// already counted (the last checkpoint of a run).
+    pub(crate) fn snapshot(
+        &self,
+        state: &mut StateFile,
+        bump: bool,
+    ) -> Result<Snapshot, StateError> {
+        let Some(serial) = state.serial.checked_add(u64::from(bump)) else {
+            return Err(self.serial_exhausted());
+        };
+        let bytes = self.serialize(state, serial)?;
+        Ok(Snapshot {
+            lineage: state.lineage,
+            expected: (state.serial > 0).then_some(state.serial),
+            serial,
+            bytes,
+        })
+    }
+
+    /// Writes a [`snapshot`](Self::snapshot) as the state file, for a run that holds the lock and
+    /// journaled every change since it read the state. When the file is still the one this run's
+    /// last checkpoint wrote (`last`, compared by inode, size and modification time) it needs no
+    /// check; otherwise it is checked for lineage, serial (with the journal's commits counted) and
+    /// syntax, as [`write`](Self::write) does, but not parsed into a state. Returns the new serial
+    /// (the caller sets it in its state) and the stamp of the file written.
+    pub(crate) fn checkpoint(
+        &self,
+        snapshot: Snapshot,
+        last: Option<Stamp>,
+    ) -> Result<(u64, Option<Stamp>), StateError> {
+        let has_current = match last {
+            Some(last) if self.stamp() == Some(last) => true,
+            _ => {
+                let current = self.head()?;
+                self.check(snapshot.lineage, snapshot.expected, current)?;
+                current.is_some()
+            }
+        };
+        self.replace(&snapshot.bytes, has_current, None)?;
+        Ok((snapshot.serial, self.stamp()))
+    }
+
+    /// The stamp of the state file as it is now (`None`: there is none, or it cannot be read).
+    fn stamp(&self) -> Option<Stamp> {
+        let meta = fs::metadata(&self.path).ok()?;
+        Some(Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        })
+    }
+
     pub(crate) fn write_inner(
         &self,
         state: &mut StateFile,
         expected_serial: Option<u64>,
         fail: Option<FailPoint>,
     ) -> Result<u64, StateError> {
-        let current = self.read()?;
-        if let Some(found) = &current
-            && found.lineage != state.lineage
+        let current = self.read()?.map(|s| (s.lineage, s.serial));
+        self.check(state.lineage, expected_serial, current)?;
+        let found_serial = current.map(|(_, serial)| serial);
+        let Some(serial) = found_serial.unwrap_or(0).max(state.serial).checked_add(1) else {
+            return Err(self.serial_exhausted());
+        };
+        let bytes = self.serialize(state, serial)?;
+        self.replace(&bytes, current.is_some(), fail)?;
+        state.version = FORMAT_VERSION;
+        state.serial = serial;
+        Ok(serial)
+    }
+
+    /// The compare of compare-and-write: `current` (the lineage and serial on disk) must be the
+    /// caller's lineage and the serial it expects.
+    fn check(
+        &self,
+        lineage: Uuid,
+        expected_serial: Option<u64>,
+        current: Option<(Uuid, u64)>,
+    ) -> Result<(), StateError> {
+        if let Some((found, _)) = current
+            && found != lineage
         {
             return Err(StateError::LineageMismatch {
                 path: self.path.clone(),
-                expected: state.lineage,
-                found: found.lineage,
+                expected: lineage,
+                found,
             });
         }
-        let found_serial = current.as_ref().map(|s| s.serial);
+        let found_serial = current.map(|(_, serial)| serial);
         if found_serial != expected_serial {
             return Err(StateError::Moved {
                 path: self.path.clone(),
@@ -258,34 +402,42 @@ impl StateStore {
                 found: found_serial,
             });
         }
-        let Some(serial) = found_serial.unwrap_or(0).max(state.serial).checked_add(1) else {
-            return Err(StateError::Invalid {
-                path: self.path.clone(),
-                detail: String::from("its serial is at the largest possible value"),
-                remedy: self.remedy(),
-            });
-        };
+        Ok(())
+    }
 
-        let mut on_disk = state.clone();
-        on_disk.version = FORMAT_VERSION;
-        on_disk.serial = serial;
-        on_disk.redact_all();
-        let mut bytes = serde_json::to_vec_pretty(&on_disk)
-            .map_err(|e| self.write_error(io::Error::other(e)))?;
+    /// Redacts `state` in place and serialises it with the version and serial the file will hold
+    /// (its own are left as they were).
+    fn serialize(&self, state: &mut StateFile, serial: u64) -> Result<Vec<u8>, StateError> {
+        state.redact_all();
+        let before = (state.version, state.serial);
+        state.version = FORMAT_VERSION;
+        state.serial = serial;
+        let bytes = serde_json::to_vec_pretty(&*state);
+        (state.version, state.serial) = before;
+        let mut bytes = bytes.map_err(|e| self.write_error(io::Error::other(e)))?;
         bytes.push(b'\n');
+        Ok(bytes)
+    }
 
+    /// Durably replaces the state file with `bytes` (temporary file, fsync, backup of the current
+    /// file when there is one, rename, folder fsync).
+    fn replace(
+        &self,
+        bytes: &[u8],
+        has_current: bool,
+        fail: Option<FailPoint>,
+    ) -> Result<(), StateError> {
         // A symlinked state file (kept elsewhere on purpose) stays a symlink: write its target.
         let target = resolve_symlink(&self.path);
         let dir = parent_dir(&target);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| self.write_error(e))?;
         let temp = temp_path(&target);
         let result = (|| {
-            write_synced(&temp, &bytes, fail)?;
-            if current.is_some() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
+            write_synced(&temp, bytes, fail)?;
+            if has_current {
                 self.keep_backup(&target)?;
             }
             if fail == Some(FailPoint::BeforeRename) {
@@ -298,10 +450,15 @@ impl StateStore {
             let _ = fs::remove_file(&temp);
             return Err(self.write_error(err));
         }
-        state.version = FORMAT_VERSION;
-        state.serial = serial;
-        state.redact_all();
-        Ok(serial)
+        Ok(())
+    }
+
+    fn serial_exhausted(&self) -> StateError {
+        StateError::Invalid {
+            path: self.path.clone(),
+            detail: String::from("its serial is at the largest possible value"),
+            remedy: self.remedy(),
+        }
     }
 
     /// Makes `<file>.backup` a copy of the current file, atomically (hard link, else copy, then
@@ -356,6 +513,17 @@ struct Probe {
 
 /// Reads and parses a state file without modifying it. `remedy` ends messages about damage.
 fn read_state(path: &Path, remedy: &str) -> Result<Option<StateFile>, StateError> {
+    let Some(bytes) = read_checked(path, remedy)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice::<StateFile>(&bytes)
+        .map(Some)
+        .map_err(|e| parse_error(path, &e, remedy.to_owned()))
+}
+
+/// A state file's bytes once they are known to be a JSON object of a format version this build
+/// reads, or `None` when there is no file.
+fn read_checked(path: &Path, remedy: &str) -> Result<Option<Vec<u8>>, StateError> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -410,9 +578,25 @@ fn read_state(path: &Path, remedy: &str) -> Result<Option<StateFile>, StateError
         }
         Some(_) => {}
     }
-    serde_json::from_slice::<StateFile>(&bytes)
+    Ok(Some(bytes))
+}
+
+/// The fields of a state file a checkpoint checks; the rest is skipped (but must be valid JSON).
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object with `version`, `lineage` and `serial` fields")]
+struct Head {
+    lineage: Uuid,
+    serial: u64,
+}
+
+/// Reads a state file's lineage and serial, with the version checks of [`read_state`].
+fn read_head(path: &Path, remedy: &str) -> Result<Option<Head>, StateError> {
+    let Some(bytes) = read_checked(path, remedy)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice::<Head>(&bytes)
         .map(Some)
-        .map_err(|e| parse_error(path, &e, remedy))
+        .map_err(|e| parse_error(path, &e, remedy.to_owned()))
 }
 
 fn parse_error(path: &Path, err: &serde_json::Error, remedy: String) -> StateError {
@@ -511,6 +695,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::state::FieldPath;
     use crate::state::model::ResourceState;
 
     fn store() -> (tempfile::TempDir, StateStore) {
@@ -564,6 +749,109 @@ mod tests {
                 "{bad:?} accepted"
             );
         }
+    }
+
+    /// Reading replays the journal's commits that extend the file's serial (each counts as a
+    /// write); a checkpoint folds them in, after which they no longer apply.
+    #[test]
+    fn read_replays_the_commits_that_extend_the_file() {
+        use crate::state::model::Touched;
+        let (_dir, store) = store();
+        let mut state = sample();
+        store.write(&mut state, None).expect("write");
+        let journal = store.open_journal().expect("journal").journal;
+        let mut live = state.clone();
+        let mut touched = Touched::default();
+        touched.watch(&live, "blob");
+        live.record(
+            "blob",
+            ResourceState::new("blob", "https://s/c/b", json!({"name": "b"}), json!({})),
+        );
+        journal
+            .commit(1, &[], &touched.changes(&live))
+            .expect("commit");
+        let mut touched = Touched::default();
+        touched.watch(&live, "store");
+        live.resources.shift_remove("store");
+        journal
+            .commit(2, &[], &touched.changes(&live))
+            .expect("commit");
+        // A commit that extends another serial (a stray one) changes nothing.
+        journal
+            .commit(9, &[], &touched.changes(&state))
+            .expect("commit");
+
+        let read = store.read().expect("read").expect("state");
+        assert_eq!(read.serial, 3);
+        assert_eq!(read.resources.keys().collect::<Vec<_>>(), vec!["blob"]);
+        let mut replayed = read.clone();
+        assert_eq!(store.write(&mut replayed, Some(3)).expect("checkpoint"), 4);
+        let again = store.read().expect("read").expect("state");
+        assert_eq!(again.serial, 4);
+        assert_eq!(again.resources, read.resources);
+        // A write expecting the file's own serial, not the replayed one, is refused.
+        assert!(matches!(
+            store.write(&mut state, Some(1)),
+            Err(StateError::Moved { .. })
+        ));
+    }
+
+    /// A checkpoint skips reading the file only while it is the very file the last checkpoint
+    /// wrote: one written by anyone else in between is caught by the compare.
+    #[test]
+    fn a_checkpoint_after_another_write_is_refused() {
+        let (_dir, store) = store();
+        let mut state = sample();
+        store.write(&mut state, None).expect("write");
+        let snapshot = store.snapshot(&mut state, true).expect("snapshot");
+        let (serial, stamp) = store.checkpoint(snapshot, None).expect("checkpoint");
+        assert_eq!(serial, 2);
+        state.serial = serial;
+        let snapshot = store.snapshot(&mut state, true).expect("snapshot");
+        let (serial, stamp) = store.checkpoint(snapshot, stamp).expect("unchanged file");
+        assert_eq!(serial, 3);
+        state.serial = serial;
+
+        let mut other = store.read().expect("read").expect("state");
+        store.write(&mut other, Some(3)).expect("another writer");
+        let snapshot = store.snapshot(&mut state, true).expect("snapshot");
+        let err = store.checkpoint(snapshot, stamp).expect_err("moved");
+        assert!(matches!(err, StateError::Moved { .. }), "{err}");
+        assert_eq!(store.read().expect("read").expect("state").serial, 4);
+    }
+
+    /// A commit holds records redacted as in the state file, even one put in without `record`.
+    #[test]
+    fn commits_never_hold_a_secret() {
+        use crate::state::model::Touched;
+        let (_dir, store) = store();
+        let mut state = sample();
+        store.write(&mut state, None).expect("write");
+        let journal = store.open_journal().expect("journal").journal;
+        let mut touched = Touched::default();
+        touched.watch(&state, "store");
+        let mut secret = ResourceState::new(
+            "storage_account",
+            "/sub/x/storageAccounts/s",
+            json!({"name": "s", "access_key": "TOP-SECRET-KEY"}),
+            json!({}),
+        );
+        secret.sensitive = vec![FieldPath::parse("access_key").expect("path")];
+        state.resources.insert(String::from("store"), secret);
+        journal
+            .commit(1, &[], &touched.changes(&state))
+            .expect("commit");
+        let text = fs::read_to_string(store.journal_path()).expect("journal");
+        assert!(
+            text.contains("access_key") && !text.contains("TOP-SECRET-KEY"),
+            "{text}"
+        );
+        let mode = fs::metadata(store.journal_path())
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     /// A failure at any point of a write leaves the previous state file and backup as they were and no

@@ -6,6 +6,7 @@
 mod support;
 
 mod apply_local;
+mod apply_scale;
 mod architecture;
 mod blue_green;
 mod cli_schema;

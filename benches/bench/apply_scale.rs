@@ -1,0 +1,293 @@
+//! The engine at scale, end to end: the `stackform` binary built with this benchmark (release under
+//! `cargo bench`) against a local cloud of its own per case, started with `--retry-after-s 0`, on
+//! the synthetic stack of `scripts/gen_stack.py` (storage accounts → blob containers → blobs, a
+//! third of each; one account, its container and its blob form a chain of three steps).
+//!
+//! Figures, each printed on one line, none asserted:
+//! * apply and destroy of each size at 0 ms added latency: wall time, time per resource, peak RSS of
+//!   the engine (`/usr/bin/time`'s maximum resident set size) and of the local cloud (its `VmHWM`);
+//! * plan (with refresh) of the largest size once applied: wall time and requests sent;
+//! * apply of about 2,000 resources at 20 ms added latency with parallelism 10, 32 and 64, next to
+//!   the lower bound max(chain × latency, requests × latency / parallelism), where the requests are
+//!   those the run sent and a chain is the requests of one account, its container and its blob
+//!   (requests / chains: every chain is alike). The ratio compares the bound with the apply itself
+//!   as its summary times it (`Apply complete in …`), not with the wall time of the process.
+//!
+//! Requests are counted from the engine's `-v` log (one `http` line per response or transport
+//! error). Sizes: `STACKFORM_BENCH_SIZES` (comma-separated; default 1000,5000,10000) and
+//! `STACKFORM_BENCH_LATENCY_SIZE` (default 2001); the smoke run under `cargo test` uses 30 and 30.
+//! Run: `cargo bench --bench bench -- apply_scale`, or `scripts/bench.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test, built by Cargo alongside this benchmark.
+const STACKFORM: &str = env!("CARGO_BIN_EXE_stackform");
+
+/// What one run of the binary took.
+struct Run {
+    wall: Duration,
+    /// Maximum resident set size of the process, from `/usr/bin/time` when it is installed.
+    peak_kib: Option<u64>,
+    /// Responses and transport errors in its `-v` log.
+    requests: usize,
+    /// How long the apply or destroy itself took, as its summary says (`… complete in 1.2s`):
+    /// the wall time without loading, refresh and planning.
+    run_secs: Option<f64>,
+}
+
+/// A local cloud started for one case, stopped on drop.
+struct Cloud {
+    dir: PathBuf,
+    pid: Option<u32>,
+}
+
+impl Cloud {
+    fn start(dir: &Path, latency_ms: u64) -> Result<Cloud, String> {
+        let latency = latency_ms.to_string();
+        let out = Command::new(STACKFORM)
+            .args([
+                "cloud",
+                "up",
+                "--detach",
+                "--port",
+                "0",
+                "--retry-after-s",
+                "0",
+            ])
+            .args(["--latency-ms", &latency, "--data-dir"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot start the local cloud: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "the local cloud did not start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let status = Command::new(STACKFORM)
+            .args(["cloud", "status", "--json", "--data-dir"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot ask the local cloud's status: {e}"))?;
+        let pid = serde_json::from_slice::<serde_json::Value>(&status.stdout)
+            .ok()
+            .and_then(|v| v["pid"].as_u64())
+            .and_then(|p| u32::try_from(p).ok());
+        Ok(Cloud {
+            dir: dir.to_owned(),
+            pid,
+        })
+    }
+
+    /// The cloud's peak RSS so far, in KiB (Linux).
+    fn peak_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        let _ = Command::new(STACKFORM)
+            .args(["cloud", "down", "--data-dir"])
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+/// Writes the synthetic stack of `resources` resources to `path` (accounts `<prefix><n>`).
+fn write_stack(path: &Path, resources: usize, prefix: &str) -> Result<(), String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen_stack.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(resources.to_string())
+        .args(["--prefix", prefix, "--out"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run python3 scripts/gen_stack.py: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Runs `stackform -v <args>` in `work`, timed, with its peak RSS when `/usr/bin/time` exists.
+fn run_binary(work: &Path, cloud: &Cloud, args: &[&str]) -> Result<Run, String> {
+    let time = Path::new("/usr/bin/time");
+    let peak_file = work.join("peak.txt");
+    let log_file = work.join("run.log");
+    let log = std::fs::File::create(&log_file).map_err(|e| e.to_string())?;
+    let mut command = if time.exists() {
+        let mut c = Command::new(time);
+        c.args(["-f", "%M", "-o"]).arg(&peak_file).arg(STACKFORM);
+        c
+    } else {
+        Command::new(STACKFORM)
+    };
+    command
+        .arg("-v")
+        .args(args)
+        .args(["--state-dir", "state", "--cloud-dir"])
+        .arg(&cloud.dir)
+        .current_dir(work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    let started = Instant::now();
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run stackform: {e}"))?;
+    let wall = started.elapsed();
+    let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    if !status.success() {
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        return Err(format!(
+            "stackform {} failed ({status}): {}",
+            args.join(" "),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ));
+    }
+    let log = strip_ansi(&log);
+    let run_secs = log.lines().find_map(|l| {
+        let rest = &l[l.find(" complete in ")? + " complete in ".len()..];
+        rest[..rest.find("s:")?].parse().ok()
+    });
+    let requests = log
+        .lines()
+        .filter(|l| l.contains(" request_id=") || l.contains("http transport error"))
+        .count();
+    let peak_kib = std::fs::read_to_string(&peak_file)
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
+    Ok(Run {
+        wall,
+        peak_kib,
+        requests,
+        run_secs,
+    })
+}
+
+/// `text` without the terminal colour sequences (`ESC [ … m`) the log is written with.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for end in chars.by_ref() {
+                if end == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(
+        || String::from("n/a"),
+        |k| format!("{:.0} MiB", k as f64 / 1024.0),
+    )
+}
+
+/// Apply, plan (when `plan`) and destroy of `n` resources at 0 ms added latency.
+fn size_case(n: usize, plan: bool) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cloud = Cloud::start(&dir.path().join("cloud"), 0)?;
+    write_stack(&dir.path().join("stack.yaml"), n, "sfbench")?;
+    let per = |run: &Run| run.wall.as_secs_f64() * 1000.0 / n as f64;
+    let apply = run_binary(dir.path(), &cloud, &["apply", "--auto-approve"])?;
+    println!(
+        "apply   {n:>6} resources: {:>7.2} s wall, {:>5.2} ms/resource, engine peak {}, cloud peak {}, {} requests",
+        apply.wall.as_secs_f64(),
+        per(&apply),
+        mib(apply.peak_kib),
+        mib(cloud.peak_kib()),
+        apply.requests
+    );
+    if plan {
+        let run = run_binary(dir.path(), &cloud, &["plan"])?;
+        println!(
+            "plan    {n:>6} resources (refresh): {:>7.2} s wall, {} requests ({:.2} per resource), engine peak {}",
+            run.wall.as_secs_f64(),
+            run.requests,
+            run.requests as f64 / n as f64,
+            mib(run.peak_kib)
+        );
+    }
+    let destroy = run_binary(dir.path(), &cloud, &["destroy", "--auto-approve"])?;
+    println!(
+        "destroy {n:>6} resources: {:>7.2} s wall, {:>5.2} ms/resource, engine peak {}, cloud peak {}",
+        destroy.wall.as_secs_f64(),
+        per(&destroy),
+        mib(destroy.peak_kib),
+        mib(cloud.peak_kib())
+    );
+    Ok(())
+}
+
+/// Apply of `n` resources at `latency_ms` added latency with `parallelism`, next to the bound.
+fn latency_case(n: usize, latency_ms: u64, parallelism: usize) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let cloud = Cloud::start(&dir.path().join("cloud"), latency_ms)?;
+    write_stack(&dir.path().join("stack.yaml"), n, "sflat")?;
+    let p = parallelism.to_string();
+    let run = run_binary(
+        dir.path(),
+        &cloud,
+        &["apply", "--auto-approve", "--parallelism", &p],
+    )?;
+    let latency = latency_ms as f64 / 1000.0;
+    let chains = (n / 3).max(1) as f64;
+    let requests = run.requests as f64;
+    let bound = (requests / chains * latency).max(requests * latency / parallelism as f64);
+    let ran = run.run_secs.unwrap_or(run.wall.as_secs_f64());
+    println!(
+        "apply   {n:>6} resources at +{latency_ms} ms, parallelism {parallelism:>2}: {:>7.2} s wall, apply {ran:.1} s, {} requests, bound {bound:.2} s, ratio {:.2}",
+        run.wall.as_secs_f64(),
+        run.requests,
+        ran / bound
+    );
+    Ok(())
+}
+
+fn sizes_from_env(name: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|s| s.trim().parse().ok())
+                .collect::<Vec<usize>>()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// Runs this benchmark and prints its figures.
+pub(crate) fn run(size: crate::Size) {
+    let (sizes, latency_size) = match size {
+        crate::Size::Full => (
+            sizes_from_env("STACKFORM_BENCH_SIZES", &[1000, 5000, 10_000]),
+            sizes_from_env("STACKFORM_BENCH_LATENCY_SIZE", &[2001])[0],
+        ),
+        crate::Size::Smoke => (vec![30], 30),
+    };
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let mut result = Ok(());
+    for &n in &sizes {
+        result = result.and_then(|()| size_case(n, n == largest));
+    }
+    for parallelism in [10, 32, 64] {
+        result = result.and_then(|()| latency_case(latency_size, 20, parallelism));
+    }
+    if let Err(e) = result {
+        eprintln!("benchmark failed: {e}");
+        std::process::exit(1);
+    }
+}
