@@ -41,11 +41,17 @@ fn endpoints(t: &Test) -> usize {
     })
 }
 
+/// Asserts that `stderr` holds `part`, showing the whole of it when it does not.
+#[track_caller]
+fn says(stderr: &str, part: &str) {
+    assert!(stderr.contains(part), "no {part:?} in:\n{stderr}");
+}
+
 /// Applies with `--auto-approve`, expects exit 1, and checks that nothing was created.
 fn apply_creates_nothing(t: &Test, stderr_has: &str) {
     let before = accounts(t);
     let out = t.run(["apply", "--auto-approve"]).code(1);
-    assert!(out.stderr.contains(stderr_has), "{}", out.stderr);
+    says(&out.stderr, stderr_has);
     assert_eq!(accounts(t), before, "apply created a storage account");
     assert_eq!(endpoints(t), 0, "apply created an endpoint");
     assert!(
@@ -66,17 +72,11 @@ fn a_taken_storage_name_fails_at_plan_with_its_location() {
         "name: takenstore7f3a",
     );
     let out = t.run(["plan"]).code(1);
-    assert!(
-        out.stderr
-            .contains("storage account name `takenstore7f3a` is already taken"),
-        "{}",
-        out.stderr
+    says(
+        &out.stderr,
+        "storage account name `takenstore7f3a` is already taken",
     );
-    assert!(
-        out.stderr.contains("--> stack.yaml:15:11"),
-        "{}",
-        out.stderr
-    );
+    says(&out.stderr, "--> stack.yaml:15:11");
     let json = t.run(["plan", "--json"]).code(1);
     let plan: Value = serde_json::from_str(&json.stdout).expect("plan JSON");
     assert_eq!(plan["preflight"][0]["code"], "storage-name-taken");
@@ -98,24 +98,12 @@ fn a_misspelt_role_fails_at_validate_with_a_suggestion() {
         "role: Storage Blob Data Raeder",
     );
     let out = t.run(["validate"]).code(1);
-    assert!(
-        out.stderr.contains(
-            "unknown role `Storage Blob Data Raeder` for `role` in role_assignment `reader`"
-        ),
-        "{}",
-        out.stderr
+    says(
+        &out.stderr,
+        "unknown role `Storage Blob Data Raeder` for `role` in role_assignment `reader`",
     );
-    assert!(
-        out.stderr.contains("--> stack.yaml:35:11"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("did you mean `Storage Blob Data Reader`?"),
-        "{}",
-        out.stderr
-    );
+    says(&out.stderr, "--> stack.yaml:35:11");
+    says(&out.stderr, "did you mean `Storage Blob Data Reader`?");
     t.run(["plan"]).code(1);
     apply_creates_nothing(&t, "unknown role");
 }
@@ -168,23 +156,12 @@ fn a_principal_that_cannot_assign_roles_fails_at_plan() {
     let t = Test::new().example("managed-identity").local_cloud(&[]);
     demote_to_contributor(&t);
     let out = t.run(["plan"]).code(1);
-    assert!(
-        out.stderr.contains(
-            "the signed-in principal may not create role assignment `reader`: it lacks `Microsoft.Authorization/roleAssignments/write`"
-        ),
-        "{}",
-        out.stderr
+    says(
+        &out.stderr,
+        "the signed-in principal may not create role assignment `reader`: it lacks `Microsoft.Authorization/roleAssignments/write`",
     );
-    assert!(
-        out.stderr.contains("--> stack.yaml:36:12"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("User Access Administrator"),
-        "{}",
-        out.stderr
-    );
+    says(&out.stderr, "--> stack.yaml:36:12");
+    says(&out.stderr, "User Access Administrator");
     apply_creates_nothing(&t, "may not create role assignment");
     // --skip-preflight leaves the cloud out: the plan goes through.
     t.run(["plan", "--skip-preflight"]).code(0);
@@ -200,18 +177,11 @@ fn a_deployment_without_a_data_role_fails_at_validate() {
     let tail = &rest[rest.find("  blue:\n").expect("the deployment")..];
     t.write("stack.yaml", &format!("{head}{tail}"));
     let out = t.run(["validate"]).code(1);
-    assert!(
-        out.stderr.contains(
-            "`blue` names storage account `store` (`environment_variables.STORAGE_ACCOUNT_NAME`), but the identity it runs as holds no data role on it"
-        ),
-        "{}",
-        out.stderr
+    says(
+        &out.stderr,
+        "`blue` names storage account `store` (`environment_variables.STORAGE_ACCOUNT_NAME`), but the identity it runs as holds no data role on it",
     );
-    assert!(
-        out.stderr.contains("Storage Blob Data Reader"),
-        "{}",
-        out.stderr
-    );
+    says(&out.stderr, "Storage Blob Data Reader");
     t.run(["plan"]).code(1);
     apply_creates_nothing(&t, "no data role");
 }
@@ -231,18 +201,11 @@ fn broad_grants_are_warnings_that_change_nothing() {
         "scope: /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg",
     );
     let out = t.run(["validate"]).code(0);
-    assert!(
-        out.stderr.contains(
-            "warning: role_assignment `reader` grants at resource group scope, but `blue` reads one storage account"
-        ),
-        "{}",
-        out.stderr
+    says(
+        &out.stderr,
+        "warning: role_assignment `reader` grants at resource group scope, but `blue` reads one storage account",
     );
-    assert!(
-        out.stderr.contains("--> stack.yaml:36:12"),
-        "{}",
-        out.stderr
-    );
+    says(&out.stderr, "--> stack.yaml:36:12");
     t.edit(
         "stack.yaml",
         "role: Storage Blob Data Owner",
@@ -250,13 +213,11 @@ fn broad_grants_are_warnings_that_change_nothing() {
     );
     // Contributor is broader than reading needs, and gives no blob data access at all.
     let out = t.run(["validate"]).code(1);
-    assert!(
-        out.stderr
-            .contains("warning: role_assignment `reader` grants `Contributor`"),
-        "{}",
-        out.stderr
+    says(
+        &out.stderr,
+        "warning: role_assignment `reader` grants `Contributor`",
     );
-    assert!(out.stderr.contains("holds no data role"), "{}", out.stderr);
+    says(&out.stderr, "holds no data role");
 }
 
 /// An api-version the cloud does not serve was sent anyway and refused at the first PUT.
@@ -269,12 +230,9 @@ fn an_api_version_the_cloud_does_not_serve_fails_at_plan() {
         "  api_versions: { storage_account: \"2024-02-01\" }\n  kind: local ",
     );
     let out = t.run(["plan"]).code(1);
-    assert!(
-        out.stderr.contains(
-            "the cloud does not serve api-version `2024-02-01` for Microsoft.Storage/storageAccounts"
-        ),
-        "{}",
-        out.stderr
+    says(
+        &out.stderr,
+        "the cloud does not serve api-version `2024-02-01` for Microsoft.Storage/storageAccounts",
     );
     apply_creates_nothing(&t, "does not serve api-version");
 }
