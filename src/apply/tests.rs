@@ -823,9 +823,7 @@ async fn first_interrupt_finishes_in_flight_steps_and_starts_no_more() {
 
 #[tokio::test]
 async fn second_interrupt_abandons_in_flight_steps_and_keeps_the_journal() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = StateStore::for_stack(dir.path(), "t").expect("name");
-    let journal = store.open_journal().expect("journal").journal;
+    let (_dir, store, journal) = durable_store();
     let provider = Arc::new(MemoryProvider::new());
     provider.stall(CallKind::Create, "store");
     let interrupt = Interrupt::new();
@@ -862,9 +860,7 @@ async fn second_interrupt_abandons_in_flight_steps_and_keeps_the_journal() {
 
 #[tokio::test]
 async fn a_durable_run_records_every_step_and_clears_its_journal() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = StateStore::for_stack(dir.path(), "t").expect("name");
-    let journal = store.open_journal().expect("journal").journal;
+    let (_dir, store, journal) = durable_store();
     let provider = Arc::new(MemoryProvider::new());
     let plan = plan_of(reference_stack(Action::Create, "none"));
     let report = apply(
@@ -912,15 +908,22 @@ fn spawn_durable(
     })
 }
 
+/// A state store for stack `t` in a fresh temporary folder (kept alive by the first value) and its
+/// open journal.
+fn durable_store() -> (tempfile::TempDir, StateStore, crate::state::Journal) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = StateStore::for_stack(dir.path(), "t").expect("name");
+    let journal = store.open_journal().expect("journal").journal;
+    (dir, store, journal)
+}
+
 /// Every finished step used to rewrite and fsync the whole state file (and its backup): O(n) per
 /// step. Now a step's result is one journal commit, and the file is rewritten as a checkpoint only
 /// at the run's first write, every few seconds and at the end; reading the state replays the
 /// commits, so nothing recorded is lost in between.
 #[tokio::test]
 async fn finished_steps_are_journaled_and_the_state_file_is_only_checkpointed() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = StateStore::for_stack(dir.path(), "t").expect("name");
-    let journal = store.open_journal().expect("journal").journal;
+    let (_dir, store, journal) = durable_store();
     let provider = Arc::new(MemoryProvider::new());
     // The deployment comes last (it needs the five others) and never answers.
     provider.stall(CallKind::Create, "blue");
@@ -955,9 +958,7 @@ async fn finished_steps_are_journaled_and_the_state_file_is_only_checkpointed() 
 
 #[tokio::test]
 async fn recovery_after_a_crash_records_what_exists_and_drops_what_does_not() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = StateStore::for_stack(dir.path(), "t").expect("name");
-    let journal = store.open_journal().expect("journal").journal;
+    let (_dir, store, journal) = durable_store();
     let provider = Arc::new(MemoryProvider::new());
     // The endpoint is created in the cloud but the answer never comes; the process "dies".
     provider.stall(CallKind::Create, "endpoint");
