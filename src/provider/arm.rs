@@ -81,6 +81,22 @@ impl Arm {
         }
     }
 
+    /// GET, then wait while another operation is changing the resource ([`lro::settle`]); `Ok(None)`
+    /// when it does not exist. For a read-modify-write that must not collide with a running operation.
+    pub(crate) async fn get_settled(
+        &self,
+        path: &str,
+        api_version: &str,
+        lro: &LroOptions,
+        status: StatusFn<'_>,
+    ) -> Result<Option<Value>> {
+        let url = self.url(path, api_version, &[])?;
+        match self.get_url(url.clone()).await? {
+            Some(body) => lro::settle(&self.pipeline, &self.auth, &url, body, lro, status).await,
+            None => Ok(None),
+        }
+    }
+
     /// PUT `body`, then wait for the operation; returns the final resource.
     pub async fn put(
         &self,

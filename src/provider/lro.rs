@@ -199,6 +199,54 @@ pub async fn wait(
     Ok(Some(current))
 }
 
+/// Waits until a resource that another operation is still changing (its `provisioningState` is
+/// `Creating`, `Updating`, …) is settled, and returns its body then (`None` once it is gone). `body` is
+/// the GET answer already in hand: a settled body is returned with no request. A terminal state,
+/// `Failed` included, ends the wait: the caller's own write is what may repair a failed resource.
+///
+/// Azure ML refuses a write to an endpoint while an operation is running on it (409 "another operation
+/// … is in progress", field reports such as Azure/azure-cli#17075 and Azure/azure-sdk-for-net#36961,
+/// which refused a deployment under an endpoint still `Updating`); after a run was killed mid-write, its
+/// operation may still be running when the next run starts.
+pub async fn settle(
+    pipeline: &Pipeline,
+    auth: &Auth,
+    resource_url: &Url,
+    body: Value,
+    options: &LroOptions,
+    on_status: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Option<Value>> {
+    let what = format!("waiting for {}", super::pipeline::redact_url(resource_url));
+    let deadline = pipeline.clock().elapsed() + options.timeout;
+    let poll = Poller {
+        pipeline,
+        auth,
+        options,
+        deadline,
+        what: &what,
+    };
+    let mut current = body;
+    while let Some(state) = provisioning_state(&current)
+        .filter(|s| !is_terminal(s))
+        .map(str::to_owned)
+    {
+        on_status(&state);
+        let no_hint = HttpResponse {
+            status: 200,
+            headers: Default::default(),
+            body: Default::default(),
+        };
+        poll.wait(&no_hint, &state).await?;
+        let resp = poll.get(resource_url).await?;
+        match resp.status {
+            404 => return Ok(None),
+            _ if resp.is_success() => current = resp.json()?,
+            _ => return Err(resp.error().with_context(what)),
+        }
+    }
+    Ok(Some(current))
+}
+
 struct Poller<'a> {
     pipeline: &'a Pipeline,
     auth: &'a Auth,

@@ -182,25 +182,19 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let mut body = endpoint_body(ctx, &req.inputs)?;
     // Endpoints live in their workspace's region.
     body["location"] = json!(ctx.workspace_location().await?);
-    if let Some(current) = arm_get(ctx, T, req).await?
+    let path = ctx.path(T, &req.inputs)?;
+    let api = ctx.api_version(T)?;
+    let lro = ctx.config.lro_for(T);
+    let report = |s: &str| req.report(s);
+    // An update waits for an operation still running on the endpoint (a killed run's) to end first.
+    if let Some(current) = ctx.arm.get_settled(&path, &api, &lro, &report).await?
         && let Some(traffic) = current
             .pointer("/properties/traffic")
             .filter(|t| t.is_object())
     {
         body["properties"]["traffic"] = traffic.clone();
     }
-    let path = ctx.path(T, &req.inputs)?;
-    let report = |s: &str| req.report(s);
-    let done = ctx
-        .arm
-        .put(
-            &path,
-            &ctx.api_version(T)?,
-            &body,
-            &ctx.config.lro_for(T),
-            &report,
-        )
-        .await?;
+    let done = ctx.arm.put(&path, &api, &body, &lro, &report).await?;
     observe(ctx, req, &done)
 }
 
@@ -220,11 +214,15 @@ async fn existing(ctx: &Ctx, endpoint: &str) -> Result<(String, String, Value)> 
     let api = ctx.api_version(T)?;
     match ctx.arm.get(&path, &api).await? {
         Some(current) => Ok((path, api, current)),
-        None => Err(ProviderError::new(
-            ErrorKind::NotFound,
-            format!("online endpoint {endpoint} does not exist"),
-        )),
+        None => Err(not_found(endpoint)),
     }
+}
+
+fn not_found(endpoint: &str) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::NotFound,
+        format!("online endpoint {endpoint} does not exist"),
+    )
 }
 
 /// Parts of an endpoint body that no field maps but a full PUT must carry over.
@@ -277,7 +275,17 @@ fn writable(spec: &ResourceSpec, current: &Value) -> Result<Value> {
 /// map as a whole (it must add up to 100 or be empty, and name only existing deployments). Entries at 0
 /// are left out. Returns the map it replaced, for a rollback.
 pub(crate) async fn set_map(ctx: &Ctx, req: &MapRequest) -> Result<BTreeMap<String, u64>> {
-    let (path, api, current) = existing(ctx, &req.owner).await?;
+    let path = endpoint_path(ctx, &req.owner)?;
+    let api = ctx.api_version(T)?;
+    let lro = ctx.config.lro_for(T);
+    let report = |s: &str| req.report(s);
+    // The map is read and written whole: wait for any operation still running on the endpoint (a
+    // killed run's update) to end, or the PUT is refused with 409 and would overwrite its outcome.
+    let current = ctx
+        .arm
+        .get_settled(&path, &api, &lro, &report)
+        .await?
+        .ok_or_else(|| not_found(&req.owner))?;
     let previous = shares(get_path(&current, &req.map));
     let mut body = writable(ctx.spec(T)?, &current)?;
     let map: Map<String, Value> = req
@@ -288,10 +296,7 @@ pub(crate) async fn set_map(ctx: &Ctx, req: &MapRequest) -> Result<BTreeMap<Stri
         .collect();
     set_path(&mut body, &req.map, Value::Object(map));
     req.report("SettingTraffic");
-    let report = |s: &str| req.report(s);
-    ctx.arm
-        .put(&path, &api, &body, &ctx.config.lro_for(T), &report)
-        .await?;
+    ctx.arm.put(&path, &api, &body, &lro, &report).await?;
     Ok(previous)
 }
 
@@ -459,28 +464,12 @@ mod tests {
             ),
             reply(200, &[], "[1]"),
         ]);
-        let c = std::sync::Arc::new(FakeClock::default());
         let tokens = std::sync::Arc::new(ScopeLog::default());
-        let config = crate::provider::config::CloudConfig::azure(
+        let ctx = fake_ctx(
             crate::provider::config::CloudKind::AzureChina,
-            "sub",
-            "rg",
-            "ws",
-            "chinaeast2",
-        )
-        .unwrap();
-        let p = crate::provider::pipeline::Pipeline::new(
-            t.clone(),
-            c,
-            config.retry.clone(),
-            Some(tokens.clone()),
-        );
-        let arm =
-            crate::provider::arm::Arm::new(p, config.arm_endpoint.clone(), config.arm_scope());
-        let ctx = Ctx::new(
-            config,
-            arm,
-            std::sync::Arc::new(crate::provider::resources::common::tests::registry()),
+            &t,
+            &std::sync::Arc::new(FakeClock::default()),
+            tokens.clone(),
         );
         let answer = invoke(&ctx, "ep", b"{}", None).await.unwrap();
         assert_eq!(answer.body, "[1]");
@@ -502,6 +491,71 @@ mod tests {
                 "https://ml.azure.cn/.default"
             ]
         );
+    }
+
+    /// A context on `kind`'s cloud whose requests go to the scripted transport `t`.
+    fn fake_ctx(
+        kind: crate::provider::config::CloudKind,
+        t: &std::sync::Arc<crate::provider::pipeline::fake::FakeTransport>,
+        clock: &std::sync::Arc<crate::provider::pipeline::fake::FakeClock>,
+        tokens: std::sync::Arc<ScopeLog>,
+    ) -> Ctx {
+        let config =
+            crate::provider::config::CloudConfig::azure(kind, "sub", "rg", "ws", "chinaeast2")
+                .unwrap();
+        let p = crate::provider::pipeline::Pipeline::new(
+            t.clone(),
+            clock.clone(),
+            config.retry.clone(),
+            Some(tokens),
+        );
+        let arm =
+            crate::provider::arm::Arm::new(p, config.arm_endpoint.clone(), config.arm_scope());
+        Ctx::new(
+            config,
+            arm,
+            std::sync::Arc::new(crate::provider::resources::common::tests::registry()),
+        )
+    }
+
+    /// The bug: the traffic map was PUT while a killed run's update of the endpoint was still running
+    /// (`Updating`), so the cloud refused it with 409 and the step failed; it now waits for the update
+    /// to end, then reads the map it replaces from the settled endpoint.
+    #[tokio::test]
+    async fn set_map_waits_for_an_operation_still_running_on_the_endpoint() {
+        use crate::provider::pipeline::fake::{FakeClock, FakeTransport, reply};
+        let endpoint = |state: &str, traffic: &str| {
+            format!(
+                r#"{{"location":"eastus","kind":"Managed","properties":{{"authMode":"Key","provisioningState":"{state}","traffic":{traffic}}}}}"#
+            )
+        };
+        let t = FakeTransport::new(vec![
+            reply(200, &[], &endpoint("Updating", "{}")),
+            reply(200, &[], &endpoint("Succeeded", r#"{"blue":100}"#)),
+            reply(200, &[], &endpoint("Succeeded", r#"{"green":100}"#)),
+        ]);
+        let clock = std::sync::Arc::new(FakeClock::default());
+        let ctx = fake_ctx(
+            crate::provider::config::CloudKind::Azure,
+            &t,
+            &clock,
+            std::sync::Arc::default(),
+        );
+        let req = MapRequest {
+            address: "endpoint.traffic".into(),
+            owner_type: T,
+            owner: "ep".into(),
+            map: "properties.traffic".into(),
+            entries: BTreeMap::from([("green".to_owned(), 100)]),
+            progress: None,
+        };
+        let previous = set_map(&ctx, &req).await.unwrap();
+        assert_eq!(previous, BTreeMap::from([("blue".to_owned(), 100)]));
+        let methods: Vec<Method> = t.requests().iter().map(|r| r.method.clone()).collect();
+        assert_eq!(methods, [Method::GET, Method::GET, Method::PUT]);
+        assert_eq!(clock.sleeps().len(), 1, "one wait between the two reads");
+        let sent: Value = serde_json::from_slice(&t.requests()[2].body).unwrap();
+        assert_eq!(sent["properties"]["traffic"], json!({"green": 100}));
     }
 
     fn spec() -> ResourceSpec {
