@@ -207,10 +207,9 @@ impl ApplyPlan {
                 address.clone(),
                 Refreshed {
                     id: id.clone(),
-                    inputs: if change {
-                        super::values::as_map(inputs)
-                    } else {
-                        Map::new()
+                    inputs: match inputs {
+                        Value::Object(map) if change => map.clone(),
+                        _ => Map::new(),
                     },
                     outputs: outputs.clone(),
                 },
