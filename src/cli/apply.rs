@@ -351,7 +351,10 @@ impl Flow {
                 return Ok(ExitCode::SUCCESS);
             }
         }
-        let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras);
+        // What the refresh read goes with the plan: references resolve against it as the plan showed
+        // them, and a rollback restores it.
+        let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras)
+            .with_refreshed(&snapshot);
         // The plan and the refreshed snapshot (with its copy of the state) are not needed during
         // the run: free them rather than hold three copies of every resource until it ends.
         drop(plan);

@@ -54,6 +54,19 @@ impl Test {
         self
     }
 
+    /// Stops the test's cloud and starts it again with the same data folder on another free port
+    /// (`cloud up` flags `flags`), as a developer's emulator comes back after a restart; returns the
+    /// ARM endpoint before and after. Panics when [`Test::local_cloud`] was not called.
+    pub(crate) fn restart_cloud(&mut self, flags: &[&str]) -> (String, String) {
+        let cloud = self.cloud.take().expect("the test started a local cloud");
+        let before = cloud.info.arm_endpoint.clone();
+        let dir = block_on(cloud.stop());
+        let cloud = Cloud::start_binary_in(dir, flags);
+        let after = cloud.info.arm_endpoint.clone();
+        self.cloud = Some(cloud);
+        (before, after)
+    }
+
     /// The test's cloud; panics when [`Test::local_cloud`] was not called.
     pub(crate) fn cloud(&self) -> &Cloud {
         self.cloud.as_ref().expect("the test started a local cloud")
