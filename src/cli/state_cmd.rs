@@ -178,6 +178,10 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             let observed = rt.block_on(async {
                 let provider =
                     engine::connect(&loaded.stack, &loaded.registry, &common.target).await?;
+                super::foreign::check_cloud(loaded.store.path(), &state, provider.config())?;
+                if state.cloud.is_none() {
+                    state.cloud = Some(super::foreign::binding(provider.config()));
+                }
                 provider.read(&request).await.map_err(|source| {
                     CliError::from(StateCommandError::Read {
                         id: id.clone(),

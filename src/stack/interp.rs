@@ -1,4 +1,5 @@
-//! The `${...}` syntax inside string values: `${var.NAME}`, `${env.NAME}` and `${resource.path}`, with
+//! The `${...}` syntax inside string values: `${var.NAME}`, `${env.NAME}`, `${stack.NAME}` and
+//! `${resource.path}`, with
 //! `$${` as the escape for a literal `${`. This module only splits a string into pieces and says where each
 //! piece sits in the string; it knows nothing of variables, the environment or resources.
 
@@ -8,6 +9,8 @@ pub(crate) enum Segment {
     Text(String),
     Var(String),
     Env(String),
+    /// `${stack.NAME}`: a value of the run itself (`${stack.env}`, the `--env` chosen).
+    Stack(String),
     /// `${resource.path}`; `path` is dotted and non-empty.
     Ref {
         resource: String,
@@ -163,7 +166,7 @@ fn parse_inner(inner: &str) -> Result<Segment, (String, Option<String>)> {
         ));
     }
     match head {
-        "var" | "env" => {
+        "var" | "env" | "stack" => {
             if parts.len() != 2 {
                 return Err((
                     format!("`${{{inner}}}`: a `{head}.` reference names exactly one {head}"),
@@ -173,14 +176,14 @@ fn parse_inner(inner: &str) -> Result<Segment, (String, Option<String>)> {
             let name = parts[1];
             if !name.starts_with(is_name_start) || name.contains('-') {
                 return Err((
-                    format!("invalid {} name `{name}` in `${{{inner}}}`", if head == "var" { "variable" } else { "environment variable" }),
+                    format!("invalid {} name `{name}` in `${{{inner}}}`", match head { "var" => "variable", "stack" => "stack value", _ => "environment variable" }),
                     Some("names are letters, digits and underscores, starting with a letter or underscore".to_string()),
                 ));
             }
-            Ok(if head == "var" {
-                Segment::Var(name.to_string())
-            } else {
-                Segment::Env(name.to_string())
+            Ok(match head {
+                "var" => Segment::Var(name.to_string()),
+                "stack" => Segment::Stack(name.to_string()),
+                _ => Segment::Env(name.to_string()),
             })
         }
         _ => Ok(Segment::Ref {
@@ -231,6 +234,7 @@ mod tests {
             }]
         );
         assert_eq!(segs("${env.HOME}"), [Segment::Env("HOME".into())]);
+        assert_eq!(segs("${stack.env}"), [Segment::Stack("env".into())]);
     }
 
     #[test]
