@@ -316,13 +316,14 @@ fn render_existing(
     ));
     if owners.is_empty() {
         out.push_str(
-            "Likely cause: they were created with another state: another state folder (--state-dir, STACKFORM_STATE_DIR, \
-or `state/` in the folder an earlier run started from), another --env, or another `stack:` name. \
+            "Likely cause: they were created with another state:\n  \
+- another state folder (--state-dir, STACKFORM_STATE_DIR, or `state/` where an earlier run started),\n  \
+- another --env, or another `stack:` name.\n\
 Run with that state, or adopt them into this one:\n",
         );
     } else {
         out.push_str(&format!(
-            "Likely cause: another state records them: {}. Run with that state (--state FILE), or adopt them into this one:\n",
+            "Likely cause: another state records them: {}.\nRun with that state (--state FILE), or adopt them into this one:\n",
             owners.join(", ")
         ));
     }
