@@ -306,7 +306,7 @@ impl Job {
                 let mut err = ProviderError::new(
                     ErrorKind::Conflict,
                     format!(
-                        "{} `{}` already exists in the cloud ({}) but is not in this stack's state; adopt it with `stackform state import {} {}` or give it another name",
+                        "{} `{}` already exists in the cloud ({}) but is not in this stack's state: if another state manages it (another state folder, --env or `stack:` name), run with that state; to adopt it into this one, `stackform state import {} {}`; or give it another name",
                         req.resource_type, req.address, found.id, req.address, found.id
                     ),
                 );

@@ -160,6 +160,25 @@ pub enum CliError {
     /// The local cloud's fault settings (flags or `STACKFORM_CLOUD_FAULT_*`) are invalid.
     #[error(transparent)]
     Faults(#[from] FaultsError),
+
+    /// The state's resources live in another subscription or tenant than the one this run reaches.
+    #[error(
+        "the state file {state_file} belongs to {recorded}, but this run reaches {current}; nothing was read or changed. \
+Run it against the cloud the state belongs to (--cloud, --cloud-dir or STACKFORM_CLOUD_DIR, cloud.subscription or \
+AZURE_SUBSCRIPTION_ID, cloud.tenant or AZURE_TENANT_ID), or give this cloud a state of its own (--env NAME or --state-dir DIR)"
+    )]
+    ForeignState {
+        state_file: String,
+        recorded: String,
+        current: String,
+    },
+
+    /// Apply would create objects that exist already, unknown to the stack's state; `report` is
+    /// what the plan showed (the objects and the commands that adopt them).
+    #[error(
+        "{count} object(s) the plan creates already exist in the cloud, so nothing was changed (see the warning above: adopt them, or run with the state that created them)"
+    )]
+    ExistsOutsideState { count: usize },
 }
 
 impl CliError {
@@ -198,7 +217,9 @@ impl CliError {
             | CliError::CloudNotRunning { .. }
             | CliError::StateLink { .. }
             | CliError::DamagedIds(_)
-            | CliError::Faults(_) => exit::ERROR,
+            | CliError::Faults(_)
+            | CliError::ForeignState { .. }
+            | CliError::ExistsOutsideState { .. } => exit::ERROR,
         }
     }
 
@@ -354,6 +375,12 @@ pub enum PlanFileError {
     SensitiveVariable(String),
     #[error("the saved plan belongs to another stack")]
     OtherStack,
+    /// `apply FILE --env NAME` where the plan was made for another environment (or none).
+    #[error(
+        "the saved plan was made for {}, not --env {now}; apply it without --env, or make a plan for `{now}`",
+        .saved.as_ref().map_or("no environment".to_string(), |e| format!("--env {e}"))
+    )]
+    OtherEnv { saved: Option<String>, now: String },
     #[error(
         "the state changed since this plan was made (was {was}, now {now}); make a new plan with `stackform plan -o`"
     )]
@@ -594,6 +621,11 @@ mod tests {
             PlanFileError::SensitiveChanged("key".into()).into(),
             PlanFileError::SensitiveVariable("key".into()).into(),
             PlanFileError::OtherStack.into(),
+            PlanFileError::OtherEnv {
+                saved: Some("alice".into()),
+                now: "bob".into(),
+            }
+            .into(),
             PlanFileError::StateChanged {
                 was: "serial 1".into(),
                 now: "serial 2".into(),
@@ -722,6 +754,12 @@ mod tests {
                 reason: "r".into(),
             }]),
             FaultsError::RateOutOfRange("error_rate").into(),
+            CliError::ForeignState {
+                state_file: "state/s.json".into(),
+                recorded: "subscription a".into(),
+                current: "subscription b".into(),
+            },
+            CliError::ExistsOutsideState { count: 2 },
         ]
     }
 
@@ -739,7 +777,7 @@ mod tests {
         let errors = one_of_each();
         let kinds: std::collections::HashSet<_> =
             errors.iter().map(std::mem::discriminant).collect();
-        assert_eq!(kinds.len(), 33, "one example of every CliError variant");
+        assert_eq!(kinds.len(), 35, "one example of every CliError variant");
         for e in &errors {
             assert_eq!(e.exit_code(), documented_code(e), "{e:?}");
         }

@@ -212,6 +212,10 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             let record = rt.block_on(async {
                 let provider =
                     engine::connect(&loaded.stack, &loaded.registry, &common.target).await?;
+                super::foreign::check_cloud(loaded.store.path(), &state, provider.config())?;
+                if state.cloud.is_none() {
+                    state.cloud = Some(super::foreign::binding(provider.config()));
+                }
                 super::adopt::read_object(provider.as_ref(), &loaded, Some(&state), &resource, &id)
                     .await
             })?;

@@ -1,6 +1,7 @@
-//! The `${...}` syntax inside string values: `${var.NAME}`, `${env.NAME}`, `${resource.path}`,
-//! `${resource["key"].path}` (one instance of a resource with `for_each`) and `${each.key}` /
-//! `${each.value...}` (inside such a resource), with `$${` as the escape for a literal `${`. This module only splits a string into pieces and says where each
+//! The `${...}` syntax inside string values: `${var.NAME}`, `${env.NAME}`, `${stack.NAME}`,
+//! `${resource.path}`, `${resource["key"].path}` (one instance of a resource with `for_each`) and
+//! `${each.key}` / `${each.value...}` (inside such a resource), with `$${` as the escape for a
+//! literal `${`. This module only splits a string into pieces and says where each
 //! piece sits in the string; it knows nothing of variables, the environment or resources.
 
 /// One piece of a string value.
@@ -9,6 +10,8 @@ pub(crate) enum Segment {
     Text(String),
     Var(String),
     Env(String),
+    /// `${stack.NAME}`: a value of the run itself (`${stack.env}`, the `--env` chosen).
+    Stack(String),
     /// `${resource.path}`; `path` is dotted and non-empty. `resource` is an address: a name, or an
     /// instance `name["key"]`.
     Ref {
@@ -224,7 +227,7 @@ fn parse_inner(inner: &str) -> Result<Segment, (String, Option<String>)> {
                 Some("write `${each.key}` or `${each.value}`".to_string()),
             )),
         },
-        "var" | "env" => {
+        "var" | "env" | "stack" => {
             if parts.len() != 2 {
                 return Err((
                     format!("`${{{inner}}}`: a `{head}.` reference names exactly one {head}"),
@@ -234,14 +237,14 @@ fn parse_inner(inner: &str) -> Result<Segment, (String, Option<String>)> {
             let name = parts[1];
             if !name.starts_with(is_name_start) || name.contains('-') {
                 return Err((
-                    format!("invalid {} name `{name}` in `${{{inner}}}`", if head == "var" { "variable" } else { "environment variable" }),
+                    format!("invalid {} name `{name}` in `${{{inner}}}`", match head { "var" => "variable", "stack" => "stack value", _ => "environment variable" }),
                     Some("names are letters, digits and underscores, starting with a letter or underscore".to_string()),
                 ));
             }
-            Ok(if head == "var" {
-                Segment::Var(name.to_string())
-            } else {
-                Segment::Env(name.to_string())
+            Ok(match head {
+                "var" => Segment::Var(name.to_string()),
+                "stack" => Segment::Stack(name.to_string()),
+                _ => Segment::Env(name.to_string()),
             })
         }
         _ => Ok(Segment::Ref {
@@ -292,6 +295,7 @@ mod tests {
             }]
         );
         assert_eq!(segs("${env.HOME}"), [Segment::Env("HOME".into())]);
+        assert_eq!(segs("${stack.env}"), [Segment::Stack("env".into())]);
     }
 
     #[test]

@@ -98,8 +98,8 @@ const CLOUD_KEYS: [&str; 9] = [
     "api_versions",
 ];
 const OUTPUT_KEYS: [&str; 3] = ["value", "description", "sensitive"];
-/// Names a resource may not take: they start `${var.x}` and `${env.X}`.
-const RESERVED: [&str; 3] = ["var", "env", "each"];
+/// Names a resource may not take: they start `${var.x}`, `${env.X}`, `${stack.env}` and `${each.key}`.
+const RESERVED: [&str; 4] = ["var", "env", "stack", "each"];
 
 /// "`<what>` must be <expected>, found <kind>", marked "not a mapping"/"not a list", with an example:
 /// the diagnostic of every section or value that has the wrong shape.
@@ -150,6 +150,30 @@ pub fn load(
     load_within(path, opts, registry, yaml::DEFAULT_MAX_BYTES)
 }
 
+/// The `stack:` name of a stack file, read without resolving anything else (for a command that
+/// needs only the name, such as `env list`, of a stack whose names use `${stack.env}`).
+pub fn name_of(path: &Path, max_bytes: usize) -> Result<String, Vec<Diagnostic>> {
+    let src = read_stack_source(path, max_bytes)?;
+    let root = yaml::parse(&src, Budget::with_max_bytes(max_bytes))?;
+    let mut errors = Vec::new();
+    stack_name(&src, &root, &mut errors).ok_or(errors)
+}
+
+/// The stack file's text, or the located error that it cannot be read.
+fn read_stack_source(path: &Path, max_bytes: usize) -> Result<SourceFile, Vec<Diagnostic>> {
+    read_source_within(path, max_bytes).map_err(|why| {
+        let empty = SourceFile::new(path, "");
+        vec![
+            Diagnostic::new(
+                &empty,
+                Span::default(),
+                format!("cannot read stack file {}: {why}", path.display()),
+            )
+            .label("here"),
+        ]
+    })
+}
+
 /// [`load`] with another size limit for the stack file (`--max-file-size`); the files it names
 /// (`file:` bases, variable files) keep the default.
 pub fn load_within(
@@ -158,20 +182,7 @@ pub fn load_within(
     registry: &Registry,
     max_bytes: usize,
 ) -> Result<Stack, Vec<Diagnostic>> {
-    let src = match read_source_within(path, max_bytes) {
-        Ok(src) => src,
-        Err(why) => {
-            let empty = SourceFile::new(path, "");
-            return Err(vec![
-                Diagnostic::new(
-                    &empty,
-                    Span::default(),
-                    format!("cannot read stack file {}: {why}", path.display()),
-                )
-                .label("here"),
-            ]);
-        }
-    };
+    let src = read_stack_source(path, max_bytes)?;
     let root = yaml::parse(&src, Budget::with_max_bytes(max_bytes))?;
     let mut errors = Vec::new();
     let entries: &[(yaml::Key, Node)] = match &root.value {
@@ -221,6 +232,7 @@ pub fn load_within(
         registry,
         vars: var_entries,
         env: &opts.env,
+        stack_env: opts.stack_env.as_deref(),
         resources: IndexMap::new(),
         instances: IndexMap::new(),
         each: None,

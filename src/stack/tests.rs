@@ -537,6 +537,18 @@ fn env_values_are_substituted_from_the_injected_map() {
 }
 
 #[test]
+fn stack_env_is_the_environment_chosen() {
+    let d = Dir::new(&format!(
+        "{HEAD}  store:\n    type: storage_account\n    name: ws${{stack.env}}x\n"
+    ));
+    let s = d.ok(&LoadOptions {
+        stack_env: Some("alice".into()),
+        ..LoadOptions::default()
+    });
+    assert_eq!(input(&s, "store", "name"), "\"wsalicex\"");
+}
+
+#[test]
 fn a_quoted_number_gets_an_unquote_hint_but_a_string_variable_does_not() {
     let d = Dir::new(&format!(
         "{HEAD}  blue:\n    type: online_deployment\n    name: blue\n    endpoint: ep\n    model: azureml:m:1\n    environment: azureml:e:1\n    code_configuration: {{ code: ., scoring_script: s.py }}\n    instance_count: \"2\"\n    traffic: ${{var.t}}\nvariables:\n  t: {{ default: \"5\" }}\n"

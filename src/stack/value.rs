@@ -25,6 +25,8 @@ pub(crate) struct Ctx<'a> {
     pub registry: &'a Registry,
     pub vars: IndexMap<String, VarEntry>,
     pub env: &'a HashMap<String, String>,
+    /// What `${stack.env}` gives: the `--env` chosen, if any.
+    pub stack_env: Option<&'a str>,
     /// Resource address → its type, when the type is known (each instance of a resource with
     /// `for_each` is an address of its own).
     pub resources: IndexMap<String, Option<String>>,
@@ -304,14 +306,16 @@ impl Ctx<'_> {
                     Some((value, sensitive)) => Val::from_json(&value, &loc, sensitive),
                     None => invalid(loc),
                 },
-                Segment::Env(name) => match self.env_value(src, pspan, name) {
-                    Some(v) => Val {
-                        kind: ValKind::String(v),
-                        loc,
-                        sensitive: false,
-                    },
-                    None => invalid(loc),
-                },
+                Segment::Env(name) | Segment::Stack(name) => {
+                    match self.text_value(src, pspan, &piece.segment, name) {
+                        Some(v) => Val {
+                            kind: ValKind::String(v),
+                            loc,
+                            sensitive: false,
+                        },
+                        None => invalid(loc),
+                    }
+                }
                 Segment::Each(path) => match self.each_value(src, pspan, path) {
                     Some(value) => Val::from_json(&value, &loc, false),
                     None => invalid(loc),
@@ -365,10 +369,12 @@ impl Ctx<'_> {
                     }
                     None => ok = false,
                 },
-                Segment::Env(name) => match self.env_value(src, pspan, name) {
-                    Some(v) => push_text(&mut parts, &v),
-                    None => ok = false,
-                },
+                Segment::Env(name) | Segment::Stack(name) => {
+                    match self.text_value(src, pspan, &piece.segment, name) {
+                        Some(v) => push_text(&mut parts, &v),
+                        None => ok = false,
+                    }
+                }
                 Segment::Each(path) => match self.each_value(src, pspan, path) {
                     Some(value) => match scalar_text(&value) {
                         Some(t) => push_text(&mut parts, &t),
@@ -473,6 +479,44 @@ impl Ctx<'_> {
             }
         }
         Some(cur.clone())
+    }
+
+    /// The text of an `${env.NAME}` or `${stack.NAME}`.
+    fn text_value(
+        &mut self,
+        src: &SourceFile,
+        span: Span,
+        segment: &Segment,
+        name: &str,
+    ) -> Option<String> {
+        match segment {
+            Segment::Stack(_) => self.stack_value(src, span, name),
+            _ => self.env_value(src, span, name),
+        }
+    }
+
+    /// `${stack.env}`: the environment `--env` (or `STACKFORM_ENV`) chose; an error without one, so
+    /// two copies of a stack never share a name by accident.
+    fn stack_value(&mut self, src: &SourceFile, span: Span, name: &str) -> Option<String> {
+        if name != "env" {
+            self.error(
+                Diagnostic::new(src, span, format!("unknown stack value `{name}`"))
+                    .label("not a value of the stack")
+                    .help(
+                        "`${stack.env}` (the environment chosen with --env) is the one stack value",
+                    ),
+            );
+            return None;
+        }
+        if let Some(env) = self.stack_env {
+            return Some(env.to_string());
+        }
+        self.error(
+            Diagnostic::new(src, span, "`${stack.env}` is used but no environment was chosen")
+                .label("the environment's name")
+                .help("pass --env NAME (or set STACKFORM_ENV=NAME) to choose the copy of the stack to work on"),
+        );
+        None
     }
 
     fn env_value(&mut self, src: &SourceFile, span: Span, name: &str) -> Option<String> {

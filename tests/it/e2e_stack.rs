@@ -608,7 +608,8 @@ fn saved_plan_applies_and_is_refused_once_stale() {
 #[test]
 fn a_create_never_takes_over_an_object_another_stack_owns() {
     // Two copies of the example share resource names: the second must refuse, and the first stack's
-    // objects must survive the second's rollback.
+    // objects must survive. The second copy has no state, so its plan finds the objects before any
+    // step runs (issue 19): the plan names them with the import commands and nothing is created.
     let s = reference(&[]);
     s.apply().code(0);
     let other = Test::new().example("managed-identity");
@@ -619,14 +620,20 @@ fn a_create_never_takes_over_an_object_another_stack_owns() {
         .run()
         .code(1);
     assert!(
-        out.stderr.contains("already exists in the cloud"),
-        "{}",
+        out.stdout.contains("already exist in the cloud")
+            && out.stderr.contains("already exist in the cloud"),
+        "{}\n{}",
+        out.stdout,
         out.stderr
     );
     assert!(
-        out.stderr.contains("stackform state import"),
+        out.stdout.contains("stackform state import"),
         "{}",
-        out.stderr
+        out.stdout
+    );
+    assert!(
+        !other.path("state").exists(),
+        "a refused first apply leaves no state folder"
     );
     s.run(["plan", "--detailed-exitcode"]).code(0);
     s.assert_answers();

@@ -36,9 +36,11 @@ impl Test {
         }
     }
 
-    /// Copies `examples/<name>` (its stack and the files it uploads) into the working folder.
+    /// Copies `examples/<name>` (its stack and the files it uploads) into the working folder, without
+    /// the state a developer's own run of the example keeps beside it (`state/`).
     pub(crate) fn example(self, name: &str) -> Test {
         copy_dir(&example_dir(name), self.dir.path());
+        let _ = std::fs::remove_dir_all(self.dir.path().join("state"));
         self
     }
 
