@@ -8,12 +8,17 @@
 //! operations (a container's blobs go with it inside the store, never here).
 //!
 //! This file only wires the layer: fault injection, the account lookup, authentication and
-//! authorisation ([`auth`]), then one handler per [`route::BlobRoute`] ([`containers`], [`blobs`]);
-//! errors and their XML shape live in [`error`]. No child imports this file.
+//! authorisation ([`auth`]), then one handler per [`route::BlobRoute`] ([`containers`], [`blobs`],
+//! [`lease`] for Lease Blob and the lease rule of every read and write, [`append`] for append blobs,
+//! [`metadata`] for Set Blob Metadata); errors and their XML shape live in [`error`]. No child
+//! imports this file.
+mod append;
 mod auth;
 mod blobs;
 mod containers;
 mod error;
+mod lease;
+mod metadata;
 pub(crate) mod raw_names;
 pub(crate) mod route;
 
@@ -220,6 +225,11 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         BlobRoute::PutBlob(b) => put_blob(st, &b.at(&acct_key), h, &raw, body).await,
         BlobRoute::GetBlob { blob, head } => get_blob(st, &blob.at(&acct_key), h, head),
         BlobRoute::DeleteBlob(b) => delete_blob(st, &b.at(&acct_key), h).await,
+        BlobRoute::LeaseBlob(b) => lease::lease_blob(st, &b.at(&acct_key), h).await,
+        BlobRoute::AppendBlock(b) => append::append_block(st, &b.at(&acct_key), h, body).await,
+        BlobRoute::SetBlobMetadata(b) => {
+            metadata::set_blob_metadata(st, &b.at(&acct_key), h, &raw).await
+        }
         BlobRoute::Unimplemented => Err(err(
             StatusCode::NOT_IMPLEMENTED,
             BlobCode::NotImplemented,

@@ -169,6 +169,12 @@ pub(crate) enum BlobRoute {
     },
     /// `DELETE /{account}/{container}/{blob}`
     DeleteBlob(BlobName),
+    /// `PUT /{account}/{container}/{blob}?comp=lease`
+    LeaseBlob(BlobName),
+    /// `PUT /{account}/{container}/{blob}?comp=appendblock`
+    AppendBlock(BlobName),
+    /// `PUT /{account}/{container}/{blob}?comp=metadata`
+    SetBlobMetadata(BlobName),
     Unimplemented,
 }
 
@@ -202,6 +208,15 @@ impl BlobRoute {
                     Method::GET => BlobRoute::GetBlob { blob, head: false },
                     Method::HEAD => BlobRoute::GetBlob { blob, head: true },
                     Method::DELETE => BlobRoute::DeleteBlob(blob),
+                    _ => BlobRoute::Unimplemented,
+                }
+            }
+            (Some(name), None, Some(comp)) if *m == Method::PUT => {
+                let blob = BlobName { container: c, name };
+                match comp {
+                    "lease" => BlobRoute::LeaseBlob(blob),
+                    "appendblock" => BlobRoute::AppendBlock(blob),
+                    "metadata" => BlobRoute::SetBlobMetadata(blob),
                     _ => BlobRoute::Unimplemented,
                 }
             }
@@ -316,6 +331,15 @@ mod tests {
                 },
             ),
             ("DELETE /acct/ccc/a", B::DeleteBlob(blob("ccc", "a"))),
+            ("PUT /acct/ccc/a?comp=lease", B::LeaseBlob(blob("ccc", "a"))),
+            (
+                "PUT /acct/ccc/a?comp=appendblock",
+                B::AppendBlock(blob("ccc", "a")),
+            ),
+            (
+                "PUT /acct/ccc/a?comp=metadata",
+                B::SetBlobMetadata(blob("ccc", "a")),
+            ),
         ];
         for (request, want) in cases {
             let (m, target) = request.split_once(' ').unwrap();
@@ -334,6 +358,8 @@ mod tests {
             (Method::PUT, "/acct/ccc/a?comp=block&blockid=x"),
             (Method::GET, "/acct/ccc?restype=container&comp=acl"),
             (Method::POST, "/acct/ccc/a"),
+            (Method::GET, "/acct/ccc/a?comp=lease"),
+            (Method::PUT, "/acct/ccc/a?comp=page"),
         ] {
             assert_eq!(route(m.clone(), t), BlobRoute::Unimplemented, "{m} {t}");
         }

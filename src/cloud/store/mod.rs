@@ -41,7 +41,8 @@
 //!
 //! # Files (each imports only its siblings, never this file)
 //!
-//! * [`ops`]: the named operations handlers call; every cascade lives there.
+//! * [`ops`]: the named operations handlers call; every cascade lives there. `blob_writes`: the
+//!   blob operations that change a record in place (lease, metadata) or rewrite its bytes (append).
 //! * `data`: the cache ([`Data`]) and its indexes; `handle`: the shared handle ([`Store`]), opening a
 //!   data folder and committing each mutation.
 //! * `table`: a map that remembers its changes; `db`: the SQLite file; `legacy`: the former format.
@@ -52,17 +53,19 @@ mod db;
 mod disk;
 mod fresh;
 mod handle;
+mod blob_writes;
 mod legacy;
 pub(crate) mod ops;
 mod records;
 mod table;
 
+pub(crate) use blob_writes::RecordChange;
 pub(crate) use data::Data;
 pub(crate) use disk::StoreError;
 pub(crate) use disk::write_atomic;
 pub(crate) use fresh::{now_ms, now_rfc3339, random_key};
 pub(crate) use handle::Store;
-pub(crate) use records::{BlobMeta, Operation, Principal, RoleAssignment, Seed};
+pub(crate) use records::{BlobLease, BlobMeta, BlobType, Operation, Principal, RoleAssignment, Seed};
 
 /// The files and folders of a data folder that hold the store (current and former format), for
 /// `cloud reset` to delete.
