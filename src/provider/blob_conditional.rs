@@ -147,9 +147,9 @@ fn classify(resp: &HttpResponse, sent_lease: bool) -> Option<BlobRefusal> {
     let lost = || BlobRefusal::LeaseLost { code: code.clone() };
     Some(match (resp.status, code.as_str()) {
         (404, _) => BlobRefusal::NotFound,
-        (412, "ConditionNotMet") | (409, "BlobAlreadyExists") => BlobRefusal::Changed {
-            code: code.clone(),
-        },
+        (412, "ConditionNotMet") | (409, "BlobAlreadyExists") => {
+            BlobRefusal::Changed { code: code.clone() }
+        }
         (412, "AppendPositionConditionNotMet") => BlobRefusal::AppendPosition,
         (412, "MaxBlobSizeConditionNotMet") => BlobRefusal::MaxSize,
         (409, "BlockCountExceedsLimit") => BlobRefusal::BlockLimit,
@@ -170,10 +170,7 @@ fn classify(resp: &HttpResponse, sent_lease: bool) -> Option<BlobRefusal> {
             code: code.clone(),
             holder: None,
         },
-        (
-            412,
-            "LeaseLost" | "LeaseNotPresentWithBlobOperation",
-        )
+        (412, "LeaseLost" | "LeaseNotPresentWithBlobOperation")
         | (
             409,
             "LeaseIdMismatchWithLeaseOperation"
@@ -391,7 +388,10 @@ impl BlobClient {
             .header("x-ms-blob-type", "BlockBlob")?
             .header("content-md5", &md5)?
             .header("content-type", "application/octet-stream")?;
-        let req = lease_header(condition_headers(metadata_headers(req, metadata)?, condition)?, lease_id)?;
+        let req = lease_header(
+            condition_headers(metadata_headers(req, metadata)?, condition)?,
+            lease_id,
+        )?;
         let resp = self.conditional(container, name, req.body(data)).await?;
         let mut props = properties(&resp);
         props.content_md5 = props.content_md5.or(Some(md5));
@@ -413,7 +413,10 @@ impl BlobClient {
             .request(Method::PUT, url)?
             .header("content-length", "0")?
             .header("x-ms-blob-type", "AppendBlob")?;
-        let req = lease_header(condition_headers(metadata_headers(req, metadata)?, condition)?, lease_id)?;
+        let req = lease_header(
+            condition_headers(metadata_headers(req, metadata)?, condition)?,
+            lease_id,
+        )?;
         let resp = self.conditional(container, name, req).await?;
         Ok(etag_of(&resp))
     }
@@ -472,7 +475,10 @@ impl BlobClient {
         let req = self
             .request(Method::PUT, url)?
             .header("content-length", "0")?;
-        let req = lease_header(condition_headers(metadata_headers(req, metadata)?, condition)?, lease_id)?;
+        let req = lease_header(
+            condition_headers(metadata_headers(req, metadata)?, condition)?,
+            lease_id,
+        )?;
         let resp = self.conditional(container, name, req).await?;
         Ok(etag_of(&resp))
     }
@@ -514,13 +520,22 @@ mod tests {
     #[test]
     fn refusals_by_code() {
         let c = |s, code, sent| classify(&error(s, code), sent);
-        assert!(matches!(c(412, "ConditionNotMet", false), Some(BlobRefusal::Changed { .. })));
-        assert!(matches!(c(409, "BlobAlreadyExists", false), Some(BlobRefusal::Changed { .. })));
+        assert!(matches!(
+            c(412, "ConditionNotMet", false),
+            Some(BlobRefusal::Changed { .. })
+        ));
+        assert!(matches!(
+            c(409, "BlobAlreadyExists", false),
+            Some(BlobRefusal::Changed { .. })
+        ));
         assert!(matches!(
             c(409, "LeaseAlreadyPresent", false),
             Some(BlobRefusal::LeasedByOther { .. })
         ));
-        assert!(matches!(c(412, "LeaseIdMissing", false), Some(BlobRefusal::LeasedByOther { .. })));
+        assert!(matches!(
+            c(412, "LeaseIdMissing", false),
+            Some(BlobRefusal::LeasedByOther { .. })
+        ));
         assert!(matches!(
             c(412, "LeaseIdMismatchWithBlobOperation", true),
             Some(BlobRefusal::LeaseLost { .. })
@@ -536,11 +551,23 @@ mod tests {
             (409, "LeaseNotPresentWithLeaseOperation"),
             (409, "LeaseIsBrokenAndCannotBeRenewed"),
         ] {
-            assert!(matches!(c(s, code, true), Some(BlobRefusal::LeaseLost { .. })), "{code}");
+            assert!(
+                matches!(c(s, code, true), Some(BlobRefusal::LeaseLost { .. })),
+                "{code}"
+            );
         }
-        assert_eq!(c(412, "AppendPositionConditionNotMet", false), Some(BlobRefusal::AppendPosition));
-        assert_eq!(c(412, "MaxBlobSizeConditionNotMet", false), Some(BlobRefusal::MaxSize));
-        assert_eq!(c(409, "BlockCountExceedsLimit", false), Some(BlobRefusal::BlockLimit));
+        assert_eq!(
+            c(412, "AppendPositionConditionNotMet", false),
+            Some(BlobRefusal::AppendPosition)
+        );
+        assert_eq!(
+            c(412, "MaxBlobSizeConditionNotMet", false),
+            Some(BlobRefusal::MaxSize)
+        );
+        assert_eq!(
+            c(409, "BlockCountExceedsLimit", false),
+            Some(BlobRefusal::BlockLimit)
+        );
         assert_eq!(c(404, "BlobNotFound", false), Some(BlobRefusal::NotFound));
         assert_eq!(c(403, "AuthenticationFailed", false), None);
     }
@@ -552,7 +579,10 @@ mod tests {
     fn an_acquire_is_sent_as_the_service_expects() {
         let t = FakeTransport::new(vec![reply(
             201,
-            &[("etag", "\"0x1\""), ("x-ms-lease-id", "00000000-1111-2222-3333-444444444444")],
+            &[
+                ("etag", "\"0x1\""),
+                ("x-ms-lease-id", "00000000-1111-2222-3333-444444444444"),
+            ],
             "",
         )]);
         let c = std::sync::Arc::new(FakeClock::default());
@@ -575,7 +605,10 @@ mod tests {
             .unwrap();
         assert_eq!(lease.etag, "\"0x1\"");
         let sent = &t.requests()[0];
-        assert_eq!(sent.url.as_str(), "https://acct.blob.core.windows.net/c/lock?comp=lease");
+        assert_eq!(
+            sent.url.as_str(),
+            "https://acct.blob.core.windows.net/c/lock?comp=lease"
+        );
         let h = |n: &str| sent.headers.get(n).map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(h("x-ms-lease-action").as_deref(), Some("acquire"));
         assert_eq!(h("x-ms-lease-duration").as_deref(), Some("60"));

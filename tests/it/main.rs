@@ -12,6 +12,7 @@ mod blue_green;
 mod cli_schema;
 mod cli_validate;
 mod cloud_api;
+mod cloud_blob_lease;
 mod cloud_blob_strict;
 mod cloud_faults;
 mod cloud_lifecycle;

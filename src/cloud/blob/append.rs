@@ -69,7 +69,10 @@ pub(super) fn type_headers(m: &BlobMeta) -> Vec<(&'static str, String)> {
     let mut h = vec![("x-ms-blob-type", m.blob_type.as_str().to_string())];
     match m.blob_type {
         BlobType::AppendBlob => {
-            h.push(("x-ms-blob-committed-block-count", m.committed_blocks.to_string()));
+            h.push((
+                "x-ms-blob-committed-block-count",
+                m.committed_blocks.to_string(),
+            ));
         }
         BlobType::BlockBlob => {
             h.push(("x-ms-access-tier", "Hot".into()));
@@ -151,12 +154,7 @@ pub(crate) fn check_append(
 /// new ETag, the offset the block was committed at and the committed block count (blob.json
 /// AppendBlob_AppendBlock response headers `x-ms-blob-append-offset`,
 /// `x-ms-blob-committed-block-count`).
-pub(super) async fn append_block(
-    st: &Shared,
-    b: &BlobRef,
-    h: &HeaderMap,
-    body: Bytes,
-) -> BResult {
+pub(super) async fn append_block(st: &Shared, b: &BlobRef, h: &HeaderMap, body: Bytes) -> BResult {
     if header(h, "content-length").is_none() {
         return Err(err(
             StatusCode::LENGTH_REQUIRED,
@@ -239,7 +237,10 @@ pub(super) async fn append_block(
                     ("last-modified", m.modified.clone()),
                     ("content-md5", md5),
                     ("x-ms-blob-append-offset", offset.to_string()),
-                    ("x-ms-blob-committed-block-count", m.committed_blocks.to_string()),
+                    (
+                        "x-ms-blob-committed-block-count",
+                        m.committed_blocks.to_string(),
+                    ),
                     ("x-ms-request-server-encrypted", "true".into()),
                 ],
             ));
@@ -285,7 +286,15 @@ mod tests {
     /// `BlockCountExceedsLimit` (checked here rather than by 50,000 requests).
     #[test]
     fn the_block_limit_is_50000() {
-        assert_eq!(code(check_append(&append_blob(10, MAX_BLOCKS - 1), 1, None, None)), None);
+        assert_eq!(
+            code(check_append(
+                &append_blob(10, MAX_BLOCKS - 1),
+                1,
+                None,
+                None
+            )),
+            None
+        );
         assert_eq!(
             code(check_append(&append_blob(10, MAX_BLOCKS), 1, None, None)),
             Some((409, "BlockCountExceedsLimit"))

@@ -10,8 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use md5::Digest;
 
-use super::containers::container_exists;
 use super::append;
+use super::containers::container_exists;
 use super::error::{BResult, BlobCode, BlobError, blob_not_found, err, internal};
 use super::lease;
 use super::raw_names::{CasedHeaderNames, RawMetaNames};
@@ -21,7 +21,11 @@ use crate::cloud::state::Shared;
 use crate::cloud::store::{BlobMeta, BlobType, now_ms};
 
 /// Evaluates conditional headers. `read` selects 304 for failed read conditions.
-pub(super) fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(), BlobError> {
+pub(super) fn check_conditions(
+    h: &HeaderMap,
+    m: Option<&BlobMeta>,
+    read: bool,
+) -> Result<(), BlobError> {
     let failed = || {
         if read {
             err(

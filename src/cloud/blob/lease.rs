@@ -121,7 +121,10 @@ fn duration_name(m: &BlobMeta, s: LeaseState) -> Option<&'static str> {
 /// Whether two lease ids name the same lease: ids are GUIDs, compared as GUIDs (any of the formats
 /// the service accepts, any case: Lease Blob, request header `x-ms-lease-id`).
 fn same_id(a: &str, b: &str) -> bool {
-    match (uuid::Uuid::parse_str(a.trim()), uuid::Uuid::parse_str(b.trim())) {
+    match (
+        uuid::Uuid::parse_str(a.trim()),
+        uuid::Uuid::parse_str(b.trim()),
+    ) {
         (Ok(a), Ok(b)) => a == b,
         _ => a.eq_ignore_ascii_case(b),
     }
@@ -262,7 +265,8 @@ pub(crate) enum Outcome {
 /// needs `x-ms-proposed-lease-id` (blob.json: `required: true`); a break period is 0 to 60
 /// (Blob_BreakLease parameter `x-ms-lease-break-period`).
 pub(crate) fn parse_action(h: &HeaderMap) -> Result<Action, BlobError> {
-    let action = header(h, "x-ms-lease-action").ok_or_else(|| missing_header("x-ms-lease-action"))?;
+    let action =
+        header(h, "x-ms-lease-action").ok_or_else(|| missing_header("x-ms-lease-action"))?;
     match action {
         "acquire" => {
             let raw = header(h, "x-ms-lease-duration")
@@ -463,14 +467,14 @@ pub(super) async fn lease_blob(st: &Shared, b: &BlobRef, h: &HeaderMap) -> BResu
             check_conditions(h, Some(m), false)?;
             let (lease, o) = apply(&action, m.lease.as_ref(), now)?;
             outcome = Some(o);
-            Ok(RecordChange::Keep(BlobMeta {
-                lease,
-                ..m.clone()
-            }))
+            Ok(RecordChange::Keep(BlobMeta { lease, ..m.clone() }))
         })
         .await
         .map_err(internal)??;
-    let mut headers = vec![("etag", m.etag.clone()), ("last-modified", m.modified.clone())];
+    let mut headers = vec![
+        ("etag", m.etag.clone()),
+        ("last-modified", m.modified.clone()),
+    ];
     let status = match outcome {
         Some(Outcome::LeaseId(id)) => {
             headers.push(("x-ms-lease-id", id));
@@ -531,7 +535,10 @@ mod tests {
         assert_eq!(state(b.as_ref(), T + 15_000), LeaseState::Broken);
         // No period on an infinite lease: broken at once.
         let (b, o) = apply(&Action::Break { period_s: None }, Some(&leased(None)), T).unwrap();
-        assert_eq!((state(b.as_ref(), T), o), (LeaseState::Broken, Outcome::LeaseTime(0)));
+        assert_eq!(
+            (state(b.as_ref(), T), o),
+            (LeaseState::Broken, Outcome::LeaseTime(0))
+        );
     }
 
     /// The table "Outcomes of lease operations on blobs by lease state" of Lease Blob, with the codes
@@ -561,7 +568,13 @@ mod tests {
         let rows: Vec<(Action, [(u16, &str); 5])> = vec![
             (
                 acquire(Some(15), None),
-                [ok, c409("LeaseAlreadyPresent"), c409("LeaseAlreadyPresent"), ok, ok],
+                [
+                    ok,
+                    c409("LeaseAlreadyPresent"),
+                    c409("LeaseAlreadyPresent"),
+                    ok,
+                    ok,
+                ],
             ),
             (
                 acquire(Some(15), Some(A)),
@@ -569,7 +582,13 @@ mod tests {
             ),
             (
                 acquire(Some(15), Some(B)),
-                [ok, c409("LeaseAlreadyPresent"), c409("LeaseAlreadyPresent"), ok, ok],
+                [
+                    ok,
+                    c409("LeaseAlreadyPresent"),
+                    c409("LeaseAlreadyPresent"),
+                    ok,
+                    ok,
+                ],
             ),
             (
                 Action::Break { period_s: Some(0) },
@@ -605,11 +624,11 @@ mod tests {
                     ok,
                 ],
             ),
+            (renew(B), [c409("LeaseIdMismatchWithLeaseOperation"); 5]),
             (
-                renew(B),
-                [c409("LeaseIdMismatchWithLeaseOperation"); 5],
+                release(A),
+                [c409("LeaseIdMismatchWithLeaseOperation"), ok, ok, ok, ok],
             ),
-            (release(A), [c409("LeaseIdMismatchWithLeaseOperation"), ok, ok, ok, ok]),
             (release(B), [c409("LeaseIdMismatchWithLeaseOperation"); 5]),
         ];
         for (action, want) in rows {
@@ -627,7 +646,14 @@ mod tests {
     #[test]
     fn renew_resets_the_clock_and_change_keeps_the_duration() {
         let l = leased(Some(20));
-        let (r, o) = apply(&Action::Renew { id: A.to_uppercase() }, Some(&l), T + 19_000).unwrap();
+        let (r, o) = apply(
+            &Action::Renew {
+                id: A.to_uppercase(),
+            },
+            Some(&l),
+            T + 19_000,
+        )
+        .unwrap();
         assert_eq!(o, Outcome::LeaseId(A.into()));
         assert_eq!(state(r.as_ref(), T + 38_000), LeaseState::Leased);
         let (c, _) = apply(
@@ -658,7 +684,10 @@ mod tests {
             (e.status.as_u16(), e.code.as_str())
         };
         assert_eq!(bad(&[]), (400, "MissingRequiredHeader"));
-        assert_eq!(bad(&[("x-ms-lease-action", "steal")]), (400, "InvalidHeaderValue"));
+        assert_eq!(
+            bad(&[("x-ms-lease-action", "steal")]),
+            (400, "InvalidHeaderValue")
+        );
         assert_eq!(
             bad(&[("x-ms-lease-action", "acquire")]),
             (400, "MissingRequiredHeader")
@@ -678,13 +707,19 @@ mod tests {
             ]),
             (400, "InvalidHeaderValue")
         );
-        assert_eq!(bad(&[("x-ms-lease-action", "renew")]), (400, "MissingRequiredHeader"));
+        assert_eq!(
+            bad(&[("x-ms-lease-action", "renew")]),
+            (400, "MissingRequiredHeader")
+        );
         assert_eq!(
             bad(&[("x-ms-lease-action", "change"), ("x-ms-lease-id", A)]),
             (400, "MissingRequiredHeader")
         );
         assert_eq!(
-            bad(&[("x-ms-lease-action", "break"), ("x-ms-lease-break-period", "61")]),
+            bad(&[
+                ("x-ms-lease-action", "break"),
+                ("x-ms-lease-break-period", "61")
+            ]),
             (400, "InvalidHeaderValue")
         );
         assert_eq!(

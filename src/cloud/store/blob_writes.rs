@@ -129,9 +129,14 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!((kept.etag.as_str(), kept.file.as_str()), (tag.as_str(), before.file.as_str()));
+        assert_eq!(
+            (kept.etag.as_str(), kept.file.as_str()),
+            (tag.as_str(), before.file.as_str())
+        );
         let modified = store
-            .change_blob(key, |m| Ok::<_, ()>(RecordChange::Modified(m.cloned().unwrap())))
+            .change_blob(key, |m| {
+                Ok::<_, ()>(RecordChange::Modified(m.cloned().unwrap()))
+            })
             .await
             .unwrap()
             .unwrap();

@@ -48,12 +48,12 @@
 //! * `table`: a map that remembers its changes; `db`: the SQLite file; `legacy`: the former format.
 //! * `records`: the records kept besides ARM bodies; `disk`: [`StoreError`] and [`write_atomic`];
 //!   `fresh`: the current time and random keys.
+mod blob_writes;
 mod data;
 mod db;
 mod disk;
 mod fresh;
 mod handle;
-mod blob_writes;
 mod legacy;
 pub(crate) mod ops;
 mod records;
@@ -65,7 +65,9 @@ pub(crate) use disk::StoreError;
 pub(crate) use disk::write_atomic;
 pub(crate) use fresh::{now_ms, now_rfc3339, random_key};
 pub(crate) use handle::Store;
-pub(crate) use records::{BlobLease, BlobMeta, BlobType, Operation, Principal, RoleAssignment, Seed};
+pub(crate) use records::{
+    BlobLease, BlobMeta, BlobType, Operation, Principal, RoleAssignment, Seed,
+};
 
 /// The files and folders of a data folder that hold the store (current and former format), for
 /// `cloud reset` to delete.

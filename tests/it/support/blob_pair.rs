@@ -73,7 +73,12 @@ impl Service {
             .expect("the exchange ran")
     }
 
-    pub(crate) async fn put_blob(&self, name: &str, extra: &[(&str, &str)], body: &[u8]) -> RawAnswer {
+    pub(crate) async fn put_blob(
+        &self,
+        name: &str,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> RawAnswer {
         let mut headers = vec![("x-ms-blob-type", "BlockBlob")];
         headers.extend_from_slice(extra);
         self.call(
@@ -143,4 +148,3 @@ pub(crate) fn same<'a>(what: &str, answers: &'a [RawAnswer; 2]) -> &'a RawAnswer
     );
     local
 }
-
