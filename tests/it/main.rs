@@ -27,6 +27,7 @@ mod hardening;
 mod pacing;
 mod preflight;
 mod provider_azurite;
+mod provider_blob_conditional;
 mod provider_local;
 mod provider_same_paths;
 mod provider_transport;
