@@ -182,28 +182,21 @@ fn classify(resp: &HttpResponse, sent_lease: bool) -> Option<BlobRefusal> {
     })
 }
 
-fn metadata_headers(
+/// `req` with what guards a write: the metadata it sets, its precondition and the caller's lease.
+fn guarded(
     mut req: HttpRequest,
     metadata: &BTreeMap<String, String>,
+    condition: &WriteCondition,
+    lease_id: Option<&str>,
 ) -> Result<HttpRequest, ProviderError> {
     for (k, v) in metadata {
         req = req.header(&format!("x-ms-meta-{k}"), v)?;
     }
-    Ok(req)
-}
-
-fn condition_headers(
-    req: HttpRequest,
-    condition: &WriteCondition,
-) -> Result<HttpRequest, ProviderError> {
-    match condition {
-        WriteCondition::Always => Ok(req),
-        WriteCondition::IfMatch(etag) => req.header("if-match", etag),
-        WriteCondition::IfNotExists => req.header("if-none-match", "*"),
-    }
-}
-
-fn lease_header(req: HttpRequest, lease_id: Option<&str>) -> Result<HttpRequest, ProviderError> {
+    req = match condition {
+        WriteCondition::Always => req,
+        WriteCondition::IfMatch(etag) => req.header("if-match", etag)?,
+        WriteCondition::IfNotExists => req.header("if-none-match", "*")?,
+    };
     match lease_id {
         Some(id) => req.header("x-ms-lease-id", id),
         None => Ok(req),
@@ -238,19 +231,26 @@ impl BlobClient {
         }
     }
 
-    fn lease_request(
+    /// Lease Blob with `x-ms-lease-action: action` and the action's `headers`.
+    async fn lease_call(
         &self,
         container: &str,
         name: &str,
         action: &str,
-    ) -> Result<HttpRequest, ProviderError> {
+        headers: &[(&str, &str)],
+    ) -> Result<HttpResponse, BlobRefusal> {
         let mut url = self.url(container, Some(name))?;
         url.query_pairs_mut().append_pair("comp", "lease");
         // Content-Length: 0 on a PUT without a body, as every recorded Lease Blob request carries
         // (the HTTP stack leaves it out of an empty body; SharedKey signs it as the empty string).
-        self.request(Method::PUT, url)?
+        let mut req = self
+            .request(Method::PUT, url)?
             .header("content-length", "0")?
-            .header("x-ms-lease-action", action)
+            .header("x-ms-lease-action", action)?;
+        for (k, v) in headers {
+            req = req.header(k, v)?;
+        }
+        self.conditional(container, name, req).await
     }
 
     /// Acquire Lease (201): a new lease for `duration`, with the id `proposed` (a GUID) or one the
@@ -262,13 +262,14 @@ impl BlobClient {
         duration: LeaseDuration,
         proposed: Option<&str>,
     ) -> Result<Lease, BlobRefusal> {
-        let mut req = self
-            .lease_request(container, name, "acquire")?
-            .header("x-ms-lease-duration", &duration.header()?)?;
+        let duration = duration.header()?;
+        let mut headers = vec![("x-ms-lease-duration", duration.as_str())];
         if let Some(p) = proposed {
-            req = req.header("x-ms-proposed-lease-id", p)?;
+            headers.push(("x-ms-proposed-lease-id", p));
         }
-        let resp = self.conditional(container, name, req).await?;
+        let resp = self
+            .lease_call(container, name, "acquire", &headers)
+            .await?;
         Ok(Lease {
             id: resp
                 .header("x-ms-lease-id")
@@ -287,10 +288,10 @@ impl BlobClient {
         name: &str,
         lease_id: &str,
     ) -> Result<(), BlobRefusal> {
-        let req = self
-            .lease_request(container, name, "renew")?
-            .header("x-ms-lease-id", lease_id)?;
-        self.conditional(container, name, req).await.map(drop)
+        let headers = [("x-ms-lease-id", lease_id)];
+        self.lease_call(container, name, "renew", &headers)
+            .await
+            .map(drop)
     }
 
     /// Change Lease (200): the lease takes the id `proposed`.
@@ -301,11 +302,13 @@ impl BlobClient {
         lease_id: &str,
         proposed: &str,
     ) -> Result<(), BlobRefusal> {
-        let req = self
-            .lease_request(container, name, "change")?
-            .header("x-ms-lease-id", lease_id)?
-            .header("x-ms-proposed-lease-id", proposed)?;
-        self.conditional(container, name, req).await.map(drop)
+        let headers = [
+            ("x-ms-lease-id", lease_id),
+            ("x-ms-proposed-lease-id", proposed),
+        ];
+        self.lease_call(container, name, "change", &headers)
+            .await
+            .map(drop)
     }
 
     /// Release Lease (200): the blob is free for anyone at once.
@@ -315,10 +318,10 @@ impl BlobClient {
         name: &str,
         lease_id: &str,
     ) -> Result<(), BlobRefusal> {
-        let req = self
-            .lease_request(container, name, "release")?
-            .header("x-ms-lease-id", lease_id)?;
-        self.conditional(container, name, req).await.map(drop)
+        let headers = [("x-ms-lease-id", lease_id)];
+        self.lease_call(container, name, "release", &headers)
+            .await
+            .map(drop)
     }
 
     /// Break Lease (202), whoever holds it: after `period` seconds (0 to 60; `None`: a fixed lease
@@ -330,11 +333,12 @@ impl BlobClient {
         name: &str,
         period: Option<u32>,
     ) -> Result<u64, BlobRefusal> {
-        let mut req = self.lease_request(container, name, "break")?;
-        if let Some(p) = period {
-            req = req.header("x-ms-lease-break-period", &p.to_string())?;
-        }
-        let resp = self.conditional(container, name, req).await?;
+        let period = period.map(|p| p.to_string());
+        let headers: Vec<(&str, &str)> = period
+            .iter()
+            .map(|p| ("x-ms-lease-break-period", p.as_str()))
+            .collect();
+        let resp = self.lease_call(container, name, "break", &headers).await?;
         Ok(resp
             .header("x-ms-lease-time")
             .and_then(|t| t.parse().ok())
@@ -370,7 +374,6 @@ impl BlobClient {
 
     /// Put Blob (block blob) under `condition` and, when the blob is leased, the caller's
     /// `lease_id`; returns the new blob's properties (its ETag for the next `If-Match`).
-    #[allow(clippy::too_many_arguments)]
     pub async fn put_blob_if(
         &self,
         container: &str,
@@ -388,10 +391,7 @@ impl BlobClient {
             .header("x-ms-blob-type", "BlockBlob")?
             .header("content-md5", &md5)?
             .header("content-type", "application/octet-stream")?;
-        let req = lease_header(
-            condition_headers(metadata_headers(req, metadata)?, condition)?,
-            lease_id,
-        )?;
+        let req = guarded(req, metadata, condition, lease_id)?;
         let resp = self.conditional(container, name, req.body(data)).await?;
         let mut props = properties(&resp);
         props.content_md5 = props.content_md5.or(Some(md5));
@@ -413,10 +413,7 @@ impl BlobClient {
             .request(Method::PUT, url)?
             .header("content-length", "0")?
             .header("x-ms-blob-type", "AppendBlob")?;
-        let req = lease_header(
-            condition_headers(metadata_headers(req, metadata)?, condition)?,
-            lease_id,
-        )?;
+        let req = guarded(req, metadata, condition, lease_id)?;
         let resp = self.conditional(container, name, req).await?;
         Ok(etag_of(&resp))
     }
@@ -445,10 +442,16 @@ impl BlobClient {
         if let Some(m) = conditions.max_size {
             req = req.header("x-ms-blob-condition-maxsize", &m.to_string())?;
         }
-        if let Some(etag) = &conditions.if_match {
-            req = req.header("if-match", etag)?;
-        }
-        let req = lease_header(req, conditions.lease_id.as_deref())?;
+        let condition = match &conditions.if_match {
+            Some(etag) => WriteCondition::IfMatch(etag.clone()),
+            None => WriteCondition::Always,
+        };
+        let req = guarded(
+            req,
+            &BTreeMap::new(),
+            &condition,
+            conditions.lease_id.as_deref(),
+        )?;
         let resp = self.conditional(container, name, req.body(data)).await?;
         let number = |h: &str| resp.header(h).and_then(|v| v.parse().ok());
         Ok(Appended {
@@ -475,10 +478,7 @@ impl BlobClient {
         let req = self
             .request(Method::PUT, url)?
             .header("content-length", "0")?;
-        let req = lease_header(
-            condition_headers(metadata_headers(req, metadata)?, condition)?,
-            lease_id,
-        )?;
+        let req = guarded(req, metadata, condition, lease_id)?;
         let resp = self.conditional(container, name, req).await?;
         Ok(etag_of(&resp))
     }
@@ -492,8 +492,12 @@ impl BlobClient {
         lease_id: Option<&str>,
     ) -> Result<(), BlobRefusal> {
         let url = self.url(container, Some(name))?;
-        let req = condition_headers(self.request(Method::DELETE, url)?, condition)?;
-        let req = lease_header(req, lease_id)?;
+        let req = guarded(
+            self.request(Method::DELETE, url)?,
+            &BTreeMap::new(),
+            condition,
+            lease_id,
+        )?;
         self.conditional(container, name, req).await.map(drop)
     }
 }

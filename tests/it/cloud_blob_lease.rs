@@ -51,10 +51,6 @@ async fn expect(
     answers
 }
 
-fn lease(action: &str) -> (&'static str, &str) {
-    ("x-ms-lease-action", action)
-}
-
 const LEASE: (&str, &str) = ("PUT", "box/l?comp=lease");
 const PUT: (&str, &str) = ("PUT", "box/l");
 const META: (&str, &str) = ("PUT", "box/l?comp=metadata");
@@ -76,6 +72,27 @@ async fn lease_headers(s: &[Service; 2], blob: &str) -> [(String, String, Option
     both
 }
 
+/// One request sent to both services: what it checks, method and path, headers, the answer wanted
+/// of both (status and `x-ms-error-code`).
+type Step = (
+    &'static str,
+    (&'static str, &'static str),
+    &'static [(&'static str, &'static str)],
+    (u16, Option<&'static str>),
+);
+
+async fn run(s: &[Service; 2], steps: &[Step]) {
+    for (what, request, headers, want) in steps {
+        expect(s, what, *request, headers, *want).await;
+    }
+}
+
+const ACTION: &str = "x-ms-lease-action";
+const ID: &str = "x-ms-lease-id";
+const PROPOSED: &str = "x-ms-proposed-lease-id";
+const DURATION: &str = "x-ms-lease-duration";
+const BLOCK: (&str, &str) = ("x-ms-blob-type", "BlockBlob");
+
 /// The lease actions of Lease Blob in each state, the writes a lease guards, and what Get Blob
 /// Properties and List Blobs say of the lease (learn.microsoft.com lease-blob, the two outcome
 /// tables; blob.json 2025-11-05 Blob_*Lease).
@@ -85,200 +102,136 @@ async fn lease_actions_and_the_writes_they_guard_answer_like_azurite() {
     for svc in &s {
         assert_eq!(svc.put_blob("l", &[], b"hello").await.status, 201);
     }
-    let put = |id: Option<&'static str>| {
-        let mut h = vec![("x-ms-blob-type", "BlockBlob")];
-        if let Some(id) = id {
-            h.push(("x-ms-lease-id", id));
-        }
-        h
-    };
-    // Available.
-    expect(
+    let mismatch = (409, Some("LeaseIdMismatchWithLeaseOperation"));
+    let not_present = (409, Some("LeaseNotPresentWithLeaseOperation"));
+    let created = (201, None);
+    let ok = (200, None);
+    run(
         &s,
-        "renew without a lease",
-        LEASE,
-        &[lease("renew"), ("x-ms-lease-id", A)],
-        (409, Some("LeaseIdMismatchWithLeaseOperation")),
-    )
-    .await;
-    expect(
-        &s,
-        "break without a lease",
-        LEASE,
-        &[lease("break")],
-        (409, Some("LeaseNotPresentWithLeaseOperation")),
-    )
-    .await;
-    expect(
-        &s,
-        "change without a lease",
-        LEASE,
         &[
-            lease("change"),
-            ("x-ms-lease-id", A),
-            ("x-ms-proposed-lease-id", B),
+            (
+                "renew without a lease",
+                LEASE,
+                &[(ACTION, "renew"), (ID, A)],
+                mismatch,
+            ),
+            (
+                "break without a lease",
+                LEASE,
+                &[(ACTION, "break")],
+                not_present,
+            ),
+            (
+                "change without a lease",
+                LEASE,
+                &[(ACTION, "change"), (ID, A), (PROPOSED, B)],
+                not_present,
+            ),
+            (
+                "a 14 s lease",
+                LEASE,
+                &[(ACTION, "acquire"), (DURATION, "14")],
+                (400, Some("InvalidHeaderValue")),
+            ),
+            (
+                "a 61 s lease",
+                LEASE,
+                &[(ACTION, "acquire"), (DURATION, "61")],
+                (400, Some("InvalidHeaderValue")),
+            ),
+            (
+                "a write with a lease id on a blob with none",
+                PUT,
+                &[BLOCK, (ID, A)],
+                (412, Some("LeaseNotPresentWithBlobOperation")),
+            ),
         ],
-        (409, Some("LeaseNotPresentWithLeaseOperation")),
     )
     .await;
-    expect(
-        &s,
-        "a 14 s lease",
-        LEASE,
-        &[lease("acquire"), ("x-ms-lease-duration", "14")],
-        (400, Some("InvalidHeaderValue")),
-    )
-    .await;
-    expect(
-        &s,
-        "a 61 s lease",
-        LEASE,
-        &[lease("acquire"), ("x-ms-lease-duration", "61")],
-        (400, Some("InvalidHeaderValue")),
-    )
-    .await;
-    expect(
-        &s,
-        "a write with a lease id on a blob with none",
-        PUT,
-        &put(Some(A)),
-        (412, Some("LeaseNotPresentWithBlobOperation")),
-    )
-    .await;
-    // Leased (A), fixed.
     let acquired = expect(
         &s,
         "acquire (A)",
         LEASE,
-        &[
-            lease("acquire"),
-            ("x-ms-lease-duration", "60"),
-            ("x-ms-proposed-lease-id", A),
-        ],
-        (201, None),
+        &[(ACTION, "acquire"), (DURATION, "60"), (PROPOSED, A)],
+        created,
     )
     .await;
     for a in &acquired {
-        assert_eq!(a.header("x-ms-lease-id"), Some(A), "{a:?}");
+        assert_eq!(a.header(ID), Some(A), "{a:?}");
         assert!(a.header("etag").is_some(), "{a:?}");
     }
     assert_eq!(
         lease_headers(&s, "l").await[0],
         ("leased".into(), "locked".into(), Some("fixed".into()))
     );
-    expect(
+    run(
         &s,
-        "acquire (B) while leased",
-        LEASE,
         &[
-            lease("acquire"),
-            ("x-ms-lease-duration", "-1"),
-            ("x-ms-proposed-lease-id", B),
+            (
+                "acquire (B) while leased",
+                LEASE,
+                &[(ACTION, "acquire"), (DURATION, "-1"), (PROPOSED, B)],
+                (409, Some("LeaseAlreadyPresent")),
+            ),
+            (
+                "acquire without an id while leased",
+                LEASE,
+                &[(ACTION, "acquire"), (DURATION, "-1")],
+                (409, Some("LeaseAlreadyPresent")),
+            ),
+            (
+                "acquire (A) again, infinite",
+                LEASE,
+                &[(ACTION, "acquire"), (DURATION, "-1"), (PROPOSED, A)],
+                created,
+            ),
+            (
+                "a write without the lease",
+                PUT,
+                &[BLOCK],
+                (412, Some("LeaseIdMissing")),
+            ),
+            (
+                "a write with another lease",
+                PUT,
+                &[BLOCK, (ID, B)],
+                (412, Some("LeaseIdMismatchWithBlobOperation")),
+            ),
+            ("a write with the lease", PUT, &[BLOCK, (ID, A)], created),
+            (
+                "metadata without the lease",
+                META,
+                &[("x-ms-meta-holder", "ci")],
+                (412, Some("LeaseIdMissing")),
+            ),
+            (
+                "metadata with the lease",
+                META,
+                &[("x-ms-meta-holder", "ci"), (ID, A)],
+                ok,
+            ),
+            (
+                "a delete without the lease",
+                ("DELETE", "box/l"),
+                &[],
+                (412, Some("LeaseIdMissing")),
+            ),
+            (
+                "a read with another lease",
+                ("GET", "box/l"),
+                &[(ID, B)],
+                (412, Some("LeaseIdMismatchWithBlobOperation")),
+            ),
+            ("a read with the lease", ("GET", "box/l"), &[(ID, A)], ok),
+            ("a read without a lease", ("GET", "box/l"), &[], ok),
         ],
-        (409, Some("LeaseAlreadyPresent")),
-    )
-    .await;
-    expect(
-        &s,
-        "acquire without an id while leased",
-        LEASE,
-        &[lease("acquire"), ("x-ms-lease-duration", "-1")],
-        (409, Some("LeaseAlreadyPresent")),
-    )
-    .await;
-    expect(
-        &s,
-        "acquire (A) again, infinite",
-        LEASE,
-        &[
-            lease("acquire"),
-            ("x-ms-lease-duration", "-1"),
-            ("x-ms-proposed-lease-id", A),
-        ],
-        (201, None),
     )
     .await;
     assert_eq!(
-        lease_headers(&s, "l").await[0].2.as_deref(),
-        Some("infinite")
-    );
-    expect(
-        &s,
-        "a write without the lease",
-        PUT,
-        &put(None),
-        (412, Some("LeaseIdMissing")),
-    )
-    .await;
-    expect(
-        &s,
-        "a write with another lease",
-        PUT,
-        &put(Some(B)),
-        (412, Some("LeaseIdMismatchWithBlobOperation")),
-    )
-    .await;
-    expect(
-        &s,
-        "a write with the lease",
-        PUT,
-        &put(Some(A)),
-        (201, None),
-    )
-    .await;
-    assert_eq!(
-        lease_headers(&s, "l").await[0].0,
-        "leased",
+        lease_headers(&s, "l").await[0],
+        ("leased".into(), "locked".into(), Some("infinite".into())),
         "the holder's write keeps the lease"
     );
-    expect(
-        &s,
-        "metadata without the lease",
-        META,
-        &[("x-ms-meta-holder", "ci")],
-        (412, Some("LeaseIdMissing")),
-    )
-    .await;
-    expect(
-        &s,
-        "metadata with the lease",
-        META,
-        &[("x-ms-meta-holder", "ci"), ("x-ms-lease-id", A)],
-        (200, None),
-    )
-    .await;
-    expect(
-        &s,
-        "a delete without the lease",
-        ("DELETE", "box/l"),
-        &[],
-        (412, Some("LeaseIdMissing")),
-    )
-    .await;
-    expect(
-        &s,
-        "a read with another lease",
-        ("GET", "box/l"),
-        &[("x-ms-lease-id", B)],
-        (412, Some("LeaseIdMismatchWithBlobOperation")),
-    )
-    .await;
-    expect(
-        &s,
-        "a read with the lease",
-        ("GET", "box/l"),
-        &[("x-ms-lease-id", A)],
-        (200, None),
-    )
-    .await;
-    expect(
-        &s,
-        "a read without a lease",
-        ("GET", "box/l"),
-        &[],
-        (200, None),
-    )
-    .await;
     let [local, az] = both(
         &s,
         "GET",
@@ -294,87 +247,65 @@ async fn lease_actions_and_the_writes_they_guard_answer_like_azurite() {
         );
         assert!(a.body.contains("<holder>ci</holder>"), "{a:?}");
     }
-    expect(
+    run(
         &s,
-        "renew (B)",
-        LEASE,
-        &[lease("renew"), ("x-ms-lease-id", B)],
-        (409, Some("LeaseIdMismatchWithLeaseOperation")),
-    )
-    .await;
-    expect(
-        &s,
-        "renew (A)",
-        LEASE,
-        &[lease("renew"), ("x-ms-lease-id", A)],
-        (200, None),
+        &[
+            ("renew (B)", LEASE, &[(ACTION, "renew"), (ID, B)], mismatch),
+            ("renew (A)", LEASE, &[(ACTION, "renew"), (ID, A)], ok),
+        ],
     )
     .await;
     let changed = expect(
         &s,
         "change (A) to (B)",
         LEASE,
-        &[
-            lease("change"),
-            ("x-ms-lease-id", A),
-            ("x-ms-proposed-lease-id", B),
-        ],
-        (200, None),
+        &[(ACTION, "change"), (ID, A), (PROPOSED, B)],
+        ok,
     )
     .await;
     for a in &changed {
-        assert_eq!(a.header("x-ms-lease-id"), Some(B), "{a:?}");
+        assert_eq!(a.header(ID), Some(B), "{a:?}");
     }
-    expect(
+    run(
         &s,
-        "renew the old id",
-        LEASE,
-        &[lease("renew"), ("x-ms-lease-id", A)],
-        (409, Some("LeaseIdMismatchWithLeaseOperation")),
-    )
-    .await;
-    expect(
-        &s,
-        "release (A)",
-        LEASE,
-        &[lease("release"), ("x-ms-lease-id", A)],
-        (409, Some("LeaseIdMismatchWithLeaseOperation")),
-    )
-    .await;
-    expect(
-        &s,
-        "release (B)",
-        LEASE,
-        &[lease("release"), ("x-ms-lease-id", B)],
-        (200, None),
-    )
-    .await;
-    assert_eq!(
-        lease_headers(&s, "l").await[0],
-        ("available".into(), "unlocked".into(), None)
-    );
-    expect(
-        &s,
-        "renew after release",
-        LEASE,
-        &[lease("renew"), ("x-ms-lease-id", B)],
-        (409, Some("LeaseIdMismatchWithLeaseOperation")),
-    )
-    .await;
-    // Broken: an infinite lease broken with no period breaks at once.
-    expect(
-        &s,
-        "acquire (A), infinite",
-        LEASE,
         &[
-            lease("acquire"),
-            ("x-ms-lease-duration", "-1"),
-            ("x-ms-proposed-lease-id", A),
+            (
+                "renew the old id",
+                LEASE,
+                &[(ACTION, "renew"), (ID, A)],
+                mismatch,
+            ),
+            (
+                "release (A)",
+                LEASE,
+                &[(ACTION, "release"), (ID, A)],
+                mismatch,
+            ),
+            ("release (B)", LEASE, &[(ACTION, "release"), (ID, B)], ok),
+            (
+                "renew after release",
+                LEASE,
+                &[(ACTION, "renew"), (ID, B)],
+                mismatch,
+            ),
+            // Broken: an infinite lease broken with no period breaks at once.
+            (
+                "acquire (A), infinite",
+                LEASE,
+                &[(ACTION, "acquire"), (DURATION, "-1"), (PROPOSED, A)],
+                created,
+            ),
         ],
-        (201, None),
     )
     .await;
-    let broke = expect(&s, "break at once", LEASE, &[lease("break")], (202, None)).await;
+    let broke = expect(
+        &s,
+        "break at once",
+        LEASE,
+        &[(ACTION, "break")],
+        (202, None),
+    )
+    .await;
     for a in &broke {
         assert_eq!(a.header("x-ms-lease-time"), Some("0"), "{a:?}");
     }
@@ -382,86 +313,65 @@ async fn lease_actions_and_the_writes_they_guard_answer_like_azurite() {
         lease_headers(&s, "l").await[0],
         ("broken".into(), "unlocked".into(), None)
     );
-    expect(
+    run(
         &s,
-        "renew a broken lease",
-        LEASE,
-        &[lease("renew"), ("x-ms-lease-id", A)],
-        (409, Some("LeaseIsBrokenAndCannotBeRenewed")),
-    )
-    .await;
-    expect(
-        &s,
-        "change a broken lease",
-        LEASE,
         &[
-            lease("change"),
-            ("x-ms-lease-id", A),
-            ("x-ms-proposed-lease-id", B),
+            (
+                "renew a broken lease",
+                LEASE,
+                &[(ACTION, "renew"), (ID, A)],
+                (409, Some("LeaseIsBrokenAndCannotBeRenewed")),
+            ),
+            (
+                "change a broken lease",
+                LEASE,
+                &[(ACTION, "change"), (ID, A), (PROPOSED, B)],
+                not_present,
+            ),
+            // Breaking: a 1 s break of (B).
+            (
+                "acquire (B) over a broken lease",
+                LEASE,
+                &[(ACTION, "acquire"), (DURATION, "-1"), (PROPOSED, B)],
+                created,
+            ),
         ],
-        (409, Some("LeaseNotPresentWithLeaseOperation")),
-    )
-    .await;
-    // Breaking: a 1 s break of (B).
-    expect(
-        &s,
-        "acquire (B) over a broken lease",
-        LEASE,
-        &[
-            lease("acquire"),
-            ("x-ms-lease-duration", "-1"),
-            ("x-ms-proposed-lease-id", B),
-        ],
-        (201, None),
     )
     .await;
     let breaking = expect(
         &s,
         "break in 1 s",
         LEASE,
-        &[lease("break"), ("x-ms-lease-break-period", "1")],
+        &[(ACTION, "break"), ("x-ms-lease-break-period", "1")],
         (202, None),
     )
     .await;
     for a in &breaking {
         assert_eq!(a.header("x-ms-lease-time"), Some("1"), "{a:?}");
     }
-    // The checks while breaking race the 1 s period only if this machine stalls for a second; each
-    // is checked again below once broken where it matters.
-    expect(
+    // These race the 1 s period only if this machine stalls for a second.
+    run(
         &s,
-        "acquire (A) while breaking",
-        LEASE,
         &[
-            lease("acquire"),
-            ("x-ms-lease-duration", "-1"),
-            ("x-ms-proposed-lease-id", A),
+            (
+                "acquire (A) while breaking",
+                LEASE,
+                &[(ACTION, "acquire"), (DURATION, "-1"), (PROPOSED, A)],
+                (409, Some("LeaseAlreadyPresent")),
+            ),
+            (
+                "acquire (B) while breaking",
+                LEASE,
+                &[(ACTION, "acquire"), (DURATION, "-1"), (PROPOSED, B)],
+                (409, Some("LeaseIsBreakingAndCannotBeAcquired")),
+            ),
+            (
+                "change (B) while breaking",
+                LEASE,
+                &[(ACTION, "change"), (ID, B), (PROPOSED, A)],
+                (409, Some("LeaseIsBreakingAndCannotBeChanged")),
+            ),
         ],
-        (409, Some("LeaseAlreadyPresent")),
-    )
-    .await;
-    expect(
-        &s,
-        "acquire (B) while breaking",
-        LEASE,
-        &[
-            lease("acquire"),
-            ("x-ms-lease-duration", "-1"),
-            ("x-ms-proposed-lease-id", B),
-        ],
-        (409, Some("LeaseIsBreakingAndCannotBeAcquired")),
-    )
-    .await;
-    expect(
-        &s,
-        "change (B) while breaking",
-        LEASE,
-        &[
-            lease("change"),
-            ("x-ms-lease-id", B),
-            ("x-ms-proposed-lease-id", A),
-        ],
-        (409, Some("LeaseIsBreakingAndCannotBeChanged")),
     )
     .await;
     wait_until(
@@ -474,15 +384,15 @@ async fn lease_actions_and_the_writes_they_guard_answer_like_azurite() {
     // Azure/azure-sdk-for-python sdk/storage/azure-storage-blob/tests/recordings/
     // test_common_blob.pyTestStorageCommonBlobtest_lease_blob_break_period.json); Azurite answers 412
     // `LeaseNotPresentWithBlobOperation`. Same status; the local cloud's code is Azure's.
-    let [local, az] = both(&s, "PUT", "box/l", &put(Some(B)), b"x").await;
+    let [local, az] = both(&s, "PUT", "box/l", &[BLOCK, (ID, B)], b"x").await;
     assert_eq!((local.status, az.status), (412, 412), "{local:?} / {az:?}");
     assert_eq!(local.code(), Some("LeaseLost"), "{local:?}");
     expect(
         &s,
         "a write without a lease over a broken one",
         PUT,
-        &put(None),
-        (201, None),
+        &[BLOCK],
+        created,
     )
     .await;
     assert_eq!(
@@ -508,7 +418,7 @@ async fn a_lease_nobody_renews_expires_by_time_like_azurite() {
         "acquire (A) for 15 s",
         lease_e,
         &[
-            lease("acquire"),
+            (ACTION, "acquire"),
             ("x-ms-lease-duration", "15"),
             ("x-ms-proposed-lease-id", A),
         ],
@@ -535,7 +445,7 @@ async fn a_lease_nobody_renews_expires_by_time_like_azurite() {
         "acquire (B) after the expiry",
         lease_e,
         &[
-            lease("acquire"),
+            (ACTION, "acquire"),
             ("x-ms-lease-duration", "15"),
             ("x-ms-proposed-lease-id", B),
         ],
@@ -546,7 +456,7 @@ async fn a_lease_nobody_renews_expires_by_time_like_azurite() {
         &s,
         "renew the expired (A)",
         lease_e,
-        &[lease("renew"), ("x-ms-lease-id", A)],
+        &[(ACTION, "renew"), ("x-ms-lease-id", A)],
         (409, Some("LeaseIdMismatchWithLeaseOperation")),
     )
     .await;
@@ -575,16 +485,16 @@ async fn a_lease_needs_a_duration_and_a_guid_on_the_local_cloud() {
     let (_c, _a, [local, _az]) = services().await;
     assert_eq!(local.put_blob("g", &[], b"x").await.status, 201);
     for (extra, code) in [
-        (vec![lease("acquire")], "MissingRequiredHeader"),
+        (vec![(ACTION, "acquire")], "MissingRequiredHeader"),
         (
             vec![
-                lease("acquire"),
+                (ACTION, "acquire"),
                 ("x-ms-lease-duration", "15"),
                 ("x-ms-proposed-lease-id", "holder-1"),
             ],
             "InvalidHeaderValue",
         ),
-        (vec![lease("borrow")], "InvalidHeaderValue"),
+        (vec![(ACTION, "borrow")], "InvalidHeaderValue"),
     ] {
         let a = local
             .call(
@@ -716,7 +626,7 @@ async fn append_blobs_answer_like_azurite() {
         "lease the journal",
         ("PUT", "box/j?comp=lease"),
         &[
-            lease("acquire"),
+            (ACTION, "acquire"),
             ("x-ms-lease-duration", "-1"),
             ("x-ms-proposed-lease-id", A),
         ],

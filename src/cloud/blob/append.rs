@@ -259,22 +259,10 @@ mod tests {
 
     fn append_blob(len: u64, blocks: u32) -> BlobMeta {
         BlobMeta {
-            file: String::new(),
             len,
-            etag: String::new(),
-            content_type: String::new(),
-            content_md5: String::new(),
-            content_encoding: None,
-            content_language: None,
-            cache_control: None,
-            content_disposition: None,
-            metadata: Default::default(),
-            created: String::new(),
-            modified: String::new(),
-            modified_unix: 0,
             blob_type: BlobType::AppendBlob,
             committed_blocks: blocks,
-            lease: None,
+            ..Default::default()
         }
     }
 

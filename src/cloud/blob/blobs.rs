@@ -1,5 +1,7 @@
-//! The block-blob operations of the blob service: put, get (with ranges), head and delete, with the
-//! conditional headers evaluated under the store's lock (contract section 5), on a typed [`BlobRef`].
+//! The blob operations of the blob service: Put Blob (a block blob, or the empty append blob that
+//! `append` then grows), Get Blob (with ranges), Get Blob Properties and Delete Blob, with the
+//! conditional headers and the lease rule (`lease::check_write`, `lease::check_read`) evaluated under
+//! the store's lock (contract section 5), on a typed [`BlobRef`].
 //!
 //! Handlers only: they never authenticate and never touch containers beyond checking one exists.
 use std::collections::BTreeMap;

@@ -734,23 +734,9 @@ mod tests {
 
     #[test]
     fn writes_need_the_active_lease_and_clear_a_lapsed_one() {
-        let mut m = crate::cloud::store::BlobMeta {
-            file: String::new(),
-            len: 0,
-            etag: String::new(),
-            content_type: String::new(),
-            content_md5: String::new(),
-            content_encoding: None,
-            content_language: None,
-            cache_control: None,
-            content_disposition: None,
-            metadata: Default::default(),
-            created: String::new(),
-            modified: String::new(),
-            modified_unix: 0,
-            blob_type: Default::default(),
-            committed_blocks: 0,
+        let mut m = BlobMeta {
             lease: Some(leased(Some(15))),
+            ..Default::default()
         };
         let w = |pairs: &[(&'static str, &str)], m: &BlobMeta, now: u64| {
             check_write(&headers(pairs), Some(m), now).map_err(|e| e.code.as_str())
@@ -768,6 +754,6 @@ mod tests {
             w(&[("x-ms-lease-id", A)], &m, T),
             Err("LeaseNotPresentWithBlobOperation")
         );
-        assert_eq!(check_read(&headers(&[]), &m, T).is_ok(), true);
+        assert!(check_read(&headers(&[]), &m, T).is_ok());
     }
 }

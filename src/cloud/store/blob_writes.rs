@@ -89,22 +89,9 @@ mod tests {
 
     fn meta() -> BlobMeta {
         BlobMeta {
-            file: String::new(),
             len: 1,
-            etag: String::new(),
             content_type: "text/plain".into(),
-            content_md5: String::new(),
-            content_encoding: None,
-            content_language: None,
-            cache_control: None,
-            content_disposition: None,
-            metadata: Default::default(),
-            created: String::new(),
-            modified: String::new(),
-            modified_unix: 0,
-            blob_type: Default::default(),
-            committed_blocks: 0,
-            lease: None,
+            ..Default::default()
         }
     }
 

@@ -29,7 +29,7 @@
 //! | `principals` | object id | `record` |
 //! | `role_assignments` | lowercase id | `record` |
 //! | `operations` | operation id | `record` (`status`, `resource_key`, ...) |
-//! | `blobs` | `{account}/{container}/{name}` (account and container lowercase) | `record`; its `file` is the id of its bytes |
+//! | `blobs` | `{account}/{container}/{name}` (account and container lowercase) | `record` (with `blob_type`, `committed_blocks`, `lease`); its `file` is the id of its bytes |
 //! | `blob_content` | `id` | `bytes` |
 //!
 //! For example: `sqlite3 store.db "SELECT key, json_extract(body, '$.properties.provisioningState')

@@ -66,7 +66,7 @@ pub(crate) struct Operation {
 }
 
 /// Metadata of one blob; its bytes are the `blob_content` row whose id is `file`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct BlobMeta {
     pub file: String,
     pub len: u64,
