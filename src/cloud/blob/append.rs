@@ -1,6 +1,6 @@
 //! Append blobs (contract section 5): creating one (Put Blob with `x-ms-blob-type: AppendBlob`, no
-//! body), Append Block (`PUT ?comp=appendblock`) with its position and size conditions, and what Get
-//! Blob Properties and List Blobs say of a blob's type.
+//! body) and Append Block (`PUT ?comp=appendblock`) with its position and size conditions (what Get
+//! Blob Properties and List Blobs say of a blob's type is in `properties`).
 //!
 //! A block is appended by rewriting the blob's bytes as old + new in one store transaction, decided
 //! on the record found under the store's lock (a writer that raced in between makes the append read
@@ -15,10 +15,10 @@
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode};
 
-use super::blobs::{check_conditions, checked_md5};
 use super::containers::container_exists;
 use super::error::{BResult, BlobCode, BlobError, blob_not_found, err, internal};
 use super::lease;
+use super::request::{check_conditions, checked_md5};
 use super::route::BlobRef;
 use crate::cloud::http::{answer, header};
 use crate::cloud::state::Shared;
@@ -57,40 +57,6 @@ pub(super) fn new_append_blob(body: &Bytes) -> Result<BlobType, BlobError> {
             &body.len().to_string(),
         ))
     }
-}
-
-/// The type headers of Get Blob and Get Blob Properties: `x-ms-blob-type`; for an append blob its
-/// committed block count (blob.json Blob_GetProperties response header
-/// x-ms-blob-committed-block-count, "returned only for append blobs"; recorded in
-/// test_create_blob_with_lease_id.json), for a block blob its tier (x-ms-access-tier and
-/// x-ms-access-tier-inferred: every block blob here is on the account's default tier; tiers are for
-/// block blobs only, and the recorded append blob has none).
-pub(super) fn type_headers(m: &BlobMeta) -> Vec<(&'static str, String)> {
-    let mut h = vec![("x-ms-blob-type", m.blob_type.as_str().to_string())];
-    match m.blob_type {
-        BlobType::AppendBlob => {
-            h.push((
-                "x-ms-blob-committed-block-count",
-                m.committed_blocks.to_string(),
-            ));
-        }
-        BlobType::BlockBlob => {
-            h.push(("x-ms-access-tier", "Hot".into()));
-            h.push(("x-ms-access-tier-inferred", "true".into()));
-        }
-    }
-    h
-}
-
-/// The type elements of a blob in List Blobs: `<BlobType>` and, for a block blob, its tier
-/// (blob.json, definition BlobPropertiesInternal: BlobType, AccessTier, AccessTierInferred; recorded
-/// List Blobs answers carry `<AccessTierInferred>true`).
-pub(super) fn listing_elements(m: &BlobMeta) -> String {
-    let mut x = format!("<BlobType>{}</BlobType>", m.blob_type.as_str());
-    if m.blob_type == BlobType::BlockBlob {
-        x.push_str("<AccessTier>Hot</AccessTier><AccessTierInferred>true</AccessTierInferred>");
-    }
-    x
 }
 
 /// An integer condition header, or 400 `InvalidHeaderValue`.

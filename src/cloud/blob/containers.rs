@@ -6,9 +6,8 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 
-use super::append;
 use super::error::{BResult, BlobCode, BlobError, container_not_found, err, internal, xml_escape};
-use super::lease;
+use super::properties;
 use super::route::Container;
 use crate::cloud::bodies::container_body;
 use crate::cloud::http::{Query, answer, header};
@@ -163,12 +162,12 @@ pub(super) fn list_blobs(st: &Shared, c: &Container, query: &Query) -> BResult {
             }
             meta.push_str("</Metadata>");
         }
-        // The type, tier and lease elements: `append::listing_elements` and
-        // `lease::listing_elements` (blob.json, definition BlobPropertiesInternal).
+        // The type, tier and lease elements: `properties` (blob.json, definition
+        // BlobPropertiesInternal).
         entries.push_str(&format!(
             "<Blob><Name>{}</Name><Properties><Creation-Time>{}</Creation-Time><Last-Modified>{}</Last-Modified><Etag>{}</Etag><Content-Length>{}</Content-Length><Content-Type>{}</Content-Type><Content-MD5>{}</Content-MD5>{}{}<ServerEncrypted>true</ServerEncrypted></Properties>{meta}</Blob>",
             xml_escape(&name), m.created, m.modified, xml_escape(m.etag.trim_matches('"')), m.len, xml_escape(&m.content_type), m.content_md5,
-            append::listing_elements(&m), lease::listing_elements(&m, now)
+            properties::type_listing(&m), properties::lease_listing(&m, now)
         ));
         count += 1;
     }

@@ -1,6 +1,7 @@
 //! Blob leases (contract section 5): the Lease Blob operation (`PUT ?comp=lease` with
-//! `x-ms-lease-action` acquire, renew, change, release or break), the lease's state as Get Blob
-//! Properties and List Blobs report it, and the rule every write and read of a leased blob passes.
+//! `x-ms-lease-action` acquire, renew, change, release or break) and the rule every write and read of
+//! a leased blob passes (the lease's state as Get Blob Properties and List Blobs report it is in
+//! `properties`).
 //!
 //! A lease is stored as an id, a duration and an end time ([`BlobLease`]); its state (leased, expired,
 //! breaking, broken) follows from those and the clock at each request, so a lease nobody renews frees
@@ -19,104 +20,15 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 
-use super::blobs::check_conditions;
 use super::containers::container_exists;
 use super::error::{BResult, BlobCode, BlobError, blob_not_found, err, internal};
+use super::properties::{LeaseState, state};
+use super::request::check_conditions;
 use super::route::BlobRef;
 use crate::cloud::http::{answer, header};
 use crate::cloud::state::Shared;
-use crate::cloud::store::{BlobLease, BlobMeta, RecordChange, now_ms};
-
-/// A lease's state at one moment, as `x-ms-lease-state` names it (blob.json, definition
-/// LeaseStateType: available, leased, expired, breaking, broken).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LeaseState {
-    Available,
-    Leased,
-    Expired,
-    Breaking,
-    Broken,
-}
-
-impl LeaseState {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            LeaseState::Available => "available",
-            LeaseState::Leased => "leased",
-            LeaseState::Expired => "expired",
-            LeaseState::Breaking => "breaking",
-            LeaseState::Broken => "broken",
-        }
-    }
-
-    /// `x-ms-lease-status`: a leased or breaking lease locks the blob ("Lease States": the locked
-    /// states are Leased and Breaking).
-    fn locked(self) -> bool {
-        matches!(self, LeaseState::Leased | LeaseState::Breaking)
-    }
-}
-
-/// The state of `lease` at `now` (Unix milliseconds): a fixed lease past its end is expired, a
-/// breaking lease past its break period is broken ("Duration expires" row of the Lease Blob table).
-pub(crate) fn state(lease: Option<&BlobLease>, now: u64) -> LeaseState {
-    match lease {
-        None => LeaseState::Available,
-        Some(l) if l.breaking => match l.until_ms {
-            Some(t) if t > now => LeaseState::Breaking,
-            _ => LeaseState::Broken,
-        },
-        Some(l) => match l.until_ms {
-            Some(t) if t <= now => LeaseState::Expired,
-            _ => LeaseState::Leased,
-        },
-    }
-}
-
-/// The lease headers of Get Blob and Get Blob Properties: state, status and, while leased, the
-/// duration (blob.json Blob_GetProperties response headers x-ms-lease-state, x-ms-lease-status,
-/// x-ms-lease-duration `infinite`/`fixed`; a recorded Get Blob Properties of an infinitely leased blob
-/// in test_append_blob.pyTestStorageAppendBlobtest_create_blob_with_lease_id.json).
-pub(super) fn property_headers(m: &BlobMeta, now: u64) -> Vec<(&'static str, String)> {
-    let s = state(m.lease.as_ref(), now);
-    let mut h = vec![
-        ("x-ms-lease-state", s.as_str().to_string()),
-        ("x-ms-lease-status", status(s).to_string()),
-    ];
-    if let Some(d) = duration_name(m, s) {
-        h.push(("x-ms-lease-duration", d.to_string()));
-    }
-    h
-}
-
-/// The lease elements of a blob in List Blobs (blob.json, definition BlobPropertiesInternal:
-/// LeaseStatus, LeaseState, LeaseDuration), in that order.
-pub(super) fn listing_elements(m: &BlobMeta, now: u64) -> String {
-    let s = state(m.lease.as_ref(), now);
-    let mut x = format!(
-        "<LeaseStatus>{}</LeaseStatus><LeaseState>{}</LeaseState>",
-        status(s),
-        s.as_str()
-    );
-    if let Some(d) = duration_name(m, s) {
-        x.push_str(&format!("<LeaseDuration>{d}</LeaseDuration>"));
-    }
-    x
-}
-
-fn status(s: LeaseState) -> &'static str {
-    if s.locked() { "locked" } else { "unlocked" }
-}
-
-fn duration_name(m: &BlobMeta, s: LeaseState) -> Option<&'static str> {
-    match (s, &m.lease) {
-        (LeaseState::Leased, Some(l)) => Some(if l.duration_s.is_some() {
-            "fixed"
-        } else {
-            "infinite"
-        }),
-        _ => None,
-    }
-}
+use crate::cloud::store::blob_writes::RecordChange;
+use crate::cloud::store::{BlobLease, BlobMeta, now_ms};
 
 /// Whether two lease ids name the same lease: ids are GUIDs, compared as GUIDs (any of the formats
 /// the service accepts, any case: Lease Blob, request header `x-ms-lease-id`).

@@ -12,15 +12,16 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 
-use super::blobs::{check_conditions, request_metadata};
 use super::containers::container_exists;
 use super::error::{BResult, blob_not_found, internal};
 use super::lease;
 use super::raw_names::RawMetaNames;
+use super::request::{check_conditions, request_metadata};
 use super::route::BlobRef;
 use crate::cloud::http::answer;
 use crate::cloud::state::Shared;
-use crate::cloud::store::{BlobMeta, RecordChange, now_ms};
+use crate::cloud::store::blob_writes::RecordChange;
+use crate::cloud::store::{BlobMeta, now_ms};
 
 pub(super) async fn set_blob_metadata(
     st: &Shared,

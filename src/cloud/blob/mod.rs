@@ -10,7 +10,9 @@
 //! This file only wires the layer: fault injection, the account lookup, authentication and
 //! authorisation ([`auth`]), then one handler per [`route::BlobRoute`] ([`containers`], [`blobs`],
 //! [`lease`] for Lease Blob and the lease rule of every read and write, [`append`] for append blobs,
-//! [`metadata`] for Set Blob Metadata); errors and their XML shape live in [`error`]. No child
+//! [`metadata`] for Set Blob Metadata; what a request asks of a blob, its conditional headers,
+//! `Content-MD5` and metadata, in [`request`]; what properties and listings say of a blob's type
+//! and lease, in [`properties`]); errors and their XML shape live in [`error`]. No child
 //! imports this file.
 mod append;
 mod auth;
@@ -19,7 +21,9 @@ mod containers;
 mod error;
 mod lease;
 mod metadata;
+mod properties;
 pub(crate) mod raw_names;
+mod request;
 pub(crate) mod route;
 
 use axum::extract::Request;

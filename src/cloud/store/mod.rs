@@ -41,14 +41,14 @@
 //!
 //! # Files (each imports only its siblings, never this file)
 //!
-//! * [`ops`]: the named operations handlers call; every cascade lives there. `blob_writes`: the
+//! * [`ops`]: the named operations handlers call; every cascade lives there. [`blob_writes`]: the
 //!   blob operations that change a record in place (lease, metadata) or rewrite its bytes (append).
 //! * `data`: the cache ([`Data`]) and its indexes; `handle`: the shared handle ([`Store`]), opening a
 //!   data folder and committing each mutation.
 //! * `table`: a map that remembers its changes; `db`: the SQLite file; `legacy`: the former format.
 //! * `records`: the records kept besides ARM bodies; `disk`: [`StoreError`] and [`write_atomic`];
 //!   `fresh`: the current time and random keys.
-mod blob_writes;
+pub(crate) mod blob_writes;
 mod data;
 mod db;
 mod disk;
@@ -59,7 +59,6 @@ pub(crate) mod ops;
 mod records;
 mod table;
 
-pub(crate) use blob_writes::RecordChange;
 pub(crate) use data::Data;
 pub(crate) use disk::StoreError;
 pub(crate) use disk::write_atomic;
