@@ -280,8 +280,14 @@ impl Flow {
         }
 
         // A stack never applied plans against no state (so a plan saved then still matches).
+        let prior_ref = engine::state_ref(existed.then_some(&state));
+        let moved = super::adopt::follow_moves(loaded, Some(&mut state))?;
+        let pending = match self.mode {
+            PlanMode::Normal => super::adopt::pending(loaded, Some(&state))?,
+            PlanMode::Destroy | PlanMode::RefreshOnly => Vec::new(),
+        };
         let prior = (existed || !state.resources.is_empty()).then(|| state.clone());
-        let snapshot = engine::snapshot(
+        let mut snapshot = engine::snapshot(
             Some(dyn_provider.clone()),
             prior,
             &loaded.registry,
@@ -290,9 +296,13 @@ impl Flow {
         )
         .await?;
         reporter.finish();
+        // Objects to import are read now, before anything changes: a wrong id stops the run here.
+        let adopt =
+            super::adopt::read_imports(provider.as_ref(), loaded, &pending, &mut snapshot).await?;
         let refreshed = provider.requests();
         engine::log_requests("refresh done", &refreshed);
         let mut plan = engine::make_plan(loaded, &snapshot, &extras, self.mode)?;
+        engine::adopted(&mut plan, prior_ref, moved, pending);
         engine::restrict(&mut plan, &self.targets)?;
         if let Some(saved) = &self.saved {
             saved.check(loaded, &self.stack, &extras, &plan)?;
@@ -312,7 +322,7 @@ impl Flow {
             (_, false) => super::preflight::stack_only(loaded),
         };
         super::preflight::settle(findings)?;
-        if !plan.has_changes() {
+        if !plan.has_changes() && plan.moved.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
         if !self.auto_approve && !confirm(self.verb)? {
@@ -321,6 +331,26 @@ impl Flow {
         }
 
         Self::stop_if_interrupted(interrupt)?;
+        // Moves (already followed in `state`) and imports are recorded first, in one write: they
+        // change no object, and the steps below may refer to them.
+        if !plan.moved.is_empty() || !plan.imports.is_empty() {
+            for (address, record) in adopt {
+                if plan.import_of(&address).is_some() {
+                    state.import(&address, record)?;
+                }
+            }
+            let expected = (state.serial != 0).then_some(state.serial);
+            loaded.store.write(&mut state, expected)?;
+            for m in &plan.moved {
+                reporter.println(&format!("{} moved to {} in state", m.from, m.to));
+            }
+            for i in &plan.imports {
+                reporter.println(&format!("{} imported from {}", i.address, i.id));
+            }
+            if !plan.has_cloud_changes() {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
         let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras);
         // The plan and the refreshed snapshot (with its copy of the state) are not needed during
         // the run: free them rather than hold three copies of every resource until it ends.

@@ -345,6 +345,30 @@ pub(crate) fn make_plan(
     .map_err(CliError::Plan)
 }
 
+/// The state a plan is made against, as the saved-plan check compares it.
+pub(crate) fn state_ref(state: Option<&StateFile>) -> Option<plan::StateRef> {
+    state.map(|s| plan::StateRef {
+        lineage: s.lineage,
+        serial: s.serial,
+    })
+}
+
+/// Puts the moves and imports decided before planning into the plan. The plan stays made against
+/// `prior`, the state as read: an import into a stack never applied plans against an in-memory
+/// state only, which is not what a saved plan must match.
+pub(crate) fn adopted(
+    plan: &mut Plan,
+    prior: Option<plan::StateRef>,
+    moved: Vec<plan::moves::Moved>,
+    imports: Vec<plan::moves::PendingImport>,
+) {
+    plan.prior_state = prior;
+    if plan.mode == PlanMode::Normal {
+        plan.moved = moved;
+        plan.imports = imports;
+    }
+}
+
 /// Keeps only the changes of `targets` and what they need: their dependencies for a normal plan, their
 /// dependents for a destroy (a resource cannot be removed before what uses it). Unknown targets are
 /// errors with a suggestion.
@@ -383,6 +407,7 @@ pub(crate) fn restrict(plan: &mut Plan, targets: &[String]) -> Result<(), CliErr
     }
     plan.changes.retain(|c| keep.contains(&c.address));
     plan.drift.retain(|d| keep.contains(&d.address));
+    plan.imports.retain(|i| keep.contains(&i.address));
     // A map goes with any of its members (it names them all).
     plan.maps.retain(|m| {
         keep.contains(&m.address) || m.members.iter().any(|x| keep.contains(&x.address))

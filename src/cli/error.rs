@@ -70,6 +70,10 @@ pub enum CliError {
     #[error("cannot plan:\n  {}", lines(.0))]
     Plan(Vec<PlanError>),
 
+    /// A `moved:` or an `import:` of the stack file cannot be followed; nothing was done.
+    #[error("cannot follow the stack file's `moved:` and `import:`:\n  {}", lines(.0))]
+    Addresses(Vec<crate::plan::moves::AddressError>),
+
     #[error("cannot apply this plan: {0}")]
     Apply(#[from] ApplyError),
 
@@ -175,6 +179,7 @@ impl CliError {
             | CliError::Refresh(_)
             | CliError::StackFiles(_)
             | CliError::Plan(_)
+            | CliError::Addresses(_)
             | CliError::Apply(_)
             | CliError::Cloud(_)
             | CliError::CloudSetup(_)
@@ -380,6 +385,23 @@ pub enum StateCommandError {
     },
     #[error("nothing exists at {id}; nothing was imported")]
     NothingAt { id: String },
+    #[error(
+        "cannot move `{source_address}` to `{destination}`: it is a {from_type} in state, but the stack file declares `{destination}` as a {to_type}"
+    )]
+    MoveChangesType {
+        source_address: String,
+        destination: String,
+        from_type: String,
+        to_type: String,
+    },
+    /// The id to import cannot be the resource's: another type, or another object than the
+    /// stack file's inputs name.
+    #[error("cannot import {id} as `{address}`: the id {reason}; nothing was imported")]
+    NotThisResource {
+        address: String,
+        id: String,
+        reason: String,
+    },
     #[error(
         "the lock is held by {0:?}; pass --force to break it (only when that run is really gone)"
     )]
@@ -638,6 +660,30 @@ mod tests {
             }
             .into(),
             StateCommandError::NothingAt { id: "/x".into() }.into(),
+            StateCommandError::MoveChangesType {
+                source_address: "a".into(),
+                destination: "b".into(),
+                from_type: "blob".into(),
+                to_type: "blob_container".into(),
+            }
+            .into(),
+            StateCommandError::NotThisResource {
+                address: "a".into(),
+                id: "/x".into(),
+                reason: "is not an ARM id".into(),
+            }
+            .into(),
+            CliError::Addresses(vec![crate::plan::moves::AddressError::ImportTracked {
+                location: "stack.yaml:3:5".into(),
+                address: "a".into(),
+                id: "/x".into(),
+                other: "b".into(),
+            }]),
+            CliError::Surgery(SurgeryError::IdTracked {
+                address: "a".into(),
+                id: "/x".into(),
+                other: "b".into(),
+            }),
             StateCommandError::LockHeld(Box::new(lock_info())).into(),
             StateCommandError::NotLocked.into(),
             CliError::Io {
@@ -693,7 +739,7 @@ mod tests {
         let errors = one_of_each();
         let kinds: std::collections::HashSet<_> =
             errors.iter().map(std::mem::discriminant).collect();
-        assert_eq!(kinds.len(), 32, "one example of every CliError variant");
+        assert_eq!(kinds.len(), 33, "one example of every CliError variant");
         for e in &errors {
             assert_eq!(e.exit_code(), documented_code(e), "{e:?}");
         }

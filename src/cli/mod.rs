@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod adopt;
 mod apply;
 pub mod cloud;
 mod common;

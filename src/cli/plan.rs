@@ -102,7 +102,13 @@ fn refresh_and_plan(
     json: bool,
     (targets, preflight): (&[String], bool),
 ) -> Result<(Plan, crate::plan::DesiredExtras, Vec<Finding>), CliError> {
-    let state = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
+    let mut state = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
+    let prior = engine::state_ref(state.as_ref());
+    let moved = super::adopt::follow_moves(loaded, state.as_mut())?;
+    let pending = match mode {
+        PlanMode::Normal => super::adopt::pending(loaded, state.as_ref())?,
+        PlanMode::Destroy | PlanMode::RefreshOnly => Vec::new(),
+    };
     if let Ok(unfinished) = crate::state::Journal::read_unfinished(loaded.store.journal_path())
         && !unfinished.0.is_empty()
     {
@@ -116,7 +122,8 @@ fn refresh_and_plan(
     let ask_cloud = preflight && refresh;
     let (plan, findings, sent) = rt.block_on(async {
         let reads = refresh && engine::needs_cloud(state.as_ref());
-        let azure = if reads || ask_cloud {
+        // An object to import is read even with --refresh=false: the plan compares the file with it.
+        let azure = if reads || ask_cloud || !pending.is_empty() {
             Some(engine::connect(&loaded.stack, &loaded.registry, target).await?)
         } else {
             None
@@ -135,10 +142,14 @@ fn refresh_and_plan(
         )
         .await;
         drop(sink);
-        let snapshot = snapshot?;
+        let mut snapshot = snapshot?;
+        if let Some(cloud) = azure.as_deref().filter(|_| !pending.is_empty()) {
+            super::adopt::read_imports(cloud, loaded, &pending, &mut snapshot).await?;
+        }
         // The refresh's own requests, counted before the preflight asks anything.
         let sent = azure.as_ref().filter(|_| reads).map(|p| p.requests());
         let mut plan = engine::make_plan(loaded, &snapshot, &extras, mode)?;
+        engine::adopted(&mut plan, prior, moved, pending);
         engine::restrict(&mut plan, targets)?;
         let findings = match (preflight, azure.as_deref().filter(|_| ask_cloud)) {
             (false, _) => Vec::new(),

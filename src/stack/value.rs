@@ -25,9 +25,21 @@ pub(crate) struct Ctx<'a> {
     pub registry: &'a Registry,
     pub vars: IndexMap<String, VarEntry>,
     pub env: &'a HashMap<String, String>,
-    /// Resource name → its type, when the type is known.
+    /// Resource address → its type, when the type is known (each instance of a resource with
+    /// `for_each` is an address of its own).
     pub resources: IndexMap<String, Option<String>>,
+    /// Name of each resource with `for_each` → its instance addresses, in key order.
+    pub instances: IndexMap<String, Vec<String>>,
+    /// `each.key` and `each.value` while the fields of one instance are converted.
+    pub each: Option<Each>,
     pub errors: Vec<Diagnostic>,
+}
+
+/// The instance of a `for_each` resource whose fields are being converted.
+#[derive(Debug, Clone)]
+pub(crate) struct Each {
+    pub key: String,
+    pub value: serde_json::Value,
 }
 
 /// A value before it is checked against a field spec.
@@ -300,6 +312,10 @@ impl Ctx<'_> {
                     },
                     None => invalid(loc),
                 },
+                Segment::Each(path) => match self.each_value(src, pspan, path) {
+                    Some(value) => Val::from_json(&value, &loc, false),
+                    None => invalid(loc),
+                },
                 Segment::Ref { resource, path } => {
                     match self.reference(src, pspan, resource, path, refs) {
                         Some(r) => Val {
@@ -353,6 +369,20 @@ impl Ctx<'_> {
                     Some(v) => push_text(&mut parts, &v),
                     None => ok = false,
                 },
+                Segment::Each(path) => match self.each_value(src, pspan, path) {
+                    Some(value) => match scalar_text(&value) {
+                        Some(t) => push_text(&mut parts, &t),
+                        None => {
+                            ok = false;
+                            self.error(
+                                Diagnostic::new(src, pspan, format!("`each.{path}` is a list or a mapping; it cannot be placed inside a string"))
+                                    .label("used inside a string")
+                                    .help(format!("use `${{each.{path}}}` as the whole value, or name one of its entries")),
+                            );
+                        }
+                    },
+                    None => ok = false,
+                },
                 Segment::Ref { resource, path } => {
                     match self.reference(src, pspan, resource, path, refs) {
                         Some(r) => parts.push(TemplatePart::Ref(r)),
@@ -399,6 +429,52 @@ impl Ctx<'_> {
         }
     }
 
+    /// `${each.key}` or `${each.value...}` of the instance being converted; an error outside
+    /// `for_each` or for a path the value does not have.
+    fn each_value(
+        &mut self,
+        src: &SourceFile,
+        span: Span,
+        path: &str,
+    ) -> Option<serde_json::Value> {
+        let Some(each) = &self.each else {
+            self.error(
+                Diagnostic::new(
+                    src,
+                    span,
+                    format!("`${{each.{path}}}` is only known in a resource with `for_each`"),
+                )
+                .label("no `for_each` here")
+                .help("add `for_each:` (a list or a mapping) to the resource, or use a variable"),
+            );
+            return None;
+        };
+        if path == "key" {
+            return Some(serde_json::Value::String(each.key.clone()));
+        }
+        let mut cur = &each.value;
+        for part in path.split('.').skip(1) {
+            match cur.get(part) {
+                Some(v) => cur = v,
+                None => {
+                    let key = each.key.clone();
+                    self.error(
+                        Diagnostic::new(
+                            src,
+                            span,
+                            format!(
+                                "`${{each.{path}}}`: the value of instance `{key}` has no `{part}`"
+                            ),
+                        )
+                        .label("not in this instance's value"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(cur.clone())
+    }
+
     fn env_value(&mut self, src: &SourceFile, span: Span, name: &str) -> Option<String> {
         match self.env.get(name) {
             Some(v) => Some(v.clone()),
@@ -438,6 +514,21 @@ impl Ctx<'_> {
                 .help(
                     "resource values are only known during apply; use a variable or a literal here",
                 ),
+            );
+            return None;
+        }
+        if let Some(instances) = self.instances.get(resource) {
+            let example = instances
+                .first()
+                .map_or_else(|| format!("{resource}[\"KEY\"]"), Clone::clone);
+            self.error(
+                Diagnostic::new(
+                    src,
+                    span,
+                    format!("`{resource}` has `for_each`: `${{{resource}.{path}}}` must name one instance"),
+                )
+                .label("a resource with instances")
+                .help(format!("e.g. `${{{example}.{path}}}`")),
             );
             return None;
         }

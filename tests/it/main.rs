@@ -5,6 +5,7 @@
 
 mod support;
 
+mod addresses;
 mod apply_local;
 mod apply_scale;
 mod architecture;
