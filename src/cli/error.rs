@@ -380,6 +380,11 @@ pub enum StateCommandError {
     },
     #[error("nothing exists at {id}; nothing was imported")]
     NothingAt { id: String },
+    /// The object carries another stack's ownership stamp (`apply::ownership`).
+    #[error(
+        "{id} belongs to {owner}; importing it would let two stacks manage one object, so nothing was imported"
+    )]
+    OwnedElsewhere { id: String, owner: String },
     #[error(
         "the lock is held by {0:?}; pass --force to break it (only when that run is really gone)"
     )]
@@ -638,6 +643,11 @@ mod tests {
             }
             .into(),
             StateCommandError::NothingAt { id: "/x".into() }.into(),
+            StateCommandError::OwnedElsewhere {
+                id: "/x".into(),
+                owner: "stack `b` (lineage 1)".into(),
+            }
+            .into(),
             StateCommandError::LockHeld(Box::new(lock_info())).into(),
             StateCommandError::NotLocked.into(),
             CliError::Io {

@@ -187,6 +187,19 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             })?;
             let observed =
                 observed.ok_or_else(|| StateCommandError::NothingAt { id: id.clone() })?;
+            // Import only reads: it never stamps. An object without a stamp is stamped by this
+            // stack's next update of it; one another stack stamped stays that stack's.
+            if let Some(owner) = observed
+                .owner
+                .as_ref()
+                .filter(|o| !o.lineage.eq_ignore_ascii_case(&state.lineage.to_string()))
+            {
+                return Err(StateCommandError::OwnedElsewhere {
+                    id: id.clone(),
+                    owner: owner.to_string(),
+                }
+                .into());
+            }
             let mut record = ResourceState::new(
                 rtype.as_str(),
                 observed.id.clone(),

@@ -29,6 +29,7 @@ pub mod resources;
 pub mod retry;
 mod secret;
 pub mod shared_key;
+mod stamp;
 #[cfg(test)]
 mod testlog;
 
@@ -36,8 +37,8 @@ pub use azure::AzureProvider;
 pub use config::{CloudConfig, CloudKind};
 pub(crate) use contract::ProviderFuture;
 pub use contract::{
-    MapRequest, Observed, ProgressEvent, ProgressSink, Provider, ResourceRequest, ResourceType,
-    Result,
+    MapRequest, Observed, Owner, ProgressEvent, ProgressSink, Provider, ResourceRequest,
+    ResourceType, Result,
 };
 pub use error::{ErrorKind, ProviderError};
 pub use preflight::{

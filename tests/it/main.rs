@@ -23,6 +23,7 @@ mod cloud_walk;
 mod e2e_stack;
 mod e2e_storage_access;
 mod hardening;
+mod ownership;
 mod pacing;
 mod preflight;
 mod provider_azurite;

@@ -54,6 +54,18 @@ impl Test {
         self
     }
 
+    /// Kills the test's cloud with SIGKILL (no shutdown of any kind) and hands back its data folder,
+    /// for [`Test::restart_cloud`]; panics when [`Test::local_cloud`] was not called.
+    pub(crate) fn kill_9_cloud(&mut self) -> tempfile::TempDir {
+        let cloud = self.cloud.take().expect("the test started a local cloud");
+        block_on(cloud.kill_9())
+    }
+
+    /// Starts the cloud again on its data folder (on a new port) with `cloud up` flags.
+    pub(crate) fn restart_cloud(&mut self, dir: tempfile::TempDir, flags: &[&str]) {
+        self.cloud = Some(Cloud::start_binary_in(dir, flags));
+    }
+
     /// The test's cloud; panics when [`Test::local_cloud`] was not called.
     pub(crate) fn cloud(&self) -> &Cloud {
         self.cloud.as_ref().expect("the test started a local cloud")
