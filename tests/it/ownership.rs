@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::support::cloud::Cloud;
-use crate::support::{Output, Test, wait_until_blocking};
+use crate::support::{Output, Test, wait_until};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -35,20 +35,22 @@ fn finished(child: Child) -> Output {
 }
 
 /// The storage account `name` as the cloud has it, `None` when it does not exist.
+async fn account_in(c: &Cloud, name: &str) -> Option<Value> {
+    let a = c
+        .arm(
+            Method::GET,
+            &format!(
+                "{}/providers/Microsoft.Storage/storageAccounts/{name}?api-version=2025-01-01",
+                c.rg()
+            ),
+            None,
+        )
+        .await;
+    a.status.is_success().then_some(a.body)
+}
+
 fn account(t: &Test, name: &str) -> Option<Value> {
-    t.rest(async |c: &Cloud| {
-        let a = c
-            .arm(
-                Method::GET,
-                &format!(
-                    "{}/providers/Microsoft.Storage/storageAccounts/{name}?api-version=2025-01-01",
-                    c.rg()
-                ),
-                None,
-            )
-            .await;
-        a.status.is_success().then_some(a.body)
-    })
+    t.rest(async |c: &Cloud| account_in(c, name).await)
 }
 
 #[test]
@@ -154,8 +156,11 @@ fn a_cloud_killed_during_a_create_leaves_no_orphan() {
         .stack(&stack("crash", "crashacct01", false))
         .local_cloud(&["--lro-ms", "6000"]);
     let child = s.cmd().args(["apply", "--auto-approve"]).spawn();
-    wait_until_blocking("the account's create was accepted", MINUTE, || {
-        account(&s, "crashacct01").map(|_| ())
+    s.rest(async |c: &Cloud| {
+        wait_until("the account's create was accepted", MINUTE, async || {
+            account_in(c, "crashacct01").await.map(|_| ())
+        })
+        .await
     });
     let dir = s.kill_9_cloud();
     let out = finished(child);
