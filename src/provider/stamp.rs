@@ -122,8 +122,8 @@ pub(crate) fn take_stamp(
             if owner.is_some() {
                 observed.owner = owner;
             }
-            map.remove(LINEAGE_KEY);
-            map.remove(STACK_KEY);
+            map.shift_remove(LINEAGE_KEY);
+            map.shift_remove(STACK_KEY);
             map.is_empty()
         }
         Value::String(text) => {
@@ -137,7 +137,7 @@ pub(crate) fn take_stamp(
         _ => false,
     };
     if emptied && !asked {
-        observed.inputs.remove(place);
+        observed.inputs.shift_remove(place);
     }
 }
 
@@ -188,6 +188,14 @@ mod tests {
         take_stamp(spec, &Map::new(), &mut o);
         assert_eq!(o.owner, Some(owner()));
         assert!(!o.inputs.contains_key("tags"), "{:?}", o.inputs);
+        // Taking a field out keeps the others in their order (plans and their snapshots list them so).
+        let mut o =
+            observed(json!({"name": "a", "tags": {LINEAGE_KEY: "l"}, "sku": "x", "kind": "k"}));
+        take_stamp(spec, &Map::new(), &mut o);
+        assert_eq!(
+            o.inputs.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["name", "sku", "kind"]
+        );
         // Nothing stamped: no owner, nothing removed.
         let mut o = observed(json!({"name": "a", "tags": {}}));
         take_stamp(spec, &asked, &mut o);
