@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::provider::{
-    ErrorKind, MapRequest, Observed, Owner, Provider, ProviderError, ProviderFuture,
+    ErrorKind, MapRequest, Observed, Owner, Preserved, Provider, ProviderError, ProviderFuture,
     ResourceRequest, Result,
 };
 use crate::state::StateFile;
@@ -164,6 +164,26 @@ impl Provider for Owned {
         reqs: &'a [ResourceRequest],
     ) -> ProviderFuture<'a, Vec<Result<Option<Observed>>>> {
         self.inner.read_listed(reqs)
+    }
+
+    fn preserve<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<Preserved>> {
+        self.inner.preserve(req)
+    }
+
+    fn restore<'a>(
+        &'a self,
+        req: &'a ResourceRequest,
+        kept: &'a Preserved,
+    ) -> ProviderFuture<'a, Observed> {
+        Box::pin(async move { self.inner.restore(&self.stamped(req), kept).await })
+    }
+
+    fn release<'a>(
+        &'a self,
+        req: &'a ResourceRequest,
+        kept: &'a Preserved,
+    ) -> ProviderFuture<'a, ()> {
+        self.inner.release(req, kept)
     }
 
     fn set_map<'a>(&'a self, req: &'a MapRequest) -> ProviderFuture<'a, BTreeMap<String, u64>> {

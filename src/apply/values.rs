@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::steps::Desired;
+use super::steps::{Desired, Refreshed};
 use crate::stack::Reference;
 use crate::state::{ResourceState, StateFile};
 
@@ -40,11 +40,25 @@ pub(crate) struct KnownValues {
 
 impl KnownValues {
     pub(crate) fn from_state(state: &StateFile) -> Self {
+        Self::refreshed(state, &HashMap::new())
+    }
+
+    /// The values at the start of a run: state's, with the id and outputs of each resource the refresh
+    /// read replaced by the live ones, as the planner resolved references (`plan::Planned::value_of`),
+    /// so a step sends what the plan showed.
+    pub(crate) fn refreshed(state: &StateFile, live: &HashMap<String, Refreshed>) -> Self {
         Self {
             map: state
                 .resources
                 .iter()
-                .map(|(a, r)| (a.clone(), Known::from(r)))
+                .map(|(a, r)| {
+                    let mut known = Known::from(r);
+                    if let Some(live) = live.get(a) {
+                        known.id.clone_from(&live.id);
+                        known.outputs.clone_from(&live.outputs);
+                    }
+                    (a.clone(), known)
+                })
                 .collect(),
         }
     }

@@ -37,7 +37,7 @@ pub use azure::AzureProvider;
 pub use config::{CloudConfig, CloudKind};
 pub(crate) use contract::ProviderFuture;
 pub use contract::{
-    MapRequest, Observed, Owner, ProgressEvent, ProgressSink, Provider, ResourceRequest,
+    MapRequest, Observed, Owner, Preserved, ProgressEvent, ProgressSink, Provider, ResourceRequest,
     ResourceType, Result,
 };
 pub use error::{ErrorKind, ProviderError};

@@ -171,7 +171,7 @@ fn a_cloud_killed_during_a_create_leaves_no_orphan() {
         s.path("state/crash.journal").exists(),
         "the journal keeps the unsettled create"
     );
-    s.restart_cloud(dir, &[]);
+    s.start_cloud_again(dir, &[]);
     let out = s.run(["apply", "--auto-approve"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(!out.stderr.contains("already exists"), "{}", out.stderr);

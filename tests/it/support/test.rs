@@ -36,9 +36,11 @@ impl Test {
         }
     }
 
-    /// Copies `examples/<name>` (its stack and the files it uploads) into the working folder.
+    /// Copies `examples/<name>` (its stack and the files it uploads) into the working folder, without
+    /// the state a developer's own run of the example keeps beside it (`state/`).
     pub(crate) fn example(self, name: &str) -> Test {
         copy_dir(&example_dir(name), self.dir.path());
+        let _ = std::fs::remove_dir_all(self.dir.path().join("state"));
         self
     }
 
@@ -55,15 +57,28 @@ impl Test {
     }
 
     /// Kills the test's cloud with SIGKILL (no shutdown of any kind) and hands back its data folder,
-    /// for [`Test::restart_cloud`]; panics when [`Test::local_cloud`] was not called.
+    /// for [`Test::start_cloud_again`]; panics when [`Test::local_cloud`] was not called.
     pub(crate) fn kill_9_cloud(&mut self) -> tempfile::TempDir {
         let cloud = self.cloud.take().expect("the test started a local cloud");
         block_on(cloud.kill_9())
     }
 
     /// Starts the cloud again on its data folder (on a new port) with `cloud up` flags.
-    pub(crate) fn restart_cloud(&mut self, dir: tempfile::TempDir, flags: &[&str]) {
+    pub(crate) fn start_cloud_again(&mut self, dir: tempfile::TempDir, flags: &[&str]) {
         self.cloud = Some(Cloud::start_binary_in(dir, flags));
+    }
+
+    /// Stops the test's cloud and starts it again with the same data folder on another free port
+    /// (`cloud up` flags `flags`), as a developer's emulator comes back after a restart; returns the
+    /// ARM endpoint before and after. Panics when [`Test::local_cloud`] was not called.
+    pub(crate) fn restart_cloud(&mut self, flags: &[&str]) -> (String, String) {
+        let cloud = self.cloud.take().expect("the test started a local cloud");
+        let before = cloud.info.arm_endpoint.clone();
+        let dir = block_on(cloud.stop());
+        let cloud = Cloud::start_binary_in(dir, flags);
+        let after = cloud.info.arm_endpoint.clone();
+        self.cloud = Some(cloud);
+        (before, after)
     }
 
     /// The test's cloud; panics when [`Test::local_cloud`] was not called.
