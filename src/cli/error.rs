@@ -414,7 +414,7 @@ pub enum StateCommandError {
     NothingAt { id: String },
     /// The object carries another stack's ownership stamp (`apply::ownership`).
     #[error(
-        "{id} belongs to {owner}; importing it would let two stacks manage one object, so nothing was imported"
+        "{id} belongs to {owner}; importing it would let two stacks manage one object, so nothing was imported (`stackform state import --take-over` adopts it all the same)"
     )]
     OwnedElsewhere { id: String, owner: String },
     #[error(

@@ -144,6 +144,19 @@ fn the_stamp_is_written_but_never_shown_as_a_change_and_a_second_stack_may_not_i
         "{}",
         out.stderr
     );
+    // Unless it says so explicitly.
+    other
+        .cmd()
+        .env("STACKFORM_CLOUD_DIR", s.cloud_dir())
+        .args([
+            "state",
+            "import",
+            "store",
+            live["id"].as_str().unwrap(),
+            "--take-over",
+        ])
+        .run()
+        .code(0);
     s.run(["destroy", "--auto-approve"]).code(0);
 }
 
