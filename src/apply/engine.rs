@@ -19,6 +19,7 @@ use super::event::{
 };
 use super::interrupt::Interrupt;
 use super::opgraph::{self, MapPhase, OpGraph, PlanShapeError};
+use super::ownership::{Owned, owner_of};
 use super::persist::Persistence;
 use super::propagation::PropagationPolicy;
 use super::rollback::{self, Done};
@@ -144,6 +145,9 @@ pub async fn apply(
         };
         map_types.push(t);
     }
+    // Every write of the run carries the stack's stamp, and nothing another stack stamped is
+    // claimed or deleted (`ownership`).
+    let provider = Owned::wrap(provider, owner_of(&state));
     let shared = Shared {
         provider,
         events,
@@ -168,6 +172,7 @@ pub async fn apply(
         records: Vec::new(),
         failure: None,
         persistence_error: None,
+        unsettled: Vec::new(),
         changed: HashSet::new(),
         started: vec![false; graph.ops.len()],
         graph,
@@ -202,6 +207,8 @@ struct Run<'a> {
     records: Vec<StepRecord>,
     failure: Option<FailureRecord>,
     persistence_error: Option<String>,
+    /// Creates whose outcome is unknown; their journal intents stay open (see `JobDone::unsettled`).
+    unsettled: Vec<String>,
     /// Addresses created or updated successfully in this run.
     changed: HashSet<String>,
     started: Vec<bool>,
@@ -227,6 +234,10 @@ impl Run<'_> {
         let mut seen_level = self.shared.interrupt.level();
         let mut aborted = false;
         if seen_level >= 1 {
+            stopping = true;
+        }
+        if let Err(e) = self.persist.ensure_lineage(&mut self.state).await {
+            self.persistence_error = Some(e.to_string());
             stopping = true;
         }
         loop {
@@ -284,6 +295,7 @@ impl Run<'_> {
                                         }),
                                         previous: None,
                                         preserved: None,
+                                        unsettled: false,
                                     }));
                                 }
                             }
@@ -352,6 +364,9 @@ impl Run<'_> {
                 }
                 if result.aborted {
                     Outcome::Aborted
+                } else if !self.unsettled.is_empty() {
+                    // What may exist in the cloud is not known: not "rolled back".
+                    Outcome::Failed
                 } else {
                     Outcome::RolledBack
                 }
@@ -383,6 +398,7 @@ impl Run<'_> {
             rollback: rollback_records,
             not_restored,
             not_started,
+            unsettled: std::mem::take(&mut self.unsettled),
             persistence_error: self.persistence_error.clone(),
             duration: begun.elapsed(),
         };
@@ -489,6 +505,7 @@ impl Run<'_> {
                 .registry
                 .get(&step.resource_type)
                 .is_some_and(|spec| spec.arm.adopt_existing),
+            owner: owner_of(&self.state),
             propagation: self.shared.options.propagation,
             provider: self.shared.provider.clone(),
             events: self.shared.events.clone(),
@@ -575,6 +592,7 @@ impl Run<'_> {
             target: String::new(),
             waiting_for: Vec::new(),
             adopt_existing: false,
+            owner: owner_of(&self.state),
             propagation: self.shared.options.propagation,
             provider: self.shared.provider.clone(),
             events: self.shared.events.clone(),
@@ -624,7 +642,12 @@ impl Run<'_> {
         let mut touched = Touched::default();
         for (i, done) in finished {
             let op = self.graph.ops[i].clone();
-            steps.extend(done.step);
+            if done.unsettled {
+                // The journal keeps the intent open: the next run reads the cloud to settle it.
+                self.unsettled.push(op.address.clone());
+            } else {
+                steps.extend(done.step);
+            }
             if let Some(kept) = done.preserved.clone() {
                 self.preserved.push(Kept {
                     address: op.address.clone(),

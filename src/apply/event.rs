@@ -183,6 +183,11 @@ pub struct Summary {
     pub not_restored: Vec<NotRestored>,
     /// Steps that were planned but never started (stopped by a failure or an interrupt).
     pub not_started: Vec<String>,
+    /// Creates whose outcome is unknown (the connection was lost after the request was sent, and no
+    /// read could tell whether the object exists): the journal keeps them and the next run settles
+    /// them by reading the cloud before anything else.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsettled: Vec<String>,
     /// Set when state or the journal could not be written; the run stopped and the next run must
     /// recover the journaled steps first.
     pub persistence_error: Option<String>,

@@ -393,6 +393,7 @@ impl MemoryProvider {
             id: id.clone(),
             inputs: req.inputs.clone(),
             outputs: self.outputs(req.resource_type, &id),
+            owner: req.owner.clone(),
         };
         if let Some(f) = &failure {
             if f.leave_behind {

@@ -60,6 +60,7 @@ mod event;
 mod interrupt;
 pub mod memory;
 mod opgraph;
+mod ownership;
 mod persist;
 mod propagation;
 mod recover;

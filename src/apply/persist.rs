@@ -130,6 +130,22 @@ impl Persistence {
         Ok(())
     }
 
+    /// Writes the state file when there is none yet (serial 0), before the run sends anything: the
+    /// lineage the run stamps its objects with (`apply::ownership`) must be on disk before any object
+    /// carries it, or a run killed before its first checkpoint would leave objects stamped with a
+    /// lineage no state has. The run's first checkpoint is still written when its first steps finish.
+    pub(crate) async fn ensure_lineage(
+        &mut self,
+        state: &mut StateFile,
+    ) -> Result<(), PersistError> {
+        if self.store.is_none() || state.serial != 0 {
+            return Ok(());
+        }
+        self.write_state(state, Vec::new(), true).await?;
+        self.checkpointed = None;
+        Ok(())
+    }
+
     /// Writes the state file if commits were journaled since the last checkpoint (or it was
     /// never written by this run and `state` differs from nothing). Call at the end of a run.
     pub(crate) async fn flush(&mut self, state: &mut StateFile) -> Result<(), PersistError> {

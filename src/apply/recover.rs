@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use super::ownership::{foreign, owner_of};
 use super::persist::{PersistError, Persistence};
 use super::steps::{ApplyPlan, deposed_key};
 use super::values::{KnownValues, as_map};
@@ -194,6 +195,16 @@ async fn settle(
         .await
         .or_else(|e| if e.is_not_found() { Ok(None) } else { Err(e) })
         .map_err(SettleError::Read)?;
+    // What a create finds with another stack's stamp is that stack's (its PUT came last): never
+    // recorded here.
+    let read = match (intent.action, read) {
+        (JournalAction::Create | JournalAction::Replace, Some(found))
+            if foreign(&owner_of(state), &found).is_some() =>
+        {
+            None
+        }
+        (_, read) => read,
+    };
 
     match (intent.action, read) {
         (JournalAction::Delete | JournalAction::Update, None) => {

@@ -11,11 +11,12 @@ use serde_json::{Map, Value};
 
 use super::event::{ApplyEvent, EventSink, StepFailure, StepKind};
 use super::interrupt::Interrupt;
+use super::ownership::{OWNED_ELSEWHERE, foreign, refused};
 use super::persist::write_intent;
 use super::propagation::{PropagationPolicy, is_authorization_failure};
 use super::values::ResolveError;
 use crate::provider::{
-    ErrorKind, MapRequest, Observed, Preserved, ProgressEvent, ProgressSink, Provider,
+    ErrorKind, MapRequest, Observed, Owner, Preserved, ProgressEvent, ProgressSink, Provider,
     ProviderError, ResourceRequest, ResourceType,
 };
 use crate::state::{Journal, JournalAction, NewIntent, ResourceState, StepId};
@@ -42,6 +43,8 @@ pub(crate) struct Job {
     /// The type's spec says an object found where a create goes is this very resource (its name is
     /// derived from what it is: `arm.adopt_existing`), so a create adopts it instead of refusing.
     pub adopt_existing: bool,
+    /// The stack this run stamps its objects with (`super::ownership`).
+    pub owner: Owner,
     pub propagation: PropagationPolicy,
     pub provider: Arc<dyn Provider>,
     pub events: Arc<dyn EventSink>,
@@ -66,6 +69,10 @@ pub(crate) struct JobDone {
     /// For an update: what the provider kept of the resource before overwriting it (a blob's
     /// snapshot), for the rollback and to release at the end of the run.
     pub preserved: Option<Preserved>,
+    /// A create whose outcome is unknown: its request may have reached the cloud (the connection
+    /// was lost after it was sent) and no read could tell whether the object exists. Its journal
+    /// intent must stay open for the next run's recovery to settle.
+    pub unsettled: bool,
 }
 
 pub(crate) struct JobFailure {
@@ -87,6 +94,7 @@ fn not_sent(started: Instant, message: String) -> JobDone {
         }),
         previous: None,
         preserved: None,
+        unsettled: false,
     }
 }
 
@@ -171,13 +179,30 @@ impl Job {
                 .await
                 .map(|()| None),
         };
+        let mut unsettled = false;
         let result = match result {
             Ok(observed) => Ok(observed),
             Err(err) => {
-                let refused = err.code.as_deref() == Some(EXISTS_OUTSIDE_STATE);
+                let refused = matches!(
+                    err.code.as_deref(),
+                    Some(EXISTS_OUTSIDE_STATE | OWNED_ELSEWHERE)
+                );
                 let leftover = if self.kind == StepKind::Create && !refused {
                     // A create that failed halfway may have left an object; never forget it.
-                    self.provider.read(&req).await.ok().flatten()
+                    match self.provider.read(&req).await {
+                        Ok(found) => found,
+                        Err(e) if e.is_not_found() => None,
+                        // Nothing settles whether the object exists. An answer of the cloud
+                        // (an HTTP error, a failed operation) did; a lost connection did not,
+                        // unless the create never reached the cloud: then the journal keeps the
+                        // step for a read to settle.
+                        Err(_) => {
+                            unsettled =
+                                matches!(err.kind, ErrorKind::Transport | ErrorKind::Timeout)
+                                    && !err.unsent;
+                            None
+                        }
+                    }
                 } else {
                     None
                 };
@@ -194,6 +219,7 @@ impl Job {
             result,
             previous: None,
             preserved,
+            unsettled,
         }
     }
 
@@ -230,6 +256,7 @@ impl Job {
             result,
             previous,
             preserved: None,
+            unsettled: false,
         }
     }
 
@@ -298,7 +325,18 @@ impl Job {
     /// adopted, as ARM does.
     async fn refuse_existing(&self, req: &ResourceRequest) -> Result<(), ProviderError> {
         if self.adopt_existing {
-            return Ok(());
+            // Adopted as ARM does, unless another stack's stamp says it is that stack's.
+            return match self.provider.read(req).await? {
+                Some(found) => match foreign(&self.owner, &found) {
+                    Some(other) => Err(refused(
+                        req,
+                        other,
+                        "this stack will not adopt what another stack owns",
+                    )),
+                    None => Ok(()),
+                },
+                None => Ok(()),
+            };
         }
         match self.provider.read(req).await? {
             None => Ok(()),
@@ -335,5 +373,6 @@ pub(crate) fn observed_of(record: &ResourceState) -> Observed {
         id: record.id.clone(),
         inputs: super::values::as_map(&record.inputs),
         outputs: super::values::as_map(&record.outputs),
+        owner: None,
     }
 }

@@ -1133,6 +1133,7 @@ async fn recovery_taints_an_object_that_differs_from_the_step() {
         id: String::from("mem:/blob_container/half"),
         inputs: serde_json::Map::from_iter([(String::from("name"), json!("half"))]),
         outputs: serde_json::Map::new(),
+        owner: None,
     });
     opened
         .journal
@@ -1602,9 +1603,9 @@ async fn a_failed_create_before_delete_replacement_puts_the_old_objects_back_und
 /// The registry handed to `apply` decides whether a create may take over an object it finds where
 /// it goes (`arm.adopt_existing`), not the type's name: the same storage account is refused under
 /// the embedded specs and adopted under specs that say it may be.
-#[tokio::test]
-async fn the_registry_given_to_apply_decides_whether_a_create_adopts_an_existing_object() {
-    let plan = ApplyPlan {
+/// A plan that creates one storage account, `store`.
+fn one_store_plan() -> ApplyPlan {
+    ApplyPlan {
         steps: vec![step(
             "store",
             "storage_account",
@@ -1613,16 +1614,36 @@ async fn the_registry_given_to_apply_decides_whether_a_create_adopts_an_existing
             &[],
         )],
         ..ApplyPlan::default()
-    };
-    let existing = || {
-        let provider = Arc::new(MemoryProvider::new());
-        provider.insert(crate::provider::Observed {
-            id: String::from("mem:/storage_account/mistore7f3a"),
-            inputs: serde_json::Map::new(),
-            outputs: serde_json::Map::new(),
-        });
-        provider
-    };
+    }
+}
+
+/// The specs, with storage accounts adopted like role assignments (`arm.adopt_existing`).
+fn adopting_registry() -> Registry {
+    let mut adopting = registry();
+    adopting
+        .get_mut("storage_account")
+        .expect("spec")
+        .arm
+        .adopt_existing = true;
+    adopting
+}
+
+/// A cloud that already holds the account of [`one_store_plan`], stamped by `owner`.
+fn existing_store(owner: Option<crate::provider::Owner>) -> Arc<MemoryProvider> {
+    let provider = Arc::new(MemoryProvider::new());
+    provider.insert(crate::provider::Observed {
+        id: String::from("mem:/storage_account/mistore7f3a"),
+        inputs: serde_json::Map::new(),
+        outputs: serde_json::Map::new(),
+        owner,
+    });
+    provider
+}
+
+#[tokio::test]
+async fn the_registry_given_to_apply_decides_whether_a_create_adopts_an_existing_object() {
+    let plan = one_store_plan();
+    let existing = || existing_store(None);
     let run = |registry: Registry| {
         let provider = existing();
         let plan = plan.clone();
@@ -1655,16 +1676,343 @@ async fn the_registry_given_to_apply_decides_whether_a_create_adopts_an_existing
     );
     assert!(refused.state.resources.is_empty());
 
-    let mut adopting = registry();
-    adopting
-        .get_mut("storage_account")
-        .expect("spec")
-        .arm
-        .adopt_existing = true;
+    let adopting = adopting_registry();
     let adopted = run(adopting).await;
     assert_eq!(adopted.summary.outcome, Outcome::Succeeded);
     assert_eq!(
         adopted.state.resources["store"].id,
         "mem:/storage_account/mistore7f3a"
+    );
+}
+
+/// What the cloud does to the create of one address; everything else goes through unchanged.
+enum Interference {
+    /// Another stack's PUT of the same name lands right after this stack's (ARM's PUT is
+    /// create-or-update): the object this stack "created" comes back carrying that stack's stamp.
+    LosesTheRace(crate::provider::Owner),
+    /// The connection is lost around the create and no read gets through afterwards: after the
+    /// cloud accepted the create, or (`before_sending`) before it was sent (a refused connect).
+    LosesTheConnection { before_sending: bool },
+}
+
+struct Interfering {
+    inner: Arc<MemoryProvider>,
+    address: &'static str,
+    how: Interference,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl Interfering {
+    fn new(inner: &Arc<MemoryProvider>, how: Interference) -> Arc<Self> {
+        Arc::new(Self {
+            inner: inner.clone(),
+            address: "store",
+            how,
+            lost: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+fn connection_lost(unsent: bool) -> ProviderError {
+    let mut e = ProviderError::new(ErrorKind::Transport, "connection lost");
+    e.unsent = unsent;
+    e
+}
+
+impl Provider for Interfering {
+    fn read<'a>(
+        &'a self,
+        req: &'a crate::provider::ResourceRequest,
+    ) -> crate::provider::ProviderFuture<'a, Option<crate::provider::Observed>> {
+        Box::pin(async move {
+            if self.lost.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(connection_lost(true));
+            }
+            self.inner.read(req).await
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        req: &'a crate::provider::ResourceRequest,
+    ) -> crate::provider::ProviderFuture<'a, crate::provider::Observed> {
+        Box::pin(async move {
+            if req.address != self.address {
+                return self.inner.create(req).await;
+            }
+            match &self.how {
+                Interference::LosesTheRace(winner) => {
+                    let mut made = self.inner.create(req).await?;
+                    made.owner = Some(winner.clone());
+                    self.inner.insert(made.clone());
+                    Ok(made)
+                }
+                Interference::LosesTheConnection { before_sending } => {
+                    if !before_sending {
+                        self.inner.create(req).await?;
+                    }
+                    self.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Err(connection_lost(*before_sending))
+                }
+            }
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        prior: &'a crate::provider::Observed,
+        req: &'a crate::provider::ResourceRequest,
+    ) -> crate::provider::ProviderFuture<'a, crate::provider::Observed> {
+        self.inner.update(prior, req)
+    }
+
+    fn delete<'a>(
+        &'a self,
+        req: &'a crate::provider::ResourceRequest,
+    ) -> crate::provider::ProviderFuture<'a, ()> {
+        self.inner.delete(req)
+    }
+}
+
+fn other_stack() -> crate::provider::Owner {
+    crate::provider::Owner {
+        lineage: String::from("00000000-0000-4000-8000-0000000000b2"),
+        stack: String::from("other"),
+    }
+}
+
+async fn run_on(
+    plan: &ApplyPlan,
+    state: StateFile,
+    persistence: Persistence,
+    provider: Arc<dyn Provider>,
+) -> ApplyReport {
+    run_with_specs(plan, state, persistence, provider, &registry()).await
+}
+
+async fn run_with_specs(
+    plan: &ApplyPlan,
+    state: StateFile,
+    persistence: Persistence,
+    provider: Arc<dyn Provider>,
+    specs: &Registry,
+) -> ApplyReport {
+    apply(
+        plan,
+        state,
+        persistence,
+        provider,
+        specs,
+        options(1),
+        Arc::new(NoEvents),
+        Interrupt::new(),
+    )
+    .await
+    .expect("plan is valid")
+}
+
+#[tokio::test]
+async fn a_create_another_stack_won_is_refused_left_alone_and_never_recorded() {
+    // Two stacks that created the same storage account both thought they owned it, and the one
+    // that failed elsewhere deleted it in its rollback, under the other.
+    let inner = Arc::new(MemoryProvider::new());
+    let racing = Interfering::new(&inner, Interference::LosesTheRace(other_stack()));
+    inner.fail(CallKind::Create, "blue", cloud_error("DeploymentFailed"));
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let report = run_on(&plan, StateFile::new("t"), Persistence::in_memory(), racing).await;
+    let failure = report.summary.failure.as_ref().expect("a failure");
+    assert_eq!(failure.address, "store");
+    assert_eq!(
+        failure.error.code.as_deref(),
+        Some(super::ownership::OWNED_ELSEWHERE)
+    );
+    assert!(
+        failure.error.message.contains("stack `other`"),
+        "{}",
+        failure.error.message
+    );
+    assert!(!report.state.resources.contains_key("store"));
+    // The account is still there, the other stack's; nothing of this run is left.
+    let objects = inner.objects();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert_eq!(objects[0].id, "mem:/storage_account/mistore7f3a");
+    assert_eq!(objects[0].owner, Some(other_stack()));
+}
+
+#[tokio::test]
+async fn destroy_refuses_to_delete_what_another_stack_stamped_and_names_it() {
+    // Before any delete (destroy or rollback), the object is read: one another stack's PUT took
+    // over since this stack recorded it belongs to that stack now and was deleted anyway.
+    let (provider, state) = created_reference_stack().await;
+    let id = state.resources["store"].id.clone();
+    let mut taken = provider.get(&id).expect("the account exists");
+    assert!(
+        taken
+            .owner
+            .as_ref()
+            .is_some_and(|o| o.lineage == state.lineage.to_string()),
+        "this stack's creates carry its stamp: {taken:?}"
+    );
+    taken.owner = Some(other_stack());
+    provider.insert(taken);
+    let plan = ApplyPlan::destroy(&state);
+    let report = run_on(&plan, state, Persistence::in_memory(), provider.clone()).await;
+    let failure = report.summary.failure.as_ref().expect("a failure");
+    assert_eq!(failure.address, "store");
+    assert!(
+        failure.error.message.contains("stack `other`")
+            && failure.error.message.contains("will not delete"),
+        "{}",
+        failure.error.message
+    );
+    assert!(
+        provider.get(&id).is_some(),
+        "the other stack's account survives"
+    );
+    assert_eq!(
+        provider.count(CallKind::Delete),
+        5,
+        "every other object went"
+    );
+}
+
+/// A durable run of the reference stack from no state whose create of `store` loses the connection
+/// (see [`Interference::LosesTheConnection`]).
+async fn durable_run_losing_the_connection(
+    before_sending: bool,
+) -> (
+    tempfile::TempDir,
+    StateStore,
+    Arc<MemoryProvider>,
+    ApplyPlan,
+    ApplyReport,
+) {
+    let (dir, store, journal) = durable_store();
+    let inner = Arc::new(MemoryProvider::new());
+    let provider = Interfering::new(&inner, Interference::LosesTheConnection { before_sending });
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let report = run_on(
+        &plan,
+        StateFile::new("t"),
+        Persistence::durable(store.clone(), journal),
+        provider,
+    )
+    .await;
+    (dir, store, inner, plan, report)
+}
+
+#[tokio::test]
+async fn a_create_whose_outcome_is_unknown_stays_in_the_journal_until_a_read_settles_it() {
+    // The cloud died during a create: apply took the failed read-back for "nothing was created",
+    // reported "rolled back" and removed its journal, and the account it had created was orphaned.
+    let (_dir, store, inner, plan, report) = durable_run_losing_the_connection(false).await;
+    assert_eq!(report.summary.outcome, Outcome::Failed);
+    assert_eq!(report.summary.unsettled, vec![String::from("store")]);
+    assert!(!report.journal_cleared);
+    assert!(inner.get("mem:/storage_account/mistore7f3a").is_some());
+    // The next run, with the cloud back, settles it by reading: recorded, nothing orphaned.
+    let opened = store.open_journal().expect("journal");
+    let pending: Vec<&str> = opened
+        .unfinished
+        .iter()
+        .map(|i| i.address.as_str())
+        .collect();
+    assert_eq!(pending, vec!["store"]);
+    let mut state = store.read().expect("read").expect("state");
+    let mut persistence = Persistence::durable(store.clone(), opened.journal);
+    let expected = expected_from_plan(&plan, &state);
+    let recovered = recover(inner.as_ref(), &mut state, &mut persistence, &expected)
+        .await
+        .expect("recovered");
+    assert!(recovered.is_complete(), "{recovered:?}");
+    assert_eq!(
+        state.resources["store"].id,
+        "mem:/storage_account/mistore7f3a"
+    );
+}
+
+#[tokio::test]
+async fn a_create_that_never_reached_the_cloud_did_not_happen() {
+    // A connection refused before the create was sent proves nothing was created: the run rolls
+    // back as for any failure and clears its journal.
+    let (_dir, _store, inner, _plan, report) = durable_run_losing_the_connection(true).await;
+    assert_eq!(report.summary.outcome, Outcome::RolledBack);
+    assert!(report.summary.unsettled.is_empty());
+    assert!(report.journal_cleared);
+    assert!(inner.objects().is_empty(), "{:?}", inner.objects());
+}
+
+#[tokio::test]
+async fn recovery_never_records_an_object_another_stack_stamped() {
+    // A run killed during a create left its intent in the journal; by the next run another stack's
+    // PUT had taken the name, and recovery recorded that stack's object as this one's.
+    let (_dir, store, journal) = durable_store();
+    let mut state = StateFile::new("t");
+    store.write(&mut state, None).expect("state");
+    journal
+        .intent(crate::state::NewIntent {
+            address: String::from("store"),
+            resource_type: String::from("storage_account"),
+            action: crate::state::JournalAction::Create,
+            target: String::from("mem:/storage_account/mistore7f3a"),
+        })
+        .expect("intent");
+    let provider = MemoryProvider::new();
+    provider.insert(crate::provider::Observed {
+        id: String::from("mem:/storage_account/mistore7f3a"),
+        inputs: serde_json::Map::from_iter([(String::from("name"), json!("mistore7f3a"))]),
+        outputs: serde_json::Map::new(),
+        owner: Some(other_stack()),
+    });
+    let plan = plan_of(reference_stack(Action::Create, "none"));
+    let expected = expected_from_plan(&plan, &state);
+    let mut persistence = Persistence::durable(store.clone(), journal);
+    let report = recover(&provider, &mut state, &mut persistence, &expected)
+        .await
+        .expect("recovered");
+    assert_eq!(
+        report.resolved,
+        vec![(
+            String::from("store"),
+            crate::state::JournalAction::Create,
+            RecoveryOutcome::Dropped
+        )]
+    );
+    assert!(state.resources.is_empty(), "{:?}", state.resources);
+    assert!(provider.get("mem:/storage_account/mistore7f3a").is_some());
+}
+
+#[tokio::test]
+async fn a_create_that_adopts_existing_objects_never_adopts_another_stacks() {
+    // A type whose name is derived from what it is (a role assignment) adopts an existing object,
+    // but one another stack stamped stays that stack's.
+    let adopting = adopting_registry();
+    let plan = one_store_plan();
+    let provider = existing_store(Some(other_stack()));
+    let report = run_with_specs(
+        &plan,
+        StateFile::new("t"),
+        Persistence::in_memory(),
+        provider.clone(),
+        &adopting,
+    )
+    .await;
+    let failure = report.summary.failure.expect("the create was refused");
+    assert!(
+        failure.error.message.contains("stack `other`"),
+        "{}",
+        failure.error.message
+    );
+    assert!(report.state.resources.is_empty());
+    assert_eq!(
+        provider.count(CallKind::Create),
+        0,
+        "nothing was sent over it"
+    );
+    assert_eq!(
+        provider
+            .get("mem:/storage_account/mistore7f3a")
+            .and_then(|o| o.owner),
+        Some(other_stack())
     );
 }

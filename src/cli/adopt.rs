@@ -42,6 +42,7 @@ pub(super) async fn read_object(
     state: Option<&StateFile>,
     address: &str,
     id: &str,
+    take_over: bool,
 ) -> Result<ResourceState, CliError> {
     let res =
         loaded
@@ -92,6 +93,18 @@ pub(super) async fn read_object(
         })
     })?;
     let observed = observed.ok_or_else(|| StateCommandError::NothingAt { id: id.to_string() })?;
+    // Adopting only reads: it never stamps. An object without a stamp is stamped by this stack's
+    // next update of it; one another stack stamped (`apply::ownership`) stays that stack's.
+    // `state import --take-over` says so explicitly.
+    if let Some(owner) = observed.owner.as_ref().filter(|o| {
+        !take_over && state.is_none_or(|s| !o.lineage.eq_ignore_ascii_case(&s.lineage.to_string()))
+    }) {
+        return Err(StateCommandError::OwnedElsewhere {
+            id: id.to_string(),
+            owner: owner.to_string(),
+        }
+        .into());
+    }
     let mut record = ResourceState::new(
         rtype.as_str(),
         observed.id,
@@ -118,8 +131,15 @@ pub(super) async fn read_imports(
 ) -> Result<Vec<(String, ResourceState)>, CliError> {
     let mut adopted = Vec::new();
     for p in pending {
-        let record =
-            read_object(provider, loaded, snapshot.state.as_ref(), &p.address, &p.id).await?;
+        let record = read_object(
+            provider,
+            loaded,
+            snapshot.state.as_ref(),
+            &p.address,
+            &p.id,
+            false,
+        )
+        .await?;
         let state = snapshot
             .state
             .get_or_insert_with(|| StateFile::new(&loaded.stack.name));

@@ -412,6 +412,11 @@ pub enum StateCommandError {
     },
     #[error("nothing exists at {id}; nothing was imported")]
     NothingAt { id: String },
+    /// The object carries another stack's ownership stamp (`apply::ownership`).
+    #[error(
+        "{id} belongs to {owner}; importing it would let two stacks manage one object, so nothing was imported (`stackform state import --take-over` adopts it all the same)"
+    )]
+    OwnedElsewhere { id: String, owner: String },
     #[error(
         "cannot move `{source_address}` to `{destination}`: it is a {from_type} in state, but the stack file declares `{destination}` as a {to_type}"
     )]
@@ -692,6 +697,11 @@ mod tests {
             }
             .into(),
             StateCommandError::NothingAt { id: "/x".into() }.into(),
+            StateCommandError::OwnedElsewhere {
+                id: "/x".into(),
+                owner: "stack `b` (lineage 1)".into(),
+            }
+            .into(),
             StateCommandError::MoveChangesType {
                 source_address: "a".into(),
                 destination: "b".into(),

@@ -329,7 +329,7 @@ Run with that state, or adopt them into this one:\n",
     }
     for e in found {
         out.push_str(&format!(
-            "  stackform state import{flags} {} {}\n",
+            "  stackform state import{flags} {} {} --take-over\n",
             e.address, e.id
         ));
     }
@@ -378,7 +378,7 @@ mod tests {
         assert!(text.contains("ux-mine/state/demo.json"), "{text}");
         assert!(text.contains("another state folder"), "{text}");
         assert!(
-            text.contains("stackform state import -f ux-mine/stack.yaml store /subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/mistore\n"),
+            text.contains("stackform state import -f ux-mine/stack.yaml store /subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/mistore --take-over\n"),
             "{text}"
         );
         assert!(render_existing(&[], "demo", Path::new("x"), "", &[]).is_empty());

@@ -59,6 +59,11 @@ pub enum StateCommand {
         resource: String,
         /// The ARM id (or, for a blob, its URL).
         id: String,
+        /// Adopt the object even though another stack's ownership stamp is on it (see
+        /// docs/RELIABILITY.md): this stack's next update of it stamps it as this stack's, and the
+        /// other stack may then no longer update or delete it.
+        #[arg(long)]
+        take_over: bool,
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
@@ -180,6 +185,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
         StateCommand::Import {
             resource,
             id,
+            take_over,
             common,
             lock,
         } => {
@@ -216,8 +222,15 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
                 if state.cloud.is_none() {
                     state.cloud = Some(super::foreign::binding(provider.config()));
                 }
-                super::adopt::read_object(provider.as_ref(), &loaded, Some(&state), &resource, &id)
-                    .await
+                super::adopt::read_object(
+                    provider.as_ref(),
+                    &loaded,
+                    Some(&state),
+                    &resource,
+                    &id,
+                    take_over,
+                )
+                .await
             })?;
             let observed_id = record.id.clone();
             state.import(&resource, record)?;

@@ -147,7 +147,8 @@ impl Arm {
         if !first.is_success() {
             return Err(first.error().with_context(what));
         }
-        // The resource URL for polling is the request URL (api-version included).
+        // The resource URL for polling is the request URL (api-version included). The write was
+        // answered: a failure from here on is an unknown outcome, never "not sent".
         let done = lro::wait(
             &self.pipeline,
             &self.auth,
@@ -157,16 +158,21 @@ impl Arm {
             lro,
             status,
         )
-        .await?;
+        .await
+        .map_err(ProviderError::after_sent)?;
         match done {
             Some(v) if !v.is_null() => Ok(v),
-            _ => self.get_url(url).await?.ok_or_else(|| {
-                ProviderError::new(
-                    super::error::ErrorKind::NotFound,
-                    "resource missing right after it was written",
-                )
-                .with_context(what)
-            }),
+            _ => self
+                .get_url(url)
+                .await
+                .map_err(ProviderError::after_sent)?
+                .ok_or_else(|| {
+                    ProviderError::new(
+                        super::error::ErrorKind::NotFound,
+                        "resource missing right after it was written",
+                    )
+                    .with_context(what)
+                }),
         }
     }
 
@@ -197,7 +203,8 @@ impl Arm {
             lro,
             status,
         )
-        .await?;
+        .await
+        .map_err(ProviderError::after_sent)?;
         Ok(())
     }
 

@@ -32,6 +32,7 @@ use super::pipeline::{
 use super::resources;
 use super::resources::common::{self, Ctx};
 use super::resources::online_endpoint::{EndpointKeys, ScoreResponse};
+use super::stamp;
 use crate::specs::Registry;
 
 /// The one Azure client.
@@ -222,6 +223,30 @@ impl AzureProvider {
     }
 
     async fn do_read(&self, req: &ResourceRequest) -> Result<Option<Observed>> {
+        let mut found = self.read_raw(req).await?;
+        if let Some(obs) = &mut found {
+            self.take_stamp(req, obs)?;
+        }
+        Ok(found)
+    }
+
+    /// The request a create or update sends: its inputs with the owner's stamp where the type's spec
+    /// says (`arm.stamp`); the blob data plane writes its stamp from `req.owner` itself.
+    fn stamped(&self, req: &ResourceRequest) -> Result<ResourceRequest> {
+        let mut out = req.clone();
+        if let Some(owner) = &req.owner {
+            stamp::stamp_inputs(self.ctx.spec(req.resource_type)?, owner, &mut out.inputs);
+        }
+        Ok(out)
+    }
+
+    /// Moves the stamp the cloud returned out of the observed inputs (see [`stamp::take_stamp`]).
+    fn take_stamp(&self, req: &ResourceRequest, obs: &mut Observed) -> Result<()> {
+        stamp::take_stamp(self.ctx.spec(req.resource_type)?, &req.inputs, obs);
+        Ok(())
+    }
+
+    async fn read_raw(&self, req: &ResourceRequest) -> Result<Option<Observed>> {
         let ctx = &self.ctx;
         match req.resource_type {
             ResourceType::StorageAccount => resources::storage_account::read(ctx, req).await,
@@ -238,6 +263,13 @@ impl AzureProvider {
     /// Create-or-replace by PUT: creating and updating are the same call for every type but the
     /// deployment (whose update may be a scale or a traffic change only).
     async fn do_put(&self, req: &ResourceRequest) -> Result<Observed> {
+        let sent = self.stamped(req)?;
+        let mut obs = self.put_raw(&sent).await?;
+        self.take_stamp(req, &mut obs)?;
+        Ok(obs)
+    }
+
+    async fn put_raw(&self, req: &ResourceRequest) -> Result<Observed> {
         let ctx = &self.ctx;
         match req.resource_type {
             ResourceType::StorageAccount => resources::storage_account::put(ctx, req).await,
@@ -260,7 +292,10 @@ impl AzureProvider {
         req.report("Updating");
         match req.resource_type {
             ResourceType::OnlineDeployment => {
-                resources::online_deployment::update(&self.ctx, req).await
+                let sent = self.stamped(req)?;
+                let mut obs = resources::online_deployment::update(&self.ctx, &sent).await?;
+                self.take_stamp(req, &mut obs)?;
+                Ok(obs)
             }
             // Role assignments cannot change in place (the planner replaces them); a PUT of the same
             // deterministic assignment is still a correct, idempotent update.
@@ -325,7 +360,15 @@ impl Provider for AzureProvider {
     ) -> ProviderFuture<'a, Vec<Result<Option<Observed>>>> {
         Box::pin(async move {
             let answers = match reqs.first().and_then(|r| self.list_group(r)) {
-                Some(_) => resources::listing::read(&self.ctx, reqs).await?,
+                Some(_) => {
+                    let mut answers = resources::listing::read(&self.ctx, reqs).await?;
+                    for (answer, req) in answers.iter_mut().zip(reqs) {
+                        if let Ok(Some(obs)) = answer {
+                            self.take_stamp(req, obs)?;
+                        }
+                    }
+                    answers
+                }
                 None => {
                     let mut out = Vec::with_capacity(reqs.len());
                     for r in reqs {
@@ -467,6 +510,55 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("[request id r9]"), "{text}");
+    }
+
+    /// The outcome of a create is known not to have happened only when its PUT never connected; a
+    /// connection lost while polling an accepted PUT is an unknown outcome (the bug: both read as a
+    /// plain failure, and apply took the accepted create for nothing).
+    #[tokio::test]
+    async fn a_create_lost_after_its_put_was_answered_is_not_unsent() {
+        let p = provider(&FakeTransport::new(vec![]));
+        let e = p.create(&store()).await.unwrap_err();
+        assert!(e.unsent, "{e}");
+        let loc = "https://management.azure.com/subscriptions/sub/providers/Microsoft.Storage/locations/eastus/asyncoperations/1";
+        let p = provider(&FakeTransport::new(vec![reply(
+            202,
+            &[("location", loc), ("retry-after", "1")],
+            "",
+        )]));
+        let e = p.create(&store()).await.unwrap_err();
+        assert!(!e.unsent, "{e}");
+    }
+
+    #[tokio::test]
+    async fn writes_carry_the_owners_stamp_and_reads_take_it_out() {
+        let done = json!({"id": "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct",
+            "name": "acct", "location": "eastus", "kind": "StorageV2", "sku": {"name": "Standard_LRS"},
+            "tags": {"team": "ml", "stackform_lineage": "l-1", "stackform_stack": "shop"},
+            "properties": {"provisioningState": "Succeeded"}});
+        let t = FakeTransport::new(vec![
+            reply(200, &[], &done.to_string()),
+            reply(200, &[], &done.to_string()),
+        ]);
+        let p = provider(&t);
+        let owner = crate::provider::Owner {
+            lineage: "l-1".into(),
+            stack: "shop".into(),
+        };
+        let mut req = store();
+        req.inputs.insert("tags".into(), json!({"team": "ml"}));
+        let req = req.with_owner(owner.clone());
+        let made = p.create(&req).await.unwrap();
+        let sent: serde_json::Value = serde_json::from_slice(&t.requests()[0].body).unwrap();
+        assert_eq!(
+            sent["tags"],
+            json!({"team": "ml", "stackform_lineage": "l-1", "stackform_stack": "shop"})
+        );
+        assert_eq!(made.owner, Some(owner.clone()));
+        assert_eq!(made.inputs["tags"], json!({"team": "ml"}));
+        let read = p.read(&store()).await.unwrap().unwrap();
+        assert_eq!(read.owner, Some(owner));
+        assert_eq!(read.inputs["tags"], json!({"team": "ml"}));
     }
 
     #[tokio::test]

@@ -80,6 +80,24 @@ pub struct ProgressEvent {
 /// A callback for [`ProgressEvent`]s. Called from the task running the operation; must not block.
 pub type ProgressSink = Arc<dyn Fn(ProgressEvent) + Send + Sync>;
 
+/// Which stack an object belongs to: the stamp stackform writes on everything it creates or updates
+/// (where the type's spec says, `arm.stamp`: tags, metadata or a role assignment's description) and
+/// reads back from the cloud. Two stacks are the same stack only when their lineages are equal; the
+/// stack name is for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The state's lineage (a UUID, fixed when the state was first created).
+    pub lineage: String,
+    /// The stack's `stack:` name.
+    pub stack: String,
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stack `{}` (lineage {})", self.stack, self.lineage)
+    }
+}
+
 /// What the engine asks the provider to read, create, update or delete.
 #[derive(Clone)]
 pub struct ResourceRequest {
@@ -94,6 +112,9 @@ pub struct ResourceRequest {
     pub cloud_id: Option<String>,
     /// Optional receiver of long-running-operation status.
     pub progress: Option<ProgressSink>,
+    /// The stack whose stamp a create or update writes; `None` writes none (and an update then
+    /// replaces a stamp the type keeps in a field with the inputs' value).
+    pub owner: Option<Owner>,
 }
 
 impl fmt::Debug for ResourceRequest {
@@ -103,6 +124,7 @@ impl fmt::Debug for ResourceRequest {
             .field("address", &self.address)
             .field("inputs", &self.inputs)
             .field("cloud_id", &self.cloud_id)
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +142,7 @@ impl ResourceRequest {
             inputs,
             cloud_id: None,
             progress: None,
+            owner: None,
         }
     }
 
@@ -127,6 +150,13 @@ impl ResourceRequest {
     #[must_use]
     pub fn with_cloud_id(mut self, id: impl Into<String>) -> Self {
         self.cloud_id = Some(id.into());
+        self
+    }
+
+    /// Sets the stack whose stamp creates and updates write.
+    #[must_use]
+    pub fn with_owner(mut self, owner: Owner) -> Self {
+        self.owner = Some(owner);
         self
     }
 
@@ -199,6 +229,10 @@ pub struct Observed {
     /// Computed attributes (`id`, `primary_blob_endpoint`, `identity.principal_id` nested as
     /// `{"identity": {"principal_id": …}}`, …).
     pub outputs: Map<String, Value>,
+    /// The stack whose stamp the object carries, `None` when it carries none (made by hand, by a
+    /// stackform before stamps, or a type without a stamp). The stamp is never in `inputs`, so it is
+    /// never a difference a plan shows.
+    pub owner: Option<Owner>,
 }
 
 /// What a provider kept of a resource before an update overwrote it, so that a rollback can put the

@@ -78,6 +78,10 @@ pub struct ProviderError {
     pub request_id: Option<String>,
     /// What was being done, e.g. `PUT https://…/storageAccounts/x` (URL already redacted).
     pub context: Option<String>,
+    /// The operation's request never reached the server: every try failed to connect, and no earlier
+    /// request of the same operation (the PUT before a poll) was answered. Only then did the
+    /// operation certainly not happen; any other failure without an answer is an unknown outcome.
+    pub(crate) unsent: bool,
 }
 
 impl std::error::Error for ProviderError {}
@@ -114,7 +118,15 @@ impl ProviderError {
             message: message.into(),
             request_id: None,
             context: None,
+            unsent: false,
         }
+    }
+
+    /// Marks the error as coming after a request of its operation was answered (see `unsent`).
+    #[must_use]
+    pub(crate) fn after_sent(mut self) -> Self {
+        self.unsent = false;
+        self
     }
 
     /// Local invalid input or configuration.
@@ -161,6 +173,7 @@ impl ProviderError {
             message: message.unwrap_or_default(),
             request_id: header("x-ms-request-id"),
             context: None,
+            unsent: false,
         }
     }
 

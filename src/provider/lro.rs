@@ -324,6 +324,7 @@ fn operation_failed(state: &str, body: &Value, resp: &HttpResponse) -> ProviderE
         message,
         request_id: resp.header("x-ms-request-id").map(str::to_owned),
         context: None,
+        unsent: false,
     }
 }
 

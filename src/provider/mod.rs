@@ -31,6 +31,7 @@ pub mod resources;
 pub mod retry;
 mod secret;
 pub mod shared_key;
+mod stamp;
 #[cfg(test)]
 mod testlog;
 
@@ -38,7 +39,7 @@ pub use azure::AzureProvider;
 pub use config::{CloudConfig, CloudKind};
 pub(crate) use contract::ProviderFuture;
 pub use contract::{
-    MapRequest, Observed, Preserved, ProgressEvent, ProgressSink, Provider, ResourceRequest,
+    MapRequest, Observed, Owner, Preserved, ProgressEvent, ProgressSink, Provider, ResourceRequest,
     ResourceType, Result,
 };
 pub use error::{ErrorKind, ProviderError};

@@ -596,6 +596,9 @@ impl Pipeline {
         };
         let start = self.clock.elapsed();
         let mut retry = 0u32;
+        // Whether any try may have reached the server (anything but a connect failure): then a
+        // failure is an unknown outcome, not "never sent".
+        let mut maybe_seen = false;
         loop {
             let attempt = retry + 1;
             let mut try_req = req.clone();
@@ -615,6 +618,7 @@ impl Pipeline {
             };
             counter.fetch_add(1, Ordering::Relaxed);
             let result = self.transport.send(try_req).await;
+            maybe_seen |= !matches!(&result, Err(e) if e.kind == TransportErrorKind::Connect);
             if let Ok(resp) = &result {
                 if resp.status == 429 {
                     self.counts.throttled.fetch_add(1, Ordering::Relaxed);
@@ -665,7 +669,7 @@ impl Pipeline {
                             reason = "not idempotent and the server may have seen it",
                             "http giving up"
                         );
-                        return finish(result);
+                        return finish(result, maybe_seen);
                     }
                     None
                 }
@@ -675,12 +679,12 @@ impl Pipeline {
             };
             if retry >= self.retry.max_retries {
                 give_up("retry count exhausted");
-                return finish(result);
+                return finish(result, maybe_seen);
             }
             let delay = match server_wait {
                 Some(wait) if wait > self.retry.max_retry_after => {
                     give_up("retry-after too long");
-                    return finish(result);
+                    return finish(result, maybe_seen);
                 }
                 Some(wait) => wait,
                 None => self.retry.jittered(retry, self.clock.random_unit()),
@@ -688,7 +692,7 @@ impl Pipeline {
             let spent = self.clock.elapsed().saturating_sub(start);
             if spent + delay > self.retry.max_total {
                 give_up("retry time exhausted");
-                return finish(result);
+                return finish(result, maybe_seen);
             }
             tracing::debug!(
                 method = %req.method,
@@ -746,9 +750,17 @@ impl Pipeline {
     }
 }
 
-fn finish(result: std::result::Result<HttpResponse, TransportError>) -> Result<HttpResponse> {
-    // The message names the kind ("timed out", "connection lost", …).
-    result.map_err(|e| ProviderError::new(ErrorKind::Transport, e.message))
+fn finish(
+    result: std::result::Result<HttpResponse, TransportError>,
+    maybe_seen: bool,
+) -> Result<HttpResponse> {
+    // The message names the kind ("timed out", "connection lost", …). Only when every try failed to
+    // connect did the server never see the request.
+    result.map_err(|e| {
+        let mut err = ProviderError::new(ErrorKind::Transport, e.message);
+        err.unsent = !maybe_seen;
+        err
+    })
 }
 
 /// Query parameters whose values are never shown (SAS signatures, codes, secrets).
@@ -1108,6 +1120,34 @@ mod tests {
             .block_on(pipeline(&t, &c, policy()).send(post(), &Auth::None))
             .unwrap();
         assert_eq!((resp.status, t.requests().len()), (200, 2));
+    }
+
+    /// A PUT whose tries all failed to connect never reached the server: it did not happen. One try
+    /// that may have reached it (a timeout) makes the outcome unknown, whatever the last try says.
+    #[test]
+    fn only_a_request_that_never_connected_is_unsent() {
+        let put = || HttpRequest::new(Method::PUT, Url::parse("https://arm.test/x").unwrap());
+        let fails = |replies: Vec<Reply>| {
+            let t = FakeTransport::new(replies);
+            let c = Arc::new(FakeClock::default());
+            let mut p = policy();
+            p.max_retries = 1;
+            rt().block_on(pipeline(&t, &c, p).send(put(), &Auth::None))
+                .unwrap_err()
+        };
+        let err = fails(vec![Reply::ConnectError, Reply::ConnectError]);
+        assert_eq!(err.kind, ErrorKind::Transport);
+        assert!(err.unsent, "{err}");
+        let err = fails(vec![
+            Reply::Fail(TransportErrorKind::Timeout),
+            Reply::ConnectError,
+        ]);
+        assert!(!err.unsent, "{err}");
+        let err = fails(vec![
+            Reply::Fail(TransportErrorKind::Io),
+            Reply::Fail(TransportErrorKind::Io),
+        ]);
+        assert!(!err.unsent, "{err}");
     }
 
     #[test]

@@ -418,6 +418,13 @@ pub(crate) fn render_summary(summary: &Summary, verb: &str) -> String {
     if !summary.not_started.is_empty() {
         let _ = writeln!(out, "\nNot started: {}", summary.not_started.join(", "));
     }
+    if !summary.unsettled.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOutcome unknown (the connection was lost after the request was sent): {}\nThe journal keeps these steps; the next run reads the cloud to settle them before anything else.",
+            summary.unsettled.join(", ")
+        );
+    }
     if let Some(e) = &summary.persistence_error {
         let _ = writeln!(
             out,
@@ -495,6 +502,7 @@ mod tests {
     fn summary_names_the_failure_code_and_request_id() {
         let summary = Summary {
             outcome: Outcome::RolledBack,
+            unsettled: Vec::new(),
             steps: vec![StepRecord {
                 address: "blue".into(),
                 kind: StepKind::Create,

@@ -79,6 +79,12 @@ pub struct ArmMapping {
     /// of refusing to take over an object the state does not know.
     #[serde(default)]
     pub(crate) adopt_existing: bool,
+    /// Where stackform writes the stamp naming the stack that owns an object (its lineage and name):
+    /// the string-map field of that name (`tags`, `metadata`: two entries), the string field of that
+    /// name (`description`: a marker after the user's text), or, for the blob data plane without such a
+    /// field, the blob's `x-ms-meta-*` `metadata`. `None`: the type carries no stamp.
+    #[serde(default)]
+    pub(crate) stamp: Option<String>,
     /// The collection that lists resources of this type together, which refresh reads instead of one
     /// GET per resource.
     #[serde(default)]
@@ -503,6 +509,22 @@ impl ResourceSpec {
                 ));
             }
         }
+        if let Some(place) = &spec.arm.stamp {
+            let fits = match spec.fields.get(place) {
+                Some(f) => {
+                    matches!(f.kind, FieldType::Map | FieldType::String) && f.custom.is_none()
+                }
+                None => spec.arm.plane == Plane::Blob && place == "metadata",
+            };
+            if !fits {
+                return Err(invalid(
+                    file,
+                    format!(
+                        "`stamp: {place}` must name a string or string-map field (or `metadata` of a blob-plane type)"
+                    ),
+                ));
+            }
+        }
         if let Some(list) = &spec.arm.list
             && !list.path.contains(&format!("{{{}}}", list.group_by))
         {
@@ -799,6 +821,33 @@ fn check_field(file: &str, name: &str, f: &FieldSpec) -> Result<(), SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stamp_goes_into_a_string_or_string_map_field() {
+        let spec = |arm_extra: &str, field: &str| {
+            format!(
+                "type: x\ndescription: d\narm: {{resource_type: a, api_version: b, path: c, parent: d, lro: none, tracked: false{arm_extra}}}\nfields:\n  n: {{{field}, required: false, immutable: false, sensitive: false, description: d, arm: properties.n}}\nattributes:\n  id: {{type: string, description: d}}\n"
+            )
+        };
+        assert!(ResourceSpec::parse("x", &spec(", stamp: n", "type: string")).is_ok());
+        assert!(ResourceSpec::parse("x", &spec(", stamp: n", "type: map, values: string")).is_ok());
+        for (extra, field) in [
+            (", stamp: n", "type: integer"),
+            (", stamp: other", "type: string"),
+            (", stamp: metadata", "type: string"),
+        ] {
+            let err = ResourceSpec::parse("x", &spec(extra, field)).unwrap_err();
+            assert!(
+                err.to_string().contains("`stamp:"),
+                "{extra} {field}: {err}"
+            );
+        }
+        // A blob-plane type may stamp its metadata without a field of that name.
+        assert!(
+            ResourceSpec::parse("x", &spec(", plane: blob, stamp: metadata", "type: string"))
+                .is_ok()
+        );
+    }
 
     #[test]
     fn a_spec_field_must_fit_its_wire_format_and_comparison() {

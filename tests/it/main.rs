@@ -28,6 +28,7 @@ mod e2e_stack;
 mod e2e_storage_access;
 mod environments;
 mod hardening;
+mod ownership;
 mod pacing;
 mod preflight;
 mod provider_azurite;

@@ -118,6 +118,7 @@ fn observe(
         id: url.to_owned(),
         inputs,
         outputs,
+        owner: crate::provider::stamp::owner_of_map(|k| props.metadata.get(k).map(String::as_str)),
     }
 }
 
@@ -250,10 +251,15 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
         "stackform_sha256".to_owned(),
         hex::encode(Sha256::digest(&data)),
     );
+    if let Some(owner) = &req.owner {
+        meta.extend(crate::provider::stamp::metadata(owner));
+    }
     let mut props = blobs
         .put_blob(container, name, data.clone(), Some(content_type), &meta)
         .await?;
     props.content_type = Some(content_type.to_owned());
+    // Put Blob answers no metadata: the blob holds what was just sent.
+    props.metadata = meta;
     let url = blobs.url(container, Some(name))?;
     Ok(observe(req, url.as_str(), &props, Some(&data), None))
 }

@@ -337,6 +337,7 @@ pub(crate) fn spec_observe(
         id,
         inputs,
         outputs,
+        owner: None,
     }
 }
 

@@ -56,6 +56,18 @@ impl Test {
         self
     }
 
+    /// Kills the test's cloud with SIGKILL (no shutdown of any kind) and hands back its data folder,
+    /// for [`Test::start_cloud_again`]; panics when [`Test::local_cloud`] was not called.
+    pub(crate) fn kill_9_cloud(&mut self) -> tempfile::TempDir {
+        let cloud = self.cloud.take().expect("the test started a local cloud");
+        block_on(cloud.kill_9())
+    }
+
+    /// Starts the cloud again on its data folder (on a new port) with `cloud up` flags.
+    pub(crate) fn start_cloud_again(&mut self, dir: tempfile::TempDir, flags: &[&str]) {
+        self.cloud = Some(Cloud::start_binary_in(dir, flags));
+    }
+
     /// Stops the test's cloud and starts it again with the same data folder on another free port
     /// (`cloud up` flags `flags`), as a developer's emulator comes back after a restart; returns the
     /// ARM endpoint before and after. Panics when [`Test::local_cloud`] was not called.
