@@ -23,6 +23,7 @@ mod cloud_rules;
 mod cloud_security;
 mod cloud_store;
 mod cloud_walk;
+mod docs_yaml;
 mod drift_ci;
 mod e2e_stack;
 mod e2e_storage_access;
