@@ -185,7 +185,7 @@ impl Flow {
         }
         let _guard = acquired.guard;
         let rt = engine::runtime()?;
-        rt.block_on(self.run_locked(&loaded))
+        rt.block_on(self.run_locked(loaded))
     }
 
     fn progress_mode(&self) -> ProgressMode {
@@ -200,7 +200,7 @@ impl Flow {
         }
     }
 
-    async fn run_locked(&self, loaded: &Loaded) -> Result<ExitCode, CliError> {
+    async fn run_locked(&self, loaded: Loaded) -> Result<ExitCode, CliError> {
         // Ctrl-C from the start: before the apply begins it stops the run with nothing changed; during
         // the apply the engine stops scheduling (first) or stops at once (second).
         let interrupt = Interrupt::new();
@@ -224,7 +224,7 @@ impl Flow {
 
     async fn run_interruptible(
         &self,
-        loaded: &Loaded,
+        loaded: Loaded,
         interrupt: &Interrupt,
     ) -> Result<ExitCode, CliError> {
         let existing = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
@@ -243,7 +243,7 @@ impl Flow {
         let reporter = Arc::new(Reporter::new(self.progress_mode()));
         let paced = reporter.clone();
         provider.on_paced(Arc::new(move |n| paced.println(&render_paced(&n))));
-        let extras = engine::extras(loaded)?;
+        let extras = engine::extras(&loaded)?;
         let mut persistence = Persistence::durable(loaded.store.clone(), journal_open.journal);
 
         if !journal_open.unfinished.is_empty() {
@@ -259,7 +259,7 @@ impl Flow {
                 &apply::NoEvents,
             )
             .await?;
-            let prelim = engine::make_plan(loaded, &snapshot, &extras, PlanMode::Normal)?;
+            let prelim = engine::make_plan(&loaded, &snapshot, &extras, PlanMode::Normal)?;
             let expected = apply::expected_from_plan(
                 &ApplyPlan::from_plan(&prelim, &loaded.stack, &loaded.registry, &extras),
                 &state,
@@ -292,10 +292,10 @@ impl Flow {
         reporter.finish();
         let refreshed = provider.requests();
         engine::log_requests("refresh done", &refreshed);
-        let mut plan = engine::make_plan(loaded, &snapshot, &extras, self.mode)?;
+        let mut plan = engine::make_plan(&loaded, &snapshot, &extras, self.mode)?;
         engine::restrict(&mut plan, &self.targets)?;
         if let Some(saved) = &self.saved {
-            saved.check(loaded, &self.stack, &extras, &plan)?;
+            saved.check(&loaded, &self.stack, &extras, &plan)?;
         }
         let render = RenderOptions {
             color: super::common::use_color_stdout(),
@@ -307,9 +307,9 @@ impl Flow {
         let findings = match (self.mode, self.preflight) {
             (PlanMode::Destroy, _) => Vec::new(),
             (_, true) => {
-                super::preflight::run(loaded, &plan, &snapshot, Some(provider.as_ref())).await
+                super::preflight::run(&loaded, &plan, &snapshot, Some(provider.as_ref())).await
             }
-            (_, false) => super::preflight::stack_only(loaded),
+            (_, false) => super::preflight::stack_only(&loaded),
         };
         super::preflight::settle(findings)?;
         if !plan.has_changes() {
@@ -322,23 +322,26 @@ impl Flow {
 
         Self::stop_if_interrupted(interrupt)?;
         let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras);
-        // The plan and the refreshed snapshot (with its copy of the state) are not needed during
-        // the run: free them rather than hold three copies of every resource until it ends.
-        drop(plan);
-        drop(snapshot);
         let options = ApplyOptions {
             parallelism: self.target.parallelism.into(),
             no_rollback: self.no_rollback,
             propagation: propagation_policy(&loaded.stack, &self.target),
             cloud_id: None,
         };
+        // The plan, the refreshed snapshot (with its copy of the state), and the loaded stack and its
+        // graph (the apply plan holds what the steps need of them) are not needed during the run:
+        // free them rather than hold several copies of every resource until it ends.
+        drop(plan);
+        drop(snapshot);
+        let registry = loaded.registry.clone();
+        drop(loaded);
         let sink: Arc<dyn EventSink> = reporter.clone();
         let report = apply::apply(
             &apply_plan,
             state,
             persistence,
             dyn_provider,
-            &loaded.registry,
+            &registry,
             options,
             sink,
             interrupt.clone(),
