@@ -185,12 +185,7 @@ pub async fn wait(
             }
             break;
         }
-        let resp_for_wait = HttpResponse {
-            status: 200,
-            headers: Default::default(),
-            body: Default::default(),
-        };
-        poll.wait(&resp_for_wait, &state).await?;
+        poll.pause(&state).await?;
         let resp = poll.get(resource_url).await?;
         if !resp.is_success() {
             return Err(resp.error().with_context(what));
@@ -236,12 +231,7 @@ pub async fn settle(
         .map(str::to_owned)
     {
         on_status(&state);
-        let no_hint = HttpResponse {
-            status: 200,
-            headers: Default::default(),
-            body: Default::default(),
-        };
-        poll.wait(&no_hint, &state).await?;
+        poll.pause(&state).await?;
         let resp = poll.get(resource_url).await?;
         match resp.status {
             404 => return Ok(None),
@@ -307,6 +297,16 @@ impl Poller<'_> {
             clock.sleep(delay).await;
         }
         Ok(())
+    }
+
+    /// Waits the default poll interval: for a resource read, which carries no `Retry-After`.
+    async fn pause(&self, state: &str) -> Result<()> {
+        let no_hint = HttpResponse {
+            status: 200,
+            headers: Default::default(),
+            body: Default::default(),
+        };
+        self.wait(&no_hint, state).await
     }
 
     async fn get(&self, url: &Url) -> Result<HttpResponse> {
