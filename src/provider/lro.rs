@@ -300,7 +300,7 @@ impl Poller<'_> {
     }
 
     /// Waits the default poll interval: for a resource read, which carries no `Retry-After`.
-    async fn pause(&self, state: &str) -> Result<()> {
+    async fn pause(&mut self, state: &str) -> Result<()> {
         let no_hint = HttpResponse {
             status: 200,
             headers: Default::default(),
