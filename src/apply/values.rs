@@ -309,9 +309,9 @@ mod tests {
                 json!({"primary_blob_endpoint": "https://b/", "identity": {"principal_id": "p-1"}, "etag": "e"}),
             )
         };
-        state.record("store".into(), store());
+        state.record("store", store());
         state.record(
-            "other".into(),
+            "other",
             ResourceState::new("blob", "/o", json!({"name": "x"}), json!({})),
         );
         let mut d = desired("account", reference("store", "name"));
