@@ -596,7 +596,8 @@ impl Run<'_> {
     ///
     /// While the batch's journal commit is synced, the slots it freed are given to ready ops (unless
     /// the run is `stopping` or a step failed): they wait for nothing this batch records. The
-    /// batch's successors start only once it is durable.
+    /// batch's events are then emitted before they start; its successors start only once it is
+    /// durable.
     async fn record_batch(
         &mut self,
         finished: Vec<(usize, JobDone)>,
@@ -664,7 +665,12 @@ impl Run<'_> {
             });
         }
         let commit = self.persist.start_commit(&self.state, steps, &touched);
-        if commit.is_under_way() && !stopping && self.failure.is_none() {
+        let overlap = commit.is_under_way() && !stopping && self.failure.is_none();
+        if overlap {
+            // Reported before any step starts in their place, so progress reads in order.
+            for event in events.drain(..) {
+                self.shared.events.emit(event);
+            }
             self.start_ready(queue);
         }
         let written = self.persist.finish_commit(&mut self.state, commit).await;

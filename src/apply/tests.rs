@@ -891,13 +891,21 @@ fn spawn_durable(
     journal: crate::state::Journal,
     provider: &Arc<MemoryProvider>,
 ) -> tokio::task::JoinHandle<Result<ApplyReport, ApplyError>> {
+    spawn_recorded(plan, Persistence::durable(store.clone(), journal), provider)
+}
+
+/// [`spawn_durable`] recording through `persistence`.
+fn spawn_recorded(
+    plan: ApplyPlan,
+    persistence: Persistence,
+    provider: &Arc<MemoryProvider>,
+) -> tokio::task::JoinHandle<Result<ApplyReport, ApplyError>> {
     let provider = provider.clone();
-    let store = store.clone();
     tokio::spawn(async move {
         apply(
             &plan,
             StateFile::new("t"),
-            Persistence::durable(store, journal),
+            persistence,
             provider,
             &registry(),
             options(1),
@@ -940,22 +948,8 @@ async fn ready_steps_start_while_a_commit_is_synced() {
             )
         })
         .collect();
-    let plan = plan_of(steps);
     let provider = Arc::new(MemoryProvider::new());
-    let dyn_provider: Arc<dyn Provider> = provider.clone();
-    let run = tokio::spawn(async move {
-        apply(
-            &plan,
-            StateFile::new("t"),
-            persistence,
-            dyn_provider,
-            &registry(),
-            options(1),
-            Arc::new(NoEvents),
-            Interrupt::new(),
-        )
-        .await
-    });
+    let run = spawn_recorded(plan_of(steps), persistence, &provider);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let overlapped = loop {
         let held = gate.steps_waiting();
