@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stackform/target}"
-# The demo's local cloud lives in this clone, like its state (state/): another clone's demo objects can
+# The demo's local cloud lives in this clone, like its state (examples/managed-identity/state/): another clone's demo objects can
 # never collide with this one's.
 export STACKFORM_CLOUD_DIR="${STACKFORM_CLOUD_DIR:-$PWD/.stackform/cloud}"
 

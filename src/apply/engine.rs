@@ -26,7 +26,7 @@ use super::step::{Job, JobDone, JobFailure, observed_of};
 use super::steps::{ApplyPlan, ResolvedMap, deposed_key};
 use super::values::{Known, KnownValues, ResolveError};
 use crate::plan::ReplaceOrder;
-use crate::provider::{Observed, Provider, ResourceType};
+use crate::provider::{Observed, Preserved, Provider, ResourceRequest, ResourceType};
 use crate::specs::Registry;
 use crate::state::{ResourceState, ResourceStatus, StateFile, StepId, Touched};
 
@@ -154,13 +154,14 @@ pub async fn apply(
         plan,
         registry,
         // Only what the plan's references read (a destroy resolves nothing: a delete sends the
-        // recorded inputs), not a second copy of every record.
+        // recorded inputs), with the live values the refresh read, not a second copy of every record.
         known: KnownValues::for_plan(plan, &state),
         state,
         persist: persistence,
         types,
         map_types,
         history: Vec::new(),
+        preserved: Vec::new(),
         records: Vec::new(),
         failure: None,
         persistence_error: None,
@@ -181,6 +182,15 @@ struct Queue {
     parallelism: usize,
 }
 
+/// What the provider kept of one resource before an update, with the request that names it.
+struct Kept {
+    address: String,
+    resource_type: ResourceType,
+    inputs: Map<String, Value>,
+    id: Option<String>,
+    kept: Preserved,
+}
+
 struct Run<'a> {
     plan: &'a ApplyPlan,
     registry: &'a Registry,
@@ -192,6 +202,9 @@ struct Run<'a> {
     /// The owner type of each of `plan.maps`.
     map_types: Vec<ResourceType>,
     history: Vec<Done>,
+    /// What the provider kept before each update of this run (a blob's snapshot), released when the
+    /// run ends.
+    preserved: Vec<Kept>,
     records: Vec<StepRecord>,
     failure: Option<FailureRecord>,
     persistence_error: Option<String>,
@@ -271,6 +284,7 @@ impl Run<'_> {
                                             leftover: None,
                                         }),
                                         previous: None,
+                                        preserved: None,
                                     }));
                                 }
                             }
@@ -348,6 +362,14 @@ impl Run<'_> {
             Outcome::Succeeded
         };
 
+        // What was kept before the updates is no longer needed once the run is over, except where the
+        // rollback could not restore from it (it then holds the only copy of the previous content).
+        // An aborted run leaves it: it goes with its resource (a blob's delete includes its snapshots).
+        if outcome != Outcome::Aborted {
+            let keep: HashSet<&str> = not_restored.iter().map(|n| n.address.as_str()).collect();
+            self.release_preserved(&keep).await;
+        }
+
         // The state file becomes one document again: whatever the outcome, what was journaled is
         // checkpointed (unless recording already failed: then the journal keeps it).
         if self.persistence_error.is_none()
@@ -397,6 +419,22 @@ impl Run<'_> {
             self.started[i] = true;
             let handle = queue.tasks.spawn(async move { (i, job.run().await) });
             queue.task_ops.insert(handle.id(), i);
+        }
+    }
+
+    /// Releases what the provider kept before this run's updates, but for the addresses in `keep`. A
+    /// failure only leaves the kept copy behind (it goes with its resource); it is logged, not
+    /// reported as a failure of the run.
+    async fn release_preserved(&mut self, keep: &HashSet<&str>) {
+        for k in std::mem::take(&mut self.preserved) {
+            if keep.contains(k.address.as_str()) {
+                continue;
+            }
+            let mut req = ResourceRequest::new(k.resource_type, k.address.clone(), k.inputs);
+            req.cloud_id = k.id;
+            if let Err(e) = self.shared.provider.release(&req, &k.kept).await {
+                tracing::warn!(address = %k.address, error = %e, "could not remove what was kept before the update");
+            }
         }
     }
 
@@ -611,6 +649,19 @@ impl Run<'_> {
         for (i, done) in finished {
             let op = self.graph.ops[i].clone();
             steps.extend(done.step);
+            if let Some(kept) = done.preserved.clone() {
+                self.preserved.push(Kept {
+                    address: op.address.clone(),
+                    resource_type: self.types[op.step],
+                    inputs: done.inputs.clone(),
+                    id: self
+                        .state
+                        .resources
+                        .get(&op.state_key)
+                        .map(|r| r.id.clone()),
+                    kept,
+                });
+            }
             for key in [&op.address, &op.state_key, &deposed_key(&op.address)] {
                 touched.watch(&self.state, key);
             }
@@ -629,13 +680,13 @@ impl Run<'_> {
                     StepResult::Succeeded
                 }
                 Ok(observed) => {
-                    self.record_success(i, observed, done.inputs);
+                    self.record_success(i, observed, done.inputs, done.preserved);
                     released.push(i);
                     StepResult::Succeeded
                 }
                 Err(failure) => {
                     if op.map.is_none() {
-                        self.record_failure(i, failure.leftover, done.inputs);
+                        self.record_failure(i, failure.leftover, done.inputs, done.preserved);
                     }
                     if self.failure.is_none() {
                         self.failure = Some(FailureRecord {
@@ -687,7 +738,13 @@ impl Run<'_> {
         Some(released)
     }
 
-    fn record_success(&mut self, i: usize, observed: Option<Observed>, sent: Map<String, Value>) {
+    fn record_success(
+        &mut self,
+        i: usize,
+        observed: Option<Observed>,
+        sent: Map<String, Value>,
+        preserved: Option<Preserved>,
+    ) {
         let op = self.graph.ops[i].clone();
         let step = &self.plan.steps[op.step];
         match (op.kind, observed) {
@@ -725,10 +782,13 @@ impl Run<'_> {
                     },
                 );
                 self.changed.insert(op.address.clone());
+                let live = self.live_inputs(&op.address);
                 self.history.push(match (op.kind, prior) {
                     (StepKind::Update, Some(prior)) => Done::Updated {
+                        live,
                         address: op.address,
                         prior,
+                        preserved,
                     },
                     _ => Done::Created {
                         address: op.address,
@@ -741,7 +801,9 @@ impl Run<'_> {
                     self.known.remove(&op.address);
                 }
                 if let Some(prior) = prior {
+                    let live = self.live_inputs(&op.address);
                     self.history.push(Done::Deleted {
+                        live,
                         address: op.address,
                         state_key: op.state_key,
                         prior,
@@ -751,7 +813,13 @@ impl Run<'_> {
         }
     }
 
-    fn record_failure(&mut self, i: usize, leftover: Option<Observed>, sent: Map<String, Value>) {
+    fn record_failure(
+        &mut self,
+        i: usize,
+        leftover: Option<Observed>,
+        sent: Map<String, Value>,
+        preserved: Option<Preserved>,
+    ) {
         let op = self.graph.ops[i].clone();
         let step = &self.plan.steps[op.step];
         match op.kind {
@@ -785,15 +853,24 @@ impl Run<'_> {
             StepKind::Update => {
                 if let Some(prior) = self.state.resources.get(&op.address).cloned() {
                     self.state.taint(&op.address);
+                    let live = self.live_inputs(&op.address);
                     self.history.push(Done::Updated {
+                        live,
                         address: op.address,
                         prior,
+                        preserved,
                     });
                 }
             }
             // The object is still recorded as it was; a later plan deletes it again.
             StepKind::Delete => {}
         }
+    }
+
+    /// The inputs the refresh read of `address` before the run, which a rollback of its update or
+    /// delete sends back.
+    fn live_inputs(&self, address: &str) -> Option<Map<String, Value>> {
+        self.plan.refreshed.get(address).map(|r| r.inputs.clone())
     }
 
     /// Records the stack's outputs (those whose values are known) after a successful run.

@@ -88,4 +88,4 @@ pub use propagation::PropagationPolicy;
 pub(crate) use recover::expected_from_plan;
 pub use recover::{Expected, RecoveryError, RecoveryOutcome, RecoveryReport, SettleError, recover};
 pub use refresh::{RefreshError, refresh};
-pub use steps::{ApplyPlan, Desired, PlannedMap, PlannedStep};
+pub use steps::{ApplyPlan, Desired, PlannedMap, PlannedStep, Refreshed};

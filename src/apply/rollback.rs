@@ -2,9 +2,13 @@
 //! reverse order of completion (which is a reverse dependency order):
 //!
 //! * created (or left half-created by the failure) → deleted;
-//! * updated (or left unknown by a failed update) → updated back to the previous inputs;
-//! * deleted → created again from the previous inputs, unless they hold a secret the state keeps
-//!   only as a digest;
+//! * updated (or left unknown by a failed update) → brought back to what was live before the run:
+//!   what the provider kept before overwriting it is put back (a blob's content, from the snapshot
+//!   taken before the update), and otherwise the inputs the refresh read are sent again (over those
+//!   state recorded, for fields the cloud does not report). Never the inputs recomputed from the
+//!   stack's local files, which may have changed since (a blob's `source`);
+//! * deleted → created again from the inputs the refresh read (over those state recorded), unless
+//!   they hold a secret the state keeps only as a digest and the cloud did not report;
 //! * a map set (an endpoint's traffic) → set back to the map it replaced. In reverse order that is
 //!   after the members the run deleted are re-created and before the members it created are deleted.
 //!
@@ -18,7 +22,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::event::{
     ApplyEvent, Compensation, EventSink, NotRestored, RollbackRecord, StepFailure, StepResult,
@@ -28,7 +32,7 @@ use super::persist::{PersistError, Persistence, write_intent};
 use super::step::{delete_gone_ok, observed_of};
 use super::steps::{PlannedMap, deposed_key};
 use super::values::{Known, KnownValues, has_marker};
-use crate::provider::{Provider, ResourceRequest, ResourceType};
+use crate::provider::{Preserved, Provider, ResourceRequest, ResourceType};
 use crate::specs::Registry;
 use crate::state::{JournalAction, NewIntent, ResourceState, ResourceStatus, StateFile, Touched};
 
@@ -38,16 +42,21 @@ pub(crate) enum Done {
     /// A new object exists under `address` (a create, or what a failed create left behind).
     Created { address: String },
     /// The object at `address` was changed (or a failed update left it unknown); `prior` is the
-    /// record before.
+    /// record before, `live` the inputs the refresh read before the run, `preserved` what the provider
+    /// kept before overwriting it.
     Updated {
         address: String,
         prior: ResourceState,
+        live: Option<Map<String, Value>>,
+        preserved: Option<Preserved>,
     },
-    /// The object recorded under `state_key` was deleted.
+    /// The object recorded under `state_key` was deleted; `live` is the inputs the refresh read
+    /// before the run.
     Deleted {
         address: String,
         state_key: String,
         prior: ResourceState,
+        live: Option<Map<String, Value>>,
     },
     /// An owner's map was set (`address` is the map step's); `previous` is the map it replaced.
     MapSet {
@@ -290,22 +299,32 @@ async fn compensate(
                 }
             }
         }
-        Done::Updated { address, prior } => {
+        Done::Updated {
+            address,
+            prior,
+            live,
+            preserved,
+        } => {
             let Some(current) = state.resources.get(address).cloned() else {
                 return Err(Failure::Refused(String::from(
                     "it is no longer recorded in state, so it cannot be restored",
                 )));
             };
-            if has_marker(&prior.inputs) {
+            let inputs = restore_inputs(cx.registry, prior, live.as_ref());
+            if has_marker(&Value::Object(inputs.clone())) {
                 return Err(Failure::Refused(String::from(
                     "its previous inputs include a secret that state keeps only as a digest; apply the previous configuration to restore it",
                 )));
             }
             let rt = resource_type(address, prior)?;
             let step = intent(persist, address, prior, JournalAction::Update, &current.id).await?;
-            let req = ResourceRequest::new(rt, address.clone(), restore_inputs(cx.registry, prior))
-                .with_cloud_id(current.id.clone());
-            match provider.update(&observed_of(&current), &req).await {
+            let req =
+                ResourceRequest::new(rt, address.clone(), inputs).with_cloud_id(current.id.clone());
+            let restored = match preserved {
+                Some(kept) => provider.restore(&req, kept).await,
+                None => provider.update(&observed_of(&current), &req).await,
+            };
+            match restored {
                 Ok(observed) => {
                     let mut record = prior.clone();
                     record.id = observed.id;
@@ -326,15 +345,17 @@ async fn compensate(
             address,
             state_key,
             prior,
+            live,
         } => {
-            if has_marker(&prior.inputs) {
+            let inputs = restore_inputs(cx.registry, prior, live.as_ref());
+            if has_marker(&Value::Object(inputs.clone())) {
                 return Err(Failure::Refused(String::from(
                     "it was deleted and its inputs include a secret that state keeps only as a digest, so it cannot be re-created; apply the previous configuration to create it again",
                 )));
             }
             let rt = resource_type(address, prior)?;
             let step = intent(persist, address, prior, JournalAction::Create, &prior.id).await?;
-            let req = ResourceRequest::new(rt, address.clone(), restore_inputs(cx.registry, prior));
+            let req = ResourceRequest::new(rt, address.clone(), inputs);
             // Where the re-created object is recorded: its old key if free, else beside the object
             // that now holds the address (a create-before-delete replacement, undone next).
             let key = if state.resources.contains_key(address) {
@@ -403,16 +424,31 @@ pub(crate) fn record_entries(
     }
 }
 
-/// The inputs that bring a resource back to what `prior` records: fields whose spec names a
-/// `restore_from` attribute (a deployment's code, model and environment) become the registered versions
-/// it ran before, not the local folders, which may have changed since. Unchanged for a type the
-/// registry does not know.
-fn restore_inputs(registry: &Registry, prior: &ResourceState) -> serde_json::Map<String, Value> {
-    let inputs = super::values::as_map(&prior.inputs);
-    match registry.get(&prior.resource_type) {
-        Some(spec) => spec.restore_inputs(inputs, &prior.outputs),
-        None => inputs,
+/// The inputs that bring a resource back to what was live before the run: state's record `prior`,
+/// with each mutable field the refresh read (`live`) as it was live (a secret state keeps only as a
+/// digest included, when the cloud reports it; a map entry made by another step left out); then fields
+/// whose spec names a `restore_from` attribute (a deployment's code, model and environment) become the
+/// registered versions it ran before, not the local folders, which may have changed since. State's
+/// inputs alone for a type the registry does not know.
+fn restore_inputs(
+    registry: &Registry,
+    prior: &ResourceState,
+    live: Option<&Map<String, Value>>,
+) -> Map<String, Value> {
+    let mut inputs = super::values::as_map(&prior.inputs);
+    let Some(spec) = registry.get(&prior.resource_type) else {
+        return inputs;
+    };
+    for (name, value) in live.into_iter().flatten() {
+        if spec
+            .fields
+            .get(name)
+            .is_some_and(|f| !f.immutable && f.aggregate.is_none() && !value.is_null())
+        {
+            inputs.insert(name.clone(), value.clone());
+        }
     }
+    spec.restore_inputs(inputs, &prior.outputs)
 }
 
 fn resource_type(address: &str, record: &ResourceState) -> Result<ResourceType, Failure> {

@@ -15,8 +15,8 @@ use super::persist::write_intent;
 use super::propagation::{PropagationPolicy, is_authorization_failure};
 use super::values::ResolveError;
 use crate::provider::{
-    ErrorKind, MapRequest, Observed, ProgressEvent, ProgressSink, Provider, ProviderError,
-    ResourceRequest, ResourceType,
+    ErrorKind, MapRequest, Observed, Preserved, ProgressEvent, ProgressSink, Provider,
+    ProviderError, ResourceRequest, ResourceType,
 };
 use crate::state::{Journal, JournalAction, NewIntent, ResourceState, StepId};
 
@@ -63,6 +63,9 @@ pub(crate) struct JobDone {
     pub result: Result<Option<Observed>, JobFailure>,
     /// For a map step that succeeded: the map it replaced.
     pub previous: Option<BTreeMap<String, u64>>,
+    /// For an update: what the provider kept of the resource before overwriting it (a blob's
+    /// snapshot), for the rollback and to release at the end of the run.
+    pub preserved: Option<Preserved>,
 }
 
 pub(crate) struct JobFailure {
@@ -83,6 +86,7 @@ fn not_sent(started: Instant, message: String) -> JobDone {
             leftover: None,
         }),
         previous: None,
+        preserved: None,
     }
 }
 
@@ -119,6 +123,26 @@ impl Job {
         if let Some(map) = self.map.take() {
             return self.set_map(map, started).await;
         }
+        // Before an update overwrites what its inputs cannot bring back (a blob's bytes, when the
+        // local file has changed since), the provider keeps it, so a rollback restores what was live.
+        // Nothing is sent if that fails: a change that could not be undone is not made.
+        let preserved = if self.kind == StepKind::Update {
+            match self
+                .provider
+                .preserve(&self.request(self.inputs.clone()))
+                .await
+            {
+                Ok(kept) => kept,
+                Err(e) => {
+                    return not_sent(
+                        started,
+                        format!("could not keep the previous content before the update: {e}"),
+                    );
+                }
+            }
+        } else {
+            None
+        };
         let intent = NewIntent {
             address: self.address.clone(),
             resource_type: self.resource_type.as_str().to_owned(),
@@ -127,7 +151,12 @@ impl Job {
         };
         let step = match write_intent(self.journal.clone(), intent).await {
             Ok(step) => step,
-            Err(e) => return not_sent(started, e.to_string()),
+            Err(e) => {
+                return JobDone {
+                    preserved,
+                    ..not_sent(started, e.to_string())
+                };
+            }
         };
         self.events.emit(ApplyEvent::StepStarted {
             address: self.address.clone(),
@@ -164,6 +193,7 @@ impl Job {
             inputs: req.inputs,
             result,
             previous: None,
+            preserved,
         }
     }
 
@@ -199,6 +229,7 @@ impl Job {
             duration: started.elapsed(),
             result,
             previous,
+            preserved: None,
         }
     }
 
@@ -275,7 +306,7 @@ impl Job {
                 let mut err = ProviderError::new(
                     ErrorKind::Conflict,
                     format!(
-                        "{} `{}` already exists in the cloud ({}) but is not in this stack's state; adopt it with `stackform state import {} {}` or give it another name",
+                        "{} `{}` already exists in the cloud ({}) but is not in this stack's state: if another state manages it (another state folder, --env or `stack:` name), run with that state; to adopt it into this one, `stackform state import {} {}`; or give it another name",
                         req.resource_type, req.address, found.id, req.address, found.id
                     ),
                 );

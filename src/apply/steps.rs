@@ -5,13 +5,13 @@
 //! This is the planner's `Plan` reduced to what execution needs; it holds no I/O and never decides
 //! anything itself (the action is taken as given).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::diag::{SourceFile, Span};
-use crate::plan::{Action, DesiredExtras, Plan, PlanMode, content_hash_record};
+use crate::plan::{Action, DesiredExtras, Live, Plan, PlanMode, Snapshot, content_hash_record};
 use crate::specs::Registry;
 use crate::stack::{Expr, ExprKind, Loc, Resource, Stack};
 use crate::state::{FieldPath, StateFile};
@@ -113,6 +113,18 @@ impl PlannedMap {
     }
 }
 
+/// A resource as the refresh before the plan read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refreshed {
+    pub id: String,
+    /// The live inputs, as the provider's read maps them back to the stack's field names (kept for a
+    /// resource the plan updates, deletes or replaces; empty otherwise, see
+    /// [`ApplyPlan::with_refreshed`]).
+    pub inputs: Map<String, Value>,
+    /// The live computed attributes.
+    pub outputs: Value,
+}
+
 /// A plan ready to execute.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyPlan {
@@ -124,6 +136,11 @@ pub struct ApplyPlan {
     pub outputs: IndexMap<String, Expr>,
     /// A destroy run: state's stack outputs are cleared at the end.
     pub destroy: bool,
+    /// What the refresh read, by address (empty without a refresh). A reference to a resource the run
+    /// does not change resolves against these values, as the plan did, not against outputs recorded in
+    /// state that may be stale (an endpoint that moved); a rollback of an update sends back the inputs
+    /// that were live before the run, not those recomputed from local files that may have changed.
+    pub refreshed: HashMap<String, Refreshed>,
 }
 
 impl ApplyPlan {
@@ -144,7 +161,61 @@ impl ApplyPlan {
             maps: Vec::new(),
             outputs: IndexMap::new(),
             destroy: true,
+            refreshed: HashMap::new(),
         }
+    }
+
+    /// The same plan with what `snapshot` read (see [`ApplyPlan::refreshed`]), kept only where the run
+    /// needs it, so a large stack does not hold a second copy of every resource for the whole run: the
+    /// id and outputs of a resource whose live ones differ from those state recorded, and the live
+    /// inputs of a resource the plan updates, deletes or replaces (what its rollback restores).
+    #[must_use]
+    pub fn with_refreshed(mut self, snapshot: &Snapshot) -> Self {
+        let changed: HashSet<&str> = self
+            .steps
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.action,
+                    Action::Update | Action::Delete | Action::Replace(_)
+                )
+            })
+            .map(|s| s.address.as_str())
+            .collect();
+        let recorded = |address: &str| {
+            snapshot
+                .state
+                .as_ref()
+                .and_then(|s| s.resources.get(address))
+        };
+        for (address, live) in &snapshot.live {
+            let Live::Present {
+                id,
+                inputs,
+                outputs,
+                ..
+            } = live
+            else {
+                continue;
+            };
+            let change = changed.contains(address.as_str());
+            let moved = recorded(address).is_none_or(|r| r.id != *id || r.outputs != *outputs);
+            if !change && !moved {
+                continue;
+            }
+            self.refreshed.insert(
+                address.clone(),
+                Refreshed {
+                    id: id.clone(),
+                    inputs: match inputs {
+                        Value::Object(map) if change => map.clone(),
+                        _ => Map::new(),
+                    },
+                    outputs: outputs.clone(),
+                },
+            );
+        }
+        self
     }
 
     /// The steps of a plan made by [`crate::plan::plan`] for `stack` (its desired inputs, still as
@@ -226,6 +297,7 @@ impl ApplyPlan {
             maps,
             outputs,
             destroy,
+            refreshed: HashMap::new(),
         }
     }
 }

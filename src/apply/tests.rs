@@ -191,7 +191,7 @@ fn plan_of(steps: Vec<PlannedStep>) -> ApplyPlan {
             String::from("scoring_uri"),
             reference("endpoint", "scoring_uri"),
         )]),
-        destroy: false,
+        ..ApplyPlan::default()
     }
 }
 
@@ -510,6 +510,100 @@ async fn after_a_rolled_back_apply_the_previous_configuration_has_no_changes() {
         v.into_iter().map(|o| (o.id, o.inputs)).collect::<Vec<_>>()
     };
     assert_eq!(inputs(provider.objects()), inputs(cloud_before));
+}
+
+/// The plan as the refresh saw `state`: every resource present, with the values state recorded.
+fn refreshed_as_recorded(state: &StateFile) -> std::collections::HashMap<String, Refreshed> {
+    state
+        .resources
+        .iter()
+        .map(|(address, r)| {
+            (
+                address.clone(),
+                Refreshed {
+                    id: r.id.clone(),
+                    inputs: super::values::as_map(&r.inputs),
+                    outputs: r.outputs.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The bug: a step resolved `${store.primary_blob_endpoint}` of a storage account the run did not
+/// change from the outputs state recorded, though the refresh had read another value (the cloud came
+/// back on another port) and the plan showed that one; apply sent the stale endpoint.
+#[tokio::test]
+async fn references_to_unchanged_resources_resolve_to_what_the_refresh_read() {
+    let (provider, state) = created_reference_stack().await;
+    let mut refreshed = refreshed_as_recorded(&state);
+    let store = refreshed.get_mut("store").expect("store");
+    store.outputs["primary_blob_endpoint"] = json!("https://127.0.0.1:41877/mistore7f3a/");
+    let mut steps = reference_stack(Action::NoOp, "none");
+    for s in &mut steps {
+        if s.address == "blue" {
+            s.action = Action::Update;
+        }
+    }
+    let plan = ApplyPlan {
+        refreshed,
+        ..plan_of(steps)
+    };
+    let (report, _) = run_with(&plan, state, &provider, options(2)).await;
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    let sent = provider
+        .objects()
+        .into_iter()
+        .find(|o| o.id == report.state.resources["blue"].id)
+        .expect("blue");
+    assert_eq!(
+        sent.inputs["environment_variables"]["STORAGE_BLOB_ENDPOINT"],
+        json!("https://127.0.0.1:41877/mistore7f3a/")
+    );
+}
+
+/// The bug: the rollback of an update sent the inputs state recorded (and, for files, what the local
+/// files hold by then) instead of what was live before the run; here the container's access had
+/// been changed out of band to `blob`, the run set `container`, and the rollback must put back `blob`.
+#[tokio::test]
+async fn a_rollback_of_an_update_sends_back_what_was_live_before_the_run() {
+    let (provider, state) = created_reference_stack().await;
+    let data_id = state.resources["data"].id.clone();
+    let mut live = provider.get(&data_id).expect("data");
+    live.inputs.insert("public_access".into(), json!("blob"));
+    provider.insert(live);
+    let mut refreshed = refreshed_as_recorded(&state);
+    refreshed
+        .get_mut("data")
+        .expect("data")
+        .inputs
+        .insert("public_access".into(), json!("blob"));
+    let mut steps = reference_stack(Action::NoOp, "container");
+    for s in &mut steps {
+        if s.address == "data" || s.address == "blue" {
+            s.action = Action::Update;
+        }
+    }
+    provider.fail(CallKind::Update, "blue", cloud_error("DeploymentFailed"));
+    let plan = ApplyPlan {
+        refreshed,
+        ..plan_of(steps)
+    };
+    let (report, _) = run_with(&plan, state, &provider, options(1)).await;
+    assert_eq!(report.summary.outcome, Outcome::RolledBack);
+    assert!(
+        report
+            .summary
+            .rollback
+            .iter()
+            .any(|r| r.address == "data" && r.result.is_success()),
+        "{:?}",
+        report.summary.rollback
+    );
+    assert_eq!(
+        provider.get(&data_id).expect("data").inputs["public_access"],
+        json!("blob")
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::steps::{ApplyPlan, Desired};
+use super::steps::{ApplyPlan, Desired, Refreshed};
 use crate::stack::{Expr, Reference};
 use crate::state::{ResourceState, StateFile};
 
@@ -49,11 +49,25 @@ pub(crate) struct KnownValues {
 impl KnownValues {
     /// Every record of `state`, whole.
     pub(crate) fn from_state(state: &StateFile) -> Self {
+        Self::refreshed(state, &HashMap::new())
+    }
+
+    /// The values at the start of a run: state's, with the id and outputs of each resource the refresh
+    /// read replaced by the live ones, as the planner resolved references (`plan::Planned::value_of`),
+    /// so a step sends what the plan showed.
+    pub(crate) fn refreshed(state: &StateFile, live: &HashMap<String, Refreshed>) -> Self {
         Self {
             map: state
                 .resources
                 .iter()
-                .map(|(a, r)| (a.clone(), Known::from(r)))
+                .map(|(a, r)| {
+                    let mut known = Known::from(r);
+                    if let Some(live) = live.get(a) {
+                        known.id.clone_from(&live.id);
+                        known.outputs.clone_from(&live.outputs);
+                    }
+                    (a.clone(), known)
+                })
                 .collect(),
             referred: None,
         }
@@ -61,8 +75,9 @@ impl KnownValues {
 
     /// The values `plan` can read: of each record of `state` (and of each value [`set`](Self::set)
     /// later), the id and the top-level inputs and outputs that a reference in the plan's steps or
-    /// stack outputs starts with. Every lookup those references make finds what it would find in
-    /// the whole record.
+    /// stack outputs starts with, the id and outputs the refresh read (`plan.refreshed`) taking the
+    /// place of the recorded ones as in [`refreshed`](Self::refreshed). Every lookup those
+    /// references make finds what it would find in the whole record.
     pub(crate) fn for_plan(plan: &ApplyPlan, state: &StateFile) -> Self {
         let mut referred: HashMap<String, HashSet<String>> = HashMap::new();
         let mut note = |expr: &Expr| {
@@ -84,10 +99,14 @@ impl KnownValues {
         let mut map = HashMap::new();
         for (address, record) in &state.resources {
             if let Some(fields) = referred.get(address) {
+                let (id, outputs) = match plan.refreshed.get(address) {
+                    Some(live) => (&live.id, &live.outputs),
+                    None => (&record.id, &record.outputs),
+                };
                 let kept = Known {
-                    id: record.id.clone(),
+                    id: id.clone(),
                     inputs: only(&record.inputs, fields),
-                    outputs: only(&record.outputs, fields),
+                    outputs: only(outputs, fields),
                 };
                 map.insert(address.clone(), kept);
             }

@@ -60,7 +60,8 @@ pub struct Args {
 ///
 /// Traffic goes to 0 before deployments are deleted, deployments before their endpoint, role
 /// assignments before the identity and scope they name, blobs before containers before the storage
-/// account. Resources already gone count as deleted.
+/// account. Resources already gone count as deleted. With --env NAME (and no --target), the
+/// environment's state goes too, so `stackform env list` no longer shows it.
 #[derive(Debug, clap::Args)]
 pub struct DestroyArgs {
     #[command(flatten)]
@@ -165,12 +166,9 @@ struct Flow {
 impl Flow {
     fn run(self) -> Result<ExitCode, CliError> {
         let loaded = engine::load(&self.stack, &self.target)?;
-        if let Some(parent) = loaded.store.path().parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent)
-                .map_err(CliError::io("create the state folder", parent))?;
-        }
+        // The state folder is made for the lock; folders this run made are removed again when it
+        // ends without a state (a failed first apply leaves no stray folder behind).
+        let made = make_folders(loaded.store.path())?;
         let mut request = LockRequest::new(if self.mode == PlanMode::Destroy {
             "destroy"
         } else {
@@ -179,13 +177,71 @@ impl Flow {
         if let Some(t) = self.lock.lock_timeout {
             request = request.with_timeout(t);
         }
-        let acquired = loaded.store.lock(&request)?;
+        let acquired = match loaded.store.lock(&request) {
+            Ok(acquired) => acquired,
+            Err(e) => {
+                remove_folders(&made);
+                return Err(e.into());
+            }
+        };
         if let Some(notice) = &acquired.notice {
             eprintln!("note: {notice}");
         }
-        let _guard = acquired.guard;
-        let rt = engine::runtime()?;
-        rt.block_on(self.run_locked(loaded))
+        let guard = acquired.guard;
+        let result = engine::runtime().and_then(|rt| rt.block_on(self.run_locked(&loaded)));
+        drop(guard);
+        if !loaded.store.path().exists() {
+            // A run that stopped before its first step leaves an empty journal and no state.
+            let journal = loaded.store.journal_path();
+            if std::fs::metadata(&journal).is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(&journal);
+            }
+            remove_folders(&made);
+        } else if self.removes_env(&result) {
+            self.remove_env(&loaded)?;
+        }
+        result
+    }
+
+    /// Whether this run destroyed a whole environment (`destroy --env NAME`, no `--target`), so its
+    /// state folder goes with it.
+    fn removes_env(&self, result: &Result<ExitCode, CliError>) -> bool {
+        self.mode == PlanMode::Destroy
+            && self.saved.is_none()
+            && self.targets.is_empty()
+            && self.stack.env.is_some()
+            && self.target.state.is_none()
+            && matches!(result, Ok(code) if *code == ExitCode::SUCCESS)
+    }
+
+    /// Removes an environment's state once it records nothing: the state file, its backup, and the
+    /// folder when nothing else is in it.
+    fn remove_env(&self, loaded: &Loaded) -> Result<(), CliError> {
+        let store = &loaded.store;
+        if store.read()?.is_some_and(|s| !s.resources.is_empty()) {
+            return Ok(());
+        }
+        for file in [store.path().to_path_buf(), store.backup_path()] {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(CliError::io("remove", file)(e));
+                }
+                _ => {}
+            }
+        }
+        if let Some(folder) = store.path().parent() {
+            let _ = std::fs::remove_dir(folder);
+            if let Some(envs) = folder.parent() {
+                let _ = std::fs::remove_dir(envs);
+            }
+        }
+        if let Some(env) = &self.stack.env {
+            eprintln!(
+                "Removed environment `{env}`: its state is gone from {}.",
+                engine::shown(store.path().parent().unwrap_or(store.path()))
+            );
+        }
+        Ok(())
     }
 
     fn progress_mode(&self) -> ProgressMode {
@@ -200,7 +256,7 @@ impl Flow {
         }
     }
 
-    async fn run_locked(&self, loaded: Loaded) -> Result<ExitCode, CliError> {
+    async fn run_locked(&self, loaded: &Loaded) -> Result<ExitCode, CliError> {
         // Ctrl-C from the start: before the apply begins it stops the run with nothing changed; during
         // the apply the engine stops scheduling (first) or stops at once (second).
         let interrupt = Interrupt::new();
@@ -224,7 +280,7 @@ impl Flow {
 
     async fn run_interruptible(
         &self,
-        loaded: Loaded,
+        loaded: &Loaded,
         interrupt: &Interrupt,
     ) -> Result<ExitCode, CliError> {
         let existing = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
@@ -239,11 +295,15 @@ impl Flow {
             );
         }
         let provider = engine::connect(&loaded.stack, &loaded.registry, &self.target).await?;
+        super::foreign::check_cloud(loaded.store.path(), &state, provider.config())?;
+        if state.cloud.is_none() {
+            state.cloud = Some(super::foreign::binding(provider.config()));
+        }
         let dyn_provider: Arc<dyn Provider> = provider.clone();
         let reporter = Arc::new(Reporter::new(self.progress_mode()));
         let paced = reporter.clone();
         provider.on_paced(Arc::new(move |n| paced.println(&render_paced(&n))));
-        let extras = engine::extras(&loaded)?;
+        let extras = engine::extras(loaded)?;
         let mut persistence = Persistence::durable(loaded.store.clone(), journal_open.journal);
 
         if !journal_open.unfinished.is_empty() {
@@ -259,7 +319,7 @@ impl Flow {
                 &apply::NoEvents,
             )
             .await?;
-            let prelim = engine::make_plan(&loaded, &snapshot, &extras, PlanMode::Normal)?;
+            let prelim = engine::make_plan(loaded, &snapshot, &extras, PlanMode::Normal)?;
             let expected = apply::expected_from_plan(
                 &ApplyPlan::from_plan(&prelim, &loaded.stack, &loaded.registry, &extras),
                 &state,
@@ -280,8 +340,14 @@ impl Flow {
         }
 
         // A stack never applied plans against no state (so a plan saved then still matches).
+        let prior_ref = engine::state_ref(existed.then_some(&state));
+        let moved = super::adopt::follow_moves(loaded, Some(&mut state))?;
+        let pending = match self.mode {
+            PlanMode::Normal => super::adopt::pending(loaded, Some(&state))?,
+            PlanMode::Destroy | PlanMode::RefreshOnly => Vec::new(),
+        };
         let prior = (existed || !state.resources.is_empty()).then(|| state.clone());
-        let snapshot = engine::snapshot(
+        let mut snapshot = engine::snapshot(
             Some(dyn_provider.clone()),
             prior,
             &loaded.registry,
@@ -290,12 +356,16 @@ impl Flow {
         )
         .await?;
         reporter.finish();
+        // Objects to import are read now, before anything changes: a wrong id stops the run here.
+        let adopt =
+            super::adopt::read_imports(provider.as_ref(), loaded, &pending, &mut snapshot).await?;
         let refreshed = provider.requests();
         engine::log_requests("refresh done", &refreshed);
-        let mut plan = engine::make_plan(&loaded, &snapshot, &extras, self.mode)?;
+        let mut plan = engine::make_plan(loaded, &snapshot, &extras, self.mode)?;
+        engine::adopted(&mut plan, prior_ref, moved, pending);
         engine::restrict(&mut plan, &self.targets)?;
         if let Some(saved) = &self.saved {
-            saved.check(&loaded, &self.stack, &extras, &plan)?;
+            saved.check(loaded, &self.stack, &extras, &plan)?;
         }
         let render = RenderOptions {
             color: super::common::use_color_stdout(),
@@ -303,16 +373,41 @@ impl Flow {
         if !self.json {
             print!("{}", render_plan(&plan, &render));
         }
+        // Objects this run would create that exist already, unknown to a state that knows nothing:
+        // most likely another state's. Stop before anything is created.
+        if self.mode == PlanMode::Normal {
+            let existing = super::foreign::existing_objects(
+                provider.as_ref(),
+                loaded,
+                snapshot.state.as_ref(),
+                &plan,
+                self.target.parallelism.into(),
+            )
+            .await;
+            if !existing.is_empty() {
+                let report =
+                    super::foreign::report_existing(&existing, loaded, &self.stack, &self.target);
+                // JSON lines own stdout under --json.
+                if self.json {
+                    eprint!("{report}");
+                } else {
+                    print!("{report}");
+                }
+                return Err(CliError::ExistsOutsideState {
+                    count: existing.len(),
+                });
+            }
+        }
         // Before the first step: preflight errors stop the run with nothing created.
         let findings = match (self.mode, self.preflight) {
             (PlanMode::Destroy, _) => Vec::new(),
             (_, true) => {
-                super::preflight::run(&loaded, &plan, &snapshot, Some(provider.as_ref())).await
+                super::preflight::run(loaded, &plan, &snapshot, Some(provider.as_ref())).await
             }
-            (_, false) => super::preflight::stack_only(&loaded),
+            (_, false) => super::preflight::stack_only(loaded),
         };
         super::preflight::settle(findings)?;
-        if !plan.has_changes() {
+        if !plan.has_changes() && plan.moved.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
         if !self.auto_approve && !confirm(self.verb)? {
@@ -321,27 +416,47 @@ impl Flow {
         }
 
         Self::stop_if_interrupted(interrupt)?;
-        let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras);
+        // Moves (already followed in `state`) and imports are recorded first, in one write: they
+        // change no object, and the steps below may refer to them.
+        if !plan.moved.is_empty() || !plan.imports.is_empty() {
+            for (address, record) in adopt {
+                if plan.import_of(&address).is_some() {
+                    state.import(&address, record)?;
+                }
+            }
+            let expected = (state.serial != 0).then_some(state.serial);
+            loaded.store.write(&mut state, expected)?;
+            for m in &plan.moved {
+                reporter.println(&format!("{} moved to {} in state", m.from, m.to));
+            }
+            for i in &plan.imports {
+                reporter.println(&format!("{} imported from {}", i.address, i.id));
+            }
+            if !plan.has_cloud_changes() {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        // What the refresh read goes with the plan: references resolve against it as the plan showed
+        // them, and a rollback restores it.
+        let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras)
+            .with_refreshed(&snapshot);
+        // The plan and the refreshed snapshot (with its copy of the state) are not needed during
+        // the run: free them rather than hold three copies of every resource until it ends.
+        drop(plan);
+        drop(snapshot);
         let options = ApplyOptions {
             parallelism: self.target.parallelism.into(),
             no_rollback: self.no_rollback,
             propagation: propagation_policy(&loaded.stack, &self.target),
             cloud_id: None,
         };
-        // The plan, the refreshed snapshot (with its copy of the state), and the loaded stack and its
-        // graph (the apply plan holds what the steps need of them) are not needed during the run:
-        // free them rather than hold several copies of every resource until it ends.
-        drop(plan);
-        drop(snapshot);
-        let registry = loaded.registry.clone();
-        drop(loaded);
         let sink: Arc<dyn EventSink> = reporter.clone();
         let report = apply::apply(
             &apply_plan,
             state,
             persistence,
             dyn_provider,
-            &registry,
+            &loaded.registry,
             options,
             sink,
             interrupt.clone(),
@@ -376,6 +491,32 @@ impl Flow {
             }
             Outcome::RolledBack | Outcome::Failed => ExitCode::from(exit::ERROR),
         })
+    }
+}
+
+/// Creates the folders above the state file that do not exist yet; returns them, deepest first.
+fn make_folders(state_file: &std::path::Path) -> Result<Vec<PathBuf>, CliError> {
+    let mut missing = Vec::new();
+    let mut at = state_file.parent();
+    while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(dir.to_path_buf());
+        at = dir.parent();
+    }
+    if let Some(deepest) = missing.first() {
+        // Owner only, as the lock makes it: state files name every resource of the stack.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(deepest)
+            .map_err(CliError::io("create the state folder", deepest))?;
+    }
+    Ok(missing)
+}
+
+/// Removes folders [`make_folders`] made, deepest first, as long as they are empty.
+fn remove_folders(made: &[PathBuf]) {
+    for dir in made {
+        if std::fs::remove_dir(dir).is_err() {
+            break;
+        }
     }
 }
 

@@ -39,6 +39,30 @@ pub struct StackArgs {
         value_parser = parse_size
     )]
     pub max_file_size: usize,
+
+    /// Work on a separate copy of the stack: its own state (`<state folder>/env/NAME/`) and
+    /// `${stack.env}` in the stack file, for unique names. Lowercase letters, digits and `-`.
+    #[arg(long = "env", value_name = "NAME", env = "STACKFORM_ENV", value_parser = parse_env_name)]
+    pub env: Option<String>,
+}
+
+/// The longest environment name: it goes into cloud names, some of which are short (a storage
+/// account's is 3 to 24 characters).
+const ENV_NAME_MAX: usize = 32;
+
+/// Checks an environment name (`--env`): 1 to 32 lowercase letters, digits and `-`, starting with a
+/// letter or digit and not ending with `-`, so it is a folder name and fits in cloud names.
+pub(crate) fn parse_env_name(s: &str) -> Result<String, String> {
+    let ok_chars = s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let ok_ends = s.starts_with(|c: char| c.is_ascii_alphanumeric()) && !s.ends_with('-');
+    if s.is_empty() || s.len() > ENV_NAME_MAX || !ok_chars || !ok_ends {
+        return Err(format!(
+            "`{s}` is not an environment name: use 1 to {ENV_NAME_MAX} lowercase letters, digits and `-`, starting with a letter or digit (e.g. alice, pr-42)"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 /// Parses a size: a number of bytes, or a number with `KiB`, `MiB` or `GiB` (also `K`, `M`, `G`,
@@ -96,6 +120,7 @@ pub(crate) fn load_stack(args: &StackArgs, registry: &Registry) -> Result<Stack,
     let opts = LoadOptions {
         vars: args.vars.clone(),
         var_files: args.var_files.clone(),
+        stack_env: args.env.clone(),
         ..LoadOptions::with_process_env()
     };
     stack::load_within(&args.file, &opts, registry, args.max_file_size).map_err(diagnostics)
@@ -134,7 +159,7 @@ pub(crate) fn resolve_state_path(path: &Path) -> Result<Option<PathBuf>, CliErro
 
 #[cfg(test)]
 mod tests {
-    use super::{CliError, parse_size, resolve_state_path};
+    use super::{CliError, parse_env_name, parse_size, resolve_state_path};
 
     #[cfg(unix)]
     #[test]
@@ -162,6 +187,17 @@ mod tests {
             msg.contains("dangling.json") && msg.contains("gone.json"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn env_names_are_folder_and_cloud_name_safe() {
+        for good in ["alice", "pr-42", "7", "a-b-c"] {
+            assert_eq!(parse_env_name(good).as_deref(), Ok(good));
+        }
+        for bad in ["", "Alice", "-a", "a-", "a/b", "..", "a_b", &"x".repeat(33)] {
+            let err = parse_env_name(bad).unwrap_err();
+            assert!(err.contains("not an environment name"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -24,17 +24,13 @@ pub struct TargetArgs {
     #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(CloudKind::ALL))]
     pub cloud: Option<String>,
 
-    /// Folder of the state files (`<folder>/<stack>.json`).
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "state",
-        env = "STACKFORM_STATE_DIR"
-    )]
-    pub state_dir: PathBuf,
+    /// Folder of the state files (`<folder>/<stack>.json`; an environment's in
+    /// `<folder>/env/NAME/`). Default: `state/` beside the stack file.
+    #[arg(long, value_name = "DIR", env = "STACKFORM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 
     /// Use exactly this state file instead of `<state-dir>/<stack>.json`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "env")]
     pub state: Option<PathBuf>,
 
     /// Data folder of the local cloud (started in the background when it is not running).
@@ -119,29 +115,26 @@ pub(crate) struct Loaded {
     pub store: StateStore,
 }
 
-/// Loads and checks the stack and finds its state file. No cloud calls.
+/// Loads and checks the stack and finds its state file (see [`super::place`]; a notice when it is
+/// found where state was kept before). No cloud calls, no folder created.
 pub(super) fn load(stack_args: &StackArgs, target: &TargetArgs) -> Result<Loaded, CliError> {
     let registry = common::registry()?;
     let (stack, graph) = common::load_graph(stack_args, &registry)?;
-    let store = state_store(&stack.name, target)?;
+    let located = super::place::locate(
+        &stack.name,
+        stack_args,
+        target.state_dir.as_deref(),
+        target.state.as_deref(),
+    )?;
+    if let Some(notice) = &located.notice {
+        eprintln!("note: {notice}");
+    }
+    let store = located.store;
     Ok(Loaded {
         registry: Arc::new(registry),
         stack,
         graph,
         store,
-    })
-}
-
-/// The stack's state store, at the state file's real path (see [`common::resolve_state_path`]), so
-/// its lock, backup and journal sit beside the real file.
-pub(super) fn state_store(stack_name: &str, target: &TargetArgs) -> Result<StateStore, CliError> {
-    let named = match &target.state {
-        Some(path) => StateStore::new(path),
-        None => StateStore::for_stack(&target.state_dir, stack_name)?,
-    };
-    Ok(match common::resolve_state_path(named.path())? {
-        Some(real) => StateStore::new(real),
-        None => named,
     })
 }
 
@@ -345,6 +338,30 @@ pub(crate) fn make_plan(
     .map_err(CliError::Plan)
 }
 
+/// The state a plan is made against, as the saved-plan check compares it.
+pub(crate) fn state_ref(state: Option<&StateFile>) -> Option<plan::StateRef> {
+    state.map(|s| plan::StateRef {
+        lineage: s.lineage,
+        serial: s.serial,
+    })
+}
+
+/// Puts the moves and imports decided before planning into the plan. The plan stays made against
+/// `prior`, the state as read: an import into a stack never applied plans against an in-memory
+/// state only, which is not what a saved plan must match.
+pub(crate) fn adopted(
+    plan: &mut Plan,
+    prior: Option<plan::StateRef>,
+    moved: Vec<plan::moves::Moved>,
+    imports: Vec<plan::moves::PendingImport>,
+) {
+    plan.prior_state = prior;
+    if plan.mode == PlanMode::Normal {
+        plan.moved = moved;
+        plan.imports = imports;
+    }
+}
+
 /// Keeps only the changes of `targets` and what they need: their dependencies for a normal plan, their
 /// dependents for a destroy (a resource cannot be removed before what uses it). Unknown targets are
 /// errors with a suggestion.
@@ -383,6 +400,7 @@ pub(crate) fn restrict(plan: &mut Plan, targets: &[String]) -> Result<(), CliErr
     }
     plan.changes.retain(|c| keep.contains(&c.address));
     plan.drift.retain(|d| keep.contains(&d.address));
+    plan.imports.retain(|i| keep.contains(&i.address));
     // A map goes with any of its members (it names them all).
     plan.maps.retain(|m| {
         keep.contains(&m.address) || m.members.iter().any(|x| keep.contains(&x.address))

@@ -70,6 +70,10 @@ pub enum CliError {
     #[error("cannot plan:\n  {}", lines(.0))]
     Plan(Vec<PlanError>),
 
+    /// A `moved:` or an `import:` of the stack file cannot be followed; nothing was done.
+    #[error("cannot follow the stack file's `moved:` and `import:`:\n  {}", lines(.0))]
+    Addresses(Vec<crate::plan::moves::AddressError>),
+
     #[error("cannot apply this plan: {0}")]
     Apply(#[from] ApplyError),
 
@@ -156,6 +160,25 @@ pub enum CliError {
     /// The local cloud's fault settings (flags or `STACKFORM_CLOUD_FAULT_*`) are invalid.
     #[error(transparent)]
     Faults(#[from] FaultsError),
+
+    /// The state's resources live in another subscription or tenant than the one this run reaches.
+    #[error(
+        "the state file {state_file} belongs to {recorded}, but this run reaches {current}; nothing was read or changed. \
+Run it against the cloud the state belongs to (--cloud, --cloud-dir or STACKFORM_CLOUD_DIR, cloud.subscription or \
+AZURE_SUBSCRIPTION_ID, cloud.tenant or AZURE_TENANT_ID), or give this cloud a state of its own (--env NAME or --state-dir DIR)"
+    )]
+    ForeignState {
+        state_file: String,
+        recorded: String,
+        current: String,
+    },
+
+    /// Apply would create objects that exist already, unknown to the stack's state; `report` is
+    /// what the plan showed (the objects and the commands that adopt them).
+    #[error(
+        "{count} object(s) the plan creates already exist in the cloud, so nothing was changed (see the warning above: adopt them, or run with the state that created them)"
+    )]
+    ExistsOutsideState { count: usize },
 }
 
 impl CliError {
@@ -175,6 +198,7 @@ impl CliError {
             | CliError::Refresh(_)
             | CliError::StackFiles(_)
             | CliError::Plan(_)
+            | CliError::Addresses(_)
             | CliError::Apply(_)
             | CliError::Cloud(_)
             | CliError::CloudSetup(_)
@@ -193,7 +217,9 @@ impl CliError {
             | CliError::CloudNotRunning { .. }
             | CliError::StateLink { .. }
             | CliError::DamagedIds(_)
-            | CliError::Faults(_) => exit::ERROR,
+            | CliError::Faults(_)
+            | CliError::ForeignState { .. }
+            | CliError::ExistsOutsideState { .. } => exit::ERROR,
         }
     }
 
@@ -349,6 +375,12 @@ pub enum PlanFileError {
     SensitiveVariable(String),
     #[error("the saved plan belongs to another stack")]
     OtherStack,
+    /// `apply FILE --env NAME` where the plan was made for another environment (or none).
+    #[error(
+        "the saved plan was made for {}, not --env {now}; apply it without --env, or make a plan for `{now}`",
+        .saved.as_ref().map_or("no environment".to_string(), |e| format!("--env {e}"))
+    )]
+    OtherEnv { saved: Option<String>, now: String },
     #[error(
         "the state changed since this plan was made (was {was}, now {now}); make a new plan with `stackform plan -o`"
     )]
@@ -380,6 +412,23 @@ pub enum StateCommandError {
     },
     #[error("nothing exists at {id}; nothing was imported")]
     NothingAt { id: String },
+    #[error(
+        "cannot move `{source_address}` to `{destination}`: it is a {from_type} in state, but the stack file declares `{destination}` as a {to_type}"
+    )]
+    MoveChangesType {
+        source_address: String,
+        destination: String,
+        from_type: String,
+        to_type: String,
+    },
+    /// The id to import cannot be the resource's: another type, or another object than the
+    /// stack file's inputs name.
+    #[error("cannot import {id} as `{address}`: the id {reason}; nothing was imported")]
+    NotThisResource {
+        address: String,
+        id: String,
+        reason: String,
+    },
     #[error(
         "the lock is held by {0:?}; pass --force to break it (only when that run is really gone)"
     )]
@@ -572,6 +621,11 @@ mod tests {
             PlanFileError::SensitiveChanged("key".into()).into(),
             PlanFileError::SensitiveVariable("key".into()).into(),
             PlanFileError::OtherStack.into(),
+            PlanFileError::OtherEnv {
+                saved: Some("alice".into()),
+                now: "bob".into(),
+            }
+            .into(),
             PlanFileError::StateChanged {
                 was: "serial 1".into(),
                 now: "serial 2".into(),
@@ -638,6 +692,30 @@ mod tests {
             }
             .into(),
             StateCommandError::NothingAt { id: "/x".into() }.into(),
+            StateCommandError::MoveChangesType {
+                source_address: "a".into(),
+                destination: "b".into(),
+                from_type: "blob".into(),
+                to_type: "blob_container".into(),
+            }
+            .into(),
+            StateCommandError::NotThisResource {
+                address: "a".into(),
+                id: "/x".into(),
+                reason: "is not an ARM id".into(),
+            }
+            .into(),
+            CliError::Addresses(vec![crate::plan::moves::AddressError::ImportTracked {
+                location: "stack.yaml:3:5".into(),
+                address: "a".into(),
+                id: "/x".into(),
+                other: "b".into(),
+            }]),
+            CliError::Surgery(SurgeryError::IdTracked {
+                address: "a".into(),
+                id: "/x".into(),
+                other: "b".into(),
+            }),
             StateCommandError::LockHeld(Box::new(lock_info())).into(),
             StateCommandError::NotLocked.into(),
             CliError::Io {
@@ -676,6 +754,12 @@ mod tests {
                 reason: "r".into(),
             }]),
             FaultsError::RateOutOfRange("error_rate").into(),
+            CliError::ForeignState {
+                state_file: "state/s.json".into(),
+                recorded: "subscription a".into(),
+                current: "subscription b".into(),
+            },
+            CliError::ExistsOutsideState { count: 2 },
         ]
     }
 
@@ -693,7 +777,7 @@ mod tests {
         let errors = one_of_each();
         let kinds: std::collections::HashSet<_> =
             errors.iter().map(std::mem::discriminant).collect();
-        assert_eq!(kinds.len(), 32, "one example of every CliError variant");
+        assert_eq!(kinds.len(), 35, "one example of every CliError variant");
         for e in &errors {
             assert_eq!(e.exit_code(), documented_code(e), "{e:?}");
         }

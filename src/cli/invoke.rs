@@ -128,6 +128,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let rt = engine::runtime()?;
     rt.block_on(async {
         let provider = engine::connect(&loaded.stack, &loaded.registry, &args.target).await?;
+        super::foreign::check_cloud(loaded.store.path(), &state, provider.config())?;
         let answer = provider
             .invoke(&endpoint, &body, deployment.as_deref())
             .await
@@ -208,6 +209,7 @@ pub(crate) fn run_logs(args: LogsArgs) -> Result<ExitCode, CliError> {
     let rt = engine::runtime()?;
     rt.block_on(async {
         let provider = engine::connect(&loaded.stack, &loaded.registry, &args.target).await?;
+        super::foreign::check_cloud(loaded.store.path(), &state, provider.config())?;
         let log = provider
             .get_logs(&endpoint, &deployment, args.tail)
             .await

@@ -5,15 +5,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod adopt;
 mod apply;
 pub mod cloud;
 mod common;
 mod engine;
+mod environments;
 mod error;
 pub(crate) mod exit;
+mod foreign;
 mod graph;
 mod invoke;
 mod output;
+mod place;
 mod plan;
 mod preflight;
 mod saved_plan;
@@ -46,6 +50,7 @@ pub enum Command {
     Invoke(invoke::Args),
     Logs(invoke::LogsArgs),
     State(state_cmd::Args),
+    Env(environments::Args),
     Graph(graph::Args),
     Schema(schema::Args),
     /// Run and manage the built-in local cloud (an offline Azure emulator).
@@ -101,6 +106,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Invoke(args) => invoke::run(args),
         Command::Logs(args) => invoke::run_logs(args),
         Command::State(args) => state_cmd::run(args),
+        Command::Env(args) => environments::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Cloud(args) => cloud::run(args),

@@ -75,9 +75,22 @@ pub struct DriftArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
-    /// Print the drift report as JSON.
-    #[arg(long)]
+    /// Print the drift report as JSON (the same as --format json).
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+
+    /// How to print the report: text, json, or junit (JUnit XML for CI: one test case per resource
+    /// in state, a failed one for each that drifted). The exit code is the same in every format.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<DriftFormat>,
+}
+
+/// The forms of the drift report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriftFormat {
+    Text,
+    Json,
+    Junit,
 }
 
 fn progress(json: bool) -> Box<dyn EventSink> {
@@ -101,8 +114,14 @@ fn refresh_and_plan(
     mode: PlanMode,
     json: bool,
     (targets, preflight): (&[String], bool),
-) -> Result<(Plan, crate::plan::DesiredExtras, Vec<Finding>), CliError> {
-    let state = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
+) -> Result<Planned, CliError> {
+    let mut state = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
+    let prior = engine::state_ref(state.as_ref());
+    let moved = super::adopt::follow_moves(loaded, state.as_mut())?;
+    let pending = match mode {
+        PlanMode::Normal => super::adopt::pending(loaded, state.as_ref())?,
+        PlanMode::Destroy | PlanMode::RefreshOnly => Vec::new(),
+    };
     if let Ok(unfinished) = crate::state::Journal::read_unfinished(loaded.store.journal_path())
         && !unfinished.0.is_empty()
     {
@@ -114,13 +133,20 @@ fn refresh_and_plan(
     let extras = engine::extras(loaded)?;
     let rt = engine::runtime()?;
     let ask_cloud = preflight && refresh;
-    let (plan, findings, sent) = rt.block_on(async {
+    // Whether objects the plan creates exist already (a state that was not found) is asked of the
+    // cloud too, when the plan refreshes and the state knows no resources.
+    let probe = refresh && mode == PlanMode::Normal && !engine::needs_cloud(state.as_ref());
+    let (plan, findings, sent, existing, checked) = rt.block_on(async {
         let reads = refresh && engine::needs_cloud(state.as_ref());
-        let azure = if reads || ask_cloud {
+        // An object to import is read even with --refresh=false: the plan compares the file with it.
+        let azure = if reads || ask_cloud || probe || !pending.is_empty() {
             Some(engine::connect(&loaded.stack, &loaded.registry, target).await?)
         } else {
             None
         };
+        if let (Some(p), Some(s)) = (&azure, &state) {
+            super::foreign::check_cloud(loaded.store.path(), s, p.config())?;
+        }
         let provider: Option<std::sync::Arc<dyn Provider>> = match &azure {
             Some(p) if reads => Some(p.clone()),
             _ => None,
@@ -135,16 +161,39 @@ fn refresh_and_plan(
         )
         .await;
         drop(sink);
-        let snapshot = snapshot?;
+        let mut snapshot = snapshot?;
+        if let Some(cloud) = azure.as_deref().filter(|_| !pending.is_empty()) {
+            super::adopt::read_imports(cloud, loaded, &pending, &mut snapshot).await?;
+        }
+        let checked: Vec<(String, String)> = snapshot
+            .state
+            .iter()
+            .flat_map(|s| &s.resources)
+            .map(|(a, r)| (a.clone(), r.resource_type.clone()))
+            .collect();
         // The refresh's own requests, counted before the preflight asks anything.
         let sent = azure.as_ref().filter(|_| reads).map(|p| p.requests());
         let mut plan = engine::make_plan(loaded, &snapshot, &extras, mode)?;
+        engine::adopted(&mut plan, prior, moved, pending);
         engine::restrict(&mut plan, targets)?;
         let findings = match (preflight, azure.as_deref().filter(|_| ask_cloud)) {
             (false, _) => Vec::new(),
             (true, cloud) => super::preflight::run(loaded, &plan, &snapshot, cloud).await,
         };
-        Ok::<_, CliError>((plan, findings, sent))
+        let existing = match azure.as_deref().filter(|_| probe) {
+            Some(p) => {
+                super::foreign::existing_objects(
+                    p,
+                    loaded,
+                    snapshot.state.as_ref(),
+                    &plan,
+                    target.parallelism.into(),
+                )
+                .await
+            }
+            None => Vec::new(),
+        };
+        Ok::<_, CliError>((plan, findings, sent, existing, checked))
     })?;
     if let Some(sent) = sent {
         engine::log_requests("refresh done", &sent);
@@ -152,22 +201,52 @@ fn refresh_and_plan(
             eprint!("{}", render_requests("Refresh", &sent));
         }
     }
-    Ok((plan, extras, findings))
+    Ok(Planned {
+        plan,
+        extras,
+        findings,
+        existing,
+        checked,
+    })
+}
+
+/// What [`refresh_and_plan`] found.
+struct Planned {
+    plan: Plan,
+    extras: crate::plan::DesiredExtras,
+    findings: Vec<Finding>,
+    /// Objects the plan creates that exist already (see [`super::foreign::existing_objects`]).
+    existing: Vec<super::foreign::Existing>,
+    /// The resources in state that were checked: address and type.
+    checked: Vec<(String, String)>,
 }
 
 pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let loaded = engine::load(&args.stack, &args.target)?;
-    // Saving a plan records the state's serial: hold the lock so it is read consistently.
+    // Saving a plan records the state's serial: hold the lock so it is read consistently. Without
+    // a state folder there is no state to hold still (and a plan never creates the folder); apply
+    // refuses the saved plan if a state appears in between.
+    let has_folder = loaded
+        .store
+        .path()
+        .parent()
+        .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
     let _guard = match &args.out {
-        Some(_) => Some(loaded.store.lock(&LockRequest::new("plan -o"))?.guard),
-        None => None,
+        Some(_) if has_folder => Some(loaded.store.lock(&LockRequest::new("plan -o"))?.guard),
+        _ => None,
     };
     let mode = if args.destroy {
         PlanMode::Destroy
     } else {
         PlanMode::Normal
     };
-    let (plan, extras, findings) = refresh_and_plan(
+    let Planned {
+        plan,
+        extras,
+        findings,
+        existing,
+        ..
+    } = refresh_and_plan(
         &loaded,
         &args.target,
         args.refresh,
@@ -179,6 +258,10 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
         let mut json = plan.to_json();
         if let Some(obj) = json.as_object_mut() {
             obj.insert("preflight".into(), super::preflight::to_json(&findings));
+            obj.insert(
+                "exists_outside_state".into(),
+                super::foreign::existing_json(&existing),
+            );
         }
         let text = serde_json::to_string_pretty(&json)?;
         println!("{text}");
@@ -191,6 +274,10 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
                     color: use_color_stdout()
                 }
             )
+        );
+        print!(
+            "{}",
+            super::foreign::report_existing(&existing, &loaded, &args.stack, &args.target)
         );
     }
     // Preflight errors fail the plan (and no plan is saved); warnings are printed.
@@ -214,15 +301,24 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
 
 pub(crate) fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
     let loaded = engine::load(&args.stack, &args.target)?;
-    let (plan, _, _) = refresh_and_plan(
+    let format = match (args.json, args.format) {
+        (true, _) => DriftFormat::Json,
+        (false, f) => f.unwrap_or(DriftFormat::Text),
+    };
+    let Planned { plan, checked, .. } = refresh_and_plan(
         &loaded,
         &args.target,
         true,
         PlanMode::RefreshOnly,
-        args.json,
+        format != DriftFormat::Text,
         (&[], false),
     )?;
-    if args.json {
+    if format == DriftFormat::Junit {
+        print!(
+            "{}",
+            crate::report::junit::render_junit(&loaded.stack.name, &checked, &plan.drift)
+        );
+    } else if format == DriftFormat::Json {
         let json = plan.to_json();
         let report = serde_json::json!({
             "schema_version": json["schema_version"],

@@ -45,6 +45,9 @@ pub(crate) struct SavedPlan {
     /// Names of sensitive variables that were set with `--var` (values not stored).
     pub sensitive_vars: Vec<String>,
     pub targets: Vec<String>,
+    /// The `--env` the plan was made for: `apply FILE` works on that environment's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
     pub config_hash: String,
     /// Salted, slow digests of every sensitive variable's value, to refuse another value at apply.
     pub sensitive_digests: SensitiveDigests,
@@ -86,6 +89,7 @@ impl SavedPlan {
                 .map(|(k, _)| k.clone())
                 .collect(),
             targets: targets.to_vec(),
+            env: args.env.clone(),
             config_hash: config_hash(loaded, args, extras),
             sensitive_digests: SensitiveDigests::new(loaded),
             plan: plan.to_json(),
@@ -148,11 +152,20 @@ impl SavedPlan {
                 return Err(PlanFileError::SensitiveVariable(name.clone()));
             }
         }
+        if let Some(env) = &now.env
+            && self.env.as_ref() != Some(env)
+        {
+            return Err(PlanFileError::OtherEnv {
+                saved: self.env.clone(),
+                now: env.clone(),
+            });
+        }
         Ok(StackArgs {
             file: self.stack_file.clone(),
             vars,
             var_files: self.var_files.clone(),
             max_file_size: now.max_file_size,
+            env: self.env.clone(),
         })
     }
 
@@ -212,6 +225,9 @@ fn config_hash(loaded: &Loaded, args: &StackArgs, extras: &DesiredExtras) -> Str
         if let Some(base) = &res.base_file {
             feed("base", &std::fs::read(base).unwrap_or_default());
         }
+    }
+    if let Some(env) = &args.env {
+        feed("env", env.as_bytes());
     }
     for f in &args.var_files {
         feed("var-file", &std::fs::read(f).unwrap_or_default());

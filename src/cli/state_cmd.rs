@@ -1,6 +1,6 @@
-//! `stackform state ...`: inspect and repair the state file (list, show, rm, import, unlock).
+//! `stackform state ...`: inspect and repair the state file (list, show, rm, mv, import, unlock).
 //!
-//! It never changes the cloud (`rm` forgets, `import` only reads), never writes state without the
+//! It never changes the cloud (`rm` forgets, `mv` renames, `import` only reads), never writes state without the
 //! stack's lock, and never shows a sensitive value.
 use std::process::ExitCode;
 
@@ -9,8 +9,7 @@ use serde_json::Value;
 use super::common::StackArgs;
 use super::engine::{self, LockArgs, TargetArgs};
 use super::error::{CliError, Hint, StateCommandError};
-use crate::provider::{Provider, ResourceRequest, ResourceType};
-use crate::state::{Lock, LockRequest, ResourceState, UnlockOutcome};
+use crate::state::{Lock, LockRequest, UnlockOutcome};
 
 /// Inspect and repair the state: what stackform believes exists.
 #[derive(Debug, clap::Args)]
@@ -36,6 +35,20 @@ pub enum StateCommand {
         /// Also when other resources depend on it (they are detached from it).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Rename a resource in state (after renaming it in the stack file), without touching the cloud.
+    ///
+    /// Refused when SOURCE is not in state or DESTINATION already is. `moved: { from: SOURCE }` on
+    /// the resource in the stack file does the same at the next apply.
+    Mv {
+        /// The address in state now (`store`, or an instance `blue["a"]`).
+        source: String,
+        /// The new address.
+        destination: String,
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
@@ -133,6 +146,37 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
                 println!("Detached from it: {}", removed.detached.join(", "));
             }
         }
+        StateCommand::Mv {
+            source,
+            destination,
+            common,
+            lock,
+        } => {
+            let loaded = engine::load(&common.stack, &common.target)?;
+            let _guard = take_lock(&loaded.store, "state mv", &lock)?;
+            let mut state = engine::read_state(&loaded.store)?
+                .ok_or(StateCommandError::NoState { action: "move" })?;
+            let serial = state.serial;
+            // A move keeps the object: the stack file must not declare another type there.
+            if let (Some(record), Some(res)) = (
+                state.resources.get(&source),
+                loaded.stack.resources.get(&destination),
+            ) && record.resource_type != res.type_name
+                && !state.resources.contains_key(&destination)
+            {
+                return Err(StateCommandError::MoveChangesType {
+                    source_address: source,
+                    destination,
+                    from_type: record.resource_type.clone(),
+                    to_type: res.type_name.clone(),
+                }
+                .into());
+            }
+            state.move_resource(&source, &destination)?;
+            loaded.store.write(&mut state, Some(serial))?;
+            println!("Move \"{source}\" to \"{destination}\"");
+            println!("Successfully moved 1 object(s).");
+        }
         StateCommand::Import {
             resource,
             id,
@@ -140,71 +184,46 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             lock,
         } => {
             let loaded = engine::load(&common.stack, &common.target)?;
-            let res = loaded.stack.resources.get(&resource).ok_or_else(|| {
-                StateCommandError::UnknownResource {
+            if !loaded.stack.resources.contains_key(&resource) {
+                return Err(StateCommandError::UnknownResource {
                     address: resource.clone(),
                     hint: Hint::closest(
                         &resource,
                         loaded.stack.resources.keys().map(String::as_str),
                     ),
                 }
-            })?;
-            let rtype = ResourceType::parse(&res.type_name).ok_or_else(|| {
-                StateCommandError::CannotImport {
-                    type_name: res.type_name.clone(),
-                }
-            })?;
+                .into());
+            }
             let _guard = take_lock(&loaded.store, "state import", &lock)?;
             let (mut state, serial) = loaded.store.read_or_new(&loaded.stack.name)?;
-            // The stack file's inputs (references resolved from what state records) help the provider
-            // find the object; the id decides.
-            let lookup = |r: &crate::stack::Reference| -> Option<Value> {
-                let rec = state.resources.get(&r.resource)?;
-                let at = |v: &Value| {
-                    r.path
-                        .split('.')
-                        .try_fold(v.clone(), |cur, k| cur.get(k).cloned())
-                };
-                at(&rec.outputs).or_else(|| at(&rec.inputs))
-            };
-            let inputs: serde_json::Map<String, Value> = res
-                .inputs
-                .iter()
-                .filter_map(|(k, e)| Some((k.clone(), e.resolve(&lookup)?)))
-                .collect();
-            let request =
-                ResourceRequest::new(rtype, resource.clone(), inputs).with_cloud_id(id.clone());
+            if state.resources.contains_key(&resource) {
+                return Err(crate::state::SurgeryError::AlreadyExists { address: resource }.into());
+            }
+            // One object, one address: refused before the cloud is read.
+            if let Some(other) = state.tracked_at(&id) {
+                return Err(crate::state::SurgeryError::IdTracked {
+                    address: resource.clone(),
+                    id: id.clone(),
+                    other: other.to_string(),
+                }
+                .into());
+            }
             let rt = engine::runtime()?;
-            let observed = rt.block_on(async {
+            let record = rt.block_on(async {
                 let provider =
                     engine::connect(&loaded.stack, &loaded.registry, &common.target).await?;
-                provider.read(&request).await.map_err(|source| {
-                    CliError::from(StateCommandError::Read {
-                        id: id.clone(),
-                        source: Box::new(source),
-                    })
-                })
+                super::foreign::check_cloud(loaded.store.path(), &state, provider.config())?;
+                if state.cloud.is_none() {
+                    state.cloud = Some(super::foreign::binding(provider.config()));
+                }
+                super::adopt::read_object(provider.as_ref(), &loaded, Some(&state), &resource, &id)
+                    .await
             })?;
-            let observed =
-                observed.ok_or_else(|| StateCommandError::NothingAt { id: id.clone() })?;
-            let mut record = ResourceState::new(
-                rtype.as_str(),
-                observed.id.clone(),
-                Value::Object(observed.inputs),
-                Value::Object(observed.outputs),
-            );
-            record.dependencies = loaded
-                .graph
-                .dependencies(&resource)
-                .into_iter()
-                .filter(|d| state.resources.contains_key(*d))
-                .map(str::to_string)
-                .collect();
+            let observed_id = record.id.clone();
             state.import(&resource, record)?;
             loaded.store.write(&mut state, serial)?;
             println!(
-                "Imported {} as `{resource}`. Run `stackform plan` to see how it compares with the stack file.",
-                observed.id
+                "Imported {observed_id} as `{resource}`. Run `stackform plan` to see how it compares with the stack file."
             );
         }
         StateCommand::Unlock { force, common } => {

@@ -51,6 +51,8 @@ impl Builder {
             inputs,
             depends_on: vec![],
             base_file: None,
+            moved_from: None,
+            import: None,
         };
         self.resources.insert(name.into(), r);
         self

@@ -108,8 +108,9 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// A value that is set: neither null nor an empty mapping (see [`super::normalize::is_unset`]).
 fn present(v: Option<&Value>) -> Option<&Value> {
-    v.filter(|v| !v.is_null())
+    v.filter(|v| !super::normalize::is_unset(v))
 }
 
 #[expect(

@@ -34,7 +34,9 @@
 //!   ],
 //!   "drift": [ { "address": "greeting", "type": "blob", "gone": false, "attributes": [ … ] } ],
 //!   "outputs": [ { "name": "scoring_uri", "action": "create", "before": null,
-//!                  "after": { "$unknown": true }, "sensitive": false } ]
+//!                  "after": { "$unknown": true }, "sensitive": false } ],
+//!   "moved": [ { "from": "store", "to": "storage" } ],   // only when any: records renamed (`moved:`), no cloud change
+//!   "imports": [ { "address": "store", "id": "/subscriptions/…" } ]   // only when any: adopted at apply (`import:`)
 //! }
 //! ```
 //!
@@ -58,7 +60,7 @@ pub(crate) const PLAN_JSON_SCHEMA_VERSION: u32 = 1;
 impl Plan {
     /// The documented JSON form (see the module documentation of `plan::json`).
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut doc = json!({
             "schema_version": PLAN_JSON_SCHEMA_VERSION,
             "stack": self.stack,
             "mode": self.mode.as_str(),
@@ -78,7 +80,23 @@ impl Plan {
             "maps": self.maps.iter().map(map_json).collect::<Vec<_>>(),
             "drift": self.drift.iter().map(drift_json).collect::<Vec<_>>(),
             "outputs": self.outputs.iter().map(output_json).collect::<Vec<_>>(),
-        })
+        });
+        // Present only when there are any, so plans without them read as before.
+        if !self.moved.is_empty() {
+            doc["moved"] = self
+                .moved
+                .iter()
+                .map(|m| json!({ "from": m.from, "to": m.to }))
+                .collect();
+        }
+        if !self.imports.is_empty() {
+            doc["imports"] = self
+                .imports
+                .iter()
+                .map(|i| json!({ "address": i.address, "id": i.id }))
+                .collect();
+        }
+        doc
     }
 }
 
@@ -276,6 +294,8 @@ mod tests {
             maps: Vec::new(),
             drift: Vec::new(),
             outputs: Vec::new(),
+            moved: Vec::new(),
+            imports: Vec::new(),
             summary: Default::default(),
         };
         let header = read_saved_header(&plan.to_json()).expect("valid");

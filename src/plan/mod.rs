@@ -36,6 +36,7 @@ mod drift;
 pub mod json;
 mod maps;
 pub mod model;
+pub mod moves;
 pub(crate) mod normalize;
 pub mod snapshot;
 mod state_ids;
@@ -59,6 +60,7 @@ pub use model::{
 };
 pub(crate) use snapshot::content_hash_record;
 pub use snapshot::{DesiredExtras, FileContent, Live, Snapshot};
+pub(crate) use state_ids::check_import_id;
 pub use state_ids::{DamagedId, check_state_ids};
 pub use value::PlanValue;
 pub(crate) use value::SENSITIVE_TEXT;
@@ -231,6 +233,8 @@ pub fn plan(
         maps,
         drift,
         outputs,
+        moved: Vec::new(),
+        imports: Vec::new(),
         summary: Summary::default(),
     };
     plan.summary = Summary::of_plan(&plan);

@@ -26,6 +26,12 @@ pub struct Plan {
     pub drift: Vec<Drift>,
     /// The stack outputs as they will be after apply.
     pub outputs: Vec<OutputChange>,
+    /// Records that move to a new address (`moved:` in the file); no cloud change. The changes
+    /// above already use the new addresses. Set by the caller (see [`super::moves`]).
+    pub moved: Vec<super::moves::Moved>,
+    /// Existing objects adopted at their address (`import:` in the file); their changes above
+    /// compare the file with the object as read. Set by the caller (see [`super::moves`]).
+    pub imports: Vec<super::moves::PendingImport>,
     pub summary: Summary,
 }
 
@@ -214,11 +220,26 @@ impl Summary {
 }
 
 impl Plan {
-    /// Whether applying would change anything (a resource or an output). Drift alone is not a change.
+    /// Whether applying would change anything (a resource, an output, or what state tracks: an
+    /// import). Drift alone is not a change, nor is a move (the objects stay as they are; apply
+    /// records the new addresses all the same).
     pub(crate) fn has_changes(&self) -> bool {
+        self.has_cloud_changes() || !self.imports.is_empty()
+    }
+
+    /// Whether applying would run any step: a resource, a map or an output changes.
+    pub(crate) fn has_cloud_changes(&self) -> bool {
         self.changes.iter().any(|c| !c.action.is_noop())
             || self.maps.iter().any(|m| !m.action.is_noop())
             || self.outputs.iter().any(|o| !o.action.is_noop())
+    }
+
+    /// The id an address is imported from, when it is.
+    pub fn import_of(&self, address: &str) -> Option<&str> {
+        self.imports
+            .iter()
+            .find(|i| i.address == address)
+            .map(|i| i.id.as_str())
     }
 
     /// Whether the resources (not only outputs) would change.

@@ -19,6 +19,13 @@ pub(crate) fn comparison(spec: Option<&FieldSpec>) -> Comparison {
     spec.map_or(Comparison::Exact, FieldSpec::comparison)
 }
 
+/// Whether a value says nothing: null, or an empty mapping. Azure reports a map nobody set as `{}`
+/// (a container's `metadata`), so a record read back from the cloud (an import, a refresh) holds
+/// `{}` where the stack file sets nothing; both mean "no entries", and neither is a change.
+pub(crate) fn is_unset(v: &Value) -> bool {
+    v.is_null() || v.as_object().is_some_and(serde_json::Map::is_empty)
+}
+
 /// Whether two values of a field are the same after normalisation. `dir` is the stack folder.
 pub(crate) fn equal(cmp: Comparison, a: &Value, b: &Value, dir: &Path) -> bool {
     match (cmp, a, b) {

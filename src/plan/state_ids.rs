@@ -52,6 +52,23 @@ pub fn check_state_ids(state: &StateFile, registry: &Registry) -> Result<(), Vec
     }
 }
 
+/// Whether `id` can be the id of a resource of `spec`'s type with `inputs` (the stack file's
+/// inputs, as far as they are known): the check an id to import passes before the cloud is read.
+/// The error reads after "the id …".
+pub(crate) fn check_import_id(
+    spec: &crate::specs::ResourceSpec,
+    id: &str,
+    inputs: &Value,
+) -> Result<(), String> {
+    check_id(&spec.arm.path, id, inputs).map_err(|e| {
+        format!(
+            "{} (a {} id)",
+            e.replace("the record's inputs", "the stack file's inputs"),
+            spec.type_name
+        )
+    })
+}
+
 /// Whether `id` fits the id template `template` with the record's `inputs`; the error says why not.
 fn check_id(template: &str, id: &str, inputs: &Value) -> Result<(), String> {
     // An ARM id: the template starts with `/`, or with an input that is itself an ARM id (a role

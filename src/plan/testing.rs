@@ -140,8 +140,26 @@ impl StackBuilder {
                 inputs: filled,
                 depends_on: Vec::new(),
                 base_file: None,
+                moved_from: None,
+                import: None,
             },
         );
+        self
+    }
+
+    /// Gives the resource `name` a `moved: { from: FROM }`.
+    pub(crate) fn moved(mut self, name: &str, from: &str) -> Self {
+        if let Some(r) = self.resources.get_mut(name) {
+            r.moved_from = Some((from.to_string(), loc()));
+        }
+        self
+    }
+
+    /// Gives the resource `name` an `import: ID`.
+    pub(crate) fn import(mut self, name: &str, id: &str) -> Self {
+        if let Some(r) = self.resources.get_mut(name) {
+            r.import = Some((id.to_string(), loc()));
+        }
         self
     }
 

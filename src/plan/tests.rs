@@ -918,3 +918,85 @@ fn a_changed_traffic_default_reaches_the_map() {
     .expect("plans");
     assert_eq!(traffic(&p).after, Some(shares(&[("blue", 100)])));
 }
+
+#[test]
+fn an_empty_map_read_back_from_the_cloud_is_not_a_removal() {
+    // The bug: after `state import` of a container, its record held `metadata: {}` as the cloud
+    // reported it, and the plan showed `metadata: {} → null` for a stack file that sets none.
+    let (stack, extras, mut state) = applied();
+    if let Some(r) = state.resources.get_mut("data") {
+        r.inputs["metadata"] = json!({});
+    }
+    let mut snapshot = refreshed(&state);
+    if let Some(Live::Present { inputs, .. }) = snapshot.live.get_mut("data") {
+        inputs["metadata"] = json!({});
+    }
+    let p = plan_of(&stack, &snapshot, &extras, PlanMode::Normal);
+    assert_eq!(p.change("data").map(|c| c.action), Some(Action::NoOp));
+    assert!(!p.has_changes(), "{:#?}", p.changes);
+    // A map the record holds with entries is still removed when the file drops it.
+    if let Some(r) = state.resources.get_mut("data") {
+        r.inputs["metadata"] = json!({ "team": "ml" });
+    }
+    let mut snapshot = refreshed(&state);
+    if let Some(Live::Present { inputs, .. }) = snapshot.live.get_mut("data") {
+        inputs["metadata"] = json!({ "team": "ml" });
+    }
+    let p = plan_of(&stack, &snapshot, &extras, PlanMode::Normal);
+    assert_eq!(p.change("data").map(|c| c.action), Some(Action::Update));
+}
+
+#[test]
+fn a_moved_record_plans_no_change_at_its_new_address() {
+    // `store` renamed `storage` in the file with `moved: { from: store }`: once the move is
+    // followed in state, nothing is deleted or created.
+    let (stack, extras, mut state) = applied();
+    let mut renamed = stack.clone();
+    let store = renamed.resources.shift_remove("store").expect("store");
+    renamed.resources.insert_before(
+        0,
+        "storage".to_string(),
+        Resource {
+            name: "storage".into(),
+            moved_from: Some(("store".into(), store.loc.clone())),
+            ..store
+        },
+    );
+    for r in renamed.resources.values_mut() {
+        for e in r.inputs.values_mut() {
+            rename_refs(e, "store", "storage");
+        }
+    }
+    let moved = moves::apply_moves(&renamed, &mut state).expect("moved");
+    assert_eq!(moved.len(), 1);
+    let extras = DesiredExtras {
+        resources: extras
+            .resources
+            .into_iter()
+            .map(|(a, c)| (if a == "store" { "storage".into() } else { a }, c))
+            .collect(),
+    };
+    let p = plan_of(&renamed, &refreshed(&state), &extras, PlanMode::Normal);
+    assert!(!p.has_changes(), "{:#?}", p.changes);
+    assert_eq!(p.change("storage").map(|c| c.action), Some(Action::NoOp));
+    assert!(p.change("store").is_none());
+}
+
+fn rename_refs(e: &mut Expr, from: &str, to: &str) {
+    use crate::stack::{ExprKind, TemplatePart};
+    match &mut e.kind {
+        ExprKind::Ref(r) if r.resource == from => r.resource = to.to_string(),
+        ExprKind::Template(parts) => {
+            for p in parts {
+                if let TemplatePart::Ref(r) = p
+                    && r.resource == from
+                {
+                    r.resource = to.to_string();
+                }
+            }
+        }
+        ExprKind::List(items) => items.iter_mut().for_each(|i| rename_refs(i, from, to)),
+        ExprKind::Map(m) => m.values_mut().for_each(|i| rename_refs(i, from, to)),
+        _ => {}
+    }
+}

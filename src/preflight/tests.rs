@@ -174,6 +174,8 @@ fn plan_of(stack: &Stack, action: Action) -> Plan {
         drift: Vec::new(),
         outputs: Vec::new(),
         maps: Vec::new(),
+        moved: Vec::new(),
+        imports: Vec::new(),
     }
 }
 

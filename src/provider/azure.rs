@@ -18,7 +18,8 @@ use url::Url;
 use super::arm::Arm;
 use super::config::{CloudConfig, CloudKind, discover};
 use super::contract::{
-    MapRequest, Observed, Provider, ProviderFuture, ResourceRequest, ResourceType, Result,
+    MapRequest, Observed, Preserved, Provider, ProviderFuture, ResourceRequest, ResourceType,
+    Result,
 };
 use super::credential::{ProcessEnv, azure_credential, local_cloud_credential};
 use super::error::ProviderError;
@@ -338,6 +339,47 @@ impl Provider for AzureProvider {
                 .zip(reqs)
                 .map(|(a, req)| a.map_err(|e| at(req, e)))
                 .collect())
+        })
+    }
+
+    fn preserve<'a>(&'a self, req: &'a ResourceRequest) -> ProviderFuture<'a, Option<Preserved>> {
+        Box::pin(async move {
+            match req.resource_type {
+                ResourceType::Blob => resources::blob::preserve(&self.ctx, req)
+                    .await
+                    .map_err(|e| at(req, e)),
+                _ => Ok(None),
+            }
+        })
+    }
+
+    fn restore<'a>(
+        &'a self,
+        req: &'a ResourceRequest,
+        kept: &'a Preserved,
+    ) -> ProviderFuture<'a, Observed> {
+        Box::pin(async move {
+            req.report("Restoring");
+            let result = match req.resource_type {
+                ResourceType::Blob => resources::blob::restore(&self.ctx, req, kept).await,
+                other => Err(super::contract::nothing_to_restore(other)),
+            };
+            result.map_err(|e| at(req, e))
+        })
+    }
+
+    fn release<'a>(
+        &'a self,
+        req: &'a ResourceRequest,
+        kept: &'a Preserved,
+    ) -> ProviderFuture<'a, ()> {
+        Box::pin(async move {
+            match req.resource_type {
+                ResourceType::Blob => resources::blob::release(&self.ctx, req, kept)
+                    .await
+                    .map_err(|e| at(req, e)),
+                _ => Ok(()),
+            }
         })
     }
 

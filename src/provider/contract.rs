@@ -201,6 +201,23 @@ pub struct Observed {
     pub outputs: Map<String, Value>,
 }
 
+/// What a provider kept of a resource before an update overwrote it, so that a rollback can put the
+/// resource back exactly as it was, whatever the local files now say (a blob's content: a snapshot of
+/// the blob). Opaque to the engine, which hands it back to [`Provider::restore`] and
+/// [`Provider::release`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preserved {
+    /// The provider's name for what it kept (a blob snapshot's time, `x-ms-snapshot`).
+    pub handle: String,
+}
+
+/// The error of a [`Provider::restore`] for a type whose provider keeps nothing before an update.
+pub(crate) fn nothing_to_restore(resource_type: ResourceType) -> ProviderError {
+    ProviderError::invalid(format!(
+        "{resource_type} keeps nothing this provider can restore"
+    ))
+}
+
 /// The engine's view of a cloud. Implemented by [`super::AzureProvider`]; tests may implement it
 /// too.
 pub trait Provider: Send + Sync {
@@ -240,6 +257,30 @@ pub trait Provider: Send + Sync {
             }
             Ok(out)
         })
+    }
+    /// Before an update of the resource `req` names: keeps what the update will overwrite and the
+    /// inputs cannot bring back (a blob's content, which a rollback cannot re-read from a local file
+    /// that has changed since). `Ok(None)` when the type has nothing to keep or the resource does not
+    /// exist. The default keeps nothing.
+    fn preserve<'a>(&'a self, _req: &'a ResourceRequest) -> ProviderFuture<'a, Option<Preserved>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Puts back what [`Provider::preserve`] kept, and reads the resource as it then is.
+    fn restore<'a>(
+        &'a self,
+        req: &'a ResourceRequest,
+        _kept: &'a Preserved,
+    ) -> ProviderFuture<'a, Observed> {
+        Box::pin(async move { Err(nothing_to_restore(req.resource_type)) })
+    }
+    /// Removes what [`Provider::preserve`] kept (once the run no longer needs it); already gone is
+    /// success.
+    fn release<'a>(
+        &'a self,
+        _req: &'a ResourceRequest,
+        _kept: &'a Preserved,
+    ) -> ProviderFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
     }
     /// Sets a whole map that resources' `aggregate` fields make up (an endpoint's traffic map) in one
     /// update of its owner, and returns the map it replaced (for a rollback). Entries at 0 may be

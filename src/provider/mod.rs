@@ -36,8 +36,8 @@ pub use azure::AzureProvider;
 pub use config::{CloudConfig, CloudKind};
 pub(crate) use contract::ProviderFuture;
 pub use contract::{
-    MapRequest, Observed, ProgressEvent, ProgressSink, Provider, ResourceRequest, ResourceType,
-    Result,
+    MapRequest, Observed, Preserved, ProgressEvent, ProgressSink, Provider, ResourceRequest,
+    ResourceType, Result,
 };
 pub use error::{ErrorKind, ProviderError};
 pub use preflight::{

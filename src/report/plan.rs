@@ -20,6 +20,8 @@ pub(crate) struct RenderOptions {
 }
 
 const INDENT: &str = "      ";
+/// The symbol of an adopted object (`import:`), as Terraform shows a read.
+const IMPORT: &str = " <=";
 const DIFF_INDENT: &str = "        ";
 /// Unchanged lines shown around each changed block of a text diff.
 const CONTEXT_LINES: usize = 3;
@@ -92,7 +94,17 @@ pub(crate) fn render_plan(plan: &Plan, opts: &RenderOptions) -> String {
         .filter(|c| !c.action.is_noop())
         .collect();
     let maps: Vec<&MapChange> = plan.maps.iter().filter(|m| !m.action.is_noop()).collect();
-    if !visible.is_empty() || !maps.is_empty() {
+    for m in &plan.moved {
+        let _ = writeln!(
+            out,
+            "  {}",
+            p.paint(Paint::Dim, &format!("# {} has moved to {}", m.from, m.to))
+        );
+    }
+    if !plan.moved.is_empty() {
+        out.push('\n');
+    }
+    if !visible.is_empty() || !maps.is_empty() || !plan.imports.is_empty() {
         out.push_str("Resource actions are shown with these symbols:\n");
         let mut symbols = legend(&visible);
         if !maps.is_empty() && !symbols.iter().any(|(a, _)| *a == Action::Update) {
@@ -101,12 +113,28 @@ pub(crate) fn render_plan(plan: &Plan, opts: &RenderOptions) -> String {
         for (action, word) in symbols {
             let _ = writeln!(out, "{} {word}", p.symbol(action));
         }
+        if !plan.imports.is_empty() {
+            let _ = writeln!(out, "{} import", p.paint(Paint::Green, IMPORT));
+        }
         out.push('\n');
         out.push_str(&p.paint(
             Paint::Bold,
             "stackform will perform these actions, in this order:",
         ));
         out.push_str("\n\n");
+        for import in &plan.imports {
+            let type_name = plan
+                .change(&import.address)
+                .map_or("", |c| c.type_name.as_str());
+            let _ = writeln!(
+                out,
+                "{} resource {} ({type_name})\n{INDENT}{}",
+                p.paint(Paint::Green, IMPORT),
+                p.paint(Paint::Bold, &quoted(&import.address)),
+                p.paint(Paint::Dim, &format!("# imported from {}", import.id)),
+            );
+            out.push('\n');
+        }
         for change in visible {
             out.push_str(&render_change_with(change, &p));
             out.push('\n');
@@ -208,9 +236,24 @@ pub(crate) fn summary_line(plan: &Plan) -> String {
         PlanMode::Destroy if !plan.has_changes() => {
             "No changes. There is nothing in the state to destroy.".to_string()
         }
+        PlanMode::Normal if !plan.has_changes() && !plan.moved.is_empty() => format!(
+            "No changes. Your infrastructure matches the configuration; apply records the new {}.",
+            if plan.moved.len() == 1 {
+                "address"
+            } else {
+                "addresses"
+            }
+        ),
         PlanMode::Normal if !plan.has_changes() => {
             "No changes. Your infrastructure matches the configuration.".to_string()
         }
+        PlanMode::Normal if !plan.imports.is_empty() => format!(
+            "Plan: {} to import, {} to add, {} to change, {} to destroy.",
+            plan.imports.len(),
+            s.add,
+            s.change,
+            s.destroy
+        ),
         PlanMode::Normal | PlanMode::Destroy => format!(
             "Plan: {} to add, {} to change, {} to destroy.",
             s.add, s.change, s.destroy
@@ -259,8 +302,17 @@ fn header(action: Action, address: &str, type_name: &str, p: &Painter) -> String
     format!(
         "{} resource {} ({type_name})\n",
         p.symbol(action),
-        p.paint(Paint::Bold, &format!("\"{address}\""))
+        p.paint(Paint::Bold, &quoted(address))
     )
+}
+
+/// `"store"`; an instance address (`blue["a"]`) has quotes of its own and is shown as it is.
+fn quoted(address: &str) -> String {
+    if address.contains('[') {
+        address.to_string()
+    } else {
+        format!("\"{address}\"")
+    }
 }
 
 /// The `# …` line explaining a reason; `None` for reasons the symbol already says.

@@ -130,6 +130,36 @@ fn resource_schema(spec: &ResourceSpec) -> Value {
             "description": "Resources that must be applied first (beyond those referenced)."
         }),
     );
+    properties.insert(
+        "for_each".into(),
+        json!({
+            "anyOf": [
+                { "type": "array", "items": { "type": ["string", "integer"] } },
+                { "type": "object" },
+                reference()
+            ],
+            "description": "One instance per list item or mapping key, addressed name[\"key\"]; ${each.key} and ${each.value} in the fields."
+        }),
+    );
+    properties.insert(
+        "moved".into(),
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["from"],
+            "properties": {
+                "from": {
+                    "anyOf": [{ "type": "string" }, { "type": "object", "additionalProperties": { "type": "string" } }],
+                    "description": "The address this resource had in state (with for_each: per instance, or instance key -> old address)."
+                }
+            },
+            "description": "Renamed in the file: the state record moves to this address instead of a delete and a create."
+        }),
+    );
+    properties.insert(
+        "import".into(),
+        json!({ "type": "string", "description": "Cloud id of an existing object: adopted at the next apply instead of created." }),
+    );
     if spec.aml_file.is_some() {
         properties.insert(
             "file".into(),

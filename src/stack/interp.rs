@@ -1,5 +1,7 @@
-//! The `${...}` syntax inside string values: `${var.NAME}`, `${env.NAME}` and `${resource.path}`, with
-//! `$${` as the escape for a literal `${`. This module only splits a string into pieces and says where each
+//! The `${...}` syntax inside string values: `${var.NAME}`, `${env.NAME}`, `${stack.NAME}`,
+//! `${resource.path}`, `${resource["key"].path}` (one instance of a resource with `for_each`) and
+//! `${each.key}` / `${each.value...}` (inside such a resource), with `$${` as the escape for a
+//! literal `${`. This module only splits a string into pieces and says where each
 //! piece sits in the string; it knows nothing of variables, the environment or resources.
 
 /// One piece of a string value.
@@ -8,11 +10,16 @@ pub(crate) enum Segment {
     Text(String),
     Var(String),
     Env(String),
-    /// `${resource.path}`; `path` is dotted and non-empty.
+    /// `${stack.NAME}`: a value of the run itself (`${stack.env}`, the `--env` chosen).
+    Stack(String),
+    /// `${resource.path}`; `path` is dotted and non-empty. `resource` is an address: a name, or an
+    /// instance `name["key"]`.
     Ref {
         resource: String,
         path: String,
     },
+    /// `${each.key}`, `${each.value}` or `${each.value.a.b}`: the dotted path after `each.`.
+    Each(String),
 }
 
 /// A segment with its byte range inside the string (the whole `${...}` for references).
@@ -120,9 +127,58 @@ fn is_name_char(c: char) -> bool {
 
 const FORMS: &str = "references are `${var.NAME}`, `${env.NAME}` or `${resource.attribute}`";
 
+/// Whether `key` may be an instance key of `for_each` (it becomes part of an address).
+pub(crate) fn valid_instance_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 64 && key.chars().all(is_name_char)
+}
+
+/// `name["key"]`, the address of one instance of a resource with `for_each`.
+pub(crate) fn instance_address(name: &str, key: &str) -> String {
+    format!("{name}[\"{key}\"]")
+}
+
+/// `${name["key"].path}`: the instance address and the path, or why it is malformed.
+fn parse_indexed(inner: &str, open: usize) -> Result<Segment, (String, Option<String>)> {
+    let bad = || {
+        (
+            format!("malformed instance reference `${{{inner}}}`"),
+            Some("refer to one instance as `${name[\"key\"].attribute}`".to_string()),
+        )
+    };
+    let name = &inner[..open];
+    let rest = inner[open..].strip_prefix("[\"").ok_or_else(bad)?;
+    let close = rest.find("\"]").ok_or_else(bad)?;
+    let key = &rest[..close];
+    let path = rest[close + 2..].strip_prefix('.').ok_or_else(bad)?;
+    if !name.starts_with(is_name_start) || !name.chars().all(is_name_char) {
+        return Err(bad());
+    }
+    if !valid_instance_key(key) {
+        return Err((
+            format!("invalid instance key `{key}` in `${{{inner}}}`"),
+            Some("instance keys are 1 to 64 letters, digits, `_` and `-`".to_string()),
+        ));
+    }
+    if path.is_empty()
+        || path.split('.').any(str::is_empty)
+        || !path.chars().all(|c| is_name_char(c) || c == '.')
+    {
+        return Err(bad());
+    }
+    Ok(Segment::Ref {
+        resource: instance_address(name, key),
+        path: path.to_string(),
+    })
+}
+
 fn parse_inner(inner: &str) -> Result<Segment, (String, Option<String>)> {
     if inner.trim().is_empty() {
         return Err(("empty reference `${}`".to_string(), Some(FORMS.to_string())));
+    }
+    if let Some(open) = inner.find('[')
+        && !inner[..open].contains('.')
+    {
+        return parse_indexed(inner, open);
     }
     if let Some(c) = inner
         .chars()
@@ -163,7 +219,15 @@ fn parse_inner(inner: &str) -> Result<Segment, (String, Option<String>)> {
         ));
     }
     match head {
-        "var" | "env" => {
+        "each" => match parts[1] {
+            "key" if parts.len() == 2 => Ok(Segment::Each("key".to_string())),
+            "value" => Ok(Segment::Each(parts[1..].join("."))),
+            _ => Err((
+                format!("`${{{inner}}}`: `each` has `key` and `value`"),
+                Some("write `${each.key}` or `${each.value}`".to_string()),
+            )),
+        },
+        "var" | "env" | "stack" => {
             if parts.len() != 2 {
                 return Err((
                     format!("`${{{inner}}}`: a `{head}.` reference names exactly one {head}"),
@@ -173,14 +237,14 @@ fn parse_inner(inner: &str) -> Result<Segment, (String, Option<String>)> {
             let name = parts[1];
             if !name.starts_with(is_name_start) || name.contains('-') {
                 return Err((
-                    format!("invalid {} name `{name}` in `${{{inner}}}`", if head == "var" { "variable" } else { "environment variable" }),
+                    format!("invalid {} name `{name}` in `${{{inner}}}`", match head { "var" => "variable", "stack" => "stack value", _ => "environment variable" }),
                     Some("names are letters, digits and underscores, starting with a letter or underscore".to_string()),
                 ));
             }
-            Ok(if head == "var" {
-                Segment::Var(name.to_string())
-            } else {
-                Segment::Env(name.to_string())
+            Ok(match head {
+                "var" => Segment::Var(name.to_string()),
+                "stack" => Segment::Stack(name.to_string()),
+                _ => Segment::Env(name.to_string()),
             })
         }
         _ => Ok(Segment::Ref {
@@ -231,6 +295,36 @@ mod tests {
             }]
         );
         assert_eq!(segs("${env.HOME}"), [Segment::Env("HOME".into())]);
+        assert_eq!(segs("${stack.env}"), [Segment::Stack("env".into())]);
+    }
+
+    #[test]
+    fn instance_references_and_each() {
+        assert_eq!(
+            segs("${blue[\"a-1\"].identity.principal_id}"),
+            [Segment::Ref {
+                resource: "blue[\"a-1\"]".into(),
+                path: "identity.principal_id".into()
+            }]
+        );
+        assert_eq!(
+            segs("x-${each.key}-${each.value.sku}"),
+            [
+                Segment::Text("x-".into()),
+                Segment::Each("key".into()),
+                Segment::Text("-".into()),
+                Segment::Each("value.sku".into())
+            ]
+        );
+        for bad in [
+            "${blue[a].name}",
+            "${blue[\"a\"]}",
+            "${blue[\"a\"]name}",
+            "${blue[\"a b\"].name}",
+            "${each.other}",
+        ] {
+            assert!(split(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

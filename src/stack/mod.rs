@@ -11,6 +11,10 @@
 //!   optional fields filled from the spec's defaults (nested object defaults too, when the object is given);
 //! * every [`Reference`] names a resource in [`Stack::resources`] and a path its type exports, and every
 //!   `depends_on` entry names another resource in the stack;
+//! * a resource with `for_each:` is one [`Resource`] per instance, keyed by its address `name["key"]`
+//!   (keys are letters, digits, `_` and `-`), with `${each.key}` and `${each.value}` substituted; a
+//!   reference or `depends_on` names an instance (`depends_on: [name]` names them all);
+//! * `moved.from` never names an address the stack has, and no two resources move from one address;
 //! * `${var.x}` and `${env.X}` are gone: only resource references remain symbolic, as [`ExprKind::Ref`]
 //!   (a whole value, which keeps the referenced type) or [`ExprKind::Template`] parts (inside a string);
 //! * every `type: path` input is an absolute [`ExprKind::Path`] that existed at load time, resolved
@@ -48,7 +52,7 @@ pub use vars::LoadOptions;
 
 use check::Patterns;
 use source::{a_kind, read_source_within};
-use value::{Ctx, RefPolicy, VKey, Val, ValKind};
+use value::{Ctx, Each, RefPolicy, VKey, Val, ValKind};
 
 /// Parses one `--var NAME=VALUE` argument (the value may contain `=`).
 pub fn parse_var_arg(s: &str) -> Result<(String, String), VarArgError> {
@@ -94,8 +98,8 @@ const CLOUD_KEYS: [&str; 9] = [
     "api_versions",
 ];
 const OUTPUT_KEYS: [&str; 3] = ["value", "description", "sensitive"];
-/// Names a resource may not take: they start `${var.x}` and `${env.X}`.
-const RESERVED: [&str; 2] = ["var", "env"];
+/// Names a resource may not take: they start `${var.x}`, `${env.X}`, `${stack.env}` and `${each.key}`.
+const RESERVED: [&str; 4] = ["var", "env", "stack", "each"];
 
 /// "`<what>` must be <expected>, found <kind>", marked "not a mapping"/"not a list", with an example:
 /// the diagnostic of every section or value that has the wrong shape.
@@ -146,6 +150,30 @@ pub fn load(
     load_within(path, opts, registry, yaml::DEFAULT_MAX_BYTES)
 }
 
+/// The `stack:` name of a stack file, read without resolving anything else (for a command that
+/// needs only the name, such as `env list`, of a stack whose names use `${stack.env}`).
+pub fn name_of(path: &Path, max_bytes: usize) -> Result<String, Vec<Diagnostic>> {
+    let src = read_stack_source(path, max_bytes)?;
+    let root = yaml::parse(&src, Budget::with_max_bytes(max_bytes))?;
+    let mut errors = Vec::new();
+    stack_name(&src, &root, &mut errors).ok_or(errors)
+}
+
+/// The stack file's text, or the located error that it cannot be read.
+fn read_stack_source(path: &Path, max_bytes: usize) -> Result<SourceFile, Vec<Diagnostic>> {
+    read_source_within(path, max_bytes).map_err(|why| {
+        let empty = SourceFile::new(path, "");
+        vec![
+            Diagnostic::new(
+                &empty,
+                Span::default(),
+                format!("cannot read stack file {}: {why}", path.display()),
+            )
+            .label("here"),
+        ]
+    })
+}
+
 /// [`load`] with another size limit for the stack file (`--max-file-size`); the files it names
 /// (`file:` bases, variable files) keep the default.
 pub fn load_within(
@@ -154,20 +182,7 @@ pub fn load_within(
     registry: &Registry,
     max_bytes: usize,
 ) -> Result<Stack, Vec<Diagnostic>> {
-    let src = match read_source_within(path, max_bytes) {
-        Ok(src) => src,
-        Err(why) => {
-            let empty = SourceFile::new(path, "");
-            return Err(vec![
-                Diagnostic::new(
-                    &empty,
-                    Span::default(),
-                    format!("cannot read stack file {}: {why}", path.display()),
-                )
-                .label("here"),
-            ]);
-        }
-    };
+    let src = read_stack_source(path, max_bytes)?;
     let root = yaml::parse(&src, Budget::with_max_bytes(max_bytes))?;
     let mut errors = Vec::new();
     let entries: &[(yaml::Key, Node)] = match &root.value {
@@ -217,7 +232,10 @@ pub fn load_within(
         registry,
         vars: var_entries,
         env: &opts.env,
+        stack_env: opts.stack_env.as_deref(),
         resources: IndexMap::new(),
+        instances: IndexMap::new(),
+        each: None,
         errors,
     };
     let cloud = cloud_section(&mut ctx, &src, root.get("cloud"));
@@ -480,8 +498,10 @@ fn resources(
             return IndexMap::new();
         }
     };
-    // First pass: every name and its type, so references can be checked in any order.
+    // First pass: every name and its type (and the instances of a `for_each`), so references can
+    // be checked in any order.
     let mut names_ok: HashMap<&str, bool> = HashMap::new();
+    let mut for_each: HashMap<&str, Vec<Each>> = HashMap::new();
     for (key, body) in entries {
         let mut ok = true;
         if !valid_resource_name(&key.name) || RESERVED.contains(&key.name.as_str()) {
@@ -506,104 +526,409 @@ fn resources(
             ok = false;
         }
         names_ok.insert(key.name.as_str(), ok);
-        ctx.resources.insert(key.name.clone(), type_name);
+        match body.get("for_each") {
+            Some(node) => {
+                let instances = for_each_instances(ctx, src, &key.name, node);
+                let addresses: Vec<String> = instances
+                    .iter()
+                    .map(|e| interp::instance_address(&key.name, &e.key))
+                    .collect();
+                for a in &addresses {
+                    ctx.resources.insert(a.clone(), type_name.clone());
+                }
+                ctx.instances.insert(key.name.clone(), addresses);
+                for_each.insert(key.name.as_str(), instances);
+            }
+            None => {
+                ctx.resources.insert(key.name.clone(), type_name);
+            }
+        }
     }
     let mut out = IndexMap::new();
     for (key, body) in entries {
-        let Some(type_name) = ctx.resources.get(&key.name).cloned().flatten() else {
-            continue;
-        };
-        let Some(spec) = ctx.registry.get(&type_name) else {
-            continue;
-        };
-        let Some(fields) = body.as_map() else {
-            continue;
-        };
-        let fields = ctx.merge_keys(src, fields);
-        let key_loc = Loc {
-            source: src.clone(),
-            span: key.span,
-        };
-        let owner = format!("{type_name} `{}`", key.name);
-        let mut depends_on = Vec::new();
-        let mut base: Option<(PathBuf, Vec<(VKey, Val)>)> = None;
-        let mut base_failed = false;
-        let mut stack_fields = Vec::new();
-        for (k, v) in fields {
-            match k.name.as_str() {
-                "type" => {}
-                "depends_on" => depends_on = depends(ctx, src, &key.name, v),
-                "file" => match spec.aml_file {
-                    Some(kind) => match aml::load_base(ctx, kind, src, v) {
-                        Some(b) => base = Some(b),
-                        None => base_failed = true,
-                    },
-                    None => {
-                        let with: Vec<&str> = ctx
-                            .registry
-                            .iter()
-                            .filter(|s| s.aml_file.is_some())
-                            .map(|s| s.type_name.as_str())
-                            .collect();
-                        ctx.error(
-                            Diagnostic::new(
-                                src,
-                                k.span,
-                                format!("`file:` is not supported by {type_name}"),
-                            )
-                            .label("no Azure ML YAML base for this type")
-                            .help(format!(
-                                "`file:` names an Azure ML CLI YAML base for: {}",
-                                with.join(", ")
-                            )),
-                        );
-                    }
-                },
-                _ => {
-                    let val = ctx.convert(src, v, RefPolicy::Allowed);
-                    stack_fields.push((
-                        VKey {
-                            name: k.name.clone(),
-                            loc: Loc {
-                                source: src.clone(),
-                                span: k.span,
-                            },
-                        },
-                        val,
-                    ));
+        let name_ok = names_ok.get(key.name.as_str()).copied().unwrap_or(false);
+        match for_each.get(key.name.as_str()) {
+            None => {
+                if let Some(r) = resource(ctx, pat, src, key, body, &key.name)
+                    && name_ok
+                {
+                    out.insert(key.name.clone(), r);
                 }
             }
+            Some(instances) => {
+                // What does not depend on `each` would be reported once per instance: once is enough.
+                let errors_before = ctx.errors.len();
+                for each in instances {
+                    let address = interp::instance_address(&key.name, &each.key);
+                    ctx.each = Some(each.clone());
+                    let r = resource(ctx, pat, src, key, body, &address);
+                    ctx.each = None;
+                    if let Some(r) = r
+                        && name_ok
+                    {
+                        out.insert(address, r);
+                    }
+                }
+                let tail: Vec<Diagnostic> = ctx.errors.drain(errors_before..).collect();
+                let mut seen = std::collections::HashSet::new();
+                ctx.errors.extend(
+                    tail.into_iter()
+                        .filter(|d| seen.insert((d.message.clone(), d.span))),
+                );
+            }
         }
-        let (base_file, merged) = match base {
-            Some((path, base_entries)) => (Some(path), aml::merge(base_entries, stack_fields)),
-            None => (None, stack_fields),
+    }
+    check_moves(ctx, &out);
+    out
+}
+
+/// A `moved.from` may not name an address the stack still has, and two resources cannot both move
+/// from one address.
+fn check_moves(ctx: &mut Ctx<'_>, resources: &IndexMap<String, Resource>) {
+    let mut claimed: HashMap<&str, &str> = HashMap::new();
+    for (address, r) in resources {
+        let Some((from, loc)) = &r.moved_from else {
+            continue;
         };
-        let errors_before = ctx.errors.len();
-        let inputs = ctx.check_fields(pat, &owner, &spec.fields, "", merged, &key_loc);
-        if base_failed {
-            // Without its base, "missing required field" errors would only repeat the `file:` error.
-            let tail: Vec<Diagnostic> = ctx.errors.drain(errors_before..).collect();
-            ctx.errors.extend(
-                tail.into_iter()
-                    .filter(|d| !d.message.starts_with("missing required field")),
+        if resources.contains_key(from) || ctx.instances.contains_key(from) {
+            ctx.error(
+                Diagnostic::new(
+                    &loc.source,
+                    loc.span,
+                    format!("`{address}` is moved from `{from}`, which is still in the stack"),
+                )
+                .label("still declared")
+                .help(format!(
+                    "remove or rename `{from}` in the file, or remove `moved:` from `{address}`"
+                )),
+            );
+        } else if let Some(first) = claimed.insert(from, address) {
+            ctx.error(
+                Diagnostic::new(
+                    &loc.source,
+                    loc.span,
+                    format!("`{address}` and `{first}` are both moved from `{from}`"),
+                )
+                .label("moved twice")
+                .help("one address moves to one new address"),
             );
         }
-        if !names_ok.get(key.name.as_str()).copied().unwrap_or(false) {
+    }
+}
+
+/// The instances `for_each:` names: a list of strings or integers (each is its own key and value) or
+/// a mapping (key → value). Keys become addresses (`name["key"]`), so they must be 1 to 64 letters,
+/// digits, `_` and `-`, and unique; the value cannot refer to resources or be sensitive.
+fn for_each_instances(ctx: &mut Ctx<'_>, src: &SourceFile, name: &str, node: &Node) -> Vec<Each> {
+    let val = ctx.convert(src, node, RefPolicy::Forbidden("`for_each`"));
+    if matches!(val.kind, ValKind::Invalid) {
+        return Vec::new();
+    }
+    if val.sensitive {
+        ctx.error(
+            Diagnostic::new(src, node.span, format!("`for_each` of `{name}` uses a sensitive value"))
+                .label("sensitive")
+                .help("instance keys become addresses shown in plans and state; use a value that is not sensitive"),
+        );
+        return Vec::new();
+    }
+    let json = check::to_expr(val).resolve(&|_: &Reference| None);
+    let pairs: Vec<(String, serde_json::Value)> = match json {
+        Some(serde_json::Value::Array(items)) => {
+            let mut pairs = Vec::new();
+            for item in items {
+                let key = match &item {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+                    _ => {
+                        ctx.error(
+                            Diagnostic::new(src, node.span, format!("`for_each` of `{name}` lists {item}: a list names instances by strings"))
+                                .label("not a string")
+                                .help("use a list of names, or a mapping of name to value"),
+                        );
+                        continue;
+                    }
+                };
+                pairs.push((key, item));
+            }
+            pairs
+        }
+        Some(serde_json::Value::Object(entries)) => entries.into_iter().collect(),
+        _ => {
+            ctx.error(wrong_shape(
+                src,
+                node,
+                &format!("`for_each` of `{name}`"),
+                "a list or a mapping",
+                "`for_each: [a, b]` or `for_each: { a: { sku: Standard_LRS } }`",
+            ));
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<Each> = Vec::new();
+    for (key, value) in pairs {
+        if !interp::valid_instance_key(&key) {
+            ctx.error(
+                Diagnostic::new(src, node.span, format!("invalid instance key `{key}` in `for_each` of `{name}`"))
+                    .label("not a valid instance key")
+                    .help("instance keys are 1 to 64 letters, digits, `_` and `-` (they become addresses such as `name[\"key\"]`)"),
+            );
             continue;
         }
-        out.insert(
-            key.name.clone(),
-            Resource {
-                name: key.name.clone(),
-                type_name,
-                loc: key_loc,
-                inputs,
-                depends_on,
-                base_file,
-            },
-        );
+        if out.iter().any(|e| e.key == key) {
+            ctx.error(
+                Diagnostic::new(
+                    src,
+                    node.span,
+                    format!("`for_each` of `{name}` names instance `{key}` twice"),
+                )
+                .label("repeated key"),
+            );
+            continue;
+        }
+        out.push(Each { key, value });
     }
     out
+}
+
+/// One resource (or one instance of a `for_each`) at `address`: its meta keys and fields, checked.
+/// `None` when its type is unknown or its body is not a mapping (already reported).
+fn resource(
+    ctx: &mut Ctx<'_>,
+    pat: &mut Patterns,
+    src: &SourceFile,
+    key: &yaml::Key,
+    body: &Node,
+    address: &str,
+) -> Option<Resource> {
+    let type_name = ctx.resources.get(address).cloned().flatten()?;
+    let spec = ctx.registry.get(&type_name)?;
+    let fields = body.as_map()?;
+    let fields = ctx.merge_keys(src, fields);
+    let key_loc = Loc {
+        source: src.clone(),
+        span: key.span,
+    };
+    let owner = format!("{type_name} `{address}`");
+    let mut depends_on = Vec::new();
+    let mut base: Option<(PathBuf, Vec<(VKey, Val)>)> = None;
+    let mut base_failed = false;
+    let mut stack_fields = Vec::new();
+    let mut moved_from = None;
+    let mut import = None;
+    for (k, v) in fields {
+        match k.name.as_str() {
+            "type" | "for_each" => {}
+            "depends_on" => depends_on = depends(ctx, src, &key.name, v),
+            "moved" => moved_from = moved(ctx, src, (&key.name, address), v),
+            "import" => import = import_id(ctx, src, address, v),
+            "file" => match spec.aml_file {
+                Some(kind) => match aml::load_base(ctx, kind, src, v) {
+                    Some(b) => base = Some(b),
+                    None => base_failed = true,
+                },
+                None => {
+                    let with: Vec<&str> = ctx
+                        .registry
+                        .iter()
+                        .filter(|s| s.aml_file.is_some())
+                        .map(|s| s.type_name.as_str())
+                        .collect();
+                    ctx.error(
+                        Diagnostic::new(
+                            src,
+                            k.span,
+                            format!("`file:` is not supported by {type_name}"),
+                        )
+                        .label("no Azure ML YAML base for this type")
+                        .help(format!(
+                            "`file:` names an Azure ML CLI YAML base for: {}",
+                            with.join(", ")
+                        )),
+                    );
+                }
+            },
+            _ => {
+                let val = ctx.convert(src, v, RefPolicy::Allowed);
+                stack_fields.push((
+                    VKey {
+                        name: k.name.clone(),
+                        loc: Loc {
+                            source: src.clone(),
+                            span: k.span,
+                        },
+                    },
+                    val,
+                ));
+            }
+        }
+    }
+    let (base_file, merged) = match base {
+        Some((path, base_entries)) => (Some(path), aml::merge(base_entries, stack_fields)),
+        None => (None, stack_fields),
+    };
+    let errors_before = ctx.errors.len();
+    let inputs = ctx.check_fields(pat, &owner, &spec.fields, "", merged, &key_loc);
+    if base_failed {
+        // Without its base, "missing required field" errors would only repeat the `file:` error.
+        let tail: Vec<Diagnostic> = ctx.errors.drain(errors_before..).collect();
+        ctx.errors.extend(
+            tail.into_iter()
+                .filter(|d| !d.message.starts_with("missing required field")),
+        );
+    }
+    Some(Resource {
+        name: address.to_string(),
+        type_name,
+        loc: key_loc,
+        inputs,
+        depends_on,
+        base_file,
+        moved_from,
+        import,
+    })
+}
+
+/// `moved: { from: OLD }`: the address this resource had before a rename. In a `for_each` resource,
+/// `from` is read per instance (`${each.key}` works), or is a mapping of instance key → old address
+/// for the instances that moved (the others have no `moved`). `OLD` must not be in the stack.
+fn moved(
+    ctx: &mut Ctx<'_>,
+    src: &SourceFile,
+    (base, address): (&str, &str),
+    node: &Node,
+) -> Option<(String, Loc)> {
+    let example = "`moved: { from: old_name }`";
+    let Some(entries) = node.as_map() else {
+        ctx.error(wrong_shape(src, node, "`moved`", "a mapping", example));
+        return None;
+    };
+    let mut from = None;
+    for (k, v) in entries {
+        if k.name != "from" {
+            ctx.error(
+                Diagnostic::new(src, k.span, format!("unknown key `{}` in `moved`", k.name))
+                    .label("not a `moved` setting")
+                    .help(format!("`moved` takes `from`, e.g. {example}")),
+            );
+            continue;
+        }
+        from = Some(v);
+    }
+    let Some(v) = from else {
+        ctx.error(
+            Diagnostic::new(src, node.span, "`moved` has no `from`")
+                .label("missing `from:`")
+                .help(format!("e.g. {example}")),
+        );
+        return None;
+    };
+    let loc = Loc {
+        source: src.clone(),
+        span: v.span,
+    };
+    // One old address per instance key.
+    let v = match (&v.value, &ctx.each) {
+        (Value::Map(per_key), Some(each)) => {
+            let key = each.key.clone();
+            let instances = ctx.instances.get(base).cloned().unwrap_or_default();
+            for (k, _) in per_key {
+                if !instances.contains(&interp::instance_address(base, &k.name)) {
+                    ctx.error(
+                        Diagnostic::new(src, k.span, format!("`moved.from` names instance `{}`, which `for_each` of `{base}` does not have", k.name))
+                            .label("not an instance key")
+                            .help("the keys of `from:` are instance keys of this resource; the values are the old addresses"),
+                    );
+                }
+            }
+            per_key
+                .iter()
+                .find(|(k, _)| k.name == key)
+                .map(|(_, n)| n)?
+        }
+        _ => v,
+    };
+    let val = ctx.convert(src, v, RefPolicy::Forbidden("`moved`"));
+    let text = match val.kind {
+        ValKind::Invalid => return None,
+        ValKind::String(s) => s,
+        _ => {
+            ctx.error(
+                Diagnostic::new(
+                    src,
+                    v.span,
+                    format!(
+                        "`moved.from` of `{address}` must be an address (a string), found {}",
+                        val.describe()
+                    ),
+                )
+                .label("not an address")
+                .help(format!("e.g. {example}, or `from: 'blue[\"a\"]'`")),
+            );
+            return None;
+        }
+    };
+    if !valid_address(&text) {
+        ctx.error(
+            Diagnostic::new(
+                src,
+                v.span,
+                format!("`moved.from` of `{address}`: `{text}` is not a resource address"),
+            )
+            .label("not an address")
+            .help("an address is a resource name (`store`) or an instance (`blue[\"a\"]`)"),
+        );
+        return None;
+    }
+    if text == address {
+        ctx.error(
+            Diagnostic::new(src, v.span, format!("`{address}` is moved from itself"))
+                .label("same address")
+                .help("remove `moved:`"),
+        );
+        return None;
+    }
+    Some((text, loc))
+}
+
+/// A resource address as state and plans know it: `name` or `name["key"]`.
+pub(crate) fn valid_address(text: &str) -> bool {
+    match text.split_once("[\"") {
+        None => valid_resource_name(text),
+        Some((name, rest)) => {
+            valid_resource_name(name)
+                && rest
+                    .strip_suffix("\"]")
+                    .is_some_and(interp::valid_instance_key)
+        }
+    }
+}
+
+/// `import: ID`: the cloud id (or, for a blob, its URL) of an existing object to adopt at the next
+/// apply. Variables and `${each...}` are substituted; resources cannot be referred to.
+fn import_id(
+    ctx: &mut Ctx<'_>,
+    src: &SourceFile,
+    address: &str,
+    node: &Node,
+) -> Option<(String, Loc)> {
+    let val = ctx.convert(src, node, RefPolicy::Forbidden("`import`"));
+    let loc = Loc {
+        source: src.clone(),
+        span: node.span,
+    };
+    match val.kind {
+        ValKind::Invalid => None,
+        ValKind::String(s) if !s.trim().is_empty() && !val.sensitive => Some((s, loc)),
+        _ => {
+            ctx.error(
+                Diagnostic::new(src, node.span, format!("`import` of `{address}` must be the object's cloud id (a string), found {}", val.describe()))
+                    .label("not a cloud id")
+                    .help("e.g. `import: /subscriptions/…/storageAccounts/mystore` (a blob: its URL)"),
+            );
+            None
+        }
+    }
 }
 
 /// Reads a resource's `type:`, reporting a missing or unknown one.
@@ -720,7 +1045,7 @@ fn depends(ctx: &mut Ctx<'_>, src: &SourceFile, me: &str, node: &Node) -> Vec<(S
             );
             continue;
         }
-        if !ctx.resources.contains_key(name) {
+        if !ctx.resources.contains_key(name) && !ctx.instances.contains_key(name) {
             let help = if name.starts_with("${") {
                 "write the resource's name without `${...}`, e.g. `depends_on: [store]`".to_string()
             } else {
@@ -739,17 +1064,24 @@ fn depends(ctx: &mut Ctx<'_>, src: &SourceFile, me: &str, node: &Node) -> Vec<(S
             );
             continue;
         }
-        // A repeated name adds nothing; the first one is kept.
-        if out.iter().any(|(n, _): &(String, Loc)| n == name) {
-            continue;
+        // A resource with `for_each` stands for all its instances.
+        let names = match ctx.instances.get(name) {
+            Some(instances) => instances.clone(),
+            None => vec![name.to_string()],
+        };
+        for name in names {
+            // A repeated name adds nothing; the first one is kept.
+            if out.iter().any(|(n, _): &(String, Loc)| *n == name) {
+                continue;
+            }
+            out.push((
+                name,
+                Loc {
+                    source: src.clone(),
+                    span: item.span,
+                },
+            ));
         }
-        out.push((
-            name.to_string(),
-            Loc {
-                source: src.clone(),
-                span: item.span,
-            },
-        ));
     }
     out
 }

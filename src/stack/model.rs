@@ -137,7 +137,8 @@ pub enum VariableOrigin {
 /// One resource block.
 #[derive(Debug, Clone)]
 pub struct Resource {
-    /// The key under `resources:`; its address in state and plans.
+    /// Its address in state and plans: the key under `resources:`, or `key["instance"]` for each
+    /// instance of a resource with `for_each`.
     pub name: String,
     pub type_name: String,
     /// The resource's key in the stack file.
@@ -149,6 +150,11 @@ pub struct Resource {
     pub depends_on: Vec<(String, Loc)>,
     /// The Azure ML YAML named by `file:`, if any (absolute).
     pub base_file: Option<PathBuf>,
+    /// `moved: { from: OLD }`: the address the resource had in state before it was renamed in the
+    /// file. Never an address the stack still has.
+    pub moved_from: Option<(String, Loc)>,
+    /// `import: ID`: the cloud id of an existing object the next apply adopts at this address.
+    pub import: Option<(String, Loc)>,
 }
 
 /// A stack output.

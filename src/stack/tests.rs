@@ -537,6 +537,18 @@ fn env_values_are_substituted_from_the_injected_map() {
 }
 
 #[test]
+fn stack_env_is_the_environment_chosen() {
+    let d = Dir::new(&format!(
+        "{HEAD}  store:\n    type: storage_account\n    name: ws${{stack.env}}x\n"
+    ));
+    let s = d.ok(&LoadOptions {
+        stack_env: Some("alice".into()),
+        ..LoadOptions::default()
+    });
+    assert_eq!(input(&s, "store", "name"), "\"wsalicex\"");
+}
+
+#[test]
 fn a_quoted_number_gets_an_unquote_hint_but_a_string_variable_does_not() {
     let d = Dir::new(&format!(
         "{HEAD}  blue:\n    type: online_deployment\n    name: blue\n    endpoint: ep\n    model: azureml:m:1\n    environment: azureml:e:1\n    code_configuration: {{ code: ., scoring_script: s.py }}\n    instance_count: \"2\"\n    traffic: ${{var.t}}\nvariables:\n  t: {{ default: \"5\" }}\n"
@@ -735,4 +747,164 @@ fn an_unknown_role_is_refused_with_the_closest_built_in_name() {
     ] {
         Dir::new(&ra(&format!("\"{ok}\""))).ok(&LoadOptions::default());
     }
+}
+
+#[test]
+fn for_each_expands_into_one_resource_per_instance() {
+    let d = Dir::new(
+        "stack: fe
+variables:
+  tiers: { type: map, default: { hot: Hot, cool: Cool } }
+resources:
+  store:
+    type: storage_account
+    for_each: ${var.tiers}
+    name: acct${each.key}
+    access_tier: ${each.value}
+  box:
+    type: blob_container
+    for_each: [a, b]
+    account: ${store[\"hot\"].name}
+    name: box-${each.key}
+  after:
+    type: blob_container
+    account: ${store[\"cool\"].name}
+    name: after
+    depends_on: [box]
+",
+    );
+    let s = d.ok(&LoadOptions::default());
+    let names: Vec<&str> = s.resources.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "store[\"hot\"]",
+            "store[\"cool\"]",
+            "box[\"a\"]",
+            "box[\"b\"]",
+            "after"
+        ]
+    );
+    let hot = &s.resources["store[\"hot\"]"];
+    assert_eq!(hot.name, "store[\"hot\"]");
+    assert_eq!(show(&hot.inputs["name"]), "\"accthot\"");
+    assert_eq!(show(&hot.inputs["access_tier"]), "\"Hot\"");
+    let b = &s.resources["box[\"b\"]"];
+    assert_eq!(show(&b.inputs["name"]), "\"box-b\"");
+    assert_eq!(b.references()[0].resource, "store[\"hot\"]");
+    let deps: Vec<&str> = s.resources["after"]
+        .depends_on
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(deps, ["box[\"a\"]", "box[\"b\"]"]);
+}
+
+#[test]
+fn for_each_mistakes_are_located_and_name_the_instance() {
+    let d = Dir::new(
+        "stack: fe
+resources:
+  store:
+    type: storage_account
+    for_each: { a: Standard_LRS, b: [x] }
+    name: acct${each.key}
+    sku: ${each.value}
+  keys:
+    type: storage_account
+    for_each: [\"bad key\", ok]
+    name: acct2
+  plain:
+    type: blob_container
+    account: ${store.name}
+    name: ${each.key}
+",
+    );
+    let errs = d.errs(&LoadOptions::default());
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("7:10 wrong type for `sku` in storage_account `store[\"b\"]`")),
+        "{errs:#?}"
+    );
+    assert!(
+        !errs.iter().any(|e| e.contains("store[\"a\"]")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("10:15 invalid instance key `bad key`")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`store` has `for_each`: `${store.name}` must name one instance")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`${each.key}` is only known in a resource with `for_each`")),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn moved_from_is_an_address_per_instance() {
+    let d = Dir::new(
+        "stack: fe
+resources:
+  store:
+    type: storage_account
+    name: acct
+    moved: { from: storage }
+  box:
+    type: blob_container
+    for_each: [main, extra]
+    moved: { from: { main: old } }
+    account: ${store.name}
+    name: ${each.key}
+  pair:
+    type: blob_container
+    for_each: [a, b]
+    moved: { from: \"pair_${each.key}\" }
+    account: ${store.name}
+    name: pair-${each.key}
+",
+    );
+    let s = d.ok(&LoadOptions::default());
+    let from = |a: &str| s.resources[a].moved_from.as_ref().map(|(f, _)| f.clone());
+    assert_eq!(from("store").as_deref(), Some("storage"));
+    assert_eq!(from("box[\"main\"]").as_deref(), Some("old"));
+    assert_eq!(from("box[\"extra\"]"), None);
+    assert_eq!(from("pair[\"b\"]").as_deref(), Some("pair_b"));
+
+    let d = Dir::new(
+        "stack: fe
+resources:
+  store: { type: storage_account, name: acct, moved: { from: box } }
+  box: { type: blob_container, account: acct, name: b, moved: { from: { zz: x } } }
+  other: { type: storage_account, name: acct2, moved: { from: gone, to: x } }
+  third: { type: storage_account, name: acct3, moved: { from: gone } }
+",
+    );
+    let errs = d.errs(&LoadOptions::default());
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`store` is moved from `box`, which is still in the stack")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`moved.from` of `box` must be an address")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("unknown key `to` in `moved`")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`third` and `other` are both moved from `gone`")),
+        "{errs:#?}"
+    );
 }

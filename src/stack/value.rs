@@ -25,9 +25,23 @@ pub(crate) struct Ctx<'a> {
     pub registry: &'a Registry,
     pub vars: IndexMap<String, VarEntry>,
     pub env: &'a HashMap<String, String>,
-    /// Resource name → its type, when the type is known.
+    /// What `${stack.env}` gives: the `--env` chosen, if any.
+    pub stack_env: Option<&'a str>,
+    /// Resource address → its type, when the type is known (each instance of a resource with
+    /// `for_each` is an address of its own).
     pub resources: IndexMap<String, Option<String>>,
+    /// Name of each resource with `for_each` → its instance addresses, in key order.
+    pub instances: IndexMap<String, Vec<String>>,
+    /// `each.key` and `each.value` while the fields of one instance are converted.
+    pub each: Option<Each>,
     pub errors: Vec<Diagnostic>,
+}
+
+/// The instance of a `for_each` resource whose fields are being converted.
+#[derive(Debug, Clone)]
+pub(crate) struct Each {
+    pub key: String,
+    pub value: serde_json::Value,
 }
 
 /// A value before it is checked against a field spec.
@@ -292,12 +306,18 @@ impl Ctx<'_> {
                     Some((value, sensitive)) => Val::from_json(&value, &loc, sensitive),
                     None => invalid(loc),
                 },
-                Segment::Env(name) => match self.env_value(src, pspan, name) {
-                    Some(v) => Val {
-                        kind: ValKind::String(v),
-                        loc,
-                        sensitive: false,
-                    },
+                Segment::Env(name) | Segment::Stack(name) => {
+                    match self.text_value(src, pspan, &piece.segment, name) {
+                        Some(v) => Val {
+                            kind: ValKind::String(v),
+                            loc,
+                            sensitive: false,
+                        },
+                        None => invalid(loc),
+                    }
+                }
+                Segment::Each(path) => match self.each_value(src, pspan, path) {
+                    Some(value) => Val::from_json(&value, &loc, false),
                     None => invalid(loc),
                 },
                 Segment::Ref { resource, path } => {
@@ -349,8 +369,24 @@ impl Ctx<'_> {
                     }
                     None => ok = false,
                 },
-                Segment::Env(name) => match self.env_value(src, pspan, name) {
-                    Some(v) => push_text(&mut parts, &v),
+                Segment::Env(name) | Segment::Stack(name) => {
+                    match self.text_value(src, pspan, &piece.segment, name) {
+                        Some(v) => push_text(&mut parts, &v),
+                        None => ok = false,
+                    }
+                }
+                Segment::Each(path) => match self.each_value(src, pspan, path) {
+                    Some(value) => match scalar_text(&value) {
+                        Some(t) => push_text(&mut parts, &t),
+                        None => {
+                            ok = false;
+                            self.error(
+                                Diagnostic::new(src, pspan, format!("`each.{path}` is a list or a mapping; it cannot be placed inside a string"))
+                                    .label("used inside a string")
+                                    .help(format!("use `${{each.{path}}}` as the whole value, or name one of its entries")),
+                            );
+                        }
+                    },
                     None => ok = false,
                 },
                 Segment::Ref { resource, path } => {
@@ -399,6 +435,90 @@ impl Ctx<'_> {
         }
     }
 
+    /// `${each.key}` or `${each.value...}` of the instance being converted; an error outside
+    /// `for_each` or for a path the value does not have.
+    fn each_value(
+        &mut self,
+        src: &SourceFile,
+        span: Span,
+        path: &str,
+    ) -> Option<serde_json::Value> {
+        let Some(each) = &self.each else {
+            self.error(
+                Diagnostic::new(
+                    src,
+                    span,
+                    format!("`${{each.{path}}}` is only known in a resource with `for_each`"),
+                )
+                .label("no `for_each` here")
+                .help("add `for_each:` (a list or a mapping) to the resource, or use a variable"),
+            );
+            return None;
+        };
+        if path == "key" {
+            return Some(serde_json::Value::String(each.key.clone()));
+        }
+        let mut cur = &each.value;
+        for part in path.split('.').skip(1) {
+            match cur.get(part) {
+                Some(v) => cur = v,
+                None => {
+                    let key = each.key.clone();
+                    self.error(
+                        Diagnostic::new(
+                            src,
+                            span,
+                            format!(
+                                "`${{each.{path}}}`: the value of instance `{key}` has no `{part}`"
+                            ),
+                        )
+                        .label("not in this instance's value"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(cur.clone())
+    }
+
+    /// The text of an `${env.NAME}` or `${stack.NAME}`.
+    fn text_value(
+        &mut self,
+        src: &SourceFile,
+        span: Span,
+        segment: &Segment,
+        name: &str,
+    ) -> Option<String> {
+        match segment {
+            Segment::Stack(_) => self.stack_value(src, span, name),
+            _ => self.env_value(src, span, name),
+        }
+    }
+
+    /// `${stack.env}`: the environment `--env` (or `STACKFORM_ENV`) chose; an error without one, so
+    /// two copies of a stack never share a name by accident.
+    fn stack_value(&mut self, src: &SourceFile, span: Span, name: &str) -> Option<String> {
+        if name != "env" {
+            self.error(
+                Diagnostic::new(src, span, format!("unknown stack value `{name}`"))
+                    .label("not a value of the stack")
+                    .help(
+                        "`${stack.env}` (the environment chosen with --env) is the one stack value",
+                    ),
+            );
+            return None;
+        }
+        if let Some(env) = self.stack_env {
+            return Some(env.to_string());
+        }
+        self.error(
+            Diagnostic::new(src, span, "`${stack.env}` is used but no environment was chosen")
+                .label("the environment's name")
+                .help("pass --env NAME (or set STACKFORM_ENV=NAME) to choose the copy of the stack to work on"),
+        );
+        None
+    }
+
     fn env_value(&mut self, src: &SourceFile, span: Span, name: &str) -> Option<String> {
         match self.env.get(name) {
             Some(v) => Some(v.clone()),
@@ -438,6 +558,21 @@ impl Ctx<'_> {
                 .help(
                     "resource values are only known during apply; use a variable or a literal here",
                 ),
+            );
+            return None;
+        }
+        if let Some(instances) = self.instances.get(resource) {
+            let example = instances
+                .first()
+                .map_or_else(|| format!("{resource}[\"KEY\"]"), Clone::clone);
+            self.error(
+                Diagnostic::new(
+                    src,
+                    span,
+                    format!("`{resource}` has `for_each`: `${{{resource}.{path}}}` must name one instance"),
+                )
+                .label("a resource with instances")
+                .help(format!("e.g. `${{{example}.{path}}}`")),
             );
             return None;
         }

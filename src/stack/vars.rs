@@ -25,6 +25,8 @@ pub struct LoadOptions {
     pub var_files: Vec<PathBuf>,
     /// The environment `${env.X}` reads. Injected so tests never touch the process environment.
     pub env: HashMap<String, String>,
+    /// The stack environment chosen with `--env` (or `STACKFORM_ENV`): what `${stack.env}` gives.
+    pub stack_env: Option<String>,
 }
 
 impl std::fmt::Debug for LoadOptions {
@@ -34,6 +36,7 @@ impl std::fmt::Debug for LoadOptions {
             .field("vars", &names)
             .field("var_files", &self.var_files)
             .field("env", &format_args!("({} variables)", self.env.len()))
+            .field("stack_env", &self.stack_env)
             .finish()
     }
 }

@@ -20,7 +20,9 @@
 //! are written together and share the next fsync; every method returns once its own line is
 //! durable. A write that fails leaves the journal refusing further appends (its tail may be torn).
 //!
-//! The file is JSON lines, `<stack>.journal` beside the state, mode 0600. A last line torn by a
+//! The file is JSON lines, `<stack>.journal` beside the state, mode 0600. It is created by the first
+//! line a run appends, so a run that sends nothing (a plan without changes, a refused preflight)
+//! leaves no file behind. A last line torn by a
 //! crash mid-write is dropped with a [`JournalNote`]; damage anywhere else is an error, because
 //! silently skipping a step record could orphan a cloud resource. Use the journal only while
 //! holding the stack's lock. This module never prints and never records a secret in clear:
@@ -31,7 +33,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use indexmap::IndexMap;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -174,8 +176,9 @@ pub enum JournalError {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    /// Written only by the thread leading a group write (see [`Inner::writing`]).
-    file: File,
+    /// Written only by the thread leading a group write (see [`Inner::writing`]); opened (and the
+    /// file created) by the first write when the journal did not exist.
+    file: OnceLock<File>,
     inner: Mutex<Inner>,
     /// Signalled when a group write ends.
     written: Condvar,
@@ -274,8 +277,9 @@ struct Parsed<C> {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal at `path`, returns the steps a previous run left
-    /// unfinished, and drops a torn last line so new records start on a clean line.
+    /// Opens the journal at `path` (a missing one is created by the first append), returns the steps
+    /// a previous run left unfinished, and drops a torn last line so new records start on a clean
+    /// line.
     pub fn open(path: impl Into<PathBuf>) -> Result<JournalOpen, JournalError> {
         let path = path.into();
         let io_err = |source| JournalError::Io {
@@ -298,31 +302,22 @@ impl Journal {
             },
         };
 
-        let dir = parent_dir(&path);
-        if existing.is_none() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(io_err)?;
-        }
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err)?;
+        let file = OnceLock::new();
         if let Some(bytes) = &existing {
+            let mut f = OpenOptions::new()
+                .append(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io_err)?;
             if parsed.good_len < bytes.len() {
-                file.set_len(parsed.good_len as u64).map_err(io_err)?;
+                f.set_len(parsed.good_len as u64).map_err(io_err)?;
             }
             // A last record that lost only its newline must not run into the next one.
             if parsed.good_len > 0 && bytes.get(parsed.good_len - 1) != Some(&b'\n') {
-                file.write_all(b"\n").map_err(io_err)?;
+                f.write_all(b"\n").map_err(io_err)?;
             }
-            file.sync_data().map_err(io_err)?;
-        } else {
-            sync_dir(&dir).map_err(io_err)?;
+            f.sync_data().map_err(io_err)?;
+            let _ = file.set(f);
         }
 
         let unfinished = parsed.pending.values().cloned().collect();
@@ -487,7 +482,11 @@ impl Journal {
                 steps: inner.pending.keys().copied().collect(),
             });
         }
-        drop(self.file);
+        // Nothing was ever written: there is no file to remove.
+        let Some(file) = self.file.into_inner() else {
+            return Ok(());
+        };
+        drop(file);
         let io_err = |source| JournalError::Io {
             path: self.path.clone(),
             source,
@@ -498,6 +497,26 @@ impl Journal {
             Err(source) => return Err(io_err(source)),
         }
         sync_dir(&parent_dir(&self.path)).map_err(io_err)
+    }
+
+    /// The journal file, created (with its folder, 0700, and the folder's entry made durable) by the
+    /// first write of a journal that did not exist. Called only by the thread leading a group write.
+    fn file(&self) -> io::Result<&File> {
+        if let Some(f) = self.file.get() {
+            return Ok(f);
+        }
+        let dir = parent_dir(&self.path);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let f = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&self.path)?;
+        sync_dir(&dir)?;
+        Ok(self.file.get_or_init(|| f))
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
@@ -561,9 +580,9 @@ impl Journal {
             let group = std::mem::take(&mut inner.queue);
             let upto = inner.queued;
             drop(inner);
-            let result = (&self.file)
-                .write_all(&group)
-                .and_then(|()| self.file.sync_data());
+            let result = self
+                .file()
+                .and_then(|mut f| f.write_all(&group).and_then(|()| f.sync_data()));
             inner = self.inner();
             inner.writing = false;
             #[cfg(test)]
@@ -702,6 +721,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn step(address: &str, action: JournalAction) -> NewIntent {
@@ -711,6 +732,30 @@ mod tests {
             action,
             target: format!("/subscriptions/s/x/{address}"),
         }
+    }
+
+    /// The bug: opening the journal created the file, so a run that sent nothing (an apply whose plan
+    /// had no changes) left an empty journal behind. The file now comes with the first line.
+    #[test]
+    fn a_journal_nothing_was_written_to_leaves_no_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state").join("demo.journal");
+        let journal = Journal::open(&path).expect("open").journal;
+        assert!(!path.exists(), "opening creates nothing");
+        journal.finish().expect("finish");
+        assert!(!path.exists());
+        drop(Journal::open(&path).expect("open again"));
+        assert!(!path.exists(), "dropping an unused journal leaves nothing");
+
+        let journal = Journal::open(&path).expect("open").journal;
+        let a = journal
+            .intent(step("a", JournalAction::Create))
+            .expect("the first line creates the file and its folder");
+        let mode = fs::metadata(&path).expect("created").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        journal.done(a).expect("done");
+        journal.finish().expect("finish");
+        assert!(!path.exists());
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //!   "lineage": "efffea8c-91d5-48e9-bb51-7688b0fce02b",
 //!   "serial": 7,
 //!   "stack": "managed-identity",
+//!   "cloud": { "subscription": "2f6b…", "tenant": "72f9…" },
 //!   "resources": {
 //!     "store": {
 //!       "type": "storage_account",
@@ -68,7 +69,7 @@ pub use lock::{
     UnlockOutcome,
 };
 pub(crate) use model::Touched;
-pub use model::{FORMAT_VERSION, ResourceState, ResourceStatus, StateFile};
+pub use model::{CloudBinding, FORMAT_VERSION, ResourceState, ResourceStatus, StateFile};
 pub use sensitive::FieldPath;
 pub(crate) use store::Stamp;
 pub use store::{StateError, StateStore};

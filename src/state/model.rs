@@ -30,12 +30,44 @@ pub struct StateFile {
     pub serial: u64,
     /// The `stack:` name of the stack file.
     pub stack: String,
+    /// The subscription (and tenant, when known) the resources were created in, recorded by the
+    /// first apply; absent in files written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<CloudBinding>,
     /// Resources by address (their key in the stack file), in the order they were recorded.
     #[serde(deserialize_with = "unique_keys")]
     pub resources: IndexMap<String, ResourceState>,
     /// The stack's outputs as last applied; sensitive ones are markers (set them with [`StateFile::set_output`]).
     #[serde(deserialize_with = "unique_keys")]
     pub outputs: IndexMap<String, Value>,
+}
+
+/// Which cloud a state belongs to: a state is only ever read against the subscription (and tenant)
+/// its resources were created in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudBinding {
+    pub subscription: String,
+    /// The Entra tenant, when the run knew it (the local cloud's, `cloud.tenant`, `AZURE_TENANT_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+impl StateFile {
+    /// The subscription the state's resources live in: the recorded one, else the one the first ARM id
+    /// names (states written before the binding was recorded).
+    pub fn subscription(&self) -> Option<String> {
+        if let Some(b) = &self.cloud {
+            return Some(b.subscription.clone());
+        }
+        self.resources.values().find_map(|r| {
+            let rest = r.id.strip_prefix('/')?;
+            let mut parts = rest.split('/');
+            let head = parts.next()?;
+            let sub = parts.next()?;
+            (head.eq_ignore_ascii_case("subscriptions") && !sub.is_empty()).then(|| sub.to_string())
+        })
+    }
 }
 
 /// Whether a recorded resource is known good.
@@ -119,6 +151,7 @@ impl StateFile {
             lineage: Uuid::new_v4(),
             serial: 0,
             stack: stack.into(),
+            cloud: None,
             resources: IndexMap::new(),
             outputs: IndexMap::new(),
         }
@@ -340,6 +373,32 @@ mod tests {
         }
         let back: StateFile = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, state);
+    }
+
+    #[test]
+    fn the_subscription_is_the_recorded_one_else_the_first_arm_ids() {
+        let mut state = sample();
+        assert_eq!(state.subscription().as_deref(), Some("s"));
+        state.cloud = Some(CloudBinding {
+            subscription: "sub-2".into(),
+            tenant: Some("t".into()),
+        });
+        assert_eq!(state.subscription().as_deref(), Some("sub-2"));
+        let text = serde_json::to_string(&state).expect("serialize");
+        assert!(
+            text.contains(r#""cloud":{"subscription":"sub-2","tenant":"t"}"#),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<StateFile>(&text).expect("parse"),
+            state
+        );
+        let mut blobs = StateFile::new("b");
+        blobs.record(
+            "b",
+            ResourceState::new("blob", "https://a.blob/c/x", json!({}), json!({})),
+        );
+        assert_eq!(blobs.subscription(), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! State surgery for `stackform state list|show|rm|import`, and the teardown order of recorded
+//! State surgery for `stackform state list|show|rm|mv|import`, and the teardown order of recorded
 //! resources.
 //!
 //! These are pure operations on a [`StateFile`] in memory; the caller reads the state under the
@@ -55,6 +55,29 @@ pub enum SurgeryError {
         "resource `{address}` is already in state; remove it first with `stackform state rm {address}` to import it again"
     )]
     AlreadyExists { address: String },
+
+    #[error(
+        "cannot move `{from}`: it does not match anything in the current state{}",
+        did_you_mean(.suggestion.as_deref())
+    )]
+    MoveSourceMissing {
+        from: String,
+        suggestion: Option<String>,
+    },
+
+    #[error(
+        "cannot move `{from}` to `{to}`: there is already a resource at that address in the current state; remove it first with `stackform state rm {to}`"
+    )]
+    MoveTargetExists { from: String, to: String },
+
+    #[error(
+        "{id} is already tracked as `{other}`; one object has one address (rename it with `stackform state mv {other} {address}`)"
+    )]
+    IdTracked {
+        address: String,
+        id: String,
+        other: String,
+    },
 
     #[error("invalid resource address `{address}`: {reason}")]
     InvalidAddress {
@@ -139,6 +162,60 @@ impl StateFile {
         })
     }
 
+    /// Renames a record (`state mv`): `from` must be recorded and `to` must not be. The record keeps
+    /// its place in state and every dependency naming `from` names `to`; the cloud is not touched.
+    pub fn move_resource(&mut self, from: &str, to: &str) -> Result<(), SurgeryError> {
+        validate_address(to)?;
+        if !self.resources.contains_key(from) {
+            return Err(SurgeryError::MoveSourceMissing {
+                from: from.to_owned(),
+                suggestion: self.closest(from),
+            });
+        }
+        if self.resources.contains_key(to) {
+            return Err(SurgeryError::MoveTargetExists {
+                from: from.to_owned(),
+                to: to.to_owned(),
+            });
+        }
+        self.rename(from, to);
+        Ok(())
+    }
+
+    /// Renames the record at `from` to `to` in place (and the dependencies naming it), without
+    /// checks; nothing happens when `from` is not recorded. Callers check that `to` is free.
+    pub(crate) fn rename(&mut self, from: &str, to: &str) {
+        if !self.resources.contains_key(from) {
+            return;
+        }
+        self.resources = std::mem::take(&mut self.resources)
+            .into_iter()
+            .map(|(address, mut r)| {
+                for d in &mut r.dependencies {
+                    if d == from {
+                        *d = to.to_owned();
+                    }
+                }
+                if address == from {
+                    (to.to_owned(), r)
+                } else {
+                    (address, r)
+                }
+            })
+            .collect();
+    }
+
+    /// The address that records the cloud object `id`, compared as ARM compares ids (case aside, a
+    /// trailing `/` aside).
+    pub fn tracked_at(&self, id: &str) -> Option<&str> {
+        let norm = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
+        let want = norm(id);
+        self.resources
+            .iter()
+            .find(|(_, r)| !r.id.is_empty() && norm(&r.id) == want)
+            .map(|(a, _)| a.as_str())
+    }
+
     /// Adopts an existing cloud resource (`state import`): records `resource` at `address` after
     /// checking the address is new and valid, its inputs are an object and its dependencies are
     /// recorded. Sensitive paths are redacted as for any record.
@@ -147,6 +224,13 @@ impl StateFile {
         if self.resources.contains_key(address) {
             return Err(SurgeryError::AlreadyExists {
                 address: address.to_owned(),
+            });
+        }
+        if let Some(other) = self.tracked_at(&resource.id) {
+            return Err(SurgeryError::IdTracked {
+                address: address.to_owned(),
+                id: resource.id.clone(),
+                other: other.to_owned(),
             });
         }
         if !resource.inputs.is_object() {
@@ -226,22 +310,26 @@ impl StateFile {
     }
 
     fn not_found(&self, address: &str) -> SurgeryError {
-        let suggestion = self
-            .resources
+        SurgeryError::NotFound {
+            address: address.to_owned(),
+            suggestion: self.closest(address),
+        }
+    }
+
+    /// The recorded address closest to `address`, when one is close.
+    fn closest(&self, address: &str) -> Option<String> {
+        self.resources
             .keys()
             .map(|candidate| (strsim::jaro_winkler(address, candidate), candidate))
             .filter(|(score, _)| *score >= 0.8)
             .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, candidate)| candidate.clone());
-        SurgeryError::NotFound {
-            address: address.to_owned(),
-            suggestion,
-        }
+            .map(|(_, candidate)| candidate.clone())
     }
 }
 
-/// An address is a stack-file resource key: non-empty, no whitespace, control characters or dots
-/// (a dot would make `${address.attr}` references ambiguous).
+/// An address is a stack-file resource key, or an instance `key["name"]` of one with `for_each`:
+/// non-empty, no whitespace, control characters or dots (a dot would make `${address.attr}`
+/// references ambiguous).
 fn validate_address(address: &str) -> Result<(), SurgeryError> {
     let invalid = |reason| SurgeryError::InvalidAddress {
         address: address.to_owned(),
@@ -391,6 +479,54 @@ mod tests {
         let text = serde_json::to_string(&state).expect("json");
         assert!(!text.contains("hunter2-secret"), "{text}");
         assert_eq!(state.list().last().map(|s| s.address), Some("uai"));
+    }
+
+    #[test]
+    fn mv_renames_in_place_and_refuses_a_missing_source_or_a_taken_target() {
+        let mut state = scenario();
+        let before = state.clone();
+        let err = state.move_resource("stor", "storage").expect_err("missing");
+        assert_eq!(
+            err.to_string(),
+            "cannot move `stor`: it does not match anything in the current state; did you mean `store`?"
+        );
+        let err = state.move_resource("store", "data").expect_err("taken");
+        assert!(
+            err.to_string().starts_with(
+                "cannot move `store` to `data`: there is already a resource at that address"
+            ),
+            "{err}"
+        );
+        assert_eq!(state, before, "refused surgery changed the state");
+        state.move_resource("store", "acct[\"a\"]").expect("moved");
+        let addresses: Vec<&str> = state.resources.keys().map(String::as_str).collect();
+        assert_eq!(
+            addresses,
+            ["acct[\"a\"]", "data", "greeting", "endpoint", "reader"]
+        );
+        assert_eq!(
+            state.resources["greeting"].dependencies,
+            ["data", "acct[\"a\"]"]
+        );
+        assert_eq!(state.resources["acct[\"a\"]"].id, "/id/store");
+    }
+
+    #[test]
+    fn import_refuses_an_id_another_address_tracks() {
+        // The bug: `state import` adopted an object a second time under another address, so two
+        // records (and a later destroy of each) named one object.
+        let mut state = scenario();
+        let r = ResourceState::new("storage_account", "/ID/STORE/", json!({}), json!({}));
+        let err = state.import("store2", r).expect_err("tracked");
+        assert_eq!(
+            err,
+            SurgeryError::IdTracked {
+                address: "store2".into(),
+                id: "/ID/STORE/".into(),
+                other: "store".into()
+            }
+        );
+        assert!(!state.resources.contains_key("store2"));
     }
 
     #[test]

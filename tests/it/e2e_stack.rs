@@ -26,6 +26,7 @@ trait Reference {
     fn invoke(&self) -> Output;
     fn assert_answers(&self);
     fn edit_score(&self, from: &str, to: &str) -> String;
+    fn break_init(&self) -> String;
     fn spawn_apply(&self) -> Child;
     fn recorded(&self) -> usize;
     fn state_list(&self) -> String;
@@ -91,6 +92,15 @@ impl Reference for Test {
     /// Replaces `from` by `to` in the scoring script; returns the script as it was.
     fn edit_score(&self, from: &str, to: &str) -> String {
         self.edit("onlinescoring/score.py", from, to)
+    }
+
+    /// Makes the scoring script's `init()` raise, so the deployment's update fails; returns the script
+    /// as it was.
+    fn break_init(&self) -> String {
+        self.edit_score(
+            "    model = _load_model()",
+            "    raise RuntimeError('broken on purpose')",
+        )
     }
 
     /// `apply --auto-approve` in the background (output captured), for tests that interrupt it.
@@ -315,10 +325,7 @@ fn failed_update_rolls_back_to_exactly_the_previous_state() {
     let s = reference(&[]);
     s.apply().code(0);
     // Break init() and change an environment variable: the deployment update fails.
-    let good = s.edit_score(
-        "    model = _load_model()",
-        "    raise RuntimeError('broken on purpose')",
-    );
+    let good = s.break_init();
     let out = s.apply().code(1);
     assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
     assert!(
@@ -334,13 +341,108 @@ fn failed_update_rolls_back_to_exactly_the_previous_state() {
     s.run(["destroy", "--auto-approve"]).code(0);
 }
 
+/// The bug: a rollback sent the blob's previous inputs again, so it uploaded `hello.txt` as it was on
+/// disk by then (the failed run's new text) while state recorded the old hash, and the next plan of the
+/// previous files reported the blob changed outside stackform. The rollback now puts back the content
+/// that was live, from the snapshot taken before the update, and removes the snapshot.
+#[test]
+fn rollback_puts_back_the_blob_content_that_was_live_not_the_changed_file() {
+    let s = reference(&[]);
+    s.apply().code(0);
+    let hello = s.edit("hello.txt", "Hello world!", "Hello, changed world!");
+    let good = s.break_init();
+    let out = s.apply().code(1);
+    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("↺ greeting: restore the previous inputs"),
+        "the blob was updated before the deployment failed, then restored:\n{}",
+        out.stderr
+    );
+    // The greeting blob over the data plane, with the account key.
+    let greeting = |method: Method| {
+        s.rest(async |c: &Cloud| {
+            let key = c.account_key("mistore7f3a").await;
+            c.blob_shared_key(
+                method,
+                "mistore7f3a",
+                &key,
+                "hello/hello.txt",
+                Vec::new(),
+                &[],
+            )
+            .await
+        })
+    };
+    let blob = greeting(Method::GET);
+    assert_eq!(blob.status, 200, "{}", blob.text);
+    assert_eq!(blob.text, "Hello world!", "the blob holds the old text");
+    // The invariant: with the previous files, plan shows no changes.
+    s.write("hello.txt", &hello);
+    std::fs::write(s.path("onlinescoring/score.py"), good).unwrap();
+    let out = s.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.assert_answers();
+    // The snapshot is gone: a delete without `x-ms-delete-snapshots` is not refused.
+    let deleted = greeting(Method::DELETE);
+    assert_eq!(deleted.status, 202, "{}", deleted.text);
+    s.run(["destroy", "--auto-approve"]).code(0);
+}
+
+/// The bug: after the local cloud came back on another port, `plan` showed the deployment's
+/// `STORAGE_BLOB_ENDPOINT` moving to the new port, but apply resolved `${store.primary_blob_endpoint}`
+/// from the outputs state recorded for the unchanged storage account (the old port), so init() failed
+/// on every run. Apply resolves references against what the refresh read, as the plan did.
+#[test]
+fn apply_sends_what_the_plan_showed_after_the_cloud_moved_to_another_port() {
+    let mut s = reference(&[]);
+    s.apply().code(0);
+    let (before, after) = s.restart_cloud(&[]);
+    assert_ne!(before, after, "the cloud came back on another port");
+    let port = |url: &str| {
+        url.rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    let plan = s.run(["plan", "--detailed-exitcode"]).code(2);
+    assert!(
+        plan.stdout.contains("STORAGE_BLOB_ENDPOINT") && plan.stdout.contains(&port(&after)),
+        "{}",
+        plan.stdout
+    );
+    let out = s.apply();
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    s.run(["plan", "--detailed-exitcode"]).code(0);
+    s.assert_answers();
+    s.run(["destroy", "--auto-approve"]).code(0);
+}
+
+/// The bug: the journal was created when apply opened it, so an apply with nothing to do left an
+/// empty `<stack>.journal` beside the state.
+#[test]
+fn an_apply_with_nothing_to_do_leaves_no_journal() {
+    let s = Test::new()
+        .stack(
+            "stack: quiet\ncloud: { kind: local, location: eastus }\nresources:\n  store:\n    type: storage_account\n    name: quietstore1\n    sku: Standard_LRS\n",
+        )
+        .local_cloud(&[]);
+    s.run(["apply", "--auto-approve"]).code(0);
+    let journal = s.path("state/quiet.journal");
+    assert!(!journal.exists(), "a clean run removes the journal");
+    let out = s.run(["apply", "--auto-approve"]).code(0);
+    assert!(out.stdout.contains("No changes"), "{}", out.stdout);
+    assert!(
+        !journal.exists(),
+        "a run that sent nothing leaves no journal"
+    );
+}
+
 #[test]
 fn no_rollback_keeps_partial_progress_recorded() {
     let s = reference(&[]);
-    let good = s.edit_score(
-        "    model = _load_model()",
-        "    raise RuntimeError('broken on purpose')",
-    );
+    let good = s.break_init();
     let out = s.run(["apply", "--auto-approve", "--no-rollback"]).code(1);
     assert!(
         out.stderr.contains("partial progress is kept"),
@@ -506,7 +608,8 @@ fn saved_plan_applies_and_is_refused_once_stale() {
 #[test]
 fn a_create_never_takes_over_an_object_another_stack_owns() {
     // Two copies of the example share resource names: the second must refuse, and the first stack's
-    // objects must survive the second's rollback.
+    // objects must survive. The second copy has no state, so its plan finds the objects before any
+    // step runs (issue 19): the plan names them with the import commands and nothing is created.
     let s = reference(&[]);
     s.apply().code(0);
     let other = Test::new().example("managed-identity");
@@ -517,14 +620,20 @@ fn a_create_never_takes_over_an_object_another_stack_owns() {
         .run()
         .code(1);
     assert!(
-        out.stderr.contains("already exists in the cloud"),
-        "{}",
+        out.stdout.contains("already exist in the cloud")
+            && out.stderr.contains("already exist in the cloud"),
+        "{}\n{}",
+        out.stdout,
         out.stderr
     );
     assert!(
-        out.stderr.contains("stackform state import"),
+        out.stdout.contains("stackform state import"),
         "{}",
-        out.stderr
+        out.stdout
+    );
+    assert!(
+        !other.path("state").exists(),
+        "a refused first apply leaves no state folder"
     );
     s.run(["plan", "--detailed-exitcode"]).code(0);
     s.assert_answers();

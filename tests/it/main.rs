@@ -5,9 +5,11 @@
 
 mod support;
 
+mod addresses;
 mod apply_local;
 mod apply_scale;
 mod architecture;
+mod blob_snapshots;
 mod blue_green;
 mod cli_schema;
 mod cli_validate;
@@ -20,8 +22,10 @@ mod cloud_rules;
 mod cloud_security;
 mod cloud_store;
 mod cloud_walk;
+mod drift_ci;
 mod e2e_stack;
 mod e2e_storage_access;
+mod environments;
 mod hardening;
 mod pacing;
 mod preflight;
@@ -36,4 +40,5 @@ mod stack_large;
 mod stack_proptest;
 mod state_journal;
 mod state_lock;
+mod state_place;
 mod state_store;

@@ -4,31 +4,18 @@
 //! Azurite is started by [`crate::support::azurite`].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use stackform::provider::blob::{BlobClient, content_md5};
-use stackform::provider::pipeline::{
-    Auth, Pipeline, ReqwestTransport, SystemClock, build_http_client,
-};
-use stackform::provider::retry::RetryPolicy;
+use stackform::provider::pipeline::Auth;
 use stackform::provider::shared_key::SharedKeyCredential;
 
 use crate::support::azurite::{Azurite, DEV_ACCOUNT, DEV_KEY};
-
-fn pipeline() -> Pipeline {
-    let client = build_http_client(None).unwrap();
-    Pipeline::new(
-        Arc::new(ReqwestTransport::new(client)),
-        Arc::new(SystemClock::default()),
-        RetryPolicy::fast(),
-        None,
-    )
-}
+use crate::support::provider::pipeline;
 
 fn client(azurite: &Azurite, key: &str) -> BlobClient {
     let cred = SharedKeyCredential::new(DEV_ACCOUNT, key).unwrap();
-    BlobClient::with_shared_key(pipeline(), azurite.endpoint(), cred, "2025-11-05")
+    BlobClient::with_shared_key(pipeline(None), azurite.endpoint(), cred, "2025-11-05")
 }
 
 #[tokio::test]
@@ -166,7 +153,7 @@ async fn wrong_key_is_an_auth_error_without_the_key_in_it() {
     assert!(!text.contains(wrong) && !text.contains(DEV_KEY), "{text}");
     // Bearer auth without a credential configured is refused locally, before any request.
     let anonymous = BlobClient::new(
-        pipeline(),
+        pipeline(None),
         azurite.endpoint(),
         Auth::Bearer("https://storage.azure.com/.default".into()),
         "2025-11-05",

@@ -1,5 +1,6 @@
-//! The block-blob operations of the blob service: put, get (with ranges), head and delete, with the
-//! conditional headers evaluated under the store's lock (contract section 5), on a typed [`BlobRef`].
+//! The block-blob operations of the blob service: put, get (with ranges), head, delete and snapshots
+//! (create, read, delete), with the conditional headers evaluated under the store's lock (contract
+//! section 5), on a typed [`BlobRef`].
 //!
 //! Handlers only: they never authenticate and never touch containers beyond checking one exists.
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use super::route::BlobRef;
 use crate::cloud::http::{answer, header};
 use crate::cloud::state::Shared;
 use crate::cloud::store::BlobMeta;
+use crate::cloud::store::ops::DeleteSnapshots;
 
 /// Evaluates conditional headers. `read` selects 304 for failed read conditions.
 fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(), BlobError> {
@@ -229,12 +231,23 @@ fn parse_range(spec: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
-pub(super) fn get_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, head: bool) -> BResult {
+/// Get Blob and Get Blob Properties, of the blob or of one of its snapshots (`?snapshot=`, the time
+/// Create Snapshot answered in `x-ms-snapshot`; blob.json, parameter `snapshot` of Blob_Download).
+pub(super) fn get_blob(
+    st: &Shared,
+    b: &BlobRef,
+    h: &HeaderMap,
+    head: bool,
+    snapshot: Option<&str>,
+) -> BResult {
     container_exists(st, &b.container)?;
-    let Some(m) = st
-        .store
-        .blob(&b.container.account, &b.container.name, &b.name)
-    else {
+    let found = match snapshot {
+        None => st
+            .store
+            .blob(&b.container.account, &b.container.name, &b.name),
+        Some(s) => st.store.blob_snapshot(b.key(), s),
+    };
+    let Some(m) = found else {
         return Err(blob_not_found());
     };
     check_conditions(h, Some(&m), true)?;
@@ -330,16 +343,101 @@ pub(super) fn get_blob(st: &Shared, b: &BlobRef, h: &HeaderMap, head: bool) -> B
     Ok(resp)
 }
 
-pub(super) async fn delete_blob(st: &Shared, b: &BlobRef, h: &HeaderMap) -> BResult {
+/// Create Snapshot: a read-only copy of the blob as it is now, named by the time answered in
+/// `x-ms-snapshot` (201, with the blob's ETag and Last-Modified; recorded in Azure/azure-sdk-for-python
+/// sdk/storage/azure-storage-blob/tests/recordings/test_common_blob.test_delete_blob_with_snapshots.yaml,
+/// the `comp=snapshot` request; operation `comp=snapshot` of Azure/azure-rest-api-specs
+/// specification/storage/data-plane/Microsoft.BlobStorage/stable/2025-11-05/blob.json).
+pub(super) async fn snapshot_blob(st: &Shared, b: &BlobRef, h: &HeaderMap) -> BResult {
     container_exists(st, &b.container)?;
-    st.store
-        .delete_blob(b.key(), |m| match m {
-            None => Err(blob_not_found()),
-            // Checked under the store's lock, like writes.
-            Some(m) => check_conditions(h, Some(m), false),
-        })
-        .await
-        .map_err(internal)??;
+    // The bytes are copied outside the store's lock; a write in between changes the ETag, and the
+    // blob is then read again.
+    for _ in 0..8 {
+        let Some(m) = st
+            .store
+            .blob(&b.container.account, &b.container.name, &b.name)
+        else {
+            return Err(blob_not_found());
+        };
+        check_conditions(h, Some(&m), false)?;
+        let bytes = st.store.read_blob_file(&m.file).map_err(internal)?;
+        if let Some(snapshot) = st
+            .store
+            .snapshot_blob(b.key(), &m, &bytes)
+            .await
+            .map_err(internal)?
+        {
+            return Ok(answer(
+                StatusCode::CREATED,
+                Body::empty(),
+                &[
+                    ("etag", m.etag),
+                    ("last-modified", m.modified),
+                    ("x-ms-snapshot", snapshot),
+                    ("x-ms-request-server-encrypted", "false".into()),
+                ],
+            ));
+        }
+    }
+    Err(err(
+        StatusCode::SERVICE_UNAVAILABLE,
+        BlobCode::ServerBusy,
+        "The blob kept changing while its snapshot was taken; retry.",
+    ))
+}
+
+/// Delete Blob: the blob, or one snapshot of it (`?snapshot=`). For the blob, `x-ms-delete-snapshots`
+/// says what happens to its snapshots: `include` deletes them with it, `only` deletes them alone, and
+/// without the header a blob that has snapshots is refused with 409 `SnapshotsPresent`; the header on
+/// a request for a snapshot is 400 `InvalidOperation` (blob.json, Blob_Delete parameter
+/// `x-ms-delete-snapshots`, enum `include`/`only`; learn.microsoft.com rest/api/storageservices
+/// blob-service-error-codes, `SnapshotsPresent` 409 "This operation is not permitted while the blob has
+/// snapshots." and `InvalidOperation` 400 "Invalid operation against a blob snapshot."; Azure/Azurite
+/// src/blob/persistence/LokiBlobMetadataStore.ts, `deleteBlob`).
+pub(super) async fn delete_blob(
+    st: &Shared,
+    b: &BlobRef,
+    h: &HeaderMap,
+    snapshot: Option<&str>,
+) -> BResult {
+    container_exists(st, &b.container)?;
+    let mode = header(h, "x-ms-delete-snapshots");
+    if let Some(snapshot) = snapshot {
+        if mode.is_some() {
+            return Err(err(
+                StatusCode::BAD_REQUEST,
+                BlobCode::InvalidOperation,
+                "Invalid operation against a blob snapshot.",
+            ));
+        }
+        st.store
+            .delete_blob_snapshot(b.key(), snapshot, |m| match m {
+                None => Err(blob_not_found()),
+                Some(m) => check_conditions(h, Some(m), false),
+            })
+            .await
+            .map_err(internal)??;
+    } else {
+        let mode = match mode {
+            None => DeleteSnapshots::None,
+            Some("include") => DeleteSnapshots::Include,
+            Some("only") => DeleteSnapshots::Only,
+            Some(other) => return Err(BlobError::invalid_header("x-ms-delete-snapshots", other)),
+        };
+        st.store
+            .delete_blob(b.key(), mode, |m, snapshots| match m {
+                None => Err(blob_not_found()),
+                Some(_) if mode == DeleteSnapshots::None && snapshots > 0 => Err(err(
+                    StatusCode::CONFLICT,
+                    BlobCode::SnapshotsPresent,
+                    "This operation is not permitted while the blob has snapshots.",
+                )),
+                // Checked under the store's lock, like writes.
+                Some(m) => check_conditions(h, Some(m), false),
+            })
+            .await
+            .map_err(internal)??;
+    }
     Ok(answer(
         StatusCode::ACCEPTED,
         Body::empty(),

@@ -25,6 +25,7 @@ wire_codes!(
     InvalidAuthenticationInfo,
     InvalidHeaderValue,
     InvalidMd5,
+    InvalidOperation,
     InvalidRange,
     InvalidResourceName,
     KeyBasedAuthenticationNotPermitted,
@@ -36,6 +37,7 @@ wire_codes!(
     RequestBodyTooLarge,
     ResourceNotFound,
     ServerBusy,
+    SnapshotsPresent,
 );
 
 /// A blob-service error.

@@ -25,7 +25,7 @@ use super::faults::Injected;
 use super::http::{MAX_BLOB_BODY, Query, header, injected_server_error, request_id_headers};
 use super::state::CloudState;
 use auth::{authenticate, authorize};
-use blobs::{delete_blob, get_blob, put_blob};
+use blobs::{delete_blob, get_blob, put_blob, snapshot_blob};
 use containers::{container_properties, create_container, delete_container, list_blobs};
 use error::{BResult, BlobCode, BlobError, err};
 use route::{BlobPath, BlobRoute};
@@ -218,8 +218,15 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         BlobRoute::ContainerProperties(c) => container_properties(st, &c.at(&acct_key)),
         BlobRoute::ListBlobs(c) => list_blobs(st, &c.at(&acct_key), &query),
         BlobRoute::PutBlob(b) => put_blob(st, &b.at(&acct_key), h, &raw, body).await,
-        BlobRoute::GetBlob { blob, head } => get_blob(st, &blob.at(&acct_key), h, head),
-        BlobRoute::DeleteBlob(b) => delete_blob(st, &b.at(&acct_key), h).await,
+        BlobRoute::SnapshotBlob(b) => snapshot_blob(st, &b.at(&acct_key), h).await,
+        BlobRoute::GetBlob {
+            blob,
+            head,
+            snapshot,
+        } => get_blob(st, &blob.at(&acct_key), h, head, snapshot.as_deref()),
+        BlobRoute::DeleteBlob { blob, snapshot } => {
+            delete_blob(st, &blob.at(&acct_key), h, snapshot.as_deref()).await
+        }
         BlobRoute::Unimplemented => Err(err(
             StatusCode::NOT_IMPLEMENTED,
             BlobCode::NotImplemented,

@@ -162,13 +162,20 @@ pub(crate) enum BlobRoute {
     ListBlobs(ContainerName),
     /// `PUT /{account}/{container}/{blob}`
     PutBlob(BlobName),
-    /// `GET|HEAD /{account}/{container}/{blob}`
+    /// `PUT /{account}/{container}/{blob}?comp=snapshot`
+    SnapshotBlob(BlobName),
+    /// `GET|HEAD /{account}/{container}/{blob}[?snapshot=…]`
     GetBlob {
         blob: BlobName,
         head: bool,
+        /// The snapshot read instead of the blob (`snapshot` as `x-ms-snapshot` named it).
+        snapshot: Option<String>,
     },
-    /// `DELETE /{account}/{container}/{blob}`
-    DeleteBlob(BlobName),
+    /// `DELETE /{account}/{container}/{blob}[?snapshot=…]`
+    DeleteBlob {
+        blob: BlobName,
+        snapshot: Option<String>,
+    },
     Unimplemented,
 }
 
@@ -176,6 +183,7 @@ impl BlobRoute {
     pub(crate) fn parse(method: &Method, path: BlobPath, query: &Query) -> BlobRoute {
         let restype = query.get("restype").map(str::to_ascii_lowercase);
         let comp = query.get("comp").map(str::to_ascii_lowercase);
+        let snapshot = query.get("snapshot").map(str::to_owned);
         let BlobPath {
             account,
             container,
@@ -195,13 +203,26 @@ impl BlobRoute {
                 BlobRoute::ContainerProperties(c)
             }
             (None, Some("container"), Some("list")) if *m == Method::GET => BlobRoute::ListBlobs(c),
+            // Create Snapshot (Azure/azure-rest-api-specs specification/storage/data-plane/
+            // Microsoft.BlobStorage/stable/2025-11-05/blob.json, `comp=snapshot` on a blob).
+            (Some(name), None, Some("snapshot")) if *m == Method::PUT && snapshot.is_none() => {
+                BlobRoute::SnapshotBlob(BlobName { container: c, name })
+            }
             (Some(name), None, None) => {
                 let blob = BlobName { container: c, name };
-                match *m {
-                    Method::PUT => BlobRoute::PutBlob(blob),
-                    Method::GET => BlobRoute::GetBlob { blob, head: false },
-                    Method::HEAD => BlobRoute::GetBlob { blob, head: true },
-                    Method::DELETE => BlobRoute::DeleteBlob(blob),
+                match (m.clone(), snapshot) {
+                    (Method::PUT, None) => BlobRoute::PutBlob(blob),
+                    (Method::GET, snapshot) => BlobRoute::GetBlob {
+                        blob,
+                        head: false,
+                        snapshot,
+                    },
+                    (Method::HEAD, snapshot) => BlobRoute::GetBlob {
+                        blob,
+                        head: true,
+                        snapshot,
+                    },
+                    (Method::DELETE, snapshot) => BlobRoute::DeleteBlob { blob, snapshot },
                     _ => BlobRoute::Unimplemented,
                 }
             }
@@ -306,6 +327,7 @@ mod tests {
                 B::GetBlob {
                     blob: blob("ccc", "a"),
                     head: false,
+                    snapshot: None,
                 },
             ),
             (
@@ -313,9 +335,35 @@ mod tests {
                 B::GetBlob {
                     blob: blob("ccc", "a"),
                     head: true,
+                    snapshot: None,
                 },
             ),
-            ("DELETE /acct/ccc/a", B::DeleteBlob(blob("ccc", "a"))),
+            (
+                "GET /acct/ccc/a?snapshot=2019-10-11T18:08:07.8904776Z",
+                B::GetBlob {
+                    blob: blob("ccc", "a"),
+                    head: false,
+                    snapshot: Some("2019-10-11T18:08:07.8904776Z".into()),
+                },
+            ),
+            (
+                "DELETE /acct/ccc/a",
+                B::DeleteBlob {
+                    blob: blob("ccc", "a"),
+                    snapshot: None,
+                },
+            ),
+            (
+                "DELETE /acct/ccc/a?snapshot=t",
+                B::DeleteBlob {
+                    blob: blob("ccc", "a"),
+                    snapshot: Some("t".into()),
+                },
+            ),
+            (
+                "PUT /acct/ccc/a?comp=snapshot",
+                B::SnapshotBlob(blob("ccc", "a")),
+            ),
         ];
         for (request, want) in cases {
             let (m, target) = request.split_once(' ').unwrap();
@@ -334,6 +382,8 @@ mod tests {
             (Method::PUT, "/acct/ccc/a?comp=block&blockid=x"),
             (Method::GET, "/acct/ccc?restype=container&comp=acl"),
             (Method::POST, "/acct/ccc/a"),
+            (Method::PUT, "/acct/ccc/a?snapshot=t"),
+            (Method::PUT, "/acct/ccc/a?comp=snapshot&snapshot=t"),
         ] {
             assert_eq!(route(m.clone(), t), BlobRoute::Unimplemented, "{m} {t}");
         }

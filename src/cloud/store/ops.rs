@@ -45,6 +45,48 @@ fn blob_prefix(account: &str, container: Option<&str>) -> String {
     }
 }
 
+/// Prefix of the snapshots of a container, or of one blob of it when `name` is given. Snapshots live
+/// beside the container's blobs, not under them, so a listing of the container never sees them; the
+/// separators (`!`, a tab) can be neither in a container name nor in a blob name (control characters
+/// are refused by `blob::route`).
+fn snapshots_prefix(account: &str, container: &str, name: Option<&str>) -> String {
+    format!(
+        "{}/{}!snapshots/{}",
+        account.to_ascii_lowercase(),
+        container.to_ascii_lowercase(),
+        name.map(|n| format!("{n}\t")).unwrap_or_default()
+    )
+}
+
+/// Key of one snapshot of a blob: its blob's snapshots prefix and the snapshot's time.
+fn snapshot_key(account: &str, container: &str, name: &str, snapshot: &str) -> String {
+    format!(
+        "{}{snapshot}",
+        snapshots_prefix(account, container, Some(name))
+    )
+}
+
+/// A snapshot time as the blob service writes it (`x-ms-snapshot`): UTC with seven fractional digits,
+/// `2019-10-11T18:08:07.8904776Z` (recorded in Azure/azure-sdk-for-python
+/// sdk/storage/azure-storage-blob/tests/recordings/test_common_blob.test_delete_blob_with_snapshots.yaml).
+fn snapshot_time(at: time::OffsetDateTime) -> String {
+    let (y, mo, d) = (at.year(), u8::from(at.month()), at.day());
+    let (h, mi, s) = (at.hour(), at.minute(), at.second());
+    let ticks = at.nanosecond() / 100;
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ticks:07}Z")
+}
+
+/// What a Delete Blob of the base blob does with its snapshots (`x-ms-delete-snapshots`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeleteSnapshots {
+    /// No header: the blob alone, refused by the caller's check while it has snapshots.
+    None,
+    /// `include`: the blob and all its snapshots.
+    Include,
+    /// `only`: its snapshots, the blob stays.
+    Only,
+}
+
 /// The last segment of a lowercase resource key (a storage account's name).
 fn last_segment(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or_default()
@@ -343,9 +385,11 @@ impl Store {
     ) -> Result<(), StoreError> {
         let key = container_key(account_key, container);
         let prefix = blob_prefix(last_segment(account_key), Some(container));
+        let snapshots = snapshots_prefix(last_segment(account_key), container, None);
         self.mutate(|d| {
             d.remove_tree(&key);
             d.remove_blobs(&prefix);
+            d.remove_blobs(&snapshots);
         })
         .await
     }
@@ -382,14 +426,89 @@ impl Store {
         .await
     }
 
-    /// Deletes a blob with its bytes if `check` accepts its current metadata (`None` when it does not
-    /// exist), evaluated under the store's lock.
+    /// Deletes a blob with its bytes, and its snapshots as `snapshots` says, if `check` accepts its
+    /// current metadata (`None` when it does not exist) and its number of snapshots, evaluated under the
+    /// store's lock.
     pub(crate) async fn delete_blob<E>(
         &self,
         (account, container, name): (&str, &str, &str),
-        check: impl FnOnce(Option<&BlobMeta>) -> Result<(), E>,
+        snapshots: DeleteSnapshots,
+        check: impl FnOnce(Option<&BlobMeta>, usize) -> Result<(), E>,
     ) -> Result<Result<(), E>, StoreError> {
         let key = blob_key(account, container, name);
+        let prefix = snapshots_prefix(account, container, Some(name));
+        self.mutate(|d| {
+            let count = d.blobs.with_prefix(&prefix).count();
+            check(d.blobs.get(&key), count)?;
+            if snapshots != DeleteSnapshots::Only {
+                d.blobs.remove(&key);
+            }
+            if snapshots != DeleteSnapshots::None {
+                d.remove_blobs(&prefix);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// One snapshot of a blob (`snapshot` as `x-ms-snapshot` named it).
+    pub(crate) fn blob_snapshot(
+        &self,
+        (account, container, name): (&str, &str, &str),
+        snapshot: &str,
+    ) -> Option<BlobMeta> {
+        self.read(|d| {
+            d.blobs
+                .get(&snapshot_key(account, container, name, snapshot))
+                .cloned()
+        })
+    }
+
+    /// Takes a snapshot of a blob whose current metadata is `base` and whose bytes are `bytes`: a
+    /// read-only copy of its content, properties and metadata, with a time of its own (unique among
+    /// the blob's snapshots). Returns that time, or `None` when the blob no longer has the ETag of
+    /// `base` (it was written or deleted meanwhile; the caller reads it again).
+    pub(crate) async fn snapshot_blob(
+        &self,
+        (account, container, name): (&str, &str, &str),
+        base: &BlobMeta,
+        bytes: &[u8],
+    ) -> Result<Option<String>, StoreError> {
+        let file = uuid::Uuid::new_v4().simple().to_string();
+        let key = blob_key(account, container, name);
+        self.mutate_with(&[(file.as_str(), bytes)], |d| {
+            if d.blobs.get(&key).map(|m| &m.etag) != Some(&base.etag) {
+                return None;
+            }
+            let mut at = time::OffsetDateTime::now_utc();
+            let mut snapshot = snapshot_time(at);
+            while d
+                .blobs
+                .contains_key(&snapshot_key(account, container, name, &snapshot))
+            {
+                at += time::Duration::nanoseconds(100);
+                snapshot = snapshot_time(at);
+            }
+            d.blobs.insert(
+                snapshot_key(account, container, name, &snapshot),
+                BlobMeta {
+                    file: file.clone(),
+                    ..base.clone()
+                },
+            );
+            Some(snapshot)
+        })
+        .await
+    }
+
+    /// Deletes one snapshot of a blob if `check` accepts it (`None` when there is no such snapshot).
+    pub(crate) async fn delete_blob_snapshot<E>(
+        &self,
+        (account, container, name): (&str, &str, &str),
+        snapshot: &str,
+        check: impl FnOnce(Option<&BlobMeta>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, StoreError> {
+        let key = snapshot_key(account, container, name, snapshot);
         self.mutate(|d| {
             check(d.blobs.get(&key))?;
             d.blobs.remove(&key);
@@ -679,18 +798,91 @@ mod tests {
         assert_eq!(store.blob("acct", "c", "n").unwrap().etag, before.etag);
         assert_eq!(files(dir.path()), 1);
         let gone = store
-            .delete_blob(("acct", "c", "n"), |m| m.map(|_| ()).ok_or("missing"))
+            .delete_blob(("acct", "c", "n"), DeleteSnapshots::None, |m, _| {
+                m.map(|_| ()).ok_or("missing")
+            })
             .await
             .unwrap();
         assert_eq!(gone, Ok(()));
         assert_eq!(files(dir.path()), 0);
         assert_eq!(
             store
-                .delete_blob(("acct", "c", "n"), |m| m.map(|_| ()).ok_or("missing"))
+                .delete_blob(("acct", "c", "n"), DeleteSnapshots::None, |m, _| {
+                    m.map(|_| ()).ok_or("missing")
+                })
                 .await
                 .unwrap(),
             Err("missing")
         );
+    }
+
+    /// A snapshot keeps its own copy of the bytes: overwriting the blob leaves it whole, a plain delete
+    /// is refused while it exists, and deleting with its snapshots (or the container) leaves no content.
+    #[tokio::test]
+    async fn snapshots_outlive_writes_and_go_with_their_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), seed).unwrap();
+        let c1 = format!("{ACCT}/blobservices/default/containers/c1");
+        store.put_resource(ACCT, json!({})).await.unwrap();
+        store.put_resource(&c1, json!({})).await.unwrap();
+        put(&store, "c1", "n").await;
+        let base = store.blob("acct", "c1", "n").unwrap();
+        let first = store
+            .snapshot_blob(("acct", "c1", "n"), &base, b"x")
+            .await
+            .unwrap()
+            .unwrap();
+        let second = store
+            .snapshot_blob(("acct", "c1", "n"), &base, b"x")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(first, second, "each snapshot has a time of its own");
+        assert_eq!(first.len(), "2019-10-11T18:08:07.8904776Z".len());
+        put(&store, "c1", "n").await;
+        assert_eq!(
+            store
+                .snapshot_blob(("acct", "c1", "n"), &base, b"x")
+                .await
+                .unwrap(),
+            None,
+            "a blob written since it was read is not snapshotted"
+        );
+        let snap = store.blob_snapshot(("acct", "c1", "n"), &first).unwrap();
+        assert_eq!(store.read_blob_file(&snap.file).unwrap(), b"x");
+        assert_eq!(store.blobs_under("acct", "c1", "").len(), 1, "not listed");
+        assert_eq!(files(dir.path()), 3);
+        let refused = store
+            .delete_blob(("acct", "c1", "n"), DeleteSnapshots::None, |_, n| {
+                if n > 0 { Err(n) } else { Ok(()) }
+            })
+            .await
+            .unwrap();
+        assert_eq!(refused, Err(2));
+        store
+            .delete_blob_snapshot(("acct", "c1", "n"), &first, |m| m.map(|_| ()).ok_or(()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store.blob_snapshot(("acct", "c1", "n"), &first).is_none());
+        store
+            .delete_blob(("acct", "c1", "n"), DeleteSnapshots::Include, |_, _| {
+                Ok::<_, ()>(())
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store.blob_snapshot(("acct", "c1", "n"), &second).is_none());
+        assert_eq!(files(dir.path()), 0);
+        put(&store, "c1", "m").await;
+        let base = store.blob("acct", "c1", "m").unwrap();
+        store
+            .snapshot_blob(("acct", "c1", "m"), &base, b"x")
+            .await
+            .unwrap()
+            .unwrap();
+        store.delete_container(ACCT, "c1").await.unwrap();
+        assert_eq!(files(dir.path()), 0, "the container's snapshots go with it");
     }
 
     #[tokio::test]

@@ -13,8 +13,8 @@ use sha2::{Digest as _, Sha256};
 use super::common::{Ctx, required_str};
 use super::storage_account::blob_access;
 use crate::provider::blob::{BlobClient, BlobProperties, content_md5};
-use crate::provider::contract::{Observed, ResourceRequest, Result};
-use crate::provider::error::ProviderError;
+use crate::provider::contract::{Observed, Preserved, ResourceRequest, Result};
+use crate::provider::error::{ErrorKind, ProviderError};
 
 /// Live blobs up to this size are downloaded and hashed when they differ from the local content.
 const MAX_HASHED_BYTES: u64 = 64 << 20;
@@ -256,6 +256,67 @@ pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     props.content_type = Some(content_type.to_owned());
     let url = blobs.url(container, Some(name))?;
     Ok(observe(req, url.as_str(), &props, Some(&data), None))
+}
+
+/// Before an update: a snapshot of the live blob (Create Snapshot), so a rollback puts back the very
+/// bytes that were live, whatever the local file says by then. `None` when the blob does not exist.
+pub(crate) async fn preserve(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Preserved>> {
+    let Some((blobs, container, name)) = located(ctx, req).await? else {
+        return Ok(None);
+    };
+    Ok(blobs
+        .snapshot_blob(container, name)
+        .await?
+        .map(|handle| Preserved { handle }))
+}
+
+/// Puts back the content, content type and metadata of the snapshot `kept`: Get Blob of the snapshot,
+/// then Put Blob of the same bytes (a read and a write the blob data roles already allow, unlike a
+/// Copy Blob, which needs the source's URL to be readable by the service).
+pub(crate) async fn restore(
+    ctx: &Ctx,
+    req: &ResourceRequest,
+    kept: &Preserved,
+) -> Result<Observed> {
+    let gone = || {
+        ProviderError::new(
+            ErrorKind::NotFound,
+            format!(
+                "the snapshot {} kept before the update is gone, so the previous content cannot be put back",
+                kept.handle
+            ),
+        )
+    };
+    let Some((blobs, container, name)) = located(ctx, req).await? else {
+        return Err(gone());
+    };
+    let (data, props) = blobs
+        .get_blob_at(container, name, Some(&kept.handle))
+        .await?
+        .ok_or_else(gone)?;
+    let mut put = blobs
+        .put_blob(
+            container,
+            name,
+            data.clone(),
+            props.content_type.as_deref(),
+            &props.metadata,
+        )
+        .await?;
+    // Put Blob answers no metadata or content type: the blob holds what was just sent.
+    put.content_type = props.content_type;
+    put.metadata = props.metadata;
+    let url = blobs.url(container, Some(name))?;
+    Ok(observe(req, url.as_str(), &put, Some(&data), None))
+}
+
+/// Deletes the snapshot `kept` once the run is over; a blob or account already gone is success.
+pub(crate) async fn release(ctx: &Ctx, req: &ResourceRequest, kept: &Preserved) -> Result<()> {
+    let Some((blobs, container, name)) = located(ctx, req).await? else {
+        return Ok(());
+    };
+    blobs.delete_snapshot(container, name, &kept.handle).await?;
+    Ok(())
 }
 
 pub async fn delete(ctx: &Ctx, req: &ResourceRequest) -> Result<()> {

@@ -207,3 +207,48 @@ fn inline_multiline_text_is_diffed_line_by_line() {
         "  ~ resource \"greeting\" (blob)\n      content: (text changed)\n        - threshold: 0.5\n        + threshold: 0.7\n          labels:\n            - cat\n            - dog\n"
     );
 }
+
+#[test]
+fn moves_and_imports_are_shown_as_terraform_shows_them() {
+    let (stack, extras, state) = applied();
+    let mut p = make(&stack, &refreshed(&state), &extras, PlanMode::Normal);
+    p.moved = vec![crate::plan::moves::Moved {
+        from: "storage".into(),
+        to: "store".into(),
+    }];
+    let text = human(&p);
+    assert!(
+        text.starts_with("  # storage has moved to store\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "No changes. Your infrastructure matches the configuration; apply records the new address.\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        p.to_json()["moved"],
+        json!([{ "from": "storage", "to": "store" }])
+    );
+    p.moved.clear();
+    p.imports = vec![crate::plan::moves::PendingImport {
+        address: "data".into(),
+        type_name: "blob_container".into(),
+        id: "/subscriptions/s/x/containers/hello".into(),
+        location: "stack.yaml:9:5".into(),
+    }];
+    let text = human(&p);
+    assert!(
+        text.contains(
+            " <= resource \"data\" (blob_container)\n      # imported from /subscriptions/s/x/containers/hello\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(" <= import\n"), "{text}");
+    assert!(
+        text.ends_with("Plan: 1 to import, 0 to add, 0 to change, 0 to destroy.\n"),
+        "{text}"
+    );
+    assert!(p.has_changes() && !p.has_cloud_changes());
+}

@@ -132,6 +132,7 @@ impl BadCase {
             vars: self.vars.clone(),
             var_files: self.var_files.clone(),
             env: self.env.iter().cloned().collect(),
+            ..LoadOptions::default()
         }
     }
 

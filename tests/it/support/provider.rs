@@ -69,3 +69,18 @@ impl Local {
         }
     }
 }
+
+/// The provider's HTTP pipeline with fast retries, trusting `ca` (a PEM) besides the system roots: for
+/// tests that drive a `BlobClient` or raw requests against Azurite or a local cloud.
+pub(crate) fn pipeline(ca: Option<&[u8]>) -> stackform::provider::pipeline::Pipeline {
+    use stackform::provider::pipeline::{
+        Pipeline, ReqwestTransport, SystemClock, build_http_client,
+    };
+    let client = build_http_client(ca).expect("http client");
+    Pipeline::new(
+        Arc::new(ReqwestTransport::new(client)),
+        Arc::new(SystemClock::default()),
+        stackform::provider::retry::RetryPolicy::fast(),
+        None,
+    )
+}

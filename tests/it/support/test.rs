@@ -36,9 +36,11 @@ impl Test {
         }
     }
 
-    /// Copies `examples/<name>` (its stack and the files it uploads) into the working folder.
+    /// Copies `examples/<name>` (its stack and the files it uploads) into the working folder, without
+    /// the state a developer's own run of the example keeps beside it (`state/`).
     pub(crate) fn example(self, name: &str) -> Test {
         copy_dir(&example_dir(name), self.dir.path());
+        let _ = std::fs::remove_dir_all(self.dir.path().join("state"));
         self
     }
 
@@ -52,6 +54,19 @@ impl Test {
     pub(crate) fn local_cloud(mut self, flags: &[&str]) -> Test {
         self.cloud = Some(Cloud::start_binary(flags));
         self
+    }
+
+    /// Stops the test's cloud and starts it again with the same data folder on another free port
+    /// (`cloud up` flags `flags`), as a developer's emulator comes back after a restart; returns the
+    /// ARM endpoint before and after. Panics when [`Test::local_cloud`] was not called.
+    pub(crate) fn restart_cloud(&mut self, flags: &[&str]) -> (String, String) {
+        let cloud = self.cloud.take().expect("the test started a local cloud");
+        let before = cloud.info.arm_endpoint.clone();
+        let dir = block_on(cloud.stop());
+        let cloud = Cloud::start_binary_in(dir, flags);
+        let after = cloud.info.arm_endpoint.clone();
+        self.cloud = Some(cloud);
+        (before, after)
     }
 
     /// The test's cloud; panics when [`Test::local_cloud`] was not called.

@@ -1,0 +1,162 @@
+//! `stackform env list`: the environments of a stack (each `--env NAME` is a separate state of the same
+//! stack file, in `<state folder>/env/NAME/`), with their resource counts and ages. It reads state
+//! files only: it never talks to a cloud, takes no lock and creates nothing.
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use super::common::{self, StackArgs};
+use super::engine::shown;
+use super::error::CliError;
+use super::place::{self, EnvSummary};
+
+/// Environments of a stack: separate copies made with `--env NAME`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: EnvCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EnvCommand {
+    /// List the stack's environments: name, resources in state, age, last change.
+    ///
+    /// `stackform apply --env NAME` makes one; `stackform destroy --env NAME` removes it.
+    List {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Folder of the state files. Default: `state/` beside the stack file.
+        #[arg(long, value_name = "DIR", env = "STACKFORM_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Print JSON: a list of {name, resources, created, updated, state_file}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
+    let EnvCommand::List {
+        stack,
+        state_dir,
+        json,
+    } = args.command;
+    if !stack.file.exists() {
+        return Err(CliError::StackFileMissing { path: stack.file });
+    }
+    // Only the name: the rest of the file may need an environment to resolve (`${stack.env}`).
+    let name =
+        crate::stack::name_of(&stack.file, stack.max_file_size).map_err(common::diagnostics)?;
+    let (folder, _) = place::state_folder(&stack, state_dir.as_deref());
+    let envs = place::environments(&folder, &name)?;
+    let now = SystemTime::now();
+    if json {
+        let list: Vec<serde_json::Value> = envs.iter().map(to_json).collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if envs.is_empty() {
+        println!(
+            "No environments of stack `{name}` in {}/env/ (make one with `stackform apply --env NAME`).",
+            shown(&folder)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", render(&envs, now));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table `env list` prints: one line per environment, columns aligned.
+fn render(envs: &[EnvSummary], now: SystemTime) -> String {
+    let rows: Vec<[String; 4]> = envs
+        .iter()
+        .map(|e| {
+            [
+                e.name.clone(),
+                e.resources
+                    .map_or_else(|| "?".to_string(), |n| n.to_string()),
+                place::age(e.created, now),
+                match &e.error {
+                    Some(err) => format!("unreadable: {err}"),
+                    None => format!("{} ago", place::age(e.updated, now)),
+                },
+            ]
+        })
+        .collect();
+    let header = ["ENV", "RESOURCES", "AGE", "LAST CHANGE"].map(String::from);
+    let widths: Vec<usize> = (0..3)
+        .map(|i| {
+            rows.iter()
+                .chain(std::iter::once(&header))
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        out.push_str(&format!(
+            "{:<w0$}  {:>w1$}  {:>w2$}  {}\n",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+        ));
+    }
+    out
+}
+
+fn to_json(e: &EnvSummary) -> serde_json::Value {
+    let time = |t: Option<SystemTime>| {
+        t.and_then(|t| {
+            time::OffsetDateTime::from(t)
+                .replace_nanosecond(0)
+                .ok()?
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+    };
+    serde_json::json!({
+        "name": e.name,
+        "resources": e.resources,
+        "created": time(e.created),
+        "updated": time(e.updated),
+        "state_file": shown(&e.state_file),
+        "error": e.error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_table_lines_up_names_counts_and_ages() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let env = |name: &str, n, created, updated| EnvSummary {
+            name: name.into(),
+            state_file: PathBuf::from("state/env/x/s.json"),
+            resources: n,
+            error: None,
+            created: Some(now - Duration::from_secs(created)),
+            updated: Some(now - Duration::from_secs(updated)),
+        };
+        let text = render(
+            &[
+                env("alice", Some(7), 7200, 60),
+                env("bob-long", Some(12), 30, 5),
+            ],
+            now,
+        );
+        assert_eq!(
+            text,
+            "ENV       RESOURCES  AGE  LAST CHANGE\n\
+             alice             7   2h  1m ago\n\
+             bob-long         12  30s  5s ago\n"
+        );
+    }
+}
