@@ -3,6 +3,8 @@
 //! `http://127.0.0.1:port/account/` in emulators), authenticated by a Bearer token for the storage
 //! audience or by SharedKey.
 //!
+//! Leases, append blobs and ETag-guarded writes are in the sibling `blob_conditional`.
+//!
 //! Bodies and keys never reach a log; only the pipeline's redacted call lines do.
 
 use std::collections::BTreeMap;
@@ -117,7 +119,7 @@ impl BlobClient {
         Ok(url)
     }
 
-    fn request(&self, method: Method, mut url: Url) -> Result<HttpRequest> {
+    pub(super) fn request(&self, method: Method, mut url: Url) -> Result<HttpRequest> {
         if let Some(sas) = &self.sas {
             let sas = sas.expose().trim_start_matches('?');
             let query = match url.query() {
@@ -129,7 +131,7 @@ impl BlobClient {
         HttpRequest::new(method, url).header("x-ms-version", &self.version)
     }
 
-    async fn send(&self, req: HttpRequest) -> Result<(HttpResponse, String)> {
+    pub(super) async fn send(&self, req: HttpRequest) -> Result<(HttpResponse, String)> {
         let what = req.describe();
         let resp = self.pipeline.send(req, &self.auth).await?;
         Ok((resp, what))
@@ -313,7 +315,7 @@ impl BlobClient {
     }
 }
 
-fn properties(resp: &HttpResponse) -> BlobProperties {
+pub(super) fn properties(resp: &HttpResponse) -> BlobProperties {
     let metadata = resp
         .headers
         .iter()

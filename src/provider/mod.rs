@@ -7,8 +7,9 @@
 //! credentials in a [`CloudConfig`].
 //!
 //! Layers, outermost first: resource types (`resources/`) → the shared ARM client (`arm`) and the blob
-//! data plane (`blob`) → long-running operations (`lro`) → the HTTP pipeline (`pipeline`: request id and
-//! logging, then `retry`, then per-try auth, then the transport).
+//! data plane (`blob`; leases, append blobs and ETag-guarded writes in `blob_conditional`) →
+//! long-running operations (`lro`) → the HTTP pipeline (`pipeline`: request id and logging, then
+//! `retry`, then per-try auth, then the transport).
 //!
 //! This module must never import `crate::cloud`, never print, and never let a token, key or secret reach
 //! a log line, an error or an [`Observed`].
@@ -16,6 +17,7 @@
 pub mod arm;
 pub mod azure;
 pub mod blob;
+pub mod blob_conditional;
 pub mod config;
 mod contract;
 pub mod credential;

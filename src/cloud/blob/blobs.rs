@@ -1,88 +1,25 @@
-//! The block-blob operations of the blob service: put, get (with ranges), head, delete and snapshots
-//! (create, read, delete), with the conditional headers evaluated under the store's lock (contract
-//! section 5), on a typed [`BlobRef`].
+//! The blob operations of the blob service: Put Blob (a block blob, or the empty append blob that
+//! `append` then grows), Get Blob (with ranges, of the blob or of a snapshot), Get Blob Properties,
+//! Delete Blob and snapshots (create, read, delete), with the conditional headers and the lease rule
+//! (`lease::check_write`, `lease::check_read`) evaluated under the store's lock (contract section 5),
+//! on a typed [`BlobRef`].
 //!
 //! Handlers only: they never authenticate and never touch containers beyond checking one exists.
-use std::collections::BTreeMap;
-
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use md5::Digest;
 
+use super::append;
 use super::containers::container_exists;
 use super::error::{BResult, BlobCode, BlobError, blob_not_found, err, internal};
+use super::lease;
+use super::properties;
 use super::raw_names::{CasedHeaderNames, RawMetaNames};
+use super::request::{check_conditions, checked_md5, request_metadata};
 use super::route::BlobRef;
 use crate::cloud::http::{answer, header};
 use crate::cloud::state::Shared;
-use crate::cloud::store::BlobMeta;
+use crate::cloud::store::{BlobMeta, BlobType, now_ms};
 use crate::cloud::store::ops::DeleteSnapshots;
-
-/// Evaluates conditional headers. `read` selects 304 for failed read conditions.
-fn check_conditions(h: &HeaderMap, m: Option<&BlobMeta>, read: bool) -> Result<(), BlobError> {
-    let failed = || {
-        if read {
-            err(
-                StatusCode::NOT_MODIFIED,
-                BlobCode::ConditionNotMet,
-                "The condition specified using HTTP conditional header(s) is not met.",
-            )
-        } else {
-            err(
-                StatusCode::PRECONDITION_FAILED,
-                BlobCode::ConditionNotMet,
-                "The condition specified using HTTP conditional header(s) is not met.",
-            )
-        }
-    };
-    let precondition = || {
-        err(
-            StatusCode::PRECONDITION_FAILED,
-            BlobCode::ConditionNotMet,
-            "The condition specified using HTTP conditional header(s) is not met.",
-        )
-    };
-    let tag_matches =
-        |list: &str, tag: &str| list.split(',').map(str::trim).any(|t| t == "*" || t == tag);
-    if let Some(im) = header(h, "if-match") {
-        match m {
-            Some(m) if tag_matches(im, &m.etag) => {}
-            _ => return Err(precondition()),
-        }
-    }
-    if let Some(inm) = header(h, "if-none-match")
-        && let Some(m) = m
-        && tag_matches(inm, &m.etag)
-    {
-        if inm.trim() == "*" && !read {
-            return Err(err(
-                StatusCode::CONFLICT,
-                BlobCode::BlobAlreadyExists,
-                "The specified blob already exists.",
-            ));
-        }
-        return Err(failed());
-    }
-    if let Some(m) = m {
-        if let Some(ims) =
-            header(h, "if-modified-since").and_then(|d| httpdate::parse_http_date(d).ok())
-            && let Ok(since) = ims.duration_since(std::time::UNIX_EPOCH)
-            && m.modified_unix <= since.as_secs() as i64
-        {
-            return Err(failed());
-        }
-        if let Some(ius) =
-            header(h, "if-unmodified-since").and_then(|d| httpdate::parse_http_date(d).ok())
-            && let Ok(since) = ius.duration_since(std::time::UNIX_EPOCH)
-            && m.modified_unix > since.as_secs() as i64
-        {
-            return Err(precondition());
-        }
-    }
-    Ok(())
-}
 
 pub(super) async fn put_blob(
     st: &Shared,
@@ -104,7 +41,7 @@ pub(super) async fn put_blob(
         ));
     }
     container_exists(st, &b.container)?;
-    match header(h, "x-ms-blob-type") {
+    let blob_type = match header(h, "x-ms-blob-type") {
         None => {
             return Err(err(
                 StatusCode::BAD_REQUEST,
@@ -113,70 +50,44 @@ pub(super) async fn put_blob(
             )
             .with_detail("HeaderName", "x-ms-blob-type"));
         }
-        Some("BlockBlob") => {}
+        Some("BlockBlob") => BlobType::BlockBlob,
+        Some("AppendBlob") => append::new_append_blob(&body)?,
         // The blob types of the service (blob.json, definition BlobType: BlockBlob, PageBlob,
-        // AppendBlob): the local cloud stores block blobs only.
-        Some(other @ ("PageBlob" | "AppendBlob")) => {
+        // AppendBlob): the local cloud stores block and append blobs.
+        Some(other @ "PageBlob") => {
             return Err(err(
                 StatusCode::NOT_IMPLEMENTED,
                 BlobCode::NotImplemented,
-                format!("the local cloud only implements BlockBlob, not {other}"),
+                format!("the local cloud implements BlockBlob and AppendBlob, not {other}"),
             ));
         }
         // Any other value is a malformed header: 400, as Azure and Azurite answer.
         Some(other) => return Err(BlobError::invalid_header("x-ms-blob-type", other)),
-    }
-    let md5 = B64.encode(md5::Md5::digest(&body));
-    if let Some(given) = header(h, "content-md5") {
-        // A Content-MD5 that is not 16 bytes in base64 is 400 `InvalidMd5`; a well-formed one that
-        // differs is 400 `Md5Mismatch` naming both values (learn.microsoft.com rest/api/storageservices
-        // common-rest-api-error-codes; the `<UserSpecifiedMd5>`/`<ServerCalculatedMd5>` elements as in
-        // recorded service answers of the Azure SDKs' storage tests).
-        if B64.decode(given.trim()).map(|d| d.len()) != Ok(16) {
-            return Err(err(
-                StatusCode::BAD_REQUEST,
-                BlobCode::InvalidMd5,
-                "The MD5 value specified in the request is invalid. The MD5 value must be 128 bits and Base64-encoded.",
-            ));
-        }
-        if given.trim() != md5 {
-            return Err(err(
-                StatusCode::BAD_REQUEST,
-                BlobCode::Md5Mismatch,
-                "The MD5 value specified in the request did not match with the MD5 value calculated by the server.",
-            )
-            .with_detail("UserSpecifiedMd5", given.trim())
-            .with_detail("ServerCalculatedMd5", md5));
-        }
-    }
+    };
+    let md5 = checked_md5(h, &body)?;
     let existing = st
         .store
         .blob(&b.container.account, &b.container.name, &b.name);
     check_conditions(h, existing.as_ref(), false)?;
     let now = std::time::SystemTime::now();
     let modified = httpdate::fmt_http_date(now);
-    // Metadata names keep the case they were sent with (see `raw_names`).
-    let metadata: BTreeMap<String, String> = h
-        .iter()
-        .filter_map(|(k, v)| {
-            k.as_str().strip_prefix("x-ms-meta-").map(|n| {
-                (
-                    raw.metadata_name(n),
-                    v.to_str().unwrap_or_default().to_string(),
-                )
-            })
-        })
-        .collect();
+    let metadata = request_metadata(h, raw);
     let opt = |n: &str| header(h, n).map(str::to_string);
     let content_type = opt("x-ms-blob-content-type")
         .or_else(|| opt("content-type"))
         .unwrap_or_else(|| "application/octet-stream".into());
+    // An append blob has no MD5 of its own: its blocks come later (a recorded Get Blob Properties of
+    // an append blob carries no Content-MD5: test_append_blob.pyTestStorageAppendBlobtest_create_blob_with_lease_id.json).
+    let stored_md5 = match blob_type {
+        BlobType::BlockBlob => md5.clone(),
+        BlobType::AppendBlob => String::new(),
+    };
     let meta = BlobMeta {
         file: String::new(),
         len: body.len() as u64,
         etag: String::new(),
         content_type,
-        content_md5: md5.clone(),
+        content_md5: stored_md5.clone(),
         content_encoding: opt("x-ms-blob-content-encoding").or_else(|| opt("content-encoding")),
         content_language: opt("x-ms-blob-content-language").or_else(|| opt("content-language")),
         cache_control: opt("x-ms-blob-cache-control"),
@@ -191,24 +102,30 @@ pub(super) async fn put_blob(
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0),
+        blob_type,
+        committed_blocks: 0,
+        lease: None,
     };
-    // Conditions are evaluated again under the store's lock, so two conditional writers (e.g.
-    // `If-None-Match: *` used as a lock) cannot both win.
+    // Conditions and the lease are evaluated again under the store's lock, so two conditional
+    // writers (e.g. `If-None-Match: *` used as a lock) cannot both win; a writer holding the lease
+    // keeps it on the new blob.
     let tag = st
         .store
-        .put_blob(b.key(), &body, meta, |m| check_conditions(h, m, false))
+        .put_blob(b.key(), &body, meta, |m| {
+            check_conditions(h, m, false)?;
+            lease::check_write(h, m, now_ms())
+        })
         .await
         .map_err(internal)??;
-    Ok(answer(
-        StatusCode::CREATED,
-        Body::empty(),
-        &[
-            ("etag", tag),
-            ("last-modified", modified),
-            ("content-md5", md5),
-            ("x-ms-request-server-encrypted", "true".into()),
-        ],
-    ))
+    let mut headers = vec![
+        ("etag", tag),
+        ("last-modified", modified),
+        ("x-ms-request-server-encrypted", "true".into()),
+    ];
+    if !stored_md5.is_empty() {
+        headers.push(("content-md5", stored_md5));
+    }
+    Ok(answer(StatusCode::CREATED, Body::empty(), &headers))
 }
 
 fn parse_range(spec: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
@@ -251,21 +168,18 @@ pub(super) fn get_blob(
         return Err(blob_not_found());
     };
     check_conditions(h, Some(&m), true)?;
+    let now = now_ms();
+    lease::check_read(h, &m, now)?;
     let mut headers: Vec<(&'static str, String)> = vec![
         ("etag", m.etag.clone()),
         ("last-modified", m.modified.clone()),
         ("content-type", m.content_type.clone()),
-        ("x-ms-blob-type", "BlockBlob".into()),
         ("x-ms-creation-time", m.created.clone()),
-        ("x-ms-lease-state", "available".into()),
-        ("x-ms-lease-status", "unlocked".into()),
         ("x-ms-server-encrypted", "true".into()),
-        // Every block blob is on the account's default tier (blob.json, Blob_GetProperties response
-        // headers x-ms-access-tier and x-ms-access-tier-inferred).
-        ("x-ms-access-tier", "Hot".into()),
-        ("x-ms-access-tier-inferred", "true".into()),
         ("accept-ranges", "bytes".into()),
     ];
+    headers.extend(properties::type_headers(&m));
+    headers.extend(properties::lease_headers(&m, now));
     for (k, v) in [
         ("content-encoding", &m.content_encoding),
         ("content-language", &m.content_language),
@@ -314,7 +228,9 @@ pub(super) fn get_blob(
             r
         }
         None => {
-            headers.push(("content-md5", m.content_md5.clone()));
+            if !m.content_md5.is_empty() {
+                headers.push(("content-md5", m.content_md5.clone()));
+            }
             let mut r = answer(StatusCode::OK, Body::from(bytes), &headers);
             if let Ok(v) = HeaderValue::from_str(&m.len.to_string()) {
                 r.headers_mut().insert("content-length", v);
@@ -432,8 +348,12 @@ pub(super) async fn delete_blob(
                     BlobCode::SnapshotsPresent,
                     "This operation is not permitted while the blob has snapshots.",
                 )),
-                // Checked under the store's lock, like writes.
-                Some(m) => check_conditions(h, Some(m), false),
+                // Checked under the store's lock, like writes; a leased blob is deleted only by its
+                // holder (Lease Blob: Delete Blob needs the active lease id).
+                Some(m) => {
+                    check_conditions(h, Some(m), false)?;
+                    lease::check_write(h, Some(m), now_ms()).map(drop)
+                }
             })
             .await
             .map_err(internal)??;

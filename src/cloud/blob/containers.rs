@@ -7,11 +7,12 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 
 use super::error::{BResult, BlobCode, BlobError, container_not_found, err, internal, xml_escape};
+use super::properties;
 use super::route::Container;
 use crate::cloud::bodies::container_body;
 use crate::cloud::http::{Query, answer, header};
 use crate::cloud::state::Shared;
-use crate::cloud::store::{BlobMeta, now_rfc3339};
+use crate::cloud::store::{BlobMeta, now_ms, now_rfc3339};
 
 /// The container's record, or `ContainerNotFound`.
 pub(super) fn container_exists(st: &Shared, c: &Container) -> Result<serde_json::Value, BlobError> {
@@ -128,6 +129,7 @@ pub(super) fn list_blobs(st: &Shared, c: &Container, query: &Query) -> BResult {
     let mut count = 0;
     let mut next_marker = String::new();
     let mut last_prefix: Option<String> = None;
+    let now = now_ms();
     for (name, m) in blobs {
         if let Some(d) = &delimiter
             && let Some(pos) = name[prefix.len()..].find(d.as_str())
@@ -160,12 +162,12 @@ pub(super) fn list_blobs(st: &Shared, c: &Container, query: &Query) -> BResult {
             }
             meta.push_str("</Metadata>");
         }
-        // `AccessTierInferred`: every blob here is on the account's default tier (blob.json, definition
-        // BlobPropertiesInternal; recorded List Blobs answers in Azure/azure-sdk-for-python
-        // sdk/storage/azure-storage-blob/tests/recordings/ carry `<AccessTierInferred>true`).
+        // The type, tier and lease elements: `properties` (blob.json, definition
+        // BlobPropertiesInternal).
         entries.push_str(&format!(
-            "<Blob><Name>{}</Name><Properties><Creation-Time>{}</Creation-Time><Last-Modified>{}</Last-Modified><Etag>{}</Etag><Content-Length>{}</Content-Length><Content-Type>{}</Content-Type><Content-MD5>{}</Content-MD5><BlobType>BlockBlob</BlobType><AccessTier>Hot</AccessTier><AccessTierInferred>true</AccessTierInferred><LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState><ServerEncrypted>true</ServerEncrypted></Properties>{meta}</Blob>",
-            xml_escape(&name), m.created, m.modified, xml_escape(m.etag.trim_matches('"')), m.len, xml_escape(&m.content_type), m.content_md5
+            "<Blob><Name>{}</Name><Properties><Creation-Time>{}</Creation-Time><Last-Modified>{}</Last-Modified><Etag>{}</Etag><Content-Length>{}</Content-Length><Content-Type>{}</Content-Type><Content-MD5>{}</Content-MD5>{}{}<ServerEncrypted>true</ServerEncrypted></Properties>{meta}</Blob>",
+            xml_escape(&name), m.created, m.modified, xml_escape(m.etag.trim_matches('"')), m.len, xml_escape(&m.content_type), m.content_md5,
+            properties::type_listing(&m), properties::lease_listing(&m, now)
         ));
         count += 1;
     }

@@ -8,13 +8,22 @@
 //! operations (a container's blobs go with it inside the store, never here).
 //!
 //! This file only wires the layer: fault injection, the account lookup, authentication and
-//! authorisation ([`auth`]), then one handler per [`route::BlobRoute`] ([`containers`], [`blobs`]);
-//! errors and their XML shape live in [`error`]. No child imports this file.
+//! authorisation ([`auth`]), then one handler per [`route::BlobRoute`] ([`containers`], [`blobs`],
+//! [`lease`] for Lease Blob and the lease rule of every read and write, [`append`] for append blobs,
+//! [`metadata`] for Set Blob Metadata; what a request asks of a blob, its conditional headers,
+//! `Content-MD5` and metadata, in [`request`]; what properties and listings say of a blob's type
+//! and lease, in [`properties`]); errors and their XML shape live in [`error`]. No child
+//! imports this file.
+mod append;
 mod auth;
 mod blobs;
 mod containers;
 mod error;
+mod lease;
+mod metadata;
+mod properties;
 pub(crate) mod raw_names;
+mod request;
 pub(crate) mod route;
 
 use axum::extract::Request;
@@ -226,6 +235,11 @@ async fn handle_inner(st: &CloudState, req: Request) -> BResult {
         } => get_blob(st, &blob.at(&acct_key), h, head, snapshot.as_deref()),
         BlobRoute::DeleteBlob { blob, snapshot } => {
             delete_blob(st, &blob.at(&acct_key), h, snapshot.as_deref()).await
+        }
+        BlobRoute::LeaseBlob(b) => lease::lease_blob(st, &b.at(&acct_key), h).await,
+        BlobRoute::AppendBlock(b) => append::append_block(st, &b.at(&acct_key), h, body).await,
+        BlobRoute::SetBlobMetadata(b) => {
+            metadata::set_blob_metadata(st, &b.at(&acct_key), h, &raw).await
         }
         BlobRoute::Unimplemented => Err(err(
             StatusCode::NOT_IMPLEMENTED,

@@ -176,6 +176,12 @@ pub(crate) enum BlobRoute {
         blob: BlobName,
         snapshot: Option<String>,
     },
+    /// `PUT /{account}/{container}/{blob}?comp=lease`
+    LeaseBlob(BlobName),
+    /// `PUT /{account}/{container}/{blob}?comp=appendblock`
+    AppendBlock(BlobName),
+    /// `PUT /{account}/{container}/{blob}?comp=metadata`
+    SetBlobMetadata(BlobName),
     Unimplemented,
 }
 
@@ -223,6 +229,16 @@ impl BlobRoute {
                         snapshot,
                     },
                     (Method::DELETE, snapshot) => BlobRoute::DeleteBlob { blob, snapshot },
+                    _ => BlobRoute::Unimplemented,
+                }
+            }
+            // Leases, appends and metadata act on the base blob only; on a snapshot they are not served.
+            (Some(name), None, Some(comp)) if *m == Method::PUT && snapshot.is_none() => {
+                let blob = BlobName { container: c, name };
+                match comp {
+                    "lease" => BlobRoute::LeaseBlob(blob),
+                    "appendblock" => BlobRoute::AppendBlock(blob),
+                    "metadata" => BlobRoute::SetBlobMetadata(blob),
                     _ => BlobRoute::Unimplemented,
                 }
             }
@@ -364,6 +380,15 @@ mod tests {
                 "PUT /acct/ccc/a?comp=snapshot",
                 B::SnapshotBlob(blob("ccc", "a")),
             ),
+            ("PUT /acct/ccc/a?comp=lease", B::LeaseBlob(blob("ccc", "a"))),
+            (
+                "PUT /acct/ccc/a?comp=appendblock",
+                B::AppendBlock(blob("ccc", "a")),
+            ),
+            (
+                "PUT /acct/ccc/a?comp=metadata",
+                B::SetBlobMetadata(blob("ccc", "a")),
+            ),
         ];
         for (request, want) in cases {
             let (m, target) = request.split_once(' ').unwrap();
@@ -384,6 +409,8 @@ mod tests {
             (Method::POST, "/acct/ccc/a"),
             (Method::PUT, "/acct/ccc/a?snapshot=t"),
             (Method::PUT, "/acct/ccc/a?comp=snapshot&snapshot=t"),
+            (Method::GET, "/acct/ccc/a?comp=lease"),
+            (Method::PUT, "/acct/ccc/a?comp=page"),
         ] {
             assert_eq!(route(m.clone(), t), BlobRoute::Unimplemented, "{m} {t}");
         }

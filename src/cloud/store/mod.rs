@@ -29,7 +29,7 @@
 //! | `principals` | object id | `record` |
 //! | `role_assignments` | lowercase id | `record` |
 //! | `operations` | operation id | `record` (`status`, `resource_key`, ...) |
-//! | `blobs` | `{account}/{container}/{name}` (account and container lowercase) | `record`; its `file` is the id of its bytes |
+//! | `blobs` | `{account}/{container}/{name}` (account and container lowercase) | `record` (with `blob_type`, `committed_blocks`, `lease`); its `file` is the id of its bytes |
 //! | `blob_content` | `id` | `bytes` |
 //!
 //! For example: `sqlite3 store.db "SELECT key, json_extract(body, '$.properties.provisioningState')
@@ -41,12 +41,14 @@
 //!
 //! # Files (each imports only its siblings, never this file)
 //!
-//! * [`ops`]: the named operations handlers call; every cascade lives there.
+//! * [`ops`]: the named operations handlers call; every cascade lives there. [`blob_writes`]: the
+//!   blob operations that change a record in place (lease, metadata) or rewrite its bytes (append).
 //! * `data`: the cache ([`Data`]) and its indexes; `handle`: the shared handle ([`Store`]), opening a
 //!   data folder and committing each mutation.
 //! * `table`: a map that remembers its changes; `db`: the SQLite file; `legacy`: the former format.
 //! * `records`: the records kept besides ARM bodies; `disk`: [`StoreError`] and [`write_atomic`];
 //!   `fresh`: the current time and random keys.
+pub(crate) mod blob_writes;
 mod data;
 mod db;
 mod disk;
@@ -62,7 +64,9 @@ pub(crate) use disk::StoreError;
 pub(crate) use disk::write_atomic;
 pub(crate) use fresh::{now_ms, now_rfc3339, random_key};
 pub(crate) use handle::Store;
-pub(crate) use records::{BlobMeta, Operation, Principal, RoleAssignment, Seed};
+pub(crate) use records::{
+    BlobLease, BlobMeta, BlobType, Operation, Principal, RoleAssignment, Seed,
+};
 
 /// The files and folders of a data folder that hold the store (current and former format), for
 /// `cloud reset` to delete.

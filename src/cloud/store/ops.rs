@@ -13,7 +13,7 @@ use super::data::{Data, name_of};
 use super::disk::StoreError;
 use super::fresh::now_ms;
 use super::handle::Store;
-use super::records::{BlobMeta, Operation, Principal, RoleAssignment, Seed};
+use super::records::{BlobLease, BlobMeta, Operation, Principal, RoleAssignment, Seed};
 
 /// Key of a container's record: its lowercase ARM id under the storage account whose key (lowercase
 /// ARM id) is `account_key`.
@@ -25,7 +25,7 @@ pub(crate) fn container_key(account_key: &str, container: &str) -> String {
 }
 
 /// Key of a blob's metadata: `{account}/{container}/{name}` (account and container lowercase).
-fn blob_key(account: &str, container: &str, name: &str) -> String {
+pub(super) fn blob_key(account: &str, container: &str, name: &str) -> String {
     format!(
         "{}/{}/{name}",
         account.to_ascii_lowercase(),
@@ -93,7 +93,7 @@ fn last_segment(key: &str) -> &str {
 }
 
 /// A new, unique blob ETag.
-fn blob_etag(counter: u64) -> String {
+pub(super) fn blob_etag(counter: u64) -> String {
     format!("\"0x8D{:X}{counter:06X}\"", now_ms())
 }
 
@@ -398,19 +398,20 @@ impl Store {
 
     /// Writes a blob, its metadata with a new ETag and its bytes in one transaction, if `check`
     /// accepts the current metadata (evaluated under the store's lock, so two conditional writers
-    /// cannot both win). Returns the new ETag, or `check`'s refusal (then nothing is stored); the
+    /// cannot both win). `check` also says which lease the new blob keeps (the current one, when the
+    /// writer holds it). Returns the new ETag, or `check`'s refusal (then nothing is stored); the
     /// replaced bytes are deleted in the same transaction.
     pub(crate) async fn put_blob<E>(
         &self,
         (account, container, name): (&str, &str, &str),
         bytes: &[u8],
         meta: BlobMeta,
-        check: impl FnOnce(Option<&BlobMeta>) -> Result<(), E>,
+        check: impl FnOnce(Option<&BlobMeta>) -> Result<Option<BlobLease>, E>,
     ) -> Result<Result<String, E>, StoreError> {
         let file = uuid::Uuid::new_v4().simple().to_string();
         let key = blob_key(account, container, name);
         self.mutate_with(&[(file.as_str(), bytes)], |d| {
-            check(d.blobs.get(&key))?;
+            let lease = check(d.blobs.get(&key))?;
             d.etag_counter += 1;
             let tag = blob_etag(d.etag_counter);
             d.blobs.insert(
@@ -418,6 +419,7 @@ impl Store {
                 BlobMeta {
                     file: file.clone(),
                     etag: tag.clone(),
+                    lease,
                     ..meta
                 },
             );
@@ -491,8 +493,10 @@ impl Store {
             }
             d.blobs.insert(
                 snapshot_key(account, container, name, &snapshot),
+                // A snapshot is never leased (Lease Blob acts on the base blob only).
                 BlobMeta {
                     file: file.clone(),
+                    lease: None,
                     ..base.clone()
                 },
             );
@@ -675,19 +679,9 @@ mod tests {
 
     fn meta() -> BlobMeta {
         BlobMeta {
-            file: String::new(),
             len: 1,
-            etag: String::new(),
             content_type: "text/plain".into(),
-            content_md5: String::new(),
-            content_encoding: None,
-            content_language: None,
-            cache_control: None,
-            content_disposition: None,
-            metadata: Default::default(),
-            created: String::new(),
-            modified: String::new(),
-            modified_unix: 0,
+            ..Default::default()
         }
     }
 
@@ -697,7 +691,7 @@ mod tests {
     async fn put(store: &Store, container: &str, name: &str) {
         store
             .put_blob((ACCT_NAME, container, name), b"x", meta(), |_| {
-                Ok::<_, ()>(())
+                Ok::<_, ()>(None)
             })
             .await
             .unwrap()
@@ -790,7 +784,7 @@ mod tests {
         let before = store.blob("acct", "c", "n").unwrap();
         let refused = store
             .put_blob(("acct", "c", "n"), b"y", meta(), |m| {
-                if m.is_some() { Err("exists") } else { Ok(()) }
+                if m.is_some() { Err("exists") } else { Ok(None) }
             })
             .await
             .unwrap();

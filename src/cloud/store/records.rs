@@ -66,7 +66,7 @@ pub(crate) struct Operation {
 }
 
 /// Metadata of one blob; its bytes are the `blob_content` row whose id is `file`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct BlobMeta {
     pub file: String,
     pub len: u64,
@@ -81,4 +81,47 @@ pub(crate) struct BlobMeta {
     pub created: String,
     pub modified: String,
     pub modified_unix: i64,
+    /// Block blob (every record written before append blobs existed) or append blob.
+    #[serde(default)]
+    pub blob_type: BlobType,
+    /// The committed blocks of an append blob (0 for a block blob).
+    #[serde(default)]
+    pub committed_blocks: u32,
+    /// The blob's lease, while one was acquired and not released (an expired or broken lease stays
+    /// until the blob is written or leased again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<BlobLease>,
+}
+
+/// The kinds of blob the local cloud stores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum BlobType {
+    #[default]
+    BlockBlob,
+    AppendBlob,
+}
+
+impl BlobType {
+    /// The name the service gives it (`x-ms-blob-type`, `<BlobType>`).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BlobType::BlockBlob => "BlockBlob",
+            BlobType::AppendBlob => "AppendBlob",
+        }
+    }
+}
+
+/// A blob's lease as stored; its state at a given time (leased, expired, breaking, broken) follows
+/// from these fields and the clock (see `cloud::blob::lease`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BlobLease {
+    /// The lease id as the holder proposed it (or as the service made it).
+    pub id: String,
+    /// Seconds of a fixed-duration lease; `None` for an infinite one.
+    pub duration_s: Option<u32>,
+    /// Unix milliseconds when a fixed lease expires or, once `breaking`, when the break period ends;
+    /// `None` for an infinite lease (and for a break that took effect at once).
+    pub until_ms: Option<u64>,
+    /// A break was requested: the lease is breaking until `until_ms`, broken after.
+    pub breaking: bool,
 }

@@ -1,4 +1,5 @@
-//! What the integration tests share: running the real binary ([`bin`]), Azurite ([`azurite`]), a test's own folder and local
+//! What the integration tests share: running the real binary ([`bin`]), Azurite ([`azurite`]) and raw
+//! requests to it and a local cloud side by side ([`blob_pair`]), a test's own folder and local
 //! cloud ([`test`]), a tiny file system to fill ([`disk`]), the REST client of a local cloud ([`cloud`]) and its reference walk ([`walk`]), the
 //! provider against an in-process cloud ([`provider`]), fixtures ([`fixtures`]), waiting with a deadline
 //! ([`wait`]), re-running this binary as a child process ([`child`]) and the snapshot redactor
@@ -6,6 +7,7 @@
 
 pub(crate) mod azurite;
 pub(crate) mod bin;
+pub(crate) mod blob_pair;
 pub(crate) mod child;
 pub(crate) mod cloud;
 pub(crate) mod disk;
