@@ -18,8 +18,8 @@ use super::request::{check_conditions, checked_md5, request_metadata};
 use super::route::BlobRef;
 use crate::cloud::http::{answer, header};
 use crate::cloud::state::Shared;
-use crate::cloud::store::{BlobMeta, BlobType, now_ms};
 use crate::cloud::store::ops::DeleteSnapshots;
+use crate::cloud::store::{BlobMeta, BlobType, now_ms};
 
 pub(super) async fn put_blob(
     st: &Shared,
