@@ -6,12 +6,37 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A source file as the user wrote it, shared by every diagnostic that points into it.
-#[derive(Debug, Clone)]
-pub struct SourceFile {
+///
+/// One pointer to one shared allocation: every value of a loaded stack keeps the location it was
+/// written at, so a clone must cost no allocation and a location little room (100,000 resources
+/// hold millions of them). Its fields are those of [`SourceText`], reached through `Deref`.
+#[derive(Clone)]
+pub struct SourceFile(Arc<SourceText>);
+
+/// What a [`SourceFile`] shares.
+pub struct SourceText {
     /// The path as it should be shown to the user (as given on the command line, or joined from it).
     pub path: PathBuf,
     pub text: Arc<str>,
-    line_starts: Arc<[usize]>,
+    line_starts: Box<[usize]>,
+}
+
+impl std::ops::Deref for SourceFile {
+    type Target = SourceText;
+
+    fn deref(&self) -> &SourceText {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SourceFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceFile")
+            .field("path", &self.path)
+            .field("text", &self.text)
+            .field("line_starts", &self.line_starts)
+            .finish()
+    }
 }
 
 impl SourceFile {
@@ -19,11 +44,11 @@ impl SourceFile {
         let text: Arc<str> = text.into();
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        SourceFile {
+        SourceFile(Arc::new(SourceText {
             path: path.into(),
             text,
             line_starts: starts.into(),
-        }
+        }))
     }
 
     pub(crate) fn display_path(&self) -> String {

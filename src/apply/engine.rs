@@ -157,12 +157,9 @@ pub async fn apply(
     let run = Run {
         plan,
         registry,
-        // A destroy resolves nothing (a delete sends the recorded inputs): no copy of the values.
-        known: if plan.destroy {
-            KnownValues::default()
-        } else {
-            KnownValues::refreshed(&state, &plan.refreshed)
-        },
+        // Only what the plan's references read (a destroy resolves nothing: a delete sends the
+        // recorded inputs), with the live values the refresh read, not a second copy of every record.
+        known: KnownValues::for_plan(plan, &state),
         state,
         persist: persistence,
         types,
@@ -179,6 +176,15 @@ pub async fn apply(
         shared,
     };
     Ok(run.execute().await)
+}
+
+/// The scheduler's queue: ops whose predecessors are all done and durable, highest priority first,
+/// and the steps in flight.
+struct Queue {
+    ready: BinaryHeap<(u32, Reverse<usize>)>,
+    tasks: JoinSet<(usize, JobDone)>,
+    task_ops: HashMap<tokio::task::Id, usize>,
+    parallelism: usize,
 }
 
 /// What the provider kept of one resource before an update, with the request that names it.
@@ -224,12 +230,15 @@ impl Run<'_> {
             parallelism,
         });
         let mut indegree = self.graph.indegree.clone();
-        let mut ready: BinaryHeap<(u32, Reverse<usize>)> = (0..self.graph.ops.len())
-            .filter(|&i| indegree[i] == 0)
-            .map(|i| (self.graph.priority[i], Reverse(i)))
-            .collect();
-        let mut tasks: JoinSet<(usize, JobDone)> = JoinSet::new();
-        let mut task_ops: HashMap<tokio::task::Id, usize> = HashMap::new();
+        let mut queue = Queue {
+            ready: (0..self.graph.ops.len())
+                .filter(|&i| indegree[i] == 0)
+                .map(|i| (self.graph.priority[i], Reverse(i)))
+                .collect(),
+            tasks: JoinSet::new(),
+            task_ops: HashMap::new(),
+            parallelism,
+        };
         let mut stopping = false;
         let mut seen_level = self.shared.interrupt.level();
         let mut aborted = false;
@@ -242,17 +251,9 @@ impl Run<'_> {
         }
         loop {
             if !stopping {
-                while tasks.len() < parallelism {
-                    let Some((_, Reverse(i))) = ready.pop() else {
-                        break;
-                    };
-                    let job = self.job(i);
-                    self.started[i] = true;
-                    let handle = tasks.spawn(async move { (i, job.run().await) });
-                    task_ops.insert(handle.id(), i);
-                }
+                self.start_ready(&mut queue);
             }
-            if tasks.is_empty() {
+            if queue.tasks.is_empty() {
                 break;
             }
             let interrupt = self.shared.interrupt.clone();
@@ -261,29 +262,29 @@ impl Run<'_> {
                     seen_level = interrupt.level();
                     self.shared.events.emit(ApplyEvent::Interrupted {
                         level: seen_level,
-                        in_flight: tasks.len(),
+                        in_flight: queue.tasks.len(),
                     });
                     stopping = true;
                     if seen_level >= 2 {
-                        tasks.abort_all();
+                        queue.tasks.abort_all();
                         aborted = true;
                         break;
                     }
                 }
-                Some(first) = tasks.join_next_with_id() => {
+                Some(first) = queue.tasks.join_next_with_id() => {
                     let mut batch = vec![first];
-                    while let Some(more) = tasks.try_join_next_with_id() {
+                    while let Some(more) = queue.tasks.try_join_next_with_id() {
                         batch.push(more);
                     }
                     let mut finished = Vec::with_capacity(batch.len());
                     for joined in batch {
                         match joined {
                             Ok((id, (i, done))) => {
-                                task_ops.remove(&id);
+                                queue.task_ops.remove(&id);
                                 finished.push((i, done));
                             }
                             Err(err) => {
-                                let i = task_ops.remove(&err.id());
+                                let i = queue.task_ops.remove(&err.id());
                                 if let Some(i) = i {
                                     finished.push((i, JobDone {
                                         step: None,
@@ -301,7 +302,7 @@ impl Run<'_> {
                             }
                         }
                     }
-                    let released = self.record_batch(finished).await;
+                    let released = self.record_batch(finished, &mut queue, stopping).await;
                     if released.is_none() {
                         stopping = true;
                     }
@@ -309,14 +310,14 @@ impl Run<'_> {
                         for &next in &self.graph.successors[i] {
                             indegree[next] -= 1;
                             if indegree[next] == 0 {
-                                ready.push((self.graph.priority[next], Reverse(next)));
+                                queue.ready.push((self.graph.priority[next], Reverse(next)));
                             }
                         }
                     }
                 }
             }
         }
-        drop(tasks);
+        drop(queue);
 
         let not_started: Vec<String> = (0..self.graph.ops.len())
             .filter(|&i| !self.started[i])
@@ -421,6 +422,19 @@ impl Run<'_> {
             state: self.state,
             persistence_error: self.persistence_error,
             journal_cleared,
+        }
+    }
+
+    /// Starts ready ops, highest priority first, while fewer than `parallelism` are in flight.
+    fn start_ready(&mut self, queue: &mut Queue) {
+        while queue.tasks.len() < queue.parallelism {
+            let Some((_, Reverse(i))) = queue.ready.pop() else {
+                break;
+            };
+            let job = self.job(i);
+            self.started[i] = true;
+            let handle = queue.tasks.spawn(async move { (i, job.run().await) });
+            queue.task_ops.insert(handle.id(), i);
         }
     }
 
@@ -635,7 +649,17 @@ impl Run<'_> {
     /// Records finished steps in state (one write for the batch), then emits their events.
     /// Returns the ops whose successors may start, or `None` when the run must stop because the
     /// state could not be written.
-    async fn record_batch(&mut self, finished: Vec<(usize, JobDone)>) -> Option<Vec<usize>> {
+    ///
+    /// While the batch's journal commit is synced, the slots it freed are given to ready ops (unless
+    /// the run is `stopping` or a step failed): they wait for nothing this batch records. The
+    /// batch's events are then emitted before they start; its successors start only once it is
+    /// durable.
+    async fn record_batch(
+        &mut self,
+        finished: Vec<(usize, JobDone)>,
+        queue: &mut Queue,
+        stopping: bool,
+    ) -> Option<Vec<usize>> {
         let mut released = Vec::new();
         let mut steps: Vec<StepId> = Vec::new();
         let mut events = Vec::with_capacity(finished.len());
@@ -714,7 +738,16 @@ impl Run<'_> {
                 result,
             });
         }
-        let written = self.persist.commit(&mut self.state, steps, &touched).await;
+        let commit = self.persist.start_commit(&self.state, steps, &touched);
+        let overlap = commit.is_under_way() && !stopping && self.failure.is_none();
+        if overlap {
+            // Reported before any step starts in their place, so progress reads in order.
+            for event in events.drain(..) {
+                self.shared.events.emit(event);
+            }
+            self.start_ready(queue);
+        }
+        let written = self.persist.finish_commit(&mut self.state, commit).await;
         for event in events {
             self.shared.events.emit(event);
         }

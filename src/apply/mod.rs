@@ -13,7 +13,9 @@
 //! Each step is journaled (fsync'd intent) before it is sent; its result is recorded by a journal
 //! commit that also marks it done (see `persist`: the state file itself is a checkpoint, written
 //! with compare-and-write on the serial at the run's first write, every few seconds and at the
-//! end). A killed process therefore loses nothing: [`recover`] resolves unfinished intents by reading the cloud. A failed step stops new
+//! end). A step's successors start only once the commit recording it is durable; the slots a
+//! batch of finished steps frees are given to other ready steps while that commit is synced. A
+//! killed process therefore loses nothing: [`recover`] resolves unfinished intents by reading the cloud. A failed step stops new
 //! steps, lets in-flight ones finish, and rolls back what the run completed, in reverse order
 //! (unless `no_rollback`). An [`Interrupt`] stops scheduling at the first signal and abandons
 //! in-flight steps at the second.

@@ -105,29 +105,61 @@ impl Persistence {
         done: Vec<StepId>,
         touched: &Touched,
     ) -> Result<(), PersistError> {
+        let commit = self.start_commit(state, done, touched);
+        self.finish_commit(state, commit).await
+    }
+
+    /// The first half of [`commit`](Self::commit): a journal commit is handed to the blocking pool
+    /// at once (the caller may start other work while it is synced), a checkpoint is left to
+    /// [`finish_commit`](Self::finish_commit). Changes to `state` after this call are not part of
+    /// the commit.
+    pub(crate) fn start_commit(
+        &mut self,
+        state: &StateFile,
+        done: Vec<StepId>,
+        touched: &Touched,
+    ) -> Commit {
         if self.store.is_none() {
-            return Ok(());
+            return Commit::Nothing;
         }
         let due = self
             .checkpointed
             .is_none_or(|(at, took)| at.elapsed() >= CHECKPOINT_EVERY.max(took * 20));
         let Some(journal) = self.journal.clone().filter(|_| !due) else {
-            return self.checkpoint(state, done).await;
+            return Commit::Checkpoint(done);
         };
         // Every batch counts as one write, as when each rewrote the file, even one that changed
         // no record: the serial keeps its meaning.
-        let changes = touched.changes(state);
         let base = state.serial;
         let Some(next) = base.checked_add(1) else {
-            return self.checkpoint(state, done).await;
+            return Commit::Checkpoint(done);
         };
-        tokio::task::spawn_blocking(move || journal.commit(base, &done, &changes))
-            .await
-            .map_err(PersistError::StateWriter)?
-            .map_err(PersistError::Journal)?;
-        state.serial = next;
-        self.unsaved = true;
-        Ok(())
+        let changes = touched.changes(state);
+        Commit::Journal {
+            task: tokio::task::spawn_blocking(move || journal.commit(base, &done, &changes)),
+            next,
+        }
+    }
+
+    /// The second half of [`commit`](Self::commit): waits until `commit` is durable (writing the
+    /// checkpoint if that is what it is); on success `state` carries the new serial.
+    pub(crate) async fn finish_commit(
+        &mut self,
+        state: &mut StateFile,
+        commit: Commit,
+    ) -> Result<(), PersistError> {
+        match commit {
+            Commit::Nothing => Ok(()),
+            Commit::Checkpoint(done) => self.checkpoint(state, done).await,
+            Commit::Journal { task, next } => {
+                task.await
+                    .map_err(PersistError::StateWriter)?
+                    .map_err(PersistError::Journal)?;
+                state.serial = next;
+                self.unsaved = true;
+                Ok(())
+            }
+        }
     }
 
     /// Writes the state file when there is none yet (serial 0), before the run sends anything: the
@@ -201,6 +233,28 @@ impl Persistence {
         self.checkpointed = Some((Instant::now(), started.elapsed()));
         self.unsaved = false;
         marked.map_err(PersistError::MarkDone)
+    }
+}
+
+/// A state write begun by [`Persistence::start_commit`]; [`Persistence::finish_commit`] ends it.
+pub(crate) enum Commit {
+    /// Nothing is recorded (in-memory persistence).
+    Nothing,
+    /// A checkpoint is due: the state file is rewritten by `finish_commit`, then these steps are
+    /// marked done.
+    Checkpoint(Vec<StepId>),
+    /// A journal commit being written and synced; it gives the state serial `next`.
+    Journal {
+        task: tokio::task::JoinHandle<Result<(), JournalError>>,
+        next: u64,
+    },
+}
+
+impl Commit {
+    /// Whether the write is a journal commit already under way, which steps that do not wait for
+    /// its records may overlap (a checkpoint, the run's first write among them, is written alone).
+    pub(crate) fn is_under_way(&self) -> bool {
+        matches!(self, Commit::Journal { .. })
     }
 }
 

@@ -227,11 +227,14 @@ impl ApplyPlan {
         registry: &Registry,
         extras: &DesiredExtras,
     ) -> Self {
+        let destroy = plan.mode == PlanMode::Destroy;
         let steps = plan
             .changes
             .iter()
             .map(|change| {
-                let desired = stack.resources.get(&change.address).map(|res| Desired {
+                // A destroy's steps are deletes, which need no desired inputs: no copy of the stack.
+                let wanted = (!destroy).then(|| stack.resources.get(&change.address));
+                let desired = wanted.flatten().map(|res| Desired {
                     inputs: res.inputs.clone(),
                     dependencies: change.dependencies.clone(),
                     content_hash: extras
@@ -248,7 +251,6 @@ impl ApplyPlan {
                 }
             })
             .collect();
-        let destroy = plan.mode == PlanMode::Destroy;
         let outputs = if destroy {
             IndexMap::new()
         } else {

@@ -985,13 +985,21 @@ fn spawn_durable(
     journal: crate::state::Journal,
     provider: &Arc<MemoryProvider>,
 ) -> tokio::task::JoinHandle<Result<ApplyReport, ApplyError>> {
+    spawn_recorded(plan, Persistence::durable(store.clone(), journal), provider)
+}
+
+/// [`spawn_durable`] recording through `persistence`.
+fn spawn_recorded(
+    plan: ApplyPlan,
+    persistence: Persistence,
+    provider: &Arc<MemoryProvider>,
+) -> tokio::task::JoinHandle<Result<ApplyReport, ApplyError>> {
     let provider = provider.clone();
-    let store = store.clone();
     tokio::spawn(async move {
         apply(
             &plan,
             StateFile::new("t"),
-            Persistence::durable(store, journal),
+            persistence,
             provider,
             &registry(),
             options(1),
@@ -1009,6 +1017,52 @@ fn durable_store() -> (tempfile::TempDir, StateStore, crate::state::Journal) {
     let store = StateStore::for_stack(dir.path(), "t").expect("name");
     let journal = store.open_journal().expect("journal").journal;
     (dir, store, journal)
+}
+
+/// The scheduler used to wait for each batch's journal commit before it started any other step, so
+/// a slot the batch freed stayed empty for every fsync. A ready step that waits for nothing the batch
+/// records now starts while the commit is synced (the batch's successors still wait for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_steps_start_while_a_commit_is_synced() {
+    let (_dir, store, journal) = durable_store();
+    let persistence = Persistence::durable(store.clone(), journal);
+    let journal = persistence.journal().expect("a durable run has a journal");
+    let gate = journal.commit_gate();
+    gate.hold();
+    // Independent creates, one at a time: while a commit is held, a step that is not among the
+    // steps it finishes can only have started during the commit.
+    let steps = (0..6)
+        .map(|i| {
+            step(
+                &format!("s{i}"),
+                "storage_account",
+                Action::Create,
+                vec![("name", lit(json!(format!("sfgate{i}"))))],
+                &[],
+            )
+        })
+        .collect();
+    let provider = Arc::new(MemoryProvider::new());
+    let run = spawn_recorded(plan_of(steps), persistence, &provider);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let overlapped = loop {
+        let held = gate.steps_waiting();
+        if held > 0 && journal.unfinished().len() > held {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    gate.release();
+    let report = run.await.expect("the run's task").expect("the plan runs");
+    assert!(
+        overlapped,
+        "no step started while a journal commit was held"
+    );
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    assert_eq!(report.state.resources.len(), 6);
 }
 
 /// Every finished step used to rewrite and fsync the whole state file (and its backup): O(n) per

@@ -3,15 +3,19 @@
 //! them at the moment it starts, so `${endpoint.identity.principal_id}` is the value the cloud gave
 //! the endpoint a moment ago.
 //!
+//! A run keeps of each resource only what some expression of its plan refers to (the id, and the
+//! top-level fields its references start with: [`KnownValues::for_plan`]), not a second copy of every
+//! record: state already holds the records, and the values are what references read.
+//!
 //! It only reads what it was given: it never calls the cloud, and never resolves a secret from its
 //! digest (an input whose value state keeps only as a digest is refused, not sent).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::steps::{Desired, Refreshed};
-use crate::stack::Reference;
+use super::steps::{ApplyPlan, Desired, Refreshed};
+use crate::stack::{Expr, Reference};
 use crate::state::{ResourceState, StateFile};
 
 /// What is known about one resource.
@@ -36,9 +40,14 @@ impl From<&ResourceState> for Known {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct KnownValues {
     map: HashMap<String, Known>,
+    /// When set, the only values kept: by address, the top-level fields that references start with
+    /// (`${store.identity.principal_id}` → `identity` of `store`). A resource no reference names
+    /// keeps nothing.
+    referred: Option<HashMap<String, HashSet<String>>>,
 }
 
 impl KnownValues {
+    /// Every record of `state`, whole.
     pub(crate) fn from_state(state: &StateFile) -> Self {
         Self::refreshed(state, &HashMap::new())
     }
@@ -60,11 +69,75 @@ impl KnownValues {
                     (a.clone(), known)
                 })
                 .collect(),
+            referred: None,
+        }
+    }
+
+    /// The values `plan` can read: of each record of `state` (and of each value [`set`](Self::set)
+    /// later), the id and the top-level inputs and outputs that a reference in the plan's steps or
+    /// stack outputs starts with, the id and outputs the refresh read (`plan.refreshed`) taking the
+    /// place of the recorded ones as in [`refreshed`](Self::refreshed). Every lookup those
+    /// references make finds what it would find in the whole record.
+    pub(crate) fn for_plan(plan: &ApplyPlan, state: &StateFile) -> Self {
+        let mut referred: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut note = |expr: &Expr| {
+            for r in expr.references() {
+                let field = r.path.split('.').next().unwrap_or_default();
+                referred
+                    .entry(r.resource.clone())
+                    .or_default()
+                    .insert(field.to_owned());
+            }
+        };
+        // A destroy's steps are deletes, which send the recorded inputs: they resolve nothing.
+        for step in plan.steps.iter().filter(|_| !plan.destroy) {
+            for expr in step.desired.iter().flat_map(|d| d.inputs.values()) {
+                note(expr);
+            }
+        }
+        plan.outputs.values().for_each(&mut note);
+        let mut map = HashMap::new();
+        for (address, record) in &state.resources {
+            if let Some(fields) = referred.get(address) {
+                let (id, outputs) = match plan.refreshed.get(address) {
+                    Some(live) => (&live.id, &live.outputs),
+                    None => (&record.id, &record.outputs),
+                };
+                let kept = Known {
+                    id: id.clone(),
+                    inputs: only(&record.inputs, fields),
+                    outputs: only(outputs, fields),
+                };
+                map.insert(address.clone(), kept);
+            }
+        }
+        Self {
+            map,
+            referred: Some(referred),
         }
     }
 
     pub(super) fn set(&mut self, address: &str, known: Known) {
-        self.map.insert(address.to_owned(), known);
+        let Some(referred) = &self.referred else {
+            self.map.insert(address.to_owned(), known);
+            return;
+        };
+        let Some(fields) = referred.get(address) else {
+            self.map.remove(address);
+            return;
+        };
+        let kept = Known {
+            id: known.id,
+            inputs: only(&known.inputs, fields),
+            outputs: only(&known.outputs, fields),
+        };
+        self.map.insert(address.to_owned(), kept);
+    }
+
+    /// What is kept of `address` (tests).
+    #[cfg(test)]
+    pub(crate) fn held(&self, address: &str) -> Option<&Known> {
+        self.map.get(address)
     }
 
     pub(super) fn remove(&mut self, address: &str) {
@@ -135,6 +208,21 @@ pub(crate) enum ResolveError {
         input: String,
         reference: Option<String>,
     },
+}
+
+/// The members of the object `value` named in `fields`, copied into an object of their own (an
+/// object with no such member, and anything but an object, give an empty object: no path is found in
+/// either).
+fn only(value: &Value, fields: &HashSet<String>) -> Value {
+    let kept = match value {
+        Value::Object(map) => map
+            .iter()
+            .filter(|(k, _)| fields.contains(k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        _ => Map::new(),
+    };
+    Value::Object(kept)
 }
 
 /// The value at a dotted path inside a JSON value.
@@ -223,6 +311,81 @@ mod tests {
         assert_eq!(get("identity.principal_id"), Some(json!("p-1")));
         assert_eq!(get("name"), Some(json!("mistore")));
         assert_eq!(get("missing"), None);
+    }
+
+    /// A run used to hold a second copy of every record's inputs and outputs for its references to
+    /// read; it keeps only what they read, and every lookup finds what the whole record gives.
+    #[test]
+    fn a_run_keeps_only_what_its_references_read() {
+        use crate::apply::steps::{ApplyPlan, PlannedStep};
+        use crate::state::ResourceState;
+        let mut state = StateFile::new("t");
+        let store = || {
+            ResourceState::new(
+                "storage_account",
+                "/s/store",
+                json!({"name": "mistore", "sku": "Standard_LRS", "kind": "StorageV2"}),
+                json!({"primary_blob_endpoint": "https://b/", "identity": {"principal_id": "p-1"}, "etag": "e"}),
+            )
+        };
+        state.record("store", store());
+        state.record(
+            "other",
+            ResourceState::new("blob", "/o", json!({"name": "x"}), json!({})),
+        );
+        let mut d = desired("account", reference("store", "name"));
+        d.inputs.insert(
+            "principal".into(),
+            reference("store", "identity.principal_id"),
+        );
+        d.inputs.insert(
+            "endpoint".into(),
+            reference("store", "primary_blob_endpoint"),
+        );
+        d.inputs.insert("id".into(), reference("store", "id"));
+        let plan = ApplyPlan {
+            steps: vec![PlannedStep {
+                address: "user".into(),
+                resource_type: "blob".into(),
+                action: crate::plan::Action::Create,
+                desired: Some(d.clone()),
+            }],
+            ..ApplyPlan::default()
+        };
+        let mut known = KnownValues::for_plan(&plan, &state);
+        let whole = KnownValues::from_state(&state);
+        assert_eq!(known.resolve(&d), whole.resolve(&d));
+        assert_eq!(
+            known.resolve(&d).expect("resolves")["principal"],
+            json!("p-1")
+        );
+        let held = known.held("store").expect("store is referred to");
+        assert_eq!(held.inputs, json!({"name": "mistore"}));
+        assert_eq!(
+            held.outputs,
+            json!({"primary_blob_endpoint": "https://b/", "identity": {"principal_id": "p-1"}})
+        );
+        assert!(known.held("other").is_none());
+        // Values recorded during the run are kept the same way.
+        known.set("other", Known::from(&store()));
+        assert!(known.held("other").is_none());
+        let mut changed = Known::from(&store());
+        changed.inputs["name"] = json!("renamed");
+        known.set("store", changed);
+        assert_eq!(
+            known.held("store").expect("kept").inputs,
+            json!({"name": "renamed"})
+        );
+        // A destroy resolves nothing and keeps nothing.
+        let destroy = ApplyPlan {
+            destroy: true,
+            ..plan
+        };
+        assert!(
+            KnownValues::for_plan(&destroy, &state)
+                .held("store")
+                .is_none()
+        );
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //!
 //! Waits come from `Retry-After` (capped) or a default, through the pipeline's clock; the whole operation
 //! is bounded by a per-type timeout (and by `x-ms-async-operation-timeout` when the service sends one).
+//! An explicit `Retry-After: 0` means "poll now": the first such answer is followed at once, and each
+//! further one in a row by a back-off that doubles up to the default wait, so a service that keeps
+//! answering 0 for an operation still running is never polled in a tight loop.
 //! A `Failed`/`Canceled` outcome is an error carrying the operation's error code and message.
 //! It never sleeps except through the pipeline's clock, and never polls without a deadline.
 
@@ -89,12 +92,13 @@ pub async fn wait(
     if let Some(state) = provisioning_state(&body) {
         on_status(state);
     }
-    let poll = Poller {
+    let mut poll = Poller {
         pipeline,
         auth,
         options,
         deadline,
         what: &what,
+        zero_hints: 0,
     };
 
     let final_body = if let Some(url) = header_url(&initial, "azure-asyncoperation") {
@@ -213,12 +217,13 @@ pub async fn settle(
 ) -> Result<Option<Value>> {
     let what = format!("waiting for {}", super::pipeline::redact_url(resource_url));
     let deadline = pipeline.clock().elapsed() + options.timeout;
-    let poll = Poller {
+    let mut poll = Poller {
         pipeline,
         auth,
         options,
         deadline,
         what: &what,
+        zero_hints: 0,
     };
     let mut current = body;
     while let Some(state) = provisioning_state(&current)
@@ -243,16 +248,39 @@ struct Poller<'a> {
     options: &'a LroOptions,
     deadline: Duration,
     what: &'a str,
+    /// Answers in a row that said `Retry-After: 0` (see [`zero_hint_delay`]).
+    zero_hints: u32,
+}
+
+/// The wait after the `n`-th answer in a row (0-based) that said `Retry-After: 0`. The header's value
+/// is a number of seconds to wait (RFC 9110, section 10.2.3: `delay-seconds`, a non-negative
+/// integer), so 0 asks for the next poll now: the first one is sent at once, which is what makes an
+/// operation the service finished at once (the local cloud's, with `--retry-after-s 0`) cost no
+/// sleep. An operation still running after that is polled after `default_poll / 16`, doubling up to
+/// `default_poll`: a service that keeps answering 0 gets a handful of quick polls, never a tight loop.
+fn zero_hint_delay(n: u32, default_poll: Duration) -> Duration {
+    if n == 0 {
+        return Duration::ZERO;
+    }
+    let factor = 1u32.checked_shl((n - 1).min(16)).unwrap_or(u32::MAX);
+    (default_poll / 16).saturating_mul(factor).min(default_poll)
 }
 
 impl Poller<'_> {
-    async fn wait(&self, last: &HttpResponse, state: &str) -> Result<()> {
+    async fn wait(&mut self, last: &HttpResponse, state: &str) -> Result<()> {
         let clock = self.pipeline.clock();
-        // A zero `Retry-After` is no hint at all: polling back-to-back would only spin.
-        let delay = retry_after(&last.headers, clock.now_utc())
-            .filter(|d| !d.is_zero())
-            .unwrap_or(self.options.default_poll)
-            .min(self.options.max_poll);
+        let delay = match retry_after(&last.headers, clock.now_utc()) {
+            Some(hint) if hint.is_zero() => {
+                let delay = zero_hint_delay(self.zero_hints, self.options.default_poll);
+                self.zero_hints = self.zero_hints.saturating_add(1);
+                delay
+            }
+            hint => {
+                self.zero_hints = 0;
+                hint.unwrap_or(self.options.default_poll)
+                    .min(self.options.max_poll)
+            }
+        };
         let now = clock.elapsed();
         if now + delay > self.deadline {
             let mut e = ProviderError::new(
@@ -265,12 +293,14 @@ impl Poller<'_> {
             e.context = Some(self.what.to_owned());
             return Err(e);
         }
-        clock.sleep(delay).await;
+        if !delay.is_zero() {
+            clock.sleep(delay).await;
+        }
         Ok(())
     }
 
     /// Waits the default poll interval: for a resource read, which carries no `Retry-After`.
-    async fn pause(&self, state: &str) -> Result<()> {
+    async fn pause(&mut self, state: &str) -> Result<()> {
         let no_hint = HttpResponse {
             status: 200,
             headers: Default::default(),
@@ -413,6 +443,67 @@ mod tests {
         assert_eq!(
             c.sleeps(),
             vec![Duration::from_secs(3), Duration::from_secs(1)]
+        );
+    }
+
+    /// An operation the service finished at once, answered with an explicit `Retry-After: 0`, used to
+    /// cost a full default wait (200 ms per storage account on the local cloud): the zero was taken as
+    /// no hint.
+    #[test]
+    fn explicit_zero_retry_after_polls_at_once() {
+        let loc = "https://arm.test/providers/Microsoft.Storage/locations/eastus/asyncoperations/2?monitor=true";
+        let (r, t, c, _) = run(
+            reply(202, &[("location", loc), ("retry-after", "0")], ""),
+            vec![reply(
+                200,
+                &[],
+                r#"{"id":"x","properties":{"provisioningState":"Succeeded"}}"#,
+            )],
+            Method::PUT,
+        );
+        assert_eq!(r.unwrap().unwrap()["id"], "x");
+        assert_eq!(t.requests().len(), 2);
+        assert_eq!(c.sleeps(), Vec::<Duration>::new());
+    }
+
+    /// A service that keeps answering `Retry-After: 0` while the operation runs is polled after a
+    /// back-off that doubles up to the default wait, not in a tight loop; a real hint resets it.
+    #[test]
+    fn repeated_zero_retry_after_backs_off_up_to_the_default() {
+        let loc = "https://arm.test/mfeOperationResults/7";
+        let zero = || reply(202, &[("location", loc), ("retry-after", "0")], "");
+        let (r, _, c, _) = run(
+            zero(),
+            vec![
+                zero(),
+                zero(),
+                zero(),
+                zero(),
+                zero(),
+                zero(),
+                reply(202, &[("location", loc), ("retry-after", "3")], ""),
+                zero(),
+                zero(),
+                reply(200, &[], r#"{"id":"d"}"#),
+            ],
+            Method::PUT,
+        );
+        assert_eq!(r.unwrap().unwrap()["id"], "d");
+        let ms = Duration::from_millis;
+        // Default 2 s: at once, then 125, 250, 500, 1000 ms, then 2 s (capped at the default), the
+        // hinted 3 s, and after it the zeros start over.
+        assert_eq!(
+            c.sleeps(),
+            vec![
+                ms(125),
+                ms(250),
+                ms(500),
+                ms(1000),
+                ms(2000),
+                ms(2000),
+                ms(3000),
+                ms(125),
+            ]
         );
     }
 

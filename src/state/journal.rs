@@ -182,6 +182,60 @@ pub struct Journal {
     inner: Mutex<Inner>,
     /// Signalled when a group write ends.
     written: Condvar,
+    /// Tests: holds commits back, to see what runs while one is being made.
+    #[cfg(test)]
+    gate: std::sync::Arc<CommitGate>,
+}
+
+/// A test hook of [`Journal::commit`]: while held, a commit waits before it writes anything.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct CommitGate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[cfg(test)]
+#[derive(Debug, Default)]
+struct GateState {
+    held: bool,
+    /// Steps of the commits waiting at the gate.
+    waiting: usize,
+}
+
+#[cfg(test)]
+impl CommitGate {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Commits wait from now on.
+    pub(crate) fn hold(&self) {
+        self.lock().held = true;
+    }
+
+    /// Lets every commit through.
+    pub(crate) fn release(&self) {
+        self.lock().held = false;
+        self.changed.notify_all();
+    }
+
+    /// How many steps the commits waiting at the gate finish.
+    pub(crate) fn steps_waiting(&self) -> usize {
+        self.lock().waiting
+    }
+
+    fn pass(&self, steps: usize) {
+        let mut state = self.lock();
+        state.waiting += steps;
+        while state.held {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        state.waiting -= steps;
+    }
 }
 
 #[derive(Debug)]
@@ -283,6 +337,8 @@ impl Journal {
                     groups: 0,
                 }),
                 written: Condvar::new(),
+                #[cfg(test)]
+                gate: std::sync::Arc::default(),
             },
             unfinished,
             notes: parsed.notes,
@@ -384,6 +440,8 @@ impl Journal {
         steps: &[StepId],
         changes: &Changes,
     ) -> Result<(), JournalError> {
+        #[cfg(test)]
+        self.gate.pass(steps.len());
         let inner = self.inner();
         self.check_pending(&inner, steps)?;
         let record = Record::Commit {
@@ -398,6 +456,12 @@ impl Journal {
             inner.pending.shift_remove(step);
         }
         Ok(())
+    }
+
+    /// The gate of this journal's commits (tests).
+    #[cfg(test)]
+    pub(crate) fn commit_gate(&self) -> std::sync::Arc<CommitGate> {
+        self.gate.clone()
     }
 
     /// Steps started (in this run or an earlier one) and not yet done, in the order started.
