@@ -84,16 +84,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::data::test_data as seed;
+    use super::super::data::{test_blob_meta as meta, test_data as seed};
     use super::*;
-
-    fn meta() -> BlobMeta {
-        BlobMeta {
-            len: 1,
-            content_type: "text/plain".into(),
-            ..Default::default()
-        }
-    }
 
     #[tokio::test]
     async fn a_record_change_keeps_the_bytes_and_the_etag_unless_modified() {

@@ -148,6 +148,16 @@ impl Data {
     }
 }
 
+/// A one-byte text blob's record, for the store's tests.
+#[cfg(test)]
+pub(super) fn test_blob_meta() -> BlobMeta {
+    BlobMeta {
+        len: 1,
+        content_type: "text/plain".into(),
+        ..Default::default()
+    }
+}
+
 /// A small seeded world for the store's tests.
 #[cfg(test)]
 pub(super) fn test_data() -> Data {

@@ -673,17 +673,9 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::super::data::test_data as seed;
+    use super::super::data::{test_blob_meta as meta, test_data as seed};
     use super::*;
     use serde_json::json;
-
-    fn meta() -> BlobMeta {
-        BlobMeta {
-            len: 1,
-            content_type: "text/plain".into(),
-            ..Default::default()
-        }
-    }
 
     const ACCT: &str =
         "/subscriptions/s/resourcegroups/rg/providers/microsoft.storage/storageaccounts/acct";
