@@ -19,7 +19,7 @@ use stackform::specs::Registry;
 use stackform::stack::{self, LoadOptions, Stack};
 use stackform::state::StateFile;
 
-use crate::support::fixtures::{copy_dir, example_dir};
+use crate::support::fixtures::copy_example;
 use crate::support::provider::Local;
 
 /// Faults for these tests. Long-running operations take 300 ms: with 0 ms, the local cloud can
@@ -41,7 +41,7 @@ fn registry() -> Registry {
 /// The example stack with `suffix` (so global names differ between tests) and optional overrides
 /// written into a copy of the example folder.
 fn load(dir: &std::path::Path, suffix: &str, edit: impl Fn(String) -> String) -> Stack {
-    copy_dir(&example_dir("managed-identity"), dir);
+    copy_example("managed-identity", dir);
     let text = std::fs::read_to_string(dir.join("stack.yaml")).expect("read stack");
     std::fs::write(dir.join("stack.yaml"), edit(text)).expect("write stack");
     let opts = LoadOptions {

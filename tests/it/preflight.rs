@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::Test;
 use crate::support::cloud::Cloud;
-use crate::support::fixtures::{copy_dir, example_dir};
+use crate::support::fixtures::{copy_example, copy_stack_folder};
 
 /// Storage account names in the test cloud's resource group.
 fn accounts(t: &Test) -> Vec<String> {
@@ -237,11 +237,31 @@ fn an_api_version_the_cloud_does_not_serve_fails_at_plan() {
     apply_creates_nothing(&t, "does not serve api-version");
 }
 
+/// The bug: after the README's demo the example folder holds the demo's state beside its stack file,
+/// and this file's example test copied it along, so its fresh cloud refused it as another cloud's state.
+#[test]
+fn a_copied_stack_folder_leaves_the_state_of_earlier_runs_behind() {
+    let from = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(from.path().join("state")).unwrap();
+    std::fs::create_dir_all(from.path().join("code")).unwrap();
+    std::fs::write(from.path().join("stack.yaml"), "stack: s\n").unwrap();
+    std::fs::write(from.path().join("code/score.py"), "x = 1\n").unwrap();
+    std::fs::write(from.path().join("state/s.json"), "{}").unwrap();
+    let to = tempfile::tempdir().unwrap();
+    copy_stack_folder(from.path(), to.path());
+    assert!(to.path().join("stack.yaml").is_file());
+    assert!(to.path().join("code/score.py").is_file());
+    assert!(
+        !to.path().join("state").exists(),
+        "the earlier runs' state was copied"
+    );
+}
+
 #[test]
 fn the_example_stacks_plan_with_no_finding() {
     let t = Test::new().local_cloud(&[]);
     for example in ["managed-identity", "managed-identity-uai"] {
-        copy_dir(&example_dir(example), &t.path(example));
+        copy_example(example, &t.path(example));
     }
     for example in ["managed-identity", "managed-identity-uai"] {
         let file = format!("{example}/stack.yaml");

@@ -44,6 +44,19 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Copies the stack folder `from` into `to` like [`copy_dir`], without the state a developer's own
+/// runs keep beside the stack file (`state/`, e.g. the demo's in `examples/managed-identity/state/`):
+/// a test's fresh cloud would take that state for another cloud's.
+pub(crate) fn copy_stack_folder(from: &Path, to: &Path) {
+    copy_dir(from, to);
+    let _ = std::fs::remove_dir_all(to.join("state"));
+}
+
+/// `examples/<name>` copied into `to`, without its `state/` ([`copy_stack_folder`]).
+pub(crate) fn copy_example(name: &str, to: &Path) {
+    copy_stack_folder(&example_dir(name), to);
+}
+
 /// Every file below `dir` whose name ends with `.ext`, sorted.
 pub(crate) fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)

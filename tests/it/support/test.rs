@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::bin::{Cmd, Output, binary};
 use super::cloud::Cloud;
-use super::fixtures::{copy_dir, example_dir};
+use super::fixtures::copy_example;
 use super::wait::block_on;
 
 /// A working folder and (optionally) a local cloud, both removed when the test ends.
@@ -39,8 +39,7 @@ impl Test {
     /// Copies `examples/<name>` (its stack and the files it uploads) into the working folder, without
     /// the state a developer's own run of the example keeps beside it (`state/`).
     pub(crate) fn example(self, name: &str) -> Test {
-        copy_dir(&example_dir(name), self.dir.path());
-        let _ = std::fs::remove_dir_all(self.dir.path().join("state"));
+        copy_example(name, self.dir.path());
         self
     }
 
