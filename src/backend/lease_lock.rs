@@ -17,6 +17,10 @@
 //! holds is a valid HTTP header value and signs the same everywhere; values read back are decoded
 //! and stripped of control characters before they reach a message.
 //!
+//! The heartbeat runs while the caller's runtime runs it: on a multi-thread runtime also between
+//! `block_on` calls; a process frozen (or a runtime starved) for longer than the lease is treated as
+//! cut off, and its `check` fails when it wakes.
+//!
 //! This module never prints (notices and errors are values for the CLI), never blocks in `Drop`, and
 //! never writes a lease id or a secret into the metadata or an error. Sources for the service's
 //! behaviour: Azure/azure-rest-api-specs
@@ -792,8 +796,10 @@ async fn create_lock_blob(
 /// The notice for a lease just acquired over a record someone left. `before` is the blob as read
 /// just before the acquire and the ETag the acquire answered: a lease action leaves the ETag alone
 /// and a metadata write changes it, so an equal ETag means the record read is the one left, and the
-/// lease state read says how it was left. Otherwise the blob is read again and the record, if any,
-/// counts as abandoned.
+/// lease state read says how it was left (recorded: Azure/azure-sdk-for-python
+/// `sdk/storage/azure-storage-blob/tests/recordings/test_common_blob.pyTestStorageCommonBlobtest_lease_blob_acquire_and_release.json`
+/// answers Put Blob, acquire and release with one ETag; Azurite and the local cloud do the same).
+/// Otherwise the blob is read again and the record, if any, counts as abandoned.
 async fn takeover(
     client: &BlobClient,
     container: &str,

@@ -461,3 +461,89 @@ async fn force_unlock_breaks_a_held_lease_and_the_holder_stops() {
     let [local, az] = &servers;
     tokio::join!(run(local), run(az));
 }
+
+/// What other writers leave on a lock blob: a holder record on a blob nobody leases (a release that
+/// could not clear it) is taken over with a notice naming it as abandoned; an infinite lease (what
+/// Terraform's azurerm backend takes, with no record we can read) is refused as such, never waited
+/// out, and `force_unlock` breaks it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_left_behind_and_infinite_leases_of_other_tools() {
+    use stackform::provider::blob_conditional::{LeaseDuration, WriteCondition};
+    let (_c, _a, servers) = servers().await;
+    let run = async |s: &Server| {
+        let client = s.client();
+        client
+            .put_blob_if(
+                CONTAINER,
+                LOCK,
+                bytes::Bytes::new(),
+                &Default::default(),
+                &WriteCondition::IfNotExists,
+                None,
+            )
+            .await
+            .unwrap();
+        let left: std::collections::BTreeMap<String, String> = [
+            ("id", "6f1c3c4e-5d0a-4d8e-9a53-0c2b8f0e7a11"),
+            ("holder", "bob@ci-3"),
+            ("user", "bob"),
+            ("host", "ci-3"),
+            ("pid", "77"),
+            ("command", "destroy"),
+            ("since", "2026-12-05T15:00:00Z"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        client
+            .set_metadata(CONTAINER, LOCK, &left, &WriteCondition::Always, None)
+            .await
+            .unwrap();
+        let taken = acquire(&client, &LockRequest::new("apply")).await.unwrap();
+        let notice = taken.notice.clone().expect("a notice");
+        assert_eq!(
+            (
+                notice.reason,
+                notice.previous.holder.as_str(),
+                notice.previous.pid
+            ),
+            (LeaseTakeoverReason::Abandoned, "bob@ci-3", 77),
+            "{}",
+            s.name
+        );
+        taken.lock.release().await.unwrap();
+
+        let foreign = uuid::Uuid::new_v4().to_string();
+        client
+            .acquire_lease(CONTAINER, LOCK, LeaseDuration::Infinite, Some(&foreign))
+            .await
+            .unwrap();
+        let refused = acquire(&s.client(), &LockRequest::new("apply")).await;
+        let Err(
+            err @ LeaseLockError::Held {
+                holder: None,
+                infinite: true,
+                ..
+            },
+        ) = &refused
+        else {
+            panic!("{}: {refused:?}", s.name);
+        };
+        assert!(err.to_string().contains("never runs out"), "{err}");
+        assert_eq!(
+            LeaseLock::force_unlock(&client, CONTAINER, LOCK)
+                .await
+                .unwrap(),
+            UnlockOutcome::BrokeHeldLock(None),
+            "{}",
+            s.name
+        );
+        let next = acquire(&s.client(), &LockRequest::new("apply"))
+            .await
+            .unwrap();
+        assert!(next.notice.is_none(), "{}: {:?}", s.name, next.notice);
+        next.lock.release().await.unwrap();
+    };
+    let [local, az] = &servers;
+    tokio::join!(run(local), run(az));
+}
