@@ -1,9 +1,14 @@
 //! The remote backend's lock (`backend::lease_lock`) against both real blob services, the local cloud
 //! and Azurite, with the same expectations: one of two acquirers proceeds and the other waits or
-//! fails naming the holder; a holder that vanishes without releasing loses its 15 s lease and the
-//! next run takes over with a notice; the heartbeat keeps a lock far past its lease; a holder whose
+//! fails naming the holder; a holder killed with SIGKILL, or that vanishes without releasing, loses
+//! its 15 s lease and the next run takes over with a notice; the heartbeat keeps a lock far past its lease; a holder whose
 //! renewals fail (cut off from the service, or its lease broken) fails `check()` before anyone else
 //! can hold the lock; `force_unlock` breaks a held lease and names its holder.
+//!
+//! `lease_holder_child` is a no-op in a normal run: the SIGKILL test starts this binary again running
+//! only that test (see [`SelfChild`]) with `HOLDER_ENV` naming a file that says which service to
+//! lock; the child takes the lock, prints `LOCKED <pid>` and keeps it (its heartbeat renewing) until
+//! it is killed.
 //!
 //! Every test uses 15 s leases (the shortest the service grants) renewed every 3 s, and runs the
 //! two services side by side, so the file takes about as long as its longest test (~40 s).
@@ -24,6 +29,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::support::azurite::{Azurite, DEV_ACCOUNT, DEV_KEY};
+use crate::support::child::{SelfChild, test_name};
 use crate::support::cloud::Cloud;
 use crate::support::wait_until;
 
@@ -242,6 +248,101 @@ async fn a_vanished_holder_is_taken_over_when_its_lease_runs_out() {
             s.name
         );
         next.lock.check().unwrap();
+        next.lock.release().await.unwrap();
+    };
+    let [local, az] = &servers;
+    tokio::join!(run(local), run(az));
+}
+
+const HOLDER_ENV: &str = "STACKFORM_TEST_LEASE_HOLDER";
+
+#[test]
+fn lease_holder_child() {
+    let Ok(path) = std::env::var(HOLDER_ENV) else {
+        return;
+    };
+    let to: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let text = |k: &str| to[k].as_str().unwrap().to_owned();
+    let server = Server {
+        name: "child",
+        endpoint: Url::parse(&text("endpoint")).unwrap(),
+        account: text("account"),
+        key: text("key"),
+        ca: to["ca"].as_str().map(|p| std::fs::read(p).unwrap()),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let held = acquire(&server.client(), &LockRequest::new("apply"))
+            .await
+            .expect("the child takes the lock");
+        println!("LOCKED {}", std::process::id());
+        // Held, renewed by the heartbeat, until the parent kills this process.
+        std::future::pending::<()>().await;
+        drop(held);
+    });
+}
+
+/// A run killed with SIGKILL while it holds the lock (a real process, its heartbeat renewing until
+/// the kill): the next run is refused naming that process while its lease lasts, then, waiting with
+/// a timeout, takes the lock over with a notice naming the killed process, no command typed by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_killed_with_sigkill_is_taken_over_when_its_lease_runs_out() {
+    let (_c, _a, servers) = servers().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = async |s: &Server| {
+        let ca = s.ca.as_ref().map(|pem| {
+            let p = dir.path().join(format!("{}.pem", s.account));
+            std::fs::write(&p, pem).unwrap();
+            p
+        });
+        let spec = dir.path().join(format!("{}.json", s.account));
+        let to = serde_json::json!({
+            "endpoint": s.endpoint.as_str(),
+            "account": s.account,
+            "key": s.key,
+            "ca": ca,
+        });
+        std::fs::write(&spec, to.to_string()).unwrap();
+        let (mut child, pid) = tokio::task::spawn_blocking(move || {
+            let mut child = SelfChild::start(
+                &test_name(module_path!(), "lease_holder_child"),
+                (HOLDER_ENV, &spec),
+            );
+            let line = child.wait_for("LOCKED ");
+            let pid: u32 = line
+                .split_once("LOCKED ")
+                .and_then(|(_, pid)| pid.trim().parse().ok())
+                .expect("pid after LOCKED");
+            (child, pid)
+        })
+        .await
+        .unwrap();
+        let refused = acquire(&s.client(), &LockRequest::new("apply")).await;
+        let Err(LeaseLockError::Held {
+            holder: Some(holder),
+            ..
+        }) = &refused
+        else {
+            panic!("{}: {refused:?}", s.name);
+        };
+        assert_eq!(holder.pid, pid, "{}", s.name);
+        child.kill();
+
+        let request = LockRequest::new("apply").with_timeout(Duration::from_secs(45));
+        let next = LeaseLock::acquire_with(s.client(), CONTAINER, LOCK, &request, timing(), |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let notice = next.notice.clone().expect("a takeover notice");
+        assert_eq!(
+            (notice.reason, notice.previous.pid),
+            (LeaseTakeoverReason::Expired, pid),
+            "{}",
+            s.name
+        );
+        assert!(
+            notice.to_string().contains(&format!("pid {pid}")),
+            "{notice}"
+        );
         next.lock.release().await.unwrap();
     };
     let [local, az] = &servers;
