@@ -565,8 +565,8 @@ async fn force_unlock_breaks_a_held_lease_and_the_holder_stops() {
 
 /// What other writers leave on a lock blob: a holder record on a blob nobody leases (a release that
 /// could not clear it) is taken over with a notice naming it as abandoned; an infinite lease (what
-/// Terraform's azurerm backend takes, with no record we can read) is refused as such, never waited
-/// out, and `force_unlock` breaks it.
+/// Terraform's azurerm backend takes, with no record we can read) is refused as one that never runs
+/// out by itself, and `force_unlock` breaks it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_left_behind_and_infinite_leases_of_other_tools() {
     use stackform::provider::blob_conditional::{LeaseDuration, WriteCondition};
