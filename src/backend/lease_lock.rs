@@ -112,6 +112,9 @@ const FIRST_WAIT: Duration = Duration::from_millis(500);
 const RECORD_GRACE: Duration = Duration::from_secs(2);
 const RECORD_POLL: Duration = Duration::from_millis(200);
 
+/// How many times an acquire creates the lock blob again after finding it gone, before it gives up.
+const MAX_MISSING: u32 = 5;
+
 /// The back-off before try number `failures + 1` (`failures` ≥ 1).
 fn backoff(failures: u32, max: Duration) -> Duration {
     let doublings = failures.saturating_sub(1).min(16);
@@ -503,12 +506,18 @@ impl LeaseLock {
         let lease_id = Uuid::new_v4().to_string();
         let mut waits = 0u32;
         let mut announced = false;
+        // Rounds that found no blob: created, then gone again (someone deletes it as fast).
+        let mut missing = 0u32;
         let (sent, before) = loop {
             let found = client
                 .lease_holder(container, blob)
                 .await
                 .map_err(|e| service(e.into()))?;
             let Some(found) = found else {
+                missing += 1;
+                if missing > MAX_MISSING {
+                    return Err(service(BlobRefusal::NotFound));
+                }
                 create_lock_blob(&client, container, blob, &location).await?;
                 continue;
             };
@@ -531,7 +540,10 @@ impl LeaseLock {
                         None => (None, false),
                     }),
                     // Deleted since it was read: the next round creates it again.
-                    Err(BlobRefusal::NotFound) => None,
+                    Err(BlobRefusal::NotFound) => {
+                        missing += 1;
+                        None
+                    }
                     Err(e) => return Err(service(e)),
                 }
             };

@@ -566,7 +566,8 @@ async fn force_unlock_breaks_a_held_lease_and_the_holder_stops() {
 /// What other writers leave on a lock blob: a holder record on a blob nobody leases (a release that
 /// could not clear it) is taken over with a notice naming it as abandoned; an infinite lease (what
 /// Terraform's azurerm backend takes, with no record we can read) is refused as one that never runs
-/// out by itself, and `force_unlock` breaks it.
+/// out by itself, and `force_unlock` breaks it. A lock in a container that does not exist fails at
+/// once saying so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_left_behind_and_infinite_leases_of_other_tools() {
     use stackform::provider::blob_conditional::{LeaseDuration, WriteCondition};
@@ -644,6 +645,23 @@ async fn records_left_behind_and_infinite_leases_of_other_tools() {
             .unwrap();
         assert!(next.notice.is_none(), "{}: {:?}", s.name, next.notice);
         next.lock.release().await.unwrap();
+
+        // A container that does not exist is said so, not created and not waited for.
+        let request = LockRequest::new("apply").with_timeout(Duration::from_secs(30));
+        let nowhere = LeaseLock::acquire_with(
+            s.client(),
+            "no-such-container",
+            LOCK,
+            &request,
+            timing(),
+            |_| {},
+        )
+        .await;
+        assert!(
+            matches!(&nowhere, Err(LeaseLockError::NoContainer { location }) if location.contains("no-such-container")),
+            "{}: {nowhere:?}",
+            s.name
+        );
     };
     let [local, az] = &servers;
     tokio::join!(run(local), run(az));
