@@ -217,9 +217,11 @@ impl AzureProvider {
 
     /// The blob endpoint of a storage account (its `primaryEndpoints.blob`).
     pub async fn blob_endpoint(&self, account: &str) -> Result<Url> {
-        Ok(resources::storage_account::blob_access(&self.ctx, account)
-            .await?
-            .0)
+        Ok(
+            resources::storage_account::account_endpoint(&self.ctx, account)
+                .await?
+                .0,
+        )
     }
 
     async fn do_read(&self, req: &ResourceRequest) -> Result<Option<Observed>> {

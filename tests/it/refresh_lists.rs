@@ -1,8 +1,9 @@
 //! Refresh by list calls, end to end against the local cloud: the request count of a refresh is what
 //! the rule predicts (one listing per collection of several resources, one GET for a collection of
-//! one, one `listKeys` per account whose blobs are read), and drift made behind stackform's back (a
-//! deleted account, a deleted blob, a rewritten blob) is still found when resources are read from
-//! listings.
+//! one; blobs read with the engine's own token when it holds a blob data role, else one refused
+//! trial per run and one `listKeys` per account whose blobs are read), and drift made behind
+//! stackform's back (a deleted account, a deleted blob, a rewritten blob) is still found when
+//! resources are read from listings.
 use reqwest::Method;
 
 use crate::support::cloud::Cloud;
@@ -31,24 +32,87 @@ fn refresh_requests(out: &Output) -> (u64, u64, u64) {
     (n[0], n[1], n[2])
 }
 
+/// Storage Blob Data Reader (its built-in role definition id).
+const BLOB_DATA_READER: &str = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1";
+
+/// Gives the cloud's own principal Storage Blob Data Reader on the resource group.
+fn grant_blob_reader(t: &Test) {
+    t.rest(async |c: &Cloud| {
+        let me = c.seeded_principal().await;
+        let path = format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments/{}?api-version=2022-04-01",
+            c.rg(),
+            uuid::Uuid::new_v4()
+        );
+        let role = format!(
+            "{}/providers/Microsoft.Authorization/roleDefinitions/{BLOB_DATA_READER}",
+            c.sub()
+        );
+        let put = c
+            .arm(
+                Method::PUT,
+                &path,
+                Some(serde_json::json!({"properties": {"roleDefinitionId": role, "principalId": me, "principalType": "ServicePrincipal"}})),
+            )
+            .await;
+        assert_eq!(put.status, 201, "{}", put.text);
+    });
+}
+
+/// Listing blobs cost one `listKeys` per account on top of the listing, although the engine's own
+/// token lists them when its principal holds a blob data role: with Storage Blob Data Reader on the
+/// resource group, a refresh is one listing of accounts, one read of containers per account and one
+/// read of blobs per container, and no `listKeys`.
 #[test]
-fn refresh_reads_collections_with_the_predicted_number_of_requests() {
+fn refresh_with_a_blob_data_role_needs_no_account_keys() {
     let t = Test::new().stack(&stack()).local_cloud(&[]);
     t.run(["apply", "--auto-approve"]).code(0);
-    let out = t.run(["plan"]).code(0);
+    grant_blob_reader(&t);
+    let out = t.run(["-v", "plan"]).code(0);
     assert!(out.stdout.contains("No changes"), "{}", out.stdout);
-    // 32 resources. ARM: one listing of the resource group's accounts; containers: one listing for
-    // s0 (two members) and one GET for each of the nine others; one listKeys per account holding blobs
-    // (10). Blob data plane: one List Blobs for c0 (two members), one HEAD for each of the nine others.
-    // Before listings, the same refresh cost 10 + 11 + 11 × 3 = 54 requests.
-    let arm = 1 + (1 + 9) + 10;
-    let blob = 1 + 9;
+    // 32 resources in 10 accounts, 10 containers holding blobs: ARM, one listing of the accounts and
+    // one read of containers per account (a listing for s0, a GET for the nine others); blob data
+    // plane, one read of blobs per container that holds any (a listing for c0, a HEAD for the nine
+    // others). 1 + accounts + containers.
+    let arm = 1 + 10;
+    let blob = 10;
     assert_eq!(
         refresh_requests(&out),
         (arm + blob, arm, blob),
         "{}",
         out.stderr
     );
+    // The run's token was enough: not one key listed.
+    assert!(!out.stderr.contains("listKeys"), "{}", out.stderr);
+}
+
+#[test]
+fn refresh_reads_collections_with_the_predicted_number_of_requests() {
+    let t = Test::new().stack(&stack()).local_cloud(&[]);
+    t.run(["apply", "--auto-approve"]).code(0);
+    let out = t.run(["-v", "plan"]).code(0);
+    assert!(out.stdout.contains("No changes"), "{}", out.stdout);
+    // 32 resources. The seeded principal holds no blob data role on these accounts (Owner of the
+    // subscription grants no data actions), so its token's first read of blobs is refused, once for
+    // the run, and the rest use the accounts' keys. ARM: one listing of the resource group's
+    // accounts; containers: one listing for s0 (two members) and one GET for each of the nine others;
+    // one listKeys per account holding blobs (10). Blob data plane: the one refused trial, one List
+    // Blobs for c0 (two members), one HEAD for each of the nine others. Before listings, the same
+    // refresh cost 10 + 11 + 11 × 3 = 54 requests.
+    let arm = 1 + (1 + 9) + 10;
+    let blob = 1 + 1 + 9;
+    assert_eq!(
+        refresh_requests(&out),
+        (arm + blob, arm, blob),
+        "{}",
+        out.stderr
+    );
+    let refused = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" http ") && l.contains(" status=403 "))
+        .count();
+    assert_eq!(refused, 1, "{}", out.stderr);
 }
 
 #[test]

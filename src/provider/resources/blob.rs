@@ -11,10 +11,11 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::common::{Ctx, required_str};
-use super::storage_account::blob_access;
+use super::storage_account::{blob_access, read_access};
 use crate::provider::blob::{BlobClient, BlobProperties, content_md5};
 use crate::provider::contract::{Observed, Preserved, ResourceRequest, Result};
 use crate::provider::error::{ErrorKind, ProviderError};
+use crate::provider::pipeline::Auth;
 
 /// Live blobs up to this size are downloaded and hashed when they differ from the local content.
 const MAX_HASHED_BYTES: u64 = 64 << 20;
@@ -62,6 +63,10 @@ fn guess_content_type(inputs: &Map<String, Value>) -> &'static str {
 async fn client(ctx: &Ctx, inputs: &Map<String, Value>) -> Result<BlobClient> {
     let account = required_str(inputs, "account")?;
     let (endpoint, auth) = blob_access(ctx, account).await?;
+    client_for(ctx, endpoint, auth)
+}
+
+fn client_for(ctx: &Ctx, endpoint: url::Url, auth: Auth) -> Result<BlobClient> {
     let version = ctx.api_version(crate::provider::contract::ResourceType::Blob)?;
     Ok(BlobClient::new(
         ctx.arm.pipeline().clone(),
@@ -127,9 +132,20 @@ const MAX_TEXT_BYTES: u64 = 64 * 1024;
 
 /// The live blob's body when it is small UTF-8 text; `None` otherwise (or when it is gone).
 pub(crate) async fn read_text(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<String>> {
-    let Some((blobs, container, name)) = located(ctx, req).await? else {
-        return Ok(None);
+    let (account, container, name) = names(req)?;
+    let access = match read_access(ctx, account).await {
+        Err(e) if e.is_not_found() => return Ok(None),
+        access => access?,
     };
+    let client = client_for(ctx, access.endpoint.clone(), access.auth.clone())?;
+    let answer = text_of(&client, container, name).await;
+    match access.settle(ctx, account, &answer).await? {
+        Some((endpoint, auth)) => text_of(&client_for(ctx, endpoint, auth)?, container, name).await,
+        None => answer,
+    }
+}
+
+async fn text_of(blobs: &BlobClient, container: &str, name: &str) -> Result<Option<String>> {
     match blobs.head_blob(container, name).await? {
         Some(props) if props.content_length <= MAX_TEXT_BYTES => {}
         _ => return Ok(None),
@@ -138,6 +154,15 @@ pub(crate) async fn read_text(ctx: &Ctx, req: &ResourceRequest) -> Result<Option
         .get_blob(container, name)
         .await?
         .and_then(|(body, _)| String::from_utf8(body.to_vec()).ok()))
+}
+
+/// The account, container and name of a blob request.
+fn names(req: &ResourceRequest) -> Result<(&str, &str, &str)> {
+    Ok((
+        required_str(&req.inputs, "account")?,
+        required_str(&req.inputs, "container")?,
+        required_str(&req.inputs, "name")?,
+    ))
 }
 
 /// The client of the blob's account, its container and name; `None` when the account is gone.
@@ -155,13 +180,31 @@ async fn located<'a>(
 }
 
 pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> {
-    let Some((blobs, container, name)) = located(ctx, req).await? else {
-        return Ok(None);
+    let (account, container, name) = names(req)?;
+    let access = match read_access(ctx, account).await {
+        Err(e) if e.is_not_found() => return Ok(None),
+        access => access?,
     };
+    let client = client_for(ctx, access.endpoint.clone(), access.auth.clone())?;
+    let answer = head_and_observe(req, &client, container, name).await;
+    match access.settle(ctx, account, &answer).await? {
+        Some((endpoint, auth)) => {
+            head_and_observe(req, &client_for(ctx, endpoint, auth)?, container, name).await
+        }
+        None => answer,
+    }
+}
+
+async fn head_and_observe(
+    req: &ResourceRequest,
+    blobs: &BlobClient,
+    container: &str,
+    name: &str,
+) -> Result<Option<Observed>> {
     let Some(props) = blobs.head_blob(container, name).await? else {
         return Ok(None);
     };
-    observe_live(req, &blobs, container, name, &props).await
+    observe_live(req, blobs, container, name, &props).await
 }
 
 /// Reads the blobs of one container (every request names the same account and container) with one
@@ -175,9 +218,29 @@ pub(crate) async fn read_listed(
     let Some(first) = reqs.first() else {
         return Ok(Vec::new());
     };
-    let Some((blobs, container, _)) = located(ctx, first).await? else {
-        return Ok(reqs.iter().map(|_| Ok(None)).collect());
+    let account = required_str(&first.inputs, "account")?;
+    let container = required_str(&first.inputs, "container")?;
+    let access = match read_access(ctx, account).await {
+        // The account is gone: so is every blob in it.
+        Err(e) if e.is_not_found() => return Ok(reqs.iter().map(|_| Ok(None)).collect()),
+        access => access?,
     };
+    let client = client_for(ctx, access.endpoint.clone(), access.auth.clone())?;
+    let answer = list_and_observe(reqs, &client, container).await;
+    match access.settle(ctx, account, &answer).await? {
+        Some((endpoint, auth)) => {
+            list_and_observe(reqs, &client_for(ctx, endpoint, auth)?, container).await
+        }
+        None => answer,
+    }
+}
+
+/// One List Blobs of `container`, then each request's answer from it.
+async fn list_and_observe(
+    reqs: &[ResourceRequest],
+    blobs: &BlobClient,
+    container: &str,
+) -> Result<Vec<Result<Option<Observed>>>> {
     let listed = match blobs.list_blobs(container, None).await {
         Ok(items) => items,
         Err(e) if e.is_not_found() || e.has_code("ContainerNotFound") => Vec::new(),
@@ -193,7 +256,7 @@ pub(crate) async fn read_listed(
             Err(e) => Err(e),
             Ok(name) => match by_name.get(name) {
                 None => Ok(None),
-                Some(props) => observe_live(req, &blobs, container, name, props).await,
+                Some(props) => observe_live(req, blobs, container, name, props).await,
             },
         };
         out.push(answer);

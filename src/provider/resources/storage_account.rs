@@ -35,6 +35,7 @@ async fn forget_access(ctx: &Ctx, inputs: &Map<String, Value>) {
     if let Some(name) = inputs.get("name").and_then(Value::as_str) {
         let key = name.to_ascii_lowercase();
         ctx.account_access.lock().await.remove(&key);
+        ctx.account_endpoints.lock().await.remove(&key);
         ctx.listed_accounts.lock().await.remove(&key);
     }
 }
@@ -82,13 +83,128 @@ pub(crate) async fn remember_listed(ctx: &Ctx, items: &[Value]) {
     }
 }
 
-/// The blob endpoint of `account` and how to authenticate there. SharedKey from `listKeys` when the
-/// account allows shared-key access and the caller may list keys (works without any data role), else
-/// Bearer for the storage audience (the deploying principal then needs a blob data role). Cached per
-/// account.
-pub(crate) async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)> {
+/// How reads of the blob data plane are authorised in this run. Listing blobs with a SharedKey
+/// signature needs the account's key, one `listKeys` (Azure/azure-rest-api-specs:
+/// specification/storage/resource-manager/Microsoft.Storage/stable/2025-01-01/storage.json,
+/// `StorageAccounts_ListKeys`) per account on top of the listing; the blob service also takes a
+/// bearer token for `https://storage.azure.com/.default` on every operation, List Blobs included
+/// (specification/storage/data-plane/Microsoft.BlobStorage/stable/2025-11-05/blob.json: the
+/// document-wide `security` `OAuth2Auth`, which `Container_ListBlobFlatSegment` does not override),
+/// authorised by the caller's blob data roles (403 `AuthorizationPermissionMismatch` without one), as
+/// `az storage blob list --auth-mode login` does. So reads try the engine's own token first; the first
+/// refusal switches the rest of the run to `listKeys` (one wasted request per run, not per account).
+/// Until one bearer read has answered, others wait for it, so a run without a data role pays exactly
+/// one refusal.
+#[derive(Debug, Default)]
+pub(crate) struct BearerReads {
+    /// 0: not known yet; 1: a bearer read succeeded; 2: refused, use keys for the rest of the run.
+    state: std::sync::atomic::AtomicU8,
+    probe: tokio::sync::Mutex<()>,
+}
+
+const UNKNOWN: u8 = 0;
+const WORKS: u8 = 1;
+const REFUSED: u8 = 2;
+
+impl BearerReads {
+    fn state(&self) -> u8 {
+        self.state.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set(&self, state: u8) {
+        self.state
+            .store(state, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Whether `e` is the blob service refusing a bearer caller for want of a data role.
+fn lacks_data_role(e: &ProviderError) -> bool {
+    e.has_code("AuthorizationPermissionMismatch")
+}
+
+/// How one read of an account's blob data plane is authorised (see [`read_access`]).
+pub(crate) struct ReadAccess<'a> {
+    pub(crate) endpoint: Url,
+    pub(crate) auth: Auth,
+    /// The engine's token, tried where the account's key would also do: a refusal falls back.
+    trial: bool,
+    /// Held while this read is the run's first bearer trial, so others wait for its answer.
+    probe: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+/// How to read `account`'s blob data plane: with the account's key when this run already has it (or
+/// bearer reads were refused), else with the engine's bearer token, which [`ReadAccess::settle`]
+/// replaces by the key once on a refusal for want of a data role (see [`BearerReads`]). An account
+/// that refuses shared keys is read with the token only, as before.
+pub(crate) async fn read_access<'a>(ctx: &'a Ctx, account: &str) -> Result<ReadAccess<'a>> {
+    let keyed = |(endpoint, auth): (Url, Auth)| ReadAccess {
+        endpoint,
+        auth,
+        trial: false,
+        probe: None,
+    };
     let key = account.to_ascii_lowercase();
-    if let Some(found) = ctx.account_access.lock().await.get(&key) {
+    let cached = ctx.account_access.lock().await.get(&key).cloned();
+    if let Some(found) = cached {
+        return Ok(keyed(found));
+    }
+    let (endpoint, shared_key_allowed) = account_endpoint(ctx, account).await?;
+    if !shared_key_allowed || ctx.bearer_reads.state() == REFUSED {
+        return Ok(keyed(blob_access(ctx, account).await?));
+    }
+    let probe = match ctx.bearer_reads.state() {
+        UNKNOWN => Some(ctx.bearer_reads.probe.lock().await),
+        _ => None,
+    };
+    if ctx.bearer_reads.state() == REFUSED {
+        drop(probe);
+        return Ok(keyed(blob_access(ctx, account).await?));
+    }
+    Ok(ReadAccess {
+        endpoint,
+        auth: Auth::Bearer(ctx.config.storage_scope.clone()),
+        trial: true,
+        probe,
+    })
+}
+
+impl ReadAccess<'_> {
+    /// After the read made with this access answered `answer`: `Some` endpoint and auth to read
+    /// again with when a bearer trial was refused for want of a data role (the rest of the run then
+    /// uses keys), `None` when the answer stands.
+    ///
+    /// # Errors
+    ///
+    /// `listKeys` failing.
+    pub(crate) async fn settle<T>(
+        self,
+        ctx: &Ctx,
+        account: &str,
+        answer: &Result<T>,
+    ) -> Result<Option<(Url, Auth)>> {
+        if !self.trial {
+            return Ok(None);
+        }
+        match answer {
+            Err(e) if lacks_data_role(e) => {
+                ctx.bearer_reads.set(REFUSED);
+                drop(self.probe);
+                Ok(Some(blob_access(ctx, account).await?))
+            }
+            Ok(_) if ctx.bearer_reads.state() == UNKNOWN => {
+                ctx.bearer_reads.set(WORKS);
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The blob endpoint of `account` and whether it allows shared-key access, from the account as the
+/// last listing showed it or else a GET; cached per account.
+pub(crate) async fn account_endpoint(ctx: &Ctx, account: &str) -> Result<(Url, bool)> {
+    let key = account.to_ascii_lowercase();
+    if let Some(found) = ctx.account_endpoints.lock().await.get(&key) {
         return Ok(found.clone());
     }
     let listed = ctx.listed_accounts.lock().await.remove(&key);
@@ -120,6 +236,23 @@ pub(crate) async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)>
     }
     let shared_key_allowed =
         live.inputs.get("allow_shared_key_access") != Some(&Value::Bool(false));
+    ctx.account_endpoints
+        .lock()
+        .await
+        .insert(key, (endpoint.clone(), shared_key_allowed));
+    Ok((endpoint, shared_key_allowed))
+}
+
+/// The blob endpoint of `account` and how to authenticate there to write. SharedKey from `listKeys`
+/// when the account allows shared-key access and the caller may list keys (works without any data
+/// role), else Bearer for the storage audience (the deploying principal then needs a blob data role).
+/// Cached per account. Reads go through [`reading`] instead.
+pub(crate) async fn blob_access(ctx: &Ctx, account: &str) -> Result<(Url, Auth)> {
+    let key = account.to_ascii_lowercase();
+    if let Some(found) = ctx.account_access.lock().await.get(&key) {
+        return Ok(found.clone());
+    }
+    let (endpoint, shared_key_allowed) = account_endpoint(ctx, account).await?;
     let bearer = || Auth::Bearer(ctx.config.storage_scope.clone());
     let auth = if shared_key_allowed {
         match list_keys(ctx, account).await {
