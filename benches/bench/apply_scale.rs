@@ -6,7 +6,10 @@
 //! Figures, each printed on one line, none asserted:
 //! * apply and destroy of each size at 0 ms added latency: wall time, time per resource, peak RSS of
 //!   the engine (`/usr/bin/time`'s maximum resident set size) and of the local cloud (its `VmHWM`);
-//! * plan (with refresh) of the largest size once applied: wall time and requests sent;
+//! * plan (with refresh) of the largest size once applied: wall time and requests sent, first as the
+//!   cloud's principal is seeded (no blob data role on the stack's accounts: blobs are read with the
+//!   accounts' keys), then with Storage Blob Data Reader on the resource group (blobs are read with
+//!   the engine's own token, no `listKeys`);
 //! * apply of about 2,000 resources at 20 ms added latency with parallelism 10, 32 and 64, next to
 //!   the lower bound max(chain × latency, requests × latency / parallelism), where the requests are
 //!   those the run sent and a chain is the requests of one account, its container and its blob
@@ -41,6 +44,8 @@ struct Run {
 struct Cloud {
     dir: PathBuf,
     pid: Option<u32>,
+    /// What `cloud status --json` says (endpoint, tenant, credentials, CA certificate).
+    info: serde_json::Value,
 }
 
 impl Cloud {
@@ -71,13 +76,82 @@ impl Cloud {
             .arg(dir)
             .output()
             .map_err(|e| format!("cannot ask the local cloud's status: {e}"))?;
-        let pid = serde_json::from_slice::<serde_json::Value>(&status.stdout)
-            .ok()
-            .and_then(|v| v["pid"].as_u64())
-            .and_then(|p| u32::try_from(p).ok());
+        let info: serde_json::Value =
+            serde_json::from_slice(&status.stdout).unwrap_or_default();
+        let pid = info["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
         Ok(Cloud {
             dir: dir.to_owned(),
             pid,
+            info,
+        })
+    }
+
+    /// Gives the cloud's own principal (the one the engine signs in as) Storage Blob Data Reader on
+    /// its resource group, as a user grants themselves a data role: refresh then lists blobs with the
+    /// engine's own token, without `listKeys`.
+    fn grant_blob_reader(&self) -> Result<(), String> {
+        let field = |k: &str| {
+            self.info[k]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("`cloud status --json` has no `{k}`"))
+        };
+        let (arm, tenant) = (field("arm_endpoint")?, field("tenant_id")?);
+        let (client, secret) = (field("client_id")?, field("client_secret")?);
+        let sub = format!("/subscriptions/{}", field("subscription_id")?);
+        let rg = format!("{sub}/resourceGroups/{}", field("resource_group")?);
+        let pem = std::fs::read(field("ca_cert")?).map_err(|e| e.to_string())?;
+        let arm = arm.trim_end_matches('/').to_owned();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async move {
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())?;
+            let http = reqwest::Client::builder()
+                .tls_certs_only([cert])
+                .no_proxy()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let json = async |r: reqwest::RequestBuilder| -> Result<serde_json::Value, String> {
+                let r = r.send().await.map_err(|e| e.to_string())?;
+                let status = r.status();
+                let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+                if status.is_success() {
+                    Ok(body)
+                } else {
+                    Err(format!("{status}: {body}"))
+                }
+            };
+            let form = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "client_credentials")
+                .append_pair("client_id", &client)
+                .append_pair("client_secret", &secret)
+                .append_pair("scope", "https://management.azure.com/.default")
+                .finish();
+            let token = json(
+                http.post(format!("{arm}/{tenant}/oauth2/v2.0/token"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form),
+            )
+            .await?;
+            let token = token["access_token"].as_str().unwrap_or_default().to_owned();
+            let assignments = format!(
+                "{arm}{sub}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01"
+            );
+            let seeded = json(http.get(assignments).bearer_auth(&token)).await?;
+            let me = seeded["value"][0]["properties"]["principalId"].clone();
+            let reader = format!(
+                "{sub}/providers/Microsoft.Authorization/roleDefinitions/2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+            );
+            let put = format!(
+                "{arm}{rg}/providers/Microsoft.Authorization/roleAssignments/{}?api-version=2022-04-01",
+                uuid::Uuid::new_v4()
+            );
+            let body = serde_json::json!({"properties": {"roleDefinitionId": reader, "principalId": me, "principalType": "ServicePrincipal"}});
+            json(http.put(put).bearer_auth(&token).json(&body)).await?;
+            Ok(())
         })
     }
 
@@ -212,14 +286,25 @@ fn size_case(n: usize, plan: bool) -> Result<(), String> {
         apply.requests
     );
     if plan {
-        let run = run_binary(dir.path(), &cloud, &["plan"])?;
-        println!(
-            "plan    {n:>6} resources (refresh): {:>7.2} s wall, {} requests ({:.2} per resource), engine peak {}",
-            run.wall.as_secs_f64(),
-            run.requests,
-            run.requests as f64 / n as f64,
-            mib(run.peak_kib)
-        );
+        // Without a blob data role (one refused trial, then `listKeys` per account), then with one.
+        for with_role in [false, true] {
+            if with_role {
+                cloud.grant_blob_reader()?;
+            }
+            let run = run_binary(dir.path(), &cloud, &["plan"])?;
+            println!(
+                "plan    {n:>6} resources (refresh, {}): {:>7.2} s wall, {} requests ({:.2} per resource), engine peak {}",
+                if with_role {
+                    "blob data role"
+                } else {
+                    "no data role"
+                },
+                run.wall.as_secs_f64(),
+                run.requests,
+                run.requests as f64 / n as f64,
+                mib(run.peak_kib)
+            );
+        }
     }
     let destroy = run_binary(dir.path(), &cloud, &["destroy", "--auto-approve"])?;
     println!(

@@ -192,6 +192,8 @@ impl Ctx<'_> {
                 }
             }
         }
+        // Grown by doubling; a large stack holds one of these per resource for the whole run.
+        out.shrink_to_fit();
         out
     }
 

@@ -183,7 +183,7 @@ pub fn load_within(
     max_bytes: usize,
 ) -> Result<Stack, Vec<Diagnostic>> {
     let src = read_stack_source(path, max_bytes)?;
-    let root = yaml::parse(&src, Budget::with_max_bytes(max_bytes))?;
+    let mut root = yaml::parse(&src, Budget::with_max_bytes(max_bytes))?;
     let mut errors = Vec::new();
     let entries: &[(yaml::Key, Node)] = match &root.value {
         Value::Map(m) => m,
@@ -241,7 +241,9 @@ pub fn load_within(
     let cloud = cloud_section(&mut ctx, &src, root.get("cloud"));
 
     let mut pat = Patterns::default();
-    let resources = match root.get("resources") {
+    // Taken out of the tree: each resource's part of it is freed once converted, so a large stack
+    // never holds its whole parsed tree and its whole typed model at once.
+    let resources = match take_section(&mut root, "resources") {
         Some(node) => resources(&mut ctx, &mut pat, &src, node),
         None => {
             ctx.error(
@@ -478,19 +480,37 @@ fn api_versions(
     out
 }
 
+/// The value of `key` in the top-level mapping `root`, moved out of it (a null stays in its place).
+fn take_section(root: &mut Node, key: &str) -> Option<Node> {
+    let Value::Map(entries) = &mut root.value else {
+        return None;
+    };
+    let (_, node) = entries.iter_mut().find(|(k, _)| k.name == key)?;
+    let span = node.span;
+    Some(std::mem::replace(
+        node,
+        Node {
+            value: Value::Null,
+            span,
+        },
+    ))
+}
+
+/// Converts the `resources:` section, consuming it: each resource's nodes are freed once it is
+/// converted.
 fn resources(
     ctx: &mut Ctx<'_>,
     pat: &mut Patterns,
     src: &SourceFile,
-    node: &Node,
+    node: Node,
 ) -> IndexMap<String, Resource> {
-    let entries = match &node.value {
+    let entries = match node.value {
         Value::Null => return IndexMap::new(),
         Value::Map(m) => m,
         _ => {
             ctx.error(wrong_shape(
                 src,
-                node,
+                &node,
                 "`resources`",
                 "a mapping of name to resource",
                 "`resources: { store: { type: storage_account, name: mystore } }`",
@@ -500,9 +520,9 @@ fn resources(
     };
     // First pass: every name and its type (and the instances of a `for_each`), so references can
     // be checked in any order.
-    let mut names_ok: HashMap<&str, bool> = HashMap::new();
-    let mut for_each: HashMap<&str, Vec<Each>> = HashMap::new();
-    for (key, body) in entries {
+    let mut names_ok: Vec<bool> = Vec::with_capacity(entries.len());
+    let mut for_each: HashMap<usize, Vec<Each>> = HashMap::new();
+    for (i, (key, body)) in entries.iter().enumerate() {
         let mut ok = true;
         if !valid_resource_name(&key.name) || RESERVED.contains(&key.name.as_str()) {
             let why = if RESERVED.contains(&key.name.as_str()) {
@@ -525,7 +545,7 @@ fn resources(
         if type_name.is_none() {
             ok = false;
         }
-        names_ok.insert(key.name.as_str(), ok);
+        names_ok.push(ok);
         match body.get("for_each") {
             Some(node) => {
                 let instances = for_each_instances(ctx, src, &key.name, node);
@@ -537,19 +557,19 @@ fn resources(
                     ctx.resources.insert(a.clone(), type_name.clone());
                 }
                 ctx.instances.insert(key.name.clone(), addresses);
-                for_each.insert(key.name.as_str(), instances);
+                for_each.insert(i, instances);
             }
             None => {
                 ctx.resources.insert(key.name.clone(), type_name);
             }
         }
     }
-    let mut out = IndexMap::new();
-    for (key, body) in entries {
-        let name_ok = names_ok.get(key.name.as_str()).copied().unwrap_or(false);
-        match for_each.get(key.name.as_str()) {
+    let mut out = IndexMap::with_capacity(entries.len());
+    for (i, (key, body)) in entries.into_iter().enumerate() {
+        let name_ok = names_ok.get(i).copied().unwrap_or(false);
+        match for_each.get(&i) {
             None => {
-                if let Some(r) = resource(ctx, pat, src, key, body, &key.name)
+                if let Some(r) = resource(ctx, pat, src, &key, &body, &key.name)
                     && name_ok
                 {
                     out.insert(key.name.clone(), r);
@@ -561,7 +581,7 @@ fn resources(
                 for each in instances {
                     let address = interp::instance_address(&key.name, &each.key);
                     ctx.each = Some(each.clone());
-                    let r = resource(ctx, pat, src, key, body, &address);
+                    let r = resource(ctx, pat, src, &key, &body, &address);
                     ctx.each = None;
                     if let Some(r) = r
                         && name_ok
