@@ -76,8 +76,7 @@ impl Cloud {
             .arg(dir)
             .output()
             .map_err(|e| format!("cannot ask the local cloud's status: {e}"))?;
-        let info: serde_json::Value =
-            serde_json::from_slice(&status.stdout).unwrap_or_default();
+        let info: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
         let pid = info["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
         Ok(Cloud {
             dir: dir.to_owned(),

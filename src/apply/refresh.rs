@@ -221,8 +221,10 @@ pub async fn refresh(
                 stored,
             });
     }
-    let mut results: IndexMap<String, Result<Live, StepFailure>> =
-        IndexMap::with_capacity(state.resources.len());
+    // Keyed, not ordered: the snapshot and the failures are put in state order below. (An ordered
+    // map's shift_remove there moved every later entry: quadratic in the size of the state.)
+    let mut results: HashMap<String, Result<Live, StepFailure>> =
+        HashMap::with_capacity(state.resources.len());
     for units in waves.into_values() {
         let reads = units
             .into_values()
@@ -248,7 +250,7 @@ pub async fn refresh(
     let mut failures = Vec::new();
     // State order, not completion order, so errors are listed stably.
     for address in state.resources.keys() {
-        match results.shift_remove(address) {
+        match results.remove(address) {
             Some(Ok(found)) => {
                 live.insert(address.clone(), found);
             }
