@@ -10,6 +10,8 @@
 //! * [`Journal`] — the fsync'd (group-committed) JSON-lines log of step intents and of the state
 //!   writes of a run (commits), which makes apply crash-safe and its writes proportional to the
 //!   change; [`StateStore::read`] replays its commits over the state file, a checkpoint.
+//! * [`Replica`] — the hook a remote copy of the state hangs on: called after each durable write
+//!   of the state file or the journal (the remote backend, `crate::backend`, is one).
 //! * surgery — `list`, `show`, `remove`, `import` and `destroy_order` on a [`StateFile`].
 //!
 //! A state file (format version 1), abridged:
@@ -56,6 +58,7 @@ mod host;
 mod journal;
 mod lock;
 mod model;
+mod replica;
 pub mod sensitive;
 mod store;
 mod surgery;
@@ -70,6 +73,7 @@ pub use lock::{
 };
 pub(crate) use model::Touched;
 pub use model::{CloudBinding, FORMAT_VERSION, ResourceState, ResourceStatus, StateFile};
+pub use replica::{Replica, ReplicaError};
 pub use sensitive::FieldPath;
 pub(crate) use store::Stamp;
 pub use store::{StateError, StateStore};

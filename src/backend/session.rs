@@ -1,0 +1,192 @@
+//! One command's use of the remote backend: the connection (the provider's credentials and blob
+//! endpoint, on the backend's own worker thread), the private working folder the command's
+//! [`StateStore`] lives in, and the lock.
+//!
+//! The working folder is `.stackform/backend/<pid>-<random>/` beside the stack file, mode 0700,
+//! made for one command and removed when it ends (a killed command leaves it behind; nothing reads
+//! it again, since every command pulls afresh). It never holds the account key.
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::config::AzureBlob;
+use super::remote::{RemoteError, RemoteState, Version};
+use super::worker::Worker;
+use crate::provider::{AzureProvider, CloudConfig, ProviderError, Secret};
+use crate::specs::Registry;
+use crate::state::{LockRequest, StateStore};
+
+/// Failures of opening or using the remote backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot start the remote state's worker thread: {0}")]
+    Worker(#[source] std::io::Error),
+
+    #[error("cannot reach the remote state {blob}: {source}")]
+    Connect {
+        blob: String,
+        #[source]
+        source: Box<ProviderError>,
+    },
+
+    #[error("cannot make the working folder {}: {source}", .path.display())]
+    WorkingFolder {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+
+    #[error(
+        "the azure_blob backend cannot lock {blob} yet (its lease lock is not part of this build), so `{command}` is refused rather than written unlocked; read-only commands (plan, drift, output, state list/show/history) work. Use the local backend (--backend local) for changes"
+    )]
+    LockNotReady { blob: String, command: String },
+}
+
+/// An open remote backend for one command.
+pub struct Session {
+    remote: Arc<RemoteState>,
+    store: StateStore,
+    folder: PathBuf,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session({:?})", self.remote)
+    }
+}
+
+/// The environment variables an account key is read from, in order: Terraform's, then
+/// stackform's own.
+pub const ACCESS_KEY_VARS: [&str; 2] = ["ARM_ACCESS_KEY", "STACKFORM_BACKEND_ACCESS_KEY"];
+
+/// The account key from the environment, if one is set.
+pub fn access_key_from_env() -> Option<Secret> {
+    ACCESS_KEY_VARS
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|k| !k.is_empty()))
+        .map(Secret::new)
+}
+
+impl Session {
+    /// Connects to the state blob `blob` with the stack's cloud configuration `cloud` (its
+    /// credential chain and trust; in `blob.resource_group` when given) and makes the working
+    /// folder under `root` for the store of `stack`. Reads nothing yet.
+    pub fn open(
+        blob: AzureBlob,
+        mut cloud: CloudConfig,
+        registry: Arc<Registry>,
+        access_key: Option<Secret>,
+        root: &Path,
+        stack: &str,
+    ) -> Result<Self, BackendError> {
+        let worker = Arc::new(Worker::new().map_err(BackendError::Worker)?);
+        if let Some(rg) = &blob.resource_group {
+            cloud.resource_group = rg.clone();
+        }
+        let (account, endpoint) = (blob.account.clone(), blob.endpoint.clone());
+        let client = worker
+            .call(async move {
+                let provider = AzureProvider::connect_with(cloud, registry).await?;
+                provider
+                    .blob_client(&account, endpoint, access_key.as_ref())
+                    .await
+            })
+            .map_err(|source| BackendError::Connect {
+                blob: blob.to_string(),
+                source: Box::new(source),
+            })?;
+        let folder = working_folder(root)?;
+        let remote = Arc::new(RemoteState::new(worker, client, blob));
+        let store = StateStore::for_stack(&folder, stack)
+            .map_err(|e| BackendError::WorkingFolder {
+                path: folder.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+            .with_replica(remote.clone());
+        Ok(Self {
+            remote,
+            store,
+            folder,
+        })
+    }
+
+    /// The working copy every state code path uses; its writes are mirrored to the blobs.
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    pub fn remote(&self) -> &RemoteState {
+        &self.remote
+    }
+
+    /// `azure_blob account/container/key`.
+    pub fn describe(&self) -> String {
+        self.remote.config().to_string()
+    }
+
+    /// Reads the remote state and journal into the working copy.
+    pub fn pull(&self) -> Result<(), BackendError> {
+        Ok(self.remote.pull(&self.store)?)
+    }
+
+    /// Takes the state's lock (the lease on `<key>.lock`) for `request`, then pulls the state again
+    /// so the command works on what the lock protects. Returns a notice when a lock left by
+    /// another run was taken over.
+    pub fn lock(&self, request: &LockRequest) -> Result<Option<String>, BackendError> {
+        Err(BackendError::LockNotReady {
+            blob: self.remote.url(&self.remote.config().lock_blob()),
+            command: request.command.clone(),
+        })
+    }
+
+    /// Releases the lock taken by [`lock`](Self::lock); writes are refused from then on.
+    pub fn unlock(&self) -> Result<(), BackendError> {
+        self.remote.unhold();
+        Ok(())
+    }
+
+    /// Breaks the state's lock whoever holds it (`state unlock --force`); without `force`, says who
+    /// holds it. Returns what happened, for the user.
+    pub fn force_unlock(&self, force: bool) -> Result<String, BackendError> {
+        let _ = force;
+        Err(BackendError::LockNotReady {
+            blob: self.remote.url(&self.remote.config().lock_blob()),
+            command: String::from("state unlock"),
+        })
+    }
+
+    /// The versions `state history` lists, the current one first.
+    pub fn history(&self) -> Result<Vec<Version>, BackendError> {
+        Ok(self.remote.history()?)
+    }
+
+    /// The bytes of a version of the state (a snapshot time or a serial).
+    pub fn version_bytes(&self, version: &str) -> Result<Vec<u8>, BackendError> {
+        Ok(self.remote.version_bytes(version)?)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.remote.unhold();
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+/// `<root>/<pid>-<random>/`, made 0700 (and `root` with it).
+fn working_folder(root: &Path) -> Result<PathBuf, BackendError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let folder = root.join(format!("{}-{}", std::process::id(), &unique[..12]));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&folder)
+        .map_err(|source| BackendError::WorkingFolder {
+            path: folder.clone(),
+            source,
+        })?;
+    Ok(folder)
+}
