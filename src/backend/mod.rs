@@ -5,6 +5,9 @@
 //!   command, kept in step after each durable local write through the state's `Replica` hook
 //!   (ETag-guarded state writes, the journal as an append blob, every overwritten version kept
 //!   as a snapshot and listed in a history index).
+//! * [`lease_lock`] — the remote lock: a finite blob lease on `<key>.lock`, renewed by a heartbeat,
+//!   its holder recorded in the blob's metadata; a killed holder's lease runs out by itself and the
+//!   next run takes over with a notice.
 //! * [`session`] — one command's connection, working folder and lock.
 //! * `worker` — the one thread (its own tokio runtime) every remote call runs on.
 //!
@@ -13,6 +16,7 @@
 //! errors are values the CLI renders), never writes without the state's lock, and never writes a
 //! secret into a blob or its metadata.
 pub mod config;
+pub mod lease_lock;
 pub mod remote;
 pub mod session;
 mod worker;
