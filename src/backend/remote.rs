@@ -158,6 +158,19 @@ impl RemoteState {
         &self.blob
     }
 
+    pub(crate) fn client(&self) -> &BlobClient {
+        &self.client
+    }
+
+    pub(crate) fn worker(&self) -> &Arc<Worker> {
+        &self.worker
+    }
+
+    /// Registers the lock the caller now holds: writes are allowed while `check` answers `Ok`.
+    pub(crate) fn hold(&self, check: LockCheck) {
+        *self.lock.lock().unwrap_or_else(PoisonError::into_inner) = Some(check);
+    }
+
     fn mirror(&self) -> std::sync::MutexGuard<'_, Mirror> {
         self.mirror.lock().unwrap_or_else(PoisonError::into_inner)
     }

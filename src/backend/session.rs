@@ -6,14 +6,15 @@
 //! made for one command and removed when it ends (a killed command leaves it behind; nothing reads
 //! it again, since every command pulls afresh). It never holds the account key.
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::config::AzureBlob;
+use super::lease_lock::{LeaseLock, LeaseLockError};
 use super::remote::{RemoteError, RemoteState, Version};
 use super::worker::Worker;
 use crate::provider::{AzureProvider, CloudConfig, ProviderError, Secret};
 use crate::specs::Registry;
-use crate::state::{LockRequest, StateStore};
+use crate::state::{LockInfo, LockRequest, StateStore, UnlockOutcome};
 
 /// Failures of opening or using the remote backend.
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +39,8 @@ pub enum BackendError {
     #[error(transparent)]
     Remote(#[from] RemoteError),
 
-    #[error(
-        "the azure_blob backend cannot lock {blob} yet (its lease lock is not part of this build), so `{command}` is refused rather than written unlocked; read-only commands (plan, drift, output, state list/show/history) work. Use the local backend (--backend local) for changes"
-    )]
-    LockNotReady { blob: String, command: String },
+    #[error(transparent)]
+    Lock(#[from] LeaseLockError),
 }
 
 /// An open remote backend for one command.
@@ -49,6 +48,8 @@ pub struct Session {
     remote: Arc<RemoteState>,
     store: StateStore,
     folder: PathBuf,
+    /// The lease lock while this command holds it.
+    lease: Arc<Mutex<Option<LeaseLock>>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -109,6 +110,7 @@ impl Session {
             remote,
             store,
             folder,
+            lease: Arc::default(),
         })
     }
 
@@ -131,30 +133,73 @@ impl Session {
         Ok(self.remote.pull(&self.store)?)
     }
 
-    /// Takes the state's lock (the lease on `<key>.lock`) for `request`, then pulls the state again
-    /// so the command works on what the lock protects. Returns a notice when a lock left by
-    /// another run was taken over.
+    /// Takes the state's lock (the lease on `<key>.lock`, see [`LeaseLock::acquire`]: waiting up
+    /// to `request`'s timeout while another run holds it) for `request`, then pulls the state again
+    /// so the command works on what the lock protects. From then on each write to the blobs first
+    /// asks the lock whether it still holds ([`LeaseLock::check`]). Returns a notice when a lock
+    /// left by another run was taken over.
     pub fn lock(&self, request: &LockRequest) -> Result<Option<String>, BackendError> {
-        Err(BackendError::LockNotReady {
-            blob: self.remote.url(&self.remote.config().lock_blob()),
-            command: request.command.clone(),
-        })
+        let (client, container, blob) = self.lock_blob();
+        let request = request.clone();
+        let acquired = self
+            .remote
+            .worker()
+            .call(async move { LeaseLock::acquire(client, &container, &blob, &request).await })?;
+        let notice = acquired.notice.map(|n| n.to_string());
+        *self.lease() = Some(acquired.lock);
+        let lease = self.lease.clone();
+        self.remote.hold(Box::new(move || {
+            match &*lease.lock().unwrap_or_else(PoisonError::into_inner) {
+                Some(lock) => lock.check().map_err(|e| e.to_string()),
+                None => Err(String::from("the state's lock was released")),
+            }
+        }));
+        self.pull()?;
+        Ok(notice)
     }
 
-    /// Releases the lock taken by [`lock`](Self::lock); writes are refused from then on.
+    fn lease(&self) -> std::sync::MutexGuard<'_, Option<LeaseLock>> {
+        self.lease.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Releases the lock taken by [`lock`](Self::lock) (no-op when none is held); writes are
+    /// refused from then on.
     pub fn unlock(&self) -> Result<(), BackendError> {
         self.remote.unhold();
+        let taken = self.lease().take();
+        if let Some(lock) = taken {
+            self.remote.worker().call(lock.release())?;
+        }
         Ok(())
     }
 
-    /// Breaks the state's lock whoever holds it (`state unlock --force`); without `force`, says who
-    /// holds it. Returns what happened, for the user.
-    pub fn force_unlock(&self, force: bool) -> Result<String, BackendError> {
-        let _ = force;
-        Err(BackendError::LockNotReady {
-            blob: self.remote.url(&self.remote.config().lock_blob()),
-            command: String::from("state unlock"),
-        })
+    /// The lock blob: the client, the container and its name.
+    fn lock_blob(&self) -> (crate::provider::blob::BlobClient, String, String) {
+        let config = self.remote.config();
+        (
+            self.remote.client().clone(),
+            config.container.clone(),
+            config.lock_blob(),
+        )
+    }
+
+    /// Who holds the state's lock now, if anyone.
+    pub fn holder(&self) -> Result<Option<LockInfo>, BackendError> {
+        let (client, container, blob) = self.lock_blob();
+        Ok(self
+            .remote
+            .worker()
+            .call(async move { LeaseLock::holder(&client, &container, &blob).await })?)
+    }
+
+    /// Breaks the state's lock whoever holds it (`state unlock --force`, see
+    /// [`LeaseLock::force_unlock`]): its holder stops before its next write.
+    pub fn force_unlock(&self) -> Result<UnlockOutcome, BackendError> {
+        let (client, container, blob) = self.lock_blob();
+        Ok(self
+            .remote
+            .worker()
+            .call(async move { LeaseLock::force_unlock(&client, &container, &blob).await })?)
     }
 
     /// The versions `state history` lists, the current one first.
@@ -170,7 +215,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.remote.unhold();
+        // A lock still held (an error between lock and unlock) is released; if that fails, its
+        // lease runs out by itself.
+        let _ = self.unlock();
         let _ = std::fs::remove_dir_all(&self.folder);
     }
 }

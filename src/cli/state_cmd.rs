@@ -287,18 +287,22 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
         StateCommand::Migrate { to, common, lock } => migrate(&to, &common, &lock)?,
         StateCommand::Unlock { force, common } => {
             let loaded = engine::load(&common.stack, &common.target)?;
-            if let Some(session) = &loaded.backend {
-                println!("{}", session.force_unlock(force)?);
-                return Ok(ExitCode::SUCCESS);
-            }
             if !force {
-                return Err(match Lock::holder(&loaded.store.lock_path())? {
+                let holder = match &loaded.backend {
+                    Some(session) => session.holder()?,
+                    None => Lock::holder(&loaded.store.lock_path())?,
+                };
+                return Err(match holder {
                     Some(info) => StateCommandError::LockHeld(Box::new(info)),
                     None => StateCommandError::NotLocked,
                 }
                 .into());
             }
-            match Lock::force_unlock(loaded.store.lock_path())? {
+            let outcome = match &loaded.backend {
+                Some(session) => session.force_unlock()?,
+                None => Lock::force_unlock(loaded.store.lock_path())?,
+            };
+            match outcome {
                 UnlockOutcome::NotLocked => println!("The stack was not locked."),
                 UnlockOutcome::RemovedStale(info) => {
                     println!("Removed a stale lock left by {info:?}.")
