@@ -2,9 +2,10 @@
 //! endpoint, on the backend's own worker thread), the private working folder the command's
 //! [`StateStore`] lives in, and the lock.
 //!
-//! The working folder is `.stackform/backend/<pid>-<random>/` beside the stack file, mode 0700,
-//! made for one command and removed when it ends (a killed command leaves it behind; nothing reads
-//! it again, since every command pulls afresh). It never holds the account key.
+//! The working folder is `.stackform/backend/<host>-<pid>-<random>/` beside the stack file, mode
+//! 0700, made for one command and removed when it ends; one a killed command left behind is removed
+//! by the next command on that host (nothing reads it again: every command pulls afresh). It never
+//! holds the account key.
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -222,11 +223,17 @@ impl Drop for Session {
     }
 }
 
-/// `<root>/<pid>-<random>/`, made 0700 (and `root` with it).
+/// `<root>/<host>-<pid>-<random>/`, made 0700 (and `root` with it). Folders this host's commands
+/// left behind when they were killed (their pid no longer runs) are removed first.
 fn working_folder(root: &Path) -> Result<PathBuf, BackendError> {
     use std::os::unix::fs::DirBuilderExt;
+    let host: String = crate::state::hostname()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    sweep(root, &host);
     let unique = uuid::Uuid::new_v4().simple().to_string();
-    let folder = root.join(format!("{}-{}", std::process::id(), &unique[..12]));
+    let folder = root.join(format!("{host}-{}-{}", std::process::id(), &unique[..12]));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -236,4 +243,54 @@ fn working_folder(root: &Path) -> Result<PathBuf, BackendError> {
             source,
         })?;
     Ok(folder)
+}
+
+/// Removes the working folders of `host`'s commands that no longer run.
+fn sweep(root: &Path, host: &str) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(host)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && crate::state::liveness(pid) == crate::state::Liveness::Dead
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A killed command's working folder (its pid gone) is removed by the next command on the
+    /// host; a running one's and another host's are left alone.
+    #[test]
+    fn working_folders_of_dead_commands_are_swept() {
+        let root = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let host = "ci_7";
+        let gone = root.path().join(format!("{host}-{dead}-abc"));
+        let live = root
+            .path()
+            .join(format!("{host}-{}-abc", std::process::id()));
+        let other = root.path().join(format!("elsewhere-{dead}-abc"));
+        for d in [&gone, &live, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        sweep(root.path(), host);
+        assert!(!gone.exists() && live.exists() && other.exists());
+        let made = working_folder(root.path()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&made).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 }

@@ -63,6 +63,7 @@ pub mod sensitive;
 mod store;
 mod surgery;
 
+pub(crate) use host::{Liveness, hostname, liveness};
 pub(crate) use journal::StepId;
 pub use journal::{
     Intent, Journal, JournalAction, JournalError, JournalNote, JournalOpen, NewIntent,

@@ -348,6 +348,8 @@ fn a_killed_apply_is_recovered_from_the_remote_journal() {
         blob(&t, &format!("{BLOB}.journal")).is_none(),
         "journal removed"
     );
+    let left = std::fs::read_dir(t.path(".stackform/backend")).map_or(0, Iterator::count);
+    assert_eq!(left, 0, "the killed run's working folder was swept");
     let accounts = t.rest(async |c: &Cloud| {
         let a = c
             .arm(
@@ -378,26 +380,11 @@ fn a_killed_apply_is_recovered_from_the_remote_journal() {
 fn the_state_on_azurite() {
     let t = Test::new().example("managed-identity").local_cloud(&[]);
     let azurite = crate::support::wait::block_on(Azurite::start());
-    let endpoint = azurite.endpoint().to_string();
     crate::support::wait::block_on(async {
         let client = azurite_client(&azurite);
         client.create_container(CONTAINER).await.unwrap();
     });
-    let az = |args: &[&str]| {
-        t.cmd()
-            .env("STACKFORM_BACKEND", "azure_blob")
-            .env("ARM_ACCESS_KEY", DEV_KEY)
-            .args(args)
-            .args([
-                "--backend-config",
-                &format!("account={DEV_ACCOUNT}"),
-                "--backend-config",
-                &format!("container={CONTAINER}"),
-                "--backend-config",
-                &format!("endpoint={endpoint}"),
-            ])
-            .run()
-    };
+    let az = |args: &[&str]| on_azurite(&t, &azurite, args).run();
     let out = az(&["apply", "--auto-approve", "--target", "store"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(!out.stderr.contains(DEV_KEY) && !out.stdout.contains(DEV_KEY));
@@ -415,6 +402,65 @@ fn the_state_on_azurite() {
     });
     let state: Value = serde_json::from_slice(&state).unwrap();
     assert!(state["resources"]["store"].is_null(), "{state}");
+}
+
+/// The binary with its state on Azurite: the endpoint and names as `--backend-config` flags, the
+/// account key from `ARM_ACCESS_KEY` (as for Terraform).
+fn on_azurite(t: &Test, azurite: &Azurite, args: &[&str]) -> crate::support::Cmd {
+    t.cmd()
+        .env("STACKFORM_BACKEND", "azure_blob")
+        .env("ARM_ACCESS_KEY", DEV_KEY)
+        .args(args)
+        .args([
+            "--backend-config",
+            &format!("account={DEV_ACCOUNT}"),
+            "--backend-config",
+            &format!("container={CONTAINER}"),
+            "--backend-config",
+            &format!("endpoint={}", azurite.endpoint()),
+        ])
+}
+
+/// The ETag conflict of [`a_state_changed_behind_its_back_is_never_overwritten`] with the state on
+/// Azurite: the service's own `If-Match` refusal stops the run, and the other writer's version stays.
+#[test]
+fn a_state_changed_behind_its_back_on_azurite_is_never_overwritten() {
+    let t = Test::new()
+        .example("managed-identity")
+        .local_cloud(&["--lro-ms", "1500"]);
+    let azurite = crate::support::wait::block_on(Azurite::start());
+    let client = azurite_client(&azurite);
+    let child = {
+        let c = client.clone();
+        crate::support::wait::block_on(async move { c.create_container(CONTAINER).await.unwrap() });
+        on_azurite(&t, &azurite, &["apply", "--auto-approve"]).spawn()
+    };
+    let theirs = br#"{"version":1,"lineage":"00000000-0000-4000-8000-000000000000","serial":99,"stack":"managed-identity","resources":{},"outputs":{}}"#.to_vec();
+    let written = bytes::Bytes::from(theirs.clone());
+    crate::support::wait::block_on(async {
+        let journal = format!("{BLOB}.journal");
+        wait_until("the run journaled its first steps", MINUTE, async || {
+            let state = client.get_blob(CONTAINER, BLOB).await.ok().flatten();
+            let journal = client.get_blob(CONTAINER, &journal).await.ok().flatten();
+            (state.is_some() && journal.is_some()).then_some(())
+        })
+        .await;
+        client
+            .put_blob(CONTAINER, BLOB, written, None, &Default::default())
+            .await
+            .unwrap();
+    });
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("changed behind stackform's back"),
+        "{stderr}"
+    );
+    let (now, _) = crate::support::wait::block_on(client.get_blob(CONTAINER, BLOB))
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.to_vec(), theirs, "their version stays");
 }
 
 fn azurite_client(azurite: &Azurite) -> stackform::provider::blob::BlobClient {
