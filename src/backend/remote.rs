@@ -344,9 +344,17 @@ impl RemoteState {
                     };
                     let mut line = serde_json::to_vec(&line).unwrap_or_default();
                     line.push(b'\n');
-                    append_line(&client, &container, &index, line)
-                        .await
-                        .map_err(RemoteError::service("record the history in", index_url))?;
+                    match append_line(&client, &container, &index, line).await {
+                        Ok(()) => {}
+                        // A full index (50,000 versions) does not stop a state write: the
+                        // snapshot is kept, only no longer listed.
+                        Err(BlobRefusal::BlockLimit) => tracing::warn!(
+                            "the history {index_url} is full; this version is kept as a snapshot but not listed"
+                        ),
+                        Err(e) => {
+                            return Err(RemoteError::service("record the history in", index_url)(e));
+                        }
+                    }
                     WriteCondition::IfMatch(etag.clone())
                 }
                 None => WriteCondition::IfNotExists,
@@ -370,8 +378,8 @@ impl RemoteState {
         let (client, container) = (self.client.clone(), self.blob.container.clone());
         let name = self.blob.journal_blob();
         let url = self.url(&name);
-        let chunks: Vec<Bytes> = bytes
-            .chunks(BLOCK_MAX)
+        let chunks: Vec<Bytes> = blocks(bytes, BLOCK_MAX)
+            .into_iter()
             .map(Bytes::copy_from_slice)
             .collect();
         let len = self.worker.call(async move {
@@ -446,6 +454,27 @@ impl Replica for RemoteState {
     }
 }
 
+/// `bytes` (whole lines) cut into blocks of at most `max` bytes, each ending at a line's end unless
+/// one line alone is longer: a run killed between two Append Blocks leaves only whole lines.
+fn blocks(bytes: &[u8], max: usize) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if rest.len() <= max {
+            out.push(rest);
+            break;
+        }
+        let cut = rest[..max]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(max, |i| i + 1);
+        let (block, tail) = rest.split_at(cut);
+        out.push(block);
+        rest = tail;
+    }
+    out
+}
+
 /// Appends one line to the history index, creating it on first use.
 async fn append_line(
     client: &BlobClient,
@@ -513,4 +542,21 @@ fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group bigger than one block is cut at line ends, so a kill between two appends never
+    /// leaves a torn line in the journal blob; a line longer than a block is cut where it must be.
+    #[test]
+    fn blocks_end_at_line_ends() {
+        let text = b"aaaa\nbb\ncccccc\nd\n";
+        let cut = blocks(text, 8);
+        assert_eq!(cut, vec![&b"aaaa\nbb\n"[..], b"cccccc\n", b"d\n"]);
+        assert_eq!(cut.concat(), text);
+        assert_eq!(blocks(b"0123456789\n", 4).concat(), b"0123456789\n");
+        assert!(blocks(b"", 4).is_empty());
+    }
 }
