@@ -33,3 +33,109 @@ impl fmt::Debug for Shown<'_> {
         f.write_str(&self.0.describe())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::state::{JournalAction, NewIntent, StateFile, StateStore};
+
+    /// Records what it was told; refuses everything once `fail` is set.
+    #[derive(Default)]
+    struct Recorder {
+        seen: Mutex<Vec<String>>,
+        fail: Mutex<bool>,
+    }
+
+    impl Recorder {
+        fn note(&self, what: String) -> Result<(), ReplicaError> {
+            if *self.fail.lock().unwrap() {
+                return Err("refused".into());
+            }
+            self.seen.lock().unwrap().push(what);
+            Ok(())
+        }
+    }
+
+    impl Replica for Recorder {
+        fn state_written(&self, bytes: &[u8], serial: u64) -> Result<(), ReplicaError> {
+            let parsed: StateFile = serde_json::from_slice(bytes).unwrap();
+            assert_eq!(parsed.serial, serial);
+            self.note(format!("state {serial}"))
+        }
+        fn journal_appended(&self, bytes: &[u8]) -> Result<(), ReplicaError> {
+            assert!(bytes.ends_with(b"\n"), "whole lines");
+            let lines = bytes
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count();
+            self.note(format!("journal {lines}"))
+        }
+        fn journal_removed(&self) -> Result<(), ReplicaError> {
+            self.note("removed".into())
+        }
+        fn describe(&self) -> String {
+            "recorder".into()
+        }
+    }
+
+    /// Every durable write reaches the replica after it is on disk: a state write with its serial,
+    /// each journal append (whole lines, before the call returns), the journal's removal; a replica
+    /// that refuses fails the write that called it, and the journal then refuses further appends.
+    #[test]
+    fn each_durable_write_reaches_the_replica_and_a_refusal_fails_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Arc::new(Recorder::default());
+        let store = StateStore::for_stack(dir.path(), "demo")
+            .unwrap()
+            .with_replica(rec.clone());
+        let mut state = StateFile::new("demo");
+        store.write(&mut state, None).unwrap();
+        let journal = store.open_journal().unwrap().journal;
+        let step = journal
+            .intent(NewIntent {
+                address: "store".into(),
+                resource_type: "storage_account".into(),
+                action: JournalAction::Create,
+                target: "/sub/x".into(),
+            })
+            .unwrap();
+        assert_eq!(
+            rec.seen.lock().unwrap().clone(),
+            vec!["state 1", "journal 1"],
+            "the intent is replicated before intent() returns"
+        );
+        journal.done(step).unwrap();
+        journal.finish().unwrap();
+        assert_eq!(
+            rec.seen.lock().unwrap().clone(),
+            vec!["state 1", "journal 1", "journal 1", "removed"]
+        );
+
+        *rec.fail.lock().unwrap() = true;
+        let err = store.write(&mut state, Some(1)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot write the state to recorder: refused"),
+            "{err}"
+        );
+        let journal = store.open_journal().unwrap().journal;
+        let intent = || NewIntent {
+            address: "b".into(),
+            resource_type: "blob".into(),
+            action: JournalAction::Create,
+            target: "https://a/c/b".into(),
+        };
+        let err = journal.intent(intent()).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot append to recorder"),
+            "{err}"
+        );
+        *rec.fail.lock().unwrap() = false;
+        assert!(
+            journal.intent(intent()).is_err(),
+            "a failed journal stays failed"
+        );
+    }
+}

@@ -216,6 +216,34 @@ fn two_applies_at_once_exactly_one_proceeds() {
     run(&t, &["destroy", "--auto-approve"]).code(0);
 }
 
+/// An environment (`--env NAME`) keeps its state in its own blob, `env/NAME/<key>`, and the
+/// stack's own state is not touched.
+#[test]
+fn an_environment_keeps_its_own_blob() {
+    let t = remote();
+    let out = run(
+        &t,
+        &[
+            "apply",
+            "--auto-approve",
+            "--target",
+            "store",
+            "--env",
+            "pr-7",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(blob(&t, &format!("env/pr-7/{BLOB}")).is_some());
+    assert!(
+        blob(&t, BLOB).is_none(),
+        "the stack's own state is untouched"
+    );
+    let listed = run(&t, &["state", "list", "--env", "pr-7"]).code(0).stdout;
+    assert!(listed.starts_with("store "), "{listed}");
+    let listed = run(&t, &["state", "list"]).code(0).stdout;
+    assert!(listed.contains("No state yet"), "{listed}");
+}
+
 /// `state history` lists the versions each write replaced; `state restore` brings one back as a
 /// new write, keeping the history (the version it replaced is listed too).
 #[test]
