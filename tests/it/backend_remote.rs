@@ -284,6 +284,37 @@ fn history_lists_the_versions_and_restore_brings_one_back() {
     run(&t, &["destroy", "--auto-approve"]).code(0);
 }
 
+/// With the local backend, history is the one version before the last write: `state history`
+/// lists it as `backup` and `state restore backup` brings it back as a new write.
+#[test]
+fn the_local_backend_keeps_one_earlier_version() {
+    let t = remote();
+    t.run(["apply", "--auto-approve", "--target", "store"])
+        .code(0);
+    t.run(["state", "rm", "store"]).code(0);
+    let history = t.run(["state", "history"]).code(0).stdout;
+    let names: Vec<&str> = history
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(names, ["current", "backup"], "{history}");
+    let out = t.run(["state", "restore", "backup"]).code(0);
+    assert!(
+        out.stdout.contains("Restored version backup"),
+        "{}",
+        out.stdout
+    );
+    let listed = t.run(["state", "list"]).code(0).stdout;
+    assert!(listed.starts_with("store "), "{listed}");
+    let out = t.run(["state", "restore", "7"]).code(1);
+    assert!(
+        out.stderr.contains("keeps one earlier version, `backup`"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// `state migrate` moves the state from the local file into the blob and back, locked on both
 /// sides and read back: the state (lineage, resources, outputs) is unchanged by the round trip, and
 /// a destination that holds another state is never overwritten.
