@@ -18,6 +18,44 @@ use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::pipeline::Auth;
 use crate::specs::{FieldSpec, FieldType, Registry, ResourceSpec};
 
+/// How reads of the blob data plane are authorised in this run. Listing blobs with a SharedKey
+/// signature needs the account's key, one `listKeys` (Azure/azure-rest-api-specs:
+/// specification/storage/resource-manager/Microsoft.Storage/stable/2025-01-01/storage.json,
+/// `StorageAccounts_ListKeys`) per account on top of the listing; the blob service also takes a
+/// bearer token for `https://storage.azure.com/.default` on every operation, List Blobs included
+/// (specification/storage/data-plane/Microsoft.BlobStorage/stable/2025-11-05/blob.json: the
+/// document-wide `security` `OAuth2Auth`, which `Container_ListBlobFlatSegment` does not override),
+/// authorised by the caller's blob data roles (403 `AuthorizationPermissionMismatch` without one), as
+/// `az storage blob list --auth-mode login` does. So reads try the engine's own token first; the first
+/// refusal switches the rest of the run to `listKeys` (one wasted request per run, not per account).
+/// Until one bearer read has answered, others wait for it, so a run without a data role pays exactly
+/// one refusal.
+#[derive(Debug, Default)]
+pub(crate) struct BearerReads {
+    /// [`Self::UNKNOWN`], [`Self::WORKS`] or [`Self::REFUSED`].
+    state: std::sync::atomic::AtomicU8,
+    /// Held by the read that is the run's first bearer trial.
+    pub(crate) probe: Mutex<()>,
+}
+
+impl BearerReads {
+    /// Not known yet.
+    pub(crate) const UNKNOWN: u8 = 0;
+    /// A bearer read succeeded.
+    pub(crate) const WORKS: u8 = 1;
+    /// Refused: use keys for the rest of the run.
+    pub(crate) const REFUSED: u8 = 2;
+
+    pub(crate) fn state(&self) -> u8 {
+        self.state.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn set(&self, state: u8) {
+        self.state
+            .store(state, std::sync::atomic::Ordering::Release);
+    }
+}
+
 /// What resource code needs: the configuration, the ARM client, the specs, and caches.
 pub struct Ctx {
     pub config: CloudConfig,
@@ -29,8 +67,8 @@ pub struct Ctx {
     /// Blob endpoint per storage account and whether it allows shared keys (name lowercased).
     pub(crate) account_endpoints: Mutex<HashMap<String, (url::Url, bool)>>,
     /// Whether reads of the blob data plane go with the engine's own bearer token, learnt once per
-    /// run (see `storage_account::reading`).
-    pub(crate) bearer_reads: super::storage_account::BearerReads,
+    /// run.
+    pub(crate) bearer_reads: BearerReads,
     /// Storage accounts as the last listing of their resource group showed them (name lowercased), so
     /// the blob data plane's access needs no GET of an account refresh has just listed.
     pub(crate) listed_accounts: Mutex<HashMap<String, Value>>,
@@ -54,7 +92,7 @@ impl Ctx {
             registry,
             account_access: Mutex::new(HashMap::new()),
             account_endpoints: Mutex::new(HashMap::new()),
-            bearer_reads: super::storage_account::BearerReads::default(),
+            bearer_reads: BearerReads::default(),
             listed_accounts: Mutex::new(HashMap::new()),
             workspace_location: tokio::sync::OnceCell::new(),
         }

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::common::{Ctx, arm_delete, failed, generic_put, generic_read, spec_observe};
+use super::common::{
+    BearerReads, Ctx, arm_delete, failed, generic_put, generic_read, spec_observe,
+};
 use crate::provider::contract::{Observed, ResourceRequest, ResourceType, Result};
 use crate::provider::error::{ErrorKind, ProviderError};
 use crate::provider::pipeline::Auth;
@@ -83,40 +85,6 @@ pub(crate) async fn remember_listed(ctx: &Ctx, items: &[Value]) {
     }
 }
 
-/// How reads of the blob data plane are authorised in this run. Listing blobs with a SharedKey
-/// signature needs the account's key, one `listKeys` (Azure/azure-rest-api-specs:
-/// specification/storage/resource-manager/Microsoft.Storage/stable/2025-01-01/storage.json,
-/// `StorageAccounts_ListKeys`) per account on top of the listing; the blob service also takes a
-/// bearer token for `https://storage.azure.com/.default` on every operation, List Blobs included
-/// (specification/storage/data-plane/Microsoft.BlobStorage/stable/2025-11-05/blob.json: the
-/// document-wide `security` `OAuth2Auth`, which `Container_ListBlobFlatSegment` does not override),
-/// authorised by the caller's blob data roles (403 `AuthorizationPermissionMismatch` without one), as
-/// `az storage blob list --auth-mode login` does. So reads try the engine's own token first; the first
-/// refusal switches the rest of the run to `listKeys` (one wasted request per run, not per account).
-/// Until one bearer read has answered, others wait for it, so a run without a data role pays exactly
-/// one refusal.
-#[derive(Debug, Default)]
-pub(crate) struct BearerReads {
-    /// 0: not known yet; 1: a bearer read succeeded; 2: refused, use keys for the rest of the run.
-    state: std::sync::atomic::AtomicU8,
-    probe: tokio::sync::Mutex<()>,
-}
-
-const UNKNOWN: u8 = 0;
-const WORKS: u8 = 1;
-const REFUSED: u8 = 2;
-
-impl BearerReads {
-    fn state(&self) -> u8 {
-        self.state.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    fn set(&self, state: u8) {
-        self.state
-            .store(state, std::sync::atomic::Ordering::Release);
-    }
-}
-
 /// Whether `e` is the blob service refusing a bearer caller for want of a data role.
 fn lacks_data_role(e: &ProviderError) -> bool {
     e.has_code("AuthorizationPermissionMismatch")
@@ -149,14 +117,14 @@ pub(crate) async fn read_access<'a>(ctx: &'a Ctx, account: &str) -> Result<ReadA
         return Ok(keyed(found));
     }
     let (endpoint, shared_key_allowed) = account_endpoint(ctx, account).await?;
-    if !shared_key_allowed || ctx.bearer_reads.state() == REFUSED {
+    if !shared_key_allowed || ctx.bearer_reads.state() == BearerReads::REFUSED {
         return Ok(keyed(blob_access(ctx, account).await?));
     }
     let probe = match ctx.bearer_reads.state() {
-        UNKNOWN => Some(ctx.bearer_reads.probe.lock().await),
+        BearerReads::UNKNOWN => Some(ctx.bearer_reads.probe.lock().await),
         _ => None,
     };
-    if ctx.bearer_reads.state() == REFUSED {
+    if ctx.bearer_reads.state() == BearerReads::REFUSED {
         drop(probe);
         return Ok(keyed(blob_access(ctx, account).await?));
     }
@@ -187,12 +155,12 @@ impl ReadAccess<'_> {
         }
         match answer {
             Err(e) if lacks_data_role(e) => {
-                ctx.bearer_reads.set(REFUSED);
+                ctx.bearer_reads.set(BearerReads::REFUSED);
                 drop(self.probe);
                 Ok(Some(blob_access(ctx, account).await?))
             }
-            Ok(_) if ctx.bearer_reads.state() == UNKNOWN => {
-                ctx.bearer_reads.set(WORKS);
+            Ok(_) if ctx.bearer_reads.state() == BearerReads::UNKNOWN => {
+                ctx.bearer_reads.set(BearerReads::WORKS);
                 Ok(None)
             }
             _ => Ok(None),
