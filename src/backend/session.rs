@@ -163,6 +163,20 @@ impl Session {
         self.lease.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Removes the state for good, under the lock taken by [`lock`](Self::lock): the journal, the
+    /// history index, the state blob with its snapshots, then the lock blob (deleted under its
+    /// lease, which ends the lock). For an environment destroyed; the caller checked that its
+    /// state records nothing.
+    pub fn remove(&self) -> Result<(), BackendError> {
+        self.remote.remove_all()?;
+        self.remote.unhold();
+        let taken = self.lease().take();
+        if let Some(lock) = taken {
+            self.remote.worker().call(lock.delete())?;
+        }
+        Ok(())
+    }
+
     /// Releases the lock taken by [`lock`](Self::lock) (no-op when none is held); writes are
     /// refused from then on.
     pub fn unlock(&self) -> Result<(), BackendError> {

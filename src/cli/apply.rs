@@ -185,6 +185,13 @@ impl Flow {
             }
         };
         let result = engine::runtime().and_then(|rt| rt.block_on(self.run_locked(&loaded)));
+        // A remote environment's blobs are removed while its lock is still held (the lock blob
+        // last, under its lease), so no other run starts on them halfway.
+        if let Some(session) = &loaded.backend
+            && self.removes_env(&result)
+        {
+            self.remove_remote_env(&loaded, session)?;
+        }
         drop(held);
         if !loaded.store.path().exists() {
             // A run that stopped before its first step leaves an empty journal and no state.
@@ -235,6 +242,28 @@ impl Flow {
             eprintln!(
                 "Removed environment `{env}`: its state is gone from {}.",
                 engine::shown(store.path().parent().unwrap_or(store.path()))
+            );
+        }
+        Ok(())
+    }
+
+    /// [`remove_env`](Self::remove_env) for the azure_blob backend: once the state records
+    /// nothing, its state blob (with its snapshots), journal, history index and lock blob.
+    fn remove_remote_env(
+        &self,
+        loaded: &Loaded,
+        session: &crate::backend::Session,
+    ) -> Result<(), CliError> {
+        let state = loaded.store.read()?;
+        if state.as_ref().is_some_and(|s| !s.resources.is_empty()) {
+            return Ok(());
+        }
+        // Without a state (an environment that never was) only the lock blob this run made goes.
+        session.remove()?;
+        if let (Some(env), Some(_)) = (&self.stack.env, state) {
+            eprintln!(
+                "Removed environment `{env}`: its state is gone from {}.",
+                session.describe()
             );
         }
         Ok(())
