@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use super::config::AzureBlob;
 use super::worker::Worker;
 use crate::provider::ProviderError;
-use crate::provider::blob::BlobClient;
+use crate::provider::blob::{BlobClient, BlobItem};
 use crate::provider::blob_conditional::{AppendConditions, BlobRefusal, WriteCondition};
 use crate::state::{Replica, ReplicaError, StateStore};
 
@@ -242,6 +242,20 @@ impl RemoteState {
         )?;
         put_file(&store.backup_path(), None)?;
         Ok(())
+    }
+
+    /// The blobs of the state's container whose names start with `prefix` (List Blobs, with
+    /// their metadata). Reads only, no lock.
+    pub(crate) fn list(&self, prefix: &str) -> Result<Vec<BlobItem>, RemoteError> {
+        let (client, container) = (self.client.clone(), self.blob.container.clone());
+        let prefix = prefix.to_string();
+        let url = self.url(&prefix);
+        self.worker.call(async move {
+            client
+                .list_blobs(&container, Some(&prefix))
+                .await
+                .map_err(|e| read_error(e, url))
+        })
     }
 
     /// The versions of the state: the current one first (when there is one), then every version

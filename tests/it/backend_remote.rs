@@ -327,6 +327,84 @@ fn destroying_an_environment_removes_its_blobs() {
     assert!(listed_state.contains("No state yet"), "{listed_state}");
 }
 
+/// `env list` showed only the local backend's environments, even with the state in blobs: with
+/// azure_blob (from the environment or the stack file's `backend:`) it lists each environment whose
+/// state blob `env/NAME/<key>` exists, with its resources and last change, leaves out blobs that are
+/// not an environment's state, needs no `--env` for a stack whose resources use `${stack.env}`,
+/// and says so when the container cannot be reached.
+#[test]
+fn env_list_shows_the_remote_environments() {
+    let t = remote();
+    let out = run(&t, &["env", "list"]).code(0);
+    assert!(out.stdout.contains("No environments"), "{}", out.stdout);
+    let apply = ["apply", "--auto-approve", "--target", "store"];
+    run(&t, &[&apply[..], &["--env", "pr-7"]].concat()).code(0);
+    let empty = br#"{"version":1,"lineage":"00000000-0000-4000-8000-000000000000","serial":3,"stack":"managed-identity","resources":{},"outputs":{}}"#;
+    t.rest(async |c: &Cloud| {
+        let key = c.account_key(ACCOUNT).await;
+        for (name, bytes) in [
+            (format!("env/pr-8/{BLOB}"), empty.to_vec()),
+            (format!("env/broken/{BLOB}"), b"not json".to_vec()),
+            (format!("env/Bad_Name/{BLOB}"), empty.to_vec()),
+            ("env/pr-9/other.json".to_string(), empty.to_vec()),
+            (format!("env/a/b/{BLOB}"), empty.to_vec()),
+        ] {
+            c.put_blob(ACCOUNT, &key, CONTAINER, &name, bytes).await;
+        }
+    });
+    let out = run(&t, &["env", "list"]).code(0);
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{}", out.stdout);
+    assert_eq!(rows[1][0], "broken", "{}", out.stdout);
+    assert!(out.stdout.contains("unreadable"), "{}", out.stdout);
+    assert_eq!((rows[2][0], rows[2][1]), ("pr-7", "1"), "{}", out.stdout);
+    assert_eq!((rows[3][0], rows[3][1]), ("pr-8", "0"), "{}", out.stdout);
+    let listed: Value =
+        serde_json::from_str(&run(&t, &["env", "list", "--json"]).code(0).stdout).unwrap();
+    let pr7 = &listed[1];
+    assert_eq!(pr7["name"], "pr-7");
+    assert_eq!(pr7["resources"], 1);
+    assert!(
+        pr7["updated"].is_string() && pr7["created"].is_string(),
+        "{pr7}"
+    );
+    assert!(
+        pr7["state_file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with(&format!("{CONTAINER}/env/pr-7/{BLOB}"))),
+        "{pr7}"
+    );
+    // The local backend's environments are still the local ones.
+    let out = t.run(["env", "list"]).code(0);
+    assert!(out.stdout.contains("No environments"), "{}", out.stdout);
+    // The stack file's `backend:` is read, without the resources: they need `${stack.env}`.
+    let stack = t
+        .read("stack.yaml")
+        .replace("name: mistore${var.suffix}", "name: mistore${stack.env}");
+    t.write(
+        "stack.yaml",
+        &format!("{stack}\nbackend:\n  kind: azure_blob\n  account: {ACCOUNT}\n  container: {CONTAINER}\n"),
+    );
+    let out = t.run(["env", "list"]).code(0);
+    assert!(out.stdout.contains("pr-8"), "{}", out.stdout);
+    // A container that does not exist is a clear error.
+    let out = t
+        .cmd()
+        .env("STACKFORM_BACKEND_CONTAINER", "missing")
+        .args(["env", "list"])
+        .run()
+        .code(1);
+    assert!(
+        out.stderr.contains("container does not exist"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// `state history` lists the versions each write replaced; `state restore` brings one back as a
 /// new write, keeping the history (the version it replaced is listed too).
 #[test]
@@ -578,6 +656,15 @@ fn destroying_an_environment_on_azurite_removes_its_blobs() {
         })
     };
     assert!(names(client.clone()).len() >= 3);
+    let out = on_azurite(&t, &azurite, &["env", "list"]).run().code(0);
+    let row: Vec<&str> = out
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.get(..2), Some(&["pr-7", "0"][..]), "{}", out.stdout);
     let out = az(&["destroy", "--auto-approve"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("Removed environment `pr-7`"));
@@ -593,6 +680,27 @@ fn destroying_an_environment_on_azurite_removes_its_blobs() {
             .unwrap();
         assert!(found.is_none(), "snapshot {snapshot} is deleted");
     }
+    let out = on_azurite(&t, &azurite, &["env", "list"]).run().code(0);
+    assert!(out.stdout.contains("No environments"), "{}", out.stdout);
+    // Storage that cannot be reached is a clear error.
+    let out = t
+        .cmd()
+        .env("STACKFORM_BACKEND", "azure_blob")
+        .env("ARM_ACCESS_KEY", DEV_KEY)
+        .args([
+            "env",
+            "list",
+            "--backend-config",
+            &format!("account={DEV_ACCOUNT}"),
+        ])
+        .args(["--backend-config", &format!("container={CONTAINER}")])
+        .args([
+            "--backend-config",
+            &format!("endpoint=http://127.0.0.1:9/{DEV_ACCOUNT}/"),
+        ])
+        .run()
+        .code(1);
+    assert!(out.stderr.contains("cannot read"), "{}", out.stderr);
 }
 
 /// The binary with its state on Azurite: the endpoint and names as `--backend-config` flags, the
