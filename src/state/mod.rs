@@ -60,10 +60,10 @@ pub mod sensitive;
 mod store;
 mod surgery;
 
-pub(crate) use journal::StepId;
 pub use journal::{
     Intent, Journal, JournalAction, JournalError, JournalNote, JournalOpen, NewIntent,
 };
+pub(crate) use journal::{Queued, StepId};
 pub use lock::{
     Acquired, Lock, LockError, LockGuard, LockInfo, LockRequest, TakeoverNotice, TakeoverReason,
     UnlockOutcome,
