@@ -377,6 +377,11 @@ impl Flow {
         if !self.json {
             print!("{}", render_plan(&plan, &render));
         }
+        // Each change's attribute list only serves the plan's display (several kilobytes per
+        // resource): once shown, it goes, so the checks and the apply plan below run without it.
+        for change in &mut plan.changes {
+            change.attributes = Vec::new();
+        }
         // Objects this run would create that exist already, unknown to a state that knows nothing:
         // most likely another state's. Stop before anything is created.
         if self.mode == PlanMode::Normal {
