@@ -1076,8 +1076,7 @@ async fn a_step_is_sent_only_once_its_intent_and_its_predecessors_commit_are_dur
     let persistence = Persistence::durable(store.clone(), journal);
     let journal = persistence.journal().expect("a durable run has a journal");
     let gate = journal.commit_gate();
-    // Each call takes a while, so the gate is held before `a` finishes.
-    let provider = Arc::new(MemoryProvider::new().with_latency(Duration::from_millis(200)));
+    let provider = Arc::new(MemoryProvider::new());
     // `a`, then `b` that depends on it. The run's first write is a checkpoint (written alone), so a
     // third step comes first to take it.
     let steps = vec![
@@ -1103,15 +1102,11 @@ async fn a_step_is_sent_only_once_its_intent_and_its_predecessors_commit_are_dur
             &["a"],
         ),
     ];
-    // Hold every group write holding a commit once `a` is on its way (`first` is recorded in the
-    // run's checkpoint).
+    // Every group write holding a commit is held: `first` is recorded in the run's first write, a
+    // checkpoint of the state file, so `a`'s commit is the first one.
+    gate.hold();
     let run = spawn_recorded(plan_of(steps), persistence, &provider);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while provider.count(CallKind::Create) < 2 {
-        assert!(std::time::Instant::now() < deadline, "`a` was never sent");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    gate.hold();
     // `a` finishes; its commit is queued and held, and `b` starts behind it: its intent is queued
     // (unfinished) but not written, and `b` is not sent.
     let started_b = loop {
