@@ -461,7 +461,7 @@ pub enum StateCommandError {
         reason: String,
     },
     #[error(
-        "the lock is held by {0:?}; pass --force to break it (only when that run is really gone)"
+        "the lock is held by {0}; pass --force to break it (only when that run is really gone)"
     )]
     LockHeld(Box<LockInfo>),
     #[error("the stack is not locked")]
@@ -921,6 +921,12 @@ mod tests {
                     source: io_error(),
                 },
                 "error: cannot create the state folder state: permission denied\n",
+            ),
+            // `state unlock` without `--force` named the holder as a Rust debug dump
+            // (`LockInfo { id: …, holder: … }`) instead of the sentence the other lock errors use.
+            (
+                StateCommandError::LockHeld(Box::new(lock_info())).into(),
+                "error: the lock is held by me@host (pid 1 on host host, running `apply`, since 2026-01-01T00:00:00Z); pass --force to break it (only when that run is really gone)\n",
             ),
             (
                 FaultsError::RateOutOfRange("error_rate").into(),
