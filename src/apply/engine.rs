@@ -392,6 +392,13 @@ impl Run<'_> {
         {
             self.persistence_error = Some(e.to_string());
         }
+        // Every step succeeded but the state file could not be written at the end: the run did not
+        // record what it did (the journal keeps it), so it is not a success.
+        let outcome = if outcome == Outcome::Succeeded && self.persistence_error.is_some() {
+            Outcome::Failed
+        } else {
+            outcome
+        };
         let summary = Summary {
             outcome,
             steps: self.records,
