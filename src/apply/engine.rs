@@ -293,6 +293,7 @@ impl Run<'_> {
                                         result: Err(JobFailure {
                                             error: StepFailure::local(format!("the step's task stopped unexpectedly: {err}")),
                                             leftover: None,
+                                            sent: true,
                                         }),
                                         previous: None,
                                         preserved: None,
@@ -715,7 +716,8 @@ impl Run<'_> {
                     StepResult::Succeeded
                 }
                 Err(failure) => {
-                    if op.map.is_none() {
+                    // A step that failed before it was sent changed nothing to undo or distrust.
+                    if op.map.is_none() && failure.sent {
                         self.record_failure(i, failure.leftover, done.inputs, done.preserved);
                     }
                     if self.failure.is_none() {

@@ -362,6 +362,38 @@ fn an_apply_whose_last_state_write_fails_is_not_reported_a_success() {
 }
 
 #[test]
+fn an_update_that_failed_before_it_was_sent_is_neither_rolled_back_nor_distrusted() {
+    // The bug: a blob update whose snapshot of the previous content was refused (the account's
+    // shared-key access had just been turned off by the same run, and the deployer holds no data
+    // role: 403, as on Azure) changed nothing, yet the rollback tried to restore the blob (failing
+    // again) and state marked it tainted, so `plan` of the previous files replaced it.
+    let stack = "stack: unsent\ncloud: { kind: local, location: eastus }\nresources:\n  store: { type: storage_account, name: sfunsent1, allow_shared_key_access: true }\n  data: { type: blob_container, account: \"${store.name}\", name: box }\n  note: { type: blob, account: \"${store.name}\", container: \"${data.name}\", name: note.txt, content: first }\n";
+    let t = Test::new().stack(stack).local_cloud(&[]);
+    t.run(["apply", "--auto-approve"]).code(0);
+    t.write(
+        "stack.yaml",
+        &stack
+            .replace(
+                "allow_shared_key_access: true",
+                "allow_shared_key_access: false",
+            )
+            .replace("content: first", "content: second"),
+    );
+    let out = t.run(["apply", "--auto-approve"]).code(1);
+    assert!(
+        out.stderr.contains("could not keep the previous content")
+            && out.stderr.contains("rolled back"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("Not restored"), "{}", out.stderr);
+    t.write("stack.yaml", stack);
+    let plan = t.run(["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+    t.run(["destroy", "--auto-approve"]).code(0);
+}
+
+#[test]
 fn a_write_limit_on_the_cloud_fails_its_writes_and_it_recovers_when_lifted() {
     // The bug: a detached cloud whose log could not be written (its data folder's disk full)
     // panicked in every request that logged an error (tracing-subscriber reports a failed write
@@ -477,6 +509,8 @@ const FIELDS: &[(&str, &[&str])] = &[
 
 /// The rollback test's stack: all seven types, every field above set from `v`; the deployment
 /// depends on everything, so its update (whose `init()` the test breaks) is the run's last step.
+/// `deployer` gives the principal stackform runs as (`v["deployer"]`) a data role on the account,
+/// as Azure requires once shared-key access is off.
 fn rollback_stack(v: &BTreeMap<&str, &str>) -> String {
     let mut text = r#"stack: rollprop
 cloud: { kind: local, location: eastus }
@@ -496,6 +530,11 @@ resources:
     name: hello
     public_access: {c_public}
     metadata: { note: "{c_meta}" }
+  deployer:
+    type: role_assignment
+    principal_id: {deployer}
+    role: Storage Blob Data Contributor
+    scope: ${store.id}
   greeting:
     type: blob
     account: ${store.name}
@@ -503,6 +542,7 @@ resources:
     name: hello.txt
     source: ./hello.txt
     content_type: {blob_type}
+    depends_on: [deployer]
   uai:
     type: user_assigned_identity
     name: sf-rollprop-uai
@@ -659,7 +699,9 @@ fn a_failed_last_step_rolls_every_changed_field_of_every_type_back_to_what_was_l
     let t = Test::new().example("managed-identity").local_cloud(&[]);
     let score = t.read("onlinescoring/score.py");
     let model = t.read("model/model.json");
-    let base: BTreeMap<&str, &str> = FIELDS.iter().map(|(k, vals)| (*k, vals[0])).collect();
+    let deployer = t.rest(async |c: &Cloud| c.seeded_principal().await);
+    let mut base: BTreeMap<&str, &str> = FIELDS.iter().map(|(k, vals)| (*k, vals[0])).collect();
+    base.insert("deployer", &deployer);
     write_rollback_files(&t, &base, false, &score, &model);
     let state = "state/rollprop.json";
     let out = t.run(["apply", "--auto-approve"]);
@@ -697,8 +739,8 @@ fn a_failed_last_step_rolls_every_changed_field_of_every_type_back_to_what_was_l
             out.stderr
         );
         assert!(
-            out.stderr.contains("rolled back"),
-            "seed {seed}: {}",
+            out.stderr.contains("rolled back") && out.stderr.contains("Failed: ~ update `blue`"),
+            "seed {seed}: the last step, the deployment's update, fails and the run rolls back\n{}",
             out.stderr
         );
         let after = cloud_snapshot(&t, state);
