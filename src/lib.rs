@@ -1,6 +1,7 @@
 //! stackform: YAML stack files → resource graph → plan → apply, against Azure or the built-in local cloud.
 pub(crate) mod api_version;
 pub mod apply;
+pub mod backend;
 pub mod cli;
 pub mod cloud;
 pub mod diag;

@@ -43,6 +43,22 @@ pub struct LockInfo {
     pub since: String,
 }
 
+impl LockInfo {
+    /// A fresh record of this process taking a lock now for `command` (a new id; user, host, pid
+    /// and start time read from this machine). Shared by the file lock and the remote lease lock.
+    pub(crate) fn for_this_process(command: &str) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            holder: format!("{}@{}", host::username(), host::hostname()),
+            user: host::username(),
+            host: host::hostname(),
+            pid: std::process::id(),
+            command: command.to_owned(),
+            since: host::now_rfc3339(),
+        }
+    }
+}
+
 impl fmt::Display for LockInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -261,15 +277,7 @@ impl Lock {
             match try_once(&path).map_err(io_err)? {
                 Attempt::Got { mut file, previous } => {
                     let notice = takeover_notice(&path, &previous);
-                    let info = LockInfo {
-                        id: Uuid::new_v4(),
-                        holder: format!("{}@{}", host::username(), host::hostname()),
-                        user: host::username(),
-                        host: host::hostname(),
-                        pid: std::process::id(),
-                        command: request.command.clone(),
-                        since: host::now_rfc3339(),
-                    };
+                    let info = LockInfo::for_this_process(&request.command);
                     if let Err(err) = write_info(&mut file, &info) {
                         // A full disk: leave no empty lock file behind. Removed while we hold the
                         // OS lock, as a release does, so a waiter that opened it starts over.

@@ -9,6 +9,7 @@ mod addresses;
 mod apply_local;
 mod apply_scale;
 mod architecture;
+mod backend_lease;
 mod blob_snapshots;
 mod blue_green;
 mod cli_schema;
