@@ -177,19 +177,15 @@ impl Flow {
         if let Some(t) = self.lock.lock_timeout {
             request = request.with_timeout(t);
         }
-        let acquired = match loaded.store.lock(&request) {
-            Ok(acquired) => acquired,
+        let held = match engine::lock(&loaded, &request) {
+            Ok(held) => held,
             Err(e) => {
                 remove_folders(&made);
-                return Err(e.into());
+                return Err(e);
             }
         };
-        if let Some(notice) = &acquired.notice {
-            eprintln!("note: {notice}");
-        }
-        let guard = acquired.guard;
         let result = engine::runtime().and_then(|rt| rt.block_on(self.run_locked(&loaded)));
-        drop(guard);
+        drop(held);
         if !loaded.store.path().exists() {
             // A run that stopped before its first step leaves an empty journal and no state.
             let journal = loaded.store.journal_path();
@@ -197,7 +193,7 @@ impl Flow {
                 let _ = std::fs::remove_file(&journal);
             }
             remove_folders(&made);
-        } else if self.removes_env(&result) {
+        } else if loaded.backend.is_none() && self.removes_env(&result) {
             self.remove_env(&loaded)?;
         }
         result

@@ -10,6 +10,8 @@ use std::time::Duration;
 use super::common::{self, StackArgs};
 use super::error::{CliError, CloudSetupError, Hint};
 use crate::apply::{self, EventSink};
+use crate::backend::Session;
+use crate::backend::config::{AzureBlob, Backend, Overrides};
 use crate::graph::ResourceGraph;
 use crate::plan::{self, DesiredExtras, Live, Plan, PlanMode, Snapshot};
 use crate::provider::{AzureProvider, CloudConfig, CloudKind as ProviderCloud, Provider, Secret};
@@ -36,6 +38,16 @@ pub struct TargetArgs {
     /// Data folder of the local cloud (started in the background when it is not running).
     #[arg(long, value_name = "DIR", env = "STACKFORM_CLOUD_DIR")]
     pub cloud_dir: Option<PathBuf>,
+
+    /// Where the state is kept: `local` (a state file) or `azure_blob` (a blob, locked by a blob
+    /// lease); overrides the stack file's `backend.kind`.
+    #[arg(long, value_name = "KIND", env = "STACKFORM_BACKEND", value_parser = clap::builder::PossibleValuesParser::new(crate::stack::BackendKind::ALL))]
+    pub backend: Option<String>,
+
+    /// A backend setting (repeatable), over the stack file's `backend:` section and
+    /// `STACKFORM_BACKEND_<NAME>`: account, container, key, resource_group, endpoint.
+    #[arg(long = "backend-config", value_name = "NAME=VALUE", value_parser = crate::backend::config::parse_setting)]
+    pub backend_config: Vec<(String, String)>,
 
     /// Most cloud operations in flight at once.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -112,7 +124,10 @@ pub(crate) struct Loaded {
     pub registry: Arc<Registry>,
     pub stack: Stack,
     pub graph: ResourceGraph,
+    /// The state file; with a remote backend, the working copy its writes are mirrored from.
     pub store: StateStore,
+    /// The remote backend, when the state is kept remotely.
+    pub backend: Option<Session>,
 }
 
 /// Loads and checks the stack and finds its state file (see [`super::place`]; a notice when it is
@@ -126,15 +141,108 @@ pub(super) fn load(stack_args: &StackArgs, target: &TargetArgs) -> Result<Loaded
         target.state_dir.as_deref(),
         target.state.as_deref(),
     )?;
-    if let Some(notice) = &located.notice {
-        eprintln!("note: {notice}");
-    }
-    let store = located.store;
+    let registry = Arc::new(registry);
+    let (store, backend) = match backend_of(&stack, stack_args, target)? {
+        Backend::Local => {
+            if let Some(notice) = &located.notice {
+                eprintln!("note: {notice}");
+            }
+            (located.store, None)
+        }
+        Backend::AzureBlob(blob) => {
+            let session = open_remote(blob, &stack, target, &registry)?;
+            session.pull()?;
+            (session.store().clone(), Some(session))
+        }
+    };
     Ok(Loaded {
-        registry: Arc::new(registry),
+        registry,
         stack,
         graph,
         store,
+        backend,
+    })
+}
+
+/// The backend a command uses: the stack file's `backend:`, the environment and the flags.
+pub(crate) fn backend_of(
+    stack: &Stack,
+    stack_args: &StackArgs,
+    target: &TargetArgs,
+) -> Result<Backend, CliError> {
+    let mut overrides = Overrides {
+        kind: target.backend.clone(),
+        flags: target.backend_config.clone(),
+        env: Vec::new(),
+    };
+    overrides.read_env();
+    Ok(crate::backend::config::resolve(
+        stack.backend.as_ref(),
+        &overrides,
+        &stack.name,
+        stack_args.env.as_deref(),
+    )?)
+}
+
+/// Connects the remote state `blob` with the stack's cloud configuration (the provider's
+/// credentials and trust), its working folder under `.stackform/backend/` beside the stack file.
+/// Reads nothing yet.
+pub(crate) fn open_remote(
+    blob: AzureBlob,
+    stack: &Stack,
+    target: &TargetArgs,
+    registry: &Arc<Registry>,
+) -> Result<Session, CliError> {
+    let cloud = cloud_config(stack, target)?;
+    let root = stack.dir.join(".stackform").join("backend");
+    Ok(Session::open(
+        blob,
+        cloud,
+        registry.clone(),
+        crate::backend::session::access_key_from_env(),
+        &root,
+        &stack.name,
+    )?)
+}
+
+/// The stack's write lock: the state file's lock, and with a remote backend the remote lock (the
+/// state pulled again under it). Both are held until the guard drops.
+pub(crate) struct Held<'a> {
+    _local: crate::state::LockGuard,
+    remote: Option<&'a Session>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.remote
+            && let Err(e) = session.unlock()
+        {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+/// Takes the stack's write lock for `request` (see [`Held`]), printing a takeover notice.
+pub(crate) fn lock<'a>(
+    loaded: &'a Loaded,
+    request: &crate::state::LockRequest,
+) -> Result<Held<'a>, CliError> {
+    let acquired = loaded.store.lock(request)?;
+    if let Some(notice) = &acquired.notice {
+        eprintln!("note: {notice}");
+    }
+    let remote = match &loaded.backend {
+        Some(session) => {
+            if let Some(notice) = session.lock(request)? {
+                eprintln!("note: {notice}");
+            }
+            Some(session)
+        }
+        None => None,
+    };
+    Ok(Held {
+        _local: acquired.guard,
+        remote,
     })
 }
 

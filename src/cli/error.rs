@@ -44,6 +44,15 @@ pub enum CliError {
     #[error(transparent)]
     Lock(#[from] LockError),
 
+    /// The backend configuration (stack file, `--backend`, `--backend-config`, environment) does
+    /// not name a usable backend.
+    #[error(transparent)]
+    BackendConfig(#[from] crate::backend::BackendConfigError),
+
+    /// The remote state could not be opened, read, locked or written.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+
     #[error(transparent)]
     Journal(#[from] JournalError),
 
@@ -191,6 +200,8 @@ impl CliError {
             | CliError::Specs(_)
             | CliError::State(_)
             | CliError::Lock(_)
+            | CliError::BackendConfig(_)
+            | CliError::Backend(_)
             | CliError::Journal(_)
             | CliError::Surgery(_)
             | CliError::Recovery(_)
@@ -401,6 +412,12 @@ pub enum StateCommandError {
     /// There is no state file; `action` is what the command would have done ("show", "remove").
     #[error("no state yet: nothing to {action}")]
     NoState { action: &'static str },
+    /// `state restore VERSION` named a version that is not a state it can bring back.
+    #[error("cannot restore version `{version}`: {detail}")]
+    BadVersion { version: String, detail: String },
+    /// `state migrate` refused or failed; nothing was overwritten.
+    #[error("cannot migrate the state: {0}")]
+    Migrate(String),
     #[error("`{address}` is not a resource of the stack file{hint}")]
     UnknownResource { address: String, hint: Hint },
     #[error("cannot import a `{type_name}`")]
@@ -435,7 +452,7 @@ pub enum StateCommandError {
         reason: String,
     },
     #[error(
-        "the lock is held by {0:?}; pass --force to break it (only when that run is really gone)"
+        "the lock is held by {0}; pass --force to break it (only when that run is really gone)"
     )]
     LockHeld(Box<LockInfo>),
     #[error("the stack is not locked")]
@@ -895,6 +912,12 @@ mod tests {
                     source: io_error(),
                 },
                 "error: cannot create the state folder state: permission denied\n",
+            ),
+            // `state unlock` without `--force` named the holder as a Rust debug dump
+            // (`LockInfo { id: …, holder: … }`) instead of the sentence the other lock errors use.
+            (
+                StateCommandError::LockHeld(Box::new(lock_info())).into(),
+                "error: the lock is held by me@host (pid 1 on host host, running `apply`, since 2026-01-01T00:00:00Z); pass --force to break it (only when that run is really gone)\n",
             ),
             (
                 FaultsError::RateOutOfRange("error_rate").into(),

@@ -232,7 +232,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
         .parent()
         .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
     let _guard = match &args.out {
-        Some(_) if has_folder => Some(loaded.store.lock(&LockRequest::new("plan -o"))?.guard),
+        Some(_) if has_folder => Some(engine::lock(&loaded, &LockRequest::new("plan -o"))?),
         _ => None,
     };
     let mode = if args.destroy {

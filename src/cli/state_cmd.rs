@@ -69,6 +69,38 @@ pub enum StateCommand {
         #[command(flatten)]
         lock: LockArgs,
     },
+    /// List the versions of the state kept: time, serial and size, the current one first.
+    ///
+    /// With the azure_blob backend every write keeps the version it replaces (a blob snapshot);
+    /// with the local backend only the version before the last write is kept (`<stack>.json.backup`).
+    History(Common),
+    /// Bring back an earlier version of the state, as a new write (history is never deleted).
+    ///
+    /// VERSION is a snapshot time or a serial from `stackform state history` (`backup` for the
+    /// local backend's one kept version). Refused for a state of another lineage.
+    Restore {
+        #[arg(value_name = "VERSION")]
+        which: String,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Move the stack's state between backends: `--to azure_blob` copies the local state file into
+    /// the configured blob, `--to local` copies the blob into the local state file.
+    ///
+    /// Both sides are locked; the destination must hold no state yet (or exactly this one); the copy
+    /// is read back and compared. The source is left in place: remove it yourself once the stack
+    /// file's `backend:` points at the destination.
+    Migrate {
+        /// The backend to move the state to: azure_blob or local.
+        #[arg(long, value_name = "KIND", value_parser = clap::builder::PossibleValuesParser::new(crate::stack::BackendKind::ALL))]
+        to: String,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
     /// Remove the stack's lock left by a run that cannot release it (another host, a hung process).
     Unlock {
         /// Required: breaking a lock another run still holds can corrupt state.
@@ -137,7 +169,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             lock,
         } => {
             let loaded = engine::load(&common.stack, &common.target)?;
-            let _guard = take_lock(&loaded.store, "state rm", &lock)?;
+            let _guard = take_lock(&loaded, "state rm", &lock)?;
             let mut state = engine::read_state(&loaded.store)?
                 .ok_or(StateCommandError::NoState { action: "remove" })?;
             let serial = state.serial;
@@ -158,7 +190,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             lock,
         } => {
             let loaded = engine::load(&common.stack, &common.target)?;
-            let _guard = take_lock(&loaded.store, "state mv", &lock)?;
+            let _guard = take_lock(&loaded, "state mv", &lock)?;
             let mut state = engine::read_state(&loaded.store)?
                 .ok_or(StateCommandError::NoState { action: "move" })?;
             let serial = state.serial;
@@ -200,7 +232,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
                 }
                 .into());
             }
-            let _guard = take_lock(&loaded.store, "state import", &lock)?;
+            let _guard = take_lock(&loaded, "state import", &lock)?;
             let (mut state, serial) = loaded.store.read_or_new(&loaded.stack.name)?;
             if state.resources.contains_key(&resource) {
                 return Err(crate::state::SurgeryError::AlreadyExists { address: resource }.into());
@@ -239,16 +271,38 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
                 "Imported {observed_id} as `{resource}`. Run `stackform plan` to see how it compares with the stack file."
             );
         }
+        StateCommand::History(c) => {
+            let loaded = engine::load(&c.stack, &c.target)?;
+            history(&loaded)?;
+        }
+        StateCommand::Restore {
+            which,
+            common,
+            lock,
+        } => {
+            let loaded = engine::load(&common.stack, &common.target)?;
+            let _guard = take_lock(&loaded, "state restore", &lock)?;
+            restore(&loaded, &which)?;
+        }
+        StateCommand::Migrate { to, common, lock } => migrate(&to, &common, &lock)?,
         StateCommand::Unlock { force, common } => {
             let loaded = engine::load(&common.stack, &common.target)?;
             if !force {
-                return Err(match Lock::holder(&loaded.store.lock_path())? {
+                let holder = match &loaded.backend {
+                    Some(session) => session.holder()?,
+                    None => Lock::holder(&loaded.store.lock_path())?,
+                };
+                return Err(match holder {
                     Some(info) => StateCommandError::LockHeld(Box::new(info)),
                     None => StateCommandError::NotLocked,
                 }
                 .into());
             }
-            match Lock::force_unlock(loaded.store.lock_path())? {
+            let outcome = match &loaded.backend {
+                Some(session) => session.force_unlock()?,
+                None => Lock::force_unlock(loaded.store.lock_path())?,
+            };
+            match outcome {
                 UnlockOutcome::NotLocked => println!("The stack was not locked."),
                 UnlockOutcome::RemovedStale(info) => {
                     println!("Removed a stale lock left by {info:?}.")
@@ -264,18 +318,190 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn take_lock(
-    store: &crate::state::StateStore,
+fn take_lock<'a>(
+    loaded: &'a engine::Loaded,
     command: &str,
     lock: &LockArgs,
-) -> Result<crate::state::LockGuard, CliError> {
+) -> Result<engine::Held<'a>, CliError> {
     let mut req = LockRequest::new(command);
     if let Some(t) = lock.lock_timeout {
         req = req.with_timeout(t);
     }
-    let acquired = store.lock(&req)?;
-    if let Some(n) = acquired.notice {
-        eprintln!("note: {n}");
+    engine::lock(loaded, &req)
+}
+
+/// `state history`: the versions kept, the current one first.
+fn history(loaded: &engine::Loaded) -> Result<(), CliError> {
+    println!("{:<32} {:>8} {:>10}  REPLACED", "VERSION", "SERIAL", "SIZE");
+    let line = |version: &str, serial: Option<u64>, size: u64, replaced: &str| {
+        let serial = serial.map_or_else(|| "-".to_string(), |s| s.to_string());
+        println!("{version:<32} {serial:>8} {size:>10}  {replaced}");
+    };
+    match &loaded.backend {
+        Some(session) => {
+            for v in session.history()? {
+                line(
+                    v.snapshot.as_deref().unwrap_or("current"),
+                    v.serial,
+                    v.size,
+                    v.replaced.as_deref().unwrap_or("-"),
+                );
+            }
+        }
+        None => {
+            for (name, path) in [
+                ("current", loaded.store.path().to_path_buf()),
+                ("backup", loaded.store.backup_path()),
+            ] {
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                let serial = if name == "current" {
+                    engine::read_state(&loaded.store)?.map(|s| s.serial)
+                } else {
+                    loaded.store.read_backup()?.map(|s| s.serial)
+                };
+                line(name, serial, meta.len(), "-");
+            }
+        }
     }
-    Ok(acquired.guard)
+    Ok(())
+}
+
+/// `state restore VERSION`: the version's state written as the next serial, under the lock.
+fn restore(loaded: &engine::Loaded, version: &str) -> Result<(), CliError> {
+    let restored = match &loaded.backend {
+        Some(session) => {
+            let bytes = session.version_bytes(version)?;
+            serde_json::from_slice::<crate::state::StateFile>(&bytes).map_err(|e| {
+                StateCommandError::BadVersion {
+                    version: version.to_string(),
+                    detail: e.to_string(),
+                }
+            })?
+        }
+        None if version == "backup" => loaded
+            .store
+            .read_backup()?
+            .ok_or(StateCommandError::NoState { action: "restore" })?,
+        None => {
+            return Err(StateCommandError::BadVersion {
+                version: version.to_string(),
+                detail: "the local backend keeps one earlier version, `backup`".into(),
+            }
+            .into());
+        }
+    };
+    let current = engine::read_state(&loaded.store)?;
+    let mut state = restored;
+    let expected = match &current {
+        Some(c) if c.lineage != state.lineage => {
+            return Err(StateCommandError::BadVersion {
+                version: version.to_string(),
+                detail: format!(
+                    "it belongs to another state history (lineage {}, the state's is {})",
+                    state.lineage, c.lineage
+                ),
+            }
+            .into());
+        }
+        Some(c) => Some(c.serial),
+        None => None,
+    };
+    let from = state.serial;
+    let serial = loaded.store.write(&mut state, expected)?;
+    println!(
+        "Restored version {version} (serial {from}) as serial {serial}; the version it replaced is kept in the history."
+    );
+    Ok(())
+}
+
+/// `state migrate --to KIND`: copies the state from the other backend to `to`, both locked, and
+/// checks the copy.
+fn migrate(to: &str, common: &Common, lock: &LockArgs) -> Result<(), CliError> {
+    let with_kind = |kind: &str| {
+        let mut target = common.target.clone();
+        target.backend = Some(kind.to_string());
+        target
+    };
+    let local = engine::load(&common.stack, &with_kind("local"))?;
+    let remote = engine::load(&common.stack, &with_kind("azure_blob"))?;
+    let (source, destination) = if to == "local" {
+        (&remote, &local)
+    } else {
+        (&local, &remote)
+    };
+    let _source_lock = take_lock(source, "state migrate", lock)?;
+    let _destination_lock = take_lock(destination, "state migrate", lock)?;
+    let from = where_state_is(source);
+    let into = where_state_is(destination);
+    let (unfinished, _) = crate::state::Journal::read_unfinished(source.store.journal_path())?;
+    if !unfinished.is_empty() {
+        return Err(StateCommandError::Migrate(format!(
+            "{from} has {} unfinished step(s) of an interrupted apply: run `stackform apply` to settle them first",
+            unfinished.len()
+        ))
+        .into());
+    }
+    let Some(state) = engine::read_state(&source.store)? else {
+        return Err(StateCommandError::Migrate(format!("{from} holds no state")).into());
+    };
+    let same = |a: &crate::state::StateFile, b: &crate::state::StateFile| {
+        a.lineage == b.lineage
+            && a.resources == b.resources
+            && a.outputs == b.outputs
+            && a.cloud == b.cloud
+    };
+    match engine::read_state(&destination.store)? {
+        Some(found) if same(&found, &state) => {
+            println!(
+                "{into} already holds this state (serial {}); nothing to copy.",
+                found.serial
+            );
+            return Ok(());
+        }
+        Some(found) => {
+            return Err(StateCommandError::Migrate(format!(
+                "{into} already holds another state (lineage {}, serial {}); it was not overwritten",
+                found.lineage, found.serial
+            ))
+            .into());
+        }
+        None => {}
+    }
+    let mut copy = state.clone();
+    destination.store.write(&mut copy, None)?;
+    // Read the copy back from where it now lives (for a blob: pulled afresh).
+    if let Some(session) = &destination.backend {
+        session.pull()?;
+    }
+    let back = engine::read_state(&destination.store)?;
+    if !back.as_ref().is_some_and(|b| same(b, &state)) {
+        return Err(StateCommandError::Migrate(format!(
+            "the copy in {into} does not read back as the state of {from}; the source was left as it was"
+        ))
+        .into());
+    }
+    println!(
+        "Moved the state ({} resource(s), serial {}) from {from} to {into} and read it back unchanged.",
+        state.resources.len(),
+        state.serial
+    );
+    println!(
+        "The state in {from} was left in place. Point the stack at the new backend ({}), then remove the old copy.",
+        if to == "local" {
+            "remove `backend:` from the stack file or set `kind: local`"
+        } else {
+            "set `backend: { kind: azure_blob, ... }` in the stack file"
+        }
+    );
+    Ok(())
+}
+
+/// Where a loaded stack's state is, for messages.
+fn where_state_is(loaded: &engine::Loaded) -> String {
+    match &loaded.backend {
+        Some(session) => session.describe(),
+        None => engine::shown(loaded.store.path()),
+    }
 }

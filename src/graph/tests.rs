@@ -82,6 +82,7 @@ impl Builder {
             dir: ".".into(),
             source: self.src,
             cloud: CloudSection::default(),
+            backend: None,
             variables: IndexMap::new(),
             resources: self.resources,
             outputs: IndexMap::new(),

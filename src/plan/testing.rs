@@ -188,6 +188,7 @@ impl StackBuilder {
             source: SourceFile::new("stack.yaml", "x\n"),
             dir: PathBuf::from(DIR),
             cloud: CloudSection::default(),
+            backend: None,
             variables: IndexMap::new(),
             resources: self.resources,
             outputs: self.outputs,

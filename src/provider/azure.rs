@@ -215,6 +215,42 @@ impl AzureProvider {
         resources::online_endpoint::invoke(&self.ctx, endpoint, body, deployment).await
     }
 
+    /// A blob client for a storage account the stack does not manage (a remote state's), in the
+    /// configuration's resource group: at `endpoint` when given (an emulator's), else at the
+    /// account's `primaryEndpoints.blob` read through ARM. Authenticated with `access_key` when given
+    /// (SharedKey), else as the provider reaches every blob: the account's keys when the login may
+    /// list them and the account allows shared keys, otherwise a Bearer token for the storage
+    /// audience (Azure RBAC: `Storage Blob Data Contributor` on the container). With `endpoint` and
+    /// no key, a Bearer token.
+    pub async fn blob_client(
+        &self,
+        account: &str,
+        endpoint: Option<Url>,
+        access_key: Option<&super::secret::Secret>,
+    ) -> Result<super::blob::BlobClient> {
+        use super::blob::BlobClient;
+        use super::pipeline::Auth;
+        use super::shared_key::SharedKeyCredential;
+        let ctx = &self.ctx;
+        let version = ctx.api_version(ResourceType::Blob)?;
+        let (endpoint, auth) = match endpoint {
+            Some(endpoint) => (endpoint, Auth::Bearer(ctx.config.storage_scope.clone())),
+            None => resources::storage_account::blob_access(ctx, account).await?,
+        };
+        let auth = match access_key {
+            Some(key) => {
+                Auth::SharedKey(Arc::new(SharedKeyCredential::new(account, key.expose())?))
+            }
+            None => auth,
+        };
+        Ok(BlobClient::new(
+            ctx.arm.pipeline().clone(),
+            endpoint,
+            auth,
+            version,
+        ))
+    }
+
     /// The blob endpoint of a storage account (its `primaryEndpoints.blob`).
     pub async fn blob_endpoint(&self, account: &str) -> Result<Url> {
         Ok(resources::storage_account::blob_access(&self.ctx, account)

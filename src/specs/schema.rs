@@ -38,6 +38,7 @@ pub(crate) fn stack_json_schema(registry: &Registry) -> Value {
                 "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
             },
             "cloud": cloud_schema(),
+            "backend": backend_schema(),
             "variables": {
                 "type": "object",
                 "description": "Inputs, set by default, --var k=v, --var-file or ${env.X}.",
@@ -102,6 +103,27 @@ fn cloud_schema() -> Value {
                 "description": "api-version overrides, by resource type (storage_account) or ARM namespace (Microsoft.Storage).",
                 "additionalProperties": { "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$" }
             }
+        }
+    })
+}
+
+fn backend_schema() -> Value {
+    let text = |d: &str| json!({ "type": "string", "description": d });
+    json!({
+        "type": "object",
+        "description": "Where the state is kept. `--backend` and `--backend-config NAME=VALUE` override it. Never an access key: that comes from ARM_ACCESS_KEY.",
+        "additionalProperties": false,
+        "properties": {
+            "kind": {
+                "enum": ["local", "azure_blob"],
+                "default": "local",
+                "description": "local: a state file beside the stack file; azure_blob: a blob in an Azure Storage container, locked by a finite blob lease."
+            },
+            "account": { "type": "string", "pattern": "^[a-z0-9]{3,24}$", "description": "Storage account of the state blob." },
+            "container": text("Blob container of the state blob (it must exist)."),
+            "key": text("Name of the state blob (default: <stack>.json; an environment's is env/NAME/<key>)."),
+            "resource_group": text("Resource group of the account (default: the cloud's)."),
+            "endpoint": text("Blob endpoint to use instead of the account's (an emulator's, e.g. Azurite's).")
         }
     })
 }

@@ -37,6 +37,7 @@ use crate::specs::Registry;
 use crate::yaml::{self, Budget, Node, Value};
 
 mod aml;
+mod backend;
 mod check;
 mod cross;
 mod interp;
@@ -47,6 +48,7 @@ mod source;
 mod value;
 mod vars;
 
+pub use backend::{account_problem, container_problem, key_problem};
 pub use model::*;
 pub use vars::LoadOptions;
 
@@ -78,10 +80,11 @@ pub enum VarArgError {
     InvalidName(String),
 }
 
-const TOP_KEYS: [&str; 6] = [
+const TOP_KEYS: [&str; 7] = [
     "$schema",
     "stack",
     "cloud",
+    "backend",
     "variables",
     "resources",
     "outputs",
@@ -209,7 +212,8 @@ pub fn load_within(
     for (key, _) in entries {
         if !TOP_KEYS.contains(&key.name.as_str()) {
             let help = did_you_mean(&key.name, TOP_KEYS).unwrap_or_else(|| {
-                "the top-level keys are stack, cloud, variables, resources and outputs".to_string()
+                "the top-level keys are stack, cloud, backend, variables, resources and outputs"
+                    .to_string()
             });
             errors.push(
                 Diagnostic::new(
@@ -239,6 +243,11 @@ pub fn load_within(
         errors,
     };
     let cloud = cloud_section(&mut ctx, &src, root.get("cloud"));
+    let backend_key = entries
+        .iter()
+        .find(|(k, _)| k.name == "backend")
+        .map(|(k, _)| k.span);
+    let backend = backend::section(&mut ctx, &src, root.get("backend"), backend_key);
 
     let mut pat = Patterns::default();
     let resources = match root.get("resources") {
@@ -279,6 +288,7 @@ pub fn load_within(
         source: src,
         dir,
         cloud,
+        backend,
         variables,
         resources,
         outputs,

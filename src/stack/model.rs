@@ -40,6 +40,8 @@ pub struct Stack {
     /// Folder of the stack file; relative paths resolve against it.
     pub dir: PathBuf,
     pub cloud: CloudSection,
+    /// The `backend:` section: where the state is kept (`None`: no section, the local default).
+    pub backend: Option<BackendSection>,
     pub variables: IndexMap<String, Variable>,
     /// In file order.
     pub resources: IndexMap<String, Resource>,
@@ -101,6 +103,49 @@ pub struct CloudSection {
     pub authority_host: Option<String>,
     /// api-version overrides by resource type or ARM namespace (the specs give the defaults).
     pub api_versions: std::collections::BTreeMap<String, String>,
+}
+
+/// The kinds of `backend:`: where a stack's state is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// A state file in a folder (`state/` beside the stack file by default).
+    Local,
+    /// A blob in an Azure Storage container, locked by a blob lease.
+    AzureBlob,
+}
+
+impl BackendKind {
+    pub const ALL: [&'static str; 2] = ["local", "azure_blob"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(Self::Local),
+            "azure_blob" => Some(Self::AzureBlob),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::AzureBlob => "azure_blob",
+        }
+    }
+}
+
+/// The `backend:` section with variables substituted; each value checked for its form where it was
+/// written. A kind's required keys are checked once flags and environment are merged in
+/// (`crate::backend::config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSection {
+    pub kind: Option<BackendKind>,
+    /// Where the section is, for errors about what it lacks.
+    pub span: crate::diag::Span,
+    pub account: Option<String>,
+    pub container: Option<String>,
+    pub key: Option<String>,
+    pub resource_group: Option<String>,
+    pub endpoint: Option<String>,
 }
 
 /// A variable's final value and where it came from. `Debug` hides the value of a sensitive variable.

@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use super::host;
 use super::model::Changes;
+use super::replica::{Replica, Shown};
 
 /// Identifies one step in a journal; unique within the journal file, increasing.
 pub(crate) type StepId = u64;
@@ -173,9 +174,11 @@ pub enum JournalError {
 
 /// An open journal. Methods take `&self`, so parallel steps may share it (behind an `Arc`); each
 /// append is durable (fsync'd, possibly together with others) before the method returns.
-#[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
+    /// Where each group write is mirrored once it is durable (a remote state's journal), before
+    /// the callers of the group return.
+    pub(super) replica: Option<std::sync::Arc<dyn Replica>>,
     /// Written only by the thread leading a group write (see [`Inner::writing`]); opened (and the
     /// file created) by the first write when the journal did not exist.
     file: OnceLock<File>,
@@ -185,6 +188,15 @@ pub struct Journal {
     /// Tests: holds commits back, to see what runs while one is being made.
     #[cfg(test)]
     gate: std::sync::Arc<CommitGate>,
+}
+
+impl fmt::Debug for Journal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Journal")
+            .field("path", &self.path)
+            .field("replica", &self.replica.as_deref().map(Shown))
+            .finish_non_exhaustive()
+    }
 }
 
 /// A test hook of [`Journal::commit`]: while held, a commit waits before it writes anything.
@@ -324,6 +336,7 @@ impl Journal {
         Ok(JournalOpen {
             journal: Journal {
                 path,
+                replica: None,
                 file,
                 inner: Mutex::new(Inner {
                     next_step: parsed.next_step,
@@ -496,7 +509,26 @@ impl Journal {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(source) => return Err(io_err(source)),
         }
-        sync_dir(&parent_dir(&self.path)).map_err(io_err)
+        sync_dir(&parent_dir(&self.path)).map_err(io_err)?;
+        match &self.replica {
+            Some(r) => r.journal_removed().map_err(|e| {
+                io_err(io::Error::other(format!(
+                    "cannot remove the journal from {}: {e}",
+                    r.describe()
+                )))
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Mirrors a durable group write to the replica, if any; its failure fails the group.
+    fn replicate(&self, group: &[u8]) -> io::Result<()> {
+        match &self.replica {
+            Some(r) if !group.is_empty() => r
+                .journal_appended(group)
+                .map_err(|e| io::Error::other(format!("cannot append to {}: {e}", r.describe()))),
+            _ => Ok(()),
+        }
     }
 
     /// The journal file, created (with its folder, 0700, and the folder's entry made durable) by the
@@ -582,7 +614,8 @@ impl Journal {
             drop(inner);
             let result = self
                 .file()
-                .and_then(|mut f| f.write_all(&group).and_then(|()| f.sync_data()));
+                .and_then(|mut f| f.write_all(&group).and_then(|()| f.sync_data()))
+                .and_then(|()| self.replicate(&group));
             inner = self.inner();
             inner.writing = false;
             #[cfg(test)]

@@ -10,6 +10,8 @@
 //! * [`Journal`] — the fsync'd (group-committed) JSON-lines log of step intents and of the state
 //!   writes of a run (commits), which makes apply crash-safe and its writes proportional to the
 //!   change; [`StateStore::read`] replays its commits over the state file, a checkpoint.
+//! * [`Replica`] — the hook a remote copy of the state hangs on: called after each durable write
+//!   of the state file or the journal (the remote backend, `crate::backend`, is one).
 //! * surgery — `list`, `show`, `remove`, `import` and `destroy_order` on a [`StateFile`].
 //!
 //! A state file (format version 1), abridged:
@@ -56,10 +58,12 @@ mod host;
 mod journal;
 mod lock;
 mod model;
+mod replica;
 pub mod sensitive;
 mod store;
 mod surgery;
 
+pub(crate) use host::{Liveness, hostname, liveness};
 pub(crate) use journal::StepId;
 pub use journal::{
     Intent, Journal, JournalAction, JournalError, JournalNote, JournalOpen, NewIntent,
@@ -70,6 +74,7 @@ pub use lock::{
 };
 pub(crate) use model::Touched;
 pub use model::{CloudBinding, FORMAT_VERSION, ResourceState, ResourceStatus, StateFile};
+pub use replica::{Replica, ReplicaError};
 pub use sensitive::FieldPath;
 pub(crate) use store::Stamp;
 pub use store::{StateError, StateStore};

@@ -17,6 +17,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -25,6 +26,7 @@ use uuid::Uuid;
 use super::journal::{Journal, JournalError, JournalOpen, read_commits};
 use super::lock::{Acquired, Lock, LockError, LockRequest};
 use super::model::{Changes, FORMAT_VERSION, StateFile};
+use super::replica::{Replica, ReplicaError, Shown};
 
 /// Permission bits of state files and their backups: owner read/write only.
 pub(crate) const STATE_FILE_MODE: u32 = 0o600;
@@ -103,6 +105,14 @@ pub enum StateError {
     /// The journal beside the state file, whose commits complete it, cannot be read.
     #[error("{0}")]
     Journal(#[source] JournalError),
+
+    /// The local working copy was written but its replica (the remote state) refused or failed the
+    /// same write: the run stops before it acts further.
+    #[error("cannot write the state to {replica}: {source}")]
+    Replica {
+        replica: String,
+        source: ReplicaError,
+    },
 }
 
 /// Renders an optional serial as `serial 3` or `no state file`.
@@ -117,11 +127,32 @@ impl fmt::Display for SerialDisplay {
     }
 }
 
-/// Where one stack's state lives: the state file and, beside it, its backup, lock and journal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where one stack's state lives: the state file and, beside it, its backup, lock and journal; and
+/// the replica every durable write is mirrored to, when the state is kept remotely (see
+/// [`Replica`]; the file is then a working copy).
+#[derive(Clone)]
 pub struct StateStore {
     path: PathBuf,
+    replica: Option<Arc<dyn Replica>>,
 }
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateStore")
+            .field("path", &self.path)
+            .field("replica", &self.replica.as_deref().map(Shown))
+            .finish()
+    }
+}
+
+/// Two stores are the same when they name the same file.
+impl PartialEq for StateStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for StateStore {}
 
 /// Which version of a state file a checkpoint wrote: each write makes a new file (rename), so an
 /// unchanged stamp means nobody wrote the file since.
@@ -156,7 +187,35 @@ pub(crate) enum FailPoint {
 impl StateStore {
     /// A store for an explicit state file path (`--state FILE`).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            replica: None,
+        }
+    }
+
+    /// The same store, with every durable write of the state file and the journal mirrored to
+    /// `replica` once it is on disk.
+    pub fn with_replica(mut self, replica: Arc<dyn Replica>) -> Self {
+        self.replica = Some(replica);
+        self
+    }
+
+    /// Where the state is mirrored to, when it is.
+    pub fn replica(&self) -> Option<&Arc<dyn Replica>> {
+        self.replica.as_ref()
+    }
+
+    /// Calls the replica (if any) after a durable write of the state file.
+    fn replicate(&self, bytes: &[u8], serial: u64) -> Result<(), StateError> {
+        match &self.replica {
+            Some(r) => r
+                .state_written(bytes, serial)
+                .map_err(|source| StateError::Replica {
+                    replica: r.describe(),
+                    source,
+                }),
+            None => Ok(()),
+        }
     }
 
     /// The store for `stack` in `dir`: `dir/<stack>.json`. The stack name becomes a file name, so it
@@ -208,7 +267,9 @@ impl StateStore {
 
     /// Opens this stack's apply journal (see [`Journal::open`]).
     pub(crate) fn open_journal(&self) -> Result<JournalOpen, JournalError> {
-        Journal::open(self.journal_path())
+        let mut open = Journal::open(self.journal_path())?;
+        open.journal.replica = self.replica.clone();
+        Ok(open)
     }
 
     /// Reads the state, or `None` if there is no state file yet: the file with the commits of the
@@ -344,6 +405,7 @@ impl StateStore {
             }
         };
         self.replace(&snapshot.bytes, has_current, None)?;
+        self.replicate(&snapshot.bytes, snapshot.serial)?;
         Ok((snapshot.serial, self.stamp()))
     }
 
@@ -372,6 +434,7 @@ impl StateStore {
         };
         let bytes = self.serialize(state, serial)?;
         self.replace(&bytes, current.is_some(), fail)?;
+        self.replicate(&bytes, serial)?;
         state.version = FORMAT_VERSION;
         state.serial = serial;
         Ok(serial)

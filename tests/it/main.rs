@@ -10,6 +10,7 @@ mod apply_local;
 mod apply_scale;
 mod architecture;
 mod backend_lease;
+mod backend_remote;
 mod blob_snapshots;
 mod blue_green;
 mod cli_schema;
