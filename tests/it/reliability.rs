@@ -887,7 +887,21 @@ fn no_secret_is_printed_logged_or_written_during_a_full_journey() {
         "the run ended before it was killed"
     );
     files.extend(files_below(&t.path("state"), |_| true));
-    assert_eq!(run(&["apply", "--auto-approve", "-v"], &mut outputs), 0);
+    // The killed run's deployment update may still be in progress in the cloud: until it ends, an
+    // update answers 409 "another operation is in progress" (as Azure does) and the run rolls back.
+    // Known limit (docs/RELIABILITY.md): the next apply does not wait for it.
+    let recovered = wait_until_blocking("an apply after the killed one succeeds", DEADLINE, || {
+        let code = run(&["apply", "--auto-approve", "-v"], &mut outputs);
+        let busy = outputs
+            .last()
+            .is_some_and(|(_, o)| o.stderr.contains("another operation"));
+        if code != 0 && busy {
+            std::thread::sleep(Duration::from_secs(1));
+            return None;
+        }
+        Some(code)
+    });
+    assert_eq!(recovered, 0);
     files.extend(files_below(&t.path("state"), |_| true));
     let drift = run(&["drift", "-v"], &mut outputs);
     assert!(drift == 0 || drift == 2, "drift exits {drift}");
