@@ -293,6 +293,7 @@ impl Run<'_> {
                                         result: Err(JobFailure {
                                             error: StepFailure::local(format!("the step's task stopped unexpectedly: {err}")),
                                             leftover: None,
+                                            sent: true,
                                         }),
                                         previous: None,
                                         preserved: None,
@@ -386,6 +387,13 @@ impl Run<'_> {
         {
             self.persistence_error = Some(e.to_string());
         }
+        // Every step succeeded but the state file could not be written at the end: the run did not
+        // record what it did (the journal keeps it), so it is not a success.
+        let outcome = if outcome == Outcome::Succeeded && self.persistence_error.is_some() {
+            Outcome::Failed
+        } else {
+            outcome
+        };
         let summary = Summary {
             outcome,
             steps: self.records,
@@ -724,7 +732,8 @@ impl Run<'_> {
                     StepResult::Succeeded
                 }
                 Err(failure) => {
-                    if op.map.is_none() {
+                    // A step that failed before it was sent changed nothing to undo or distrust.
+                    if op.map.is_none() && failure.sent {
                         self.record_failure(i, failure.leftover, done.inputs, done.preserved);
                     }
                     if self.failure.is_none() {

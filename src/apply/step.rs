@@ -85,6 +85,10 @@ pub(crate) struct JobFailure {
     /// What a failed create left in the cloud (read back after the failure), so it is recorded
     /// `Tainted` instead of forgotten.
     pub leftover: Option<Observed>,
+    /// Whether the step's request may have reached the cloud. A step that failed before it was
+    /// sent (its inputs did not resolve, the previous content could not be kept, the intent could
+    /// not be journaled) changed nothing: its resource is neither tainted nor rolled back.
+    pub sent: bool,
 }
 
 /// A step that failed before reaching the cloud.
@@ -96,6 +100,7 @@ fn not_sent(started: Instant, message: String) -> JobDone {
         result: Err(JobFailure {
             error: StepFailure::local(message),
             leftover: None,
+            sent: false,
         }),
         previous: None,
         preserved: None,
@@ -251,6 +256,7 @@ impl Job {
                 Err(JobFailure {
                     error: StepFailure::from(&err),
                     leftover,
+                    sent: true,
                 })
             }
         };
@@ -287,6 +293,7 @@ impl Job {
                 Err(JobFailure {
                     error: StepFailure::from(&err),
                     leftover: None,
+                    sent: true,
                 }),
                 None,
             ),
