@@ -682,6 +682,36 @@ impl LeaseLock {
         }
     }
 
+    /// Stops the heartbeat and deletes the lock blob under this lock's lease (which ends the
+    /// lease with it): for a state that is gone for good (an environment destroyed). `Err(Lost)`
+    /// when the lease was no longer this lock's; the blob is then left as it is.
+    pub async fn delete(mut self) -> Result<(), LeaseLockError> {
+        if let Some(heartbeat) = self.heartbeat.take() {
+            heartbeat.abort();
+            let _ = heartbeat.await;
+        }
+        let (c, b, id) = (&self.container, &self.blob, self.lease_id.as_str());
+        match self
+            .client
+            .delete_blob_if(c, b, &WriteCondition::Always, Some(id), false)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(BlobRefusal::LeaseLost { code }) => {
+                let known = lock_health(&self.health).lost.clone();
+                Err(LeaseLockError::Lost {
+                    location: self.location.clone(),
+                    why: known.unwrap_or(LostReason::Revoked { code }),
+                })
+            }
+            Err(BlobRefusal::NotFound) => Err(LeaseLockError::Lost {
+                location: self.location.clone(),
+                why: LostReason::Deleted,
+            }),
+            Err(source) => Err(service_error(&self.location, source)),
+        }
+    }
+
     /// The holder of the lock on `container/blob` while its lease is held (leased, or breaking);
     /// `None` when nobody holds it or the holder left no record.
     pub async fn holder(

@@ -23,4 +23,4 @@ mod worker;
 
 pub use config::BackendConfigError;
 pub use remote::{RemoteError, RemoteState, Version};
-pub use session::{BackendError, Session};
+pub use session::{BackendError, RemoteEnv, Session};

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use super::config::AzureBlob;
 use super::worker::Worker;
 use crate::provider::ProviderError;
-use crate::provider::blob::BlobClient;
+use crate::provider::blob::{BlobClient, BlobItem};
 use crate::provider::blob_conditional::{AppendConditions, BlobRefusal, WriteCondition};
 use crate::state::{Replica, ReplicaError, StateStore};
 
@@ -244,6 +244,20 @@ impl RemoteState {
         Ok(())
     }
 
+    /// The blobs of the state's container whose names start with `prefix` (List Blobs, with
+    /// their metadata). Reads only, no lock.
+    pub(crate) fn list(&self, prefix: &str) -> Result<Vec<BlobItem>, RemoteError> {
+        let (client, container) = (self.client.clone(), self.blob.container.clone());
+        let prefix = prefix.to_string();
+        let url = self.url(&prefix);
+        self.worker.call(async move {
+            client
+                .list_blobs(&container, Some(&prefix))
+                .await
+                .map_err(|e| read_error(e, url))
+        })
+    }
+
     /// The versions of the state: the current one first (when there is one), then every version
     /// it replaced, newest first.
     pub(crate) fn history(&self) -> Result<Vec<Version>, RemoteError> {
@@ -424,7 +438,7 @@ impl RemoteState {
         let url = self.url(&name);
         self.worker.call(async move {
             match client
-                .delete_blob_if(&container, &name, &WriteCondition::Always, None)
+                .delete_blob_if(&container, &name, &WriteCondition::Always, None, false)
                 .await
             {
                 Ok(()) | Err(BlobRefusal::NotFound) => Ok(()),
@@ -432,6 +446,41 @@ impl RemoteState {
             }
         })?;
         self.mirror().journal = None;
+        Ok(())
+    }
+
+    /// Deletes the journal, the history index and the state blob with all its snapshots, under
+    /// the lock: for an environment destroyed (the caller checked that its state records nothing).
+    /// The state blob goes last and only if it is still the version this run read or wrote
+    /// (`If-Match`), so a run stopped halfway leaves the environment listed, to be destroyed again.
+    /// The lock blob is the lock's to delete.
+    pub(crate) fn remove_all(&self) -> Result<(), RemoteError> {
+        self.check_lock()?;
+        let etag = self.mirror().etag.clone();
+        let (client, container) = (self.client.clone(), self.blob.container.clone());
+        let names = [self.blob.journal_blob(), self.blob.history_blob()];
+        let urls = names.clone().map(|n| self.url(&n));
+        let key = self.blob.key.clone();
+        let state_url = self.url(&key);
+        self.worker.call(async move {
+            for (name, url) in names.iter().zip(urls) {
+                match client
+                    .delete_blob_if(&container, name, &WriteCondition::Always, None, false)
+                    .await
+                {
+                    Ok(()) | Err(BlobRefusal::NotFound) => {}
+                    Err(e) => return Err(RemoteError::service("remove", url)(e)),
+                }
+            }
+            let Some(etag) = etag else {
+                return Ok(());
+            };
+            client
+                .delete_blob_if(&container, &key, &WriteCondition::IfMatch(etag), None, true)
+                .await
+                .map_err(RemoteError::service("remove", state_url))
+        })?;
+        *self.mirror() = Mirror::default();
         Ok(())
     }
 }

@@ -44,6 +44,21 @@ pub enum BackendError {
     Lock(#[from] LeaseLockError),
 }
 
+/// One environment's state blob, as `env list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEnv {
+    pub name: String,
+    /// The state blob's URL.
+    pub location: String,
+    pub serial: Option<u64>,
+    /// Resources in its state (`None`: it cannot be read; `error` says why).
+    pub resources: Option<usize>,
+    pub error: Option<String>,
+    /// When the state blob was made and last written.
+    pub created: Option<std::time::SystemTime>,
+    pub updated: Option<std::time::SystemTime>,
+}
+
 /// An open remote backend for one command.
 pub struct Session {
     remote: Arc<RemoteState>,
@@ -163,6 +178,20 @@ impl Session {
         self.lease.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Removes the state for good, under the lock taken by [`lock`](Self::lock): the journal, the
+    /// history index, the state blob with its snapshots, then the lock blob (deleted under its
+    /// lease, which ends the lock). For an environment destroyed; the caller checked that its
+    /// state records nothing.
+    pub fn remove(&self) -> Result<(), BackendError> {
+        self.remote.remove_all()?;
+        self.remote.unhold();
+        let taken = self.lease().take();
+        if let Some(lock) = taken {
+            self.remote.worker().call(lock.delete())?;
+        }
+        Ok(())
+    }
+
     /// Releases the lock taken by [`lock`](Self::lock) (no-op when none is held); writes are
     /// refused from then on.
     pub fn unlock(&self) -> Result<(), BackendError> {
@@ -201,6 +230,64 @@ impl Session {
             .remote
             .worker()
             .call(async move { LeaseLock::force_unlock(&client, &container, &blob).await })?)
+    }
+
+    /// The environments kept beside this state (opened without `--env`): each state blob
+    /// `env/NAME/<key>` of the container, with its serial and times from the listing (List Blobs
+    /// with `prefix=env/`) and its resources counted from the state and journal blobs read into
+    /// the working folder, as the local backend counts them from its files. Sorted by name; reads
+    /// only, no lock. A NAME is any segment without `/` (the caller checks the name's form).
+    pub fn environments(&self) -> Result<Vec<RemoteEnv>, BackendError> {
+        let config = self.remote.config().clone();
+        let listed = self.remote.list("env/")?;
+        let mut found = Vec::new();
+        for item in listed {
+            let Some(name) = item
+                .name
+                .strip_prefix("env/")
+                .and_then(|rest| rest.strip_suffix(config.key.as_str()))
+                .and_then(|rest| rest.strip_suffix('/'))
+                .filter(|n| !n.is_empty() && !n.contains('/'))
+            else {
+                continue;
+            };
+            let blob = AzureBlob {
+                key: item.name.clone(),
+                ..config.clone()
+            };
+            let remote = RemoteState::new(
+                self.remote.worker().clone(),
+                self.remote.client().clone(),
+                blob,
+            );
+            let store = StateStore::for_stack(self.folder.join("env").join(name), "state")
+                .map_err(|e| BackendError::WorkingFolder {
+                    path: self.folder.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            let counted = match remote.pull(&store) {
+                Ok(()) => store
+                    .read()
+                    .map(|s| s.map_or(0, |s| s.resources.len()))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            found.push(RemoteEnv {
+                name: name.to_string(),
+                location: self.remote.url(&item.name),
+                serial: item
+                    .properties
+                    .metadata
+                    .get("serial")
+                    .and_then(|s| s.parse().ok()),
+                resources: counted.as_ref().ok().copied(),
+                error: counted.err(),
+                created: item.properties.created,
+                updated: item.properties.modified,
+            });
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
     }
 
     /// The versions `state history` lists, the current one first.

@@ -1,14 +1,21 @@
 //! `stackform env list`: the environments of a stack (each `--env NAME` is a separate state of the same
-//! stack file, in `<state folder>/env/NAME/`), with their resource counts and ages. It reads state
-//! files only: it never talks to a cloud, takes no lock and creates nothing.
-use std::path::PathBuf;
+//! stack file: in `<state folder>/env/NAME/` with the local backend, in the blob `env/NAME/<key>`
+//! with azure_blob), with their resource counts and ages. It reads state only: it never talks to
+//! the stack's resources, takes no lock and creates nothing (with azure_blob it lists and reads
+//! blobs, in a working folder it removes again).
+//!
+//! It reads only what it needs of the stack file: its name and `backend:` section (and, for
+//! azure_blob, its `cloud:` section, whose credentials reach the blobs), never its resources, so a
+//! stack whose resources use `${stack.env}` is listed without an environment.
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use super::common::{self, StackArgs};
-use super::engine::shown;
+use super::engine::{self, TargetArgs, shown};
 use super::error::CliError;
 use super::place::{self, EnvSummary};
+use crate::backend::config::{Backend, Overrides};
+use crate::stack::LoadOptions;
 
 /// Environments of a stack: separate copies made with `--env NAME`.
 #[derive(Debug, clap::Args)]
@@ -21,14 +28,15 @@ pub struct Args {
 pub enum EnvCommand {
     /// List the stack's environments: name, resources in state, age, last change.
     ///
-    /// `stackform apply --env NAME` makes one; `stackform destroy --env NAME` removes it.
+    /// `stackform apply --env NAME` makes one; `stackform destroy --env NAME` removes it. With the
+    /// azure_blob backend (the stack file's `backend:`, `--backend`, `--backend-config` or
+    /// `STACKFORM_BACKEND*`), the environments whose state blobs `env/NAME/<key>` exist.
     List {
         #[command(flatten)]
         stack: StackArgs,
-        /// Folder of the state files. Default: `state/` beside the stack file.
-        #[arg(long, value_name = "DIR", env = "STACKFORM_STATE_DIR")]
-        state_dir: Option<PathBuf>,
-        /// Print JSON: a list of {name, resources, created, updated, state_file}.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Print JSON: a list of {name, resources, created, updated, state_file, error}.
         #[arg(long)]
         json: bool,
     },
@@ -37,17 +45,74 @@ pub enum EnvCommand {
 pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let EnvCommand::List {
         stack,
-        state_dir,
+        target,
         json,
     } = args.command;
     if !stack.file.exists() {
         return Err(CliError::StackFileMissing { path: stack.file });
     }
-    // Only the name: the rest of the file may need an environment to resolve (`${stack.env}`).
-    let name =
-        crate::stack::name_of(&stack.file, stack.max_file_size).map_err(common::diagnostics)?;
-    let (folder, _) = place::state_folder(&stack, state_dir.as_deref());
-    let envs = place::environments(&folder, &name)?;
+    if target.state.is_some() {
+        return Err(CliError::FlagNotHere {
+            command: "env list",
+            flag: "--state",
+            why: "it names one state file; use --state-dir for the folder environments live in",
+        });
+    }
+    let registry = std::sync::Arc::new(common::registry()?);
+    let opts = LoadOptions {
+        vars: stack.vars.clone(),
+        var_files: stack.var_files.clone(),
+        stack_env: None,
+        ..LoadOptions::with_process_env()
+    };
+    let load = |with_cloud| {
+        crate::stack::load_settings(
+            &stack.file,
+            &opts,
+            &registry,
+            stack.max_file_size,
+            with_cloud,
+        )
+        .map_err(common::diagnostics)
+    };
+    let settings = load(false)?;
+    let name = settings.name.clone();
+    let mut overrides = Overrides {
+        kind: target.backend.clone(),
+        flags: target.backend_config.clone(),
+        env: Vec::new(),
+    };
+    overrides.read_env();
+    let (envs, place) = match crate::backend::config::resolve(
+        settings.backend.as_ref(),
+        &overrides,
+        &name,
+        None,
+    )? {
+        Backend::Local => {
+            let (folder, _) = place::state_folder(&stack, target.state_dir.as_deref());
+            let envs = place::environments(&folder, &name)?;
+            (envs, format!("{}/env/", shown(&folder)))
+        }
+        Backend::AzureBlob(blob) => {
+            let with_cloud = load(true)?;
+            let session = engine::open_remote(blob, &with_cloud, &target, &registry)?;
+            let envs = session
+                .environments()?
+                .into_iter()
+                .filter(|e| common::parse_env_name(&e.name).is_ok())
+                .map(|e| EnvSummary {
+                    name: e.name,
+                    state_file: e.location,
+                    resources: e.resources,
+                    error: e.error,
+                    created: e.created,
+                    updated: e.updated,
+                })
+                .collect();
+            (envs, format!("{} under env/", session.describe()))
+        }
+    };
     let now = SystemTime::now();
     if json {
         let list: Vec<serde_json::Value> = envs.iter().map(to_json).collect();
@@ -56,8 +121,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     }
     if envs.is_empty() {
         println!(
-            "No environments of stack `{name}` in {}/env/ (make one with `stackform apply --env NAME`).",
-            shown(&folder)
+            "No environments of stack `{name}` in {place} (make one with `stackform apply --env NAME`)."
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -123,7 +187,7 @@ fn to_json(e: &EnvSummary) -> serde_json::Value {
         "resources": e.resources,
         "created": time(e.created),
         "updated": time(e.updated),
-        "state_file": shown(&e.state_file),
+        "state_file": e.state_file,
         "error": e.error,
     })
 }
@@ -139,7 +203,7 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let env = |name: &str, n, created, updated| EnvSummary {
             name: name.into(),
-            state_file: PathBuf::from("state/env/x/s.json"),
+            state_file: "state/env/x/s.json".into(),
             resources: n,
             error: None,
             created: Some(now - Duration::from_secs(created)),

@@ -145,6 +145,14 @@ pub enum CliError {
         state_file: Option<String>,
     },
 
+    /// A flag the command accepts with the others it shares but cannot use (`env list --state`).
+    #[error("`{command}` does not take {flag}: {why}")]
+    FlagNotHere {
+        command: &'static str,
+        flag: &'static str,
+        why: &'static str,
+    },
+
     #[error("the local cloud is not running (data: {})", .data_dir.display())]
     CloudNotRunning { data_dir: PathBuf },
 
@@ -226,6 +234,7 @@ impl CliError {
             | CliError::UnknownOutput { .. }
             | CliError::NotApplied { .. }
             | CliError::CloudNotRunning { .. }
+            | CliError::FlagNotHere { .. }
             | CliError::StateLink { .. }
             | CliError::DamagedIds(_)
             | CliError::Faults(_)

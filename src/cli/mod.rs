@@ -86,10 +86,15 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("STACKFORM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A log line that cannot be written (stderr is a file on a full disk: a detached cloud's
+    // `cloud.log`) is dropped. tracing-subscriber's own report of that failure is an `eprintln!`,
+    // which panics when stderr cannot be written either: every request that logged then lost its
+    // connection without an answer instead of getting its 500.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .log_internal_errors(false)
         .try_init();
 }
 

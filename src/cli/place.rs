@@ -124,7 +124,8 @@ Move it there with `mkdir -p {folder} && mv {old_folder}/{stack_name}.* {folder}
 #[derive(Debug)]
 pub(crate) struct EnvSummary {
     pub name: String,
-    pub state_file: PathBuf,
+    /// Where its state is, as shown: the state file, or the state blob's URL.
+    pub state_file: String,
     /// Resources in its state (`None`: the state cannot be read; `error` says why).
     pub resources: Option<usize>,
     pub error: Option<String>,
@@ -167,7 +168,7 @@ pub(crate) fn environments(folder: &Path, stack_name: &str) -> Result<Vec<EnvSum
             .or(updated);
         found.push(EnvSummary {
             name,
-            state_file: store.path().to_path_buf(),
+            state_file: shown(store.path()).to_string(),
             resources,
             error,
             created,

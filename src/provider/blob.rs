@@ -34,6 +34,10 @@ pub struct BlobProperties {
     pub content_type: Option<String>,
     /// `x-ms-meta-*` values, names lowercased.
     pub metadata: BTreeMap<String, String>,
+    /// When the blob was made and last changed (`x-ms-creation-time` and `Last-Modified`, or a
+    /// listing's `Creation-Time` and `Last-Modified`: RFC 1123 dates), when the service said.
+    pub created: Option<std::time::SystemTime>,
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// One entry of a listing: its name and the properties List Blobs reports for it (the metadata only
@@ -333,7 +337,14 @@ pub(super) fn properties(resp: &HttpResponse) -> BlobProperties {
             .unwrap_or(resp.body.len() as u64),
         content_type: resp.header("content-type").map(str::to_owned),
         metadata,
+        created: resp.header("x-ms-creation-time").and_then(http_date),
+        modified: resp.header("last-modified").and_then(http_date),
     }
+}
+
+/// An RFC 1123 date (blob.json: `Last-Modified` and `x-ms-creation-time` are `date-time-rfc1123`).
+fn http_date(text: &str) -> Option<std::time::SystemTime> {
+    httpdate::parse_http_date(text.trim()).ok()
 }
 
 /// The `<Blob>` entries of a List Blobs document.
@@ -362,6 +373,8 @@ fn parse_listing(text: &str) -> Vec<BlobItem> {
                         .unwrap_or(0),
                     content_type: xml_element(entry, "Content-Type").filter(|s| !s.is_empty()),
                     metadata: listed_metadata(entry),
+                    created: xml_element(entry, "Creation-Time").and_then(|t| http_date(&t)),
+                    modified: xml_element(entry, "Last-Modified").and_then(|t| http_date(&t)),
                 },
             });
         }
@@ -413,6 +426,10 @@ mod tests {
         assert_eq!(items[0].name, "a&b.txt");
         assert_eq!(items[0].properties.content_md5.as_deref(), Some("abc=="));
         assert_eq!(items[1].properties.content_length, 0);
+        let dated = r#"<Blob><Name>d</Name><Properties><Creation-Time>Sat, 05 Dec 2026 18:00:00 GMT</Creation-Time><Last-Modified>Sat, 05 Dec 2026 18:01:00 GMT</Last-Modified></Properties></Blob>"#;
+        let p = &parse_listing(dated)[0].properties;
+        let (created, modified) = (p.created.unwrap(), p.modified.unwrap());
+        assert_eq!(modified.duration_since(created).unwrap().as_secs(), 60);
         assert_eq!(xml_element(xml, "NextMarker"), None);
     }
 

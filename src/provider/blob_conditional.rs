@@ -483,21 +483,25 @@ impl BlobClient {
         Ok(etag_of(&resp))
     }
 
-    /// Delete Blob under `condition` and the caller's lease.
+    /// Delete Blob under `condition` and the caller's lease; with `snapshots`, together with all
+    /// the blob's snapshots (`x-ms-delete-snapshots: include`; without it a blob that has snapshots
+    /// is refused with 409 `SnapshotsPresent`: Azure/azure-rest-api-specs specification/storage/
+    /// data-plane/Microsoft.BlobStorage/stable/2025-11-05/blob.json, Blob_Delete,
+    /// `x-ms-delete-snapshots`).
     pub async fn delete_blob_if(
         &self,
         container: &str,
         name: &str,
         condition: &WriteCondition,
         lease_id: Option<&str>,
+        snapshots: bool,
     ) -> Result<(), BlobRefusal> {
         let url = self.url(container, Some(name))?;
-        let req = guarded(
-            self.request(Method::DELETE, url)?,
-            &BTreeMap::new(),
-            condition,
-            lease_id,
-        )?;
+        let mut req = self.request(Method::DELETE, url)?;
+        if snapshots {
+            req = req.header("x-ms-delete-snapshots", "include")?;
+        }
+        let req = guarded(req, &BTreeMap::new(), condition, lease_id)?;
         self.conditional(container, name, req).await.map(drop)
     }
 }

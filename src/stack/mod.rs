@@ -232,22 +232,9 @@ pub fn load_within(
     let (var_entries, variables) =
         vars::resolve(&src, root.get("variables"), opts, &cmd, &mut errors);
 
-    let mut ctx = Ctx {
-        registry,
-        vars: var_entries,
-        env: &opts.env,
-        stack_env: opts.stack_env.as_deref(),
-        resources: IndexMap::new(),
-        instances: IndexMap::new(),
-        each: None,
-        errors,
-    };
+    let mut ctx = new_ctx(registry, var_entries, opts, errors);
     let cloud = cloud_section(&mut ctx, &src, root.get("cloud"));
-    let backend_key = entries
-        .iter()
-        .find(|(k, _)| k.name == "backend")
-        .map(|(k, _)| k.span);
-    let backend = backend::section(&mut ctx, &src, root.get("backend"), backend_key);
+    let backend = backend_of(&mut ctx, &src, &root);
 
     let mut pat = Patterns::default();
     // Taken out of the tree: each resource's part of it is freed once converted, so a large stack
@@ -279,12 +266,7 @@ pub fn load_within(
         diag::sort(&mut errors);
         return Err(errors);
     }
-    let dir = src
-        .path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let dir = stack_dir(&src);
     Ok(Stack {
         name: name.unwrap_or_default(),
         source: src,
@@ -294,6 +276,104 @@ pub fn load_within(
         variables,
         resources,
         outputs,
+    })
+}
+
+/// The context values are converted in, before any resource is read.
+fn new_ctx<'a>(
+    registry: &'a Registry,
+    vars: IndexMap<String, value::VarEntry>,
+    opts: &'a LoadOptions,
+    errors: Vec<Diagnostic>,
+) -> Ctx<'a> {
+    Ctx {
+        registry,
+        vars,
+        env: &opts.env,
+        stack_env: opts.stack_env.as_deref(),
+        resources: IndexMap::new(),
+        instances: IndexMap::new(),
+        each: None,
+        errors,
+    }
+}
+
+/// The `backend:` section of the file `root` (located at its key).
+fn backend_of(ctx: &mut Ctx<'_>, src: &SourceFile, root: &Node) -> Option<BackendSection> {
+    let key = match &root.value {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.name == "backend")
+            .map(|(k, _)| k.span),
+        _ => None,
+    };
+    backend::section(ctx, src, root.get("backend"), key)
+}
+
+/// The folder of the stack file, absolute when it can be made so.
+fn stack_dir(src: &SourceFile) -> std::path::PathBuf {
+    let dir = src
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// The settings of a stack file, for a command that needs to know where its state is kept but not
+/// its resources (`env list`): the name, the `backend:` section and, with `with_cloud`, the
+/// `cloud:` section (else the default one), with variables substituted. Resources and outputs are
+/// not read, so a file whose resources need `${stack.env}` loads without an environment. A variable
+/// without a value is an error only when a section read here uses a variable.
+pub fn load_settings(
+    path: &Path,
+    opts: &LoadOptions,
+    registry: &Registry,
+    max_bytes: usize,
+    with_cloud: bool,
+) -> Result<Stack, Vec<Diagnostic>> {
+    let src = read_stack_source(path, max_bytes)?;
+    let root = yaml::parse(&src, Budget::with_max_bytes(max_bytes))?;
+    let mut errors = Vec::new();
+    let name = stack_name(&src, &root, &mut errors);
+    let cmd = vars::CommandLine::new(opts);
+    let mut var_errors = Vec::new();
+    let (var_entries, variables) =
+        vars::resolve(&src, root.get("variables"), opts, &cmd, &mut var_errors);
+    let sections: Vec<&Node> = [Some("backend"), with_cloud.then_some("cloud")]
+        .into_iter()
+        .flatten()
+        .filter_map(|k| root.get(k))
+        .collect();
+    let uses_vars = sections.iter().any(|n| {
+        src.text
+            .get(n.span.start..n.span.end)
+            .is_none_or(|t| t.contains("${var."))
+    });
+    if uses_vars {
+        errors.append(&mut var_errors);
+    }
+    let mut ctx = new_ctx(registry, var_entries, opts, errors);
+    let cloud = cloud_section(
+        &mut ctx,
+        &src,
+        if with_cloud { root.get("cloud") } else { None },
+    );
+    let backend = backend_of(&mut ctx, &src, &root);
+    let mut errors = ctx.errors;
+    if !errors.is_empty() {
+        diag::sort(&mut errors);
+        return Err(errors);
+    }
+    Ok(Stack {
+        name: name.unwrap_or_default(),
+        dir: stack_dir(&src),
+        source: src,
+        cloud,
+        backend,
+        variables,
+        resources: IndexMap::new(),
+        outputs: IndexMap::new(),
     })
 }
 

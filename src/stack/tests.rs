@@ -908,3 +908,41 @@ resources:
         "{errs:#?}"
     );
 }
+
+/// The settings `env list` reads: the name and `backend:` (and `cloud:` when asked), never the
+/// resources, so `${stack.env}` there needs no environment; a variable without a value matters
+/// only when a section read uses a variable.
+#[test]
+fn settings_load_without_the_resources() {
+    let text = "stack: demo\ncloud:\n  location: ${var.where}\nvariables:\n  where: {}\n  other: {}\nbackend:\n  kind: azure_blob\n  account: sfstate\n  container: tfstate\nresources:\n  store:\n    type: storage_account\n    name: ws${stack.env}x\n";
+    let d = Dir::new(text);
+    let settings = |opts: &LoadOptions, with_cloud| {
+        load_settings(
+            &d.path("stack.yaml"),
+            opts,
+            &registry(),
+            yaml::DEFAULT_MAX_BYTES,
+            with_cloud,
+        )
+    };
+    let s = settings(&LoadOptions::default(), false).expect("settings");
+    assert_eq!(s.name, "demo");
+    assert!(s.resources.is_empty());
+    let backend = s.backend.expect("backend");
+    assert_eq!(backend.account.as_deref(), Some("sfstate"));
+    let errs = settings(&LoadOptions::default(), true).expect_err("cloud uses a variable");
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("`where` has no value")),
+        "{errs:?}"
+    );
+    let opts = LoadOptions {
+        vars: vec![("where".into(), "westus".into())],
+        ..LoadOptions::default()
+    };
+    let errs = settings(&opts, true).expect_err("`other` has no value either");
+    assert!(
+        errs.iter().all(|e| !e.message.contains("`where`")),
+        "{errs:?}"
+    );
+}

@@ -6,59 +6,16 @@
 //! nothing recorded that is not there (no ghost): `plan` is then clean.
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::Value;
 
 use crate::support::cloud::Cloud;
-use crate::support::{Test, repo_root, wait_until_blocking};
-
-/// The synthetic benchmark stack with `resources` resources and account names `<prefix><n>`.
-fn synthetic_stack(resources: usize, prefix: &str) -> String {
-    let out = std::process::Command::new("python3")
-        .arg(repo_root().join("scripts/gen_stack.py"))
-        .arg(resources.to_string())
-        .args(["--prefix", prefix])
-        .output()
-        .expect("run python3 scripts/gen_stack.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8 stack")
-}
-
-/// Names of the storage accounts in the test cloud's resource group that start with `prefix`,
-/// following the list's `nextLink` pages.
-fn accounts(s: &Test, prefix: &str) -> Vec<String> {
-    s.rest(async |c: &Cloud| {
-        let mut names = Vec::new();
-        let mut next = Some(format!(
-            "{}/providers/Microsoft.Storage/storageAccounts?api-version=2025-01-01",
-            c.rg()
-        ));
-        while let Some(path) = next.take() {
-            let page = c.arm(Method::GET, &path, None).await;
-            assert_eq!(page.status.as_u16(), 200, "{:?}", page.body);
-            names.extend(
-                page.body["value"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|r| r["name"].as_str())
-                    .filter(|n| n.starts_with(prefix))
-                    .map(str::to_owned),
-            );
-            next = page.body["nextLink"].as_str().map(str::to_owned);
-        }
-        names
-    })
-}
+use crate::support::reliability::{account_names, synthetic_stack};
+use crate::support::{Test, drain, wait_until_blocking};
 
 #[test]
 fn kill_9_in_the_middle_of_a_2000_resource_apply_then_apply_converges() {
     let s = Test::new()
-        .stack(&synthetic_stack(2001, "sfkill"))
+        .stack(&synthetic_stack(2001, "sfkill", "bench"))
         .local_cloud(&["--retry-after-s", "0"]);
     let journal = s.path("state/bench.journal");
     let journaled = |kind: &str| {
@@ -70,20 +27,7 @@ fn kill_9_in_the_middle_of_a_2000_resource_apply_then_apply_converges() {
         .args(["apply", "--auto-approve", "--parallelism", "32"])
         .spawn();
     // Its plan and progress are thousands of lines: drain the pipes so it never blocks on them.
-    let drains: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|mut pipe| std::thread::spawn(move || std::io::copy(&mut pipe, &mut std::io::sink())))
-    .collect();
+    let drains = drain(&mut child);
     // In the middle: hundreds of steps recorded as journal commits, others in flight.
     wait_until_blocking(
         "600 steps are journaled",
@@ -110,9 +54,6 @@ fn kill_9_in_the_middle_of_a_2000_resource_apply_then_apply_converges() {
         Some(2001)
     );
     s.run(["plan", "--detailed-exitcode"]).code(0);
-    assert_eq!(
-        accounts(&s, "sfkill").len(),
-        667,
-        "untracked accounts in the cloud"
-    );
+    let accounts = s.rest(async |c: &Cloud| account_names(c, "sfkill").await);
+    assert_eq!(accounts.len(), 667, "untracked accounts in the cloud");
 }

@@ -56,21 +56,18 @@ fn spawn(t: &Test, args: &[&str]) -> std::process::Child {
 
 /// A blob of the state container: its bytes and `serial` metadata, or `None`.
 async fn get_blob(c: &Cloud, name: &str) -> Option<(Vec<u8>, Value)> {
-    let key = c.account_key(ACCOUNT).await;
-    let a = c
-        .blob_shared_key(
-            Method::GET,
-            ACCOUNT,
-            &key,
-            &format!("{CONTAINER}/{name}"),
-            vec![],
-            &[],
-        )
-        .await;
+    let a = get(c, &format!("{CONTAINER}/{name}")).await;
     (a.status == 200).then(|| {
         let serial = a.header("x-ms-meta-serial").unwrap_or_default();
         (a.text.into_bytes(), serde_json::json!({ "serial": serial }))
     })
+}
+
+/// A GET of the state account's blob service (`rest`: the path and query after the account).
+async fn get(c: &Cloud, rest: &str) -> crate::support::cloud::Answer {
+    let key = c.account_key(ACCOUNT).await;
+    c.blob_shared_key(Method::GET, ACCOUNT, &key, rest, vec![], &[])
+        .await
 }
 
 fn blob(t: &Test, name: &str) -> Option<(Vec<u8>, Value)> {
@@ -78,7 +75,11 @@ fn blob(t: &Test, name: &str) -> Option<(Vec<u8>, Value)> {
 }
 
 fn state_of(t: &Test) -> Value {
-    let (bytes, _) = blob(t, BLOB).expect("the state blob");
+    state_of_blob(t, BLOB)
+}
+
+fn state_of_blob(t: &Test, name: &str) -> Value {
+    let (bytes, _) = blob(t, name).expect("the state blob");
     serde_json::from_slice(&bytes).expect("the state blob is JSON")
 }
 
@@ -242,6 +243,166 @@ fn an_environment_keeps_its_own_blob() {
     assert!(listed.starts_with("store "), "{listed}");
     let listed = run(&t, &["state", "list"]).code(0).stdout;
     assert!(listed.contains("No state yet"), "{listed}");
+}
+
+/// The names of the state container's blobs under `prefix` (List Blobs, current blobs only).
+fn listed(t: &Test, prefix: &str) -> Vec<String> {
+    let prefix = prefix.to_string();
+    t.rest(async move |c: &Cloud| {
+        let a = get(
+            c,
+            &format!("{CONTAINER}?restype=container&comp=list&prefix={prefix}"),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.text
+            .split("<Name>")
+            .skip(1)
+            .filter_map(|s| s.split("</Name>").next())
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+/// The snapshot times `state history` lists (every row but the current one).
+fn snapshots(history: &str) -> Vec<String> {
+    history
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|v| *v != "current")
+        .map(str::to_string)
+        .collect()
+}
+
+/// `destroy --env NAME` with the azure_blob backend left the environment's (empty) state blob,
+/// its snapshots, history index and lock blob behind, while the local backend removes the
+/// environment's state folder: now every blob of the environment goes, snapshots included, and
+/// the stack's own state is not touched; a destroy of only some resources keeps them.
+#[test]
+fn destroying_an_environment_removes_its_blobs() {
+    let t = remote();
+    let env = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--env", "pr-7"]);
+        run(&t, &all)
+    };
+    env(&["apply", "--auto-approve", "--target", "store"]).code(0);
+    let with_store = state_of_blob(&t, &format!("env/pr-7/{BLOB}"))["serial"].to_string();
+    // More versions of the environment's state: snapshots listed in a history index.
+    env(&["state", "rm", "store"]).code(0);
+    env(&["state", "restore", &with_store]).code(0);
+    let kept = snapshots(&env(&["state", "history"]).code(0).stdout);
+    assert!(!kept.is_empty(), "the replaced versions are kept");
+    let prefix = format!("env/pr-7/{BLOB}");
+    let before = listed(&t, "env/pr-7/");
+    for name in [
+        prefix.clone(),
+        format!("{prefix}.history"),
+        format!("{prefix}.lock"),
+    ] {
+        assert!(before.contains(&name), "{name} in {before:?}");
+    }
+    // A destroy of some resources only keeps the environment, even when it is left empty.
+    env(&["destroy", "--auto-approve", "--target", "store"]).code(0);
+    assert!(listed(&t, "env/pr-7/").contains(&prefix));
+
+    let out = env(&["destroy", "--auto-approve"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("Removed environment `pr-7`"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(listed(&t, "env/pr-7/"), Vec::<String>::new());
+    for snapshot in kept {
+        let status = t.rest(async |c: &Cloud| {
+            get(c, &format!("{CONTAINER}/{prefix}?snapshot={snapshot}"))
+                .await
+                .status
+        });
+        assert_eq!(status, 404, "snapshot {snapshot} is deleted");
+    }
+    let listed_state = env(&["state", "list"]).code(0).stdout;
+    assert!(listed_state.contains("No state yet"), "{listed_state}");
+}
+
+/// `env list` showed only the local backend's environments, even with the state in blobs: with
+/// azure_blob (from the environment or the stack file's `backend:`) it lists each environment whose
+/// state blob `env/NAME/<key>` exists, with its resources and last change, leaves out blobs that are
+/// not an environment's state, needs no `--env` for a stack whose resources use `${stack.env}`,
+/// and says so when the container cannot be reached.
+#[test]
+fn env_list_shows_the_remote_environments() {
+    let t = remote();
+    let out = run(&t, &["env", "list"]).code(0);
+    assert!(out.stdout.contains("No environments"), "{}", out.stdout);
+    let apply = ["apply", "--auto-approve", "--target", "store"];
+    run(&t, &[&apply[..], &["--env", "pr-7"]].concat()).code(0);
+    let empty = br#"{"version":1,"lineage":"00000000-0000-4000-8000-000000000000","serial":3,"stack":"managed-identity","resources":{},"outputs":{}}"#;
+    t.rest(async |c: &Cloud| {
+        let key = c.account_key(ACCOUNT).await;
+        for (name, bytes) in [
+            (format!("env/pr-8/{BLOB}"), empty.to_vec()),
+            (format!("env/broken/{BLOB}"), b"not json".to_vec()),
+            (format!("env/Bad_Name/{BLOB}"), empty.to_vec()),
+            ("env/pr-9/other.json".to_string(), empty.to_vec()),
+            (format!("env/a/b/{BLOB}"), empty.to_vec()),
+        ] {
+            c.put_blob(ACCOUNT, &key, CONTAINER, &name, bytes).await;
+        }
+    });
+    let out = run(&t, &["env", "list"]).code(0);
+    let rows: Vec<Vec<&str>> = out
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{}", out.stdout);
+    assert_eq!(rows[1][0], "broken", "{}", out.stdout);
+    assert!(out.stdout.contains("unreadable"), "{}", out.stdout);
+    assert_eq!((rows[2][0], rows[2][1]), ("pr-7", "1"), "{}", out.stdout);
+    assert_eq!((rows[3][0], rows[3][1]), ("pr-8", "0"), "{}", out.stdout);
+    let listed: Value =
+        serde_json::from_str(&run(&t, &["env", "list", "--json"]).code(0).stdout).unwrap();
+    let pr7 = &listed[1];
+    assert_eq!(pr7["name"], "pr-7");
+    assert_eq!(pr7["resources"], 1);
+    assert!(
+        pr7["updated"].is_string() && pr7["created"].is_string(),
+        "{pr7}"
+    );
+    assert!(
+        pr7["state_file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with(&format!("{CONTAINER}/env/pr-7/{BLOB}"))),
+        "{pr7}"
+    );
+    // The local backend's environments are still the local ones.
+    let out = t.run(["env", "list"]).code(0);
+    assert!(out.stdout.contains("No environments"), "{}", out.stdout);
+    // The stack file's `backend:` is read, without the resources: they need `${stack.env}`.
+    let stack = t
+        .read("stack.yaml")
+        .replace("name: mistore${var.suffix}", "name: mistore${stack.env}");
+    t.write(
+        "stack.yaml",
+        &format!("{stack}\nbackend:\n  kind: azure_blob\n  account: {ACCOUNT}\n  container: {CONTAINER}\n"),
+    );
+    let out = t.run(["env", "list"]).code(0);
+    assert!(out.stdout.contains("pr-8"), "{}", out.stdout);
+    // A container that does not exist is a clear error.
+    let out = t
+        .cmd()
+        .env("STACKFORM_BACKEND_CONTAINER", "missing")
+        .args(["env", "list"])
+        .run()
+        .code(1);
+    assert!(
+        out.stderr.contains("container does not exist"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// `state history` lists the versions each write replaced; `state restore` brings one back as a
@@ -461,6 +622,85 @@ fn the_state_on_azurite() {
     });
     let state: Value = serde_json::from_slice(&state).unwrap();
     assert!(state["resources"]["store"].is_null(), "{state}");
+}
+
+/// [`destroying_an_environment_removes_its_blobs`] with the state on Azurite: the service deletes
+/// the state blob with its snapshots (`x-ms-delete-snapshots: include`) and the lock blob under its
+/// lease.
+#[test]
+fn destroying_an_environment_on_azurite_removes_its_blobs() {
+    let t = Test::new().example("managed-identity").local_cloud(&[]);
+    let azurite = crate::support::wait::block_on(Azurite::start());
+    let client = azurite_client(&azurite);
+    {
+        let c = client.clone();
+        crate::support::wait::block_on(async move { c.create_container(CONTAINER).await.unwrap() });
+    }
+    let az = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--env", "pr-7"]);
+        on_azurite(&t, &azurite, &all).run()
+    };
+    az(&["apply", "--auto-approve", "--target", "store"]).code(0);
+    az(&["state", "rm", "store"]).code(0);
+    let kept = snapshots(&az(&["state", "history"]).code(0).stdout);
+    assert!(!kept.is_empty());
+    let names = |c: stackform::provider::blob::BlobClient| {
+        crate::support::wait::block_on(async move {
+            c.list_blobs(CONTAINER, Some("env/pr-7/"))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|b| b.name)
+                .collect::<Vec<_>>()
+        })
+    };
+    assert!(names(client.clone()).len() >= 3);
+    let out = on_azurite(&t, &azurite, &["env", "list"]).run().code(0);
+    let row: Vec<&str> = out
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(row.get(..2), Some(&["pr-7", "0"][..]), "{}", out.stdout);
+    let out = az(&["destroy", "--auto-approve"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("Removed environment `pr-7`"));
+    assert_eq!(names(client.clone()), Vec::<String>::new());
+    let blob = format!("env/pr-7/{BLOB}");
+    for snapshot in kept {
+        let c = client.clone();
+        let (b, s) = (blob.clone(), snapshot.clone());
+        let found =
+            crate::support::wait::block_on(
+                async move { c.get_blob_at(CONTAINER, &b, Some(&s)).await },
+            )
+            .unwrap();
+        assert!(found.is_none(), "snapshot {snapshot} is deleted");
+    }
+    let out = on_azurite(&t, &azurite, &["env", "list"]).run().code(0);
+    assert!(out.stdout.contains("No environments"), "{}", out.stdout);
+    // Storage that cannot be reached is a clear error.
+    let out = t
+        .cmd()
+        .env("STACKFORM_BACKEND", "azure_blob")
+        .env("ARM_ACCESS_KEY", DEV_KEY)
+        .args([
+            "env",
+            "list",
+            "--backend-config",
+            &format!("account={DEV_ACCOUNT}"),
+        ])
+        .args(["--backend-config", &format!("container={CONTAINER}")])
+        .args([
+            "--backend-config",
+            &format!("endpoint=http://127.0.0.1:9/{DEV_ACCOUNT}/"),
+        ])
+        .run()
+        .code(1);
+    assert!(out.stderr.contains("cannot read"), "{}", out.stderr);
 }
 
 /// The binary with its state on Azurite: the endpoint and names as `--backend-config` flags, the

@@ -40,6 +40,7 @@ mod provider_local;
 mod provider_same_paths;
 mod provider_transport;
 mod refresh_lists;
+mod reliability;
 mod stack_azureml_examples;
 mod stack_bad_corpus;
 mod stack_large;

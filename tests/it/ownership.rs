@@ -1,15 +1,17 @@
 //! Ownership of cloud objects, end to end through the real binary and a real local cloud: two stacks
 //! racing to create one storage account never both own it (stamps, checked after the create and
-//! before any delete), the stamp never shows as a change, and a cloud killed with SIGKILL during a
+//! before any delete; one race here, one per seed in the reliability suite's long version), the stamp never shows as a change, and a cloud killed with SIGKILL during a
 //! create leaves no orphan (an unknown outcome stays in the journal until a read settles it).
-use std::process::Child;
 use std::time::Duration;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::support::cloud::Cloud;
-use crate::support::{Output, Test, wait_until};
+use crate::support::reliability::{Figures, long, scale, seeds};
+use crate::support::{Test, finished, wait_until};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -23,15 +25,6 @@ fn stack(name: &str, account: &str, broken: bool) -> String {
         text.push_str("  broken:\n    type: blob\n    account: ${store.name}\n    container: nosuchcontainer\n    name: x.txt\n    content: hello\n    depends_on: [data]\n");
     }
     text
-}
-
-fn finished(child: Child) -> Output {
-    let out = child.wait_with_output().expect("the run ends");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// The storage account `name` as the cloud has it, `None` when it does not exist.
@@ -57,10 +50,34 @@ fn account(t: &Test, name: &str) -> Option<Value> {
 fn two_stacks_racing_for_one_storage_account_never_both_own_it() {
     // Two stacks naming the same storage account, applied at once, both "created" it (ARM's PUT is
     // create-or-update); the one that failed elsewhere deleted it in its rollback, and the other
-    // reported success over an empty cloud.
+    // reported success over an empty cloud. One race here (700 ms of latency, both started
+    // together); the reliability suite's long version races once per seed, the latency (300-1000 ms)
+    // and the second stack's head start (0-500 ms) drawn from the seed.
+    let mut figures = Figures::default();
+    let trials = seeds("racing_stacks", scale(1, 10));
+    for (n, seed) in trials.into_iter().enumerate() {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (latency, head_start) = if n == 0 && !long() {
+            (700, 0)
+        } else {
+            (rng.random_range(300..=1000), rng.random_range(0..=500))
+        };
+        println!("seed {seed}: latency {latency} ms, beta starts {head_start} ms after alpha");
+        let beta_won = race(latency, head_start);
+        figures.trials += 1;
+        figures.faults += usize::from(beta_won);
+    }
+    figures.note = "two stacks, one account name; faults = races the second stack won".into();
+    figures.report("two stacks racing for one name");
+}
+
+/// One race of [`two_stacks_racing_for_one_storage_account_never_both_own_it`]; returns whether
+/// beta (the stack without a broken blob) won it.
+fn race(latency: u64, head_start: u64) -> bool {
+    let latency = latency.to_string();
     let alpha = Test::new()
         .stack(&stack("alpha", "sharedacct01", true))
-        .local_cloud(&["--latency-ms", "700", "--lro-ms", "1000"]);
+        .local_cloud(&["--latency-ms", &latency, "--lro-ms", "1000"]);
     let beta = Test::new().stack(&stack("beta", "sharedacct01", false));
     let run = |t: &Test| {
         t.cmd()
@@ -68,7 +85,9 @@ fn two_stacks_racing_for_one_storage_account_never_both_own_it() {
             .args(["apply", "--auto-approve"])
             .spawn()
     };
-    let (a, b) = (run(&alpha), run(&beta));
+    let a = run(&alpha);
+    std::thread::sleep(Duration::from_millis(head_start));
+    let b = run(&beta);
     let (a, b) = (finished(a), finished(b));
     assert_ne!(a.code, 0, "alpha has a broken blob: {}", a.stderr);
     let live = account(&alpha, "sharedacct01");
@@ -112,6 +131,7 @@ fn two_stacks_racing_for_one_storage_account_never_both_own_it() {
         account(&alpha, "sharedacct01").is_none(),
         "nothing is left once both stacks are gone"
     );
+    b.code == 0
 }
 
 #[test]

@@ -30,7 +30,21 @@ impl Cmd {
     /// The binary with no arguments, in the repository root (for commands that only read: `validate`,
     /// `graph`, `schema`, `--help`).
     pub(crate) fn new() -> Self {
-        let mut command = Command::new(binary());
+        Self::cleaned(Command::new(binary()))
+    }
+
+    /// The binary run by `sh -c` after the shell commands `setup` (e.g. `trap '' XFSZ; ulimit -f 8`:
+    /// limits and signal dispositions it inherits), otherwise as [`Cmd::new`].
+    pub(crate) fn after_shell(setup: &str) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("{setup}; exec \"$0\" \"$@\""))
+            .arg(binary());
+        Self::cleaned(command)
+    }
+
+    fn cleaned(mut command: Command) -> Self {
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("STACKFORM_") {
                 command.env_remove(key);
@@ -66,12 +80,10 @@ impl Cmd {
 
     /// Runs to the end and captures the output.
     pub(crate) fn run(mut self) -> Output {
-        let out = self.command.output().expect("the stackform binary runs");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.command
+            .output()
+            .expect("the stackform binary runs")
+            .into()
     }
 
     /// Starts it in the background with both streams piped, for tests that interrupt it.
@@ -82,6 +94,39 @@ impl Cmd {
             .spawn()
             .expect("the stackform binary starts")
     }
+}
+
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Output {
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Waits for a run started with [`Cmd::spawn`] to end and returns what it printed.
+pub(crate) fn finished(child: Child) -> Output {
+    child.wait_with_output().expect("the run ends").into()
+}
+
+/// Reads both pipes of a run started with [`Cmd::spawn`] to the end, in threads, so a run that
+/// prints a lot never blocks on a full pipe; join the threads once the run is reaped.
+pub(crate) fn drain(child: &mut Child) -> Vec<std::thread::JoinHandle<()>> {
+    let pipes: [Option<Box<dyn std::io::Read + Send>>; 2] = [
+        child.stdout.take().map(|o| Box::new(o) as _),
+        child.stderr.take().map(|e| Box::new(e) as _),
+    ];
+    pipes
+        .into_iter()
+        .flatten()
+        .map(|mut pipe| {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+            })
+        })
+        .collect()
 }
 
 impl Output {
