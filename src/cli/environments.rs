@@ -9,6 +9,7 @@ use super::common::{self, StackArgs};
 use super::engine::shown;
 use super::error::CliError;
 use super::place::{self, EnvSummary};
+use crate::report::stdio::{out, outln};
 
 /// Environments of a stack: separate copies made with `--env NAME`.
 #[derive(Debug, clap::Args)]
@@ -51,17 +52,17 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let now = SystemTime::now();
     if json {
         let list: Vec<serde_json::Value> = envs.iter().map(to_json).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if envs.is_empty() {
-        println!(
+        outln!(
             "No environments of stack `{name}` in {}/env/ (make one with `stackform apply --env NAME`).",
             shown(&folder)
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", render(&envs, now));
+    out!("{}", render(&envs, now))?;
     Ok(ExitCode::SUCCESS)
 }
 
