@@ -80,3 +80,44 @@ fn a_closed_stderr_is_not_a_panic() {
     let status = child.wait().expect("the binary ends");
     assert_eq!(status.code(), Some(1));
 }
+
+/// The fix holds only if nothing prints around it: `println!`, `print!`, `eprintln!` and `eprint!`
+/// panic on a stream that cannot be written, so `src/` writes through `report::stdio` instead
+/// (unit-test files excepted).
+#[test]
+fn src_prints_only_through_report_stdio() {
+    let mut found = Vec::new();
+    let mut stack = vec![crate::support::repo_root().join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src/ is read") {
+            let path = entry.expect("an entry of src/").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs")
+                || path.file_name().is_some_and(|n| n == "tests.rs")
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a source file is read");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") {
+                    continue;
+                }
+                if ["println!(", "print!(", "eprintln!(", "eprint!("]
+                    .iter()
+                    .any(|m| code.contains(m))
+                {
+                    found.push(format!("{}:{}: {code}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "write through report::stdio:\n{}",
+        found.join("\n")
+    );
+}
