@@ -186,12 +186,15 @@ impl TokenBucket {
         }
     }
 
-    /// The server says `remaining` requests are left in its bucket: never believe in more than that.
-    pub fn observe_remaining(&mut self, remaining: u64, now: Duration) {
+    /// The server says `remaining` requests were left in its bucket when it counted, and `unseen`
+    /// requests this bucket was charged for may have reached it only after: never believe in more
+    /// than `remaining - unseen` (below zero when that is negative: the next requests wait for the
+    /// refill to cover those).
+    pub fn observe_remaining(&mut self, remaining: u64, unseen: u64, now: Duration) {
         self.refill(now);
         // Precision beyond 2^53 does not matter for a count of requests.
-        let remaining = remaining as f64;
-        self.tokens = self.tokens.min(remaining);
+        let left = remaining as f64 - unseen as f64;
+        self.tokens = self.tokens.min(left);
     }
 
     /// Tokens now (may be negative while requests wait).

@@ -302,17 +302,11 @@ impl Run<'_> {
                             }
                         }
                     }
-                    let released = self.record_batch(finished, &mut queue, stopping).await;
-                    if released.is_none() {
+                    if !self
+                        .record_batch(finished, &mut queue, &mut indegree, stopping)
+                        .await
+                    {
                         stopping = true;
-                    }
-                    for i in released.unwrap_or_default() {
-                        for &next in &self.graph.successors[i] {
-                            indegree[next] -= 1;
-                            if indegree[next] == 0 {
-                                queue.ready.push((self.graph.priority[next], Reverse(next)));
-                            }
-                        }
                     }
                 }
             }
@@ -425,13 +419,28 @@ impl Run<'_> {
         }
     }
 
-    /// Starts ready ops, highest priority first, while fewer than `parallelism` are in flight.
+    /// Makes the successors of the finished ops `released` ready once all their predecessors are.
+    fn release(&self, released: &[usize], queue: &mut Queue, indegree: &mut [usize]) {
+        for &i in released {
+            for &next in &self.graph.successors[i] {
+                indegree[next] -= 1;
+                if indegree[next] == 0 {
+                    queue.ready.push((self.graph.priority[next], Reverse(next)));
+                }
+            }
+        }
+    }
+
+    /// Starts ready ops, highest priority first, while fewer than `parallelism` are in flight; each
+    /// one's intent is queued in the journal now, behind what was queued before (see
+    /// [`Job::queue_intent`]).
     fn start_ready(&mut self, queue: &mut Queue) {
         while queue.tasks.len() < queue.parallelism {
             let Some((_, Reverse(i))) = queue.ready.pop() else {
                 break;
             };
-            let job = self.job(i);
+            let mut job = self.job(i);
+            job.queue_intent();
             self.started[i] = true;
             let handle = queue.tasks.spawn(async move { (i, job.run().await) });
             queue.task_ops.insert(handle.id(), i);
@@ -524,6 +533,7 @@ impl Run<'_> {
             provider: self.shared.provider.clone(),
             events: self.shared.events.clone(),
             journal: self.persist.journal(),
+            queued: None,
             interrupt: self.shared.interrupt.clone(),
             unresolved,
             map: None,
@@ -611,6 +621,7 @@ impl Run<'_> {
             provider: self.shared.provider.clone(),
             events: self.shared.events.clone(),
             journal: None,
+            queued: None,
             interrupt: self.shared.interrupt.clone(),
             unresolved,
             map: request,
@@ -646,20 +657,25 @@ impl Run<'_> {
         });
     }
 
-    /// Records finished steps in state (one write for the batch), then emits their events.
-    /// Returns the ops whose successors may start, or `None` when the run must stop because the
-    /// state could not be written.
+    /// Records finished steps in state (one write for the batch), emits their events and makes
+    /// the successors of those that succeeded ready (none once a step failed). Returns false when
+    /// the run must stop because the state could not be written.
     ///
-    /// While the batch's journal commit is synced, the slots it freed are given to ready ops (unless
-    /// the run is `stopping` or a step failed): they wait for nothing this batch records. The
-    /// batch's events are then emitted before they start; its successors start only once it is
-    /// durable.
+    /// When the batch's record is a journal commit (not a checkpoint) and the run goes on (not
+    /// `stopping`, no step failed), the commit is only queued, the successors are made ready and
+    /// the freed slots are filled at once: the intents of the steps started then are queued behind
+    /// the commit, so the one group write that makes an intent durable — which a step waits for
+    /// before it sends anything — makes the commit durable too. A step therefore never reaches the
+    /// cloud before the record of what it depends on is durable, and the commit and the intents
+    /// after it share one fsync. The batch's events are emitted before any step starts in its
+    /// place.
     async fn record_batch(
         &mut self,
         finished: Vec<(usize, JobDone)>,
         queue: &mut Queue,
+        indegree: &mut [usize],
         stopping: bool,
-    ) -> Option<Vec<usize>> {
+    ) -> bool {
         let mut released = Vec::new();
         let mut steps: Vec<StepId> = Vec::new();
         let mut events = Vec::with_capacity(finished.len());
@@ -745,6 +761,7 @@ impl Run<'_> {
             for event in events.drain(..) {
                 self.shared.events.emit(event);
             }
+            self.release(&std::mem::take(&mut released), queue, indegree);
             self.start_ready(queue);
         }
         let written = self.persist.finish_commit(&mut self.state, commit).await;
@@ -753,12 +770,12 @@ impl Run<'_> {
         }
         if let Err(e) = written {
             self.persistence_error.get_or_insert_with(|| e.to_string());
-            return None;
+            return false;
         }
-        if self.failure.is_some() {
-            released.clear();
+        if self.failure.is_none() {
+            self.release(&released, queue, indegree);
         }
-        Some(released)
+        true
     }
 
     fn record_success(

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinError;
 
 use crate::state::{
-    Journal, JournalError, NewIntent, Stamp, StateError, StateFile, StateStore, StepId, Touched,
+    Journal, JournalError, NewIntent, Queued, Stamp, StateError, StateFile, StateStore, StepId,
+    Touched,
 };
 
 /// How often a run rewrites the state file while it journals commits (at most).
@@ -109,10 +110,10 @@ impl Persistence {
         self.finish_commit(state, commit).await
     }
 
-    /// The first half of [`commit`](Self::commit): a journal commit is handed to the blocking pool
-    /// at once (the caller may start other work while it is synced), a checkpoint is left to
-    /// [`finish_commit`](Self::finish_commit). Changes to `state` after this call are not part of
-    /// the commit.
+    /// The first half of [`commit`](Self::commit): a journal commit is queued at once (the caller
+    /// may start other work, and queue intents that the same fsync makes durable, before waiting
+    /// for it), a checkpoint is left to [`finish_commit`](Self::finish_commit). Changes to `state`
+    /// after this call are not part of the commit.
     pub(crate) fn start_commit(
         &mut self,
         state: &StateFile,
@@ -136,7 +137,8 @@ impl Persistence {
         };
         let changes = touched.changes(state);
         Commit::Journal {
-            task: tokio::task::spawn_blocking(move || journal.commit(base, &done, &changes)),
+            queued: journal.queue_commit(base, &done, &changes),
+            journal,
             next,
         }
     }
@@ -151,10 +153,18 @@ impl Persistence {
         match commit {
             Commit::Nothing => Ok(()),
             Commit::Checkpoint(done) => self.checkpoint(state, done).await,
-            Commit::Journal { task, next } => {
-                task.await
-                    .map_err(PersistError::StateWriter)?
-                    .map_err(PersistError::Journal)?;
+            Commit::Journal {
+                queued,
+                journal,
+                next,
+            } => {
+                let queued = queued.map_err(PersistError::Journal)?;
+                if !journal.is_durable(queued) {
+                    tokio::task::spawn_blocking(move || journal.wait(queued))
+                        .await
+                        .map_err(PersistError::StateWriter)?
+                        .map_err(PersistError::Journal)?;
+                }
                 state.serial = next;
                 self.unsaved = true;
                 Ok(())
@@ -243,9 +253,11 @@ pub(crate) enum Commit {
     /// A checkpoint is due: the state file is rewritten by `finish_commit`, then these steps are
     /// marked done.
     Checkpoint(Vec<StepId>),
-    /// A journal commit being written and synced; it gives the state serial `next`.
+    /// A journal commit queued (or why it could not be); it gives the state serial `next` once
+    /// durable.
     Journal {
-        task: tokio::task::JoinHandle<Result<(), JournalError>>,
+        queued: Result<Queued, JournalError>,
+        journal: Arc<Journal>,
         next: u64,
     },
 }
@@ -256,6 +268,22 @@ impl Commit {
     pub(crate) fn is_under_way(&self) -> bool {
         matches!(self, Commit::Journal { .. })
     }
+}
+
+/// Waits until an intent queued by the scheduler is durable (a blocking fsync on the blocking pool,
+/// unless a group write already made it so).
+pub(crate) async fn wait_intent(
+    journal: &Arc<Journal>,
+    queued: Queued,
+) -> Result<(), PersistError> {
+    if journal.is_durable(queued) {
+        return Ok(());
+    }
+    let journal = journal.clone();
+    tokio::task::spawn_blocking(move || journal.wait(queued))
+        .await
+        .map_err(PersistError::JournalWriter)?
+        .map_err(PersistError::Intent)
 }
 
 /// Writes an intent from a step's task (blocking fsync on the blocking pool).

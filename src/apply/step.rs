@@ -12,14 +12,16 @@ use serde_json::{Map, Value};
 use super::event::{ApplyEvent, EventSink, StepFailure, StepKind};
 use super::interrupt::Interrupt;
 use super::ownership::{OWNED_ELSEWHERE, foreign, refused};
-use super::persist::write_intent;
+use super::persist::{PersistError, wait_intent, write_intent};
 use super::propagation::{PropagationPolicy, is_authorization_failure};
 use super::values::ResolveError;
 use crate::provider::{
     ErrorKind, MapRequest, Observed, Owner, Preserved, ProgressEvent, ProgressSink, Provider,
     ProviderError, ResourceRequest, ResourceType,
 };
-use crate::state::{Journal, JournalAction, NewIntent, ResourceState, StepId};
+use crate::state::{
+    Journal, JournalAction, JournalError, NewIntent, Queued, ResourceState, StepId,
+};
 
 /// The error code of a create refused because the object exists outside this stack's state; such a
 /// failure left nothing behind, so the existing object is never recorded or rolled back.
@@ -49,6 +51,9 @@ pub(crate) struct Job {
     pub provider: Arc<dyn Provider>,
     pub events: Arc<dyn EventSink>,
     pub journal: Option<Arc<Journal>>,
+    /// The intent the scheduler queued for this step when it started it ([`Job::queue_intent`]),
+    /// or why it could not; `None`: the step writes its own.
+    pub queued: Option<Result<(StepId, Queued), JournalError>>,
     pub interrupt: Interrupt,
     /// Set when the inputs could not be resolved: the step fails without being sent.
     pub unresolved: Option<ResolveError>,
@@ -99,6 +104,29 @@ fn not_sent(started: Instant, message: String) -> JobDone {
 }
 
 impl Job {
+    /// Queues this step's intent in the journal, from the scheduler as it starts the step: the
+    /// intent goes into the same group write as the commit the scheduler queued just before (and
+    /// the intents of the other steps it starts), and the step's task waits for that write before
+    /// sending. Nothing is queued for a step that sends nothing (unresolved inputs, a map step).
+    pub(crate) fn queue_intent(&mut self) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        if self.unresolved.is_some() || self.map.is_some() {
+            return;
+        }
+        self.queued = Some(journal.queue_intent(self.new_intent()));
+    }
+
+    fn new_intent(&self) -> NewIntent {
+        NewIntent {
+            address: self.address.clone(),
+            resource_type: self.resource_type.as_str().to_owned(),
+            action: self.journal_action(),
+            target: self.target.clone(),
+        }
+    }
+
     fn journal_action(&self) -> JournalAction {
         match self.kind {
             StepKind::Create => JournalAction::Create,
@@ -131,6 +159,11 @@ impl Job {
         if let Some(map) = self.map.take() {
             return self.set_map(map, started).await;
         }
+        // A queued intent is finished by the commit of this step's outcome, whatever it is.
+        let queued_step = match &self.queued {
+            Some(Ok((step, _))) => Some(*step),
+            _ => None,
+        };
         // Before an update overwrites what its inputs cannot bring back (a blob's bytes, when the
         // local file has changed since), the provider keeps it, so a rollback restores what was live.
         // Nothing is sent if that fails: a change that could not be undone is not made.
@@ -142,27 +175,36 @@ impl Job {
             {
                 Ok(kept) => kept,
                 Err(e) => {
-                    return not_sent(
-                        started,
-                        format!("could not keep the previous content before the update: {e}"),
-                    );
+                    return JobDone {
+                        step: queued_step,
+                        ..not_sent(
+                            started,
+                            format!("could not keep the previous content before the update: {e}"),
+                        )
+                    };
                 }
             }
         } else {
             None
         };
-        let intent = NewIntent {
-            address: self.address.clone(),
-            resource_type: self.resource_type.as_str().to_owned(),
-            action: self.journal_action(),
-            target: self.target.clone(),
+        // The intent is durable before the request goes out.
+        let written = match (self.queued.take(), &self.journal) {
+            (Some(Ok((step, queued))), Some(journal)) => wait_intent(journal, queued)
+                .await
+                .map(|()| Some(step))
+                .map_err(|e| (Some(step), e.to_string())),
+            (Some(Err(e)), _) => Err((None, PersistError::Intent(e).to_string())),
+            _ => write_intent(self.journal.clone(), self.new_intent())
+                .await
+                .map_err(|e| (None, e.to_string())),
         };
-        let step = match write_intent(self.journal.clone(), intent).await {
+        let step = match written {
             Ok(step) => step,
-            Err(e) => {
+            Err((step, message)) => {
                 return JobDone {
+                    step,
                     preserved,
-                    ..not_sent(started, e.to_string())
+                    ..not_sent(started, message)
                 };
             }
         };

@@ -1065,6 +1065,78 @@ async fn ready_steps_start_while_a_commit_is_synced() {
     assert_eq!(report.state.resources.len(), 6);
 }
 
+/// A batch's commit and the intents of the steps that start after it share one fsync: the scheduler
+/// queues the commit, starts the successors at once (their intents queued behind it) and a step
+/// waits for its intent's group write before it sends anything. The rule this relies on: a step
+/// never reaches the cloud before its own intent, and so the commit recording what it depends on,
+/// is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_is_sent_only_once_its_intent_and_its_predecessors_commit_are_durable() {
+    let (_dir, store, journal) = durable_store();
+    let persistence = Persistence::durable(store.clone(), journal);
+    let journal = persistence.journal().expect("a durable run has a journal");
+    let gate = journal.commit_gate();
+    let provider = Arc::new(MemoryProvider::new());
+    // `a`, then `b` that depends on it. The run's first write is a checkpoint (written alone), so a
+    // third step comes first to take it.
+    let steps = vec![
+        step(
+            "first",
+            "storage_account",
+            Action::Create,
+            vec![("name", lit(json!("sffirst")))],
+            &[],
+        ),
+        step(
+            "a",
+            "storage_account",
+            Action::Create,
+            vec![("name", lit(json!("sfa")))],
+            &["first"],
+        ),
+        step(
+            "b",
+            "storage_account",
+            Action::Create,
+            vec![("name", lit(json!("sfb")))],
+            &["a"],
+        ),
+    ];
+    // Every group write holding a commit is held: `first` is recorded in the run's first write, a
+    // checkpoint of the state file, so `a`'s commit is the first one.
+    gate.hold();
+    let run = spawn_recorded(plan_of(steps), persistence, &provider);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // `a` finishes; its commit is queued and held, and `b` starts behind it: its intent is queued
+    // (unfinished) but not written, and `b` is not sent.
+    let started_b = loop {
+        let queued_b = journal.unfinished().iter().any(|i| i.address == "b");
+        if queued_b && gate.steps_waiting() > 0 {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sent_while_held = provider.count(CallKind::Create);
+    let on_disk = std::fs::read_to_string(store.journal_path()).unwrap_or_default();
+    gate.release();
+    let report = run.await.expect("the run's task").expect("the plan runs");
+    assert!(started_b, "`b` did not start while `a`'s commit was queued");
+    assert_eq!(
+        sent_while_held, 2,
+        "`b` was sent before its intent was durable"
+    );
+    assert!(
+        !on_disk.contains(r#""address":"b""#),
+        "`b`'s intent was written before the commit it follows:\n{on_disk}"
+    );
+    assert_eq!(report.summary.outcome, Outcome::Succeeded);
+    assert_eq!(provider.count(CallKind::Create), 3);
+}
+
 /// Every finished step used to rewrite and fsync the whole state file (and its backup): O(n) per
 /// step. Now a step's result is one journal commit, and the file is rewritten as a checkpoint only
 /// at the run's first write, every few seconds and at the end; reading the state replays the

@@ -28,7 +28,7 @@ use crate::report::progress::{
 };
 use crate::report::stdio::{StdoutError, err, errln, out, outln};
 use crate::stack::CloudKind;
-use crate::state::LockRequest;
+use crate::state::{LockRequest, StateStore};
 
 /// Create or update the stack's resources so the cloud matches the stack file.
 ///
@@ -178,24 +178,29 @@ impl Flow {
         if let Some(t) = self.lock.lock_timeout {
             request = request.with_timeout(t);
         }
-        let held = match engine::lock(&loaded, &request) {
+        // The run takes the loaded stack and frees it once the apply plan is made (a large stack is
+        // not held through the run); only its state store and its backend are needed after.
+        let mut loaded = loaded;
+        let backend = loaded.backend.take();
+        let store = loaded.store.clone();
+        let held = match engine::lock_parts(&store, backend.as_ref(), &request) {
             Ok(held) => held,
             Err(e) => {
                 remove_folders(&made);
                 return Err(e);
             }
         };
-        let result = engine::runtime().and_then(|rt| rt.block_on(self.run_locked(&loaded)));
+        let result = engine::runtime().and_then(|rt| rt.block_on(self.run_locked(loaded)));
         drop(held);
-        if !loaded.store.path().exists() {
+        if !store.path().exists() {
             // A run that stopped before its first step leaves an empty journal and no state.
-            let journal = loaded.store.journal_path();
+            let journal = store.journal_path();
             if std::fs::metadata(&journal).is_ok_and(|m| m.len() == 0) {
                 let _ = std::fs::remove_file(&journal);
             }
             remove_folders(&made);
-        } else if loaded.backend.is_none() && self.removes_env(&result) {
-            self.remove_env(&loaded)?;
+        } else if backend.is_none() && self.removes_env(&result) {
+            self.remove_env(&store)?;
         }
         result
     }
@@ -213,8 +218,7 @@ impl Flow {
 
     /// Removes an environment's state once it records nothing: the state file, its backup, and the
     /// folder when nothing else is in it.
-    fn remove_env(&self, loaded: &Loaded) -> Result<(), CliError> {
-        let store = &loaded.store;
+    fn remove_env(&self, store: &StateStore) -> Result<(), CliError> {
         if store.read()?.is_some_and(|s| !s.resources.is_empty()) {
             return Ok(());
         }
@@ -253,7 +257,7 @@ impl Flow {
         }
     }
 
-    async fn run_locked(&self, loaded: &Loaded) -> Result<ExitCode, CliError> {
+    async fn run_locked(&self, loaded: Loaded) -> Result<ExitCode, CliError> {
         // Ctrl-C from the start: before the apply begins it stops the run with nothing changed; during
         // the apply the engine stops scheduling (first) or stops at once (second).
         let interrupt = Interrupt::new();
@@ -277,9 +281,11 @@ impl Flow {
 
     async fn run_interruptible(
         &self,
-        loaded: &Loaded,
+        loaded: Loaded,
         interrupt: &Interrupt,
     ) -> Result<ExitCode, CliError> {
+        let owned = loaded;
+        let loaded = &owned;
         let existing = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
         let existed = existing.is_some();
         let mut state =
@@ -370,6 +376,11 @@ impl Flow {
         if !self.json {
             out!("{}", render_plan(&plan, &render))?;
         }
+        // Each change's attribute list only serves the plan's display (several kilobytes per
+        // resource): once shown, it goes, so the checks and the apply plan below run without it.
+        for change in &mut plan.changes {
+            change.attributes = Vec::new();
+        }
         // Objects this run would create that exist already, unknown to a state that knows nothing:
         // most likely another state's. Stop before anything is created.
         if self.mode == PlanMode::Normal {
@@ -437,23 +448,33 @@ impl Flow {
         // them, and a rollback restores it.
         let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras)
             .with_refreshed(&snapshot);
-        // The plan and the refreshed snapshot (with its copy of the state) are not needed during
-        // the run: free them rather than hold three copies of every resource until it ends.
-        drop(plan);
-        drop(snapshot);
         let options = ApplyOptions {
             parallelism: self.target.parallelism.into(),
             no_rollback: self.no_rollback,
             propagation: propagation_policy(&loaded.stack, &self.target),
             cloud_id: None,
         };
+        // The plan, the refreshed snapshot (with its copy of the state), the loaded stack and its
+        // graph are not needed during the run: free them rather than hold several copies of every
+        // resource until it ends.
+        drop(plan);
+        drop(snapshot);
+        drop(extras);
+        let Loaded {
+            registry,
+            stack,
+            graph,
+            ..
+        } = owned;
+        drop(stack);
+        drop(graph);
         let sink: Arc<dyn EventSink> = reporter.clone();
         let report = apply::apply(
             &apply_plan,
             state,
             persistence,
             dyn_provider,
-            &loaded.registry,
+            &registry,
             options,
             sink,
             interrupt.clone(),

@@ -228,11 +228,21 @@ pub(crate) fn lock<'a>(
     loaded: &'a Loaded,
     request: &crate::state::LockRequest,
 ) -> Result<Held<'a>, CliError> {
-    let acquired = loaded.store.lock(request)?;
+    lock_parts(&loaded.store, loaded.backend.as_ref(), request)
+}
+
+/// [`lock`] for a command that owns its stack's state store and backend apart from the loaded
+/// stack (apply and destroy free the stack during the run).
+pub(crate) fn lock_parts<'a>(
+    store: &StateStore,
+    backend: Option<&'a Session>,
+    request: &crate::state::LockRequest,
+) -> Result<Held<'a>, CliError> {
+    let acquired = store.lock(request)?;
     if let Some(notice) = &acquired.notice {
         errln!("note: {notice}");
     }
-    let remote = match &loaded.backend {
+    let remote = match backend {
         Some(session) => {
             if let Some(notice) = session.lock(request)? {
                 errln!("note: {notice}");

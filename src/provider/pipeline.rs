@@ -33,7 +33,7 @@ use url::Url;
 
 use super::contract::Result;
 use super::error::{ErrorKind, ProviderError};
-use super::pace::{PaceClass, Pacer};
+use super::pace::{PaceClass, Pacer, Reservation, Ticket};
 pub use super::retry::TransportErrorKind;
 use super::retry::{
     RetryPolicy, is_retryable_status, may_resend_after, method_is_idempotent, retry_after,
@@ -575,6 +575,27 @@ impl Pipeline {
         &self.clock
     }
 
+    /// Waits for `pacer` to let a request of `class` go; the ticket ends with the request.
+    async fn paced<'p>(&self, pacer: &'p Pacer, class: PaceClass) -> Ticket<'p> {
+        loop {
+            match pacer.reserve(class, self.clock.elapsed()) {
+                Reservation::Send { wait, ticket } => {
+                    if !wait.is_zero() {
+                        self.clock.sleep(wait + PACE_SKEW).await;
+                    }
+                    return ticket;
+                }
+                // The class's first answer is awaited: then the bucket holds what the server said.
+                Reservation::Learning(mut probe) => {
+                    if probe.changed().await.is_err() {
+                        // The pacer is gone only with the pipeline; reserve again regardless.
+                        tokio::task::yield_now().await;
+                    }
+                }
+            }
+        }
+    }
+
     /// Sends `req` through the layers and returns the final response, whatever its status (a
     /// retryable status is returned once the retry budget is spent). `Err` means no response at all:
     /// connection failures after retries, or no token.
@@ -602,13 +623,12 @@ impl Pipeline {
         loop {
             let attempt = retry + 1;
             let mut try_req = req.clone();
-            let pacer = self.pacer_for(auth);
-            if let Some(p) = pacer {
-                let wait = p.reserve(PaceClass::of(req.method.as_str()), self.clock.elapsed());
-                if !wait.is_zero() {
-                    self.clock.sleep(wait + PACE_SKEW).await;
-                }
-            }
+            // Ends (answered or dropped) before any retry wait, so the pacer knows it is no longer
+            // on its way.
+            let ticket = match self.pacer_for(auth) {
+                Some(p) => Some(self.paced(p, PaceClass::of(req.method.as_str())).await),
+                None => None,
+            };
             self.authorize(&mut try_req, auth).await?;
             let t0 = self.clock.elapsed();
             let counter = if self.is_arm(auth) {
@@ -619,17 +639,13 @@ impl Pipeline {
             counter.fetch_add(1, Ordering::Relaxed);
             let result = self.transport.send(try_req).await;
             maybe_seen |= !matches!(&result, Err(e) if e.kind == TransportErrorKind::Connect);
-            if let Ok(resp) = &result {
-                if resp.status == 429 {
-                    self.counts.throttled.fetch_add(1, Ordering::Relaxed);
-                }
-                if let Some(p) = pacer {
-                    let now = self.clock.elapsed();
-                    p.observe(&resp.headers, now);
-                    if resp.status == 429 {
-                        p.throttled(PaceClass::of(req.method.as_str()), now);
-                    }
-                }
+            if let Ok(resp) = &result
+                && resp.status == 429
+            {
+                self.counts.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            if let (Some(ticket), Ok(resp)) = (ticket, &result) {
+                ticket.answered(&resp.headers, resp.status == 429, self.clock.elapsed());
             }
             let duration_ms = self.clock.elapsed().saturating_sub(t0).as_millis();
             let url = redact_url(&req.url);

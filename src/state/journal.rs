@@ -18,6 +18,10 @@
 //!
 //! Appends are group-committed: lines from many threads that arrive while a write is being synced
 //! are written together and share the next fsync; every method returns once its own line is
+//! durable. A line may also be queued now and waited for later ([`Journal::queue_intent`],
+//! [`Journal::queue_commit`], [`Journal::wait`]): lines are written in the order they were queued,
+//! so once a line is durable every line queued before it is too — the apply engine queues a
+//! batch's commit and then the intents of the steps that follow it, and one fsync makes them all
 //! durable. A write that fails leaves the journal refusing further appends (its tail may be torn).
 //!
 //! The file is JSON lines, `<stack>.journal` beside the state, mode 0600. It is created by the first
@@ -45,6 +49,11 @@ use super::replica::{Replica, Shown};
 
 /// Identifies one step in a journal; unique within the journal file, increasing.
 pub(crate) type StepId = u64;
+
+/// A line queued for the journal's next group write; durable once that write is synced
+/// ([`Journal::wait`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Queued(u64);
 
 /// What a step does to its resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -185,7 +194,7 @@ pub struct Journal {
     inner: Mutex<Inner>,
     /// Signalled when a group write ends.
     written: Condvar,
-    /// Tests: holds commits back, to see what runs while one is being made.
+    /// Tests: holds groups with commits back, to see what runs while one is being made.
     #[cfg(test)]
     gate: std::sync::Arc<CommitGate>,
 }
@@ -199,7 +208,7 @@ impl fmt::Debug for Journal {
     }
 }
 
-/// A test hook of [`Journal::commit`]: while held, a commit waits before it writes anything.
+/// A test hook of the group write: while held, a group holding a commit waits before it is written.
 #[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct CommitGate {
@@ -259,6 +268,13 @@ struct Inner {
     /// Lines queued so far and lines known durable, counted since the journal was opened.
     queued: u64,
     durable: u64,
+    /// Steps that queued lines finish (a commit, `done` lines), by the line that finishes them: they
+    /// stay unfinished until that line is durable.
+    finishing: Vec<(u64, Vec<StepId>)>,
+    /// Tests: steps finished by the commits queued and not yet written (the commit gate holds
+    /// the write of a group holding any).
+    #[cfg(test)]
+    gated: usize,
     /// A thread is writing and syncing a group; the others wait for it.
     writing: bool,
     /// Why a group write failed; the journal then refuses every append.
@@ -344,6 +360,9 @@ impl Journal {
                     queue: Vec::new(),
                     queued: 0,
                     durable: 0,
+                    finishing: Vec::new(),
+                    #[cfg(test)]
+                    gated: 0,
                     writing: false,
                     failed: None,
                     #[cfg(test)]
@@ -384,6 +403,14 @@ impl Journal {
 
     /// Durably records that a step is about to be sent; returns its id. Call before sending.
     pub fn intent(&self, new: NewIntent) -> Result<StepId, JournalError> {
+        let (step, queued) = self.queue_intent(new)?;
+        self.wait(queued)?;
+        Ok(step)
+    }
+
+    /// Queues the intent of a step about to be sent and returns its id: the step is unfinished from
+    /// now on, and its request may be sent once [`wait`](Self::wait) says the line is durable.
+    pub(crate) fn queue_intent(&self, new: NewIntent) -> Result<(StepId, Queued), JournalError> {
         let mut inner = self.inner();
         let intent = Intent {
             step: inner.next_step,
@@ -409,11 +436,11 @@ impl Journal {
                 source: io::Error::other("step ids are exhausted; resolve and remove the journal"),
             })?;
         let line = self.line(&record)?;
+        let queued = self.enqueue(&mut inner, &line)?;
         inner.next_step = next;
-        let mut inner = self.append(inner, &line)?;
         let step = intent.step;
         inner.pending.insert(step, intent);
-        Ok(step)
+        Ok((step, queued))
     }
 
     /// Durably records that a step's outcome is in the state file. Works for steps recovered from
@@ -438,24 +465,36 @@ impl Journal {
             };
             lines.extend(self.line(&record)?);
         }
-        let mut inner = self.append(inner, &lines)?;
-        for step in steps {
-            inner.pending.shift_remove(step);
-        }
-        Ok(())
+        let mut inner = inner;
+        let queued = self.enqueue(&mut inner, &lines)?;
+        inner.finishing.push((queued.0, steps.to_vec()));
+        drop(inner);
+        self.wait(queued)
     }
 
     /// Durably records a state write: `changes` applied to the state whose serial is `base`, which
-    /// finishes `steps`. `changes` must already be redacted (see [`Changes`]).
+    /// finishes `steps`. `changes` must already be redacted (see [`Changes`]). (The engine queues
+    /// its commits: [`queue_commit`](Self::queue_commit).)
+    #[cfg(test)]
     pub(crate) fn commit(
         &self,
         base: u64,
         steps: &[StepId],
         changes: &Changes,
     ) -> Result<(), JournalError> {
-        #[cfg(test)]
-        self.gate.pass(steps.len());
-        let inner = self.inner();
+        let queued = self.queue_commit(base, steps, changes)?;
+        self.wait(queued)
+    }
+
+    /// Queues a [`commit`](Self::commit) without waiting: `steps` stay unfinished until
+    /// [`wait`](Self::wait) says it is durable. Lines queued after it are written after it.
+    pub(crate) fn queue_commit(
+        &self,
+        base: u64,
+        steps: &[StepId],
+        changes: &Changes,
+    ) -> Result<Queued, JournalError> {
+        let mut inner = self.inner();
         self.check_pending(&inner, steps)?;
         let record = Record::Commit {
             base,
@@ -464,11 +503,18 @@ impl Journal {
             at: host::now_rfc3339(),
         };
         let line = self.line(&record)?;
-        let mut inner = self.append(inner, &line)?;
-        for step in steps {
-            inner.pending.shift_remove(step);
+        let queued = self.enqueue(&mut inner, &line)?;
+        inner.finishing.push((queued.0, steps.to_vec()));
+        #[cfg(test)]
+        {
+            inner.gated += steps.len();
         }
-        Ok(())
+        Ok(queued)
+    }
+
+    /// Whether `queued` is durable (no wait).
+    pub(crate) fn is_durable(&self, queued: Queued) -> bool {
+        self.inner().durable >= queued.0
     }
 
     /// The gate of this journal's commits (tests).
@@ -575,32 +621,38 @@ impl Journal {
         Ok(line)
     }
 
-    /// Queues whole `lines` and returns once they are durable: the first thread to find no write
-    /// under way writes and syncs everything queued (its lines and those of the threads waiting
-    /// meanwhile); the others wait for that write. Returns the lock again.
-    fn append<'a>(
-        &'a self,
-        mut inner: MutexGuard<'a, Inner>,
-        lines: &[u8],
-    ) -> Result<MutexGuard<'a, Inner>, JournalError> {
-        if inner.failed.is_none() {
-            inner.queue.extend_from_slice(lines);
-            inner.queued += 1;
+    /// Queues whole `lines` for the next group write; refused once a write has failed.
+    fn enqueue(&self, inner: &mut Inner, lines: &[u8]) -> Result<Queued, JournalError> {
+        self.check_failed(inner)?;
+        inner.queue.extend_from_slice(lines);
+        inner.queued += 1;
+        Ok(Queued(inner.queued))
+    }
+
+    fn check_failed(&self, inner: &Inner) -> Result<(), JournalError> {
+        match &inner.failed {
+            Some((kind, message)) => Err(JournalError::Io {
+                path: self.path.clone(),
+                source: io::Error::new(
+                    *kind,
+                    format!("an earlier write failed ({message}); nothing more is appended"),
+                ),
+            }),
+            None => Ok(()),
         }
-        let mine = inner.queued;
+    }
+
+    /// Returns once `queued` (and so every line queued before it) is durable: the first thread to
+    /// find no write under way writes and syncs everything queued (its lines and those queued
+    /// meanwhile, by any thread); the others wait for that write. This is the one place where the
+    /// journal's bytes are written and synced.
+    pub(crate) fn wait(&self, queued: Queued) -> Result<(), JournalError> {
+        let mut inner = self.inner();
         loop {
-            if let Some((kind, message)) = &inner.failed {
-                return Err(JournalError::Io {
-                    path: self.path.clone(),
-                    source: io::Error::new(
-                        *kind,
-                        format!("an earlier write failed ({message}); nothing more is appended"),
-                    ),
-                });
+            if inner.durable >= queued.0 {
+                return Ok(());
             }
-            if inner.durable >= mine {
-                return Ok(inner);
-            }
+            self.check_failed(&inner)?;
             if inner.writing {
                 inner = self
                     .written
@@ -611,7 +663,13 @@ impl Journal {
             inner.writing = true;
             let group = std::mem::take(&mut inner.queue);
             let upto = inner.queued;
+            #[cfg(test)]
+            let gated = std::mem::take(&mut inner.gated);
             drop(inner);
+            #[cfg(test)]
+            if gated > 0 {
+                self.gate.pass(gated);
+            }
             let result = self
                 .file()
                 .and_then(|mut f| f.write_all(&group).and_then(|()| f.sync_data()))
@@ -623,7 +681,17 @@ impl Journal {
                 inner.groups += 1;
             }
             match result {
-                Ok(()) => inner.durable = upto,
+                Ok(()) => {
+                    inner.durable = upto;
+                    // What the group's commits and `done` lines finish is finished now.
+                    let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut inner.finishing)
+                        .into_iter()
+                        .partition(|(at, _)| *at <= upto);
+                    inner.finishing = later;
+                    for step in now.iter().flat_map(|(_, steps)| steps) {
+                        inner.pending.shift_remove(step);
+                    }
+                }
                 Err(err) => inner.failed = Some((err.kind(), err.to_string())),
             }
             self.written.notify_all();

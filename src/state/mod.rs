@@ -64,10 +64,10 @@ mod store;
 mod surgery;
 
 pub(crate) use host::{Liveness, hostname, liveness};
-pub(crate) use journal::StepId;
 pub use journal::{
     Intent, Journal, JournalAction, JournalError, JournalNote, JournalOpen, NewIntent,
 };
+pub(crate) use journal::{Queued, StepId};
 pub use lock::{
     Acquired, Lock, LockError, LockGuard, LockInfo, LockRequest, TakeoverNotice, TakeoverReason,
     UnlockOutcome,

@@ -19,8 +19,10 @@ resources:
   b2: { type: blob, account: "${store.name}", container: "${c2.name}", name: b.txt, content: "b" }
 "#;
 
-/// Writes: 2 at once, then 5 per second; deletes likewise; reads: 4 at once, then 20 per second.
-const THROTTLE: &str = "reads=4/20,writes=2/5,deletes=2/5";
+/// Writes: 2 at once, then 5 per second; deletes: 2 at once, then 1 per second (slow enough that the
+/// unpaced destroy's four container deletes overrun it even on a loaded machine, where they may be
+/// spread over more than a second); reads: 4 at once, then 20 per second.
+const THROTTLE: &str = "reads=4/20,writes=2/5,deletes=2/1";
 
 /// The `(total, arm, other, throttled)` of the summary's `Requests:` line.
 fn requests(out: &Output) -> (u64, u64, u64, u64) {
@@ -57,6 +59,41 @@ fn a_paced_apply_is_never_throttled_and_an_unpaced_client_is() {
         out.stderr
     );
     assert!(!out.stderr.contains("paced:"), "{}", out.stderr);
+}
+
+/// Four storage accounts: the engine's first ARM requests are four reads at once (the create
+/// preflight's look for objects that exist outside the state).
+const FOUR_ACCOUNTS: &str = r#"
+stack: learns
+cloud: { kind: local }
+resources:
+  one: { type: storage_account, name: pacedlearn01 }
+  two: { type: storage_account, name: pacedlearn02 }
+  three: { type: storage_account, name: pacedlearn03 }
+  four: { type: storage_account, name: pacedlearn04 }
+"#;
+
+/// The bug: the engine's buckets start full, but the cloud's bucket of the same principal was
+/// still refilling from an earlier client's requests, so the apply's first burst of reads (sent
+/// before any answer said what remained) was answered 429.
+#[test]
+fn a_paced_apply_learns_what_an_earlier_client_left_before_it_bursts() {
+    // Six reads at once, then four per second.
+    let t = Test::new()
+        .stack(FOUR_ACCOUNTS)
+        .local_cloud(&["--arm-throttle", "reads=6/4"]);
+    // Another client of the same principal (the test's own calls) takes five of the six reads.
+    t.rest(async |c| {
+        let path = format!("{}?api-version=2022-09-01", c.rg());
+        for _ in 0..5 {
+            let get = c.arm(reqwest::Method::GET, &path, None).await;
+            assert_eq!(get.status, 200, "{}", get.text);
+        }
+    });
+    let out = t.run(["apply", "--auto-approve"]).code(0);
+    let (_, arm, _, throttled) = requests(&out);
+    assert_eq!(throttled, 0, "a paced apply was throttled:\n{}", out.stderr);
+    assert!(arm >= 8, "four reads and four writes at least: {arm}");
 }
 
 #[test]
