@@ -26,6 +26,7 @@ use crate::report::plan::{RenderOptions, render_plan};
 use crate::report::progress::{
     ProgressMode, Reporter, render_paced, render_requests, render_summary,
 };
+use crate::report::stdio::{StdoutError, err, errln, out, outln};
 use crate::stack::CloudKind;
 use crate::state::{LockRequest, StateStore};
 
@@ -243,7 +244,7 @@ impl Flow {
             }
         }
         if let Some(env) = &self.stack.env {
-            eprintln!(
+            errln!(
                 "Removed environment `{env}`: its state is gone from {}.",
                 engine::shown(store.path().parent().unwrap_or(store.path()))
             );
@@ -265,7 +266,7 @@ impl Flow {
         // Without a state (an environment that never was) only the lock blob this run made goes.
         session.remove()?;
         if let (Some(env), Some(_)) = (&self.stack.env, state) {
-            eprintln!(
+            errln!(
                 "Removed environment `{env}`: its state is gone from {}.",
                 session.describe()
             );
@@ -320,7 +321,7 @@ impl Flow {
             existing.unwrap_or_else(|| crate::state::StateFile::new(&loaded.stack.name));
         let journal_open = loaded.store.open_journal()?;
         for note in &journal_open.notes {
-            eprintln!(
+            errln!(
                 "note: journal {}: {note:?}",
                 engine::shown(&loaded.store.journal_path())
             );
@@ -402,7 +403,7 @@ impl Flow {
             color: super::common::use_color_stdout(),
         };
         if !self.json {
-            print!("{}", render_plan(&plan, &render));
+            out!("{}", render_plan(&plan, &render))?;
         }
         // Each change's attribute list only serves the plan's display (several kilobytes per
         // resource): once shown, it goes, so the checks and the apply plan below run without it.
@@ -425,9 +426,9 @@ impl Flow {
                     super::foreign::report_existing(&existing, loaded, &self.stack, &self.target);
                 // JSON lines own stdout under --json.
                 if self.json {
-                    eprint!("{report}");
+                    err!("{report}");
                 } else {
-                    print!("{report}");
+                    out!("{report}")?;
                 }
                 return Err(CliError::ExistsOutsideState {
                     count: existing.len(),
@@ -447,7 +448,7 @@ impl Flow {
             return Ok(ExitCode::SUCCESS);
         }
         if !self.auto_approve && !confirm(self.verb)? {
-            eprintln!("{} cancelled; nothing was changed.", self.verb);
+            errln!("{} cancelled; nothing was changed.", self.verb);
             return Ok(ExitCode::from(exit::ERROR));
         }
 
@@ -511,32 +512,51 @@ impl Flow {
         reporter.finish();
         let sent = provider.requests();
         engine::log_requests("run done", &sent);
-        if self.json {
-            let line = serde_json::json!({ "event": "outputs", "outputs": report.state.outputs });
-            println!("{line}");
-        } else {
-            eprint!("{}", render_summary(&report.summary, self.verb));
-            eprint!("{}", render_requests("Requests", &provider.requests()));
-            if report.summary.outcome == Outcome::Succeeded
-                && self.mode != PlanMode::Destroy
-                && !report.state.outputs.is_empty()
-            {
-                println!("\nOutputs:");
-                for (name, value) in &report.state.outputs {
-                    println!("  {name} = {}", super::output::show_value(value));
+        let printed = (|| -> Result<(), StdoutError> {
+            if let Some(e) = reporter.take_stdout_error() {
+                return Err(e);
+            }
+            if self.json {
+                let line =
+                    serde_json::json!({ "event": "outputs", "outputs": report.state.outputs });
+                outln!("{line}")?;
+            } else {
+                err!("{}", render_summary(&report.summary, self.verb));
+                err!("{}", render_requests("Requests", &provider.requests()));
+                if report.summary.outcome == Outcome::Succeeded
+                    && self.mode != PlanMode::Destroy
+                    && !report.state.outputs.is_empty()
+                {
+                    outln!("\nOutputs:")?;
+                    for (name, value) in &report.state.outputs {
+                        outln!("  {name} = {}", super::output::show_value(value))?;
+                    }
                 }
             }
-        }
-        Ok(match report.summary.outcome {
+            Ok(())
+        })();
+        let code = match report.summary.outcome {
             Outcome::Succeeded => ExitCode::SUCCESS,
             Outcome::Interrupted | Outcome::Aborted => {
-                eprintln!(
+                errln!(
                     "Run `stackform apply` to continue, or `stackform destroy` to remove what was created."
                 );
                 ExitCode::from(exit::INTERRUPTED)
             }
             Outcome::RolledBack | Outcome::Failed => ExitCode::from(exit::ERROR),
-        })
+        };
+        // The run has ended: a stdout that could not be written (a closed pipe, a full disk) decides
+        // the exit code only after a successful run. After a failed, rolled-back or interrupted one the
+        // run's own code stays, so a failure never reads as "the reader stopped"; a full disk is still
+        // said on stderr.
+        match printed {
+            Err(e) if report.summary.outcome == Outcome::Succeeded => Err(e.into()),
+            Err(e) => {
+                let _ = CliError::from(e).report();
+                Ok(code)
+            }
+            Ok(()) => Ok(code),
+        }
     }
 }
 
@@ -592,7 +612,7 @@ fn confirm(verb: &str) -> Result<bool, CliError> {
             verb: verb.to_lowercase(),
         });
     }
-    eprint!(
+    err!(
         "\nDo you want to {} these changes? Only 'yes' will be accepted: ",
         verb.to_lowercase()
     );

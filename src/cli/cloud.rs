@@ -9,6 +9,7 @@ use super::exit;
 use crate::cloud::faults::{Faults, FaultsPatch};
 use crate::cloud::instance::{self, CloudError};
 use crate::cloud::{CloudOptions, SeedProfile, default_data_dir};
+use crate::report::stdio::outln;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -108,11 +109,11 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             let dir = dir_of(&d)?;
             match instance::stop(&dir) {
                 Ok(_) => {
-                    println!("the local cloud stopped (data: {})", dir.display());
+                    outln!("the local cloud stopped (data: {})", dir.display())?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(CloudError::NotRunning(_)) => {
-                    println!("the local cloud is not running (data: {})", dir.display());
+                    outln!("the local cloud is not running (data: {})", dir.display())?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => Err(e.into()),
@@ -124,24 +125,24 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
                 Some(info) if s.json => {
                     let mut v = serde_json::to_value(&info)?;
                     v["running"] = true.into();
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(info) => {
-                    println!("the local cloud is running (pid {})", info.pid);
-                    println!("  arm endpoint:   {}", info.arm_endpoint);
-                    println!("  tenant:         {}", info.tenant_id);
-                    println!("  subscription:   {}", info.subscription_id);
-                    println!("  resource group: {}", info.resource_group);
-                    println!("  workspace:      {}", info.workspace);
-                    println!("  client id:      {}", info.client_id);
-                    println!("  ca certificate: {}", info.ca_cert.display());
-                    println!("  data folder:    {}", info.data_dir.display());
-                    println!("(cloud status --json also shows the local client secret)");
+                    outln!("the local cloud is running (pid {})", info.pid)?;
+                    outln!("  arm endpoint:   {}", info.arm_endpoint)?;
+                    outln!("  tenant:         {}", info.tenant_id)?;
+                    outln!("  subscription:   {}", info.subscription_id)?;
+                    outln!("  resource group: {}", info.resource_group)?;
+                    outln!("  workspace:      {}", info.workspace)?;
+                    outln!("  client id:      {}", info.client_id)?;
+                    outln!("  ca certificate: {}", info.ca_cert.display())?;
+                    outln!("  data folder:    {}", info.data_dir.display())?;
+                    outln!("(cloud status --json also shows the local client secret)")?;
                     Ok(ExitCode::SUCCESS)
                 }
                 None if s.json => {
-                    println!("{}", serde_json::json!({"running": false, "data_dir": dir}));
+                    outln!("{}", serde_json::json!({"running": false, "data_dir": dir}))?;
                     Ok(ExitCode::from(exit::ERROR))
                 }
                 None => Err(CliError::CloudNotRunning { data_dir: dir }),
@@ -151,13 +152,13 @@ pub fn run(args: Args) -> Result<ExitCode, CliError> {
             let dir = dir_of(&d)?;
             if instance::status(&dir).is_some() {
                 instance::stop(&dir)?;
-                println!("stopped the running local cloud");
+                outln!("stopped the running local cloud")?;
             }
             instance::reset(&dir)?;
-            println!(
+            outln!(
                 "the local cloud's state was deleted (data: {})",
                 dir.display()
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -217,15 +218,16 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
             extra.push("--hardened".to_string());
         }
         let info = instance::spawn_detached(&exe, &dir, a.port, &extra)?;
-        println!(
+        outln!(
             "the local cloud is running in the background (pid {}) at {}",
-            info.pid, info.arm_endpoint
-        );
-        println!(
+            info.pid,
+            info.arm_endpoint
+        )?;
+        outln!(
             "data: {}  log: {}",
             dir.display(),
             dir.join(instance::LOG_FILE).display()
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let explicit = a.port.is_some();
@@ -268,18 +270,23 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
             }
             other => other,
         }?;
-        println!(
+        let announced = outln!(
             "the local cloud is listening on {} (data: {})",
             running.info.arm_endpoint,
             dir.display()
         );
+        if let Err(e) = announced {
+            // Nobody can learn where it listens: stop the cloud cleanly rather than serve unseen.
+            running.shutdown().await;
+            return Err(e.into());
+        }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminated() => {}
             _ = running.shutdown_requested() => {}
         }
         running.shutdown().await;
-        println!("the local cloud stopped");
+        outln!("the local cloud stopped")?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -15,6 +15,7 @@ use crate::backend::config::{AzureBlob, Backend, Overrides};
 use crate::graph::ResourceGraph;
 use crate::plan::{self, DesiredExtras, Live, Plan, PlanMode, Snapshot};
 use crate::provider::{AzureProvider, CloudConfig, CloudKind as ProviderCloud, Provider, Secret};
+use crate::report::stdio::errln;
 use crate::specs::Registry;
 use crate::stack::{CloudKind, Stack};
 use crate::state::{StateFile, StateStore};
@@ -145,7 +146,7 @@ pub(super) fn load(stack_args: &StackArgs, target: &TargetArgs) -> Result<Loaded
     let (store, backend) = match backend_of(&stack, stack_args, target)? {
         Backend::Local => {
             if let Some(notice) = &located.notice {
-                eprintln!("note: {notice}");
+                errln!("note: {notice}");
             }
             (located.store, None)
         }
@@ -217,7 +218,7 @@ impl Drop for Held<'_> {
         if let Some(session) = self.remote
             && let Err(e) = session.unlock()
         {
-            eprintln!("warning: {e}");
+            errln!("warning: {e}");
         }
     }
 }
@@ -239,12 +240,12 @@ pub(crate) fn lock_parts<'a>(
 ) -> Result<Held<'a>, CliError> {
     let acquired = store.lock(request)?;
     if let Some(notice) = &acquired.notice {
-        eprintln!("note: {notice}");
+        errln!("note: {notice}");
     }
     let remote = match backend {
         Some(session) => {
             if let Some(notice) = session.lock(request)? {
-                eprintln!("note: {notice}");
+                errln!("note: {notice}");
             }
             Some(session)
         }

@@ -15,6 +15,7 @@ use super::engine::{self, TargetArgs, shown};
 use super::error::CliError;
 use super::place::{self, EnvSummary};
 use crate::backend::config::{Backend, Overrides};
+use crate::report::stdio::{out, outln};
 use crate::stack::LoadOptions;
 
 /// Environments of a stack: separate copies made with `--env NAME`.
@@ -116,16 +117,16 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let now = SystemTime::now();
     if json {
         let list: Vec<serde_json::Value> = envs.iter().map(to_json).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(ExitCode::SUCCESS);
     }
     if envs.is_empty() {
-        println!(
+        outln!(
             "No environments of stack `{name}` in {place} (make one with `stackform apply --env NAME`)."
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", render(&envs, now));
+    out!("{}", render(&envs, now))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -17,6 +17,7 @@ use crate::cloud::faults::FaultsError;
 use crate::plan::PlanError;
 use crate::plan::content::ContentError;
 use crate::provider::ProviderError;
+use crate::report::stdio::err;
 use crate::specs::SpecError;
 use crate::state::{JournalAction, JournalError, LockError, LockInfo, StateError, SurgeryError};
 
@@ -109,6 +110,11 @@ pub enum CliError {
         path: PathBuf,
         source: std::io::Error,
     },
+
+    /// Standard output could not be written: a closed pipe ends the command quietly, anything else
+    /// (a full disk) is reported.
+    #[error(transparent)]
+    Stdout(#[from] crate::report::stdio::StdoutError),
 
     /// Turning a document the command prints into JSON failed.
     #[error(transparent)]
@@ -203,6 +209,8 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Interrupted => exit::INTERRUPTED,
+            CliError::Stdout(e) if e.is_closed() => exit::CLOSED_STDOUT,
+            CliError::Stdout(_) => exit::ERROR,
             CliError::Diagnostics { .. }
             | CliError::StackFileMissing { .. }
             | CliError::Specs(_)
@@ -253,9 +261,12 @@ impl CliError {
         }
     }
 
-    /// Prints the error to stderr and returns its exit code.
+    /// Prints the error to stderr and returns its exit code. A closed stdout prints nothing: the
+    /// reader asked for no more, as with `git log | head`.
     pub fn report(&self) -> ExitCode {
-        eprint!("{}", self.render());
+        if !matches!(self, CliError::Stdout(e) if e.is_closed()) {
+            err!("{}", self.render());
+        }
         ExitCode::from(self.exit_code())
     }
 

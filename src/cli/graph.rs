@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::common::{self, StackArgs};
 use super::error::CliError;
+use crate::report::stdio::{out, outln};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Format {
@@ -31,10 +32,10 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     let registry = common::registry()?;
     let (stack, graph) = common::load_graph(&args.stack, &registry)?;
     match args.format {
-        Format::Dot => print!("{}", graph.to_dot(&stack.name)),
+        Format::Dot => out!("{}", graph.to_dot(&stack.name))?,
         Format::Json => {
             let json = serde_json::to_string_pretty(&graph.to_json(&stack.name))?;
-            println!("{json}");
+            outln!("{json}")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -10,6 +10,7 @@ use super::common::StackArgs;
 use super::engine::{self, TargetArgs};
 use super::error::{CliError, Hint, InvokeError};
 use super::exit;
+use crate::report::stdio::{errln, out, outln};
 use crate::state::StateFile;
 
 /// Call an endpoint with its key, like `az ml online-endpoint invoke`, and print the JSON answer.
@@ -139,12 +140,12 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
         if (200..300).contains(&answer.status) {
             // Pretty-print JSON answers; print anything else as it came.
             match serde_json::from_str::<Value>(&answer.body) {
-                Ok(v) => println!("{v}"),
-                Err(_) => println!("{}", answer.body),
+                Ok(v) => outln!("{v}")?,
+                Err(_) => outln!("{}", answer.body)?,
             }
             return Ok(ExitCode::SUCCESS);
         }
-        eprintln!(
+        errln!(
             "error: the endpoint answered HTTP {}: {}",
             answer.status,
             answer.body.trim()
@@ -156,12 +157,12 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
         for name in names {
             match provider.get_logs(&endpoint, &name, 20).await {
                 Ok(log) => {
-                    eprintln!("\nlast lines of deployment `{name}`'s log:");
+                    errln!("\nlast lines of deployment `{name}`'s log:");
                     for line in log.lines() {
-                        eprintln!("  {line}");
+                        errln!("  {line}");
                     }
                 }
-                Err(e) => eprintln!("(could not read deployment `{name}`'s log: {e})"),
+                Err(e) => errln!("(could not read deployment `{name}`'s log: {e})"),
             }
         }
         Ok(ExitCode::from(exit::ERROR))
@@ -217,9 +218,9 @@ pub(crate) fn run_logs(args: LogsArgs) -> Result<ExitCode, CliError> {
                 deployment: deployment.clone(),
                 source: Box::new(source),
             })?;
-        print!("{log}");
+        out!("{log}")?;
         if !log.ends_with('\n') && !log.is_empty() {
-            println!();
+            outln!()?;
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::common::StackArgs;
 use super::engine::{self, TargetArgs};
 use super::error::{CliError, Hint};
+use crate::report::stdio::outln;
 use crate::state::sensitive::is_redacted;
 
 /// Print the stack's outputs as recorded by the last apply (all of them, or one by name).
@@ -65,9 +66,9 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
                     hint: Hint::closest(name, state.outputs.keys().map(String::as_str)),
                 })?;
             if args.json {
-                println!("{}", hide(value));
+                outln!("{}", hide(value))?;
             } else {
-                println!("{}", show_value(value));
+                outln!("{}", show_value(value))?;
             }
         }
         None if args.json => {
@@ -76,14 +77,14 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
                 .iter()
                 .map(|(k, v)| (k.clone(), hide(v)))
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&all)?);
+            outln!("{}", serde_json::to_string_pretty(&all)?)?;
         }
         None => {
             if state.outputs.is_empty() {
-                println!("No outputs recorded.");
+                outln!("No outputs recorded.")?;
             }
             for (name, value) in &state.outputs {
-                println!("{name} = {}", show_value(value));
+                outln!("{name} = {}", show_value(value))?;
             }
         }
     }

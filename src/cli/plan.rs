@@ -17,6 +17,7 @@ use crate::preflight::Finding;
 use crate::provider::Provider;
 use crate::report::plan::{RenderOptions, render_drift, render_plan};
 use crate::report::progress::{ProgressMode, Reporter, render_requests};
+use crate::report::stdio::{err, errln, out, outln};
 use crate::state::LockRequest;
 
 /// Show what apply would do: refresh what is live, compare with the stack file, and print the changes.
@@ -125,7 +126,7 @@ fn refresh_and_plan(
     if let Ok(unfinished) = crate::state::Journal::read_unfinished(loaded.store.journal_path())
         && !unfinished.0.is_empty()
     {
-        eprintln!(
+        errln!(
             "warning: an earlier apply was interrupted with {} step(s) unfinished; the next `stackform apply` resolves them first",
             unfinished.0.len()
         );
@@ -198,7 +199,7 @@ fn refresh_and_plan(
     if let Some(sent) = sent {
         engine::log_requests("refresh done", &sent);
         if !json {
-            eprint!("{}", render_requests("Refresh", &sent));
+            err!("{}", render_requests("Refresh", &sent));
         }
     }
     Ok(Planned {
@@ -264,9 +265,9 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             );
         }
         let text = serde_json::to_string_pretty(&json)?;
-        println!("{text}");
+        outln!("{text}")?;
     } else {
-        print!(
+        out!(
             "{}",
             render_plan(
                 &plan,
@@ -274,22 +275,22 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
                     color: use_color_stdout()
                 }
             )
-        );
-        print!(
+        )?;
+        out!(
             "{}",
             super::foreign::report_existing(&existing, &loaded, &args.stack, &args.target)
-        );
+        )?;
     }
     // Preflight errors fail the plan (and no plan is saved); warnings are printed.
     super::preflight::settle(findings)?;
     if let Some(out) = &args.out {
         SavedPlan::new(&loaded, &args.stack, &extras, &args.targets, &plan).write(out)?;
         if !args.json {
-            println!(
+            outln!(
                 "\nSaved the plan to {}. Apply exactly this plan with:\n  stackform apply {}",
                 engine::shown(out),
                 engine::shown(out)
-            );
+            )?;
         }
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
@@ -314,10 +315,10 @@ pub(crate) fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
         (&[], false),
     )?;
     if format == DriftFormat::Junit {
-        print!(
+        out!(
             "{}",
             crate::report::junit::render_junit(&loaded.stack.name, &checked, &plan.drift)
-        );
+        )?;
     } else if format == DriftFormat::Json {
         let json = plan.to_json();
         let report = serde_json::json!({
@@ -327,9 +328,9 @@ pub(crate) fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
             "drift": json["drift"],
         });
         let text = serde_json::to_string_pretty(&report)?;
-        println!("{text}");
+        outln!("{text}")?;
     } else if plan.has_drift() {
-        print!(
+        out!(
             "{}",
             render_drift(
                 &plan.drift,
@@ -337,13 +338,13 @@ pub(crate) fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
                     color: use_color_stdout()
                 }
             )
-        );
-        println!(
+        )?;
+        outln!(
             "\nDrift: {} resource(s) changed outside stackform. `stackform plan` shows how apply would restore them.",
             plan.drift.len()
-        );
+        )?;
     } else {
-        println!("No drift: the cloud matches what was last applied.");
+        outln!("No drift: the cloud matches what was last applied.")?;
     }
     Ok(if plan.has_drift() {
         ExitCode::from(exit::CHANGES)

@@ -10,6 +10,7 @@ use crate::diag;
 use crate::plan::{Plan, PlanMode, Snapshot};
 use crate::preflight::{self, Finding, access, cloud};
 use crate::provider::AzureProvider;
+use crate::report::stdio::err;
 
 /// The preflight flag of `plan` and `apply`.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,7 +25,7 @@ pub struct PreflightArgs {
 pub(crate) fn settle(findings: Vec<Finding>) -> Result<(), CliError> {
     let (errors, warnings) = preflight::split(findings);
     if !warnings.is_empty() {
-        eprint!(
+        err!(
             "{}",
             diag::render_warnings(
                 &warnings,

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::common;
 use super::error::CliError;
+use crate::report::stdio::out;
 use crate::specs::stack_json_schema;
 
 /// Print the JSON Schema of the stack file (draft 2020-12), generated from the resource specs.
@@ -25,7 +26,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     text.push('\n');
     match args.output {
         Some(path) => std::fs::write(&path, text).map_err(CliError::io("write", &path))?,
-        None => print!("{text}"),
+        None => out!("{text}")?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::common::StackArgs;
 use super::engine::{self, LockArgs, TargetArgs};
 use super::error::{CliError, Hint, StateCommandError};
+use crate::report::stdio::outln;
 use crate::state::{Lock, LockRequest, UnlockOutcome};
 
 /// Inspect and repair the state: what stackform believes exists.
@@ -133,17 +134,17 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
         StateCommand::List(c) => {
             let loaded = engine::load(&c.stack, &c.target)?;
             let Some(state) = engine::read_state(&loaded.store)? else {
-                println!("No state yet for stack `{}`.", loaded.stack.name);
+                outln!("No state yet for stack `{}`.", loaded.stack.name)?;
                 return Ok(ExitCode::SUCCESS);
             };
             for r in state.list() {
-                println!(
+                outln!(
                     "{:<20} {:<24} {:<8} {}",
                     r.address,
                     r.resource_type,
                     r.status.to_string(),
                     r.id
-                );
+                )?;
             }
         }
         StateCommand::Show { resource, common } => {
@@ -160,7 +161,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
                 "inputs": hidden(&r.inputs),
                 "outputs": hidden(&r.outputs),
             });
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            outln!("{}", serde_json::to_string_pretty(&doc)?)?;
         }
         StateCommand::Rm {
             resource,
@@ -175,12 +176,14 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             let serial = state.serial;
             let removed = state.remove(&resource, force)?;
             loaded.store.write(&mut state, Some(serial))?;
-            println!(
+            outln!(
                 "Removed `{}` ({}) from state; it still exists in the cloud: {}",
-                removed.address, removed.resource.resource_type, removed.resource.id
-            );
+                removed.address,
+                removed.resource.resource_type,
+                removed.resource.id
+            )?;
             if !removed.detached.is_empty() {
-                println!("Detached from it: {}", removed.detached.join(", "));
+                outln!("Detached from it: {}", removed.detached.join(", "))?;
             }
         }
         StateCommand::Mv {
@@ -211,8 +214,8 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             }
             state.move_resource(&source, &destination)?;
             loaded.store.write(&mut state, Some(serial))?;
-            println!("Move \"{source}\" to \"{destination}\"");
-            println!("Successfully moved 1 object(s).");
+            outln!("Move \"{source}\" to \"{destination}\"")?;
+            outln!("Successfully moved 1 object(s).")?;
         }
         StateCommand::Import {
             resource,
@@ -267,9 +270,9 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
             let observed_id = record.id.clone();
             state.import(&resource, record)?;
             loaded.store.write(&mut state, serial)?;
-            println!(
+            outln!(
                 "Imported {observed_id} as `{resource}`. Run `stackform plan` to see how it compares with the stack file."
-            );
+            )?;
         }
         StateCommand::History(c) => {
             let loaded = engine::load(&c.stack, &c.target)?;
@@ -303,15 +306,13 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
                 None => Lock::force_unlock(loaded.store.lock_path())?,
             };
             match outcome {
-                UnlockOutcome::NotLocked => println!("The stack was not locked."),
+                UnlockOutcome::NotLocked => outln!("The stack was not locked.")?,
                 UnlockOutcome::RemovedStale(info) => {
-                    println!("Removed a stale lock left by {info:?}.")
+                    outln!("Removed a stale lock left by {info:?}.")?
                 }
-                UnlockOutcome::BrokeHeldLock(info) => {
-                    println!(
-                        "Broke the lock held by {info:?}. If that run is still going, state may be overwritten."
-                    )
-                }
+                UnlockOutcome::BrokeHeldLock(info) => outln!(
+                    "Broke the lock held by {info:?}. If that run is still going, state may be overwritten."
+                )?,
             }
         }
     }
@@ -332,10 +333,10 @@ fn take_lock<'a>(
 
 /// `state history`: the versions kept, the current one first.
 fn history(loaded: &engine::Loaded) -> Result<(), CliError> {
-    println!("{:<32} {:>8} {:>10}  REPLACED", "VERSION", "SERIAL", "SIZE");
+    outln!("{:<32} {:>8} {:>10}  REPLACED", "VERSION", "SERIAL", "SIZE")?;
     let line = |version: &str, serial: Option<u64>, size: u64, replaced: &str| {
         let serial = serial.map_or_else(|| "-".to_string(), |s| s.to_string());
-        println!("{version:<32} {serial:>8} {size:>10}  {replaced}");
+        outln!("{version:<32} {serial:>8} {size:>10}  {replaced}")
     };
     match &loaded.backend {
         Some(session) => {
@@ -345,7 +346,7 @@ fn history(loaded: &engine::Loaded) -> Result<(), CliError> {
                     v.serial,
                     v.size,
                     v.replaced.as_deref().unwrap_or("-"),
-                );
+                )?;
             }
         }
         None => {
@@ -361,7 +362,7 @@ fn history(loaded: &engine::Loaded) -> Result<(), CliError> {
                 } else {
                     loaded.store.read_backup()?.map(|s| s.serial)
                 };
-                line(name, serial, meta.len(), "-");
+                line(name, serial, meta.len(), "-")?;
             }
         }
     }
@@ -410,9 +411,9 @@ fn restore(loaded: &engine::Loaded, version: &str) -> Result<(), CliError> {
     };
     let from = state.serial;
     let serial = loaded.store.write(&mut state, expected)?;
-    println!(
+    outln!(
         "Restored version {version} (serial {from}) as serial {serial}; the version it replaced is kept in the history."
-    );
+    )?;
     Ok(())
 }
 
@@ -454,10 +455,10 @@ fn migrate(to: &str, common: &Common, lock: &LockArgs) -> Result<(), CliError> {
     };
     match engine::read_state(&destination.store)? {
         Some(found) if same(&found, &state) => {
-            println!(
+            outln!(
                 "{into} already holds this state (serial {}); nothing to copy.",
                 found.serial
-            );
+            )?;
             return Ok(());
         }
         Some(found) => {
@@ -482,19 +483,19 @@ fn migrate(to: &str, common: &Common, lock: &LockArgs) -> Result<(), CliError> {
         ))
         .into());
     }
-    println!(
+    outln!(
         "Moved the state ({} resource(s), serial {}) from {from} to {into} and read it back unchanged.",
         state.resources.len(),
         state.serial
-    );
-    println!(
+    )?;
+    outln!(
         "The state in {from} was left in place. Point the stack at the new backend ({}), then remove the old copy.",
         if to == "local" {
             "remove `backend:` from the stack file or set `kind: local`"
         } else {
             "set `backend: { kind: azure_blob, ... }` in the stack file"
         }
-    );
+    )?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use super::common::{self, StackArgs};
 use super::error::CliError;
+use crate::report::stdio::outln;
 
 /// Check a stack file: YAML, fields against the resource specs, variables, references, cycles, role
 /// names, and least privilege (a deployment naming a storage account its identity has no data role
@@ -29,7 +30,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
     ))?;
     let edges = graph.edges();
     let inferred = edges.iter().filter(|(_, _, e)| e.is_inferred()).count();
-    println!(
+    outln!(
         "{} is valid: stack `{}`, {} resource(s), {} dependencies ({} inferred), {} output(s).",
         crate::diag::display_path(&args.stack.file),
         stack.name,
@@ -37,6 +38,6 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
         edges.len(),
         inferred,
         stack.outputs.len()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

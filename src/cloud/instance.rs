@@ -257,9 +257,13 @@ pub fn ensure_running_with(exe: &Path, data_dir: &Path) -> Result<CloudInfo, Clo
     if let Some(info) = status(data_dir) {
         return Ok(info);
     }
-    eprintln!(
-        "starting the local cloud in the background (data: {})",
-        data_dir.display()
+    // Never `eprintln!`: it panics on a closed stderr, and this note is not worth failing for.
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stderr(),
+        format_args!(
+            "starting the local cloud in the background (data: {})\n",
+            data_dir.display()
+        ),
     );
     spawn_detached(exe, data_dir, None, &[])
 }

@@ -5,3 +5,4 @@
 pub mod junit;
 pub mod plan;
 pub mod progress;
+pub mod stdio;

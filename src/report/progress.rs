@@ -4,12 +4,12 @@
 //! pure functions ([`event_line`], [`render_summary`]) so it can be tested without a terminal.
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::stdio::{StdoutError, errln, outln};
 use crate::apply::{ApplyEvent, EventSink, Outcome, RefreshStatus, StepKind, StepResult, Summary};
 
 /// How progress is shown.
@@ -27,6 +27,8 @@ pub(crate) enum ProgressMode {
 pub(crate) struct Reporter {
     mode: ProgressMode,
     bars: Option<Bars>,
+    /// The first failure to write a JSON line to stdout, if any.
+    stdout_error: Mutex<Option<StdoutError>>,
 }
 
 struct Bars {
@@ -47,7 +49,16 @@ impl Reporter {
             }),
             _ => None,
         };
-        Reporter { mode, bars }
+        Reporter {
+            mode,
+            bars,
+            stdout_error: Mutex::new(None),
+        }
+    }
+
+    /// The first failure to write an event to stdout (`--json`), taken once the run has ended.
+    pub(crate) fn take_stdout_error(&self) -> Option<StdoutError> {
+        self.stdout_error.lock().ok().and_then(|mut e| e.take())
     }
 
     /// Prints a line above the live bars (or as a plain line).
@@ -57,7 +68,7 @@ impl Reporter {
                 let _ = bars.multi.println(text);
             }
             None if self.mode == ProgressMode::Json => {}
-            None => eprintln!("{text}"),
+            None => errln!("{text}"),
         }
     }
 
@@ -82,14 +93,18 @@ impl EventSink for Reporter {
     fn emit(&self, event: ApplyEvent) {
         match self.mode {
             ProgressMode::Json => {
-                if let Ok(line) = serde_json::to_string(&event) {
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "{line}");
+                // A failed write never stops the run (steps in flight finish, state is saved); the
+                // first failure is kept for the command to report once the run has ended.
+                if let Ok(line) = serde_json::to_string(&event)
+                    && let Err(e) = outln!("{line}")
+                    && let Ok(mut first) = self.stdout_error.lock()
+                {
+                    first.get_or_insert(e);
                 }
             }
             ProgressMode::Lines => {
                 if let Some(text) = event_line(&event) {
-                    eprintln!("{} {text}", timestamp());
+                    errln!("{} {text}", timestamp());
                 }
             }
             ProgressMode::Bars { .. } => {

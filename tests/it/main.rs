@@ -14,6 +14,7 @@ mod backend_remote;
 mod blob_snapshots;
 mod blue_green;
 mod cli_schema;
+mod cli_stdout;
 mod cli_validate;
 mod cloud_api;
 mod cloud_blob_lease;

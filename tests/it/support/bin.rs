@@ -86,6 +86,17 @@ impl Cmd {
             .into()
     }
 
+    /// Starts it with the given stdout and stderr (a pipe whose reader the test closes, `/dev/full`),
+    /// stdin empty.
+    pub(crate) fn spawn_with(mut self, stdout: Stdio, stderr: Stdio) -> Child {
+        self.command
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("the stackform binary starts")
+    }
+
     /// Starts it in the background with both streams piped, for tests that interrupt it.
     pub(crate) fn spawn(mut self) -> Child {
         self.command
