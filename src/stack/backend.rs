@@ -19,7 +19,7 @@ use crate::yaml::{Node, Value};
 
 use super::model::{BackendKind, BackendSection};
 use super::source::a_kind;
-use super::value::{Ctx, RefPolicy, ValKind};
+use super::value::Ctx;
 
 const BACKEND_KEYS: [&str; 6] = [
     "kind",
@@ -95,25 +95,13 @@ pub(super) fn section(
             );
             continue;
         }
-        let val = ctx.convert(src, value, RefPolicy::Forbidden("the `backend` section"));
-        let text = match val.kind {
-            ValKind::Invalid => continue,
-            ValKind::Null => continue,
-            ValKind::String(s) => s,
-            _ => {
-                ctx.error(
-                    Diagnostic::new(
-                        src,
-                        value.span,
-                        format!(
-                            "wrong type for `backend.{name}`: expected a string, found {}",
-                            val.describe()
-                        ),
-                    )
-                    .label(format!("this is {}", val.describe())),
-                );
-                continue;
-            }
+        let Some(Some(text)) = ctx.string_setting(
+            src,
+            value,
+            "the `backend` section",
+            &format!("backend.{name}"),
+        ) else {
+            continue;
         };
         let mut bad = |message: String, help: &str| {
             ctx.error(

@@ -453,26 +453,13 @@ fn cloud_section(ctx: &mut Ctx<'_>, src: &SourceFile, node: Option<&Node>) -> Cl
             cloud.api_versions = api_versions(ctx, src, value);
             continue;
         }
-        let val = ctx.convert(src, value, RefPolicy::Forbidden("the `cloud` section"));
-        let text = match val.kind {
-            ValKind::Invalid => continue,
-            ValKind::Null => None,
-            ValKind::String(s) => Some(s),
-            _ => {
-                ctx.error(
-                    Diagnostic::new(
-                        src,
-                        value.span,
-                        format!(
-                            "wrong type for `cloud.{}`: expected a string, found {}",
-                            key.name,
-                            val.describe()
-                        ),
-                    )
-                    .label(format!("this is {}", val.describe())),
-                );
-                continue;
-            }
+        let Some(text) = ctx.string_setting(
+            src,
+            value,
+            "the `cloud` section",
+            &format!("cloud.{}", key.name),
+        ) else {
+            continue;
         };
         match key.name.as_str() {
             "kind" => {

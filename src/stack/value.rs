@@ -184,6 +184,38 @@ impl Ctx<'_> {
         self.errors.push(d);
     }
 
+    /// A setting of a top-level section (`cloud`, `backend`) that takes a string, `setting` named as
+    /// in messages (`cloud.location`): `Some(Some(text))`, `Some(None)` when null, `None` when it
+    /// is invalid or of another type (then the error is recorded). References are refused there.
+    pub(crate) fn string_setting(
+        &mut self,
+        src: &SourceFile,
+        node: &Node,
+        section: &'static str,
+        setting: &str,
+    ) -> Option<Option<String>> {
+        let val = self.convert(src, node, RefPolicy::Forbidden(section));
+        match val.kind {
+            ValKind::Invalid => None,
+            ValKind::Null => Some(None),
+            ValKind::String(s) => Some(Some(s)),
+            _ => {
+                self.error(
+                    Diagnostic::new(
+                        src,
+                        node.span,
+                        format!(
+                            "wrong type for `{setting}`: expected a string, found {}",
+                            val.describe()
+                        ),
+                    )
+                    .label(format!("this is {}", val.describe())),
+                );
+                None
+            }
+        }
+    }
+
     /// Converts a node and everything in it.
     pub(crate) fn convert(&mut self, src: &SourceFile, node: &Node, refs: RefPolicy) -> Val {
         let loc = Loc {

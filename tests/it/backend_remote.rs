@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::support::azurite::{Azurite, DEV_ACCOUNT, DEV_KEY};
 use crate::support::cloud::Cloud;
+use crate::support::reliability::account_names;
 use crate::support::{Output, Test, wait_until};
 
 const ACCOUNT: &str = "sfstate";
@@ -570,25 +571,7 @@ fn a_killed_apply_is_recovered_from_the_remote_journal() {
     );
     let left = std::fs::read_dir(t.path(".stackform/backend")).map_or(0, Iterator::count);
     assert_eq!(left, 0, "the killed run's working folder was swept");
-    let accounts = t.rest(async |c: &Cloud| {
-        let a = c
-            .arm(
-                Method::GET,
-                &format!(
-                    "{}/providers/Microsoft.Storage/storageAccounts?api-version=2025-01-01",
-                    c.rg()
-                ),
-                None,
-            )
-            .await;
-        a.body["value"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r["name"].as_str().map(str::to_string))
-            .filter(|n| n.starts_with("mistore"))
-            .count()
-    });
+    let accounts = t.rest(async |c: &Cloud| account_names(c, "mistore").await.len());
     assert_eq!(accounts, 1, "no orphan storage account");
     run(&t, &["destroy", "--auto-approve"]).code(0);
 }
