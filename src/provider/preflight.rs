@@ -19,6 +19,7 @@
 //! decides whether an answer is a problem, and nothing here changes the cloud.
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::azure::AzureProvider;
@@ -41,6 +42,10 @@ pub struct PreflightQuestions {
     pub types: Vec<String>,
     /// `(principal id, scope)`: the role definition GUIDs the principal holds at or above `scope`.
     pub grants: Vec<(String, String)>,
+    /// How many storage names are checked at once (the run's parallelism; 0 counts as 1). A stack
+    /// of many accounts asks one checkNameAvailability per account: one at a time, at 20 ms a
+    /// request, that was 13 s for 667 accounts before the first step.
+    pub concurrency: usize,
 }
 
 /// What checkNameAvailability said about one name.
@@ -92,14 +97,18 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 }
 
 impl AzureProvider {
-    /// Asks every question, one call at a time (a handful of calls per stack). Failures are kept per
-    /// question, so one refused call does not hide the other answers.
+    /// Asks every question: the storage names (one call or two per account the plan creates) up to
+    /// `concurrency` at once, the rest (a handful of calls per stack) one at a time. Failures are
+    /// kept per question, so one refused call does not hide the other answers.
     pub async fn preflight(&self, q: &PreflightQuestions) -> PreflightAnswers {
-        let mut a = PreflightAnswers::default();
-        for name in &q.storage_names {
-            a.names
-                .insert(name.clone(), self.check_storage_name(name).await);
-        }
+        let mut a = PreflightAnswers {
+            names: futures::stream::iter(&q.storage_names)
+                .map(|name| async move { (name.clone(), self.check_storage_name(name).await) })
+                .buffer_unordered(q.concurrency.max(1))
+                .collect()
+                .await,
+            ..PreflightAnswers::default()
+        };
         for scope in &q.role_scopes {
             a.permissions
                 .insert(scope.clone(), self.permissions(scope).await);

@@ -26,10 +26,20 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
 }
 
 /// Create and update are the same PUT (pattern A); the spec's `fixed` values ask for HTTPS only. A new
-/// PUT may change shared-key access, so the account's cached data-plane access is dropped.
+/// PUT may change shared-key access, so the account's cached data-plane access is dropped, and the
+/// account as the PUT's answer shows it (its blob endpoint, whether it allows shared keys) is kept
+/// instead: the blobs this run writes into a new account need no GET of it.
 pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let done = generic_put(ctx, req).await?;
     forget_access(ctx, &req.inputs).await;
+    if let Some(name) = req.inputs.get("name").and_then(Value::as_str)
+        && let Ok(found) = endpoint_of(name, &done)
+    {
+        ctx.account_endpoints
+            .lock()
+            .await
+            .insert(name.to_ascii_lowercase(), found);
+    }
     Ok(done)
 }
 
@@ -191,6 +201,17 @@ pub(crate) async fn account_endpoint(ctx: &Ctx, account: &str) -> Result<(Url, b
     };
     // Read through the spec: the blob endpoint attribute, and shared-key access with its default.
     let live = spec_observe(ctx, ctx.spec(T)?, &Map::new(), &body);
+    let found = endpoint_of(account, &live)?;
+    ctx.account_endpoints
+        .lock()
+        .await
+        .insert(key, found.clone());
+    Ok(found)
+}
+
+/// The blob endpoint of `account` (with a trailing `/`) and whether it allows shared-key access, from
+/// the account as read through its spec.
+fn endpoint_of(account: &str, live: &Observed) -> Result<(Url, bool)> {
     let endpoint = live
         .outputs
         .get("primary_blob_endpoint")
@@ -204,10 +225,6 @@ pub(crate) async fn account_endpoint(ctx: &Ctx, account: &str) -> Result<(Url, b
     }
     let shared_key_allowed =
         live.inputs.get("allow_shared_key_access") != Some(&Value::Bool(false));
-    ctx.account_endpoints
-        .lock()
-        .await
-        .insert(key, (endpoint.clone(), shared_key_allowed));
     Ok((endpoint, shared_key_allowed))
 }
 
