@@ -63,7 +63,7 @@ pub(crate) struct Checked {
 }
 
 /// Every finding for `plan` against `snapshot`: the cloud's answers through `provider` (unless
-/// skipped, or the plan destroys; up to `parallelism` name checks at once), then least privilege
+/// skipped, or the plan destroys), asked up to `parallelism` at a time, then least privilege
 /// counting the data roles found live.
 pub(crate) async fn run(
     loaded: &Loaded,
@@ -81,7 +81,7 @@ pub(crate) async fn run(
             free: HashSet::new(),
         };
     };
-    let mut asked = cloud::questions(
+    let asked = cloud::questions(
         &loaded.stack,
         &loaded.graph,
         plan,
@@ -89,8 +89,7 @@ pub(crate) async fn run(
         &loaded.registry,
         &provider.config().resource_group_id(),
     );
-    asked.questions.concurrency = parallelism;
-    let answers = provider.preflight(&asked.questions).await;
+    let answers = provider.preflight(&asked.questions, parallelism).await;
     let (mut findings, live) = cloud::findings(&asked, &answers);
     findings.extend(access::check(
         &loaded.stack,

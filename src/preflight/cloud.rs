@@ -159,7 +159,6 @@ pub(crate) fn questions(
         role_scopes: asked.scopes.keys().cloned().collect(),
         types: asked.types.keys().cloned().collect(),
         grants: asked.grants.keys().cloned().collect(),
-        concurrency: 1,
     };
     asked
 }
