@@ -248,6 +248,9 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let rt = engine::runtime()?;
     rt.block_on(async move {
+        // Listening before the cloud announces itself (`cloud.json`): a SIGTERM or Ctrl-C sent as
+        // soon as `cloud status` sees it stops the cloud cleanly instead of killing it mid-start.
+        let stop = stop_signal();
         let opts = CloudOptions {
             limits: Default::default(),
             data_dir: dir.clone(),
@@ -281,8 +284,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
             return Err(e.into());
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated() => {}
+            () = stop => {}
             _ = running.shutdown_requested() => {}
         }
         running.shutdown().await;
@@ -291,13 +293,25 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     })
 }
 
-/// Resolves on SIGTERM (never on platforms without it).
-async fn terminated() {
-    #[cfg(unix)]
-    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
-        term.recv().await;
-        return;
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). Both are listened for from this call on, not from the
+/// first poll, so a signal that comes before the caller waits is not lost (nor does it kill the
+/// process).
+fn stop_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let (term, interrupt) = (
+        signal(SignalKind::terminate()).ok(),
+        signal(SignalKind::interrupt()).ok(),
+    );
+    let wait = async |s: Option<Signal>| match s {
+        Some(mut s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    };
+    async move {
+        tokio::select! {
+            () = wait(term) => {}
+            () = wait(interrupt) => {}
+        }
     }
-    std::future::pending::<()>().await;
 }
