@@ -23,16 +23,25 @@ cargo test --all-targets --no-run --quiet
 # kept them about a quarter busy. Three tests per core keep them busy; RUST_TEST_THREADS overrides.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-$(($(nproc) * 3))}"
 # libtest starts tests in name order, so the short reliability suite (tests/it/reliability.rs, the
-# longest tests, a minute or more each) would start last and finish alone. It runs from the start
-# instead, beside the rest (one more test than cores at a time), and its output is printed after.
-reliability_log="$CARGO_TARGET_DIR/test-reliability.log"
-RUST_TEST_THREADS=$(($(nproc) + 1)) cargo test --test it --no-fail-fast -- reliability:: \
-    >"$reliability_log" 2>&1 &
+# longest tests, a minute or more each) would start last and finish alone; the unit tests hold a
+# property test of a minute too. Both run from the start instead, beside the other integration tests
+# (the reliability tests one more than the cores at a time, the unit tests, which compute, one per
+# core), and their output is printed after.
+background() {
+    local log="$CARGO_TARGET_DIR/test-$1.log" threads=$2
+    shift 2
+    RUST_TEST_THREADS=$threads "$@" >"$log" 2>&1 &
+}
+background reliability $(($(nproc) + 1)) cargo test --test it --no-fail-fast -- reliability::
 reliability=$!
+background unit "$(nproc)" cargo test --lib --bins --benches --no-fail-fast
+unit=$!
 status=0
-cargo test --lib --bins --benches --no-fail-fast || status=1
 cargo test --test it --no-fail-fast -- --skip reliability:: || status=1
+wait "$unit" || status=1
 wait "$reliability" || status=1
+echo "== cargo test --lib --bins --benches"
+cat "$CARGO_TARGET_DIR/test-unit.log"
 echo "== cargo test --test it -- reliability::"
-cat "$reliability_log"
+cat "$CARGO_TARGET_DIR/test-reliability.log"
 exit "$status"
