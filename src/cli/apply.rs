@@ -439,7 +439,9 @@ impl Flow {
         let findings = match (self.mode, self.preflight) {
             (PlanMode::Destroy, _) => Vec::new(),
             (_, true) => {
-                super::preflight::run(loaded, &plan, &snapshot, Some(provider.as_ref())).await
+                let width = self.target.parallelism.into();
+                super::preflight::run(loaded, &plan, &snapshot, Some(provider.as_ref()), width)
+                    .await
             }
             (_, false) => super::preflight::stack_only(loaded),
         };

@@ -248,9 +248,9 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let rt = engine::runtime()?;
     rt.block_on(async move {
-        // Listening before the cloud announces itself (`cloud.json`): a SIGTERM or Ctrl-C sent as
-        // soon as `cloud status` sees it stops the cloud cleanly instead of killing it mid-start.
-        let stop = stop_signal();
+        // Listening before the cloud writes its status file: a `cloud down` (SIGTERM) that comes as
+        // soon as the status file names this process must stop it cleanly, not kill it outright.
+        let mut stops = StopSignals::listen();
         let opts = CloudOptions {
             limits: Default::default(),
             data_dir: dir.clone(),
@@ -284,7 +284,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
             return Err(e.into());
         }
         tokio::select! {
-            () = stop => {}
+            _ = stops.recv() => {}
             _ = running.shutdown_requested() => {}
         }
         running.shutdown().await;
@@ -293,25 +293,49 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     })
 }
 
-/// Resolves on SIGTERM or Ctrl-C (SIGINT). Both are listened for from this call on, not from the
-/// first poll, so a signal that comes before the caller waits is not lost (nor does it kill the
-/// process).
-fn stop_signal() -> impl Future<Output = ()> {
-    use tokio::signal::unix::{Signal, SignalKind, signal};
-    let (term, interrupt) = (
-        signal(SignalKind::terminate()).ok(),
-        signal(SignalKind::interrupt()).ok(),
-    );
-    let wait = async |s: Option<Signal>| match s {
-        Some(mut s) => {
-            s.recv().await;
+/// SIGINT and SIGTERM, registered when made (signals that come before the first wait are kept).
+struct StopSignals {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Registers both; a signal that cannot be registered is never waited for.
+    fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
+            }
         }
-        None => std::future::pending::<()>().await,
-    };
-    async move {
-        tokio::select! {
-            () = wait(term) => {}
-            () = wait(interrupt) => {}
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = one(&mut self.term) => {}
+                _ = one(&mut self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

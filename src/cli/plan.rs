@@ -179,7 +179,10 @@ fn refresh_and_plan(
         engine::restrict(&mut plan, targets)?;
         let findings = match (preflight, azure.as_deref().filter(|_| ask_cloud)) {
             (false, _) => Vec::new(),
-            (true, cloud) => super::preflight::run(loaded, &plan, &snapshot, cloud).await,
+            (true, cloud) => {
+                let width = target.parallelism.into();
+                super::preflight::run(loaded, &plan, &snapshot, cloud, width).await
+            }
         };
         let existing = match azure.as_deref().filter(|_| probe) {
             Some(p) => {

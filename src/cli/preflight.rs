@@ -53,12 +53,14 @@ pub(crate) fn stack_only(loaded: &Loaded) -> Vec<Finding> {
 }
 
 /// Every finding for `plan` against `snapshot`: the cloud's answers through `provider` (unless
-/// skipped, or the plan destroys), then least privilege counting the data roles found live.
+/// skipped, or the plan destroys), asked up to `parallelism` at a time, then least privilege
+/// counting the data roles found live.
 pub(crate) async fn run(
     loaded: &Loaded,
     plan: &Plan,
     snapshot: &Snapshot,
     provider: Option<&AzureProvider>,
+    parallelism: usize,
 ) -> Vec<Finding> {
     if plan.mode == PlanMode::Destroy {
         return Vec::new();
@@ -74,7 +76,7 @@ pub(crate) async fn run(
         &loaded.registry,
         &provider.config().resource_group_id(),
     );
-    let answers = provider.preflight(&asked.questions).await;
+    let answers = provider.preflight(&asked.questions, parallelism).await;
     let (mut findings, live) = cloud::findings(&asked, &answers);
     findings.extend(access::check(
         &loaded.stack,
