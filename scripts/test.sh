@@ -37,11 +37,16 @@ reliability=$!
 background unit "$(nproc)" cargo test --lib --bins --benches --no-fail-fast
 unit=$!
 status=0
-cargo test --test it --no-fail-fast -- --skip reliability:: || status=1
+cargo test --test it --no-fail-fast -- --skip reliability:: --skip pacing:: || status=1
 wait "$unit" || status=1
 wait "$reliability" || status=1
 echo "== cargo test --lib --bins --benches"
 cat "$CARGO_TARGET_DIR/test-unit.log"
 echo "== cargo test --test it -- reliability::"
 cat "$CARGO_TARGET_DIR/test-reliability.log"
+# The pacing tests check that a client pacing itself to the cloud's request buckets (a burst of 2)
+# is never answered 429: requests held up on cores shared with a dozen other tests reach the cloud
+# bunched, so these few seconds of tests run last, alone.
+echo "== cargo test --test it -- pacing::"
+cargo test --test it --no-fail-fast -- pacing:: || status=1
 exit "$status"
