@@ -244,19 +244,20 @@ impl Arm {
             }
             let req = HttpRequest::new(Method::GET, u);
             let what = req.describe();
-            let page = self
+            let mut page = self
                 .pipeline
                 .send_ok(req, &self.auth)
                 .await
                 .map_err(|e| e.with_context(what))?
                 .json()?;
-            if let Some(items) = page.get("value").and_then(Value::as_array) {
-                out.extend(items.iter().cloned());
-            }
             url = page
                 .get("nextLink")
                 .and_then(Value::as_str)
                 .and_then(|s| Url::parse(s).ok());
+            // The page's entries are moved out, not copied.
+            if let Some(Value::Array(items)) = page.get_mut("value").map(Value::take) {
+                out.extend(items);
+            }
         }
         Ok(out)
     }

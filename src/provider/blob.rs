@@ -19,7 +19,7 @@ use url::Url;
 
 use super::contract::Result;
 use super::error::{ErrorKind, ProviderError, xml_element};
-use super::pipeline::{Auth, HttpRequest, HttpResponse, Pipeline};
+use super::pipeline::{Auth, Described, HttpRequest, HttpResponse, Pipeline};
 use super::secret::Secret;
 use super::shared_key::SharedKeyCredential;
 
@@ -135,7 +135,7 @@ impl BlobClient {
         HttpRequest::new(method, url).header("x-ms-version", &self.version)
     }
 
-    pub(super) async fn send(&self, req: HttpRequest) -> Result<(HttpResponse, String)> {
+    pub(super) async fn send(&self, req: HttpRequest) -> Result<(HttpResponse, Described)> {
         let what = req.describe();
         let resp = self.pipeline.send(req, &self.auth).await?;
         Ok((resp, what))
@@ -492,7 +492,7 @@ mod tests {
         );
         assert!(sent.headers.get("authorization").is_none());
         assert!(
-            !sent.describe().contains("SECRETSIG"),
+            !sent.describe().to_string().contains("SECRETSIG"),
             "{}",
             sent.describe()
         );

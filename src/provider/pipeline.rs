@@ -144,9 +144,33 @@ impl HttpRequest {
         self
     }
 
-    /// `METHOD url` with the URL redacted, for error context.
-    pub(crate) fn describe(&self) -> String {
-        format!("{} {}", self.method, redact_url(&self.url))
+    /// `METHOD url` with the URL redacted, for error context. The redaction is done only when the
+    /// description is shown (an error), not for every request sent.
+    pub(crate) fn describe(&self) -> Described {
+        Described {
+            method: self.method.clone(),
+            url: self.url.clone(),
+        }
+    }
+}
+
+/// A request as an error names it, `METHOD url` with the URL redacted ([`redact_url`]) when it is
+/// displayed or turned into a `String`.
+#[derive(Debug, Clone)]
+pub(crate) struct Described {
+    method: Method,
+    url: Url,
+}
+
+impl fmt::Display for Described {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, redact_url(&self.url))
+    }
+}
+
+impl From<Described> for String {
+    fn from(d: Described) -> String {
+        d.to_string()
     }
 }
 
@@ -386,17 +410,19 @@ impl Transport for ReqwestTransport {
                 .body(req.body)
                 .send();
             let mut resp = match tokio::time::timeout(wait, sending).await {
-                Ok(r) => r.map_err(|e| TransportError::from_reqwest(&described, &e))?,
+                Ok(r) => r.map_err(|e| TransportError::from_reqwest(&described.to_string(), &e))?,
                 Err(_) => return Err(timed_out("response")),
             };
             let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
+            let headers = std::mem::take(resp.headers_mut());
             let mut body = bytes::BytesMut::new();
             loop {
                 match tokio::time::timeout(wait, resp.chunk()).await {
                     Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
                     Ok(Ok(None)) => break,
-                    Ok(Err(e)) => return Err(TransportError::from_reqwest(&described, &e)),
+                    Ok(Err(e)) => {
+                        return Err(TransportError::from_reqwest(&described.to_string(), &e));
+                    }
                     Err(_) => return Err(timed_out("response body")),
                 }
             }
@@ -648,24 +674,32 @@ impl Pipeline {
                 ticket.answered(&resp.headers, resp.status == 429, self.clock.elapsed());
             }
             let duration_ms = self.clock.elapsed().saturating_sub(t0).as_millis();
-            let url = redact_url(&req.url);
-            let server_wait = match &result {
-                Ok(resp) => {
-                    tracing::debug!(
-                        method = %req.method,
-                        url = %url,
-                        status = resp.status,
-                        duration_ms = duration_ms as u64,
-                        request_id = %resp.header("x-ms-request-id").unwrap_or("-"),
-                        client_request_id = %client_request_id,
-                        attempt,
-                        "http"
-                    );
-                    if !(is_retryable_status(resp.status) && req.idempotent) {
-                        return Ok(resp.clone());
-                    }
-                    retry_after(&resp.headers, self.clock.now_utc())
+            // Redacted only when something logs it (`-v`), not for every request.
+            let url = if tracing::enabled!(tracing::Level::DEBUG) {
+                redact_url(&req.url)
+            } else {
+                String::new()
+            };
+            if let Ok(resp) = &result {
+                tracing::debug!(
+                    method = %req.method,
+                    url = %url,
+                    status = resp.status,
+                    duration_ms = duration_ms as u64,
+                    request_id = %resp.header("x-ms-request-id").unwrap_or("-"),
+                    client_request_id = %client_request_id,
+                    attempt,
+                    "http"
+                );
+            }
+            let result = match result {
+                Ok(resp) if !(is_retryable_status(resp.status) && req.idempotent) => {
+                    return Ok(resp);
                 }
+                other => other,
+            };
+            let server_wait = match &result {
+                Ok(resp) => retry_after(&resp.headers, self.clock.now_utc()),
                 Err(e) => {
                     tracing::debug!(
                         method = %req.method,

@@ -5,6 +5,7 @@
 //! stackform's back (a deleted account, a deleted blob, a rewritten blob) is still found when
 //! resources are read from listings.
 use reqwest::Method;
+use serde_json::Value;
 
 use crate::support::cloud::Cloud;
 use crate::support::{Output, Test};
@@ -218,6 +219,30 @@ fn arm_lists_are_paged_by_next_link_as_azure_pages_them() {
             )
             .await;
         assert!(accounts.body.get("nextLink").is_none(), "{}", accounts.text);
+        // Paged one account at a time (each page renders only its own accounts): the pages add up
+        // to the one-page listing, in the same order.
+        let all: Vec<Value> = accounts.body["value"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(all.len() >= 2, "{}", accounts.text);
+        let mut paged = Vec::new();
+        let mut path = Some(format!(
+            "{}/providers/Microsoft.Storage/storageAccounts?api-version=2025-01-01&$maxpagesize=1",
+            c.rg()
+        ));
+        while let Some(p) = path.take() {
+            let page = c.arm(Method::GET, &p, None).await;
+            assert_eq!(page.status, 200, "{}", page.text);
+            assert_eq!(page.body["value"].as_array().map(Vec::len), Some(1));
+            paged.extend(page.body["value"].as_array().cloned().unwrap_or_default());
+            path = page.body["nextLink"].as_str().and_then(|next| {
+                next.split_once("/subscriptions/")
+                    .map(|(_, rest)| format!("/subscriptions/{rest}"))
+            });
+            assert!(paged.len() <= all.len(), "more pages than accounts");
+        }
+        assert_eq!(paged, all);
         // A continuation this cloud never gave is refused.
         let bad = c
             .arm(

@@ -234,6 +234,20 @@ impl Ctx {
     /// specification/machinelearningservices/resource-manager/Microsoft.MachineLearningServices/stable/2025-12-01/mlservices.json`,
     /// parameters `$top` and `$skip`, "Continuation token for pagination").
     pub(crate) fn page_by(&self, items: Vec<Value>, token: &str) -> Result<Response, ArmError> {
+        self.page_window(token, |skip, size| {
+            let total = items.len();
+            (items.into_iter().skip(skip).take(size).collect(), total)
+        })
+    }
+
+    /// [`Ctx::page_by`] for a collection that builds only the entries of the page asked for:
+    /// `window(skip, size)` answers those entries and the size of the whole collection (a list of
+    /// thousands of storage accounts rendered every account on each of its pages).
+    pub(crate) fn page_window(
+        &self,
+        token: &str,
+        window: impl FnOnce(usize, usize) -> (Vec<Value>, usize),
+    ) -> Result<Response, ArmError> {
         let size = ["$maxpagesize", "$top"]
             .iter()
             .find_map(|k| self.q(k))
@@ -249,8 +263,7 @@ impl Ctx {
                 )
             })?,
         };
-        let total = items.len();
-        let page: Vec<Value> = items.into_iter().skip(skip).take(size).collect();
+        let (page, total) = window(skip, size);
         let mut body = serde_json::json!({ "value": page });
         if skip + size < total {
             let mut next =

@@ -97,17 +97,19 @@ fn find_account(cx: &Ctx, name: &str) -> Option<String> {
 
 /// StorageAccounts_ListByResourceGroup, paged by `nextLink`.
 pub(crate) fn list_accounts(cx: &Ctx, rg: &RgRef) -> ArmResult {
-    let list: Vec<Value> = cx
-        .st
-        .store
-        .children(
-            &format!("{}/providers/Microsoft.Storage", rg.id),
-            "storageAccounts",
-        )
-        .into_iter()
-        .map(|b| render_account(&cx.st.arm_url, b))
-        .collect();
-    cx.page(list)
+    // Only the page's accounts are copied and rendered, not the whole group's on every page.
+    let parent = format!("{}/providers/Microsoft.Storage", rg.id);
+    cx.page_window("$skipToken", |skip, size| {
+        let (page, total) = cx
+            .st
+            .store
+            .children_window(&parent, "storageAccounts", skip, size);
+        let page = page
+            .into_iter()
+            .map(|b| render_account(&cx.st.arm_url, b))
+            .collect();
+        (page, total)
+    })
 }
 
 fn account_not_found(a: &ResRef) -> ArmError {
@@ -232,11 +234,12 @@ pub(crate) async fn put_account(cx: &Ctx, a: &ResRef) -> ArmResult {
 
 /// BlobContainers_List, paged by `nextLink` (`$maxpagesize` honoured).
 pub(crate) fn list_containers(cx: &Ctx, a: &ResRef) -> ArmResult {
-    let list = cx
-        .st
-        .store
-        .children(&format!("{}/blobServices/default", a.id), "containers");
-    cx.page(list)
+    let parent = format!("{}/blobServices/default", a.id);
+    cx.page_window("$skipToken", |skip, size| {
+        cx.st
+            .store
+            .children_window(&parent, "containers", skip, size)
+    })
 }
 
 pub(crate) fn get_container(cx: &Ctx, c: &ChildRef<ResRef>) -> ArmResult {

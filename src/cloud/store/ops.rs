@@ -119,16 +119,36 @@ impl Data {
 
     /// Direct children of `parent_key` whose next segment is `kind`.
     fn children(&self, parent_key: &str, kind: &str) -> Vec<Value> {
+        self.children_window(parent_key, kind, 0, usize::MAX).0
+    }
+
+    /// The direct children of `parent_key` of `kind` from the `skip`th, at most `take` of them
+    /// (copied), and how many there are in all (counted, not copied).
+    fn children_window(
+        &self,
+        parent_key: &str,
+        kind: &str,
+        skip: usize,
+        take: usize,
+    ) -> (Vec<Value>, usize) {
         let prefix = format!(
             "{}/{}/",
             parent_key.to_ascii_lowercase(),
             kind.to_ascii_lowercase()
         );
-        self.resources
+        let mut window = Vec::new();
+        let mut total = 0;
+        for (_, v) in self
+            .resources
             .with_prefix(&prefix)
             .filter(|(k, _)| !k[prefix.len()..].contains('/'))
-            .map(|(_, v)| v.clone())
-            .collect()
+        {
+            if total >= skip && total - skip < take {
+                window.push(v.clone());
+            }
+            total += 1;
+        }
+        (window, total)
     }
 }
 
@@ -165,6 +185,18 @@ impl Store {
     /// Direct children of `parent_key` (any casing) whose next segment is `kind` (e.g. `deployments`).
     pub(crate) fn children(&self, parent_key: &str, kind: &str) -> Vec<Value> {
         self.read(|d| d.children(parent_key, kind))
+    }
+
+    /// One page of [`Store::children`]: from the `skip`th child, at most `take`, with the number of
+    /// children in all; only the page's bodies are copied out of the store.
+    pub(crate) fn children_window(
+        &self,
+        parent_key: &str,
+        kind: &str,
+        skip: usize,
+        take: usize,
+    ) -> (Vec<Value>, usize) {
+        self.read(|d| d.children_window(parent_key, kind, skip, take))
     }
 
     /// Every resource whose `type` is `type_name`, with its key.
@@ -691,6 +723,39 @@ mod tests {
     }
 
     const ACCT_NAME: &str = "acct";
+
+    #[test]
+    fn a_window_of_children_is_that_slice_of_all_of_them_with_their_count() {
+        // A list page copies only its window of the collection (StorageAccounts_ListByResourceGroup
+        // rendered every account on every page); the pages must still add up to the collection.
+        let mut d = seed();
+        let group = "/subscriptions/s/resourcegroups/rg/providers/microsoft.storage";
+        for name in ["a1", "a2", "a3", "a4", "a5"] {
+            let key = format!("{group}/storageaccounts/{name}");
+            d.insert_resource(key.clone(), json!({"name": name}));
+            // A grandchild is not a child.
+            d.insert_resource(format!("{key}/blobservices/default"), json!({"name": "x"}));
+        }
+        let names = |v: &[Value]| -> Vec<String> {
+            v.iter()
+                .map(|b| b["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let all = d.children(group, "storageAccounts");
+        assert_eq!(names(&all), ["a1", "a2", "a3", "a4", "a5"]);
+        let mut paged = Vec::new();
+        for skip in (0..6).step_by(2) {
+            let (page, total) = d.children_window(group, "storageAccounts", skip, 2);
+            assert_eq!(total, 5);
+            assert_eq!(page.len(), 2.min(5 - skip));
+            paged.extend(page);
+        }
+        assert_eq!(paged, all);
+        assert_eq!(
+            d.children_window(group, "storageAccounts", 9, 2),
+            (Vec::new(), 5)
+        );
+    }
 
     /// How many blob contents the database holds (as `sqlite3 store.db 'SELECT count(*) FROM
     /// blob_content'` would say).
