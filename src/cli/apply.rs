@@ -512,6 +512,8 @@ impl Flow {
         drop(stack);
         drop(graph);
         let sink: Arc<dyn EventSink> = reporter.clone();
+        // The requests before the run (refresh, preflight, probes), for `-v` readers and the bench.
+        engine::log_requests("run starts", &provider.requests());
         let report = apply::apply(
             &apply_plan,
             state,
