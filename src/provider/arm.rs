@@ -244,14 +244,15 @@ impl Arm {
             }
             let req = HttpRequest::new(Method::GET, u);
             let what = req.describe();
-            let page = self
+            let mut page: Value = self
                 .pipeline
                 .send_ok(req, &self.auth)
                 .await
                 .map_err(|e| e.with_context(what))?
                 .json()?;
-            if let Some(items) = page.get("value").and_then(Value::as_array) {
-                out.extend(items.iter().cloned());
+            // Moved out of the page, not copied: a page of a large collection is megabytes.
+            if let Some(Value::Array(items)) = page.get_mut("value").map(Value::take) {
+                out.extend(items);
             }
             url = page
                 .get("nextLink")
