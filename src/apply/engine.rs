@@ -20,7 +20,7 @@ use super::event::{
 use super::interrupt::Interrupt;
 use super::opgraph::{self, MapPhase, OpGraph, PlanShapeError};
 use super::ownership::{Owned, owner_of};
-use super::persist::Persistence;
+use super::persist::{PersistError, Persistence};
 use super::propagation::PropagationPolicy;
 use super::rollback::{self, Done};
 use super::step::{Job, JobDone, JobFailure, observed_of};
@@ -179,12 +179,15 @@ pub async fn apply(
 }
 
 /// The scheduler's queue: ops whose predecessors are all done and durable, highest priority first,
-/// and the steps in flight.
+/// the steps in flight, and the journal commits queued but not yet known durable.
 struct Queue {
     ready: BinaryHeap<(u32, Reverse<usize>)>,
     tasks: JoinSet<(usize, JobDone)>,
     task_ops: HashMap<tokio::task::Id, usize>,
     parallelism: usize,
+    /// One waiter per journal commit the scheduler went on from without waiting (see
+    /// [`Run::record_batch`]); a failure stops the run.
+    commits: JoinSet<Result<(), PersistError>>,
 }
 
 /// What the provider kept of one resource before an update, with the request that names it.
@@ -238,6 +241,7 @@ impl Run<'_> {
             tasks: JoinSet::new(),
             task_ops: HashMap::new(),
             parallelism,
+            commits: JoinSet::new(),
         };
         let mut stopping = false;
         let mut seen_level = self.shared.interrupt.level();
@@ -258,6 +262,11 @@ impl Run<'_> {
             }
             let interrupt = self.shared.interrupt.clone();
             tokio::select! {
+                Some(written) = queue.commits.join_next(), if !queue.commits.is_empty() => {
+                    if !self.commit_written(written) {
+                        stopping = true;
+                    }
+                }
                 () = interrupt.reached(seen_level + 1) => {
                     seen_level = interrupt.level();
                     self.shared.events.emit(ApplyEvent::Interrupted {
@@ -312,6 +321,9 @@ impl Run<'_> {
                 }
             }
         }
+        // Whatever ended the loop, what was journaled is durable (or its failure known) before the
+        // run goes on to roll back, checkpoint or report.
+        self.drain_commits(&mut queue).await;
         drop(queue);
 
         let not_started: Vec<String> = (0..self.graph.ops.len())
@@ -763,15 +775,25 @@ impl Run<'_> {
                 result,
             });
         }
-        let commit = self.persist.start_commit(&self.state, steps, &touched);
+        let commit = self.persist.start_commit(&mut self.state, steps, &touched);
         let overlap = commit.is_under_way() && !stopping && self.failure.is_none();
         if overlap {
             // Reported before any step starts in their place, so progress reads in order.
-            for event in events.drain(..) {
+            for event in events {
                 self.shared.events.emit(event);
             }
-            self.release(&std::mem::take(&mut released), queue, indegree);
+            self.release(&released, queue, indegree);
             self.start_ready(queue);
+            // The scheduler does not wait for the commit: the steps just started wait for their
+            // intents, queued behind it, so none of them sends anything before the commit is
+            // durable; steps that finish meanwhile are recorded in the next commit, queued behind
+            // this one. A waiter of its own makes it durable when no intent follows it.
+            queue.commits.spawn(commit.durable());
+            return true;
+        }
+        // Alone (a checkpoint, or the run is stopping): every commit queued before is durable first.
+        if !self.drain_commits(queue).await {
+            return false;
         }
         let written = self.persist.finish_commit(&mut self.state, commit).await;
         for event in events {
@@ -785,6 +807,30 @@ impl Run<'_> {
             self.release(&released, queue, indegree);
         }
         true
+    }
+
+    /// Takes the answer of a commit's waiter; false when the commit could not be made durable (the
+    /// run must stop).
+    fn commit_written(
+        &mut self,
+        written: Result<Result<(), PersistError>, tokio::task::JoinError>,
+    ) -> bool {
+        let failed = match written {
+            Ok(Ok(())) => return true,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => PersistError::StateWriter(e).to_string(),
+        };
+        self.persistence_error.get_or_insert(failed);
+        false
+    }
+
+    /// Waits until every commit queued without waiting is durable; false when one failed.
+    async fn drain_commits(&mut self, queue: &mut Queue) -> bool {
+        let mut ok = true;
+        while let Some(written) = queue.commits.join_next().await {
+            ok &= self.commit_written(written);
+        }
+        ok
     }
 
     fn record_success(

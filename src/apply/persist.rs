@@ -113,10 +113,12 @@ impl Persistence {
     /// The first half of [`commit`](Self::commit): a journal commit is queued at once (the caller
     /// may start other work, and queue intents that the same fsync makes durable, before waiting
     /// for it), a checkpoint is left to [`finish_commit`](Self::finish_commit). Changes to `state`
-    /// after this call are not part of the commit.
+    /// after this call are not part of the commit. A queued commit gives `state` its serial at
+    /// once, so the next commit can be queued behind it before it is durable (lines are written
+    /// in the order they are queued); a commit that then fails to become durable stops the run.
     pub(crate) fn start_commit(
         &mut self,
-        state: &StateFile,
+        state: &mut StateFile,
         done: Vec<StepId>,
         touched: &Touched,
     ) -> Commit {
@@ -136,11 +138,12 @@ impl Persistence {
             return Commit::Checkpoint(done);
         };
         let changes = touched.changes(state);
-        Commit::Journal {
-            queued: journal.queue_commit(base, &done, &changes),
-            journal,
-            next,
+        let queued = journal.queue_commit(base, &done, &changes);
+        if queued.is_ok() {
+            state.serial = next;
+            self.unsaved = true;
         }
+        Commit::Journal { queued, journal }
     }
 
     /// The second half of [`commit`](Self::commit): waits until `commit` is durable (writing the
@@ -151,24 +154,8 @@ impl Persistence {
         commit: Commit,
     ) -> Result<(), PersistError> {
         match commit {
-            Commit::Nothing => Ok(()),
             Commit::Checkpoint(done) => self.checkpoint(state, done).await,
-            Commit::Journal {
-                queued,
-                journal,
-                next,
-            } => {
-                let queued = queued.map_err(PersistError::Journal)?;
-                if !journal.is_durable(queued) {
-                    tokio::task::spawn_blocking(move || journal.wait(queued))
-                        .await
-                        .map_err(PersistError::StateWriter)?
-                        .map_err(PersistError::Journal)?;
-                }
-                state.serial = next;
-                self.unsaved = true;
-                Ok(())
-            }
+            other => other.durable().await,
         }
     }
 
@@ -253,12 +240,11 @@ pub(crate) enum Commit {
     /// A checkpoint is due: the state file is rewritten by `finish_commit`, then these steps are
     /// marked done.
     Checkpoint(Vec<StepId>),
-    /// A journal commit queued (or why it could not be); it gives the state serial `next` once
-    /// durable.
+    /// A journal commit queued (or why it could not be); `state` already carries the serial it
+    /// gives.
     Journal {
         queued: Result<Queued, JournalError>,
         journal: Arc<Journal>,
-        next: u64,
     },
 }
 
@@ -267,6 +253,24 @@ impl Commit {
     /// its records may overlap (a checkpoint, the run's first write among them, is written alone).
     pub(crate) fn is_under_way(&self) -> bool {
         matches!(self, Commit::Journal { .. })
+    }
+
+    /// Returns once a journal commit is durable (a blocking fsync on the blocking pool, unless a
+    /// group write already made it so); owns what it needs, so the scheduler can wait for it in a
+    /// task of its own while it goes on. Nothing to wait for otherwise: a checkpoint is written by
+    /// [`Persistence::finish_commit`].
+    pub(crate) async fn durable(self) -> Result<(), PersistError> {
+        let Commit::Journal { queued, journal } = self else {
+            return Ok(());
+        };
+        let queued = queued.map_err(PersistError::Journal)?;
+        if journal.is_durable(queued) {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || journal.wait(queued))
+            .await
+            .map_err(PersistError::StateWriter)?
+            .map_err(PersistError::Journal)
     }
 }
 

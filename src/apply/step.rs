@@ -192,16 +192,33 @@ impl Job {
         } else {
             None
         };
-        // The intent is durable before the request goes out.
-        let written = match (self.queued.take(), &self.journal) {
-            (Some(Ok((step, queued))), Some(journal)) => wait_intent(journal, queued)
-                .await
-                .map(|()| Some(step))
-                .map_err(|e| (Some(step), e.to_string())),
-            (Some(Err(e)), _) => Err((None, PersistError::Intent(e).to_string())),
-            _ => write_intent(self.journal.clone(), self.new_intent())
-                .await
-                .map_err(|e| (None, e.to_string())),
+        let inputs = std::mem::take(&mut self.inputs);
+        let req = self.request(inputs);
+        // The intent is durable before anything that changes the cloud goes out. A create's check
+        // that its object does not exist yet only reads, so it is sent while the intent is being
+        // written: the journal's sync overlaps a round trip instead of preceding it.
+        let queued = self.queued.take();
+        let write = async {
+            match (queued, &self.journal) {
+                (Some(Ok((step, queued))), Some(journal)) => wait_intent(journal, queued)
+                    .await
+                    .map(|()| Some(step))
+                    .map_err(|e| (Some(step), e.to_string())),
+                (Some(Err(e)), _) => Err((None, PersistError::Intent(e).to_string())),
+                _ => write_intent(self.journal.clone(), self.new_intent())
+                    .await
+                    .map_err(|e| (None, e.to_string())),
+            }
+        };
+        let creates = matches!(
+            (self.kind, &self.prior),
+            (StepKind::Create, _) | (StepKind::Update, None)
+        );
+        let (written, checked) = if creates {
+            let (written, checked) = tokio::join!(write, self.refuse_existing(&req));
+            (written, Some(checked))
+        } else {
+            (write.await, None)
         };
         let step = match written {
             Ok(step) => step,
@@ -218,11 +235,12 @@ impl Job {
             kind: self.kind,
             replace: self.replace,
         });
-        let inputs = std::mem::take(&mut self.inputs);
-        let req = self.request(inputs);
-        let result = match self.kind {
-            StepKind::Create | StepKind::Update => self.put(&req).await.map(Some),
-            StepKind::Delete => delete_gone_ok(self.provider.as_ref(), &req)
+        let result = match (self.kind, checked) {
+            (_, Some(Err(refused))) => Err(refused),
+            (StepKind::Create | StepKind::Update, checked) => {
+                self.put(&req, checked.is_some()).await.map(Some)
+            }
+            (StepKind::Delete, _) => delete_gone_ok(self.provider.as_ref(), &req)
                 .await
                 .map(|()| None),
         };
@@ -309,9 +327,10 @@ impl Job {
         }
     }
 
-    /// Create or update, retried while a role assignment of this run propagates.
-    async fn put(&self, req: &ResourceRequest) -> Result<Observed, ProviderError> {
-        let mut result = self.put_once(req).await;
+    /// Create or update, retried while a role assignment of this run propagates. `checked`: a
+    /// create's object was already found absent (checked while the intent was written).
+    async fn put(&self, req: &ResourceRequest, checked: bool) -> Result<Observed, ProviderError> {
+        let mut result = self.put_once(req, checked).await;
         if self.waiting_for.is_empty() {
             return result;
         }
@@ -356,11 +375,17 @@ impl Job {
         }
     }
 
-    async fn put_once(&self, req: &ResourceRequest) -> Result<Observed, ProviderError> {
+    async fn put_once(
+        &self,
+        req: &ResourceRequest,
+        checked: bool,
+    ) -> Result<Observed, ProviderError> {
         match (self.kind, &self.prior) {
             (StepKind::Update, Some(prior)) => self.provider.update(prior, req).await,
             _ => {
-                self.refuse_existing(req).await?;
+                if !checked {
+                    self.refuse_existing(req).await?;
+                }
                 self.provider.create(req).await
             }
         }

@@ -5,7 +5,13 @@
 //! Why a finite lease: an infinite one (what Terraform's azurerm backend takes) outlives a CI job
 //! killed mid-apply, and the stack stays locked until someone breaks it by hand. A finite lease
 //! nobody renews runs out by itself (Lease Blob: 15 to 60 seconds), so the next run takes it over
-//! and is told whose lock it took ([`LeaseTakeover`]). The price is the heartbeat: a task on the
+//! and is told whose lock it took ([`LeaseTakeover`]). A holder that provably died on this machine
+//! is not waited for at all, as the local backend's lock does: when the record names this host, this
+//! pid space (the kernel's boot id and the pid namespace, so neither another machine with the same
+//! host name nor a container with its own pids matches) and a pid that is not running, the lease is
+//! broken at once, on the condition that the blob still carries that record (`If-Match` on the
+//! ETag read; a live acquirer that has written its record since is never broken). A pid that runs
+//! again (reused) counts as alive and the lease is waited out. The price is the heartbeat: a task on the
 //! caller's tokio runtime renews the lease well before it runs out, and retries a failed renewal
 //! until the lease could have run out. From then on (or as soon as the service says the lease is
 //! gone: broken, or run out and taken) [`LeaseLock::check`] fails, and the backend calls it before
@@ -43,6 +49,7 @@ use uuid::Uuid;
 
 use crate::provider::blob::BlobClient;
 use crate::provider::blob_conditional::{BlobRefusal, LeaseDuration, LeaseHolder, WriteCondition};
+use crate::state::host::{self, Liveness};
 use crate::state::{LockInfo, LockRequest, UnlockOutcome};
 
 /// How long the lease lasts, how often the heartbeat renews it, and how careful [`LeaseLock::check`]
@@ -114,6 +121,11 @@ const RECORD_POLL: Duration = Duration::from_millis(200);
 
 /// How many times an acquire creates the lock blob again after finding it gone, before it gives up.
 const MAX_MISSING: u32 = 5;
+
+/// How many times one acquire breaks the lease of a holder found dead on this machine, or starts
+/// over after its own fresh lease was broken that way before its record was written (two runs
+/// racing for a dead holder's lock), before it treats the lock as held and waits for the lease.
+const MAX_DEAD_BREAKS: u32 = 3;
 
 /// The back-off before try number `failures + 1` (`failures` ≥ 1).
 fn backoff(failures: u32, max: Duration) -> Duration {
@@ -227,6 +239,9 @@ pub enum LeaseTakeoverReason {
     /// The lease was free but the holder's record was left on the blob (a release that could not
     /// clear it).
     Abandoned,
+    /// The holder's record names this host and pid space and a pid that is not running: its lease
+    /// was broken at once instead of waited out.
+    HolderDead,
 }
 
 /// Returned with a lock taken over from a holder that did not release it. The CLI shows it; that
@@ -248,6 +263,13 @@ impl fmt::Display for LeaseTakeover {
                 "its lease was broken (`stackform state unlock --force`)"
             }
             LeaseTakeoverReason::Abandoned => "its lease was released without clearing its record",
+            LeaseTakeoverReason::HolderDead => {
+                return write!(
+                    f,
+                    "took over the lock {} left by {}: pid {} on this host is not running, so its lease was broken without waiting for it to run out",
+                    self.location, self.previous, self.previous.pid
+                );
+            }
         };
         write!(
             f,
@@ -273,6 +295,8 @@ const META_HOST: &str = "host";
 const META_PID: &str = "pid";
 const META_COMMAND: &str = "command";
 const META_SINCE: &str = "since";
+/// Where the holder's pid means something: not part of [`LockInfo`], written beside it.
+const META_PID_SPACE: &str = "pidspace";
 const META_NAMES: [&str; 7] = [
     META_ID,
     META_HOLDER,
@@ -316,10 +340,38 @@ fn decode_value(value: &str) -> String {
         .collect()
 }
 
-/// The holder record as blob metadata.
+/// This process's pid space: the kernel's boot id (new at every boot, different on every machine)
+/// and the pid namespace's inode (different in each container), `None` where either cannot be read.
+/// Two processes with the same pid space see the same pids in `/proc`.
+fn pid_space() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let (boot, namespace) = (boot.trim(), namespace.to_string_lossy());
+    (!boot.is_empty() && !namespace.is_empty()).then(|| format!("{boot}/{namespace}"))
+}
+
+/// Whether a holder record (and the metadata it came from) names a process of this machine that is
+/// not running: the same host name (as the local lock decides), the same pid space (another machine
+/// may carry the same host name; a container has pids of its own) and a pid whose `/proc` entry is
+/// gone. A record without a pid space (or with pid 0) is never judged dead.
+fn holder_dead_here(info: &LockInfo, metadata: &BTreeMap<String, String>) -> bool {
+    let recorded = metadata
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(META_PID_SPACE))
+        .map(|(_, v)| decode_value(v));
+    info.pid != 0
+        && info.host == host::hostname()
+        && recorded.is_some()
+        && recorded == pid_space()
+        && host::liveness(info.pid) == Liveness::Dead
+}
+
+/// The holder record as blob metadata, with this process's pid space.
 fn encode_record(info: &LockInfo) -> BTreeMap<String, String> {
     let pid = info.pid.to_string();
     let id = info.id.to_string();
+    let space = pid_space();
+    let space = space.iter().map(|s| (META_PID_SPACE, s.as_str()));
     [
         (META_ID, id.as_str()),
         (META_HOLDER, info.holder.as_str()),
@@ -330,6 +382,7 @@ fn encode_record(info: &LockInfo) -> BTreeMap<String, String> {
         (META_SINCE, info.since.as_str()),
     ]
     .into_iter()
+    .chain(space)
     .map(|(k, v)| (k.to_owned(), encode_value(v)))
     .collect()
 }
@@ -463,8 +516,9 @@ impl LeaseLock {
     ///
     /// Without a timeout in `request`, a held lock fails at once with [`LeaseLockError::Held`]
     /// naming the holder; with one, it is polled with a growing back-off until the deadline, then
-    /// [`LeaseLockError::Timeout`]. A lease that ran out or was broken is taken, and
-    /// [`LeaseAcquired::notice`] says whose it was. Must run on a tokio runtime: the heartbeat is
+    /// [`LeaseLockError::Timeout`]. A lease that ran out or was broken is taken, and so, at once,
+    /// is the lease of a holder whose record names this host and pid space and a pid that is not
+    /// running; [`LeaseAcquired::notice`] says whose it was. Must run on a tokio runtime: the heartbeat is
     /// spawned on it.
     pub async fn acquire(
         client: BlobClient,
@@ -508,7 +562,11 @@ impl LeaseLock {
         let mut announced = false;
         // Rounds that found no blob: created, then gone again (someone deletes it as fast).
         let mut missing = 0u32;
-        let (sent, before) = loop {
+        // Leases of dead holders this acquire broke, and the ETag of the last one it broke (the blob
+        // as that holder left it), which names the takeover's reason.
+        let mut dead_breaks = 0u32;
+        let mut broke: Option<String> = None;
+        let (sent, notice, info) = loop {
             let found = client
                 .lease_holder(container, blob)
                 .await
@@ -522,7 +580,33 @@ impl LeaseLock {
                 continue;
             };
             let refused = if is_held(&found.state) {
-                Some((decode_record(&found.metadata), is_infinite(&found)))
+                let record = decode_record(&found.metadata);
+                let infinite = is_infinite(&found);
+                let dead = !infinite
+                    && dead_breaks < MAX_DEAD_BREAKS
+                    && !found.etag.is_empty()
+                    && record
+                        .as_ref()
+                        .is_some_and(|r| holder_dead_here(r, &found.metadata));
+                if dead {
+                    dead_breaks += 1;
+                    // Only while the blob still carries the dead holder's record: a run that took
+                    // the lease and wrote its own record since changed the ETag and keeps its lease.
+                    match client
+                        .break_lease_if_match(container, blob, 0, &found.etag)
+                        .await
+                    {
+                        Ok(()) => broke = Some(found.etag.clone()),
+                        Err(
+                            BlobRefusal::Changed { .. }
+                            | BlobRefusal::LeaseLost { .. }
+                            | BlobRefusal::NotFound,
+                        ) => {}
+                        Err(e) => return Err(service(e)),
+                    }
+                    continue;
+                }
+                Some((record, infinite))
             } else {
                 let sent = Instant::now();
                 match client
@@ -534,11 +618,57 @@ impl LeaseLock {
                     )
                     .await
                 {
-                    Ok(lease) => break (sent, (found, lease.etag)),
-                    Err(BlobRefusal::LeasedByOther { holder, .. }) => Some(match holder {
-                        Some(h) => (decode_record(&h.metadata), is_infinite(&h)),
-                        None => (None, false),
-                    }),
+                    Ok(lease) => {
+                        let before = (found, lease.etag);
+                        let notice = takeover(
+                            &client,
+                            container,
+                            blob,
+                            &location,
+                            before,
+                            broke.as_deref(),
+                        )
+                        .await;
+                        let info = LockInfo::for_this_process(&request.command);
+                        let recorded = client
+                            .set_metadata(
+                                container,
+                                blob,
+                                &encode_record(&info),
+                                &WriteCondition::Always,
+                                Some(&lease_id),
+                            )
+                            .await;
+                        match recorded {
+                            Ok(_) => break (sent, notice, info),
+                            // Broken before the record was written, by a run that took the
+                            // record still there for a dead holder's: start over.
+                            Err(
+                                BlobRefusal::LeaseLost { .. } | BlobRefusal::LeasedByOther { .. },
+                            ) if dead_breaks < MAX_DEAD_BREAKS => {
+                                dead_breaks += 1;
+                                continue;
+                            }
+                            Err(e) => {
+                                // Leave no lease without a record behind; the error says why.
+                                let _ = client.release_lease(container, blob, &lease_id).await;
+                                return Err(service(e));
+                            }
+                        }
+                    }
+                    Err(BlobRefusal::LeasedByOther { holder, .. }) => match holder {
+                        // Taken in between while a dead holder's record was still there: the next
+                        // round decides on the blob as it is then.
+                        Some(h)
+                            if dead_breaks < MAX_DEAD_BREAKS
+                                && decode_record(&h.metadata)
+                                    .is_some_and(|r| holder_dead_here(&r, &h.metadata)) =>
+                        {
+                            None
+                        }
+                        Some(h) => Some((decode_record(&h.metadata), is_infinite(&h))),
+                        None => Some((None, false)),
+                    },
                     // Deleted since it was read: the next round creates it again.
                     Err(BlobRefusal::NotFound) => {
                         missing += 1;
@@ -584,22 +714,6 @@ impl LeaseLock {
             }
         };
 
-        let notice = takeover(&client, container, blob, &location, before).await;
-        let info = LockInfo::for_this_process(&request.command);
-        let recorded = client
-            .set_metadata(
-                container,
-                blob,
-                &encode_record(&info),
-                &WriteCondition::Always,
-                Some(&lease_id),
-            )
-            .await;
-        if let Err(e) = recorded {
-            // Leave no lease without a record behind; the error says why.
-            let _ = client.release_lease(container, blob, &lease_id).await;
-            return Err(service(e));
-        }
         let health = Arc::new(Mutex::new(Health::new(sent, &timing)));
         let heartbeat = tokio::spawn(heartbeat(
             client.clone(),
@@ -841,16 +955,19 @@ async fn create_lock_blob(
 /// lease state read says how it was left (recorded: Azure/azure-sdk-for-python
 /// `sdk/storage/azure-storage-blob/tests/recordings/test_common_blob.pyTestStorageCommonBlobtest_lease_blob_acquire_and_release.json`
 /// answers Put Blob, acquire and release with one ETag; Azurite and the local cloud do the same).
-/// Otherwise the blob is read again and the record, if any, counts as abandoned.
+/// Otherwise the blob is read again and the record, if any, counts as abandoned. `broke` is the ETag
+/// of a blob whose dead holder's lease this acquire broke: that holder's lease was not waited out.
 async fn takeover(
     client: &BlobClient,
     container: &str,
     blob: &str,
     location: &str,
     (read, etag): (LeaseHolder, String),
+    broke: Option<&str>,
 ) -> Option<LeaseTakeover> {
     let (metadata, reason) = if !etag.is_empty() && read.etag == etag {
         let reason = match read.state.as_str() {
+            "broken" if broke == Some(etag.as_str()) => LeaseTakeoverReason::HolderDead,
             "expired" => LeaseTakeoverReason::Expired,
             "broken" => LeaseTakeoverReason::Broken,
             _ => LeaseTakeoverReason::Abandoned,
@@ -989,6 +1106,41 @@ mod tests {
             decode_record(&meta).expect("record").command.len(),
             MAX_VALUE_CHARS
         );
+    }
+
+    /// A record is judged dead only with this host's name, this pid space and a pid that is not
+    /// running: another host, another pid space (a machine or container with the same host name),
+    /// no pid space (an older writer), a running pid (alive, or reused) or pid 0 is waited out.
+    #[test]
+    fn only_a_dead_pid_of_this_host_and_pid_space_is_judged_dead() {
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn `true`");
+        let dead = child.id();
+        child.wait().expect("reap `true`");
+        let ours = LockInfo {
+            pid: dead,
+            ..LockInfo::for_this_process("apply")
+        };
+        let meta = encode_record(&ours);
+        assert!(pid_space().is_some(), "this test runs on Linux with /proc");
+        assert!(holder_dead_here(&ours, &meta));
+        let mut elsewhere = ours.clone();
+        elsewhere.host = format!("not-{}", ours.host);
+        assert!(!holder_dead_here(&elsewhere, &encode_record(&elsewhere)));
+        let mut other_space = meta.clone();
+        other_space.insert(META_PID_SPACE.into(), "another-boot/pid:[1]".into());
+        assert!(!holder_dead_here(&ours, &other_space));
+        let mut no_space = meta.clone();
+        no_space.remove(META_PID_SPACE);
+        assert!(!holder_dead_here(&ours, &no_space));
+        let alive = LockInfo {
+            pid: std::process::id(),
+            ..ours.clone()
+        };
+        assert!(!holder_dead_here(&alive, &encode_record(&alive)));
+        let zero = LockInfo { pid: 0, ..ours };
+        assert!(!holder_dead_here(&zero, &encode_record(&zero)));
     }
 
     /// Metadata as another writer may have left it: raw control characters, broken percent escapes,
@@ -1146,6 +1298,17 @@ mod tests {
         assert!(
             notice.contains("alice@ci-7") && notice.contains("ran out"),
             "{notice}"
+        );
+        let dead = LeaseTakeover {
+            location: "x".into(),
+            previous: record(),
+            reason: LeaseTakeoverReason::HolderDead,
+        }
+        .to_string();
+        assert!(
+            dead.starts_with("took over the lock x left by alice@ci-7")
+                && dead.contains("pid 4242 on this host is not running"),
+            "{dead}"
         );
     }
 }

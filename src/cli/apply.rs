@@ -422,8 +422,28 @@ impl Flow {
         for change in &mut plan.changes {
             change.attributes = Vec::new();
         }
-        // Objects this run would create that exist already, unknown to a state that knows nothing:
-        // most likely another state's. Stop before anything is created.
+        // Before the first step: the preflight asks the cloud (its errors stop the run below, with
+        // nothing created), then objects this run would create that exist already, unknown to a
+        // state that knows nothing, are looked for (most likely another state's: they stop the run
+        // first). Storage accounts whose names the preflight found free exist nowhere and are not
+        // read again.
+        let checked = match (self.mode, self.preflight) {
+            (PlanMode::Destroy, _) => super::preflight::Checked::default(),
+            (_, true) => {
+                super::preflight::run(
+                    loaded,
+                    &plan,
+                    &snapshot,
+                    Some(provider.as_ref()),
+                    self.target.parallelism.into(),
+                )
+                .await
+            }
+            (_, false) => super::preflight::Checked {
+                findings: super::preflight::stack_only(loaded),
+                free: std::collections::HashSet::new(),
+            },
+        };
         if self.mode == PlanMode::Normal {
             let existing = super::foreign::existing_objects(
                 provider.as_ref(),
@@ -431,6 +451,7 @@ impl Flow {
                 snapshot.state.as_ref(),
                 &plan,
                 self.target.parallelism.into(),
+                &checked.free,
             )
             .await;
             if !existing.is_empty() {
@@ -447,14 +468,7 @@ impl Flow {
                 });
             }
         }
-        // Before the first step: preflight errors stop the run with nothing created.
-        let findings = match (self.mode, self.preflight) {
-            (PlanMode::Destroy, _) => Vec::new(),
-            (_, true) => {
-                super::preflight::run(loaded, &plan, &snapshot, Some(provider.as_ref())).await
-            }
-            (_, false) => super::preflight::stack_only(loaded),
-        };
+        let findings = checked.findings;
         super::preflight::settle(findings)?;
         if !plan.has_changes() && plan.moved.is_empty() {
             return Ok(ExitCode::SUCCESS);

@@ -248,6 +248,9 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     let rt = engine::runtime()?;
     rt.block_on(async move {
+        // Listening before the cloud writes its status file: a `cloud down` (SIGTERM) that comes as
+        // soon as the status file names this process must stop it cleanly, not kill it outright.
+        let mut stops = StopSignals::listen();
         let opts = CloudOptions {
             limits: Default::default(),
             data_dir: dir.clone(),
@@ -281,8 +284,7 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
             return Err(e.into());
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated() => {}
+            _ = stops.recv() => {}
             _ = running.shutdown_requested() => {}
         }
         running.shutdown().await;
@@ -291,13 +293,49 @@ fn up(a: UpArgs) -> Result<ExitCode, CliError> {
     })
 }
 
-/// Resolves on SIGTERM (never on platforms without it).
-async fn terminated() {
+/// SIGINT and SIGTERM, registered when made (signals that come before the first wait are kept).
+struct StopSignals {
     #[cfg(unix)]
-    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
-        term.recv().await;
-        return;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Registers both; a signal that cannot be registered is never waited for.
+    fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    std::future::pending::<()>().await;
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = one(&mut self.term) => {}
+                _ = one(&mut self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

@@ -96,13 +96,15 @@ pub(crate) struct Existing {
 /// not): a new stack costs one read per object it starts from (its storage accounts, endpoints), not
 /// one per object. Types whose spec adopts an existing object (`arm.adopt_existing`) are left out, as
 /// is a create whose identifying inputs are known only after apply; a read that fails is left to
-/// apply, whose create checks again.
+/// apply, whose create checks again. The creates in `free` are known absent without a read (the
+/// preflight found their globally unique names free: `preflight::cloud::free_names`).
 pub(crate) async fn existing_objects(
     provider: &dyn Provider,
     loaded: &Loaded,
     state: Option<&StateFile>,
     plan: &Plan,
     parallelism: usize,
+    free: &HashSet<String>,
 ) -> Vec<Existing> {
     if state.is_some_and(|s| !s.resources.is_empty()) {
         return Vec::new();
@@ -127,7 +129,9 @@ pub(crate) async fn existing_objects(
     for wave in 0..waves {
         let mut requests = Vec::new();
         for (c, _) in creates.iter().filter(|(_, w)| *w == wave) {
-            if c.dependencies.iter().any(|d| absent.contains(d.as_str())) {
+            if free.contains(&c.address)
+                || c.dependencies.iter().any(|d| absent.contains(d.as_str()))
+            {
                 absent.insert(&c.address);
                 continue;
             }

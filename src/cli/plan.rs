@@ -178,9 +178,12 @@ fn refresh_and_plan(
         let mut plan = engine::make_plan(loaded, &snapshot, &extras, mode, as_json)?;
         engine::adopted(&mut plan, prior, moved, pending);
         engine::restrict(&mut plan, targets)?;
-        let findings = match (preflight, azure.as_deref().filter(|_| ask_cloud)) {
-            (false, _) => Vec::new(),
-            (true, cloud) => super::preflight::run(loaded, &plan, &snapshot, cloud).await,
+        let preflighted = match (preflight, azure.as_deref().filter(|_| ask_cloud)) {
+            (false, _) => super::preflight::Checked::default(),
+            (true, cloud) => {
+                super::preflight::run(loaded, &plan, &snapshot, cloud, target.parallelism.into())
+                    .await
+            }
         };
         let existing = match azure.as_deref().filter(|_| probe) {
             Some(p) => {
@@ -190,11 +193,13 @@ fn refresh_and_plan(
                     snapshot.state.as_ref(),
                     &plan,
                     target.parallelism.into(),
+                    &preflighted.free,
                 )
                 .await
             }
             None => Vec::new(),
         };
+        let findings = preflighted.findings;
         Ok::<_, CliError>((plan, findings, sent, existing, checked))
     })?;
     if let Some(sent) = sent {

@@ -3,6 +3,8 @@
 //! and errors returned as located diagnostics (exit 1, nothing changed). `--skip-preflight` leaves
 //! the cloud out (for a principal that may not read its permissions); the stack-only checks still
 //! run.
+use std::collections::HashSet;
+
 use super::common;
 use super::engine::Loaded;
 use super::error::CliError;
@@ -52,19 +54,32 @@ pub(crate) fn stack_only(loaded: &Loaded) -> Vec<Finding> {
     )
 }
 
+/// What the preflight found: its findings, and the addresses of storage accounts to create whose
+/// names checkNameAvailability found free (so they exist nowhere: [`cloud::free_names`]).
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    pub(crate) findings: Vec<Finding>,
+    pub(crate) free: HashSet<String>,
+}
+
 /// Every finding for `plan` against `snapshot`: the cloud's answers through `provider` (unless
-/// skipped, or the plan destroys), then least privilege counting the data roles found live.
+/// skipped, or the plan destroys), asked up to `parallelism` at a time, then least privilege
+/// counting the data roles found live.
 pub(crate) async fn run(
     loaded: &Loaded,
     plan: &Plan,
     snapshot: &Snapshot,
     provider: Option<&AzureProvider>,
-) -> Vec<Finding> {
+    parallelism: usize,
+) -> Checked {
     if plan.mode == PlanMode::Destroy {
-        return Vec::new();
+        return Checked::default();
     }
     let Some(provider) = provider else {
-        return stack_only(loaded);
+        return Checked {
+            findings: stack_only(loaded),
+            free: HashSet::new(),
+        };
     };
     let asked = cloud::questions(
         &loaded.stack,
@@ -74,7 +89,7 @@ pub(crate) async fn run(
         &loaded.registry,
         &provider.config().resource_group_id(),
     );
-    let answers = provider.preflight(&asked.questions).await;
+    let answers = provider.preflight(&asked.questions, parallelism).await;
     let (mut findings, live) = cloud::findings(&asked, &answers);
     findings.extend(access::check(
         &loaded.stack,
@@ -82,7 +97,10 @@ pub(crate) async fn run(
         &loaded.registry,
         &live,
     ));
-    findings
+    Checked {
+        findings,
+        free: cloud::free_names(&asked, &answers),
+    }
 }
 
 /// The findings as the `preflight` member of `plan --json`.

@@ -13,7 +13,7 @@
 //!
 //! Which types are asked about is decided by spec keys and ARM types (the type checkNameAvailability
 //! is for), never by stackform type names. No I/O here.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::Finding;
 use super::access::LiveGrants;
@@ -35,6 +35,8 @@ pub(crate) struct Asked {
     pub(crate) questions: PreflightQuestions,
     /// Storage name → where the stack writes it.
     names: BTreeMap<String, Loc>,
+    /// Storage name → the addresses of the accounts the plan creates with it.
+    name_addresses: BTreeMap<String, Vec<String>>,
     /// Resource group id → where the first role assignment created there writes its scope, and
     /// that assignment's address.
     scopes: BTreeMap<String, (Loc, String)>,
@@ -110,6 +112,11 @@ pub(crate) fn questions(
                 .names
                 .entry(name.clone())
                 .or_insert_with(|| e.loc.clone());
+            asked
+                .name_addresses
+                .entry(name.clone())
+                .or_default()
+                .push(change.address.clone());
         }
         let grants_roles = spec.fields.values().any(|f| f.grantee);
         if creates
@@ -154,6 +161,25 @@ pub(crate) fn questions(
         grants: asked.grants.keys().cloned().collect(),
     };
     asked
+}
+
+/// The addresses of the storage accounts the plan creates whose name checkNameAvailability found
+/// free: no account of that name exists anywhere, so none exists in the stack's resource group
+/// either, and the probe for objects that exist outside the state need not read them again.
+/// Storage account names are global: the operation "Checks that the storage account name is valid
+/// and is not already in use" (Azure/azure-rest-api-specs:
+/// specification/storage/resource-manager/Microsoft.Storage/stable/2025-01-01/storage.json,
+/// `StorageAccounts_CheckNameAvailability`), in any subscription and resource group. A name that is
+/// taken is read as before, to tell the stack's own resource group from elsewhere. The step that
+/// creates the account still reads it just before its PUT (`apply::step`): this answer only spares
+/// the probe before the run, never the check closest to the write.
+pub(crate) fn free_names(asked: &Asked, answers: &PreflightAnswers) -> HashSet<String> {
+    asked
+        .name_addresses
+        .iter()
+        .filter(|(name, _)| matches!(answers.names.get(*name), Some(Ok(a)) if a.available))
+        .flat_map(|(_, addresses)| addresses.iter().cloned())
+        .collect()
 }
 
 /// `(resource, attribute)` of the principals whose identity `runner` runs as: the `principal`

@@ -345,6 +345,27 @@ impl BlobClient {
             .unwrap_or(0))
     }
 
+    /// Break Lease (202) only while the blob's ETag is still `etag` (Blob_BreakLease accepts
+    /// `If-Match`: Azure/azure-rest-api-specs
+    /// `specification/storage/data-plane/Microsoft.BlobStorage/stable/2025-11-05/blob.json`), so a
+    /// lease whose holder has written its record since `etag` was read is left alone
+    /// ([`BlobRefusal::Changed`]).
+    pub async fn break_lease_if_match(
+        &self,
+        container: &str,
+        name: &str,
+        period: u32,
+        etag: &str,
+    ) -> Result<(), BlobRefusal> {
+        let period = period.to_string();
+        let headers = [
+            ("x-ms-lease-break-period", period.as_str()),
+            ("if-match", etag),
+        ];
+        self.lease_call(container, name, "break", &headers).await?;
+        Ok(())
+    }
+
     /// The lease state of a blob and its metadata (Get Blob Properties); `Ok(None)` when it does not
     /// exist.
     pub async fn lease_holder(

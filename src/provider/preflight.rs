@@ -19,6 +19,7 @@
 //! decides whether an answer is a problem, and nothing here changes the cloud.
 use std::collections::BTreeMap;
 
+use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 
 use super::azure::AzureProvider;
@@ -92,30 +93,40 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 }
 
 impl AzureProvider {
-    /// Asks every question, one call at a time (a handful of calls per stack). Failures are kept per
-    /// question, so one refused call does not hide the other answers.
-    pub async fn preflight(&self, q: &PreflightQuestions) -> PreflightAnswers {
-        let mut a = PreflightAnswers::default();
-        for name in &q.storage_names {
-            a.names
-                .insert(name.clone(), self.check_storage_name(name).await);
-        }
+    /// Asks every question, up to `parallelism` calls at a time: a stack of many storage accounts
+    /// asks one name check per account, which one at a time would cost a round trip each before the
+    /// first step (667 accounts at 20 ms of latency: 13 s). Failures are kept per question, so one
+    /// refused call does not hide the other answers.
+    pub async fn preflight(&self, q: &PreflightQuestions, parallelism: usize) -> PreflightAnswers {
+        let width = parallelism.max(1);
+        let names = stream::iter(&q.storage_names)
+            .map(async |name| (name.clone(), self.check_storage_name(name).await))
+            .buffer_unordered(width)
+            .collect()
+            .await;
+        let mut permissions = BTreeMap::new();
         for scope in &q.role_scopes {
-            a.permissions
-                .insert(scope.clone(), self.permissions(scope).await);
+            permissions.insert(scope.clone(), self.permissions(scope).await);
         }
         let mut namespaces: BTreeMap<String, Result<Value, ProviderError>> = BTreeMap::new();
+        let mut versions = BTreeMap::new();
         for t in &q.types {
-            a.versions
-                .insert(t.clone(), self.served_versions(t, &mut namespaces).await);
+            versions.insert(t.clone(), self.served_versions(t, &mut namespaces).await);
         }
-        for (principal, scope) in &q.grants {
-            a.grants.insert(
-                (principal.clone(), scope.clone()),
-                self.role_guids_of(principal, scope).await,
-            );
+        let grants = stream::iter(&q.grants)
+            .map(async |(principal, scope)| {
+                let held = self.role_guids_of(principal, scope).await;
+                ((principal.clone(), scope.clone()), held)
+            })
+            .buffer_unordered(width)
+            .collect()
+            .await;
+        PreflightAnswers {
+            names,
+            permissions,
+            versions,
+            grants,
         }
-        a
     }
 
     async fn check_storage_name(&self, name: &str) -> Result<NameAnswer, ProviderError> {

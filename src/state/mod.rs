@@ -54,7 +54,7 @@
 //! never prints (notices and errors are values), and never writes a secret in clear — values at a
 //! resource's sensitive paths are stored as keyed digests (see [`sensitive`]).
 
-mod host;
+pub(crate) mod host;
 mod journal;
 mod lock;
 mod model;

@@ -228,7 +228,9 @@ fn without_deployment(text: String) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_waits_for_its_role_assignment_to_propagate() {
     let local = Local::start(Faults {
-        role_propagation_s: 8.0, // long enough to be met even on a loaded machine
+        // Long enough to be met even on a loaded machine: at 8 s, a run beside a dozen other
+        // tests started the deployment's scoring process only after the propagation was over.
+        role_propagation_s: 20.0,
         ..faults()
     })
     .await;

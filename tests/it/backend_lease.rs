@@ -1,17 +1,19 @@
 //! The remote backend's lock (`backend::lease_lock`) against both real blob services, the local cloud
 //! and Azurite, with the same expectations: one of two acquirers proceeds and the other waits or
-//! fails naming the holder; a holder killed with SIGKILL, or that vanishes without releasing, loses
-//! its 15 s lease and the next run takes over with a notice; the heartbeat keeps a lock far past its lease; a holder whose
+//! fails naming the holder; a holder killed with SIGKILL on this machine is taken over at once; one
+//! killed on another machine, or that vanishes without releasing, loses its 15 s lease and the next
+//! run takes over with a notice; the heartbeat keeps a lock far past its lease; a holder whose
 //! renewals fail (cut off from the service, or its lease broken) fails `check()` before anyone else
 //! can hold the lock; `force_unlock` breaks a held lease and names its holder.
 //!
-//! `lease_holder_child` is a no-op in a normal run: the SIGKILL test starts this binary again running
+//! `lease_holder_child` is a no-op in a normal run: the SIGKILL tests start this binary again running
 //! only that test (see [`SelfChild`]) with `HOLDER_ENV` naming a file that says which service to
-//! lock; the child takes the lock, prints `LOCKED <pid>` and keeps it (its heartbeat renewing) until
-//! it is killed.
+//! lock (and, for a holder of another machine, which host and pid space to record); the child takes
+//! the lock, prints `LOCKED <pid>` and keeps it (renewing) until it is killed.
 //!
 //! Every test uses 15 s leases (the shortest the service grants) renewed every 3 s, and runs the
 //! two services side by side, so the file takes about as long as its longest test (~40 s).
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +22,7 @@ use stackform::backend::lease_lock::{
     LeaseLock, LeaseLockError, LeaseTakeoverReason, LeaseTiming, LostReason,
 };
 use stackform::provider::blob::BlobClient;
+use stackform::provider::blob_conditional::{BlobRefusal, LeaseDuration, WriteCondition};
 use stackform::provider::pipeline::{Pipeline, ReqwestTransport, SystemClock, build_http_client};
 use stackform::provider::retry::RetryPolicy;
 use stackform::provider::shared_key::SharedKeyCredential;
@@ -27,6 +30,7 @@ use stackform::state::{LockInfo, LockRequest, UnlockOutcome};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use url::Url;
+use uuid::Uuid;
 
 use crate::support::azurite::{Azurite, DEV_ACCOUNT, DEV_KEY};
 use crate::support::child::{SelfChild, test_name};
@@ -256,6 +260,10 @@ async fn a_vanished_holder_is_taken_over_when_its_lease_runs_out() {
 
 const HOLDER_ENV: &str = "STACKFORM_TEST_LEASE_HOLDER";
 
+/// The child's work: with no `"as"` in its spec it takes `LeaseLock` on `LOCK` as this process; with
+/// `"as": {"blob", "host", "pidspace"}` it holds that blob as a run of another machine would, at the
+/// blob level: a 15 s lease, a holder record with that host name and pid space (its own pid), and a
+/// renewal every 3 s, exactly what `LeaseLock` writes and does there.
 #[test]
 fn lease_holder_child() {
     let Ok(path) = std::env::var(HOLDER_ENV) else {
@@ -272,51 +280,153 @@ fn lease_holder_child() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let held = acquire(&server.client(), &LockRequest::new("apply"))
+        let Some(other) = to.get("as") else {
+            let held = acquire(&server.client(), &LockRequest::new("apply"))
+                .await
+                .expect("the child takes the lock");
+            println!("LOCKED {}", std::process::id());
+            // Held, renewed by the heartbeat, until the parent kills this process.
+            std::future::pending::<()>().await;
+            drop(held);
+            return;
+        };
+        let part = |k: &str| other[k].as_str().unwrap().to_owned();
+        let (blob, client) = (part("blob"), server.client());
+        create_blob(&client, &blob).await;
+        let id = Uuid::new_v4().to_string();
+        client
+            .acquire_lease(CONTAINER, &blob, LeaseDuration::Seconds(15), Some(&id))
             .await
-            .expect("the child takes the lock");
-        println!("LOCKED {}", std::process::id());
-        // Held, renewed by the heartbeat, until the parent kills this process.
-        std::future::pending::<()>().await;
-        drop(held);
+            .expect("the child takes the lease");
+        let pid = std::process::id();
+        let record = holder_record(&part("host"), pid, &part("pidspace"));
+        client
+            .set_metadata(
+                CONTAINER,
+                &blob,
+                &record,
+                &WriteCondition::Always,
+                Some(&id),
+            )
+            .await
+            .expect("the child records itself");
+        println!("LOCKED {pid}");
+        loop {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            client
+                .renew_lease(CONTAINER, &blob, &id)
+                .await
+                .expect("the child renews");
+        }
     });
 }
 
+/// Starts the holder child for `s` (holding as `as_other`, see [`lease_holder_child`]), waits until
+/// it holds the lock and returns it with its pid.
+async fn start_holder(
+    s: &Server,
+    dir: &std::path::Path,
+    as_other: Option<serde_json::Value>,
+) -> (SelfChild, u32) {
+    let ca = s.ca.as_ref().map(|pem| {
+        let p = dir.join(format!("{}.pem", s.account));
+        std::fs::write(&p, pem).unwrap();
+        p
+    });
+    let mut to = serde_json::json!({
+        "endpoint": s.endpoint.as_str(),
+        "account": s.account,
+        "key": s.key,
+        "ca": ca,
+    });
+    let mut name = s.account.clone();
+    if let Some(other) = as_other {
+        name = format!("{name}-{}", other["blob"].as_str().unwrap());
+        to["as"] = other;
+    }
+    let spec = dir.join(format!("{name}.json"));
+    std::fs::write(&spec, to.to_string()).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut child = SelfChild::start(
+            &test_name(module_path!(), "lease_holder_child"),
+            (HOLDER_ENV, &spec),
+        );
+        let line = child.wait_for("LOCKED ");
+        let pid: u32 = line
+            .split_once("LOCKED ")
+            .and_then(|(_, pid)| pid.trim().parse().ok())
+            .expect("pid after LOCKED");
+        (child, pid)
+    })
+    .await
+    .unwrap()
+}
+
+/// This process's pid space as the lock records it (the kernel's boot id and pid namespace).
+fn own_pid_space() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let ns = std::fs::read_link("/proc/self/ns/pid").unwrap();
+    format!("{}/{}", boot.trim(), ns.to_string_lossy())
+}
+
+/// This machine's host name, as the lock records it.
+fn own_host() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    host.trim().to_owned()
+}
+
+/// The holder record `LeaseLock` writes into the lock blob's metadata, for a run of `apply` as pid
+/// `pid` on `host` in `pidspace` (plain values: nothing here needs percent-encoding).
+fn holder_record(host: &str, pid: u32, pidspace: &str) -> BTreeMap<String, String> {
+    let (id, pid, holder) = (
+        Uuid::new_v4().to_string(),
+        pid.to_string(),
+        format!("ci@{host}"),
+    );
+    [
+        ("id", id.as_str()),
+        ("holder", holder.as_str()),
+        ("user", "ci"),
+        ("host", host),
+        ("pid", pid.as_str()),
+        ("command", "apply"),
+        ("since", "2026-12-05T15:00:00Z"),
+        ("pidspace", pidspace),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Creates the empty lock blob `blob` unless it exists.
+async fn create_blob(client: &BlobClient, blob: &str) {
+    let created = client
+        .put_blob_if(
+            CONTAINER,
+            blob,
+            bytes::Bytes::new(),
+            &BTreeMap::new(),
+            &WriteCondition::IfNotExists,
+            None,
+        )
+        .await;
+    assert!(
+        matches!(created, Ok(_) | Err(BlobRefusal::Changed { .. })),
+        "{created:?}"
+    );
+}
+
 /// A run killed with SIGKILL while it holds the lock (a real process, its heartbeat renewing until
-/// the kill): the next run is refused naming that process while its lease lasts, then, waiting with
-/// a timeout, takes the lock over with a notice naming the killed process, no command typed by hand.
+/// the kill) on this machine: the next run is refused naming that process while it lives, and once it
+/// is dead takes the lock over at once (no timeout, no wait for the lease) with a notice saying pid N
+/// on this host is not running. (Before, the lease was waited out although the local backend's lock
+/// takes a dead same-host holder's lock at once.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_holder_killed_with_sigkill_is_taken_over_when_its_lease_runs_out() {
+async fn a_holder_killed_with_sigkill_on_this_host_is_taken_over_at_once() {
     let (_c, _a, servers) = servers().await;
     let dir = tempfile::tempdir().unwrap();
     let run = async |s: &Server| {
-        let ca = s.ca.as_ref().map(|pem| {
-            let p = dir.path().join(format!("{}.pem", s.account));
-            std::fs::write(&p, pem).unwrap();
-            p
-        });
-        let spec = dir.path().join(format!("{}.json", s.account));
-        let to = serde_json::json!({
-            "endpoint": s.endpoint.as_str(),
-            "account": s.account,
-            "key": s.key,
-            "ca": ca,
-        });
-        std::fs::write(&spec, to.to_string()).unwrap();
-        let (mut child, pid) = tokio::task::spawn_blocking(move || {
-            let mut child = SelfChild::start(
-                &test_name(module_path!(), "lease_holder_child"),
-                (HOLDER_ENV, &spec),
-            );
-            let line = child.wait_for("LOCKED ");
-            let pid: u32 = line
-                .split_once("LOCKED ")
-                .and_then(|(_, pid)| pid.trim().parse().ok())
-                .expect("pid after LOCKED");
-            (child, pid)
-        })
-        .await
-        .unwrap();
+        let (mut child, pid) = start_holder(s, dir.path(), None).await;
         let refused = acquire(&s.client(), &LockRequest::new("apply")).await;
         let Err(LeaseLockError::Held {
             holder: Some(holder),
@@ -328,20 +438,188 @@ async fn a_holder_killed_with_sigkill_is_taken_over_when_its_lease_runs_out() {
         assert_eq!(holder.pid, pid, "{}", s.name);
         child.kill();
 
-        let request = LockRequest::new("apply").with_timeout(Duration::from_secs(45));
-        let next = LeaseLock::acquire_with(s.client(), CONTAINER, LOCK, &request, timing(), |_| {})
+        let started = Instant::now();
+        let next = acquire(&s.client(), &LockRequest::new("apply"))
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}: {:?}",
+            s.name,
+            started.elapsed()
+        );
         let notice = next.notice.clone().expect("a takeover notice");
         assert_eq!(
             (notice.reason, notice.previous.pid),
-            (LeaseTakeoverReason::Expired, pid),
+            (LeaseTakeoverReason::HolderDead, pid),
             "{}",
+            s.name
+        );
+        let text = notice.to_string();
+        assert!(
+            text.starts_with("took over the lock")
+                && text.contains(&format!("pid {pid} on this host is not running")),
+            "{text}"
+        );
+        next.lock.check().unwrap();
+        next.lock.release().await.unwrap();
+    };
+    let [local, az] = &servers;
+    tokio::join!(run(local), run(az));
+}
+
+/// A holder killed with SIGKILL whose record names another machine (another host name; or this host
+/// name but another pid space: a second machine or a container called the same) is refused to others
+/// while its lease lasts, then, waiting with a timeout, taken over when its lease runs out, with a
+/// notice naming the killed process: its pid says nothing about this machine, so it is never judged
+/// dead from here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_killed_with_sigkill_on_another_machine_is_taken_over_when_its_lease_runs_out() {
+    let (_c, _a, servers) = servers().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = async |s: &Server, blob: &str, host: &str, pidspace: String| {
+        let other = serde_json::json!({"blob": blob, "host": host, "pidspace": pidspace});
+        let (mut child, pid) = start_holder(s, dir.path(), Some(other)).await;
+        let lock = async |c: &BlobClient, request: &LockRequest| {
+            LeaseLock::acquire_with(c.clone(), CONTAINER, blob, request, timing(), |_| {}).await
+        };
+        let refused = lock(&s.client(), &LockRequest::new("apply")).await;
+        let Err(LeaseLockError::Held {
+            holder: Some(holder),
+            ..
+        }) = &refused
+        else {
+            panic!("{} ({blob}): {refused:?}", s.name);
+        };
+        assert_eq!(
+            (holder.pid, holder.host.as_str()),
+            (pid, host),
+            "{}",
+            s.name
+        );
+        child.kill();
+        let refused = lock(&s.client(), &LockRequest::new("apply")).await;
+        assert!(
+            matches!(&refused, Err(LeaseLockError::Held { holder: Some(h), .. }) if h.pid == pid),
+            "{} ({blob}): killed, but not of this machine: {refused:?}",
+            s.name
+        );
+
+        let request = LockRequest::new("apply").with_timeout(Duration::from_secs(45));
+        let next = lock(&s.client(), &request)
+            .await
+            .unwrap_or_else(|e| panic!("{} ({blob}): {e}", s.name));
+        let notice = next.notice.clone().expect("a takeover notice");
+        assert_eq!(
+            (
+                notice.reason,
+                notice.previous.pid,
+                notice.previous.host.as_str()
+            ),
+            (LeaseTakeoverReason::Expired, pid, host),
+            "{} ({blob})",
             s.name
         );
         assert!(
             notice.to_string().contains(&format!("pid {pid}")),
             "{notice}"
+        );
+        next.lock.release().await.unwrap();
+    };
+    let [local, az] = &servers;
+    let (here, space) = (own_host(), own_pid_space());
+    let elsewhere = format!("not-{here}");
+    let other_space = "0b0e0000-0000-4000-8000-000000000000/pid:[4026531836]".to_owned();
+    tokio::join!(
+        run(local, "elsewhere.lock", &elsewhere, space.clone()),
+        run(az, "elsewhere.lock", &elsewhere, space.clone()),
+        run(local, "same-name.lock", &here, other_space.clone()),
+        run(az, "same-name.lock", &here, other_space.clone()),
+    );
+}
+
+/// Breaking a dead holder's lease is safe against a run that has just taken the lease over that
+/// holder's record: the break is sent with `If-Match` on the blob as read, so once that run has
+/// written its own record the break is refused and its lease stands; before it has, its lease is
+/// broken and its own record write then fails (it starts over instead of holding a lock twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holders_lease_is_broken_only_while_its_record_is_on_the_blob() {
+    let (_c, _a, servers) = servers().await;
+    let mut reaped = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = reaped.id();
+    reaped.wait().unwrap();
+    let record = |pid: u32| holder_record(&own_host(), pid, &own_pid_space());
+    let run = async |s: &Server| {
+        let fresh = s.client();
+        create_blob(&fresh, LOCK).await;
+        let put = |meta, lease: Option<String>| {
+            let fresh = fresh.clone();
+            async move {
+                fresh
+                    .set_metadata(
+                        CONTAINER,
+                        LOCK,
+                        &meta,
+                        &WriteCondition::Always,
+                        lease.as_deref(),
+                    )
+                    .await
+            }
+        };
+        // A dead holder's record, its lease gone; a fresh run takes the lease over it.
+        put(record(dead_pid), None).await.unwrap();
+        let id = Uuid::new_v4().to_string();
+        fresh
+            .acquire_lease(CONTAINER, LOCK, LeaseDuration::Seconds(15), Some(&id))
+            .await
+            .unwrap();
+        let seen = fresh.lease_holder(CONTAINER, LOCK).await.unwrap().unwrap();
+        // The fresh run writes its own (live) record: a break on the blob as read is refused.
+        put(record(std::process::id()), Some(id.clone()))
+            .await
+            .unwrap();
+        let refused = s
+            .client()
+            .break_lease_if_match(CONTAINER, LOCK, 0, &seen.etag)
+            .await;
+        assert!(
+            matches!(refused, Err(BlobRefusal::Changed { .. })),
+            "{}: {refused:?}",
+            s.name
+        );
+        let held = acquire(&s.client(), &LockRequest::new("plan")).await;
+        assert!(
+            matches!(&held, Err(LeaseLockError::Held { holder: Some(h), .. }) if h.pid == std::process::id()),
+            "{}: {held:?}",
+            s.name
+        );
+        // Had it not written its record yet (the dead one still there), its lease is broken at once
+        // and its record write then fails.
+        put(record(dead_pid), Some(id.clone())).await.unwrap();
+        let next = acquire(&s.client(), &LockRequest::new("apply"))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        let notice = next.notice.clone().expect("a takeover notice");
+        assert_eq!(
+            (notice.reason, notice.previous.pid),
+            (LeaseTakeoverReason::HolderDead, dead_pid),
+            "{}",
+            s.name
+        );
+        let late = put(record(std::process::id()), Some(id)).await;
+        assert!(
+            matches!(late, Err(BlobRefusal::LeaseLost { .. })),
+            "{}: {late:?}",
+            s.name
+        );
+        assert_eq!(
+            LeaseLock::holder(&fresh, CONTAINER, LOCK)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(next.lock.info()),
+            "{}",
+            s.name
         );
         next.lock.release().await.unwrap();
     };
@@ -570,22 +848,11 @@ async fn force_unlock_breaks_a_held_lease_and_the_holder_stops() {
 /// once saying so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_left_behind_and_infinite_leases_of_other_tools() {
-    use stackform::provider::blob_conditional::{LeaseDuration, WriteCondition};
     let (_c, _a, servers) = servers().await;
     let run = async |s: &Server| {
         let client = s.client();
-        client
-            .put_blob_if(
-                CONTAINER,
-                LOCK,
-                bytes::Bytes::new(),
-                &Default::default(),
-                &WriteCondition::IfNotExists,
-                None,
-            )
-            .await
-            .unwrap();
-        let left: std::collections::BTreeMap<String, String> = [
+        create_blob(&client, LOCK).await;
+        let left: BTreeMap<String, String> = [
             ("id", "6f1c3c4e-5d0a-4d8e-9a53-0c2b8f0e7a11"),
             ("holder", "bob@ci-3"),
             ("user", "bob"),
@@ -615,7 +882,7 @@ async fn records_left_behind_and_infinite_leases_of_other_tools() {
         );
         taken.lock.release().await.unwrap();
 
-        let foreign = uuid::Uuid::new_v4().to_string();
+        let foreign = Uuid::new_v4().to_string();
         client
             .acquire_lease(CONTAINER, LOCK, LeaseDuration::Infinite, Some(&foreign))
             .await

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::support::cloud::Cloud;
 use crate::support::walk::{invoke, walk};
-use crate::support::{Cmd, Output, binary, wait_until, wait_until_blocking};
+use crate::support::{Cmd, Output, binary, wait_until};
 use reqwest::Method;
 use serde_json::{Value, json};
 use stackform::cloud::{CloudError, CloudOptions};
@@ -192,6 +192,9 @@ fn ensure_running_starts_the_cloud_once() {
     assert!(stackform::cloud::status(dir.path()).is_none());
 }
 
+/// `cloud up` listened for SIGTERM only after writing its status file, so a `cloud down` sent as
+/// soon as the status file named it killed it outright (exit by signal, status file left behind):
+/// the signal is sent here the moment the status file appears.
 #[test]
 fn foreground_up_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -202,15 +205,17 @@ fn foreground_up_stops_cleanly_on_sigterm() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_until_blocking("cloud up comes up", Duration::from_secs(60), || {
+    let started = std::time::Instant::now();
+    while stackform::cloud::status(dir.path()).is_none() {
         assert!(child.try_wait().unwrap().is_none(), "cloud up exited early");
-        stackform::cloud::status(dir.path()).map(drop)
-    });
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "cloud up did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
     assert!(!dir.path().join("cloud.json").exists());

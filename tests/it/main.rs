@@ -7,6 +7,7 @@ mod support;
 
 mod addresses;
 mod apply_local;
+mod apply_requests;
 mod apply_scale;
 mod architecture;
 mod backend_lease;

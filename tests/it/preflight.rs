@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use crate::support::Test;
 use crate::support::cloud::Cloud;
 use crate::support::fixtures::{copy_example, copy_stack_folder};
+use crate::support::reliability::synthetic_stack;
 
 /// Storage account names in the test cloud's resource group.
 fn accounts(t: &Test) -> Vec<String> {
@@ -428,4 +429,53 @@ async fn providers_and_permissions_answer_as_arm_does() {
         perms.text
     );
     c.stop().await;
+}
+
+/// The preflight asked its storage name checks one at a time, so the 667 accounts of a 2,001
+/// resource stack waited 667 round trips (13 s at 20 ms of latency) before the first step: the
+/// checks must be in flight together, up to the run's parallelism.
+#[test]
+fn storage_name_checks_are_in_flight_together() {
+    let t = Test::new()
+        .stack(&synthetic_stack(18, "sfpar", "par"))
+        .local_cloud(&["--latency-ms", "300"]);
+    let out = t.run(["-v", "plan"]).code(0);
+    // Each answer's `-v` line: when it came (the line's timestamp) and how long it took.
+    let spans: Vec<(f64, f64)> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("checkNameAvailability") && l.contains(" http"))
+        .map(|l| {
+            let end = log_seconds(l).unwrap_or_else(|| panic!("no timestamp in {l:?}"));
+            let took = l
+                .split(" duration_ms=")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|ms| ms.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no duration_ms in {l:?}"));
+            (end - took / 1000.0, end)
+        })
+        .collect();
+    assert_eq!(spans.len(), 6, "one check per account:\n{}", out.stderr);
+    // One at a time, no check starts before the previous one's answer; together, they overlap.
+    let overlapping = spans.iter().enumerate().any(|(i, a)| {
+        spans[i + 1..]
+            .iter()
+            .any(|b| a.0 < b.1 - 0.001 && b.0 < a.1 - 0.001)
+    });
+    assert!(
+        overlapping,
+        "the name checks were asked one at a time: {spans:?}"
+    );
+}
+
+/// Seconds since midnight of a log line that starts with an RFC 3339 timestamp.
+fn log_seconds(line: &str) -> Option<f64> {
+    let stamp = line.split_whitespace().next()?;
+    let time = stamp.split('T').nth(1)?.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
 }

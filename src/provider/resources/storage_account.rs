@@ -26,10 +26,20 @@ pub async fn read(ctx: &Ctx, req: &ResourceRequest) -> Result<Option<Observed>> 
 }
 
 /// Create and update are the same PUT (pattern A); the spec's `fixed` values ask for HTTPS only. A new
-/// PUT may change shared-key access, so the account's cached data-plane access is dropped.
+/// PUT may change shared-key access, so the account's cached data-plane access is dropped, and the
+/// account as the PUT's answer shows it (its blob endpoint, whether it allows shared keys) is kept
+/// instead: the blobs this run writes into a new account need no GET of it.
 pub async fn put(ctx: &Ctx, req: &ResourceRequest) -> Result<Observed> {
     let done = generic_put(ctx, req).await?;
     forget_access(ctx, &req.inputs).await;
+    if let Some(name) = req.inputs.get("name").and_then(Value::as_str)
+        && let Ok(found) = endpoint_of(name, &done)
+    {
+        ctx.account_endpoints
+            .lock()
+            .await
+            .insert(name.to_ascii_lowercase(), found);
+    }
     Ok(done)
 }
 
@@ -74,7 +84,7 @@ pub async fn list_keys(ctx: &Ctx, account: &str) -> Result<Vec<Secret>> {
     Ok(keys)
 }
 
-/// Keeps the accounts a listing returned, for [`blob_access`] (each is used once, then dropped).
+/// Keeps what the blob data plane needs of the accounts a listing returned (see [`account_endpoint`]).
 pub(crate) async fn remember_listed(ctx: &Ctx, items: &[Value]) {
     // Only what the blob data plane needs is kept of each account, not its body (the bodies of a
     // large resource group's accounts are megabytes, held through the whole run). An account whose
@@ -83,7 +93,8 @@ pub(crate) async fn remember_listed(ctx: &Ctx, items: &[Value]) {
         .iter()
         .filter_map(|item| {
             let name = item.get("name").and_then(Value::as_str)?;
-            let found = endpoint_of(ctx, name, item).ok()?;
+            let live = spec_observe(ctx, ctx.spec(T).ok()?, &Map::new(), item);
+            let found = endpoint_of(name, &live).ok()?;
             Some((name.to_ascii_lowercase(), found))
         })
         .collect();
@@ -190,7 +201,8 @@ pub(crate) async fn account_endpoint(ctx: &Ctx, account: &str) -> Result<(Url, b
                 format!("storage account {account} does not exist"),
             )
         })?;
-    let found = endpoint_of(ctx, account, &body)?;
+    let live = spec_observe(ctx, ctx.spec(T)?, &Map::new(), &body);
+    let found = endpoint_of(account, &live)?;
     ctx.account_endpoints
         .lock()
         .await
@@ -198,10 +210,9 @@ pub(crate) async fn account_endpoint(ctx: &Ctx, account: &str) -> Result<(Url, b
     Ok(found)
 }
 
-/// The blob endpoint and shared-key access that an account's body (listed or read) says.
-fn endpoint_of(ctx: &Ctx, account: &str, body: &Value) -> Result<(Url, bool)> {
-    // Read through the spec: the blob endpoint attribute, and shared-key access with its default.
-    let live = spec_observe(ctx, ctx.spec(T)?, &Map::new(), body);
+/// The blob endpoint of `account` (with a trailing `/`) and whether it allows shared-key access, from
+/// the account as read through its spec.
+fn endpoint_of(account: &str, live: &Observed) -> Result<(Url, bool)> {
     let endpoint = live
         .outputs
         .get("primary_blob_endpoint")
