@@ -88,5 +88,6 @@ pub use persist::{PersistError, Persistence};
 pub use propagation::PropagationPolicy;
 pub(crate) use recover::expected_from_plan;
 pub use recover::{Expected, RecoveryError, RecoveryOutcome, RecoveryReport, SettleError, recover};
+pub(crate) use refresh::refresh_live;
 pub use refresh::{RefreshError, refresh};
 pub use steps::{ApplyPlan, Desired, PlannedMap, PlannedStep, Refreshed};

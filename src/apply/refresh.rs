@@ -24,7 +24,7 @@ use super::values::as_map;
 use crate::plan::{FileContent, Live, Snapshot};
 use crate::provider::{Provider, ResourceRequest, ResourceType};
 use crate::specs::Registry;
-use crate::state::StateFile;
+use crate::state::{ResourceState, StateFile};
 
 /// Reads that failed for another reason than "not found".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,12 +76,29 @@ async fn live_text(
     content
 }
 
-/// What refresh reads for one resource of state.
-struct Item {
-    address: String,
-    req: Result<ResourceRequest, StepFailure>,
+/// What refresh reads for one resource of state: its record, whose request is made when its unit is
+/// read (a request holds a copy of the inputs; made for every record up front, they were a second
+/// copy of the state's inputs through the whole refresh).
+struct Item<'s> {
+    address: &'s str,
+    record: &'s ResourceState,
     /// The field that stores a local file's content and the attribute of its hash.
     stored: Option<(String, String)>,
+}
+
+/// The read request of one record of state.
+fn request(address: &str, record: &ResourceState) -> Result<ResourceRequest, StepFailure> {
+    let resource_type = &record.resource_type;
+    ResourceType::parse(resource_type)
+        .map(|t| {
+            ResourceRequest::new(t, address.to_owned(), as_map(&record.inputs))
+                .with_cloud_id(record.id.clone())
+        })
+        .ok_or_else(|| {
+            StepFailure::local(format!(
+                "resource type `{resource_type}` is not one stackform manages"
+            ))
+        })
 }
 
 /// How many parents a type has above it in the specs (`arm.parent` naming another type), so parents
@@ -122,10 +139,14 @@ async fn to_live(
                     o.inputs.insert(field.clone(), path.clone());
                 }
             }
+            // Kept until the plan is made: without the spare room its maps grew with.
+            let (mut inputs, mut outputs) = (Value::Object(o.inputs), Value::Object(o.outputs));
+            crate::state::compact(&mut inputs);
+            crate::state::compact(&mut outputs);
             Ok(Live::Present {
                 id: o.id,
-                inputs: Value::Object(o.inputs),
-                outputs: Value::Object(o.outputs),
+                inputs,
+                outputs,
                 content,
             })
         }
@@ -138,19 +159,19 @@ async fn to_live(
 /// Reads one unit of work (a collection's members, or one resource) and answers per resource.
 async fn read_unit(
     provider: Arc<dyn Provider>,
-    items: Vec<Item>,
+    items: Vec<Item<'_>>,
 ) -> Vec<(String, Result<Live, StepFailure>, std::time::Duration)> {
     let started = Instant::now();
     let mut reqs = Vec::with_capacity(items.len());
     let mut out = Vec::with_capacity(items.len());
     let mut rest = Vec::with_capacity(items.len());
     for item in items {
-        match item.req {
+        match request(item.address, item.record) {
             Ok(req) => {
                 reqs.push(req);
-                rest.push((item.address, item.stored));
+                rest.push((item.address.to_owned(), item.stored));
             }
-            Err(e) => out.push((item.address, Err(e), started.elapsed())),
+            Err(e) => out.push((item.address.to_owned(), Err(e), started.elapsed())),
         }
     }
     let answers = match reqs.len() {
@@ -169,7 +190,7 @@ async fn read_unit(
 }
 
 /// Reads every resource in `state` and returns the snapshot to plan against (with a copy of
-/// `state`). Events: `RefreshStarted`, then one `ResourceRefreshed` per resource as its read
+/// `state`; [`refresh_live`] reads without copying it). Events: `RefreshStarted`, then one `ResourceRefreshed` per resource as its read
 /// finishes. Stored contents are read only when they no longer match the local file (see
 /// `live_text`); otherwise `content` stays empty and the planner compares the recorded content hash.
 /// `registry` says which types store a file's bytes (`content_hash`) and each type's parents.
@@ -184,6 +205,26 @@ pub async fn refresh(
     parallelism: usize,
     events: &dyn EventSink,
 ) -> Result<Snapshot, RefreshError> {
+    let live = refresh_live(provider, state, registry, parallelism, events).await?;
+    Ok(Snapshot {
+        state: Some(state.clone()),
+        live,
+    })
+}
+
+/// What [`refresh`] reads, by address, without the copy of `state`: a caller that owns the state
+/// moves it into the [`Snapshot`] itself, so a large state is not held twice while the plan is made.
+///
+/// # Errors
+///
+/// As [`refresh`].
+pub(crate) async fn refresh_live(
+    provider: Arc<dyn Provider>,
+    state: &StateFile,
+    registry: &Registry,
+    parallelism: usize,
+    events: &dyn EventSink,
+) -> Result<HashMap<String, Live>, RefreshError> {
     events.emit(ApplyEvent::RefreshStarted {
         resources: state.resources.len(),
     });
@@ -191,20 +232,9 @@ pub async fn refresh(
     let mut waves: BTreeMap<usize, IndexMap<String, Vec<Item>>> = BTreeMap::new();
     for (address, record) in &state.resources {
         let resource_type = &record.resource_type;
-        let req = ResourceType::parse(resource_type)
-            .map(|t| {
-                ResourceRequest::new(t, address.clone(), as_map(&record.inputs))
-                    .with_cloud_id(record.id.clone())
-            })
-            .ok_or_else(|| {
-                StepFailure::local(format!(
-                    "resource type `{resource_type}` is not one stackform manages"
-                ))
-            });
-        let unit = req
-            .as_ref()
+        let unit = request(address, record)
             .ok()
-            .and_then(|r| provider.list_group(r))
+            .and_then(|r| provider.list_group(&r))
             .unwrap_or_else(|| format!("\u{0}{address}"));
         let stored = registry
             .get(resource_type)
@@ -216,8 +246,8 @@ pub async fn refresh(
             .entry(unit)
             .or_default()
             .push(Item {
-                address: address.clone(),
-                req,
+                address,
+                record,
                 stored,
             });
     }
@@ -259,10 +289,7 @@ pub async fn refresh(
         }
     }
     if failures.is_empty() {
-        Ok(Snapshot {
-            state: Some(state.clone()),
-            live,
-        })
+        Ok(live)
     } else {
         Err(RefreshError {
             read: live.len(),

@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value};
 
 use crate::diag::{SourceFile, Span};
-use crate::plan::{Action, DesiredExtras, Live, Plan, PlanMode, Snapshot, content_hash_record};
+use crate::plan::{Action, DesiredExtras, Live, Plan, PlanMode, content_hash_record};
 use crate::specs::Registry;
 use crate::stack::{Expr, ExprKind, Loc, Resource, Stack};
 use crate::state::{FieldPath, StateFile};
@@ -165,12 +165,14 @@ impl ApplyPlan {
         }
     }
 
-    /// The same plan with what `snapshot` read (see [`ApplyPlan::refreshed`]), kept only where the run
-    /// needs it, so a large stack does not hold a second copy of every resource for the whole run: the
-    /// id and outputs of a resource whose live ones differ from those state recorded, and the live
-    /// inputs of a resource the plan updates, deletes or replaces (what its rollback restores).
+    /// The same plan with what the refresh read (`live`, the snapshot's; see
+    /// [`ApplyPlan::refreshed`]), kept only where the run needs it, so a large stack does not hold a
+    /// second copy of every resource for the whole run: the id and outputs of a resource whose live
+    /// ones differ from those `recorded` (the state the plan was made against), and the live inputs
+    /// of a resource the plan updates, deletes or replaces (what its rollback restores). What is kept
+    /// is moved out of `live`, not copied.
     #[must_use]
-    pub fn with_refreshed(mut self, snapshot: &Snapshot) -> Self {
+    pub fn with_refreshed(mut self, live: HashMap<String, Live>, recorded: &StateFile) -> Self {
         let changed: HashSet<&str> = self
             .steps
             .iter()
@@ -182,13 +184,8 @@ impl ApplyPlan {
             })
             .map(|s| s.address.as_str())
             .collect();
-        let recorded = |address: &str| {
-            snapshot
-                .state
-                .as_ref()
-                .and_then(|s| s.resources.get(address))
-        };
-        for (address, live) in &snapshot.live {
+        let mut refreshed = HashMap::new();
+        for (address, live) in live {
             let Live::Present {
                 id,
                 inputs,
@@ -199,22 +196,26 @@ impl ApplyPlan {
                 continue;
             };
             let change = changed.contains(address.as_str());
-            let moved = recorded(address).is_none_or(|r| r.id != *id || r.outputs != *outputs);
+            let moved = recorded
+                .resources
+                .get(&address)
+                .is_none_or(|r| r.id != id || r.outputs != outputs);
             if !change && !moved {
                 continue;
             }
-            self.refreshed.insert(
-                address.clone(),
+            refreshed.insert(
+                address,
                 Refreshed {
-                    id: id.clone(),
+                    id,
                     inputs: match inputs {
-                        Value::Object(map) if change => map.clone(),
+                        Value::Object(map) if change => map,
                         _ => Map::new(),
                     },
-                    outputs: outputs.clone(),
+                    outputs,
                 },
             );
         }
+        self.refreshed = refreshed;
         self
     }
 

@@ -2142,3 +2142,31 @@ async fn a_create_that_adopts_existing_objects_never_adopts_another_stacks() {
         Some(other_stack())
     );
 }
+
+/// A destroy of 10,000 resources peaked while it prepared its run: what the refresh read was copied
+/// into the apply plan beside the snapshot it came from (a delete keeps the live inputs for its
+/// rollback). The apply plan takes them from the snapshot, without a copy.
+#[test]
+fn the_apply_plan_takes_what_the_refresh_read_without_a_copy() {
+    let mut state = StateFile::new("t");
+    state.record(
+        "a",
+        crate::state::ResourceState::new("blob_container", "id-a", json!({"name": "a"}), json!({})),
+    );
+    let id = String::from("id-a");
+    let inputs = json!({"name": "a", "metadata": {"k": "a value the live side holds"}});
+    let (id_at, name_at) = (id.as_ptr(), inputs["name"].as_str().map(str::as_ptr));
+    let live = std::collections::HashMap::from([(
+        "a".to_owned(),
+        crate::plan::Live::present(id, inputs, json!({})),
+    )]);
+    let plan = ApplyPlan::destroy(&state).with_refreshed(live, &state);
+    let kept = &plan.refreshed["a"];
+    assert_eq!(kept.inputs["metadata"]["k"], "a value the live side holds");
+    assert_eq!(kept.id.as_ptr(), id_at, "the id is the snapshot's");
+    assert_eq!(
+        kept.inputs["name"].as_str().map(str::as_ptr),
+        name_at,
+        "the inputs are the snapshot's"
+    );
+}

@@ -351,7 +351,7 @@ impl Flow {
                 &apply::NoEvents,
             )
             .await?;
-            let prelim = engine::make_plan(loaded, &snapshot, &extras, PlanMode::Normal)?;
+            let prelim = engine::make_plan(loaded, &snapshot, &extras, PlanMode::Normal, true)?;
             let expected = apply::expected_from_plan(
                 &ApplyPlan::from_plan(&prelim, &loaded.stack, &loaded.registry, &extras),
                 &state,
@@ -378,7 +378,17 @@ impl Flow {
             PlanMode::Normal => super::adopt::pending(loaded, Some(&state))?,
             PlanMode::Destroy | PlanMode::RefreshOnly => Vec::new(),
         };
-        let prior = (existed || !state.resources.is_empty()).then(|| state.clone());
+        // The state goes into the refresh's snapshot, which the planner reads. With nothing to
+        // import the two are the same (moves are followed above), so the run takes the state back from
+        // the snapshot before it starts rather than hold a second copy of every record through refresh
+        // and planning; imports are recorded in the snapshot's state, so then the run keeps its own.
+        let (mut own, prior) = if !existed && state.resources.is_empty() {
+            (Some(state), None)
+        } else if pending.is_empty() {
+            (None, Some(state))
+        } else {
+            (Some(state.clone()), Some(state))
+        };
         let mut snapshot = engine::snapshot(
             Some(dyn_provider.clone()),
             prior,
@@ -393,7 +403,9 @@ impl Flow {
             super::adopt::read_imports(provider.as_ref(), loaded, &pending, &mut snapshot).await?;
         let refreshed = provider.requests();
         engine::log_requests("refresh done", &refreshed);
-        let mut plan = engine::make_plan(loaded, &snapshot, &extras, self.mode)?;
+        // Only a saved plan's check writes this plan as JSON.
+        let mut plan =
+            engine::make_plan(loaded, &snapshot, &extras, self.mode, self.saved.is_some())?;
         engine::adopted(&mut plan, prior_ref, moved, pending);
         engine::restrict(&mut plan, &self.targets)?;
         if let Some(saved) = &self.saved {
@@ -470,13 +482,14 @@ impl Flow {
         // Moves (already followed in `state`) and imports are recorded first, in one write: they
         // change no object, and the steps below may refer to them.
         if !plan.moved.is_empty() || !plan.imports.is_empty() {
+            let state = run_state(&mut own, &mut snapshot);
             for (address, record) in adopt {
                 if plan.import_of(&address).is_some() {
                     state.import(&address, record)?;
                 }
             }
             let expected = (state.serial != 0).then_some(state.serial);
-            loaded.store.write(&mut state, expected)?;
+            loaded.store.write(state, expected)?;
             for m in &plan.moved {
                 reporter.println(&format!("{} moved to {} in state", m.from, m.to));
             }
@@ -487,21 +500,32 @@ impl Flow {
                 return Ok(ExitCode::SUCCESS);
             }
         }
-        // What the refresh read goes with the plan: references resolve against it as the plan showed
-        // them, and a rollback restores it.
+        // The run's state: its own, or the one it moved into the snapshot. What the snapshot's state
+        // recorded is what the plan compared the live values with.
+        let crate::plan::Snapshot { state: seen, live } = snapshot;
+        let (state, seen) = match own {
+            Some(state) => (state, seen),
+            None => (
+                seen.expect(
+                    "a state not kept by the run was moved into the snapshot, which keeps it",
+                ),
+                None,
+            ),
+        };
+        // What the refresh read goes with the plan (moved, not copied): references resolve against it
+        // as the plan showed them, and a rollback restores it.
         let apply_plan = ApplyPlan::from_plan(&plan, &loaded.stack, &loaded.registry, &extras)
-            .with_refreshed(&snapshot);
+            .with_refreshed(live, seen.as_ref().unwrap_or(&state));
+        drop(seen);
         let options = ApplyOptions {
             parallelism: self.target.parallelism.into(),
             no_rollback: self.no_rollback,
             propagation: propagation_policy(&loaded.stack, &self.target),
             cloud_id: None,
         };
-        // The plan, the refreshed snapshot (with its copy of the state), the loaded stack and its
-        // graph are not needed during the run: free them rather than hold several copies of every
-        // resource until it ends.
+        // The plan, the loaded stack and its graph are not needed during the run: free them rather
+        // than hold several copies of every resource until it ends.
         drop(plan);
-        drop(snapshot);
         drop(extras);
         let Loaded {
             registry,
@@ -599,6 +623,21 @@ fn remove_folders(made: &[PathBuf]) {
         if std::fs::remove_dir(dir).is_err() {
             break;
         }
+    }
+}
+
+/// The state the run records into: its own copy when it keeps one, else the one it moved into the
+/// refresh's snapshot (see `run_interruptible`).
+fn run_state<'a>(
+    own: &'a mut Option<crate::state::StateFile>,
+    snapshot: &'a mut crate::plan::Snapshot,
+) -> &'a mut crate::state::StateFile {
+    match own {
+        Some(state) => state,
+        None => snapshot
+            .state
+            .as_mut()
+            .expect("a state not kept by the run was moved into the snapshot, which keeps it"),
     }
 }
 

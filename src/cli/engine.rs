@@ -421,7 +421,12 @@ pub(super) async fn snapshot(
 ) -> Result<Snapshot, CliError> {
     match (provider, state) {
         (Some(provider), Some(state)) if !state.resources.is_empty() => {
-            Ok(apply::refresh(provider, &state, registry, parallelism, events).await?)
+            // The state moves into the snapshot (a copy of a large state is not held beside it).
+            let live = apply::refresh_live(provider, &state, registry, parallelism, events).await?;
+            Ok(Snapshot {
+                state: Some(state),
+                live,
+            })
         }
         (_, state) => {
             let live = state
@@ -439,20 +444,23 @@ pub(super) fn extras(loaded: &Loaded) -> Result<DesiredExtras, CliError> {
     plan::content::desired_extras(&loaded.stack, &loaded.registry).map_err(CliError::StackFiles)
 }
 
-/// Runs the pure planner.
+/// Runs the pure planner. `as_json`: the plan is written as JSON (printed, saved or compared with
+/// a saved one), so what stays as it is keeps its values (see [`plan::plan_with`]).
 pub(crate) fn make_plan(
     loaded: &Loaded,
     snapshot: &Snapshot,
     extras: &DesiredExtras,
     mode: PlanMode,
+    as_json: bool,
 ) -> Result<Plan, CliError> {
-    plan::plan(
+    plan::plan_with(
         &loaded.stack,
         &loaded.graph,
         &loaded.registry,
         snapshot,
         extras,
         mode,
+        as_json,
     )
     .map_err(CliError::Plan)
 }
@@ -541,6 +549,35 @@ pub(super) fn shown(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan or destroy of 10,000 resources held the state twice through refresh and planning: the
+    /// refresh put a copy of the state it read into the snapshot. The snapshot holds the state it
+    /// was given.
+    #[tokio::test]
+    async fn the_snapshot_holds_the_state_it_was_given_not_a_copy() {
+        let registry = Registry::embedded().expect("embedded specs load");
+        let provider: Arc<dyn Provider> = Arc::new(crate::apply::memory::MemoryProvider::new());
+        let mut state = StateFile::new("t");
+        state.record(
+            "a",
+            crate::state::ResourceState::new(
+                "blob_container",
+                "mem:/blob_container/a",
+                serde_json::json!({"name": "a"}),
+                serde_json::json!({}),
+            ),
+        );
+        let at = state.resources["a"].id.as_ptr();
+        let snapshot = snapshot(Some(provider), Some(state), &registry, 2, &apply::NoEvents)
+            .await
+            .expect("refreshed");
+        assert_eq!(snapshot.live.len(), 1, "the record was read");
+        let kept = snapshot
+            .state
+            .as_ref()
+            .map(|s| s.resources["a"].id.as_ptr());
+        assert_eq!(kept, Some(at), "the snapshot's state is the one given");
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -108,13 +108,14 @@ fn progress(json: bool) -> Box<dyn EventSink> {
 
 /// Refreshes (when asked and there is something to read), plans, keeps the changes of `targets`,
 /// and runs the preflight when asked (the cloud part only with `refresh`). No lock: reads only.
+/// `as_json`: the plan is printed or saved as JSON (see [`engine::make_plan`]).
 fn refresh_and_plan(
     loaded: &Loaded,
     target: &TargetArgs,
     refresh: bool,
     mode: PlanMode,
     json: bool,
-    (targets, preflight): (&[String], bool),
+    (targets, preflight, as_json): (&[String], bool, bool),
 ) -> Result<Planned, CliError> {
     let mut state = engine::read_state_to_act(&loaded.store, &loaded.registry)?;
     let prior = engine::state_ref(state.as_ref());
@@ -174,7 +175,7 @@ fn refresh_and_plan(
             .collect();
         // The refresh's own requests, counted before the preflight asks anything.
         let sent = azure.as_ref().filter(|_| reads).map(|p| p.requests());
-        let mut plan = engine::make_plan(loaded, &snapshot, &extras, mode)?;
+        let mut plan = engine::make_plan(loaded, &snapshot, &extras, mode, as_json)?;
         engine::adopted(&mut plan, prior, moved, pending);
         engine::restrict(&mut plan, targets)?;
         let preflighted = match (preflight, azure.as_deref().filter(|_| ask_cloud)) {
@@ -258,7 +259,11 @@ pub(super) fn run(args: Args) -> Result<ExitCode, CliError> {
         args.refresh,
         mode,
         args.json,
-        (&args.targets, !args.preflight.skip_preflight),
+        (
+            &args.targets,
+            !args.preflight.skip_preflight,
+            args.json || args.out.is_some(),
+        ),
     )?;
     if args.json {
         let mut json = plan.to_json();
@@ -317,7 +322,7 @@ pub(crate) fn run_drift(args: DriftArgs) -> Result<ExitCode, CliError> {
         true,
         PlanMode::RefreshOnly,
         format != DriftFormat::Text,
-        (&[], false),
+        (&[], false, true),
     )?;
     if format == DriftFormat::Junit {
         out!(

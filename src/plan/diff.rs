@@ -368,12 +368,12 @@ fn content_or_path(
             };
             push(out, ctx, path, here, before, after, false);
             if let Some(last) = out.last_mut() {
-                last.change.content = Some(ContentChange {
+                last.change.content = Some(Box::new(ContentChange {
                     before_sha256: Some(oc.sha256.clone()),
                     after_sha256: Some(nc.sha256.clone()),
                     before_text: oc.text.clone(),
                     after_text: nc.text.clone(),
-                });
+                }));
             }
         }
         _ if ctx.owner == Owner::State => {}

@@ -75,7 +75,9 @@ pub(super) fn drift_of(
                         address: address.clone(),
                         type_name: r.resource_type.clone(),
                         gone: false,
-                        attributes: diffs.into_iter().map(|d| d.change).collect(),
+                        attributes: super::model::exact(
+                            diffs.into_iter().map(|d| d.change).collect(),
+                        ),
                     });
                 }
             }

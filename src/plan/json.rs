@@ -172,7 +172,7 @@ fn reason_json(r: &ActionReason) -> Value {
 fn attribute_json(a: &AttributeChange) -> Value {
     json!({
         "path": a.path,
-        "before": opt(a.before.as_ref()),
+        "before": opt(a.before.as_deref()),
         "after": a.after.to_json(),
         "sensitive": a.sensitive,
         "forces_replacement": a.forces_replacement,

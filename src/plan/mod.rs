@@ -69,6 +69,7 @@ use destroy::{destroy_changes, removed_changes};
 use diff::{DiffCtx, Diffed, Owner, SensitivePaths};
 use drift::drift_of;
 use maps::{MemberView, map_changes};
+use model::exact;
 use normalize::{comparison, equal};
 use support::{
     flatten, hide_sensitive, identity_fields, live_content, named_index, parents, recorded_content,
@@ -100,9 +101,10 @@ struct Planned<'a> {
     spec: &'a ResourceSpec,
     /// Desired inputs (a map, possibly with unknowns).
     inputs: PlanValue,
-    /// Computed attributes as last known (live, else state), for resources that keep their object.
-    outputs: Option<Value>,
-    id: Option<String>,
+    /// Computed attributes as last known (live, else state), for resources that keep their object:
+    /// the snapshot's, not a copy.
+    outputs: Option<&'a Value>,
+    id: Option<&'a str>,
 }
 
 impl Planned<'_> {
@@ -115,12 +117,12 @@ impl Planned<'_> {
         if self.action.creates() {
             return PlanValue::Unknown;
         }
-        if let Some(v) = self.outputs.as_ref().and_then(|o| lookup_output(o, path)) {
+        if let Some(v) = self.outputs.and_then(|o| lookup_output(o, path)) {
             return PlanValue::Known(v.clone());
         }
         // A kept resource's attribute the cloud did not report is null, as apply would resolve it.
-        match (path, &self.id) {
-            ("id", Some(id)) => PlanValue::Known(Value::String(id.clone())),
+        match (path, self.id) {
+            ("id", Some(id)) => PlanValue::Known(Value::String(id.to_owned())),
             _ => PlanValue::null(),
         }
     }
@@ -149,6 +151,22 @@ pub fn plan(
     snapshot: &Snapshot,
     extras: &DesiredExtras,
     mode: PlanMode,
+) -> Result<Plan, Vec<PlanError>> {
+    plan_with(desired, graph, registry, snapshot, extras, mode, true)
+}
+
+/// [`plan`], where `unchanged_values` false makes a plan that is shown as text and applied, never
+/// written as JSON (nor saved): a resource that stays as it is (`NoOp`) has no `before` and `after`,
+/// which only the JSON plan shows (two copies of every input of a large stack that did not change).
+/// Everything else is the same.
+pub(crate) fn plan_with(
+    desired: &Stack,
+    graph: &ResourceGraph,
+    registry: &Registry,
+    snapshot: &Snapshot,
+    extras: &DesiredExtras,
+    mode: PlanMode,
+    unchanged_values: bool,
 ) -> Result<Plan, Vec<PlanError>> {
     let state = snapshot.state.as_ref();
     if let Some(s) = state
@@ -205,6 +223,7 @@ pub fn plan(
                 planned: HashMap::new(),
                 named: named_index(desired),
                 errors: Vec::new(),
+                unchanged_values,
             };
             let mut changes = removed_changes(state, desired, registry);
             for name in order {
@@ -296,6 +315,8 @@ struct Planner<'a> {
     /// `(type, literal name)` → addresses, to find a parent named by a literal.
     named: HashMap<(&'a str, &'a str), Vec<&'a str>>,
     errors: Vec<PlanError>,
+    /// A change that does nothing keeps its `before` and `after` (see [`plan_with`]).
+    unchanged_values: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -326,9 +347,10 @@ impl<'a> Planner<'a> {
                 .map(|(k, e)| (k.clone(), self.eval(e)))
                 .collect(),
         );
-        let state = self.snapshot.state.as_ref();
+        let snapshot: &'a Snapshot = self.snapshot;
+        let state = snapshot.state.as_ref();
         let prior = state.and_then(|s| s.resources.get(name));
-        let live = self.snapshot.live.get(name).unwrap_or(&Live::NotRefreshed);
+        let live = snapshot.live.get(name).unwrap_or(&Live::NotRefreshed);
         let sensitive = sensitive_paths(res, prior);
         let dependencies: Vec<String> = self
             .graph
@@ -410,29 +432,35 @@ impl<'a> Planner<'a> {
                 } else {
                     Action::Update
                 };
+                // What stays as it is keeps its values only for a plan written as JSON.
+                let values = self.unchanged_values || !action.is_noop();
                 Change {
                     address: name.to_string(),
                     type_name: res.type_name.clone(),
                     action,
-                    before: Some(hide(&PlanValue::Known(shown_paths(
-                        current,
-                        &spec.fields,
-                        &self.desired.dir,
-                    )))),
-                    after: Some(hide(&shown_paths_planned(
-                        &inputs,
-                        &spec.fields,
-                        &self.desired.dir,
-                    ))),
-                    attributes: diffs.into_iter().map(|d| d.change).collect(),
+                    before: values.then(|| {
+                        hide(&PlanValue::Known(shown_paths(
+                            current,
+                            &spec.fields,
+                            &self.desired.dir,
+                        )))
+                    }),
+                    after: values.then(|| {
+                        hide(&shown_paths_planned(
+                            &inputs,
+                            &spec.fields,
+                            &self.desired.dir,
+                        ))
+                    }),
+                    attributes: exact(diffs.into_iter().map(|d| d.change).collect()),
                     reasons,
                     dependencies,
                 }
             }
         };
         let (outputs, id) = match (prior, live) {
-            (_, Live::Present { id, outputs, .. }) => (Some(outputs.clone()), Some(id.clone())),
-            (Some(p), _) => (Some(p.outputs.clone()), Some(p.id.clone())),
+            (_, Live::Present { id, outputs, .. }) => (Some(outputs), Some(id.as_str())),
+            (Some(p), _) => (Some(&p.outputs), Some(p.id.as_str())),
             (None, _) => (None, None),
         };
         self.planned.insert(
@@ -513,6 +541,7 @@ impl<'a> Planner<'a> {
             a.computed = true;
             attributes.push(a);
         }
+        let attributes = exact(attributes);
         Change {
             address: name.to_string(),
             type_name: spec.type_name.clone(),

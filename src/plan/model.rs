@@ -69,8 +69,10 @@ pub struct Change {
 pub struct AttributeChange {
     /// Dotted path: `sku`, `identity.type`, `environment_variables.FILE_NAME`.
     pub path: String,
-    /// `None` when there was no value (a creation, or a newly set map key).
-    pub before: Option<PlanValue>,
+    /// `None` when there was no value (a creation, or a newly set map key). Boxed, as `content`:
+    /// a plan of a large stack holds one of these per field of every resource it creates, mostly
+    /// without a before or a content, and an inline value would be 80 bytes each.
+    pub before: Option<Box<PlanValue>>,
     /// `Known(Null)` when the value is removed.
     pub after: PlanValue,
     /// The values are hidden ([`PlanValue::Sensitive`]) here and everywhere the plan is shown.
@@ -80,7 +82,7 @@ pub struct AttributeChange {
     /// A computed attribute (set by the cloud), listed for a creation.
     pub computed: bool,
     /// For a path field: the content of the file or folder it names changed.
-    pub content: Option<ContentChange>,
+    pub content: Option<Box<ContentChange>>,
 }
 
 impl AttributeChange {
@@ -91,7 +93,7 @@ impl AttributeChange {
     ) -> Self {
         AttributeChange {
             path: path.into(),
-            before,
+            before: before.map(Box::new),
             after,
             sensitive: false,
             forces_replacement: false,
@@ -99,6 +101,13 @@ impl AttributeChange {
             content: None,
         }
     }
+}
+
+/// `attributes` with no spare capacity: a plan holds one list per resource, and a list grown by
+/// doubling (or collected in the place of a larger item's) keeps up to twice what it holds.
+pub(crate) fn exact(mut attributes: Vec<AttributeChange>) -> Vec<AttributeChange> {
+    attributes.shrink_to_fit();
+    attributes
 }
 
 /// The content behind a path field, before and after (hashes always when known; text when it is a

@@ -244,7 +244,7 @@ impl Arm {
             }
             let req = HttpRequest::new(Method::GET, u);
             let what = req.describe();
-            let mut page = self
+            let mut page: Value = self
                 .pipeline
                 .send_ok(req, &self.auth)
                 .await
@@ -254,7 +254,7 @@ impl Arm {
                 .get("nextLink")
                 .and_then(Value::as_str)
                 .and_then(|s| Url::parse(s).ok());
-            // The page's entries are moved out, not copied.
+            // Moved out of the page, not copied: a page of a large collection is megabytes.
             if let Some(Value::Array(items)) = page.get_mut("value").map(Value::take) {
                 out.extend(items);
             }

@@ -90,7 +90,7 @@ fn details(d: &Drift) -> String {
             out,
             "{}: {} → {}",
             a.path,
-            value(a, a.before.as_ref()),
+            value(a, a.before.as_deref()),
             value(a, Some(&a.after))
         );
     }

@@ -342,7 +342,7 @@ fn render_attributes(attrs: &[AttributeChange], action: Action, p: &Painter) -> 
             out.push_str(&block.1);
             continue;
         }
-        let value = match (&a.before, action) {
+        let value = match (a.before.as_deref(), action) {
             (_, Action::Create) => value_text(&a.after),
             (None, _) => format!("null → {}", value_text(&a.after)),
             (Some(before), _) => format!("{} → {}", value_text(before), value_text(&a.after)),
@@ -359,14 +359,14 @@ fn render_attributes(attrs: &[AttributeChange], action: Action, p: &Painter) -> 
 
 /// A multi-line value (or a path whose content changed) as a first line and a line diff.
 fn multiline(a: &AttributeChange, p: &Painter) -> Option<(String, String)> {
-    if let Some(content) = &a.content {
+    if let Some(content) = a.content.as_deref() {
         return Some(content_block(a, content, p));
     }
     let after = match &a.after {
         PlanValue::Known(Value::String(s)) => Some(s.as_str()),
         _ => None,
     };
-    let before = match &a.before {
+    let before = match a.before.as_deref() {
         Some(PlanValue::Known(Value::String(s))) => Some(s.as_str()),
         _ => None,
     };
@@ -388,7 +388,7 @@ fn multiline(a: &AttributeChange, p: &Painter) -> Option<(String, String)> {
 }
 
 fn content_block(a: &AttributeChange, c: &ContentChange, p: &Painter) -> (String, String) {
-    let shown = match (&a.before, &a.after) {
+    let shown = match (a.before.as_deref(), &a.after) {
         (Some(b), PlanValue::Known(_)) if value_text(b) != value_text(&a.after) => {
             format!("{} → {}", value_text(b), value_text(&a.after))
         }

@@ -72,8 +72,8 @@ pub use lock::{
     Acquired, Lock, LockError, LockGuard, LockInfo, LockRequest, TakeoverNotice, TakeoverReason,
     UnlockOutcome,
 };
-pub(crate) use model::Touched;
 pub use model::{CloudBinding, FORMAT_VERSION, ResourceState, ResourceStatus, StateFile};
+pub(crate) use model::{Touched, compact};
 pub use replica::{Replica, ReplicaError};
 pub use sensitive::FieldPath;
 pub(crate) use store::Stamp;

@@ -10,7 +10,7 @@ use std::fmt;
 use indexmap::IndexMap;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::sensitive::{FieldPath, redact_paths};
@@ -135,11 +135,40 @@ impl ResourceState {
         }
     }
 
+    /// Drops the spare room of its inputs and outputs (see [`compact`]).
+    pub(crate) fn compact(&mut self) {
+        compact(&mut self.inputs);
+        compact(&mut self.outputs);
+    }
+
     /// Replaces values at the `sensitive` paths of inputs and outputs with markers keyed by `lineage`.
     /// Idempotent. Returns how many values were replaced.
     pub fn redact(&mut self, lineage: &Uuid) -> usize {
         redact_paths(&mut self.inputs, &self.sensitive, lineage)
             + redact_paths(&mut self.outputs, &self.sensitive, lineage)
+    }
+}
+
+/// `value` with no spare room in its objects and arrays, the same entries in the same order. A state
+/// holds one record per resource, each of a few objects grown by doubling as they were built or
+/// parsed: up to half of each object's room (112 bytes an entry) was spare, for as long as the
+/// record was kept.
+pub(crate) fn compact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            let mut exact = Map::with_capacity(entries.len());
+            for (key, mut v) in entries {
+                compact(&mut v);
+                exact.insert(key, v);
+            }
+            *map = exact;
+        }
+        Value::Array(items) => {
+            items.shrink_to_fit();
+            items.iter_mut().for_each(compact);
+        }
+        _ => {}
     }
 }
 
@@ -166,7 +195,16 @@ impl StateFile {
         mut resource: ResourceState,
     ) -> Option<ResourceState> {
         resource.redact(&self.lineage);
+        resource.compact();
         self.resources.insert(address.into(), resource)
+    }
+
+    /// Drops the spare room of every record's values (see [`compact`]); done to a state as read, whose
+    /// objects grew by doubling while they were parsed.
+    pub(crate) fn compact(&mut self) {
+        for record in self.resources.values_mut() {
+            record.compact();
+        }
     }
 
     /// Sets a stack output; a sensitive one is stored as a marker (the `output` command shows it as
@@ -330,6 +368,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn compact_keeps_every_entry_in_its_order() {
+        let mut value = json!({"z": 1, "a": {"y": [3, {"b": null, "a": "x"}], "c": true}, "m": []});
+        let before = value.to_string();
+        compact(&mut value);
+        assert_eq!(value.to_string(), before);
+        let keys: Vec<&String> = value
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(keys, ["z", "a", "m"]);
+    }
 
     fn sample() -> StateFile {
         let mut state = StateFile::new("managed-identity");

@@ -579,9 +579,10 @@ fn read_state(path: &Path, remedy: &str) -> Result<Option<StateFile>, StateError
     let Some(bytes) = read_checked(path, remedy)? else {
         return Ok(None);
     };
-    serde_json::from_slice::<StateFile>(&bytes)
-        .map(Some)
-        .map_err(|e| parse_error(path, &e, remedy.to_owned()))
+    let mut state = serde_json::from_slice::<StateFile>(&bytes)
+        .map_err(|e| parse_error(path, &e, remedy.to_owned()))?;
+    state.compact();
+    Ok(Some(state))
 }
 
 /// A state file's bytes once they are known to be a JSON object of a format version this build

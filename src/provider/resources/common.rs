@@ -64,14 +64,13 @@ pub struct Ctx {
     /// Blob endpoint and data-plane auth per storage account (SharedKey from `listKeys`, or Bearer when
     /// shared-key access is disabled).
     pub(crate) account_access: Mutex<HashMap<String, (url::Url, Auth)>>,
-    /// Blob endpoint per storage account and whether it allows shared keys (name lowercased).
+    /// Blob endpoint per storage account and whether it allows shared keys (name lowercased); filled
+    /// by a listing of the accounts too, so the blob data plane's access needs no GET of an account
+    /// refresh has just listed.
     pub(crate) account_endpoints: Mutex<HashMap<String, (url::Url, bool)>>,
     /// Whether reads of the blob data plane go with the engine's own bearer token, learnt once per
     /// run.
     pub(crate) bearer_reads: BearerReads,
-    /// Storage accounts as the last listing of their resource group showed them (name lowercased), so
-    /// the blob data plane's access needs no GET of an account refresh has just listed.
-    pub(crate) listed_accounts: Mutex<HashMap<String, Value>>,
     /// The ML workspace's region, read once.
     workspace_location: tokio::sync::OnceCell<String>,
 }
@@ -93,7 +92,6 @@ impl Ctx {
             account_access: Mutex::new(HashMap::new()),
             account_endpoints: Mutex::new(HashMap::new()),
             bearer_reads: BearerReads::default(),
-            listed_accounts: Mutex::new(HashMap::new()),
             workspace_location: tokio::sync::OnceCell::new(),
         }
     }

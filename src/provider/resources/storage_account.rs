@@ -48,7 +48,6 @@ async fn forget_access(ctx: &Ctx, inputs: &Map<String, Value>) {
         let key = name.to_ascii_lowercase();
         ctx.account_access.lock().await.remove(&key);
         ctx.account_endpoints.lock().await.remove(&key);
-        ctx.listed_accounts.lock().await.remove(&key);
     }
 }
 
@@ -85,14 +84,21 @@ pub async fn list_keys(ctx: &Ctx, account: &str) -> Result<Vec<Secret>> {
     Ok(keys)
 }
 
-/// Keeps the accounts a listing returned, for [`blob_access`] (each is used once, then dropped).
+/// Keeps what the blob data plane needs of the accounts a listing returned (see [`account_endpoint`]).
 pub(crate) async fn remember_listed(ctx: &Ctx, items: &[Value]) {
-    let mut listed = ctx.listed_accounts.lock().await;
-    for item in items {
-        if let Some(name) = item.get("name").and_then(Value::as_str) {
-            listed.insert(name.to_ascii_lowercase(), item.clone());
-        }
-    }
+    // Only what the blob data plane needs is kept of each account, not its body (the bodies of a
+    // large resource group's accounts are megabytes, held through the whole run). An account whose
+    // body does not say is read with a GET when needed, as an account not listed.
+    let found: Vec<(String, (Url, bool))> = items
+        .iter()
+        .filter_map(|item| {
+            let name = item.get("name").and_then(Value::as_str)?;
+            let live = spec_observe(ctx, ctx.spec(T).ok()?, &Map::new(), item);
+            let found = endpoint_of(name, &live).ok()?;
+            Some((name.to_ascii_lowercase(), found))
+        })
+        .collect();
+    ctx.account_endpoints.lock().await.extend(found);
 }
 
 /// Whether `e` is the blob service refusing a bearer caller for want of a data role.
@@ -185,21 +191,16 @@ pub(crate) async fn account_endpoint(ctx: &Ctx, account: &str) -> Result<(Url, b
     if let Some(found) = ctx.account_endpoints.lock().await.get(&key) {
         return Ok(found.clone());
     }
-    let listed = ctx.listed_accounts.lock().await.remove(&key);
-    let body = match listed {
-        Some(body) => body,
-        None => ctx
-            .arm
-            .get(&account_path(ctx, account)?, &ctx.api_version(T)?)
-            .await?
-            .ok_or_else(|| {
-                ProviderError::new(
-                    ErrorKind::NotFound,
-                    format!("storage account {account} does not exist"),
-                )
-            })?,
-    };
-    // Read through the spec: the blob endpoint attribute, and shared-key access with its default.
+    let body = ctx
+        .arm
+        .get(&account_path(ctx, account)?, &ctx.api_version(T)?)
+        .await?
+        .ok_or_else(|| {
+            ProviderError::new(
+                ErrorKind::NotFound,
+                format!("storage account {account} does not exist"),
+            )
+        })?;
     let live = spec_observe(ctx, ctx.spec(T)?, &Map::new(), &body);
     let found = endpoint_of(account, &live)?;
     ctx.account_endpoints

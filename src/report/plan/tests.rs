@@ -252,3 +252,33 @@ fn moves_and_imports_are_shown_as_terraform_shows_them() {
     );
     assert!(p.has_changes() && !p.has_cloud_changes());
 }
+
+#[test]
+fn a_plan_made_to_be_shown_reads_as_the_whole_plan() {
+    // `plan::plan_with` without the values of what stays as it is: the text is the same.
+    let (stack, extras, state) = applied();
+    let mut snapshot = refreshed(&state);
+    if let Some(Live::Present { inputs, .. }) = snapshot.live.get_mut("blue") {
+        inputs["instance_count"] = json!(3);
+    }
+    let registry = Registry::embedded().expect("embedded specs load");
+    let graph = graph_of(&stack);
+    let shown = crate::plan::plan_with(
+        &stack,
+        &graph,
+        &registry,
+        &snapshot,
+        &extras,
+        PlanMode::Normal,
+        false,
+    )
+    .expect("plans");
+    let whole = make(&stack, &snapshot, &extras, PlanMode::Normal);
+    assert!(
+        shown
+            .changes
+            .iter()
+            .any(|c| c.action.is_noop() && c.after.is_none())
+    );
+    assert_eq!(human(&shown), human(&whole));
+}
