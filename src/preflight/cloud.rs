@@ -33,10 +33,9 @@ const NAME_CHECKED_TYPE: &str = "Microsoft.Storage/storageAccounts";
 #[derive(Debug, Default)]
 pub(crate) struct Asked {
     pub(crate) questions: PreflightQuestions,
-    /// Storage name → where the stack writes it.
-    names: BTreeMap<String, Loc>,
-    /// Storage name → the addresses of the accounts the plan creates with it.
-    name_addresses: BTreeMap<String, Vec<String>>,
+    /// Storage name → where the stack first writes it, and the addresses of the accounts the plan
+    /// creates with it.
+    names: BTreeMap<String, (Loc, Vec<String>)>,
     /// Resource group id → where the first role assignment created there writes its scope, and
     /// that assignment's address.
     scopes: BTreeMap<String, (Loc, String)>,
@@ -111,11 +110,8 @@ pub(crate) fn questions(
             asked
                 .names
                 .entry(name.clone())
-                .or_insert_with(|| e.loc.clone());
-            asked
-                .name_addresses
-                .entry(name.clone())
-                .or_default()
+                .or_insert_with(|| (e.loc.clone(), Vec::new()))
+                .1
                 .push(change.address.clone());
         }
         let grants_roles = spec.fields.values().any(|f| f.grantee);
@@ -175,10 +171,10 @@ pub(crate) fn questions(
 /// the probe before the run, never the check closest to the write.
 pub(crate) fn free_names(asked: &Asked, answers: &PreflightAnswers) -> HashSet<String> {
     asked
-        .name_addresses
+        .names
         .iter()
         .filter(|(name, _)| matches!(answers.names.get(*name), Some(Ok(a)) if a.available))
-        .flat_map(|(_, addresses)| addresses.iter().cloned())
+        .flat_map(|(_, (_, addresses))| addresses.iter().cloned())
         .collect()
 }
 
@@ -224,7 +220,7 @@ fn failed(what: &str, loc: &Loc, e: &ProviderError) -> Finding {
 /// The findings the cloud's answers give, and the runner/account pairs found granted live.
 pub(crate) fn findings(asked: &Asked, answers: &PreflightAnswers) -> (Vec<Finding>, LiveGrants) {
     let mut out = Vec::new();
-    for (name, loc) in &asked.names {
+    for (name, (loc, _)) in &asked.names {
         match answers.names.get(name) {
             Some(Ok(a)) if !a.available && !a.ours => {
                 let invalid = a.reason.as_deref() == Some("AccountNameInvalid");
