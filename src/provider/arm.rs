@@ -227,44 +227,87 @@ impl Arm {
         resp.json()
     }
 
-    /// GET a list, following `nextLink`.
+    /// GET a list, following `nextLink`: every page's items together. A large collection is better
+    /// read with [`Arm::pages`], one page at a time.
     pub async fn list(
         &self,
         path: &str,
         api_version: &str,
         extra: &[(&str, &str)],
     ) -> Result<Vec<Value>> {
-        let mut url = Some(self.url(path, api_version, extra)?);
+        let mut pages = self.pages(path, api_version, extra)?;
         let mut out = Vec::new();
-        let mut pages = 0;
-        while let Some(u) = url.take() {
-            pages += 1;
-            if pages > 1000 {
-                break;
-            }
-            let req = HttpRequest::new(Method::GET, u);
-            let what = req.describe();
-            let mut page: Value = self
-                .pipeline
-                .send_ok(req, &self.auth)
-                .await
-                .map_err(|e| e.with_context(what))?
-                .json()?;
-            url = page
-                .get("nextLink")
-                .and_then(Value::as_str)
-                .and_then(|s| Url::parse(s).ok());
-            // Moved out of the page, not copied: a page of a large collection is megabytes.
-            if let Some(Value::Array(items)) = page.get_mut("value").map(Value::take) {
-                out.extend(items);
-            }
+        while let Some(items) = pages.next().await? {
+            out.extend(items);
         }
         Ok(out)
+    }
+
+    /// A list read one page at a time ([`Pages::next`]), so a caller keeps of each page only what it
+    /// needs instead of every page of the collection at once.
+    pub(crate) fn pages(
+        &self,
+        path: &str,
+        api_version: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<Pages<'_>> {
+        Ok(Pages {
+            arm: self,
+            next: Some(self.url(path, api_version, extra)?),
+            read: 0,
+        })
     }
 
     /// A status callback that ignores everything.
     pub fn quiet() -> StatusFn<'static> {
         &no_status
+    }
+}
+
+/// The pages of one ARM list, read in order by following `nextLink` (at most [`Pages::MAX`]; a
+/// longer chain ends there, as if the last page had no `nextLink`).
+pub(crate) struct Pages<'a> {
+    arm: &'a Arm,
+    next: Option<Url>,
+    read: usize,
+}
+
+impl Pages<'_> {
+    /// How many pages one listing reads at most.
+    const MAX: usize = 1000;
+
+    /// The next page's items, moved out of the page (a page of a large collection is megabytes), or
+    /// `None` after the last page.
+    ///
+    /// # Errors
+    ///
+    /// The page's request failing (a 404 is an error here: the caller decides what a gone parent
+    /// means) or its body not being JSON.
+    pub(crate) async fn next(&mut self) -> Result<Option<Vec<Value>>> {
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        self.read += 1;
+        if self.read > Self::MAX {
+            return Ok(None);
+        }
+        let req = HttpRequest::new(Method::GET, url);
+        let what = req.describe();
+        let mut page: Value = self
+            .arm
+            .pipeline
+            .send_ok(req, &self.arm.auth)
+            .await
+            .map_err(|e| e.with_context(what))?
+            .json()?;
+        self.next = page
+            .get("nextLink")
+            .and_then(Value::as_str)
+            .and_then(|s| Url::parse(s).ok());
+        Ok(Some(match page.get_mut("value").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        }))
     }
 }
 
@@ -351,6 +394,37 @@ mod tests {
                 .as_str()
                 .contains("%24filter=principalId+eq+%27p%27")
         );
+    }
+
+    #[test]
+    fn pages_are_read_one_request_at_a_time_up_to_the_limit() {
+        // A listing is read a page per `next` (a caller keeps of each page what it needs before
+        // the next one is fetched), and a `nextLink` chain that never ends stops after the limit.
+        let endless =
+            r#"{"value":[{"id":"a"}],"nextLink":"https://arm.test/x?api-version=1&page=n"}"#;
+        let t = FakeTransport::new(
+            (0..Pages::MAX + 5)
+                .map(|_| reply(200, &[], endless))
+                .collect(),
+        );
+        let a = arm(&t);
+        let rt = rt();
+        let mut pages = a.pages("/x", "1", &[]).unwrap();
+        assert_eq!(
+            t.requests().len(),
+            0,
+            "nothing is sent before the first page is asked for"
+        );
+        let first = rt.block_on(pages.next()).unwrap().unwrap();
+        assert_eq!(first, vec![serde_json::json!({"id": "a"})]);
+        assert_eq!(t.requests().len(), 1);
+        let mut read = 1;
+        while rt.block_on(pages.next()).unwrap().is_some() {
+            read += 1;
+        }
+        assert_eq!(read, Pages::MAX);
+        assert_eq!(t.requests().len(), Pages::MAX);
+        assert!(rt.block_on(pages.next()).unwrap().is_none());
     }
 
     #[test]

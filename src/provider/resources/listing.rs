@@ -68,27 +68,10 @@ pub(crate) async fn read(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let items = match ctx.arm.list(path, &ctx.api_version(t)?, &extra).await {
-        Ok(items) => items,
-        // The parent (an account, an endpoint) is gone: so are its children.
-        Err(e) if e.is_not_found() => Vec::new(),
-        Err(e) => return Err(e),
-    };
-    if t == ResourceType::StorageAccount {
-        storage_account::remember_listed(ctx, &items).await;
-    }
-    let by_id: HashMap<String, &Value> = items
-        .iter()
-        .filter_map(|i| Some((i.get("id")?.as_str()?.to_ascii_lowercase(), i)))
-        .collect();
-    // A deployment's share of traffic is its endpoint's: one read of the endpoint for the listing.
-    let traffic = if t == ResourceType::OnlineDeployment && !by_id.is_empty() {
-        Some(online_deployment::listed_traffic(ctx, &first.inputs).await?)
-    } else {
-        None
-    };
-    let mut out = Vec::with_capacity(reqs.len());
-    for req in reqs {
+    // Each request's id, lower-case (ARM ids are case-insensitive), to match the pages' items by.
+    let mut slots: Vec<Slot> = Vec::with_capacity(reqs.len());
+    let mut wanted: HashMap<String, Vec<usize>> = HashMap::with_capacity(reqs.len());
+    for (i, req) in reqs.iter().enumerate() {
         let id = match &req.cloud_id {
             Some(id) if !id.is_empty() => Ok(id.clone()),
             _ if t == ResourceType::RoleAssignment => {
@@ -96,20 +79,106 @@ pub(crate) async fn read(
             }
             _ => ctx.path(t, &req.inputs),
         };
-        let answer = match id.map(|id| by_id.get(&id.to_ascii_lowercase()).copied()) {
-            Err(e) => Err(e),
-            Ok(None) => Ok(None),
-            Ok(Some(_)) if !list.complete => generic_read(ctx, req).await,
-            Ok(Some(body)) => match &traffic {
-                Some(traffic) => online_deployment::observe_listed(ctx, req, body, traffic)
+        match id {
+            Ok(id) => {
+                wanted.entry(id.to_ascii_lowercase()).or_default().push(i);
+                slots.push(Slot::Unlisted);
+            }
+            Err(e) => slots.push(Slot::NoId(e)),
+        }
+    }
+    // Page by page: each page's items are matched as it arrives and only what a request needs is
+    // kept (its observed result; for an incomplete entry, that it was listed), the rest of the page
+    // dropped. A listing of thousands of accounts held whole was most of a refresh's peak memory.
+    let mut pages = ctx.arm.pages(path, &ctx.api_version(t)?, &extra)?;
+    let mut listed_any = false;
+    let mut endpoints = Vec::new();
+    loop {
+        let items = match pages.next().await {
+            Ok(Some(items)) => items,
+            Ok(None) => break,
+            // The parent (an account, an endpoint) is gone: so are its children, whatever the
+            // pages before said.
+            Err(e) if e.is_not_found() => {
+                for slot in &mut slots {
+                    if !matches!(slot, Slot::NoId(_)) {
+                        *slot = Slot::Unlisted;
+                    }
+                }
+                endpoints.clear();
+                listed_any = false;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        if t == ResourceType::StorageAccount {
+            endpoints.extend(storage_account::listed_endpoints(ctx, &items));
+        }
+        for mut item in items {
+            let Some(id) = item.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            listed_any = true;
+            let Some(matched) = wanted.get(&id.to_ascii_lowercase()) else {
+                continue;
+            };
+            for (n, &i) in matched.iter().enumerate() {
+                slots[i] = if !list.complete {
+                    Slot::Get
+                } else if t == ResourceType::OnlineDeployment {
+                    // Observed once the endpoint's traffic is read, after the listing (moved for
+                    // the last request of this id, copied for any before it).
+                    Slot::Body(if n + 1 == matched.len() {
+                        item.take()
+                    } else {
+                        item.clone()
+                    })
+                } else {
+                    Slot::Read(observe(ctx, &reqs[i], &item))
+                };
+            }
+        }
+    }
+    if t == ResourceType::StorageAccount {
+        storage_account::remember_listed(ctx, endpoints).await;
+    }
+    // A deployment's share of traffic is its endpoint's: one read of the endpoint for the listing.
+    let traffic = if t == ResourceType::OnlineDeployment && listed_any {
+        Some(online_deployment::listed_traffic(ctx, &first.inputs).await?)
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(reqs.len());
+    for (req, slot) in reqs.iter().zip(slots) {
+        out.push(match slot {
+            Slot::NoId(e) => Err(e),
+            Slot::Unlisted => Ok(None),
+            Slot::Get => generic_read(ctx, req).await,
+            Slot::Read(observed) => observed.map(Some),
+            Slot::Body(body) => match &traffic {
+                Some(traffic) => online_deployment::observe_listed(ctx, req, &body, traffic)
                     .await
                     .map(Some),
-                None => observe(ctx, req, body).map(Some),
+                None => observe(ctx, req, &body).map(Some),
             },
-        };
-        out.push(answer);
+        });
     }
     Ok(out)
+}
+
+/// What a listing keeps for one request while its pages are read.
+enum Slot {
+    /// Its id could not be made from its inputs.
+    NoId(crate::provider::error::ProviderError),
+    /// Not (yet) in the listing: gone, once every page is read.
+    Unlisted,
+    /// Listed, but the entry is incomplete: read with a GET after the listing.
+    Get,
+    /// Listed and observed from its entry.
+    Read(Result<Observed>),
+    /// Listed; observed after the listing with what the whole listing needs (a deployment's
+    /// traffic, one read of its endpoint).
+    Body(Value),
 }
 
 /// A listed body as the type's observer maps it (the same as after a GET).
@@ -203,13 +272,8 @@ mod tests {
         assert_eq!(blue.inputs["traffic"], 100);
         assert!(answers[1].as_ref().unwrap().is_none(), "green is gone");
         // Two pages and one read of the endpoint's traffic: no GET per deployment.
-        let sent: Vec<String> = t
-            .requests()
-            .iter()
-            .map(|r| r.url.path().to_owned())
-            .collect();
         assert_eq!(
-            sent,
+            sent_paths(&t),
             [
                 format!("{base}/deployments"),
                 format!("{base}/deployments"),
@@ -262,6 +326,152 @@ mod tests {
                 .any(|(k, v)| k == "$filter" && v == "atScope()"),
             "{}",
             sent[0].url
+        );
+    }
+
+    /// The paths of the requests `t` was sent, in order.
+    fn sent_paths(t: &FakeTransport) -> Vec<String> {
+        t.requests()
+            .iter()
+            .map(|r| r.url.path().to_owned())
+            .collect()
+    }
+
+    const GROUP: &str = "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Storage";
+
+    fn named(t: ResourceType, inputs: Value) -> ResourceRequest {
+        let name = inputs["name"].as_str().unwrap_or_default().to_owned();
+        ResourceRequest::new(t, name, serde_json::from_value(inputs).unwrap())
+    }
+
+    fn account(name: &str) -> Value {
+        json!({"id": format!("{GROUP}/storageAccounts/{name}"), "name": name, "location": "eastus",
+               "kind": "StorageV2", "sku": {"name": "Standard_LRS"},
+               "properties": {"supportsHttpsTrafficOnly": true,
+                              "primaryEndpoints": {"blob": format!("https://{name}.blob.test/")}}})
+    }
+
+    fn page(items: &[Value], next: Option<&str>) -> crate::provider::pipeline::fake::Reply {
+        let mut body = json!({ "value": items });
+        if let Some(next) = next {
+            body["nextLink"] = json!(format!("https://management.azure.com{next}"));
+        }
+        reply(200, &[], &body.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_paged_listing_is_matched_page_by_page() {
+        // A listing is matched as each page arrives (its pages are no longer held whole): what a
+        // request needs is found on any page, what no request names is only remembered as an
+        // account endpoint, and a request listed on no page is gone.
+        let next = format!("{GROUP}/storageAccounts?api-version=2025-01-01&$skiptoken=2");
+        let t = FakeTransport::new(vec![
+            page(&[account("a"), account("stranger")], Some(&next)),
+            page(&[account("b")], None),
+        ]);
+        let ctx = ctx_with(azure_config(), &t, &Arc::new(FakeClock::default()));
+        let reqs: Vec<ResourceRequest> = ["a", "b", "gone"]
+            .iter()
+            .map(|n| {
+                named(
+                    ResourceType::StorageAccount,
+                    json!({"name": n, "location": "eastus"}),
+                )
+            })
+            .collect();
+        assert_eq!(group(&ctx, &reqs[0]), group(&ctx, &reqs[2]));
+        let answers = read(&ctx, &reqs).await.unwrap();
+        for (answer, name) in answers.iter().zip(["a", "b"]) {
+            let found = answer.as_ref().unwrap().as_ref().expect("listed");
+            assert_eq!(found.id, format!("{GROUP}/storageAccounts/{name}"));
+            assert_eq!(found.inputs["name"], name);
+            assert_eq!(
+                found.outputs["primary_blob_endpoint"],
+                format!("https://{name}.blob.test/")
+            );
+        }
+        assert!(answers[2].as_ref().unwrap().is_none(), "on no page: gone");
+        assert_eq!(t.requests().len(), 2, "one GET per page, none per account");
+        // Every listed account's blob endpoint is kept for the blob reads that follow.
+        let endpoints = ctx.account_endpoints.lock().await;
+        let mut names: Vec<&str> = endpoints.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "b", "stranger"]);
+    }
+
+    #[tokio::test]
+    async fn a_listing_whose_parent_goes_between_pages_lists_nothing() {
+        // As when the whole listing was read first: a parent gone (404) on a later page means its
+        // children are gone, even those an earlier page listed, and nothing of it is remembered.
+        let next = format!("{GROUP}/storageAccounts?api-version=2025-01-01&$skiptoken=2");
+        let t = FakeTransport::new(vec![
+            page(&[account("a")], Some(&next)),
+            reply(
+                404,
+                &[],
+                r#"{"error":{"code":"ResourceGroupNotFound","message":"gone"}}"#,
+            ),
+        ]);
+        let ctx = ctx_with(azure_config(), &t, &Arc::new(FakeClock::default()));
+        let reqs = [named(
+            ResourceType::StorageAccount,
+            json!({"name": "a", "location": "eastus"}),
+        )];
+        let answers = read(&ctx, &reqs).await.unwrap();
+        assert!(answers[0].as_ref().unwrap().is_none());
+        assert!(ctx.account_endpoints.lock().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_incomplete_listing_reads_again_only_what_it_matched() {
+        // A type whose listed entries are incomplete (`complete: false`) is read again by GET,
+        // once per request a page matched: not for what the pages hold that no request names, and
+        // not for a request no page holds.
+        let mut registry = crate::provider::resources::common::tests::registry();
+        let spec = registry.get_mut("blob_container").unwrap();
+        spec.arm.list.as_mut().unwrap().complete = false;
+        let base = format!("{GROUP}/storageAccounts/acct/blobServices/default/containers");
+        let container = |name: &str| {
+            json!({"id": format!("{base}/{name}"), "name": name,
+                   "properties": {"publicAccess": "None"}})
+        };
+        let next = format!("{base}?api-version=2025-01-01&$skiptoken=2");
+        let t = FakeTransport::new(vec![
+            page(&[container("c1"), container("other")], Some(&next)),
+            page(&[container("c2")], None),
+            reply(200, &[], &container("c1").to_string()),
+            reply(200, &[], &container("c2").to_string()),
+        ]);
+        let config = azure_config();
+        let p = crate::provider::pipeline::fake::pipeline(
+            &t,
+            &Arc::new(FakeClock::default()),
+            config.retry.clone(),
+        );
+        let arm =
+            crate::provider::arm::Arm::new(p, config.arm_endpoint.clone(), config.arm_scope());
+        let ctx = Ctx::new(config, arm, Arc::new(registry));
+        let reqs: Vec<ResourceRequest> = ["c1", "c2", "c3"]
+            .iter()
+            .map(|n| {
+                named(
+                    ResourceType::BlobContainer,
+                    json!({"name": n, "account": "acct"}),
+                )
+            })
+            .collect();
+        let answers = read(&ctx, &reqs).await.unwrap();
+        assert!(answers[0].as_ref().unwrap().is_some());
+        assert!(answers[1].as_ref().unwrap().is_some());
+        assert!(answers[2].as_ref().unwrap().is_none());
+        assert_eq!(
+            sent_paths(&t),
+            [
+                base.clone(),
+                base.clone(),
+                format!("{base}/c1"),
+                format!("{base}/c2")
+            ]
         );
     }
 

@@ -84,20 +84,28 @@ pub async fn list_keys(ctx: &Ctx, account: &str) -> Result<Vec<Secret>> {
     Ok(keys)
 }
 
-/// Keeps what the blob data plane needs of the accounts a listing returned (see [`account_endpoint`]).
-pub(crate) async fn remember_listed(ctx: &Ctx, items: &[Value]) {
+/// What the blob data plane needs of the accounts of one page of a listing (see [`account_endpoint`]),
+/// by lower-case name, for [`remember_listed`] once the listing is whole.
+pub(crate) fn listed_endpoints(ctx: &Ctx, items: &[Value]) -> Vec<(String, (Url, bool))> {
     // Only what the blob data plane needs is kept of each account, not its body (the bodies of a
-    // large resource group's accounts are megabytes, held through the whole run). An account whose
-    // body does not say is read with a GET when needed, as an account not listed.
-    let found: Vec<(String, (Url, bool))> = items
+    // large resource group's accounts are megabytes). An account whose body does not say is read
+    // with a GET when needed, as an account not listed.
+    let Ok(spec) = ctx.spec(T) else {
+        return Vec::new();
+    };
+    items
         .iter()
         .filter_map(|item| {
             let name = item.get("name").and_then(Value::as_str)?;
-            let live = spec_observe(ctx, ctx.spec(T).ok()?, &Map::new(), item);
+            let live = spec_observe(ctx, spec, &Map::new(), item);
             let found = endpoint_of(name, &live).ok()?;
             Some((name.to_ascii_lowercase(), found))
         })
-        .collect();
+        .collect()
+}
+
+/// Keeps, for the rest of the run, what [`listed_endpoints`] found of a listing's accounts.
+pub(crate) async fn remember_listed(ctx: &Ctx, found: Vec<(String, (Url, bool))>) {
     ctx.account_endpoints.lock().await.extend(found);
 }
 
