@@ -184,7 +184,9 @@ impl ApplyPlan {
             })
             .map(|s| s.address.as_str())
             .collect();
-        let mut refreshed = HashMap::new();
+        // Sized up front: grown by doubling, a destroy's map (every resource) was held twice over
+        // while it grew, at the engine's peak memory.
+        let mut refreshed = HashMap::with_capacity(changed.len());
         for (address, live) in live {
             let Live::Present {
                 id,

@@ -18,11 +18,13 @@ use crate::specs::Registry;
 use crate::stack::Stack;
 use crate::state::StateFile;
 
-/// Deletions of resources in state but not in the stack, dependents first.
+/// Deletions of resources in state but not in the stack, dependents first. `values`: each keeps what
+/// it deletes as its `before` (see [`deletion`]).
 pub(super) fn removed_changes(
     state: Option<&StateFile>,
     desired: &Stack,
     registry: &Registry,
+    values: bool,
 ) -> Vec<Change> {
     let Some(state) = state else {
         return Vec::new();
@@ -38,32 +40,40 @@ pub(super) fn removed_changes(
                 ActionReason::RemovedFromConfig,
                 registry,
                 &desired.dir,
+                values,
             )
         })
         .collect()
 }
 
+/// The deletion of `address`. `values` false (a plan only shown as text and applied, see
+/// [`super::plan_with`]): no `before`, which only the JSON plan shows (for a destroy of 10,000
+/// resources, a copy of every recorded input at the engine's peak memory).
 pub(super) fn deletion(
     state: &StateFile,
     address: &str,
     reason: ActionReason,
     registry: &Registry,
     dir: &std::path::Path,
+    values: bool,
 ) -> Option<Change> {
     let r = state.resources.get(address)?;
-    let inputs = match registry.get(&r.resource_type) {
-        Some(spec) => shown_paths(&r.inputs, &spec.fields, dir),
-        None => r.inputs.clone(),
-    };
-    let mut sensitive = SensitivePaths::default();
-    for p in &r.sensitive {
-        sensitive.add(&p.to_string());
-    }
+    let before = values.then(|| {
+        let inputs = match registry.get(&r.resource_type) {
+            Some(spec) => shown_paths(&r.inputs, &spec.fields, dir),
+            None => r.inputs.clone(),
+        };
+        let mut sensitive = SensitivePaths::default();
+        for p in &r.sensitive {
+            sensitive.add(&p.to_string());
+        }
+        hide_sensitive(&PlanValue::Known(inputs), &sensitive, "")
+    });
     Some(Change {
         address: address.to_string(),
         type_name: r.resource_type.clone(),
         action: Action::Delete,
-        before: Some(hide_sensitive(&PlanValue::Known(inputs), &sensitive, "")),
+        before,
         after: None,
         attributes: Vec::new(),
         reasons: vec![reason],
@@ -71,10 +81,13 @@ pub(super) fn deletion(
     })
 }
 
+/// Deletions of everything in state, dependents first, and of the stack's outputs. `values`: as
+/// [`removed_changes`].
 pub(super) fn destroy_changes(
     state: Option<&StateFile>,
     registry: &Registry,
     desired: &Stack,
+    values: bool,
 ) -> (Vec<Change>, Vec<OutputChange>) {
     let Some(state) = state else {
         return (Vec::new(), Vec::new());
@@ -89,6 +102,7 @@ pub(super) fn destroy_changes(
                 ActionReason::DestroyRequested,
                 registry,
                 &desired.dir,
+                values,
             )
         })
         .collect();

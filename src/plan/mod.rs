@@ -157,8 +157,9 @@ pub fn plan(
 
 /// [`plan`], where `unchanged_values` false makes a plan that is shown as text and applied, never
 /// written as JSON (nor saved): a resource that stays as it is (`NoOp`) has no `before` and `after`,
-/// which only the JSON plan shows (two copies of every input of a large stack that did not change).
-/// Everything else is the same.
+/// and a deletion no `before`, which only the JSON plan shows (two copies of every input of a large
+/// stack that did not change; a copy of every recorded input of a destroy). Everything else is the
+/// same.
 pub(crate) fn plan_with(
     desired: &Stack,
     graph: &ResourceGraph,
@@ -208,7 +209,7 @@ pub(crate) fn plan_with(
     let (changes, outputs, maps) = match mode {
         PlanMode::RefreshOnly => (Vec::new(), Vec::new(), Vec::new()),
         PlanMode::Destroy => {
-            let (changes, outputs) = destroy_changes(state, registry, desired);
+            let (changes, outputs) = destroy_changes(state, registry, desired, unchanged_values);
             let members = removed_members(state, registry, &changes);
             let maps = map_changes(&members, snapshot);
             (changes, outputs, maps)
@@ -225,7 +226,7 @@ pub(crate) fn plan_with(
                 errors: Vec::new(),
                 unchanged_values,
             };
-            let mut changes = removed_changes(state, desired, registry);
+            let mut changes = removed_changes(state, desired, registry, unchanged_values);
             for name in order {
                 if let Some(change) = planner.plan_resource(name) {
                     changes.push(change);

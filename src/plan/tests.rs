@@ -1047,6 +1047,34 @@ fn attribute_lists_hold_no_spare_room_and_attributes_stay_small() {
     );
 }
 
+/// The plan `plan_with` makes to be shown as text and applied (no values only the JSON plan shows).
+fn shown_plan(stack: &Stack, snapshot: &Snapshot, extras: &DesiredExtras, mode: PlanMode) -> Plan {
+    let graph = testing::graph_of(stack);
+    plan_with(stack, &graph, &registry(), snapshot, extras, mode, false).expect("plans")
+}
+
+/// A destroy plan held, at a destroy's peak memory, a copy of every recorded input as its deletions'
+/// `before`, which only the JSON plan shows. A destroy plan made to be shown keeps none; the rest is
+/// the same (`report::plan`'s tests check that it reads the same).
+#[test]
+fn a_destroy_plan_to_show_keeps_no_values_of_what_it_deletes() {
+    let (stack, extras, state) = applied();
+    let snapshot = refreshed(&state);
+    let shown = shown_plan(&stack, &snapshot, &extras, PlanMode::Destroy);
+    let whole = plan_of(&stack, &snapshot, &extras, PlanMode::Destroy);
+    assert!(!whole.changes.is_empty());
+    assert_eq!(shown.changes.len(), whole.changes.len());
+    for (lean, full) in shown.changes.iter().zip(&whole.changes) {
+        assert_eq!(lean.action, Action::Delete);
+        assert!(full.before.is_some(), "{}", full.address);
+        assert_eq!(lean.before, None, "{}", lean.address);
+        let mut full = full.clone();
+        full.before = None;
+        assert_eq!(*lean, full);
+    }
+    assert_eq!(shown.outputs, whole.outputs);
+}
+
 /// A plan with refresh of 10,000 unchanged resources held two copies of every input (each no-op
 /// change's `before` and `after`) that only the JSON plan shows. A plan made to be shown keeps them
 /// only for what changes (`report::plan`'s tests check that it reads the same).
@@ -1057,17 +1085,7 @@ fn a_plan_to_show_keeps_no_values_of_what_stays() {
     if let Some(Live::Present { inputs, .. }) = snapshot.live.get_mut("blue") {
         inputs["instance_count"] = json!(3);
     }
-    let graph = testing::graph_of(&stack);
-    let shown = plan_with(
-        &stack,
-        &graph,
-        &registry(),
-        &snapshot,
-        &extras,
-        PlanMode::Normal,
-        false,
-    )
-    .expect("plans");
+    let shown = shown_plan(&stack, &snapshot, &extras, PlanMode::Normal);
     let whole = plan_of(&stack, &snapshot, &extras, PlanMode::Normal);
     assert!(whole.changes.iter().all(|c| c.before.is_some()));
     for (lean, full) in shown.changes.iter().zip(&whole.changes) {

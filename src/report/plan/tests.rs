@@ -253,6 +253,33 @@ fn moves_and_imports_are_shown_as_terraform_shows_them() {
     assert!(p.has_changes() && !p.has_cloud_changes());
 }
 
+/// The plan `plan_with` makes to be shown as text and applied (no values only the JSON plan shows).
+fn shown_plan(stack: &Stack, snapshot: &Snapshot, extras: &DesiredExtras, mode: PlanMode) -> Plan {
+    let registry = Registry::embedded().expect("embedded specs load");
+    crate::plan::plan_with(
+        stack,
+        &graph_of(stack),
+        &registry,
+        snapshot,
+        extras,
+        mode,
+        false,
+    )
+    .expect("plans")
+}
+
+#[test]
+fn a_destroy_plan_made_to_be_shown_reads_as_the_whole_plan() {
+    // `plan::plan_with` without the deletions' `before`: the text is the same.
+    let (stack, extras, state) = applied();
+    let snapshot = refreshed(&state);
+    let shown = shown_plan(&stack, &snapshot, &extras, PlanMode::Destroy);
+    let whole = make(&stack, &snapshot, &extras, PlanMode::Destroy);
+    assert!(shown.changes.iter().all(|c| c.before.is_none()));
+    assert!(whole.changes.iter().all(|c| c.before.is_some()));
+    assert_eq!(human(&shown), human(&whole));
+}
+
 #[test]
 fn a_plan_made_to_be_shown_reads_as_the_whole_plan() {
     // `plan::plan_with` without the values of what stays as it is: the text is the same.
@@ -261,18 +288,7 @@ fn a_plan_made_to_be_shown_reads_as_the_whole_plan() {
     if let Some(Live::Present { inputs, .. }) = snapshot.live.get_mut("blue") {
         inputs["instance_count"] = json!(3);
     }
-    let registry = Registry::embedded().expect("embedded specs load");
-    let graph = graph_of(&stack);
-    let shown = crate::plan::plan_with(
-        &stack,
-        &graph,
-        &registry,
-        &snapshot,
-        &extras,
-        PlanMode::Normal,
-        false,
-    )
-    .expect("plans");
+    let shown = shown_plan(&stack, &snapshot, &extras, PlanMode::Normal);
     let whole = make(&stack, &snapshot, &extras, PlanMode::Normal);
     assert!(
         shown
