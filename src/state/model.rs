@@ -135,10 +135,12 @@ impl ResourceState {
         }
     }
 
-    /// Drops the spare room of its inputs and outputs (see [`compact`]).
+    /// Drops the spare room of its inputs and outputs (see [`compact`]) and of its lists.
     pub(crate) fn compact(&mut self) {
         compact(&mut self.inputs);
         compact(&mut self.outputs);
+        self.dependencies.shrink_to_fit();
+        self.sensitive.shrink_to_fit();
     }
 
     /// Replaces values at the `sensitive` paths of inputs and outputs with markers keyed by `lineage`.
@@ -205,6 +207,8 @@ impl StateFile {
         for record in self.resources.values_mut() {
             record.compact();
         }
+        // The records themselves: 10,000 grew room for 16,384 (5 MB where 3 would do).
+        self.resources.shrink_to_fit();
     }
 
     /// Sets a stack output; a sensitive one is stored as a marker (the `output` command shows it as
