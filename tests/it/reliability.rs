@@ -189,24 +189,36 @@ fn retried_faults(out: &Output) -> (usize, usize) {
     })
 }
 
-/// The failure a stormed run reported, when the storm caused it: the summary's `error:` lines (not
-/// the `-v` log), each naming an injected 5xx or 429 that its retries did not outlast. `None` for a
-/// failure of any other kind.
+/// The failure a stormed run reported, when the storm caused it: the report from its first `error:`
+/// line on, without the `-v` log lines, when it names one of the local cloud's injected faults, or
+/// the 500, 503 or 429 status one ended on, that the retries did not outlast. `None` for a failure
+/// of any other kind.
 fn storm_failure(out: &Output) -> Option<String> {
-    let errors: Vec<&str> = out
+    let report: Vec<&str> = out
         .stderr
         .lines()
-        .filter(|l| l.trim_start().starts_with("error:"))
+        .filter(|l| !l.contains(" DEBUG ") && !l.contains(" INFO ") && !l.contains(" WARN "))
+        .skip_while(|l| !l.trim_start().starts_with("error:"))
         .collect();
-    let stormy = |l: &&str| ["(500 ", "(503 ", "(429 "].iter().any(|s| l.contains(s));
-    (!errors.is_empty() && errors.iter().all(stormy)).then(|| errors.join("\n"))
+    let report = report.join("\n");
+    // A HEAD's answer has no body, so its failure names only the status the retries ended on.
+    let named = ["injected transient failure", "injected throttling"];
+    let statuses = ["transient (500 ", "transient (503 ", "transient (429 "];
+    named
+        .iter()
+        .chain(&statuses)
+        .any(|s| report.contains(s))
+        .then_some(report)
 }
 
 #[test]
 fn apply_and_destroy_converge_under_30_percent_5xx_and_20_percent_429() {
     // Every ARM and blob request of the engine has a 30 % chance of a 500/503 and a 20 % chance of a
     // 429 (Retry-After 1 s). Apply and destroy must end with the cloud equal to state; a run the
-    // storm defeats (a request failing 11 times in a row) must fail cleanly and the next run converge.
+    // storm defeats (a request failing 11 times in a row) must fail cleanly and a later run converge.
+    // A run of 30 resources sends one to three hundred requests, each defeated with odds 0.5^11 (1 in
+    // 2,048), so one run in seven to fifteen is defeated; five attempts leave this test to chance
+    // with odds below 1 in 10,000 (three attempts failed once in a loaded run of the suite).
     let prefix = "sfst";
     let size = scale(30, 60);
     let t = Test::new()
@@ -248,7 +260,7 @@ fn apply_and_destroy_converge_under_30_percent_5xx_and_20_percent_429() {
                 });
                 failures.push(reported);
                 assert!(
-                    failures.len() < 3,
+                    failures.len() < 5,
                     "trial {trial}: {cmd} failed {} times:\n{}\nthe last one's log:\n{}",
                     failures.len(),
                     failures.join("\n"),
@@ -269,7 +281,7 @@ fn apply_and_destroy_converge_under_30_percent_5xx_and_20_percent_429() {
     );
     figures.faults = throttled + errors;
     figures.note = format!(
-        "{size} resources; 30% 5xx + 20% 429 survived: {errors} 5xx and {throttled} 429 retried; {reruns} run(s) the storm defeated, each converged on the next run"
+        "{size} resources; 30% 5xx + 20% 429 survived: {errors} 5xx and {throttled} 429 retried; {reruns} run(s) the storm defeated, each converged on a later run"
     );
     figures.report("fault storm (apply and destroy)");
 }
