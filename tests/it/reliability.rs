@@ -189,11 +189,36 @@ fn retried_faults(out: &Output) -> (usize, usize) {
     })
 }
 
+/// The failure a stormed run reported, when the storm caused it: the report from its first `error:`
+/// line on, without the `-v` log lines, when it names one of the local cloud's injected faults, or
+/// the 500, 503 or 429 status one ended on, that the retries did not outlast. `None` for a failure
+/// of any other kind.
+fn storm_failure(out: &Output) -> Option<String> {
+    let report: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.contains(" DEBUG ") && !l.contains(" INFO ") && !l.contains(" WARN "))
+        .skip_while(|l| !l.trim_start().starts_with("error:"))
+        .collect();
+    let report = report.join("\n");
+    // A HEAD's answer has no body, so its failure names only the status the retries ended on.
+    let named = ["injected transient failure", "injected throttling"];
+    let statuses = ["transient (500 ", "transient (503 ", "transient (429 "];
+    named
+        .iter()
+        .chain(&statuses)
+        .any(|s| report.contains(s))
+        .then_some(report)
+}
+
 #[test]
 fn apply_and_destroy_converge_under_30_percent_5xx_and_20_percent_429() {
     // Every ARM and blob request of the engine has a 30 % chance of a 500/503 and a 20 % chance of a
     // 429 (Retry-After 1 s). Apply and destroy must end with the cloud equal to state; a run the
-    // storm defeats (a request failing 11 times in a row) must fail cleanly and the next run converge.
+    // storm defeats (a request failing 11 times in a row) must fail cleanly and a later run converge.
+    // A run of 30 resources sends one to three hundred requests, each defeated with odds 0.5^11 (1 in
+    // 2,048), so one run in seven to fifteen is defeated; five attempts leave this test to chance
+    // with odds below 1 in 10,000 (three attempts failed once in a loaded run of the suite).
     let prefix = "sfst";
     let size = scale(30, 60);
     let t = Test::new()
@@ -215,9 +240,9 @@ fn apply_and_destroy_converge_under_30_percent_5xx_and_20_percent_429() {
     let (mut throttled, mut errors, mut reruns) = (0, 0, 0);
     for trial in 0..scale(1, 5) {
         for (cmd, full) in [("apply", size), ("destroy", 0)] {
-            let mut attempts = 0;
+            // What each failed attempt reported, without the `-v` log around it.
+            let mut failures: Vec<String> = Vec::new();
             loop {
-                attempts += 1;
                 storm(true);
                 let out = t.run([cmd, "--auto-approve", "-v"]);
                 storm(false);
@@ -227,17 +252,18 @@ fn apply_and_destroy_converge_under_30_percent_5xx_and_20_percent_429() {
                 if out.code == 0 {
                     break;
                 }
+                let reported = storm_failure(&out).unwrap_or_else(|| {
+                    panic!(
+                        "trial {trial}: {cmd} failed for another reason than the storm\n{}",
+                        out.stderr
+                    )
+                });
+                failures.push(reported);
                 assert!(
-                    attempts < 3,
-                    "trial {trial}: {cmd} failed {attempts} times\n{}",
-                    out.stderr
-                );
-                assert!(
-                    out.stderr.contains("retry count exhausted")
-                        || out.stderr.contains("503")
-                        || out.stderr.contains("500")
-                        || out.stderr.contains("429"),
-                    "trial {trial}: {cmd} failed for another reason than the storm\n{}",
+                    failures.len() < 5,
+                    "trial {trial}: {cmd} failed {} times:\n{}\nthe last one's log:\n{}",
+                    failures.len(),
+                    failures.join("\n"),
                     out.stderr
                 );
                 reruns += 1;
@@ -255,7 +281,7 @@ fn apply_and_destroy_converge_under_30_percent_5xx_and_20_percent_429() {
     );
     figures.faults = throttled + errors;
     figures.note = format!(
-        "{size} resources; 30% 5xx + 20% 429 survived: {errors} 5xx and {throttled} 429 retried; {reruns} run(s) the storm defeated, each converged on the next run"
+        "{size} resources; 30% 5xx + 20% 429 survived: {errors} 5xx and {throttled} 429 retried; {reruns} run(s) the storm defeated, each converged on a later run"
     );
     figures.report("fault storm (apply and destroy)");
 }
