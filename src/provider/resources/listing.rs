@@ -2,7 +2,8 @@
 //! its paging) per collection, instead of one GET each. The facts of which list covers a type are in
 //! the spec (`arm.list`: the collection's path, what its members share, whether an entry is complete);
 //! this module only groups and matches, the same way for every type. What a listing does not hold is
-//! gone; what it holds incompletely is read again by GET.
+//! gone; what it holds incompletely is read again by GET. A listing is matched page by page, and
+//! of each page only what a request needs is kept.
 //!
 //! It sends requests only through the ARM client and the blob data plane, and never puts a secret into
 //! an [`Observed`].
