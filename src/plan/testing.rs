@@ -378,6 +378,26 @@ pub(crate) fn graph_of(stack: &Stack) -> ResourceGraph {
         .expect("test stacks have no cycles")
 }
 
+/// The plan `plan_with` makes to be shown as text and applied (no values only the JSON plan shows).
+pub(crate) fn shown_plan(
+    stack: &Stack,
+    snapshot: &Snapshot,
+    extras: &DesiredExtras,
+    mode: super::PlanMode,
+) -> super::Plan {
+    let registry = Registry::embedded().expect("embedded specs load");
+    super::plan_with(
+        stack,
+        &graph_of(stack),
+        &registry,
+        snapshot,
+        extras,
+        mode,
+        false,
+    )
+    .expect("plans")
+}
+
 /// A computed attribute's value, as a cloud would give it.
 fn fake_attribute(
     address: &str,

@@ -1047,12 +1047,6 @@ fn attribute_lists_hold_no_spare_room_and_attributes_stay_small() {
     );
 }
 
-/// The plan `plan_with` makes to be shown as text and applied (no values only the JSON plan shows).
-fn shown_plan(stack: &Stack, snapshot: &Snapshot, extras: &DesiredExtras, mode: PlanMode) -> Plan {
-    let graph = testing::graph_of(stack);
-    plan_with(stack, &graph, &registry(), snapshot, extras, mode, false).expect("plans")
-}
-
 /// A destroy plan held, at a destroy's peak memory, a copy of every recorded input as its deletions'
 /// `before`, which only the JSON plan shows. A destroy plan made to be shown keeps none; the rest is
 /// the same (`report::plan`'s tests check that it reads the same).

@@ -253,21 +253,6 @@ fn moves_and_imports_are_shown_as_terraform_shows_them() {
     assert!(p.has_changes() && !p.has_cloud_changes());
 }
 
-/// The plan `plan_with` makes to be shown as text and applied (no values only the JSON plan shows).
-fn shown_plan(stack: &Stack, snapshot: &Snapshot, extras: &DesiredExtras, mode: PlanMode) -> Plan {
-    let registry = Registry::embedded().expect("embedded specs load");
-    crate::plan::plan_with(
-        stack,
-        &graph_of(stack),
-        &registry,
-        snapshot,
-        extras,
-        mode,
-        false,
-    )
-    .expect("plans")
-}
-
 #[test]
 fn a_destroy_plan_made_to_be_shown_reads_as_the_whole_plan() {
     // `plan::plan_with` without the deletions' `before`: the text is the same.
